@@ -1,0 +1,323 @@
+//! One simulated participant: a WebSocket that says hello, then sends chat when told to and
+//! timestamps every chat delivery it receives.
+//!
+//! Receiving is the hot path (N deliveries per message), so frames are not JSON-parsed: the
+//! receiver finds the `bench t=` marker in the raw text and reads the digits after it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use futures_util::{SinkExt as _, StreamExt as _};
+use lectern_proto::{ChatTarget, ClientFrame, ClientMessage, PROTOCOL_VERSION};
+use serde::Serialize;
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio_tungstenite::tungstenite::Message;
+
+/// The marker that starts a bench chat text: `bench t=<ns since the shared epoch> s=<sender>`.
+const MARK: &str = "bench t=";
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// A chat frame that cannot be written for this long means the server stopped reading.
+const SEND_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// State shared by the orchestrator and every client.
+#[derive(Debug)]
+pub struct Shared {
+    /// Time zero for the timestamps embedded in chat texts.
+    pub epoch: Instant,
+    /// The steady window, in ns since `epoch`; a message counts when it was *sent* in it.
+    window_start_ns: AtomicU64,
+    window_end_ns: AtomicU64,
+    /// Messages sent within the window.
+    pub sent_in_window: AtomicU64,
+    /// Deliveries of in-window messages to participants other than the sender.
+    pub delivered_to_others: AtomicU64,
+    /// Deliveries of in-window messages back to their own sender.
+    pub delivered_to_sender: AtomicU64,
+}
+
+impl Shared {
+    pub fn new() -> Self {
+        Self {
+            epoch: Instant::now(),
+            window_start_ns: AtomicU64::new(u64::MAX),
+            window_end_ns: AtomicU64::new(u64::MAX),
+            sent_in_window: AtomicU64::new(0),
+            delivered_to_others: AtomicU64::new(0),
+            delivered_to_sender: AtomicU64::new(0),
+        }
+    }
+
+    pub fn now_ns(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    pub fn set_window(&self, start_ns: u64, end_ns: u64) {
+        self.window_start_ns.store(start_ns, Ordering::Relaxed);
+        self.window_end_ns.store(end_ns, Ordering::Relaxed);
+    }
+
+    fn in_window(&self, t_ns: u64) -> bool {
+        t_ns >= self.window_start_ns.load(Ordering::Relaxed)
+            && t_ns < self.window_end_ns.load(Ordering::Relaxed)
+    }
+}
+
+/// Who this client is and where it connects.
+#[derive(Debug)]
+pub struct ClientSpec {
+    pub index: usize,
+    pub url: String,
+    pub token: String,
+}
+
+/// Why a client's connection ended before the run told it to stop.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Ended {
+    /// The server sent `closing` with this reason (e.g. `slow_consumer`).
+    Closing(String),
+    /// The socket closed or failed without a `closing` message.
+    Disconnected(String),
+}
+
+/// What one client saw. Latencies are of in-window messages, in microseconds.
+#[derive(Debug, Default)]
+pub struct ClientReport {
+    pub latencies_us: Vec<u32>,
+    pub delivered_total: u64,
+    pub delivered_in_window: u64,
+    pub sent_total: u64,
+    pub acks: u64,
+    pub errors: u64,
+    pub first_error: Option<String>,
+    pub ended: Option<Ended>,
+}
+
+/// Connect, say hello and wait for the welcome (holding a `connecting` permit meanwhile), report
+/// the outcome on `welcomed`, then run until `stop`.
+pub async fn run(
+    spec: ClientSpec,
+    shared: Arc<Shared>,
+    connecting: Arc<Semaphore>,
+    welcomed: mpsc::UnboundedSender<Result<usize, String>>,
+    mut sends: mpsc::Receiver<()>,
+    mut stop: watch::Receiver<bool>,
+) -> ClientReport {
+    let permit = connecting.acquire_owned().await;
+    let ws = match tokio::time::timeout(CONNECT_TIMEOUT, join(&spec)).await {
+        Ok(Ok(ws)) => ws,
+        Ok(Err(e)) => {
+            let _ = welcomed.send(Err(format!("client {}: {e:#}", spec.index)));
+            return ClientReport::default();
+        }
+        Err(_) => {
+            let _ = welcomed.send(Err(format!(
+                "client {}: no welcome within {CONNECT_TIMEOUT:?}",
+                spec.index
+            )));
+            return ClientReport::default();
+        }
+    };
+    drop(permit);
+    let _ = welcomed.send(Ok(spec.index));
+
+    let (mut sink, mut stream) = ws.split();
+    let mut report = ClientReport::default();
+    let mut request_id: u64 = 0;
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.changed() => break,
+            frame = stream.next() => match frame {
+                Some(Ok(Message::Text(text))) => {
+                    handle_text(text.as_str(), spec.index, &shared, &mut report);
+                    if report.ended.is_some() {
+                        return report;
+                    }
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    report.ended = Some(Ended::Disconnected(format!("close frame {frame:?}")));
+                    return report;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    report.ended = Some(Ended::Disconnected(e.to_string()));
+                    return report;
+                }
+                None => {
+                    report.ended = Some(Ended::Disconnected("end of stream".to_owned()));
+                    return report;
+                }
+            },
+            Some(()) = sends.recv() => {
+                request_id += 1;
+                let t_ns = shared.now_ns();
+                let frame = ClientFrame {
+                    request_id: Some(request_id),
+                    message: ClientMessage::ChatSend {
+                        to: ChatTarget::Everyone,
+                        text: format!("{MARK}{t_ns} s={}", spec.index),
+                    },
+                };
+                let json = serde_json::to_string(&frame).unwrap_or_default();
+                match tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::text(json))).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        report.ended = Some(Ended::Disconnected(e.to_string()));
+                        return report;
+                    }
+                    Err(_) => {
+                        report.ended = Some(Ended::Disconnected("send timed out".to_owned()));
+                        return report;
+                    }
+                }
+                report.sent_total += 1;
+                if shared.in_window(t_ns) {
+                    shared.sent_in_window.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Message::Close(None))).await;
+    report
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn join(spec: &ClientSpec) -> anyhow::Result<Ws> {
+    // Nagle off: we measure latency, and chat frames are small.
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(spec.url.as_str(), None, true)
+        .await
+        .context("WebSocket connect")?;
+    let hello = ClientFrame {
+        request_id: None,
+        message: ClientMessage::Hello {
+            protocol_version: PROTOCOL_VERSION,
+            token: spec.token.clone(),
+            last_seq: None,
+        },
+    };
+    ws.send(Message::text(serde_json::to_string(&hello)?))
+        .await
+        .context("sending hello")?;
+    while let Some(frame) = ws.next().await {
+        match frame.context("waiting for welcome")? {
+            Message::Text(text) => match message_type(text.as_str()) {
+                Some("welcome") => return Ok(ws),
+                Some("error" | "closing") => bail!("refused: {}", text.as_str()),
+                _ => {}
+            },
+            Message::Close(frame) => bail!("closed before welcome: {frame:?}"),
+            _ => {}
+        }
+    }
+    bail!("connection ended before welcome")
+}
+
+fn handle_text(text: &str, me: usize, shared: &Shared, report: &mut ClientReport) {
+    if let Some((t_ns, sender)) = parse_bench_chat(text) {
+        let now = shared.now_ns();
+        report.delivered_total += 1;
+        if shared.in_window(t_ns) {
+            report.delivered_in_window += 1;
+            let latency_us = now.saturating_sub(t_ns) / 1_000;
+            report
+                .latencies_us
+                .push(u32::try_from(latency_us).unwrap_or(u32::MAX));
+            if sender == Some(me) {
+                shared.delivered_to_sender.fetch_add(1, Ordering::Relaxed);
+            } else {
+                shared.delivered_to_others.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        return;
+    }
+    match message_type(text) {
+        Some("ack") => report.acks += 1,
+        Some("error") => {
+            report.errors += 1;
+            if report.first_error.is_none() {
+                report.first_error = Some(text.chars().take(300).collect());
+            }
+        }
+        Some("closing") => {
+            let reason = serde_json::from_str::<serde_json::Value>(text)
+                .ok()
+                .and_then(|v| v["reason"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| "unknown".to_owned());
+            report.ended = Some(Ended::Closing(reason));
+        }
+        _ => {}
+    }
+}
+
+/// The send timestamp and sender index of a bench chat delivery, found without parsing JSON.
+fn parse_bench_chat(text: &str) -> Option<(u64, Option<usize>)> {
+    let rest = &text[text.find(MARK)? + MARK.len()..];
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let t_ns = rest[..digits].parse().ok()?;
+    let sender = rest[digits..].strip_prefix(" s=").and_then(|s| {
+        let n = s.bytes().take_while(u8::is_ascii_digit).count();
+        s[..n].parse().ok()
+    });
+    Some((t_ns, sender))
+}
+
+/// The top-level `type` of a server frame: nested objects are tagged with `kind`, so the first
+/// `"type":"` in the text is the message's own.
+fn message_type(text: &str) -> Option<&str> {
+    const KEY: &str = "\"type\":\"";
+    let rest = &text[text.find(KEY)? + KEY.len()..];
+    rest.split('"').next()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CHAT: &str = r#"{"type":"event","seq":12,"at":1700000000000,"event":{"kind":"chat","message":{"seq":12,"from":"bench-3","from_name":"Bench 3","from_role":"student","to":{"kind":"everyone"},"text":"bench t=123456789 s=3","sent_at":1700000000000}}}"#;
+
+    #[test]
+    fn reads_the_timestamp_and_sender_from_a_raw_chat_event() {
+        assert_eq!(parse_bench_chat(CHAT), Some((123_456_789, Some(3))));
+        assert_eq!(parse_bench_chat(r#"{"text":"bench t=5"}"#), Some((5, None)));
+        assert_eq!(parse_bench_chat(r#"{"type":"ack","request_id":1}"#), None);
+    }
+
+    #[test]
+    fn reads_the_top_level_type() {
+        assert_eq!(message_type(CHAT), Some("event"));
+        assert_eq!(
+            message_type(r#"{"type":"closing","reason":"slow_consumer","message":"x"}"#),
+            Some("closing")
+        );
+        assert_eq!(message_type("{}"), None);
+    }
+
+    #[test]
+    fn counts_in_window_deliveries_by_send_time() {
+        let shared = Shared::new();
+        shared.set_window(100_000_000, 200_000_000);
+        let mut report = ClientReport::default();
+        handle_text(CHAT, 7, &shared, &mut report);
+        assert_eq!(report.delivered_total, 1);
+        assert_eq!(report.delivered_in_window, 1);
+        assert_eq!(shared.delivered_to_others.load(Ordering::Relaxed), 1);
+        handle_text(CHAT, 3, &shared, &mut report);
+        assert_eq!(shared.delivered_to_sender.load(Ordering::Relaxed), 1);
+        let early = CHAT.replace("t=123456789", "t=99");
+        handle_text(&early, 7, &shared, &mut report);
+        assert_eq!(report.delivered_total, 3);
+        assert_eq!(report.delivered_in_window, 2);
+        handle_text(
+            r#"{"type":"closing","reason":"slow_consumer","message":"too slow"}"#,
+            7,
+            &shared,
+            &mut report,
+        );
+        assert_eq!(report.ended, Some(Ended::Closing("slow_consumer".into())));
+    }
+}

@@ -1,0 +1,77 @@
+//! `lectern-bench`: load tools for a Lectern server. Not tests: they measure and report.
+//!
+//! `lectern-bench chat` opens N WebSocket participants in one room, sends chat at a fixed total
+//! rate spread over many senders, and measures fan-out latency (each receiver records
+//! `now - sent` from a timestamp embedded in the chat text), missing deliveries, and the server's
+//! CPU per delivered message and memory. It either spawns `lectern` itself (temp SQLite file,
+//! random secret, class live at once) or attaches to a running server on 127.0.0.1.
+//!
+//! Only loopback is ever a target, and every phase has a deadline, so a run always ends by
+//! itself. See `docs/BENCHMARKS.md` for the figures measured with it.
+
+mod chat;
+mod client;
+mod procfs;
+mod report;
+mod server;
+mod token;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lectern-bench",
+    version,
+    about = "Load tools for a Lectern server"
+)]
+struct Cli {
+    /// Tokio worker threads for the load generator (default: one per core).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Chat fan-out: N participants in one room, M chat messages per second in total.
+    Chat(chat::ChatArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // `{:#}` prints the context chain on one line, without a backtrace.
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    raise_nofile_limit();
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if let Some(threads) = cli.threads {
+        builder.worker_threads(threads.max(1));
+    }
+    let runtime = builder.build().context("starting the tokio runtime")?;
+    match cli.command {
+        Command::Chat(args) => runtime.block_on(chat::run(args)),
+    }
+}
+
+/// Each client is a socket here and another one in a spawned server (which inherits the limit):
+/// 1,000 clients need more than the usual soft limit of 1,024 descriptors.
+fn raise_nofile_limit() {
+    match rlimit::Resource::NOFILE.get() {
+        Ok((soft, hard)) if soft < hard => match rlimit::increase_nofile_limit(hard) {
+            Ok(now) => eprintln!("raised the open-file limit from {soft} to {now}"),
+            Err(e) => eprintln!("could not raise the open-file limit ({soft}): {e}"),
+        },
+        Ok(_) => {}
+        Err(e) => eprintln!("could not read the open-file limit: {e}"),
+    }
+}

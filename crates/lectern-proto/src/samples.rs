@@ -1,0 +1,246 @@
+//! One example of every message, used to keep `docs/PROTOCOL.md` complete and by tests.
+
+use crate::*;
+
+fn pid(s: &str) -> ParticipantId {
+    ParticipantId::new(s)
+}
+
+fn student(id: &str, name: &str) -> ParticipantInfo {
+    ParticipantInfo {
+        id: pid(id),
+        name: name.into(),
+        role: Role::Student,
+        connected: true,
+        in_lobby: false,
+        hard_muted: false,
+        can_speak: false,
+        presenter: false,
+        media: MediaState::default(),
+    }
+}
+
+fn chat() -> ChatMessage {
+    ChatMessage {
+        seq: 42,
+        from: pid("s-ada"),
+        from_name: "Ada".into(),
+        from_role: Role::Student,
+        to: ChatTarget::Everyone,
+        text: "Is the homework due Friday?".into(),
+        sent_at: 1_790_000_000_000,
+    }
+}
+
+/// One of each client message, in [`ClientMessage::TYPES`] order.
+pub fn client_messages() -> Vec<ClientMessage> {
+    vec![
+        ClientMessage::Hello {
+            protocol_version: PROTOCOL_VERSION,
+            token: "eyJhbGciOiJIUzI1NiJ9...".into(),
+            last_seq: Some(41),
+        },
+        ClientMessage::ChatSend {
+            to: ChatTarget::Staff,
+            text: "Could you repeat the last step?".into(),
+        },
+        ClientMessage::ChatDelete { seq: 42 },
+        ClientMessage::ChatLock { locked: true },
+        ClientMessage::HandRaise,
+        ClientMessage::HandLower,
+        ClientMessage::HandLowerFor {
+            participant_id: pid("s-ada"),
+        },
+        ClientMessage::HandLowerAll,
+        ClientMessage::CallOn {
+            participant_id: None,
+        },
+        ClientMessage::AllowSpeak {
+            participant_id: pid("s-ada"),
+        },
+        ClientMessage::RevokeSpeak {
+            participant_id: pid("s-ada"),
+        },
+        ClientMessage::Mute {
+            participant_id: pid("s-bob"),
+        },
+        ClientMessage::Remove {
+            participant_id: pid("s-bob"),
+            reason: Some("disruptive".into()),
+        },
+        ClientMessage::StageGrant {
+            participant_id: pid("s-ada"),
+        },
+        ClientMessage::StageRevoke,
+        ClientMessage::ClassStart,
+        ClientMessage::ClassEnd,
+        ClientMessage::Admit {
+            participant_id: pid("s-ada"),
+        },
+        ClientMessage::React {
+            reaction: Reaction::ThumbsUp,
+        },
+        ClientMessage::SetMedia {
+            media: MediaState {
+                mic: true,
+                camera: true,
+                screen: false,
+            },
+        },
+        ClientMessage::Leave,
+    ]
+}
+
+/// One of each server message, in [`ServerMessage::TYPES`] order.
+pub fn server_messages() -> Vec<ServerMessage> {
+    vec![
+        ServerMessage::Welcome {
+            protocol_version: PROTOCOL_VERSION,
+            participant_id: pid("s-ada"),
+            role: Role::Student,
+            rejoined: false,
+            snapshot: Some(snapshot()),
+        },
+        ServerMessage::ReplayDone {
+            seq: 45,
+            replayed: 3,
+        },
+        ServerMessage::Snapshot {
+            snapshot: snapshot(),
+        },
+        ServerMessage::Event {
+            seq: 43,
+            at: 1_790_000_000_500,
+            event: RoomEvent::HandRaised {
+                participant_id: pid("s-ada"),
+                raised_at: 1_790_000_000_500,
+            },
+        },
+        ServerMessage::Reaction {
+            participant_id: pid("s-ada"),
+            reaction: Reaction::Clap,
+        },
+        ServerMessage::Ack {
+            request_id: 7,
+            seq: Some(42),
+        },
+        ServerMessage::Error {
+            code: ErrorCode::NotPermitted,
+            message: ErrorCode::NotPermitted.default_message().into(),
+            request_id: Some(8),
+        },
+        ServerMessage::Closing {
+            reason: CloseReason::ServerShutdown,
+            message: "the server is restarting; reconnect in a moment".into(),
+        },
+    ]
+}
+
+/// A small room state.
+pub fn snapshot() -> Snapshot {
+    Snapshot {
+        room_id: RoomId::new("algebra-101"),
+        title: "Algebra 101".into(),
+        class_state: ClassState::Live,
+        roster: vec![
+            ParticipantInfo {
+                role: Role::Instructor,
+                can_speak: true,
+                media: MediaState {
+                    mic: true,
+                    camera: true,
+                    screen: false,
+                },
+                ..student("t-grace", "Grace")
+            },
+            student("s-ada", "Ada"),
+        ],
+        hand_queue: vec![HandEntry {
+            participant_id: pid("s-ada"),
+            raised_at: 1_790_000_000_500,
+        }],
+        presenter: None,
+        chat_locked: false,
+        chat: vec![chat()],
+        seq: 42,
+    }
+}
+
+/// One of each room event, in [`RoomEvent::KINDS`] order.
+pub fn room_events() -> Vec<RoomEvent> {
+    let by = pid("t-grace");
+    vec![
+        RoomEvent::ParticipantJoined {
+            participant: student("s-ada", "Ada"),
+        },
+        RoomEvent::ParticipantConnection {
+            participant_id: pid("s-ada"),
+            connected: false,
+        },
+        RoomEvent::ParticipantLeft {
+            participant_id: pid("s-ada"),
+            reason: LeaveReason::TimedOut,
+        },
+        RoomEvent::Admitted {
+            participant_id: pid("s-ada"),
+            by: by.clone(),
+        },
+        RoomEvent::ClassStarted { by: by.clone() },
+        RoomEvent::ClassEnded { by: by.clone() },
+        RoomEvent::Chat { message: chat() },
+        RoomEvent::ChatDeleted {
+            seq: 42,
+            by: by.clone(),
+        },
+        RoomEvent::ChatLocked {
+            locked: true,
+            by: by.clone(),
+        },
+        RoomEvent::HandRaised {
+            participant_id: pid("s-ada"),
+            raised_at: 1_790_000_000_500,
+        },
+        RoomEvent::HandLowered {
+            participant_id: pid("s-ada"),
+            by: None,
+        },
+        RoomEvent::HandsCleared { by: by.clone() },
+        RoomEvent::CalledOn {
+            participant_id: pid("s-ada"),
+            by: by.clone(),
+        },
+        RoomEvent::SpeakAllowed {
+            participant_id: pid("s-ada"),
+            by: by.clone(),
+        },
+        RoomEvent::SpeakRevoked {
+            participant_id: pid("s-ada"),
+            by: by.clone(),
+        },
+        RoomEvent::Muted {
+            participant_id: pid("s-bob"),
+            by: by.clone(),
+        },
+        RoomEvent::StageGranted {
+            participant_id: pid("s-ada"),
+            by: by.clone(),
+        },
+        RoomEvent::StageRevoked {
+            participant_id: pid("s-ada"),
+            by: Some(by),
+        },
+        RoomEvent::MediaChanged {
+            participant_id: pid("s-ada"),
+            media: MediaState {
+                mic: false,
+                camera: true,
+                screen: true,
+            },
+        },
+    ]
+}
+
+/// A name for a sample in docs: the wire `type` (and `kind` for events).
+pub fn wire_name(value: &serde_json::Value) -> String {
+    value["type"].as_str().unwrap_or_default().to_owned()
+}

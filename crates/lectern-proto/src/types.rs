@@ -1,0 +1,858 @@
+//! The message types. Field names are the wire names (snake_case).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A participant's stable id within a room: the `sub` claim of their join token.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ParticipantId(pub String);
+
+impl ParticipantId {
+    pub fn new(id: impl Into<String>) -> Self {
+        Self(id.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ParticipantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A room's id: the `room` claim of a join token.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RoomId(pub String);
+
+impl RoomId {
+    pub fn new(id: impl Into<String>) -> Self {
+        Self(id.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RoomId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Sequence number of a room event. Strictly increasing per room, across restarts.
+pub type Seq = u64;
+
+/// Milliseconds since the Unix epoch (UTC).
+pub type UnixMillis = u64;
+
+/// The id a client puts on a request so it can match the server's ack or error.
+pub type RequestId = u64;
+
+/// What a participant is in the class. Permissions are derived from it by the room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Instructor,
+    Ta,
+    Student,
+    /// Watches and listens only: no chat, no hand, no reactions.
+    Observer,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Instructor, Role::Ta, Role::Student, Role::Observer];
+
+    /// Instructors and TAs: the teaching staff.
+    pub fn is_staff(self) -> bool {
+        matches!(self, Role::Instructor | Role::Ta)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Instructor => "instructor",
+            Role::Ta => "ta",
+            Role::Student => "student",
+            Role::Observer => "observer",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a class is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClassState {
+    /// Not started yet: students and observers who arrive wait in the lobby.
+    NotStarted,
+    /// Staff started the class.
+    Live,
+    /// Staff ended the class. Students who arrive wait in the lobby until staff start it again.
+    Ended,
+}
+
+/// Who a chat message is for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ChatTarget {
+    /// Everyone in the class.
+    #[default]
+    Everyone,
+    /// The teaching staff only (a student's private question). The sender sees it too.
+    Staff,
+    /// One participant (staff only may send these). The sender and all staff see it too.
+    Participant { id: ParticipantId },
+}
+
+/// A chat message as stored and delivered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// The room sequence number of the event that carried it; also the message's id.
+    pub seq: Seq,
+    pub from: ParticipantId,
+    pub from_name: String,
+    pub from_role: Role,
+    pub to: ChatTarget,
+    pub text: String,
+    pub sent_at: UnixMillis,
+}
+
+/// Emoji reactions a participant may send. Ephemeral: shown briefly, never stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reaction {
+    ThumbsUp,
+    Clap,
+    Heart,
+    Laugh,
+    Surprised,
+    Confused,
+}
+
+impl Reaction {
+    /// Every reaction, in declaration order.
+    pub const ALL: &[Self] = &[
+        Reaction::ThumbsUp,
+        Reaction::Clap,
+        Reaction::Heart,
+        Reaction::Laugh,
+        Reaction::Surprised,
+        Reaction::Confused,
+    ];
+}
+
+/// A participant as everyone in the room sees them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParticipantInfo {
+    pub id: ParticipantId,
+    pub name: String,
+    pub role: Role,
+    /// False while the participant is within the reconnect grace period.
+    pub connected: bool,
+    /// Waiting in the lobby for the class to start or for staff to admit them.
+    pub in_lobby: bool,
+    /// Hard-muted by staff: their audio is not forwarded until staff allow them to speak.
+    pub hard_muted: bool,
+    /// Allowed to speak (called on, or allowed by staff). Staff and the presenter always may.
+    pub can_speak: bool,
+    /// Holds the stage (may publish camera and screen).
+    pub presenter: bool,
+    /// The participant's own media state, as reported by their client.
+    pub media: MediaState,
+}
+
+/// A client's own media switches, for indicators in everyone's participant list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct MediaState {
+    pub mic: bool,
+    pub camera: bool,
+    pub screen: bool,
+}
+
+/// One raised hand in the queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandEntry {
+    pub participant_id: ParticipantId,
+    pub raised_at: UnixMillis,
+}
+
+/// Everything a participant needs to draw the room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub room_id: RoomId,
+    pub title: String,
+    pub class_state: ClassState,
+    pub roster: Vec<ParticipantInfo>,
+    /// Raised hands, oldest first.
+    pub hand_queue: Vec<HandEntry>,
+    /// The student currently holding the stage, if any.
+    pub presenter: Option<ParticipantId>,
+    pub chat_locked: bool,
+    /// The last chat messages this participant may see, oldest first. Empty in the lobby.
+    pub chat: Vec<ChatMessage>,
+    /// The room's current sequence number: events after this one follow as `event` messages.
+    pub seq: Seq,
+}
+
+/// Messages a client sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMessage {
+    /// The first message on a connection.
+    Hello {
+        protocol_version: u32,
+        token: String,
+        /// The last event sequence number this client saw, when it reconnects.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last_seq: Option<Seq>,
+    },
+    /// Send a chat message.
+    ChatSend {
+        #[serde(default)]
+        to: ChatTarget,
+        text: String,
+    },
+    /// Staff: delete a chat message by its sequence number.
+    ChatDelete { seq: Seq },
+    /// Staff: lock or unlock chat for students.
+    ChatLock { locked: bool },
+    /// Raise your own hand.
+    HandRaise,
+    /// Lower your own hand.
+    HandLower,
+    /// Staff: lower one participant's hand.
+    HandLowerFor { participant_id: ParticipantId },
+    /// Staff: lower every hand.
+    HandLowerAll,
+    /// Staff: call on a student (the next in the queue when `participant_id` is absent). Lowers
+    /// their hand and allows them to speak until staff revoke it.
+    CallOn {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        participant_id: Option<ParticipantId>,
+    },
+    /// Staff: allow a participant to speak (also lifts a hard mute).
+    AllowSpeak { participant_id: ParticipantId },
+    /// Staff: take back permission to speak.
+    RevokeSpeak { participant_id: ParticipantId },
+    /// Staff: hard-mute a participant. They cannot unmute until staff allow them to speak.
+    Mute { participant_id: ParticipantId },
+    /// Staff: remove a participant from the class.
+    Remove {
+        participant_id: ParticipantId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// Staff: hand the stage to a student (replacing any current presenter).
+    StageGrant { participant_id: ParticipantId },
+    /// Staff: take the stage back.
+    StageRevoke,
+    /// Staff: start the class; the lobby is let in.
+    ClassStart,
+    /// Staff: end the class; students and observers are disconnected.
+    ClassEnd,
+    /// Staff: let one participant in from the lobby before the class starts.
+    Admit { participant_id: ParticipantId },
+    /// Send an ephemeral reaction.
+    React { reaction: Reaction },
+    /// Report your own mic, camera and screen switches.
+    SetMedia { media: MediaState },
+    /// Leave the class now (no reconnect grace period).
+    Leave,
+}
+
+impl ClientMessage {
+    /// Every client message type, as written on the wire.
+    pub const TYPES: &'static [&'static str] = &[
+        "hello",
+        "chat_send",
+        "chat_delete",
+        "chat_lock",
+        "hand_raise",
+        "hand_lower",
+        "hand_lower_for",
+        "hand_lower_all",
+        "call_on",
+        "allow_speak",
+        "revoke_speak",
+        "mute",
+        "remove",
+        "stage_grant",
+        "stage_revoke",
+        "class_start",
+        "class_end",
+        "admit",
+        "react",
+        "set_media",
+        "leave",
+    ];
+
+    /// The wire name of this message's type.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ClientMessage::Hello { .. } => "hello",
+            ClientMessage::ChatSend { .. } => "chat_send",
+            ClientMessage::ChatDelete { .. } => "chat_delete",
+            ClientMessage::ChatLock { .. } => "chat_lock",
+            ClientMessage::HandRaise => "hand_raise",
+            ClientMessage::HandLower => "hand_lower",
+            ClientMessage::HandLowerFor { .. } => "hand_lower_for",
+            ClientMessage::HandLowerAll => "hand_lower_all",
+            ClientMessage::CallOn { .. } => "call_on",
+            ClientMessage::AllowSpeak { .. } => "allow_speak",
+            ClientMessage::RevokeSpeak { .. } => "revoke_speak",
+            ClientMessage::Mute { .. } => "mute",
+            ClientMessage::Remove { .. } => "remove",
+            ClientMessage::StageGrant { .. } => "stage_grant",
+            ClientMessage::StageRevoke => "stage_revoke",
+            ClientMessage::ClassStart => "class_start",
+            ClientMessage::ClassEnd => "class_end",
+            ClientMessage::Admit { .. } => "admit",
+            ClientMessage::React { .. } => "react",
+            ClientMessage::SetMedia { .. } => "set_media",
+            ClientMessage::Leave => "leave",
+        }
+    }
+
+    /// True for actions only the teaching staff may take.
+    pub fn is_staff_only(&self) -> bool {
+        matches!(
+            self,
+            ClientMessage::ChatDelete { .. }
+                | ClientMessage::ChatLock { .. }
+                | ClientMessage::HandLowerFor { .. }
+                | ClientMessage::HandLowerAll
+                | ClientMessage::CallOn { .. }
+                | ClientMessage::AllowSpeak { .. }
+                | ClientMessage::RevokeSpeak { .. }
+                | ClientMessage::Mute { .. }
+                | ClientMessage::Remove { .. }
+                | ClientMessage::StageGrant { .. }
+                | ClientMessage::StageRevoke
+                | ClientMessage::ClassStart
+                | ClientMessage::ClassEnd
+                | ClientMessage::Admit { .. }
+        ) || matches!(
+            self,
+            ClientMessage::ChatSend {
+                to: ChatTarget::Participant { .. },
+                ..
+            }
+        )
+    }
+}
+
+/// A client frame: a message plus the optional request id the server echoes back.
+///
+/// Serialize it to send; the server decodes frames with [`crate::decode_client`], which gives
+/// typed errors instead of serde's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClientFrame {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<RequestId>,
+    #[serde(flatten)]
+    pub message: ClientMessage,
+}
+
+/// Messages the server sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// The reply to a valid hello.
+    Welcome {
+        protocol_version: u32,
+        participant_id: ParticipantId,
+        role: Role,
+        /// The participant's earlier state (hand, stage, mute) was kept from a previous
+        /// connection within the reconnect grace period.
+        rejoined: bool,
+        /// The full room state. Absent when the server instead replays exactly the events after
+        /// the hello's `last_seq`; those follow as `event` messages, then a `replay_done`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        snapshot: Option<Snapshot>,
+    },
+    /// End of the events replayed after a `welcome` without snapshot.
+    ReplayDone { seq: Seq, replayed: u32 },
+    /// The full room state again, e.g. when a participant is let in from the lobby.
+    Snapshot { snapshot: Snapshot },
+    /// A change to the room, stamped with the room's next sequence number.
+    Event {
+        seq: Seq,
+        at: UnixMillis,
+        event: RoomEvent,
+    },
+    /// An ephemeral reaction (not sequenced, not stored).
+    Reaction {
+        participant_id: ParticipantId,
+        reaction: Reaction,
+    },
+    /// A request succeeded. `seq` is the event it caused, when it caused one.
+    Ack {
+        request_id: RequestId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seq: Option<Seq>,
+    },
+    /// A request failed, or a frame could not be understood. The connection stays open unless a
+    /// `closing` follows.
+    Error {
+        code: ErrorCode,
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<RequestId>,
+    },
+    /// The server is about to close this connection, and why.
+    Closing { reason: CloseReason, message: String },
+}
+
+impl ServerMessage {
+    /// Every server message type, as written on the wire.
+    pub const TYPES: &'static [&'static str] = &[
+        "welcome",
+        "replay_done",
+        "snapshot",
+        "event",
+        "reaction",
+        "ack",
+        "error",
+        "closing",
+    ];
+
+    /// A typed error reply.
+    pub fn error(code: ErrorCode, request_id: Option<RequestId>) -> Self {
+        ServerMessage::Error {
+            code,
+            message: code.default_message().to_owned(),
+            request_id,
+        }
+    }
+}
+
+/// Sequenced changes to the room. Every client that may see an event receives it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RoomEvent {
+    /// Someone joined (into the class or the lobby).
+    ParticipantJoined { participant: ParticipantInfo },
+    /// Someone's connection dropped (`connected: false`, grace period running) or came back.
+    ParticipantConnection {
+        participant_id: ParticipantId,
+        connected: bool,
+    },
+    /// Someone is gone for good.
+    ParticipantLeft {
+        participant_id: ParticipantId,
+        reason: LeaveReason,
+    },
+    /// Staff let a participant in from the lobby.
+    Admitted {
+        participant_id: ParticipantId,
+        by: ParticipantId,
+    },
+    ClassStarted { by: ParticipantId },
+    ClassEnded { by: ParticipantId },
+    Chat { message: ChatMessage },
+    ChatDeleted { seq: Seq, by: ParticipantId },
+    ChatLocked { locked: bool, by: ParticipantId },
+    HandRaised {
+        participant_id: ParticipantId,
+        raised_at: UnixMillis,
+    },
+    /// A hand went down. `by` is absent when the participant lowered it themselves.
+    HandLowered {
+        participant_id: ParticipantId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<ParticipantId>,
+    },
+    /// Staff lowered every hand.
+    HandsCleared { by: ParticipantId },
+    /// Staff called on a student: their hand is lowered and they may speak.
+    CalledOn {
+        participant_id: ParticipantId,
+        by: ParticipantId,
+    },
+    SpeakAllowed {
+        participant_id: ParticipantId,
+        by: ParticipantId,
+    },
+    SpeakRevoked {
+        participant_id: ParticipantId,
+        by: ParticipantId,
+    },
+    Muted {
+        participant_id: ParticipantId,
+        by: ParticipantId,
+    },
+    StageGranted {
+        participant_id: ParticipantId,
+        by: ParticipantId,
+    },
+    /// The stage was taken back (`by` absent when the presenter left).
+    StageRevoked {
+        participant_id: ParticipantId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<ParticipantId>,
+    },
+    MediaChanged {
+        participant_id: ParticipantId,
+        media: MediaState,
+    },
+}
+
+impl RoomEvent {
+    /// Every event kind, as written on the wire.
+    pub const KINDS: &'static [&'static str] = &[
+        "participant_joined",
+        "participant_connection",
+        "participant_left",
+        "admitted",
+        "class_started",
+        "class_ended",
+        "chat",
+        "chat_deleted",
+        "chat_locked",
+        "hand_raised",
+        "hand_lowered",
+        "hands_cleared",
+        "called_on",
+        "speak_allowed",
+        "speak_revoked",
+        "muted",
+        "stage_granted",
+        "stage_revoked",
+        "media_changed",
+    ];
+}
+
+/// Why a participant left for good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaveReason {
+    /// They left.
+    Left,
+    /// Their connection dropped and they did not come back within the grace period.
+    TimedOut,
+    /// Staff removed them.
+    Removed,
+    /// The class ended.
+    ClassEnded,
+}
+
+impl LeaveReason {
+    /// Every leave reason, in declaration order.
+    pub const ALL: &[Self] = &[
+        LeaveReason::Left,
+        LeaveReason::TimedOut,
+        LeaveReason::Removed,
+        LeaveReason::ClassEnded,
+    ];
+}
+
+/// Why the server closes a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CloseReason {
+    /// The server is shutting down; reconnect later.
+    ServerShutdown,
+    /// Staff removed you.
+    Removed,
+    /// The class ended.
+    ClassEnded,
+    /// You connected again elsewhere; this older connection is closed.
+    Replaced,
+    /// You could not keep up with the room's messages.
+    SlowConsumer,
+    /// Too many invalid or refused requests, or too many frames.
+    Abuse,
+    /// The hello was missing, late or refused.
+    HandshakeFailed,
+    /// You left.
+    Left,
+}
+
+impl CloseReason {
+    /// Every close reason, in declaration order.
+    pub const ALL: &[Self] = &[
+        CloseReason::ServerShutdown,
+        CloseReason::Removed,
+        CloseReason::ClassEnded,
+        CloseReason::Replaced,
+        CloseReason::SlowConsumer,
+        CloseReason::Abuse,
+        CloseReason::HandshakeFailed,
+        CloseReason::Left,
+    ];
+}
+
+/// Stable error codes. Clients match on these; the `message` is for humans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The frame is not valid JSON (or not text).
+    InvalidJson,
+    /// The `type` is missing or not a known message type.
+    UnknownType,
+    /// The message has a known type but missing, extra or ill-typed fields.
+    InvalidMessage,
+    /// The frame is larger than the server accepts.
+    FrameTooLarge,
+    /// The first message was not a hello, or a hello came twice.
+    HelloRequired,
+    /// The hello's protocol version is not supported.
+    UnsupportedVersion,
+    /// The join token is malformed, badly signed, or lacks a required claim.
+    InvalidToken,
+    /// The join token has expired.
+    TokenExpired,
+    /// The join token is not valid yet (`nbf`).
+    TokenNotYetValid,
+    /// The join token is for another room.
+    WrongRoom,
+    /// The room is full.
+    RoomFull,
+    /// Your role may not do this.
+    NotPermitted,
+    /// You are in the lobby: wait until the class starts.
+    InLobby,
+    /// No such participant (or chat message) in this room.
+    NotFound,
+    /// The hand queue is empty.
+    QueueEmpty,
+    /// Chat is locked by staff.
+    ChatLocked,
+    /// The chat message is empty.
+    ChatEmpty,
+    /// The chat message is longer than the server allows.
+    ChatTooLong,
+    /// You are sending too fast.
+    RateLimited,
+    /// The message could not be stored; it was not delivered.
+    StoreUnavailable,
+    /// Something went wrong on the server.
+    Internal,
+}
+
+impl ErrorCode {
+    /// Every error code, in declaration order.
+    pub const ALL: &[Self] = &[
+        ErrorCode::InvalidJson,
+        ErrorCode::UnknownType,
+        ErrorCode::InvalidMessage,
+        ErrorCode::FrameTooLarge,
+        ErrorCode::HelloRequired,
+        ErrorCode::UnsupportedVersion,
+        ErrorCode::InvalidToken,
+        ErrorCode::TokenExpired,
+        ErrorCode::TokenNotYetValid,
+        ErrorCode::WrongRoom,
+        ErrorCode::RoomFull,
+        ErrorCode::NotPermitted,
+        ErrorCode::InLobby,
+        ErrorCode::NotFound,
+        ErrorCode::QueueEmpty,
+        ErrorCode::ChatLocked,
+        ErrorCode::ChatEmpty,
+        ErrorCode::ChatTooLong,
+        ErrorCode::RateLimited,
+        ErrorCode::StoreUnavailable,
+        ErrorCode::Internal,
+    ];
+
+    /// A short human message for the code.
+    pub fn default_message(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidJson => "the frame is not valid JSON text",
+            ErrorCode::UnknownType => "unknown message type",
+            ErrorCode::InvalidMessage => "the message has missing or invalid fields",
+            ErrorCode::FrameTooLarge => "the frame is too large",
+            ErrorCode::HelloRequired => "the first message must be a single hello",
+            ErrorCode::UnsupportedVersion => "unsupported protocol version",
+            ErrorCode::InvalidToken => "the join token is not valid",
+            ErrorCode::TokenExpired => "the join token has expired",
+            ErrorCode::TokenNotYetValid => "the join token is not valid yet",
+            ErrorCode::WrongRoom => "the join token is for another room",
+            ErrorCode::RoomFull => "the room is full",
+            ErrorCode::NotPermitted => "your role may not do this",
+            ErrorCode::InLobby => "you are in the lobby until the class starts",
+            ErrorCode::NotFound => "no such participant or message",
+            ErrorCode::QueueEmpty => "no hands are raised",
+            ErrorCode::ChatLocked => "chat is locked",
+            ErrorCode::ChatEmpty => "the message is empty",
+            ErrorCode::ChatTooLong => "the message is too long",
+            ErrorCode::RateLimited => "you are sending too fast",
+            ErrorCode::StoreUnavailable => "the message could not be stored",
+            ErrorCode::Internal => "internal server error",
+        }
+    }
+}
+
+#[cfg(test)]
+mod all_tests {
+    //! Each `ALL` array must list every variant. The matches below are exhaustive, so adding a
+    //! variant fails to compile here until it is given its wire name; the tests then compare `ALL`
+    //! with the variant list serde's derive itself uses, so a variant missing from `ALL` fails.
+
+    use serde::de::{self, DeserializeOwned, Visitor};
+
+    use super::*;
+
+    fn error_code_name(code: ErrorCode) -> &'static str {
+        match code {
+            ErrorCode::InvalidJson => "invalid_json",
+            ErrorCode::UnknownType => "unknown_type",
+            ErrorCode::InvalidMessage => "invalid_message",
+            ErrorCode::FrameTooLarge => "frame_too_large",
+            ErrorCode::HelloRequired => "hello_required",
+            ErrorCode::UnsupportedVersion => "unsupported_version",
+            ErrorCode::InvalidToken => "invalid_token",
+            ErrorCode::TokenExpired => "token_expired",
+            ErrorCode::TokenNotYetValid => "token_not_yet_valid",
+            ErrorCode::WrongRoom => "wrong_room",
+            ErrorCode::RoomFull => "room_full",
+            ErrorCode::NotPermitted => "not_permitted",
+            ErrorCode::InLobby => "in_lobby",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::QueueEmpty => "queue_empty",
+            ErrorCode::ChatLocked => "chat_locked",
+            ErrorCode::ChatEmpty => "chat_empty",
+            ErrorCode::ChatTooLong => "chat_too_long",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::StoreUnavailable => "store_unavailable",
+            ErrorCode::Internal => "internal",
+        }
+    }
+
+    fn close_reason_name(reason: CloseReason) -> &'static str {
+        match reason {
+            CloseReason::ServerShutdown => "server_shutdown",
+            CloseReason::Removed => "removed",
+            CloseReason::ClassEnded => "class_ended",
+            CloseReason::Replaced => "replaced",
+            CloseReason::SlowConsumer => "slow_consumer",
+            CloseReason::Abuse => "abuse",
+            CloseReason::HandshakeFailed => "handshake_failed",
+            CloseReason::Left => "left",
+        }
+    }
+
+    fn leave_reason_name(reason: LeaveReason) -> &'static str {
+        match reason {
+            LeaveReason::Left => "left",
+            LeaveReason::TimedOut => "timed_out",
+            LeaveReason::Removed => "removed",
+            LeaveReason::ClassEnded => "class_ended",
+        }
+    }
+
+    fn reaction_name(reaction: Reaction) -> &'static str {
+        match reaction {
+            Reaction::ThumbsUp => "thumbs_up",
+            Reaction::Clap => "clap",
+            Reaction::Heart => "heart",
+            Reaction::Laugh => "laugh",
+            Reaction::Surprised => "surprised",
+            Reaction::Confused => "confused",
+        }
+    }
+
+    /// A deserializer that records the variant names a derived `Deserialize` passes to
+    /// `deserialize_enum`, then fails.
+    struct RecordVariants<'a>(&'a mut &'static [&'static str]);
+
+    impl<'de> de::Deserializer<'de> for RecordVariants<'_> {
+        type Error = de::value::Error;
+
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(de::Error::custom("not a unit-variant enum"))
+        }
+
+        fn deserialize_enum<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            variants: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            *self.0 = variants;
+            Err(de::Error::custom("recorded"))
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+            option unit unit_struct newtype_struct seq tuple tuple_struct map struct identifier
+            ignored_any
+        }
+    }
+
+    /// The wire names of every variant of `T`, in declaration order, as serde's derive knows them.
+    fn serde_variants<T: DeserializeOwned>() -> &'static [&'static str] {
+        let mut variants: &'static [&'static str] = &[];
+        let _ = T::deserialize(RecordVariants(&mut variants));
+        assert!(
+            !variants.is_empty(),
+            "{} is not an enum",
+            std::any::type_name::<T>()
+        );
+        variants
+    }
+
+    fn wire_name<T: Serialize>(value: &T) -> String {
+        match serde_json::to_value(value).expect("serializes") {
+            serde_json::Value::String(s) => s,
+            other => panic!("not a unit variant: {other}"),
+        }
+    }
+
+    fn check_all<T>(all: &[T], name_of: fn(T) -> &'static str)
+    where
+        T: Copy + Serialize + DeserializeOwned,
+    {
+        let listed: Vec<String> = all.iter().map(wire_name).collect();
+        assert_eq!(
+            listed,
+            serde_variants::<T>(),
+            "{}::ALL must list every variant once, in declaration order",
+            std::any::type_name::<T>()
+        );
+        for &value in all {
+            assert_eq!(wire_name(&value), name_of(value), "wire name changed");
+        }
+    }
+
+    #[test]
+    fn error_code_all_is_complete() {
+        check_all(ErrorCode::ALL, error_code_name);
+    }
+
+    #[test]
+    fn close_reason_all_is_complete() {
+        check_all(CloseReason::ALL, close_reason_name);
+    }
+
+    #[test]
+    fn leave_reason_all_is_complete() {
+        check_all(LeaveReason::ALL, leave_reason_name);
+    }
+
+    #[test]
+    fn reaction_all_is_complete() {
+        check_all(Reaction::ALL, reaction_name);
+    }
+
+    #[test]
+    fn role_all_is_complete() {
+        check_all(&Role::ALL, Role::as_str);
+    }
+}

@@ -1,0 +1,265 @@
+//! The classroom as a sans-IO state machine.
+//!
+//! A [`Room`] holds everything about one live class: who is there and in what role, the lobby,
+//! the class state, the chat (with per-room sequence numbers), the hand queue, who may speak,
+//! hard mutes, and the stage (who may publish media). It does no I/O and never reads a clock:
+//! the caller passes `now` (Unix milliseconds) with every input, feeds inputs with
+//! [`Room::handle`], then drains [`Room::poll_output`] until it returns `None`.
+//!
+//! Contract with the driver (the server's room task):
+//! - Outputs are ordered. A [`Output::Persist`] must be durably stored before any later
+//!   [`Output::Send`] of the same drain is delivered, so a chat message is acknowledged and
+//!   broadcast only once stored. If storing fails, the driver drops the sends tagged with the
+//!   failed `seq` and calls [`Room::handle`] with [`Input::PersistFailed`].
+//! - [`Room::poll_timeout`] says when to call `handle(now, Input::Tick)` next (grace periods).
+//! - Connection ids are the driver's; the room maps them to participants. Requests from a
+//!   connection the room does not know (never joined, replaced, closed) are ignored.
+//! - Every request with a `request_id` gets exactly one `ack` or `error`; refused requests
+//!   change nothing and consume no sequence number. Errors are [`RoomError`]s.
+//!
+//! Modules: `room` (the state machine and its handlers: `session`, `class`, `chat`, `hands`,
+//! `moderation`), `roster` (participants and connections), `hand_queue`, `chat_log` (recent chat
+//! and who may read it), `replay` (the event ring for reconnects), `error`.
+
+mod chat_log;
+mod error;
+mod hand_queue;
+mod replay;
+mod room;
+mod roster;
+
+pub use error::RoomError;
+pub use room::Room;
+
+use lectern_proto::{
+    ChatMessage, ParticipantId, RequestId, Role, RoomId, Seq, ServerMessage, UnixMillis,
+};
+
+/// The driver's id for one WebSocket connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+/// Who a connection is, as proven by its join token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub id: ParticipantId,
+    pub name: String,
+    pub role: Role,
+}
+
+/// Per-room settings.
+#[derive(Debug, Clone)]
+pub struct RoomConfig {
+    pub room_id: RoomId,
+    pub title: String,
+    /// Start the class as soon as the room is created, with no lobby.
+    pub auto_start: bool,
+    /// Most participants (connected or within their grace period) at once.
+    pub max_participants: usize,
+    /// Longest chat message, in characters (Unicode scalar values).
+    pub max_chat_chars: usize,
+    /// How many recent chat messages a snapshot carries.
+    pub snapshot_chat_len: usize,
+    /// How many recent events are kept for replay to reconnecting clients.
+    pub replay_len: usize,
+    /// How long a dropped participant keeps their place (hand, stage, mute).
+    pub grace_ms: u64,
+}
+
+impl RoomConfig {
+    pub fn new(room_id: RoomId, title: impl Into<String>) -> Self {
+        RoomConfig {
+            room_id,
+            title: title.into(),
+            auto_start: false,
+            max_participants: 2_000,
+            max_chat_chars: 2_000,
+            snapshot_chat_len: 100,
+            replay_len: 4_096,
+            grace_ms: 30_000,
+        }
+    }
+}
+
+/// State loaded from storage when a room is (re)created.
+#[derive(Debug, Clone, Default)]
+pub struct RoomInit {
+    /// The last sequence number ever used by this room; new events continue after it.
+    pub last_seq: Seq,
+    /// The most recent chat messages (not deleted), oldest first.
+    pub recent_chat: Vec<ChatMessage>,
+    pub chat_locked: bool,
+}
+
+/// What the room is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// A connection presented a valid join token for this room.
+    Join {
+        conn: ConnId,
+        identity: Identity,
+        /// The last sequence number the client saw, when it reconnects.
+        last_seq: Option<Seq>,
+    },
+    /// A decoded client request (never a hello: the driver handles the handshake).
+    Request {
+        conn: ConnId,
+        request_id: Option<RequestId>,
+        message: lectern_proto::ClientMessage,
+    },
+    /// The connection closed or failed. The participant's grace period starts (unless the
+    /// connection was already replaced or closed by the room).
+    Disconnected { conn: ConnId },
+    /// Time passed: run due timers.
+    Tick,
+    /// Storing the chat message with this sequence number failed: forget it and tell the sender.
+    PersistFailed { seq: Seq },
+}
+
+/// What the room asks its driver to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// Deliver one message to these connections. The driver serializes it once.
+    Send {
+        to: Vec<ConnId>,
+        /// The sequence number of the chat message this delivers, if any (see
+        /// [`Input::PersistFailed`]).
+        persist_seq: Option<Seq>,
+        message: ServerMessage,
+    },
+    /// Store this durably before delivering any later `Send`.
+    Persist(PersistRecord),
+    /// Tell the media plane (the SFU) what it may forward.
+    Media(MediaIntent),
+    /// Close this connection after delivering what was sent to it; it is no longer in the room.
+    Close {
+        conn: ConnId,
+        reason: lectern_proto::CloseReason,
+    },
+}
+
+/// Records the room asks to be stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PersistRecord {
+    Chat(ChatMessage),
+    ChatDeleted {
+        seq: Seq,
+        by: ParticipantId,
+        at: UnixMillis,
+    },
+    /// A participant's connection started (join) or ended (leave): attendance intervals.
+    Attendance {
+        participant_id: ParticipantId,
+        name: String,
+        role: Role,
+        kind: AttendanceKind,
+        at: UnixMillis,
+    },
+    /// A staff action worth an audit trail.
+    Moderation {
+        seq: Seq,
+        action: ModerationAction,
+        by: ParticipantId,
+        target: Option<ParticipantId>,
+        at: UnixMillis,
+    },
+    ClassStarted {
+        at: UnixMillis,
+    },
+    ClassEnded {
+        at: UnixMillis,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttendanceKind {
+    Join,
+    Leave,
+}
+
+/// Staff actions recorded in the moderation log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModerationAction {
+    DeleteChat,
+    LockChat,
+    UnlockChat,
+    Mute,
+    AllowSpeak,
+    RevokeSpeak,
+    Remove,
+    GrantStage,
+    RevokeStage,
+}
+
+impl ModerationAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModerationAction::DeleteChat => "delete_chat",
+            ModerationAction::LockChat => "lock_chat",
+            ModerationAction::UnlockChat => "unlock_chat",
+            ModerationAction::Mute => "mute",
+            ModerationAction::AllowSpeak => "allow_speak",
+            ModerationAction::RevokeSpeak => "revoke_speak",
+            ModerationAction::Remove => "remove",
+            ModerationAction::GrantStage => "grant_stage",
+            ModerationAction::RevokeStage => "revoke_stage",
+        }
+    }
+}
+
+/// What a participant may send into the media plane. Emitted whenever it changes, and when a
+/// participant joins (so the SFU starts from the right state).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaIntent {
+    /// Set what this participant may publish. The SFU forwards only what is allowed.
+    Publish {
+        participant_id: ParticipantId,
+        audio: bool,
+        video: bool,
+    },
+    /// The participant is gone: stop forwarding anything of theirs and drop their subscriptions.
+    Stop { participant_id: ParticipantId },
+}
+
+/// Permissions derived from a role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Permissions {
+    /// Moderate, run the class, call on, hand over the stage.
+    pub moderate: bool,
+    /// Send chat to everyone or to staff.
+    pub chat: bool,
+    /// Raise a hand and send reactions.
+    pub participate: bool,
+    /// Publish audio and video without being granted it.
+    pub publish: bool,
+    /// Wait in the lobby when the class is not live.
+    pub waits_in_lobby: bool,
+}
+
+impl Permissions {
+    pub fn for_role(role: Role) -> Self {
+        match role {
+            Role::Instructor | Role::Ta => Permissions {
+                moderate: true,
+                chat: true,
+                participate: true,
+                publish: true,
+                waits_in_lobby: false,
+            },
+            Role::Student => Permissions {
+                moderate: false,
+                chat: true,
+                participate: true,
+                publish: false,
+                waits_in_lobby: true,
+            },
+            Role::Observer => Permissions {
+                moderate: false,
+                chat: false,
+                participate: false,
+                publish: false,
+                waits_in_lobby: true,
+            },
+        }
+    }
+}

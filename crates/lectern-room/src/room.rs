@@ -1,0 +1,499 @@
+//! The room state machine: owns the roster, class state, chat, hand queue, stage and replay
+//! ring; dispatches each input to the handlers in its submodules and queues their outputs.
+//!
+//! Conventions shared by every handler:
+//! - A state change is announced with [`Room::emit`]: the next seq, one `Send` to every
+//!   connection allowed to see it, and a copy in the replay ring.
+//! - A request handler returns a [`Reply`] or a [`RoomError`]; [`Room::handle_request`] turns it
+//!   into the `ack` or `error` frame. A refused request changes nothing and consumes no seq.
+//! - Records for storage are queued after the event they describe (so storing them never delays
+//!   the broadcast), except chat messages, which are stored before they are delivered.
+
+mod chat;
+mod class;
+mod hands;
+mod moderation;
+mod session;
+
+use std::collections::{HashSet, VecDeque};
+
+use lectern_proto::{
+    ClassState, ClientMessage, HandEntry, ParticipantId, ParticipantInfo, RequestId, RoomEvent,
+    Seq, ServerMessage, Snapshot, UnixMillis,
+};
+
+use crate::chat_log::{ChatLog, can_read};
+use crate::hand_queue::HandQueue;
+use crate::replay::ReplayRing;
+use crate::roster::{Participant, Roster};
+use crate::{
+    AttendanceKind, ConnId, Input, MediaIntent, ModerationAction, Output, PersistRecord,
+    RoomConfig, RoomError, RoomInit,
+};
+
+/// The room keeps at least this many recent chat messages in memory (for deletes and
+/// snapshots), more if `snapshot_chat_len` is larger.
+pub(crate) const MIN_CHAT_KEPT: usize = 1_000;
+
+/// One live class. See the crate documentation.
+#[derive(Debug)]
+pub struct Room {
+    config: RoomConfig,
+    class_state: ClassState,
+    /// The last sequence number used.
+    seq: Seq,
+    roster: Roster,
+    hands: HandQueue,
+    /// The student holding the stage.
+    presenter: Option<ParticipantId>,
+    chat: ChatLog,
+    chat_locked: bool,
+    /// Removed by staff during this class; refused until the class ends.
+    banned: HashSet<ParticipantId>,
+    replay: ReplayRing,
+    outputs: VecDeque<Output>,
+}
+
+/// The request being handled.
+#[derive(Debug)]
+struct Request {
+    now: UnixMillis,
+    conn: ConnId,
+    /// The participant `conn` is attached to.
+    actor: ParticipantId,
+    request_id: Option<RequestId>,
+}
+
+/// How a request handler succeeded.
+#[derive(Debug)]
+enum Reply {
+    /// Acknowledge, with the (last) event seq it caused, if any.
+    Ack {
+        seq: Option<Seq>,
+        /// Set for chat: the driver drops this ack if storing that message fails.
+        persist_seq: Option<Seq>,
+    },
+    /// The handler already sent its ack (it had to precede a close).
+    Done,
+}
+
+impl Reply {
+    /// Success without an event (an idempotent no-op or an unsequenced action).
+    fn no_event() -> Handled {
+        Ok(Reply::Ack {
+            seq: None,
+            persist_seq: None,
+        })
+    }
+
+    fn event(seq: Seq) -> Handled {
+        Ok(Reply::Ack {
+            seq: Some(seq),
+            persist_seq: None,
+        })
+    }
+}
+
+type Handled = Result<Reply, RoomError>;
+
+impl Room {
+    /// A room with the class not started (live at once with `config.auto_start`), continuing
+    /// the sequence numbers, recent chat and chat lock loaded from storage.
+    pub fn new(config: RoomConfig, init: RoomInit, now: UnixMillis) -> Room {
+        let _ = now;
+        let class_state = if config.auto_start {
+            ClassState::Live
+        } else {
+            ClassState::NotStarted
+        };
+        let seq = init
+            .recent_chat
+            .iter()
+            .map(|m| m.seq)
+            .fold(init.last_seq, Seq::max);
+        let chat = ChatLog::new(
+            config.snapshot_chat_len.max(MIN_CHAT_KEPT),
+            init.recent_chat,
+        );
+        Room {
+            replay: ReplayRing::new(config.replay_len, seq),
+            config,
+            class_state,
+            seq,
+            roster: Roster::default(),
+            hands: HandQueue::default(),
+            presenter: None,
+            chat,
+            chat_locked: init.chat_locked,
+            banned: HashSet::new(),
+            outputs: VecDeque::new(),
+        }
+    }
+
+    pub fn config(&self) -> &RoomConfig {
+        &self.config
+    }
+
+    /// Apply one input at time `now`. Outputs queue up for [`Room::poll_output`].
+    pub fn handle(&mut self, now: UnixMillis, input: Input) {
+        match input {
+            Input::Join {
+                conn,
+                identity,
+                last_seq,
+            } => self.handle_join(now, conn, identity, last_seq),
+            Input::Request {
+                conn,
+                request_id,
+                message,
+            } => self.handle_request(now, conn, request_id, message),
+            Input::Disconnected { conn } => self.handle_disconnected(now, conn),
+            Input::Tick => self.handle_tick(now),
+            Input::PersistFailed { seq } => self.handle_persist_failed(seq),
+        }
+    }
+
+    /// The next output, in order; `None` when drained.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// When the room next needs `Input::Tick`, if ever: the earliest end of a grace period.
+    pub fn poll_timeout(&self) -> Option<UnixMillis> {
+        self.roster.next_deadline()
+    }
+
+    /// The last sequence number used.
+    pub fn seq(&self) -> Seq {
+        self.seq
+    }
+
+    pub fn class_state(&self) -> ClassState {
+        self.class_state
+    }
+
+    /// Participants in the room, connected or within their grace period.
+    pub fn participant_count(&self) -> usize {
+        self.roster.len()
+    }
+
+    /// Open connections attached to participants.
+    pub fn connection_count(&self) -> usize {
+        self.roster.connection_count()
+    }
+
+    /// True when nobody is in the room (connected or in grace): the driver may drop it.
+    pub fn is_empty(&self) -> bool {
+        self.roster.is_empty()
+    }
+
+    /// What this participant would see now, if they are in the room.
+    pub fn snapshot_for(&self, participant: &ParticipantId) -> Option<Snapshot> {
+        let viewer = self.roster.get(participant)?;
+        let chat = self
+            .chat
+            .visible_tail(self.config.snapshot_chat_len, |m| can_read(viewer, m));
+        Some(self.build_snapshot(chat))
+    }
+
+    /// One participant as everyone sees them.
+    pub fn participant(&self, id: &ParticipantId) -> Option<ParticipantInfo> {
+        self.roster.get(id).map(|p| self.info(p))
+    }
+
+    /// Every participant, in join order.
+    pub fn roster(&self) -> Vec<ParticipantInfo> {
+        self.roster.iter().map(|p| self.info(p)).collect()
+    }
+
+    /// Raised hands, oldest first.
+    pub fn hand_queue(&self) -> Vec<ParticipantId> {
+        self.hands.ids()
+    }
+
+    /// Raised hands with the time each was raised, oldest first.
+    pub fn hand_entries(&self) -> Vec<HandEntry> {
+        self.hands.entries()
+    }
+
+    pub fn presenter(&self) -> Option<&ParticipantId> {
+        self.presenter.as_ref()
+    }
+
+    pub fn chat_locked(&self) -> bool {
+        self.chat_locked
+    }
+
+    /// Chat messages kept in memory (not deleted), oldest first.
+    pub fn recent_chat(&self) -> impl Iterator<Item = &lectern_proto::ChatMessage> {
+        self.chat.iter()
+    }
+
+    /// How many chat messages are kept in memory.
+    pub fn chat_len(&self) -> usize {
+        self.chat.len()
+    }
+
+    /// How many events are kept for replay.
+    pub fn replay_len(&self) -> usize {
+        self.replay.len()
+    }
+
+    /// True if staff removed this participant during the current class.
+    pub fn is_banned(&self, id: &ParticipantId) -> bool {
+        self.banned.contains(id)
+    }
+
+    /// What the media plane should let this participant publish: `(audio, video)`.
+    pub fn media_permissions(&self, id: &ParticipantId) -> Option<(bool, bool)> {
+        self.roster.get(id).map(|p| self.media_perms(p))
+    }
+
+    /// The server is going away: close every connection with `ServerShutdown` and record the
+    /// end of each attendance interval. Participants stay in the roster, disconnected and with
+    /// no grace deadline; the room is not expected to be used afterwards.
+    pub fn shutdown(&mut self, now: UnixMillis) {
+        let connected: Vec<ParticipantId> = self
+            .roster
+            .iter()
+            .filter(|p| p.conn.is_some())
+            .map(|p| p.id.clone())
+            .collect();
+        for id in connected {
+            self.persist_attendance(now, &id, AttendanceKind::Leave);
+            if let Some(conn) = self.roster.detach(&id, None) {
+                self.close(conn, lectern_proto::CloseReason::ServerShutdown);
+            }
+        }
+    }
+
+    fn handle_request(
+        &mut self,
+        now: UnixMillis,
+        conn: ConnId,
+        request_id: Option<RequestId>,
+        message: ClientMessage,
+    ) {
+        let Some(actor) = self.roster.id_by_conn(conn).cloned() else {
+            return;
+        };
+        let req = Request {
+            now,
+            conn,
+            actor,
+            request_id,
+        };
+        match self.dispatch(&req, message) {
+            Ok(Reply::Ack { seq, persist_seq }) => self.ack(&req, seq, persist_seq),
+            Ok(Reply::Done) => {}
+            Err(err) => self.send(vec![conn], None, err.to_message(request_id)),
+        }
+    }
+
+    fn dispatch(&mut self, req: &Request, message: ClientMessage) -> Handled {
+        if message.is_staff_only() && !self.actor(req).perms().moderate {
+            return Err(RoomError::NotPermitted);
+        }
+        match message {
+            ClientMessage::Hello { .. } => Err(RoomError::UnexpectedHello),
+            ClientMessage::ChatSend { to, text } => self.chat_send(req, to, text),
+            ClientMessage::ChatDelete { seq } => self.chat_delete(req, seq),
+            ClientMessage::ChatLock { locked } => self.chat_lock(req, locked),
+            ClientMessage::HandRaise => self.hand_raise(req),
+            ClientMessage::HandLower => self.hand_lower(req),
+            ClientMessage::HandLowerFor { participant_id } => {
+                self.hand_lower_for(req, participant_id)
+            }
+            ClientMessage::HandLowerAll => self.hand_lower_all(req),
+            ClientMessage::CallOn { participant_id } => self.call_on(req, participant_id),
+            ClientMessage::AllowSpeak { participant_id } => self.allow_speak(req, participant_id),
+            ClientMessage::RevokeSpeak { participant_id } => self.revoke_speak(req, participant_id),
+            ClientMessage::Mute { participant_id } => self.mute(req, participant_id),
+            ClientMessage::Remove { participant_id, .. } => self.remove(req, participant_id),
+            ClientMessage::StageGrant { participant_id } => self.stage_grant(req, participant_id),
+            ClientMessage::StageRevoke => self.stage_revoke(req),
+            ClientMessage::ClassStart => self.class_start(req),
+            ClientMessage::ClassEnd => self.class_end(req),
+            ClientMessage::Admit { participant_id } => self.admit(req, participant_id),
+            ClientMessage::React { reaction } => self.react(req, reaction),
+            ClientMessage::SetMedia { media } => self.set_media(req, media),
+            ClientMessage::Leave => self.leave(req),
+        }
+    }
+
+    /// The participant making the request (attached to its connection, so present).
+    fn actor(&self, req: &Request) -> &Participant {
+        self.roster
+            .get(&req.actor)
+            .expect("a request's connection is attached to a participant")
+    }
+
+    /// Refuses observers ([`RoomError::NotPermitted`]) and the lobby ([`RoomError::InLobby`]):
+    /// the check for hands and reactions.
+    fn check_participation(&self, req: &Request) -> Result<(), RoomError> {
+        let actor = self.actor(req);
+        if !actor.perms().participate {
+            return Err(RoomError::NotPermitted);
+        }
+        if actor.in_lobby {
+            return Err(RoomError::InLobby);
+        }
+        Ok(())
+    }
+
+    fn ack(&mut self, req: &Request, seq: Option<Seq>, persist_seq: Option<Seq>) {
+        if let Some(request_id) = req.request_id {
+            self.send(
+                vec![req.conn],
+                persist_seq,
+                ServerMessage::Ack { request_id, seq },
+            );
+        }
+    }
+
+    fn send(&mut self, to: Vec<ConnId>, persist_seq: Option<Seq>, message: ServerMessage) {
+        self.outputs.push_back(Output::Send {
+            to,
+            persist_seq,
+            message,
+        });
+    }
+
+    fn close(&mut self, conn: ConnId, reason: lectern_proto::CloseReason) {
+        self.outputs.push_back(Output::Close { conn, reason });
+    }
+
+    fn persist(&mut self, record: PersistRecord) {
+        self.outputs.push_back(Output::Persist(record));
+    }
+
+    fn persist_moderation(
+        &mut self,
+        req: &Request,
+        seq: Seq,
+        action: ModerationAction,
+        target: Option<ParticipantId>,
+    ) {
+        self.persist(PersistRecord::Moderation {
+            seq,
+            action,
+            by: req.actor.clone(),
+            target,
+            at: req.now,
+        });
+    }
+
+    /// Records the start or end of a participant's attendance interval.
+    fn persist_attendance(&mut self, now: UnixMillis, id: &ParticipantId, kind: AttendanceKind) {
+        if let Some(p) = self.roster.get(id) {
+            let record = attendance(p, kind, now);
+            self.persist(record);
+        }
+    }
+
+    /// Announces a state change to everyone allowed to see it (but `except`), keeps it for
+    /// replay, and returns its seq.
+    fn emit(&mut self, now: UnixMillis, event: RoomEvent, except: Option<ConnId>) -> Seq {
+        self.emit_tagged(now, event, except, None)
+    }
+
+    fn emit_tagged(
+        &mut self,
+        now: UnixMillis,
+        event: RoomEvent,
+        except: Option<ConnId>,
+        persist_seq: Option<Seq>,
+    ) -> Seq {
+        self.seq += 1;
+        let seq = self.seq;
+        let to = self
+            .roster
+            .recipients(|p| p.conn != except && can_see(p, &event));
+        self.replay.push(seq, now, event.clone());
+        if !to.is_empty() {
+            self.send(
+                to,
+                persist_seq,
+                ServerMessage::Event {
+                    seq,
+                    at: now,
+                    event,
+                },
+            );
+        }
+        seq
+    }
+
+    /// `(audio, video)` the participant may publish. Audio: not hard-muted, and staff, granted
+    /// speech, or presenting. Video: staff or presenting.
+    fn media_perms(&self, p: &Participant) -> (bool, bool) {
+        let publish = p.perms().publish;
+        let presenter = self.presenter.as_ref() == Some(&p.id);
+        (
+            !p.hard_muted && (publish || p.speak_granted || presenter),
+            publish || presenter,
+        )
+    }
+
+    /// Tells the media plane what this participant may publish now.
+    fn publish_intent(&mut self, id: &ParticipantId) {
+        if let Some((audio, video)) = self.media_permissions(id) {
+            self.outputs.push_back(Output::Media(MediaIntent::Publish {
+                participant_id: id.clone(),
+                audio,
+                video,
+            }));
+        }
+    }
+
+    fn stop_intent(&mut self, id: ParticipantId) {
+        self.outputs
+            .push_back(Output::Media(MediaIntent::Stop { participant_id: id }));
+    }
+
+    fn info(&self, p: &Participant) -> ParticipantInfo {
+        ParticipantInfo {
+            id: p.id.clone(),
+            name: p.name.clone(),
+            role: p.role,
+            connected: p.conn.is_some(),
+            in_lobby: p.in_lobby,
+            hard_muted: p.hard_muted,
+            can_speak: self.media_perms(p).0,
+            presenter: self.presenter.as_ref() == Some(&p.id),
+            media: p.media,
+        }
+    }
+
+    fn build_snapshot(&self, chat: Vec<lectern_proto::ChatMessage>) -> Snapshot {
+        Snapshot {
+            room_id: self.config.room_id.clone(),
+            title: self.config.title.clone(),
+            class_state: self.class_state,
+            roster: self.roster(),
+            hand_queue: self.hands.entries(),
+            presenter: self.presenter.clone(),
+            chat_locked: self.chat_locked,
+            chat,
+            seq: self.seq,
+        }
+    }
+}
+
+/// Whether `viewer` receives `event`: chat by [`can_read`], everything else always.
+fn can_see(viewer: &Participant, event: &RoomEvent) -> bool {
+    match event {
+        RoomEvent::Chat { message } => can_read(viewer, message),
+        _ => true,
+    }
+}
+
+fn attendance(p: &Participant, kind: AttendanceKind, at: UnixMillis) -> PersistRecord {
+    PersistRecord::Attendance {
+        participant_id: p.id.clone(),
+        name: p.name.clone(),
+        role: p.role,
+        kind,
+        at,
+    }
+}

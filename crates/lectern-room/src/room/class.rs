@@ -1,0 +1,123 @@
+//! The class lifecycle: start (the lobby is let in), admit one participant early, and end
+//! (students and observers are sent away, class-scoped state is cleared).
+
+use lectern_proto::{
+    ChatTarget, ClassState, CloseReason, LeaveReason, ParticipantId, RoomEvent, ServerMessage,
+};
+
+use super::{Handled, Reply, Request, Room, attendance};
+use crate::{AttendanceKind, PersistRecord, RoomError};
+
+impl Room {
+    /// Staff start the class: everyone in the lobby is let in and sent a fresh snapshot.
+    /// Starting a live class is a no-op. A class that ended may be started again.
+    pub(super) fn class_start(&mut self, req: &Request) -> Handled {
+        if self.class_state == ClassState::Live {
+            return Reply::no_event();
+        }
+        self.class_state = ClassState::Live;
+        let admitted: Vec<ParticipantId> = self
+            .roster
+            .iter_mut()
+            .filter(|p| p.in_lobby)
+            .map(|p| {
+                p.in_lobby = false;
+                p.id.clone()
+            })
+            .collect();
+        let by = req.actor.clone();
+        let seq = self.emit(req.now, RoomEvent::ClassStarted { by }, None);
+        self.persist(PersistRecord::ClassStarted { at: req.now });
+        self.send_snapshots(&admitted);
+        Reply::event(seq)
+    }
+
+    /// Staff let one participant in from the lobby before the class starts.
+    pub(super) fn admit(&mut self, req: &Request, target: ParticipantId) -> Handled {
+        let Some(p) = self.roster.get_mut(&target).filter(|p| p.in_lobby) else {
+            return Err(RoomError::NotFound);
+        };
+        p.in_lobby = false;
+        let event = RoomEvent::Admitted {
+            participant_id: target.clone(),
+            by: req.actor.clone(),
+        };
+        let seq = self.emit(req.now, event, None);
+        self.send_snapshots(&[target]);
+        Reply::event(seq)
+    }
+
+    /// Staff end the class. The stage, hands, speech grants and hard mutes are cleared (clients
+    /// derive this from `ClassEnded`); every student and observer (in the lobby or within
+    /// their grace period too) is announced as left, stopped and closed. Staff stay. Anyone
+    /// removed during the class may come back to the next one. Ending a class that is not
+    /// live is a no-op.
+    pub(super) fn class_end(&mut self, req: &Request) -> Handled {
+        if self.class_state != ClassState::Live {
+            return Reply::no_event();
+        }
+        let now = req.now;
+        self.class_state = ClassState::Ended;
+        self.presenter = None;
+        self.hands.clear();
+        // Only staff remain, and staff always may publish and are never hard-muted, so no
+        // media permission changes here beyond the `Stop`s below.
+        for p in self.roster.iter_mut() {
+            p.speak_granted = false;
+            p.hard_muted = false;
+        }
+        let by = req.actor.clone();
+        let mut seq = self.emit(now, RoomEvent::ClassEnded { by }, None);
+        // Taken out in one pass first, so each `ParticipantLeft` goes to the staff only.
+        let sent_away = self.roster.remove_where(|p| !p.is_staff());
+        for p in sent_away {
+            let event = RoomEvent::ParticipantLeft {
+                participant_id: p.id.clone(),
+                reason: LeaveReason::ClassEnded,
+            };
+            seq = self.emit(now, event, None);
+            if let Some(conn) = p.conn {
+                self.persist(attendance(&p, AttendanceKind::Leave, now));
+                self.close(conn, CloseReason::ClassEnded);
+            }
+            self.stop_intent(p.id);
+        }
+        self.persist(PersistRecord::ClassEnded { at: now });
+        self.banned.clear();
+        Reply::event(seq)
+    }
+
+    /// Sends a fresh snapshot to each of these participants who is connected. Those whose
+    /// visible chat is just the public chat (most students) share one `Send`, so letting a
+    /// large lobby in builds one snapshot, not one per student.
+    fn send_snapshots(&mut self, ids: &[ParticipantId]) {
+        let parties = self.chat.private_parties();
+        let mut shared = Vec::new();
+        let mut own = Vec::new();
+        for id in ids {
+            let Some(p) = self.roster.get(id) else {
+                continue;
+            };
+            let Some(conn) = p.conn else {
+                continue;
+            };
+            if p.is_staff() || p.in_lobby || parties.contains(id) {
+                own.push((id, conn));
+            } else {
+                shared.push(conn);
+            }
+        }
+        if !shared.is_empty() {
+            let chat = self.chat.visible_tail(self.config.snapshot_chat_len, |m| {
+                m.to == ChatTarget::Everyone
+            });
+            let snapshot = self.build_snapshot(chat);
+            self.send(shared, None, ServerMessage::Snapshot { snapshot });
+        }
+        for (id, conn) in own {
+            if let Some(snapshot) = self.snapshot_for(id) {
+                self.send(vec![conn], None, ServerMessage::Snapshot { snapshot });
+            }
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! Tests of the room state machine, driven without sockets. One binary; one module per area.
+
+mod support;
+
+mod chat;
+mod class;
+mod hands;
+mod join;
+mod props;
+mod replay;
+mod scenario;
+mod speaking;

@@ -1,0 +1,340 @@
+//! Join tokens: JWTs checked against a pinned algorithm per key.
+//!
+//! Lectern mints HS256 tokens with its own secret; an LMS or portal may mint RS256 or EdDSA
+//! tokens checked with public keys from the config. A token's header `alg` selects the key
+//! family, and each key accepts only its own algorithm, so `alg: none` or an RS256/HS256
+//! confusion is refused.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use lectern_proto::{ErrorCode, ParticipantId, Role, RoomId};
+use lectern_room::Identity;
+use serde::{Deserialize, Serialize};
+
+use crate::config::AuthConfig;
+
+/// The claims of a join token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinClaims {
+    /// The participant's stable id (e.g. the LMS user id).
+    pub sub: String,
+    /// Display name shown to the class.
+    pub name: String,
+    /// The room the token admits to.
+    pub room: String,
+    pub role: Role,
+    /// Expiry and not-before, in seconds since the Unix epoch.
+    pub exp: u64,
+    pub nbf: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+}
+
+/// Why a token was refused. Maps to a protocol [`ErrorCode`].
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("the join token has expired")]
+    Expired,
+    #[error("the join token is not valid yet")]
+    NotYetValid,
+    #[error("the join token is for another room")]
+    WrongRoom,
+    #[error("the join token is invalid: {0}")]
+    Invalid(String),
+}
+
+impl TokenError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            TokenError::Expired => ErrorCode::TokenExpired,
+            TokenError::NotYetValid => ErrorCode::TokenNotYetValid,
+            TokenError::WrongRoom => ErrorCode::WrongRoom,
+            TokenError::Invalid(_) => ErrorCode::InvalidToken,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("cannot read public key file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("auth.public_keys[{index}]: not a valid {algorithm} public key in PEM form: {message}")]
+    Pem {
+        index: usize,
+        algorithm: String,
+        message: String,
+    },
+    #[error("could not sign the token: {0}")]
+    Sign(String),
+}
+
+struct PublicKey {
+    kid: Option<String>,
+    algorithm: Algorithm,
+    key: DecodingKey,
+}
+
+/// Checks join tokens and mints HS256 ones.
+pub struct Authenticator {
+    secret: Vec<u8>,
+    public_keys: Vec<PublicKey>,
+    issuer: Option<String>,
+    audience: Option<String>,
+    leeway: u64,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("public_keys", &self.public_keys.len())
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Authenticator {
+    /// `secret` is the resolved HS256 secret (config or generated).
+    pub fn new(config: &AuthConfig, secret: Vec<u8>) -> Result<Self, KeyError> {
+        let mut public_keys = Vec::new();
+        for (index, key) in config.public_keys.iter().enumerate() {
+            let pem = match (&key.pem, &key.pem_file) {
+                (Some(pem), _) => pem.clone().into_bytes(),
+                (None, Some(path)) => std::fs::read(path).map_err(|source| KeyError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })?,
+                (None, None) => Vec::new(),
+            };
+            let pem_err = |e: jsonwebtoken::errors::Error| KeyError::Pem {
+                index,
+                algorithm: key.algorithm.clone(),
+                message: e.to_string(),
+            };
+            let (algorithm, decoding) = match key.algorithm.as_str() {
+                "RS256" => (
+                    Algorithm::RS256,
+                    DecodingKey::from_rsa_pem(&pem).map_err(pem_err)?,
+                ),
+                _ => (
+                    Algorithm::EdDSA,
+                    DecodingKey::from_ed_pem(&pem).map_err(pem_err)?,
+                ),
+            };
+            public_keys.push(PublicKey {
+                kid: key.kid.clone(),
+                algorithm,
+                key: decoding,
+            });
+        }
+        let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+        Ok(Authenticator {
+            secret,
+            public_keys,
+            issuer: non_empty(&config.issuer),
+            audience: non_empty(&config.audience),
+            leeway: config.leeway_secs,
+        })
+    }
+
+    /// Check a token. `expected_room`, when given (the `room` query parameter of `/ws`), must
+    /// match the token's room.
+    pub fn verify(
+        &self,
+        token: &str,
+        expected_room: Option<&str>,
+    ) -> Result<(RoomId, Identity), TokenError> {
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|e| TokenError::Invalid(format!("bad header: {e}")))?;
+        let candidates: Vec<&DecodingKey> = match header.alg {
+            Algorithm::HS256 => vec![],
+            Algorithm::RS256 | Algorithm::EdDSA => self
+                .public_keys
+                .iter()
+                .filter(|k| k.algorithm == header.alg)
+                .filter(|k| match (&header.kid, &k.kid) {
+                    (Some(h), Some(k)) => h == k,
+                    _ => true,
+                })
+                .map(|k| &k.key)
+                .collect(),
+            other => {
+                return Err(TokenError::Invalid(format!(
+                    "algorithm {other:?} is not accepted"
+                )));
+            }
+        };
+        let secret_key;
+        let keys = if header.alg == Algorithm::HS256 {
+            secret_key = DecodingKey::from_secret(&self.secret);
+            vec![&secret_key]
+        } else {
+            candidates
+        };
+        if keys.is_empty() {
+            return Err(TokenError::Invalid(format!(
+                "no key is configured for {:?}",
+                header.alg
+            )));
+        }
+        let mut validation = Validation::new(header.alg);
+        validation.leeway = self.leeway;
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.set_required_spec_claims(&["exp", "nbf", "sub"]);
+        match &self.issuer {
+            Some(iss) => validation.set_issuer(&[iss]),
+            None => validation.iss = None,
+        }
+        match &self.audience {
+            Some(aud) => validation.set_audience(&[aud]),
+            None => validation.validate_aud = false,
+        }
+        let mut last = TokenError::Invalid("no key".into());
+        for key in keys {
+            match jsonwebtoken::decode::<JoinClaims>(token, key, &validation) {
+                Ok(data) => return check_claims(data.claims, expected_room),
+                Err(e) => {
+                    last = map_error(e);
+                    // Only a bad signature means another key might fit.
+                    if !matches!(last, TokenError::Invalid(ref m) if m == "bad signature") {
+                        return Err(last);
+                    }
+                }
+            }
+        }
+        Err(last)
+    }
+
+    /// Mint an HS256 join token valid from now for `ttl_secs`.
+    pub fn mint(
+        &self,
+        room: &str,
+        sub: &str,
+        name: &str,
+        role: Role,
+        ttl_secs: u64,
+    ) -> Result<String, KeyError> {
+        let now = unix_now();
+        let claims = JoinClaims {
+            sub: sub.to_owned(),
+            name: name.to_owned(),
+            room: room.to_owned(),
+            role,
+            exp: now + ttl_secs,
+            nbf: now.saturating_sub(1),
+            iat: Some(now),
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+        };
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(&self.secret),
+        )
+        .map_err(|e| KeyError::Sign(e.to_string()))
+    }
+}
+
+fn check_claims(
+    claims: JoinClaims,
+    expected_room: Option<&str>,
+) -> Result<(RoomId, Identity), TokenError> {
+    let valid_id = |s: &str, max: usize| !s.trim().is_empty() && s.chars().count() <= max;
+    if !valid_id(&claims.sub, 128) {
+        return Err(TokenError::Invalid("sub must be 1 to 128 characters".into()));
+    }
+    if !valid_id(&claims.room, 128) {
+        return Err(TokenError::Invalid("room must be 1 to 128 characters".into()));
+    }
+    if !valid_id(&claims.name, 100) {
+        return Err(TokenError::Invalid("name must be 1 to 100 characters".into()));
+    }
+    if let Some(room) = expected_room
+        && room != claims.room
+    {
+        return Err(TokenError::WrongRoom);
+    }
+    Ok((
+        RoomId::new(claims.room),
+        Identity {
+            id: ParticipantId::new(claims.sub),
+            name: claims.name.trim().to_owned(),
+            role: claims.role,
+        },
+    ))
+}
+
+fn map_error(e: jsonwebtoken::errors::Error) -> TokenError {
+    match e.kind() {
+        ErrorKind::ExpiredSignature => TokenError::Expired,
+        ErrorKind::ImmatureSignature => TokenError::NotYetValid,
+        ErrorKind::InvalidSignature => TokenError::Invalid("bad signature".into()),
+        ErrorKind::MissingRequiredClaim(c) => TokenError::Invalid(format!("missing claim {c}")),
+        ErrorKind::InvalidIssuer => TokenError::Invalid("wrong issuer".into()),
+        ErrorKind::InvalidAudience => TokenError::Invalid("wrong audience".into()),
+        ErrorKind::InvalidAlgorithm => TokenError::Invalid("algorithm not accepted".into()),
+        ErrorKind::Json(e) => TokenError::Invalid(format!("bad claims: {e}")),
+        _ => TokenError::Invalid("malformed token".into()),
+    }
+}
+
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Parse a duration like `90s`, `30m`, `2h` or `7d` into seconds.
+pub fn parse_ttl(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num.parse().ok()?;
+    let mult = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    n.checked_mul(mult).filter(|v| *v > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auth() -> Authenticator {
+        Authenticator::new(&crate::config::Config::defaults().auth, vec![7u8; 32]).expect("auth")
+    }
+
+    #[test]
+    fn round_trip() {
+        let a = auth();
+        let token = a.mint("r1", "u1", "Ada", Role::Student, 60).expect("mint");
+        let (room, id) = a.verify(&token, Some("r1")).expect("valid");
+        assert_eq!(room.as_str(), "r1");
+        assert_eq!(id.role, Role::Student);
+        assert!(matches!(a.verify(&token, Some("r2")), Err(TokenError::WrongRoom)));
+    }
+
+    #[test]
+    fn ttl_parsing() {
+        assert_eq!(parse_ttl("2h"), Some(7200));
+        assert_eq!(parse_ttl("90"), Some(90));
+        assert_eq!(parse_ttl("1d"), Some(86_400));
+        assert_eq!(parse_ttl("0s"), None);
+        assert_eq!(parse_ttl("h"), None);
+        assert_eq!(parse_ttl("5y"), None);
+    }
+}

@@ -1,0 +1,443 @@
+//! Configuration: `config/default.toml` (embedded) overlaid by an optional file, then by
+//! `LECTERN_<SECTION>_<KEY>` environment variables, then validated.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The documented defaults, compiled in so `lectern` runs with no file at all.
+pub const DEFAULT_TOML: &str = include_str!("../../../config/default.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid TOML: {message}")]
+    Parse { path: String, message: String },
+    #[error("unknown setting `{0}` (see config/default.toml for every key)")]
+    UnknownKey(String),
+    #[error("environment variable {var}: expected {expected}, got {value:?}")]
+    EnvType {
+        var: String,
+        expected: &'static str,
+        value: String,
+    },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub store: StoreConfig,
+    pub auth: AuthConfig,
+    pub room: RoomSettings,
+    pub limits: Limits,
+    pub websocket: WebSocketConfig,
+    pub demo: DemoConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub listen: String,
+    pub public_url: String,
+    pub data_dir: PathBuf,
+    pub shutdown_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    pub url: String,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    pub hs256_secret: String,
+    pub issuer: String,
+    pub audience: String,
+    pub leeway_secs: u64,
+    pub public_keys: Vec<PublicKeyConfig>,
+}
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("hs256_secret", &"<redacted>")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("leeway_secs", &self.leeway_secs)
+            .field("public_keys", &self.public_keys)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublicKeyConfig {
+    #[serde(default)]
+    pub kid: Option<String>,
+    pub algorithm: String,
+    #[serde(default)]
+    pub pem: Option<String>,
+    #[serde(default)]
+    pub pem_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoomSettings {
+    pub auto_start: bool,
+    pub grace_secs: u64,
+    pub snapshot_chat: usize,
+    pub replay_events: usize,
+    pub max_participants: usize,
+    pub idle_close_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    pub max_frame_bytes: usize,
+    pub max_chat_chars: usize,
+    pub chat_per_second: u32,
+    pub chat_burst: u32,
+    pub frames_per_second: u32,
+    pub frames_burst: u32,
+    pub abuse_strikes: u32,
+    pub abuse_window_secs: u64,
+    pub outbound_queue: usize,
+    pub hello_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSocketConfig {
+    pub ping_interval_secs: u64,
+    pub idle_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DemoConfig {
+    pub enabled: bool,
+    pub room: String,
+    pub title: String,
+    pub link_hours: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub filter: String,
+}
+
+impl Config {
+    /// The embedded defaults.
+    pub fn defaults() -> Config {
+        Self::from_layers(None, std::iter::empty()).expect("config/default.toml is valid")
+    }
+
+    /// Defaults, then the file at `path` (if any), then `LECTERN_*` variables from the process
+    /// environment. `LECTERN_CONFIG` is the file path when `path` is `None`.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let from_env = std::env::var_os("LECTERN_CONFIG").map(PathBuf::from);
+        let path = path.map(Path::to_path_buf).or(from_env);
+        let file = match &path {
+            Some(p) => Some((
+                p.display().to_string(),
+                std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.clone(),
+                    source,
+                })?,
+            )),
+            None => None,
+        };
+        let vars = std::env::vars().filter(|(k, _)| k.starts_with("LECTERN_") && k != "LECTERN_CONFIG");
+        Self::from_layers(file.as_ref().map(|(p, t)| (p.as_str(), t.as_str())), vars)
+    }
+
+    /// Build from an optional file `(name, text)` and `(VAR, value)` overrides.
+    pub fn from_layers(
+        file: Option<(&str, &str)>,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut merged = parse_table("config/default.toml", DEFAULT_TOML)?;
+        let defaults = merged.clone();
+        if let Some((name, text)) = file {
+            let overlay = parse_table(name, text)?;
+            merge(&mut merged, overlay, &defaults, "")?;
+        }
+        for (var, value) in vars {
+            apply_env(&mut merged, &defaults, &var, &value)?;
+        }
+        let config: Config = toml::Value::Table(merged)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.message().to_owned()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if self.server.listen.parse::<SocketAddr>().is_err() {
+            return bad(format!(
+                "server.listen = {:?} is not an address like 127.0.0.1:8080",
+                self.server.listen
+            ));
+        }
+        if !self.server.public_url.is_empty()
+            && !(self.server.public_url.starts_with("http://")
+                || self.server.public_url.starts_with("https://"))
+        {
+            return bad("server.public_url must start with http:// or https://".into());
+        }
+        if !self.auth.hs256_secret.is_empty() && self.auth.hs256_secret.len() < 32 {
+            return bad("auth.hs256_secret must be at least 32 characters (or empty to generate one)".into());
+        }
+        for (i, key) in self.auth.public_keys.iter().enumerate() {
+            if !matches!(key.algorithm.as_str(), "RS256" | "EdDSA") {
+                return bad(format!(
+                    "auth.public_keys[{i}].algorithm must be \"RS256\" or \"EdDSA\", not {:?}",
+                    key.algorithm
+                ));
+            }
+            if key.pem.is_some() == key.pem_file.is_some() {
+                return bad(format!("auth.public_keys[{i}] needs exactly one of pem or pem_file"));
+            }
+        }
+        let positive = [
+            ("room.max_participants", self.room.max_participants as u64),
+            ("room.replay_events", self.room.replay_events as u64),
+            ("limits.max_frame_bytes", self.limits.max_frame_bytes as u64),
+            ("limits.max_chat_chars", self.limits.max_chat_chars as u64),
+            ("limits.chat_per_second", self.limits.chat_per_second.into()),
+            ("limits.chat_burst", self.limits.chat_burst.into()),
+            ("limits.frames_per_second", self.limits.frames_per_second.into()),
+            ("limits.frames_burst", self.limits.frames_burst.into()),
+            ("limits.abuse_strikes", self.limits.abuse_strikes.into()),
+            ("limits.abuse_window_secs", self.limits.abuse_window_secs),
+            ("limits.outbound_queue", self.limits.outbound_queue as u64),
+            ("limits.hello_timeout_secs", self.limits.hello_timeout_secs),
+            ("websocket.ping_interval_secs", self.websocket.ping_interval_secs),
+            ("websocket.idle_timeout_secs", self.websocket.idle_timeout_secs),
+        ];
+        for (name, value) in positive {
+            if value == 0 {
+                return bad(format!("{name} must be greater than 0"));
+            }
+        }
+        if self.websocket.idle_timeout_secs <= self.websocket.ping_interval_secs {
+            return bad("websocket.idle_timeout_secs must be greater than ping_interval_secs".into());
+        }
+        if self.limits.max_frame_bytes < 1024 {
+            return bad("limits.max_frame_bytes must be at least 1024".into());
+        }
+        if self.demo.enabled && self.demo.room.trim().is_empty() {
+            return bad("demo.room must not be empty when the demo is enabled".into());
+        }
+        if !self.store.url.is_empty() && !self.store.url.starts_with("sqlite:") {
+            return bad(format!(
+                "store.url {:?}: only sqlite: URLs are supported for now",
+                self.store.url
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn listen_addr(&self) -> SocketAddr {
+        // Checked in validate().
+        self.server
+            .listen
+            .parse()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8080)))
+    }
+
+    /// The store URL, defaulting to a SQLite file in the data directory.
+    pub fn store_url(&self) -> String {
+        if self.store.url.is_empty() {
+            format!("sqlite://{}", self.server.data_dir.join("lectern.db").display())
+        } else {
+            self.store.url.clone()
+        }
+    }
+}
+
+fn parse_table(name: &str, text: &str) -> Result<toml::Table, ConfigError> {
+    text.parse::<toml::Table>().map_err(|e| ConfigError::Parse {
+        path: name.to_owned(),
+        message: e.message().to_owned(),
+    })
+}
+
+/// Overlay `src` on `dst`, refusing keys that the defaults do not have.
+fn merge(
+    dst: &mut toml::Table,
+    src: toml::Table,
+    defaults: &toml::Table,
+    prefix: &str,
+) -> Result<(), ConfigError> {
+    for (key, value) in src {
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        let Some(default) = defaults.get(&key) else {
+            return Err(ConfigError::UnknownKey(path));
+        };
+        match (dst.get_mut(&key), value, default) {
+            (Some(toml::Value::Table(d)), toml::Value::Table(s), toml::Value::Table(def)) => {
+                merge(d, s, def, &path)?;
+            }
+            (_, value, _) => {
+                dst.insert(key, value);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn apply_env(
+    merged: &mut toml::Table,
+    defaults: &toml::Table,
+    var: &str,
+    value: &str,
+) -> Result<(), ConfigError> {
+    let rest = var.trim_start_matches("LECTERN_").to_ascii_lowercase();
+    let Some((section, key)) = defaults.iter().find_map(|(section, v)| {
+        let key = rest.strip_prefix(section.as_str())?.strip_prefix('_')?;
+        v.as_table().map(|_| (section.clone(), key.to_owned()))
+    }) else {
+        return Err(ConfigError::UnknownKey(var.to_owned()));
+    };
+    let Some(default) = defaults[&section].get(&key) else {
+        return Err(ConfigError::UnknownKey(var.to_owned()));
+    };
+    let type_err = |expected| ConfigError::EnvType {
+        var: var.to_owned(),
+        expected,
+        value: value.to_owned(),
+    };
+    let parsed = match default {
+        toml::Value::String(_) => toml::Value::String(value.to_owned()),
+        toml::Value::Boolean(_) => match value.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => toml::Value::Boolean(true),
+            "false" | "0" | "no" | "off" => toml::Value::Boolean(false),
+            _ => return Err(type_err("true or false")),
+        },
+        toml::Value::Integer(_) => toml::Value::Integer(
+            value
+                .trim()
+                .parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| type_err("a non-negative integer"))?,
+        ),
+        toml::Value::Float(_) => {
+            toml::Value::Float(value.trim().parse().map_err(|_| type_err("a number"))?)
+        }
+        _ => {
+            // Arrays and tables (e.g. auth.public_keys) are written as TOML.
+            let wrapped = format!("v = {value}");
+            let table = wrapped
+                .parse::<toml::Table>()
+                .map_err(|_| type_err("a TOML value"))?;
+            table.get("v").cloned().ok_or_else(|| type_err("a TOML value"))?
+        }
+    };
+    if let Some(toml::Value::Table(t)) = merged.get_mut(&section) {
+        t.insert(key, parsed);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_parse_and_validate() {
+        let c = Config::defaults();
+        assert_eq!(c.server.listen, "127.0.0.1:8080");
+        assert_eq!(c.limits.max_chat_chars, 2000);
+        assert!(c.store_url().starts_with("sqlite://"));
+    }
+
+    #[test]
+    fn env_overrides_with_types() {
+        let c = Config::from_layers(
+            None,
+            env(&[
+                ("LECTERN_ROOM_AUTO_START", "true"),
+                ("LECTERN_LIMITS_MAX_CHAT_CHARS", "10"),
+                ("LECTERN_SERVER_LISTEN", "127.0.0.1:0"),
+            ]),
+        )
+        .expect("valid");
+        assert!(c.room.auto_start);
+        assert_eq!(c.limits.max_chat_chars, 10);
+        assert_eq!(c.listen_addr().port(), 0);
+    }
+
+    #[test]
+    fn readable_errors() {
+        let e = Config::from_layers(None, env(&[("LECTERN_ROOM_AUTO_STRAT", "true")])).unwrap_err();
+        assert!(e.to_string().contains("LECTERN_ROOM_AUTO_STRAT"), "{e}");
+        let e = Config::from_layers(None, env(&[("LECTERN_LIMITS_CHAT_BURST", "many")])).unwrap_err();
+        assert!(e.to_string().contains("non-negative integer"), "{e}");
+        let e = Config::from_layers(Some(("x.toml", "[room]\nauto_strat = true\n")), []).unwrap_err();
+        assert!(e.to_string().contains("room.auto_strat"), "{e}");
+        let e = Config::from_layers(Some(("x.toml", "[room\n")), []).unwrap_err();
+        assert!(e.to_string().contains("x.toml"), "{e}");
+        let e = Config::from_layers(Some(("x.toml", "[room]\nauto_start = 3\n")), []).unwrap_err();
+        assert!(e.to_string().contains("invalid"), "{e}");
+        let e = Config::from_layers(None, env(&[("LECTERN_SERVER_LISTEN", "nowhere")])).unwrap_err();
+        assert!(e.to_string().contains("server.listen"), "{e}");
+        let e = Config::from_layers(None, env(&[("LECTERN_AUTH_HS256_SECRET", "short")])).unwrap_err();
+        assert!(e.to_string().contains("32"), "{e}");
+        let e = Config::from_layers(
+            Some(("x.toml", "[websocket]\nping_interval_secs = 50\n")),
+            [],
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("idle_timeout_secs"), "{e}");
+    }
+
+    #[test]
+    fn public_keys_from_file() {
+        let c = Config::from_layers(
+            Some((
+                "x.toml",
+                "[[auth.public_keys]]\nalgorithm = \"EdDSA\"\npem = \"x\"\n",
+            )),
+            [],
+        )
+        .expect("valid");
+        assert_eq!(c.auth.public_keys.len(), 1);
+        let e = Config::from_layers(
+            Some((
+                "x.toml",
+                "[[auth.public_keys]]\nalgorithm = \"HS512\"\npem = \"x\"\n",
+            )),
+            [],
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("RS256"), "{e}");
+    }
+}

@@ -1,0 +1,18 @@
+//! The `lectern` server: configuration, HTTP and WebSocket endpoints, join-token checks, one
+//! task per room driving the sans-IO [`lectern_room::Room`], persistence through
+//! [`lectern_store::Store`], metrics and graceful shutdown.
+//!
+//! Data flow: a connection task reads frames, checks the hello's token, and sends commands to the
+//! room's task over a bounded channel. The room task feeds them to the `Room`, stores what must
+//! be durable (one transaction per batch of inputs), then fans out each message serialized once
+//! into every recipient's bounded outbound queue. A connection that cannot keep up is closed.
+
+pub mod auth;
+pub mod config;
+pub mod metrics;
+mod rooms;
+mod server;
+mod web;
+mod ws;
+
+pub use server::{Server, ServerError, resolve_secret};

@@ -1,0 +1,72 @@
+//! Counters and gauges, rendered in the Prometheus text format at `/metrics`.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+/// Process-wide metrics. Plain atomics: cheap to bump from any task.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub connections: AtomicI64,
+    pub connections_total: AtomicU64,
+    pub rooms: AtomicI64,
+    pub messages_in: AtomicU64,
+    pub messages_out: AtomicU64,
+    pub errors_sent: AtomicU64,
+    pub chat_messages: AtomicU64,
+    pub slow_clients_dropped: AtomicU64,
+    pub abuse_closed: AtomicU64,
+    pub handshake_failed: AtomicU64,
+    pub store_batches: AtomicU64,
+    pub store_failures: AtomicU64,
+    pub media_intents: AtomicU64,
+}
+
+impl Metrics {
+    pub fn inc(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(2048);
+        let gauges = [
+            ("lectern_ws_connections", "Open WebSocket connections.", &self.connections),
+            ("lectern_rooms", "Rooms with a running task.", &self.rooms),
+        ];
+        for (name, help, g) in gauges {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {}",
+                g.load(Ordering::Relaxed)
+            );
+        }
+        let counters = [
+            ("lectern_ws_connections_total", "WebSocket connections accepted.", &self.connections_total),
+            ("lectern_messages_in_total", "Client frames received.", &self.messages_in),
+            ("lectern_messages_out_total", "Server messages queued to clients.", &self.messages_out),
+            ("lectern_errors_sent_total", "Typed error replies sent.", &self.errors_sent),
+            ("lectern_chat_messages_total", "Chat messages stored and delivered.", &self.chat_messages),
+            (
+                "lectern_slow_clients_dropped_total",
+                "Connections closed because they could not keep up.",
+                &self.slow_clients_dropped,
+            ),
+            ("lectern_abuse_closed_total", "Connections closed for repeated invalid or refused requests.", &self.abuse_closed),
+            ("lectern_handshake_failed_total", "Connections refused at hello.", &self.handshake_failed),
+            ("lectern_store_batches_total", "Store transactions committed.", &self.store_batches),
+            ("lectern_store_failures_total", "Store transactions that failed.", &self.store_failures),
+            ("lectern_media_intents_total", "Media intents emitted by rooms.", &self.media_intents),
+        ];
+        for (name, help, c) in counters {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                c.load(Ordering::Relaxed)
+            );
+        }
+        out
+    }
+}

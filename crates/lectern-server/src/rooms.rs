@@ -1,0 +1,463 @@
+//! The room registry and the task that owns each room.
+//!
+//! One task per room owns its [`Room`]; connections talk to it over a bounded channel. Each turn
+//! the task takes every command already waiting (up to a batch limit), lets the room handle them,
+//! writes everything the room asked to persist in ONE transaction (the group commit), and only
+//! then delivers the room's messages, serialized once and shared by all recipients. A recipient
+//! whose outbound queue is full is disconnected, never waited for.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::ws::Utf8Bytes;
+use lectern_proto::{
+    ClientMessage, CloseReason, ErrorCode, RequestId, RoomId, Seq, ServerMessage, encode_server,
+};
+use lectern_room::{
+    AttendanceKind, ConnId, Identity, Input, MediaIntent, Output, PersistRecord, Room, RoomConfig,
+    RoomInit,
+};
+use lectern_store::StoreOp;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{Instrument, debug, error, info, info_span, warn};
+
+use crate::metrics::Metrics;
+use crate::server::Shared;
+
+/// Commands from connections to a room task.
+#[derive(Debug)]
+pub enum RoomCommand {
+    Join {
+        conn: ConnId,
+        identity: Identity,
+        last_seq: Option<Seq>,
+        outbound: ConnTx,
+    },
+    Request {
+        conn: ConnId,
+        request_id: Option<RequestId>,
+        message: ClientMessage,
+    },
+    Disconnected {
+        conn: ConnId,
+    },
+}
+
+/// What a connection's writer receives.
+#[derive(Debug)]
+pub enum Outbound {
+    /// A message to write.
+    Frame(Utf8Bytes),
+    /// An error reply: written like a frame, and counted toward the abuse limit.
+    Refusal(Utf8Bytes),
+    /// Write this `closing` message, then close the socket.
+    Close {
+        reason: CloseReason,
+        frame: Utf8Bytes,
+    },
+}
+
+/// The room task's handle on one connection: its bounded queue and a kill switch that closes
+/// it at once (bypassing the queue) when it cannot keep up.
+#[derive(Debug)]
+pub struct ConnTx {
+    pub tx: mpsc::Sender<Outbound>,
+    pub kill: oneshot::Sender<CloseReason>,
+}
+
+pub fn closing_frame(reason: CloseReason) -> Utf8Bytes {
+    let message = match reason {
+        CloseReason::ServerShutdown => "the server is restarting; reconnect in a moment",
+        CloseReason::Removed => "you were removed from the class",
+        CloseReason::ClassEnded => "the class has ended",
+        CloseReason::Replaced => "you joined again from another window",
+        CloseReason::SlowConsumer => "your connection could not keep up with the class",
+        CloseReason::Abuse => "too many invalid or refused requests",
+        CloseReason::HandshakeFailed => "the connection could not join the class",
+        CloseReason::Left => "you left the class",
+    };
+    Utf8Bytes::from(encode_server(&ServerMessage::Closing {
+        reason,
+        message: message.to_owned(),
+    }))
+}
+
+/// Rooms with a running task, by id. Held briefly, never across an `.await`.
+#[derive(Debug, Default)]
+pub struct Registry {
+    rooms: std::sync::Mutex<HashMap<RoomId, mpsc::Sender<RoomCommand>>>,
+}
+
+impl Registry {
+    /// The room's command channel, starting its task if it has none.
+    pub fn get_or_start(&self, shared: &Arc<Shared>, room_id: &RoomId) -> Option<mpsc::Sender<RoomCommand>> {
+        let mut rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = rooms.get(room_id)
+            && !tx.is_closed()
+        {
+            return Some(tx.clone());
+        }
+        let done = shared.task_guard()?;
+        let (tx, rx) = mpsc::channel(1024);
+        rooms.insert(room_id.clone(), tx.clone());
+        let span = info_span!("room", room.id = %room_id);
+        tokio::spawn(run_room(shared.clone(), room_id.clone(), rx, done).instrument(span));
+        Some(tx)
+    }
+
+    /// Remove the room if its channel is empty; the task then stops. Called by the room task
+    /// itself when idle, under the lock so no new command can slip in unseen.
+    fn remove_if_idle(&self, room_id: &RoomId, inbox: &mpsc::Receiver<RoomCommand>) -> bool {
+        let mut rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
+        if inbox.is_empty() {
+            rooms.remove(room_id);
+            true
+        } else {
+            false
+        }
+    }
+
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+const BATCH: usize = 256;
+
+async fn run_room(
+    shared: Arc<Shared>,
+    room_id: RoomId,
+    mut inbox: mpsc::Receiver<RoomCommand>,
+    _done: mpsc::Sender<()>,
+) {
+    shared.metrics.rooms.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut shutdown = shared.shutdown_rx.clone();
+    let config = &shared.config;
+    let title = shared.title_for(&room_id);
+    let init = match load(&shared, &room_id, &title).await {
+        Ok(init) => init,
+        Err(e) => {
+            error!(error = %e, "cannot load room from the store");
+            refuse_all(&mut inbox, &shared.metrics).await;
+            shared.metrics.rooms.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            return;
+        }
+    };
+    let mut room_config = RoomConfig::new(room_id.clone(), title);
+    room_config.auto_start = config.room.auto_start;
+    room_config.max_participants = config.room.max_participants;
+    room_config.max_chat_chars = config.limits.max_chat_chars;
+    room_config.snapshot_chat_len = config.room.snapshot_chat;
+    room_config.replay_len = config.room.replay_events;
+    room_config.grace_ms = config.room.grace_secs * 1000;
+    let mut task = RoomTask {
+        room: Room::new(room_config, init, now_ms()),
+        conns: HashMap::new(),
+        shared: shared.clone(),
+        room_id: room_id.clone(),
+    };
+    info!("room opened");
+    let idle_close = Duration::from_secs(config.room.idle_close_secs);
+    let mut idle_since = tokio::time::Instant::now();
+    loop {
+        let timer = task.room.poll_timeout().map(|at| {
+            tokio::time::Instant::now() + Duration::from_millis(at.saturating_sub(now_ms()))
+        });
+        let idle = task.room.is_empty() && task.conns.is_empty();
+        if !idle {
+            idle_since = tokio::time::Instant::now();
+        }
+        tokio::select! {
+            command = inbox.recv() => {
+                let Some(command) = command else { break };
+                task.apply(command);
+                for _ in 1..BATCH {
+                    match inbox.try_recv() {
+                        Ok(command) => task.apply(command),
+                        Err(_) => break,
+                    }
+                }
+            }
+            _ = sleep_until_opt(timer) => task.room.handle(now_ms(), Input::Tick),
+            _ = tokio::time::sleep_until(idle_since + idle_close), if idle => {
+                if shared.registry.remove_if_idle(&room_id, &inbox) {
+                    info!("room closed after being empty");
+                    break;
+                }
+            }
+            _ = shutdown.changed() => {
+                task.room.shutdown(now_ms());
+                task.pump().await;
+                break;
+            }
+        }
+        task.pump().await;
+    }
+    // Persist the room's sequence number even when the last events were not stored, so a
+    // restarted room never reuses one.
+    if let Err(e) = shared
+        .store
+        .write_batch(&room_id, task.room.seq(), &[])
+        .await
+    {
+        warn!(error = %e, "could not record the room's last sequence number");
+    }
+    shared.metrics.rooms.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn load(shared: &Shared, room_id: &RoomId, title: &str) -> Result<RoomInit, lectern_store::StoreError> {
+    shared.store.ensure_room(room_id, title, now_ms()).await?;
+    // Attendance intervals left open by a crash end now: nobody is connected to a new room task.
+    shared.store.close_open_attendance(room_id, now_ms()).await?;
+    let loaded = shared
+        .store
+        .load_room(room_id, shared.config.room.snapshot_chat.max(1000))
+        .await?;
+    Ok(RoomInit {
+        last_seq: loaded.last_seq,
+        recent_chat: loaded.recent_chat,
+        chat_locked: loaded.chat_locked,
+    })
+}
+
+/// The store is unreachable: tell every joining connection and stop.
+async fn refuse_all(inbox: &mut mpsc::Receiver<RoomCommand>, metrics: &Metrics) {
+    inbox.close();
+    while let Some(command) = inbox.recv().await {
+        if let RoomCommand::Join { outbound, .. } = command {
+            let error = ServerMessage::Error {
+                code: ErrorCode::StoreUnavailable,
+                message: "the class could not be opened; try again shortly".into(),
+                request_id: None,
+            };
+            let _ = outbound
+                .tx
+                .try_send(Outbound::Refusal(Utf8Bytes::from(encode_server(&error))));
+            let _ = outbound.tx.try_send(Outbound::Close {
+                reason: CloseReason::HandshakeFailed,
+                frame: closing_frame(CloseReason::HandshakeFailed),
+            });
+            Metrics::inc(&metrics.handshake_failed);
+        }
+    }
+}
+
+struct RoomTask {
+    room: Room,
+    conns: HashMap<ConnId, ConnTx>,
+    shared: Arc<Shared>,
+    room_id: RoomId,
+}
+
+impl RoomTask {
+    fn apply(&mut self, command: RoomCommand) {
+        let now = now_ms();
+        match command {
+            RoomCommand::Join {
+                conn,
+                identity,
+                last_seq,
+                outbound,
+            } => {
+                self.conns.insert(conn, outbound);
+                self.room.handle(
+                    now,
+                    Input::Join {
+                        conn,
+                        identity,
+                        last_seq,
+                    },
+                );
+            }
+            RoomCommand::Request {
+                conn,
+                request_id,
+                message,
+            } => self.room.handle(
+                now,
+                Input::Request {
+                    conn,
+                    request_id,
+                    message,
+                },
+            ),
+            RoomCommand::Disconnected { conn } => {
+                self.conns.remove(&conn);
+                self.room.handle(now, Input::Disconnected { conn });
+            }
+        }
+    }
+
+    /// Drain the room's outputs: persist, then deliver, until nothing is left.
+    async fn pump(&mut self) {
+        let metrics = &self.shared.metrics;
+        loop {
+            let outputs: Vec<Output> = std::iter::from_fn(|| self.room.poll_output()).collect();
+            if outputs.is_empty() {
+                return;
+            }
+            let ops: Vec<StoreOp> = outputs
+                .iter()
+                .filter_map(|o| match o {
+                    Output::Persist(record) => Some(store_op(record)),
+                    _ => None,
+                })
+                .collect();
+            let mut failed: HashSet<Seq> = HashSet::new();
+            if !ops.is_empty() {
+                match self
+                    .shared
+                    .store
+                    .write_batch(&self.room_id, self.room.seq(), &ops)
+                    .await
+                {
+                    Ok(()) => {
+                        Metrics::inc(&metrics.store_batches);
+                        let chats = ops.iter().filter(|o| matches!(o, StoreOp::Chat(_))).count();
+                        Metrics::add(&metrics.chat_messages, chats as u64);
+                    }
+                    Err(e) => {
+                        Metrics::inc(&metrics.store_failures);
+                        error!(error = %e, ops = ops.len(), "store write failed");
+                        failed.extend(ops.iter().filter_map(|o| match o {
+                            StoreOp::Chat(m) => Some(m.seq),
+                            _ => None,
+                        }));
+                    }
+                }
+            }
+            let mut slow: Vec<ConnId> = Vec::new();
+            for output in outputs {
+                match output {
+                    Output::Send {
+                        to,
+                        persist_seq,
+                        message,
+                    } => {
+                        if persist_seq.is_some_and(|s| failed.contains(&s)) {
+                            continue;
+                        }
+                        let refusal = matches!(message, ServerMessage::Error { .. });
+                        let bytes = Utf8Bytes::from(encode_server(&message));
+                        let mut sent = 0u64;
+                        for conn in to {
+                            let Some(c) = self.conns.get(&conn) else { continue };
+                            let item = if refusal {
+                                Outbound::Refusal(bytes.clone())
+                            } else {
+                                Outbound::Frame(bytes.clone())
+                            };
+                            match c.tx.try_send(item) {
+                                Ok(()) => sent += 1,
+                                Err(mpsc::error::TrySendError::Full(_)) => slow.push(conn),
+                                Err(mpsc::error::TrySendError::Closed(_)) => {}
+                            }
+                        }
+                        Metrics::add(&metrics.messages_out, sent);
+                        if refusal {
+                            Metrics::add(&metrics.errors_sent, sent);
+                        }
+                    }
+                    Output::Persist(_) => {}
+                    Output::Media(intent) => {
+                        Metrics::inc(&metrics.media_intents);
+                        match intent {
+                            MediaIntent::Publish {
+                                participant_id,
+                                audio,
+                                video,
+                            } => debug!(participant.id = %participant_id, audio, video, "media intent: publish"),
+                            MediaIntent::Stop { participant_id } => {
+                                debug!(participant.id = %participant_id, "media intent: stop")
+                            }
+                        }
+                    }
+                    Output::Close { conn, reason } => {
+                        if let Some(c) = self.conns.remove(&conn) {
+                            let item = Outbound::Close {
+                                reason,
+                                frame: closing_frame(reason),
+                            };
+                            if c.tx.try_send(item).is_err() {
+                                let _ = c.kill.send(reason);
+                            }
+                        }
+                    }
+                }
+            }
+            let now = now_ms();
+            for seq in failed {
+                self.room.handle(now, Input::PersistFailed { seq });
+            }
+            slow.sort_unstable();
+            slow.dedup();
+            for conn in slow {
+                if let Some(c) = self.conns.remove(&conn) {
+                    Metrics::inc(&metrics.slow_clients_dropped);
+                    warn!(conn = conn.0, "closing a connection that cannot keep up");
+                    let _ = c.kill.send(CloseReason::SlowConsumer);
+                    self.room.handle(now, Input::Disconnected { conn });
+                }
+            }
+        }
+    }
+}
+
+fn store_op(record: &PersistRecord) -> StoreOp {
+    match record {
+        PersistRecord::Chat(message) => StoreOp::Chat(message.clone()),
+        PersistRecord::ChatDeleted { seq, by, at } => StoreOp::ChatDeleted {
+            seq: *seq,
+            by: by.clone(),
+            at: *at,
+        },
+        PersistRecord::Attendance {
+            participant_id,
+            name,
+            role,
+            kind: AttendanceKind::Join,
+            at,
+        } => StoreOp::AttendanceJoin {
+            participant_id: participant_id.clone(),
+            name: name.clone(),
+            role: *role,
+            at: *at,
+        },
+        PersistRecord::Attendance {
+            participant_id,
+            kind: AttendanceKind::Leave,
+            at,
+            ..
+        } => StoreOp::AttendanceLeave {
+            participant_id: participant_id.clone(),
+            at: *at,
+        },
+        PersistRecord::Moderation {
+            seq,
+            action,
+            by,
+            target,
+            at,
+        } => StoreOp::Moderation {
+            seq: *seq,
+            action: action.as_str().to_owned(),
+            by: by.clone(),
+            target: target.clone(),
+            at: *at,
+        },
+        PersistRecord::ClassStarted { at } => StoreOp::ClassStarted { at: *at },
+        PersistRecord::ClassEnded { at } => StoreOp::ClassEnded { at: *at },
+    }
+}

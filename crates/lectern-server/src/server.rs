@@ -1,0 +1,293 @@
+//! Start-up, the HTTP router, and graceful shutdown.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Query, State, WebSocketUpgrade};
+use axum::http::{StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use lectern_proto::{Role, RoomId};
+use lectern_store::Store;
+use serde::Deserialize;
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+use crate::auth::{Authenticator, KeyError};
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::rooms::Registry;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot use data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot open the store: {0}")]
+    Store(#[from] lectern_store::StoreError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// State shared by every task.
+#[derive(Debug)]
+pub struct Shared {
+    pub config: Config,
+    pub auth: Authenticator,
+    pub store: Store,
+    pub metrics: Metrics,
+    pub registry: Registry,
+    pub shutdown_rx: watch::Receiver<bool>,
+    pub next_conn: AtomicU64,
+    titles: HashMap<RoomId, String>,
+    /// Cloned by every task; dropped at shutdown so we can wait for all tasks to end.
+    done: std::sync::Mutex<Option<mpsc::Sender<()>>>,
+    ready: AtomicBool,
+}
+
+impl Shared {
+    /// A token held by a task while it runs; `None` once shutdown has begun.
+    pub fn task_guard(&self) -> Option<mpsc::Sender<()>> {
+        self.done
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn title_for(&self, room: &RoomId) -> String {
+        self.titles
+            .get(room)
+            .cloned()
+            .unwrap_or_else(|| room.as_str().to_owned())
+    }
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct Server {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    public_url: String,
+    shutdown_tx: watch::Sender<bool>,
+    done_rx: mpsc::Receiver<()>,
+    http: tokio::task::JoinHandle<()>,
+}
+
+/// The HS256 secret: from the config, or generated once into `<data_dir>/hs256.secret`.
+pub fn resolve_secret(config: &Config) -> Result<Vec<u8>, ServerError> {
+    if !config.auth.hs256_secret.is_empty() {
+        return Ok(config.auth.hs256_secret.clone().into_bytes());
+    }
+    let dir = &config.server.data_dir;
+    let data_err = |source| ServerError::DataDir {
+        path: dir.display().to_string(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(data_err)?;
+    let path = dir.join("hs256.secret");
+    match std::fs::read_to_string(&path) {
+        Ok(s) if s.trim().len() >= 32 => return Ok(s.trim().as_bytes().to_vec()),
+        Ok(_) => warn!("ignoring a too-short {}", path.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(data_err(e)),
+    }
+    let secret: String = {
+        use rand::Rng;
+        let bytes: [u8; 32] = rand::rng().random();
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    };
+    write_private(&path, &secret).map_err(data_err)?;
+    info!(path = %path.display(), "generated a new token secret");
+    Ok(secret.into_bytes())
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options.open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()
+}
+
+impl Server {
+    /// Open the store, bind the listener and start serving.
+    pub async fn start(config: Config) -> Result<Server, ServerError> {
+        let secret = resolve_secret(&config)?;
+        let auth = Authenticator::new(&config.auth, secret)?;
+        let store = Store::open(&config.store_url()).await?;
+        let mut titles = HashMap::new();
+        if config.demo.enabled {
+            titles.insert(RoomId::new(config.demo.room.clone()), config.demo.title.clone());
+        }
+        let listener = tokio::net::TcpListener::bind(config.listen_addr())
+            .await
+            .map_err(|source| ServerError::Bind {
+                addr: config.listen_addr(),
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| ServerError::Bind {
+            addr: config.listen_addr(),
+            source,
+        })?;
+        let public_url = if config.server.public_url.is_empty() {
+            format!("http://{addr}")
+        } else {
+            config.server.public_url.trim_end_matches('/').to_owned()
+        };
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let (done_tx, done_rx) = mpsc::channel(1);
+        let shared = Arc::new(Shared {
+            config,
+            auth,
+            store,
+            metrics: Metrics::default(),
+            registry: Registry::default(),
+            shutdown_rx: shutdown_rx.clone(),
+            next_conn: AtomicU64::new(1),
+            titles,
+            done: std::sync::Mutex::new(Some(done_tx)),
+            ready: AtomicBool::new(true),
+        });
+        let app = router(shared.clone());
+        let mut stop = shutdown_rx;
+        let http = tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            });
+            if let Err(e) = serve.await {
+                warn!(error = %e, "http server stopped");
+            }
+        });
+        info!(%addr, "listening");
+        Ok(Server {
+            shared,
+            addr,
+            public_url,
+            shutdown_tx,
+            done_rx,
+            http,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The base URL for join links.
+    pub fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// Mint a join token signed with the server's HS256 secret.
+    pub fn mint_token(
+        &self,
+        room: &str,
+        sub: &str,
+        name: &str,
+        role: Role,
+        ttl_secs: u64,
+    ) -> Result<String, KeyError> {
+        self.shared.auth.mint(room, sub, name, role, ttl_secs)
+    }
+
+    /// A join link for the web client. The token travels in the fragment, which browsers never
+    /// send to the server.
+    pub fn join_link(&self, token: &str) -> String {
+        format!("{}/#token={token}", self.public_url)
+    }
+
+    /// Prometheus text of the current metrics.
+    pub fn metrics_text(&self) -> String {
+        self.shared.metrics.render()
+    }
+
+    /// Stop accepting, tell every client, let rooms store what they hold, and wait for all
+    /// tasks (at most `server.shutdown_timeout_secs`).
+    pub async fn shutdown(mut self) {
+        info!("shutting down");
+        self.shared.ready.store(false, Ordering::Relaxed);
+        let _ = self.shutdown_tx.send(true);
+        self.shared
+            .done
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let limit = Duration::from_secs(self.shared.config.server.shutdown_timeout_secs);
+        if tokio::time::timeout(limit, self.done_rx.recv()).await.is_err() {
+            warn!("some tasks did not finish before the shutdown timeout");
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(2), &mut self.http).await;
+        self.shared.store.close().await;
+        info!("stopped");
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct WsQuery {
+    room: Option<String>,
+}
+
+fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/ws", get(ws_upgrade))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(get(static_asset))
+        .layer(axum::middleware::from_fn(crate::web::security_headers))
+        .with_state(shared)
+}
+
+async fn ws_upgrade(
+    ws: WebSocketUpgrade,
+    Query(query): Query<WsQuery>,
+    State(shared): State<Arc<Shared>>,
+) -> Response {
+    // Frames between max_frame_bytes and this hard cap get a typed `frame_too_large` error and
+    // the connection goes on; beyond it the WebSocket layer refuses the frame and closes.
+    let hard_cap = (shared.config.limits.max_frame_bytes * 4).max(1 << 20);
+    ws.max_message_size(hard_cap)
+        .max_frame_size(hard_cap)
+        .on_upgrade(move |socket| crate::ws::serve(socket, shared, query.room))
+}
+
+async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
+    if shared.ready.load(Ordering::Relaxed) && !*shared.shutdown_rx.borrow() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
+    }
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        shared.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn static_asset(uri: Uri) -> Response {
+    crate::web::asset(uri.path())
+}

@@ -1,0 +1,411 @@
+//! One WebSocket connection: a reader (this task) and a writer task.
+//!
+//! The reader checks the hello, then forwards decoded requests to the room task. Limits that
+//! need no room state (frame size, frame rate, chat rate, malformed JSON) are enforced here with
+//! typed errors. The writer drains the bounded outbound queue, coalescing what is waiting into
+//! one flush, pings when idle, and closes the connection after too many refusals. Whichever half
+//! ends first ends the other, and the room always hears that the connection is gone.
+
+use std::collections::VecDeque;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use lectern_proto::{
+    ClientFrame, ClientMessage, CloseReason, ErrorCode, PROTOCOL_VERSION, RequestId, ServerMessage,
+    decode_client, encode_server,
+};
+use lectern_room::ConnId;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tracing::{Instrument, debug, info_span, trace};
+
+use crate::metrics::Metrics;
+use crate::rooms::{ConnTx, Outbound, RoomCommand, closing_frame};
+use crate::server::Shared;
+
+/// Serve one upgraded socket until it closes.
+pub async fn serve(socket: WebSocket, shared: Arc<Shared>, expected_room: Option<String>) {
+    let Some(_done) = shared.task_guard() else {
+        return;
+    };
+    let conn = ConnId(shared.next_conn.fetch_add(1, Ordering::Relaxed));
+    let span = info_span!("conn", conn = conn.0);
+    async move {
+        let metrics = &shared.metrics;
+        metrics.connections.fetch_add(1, Ordering::Relaxed);
+        Metrics::inc(&metrics.connections_total);
+        run(socket, &shared, conn, expected_room).await;
+        metrics.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+    .instrument(span)
+    .await;
+}
+
+async fn run(socket: WebSocket, shared: &Arc<Shared>, conn: ConnId, expected_room: Option<String>) {
+    let limits = &shared.config.limits;
+    let (sink, mut stream) = socket.split();
+    let (tx, rx) = mpsc::channel(limits.outbound_queue);
+    let (kill_tx, kill_rx) = oneshot::channel();
+    let mut writer = tokio::spawn(
+        write_loop(sink, rx, kill_rx, shared.clone()).instrument(tracing::Span::current()),
+    );
+    let mut reader = Reader::new(shared, tx.clone());
+
+    let mut writer_done = false;
+    let joined = tokio::select! {
+        joined = reader.handshake(&mut stream, expected_room.as_deref()) => joined,
+        _ = &mut writer => {
+            writer_done = true;
+            None
+        }
+    };
+    let room = match joined {
+        Some((room_tx, identity, last_seq)) => {
+            let command = RoomCommand::Join {
+                conn,
+                identity,
+                last_seq,
+                outbound: ConnTx { tx: tx.clone(), kill: kill_tx },
+            };
+            if room_tx.send(command).await.is_ok() {
+                Some(room_tx)
+            } else {
+                reader.close(CloseReason::ServerShutdown).await;
+                None
+            }
+        }
+        None => {
+            Metrics::inc(&shared.metrics.handshake_failed);
+            None
+        }
+    };
+    if let Some(room_tx) = &room {
+        tokio::select! {
+            _ = reader.read_requests(&mut stream, conn, room_tx) => {}
+            _ = &mut writer => writer_done = true,
+        }
+        let _ = room_tx.send(RoomCommand::Disconnected { conn }).await;
+    }
+    // Let the writer flush what it has (e.g. a closing message), then stop it.
+    drop(reader);
+    drop(tx);
+    if !writer_done && tokio::time::timeout(Duration::from_secs(2), &mut writer).await.is_err() {
+        writer.abort();
+    }
+}
+
+struct Reader<'a> {
+    shared: &'a Arc<Shared>,
+    tx: mpsc::Sender<Outbound>,
+    frames: DefaultDirectRateLimiter,
+    chats: DefaultDirectRateLimiter,
+}
+
+type Joined = (mpsc::Sender<RoomCommand>, lectern_room::Identity, Option<u64>);
+
+impl<'a> Reader<'a> {
+    fn new(shared: &'a Arc<Shared>, tx: mpsc::Sender<Outbound>) -> Self {
+        let l = &shared.config.limits;
+        let quota = |rate: u32, burst: u32| {
+            let nz = |v: u32| NonZeroU32::new(v).unwrap_or(NonZeroU32::MIN);
+            Quota::per_second(nz(rate)).allow_burst(nz(burst))
+        };
+        Reader {
+            shared,
+            tx,
+            frames: RateLimiter::direct(quota(l.frames_per_second, l.frames_burst)),
+            chats: RateLimiter::direct(quota(l.chat_per_second, l.chat_burst)),
+        }
+    }
+
+    async fn refuse(&self, code: ErrorCode, message: String, request_id: Option<RequestId>) {
+        let error = ServerMessage::Error {
+            code,
+            message,
+            request_id,
+        };
+        Metrics::inc(&self.shared.metrics.errors_sent);
+        let _ = self
+            .tx
+            .send(Outbound::Refusal(Utf8Bytes::from(encode_server(&error))))
+            .await;
+    }
+
+    async fn close(&self, reason: CloseReason) {
+        let _ = self
+            .tx
+            .send(Outbound::Close {
+                reason,
+                frame: closing_frame(reason),
+            })
+            .await;
+    }
+
+    /// Wait for a valid hello. On failure the client has been told why and the connection is
+    /// closing.
+    async fn handshake(
+        &mut self,
+        stream: &mut SplitStream<WebSocket>,
+        expected_room: Option<&str>,
+    ) -> Option<Joined> {
+        let shared = self.shared;
+        let limit = Duration::from_secs(shared.config.limits.hello_timeout_secs);
+        let mut shutdown = shared.shutdown_rx.clone();
+        let first = tokio::select! {
+            r = tokio::time::timeout(limit, self.next_text(stream)) => r,
+            _ = shutdown.changed() => {
+                self.close(CloseReason::ServerShutdown).await;
+                return None;
+            }
+        };
+        let result = match first {
+            Err(_) => Err((ErrorCode::HelloRequired, "no hello within the time limit".to_owned(), None)),
+            Ok(None) => return None,
+            Ok(Some(Err((code, message)))) => Err((code, message, None)),
+            Ok(Some(Ok(text))) => self.check_hello(&text, expected_room),
+        };
+        match result {
+            Ok(joined) => Some(joined),
+            Err((code, message, request_id)) => {
+                debug!(code = ?code, "handshake refused");
+                self.refuse(code, message, request_id).await;
+                self.close(CloseReason::HandshakeFailed).await;
+                None
+            }
+        }
+    }
+
+    fn check_hello(
+        &self,
+        text: &str,
+        expected_room: Option<&str>,
+    ) -> Result<Joined, (ErrorCode, String, Option<RequestId>)> {
+        let frame = decode_client(text).map_err(|e| (e.code(), e.to_string(), e.request_id()))?;
+        let ClientFrame {
+            request_id,
+            message: ClientMessage::Hello {
+                protocol_version,
+                token,
+                last_seq,
+            },
+        } = frame
+        else {
+            return Err((
+                ErrorCode::HelloRequired,
+                "the first message must be a hello".into(),
+                frame.request_id,
+            ));
+        };
+        if protocol_version != PROTOCOL_VERSION {
+            return Err((
+                ErrorCode::UnsupportedVersion,
+                format!("this server speaks protocol version {PROTOCOL_VERSION}"),
+                request_id,
+            ));
+        }
+        let (room_id, identity) = self
+            .shared
+            .auth
+            .verify(&token, expected_room)
+            .map_err(|e| (e.code(), e.to_string(), request_id))?;
+        trace!(participant.id = %identity.id, room.id = %room_id, "hello accepted");
+        let room_tx = self
+            .shared
+            .registry
+            .get_or_start(self.shared, &room_id)
+            .ok_or((
+                ErrorCode::Internal,
+                "the server is shutting down".to_owned(),
+                request_id,
+            ))?;
+        Ok((room_tx, identity, last_seq))
+    }
+
+    /// The next text frame, answering limits with typed errors. `None` when the socket ends.
+    async fn next_text(
+        &mut self,
+        stream: &mut SplitStream<WebSocket>,
+    ) -> Option<Result<Utf8Bytes, (ErrorCode, String)>> {
+        let idle = Duration::from_secs(self.shared.config.websocket.idle_timeout_secs);
+        loop {
+            let message = match tokio::time::timeout(idle, stream.next()).await {
+                Err(_) => {
+                    debug!("closing an idle connection");
+                    return None;
+                }
+                Ok(None) | Ok(Some(Err(_))) => return None,
+                Ok(Some(Ok(m))) => m,
+            };
+            Metrics::inc(&self.shared.metrics.messages_in);
+            let text = match message {
+                Message::Text(t) => t,
+                Message::Binary(_) => {
+                    return Some(Err((ErrorCode::InvalidJson, "binary frames are not accepted; send JSON text".into())));
+                }
+                Message::Ping(_) | Message::Pong(_) => continue,
+                Message::Close(_) => return None,
+            };
+            if self.frames.check().is_err() {
+                return Some(Err((ErrorCode::RateLimited, "too many frames per second".into())));
+            }
+            let max = self.shared.config.limits.max_frame_bytes;
+            if text.len() > max {
+                return Some(Err((ErrorCode::FrameTooLarge, format!("frames are limited to {max} bytes"))));
+            }
+            return Some(Ok(text));
+        }
+    }
+
+    async fn read_requests(
+        &mut self,
+        stream: &mut SplitStream<WebSocket>,
+        conn: ConnId,
+        room: &mpsc::Sender<RoomCommand>,
+    ) {
+        while let Some(next) = self.next_text(stream).await {
+            let text = match next {
+                Ok(text) => text,
+                Err((code, message)) => {
+                    self.refuse(code, message, None).await;
+                    continue;
+                }
+            };
+            let frame = match decode_client(&text) {
+                Ok(frame) => frame,
+                Err(e) => {
+                    self.refuse(e.code(), e.to_string(), e.request_id()).await;
+                    continue;
+                }
+            };
+            match frame.message {
+                ClientMessage::Hello { .. } => {
+                    self.refuse(ErrorCode::HelloRequired, "already joined: hello is only the first message".into(), frame.request_id)
+                        .await;
+                    continue;
+                }
+                ClientMessage::ChatSend { .. } if self.chats.check().is_err() => {
+                    self.refuse(ErrorCode::RateLimited, "you are sending chat messages too fast".into(), frame.request_id)
+                        .await;
+                    continue;
+                }
+                _ => {}
+            }
+            let leave = matches!(frame.message, ClientMessage::Leave);
+            let command = RoomCommand::Request {
+                conn,
+                request_id: frame.request_id,
+                message: frame.message,
+            };
+            if room.send(command).await.is_err() || leave {
+                return;
+            }
+        }
+    }
+}
+
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut rx: mpsc::Receiver<Outbound>,
+    mut kill: oneshot::Receiver<CloseReason>,
+    shared: Arc<Shared>,
+) {
+    let ping_every = Duration::from_secs(shared.config.websocket.ping_interval_secs);
+    let limits = &shared.config.limits;
+    let window = Duration::from_secs(limits.abuse_window_secs);
+    let mut refusals: VecDeque<Instant> = VecDeque::new();
+    let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
+    loop {
+        tokio::select! {
+            biased;
+            reason = &mut kill => {
+                if let Ok(reason) = reason {
+                    let _ = tokio::time::timeout(Duration::from_millis(200), close_with(&mut sink, reason, closing_frame(reason))).await;
+                }
+                return;
+            }
+            item = rx.recv() => {
+                let Some(first) = item else {
+                    let _ = sink.send(Message::Close(None)).await;
+                    return;
+                };
+                let mut next = Some(first);
+                let mut batch = 0;
+                while let Some(item) = next.take() {
+                    match item {
+                        Outbound::Frame(bytes) => {
+                            if sink.feed(Message::Text(bytes)).await.is_err() {
+                                return;
+                            }
+                        }
+                        Outbound::Refusal(bytes) => {
+                            let now = Instant::now();
+                            refusals.push_back(now);
+                            while refusals.front().is_some_and(|t| now.duration_since(*t) > window) {
+                                refusals.pop_front();
+                            }
+                            if refusals.len() > limits.abuse_strikes as usize {
+                                Metrics::inc(&shared.metrics.abuse_closed);
+                                debug!("closing an abusive connection");
+                                let _ = sink.feed(Message::Text(bytes)).await;
+                                let reason = CloseReason::Abuse;
+                                close_with(&mut sink, reason, closing_frame(reason)).await;
+                                return;
+                            }
+                            if sink.feed(Message::Text(bytes)).await.is_err() {
+                                return;
+                            }
+                        }
+                        Outbound::Close { reason, frame } => {
+                            close_with(&mut sink, reason, frame).await;
+                            return;
+                        }
+                    }
+                    batch += 1;
+                    if batch < 256 {
+                        next = rx.try_recv().ok();
+                    }
+                }
+                tokio::select! {
+                    r = sink.flush() => if r.is_err() { return },
+                    _ = &mut kill => return,
+                }
+                ping.reset();
+            }
+            _ = ping.tick() => {
+                if sink.send(Message::Ping(Default::default())).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn close_with(
+    sink: &mut SplitSink<WebSocket, Message>,
+    reason: CloseReason,
+    frame: Utf8Bytes,
+) {
+    let code = match reason {
+        CloseReason::ServerShutdown => 1012,
+        CloseReason::Abuse | CloseReason::HandshakeFailed => 1008,
+        CloseReason::SlowConsumer => 1013,
+        _ => 1000,
+    };
+    let _ = sink.feed(Message::Text(frame)).await;
+    let reason_text = serde_json::to_value(reason)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let _ = sink
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: Utf8Bytes::from(reason_text),
+        })))
+        .await;
+}

@@ -1,0 +1,317 @@
+//! Lectern's persistence: rooms, the chat log, attendance, moderation and class sessions.
+//!
+//! [`Store`] is the one seam between the server and a database. Today it is backed by SQLite (a
+//! file by default, or memory for tests); PostgreSQL, for multi-node deployments, will be a second
+//! variant behind the same methods and the same table shapes (`migrations/0001_init.sql`).
+//!
+//! # Contract
+//! - A room task owns its room's rows. It calls [`Store::ensure_room`] once, [`Store::load_room`]
+//!   to recover its sequence number, chat lock and recent chat, then commits what happened as
+//!   [`StoreOp`]s with [`Store::write_batch`]: one transaction per batch (the room's group commit).
+//!   When `write_batch` returns `Ok`, every op of the batch is durable; when it returns `Err`,
+//!   none of it is stored.
+//! - Chat messages and moderation entries are keyed by `(room, seq)`. Writing the same seq twice
+//!   is an error ([`StoreError::DuplicateSeq`]), never an overwrite.
+//! - Times are [`UnixMillis`] and sequence numbers [`Seq`]; both are stored as signed 64-bit
+//!   integers, so values above `i64::MAX` are refused ([`StoreError::OutOfRange`]).
+//!
+//! # Durability (SQLite)
+//! The database runs in WAL mode with `synchronous = NORMAL`. A commit appends the transaction's
+//! pages and a commit frame to the `-wal` file with `write(2)` before `COMMIT` returns; only the
+//! `fsync` is skipped (it happens at checkpoints). Once `write(2)` returns, the bytes are in the
+//! operating system's page cache, which belongs to the kernel, not to our process: if the process
+//! is killed (`kill -9`, a panic with `abort`, an OOM kill) the kernel still writes them out, and
+//! the next open replays the WAL. So an acknowledged batch survives any crash of the *process*; the
+//! `durability_*` test checks exactly that with SIGKILL. What `NORMAL` gives up is the last few
+//! commits before a power cut or kernel crash (the database stays consistent, it just rolls back
+//! to an earlier commit); `FULL` would fsync on every commit to cover that too, at a cost of a
+//! disk flush per group commit.
+//!
+//! Writes go through a single writer connection, so batches from different rooms queue in the
+//! pool instead of spinning on SQLite's busy handler; reads use a separate read-only pool, which
+//! WAL lets run alongside the writer.
+
+use std::path::PathBuf;
+
+use lectern_proto::{ChatMessage, ParticipantId, Role, RoomId, Seq, UnixMillis};
+
+mod sqlite;
+
+/// A handle to the database. Cheap to clone: clones share the connection pools.
+#[derive(Debug, Clone)]
+pub struct Store {
+    backend: Backend,
+}
+
+/// The engines behind [`Store`]. PostgreSQL will be the second variant.
+#[derive(Debug, Clone)]
+enum Backend {
+    Sqlite(sqlite::SqliteBackend),
+}
+
+/// What went wrong in the store. Callers log it once, where they handle it.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The URL names no backend this build supports. The message never repeats the URL itself,
+    /// which may hold a password.
+    #[error("unsupported database URL: {0}")]
+    UnsupportedUrl(String),
+    #[error("cannot create the database directory {path}: {source}")]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A row holds a value this version cannot read (an unknown role, a negative time...).
+    #[error("corrupt data in the store: {0}")]
+    Corrupt(String),
+    /// A value does not fit the database's signed 64-bit integers.
+    #[error("{what} {value} is too large to store")]
+    OutOfRange { what: &'static str, value: u64 },
+    /// `write_batch` for a room that [`Store::ensure_room`] never created.
+    #[error("room {0} does not exist in the store")]
+    UnknownRoom(RoomId),
+    /// A chat message or moderation entry with this seq is already stored for the room.
+    #[error("{what} with seq {seq} is already stored in room {room}")]
+    DuplicateSeq {
+        what: &'static str,
+        room: RoomId,
+        seq: Seq,
+    },
+}
+
+/// What a room task needs to resume after a restart.
+#[derive(Debug, Clone, Default)]
+pub struct LoadedRoom {
+    /// The highest sequence number the room ever committed (0 for a new room). The next event is
+    /// `last_seq + 1`.
+    pub last_seq: Seq,
+    /// The most recent chat messages that were not deleted, oldest first.
+    pub recent_chat: Vec<ChatMessage>,
+    /// Whether the last chat-lock moderation action locked the chat.
+    pub chat_locked: bool,
+}
+
+/// One change to persist, as part of a [`Store::write_batch`].
+#[derive(Debug, Clone)]
+pub enum StoreOp {
+    /// A new chat message, keyed by its `seq`.
+    Chat(ChatMessage),
+    /// A chat message was deleted by staff. The row is kept, marked deleted. Deleting an
+    /// already-deleted message keeps the first deletion; an unknown `seq` is logged and skipped.
+    ChatDeleted {
+        seq: Seq,
+        by: ParticipantId,
+        at: UnixMillis,
+    },
+    /// A participant entered the room: opens an attendance interval.
+    AttendanceJoin {
+        participant_id: ParticipantId,
+        name: String,
+        role: Role,
+        at: UnixMillis,
+    },
+    /// A participant is gone: closes their latest open interval (nothing happens if none is open).
+    AttendanceLeave {
+        participant_id: ParticipantId,
+        at: UnixMillis,
+    },
+    /// A moderation action, e.g. `"mute"`, `"remove"`, [`ACTION_LOCK_CHAT`],
+    /// [`ACTION_UNLOCK_CHAT`]. One entry per event `seq`.
+    Moderation {
+        seq: Seq,
+        action: String,
+        by: ParticipantId,
+        target: Option<ParticipantId>,
+        at: UnixMillis,
+    },
+    /// Staff started the class: opens a class session (closing one a crash left open).
+    ClassStarted { at: UnixMillis },
+    /// Staff ended the class: closes the open class session (nothing happens if none is open).
+    ClassEnded { at: UnixMillis },
+}
+
+/// The moderation action that locks chat; [`LoadedRoom::chat_locked`] follows the latest of this
+/// and [`ACTION_UNLOCK_CHAT`].
+pub const ACTION_LOCK_CHAT: &str = "lock_chat";
+/// The moderation action that unlocks chat.
+pub const ACTION_UNLOCK_CHAT: &str = "unlock_chat";
+
+/// A chat message from the log, with its deletion if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredChat {
+    pub message: ChatMessage,
+    pub deleted_at: Option<UnixMillis>,
+    pub deleted_by: Option<ParticipantId>,
+}
+
+/// One stay of a participant in a room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttendanceInterval {
+    pub participant_id: ParticipantId,
+    pub name: String,
+    pub role: Role,
+    pub joined_at: UnixMillis,
+    /// `None` while the participant is still in the room.
+    pub left_at: Option<UnixMillis>,
+}
+
+/// One moderation action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModerationEntry {
+    pub seq: Seq,
+    pub action: String,
+    pub by: ParticipantId,
+    pub target: Option<ParticipantId>,
+    pub at: UnixMillis,
+}
+
+/// One run of a class, from start to end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClassSession {
+    pub id: i64,
+    pub started_at: UnixMillis,
+    /// `None` while the class runs.
+    pub ended_at: Option<UnixMillis>,
+}
+
+impl Store {
+    /// Opens the database at `url` and brings its schema up to date.
+    ///
+    /// - `sqlite://path/to/file.db` (relative to the working directory) or
+    ///   `sqlite:///absolute/path.db`: the file and its parent directory are created if missing.
+    /// - `sqlite::memory:`: a private in-memory database, gone when the store is dropped.
+    ///
+    /// Any other URL is [`StoreError::UnsupportedUrl`]; PostgreSQL is planned.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        let scheme = url.split_once(':').map(|(scheme, _)| scheme).unwrap_or("");
+        match scheme {
+            "sqlite" => Ok(Store {
+                backend: Backend::Sqlite(sqlite::SqliteBackend::open(url).await?),
+            }),
+            "postgres" | "postgresql" => Err(StoreError::UnsupportedUrl(
+                "PostgreSQL is not supported yet (planned for multi-node); \
+                 use sqlite://path/to/lectern.db"
+                    .to_owned(),
+            )),
+            _ => Err(StoreError::UnsupportedUrl(format!(
+                "unknown scheme {scheme:?}; expected sqlite://path/to/lectern.db or sqlite::memory:"
+            ))),
+        }
+    }
+
+    /// Creates the room if it is missing, and sets its title.
+    pub async fn ensure_room(
+        &self,
+        room: &RoomId,
+        title: &str,
+        now: UnixMillis,
+    ) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.ensure_room(room, title, now).await,
+        }
+    }
+
+    /// What the room task needs to resume: its last seq, chat lock and the `recent_chat` most
+    /// recent messages that were not deleted. A room that was never stored loads as the default.
+    pub async fn load_room(
+        &self,
+        room: &RoomId,
+        recent_chat: usize,
+    ) -> Result<LoadedRoom, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.load_room(room, recent_chat).await,
+        }
+    }
+
+    /// Stores `ops` in order, in one transaction, and raises the room's stored last seq to
+    /// `last_seq` (it never goes down). All or nothing.
+    pub async fn write_batch(
+        &self,
+        room: &RoomId,
+        last_seq: Seq,
+        ops: &[StoreOp],
+    ) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.write_batch(room, last_seq, ops).await,
+        }
+    }
+
+    /// The chat log after `after_seq`, oldest first, at most `limit` messages, deleted ones
+    /// included (with their deletion).
+    pub async fn chat_log(
+        &self,
+        room: &RoomId,
+        after_seq: Seq,
+        limit: u32,
+    ) -> Result<Vec<StoredChat>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.chat_log(room, after_seq, limit).await,
+        }
+    }
+
+    /// Every attendance interval of the room, in the order they opened.
+    pub async fn attendance(&self, room: &RoomId) -> Result<Vec<AttendanceInterval>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.attendance(room).await,
+        }
+    }
+
+    /// Every moderation action of the room, by seq.
+    pub async fn moderation_log(&self, room: &RoomId) -> Result<Vec<ModerationEntry>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.moderation_log(room).await,
+        }
+    }
+
+    /// Every class session of the room, in the order they started.
+    pub async fn class_sessions(&self, room: &RoomId) -> Result<Vec<ClassSession>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.class_sessions(room).await,
+        }
+    }
+
+    /// Marks every attendance interval still open in the room as left at `at` (never before it
+    /// opened). For startup after a crash and for graceful shutdown. Returns how many it closed.
+    pub async fn close_open_attendance(
+        &self,
+        room: &RoomId,
+        at: UnixMillis,
+    ) -> Result<u64, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.close_open_attendance(room, at).await,
+        }
+    }
+
+    /// Ends the room's class session if one is still open (a crash left it so) at `at` (never
+    /// before it started). Returns how many it closed (0 or 1).
+    pub async fn close_open_class_session(
+        &self,
+        room: &RoomId,
+        at: UnixMillis,
+    ) -> Result<u64, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.close_open_class_session(room, at).await,
+        }
+    }
+
+    /// Checkpoints and closes the database. Waits for queries in flight; later calls fail.
+    pub async fn close(&self) {
+        match &self.backend {
+            Backend::Sqlite(db) => db.close().await,
+        }
+    }
+}
+
+/// A `u64` as the database's signed integer.
+fn to_db(what: &'static str, value: u64) -> Result<i64, StoreError> {
+    i64::try_from(value).map_err(|_| StoreError::OutOfRange { what, value })
+}
+
+/// A stored signed integer back as `u64`.
+fn from_db(what: &'static str, value: i64) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("negative {what} {value}")))
+}

@@ -1,0 +1,291 @@
+//! Support for Lectern's integration tests: a real server on `127.0.0.1:0` with its own SQLite
+//! file, and real WebSocket clients that speak the protocol. Waits have deadlines; nothing
+//! sleeps blindly.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use futures_util::{SinkExt, StreamExt};
+use lectern_proto::Role;
+use lectern_server::Server;
+use lectern_server::config::Config;
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long any single wait in a test may take before the test fails.
+pub const DEADLINE: Duration = Duration::from_secs(15);
+
+/// The HS256 secret every test server uses, so tests can also forge tokens by hand.
+pub const SECRET: &str = "test-secret-test-secret-test-secret-0123";
+
+/// Settings for a test server: loopback, any port, a SQLite file in `dir`, no demo.
+pub fn test_config(dir: &std::path::Path, extra: &[(&str, &str)]) -> Config {
+    let mut vars: Vec<(String, String)> = vec![
+        ("LECTERN_SERVER_LISTEN".into(), "127.0.0.1:0".into()),
+        ("LECTERN_SERVER_DATA_DIR".into(), dir.display().to_string()),
+        ("LECTERN_AUTH_HS256_SECRET".into(), SECRET.into()),
+        ("LECTERN_DEMO_ENABLED".into(), "false".into()),
+        ("LECTERN_SERVER_SHUTDOWN_TIMEOUT_SECS".into(), "5".into()),
+    ];
+    vars.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    Config::from_layers(None, vars).expect("valid test config")
+}
+
+/// A server running in this process.
+#[derive(Debug)]
+pub struct TestServer {
+    pub server: Server,
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::start_with(&[]).await
+    }
+
+    /// Start with extra `LECTERN_*` settings.
+    pub async fn start_with(extra: &[(&str, &str)]) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let server = Server::start(test_config(dir.path(), extra))
+            .await
+            .expect("server starts");
+        let addr = server.local_addr();
+        TestServer { server, addr, dir }
+    }
+
+    pub fn token(&self, room: &str, sub: &str, name: &str, role: Role) -> String {
+        self.server
+            .mint_token(room, sub, name, role, 3600)
+            .expect("mint")
+    }
+
+    /// Connect and complete the hello; panics unless welcomed.
+    pub async fn join(&self, room: &str, sub: &str, role: Role) -> Client {
+        let token = self.token(room, sub, &display_name(sub), role);
+        let mut client = Client::connect(self.addr, None).await.expect("connect");
+        client.hello(&token, None).await.expect("welcome");
+        client
+    }
+
+    pub async fn metric(&self, name: &str) -> u64 {
+        metric_value(&self.server.metrics_text(), name)
+    }
+}
+
+/// A readable display name for a test participant id.
+pub fn display_name(sub: &str) -> String {
+    format!("Name of {sub}")
+}
+
+/// Read one counter or gauge from Prometheus text.
+pub fn metric_value(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// A protocol client over a real WebSocket. Every message received is kept in `received`.
+#[derive(Debug)]
+pub struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    pub received: Vec<Value>,
+    /// How many of `received` have been looked at by `wait_for`.
+    cursor: usize,
+    next_request_id: u64,
+    pub welcome: Value,
+    pub closed: bool,
+}
+
+impl Client {
+    /// Open `/ws` (with `?room=` when given), without sending anything.
+    pub async fn connect(addr: SocketAddr, room: Option<&str>) -> anyhow::Result<Client> {
+        let url = match room {
+            Some(r) => format!("ws://{addr}/ws?room={r}"),
+            None => format!("ws://{addr}/ws"),
+        };
+        let (ws, _) = tokio::time::timeout(DEADLINE, tokio_tungstenite::connect_async(url))
+            .await
+            .context("connect timed out")??;
+        Ok(Client {
+            ws,
+            received: Vec::new(),
+            cursor: 0,
+            next_request_id: 1,
+            welcome: Value::Null,
+            closed: false,
+        })
+    }
+
+    /// Send a hello and wait for the welcome (or fail with the error received).
+    pub async fn hello(&mut self, token: &str, last_seq: Option<u64>) -> anyhow::Result<Value> {
+        let mut hello = json!({"type": "hello", "protocol_version": 1, "token": token});
+        if let Some(s) = last_seq {
+            hello["last_seq"] = json!(s);
+        }
+        self.send(&hello).await?;
+        let reply = self
+            .wait_for(|m| m["type"] == "welcome" || m["type"] == "error")
+            .await?;
+        if reply["type"] == "error" {
+            bail!("refused: {}", reply);
+        }
+        self.welcome = reply.clone();
+        Ok(reply)
+    }
+
+    pub async fn send(&mut self, value: &Value) -> anyhow::Result<()> {
+        self.send_text(value.to_string()).await
+    }
+
+    pub async fn send_text(&mut self, text: String) -> anyhow::Result<()> {
+        self.ws.send(Message::text(text)).await?;
+        Ok(())
+    }
+
+    pub async fn send_raw(&mut self, message: Message) -> anyhow::Result<()> {
+        self.ws.send(message).await?;
+        Ok(())
+    }
+
+    /// Send a request with a fresh request id and wait for its ack or error.
+    pub async fn request(&mut self, mut value: Value) -> anyhow::Result<Value> {
+        let id = self.next_request_id;
+        self.next_request_id += 1;
+        value["request_id"] = json!(id);
+        self.send(&value).await?;
+        self.wait_for(|m| {
+            (m["type"] == "ack" || m["type"] == "error") && m["request_id"] == json!(id)
+        })
+        .await
+    }
+
+    /// Like [`Client::request`], but fails unless acknowledged.
+    pub async fn ok(&mut self, value: Value) -> anyhow::Result<Value> {
+        let reply = self.request(value.clone()).await?;
+        if reply["type"] != "ack" {
+            bail!("{value} refused: {reply}");
+        }
+        Ok(reply)
+    }
+
+    /// Receive one message (or `None` when the connection closed).
+    async fn recv_one(&mut self) -> anyhow::Result<Option<Value>> {
+        loop {
+            let next = tokio::time::timeout(DEADLINE, self.ws.next())
+                .await
+                .map_err(|_| anyhow!("nothing received within {DEADLINE:?}"))?;
+            match next {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => {
+                    self.closed = true;
+                    return Ok(None);
+                }
+                Some(Ok(Message::Text(t))) => {
+                    let v: Value = serde_json::from_str(&t)?;
+                    self.received.push(v.clone());
+                    return Ok(Some(v));
+                }
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+
+    /// The first message not yet looked at that matches, waiting up to [`DEADLINE`].
+    pub async fn wait_for(&mut self, pred: impl Fn(&Value) -> bool) -> anyhow::Result<Value> {
+        while self.cursor < self.received.len() {
+            let v = &self.received[self.cursor];
+            self.cursor += 1;
+            if pred(v) {
+                return Ok(v.clone());
+            }
+        }
+        loop {
+            if self.closed {
+                bail!("connection closed; received: {:?}", self.received);
+            }
+            match self.recv_one().await? {
+                Some(v) => {
+                    self.cursor = self.received.len();
+                    if pred(&v) {
+                        return Ok(v);
+                    }
+                }
+                None => bail!("connection closed; received: {:?}", self.received),
+            }
+        }
+    }
+
+    /// Wait for a sequenced event of this kind.
+    pub async fn wait_event(&mut self, kind: &str) -> anyhow::Result<Value> {
+        self.wait_for(|m| m["type"] == "event" && m["event"]["kind"] == kind)
+            .await
+    }
+
+    /// Read until the server closes the connection; returns everything received on the way.
+    pub async fn wait_closed(&mut self) -> anyhow::Result<()> {
+        while !self.closed {
+            self.recv_one().await?;
+        }
+        Ok(())
+    }
+
+    /// Chat texts received as events, in order.
+    pub fn chat_texts(&self) -> Vec<String> {
+        self.received
+            .iter()
+            .filter(|m| m["type"] == "event" && m["event"]["kind"] == "chat")
+            .filter_map(|m| m["event"]["message"]["text"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// The highest event sequence number received so far.
+    pub fn last_seq(&self) -> u64 {
+        let from_events = self
+            .received
+            .iter()
+            .filter(|m| m["type"] == "event")
+            .filter_map(|m| m["seq"].as_u64())
+            .max()
+            .unwrap_or(0);
+        let from_snapshots = self
+            .received
+            .iter()
+            .filter_map(|m| match m["type"].as_str() {
+                Some("welcome") | Some("snapshot") => m["snapshot"]["seq"].as_u64(),
+                Some("replay_done") => m["seq"].as_u64(),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
+        from_events.max(from_snapshots)
+    }
+
+    /// Drop the connection abruptly (no close frame), like a lost network.
+    pub fn drop_abruptly(self) {
+        drop(self.ws);
+    }
+
+    /// Close politely.
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}
+
+/// Poll `cond` until it holds or the deadline passes.
+pub async fn wait_until<F, Fut>(what: &str, mut cond: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = tokio::time::Instant::now();
+    while start.elapsed() < DEADLINE {
+        if cond().await {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    bail!("timed out waiting for {what}")
+}

@@ -1,0 +1,622 @@
+// @ts-check
+/**
+ * The class page: reads the join link, connects through protocol.js and draws the lobby or the
+ * class. User-provided text (names, chat) only ever goes in through textContent.
+ */
+import { Connection, RoomState, isStaffRole } from './protocol.js';
+
+/** @typedef {import('./protocol.js').ChatMessage} ChatMessage */
+/** @typedef {import('./protocol.js').ParticipantInfo} ParticipantInfo */
+/** @typedef {import('./protocol.js').Reaction} Reaction */
+/** @typedef {import('./protocol.js').RequestType} RequestType */
+/** @typedef {import('./protocol.js').Role} Role */
+
+const STRINGS = {
+  appName: 'Lectern',
+  leave: 'Leave class',
+  rejoin: 'Join again',
+  lobbyHeading: 'Waiting for the class to start',
+  lobbyBody: 'You are in the lobby. The class opens by itself when your instructor starts it.',
+  controlsHeading: 'Your controls',
+  staffHeading: 'Teaching controls',
+  handsHeading: 'Raised hands',
+  handsEmpty: 'No hands are raised.',
+  rosterHeading: 'Participants',
+  chatHeading: 'Chat',
+  chatTo: 'To',
+  chatToEveryone: 'Everyone',
+  chatToStaff: 'Teaching staff (private)',
+  chatInput: 'Message',
+  chatPlaceholder: 'Write a message (Alt+C)',
+  chatSend: 'Send',
+  chatLockedNote: 'Chat is locked by the teaching staff.',
+  reactionsLabel: 'Send a reaction',
+  shortcutsHeading: 'Keyboard shortcuts',
+  startClass: 'Start class',
+  endClass: 'End class',
+  callNext: 'Call on next (Alt+N)',
+  lowerAll: 'Lower all hands',
+  lockChat: 'Lock chat',
+  unlockChat: 'Unlock chat',
+  raiseHand: 'Raise hand (Alt+H)',
+  lowerHand: 'Lower hand (Alt+H)',
+  speakNote: 'You may speak now.',
+  you: '(you)',
+  // Buttons on one person or message.
+  callOn: 'Call on', lower: 'Lower', admit: 'Admit', mute: 'Mute', remove: 'Remove',
+  allowSpeak: 'Allow to speak', revokeSpeak: 'Revoke speaking',
+  grantStage: 'Give stage', revokeStage: 'Take back stage',
+  reply: 'Reply privately', delete: 'Delete',
+  toStaffTag: 'to staff',
+  confirmEnd: 'End the class for everyone? Students will be disconnected.',
+  /** @param {string} name */
+  confirmRemove: (name) => `Remove ${name} from the class?`,
+  /** @param {string} name */
+  chatToParticipant: (name) => `${name} (private)`,
+  /** @param {string} name */
+  toParticipantTag: (name) => `privately to ${name}`,
+  /** @param {string} name @param {string} text */
+  announceChat: (name, text) => `${name}: ${text}`,
+  /** @param {string} name @param {string} text */
+  announcePrivate: (name, text) => `Private message from ${name}: ${text}`,
+  announceCalledOn: 'You have been called on. You may speak now.',
+  announceClassStarted: 'The class has started.',
+  /** @param {string} name @param {string} role */
+  whoami: (name, role) => `${name}, ${role}`,
+  classState: { not_started: 'Not started', live: 'Live', ended: 'Ended' },
+  status: {
+    connecting: 'Connecting…',
+    open: 'Connected',
+    reconnecting: 'Connection lost. Reconnecting…',
+    closed: 'Disconnected',
+  },
+  roles: { instructor: 'Instructor', ta: 'Teaching assistant', student: 'Student', observer: 'Observer' },
+  badges: {
+    hand: 'Hand raised', lobby: 'In lobby', muted: 'Muted by staff', speak: 'May speak',
+    presenter: 'Presenting', away: 'Reconnecting', mic: 'Mic on', camera: 'Camera on',
+    screen: 'Sharing screen',
+  },
+  reactions: {
+    thumbs_up: ['👍', 'Thumbs up'], clap: ['👏', 'Clap'], heart: ['❤️', 'Heart'],
+    laugh: ['😂', 'Laugh'], surprised: ['😮', 'Surprised'], confused: ['😕', 'Confused'],
+  },
+  shortcuts: [
+    ['Alt+H', 'Raise or lower your hand'],
+    ['Alt+C', 'Go to the chat box'],
+    ['Alt+N', 'Staff: call on the next raised hand'],
+  ],
+  linkMissing: 'This page needs a join link. Open the link your instructor or school sent you.',
+  linkInvalid: 'This join link is not valid. Check that you copied all of it, or ask for a new one.',
+  linkExpired: 'This join link has expired. Ask your instructor for a new one.',
+  /** @type {Record<string, string>} */
+  errors: {
+    invalid_token: 'This join link is not valid. Ask your instructor for a new one.',
+    token_expired: 'This join link has expired. Ask your instructor for a new one.',
+    token_not_yet_valid: 'This join link is not valid yet. Try again closer to the class time.',
+    wrong_room: 'This join link is for another class.',
+    room_full: 'This class is full. Try again later or contact your instructor.',
+    unsupported_version: 'This page is out of date. Reload it to join.',
+    not_permitted: 'You are not allowed to do that.',
+    in_lobby: 'Please wait until the class starts.',
+    not_found: 'That person or message is no longer here.',
+    queue_empty: 'No hands are raised.',
+    chat_locked: 'Chat is locked by the teaching staff.',
+    chat_empty: 'Write a message first.',
+    chat_too_long: 'That message is too long.',
+    rate_limited: 'You are sending too fast. Wait a moment.',
+    store_unavailable: 'Your message could not be saved, so it was not sent. Try again.',
+    not_connected: 'Not connected right now. Wait for the connection to come back.',
+    disconnected: 'The connection dropped before the server answered. Try again.',
+  },
+  /** @type {Record<string, string>} */
+  closing: {
+    removed: 'You were removed from the class by the teaching staff.',
+    class_ended: 'The class has ended. Thank you for attending.',
+    replaced: 'You joined this class from another tab or device, so this page was disconnected.',
+    left: 'You left the class.',
+    abuse: 'You were disconnected for sending too many requests.',
+    handshake_failed: 'Could not join the class. Reload the page to try again.',
+    server_shutdown: 'The server is restarting. Reconnecting…',
+    slow_consumer: 'Your connection could not keep up. Reconnecting…',
+  },
+};
+
+const TOKEN_KEY = 'lectern.token';
+const REACTION_SHOWN_MS = 4000;
+const ERROR_SHOWN_MS = 8000;
+/** Server error codes meaning this link cannot join: their message stays on screen. */
+const JOIN_ERRORS = ['invalid_token', 'token_expired', 'token_not_yet_valid', 'wrong_room', 'room_full', 'unsupported_version'];
+/** Closings after which joining again from this page makes sense. */
+const REJOINABLE = ['left', 'replaced', 'class_ended'];
+const ROLE_ORDER = ['instructor', 'ta', 'student', 'observer'];
+
+/** @param {string} id */
+function $(id) {
+  const element = document.getElementById(id);
+  if (!element) throw new Error(`missing #${id}`);
+  return element;
+}
+
+const chatInput = /** @type {HTMLInputElement} */ ($('chat-input'));
+const chatTo = /** @type {HTMLSelectElement} */ ($('chat-to'));
+const chatSend = /** @type {HTMLButtonElement} */ ($('chat-send'));
+const chatLog = $('chat-log');
+
+const room = new RoomState();
+/** @type {{id: string, role: Role, name: string}} */
+const me = { id: '', role: 'student', name: '' };
+/** @type {Connection | null} */
+let connection = null;
+let welcomed = false;
+/** Replayed events are news, but announcing a burst of them would drown a screen reader. */
+let replaying = false;
+/** The page reached a final state (left, removed, class ended, ...). */
+let finished = false;
+let renderQueued = false;
+/** @type {ReturnType<typeof setTimeout> | undefined} */
+let errorTimer;
+/** @type {Map<number, HTMLElement>} drawn chat messages by seq, so new ones are added alone */
+const chatItems = new Map();
+
+// ---- Join link and messages to the user -------------------------------------------------
+
+/** The token from `#token=...` (then hidden from the address bar) or from this tab's storage. */
+function readToken() {
+  const fromLink = new URLSearchParams(location.hash.slice(1)).get('token');
+  if (!fromLink) return sessionStorage.getItem(TOKEN_KEY);
+  history.replaceState(null, '', location.pathname + location.search);
+  return fromLink;
+}
+
+/**
+ * The JWT payload, unverified (the server checks the signature), or null when malformed.
+ * @param {string} token
+ * @returns {{name: string, room: string, exp: number} | null}
+ */
+function readClaims(token) {
+  try {
+    const base64 = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    const claims = JSON.parse(new TextDecoder().decode(Uint8Array.from(atob(base64), (c) => c.charCodeAt(0))));
+    const ok = typeof claims.name === 'string' && typeof claims.room === 'string' && typeof claims.exp === 'number';
+    return ok ? claims : null;
+  } catch {
+    return null;
+  }
+}
+
+/** @param {string} text @param {boolean} [sticky] keep it until the page is reloaded */
+function showError(text, sticky = false) {
+  const box = $('error');
+  box.textContent = text;
+  box.hidden = false;
+  clearTimeout(errorTimer);
+  if (!sticky) errorTimer = setTimeout(() => (box.hidden = true), ERROR_SHOWN_MS);
+}
+
+/** The page is done: say why, and offer to join again where that makes sense. @param {string} reason */
+function finish(reason) {
+  finished = true;
+  $('notice-text').textContent = STRINGS.closing[reason] ?? STRINGS.status.closed;
+  $('rejoin').hidden = !REJOINABLE.includes(reason);
+  scheduleRender();
+}
+
+// ---- Actions -----------------------------------------------------------------------------
+
+/**
+ * Sends a request; a refusal is shown to the user.
+ * @param {RequestType} type
+ * @param {Record<string, unknown>} [fields]
+ * @returns {Promise<boolean>} whether the server accepted it
+ */
+async function act(type, fields) {
+  try {
+    if (!connection) return false;
+    await connection.request(type, fields);
+    return true;
+  } catch (e) {
+    const { code = '', message = '' } = /** @type {{code?: string, message?: string}} */ (e);
+    showError(STRINGS.errors[code] ?? message);
+    return false;
+  }
+}
+
+function toggleHand() {
+  if (me.role !== 'observer') act(room.hasHandRaised(me.id) ? 'hand_lower' : 'hand_raise');
+}
+
+async function sendChat() {
+  const text = chatInput.value.trim();
+  if (!text) return;
+  const [kind, id] = chatTo.value.split(':');
+  chatSend.disabled = true;
+  if (await act('chat_send', { to: id ? { kind, id } : { kind }, text })) chatInput.value = '';
+  chatSend.disabled = false;
+  chatInput.focus();
+}
+
+/** Staff: address the next message privately to one participant. @param {string} id */
+function replyTo(id) {
+  chatTo.querySelector('option[data-private]')?.remove();
+  const option = /** @type {HTMLOptionElement} */ (make('option', '', STRINGS.chatToParticipant(nameOf(id))));
+  option.value = `participant:${id}`;
+  option.dataset.private = '';
+  chatTo.append(option);
+  chatTo.value = option.value;
+  chatInput.focus();
+}
+
+/** Every button with `data-action`, static or drawn, lands here. @param {MouseEvent} e */
+function onActionClick(e) {
+  const button = e.target instanceof Element ? e.target.closest('button[data-action]') : null;
+  if (!(button instanceof HTMLElement)) return;
+  const { action = '', participant: participant_id = '', seq = '', reaction } = button.dataset;
+  switch (action) {
+    case 'call_on':
+    case 'hand_lower_for':
+    case 'admit':
+    case 'mute':
+    case 'allow_speak':
+    case 'revoke_speak':
+    case 'stage_grant':
+      return void act(action, participant_id ? { participant_id } : {});
+    case 'stage_revoke':
+    case 'class_start':
+    case 'hand_lower_all':
+      return void act(action);
+    case 'class_end':
+      return void (confirm(STRINGS.confirmEnd) && act('class_end'));
+    case 'remove':
+      return void (confirm(STRINGS.confirmRemove(nameOf(participant_id))) && act('remove', { participant_id }));
+    case 'chat_lock':
+      return void act('chat_lock', { locked: !room.chatLocked });
+    case 'chat_delete':
+      return void act('chat_delete', { seq: Number(seq) });
+    case 'react':
+      return void act('react', { reaction });
+    case 'reply':
+      return replyTo(participant_id);
+    case 'hand_toggle':
+      return toggleHand();
+    case 'leave':
+      return void connection?.leave().then(() => finish('left'));
+    case 'rejoin':
+      return location.reload();
+  }
+}
+
+/** @param {KeyboardEvent} e */
+function onKeyDown(e) {
+  if (!e.altKey || e.ctrlKey || e.metaKey || !welcomed || finished) return;
+  /** @type {Record<string, () => unknown>} */
+  const shortcuts = {
+    KeyH: toggleHand,
+    KeyC: () => chatInput.focus(),
+    KeyN: () => isStaffRole(me.role) && act('call_on'),
+  };
+  if (!shortcuts[e.code]) return;
+  e.preventDefault();
+  shortcuts[e.code]();
+}
+
+// ---- Drawing -----------------------------------------------------------------------------
+
+/** @param {string} tag @param {string} [className] @param {string} [text] set as text, never HTML */
+function make(tag, className, text) {
+  const element = document.createElement(tag);
+  if (className) element.className = className;
+  if (text !== undefined) element.textContent = text;
+  return element;
+}
+
+/** @param {string} label @param {string} action @param {Record<string, string>} [data] */
+function actionButton(label, action, data = {}) {
+  const button = /** @type {HTMLButtonElement} */ (make('button', 'small', label));
+  button.type = 'button';
+  Object.assign(button.dataset, { action, ...data });
+  return button;
+}
+
+/** @param {string} id */
+function nameOf(id) {
+  return room.participants.get(id)?.name ?? id;
+}
+
+/**
+ * Rebuilds a list, keeping keyboard focus on the same action button if it is still there.
+ * @param {HTMLElement} list @param {HTMLElement[]} items
+ */
+function replaceList(list, items) {
+  const focused = document.activeElement;
+  const had = focused instanceof HTMLElement && list.contains(focused) ? { ...focused.dataset } : null;
+  list.replaceChildren(...items);
+  if (!had?.action) return;
+  for (const button of list.querySelectorAll('button')) {
+    if (button.dataset.action === had.action && button.dataset.participant === had.participant) {
+      return button.focus();
+    }
+  }
+}
+
+/**
+ * Draws at most once per frame, however many events arrive. Background tabs get no animation
+ * frames, so a timer (throttled there by the browser) draws them.
+ */
+function scheduleRender() {
+  if (renderQueued) return;
+  renderQueued = true;
+  requestAnimationFrame(renderQueuedNow);
+  setTimeout(renderQueuedNow, 100);
+}
+
+function renderQueuedNow() {
+  if (!renderQueued) return;
+  renderQueued = false;
+  render();
+}
+
+function render() {
+  const self = room.participants.get(me.id);
+  const staff = isStaffRole(me.role);
+  const inLobby = self ? self.in_lobby : !staff && room.classState !== 'live';
+  $('notice').hidden = !finished;
+  $('lobby').hidden = finished || !welcomed || !inLobby;
+  $('classroom').hidden = finished || !welcomed || inLobby;
+  $('leave').hidden = finished || !welcomed;
+  if (!welcomed) return;
+
+  const title = room.title || STRINGS.appName;
+  $('class-title').textContent = title;
+  document.title = `${title} · ${STRINGS.appName}`;
+  $('class-state').textContent = STRINGS.classState[room.classState];
+  $('whoami').textContent = STRINGS.whoami(me.name, STRINGS.roles[me.role]);
+  if (finished || inLobby) return;
+
+  const raised = room.hasHandRaised(me.id);
+  const hand = $('hand-toggle');
+  hand.textContent = raised ? STRINGS.lowerHand : STRINGS.raiseHand;
+  hand.setAttribute('aria-pressed', String(raised));
+  for (const id of ['hand-toggle', 'reaction-buttons', 'chat-form']) $(id).hidden = me.role === 'observer';
+  $('speak-note').hidden = staff || !self?.can_speak;
+  $('staff-controls').hidden = !staff;
+  $('start-class').hidden = room.classState === 'live';
+  $('end-class').hidden = room.classState !== 'live';
+  const lock = $('chat-lock');
+  lock.textContent = room.chatLocked ? STRINGS.unlockChat : STRINGS.lockChat;
+  lock.setAttribute('aria-pressed', String(room.chatLocked));
+  $('chat-locked-note').hidden = !room.chatLocked;
+  chatInput.disabled = chatSend.disabled = room.chatLocked && !staff;
+
+  renderHands(staff);
+  renderRoster(staff);
+  renderChat(staff);
+}
+
+/** @param {boolean} staff */
+function renderHands(staff) {
+  const items = room.handQueue.map(({ participant_id: id }) => {
+    const li = make('li');
+    li.dataset.participant = id;
+    li.append(make('span', 'name', nameOf(id)));
+    if (id === me.id) li.append(' ', make('span', 'muted-text', STRINGS.you));
+    if (staff) {
+      const data = { participant: id };
+      li.append(actionButton(STRINGS.callOn, 'call_on', data), actionButton(STRINGS.lower, 'hand_lower_for', data));
+    }
+    return li;
+  });
+  replaceList($('hand-queue'), items);
+  $('hands-empty').hidden = items.length > 0;
+  for (const id of ['call-next', 'lower-all']) $(id).toggleAttribute('disabled', items.length === 0);
+}
+
+/** @param {boolean} staff */
+function renderRoster(staff) {
+  const people = [...room.participants.values()].sort(
+    (a, b) => ROLE_ORDER.indexOf(a.role) - ROLE_ORDER.indexOf(b.role),
+  );
+  const b = STRINGS.badges;
+  const items = people.map((p) => {
+    const li = make('li', p.connected ? '' : 'away');
+    li.dataset.participant = p.id;
+    const line = make('div', 'person');
+    line.append(make('span', 'name', p.name));
+    if (p.id === me.id) line.append(' ', make('span', 'muted-text', STRINGS.you));
+    line.append(' ', make('span', `role role-${p.role}`, STRINGS.roles[p.role]));
+    /** @type {[boolean, string, string][]} */
+    const badges = [
+      [room.hasHandRaised(p.id), b.hand, 'hand'],
+      [p.in_lobby, b.lobby, 'lobby'],
+      [p.hard_muted, b.muted, 'muted'],
+      [p.can_speak && !isStaffRole(p.role) && !p.presenter, b.speak, 'speak'],
+      [p.presenter, b.presenter, 'presenter'],
+      [!p.connected, b.away, 'away'],
+      [p.media.mic, b.mic, 'media'],
+      [p.media.camera, b.camera, 'media'],
+      [p.media.screen, b.screen, 'media'],
+    ];
+    const list = make('ul', 'badges');
+    for (const [shown, label, kind] of badges) if (shown) list.append(make('li', `badge badge-${kind}`, label));
+    li.append(line, list);
+    if (staff && p.id !== me.id && !isStaffRole(p.role)) li.append(moderationButtons(p));
+    return li;
+  });
+  replaceList($('roster'), items);
+  $('roster-count').textContent = String(people.filter((p) => !p.in_lobby).length);
+}
+
+/** Staff buttons for one student or observer. @param {ParticipantInfo} p */
+function moderationButtons(p) {
+  const row = make('div', 'button-row');
+  const data = { participant: p.id };
+  if (p.in_lobby) {
+    row.append(actionButton(STRINGS.admit, 'admit', data));
+  } else {
+    if (!p.hard_muted) row.append(actionButton(STRINGS.mute, 'mute', data));
+    const speaking = p.can_speak && !p.hard_muted;
+    row.append(
+      actionButton(speaking ? STRINGS.revokeSpeak : STRINGS.allowSpeak, speaking ? 'revoke_speak' : 'allow_speak', data),
+      actionButton(p.presenter ? STRINGS.revokeStage : STRINGS.grantStage, p.presenter ? 'stage_revoke' : 'stage_grant', data),
+    );
+  }
+  row.append(actionButton(STRINGS.remove, 'remove', data));
+  return row;
+}
+
+/** @param {ChatMessage} m @param {boolean} staff */
+function chatItem(m, staff) {
+  const li = make('li', m.to.kind === 'everyone' ? '' : 'private');
+  li.dataset.seq = String(m.seq);
+  const head = make('div', 'chat-head');
+  head.append(make('span', 'name', m.from_name));
+  if (isStaffRole(m.from_role)) head.append(' ', make('span', 'role', STRINGS.roles[m.from_role]));
+  if (m.to.kind === 'staff') head.append(' ', make('span', 'chat-to', STRINGS.toStaffTag));
+  if (m.to.kind === 'participant') {
+    const to = m.to.id === me.id ? STRINGS.you : nameOf(m.to.id);
+    head.append(' ', make('span', 'chat-to', STRINGS.toParticipantTag(to)));
+  }
+  const time = /** @type {HTMLTimeElement} */ (make('time'));
+  const sent = new Date(m.sent_at);
+  time.dateTime = sent.toISOString();
+  time.textContent = sent.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  head.append(' ', time);
+  li.append(head, make('p', 'chat-text', m.text));
+  if (staff) {
+    const row = make('div', 'button-row');
+    if (m.from !== me.id && !isStaffRole(m.from_role)) row.append(actionButton(STRINGS.reply, 'reply', { participant: m.from }));
+    row.append(actionButton(STRINGS.delete, 'chat_delete', { seq: String(m.seq) }));
+    li.append(row);
+  }
+  return li;
+}
+
+/** Adds new messages and drops deleted ones without redrawing the rest. @param {boolean} staff */
+function renderChat(staff) {
+  const atBottom = chatLog.scrollHeight - chatLog.scrollTop - chatLog.clientHeight < 40;
+  const wanted = new Set(room.chat.map((m) => m.seq));
+  for (const [seq, li] of chatItems) {
+    if (wanted.has(seq)) continue;
+    li.remove();
+    chatItems.delete(seq);
+  }
+  /** @type {HTMLElement | null} */
+  let previous = null;
+  for (const m of room.chat) {
+    let li = chatItems.get(m.seq);
+    if (!li) {
+      li = chatItem(m, staff);
+      chatItems.set(m.seq, li);
+      if (previous) previous.after(li);
+      else chatLog.prepend(li);
+    }
+    previous = li;
+  }
+  if (atBottom) chatLog.scrollTop = chatLog.scrollHeight;
+}
+
+/** @param {string} participantId @param {Reaction} reaction */
+function showReaction(participantId, reaction) {
+  const [emoji, label] = STRINGS.reactions[reaction] ?? ['', reaction];
+  const li = make('li', 'reaction');
+  li.title = label;
+  li.append(make('span', 'emoji', emoji), ' ', make('span', '', nameOf(participantId)));
+  const shown = $('reactions-shown');
+  shown.append(li);
+  while (shown.children.length > 8) shown.firstElementChild?.remove();
+  setTimeout(() => li.remove(), REACTION_SHOWN_MS);
+}
+
+// ---- Connection ----------------------------------------------------------------------------
+
+/**
+ * The live region: new chat from others, being called on, the class starting.
+ * @param {import('./protocol.js').RoomEvent} event
+ */
+function announce(event) {
+  let text = '';
+  if (event.kind === 'chat' && event.message.from !== me.id) {
+    const m = event.message;
+    text = (m.to.kind === 'everyone' ? STRINGS.announceChat : STRINGS.announcePrivate)(m.from_name, m.text);
+  } else if (event.kind === 'called_on' && event.participant_id === me.id) {
+    text = STRINGS.announceCalledOn;
+  } else if (event.kind === 'class_started') {
+    text = STRINGS.announceClassStarted;
+  }
+  if (text && !replaying) $('announcer').textContent = text;
+}
+
+/** @param {string} token @param {string} roomId */
+function connect(token, roomId) {
+  const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+  connection = new Connection({
+    url: `${scheme}://${location.host}/ws?room=${encodeURIComponent(roomId)}`,
+    token,
+    onWelcome(snapshot, welcome) {
+      me.id = welcome.participant_id;
+      me.role = welcome.role;
+      welcomed = true;
+      replaying = !snapshot;
+      if (snapshot) room.applySnapshot(snapshot);
+      scheduleRender();
+    },
+    onSnapshot(snapshot) {
+      room.applySnapshot(snapshot);
+      scheduleRender();
+    },
+    onEvent(seq, event) {
+      room.applyEvent(seq, event);
+      announce(event);
+      scheduleRender();
+    },
+    onReplayDone: () => (replaying = false),
+    onReaction: showReaction,
+    onError: (code, message) => showError(STRINGS.errors[code] ?? message, JOIN_ERRORS.includes(code)),
+    onClosing(reason) {
+      if (reason === 'server_shutdown' || reason === 'slow_consumer') showError(STRINGS.closing[reason]);
+      else if (reason !== 'handshake_failed') finish(reason);
+      else if ($('error').hidden) showError(STRINGS.closing[reason], true);
+    },
+    onStatus(status) {
+      $('status').textContent = STRINGS.status[status];
+      $('status').dataset.state = status;
+    },
+  });
+  connection.connect();
+}
+
+/** Fills in the static text and the reaction buttons, and listens for clicks and keys. */
+function setUp() {
+  for (const element of document.querySelectorAll('[data-text]')) {
+    const key = /** @type {HTMLElement} */ (element).dataset.text ?? '';
+    element.textContent = /** @type {Record<string, any>} */ (STRINGS)[key];
+  }
+  chatInput.placeholder = STRINGS.chatPlaceholder;
+  $('reaction-buttons').setAttribute('aria-label', STRINGS.reactionsLabel);
+  for (const [reaction, [emoji, label]] of Object.entries(STRINGS.reactions)) {
+    const button = actionButton(emoji, 'react', { reaction });
+    button.setAttribute('aria-label', label);
+    button.title = label;
+    $('reaction-buttons').append(button);
+  }
+  for (const [keys, what] of STRINGS.shortcuts) $('shortcut-list').append(make('dt', '', keys), make('dd', '', what));
+  document.addEventListener('click', onActionClick);
+  document.addEventListener('keydown', onKeyDown);
+  $('chat-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    sendChat();
+  });
+}
+
+function main() {
+  setUp();
+  const token = readToken();
+  if (!token) return showError(STRINGS.linkMissing, true);
+  const claims = readClaims(token);
+  if (!claims) return showError(STRINGS.linkInvalid, true);
+  if (claims.exp * 1000 <= Date.now()) return showError(STRINGS.linkExpired, true);
+  sessionStorage.setItem(TOKEN_KEY, token);
+  me.name = claims.name;
+  connect(token, claims.room);
+}
+
+main();

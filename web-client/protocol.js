@@ -1,0 +1,505 @@
+// @ts-check
+/**
+ * Lectern's wire protocol for the browser: one WebSocket per participant, one JSON object per
+ * frame (see docs/PROTOCOL.md; the Rust types in crates/lectern-proto are the reference).
+ *
+ * No DOM here. The UI drives a `Connection` and keeps a `RoomState`; both report through plain
+ * callbacks and fields, so this module also runs under Node for tests.
+ */
+
+export const PROTOCOL_VERSION = 1;
+
+/** After a `closing` with one of these reasons, reconnecting would be wrong or pointless. */
+const FINAL_CLOSE_REASONS = new Set([
+  'removed',
+  'class_ended',
+  'replaced',
+  'left',
+  'abuse',
+  'handshake_failed',
+]);
+
+const BACKOFF_START_MS = 500;
+const BACKOFF_MAX_MS = 10_000;
+/** A socket that opened but got no welcome in this time is closed and retried. */
+const WELCOME_TIMEOUT_MS = 10_000;
+
+/** @typedef {'instructor' | 'ta' | 'student' | 'observer'} Role */
+/** @typedef {'not_started' | 'live' | 'ended'} ClassState */
+/** @typedef {'thumbs_up' | 'clap' | 'heart' | 'laugh' | 'surprised' | 'confused'} Reaction */
+/** @typedef {'left' | 'timed_out' | 'removed' | 'class_ended'} LeaveReason */
+/**
+ * @typedef {'server_shutdown' | 'removed' | 'class_ended' | 'replaced' | 'slow_consumer'
+ *   | 'abuse' | 'handshake_failed' | 'left'} CloseReason
+ */
+/** @typedef {'connecting' | 'open' | 'reconnecting' | 'closed'} Status */
+
+/** @typedef {{mic: boolean, camera: boolean, screen: boolean}} MediaState */
+/**
+ * `connected` is false during the reconnect grace period; `can_speak` is the effective right.
+ * @typedef {{id: string, name: string, role: Role, connected: boolean, in_lobby: boolean,
+ *   hard_muted: boolean, can_speak: boolean, presenter: boolean, media: MediaState}} ParticipantInfo
+ */
+/** @typedef {{participant_id: string, raised_at: number}} HandEntry */
+/** @typedef {{kind: 'everyone'} | {kind: 'staff'} | {kind: 'participant', id: string}} ChatTarget */
+/**
+ * `seq` is also the message's id; `sent_at` is in Unix milliseconds.
+ * @typedef {{seq: number, from: string, from_name: string, from_role: Role, to: ChatTarget,
+ *   text: string, sent_at: number}} ChatMessage
+ */
+/**
+ * Hands and chat are oldest first; events after `seq` follow as `event` messages.
+ * @typedef {{room_id: string, title: string, class_state: ClassState, roster: ParticipantInfo[],
+ *   hand_queue: HandEntry[], presenter?: string | null, chat_locked: boolean, chat: ChatMessage[],
+ *   seq: number}} Snapshot
+ */
+
+/**
+ * One sequenced change to the room (`event.kind`).
+ * @typedef {{kind: 'participant_joined', participant: ParticipantInfo}
+ *   | {kind: 'participant_connection', participant_id: string, connected: boolean}
+ *   | {kind: 'participant_left', participant_id: string, reason: LeaveReason}
+ *   | {kind: 'admitted', participant_id: string, by: string}
+ *   | {kind: 'class_started', by: string}
+ *   | {kind: 'class_ended', by: string}
+ *   | {kind: 'chat', message: ChatMessage}
+ *   | {kind: 'chat_deleted', seq: number, by: string}
+ *   | {kind: 'chat_locked', locked: boolean, by: string}
+ *   | {kind: 'hand_raised', participant_id: string, raised_at: number}
+ *   | {kind: 'hand_lowered', participant_id: string, by?: string}
+ *   | {kind: 'hands_cleared', by: string}
+ *   | {kind: 'called_on', participant_id: string, by: string}
+ *   | {kind: 'speak_allowed', participant_id: string, by: string}
+ *   | {kind: 'speak_revoked', participant_id: string, by: string}
+ *   | {kind: 'muted', participant_id: string, by: string}
+ *   | {kind: 'stage_granted', participant_id: string, by: string}
+ *   | {kind: 'stage_revoked', participant_id: string, by?: string}
+ *   | {kind: 'media_changed', participant_id: string, media: MediaState}} RoomEvent
+ */
+
+/**
+ * `rejoined`: state (hand, stage, mute) was kept from a dropped connection. `snapshot` is absent
+ * when the missed events are replayed instead.
+ * @typedef {{type: 'welcome', protocol_version: number, participant_id: string, role: Role,
+ *   rejoined: boolean, snapshot?: Snapshot}} WelcomeMessage
+ */
+/** @typedef {{type: 'replay_done', seq: number, replayed: number}} ReplayDoneMessage */
+/** @typedef {{type: 'snapshot', snapshot: Snapshot}} SnapshotMessage */
+/** @typedef {{type: 'event', seq: number, at: number, event: RoomEvent}} EventMessage */
+/** @typedef {{type: 'reaction', participant_id: string, reaction: Reaction}} ReactionMessage */
+/** @typedef {{type: 'ack', request_id: number, seq?: number}} AckMessage */
+/** @typedef {{type: 'error', code: string, message: string, request_id?: number}} ErrorMessage */
+/** @typedef {{type: 'closing', reason: CloseReason, message: string}} ClosingMessage */
+/**
+ * @typedef {WelcomeMessage | ReplayDoneMessage | SnapshotMessage | EventMessage
+ *   | ReactionMessage | AckMessage | ErrorMessage | ClosingMessage} ServerMessage
+ */
+/** @typedef {{type: 'hello', protocol_version: number, token: string, last_seq?: number}} HelloMessage */
+/**
+ * Every request a client may send after its hello.
+ * @typedef {'chat_send' | 'chat_delete' | 'chat_lock' | 'hand_raise' | 'hand_lower'
+ *   | 'hand_lower_for' | 'hand_lower_all' | 'call_on' | 'allow_speak' | 'revoke_speak' | 'mute'
+ *   | 'remove' | 'stage_grant' | 'stage_revoke' | 'class_start' | 'class_end' | 'admit' | 'react'
+ *   | 'set_media' | 'leave'} RequestType
+ */
+
+/** @param {Role} role */
+export function isStaffRole(role) {
+  return role === 'instructor' || role === 'ta';
+}
+
+/**
+ * A refused request. `code` is the server's error code, or `not_connected` (sent while not
+ * joined) or `disconnected` (the connection dropped before an answer).
+ */
+export class RequestError extends Error {
+  /**
+   * @param {string} code
+   * @param {string} message
+   * @param {number | null} requestId
+   */
+  constructor(code, message, requestId) {
+    super(message);
+    this.name = 'RequestError';
+    this.code = code;
+    this.requestId = requestId;
+  }
+}
+
+/**
+ * @typedef {object} ConnectionOptions
+ * @property {string} url `ws(s)://HOST/ws?room=ROOM`
+ * @property {string} token the join token (JWT)
+ * @property {(snapshot: Snapshot | null, welcome: WelcomeMessage) => void} [onWelcome]
+ *   The hello was accepted. `snapshot` is the whole room, or null on a reconnect where the
+ *   server replays exactly the missed events instead: they follow through `onEvent`, then
+ *   `onReplayDone`.
+ * @property {(snapshot: Snapshot) => void} [onSnapshot] the whole room again (e.g. let in from
+ *   the lobby); replaces what the UI had
+ * @property {(seq: number, event: RoomEvent, at: number) => void} [onEvent] each room event
+ *   exactly once, in order (duplicates from a replay overlap are dropped here)
+ * @property {(seq: number, replayed: number) => void} [onReplayDone]
+ * @property {(participantId: string, reaction: Reaction) => void} [onReaction]
+ * @property {(code: string, message: string, requestId: number | null) => void} [onError]
+ *   an error that answers no pending request: a refused hello (`invalid_token`,
+ *   `token_expired`, ...) or a frame the server could not read. Errors for a `request()`
+ *   reject its promise instead.
+ * @property {(reason: CloseReason, message: string) => void} [onClosing] the server is about to
+ *   close; for `removed`, `class_ended`, `replaced`, `left`, `abuse` and `handshake_failed`
+ *   the connection then stays closed
+ * @property {(status: Status) => void} [onStatus] `open` once welcomed; `reconnecting` while
+ *   retrying with backoff; `closed` for good
+ */
+
+/**
+ * A participant's connection to a room: says hello, matches requests with their answers,
+ * remembers the last event seen and reconnects after an unexpected close (backoff from 0.5 s
+ * doubling to 10 s, with jitter), asking the server for only the events it missed.
+ */
+export class Connection {
+  /** @type {WebSocket | null} */
+  #socket = null;
+  /** @type {Status} */
+  #status = 'closed';
+  #welcomed = false;
+  /** No more reconnects: a final `closing`, `leave()` or `close()`. */
+  #stopped = false;
+  #attempt = 0;
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  #timer = undefined;
+  #nextRequestId = 1;
+  /** @type {Map<number, {resolve: (ack: AckMessage) => void, reject: (error: RequestError) => void}>} */
+  #pending = new Map();
+
+  /** @param {ConnectionOptions} options */
+  constructor(options) {
+    this.options = options;
+    /**
+     * The newest event sequence number applied (from a snapshot, an event or a replay_done);
+     * sent as `last_seq` when reconnecting. Null until the first welcome.
+     * @type {number | null}
+     */
+    this.lastSeq = null;
+  }
+
+  /** @returns {Status} */
+  get status() {
+    return this.#status;
+  }
+
+  /** Opens the connection. Call once. */
+  connect() {
+    this.#open();
+  }
+
+  /**
+   * Sends a request and waits for its answer.
+   * @param {RequestType} type
+   * @param {Record<string, unknown>} [fields] the message's other fields, e.g. `{text, to}`
+   * @returns {Promise<AckMessage>} resolves on `ack`; rejects with a `RequestError`
+   */
+  request(type, fields = {}) {
+    const socket = this.#socket;
+    if (!socket || !this.#welcomed) {
+      return Promise.reject(new RequestError('not_connected', 'not connected', null));
+    }
+    const requestId = this.#nextRequestId++;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(requestId, { resolve, reject });
+      socket.send(JSON.stringify({ ...fields, type, request_id: requestId }));
+    });
+  }
+
+  /** Leaves the class now (no grace period) and stays closed. Never rejects. */
+  async leave() {
+    this.#stopped = true;
+    await this.request('leave').catch(() => undefined);
+    this.close();
+  }
+
+  /** Closes the connection for good, without telling the room (the grace period applies). */
+  close() {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    if (this.#socket) {
+      this.#socket.close(1000);
+    } else {
+      this.#setStatus('closed');
+    }
+  }
+
+  #open() {
+    this.#setStatus(this.#attempt === 0 ? 'connecting' : 'reconnecting');
+    const socket = new WebSocket(this.options.url);
+    this.#socket = socket;
+    this.#welcomed = false;
+    socket.onopen = () => {
+      /** @type {HelloMessage} */
+      const hello = { type: 'hello', protocol_version: PROTOCOL_VERSION, token: this.options.token };
+      if (this.lastSeq !== null) hello.last_seq = this.lastSeq;
+      socket.send(JSON.stringify(hello));
+      this.#timer = setTimeout(() => {
+        if (!this.#welcomed) socket.close();
+      }, WELCOME_TIMEOUT_MS);
+    };
+    socket.onmessage = (message) => {
+      if (socket === this.#socket && typeof message.data === 'string') this.#receive(message.data);
+    };
+    socket.onclose = () => this.#closed(socket);
+  }
+
+  /** @param {WebSocket} socket */
+  #closed(socket) {
+    if (socket !== this.#socket) return;
+    this.#socket = null;
+    this.#welcomed = false;
+    clearTimeout(this.#timer);
+    for (const [requestId, { reject }] of this.#pending) {
+      reject(new RequestError('disconnected', 'the connection closed', requestId));
+    }
+    this.#pending.clear();
+    if (this.#stopped) {
+      this.#setStatus('closed');
+      return;
+    }
+    this.#setStatus('reconnecting');
+    const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_START_MS * 2 ** this.#attempt);
+    this.#attempt += 1;
+    // Half fixed, half random, so a room full of students does not reconnect in lockstep.
+    const delay = ceiling / 2 + (Math.random() * ceiling) / 2;
+    this.#timer = setTimeout(() => this.#open(), delay);
+  }
+
+  /** @param {string} text */
+  #receive(text) {
+    /** @type {ServerMessage} */
+    let message;
+    try {
+      message = JSON.parse(text);
+    } catch {
+      return; // The server only sends JSON; ignore anything else rather than fail.
+    }
+    const o = this.options;
+    switch (message.type) {
+      case 'welcome':
+        this.#welcomed = true;
+        this.#attempt = 0;
+        clearTimeout(this.#timer);
+        if (message.snapshot) this.lastSeq = message.snapshot.seq;
+        this.#setStatus('open');
+        o.onWelcome?.(message.snapshot ?? null, message);
+        break;
+      case 'snapshot':
+        this.lastSeq = message.snapshot.seq;
+        o.onSnapshot?.(message.snapshot);
+        break;
+      case 'event':
+        if (this.lastSeq !== null && message.seq <= this.lastSeq) return;
+        this.lastSeq = message.seq;
+        o.onEvent?.(message.seq, message.event, message.at);
+        break;
+      case 'replay_done':
+        this.lastSeq = Math.max(this.lastSeq ?? 0, message.seq);
+        o.onReplayDone?.(message.seq, message.replayed);
+        break;
+      case 'reaction':
+        o.onReaction?.(message.participant_id, message.reaction);
+        break;
+      case 'ack': {
+        const pending = this.#pending.get(message.request_id);
+        this.#pending.delete(message.request_id);
+        pending?.resolve(message);
+        break;
+      }
+      case 'error': {
+        const requestId = message.request_id ?? null;
+        const pending = requestId === null ? undefined : this.#pending.get(requestId);
+        if (pending && requestId !== null) {
+          this.#pending.delete(requestId);
+          pending.reject(new RequestError(message.code, message.message, requestId));
+        } else {
+          o.onError?.(message.code, message.message, requestId);
+        }
+        break;
+      }
+      case 'closing':
+        if (FINAL_CLOSE_REASONS.has(message.reason)) this.#stopped = true;
+        o.onClosing?.(message.reason, message.message);
+        break;
+    }
+  }
+
+  /** @param {Status} status */
+  #setStatus(status) {
+    if (status === this.#status) return;
+    this.#status = status;
+    this.options.onStatus?.(status);
+  }
+}
+
+/**
+ * The room as this participant sees it, rebuilt from a snapshot and kept current by events.
+ * Pure: no I/O, no DOM, no clock.
+ */
+export class RoomState {
+  /** Chat messages seen since the last snapshot, including deleted ones, so none shows twice. */
+  #seenChat = new Set();
+
+  /** @param {number} [maxChat] most chat messages kept (oldest dropped first) */
+  constructor(maxChat = 500) {
+    this.maxChat = maxChat;
+    this.roomId = '';
+    this.title = '';
+    /** @type {ClassState} */
+    this.classState = 'not_started';
+    /** In join order. @type {Map<string, ParticipantInfo>} */
+    this.participants = new Map();
+    /** Oldest first. @type {HandEntry[]} */
+    this.handQueue = [];
+    /** @type {string | null} */
+    this.presenter = null;
+    this.chatLocked = false;
+    /** Ordered by seq. @type {ChatMessage[]} */
+    this.chat = [];
+    this.seq = 0;
+  }
+
+  /** @param {Snapshot} snapshot replaces everything */
+  applySnapshot(snapshot) {
+    this.roomId = snapshot.room_id;
+    this.title = snapshot.title;
+    this.classState = snapshot.class_state;
+    this.participants = new Map(snapshot.roster.map((p) => [p.id, p]));
+    this.handQueue = [...snapshot.hand_queue];
+    this.presenter = snapshot.presenter ?? null;
+    this.chatLocked = snapshot.chat_locked;
+    this.chat = [];
+    this.#seenChat.clear();
+    for (const message of snapshot.chat) this.#addChat(message);
+    this.seq = snapshot.seq;
+  }
+
+  /**
+   * @param {number} seq
+   * @param {RoomEvent} event
+   */
+  applyEvent(seq, event) {
+    this.seq = Math.max(this.seq, seq);
+    switch (event.kind) {
+      case 'participant_joined':
+        this.participants.set(event.participant.id, event.participant);
+        break;
+      case 'participant_connection':
+        this.#update(event.participant_id, (p) => (p.connected = event.connected));
+        break;
+      case 'participant_left':
+        this.participants.delete(event.participant_id);
+        this.#lowerHand(event.participant_id);
+        if (this.presenter === event.participant_id) this.presenter = null;
+        break;
+      case 'admitted':
+        this.#update(event.participant_id, (p) => (p.in_lobby = false));
+        break;
+      case 'class_started':
+        this.classState = 'live';
+        for (const p of this.participants.values()) p.in_lobby = false;
+        break;
+      case 'class_ended':
+        this.classState = 'ended';
+        break;
+      case 'chat':
+        this.#addChat(event.message);
+        break;
+      case 'chat_deleted':
+        this.chat = this.chat.filter((m) => m.seq !== event.seq);
+        break;
+      case 'chat_locked':
+        this.chatLocked = event.locked;
+        break;
+      case 'hand_raised':
+        if (!this.hasHandRaised(event.participant_id)) {
+          this.handQueue.push({ participant_id: event.participant_id, raised_at: event.raised_at });
+        }
+        break;
+      case 'hand_lowered':
+        this.#lowerHand(event.participant_id);
+        break;
+      case 'hands_cleared':
+        this.handQueue = [];
+        break;
+      case 'called_on':
+        this.#lowerHand(event.participant_id);
+        this.#update(event.participant_id, (p) => (p.can_speak = true));
+        break;
+      case 'speak_allowed':
+        this.#update(event.participant_id, (p) => {
+          p.can_speak = true;
+          p.hard_muted = false;
+        });
+        break;
+      case 'speak_revoked':
+        this.#update(event.participant_id, (p) => (p.can_speak = isStaffRole(p.role) || p.presenter));
+        break;
+      case 'muted':
+        this.#update(event.participant_id, (p) => {
+          p.hard_muted = true;
+          p.can_speak = false;
+        });
+        break;
+      case 'stage_granted':
+        if (this.presenter) this.#setPresenter(this.presenter, false);
+        this.presenter = event.participant_id;
+        this.#setPresenter(event.participant_id, true);
+        break;
+      case 'stage_revoked':
+        if (this.presenter === event.participant_id) this.presenter = null;
+        this.#setPresenter(event.participant_id, false);
+        break;
+      case 'media_changed':
+        this.#update(event.participant_id, (p) => (p.media = event.media));
+        break;
+    }
+  }
+
+  /** @param {string} participantId */
+  hasHandRaised(participantId) {
+    return this.handQueue.some((h) => h.participant_id === participantId);
+  }
+
+  /**
+   * @param {string} id
+   * @param {(p: ParticipantInfo) => void} change
+   */
+  #update(id, change) {
+    const p = this.participants.get(id);
+    if (p) change(p);
+  }
+
+  /** @param {string} id */
+  #lowerHand(id) {
+    this.handQueue = this.handQueue.filter((h) => h.participant_id !== id);
+  }
+
+  /**
+   * The stage lets a student speak; taking it back leaves speech to staff (a separate grant is
+   * not visible to clients, so the next snapshot corrects that rare case).
+   * @param {string} id
+   * @param {boolean} presenter
+   */
+  #setPresenter(id, presenter) {
+    this.#update(id, (p) => {
+      p.presenter = presenter;
+      p.can_speak = presenter || isStaffRole(p.role);
+    });
+  }
+
+  /** @param {ChatMessage} message */
+  #addChat(message) {
+    if (this.#seenChat.has(message.seq)) return;
+    this.#seenChat.add(message.seq);
+    let i = this.chat.length;
+    while (i > 0 && this.chat[i - 1].seq > message.seq) i -= 1;
+    this.chat.splice(i, 0, message);
+    if (this.chat.length > this.maxChat) this.chat.splice(0, this.chat.length - this.maxChat);
+  }
+}
