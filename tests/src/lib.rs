@@ -30,7 +30,11 @@ pub fn test_config(dir: &std::path::Path, extra: &[(&str, &str)]) -> Config {
         ("LECTERN_DEMO_ENABLED".into(), "false".into()),
         ("LECTERN_SERVER_SHUTDOWN_TIMEOUT_SECS".into(), "5".into()),
     ];
-    vars.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    vars.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
     Config::from_layers(None, vars).expect("valid test config")
 }
 
@@ -93,8 +97,8 @@ pub fn metric_value(text: &str, name: &str) -> u64 {
 pub struct Client {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     pub received: Vec<Value>,
-    /// How many of `received` have been looked at by `wait_for`.
-    cursor: usize,
+    /// Which of `received` a `wait_for` has already returned.
+    taken: Vec<bool>,
     next_request_id: u64,
     pub welcome: Value,
     pub closed: bool,
@@ -113,7 +117,7 @@ impl Client {
         Ok(Client {
             ws,
             received: Vec::new(),
-            cursor: 0,
+            taken: Vec::new(),
             next_request_id: 1,
             welcome: Value::Null,
             closed: false,
@@ -186,6 +190,7 @@ impl Client {
                 Some(Ok(Message::Text(t))) => {
                     let v: Value = serde_json::from_str(&t)?;
                     self.received.push(v.clone());
+                    self.taken.push(false);
                     return Ok(Some(v));
                 }
                 Some(Ok(_)) => continue,
@@ -193,27 +198,20 @@ impl Client {
         }
     }
 
-    /// The first message not yet looked at that matches, waiting up to [`DEADLINE`].
+    /// The oldest received message that matches and that no earlier `wait_for` returned,
+    /// waiting up to [`DEADLINE`] for it. Messages that do not match stay available.
     pub async fn wait_for(&mut self, pred: impl Fn(&Value) -> bool) -> anyhow::Result<Value> {
-        while self.cursor < self.received.len() {
-            let v = &self.received[self.cursor];
-            self.cursor += 1;
-            if pred(v) {
-                return Ok(v.clone());
-            }
-        }
+        let mut checked = 0;
         loop {
-            if self.closed {
-                bail!("connection closed; received: {:?}", self.received);
-            }
-            match self.recv_one().await? {
-                Some(v) => {
-                    self.cursor = self.received.len();
-                    if pred(&v) {
-                        return Ok(v);
-                    }
+            while checked < self.received.len() {
+                if !self.taken[checked] && pred(&self.received[checked]) {
+                    self.taken[checked] = true;
+                    return Ok(self.received[checked].clone());
                 }
-                None => bail!("connection closed; received: {:?}", self.received),
+                checked += 1;
+            }
+            if self.closed || self.recv_one().await?.is_none() {
+                bail!("connection closed; received: {:?}", self.received);
             }
         }
     }

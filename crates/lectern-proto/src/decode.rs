@@ -165,7 +165,10 @@ mod tests {
             decode_client("{nope").unwrap_err().code(),
             ErrorCode::InvalidJson
         );
-        assert_eq!(decode_client("[1]").unwrap_err().code(), ErrorCode::InvalidJson);
+        assert_eq!(
+            decode_client("[1]").unwrap_err().code(),
+            ErrorCode::InvalidJson
+        );
         let e = decode_client(r#"{"type":"launch_rockets","request_id":3}"#).unwrap_err();
         assert_eq!(e.code(), ErrorCode::UnknownType);
         assert_eq!(e.request_id(), Some(3));
@@ -180,7 +183,10 @@ mod tests {
         assert!(decode_client(r#"{"type":"call_on"}"#).is_ok());
         let e = decode_client(r#"{"type":"hand_raise","request_id":"x"}"#).unwrap_err();
         assert_eq!(e.code(), ErrorCode::InvalidMessage);
-        assert_eq!(decode_client(r#"{"text":"x"}"#).unwrap_err().code(), ErrorCode::UnknownType);
+        assert_eq!(
+            decode_client(r#"{"text":"x"}"#).unwrap_err().code(),
+            ErrorCode::UnknownType
+        );
     }
 
     #[test]

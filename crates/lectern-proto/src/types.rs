@@ -415,7 +415,10 @@ pub enum ServerMessage {
         request_id: Option<RequestId>,
     },
     /// The server is about to close this connection, and why.
-    Closing { reason: CloseReason, message: String },
+    Closing {
+        reason: CloseReason,
+        message: String,
+    },
 }
 
 impl ServerMessage {
@@ -446,7 +449,9 @@ impl ServerMessage {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum RoomEvent {
     /// Someone joined (into the class or the lobby).
-    ParticipantJoined { participant: ParticipantInfo },
+    ParticipantJoined {
+        participant: ParticipantInfo,
+    },
     /// Someone's connection dropped (`connected: false`, grace period running) or came back.
     ParticipantConnection {
         participant_id: ParticipantId,
@@ -462,11 +467,23 @@ pub enum RoomEvent {
         participant_id: ParticipantId,
         by: ParticipantId,
     },
-    ClassStarted { by: ParticipantId },
-    ClassEnded { by: ParticipantId },
-    Chat { message: ChatMessage },
-    ChatDeleted { seq: Seq, by: ParticipantId },
-    ChatLocked { locked: bool, by: ParticipantId },
+    ClassStarted {
+        by: ParticipantId,
+    },
+    ClassEnded {
+        by: ParticipantId,
+    },
+    Chat {
+        message: ChatMessage,
+    },
+    ChatDeleted {
+        seq: Seq,
+        by: ParticipantId,
+    },
+    ChatLocked {
+        locked: bool,
+        by: ParticipantId,
+    },
     HandRaised {
         participant_id: ParticipantId,
         raised_at: UnixMillis,
@@ -478,7 +495,9 @@ pub enum RoomEvent {
         by: Option<ParticipantId>,
     },
     /// Staff lowered every hand.
-    HandsCleared { by: ParticipantId },
+    HandsCleared {
+        by: ParticipantId,
+    },
     /// Staff called on a student: their hand is lowered and they may speak.
     CalledOn {
         participant_id: ParticipantId,

@@ -251,13 +251,19 @@ fn check_claims(
 ) -> Result<(RoomId, Identity), TokenError> {
     let valid_id = |s: &str, max: usize| !s.trim().is_empty() && s.chars().count() <= max;
     if !valid_id(&claims.sub, 128) {
-        return Err(TokenError::Invalid("sub must be 1 to 128 characters".into()));
+        return Err(TokenError::Invalid(
+            "sub must be 1 to 128 characters".into(),
+        ));
     }
     if !valid_id(&claims.room, 128) {
-        return Err(TokenError::Invalid("room must be 1 to 128 characters".into()));
+        return Err(TokenError::Invalid(
+            "room must be 1 to 128 characters".into(),
+        ));
     }
     if !valid_id(&claims.name, 100) {
-        return Err(TokenError::Invalid("name must be 1 to 100 characters".into()));
+        return Err(TokenError::Invalid(
+            "name must be 1 to 100 characters".into(),
+        ));
     }
     if let Some(room) = expected_room
         && room != claims.room
@@ -325,7 +331,10 @@ mod tests {
         let (room, id) = a.verify(&token, Some("r1")).expect("valid");
         assert_eq!(room.as_str(), "r1");
         assert_eq!(id.role, Role::Student);
-        assert!(matches!(a.verify(&token, Some("r2")), Err(TokenError::WrongRoom)));
+        assert!(matches!(
+            a.verify(&token, Some("r2")),
+            Err(TokenError::WrongRoom)
+        ));
     }
 
     #[test]

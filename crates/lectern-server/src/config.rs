@@ -161,7 +161,8 @@ impl Config {
             )),
             None => None,
         };
-        let vars = std::env::vars().filter(|(k, _)| k.starts_with("LECTERN_") && k != "LECTERN_CONFIG");
+        let vars =
+            std::env::vars().filter(|(k, _)| k.starts_with("LECTERN_") && k != "LECTERN_CONFIG");
         Self::from_layers(file.as_ref().map(|(p, t)| (p.as_str(), t.as_str())), vars)
     }
 
@@ -194,14 +195,15 @@ impl Config {
                 self.server.listen
             ));
         }
-        if !self.server.public_url.is_empty()
-            && !(self.server.public_url.starts_with("http://")
-                || self.server.public_url.starts_with("https://"))
-        {
+        let url = &self.server.public_url;
+        if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
             return bad("server.public_url must start with http:// or https://".into());
         }
         if !self.auth.hs256_secret.is_empty() && self.auth.hs256_secret.len() < 32 {
-            return bad("auth.hs256_secret must be at least 32 characters (or empty to generate one)".into());
+            return bad(
+                "auth.hs256_secret must be at least 32 characters (or empty to generate one)"
+                    .into(),
+            );
         }
         for (i, key) in self.auth.public_keys.iter().enumerate() {
             if !matches!(key.algorithm.as_str(), "RS256" | "EdDSA") {
@@ -211,7 +213,9 @@ impl Config {
                 ));
             }
             if key.pem.is_some() == key.pem_file.is_some() {
-                return bad(format!("auth.public_keys[{i}] needs exactly one of pem or pem_file"));
+                return bad(format!(
+                    "auth.public_keys[{i}] needs exactly one of pem or pem_file"
+                ));
             }
         }
         let positive = [
@@ -221,14 +225,23 @@ impl Config {
             ("limits.max_chat_chars", self.limits.max_chat_chars as u64),
             ("limits.chat_per_second", self.limits.chat_per_second.into()),
             ("limits.chat_burst", self.limits.chat_burst.into()),
-            ("limits.frames_per_second", self.limits.frames_per_second.into()),
+            (
+                "limits.frames_per_second",
+                self.limits.frames_per_second.into(),
+            ),
             ("limits.frames_burst", self.limits.frames_burst.into()),
             ("limits.abuse_strikes", self.limits.abuse_strikes.into()),
             ("limits.abuse_window_secs", self.limits.abuse_window_secs),
             ("limits.outbound_queue", self.limits.outbound_queue as u64),
             ("limits.hello_timeout_secs", self.limits.hello_timeout_secs),
-            ("websocket.ping_interval_secs", self.websocket.ping_interval_secs),
-            ("websocket.idle_timeout_secs", self.websocket.idle_timeout_secs),
+            (
+                "websocket.ping_interval_secs",
+                self.websocket.ping_interval_secs,
+            ),
+            (
+                "websocket.idle_timeout_secs",
+                self.websocket.idle_timeout_secs,
+            ),
         ];
         for (name, value) in positive {
             if value == 0 {
@@ -236,7 +249,9 @@ impl Config {
             }
         }
         if self.websocket.idle_timeout_secs <= self.websocket.ping_interval_secs {
-            return bad("websocket.idle_timeout_secs must be greater than ping_interval_secs".into());
+            return bad(
+                "websocket.idle_timeout_secs must be greater than ping_interval_secs".into(),
+            );
         }
         if self.limits.max_frame_bytes < 1024 {
             return bad("limits.max_frame_bytes must be at least 1024".into());
@@ -264,7 +279,10 @@ impl Config {
     /// The store URL, defaulting to a SQLite file in the data directory.
     pub fn store_url(&self) -> String {
         if self.store.url.is_empty() {
-            format!("sqlite://{}", self.server.data_dir.join("lectern.db").display())
+            format!(
+                "sqlite://{}",
+                self.server.data_dir.join("lectern.db").display()
+            )
         } else {
             self.store.url.clone()
         }
@@ -351,7 +369,10 @@ fn apply_env(
             let table = wrapped
                 .parse::<toml::Table>()
                 .map_err(|_| type_err("a TOML value"))?;
-            table.get("v").cloned().ok_or_else(|| type_err("a TOML value"))?
+            table
+                .get("v")
+                .cloned()
+                .ok_or_else(|| type_err("a TOML value"))?
         }
     };
     if let Some(toml::Value::Table(t)) = merged.get_mut(&section) {
@@ -399,17 +420,21 @@ mod tests {
     fn readable_errors() {
         let e = Config::from_layers(None, env(&[("LECTERN_ROOM_AUTO_STRAT", "true")])).unwrap_err();
         assert!(e.to_string().contains("LECTERN_ROOM_AUTO_STRAT"), "{e}");
-        let e = Config::from_layers(None, env(&[("LECTERN_LIMITS_CHAT_BURST", "many")])).unwrap_err();
+        let e =
+            Config::from_layers(None, env(&[("LECTERN_LIMITS_CHAT_BURST", "many")])).unwrap_err();
         assert!(e.to_string().contains("non-negative integer"), "{e}");
-        let e = Config::from_layers(Some(("x.toml", "[room]\nauto_strat = true\n")), []).unwrap_err();
+        let e =
+            Config::from_layers(Some(("x.toml", "[room]\nauto_strat = true\n")), []).unwrap_err();
         assert!(e.to_string().contains("room.auto_strat"), "{e}");
         let e = Config::from_layers(Some(("x.toml", "[room\n")), []).unwrap_err();
         assert!(e.to_string().contains("x.toml"), "{e}");
         let e = Config::from_layers(Some(("x.toml", "[room]\nauto_start = 3\n")), []).unwrap_err();
         assert!(e.to_string().contains("invalid"), "{e}");
-        let e = Config::from_layers(None, env(&[("LECTERN_SERVER_LISTEN", "nowhere")])).unwrap_err();
+        let e =
+            Config::from_layers(None, env(&[("LECTERN_SERVER_LISTEN", "nowhere")])).unwrap_err();
         assert!(e.to_string().contains("server.listen"), "{e}");
-        let e = Config::from_layers(None, env(&[("LECTERN_AUTH_HS256_SECRET", "short")])).unwrap_err();
+        let e =
+            Config::from_layers(None, env(&[("LECTERN_AUTH_HS256_SECRET", "short")])).unwrap_err();
         assert!(e.to_string().contains("32"), "{e}");
         let e = Config::from_layers(
             Some(("x.toml", "[websocket]\nping_interval_secs = 50\n")),

@@ -10,7 +10,11 @@ use lectern_server::auth::{Authenticator, parse_ttl};
 use lectern_server::config::Config;
 
 #[derive(Debug, Parser)]
-#[command(name = "lectern", version, about = "Lectern: live classes, self-hosted.")]
+#[command(
+    name = "lectern",
+    version,
+    about = "Lectern: live classes, self-hosted."
+)]
 struct Cli {
     /// A TOML file with the settings to change (see config/default.toml). Also LECTERN_CONFIG.
     #[arg(long, global = true)]
@@ -86,7 +90,13 @@ fn main() -> anyhow::Result<()> {
 
 fn slug(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .collect()
 }
 
@@ -96,11 +106,24 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     println!("lectern listening on {}", server.public_url());
     if demo.enabled {
         let ttl = demo.link_hours.max(1) * 3600;
-        println!("Demo class \"{}\" (room {}): open these links in separate browser windows", demo.title, demo.room);
+        println!(
+            "Demo class \"{}\" (room {}): open these links in separate browser windows",
+            demo.title, demo.room
+        );
         for (label, sub, name, role) in [
-            ("instructor", "demo-instructor", "Instructor Grace", Role::Instructor),
+            (
+                "instructor",
+                "demo-instructor",
+                "Instructor Grace",
+                Role::Instructor,
+            ),
             ("student 1 ", "demo-student-1", "Student Ada", Role::Student),
-            ("student 2 ", "demo-student-2", "Student Alan", Role::Student),
+            (
+                "student 2 ",
+                "demo-student-2",
+                "Student Alan",
+                Role::Student,
+            ),
         ] {
             let token = server.mint_token(&demo.room, sub, name, role, ttl)?;
             println!("  {label}: {}", server.join_link(&token));

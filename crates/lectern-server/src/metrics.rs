@@ -33,7 +33,11 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(2048);
         let gauges = [
-            ("lectern_ws_connections", "Open WebSocket connections.", &self.connections),
+            (
+                "lectern_ws_connections",
+                "Open WebSocket connections.",
+                &self.connections,
+            ),
             ("lectern_rooms", "Rooms with a running task.", &self.rooms),
         ];
         for (name, help, g) in gauges {
@@ -44,21 +48,61 @@ impl Metrics {
             );
         }
         let counters = [
-            ("lectern_ws_connections_total", "WebSocket connections accepted.", &self.connections_total),
-            ("lectern_messages_in_total", "Client frames received.", &self.messages_in),
-            ("lectern_messages_out_total", "Server messages queued to clients.", &self.messages_out),
-            ("lectern_errors_sent_total", "Typed error replies sent.", &self.errors_sent),
-            ("lectern_chat_messages_total", "Chat messages stored and delivered.", &self.chat_messages),
+            (
+                "lectern_ws_connections_total",
+                "WebSocket connections accepted.",
+                &self.connections_total,
+            ),
+            (
+                "lectern_messages_in_total",
+                "Client frames received.",
+                &self.messages_in,
+            ),
+            (
+                "lectern_messages_out_total",
+                "Server messages queued to clients.",
+                &self.messages_out,
+            ),
+            (
+                "lectern_errors_sent_total",
+                "Typed error replies sent.",
+                &self.errors_sent,
+            ),
+            (
+                "lectern_chat_messages_total",
+                "Chat messages stored and delivered.",
+                &self.chat_messages,
+            ),
             (
                 "lectern_slow_clients_dropped_total",
                 "Connections closed because they could not keep up.",
                 &self.slow_clients_dropped,
             ),
-            ("lectern_abuse_closed_total", "Connections closed for repeated invalid or refused requests.", &self.abuse_closed),
-            ("lectern_handshake_failed_total", "Connections refused at hello.", &self.handshake_failed),
-            ("lectern_store_batches_total", "Store transactions committed.", &self.store_batches),
-            ("lectern_store_failures_total", "Store transactions that failed.", &self.store_failures),
-            ("lectern_media_intents_total", "Media intents emitted by rooms.", &self.media_intents),
+            (
+                "lectern_abuse_closed_total",
+                "Connections closed for repeated invalid or refused requests.",
+                &self.abuse_closed,
+            ),
+            (
+                "lectern_handshake_failed_total",
+                "Connections refused at hello.",
+                &self.handshake_failed,
+            ),
+            (
+                "lectern_store_batches_total",
+                "Store transactions committed.",
+                &self.store_batches,
+            ),
+            (
+                "lectern_store_failures_total",
+                "Store transactions that failed.",
+                &self.store_failures,
+            ),
+            (
+                "lectern_media_intents_total",
+                "Media intents emitted by rooms.",
+                &self.media_intents,
+            ),
         ];
         for (name, help, c) in counters {
             let _ = writeln!(

@@ -91,7 +91,11 @@ pub struct Registry {
 
 impl Registry {
     /// The room's command channel, starting its task if it has none.
-    pub fn get_or_start(&self, shared: &Arc<Shared>, room_id: &RoomId) -> Option<mpsc::Sender<RoomCommand>> {
+    pub fn get_or_start(
+        &self,
+        shared: &Arc<Shared>,
+        room_id: &RoomId,
+    ) -> Option<mpsc::Sender<RoomCommand>> {
         let mut rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(tx) = rooms.get(room_id)
             && !tx.is_closed()
@@ -117,7 +121,6 @@ impl Registry {
             false
         }
     }
-
 }
 
 pub fn now_ms() -> u64 {
@@ -135,7 +138,10 @@ async fn run_room(
     mut inbox: mpsc::Receiver<RoomCommand>,
     _done: mpsc::Sender<()>,
 ) {
-    shared.metrics.rooms.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    shared
+        .metrics
+        .rooms
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut shutdown = shared.shutdown_rx.clone();
     let config = &shared.config;
     let title = shared.title_for(&room_id);
@@ -144,7 +150,10 @@ async fn run_room(
         Err(e) => {
             error!(error = %e, "cannot load room from the store");
             refuse_all(&mut inbox, &shared.metrics).await;
-            shared.metrics.rooms.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            shared
+                .metrics
+                .rooms
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
             return;
         }
     };
@@ -207,7 +216,10 @@ async fn run_room(
     {
         warn!(error = %e, "could not record the room's last sequence number");
     }
-    shared.metrics.rooms.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    shared
+        .metrics
+        .rooms
+        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
 }
 
 async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
@@ -217,10 +229,17 @@ async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
     }
 }
 
-async fn load(shared: &Shared, room_id: &RoomId, title: &str) -> Result<RoomInit, lectern_store::StoreError> {
+async fn load(
+    shared: &Shared,
+    room_id: &RoomId,
+    title: &str,
+) -> Result<RoomInit, lectern_store::StoreError> {
     shared.store.ensure_room(room_id, title, now_ms()).await?;
     // Attendance intervals left open by a crash end now: nobody is connected to a new room task.
-    shared.store.close_open_attendance(room_id, now_ms()).await?;
+    shared
+        .store
+        .close_open_attendance(room_id, now_ms())
+        .await?;
     let loaded = shared
         .store
         .load_room(room_id, shared.config.room.snapshot_chat.max(1000))
@@ -353,7 +372,9 @@ impl RoomTask {
                         let bytes = Utf8Bytes::from(encode_server(&message));
                         let mut sent = 0u64;
                         for conn in to {
-                            let Some(c) = self.conns.get(&conn) else { continue };
+                            let Some(c) = self.conns.get(&conn) else {
+                                continue;
+                            };
                             let item = if refusal {
                                 Outbound::Refusal(bytes.clone())
                             } else {
@@ -378,7 +399,9 @@ impl RoomTask {
                                 participant_id,
                                 audio,
                                 video,
-                            } => debug!(participant.id = %participant_id, audio, video, "media intent: publish"),
+                            } => {
+                                debug!(participant.id = %participant_id, audio, video, "media intent: publish")
+                            }
                             MediaIntent::Stop { participant_id } => {
                                 debug!(participant.id = %participant_id, "media intent: stop")
                             }

@@ -60,10 +60,7 @@ pub struct Shared {
 impl Shared {
     /// A token held by a task while it runs; `None` once shutdown has begun.
     pub fn task_guard(&self) -> Option<mpsc::Sender<()>> {
-        self.done
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.done.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub fn title_for(&self, room: &RoomId) -> String {
@@ -134,7 +131,10 @@ impl Server {
         let store = Store::open(&config.store_url()).await?;
         let mut titles = HashMap::new();
         if config.demo.enabled {
-            titles.insert(RoomId::new(config.demo.room.clone()), config.demo.title.clone());
+            titles.insert(
+                RoomId::new(config.demo.room.clone()),
+                config.demo.title.clone(),
+            );
         }
         let listener = tokio::net::TcpListener::bind(config.listen_addr())
             .await
@@ -234,7 +234,10 @@ impl Server {
             .unwrap_or_else(|p| p.into_inner())
             .take();
         let limit = Duration::from_secs(self.shared.config.server.shutdown_timeout_secs);
-        if tokio::time::timeout(limit, self.done_rx.recv()).await.is_err() {
+        if tokio::time::timeout(limit, self.done_rx.recv())
+            .await
+            .is_err()
+        {
             warn!("some tasks did not finish before the shutdown timeout");
         }
         let _ = tokio::time::timeout(Duration::from_secs(2), &mut self.http).await;

@@ -10,11 +10,31 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
 
 /// (path, content type, body)
 const ASSETS: &[(&str, &str, &str)] = &[
-    ("/", "text/html; charset=utf-8", include_str!("../../../web-client/index.html")),
-    ("/index.html", "text/html; charset=utf-8", include_str!("../../../web-client/index.html")),
-    ("/style.css", "text/css; charset=utf-8", include_str!("../../../web-client/style.css")),
-    ("/protocol.js", "text/javascript; charset=utf-8", include_str!("../../../web-client/protocol.js")),
-    ("/app.js", "text/javascript; charset=utf-8", include_str!("../../../web-client/app.js")),
+    (
+        "/",
+        "text/html; charset=utf-8",
+        include_str!("../../../web-client/index.html"),
+    ),
+    (
+        "/index.html",
+        "text/html; charset=utf-8",
+        include_str!("../../../web-client/index.html"),
+    ),
+    (
+        "/style.css",
+        "text/css; charset=utf-8",
+        include_str!("../../../web-client/style.css"),
+    ),
+    (
+        "/protocol.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../web-client/protocol.js"),
+    ),
+    (
+        "/app.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../web-client/app.js"),
+    ),
 ];
 
 pub fn asset(path: &str) -> Response {
@@ -37,8 +57,17 @@ pub async fn security_headers(
 ) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     response
 }

@@ -71,7 +71,10 @@ async fn run(socket: WebSocket, shared: &Arc<Shared>, conn: ConnId, expected_roo
                 conn,
                 identity,
                 last_seq,
-                outbound: ConnTx { tx: tx.clone(), kill: kill_tx },
+                outbound: ConnTx {
+                    tx: tx.clone(),
+                    kill: kill_tx,
+                },
             };
             if room_tx.send(command).await.is_ok() {
                 Some(room_tx)
@@ -95,7 +98,11 @@ async fn run(socket: WebSocket, shared: &Arc<Shared>, conn: ConnId, expected_roo
     // Let the writer flush what it has (e.g. a closing message), then stop it.
     drop(reader);
     drop(tx);
-    if !writer_done && tokio::time::timeout(Duration::from_secs(2), &mut writer).await.is_err() {
+    if !writer_done
+        && tokio::time::timeout(Duration::from_secs(2), &mut writer)
+            .await
+            .is_err()
+    {
         writer.abort();
     }
 }
@@ -107,7 +114,11 @@ struct Reader<'a> {
     chats: DefaultDirectRateLimiter,
 }
 
-type Joined = (mpsc::Sender<RoomCommand>, lectern_room::Identity, Option<u64>);
+type Joined = (
+    mpsc::Sender<RoomCommand>,
+    lectern_room::Identity,
+    Option<u64>,
+);
 
 impl<'a> Reader<'a> {
     fn new(shared: &'a Arc<Shared>, tx: mpsc::Sender<Outbound>) -> Self {
@@ -165,7 +176,11 @@ impl<'a> Reader<'a> {
             }
         };
         let result = match first {
-            Err(_) => Err((ErrorCode::HelloRequired, "no hello within the time limit".to_owned(), None)),
+            Err(_) => Err((
+                ErrorCode::HelloRequired,
+                "no hello within the time limit".to_owned(),
+                None,
+            )),
             Ok(None) => return None,
             Ok(Some(Err((code, message)))) => Err((code, message, None)),
             Ok(Some(Ok(text))) => self.check_hello(&text, expected_room),
@@ -189,11 +204,12 @@ impl<'a> Reader<'a> {
         let frame = decode_client(text).map_err(|e| (e.code(), e.to_string(), e.request_id()))?;
         let ClientFrame {
             request_id,
-            message: ClientMessage::Hello {
-                protocol_version,
-                token,
-                last_seq,
-            },
+            message:
+                ClientMessage::Hello {
+                    protocol_version,
+                    token,
+                    last_seq,
+                },
         } = frame
         else {
             return Err((
@@ -246,17 +262,26 @@ impl<'a> Reader<'a> {
             let text = match message {
                 Message::Text(t) => t,
                 Message::Binary(_) => {
-                    return Some(Err((ErrorCode::InvalidJson, "binary frames are not accepted; send JSON text".into())));
+                    return Some(Err((
+                        ErrorCode::InvalidJson,
+                        "binary frames are not accepted; send JSON text".into(),
+                    )));
                 }
                 Message::Ping(_) | Message::Pong(_) => continue,
                 Message::Close(_) => return None,
             };
             if self.frames.check().is_err() {
-                return Some(Err((ErrorCode::RateLimited, "too many frames per second".into())));
+                return Some(Err((
+                    ErrorCode::RateLimited,
+                    "too many frames per second".into(),
+                )));
             }
             let max = self.shared.config.limits.max_frame_bytes;
             if text.len() > max {
-                return Some(Err((ErrorCode::FrameTooLarge, format!("frames are limited to {max} bytes"))));
+                return Some(Err((
+                    ErrorCode::FrameTooLarge,
+                    format!("frames are limited to {max} bytes"),
+                )));
             }
             return Some(Ok(text));
         }
@@ -285,13 +310,21 @@ impl<'a> Reader<'a> {
             };
             match frame.message {
                 ClientMessage::Hello { .. } => {
-                    self.refuse(ErrorCode::HelloRequired, "already joined: hello is only the first message".into(), frame.request_id)
-                        .await;
+                    self.refuse(
+                        ErrorCode::HelloRequired,
+                        "already joined: hello is only the first message".into(),
+                        frame.request_id,
+                    )
+                    .await;
                     continue;
                 }
                 ClientMessage::ChatSend { .. } if self.chats.check().is_err() => {
-                    self.refuse(ErrorCode::RateLimited, "you are sending chat messages too fast".into(), frame.request_id)
-                        .await;
+                    self.refuse(
+                        ErrorCode::RateLimited,
+                        "you are sending chat messages too fast".into(),
+                        frame.request_id,
+                    )
+                    .await;
                     continue;
                 }
                 _ => {}
@@ -320,13 +353,22 @@ async fn write_loop(
     let window = Duration::from_secs(limits.abuse_window_secs);
     let mut refusals: VecDeque<Instant> = VecDeque::new();
     let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
+    let mut kill_armed = true;
     loop {
         tokio::select! {
             biased;
-            reason = &mut kill => {
-                if let Ok(reason) = reason {
-                    let _ = tokio::time::timeout(Duration::from_millis(200), close_with(&mut sink, reason, closing_frame(reason))).await;
-                }
+            reason = &mut kill, if kill_armed => {
+                // The room dropped its handle without pulling the switch (e.g. after queueing a
+                // polite close): carry on with the queue.
+                let Ok(reason) = reason else {
+                    kill_armed = false;
+                    continue;
+                };
+                let _ = tokio::time::timeout(
+                    Duration::from_millis(200),
+                    close_with(&mut sink, reason, closing_frame(reason)),
+                )
+                .await;
                 return;
             }
             item = rx.recv() => {
@@ -371,9 +413,21 @@ async fn write_loop(
                         next = rx.try_recv().ok();
                     }
                 }
-                tokio::select! {
-                    r = sink.flush() => if r.is_err() { return },
-                    _ = &mut kill => return,
+                if kill_armed {
+                    tokio::select! {
+                        r = sink.flush() => if r.is_err() { return },
+                        r = &mut kill => {
+                            if r.is_ok() {
+                                return;
+                            }
+                            kill_armed = false;
+                            if sink.flush().await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                } else if sink.flush().await.is_err() {
+                    return;
                 }
                 ping.reset();
             }

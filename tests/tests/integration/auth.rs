@@ -8,7 +8,9 @@ use lectern_tests::{Client, SECRET, TestServer};
 use serde_json::json;
 
 fn fixture(name: &str) -> String {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -28,21 +30,31 @@ fn claims(room: &str) -> JoinClaims {
 }
 
 fn hs256(claims: &impl serde::Serialize, secret: &str) -> String {
-    jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret.as_bytes()))
-        .expect("sign")
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("sign")
 }
 
 /// Try a token; return the error code and the closing reason the server sent.
 async fn refusal(s: &TestServer, token: &str, room_param: Option<&str>) -> (String, String) {
     let mut c = Client::connect(s.addr, room_param).await.expect("connect");
-    let err = c.hello(token, None).await.expect_err("token must be refused");
+    let err = c
+        .hello(token, None)
+        .await
+        .expect_err("token must be refused");
     let error = c
         .received
         .iter()
         .find(|m| m["type"] == "error")
         .unwrap_or_else(|| panic!("no error message: {err}"))
         .clone();
-    let closing = c.wait_for(|m| m["type"] == "closing").await.expect("closing follows");
+    let closing = c
+        .wait_for(|m| m["type"] == "closing")
+        .await
+        .expect("closing follows");
     c.wait_closed().await.expect("closed");
     (
         error["code"].as_str().unwrap_or_default().to_owned(),
@@ -58,11 +70,17 @@ async fn bad_tokens_are_refused_with_typed_errors() {
     let mut expired = claims("r");
     expired.exp = now - 120;
     expired.nbf = now - 600;
-    assert_eq!(refusal(&s, &hs256(&expired, SECRET), None).await, ("token_expired".into(), "handshake_failed".into()));
+    assert_eq!(
+        refusal(&s, &hs256(&expired, SECRET), None).await,
+        ("token_expired".into(), "handshake_failed".into())
+    );
 
     let mut early = claims("r");
     early.nbf = now + 3600;
-    assert_eq!(refusal(&s, &hs256(&early, SECRET), None).await.0, "token_not_yet_valid");
+    assert_eq!(
+        refusal(&s, &hs256(&early, SECRET), None).await.0,
+        "token_not_yet_valid"
+    );
 
     let forged = hs256(&claims("r"), "another-secret-another-secret-another-1");
     assert_eq!(refusal(&s, &forged, None).await.0, "invalid_token");
@@ -77,7 +95,12 @@ async fn bad_tokens_are_refused_with_typed_errors() {
     assert_eq!(refusal(&s, &none, None).await.0, "invalid_token");
 
     // A valid token for room r used to enter room other.
-    assert_eq!(refusal(&s, &hs256(&claims("r"), SECRET), Some("other")).await.0, "wrong_room");
+    assert_eq!(
+        refusal(&s, &hs256(&claims("r"), SECRET), Some("other"))
+            .await
+            .0,
+        "wrong_room"
+    );
 
     // Missing claims: each required one in turn.
     for missing in ["sub", "name", "room", "role", "exp", "nbf"] {
@@ -88,7 +111,10 @@ async fn bad_tokens_are_refused_with_typed_errors() {
     }
     let mut bad_role = serde_json::to_value(claims("r")).expect("json");
     bad_role["role"] = json!("principal");
-    assert_eq!(refusal(&s, &hs256(&bad_role, SECRET), None).await.0, "invalid_token");
+    assert_eq!(
+        refusal(&s, &hs256(&bad_role, SECRET), None).await.0,
+        "invalid_token"
+    );
 
     // Garbage.
     assert_eq!(refusal(&s, "not.a.token", None).await.0, "invalid_token");
@@ -104,7 +130,9 @@ async fn bad_tokens_are_refused_with_typed_errors() {
 
     // The server is still fine for a good token after all that.
     let mut ok = Client::connect(s.addr, Some("r")).await.expect("connect");
-    ok.hello(&hs256(&claims("r"), SECRET), None).await.expect("welcome");
+    ok.hello(&hs256(&claims("r"), SECRET), None)
+        .await
+        .expect("welcome");
     assert!(s.metric("lectern_handshake_failed_total").await >= 14);
 }
 
@@ -127,19 +155,32 @@ async fn lms_tokens_with_public_keys_and_pinned_algorithms() {
 
     let mut header = Header::new(Algorithm::RS256);
     header.kid = Some("lms-rsa".into());
-    let rs = jsonwebtoken::encode(&header, &c, &EncodingKey::from_rsa_pem(fixture("rsa_private.pem").as_bytes()).expect("key"))
-        .expect("sign");
+    let rs = jsonwebtoken::encode(
+        &header,
+        &c,
+        &EncodingKey::from_rsa_pem(fixture("rsa_private.pem").as_bytes()).expect("key"),
+    )
+    .expect("sign");
     let mut client = Client::connect(s.addr, None).await.expect("connect");
-    client.hello(&rs, None).await.expect("RS256 token from the LMS is accepted");
+    client
+        .hello(&rs, None)
+        .await
+        .expect("RS256 token from the LMS is accepted");
 
     let ed = jsonwebtoken::encode(
         &Header::new(Algorithm::EdDSA),
-        &JoinClaims { sub: "bob".into(), ..c.clone() },
+        &JoinClaims {
+            sub: "bob".into(),
+            ..c.clone()
+        },
         &EncodingKey::from_ed_pem(fixture("ed25519_private.pem").as_bytes()).expect("key"),
     )
     .expect("sign");
     let mut client = Client::connect(s.addr, None).await.expect("connect");
-    client.hello(&ed, None).await.expect("EdDSA token is accepted");
+    client
+        .hello(&ed, None)
+        .await
+        .expect("EdDSA token is accepted");
 
     // Algorithm confusion: an HS256 token whose "secret" is the RSA public key.
     let confused = hs256(&c, &fixture("rsa_public.pem"));
@@ -147,12 +188,20 @@ async fn lms_tokens_with_public_keys_and_pinned_algorithms() {
     // Wrong issuer and wrong audience.
     let mut wrong_iss = c.clone();
     wrong_iss.iss = Some("https://evil.example".into());
-    let t = jsonwebtoken::encode(&header, &wrong_iss, &EncodingKey::from_rsa_pem(fixture("rsa_private.pem").as_bytes()).expect("key"))
-        .expect("sign");
+    let t = jsonwebtoken::encode(
+        &header,
+        &wrong_iss,
+        &EncodingKey::from_rsa_pem(fixture("rsa_private.pem").as_bytes()).expect("key"),
+    )
+    .expect("sign");
     assert_eq!(refusal(&s, &t, None).await.0, "invalid_token");
     let mut wrong_aud = c.clone();
     wrong_aud.aud = Some("other-app".into());
-    let t = jsonwebtoken::encode(&header, &wrong_aud, &EncodingKey::from_rsa_pem(fixture("rsa_private.pem").as_bytes()).expect("key"))
-        .expect("sign");
+    let t = jsonwebtoken::encode(
+        &header,
+        &wrong_aud,
+        &EncodingKey::from_rsa_pem(fixture("rsa_private.pem").as_bytes()).expect("key"),
+    )
+    .expect("sign");
     assert_eq!(refusal(&s, &t, None).await.0, "invalid_token");
 }

@@ -28,7 +28,9 @@ async fn server_child() {
             ("LECTERN_LIMITS_CHAT_BURST", "1000"),
         ],
     );
-    let server = lectern_server::Server::start(config).await.expect("child server starts");
+    let server = lectern_server::Server::start(config)
+        .await
+        .expect("child server starts");
     println!("CHILD_ADDR={}", server.local_addr());
     std::future::pending::<()>().await;
 }
@@ -80,16 +82,29 @@ async fn kill9_keeps_acknowledged_chat() -> anyhow::Result<()> {
     let (mut child, addr) = spawn_child(dir.path())?;
     let result = async {
         let mut bob = Client::connect(addr, None).await?;
-        bob.hello(&auth.mint("durable", "bob", "Bob", Role::Student, 600)?, None)
-            .await?;
-        let chat = bob.welcome["snapshot"]["chat"].as_array().cloned().unwrap_or_default();
+        bob.hello(
+            &auth.mint("durable", "bob", "Bob", Role::Student, 600)?,
+            None,
+        )
+        .await?;
+        let chat = bob.welcome["snapshot"]["chat"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         let got: Vec<(u64, String)> = chat
             .iter()
-            .map(|m| (m["seq"].as_u64().unwrap_or(0), m["text"].as_str().unwrap_or("").to_owned()))
+            .map(|m| {
+                (
+                    m["seq"].as_u64().unwrap_or(0),
+                    m["text"].as_str().unwrap_or("").to_owned(),
+                )
+            })
             .collect();
         assert_eq!(got, acked, "history after kill -9 differs");
         // New messages continue the sequence instead of reusing a number.
-        let ack = bob.ok(json!({"type": "chat_send", "text": "after restart"})).await?;
+        let ack = bob
+            .ok(json!({"type": "chat_send", "text": "after restart"}))
+            .await?;
         let last = acked.last().map(|(s, _)| *s).unwrap_or(0);
         assert!(ack["seq"].as_u64().unwrap_or(0) > last);
         anyhow::Ok(())
@@ -113,11 +128,16 @@ async fn graceful_shutdown_tells_clients_and_keeps_history() -> anyhow::Result<(
     ada.wait_closed().await?;
     shutdown.await?;
     let store = lectern_store::Store::open(&format!("sqlite://{}", db.display())).await?;
-    let log = store.chat_log(&lectern_proto::RoomId::new("r"), 0, 10).await?;
+    let log = store
+        .chat_log(&lectern_proto::RoomId::new("r"), 0, 10)
+        .await?;
     assert_eq!(log.len(), 1);
     assert_eq!(log[0].message.text, "kept");
     let attendance = store.attendance(&lectern_proto::RoomId::new("r")).await?;
-    assert!(attendance.iter().all(|a| a.left_at.is_some()), "{attendance:?}");
+    assert!(
+        attendance.iter().all(|a| a.left_at.is_some()),
+        "{attendance:?}"
+    );
     drop(dir);
     Ok(())
 }
