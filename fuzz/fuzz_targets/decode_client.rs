@@ -3,8 +3,8 @@
 
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
 use lectern_proto::{ClientMessage, ErrorCode, ServerMessage, decode_client, encode_server};
+use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     // WebSocket text frames are UTF-8; the server refuses anything else before decoding.
@@ -23,7 +23,10 @@ fuzz_target!(|data: &[u8]| {
             let json = serde_json::to_string(&frame.message).expect("a client message serializes");
             let again = decode_client(&json)
                 .unwrap_or_else(|e| panic!("re-encoded message {json} does not decode: {e}"));
-            assert_eq!(again.message, frame.message, "message changed through {json}");
+            assert_eq!(
+                again.message, frame.message,
+                "message changed through {json}"
+            );
             assert_eq!(again.request_id, None, "request id appeared from {json}");
 
             // The whole frame (request id flattened next to the message's fields).

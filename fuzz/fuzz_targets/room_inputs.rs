@@ -22,12 +22,12 @@ use std::collections::HashSet;
 use std::sync::OnceLock;
 
 use arbitrary::Arbitrary;
-use libfuzzer_sys::fuzz_target;
 use lectern_proto::{
     ChatMessage, ChatTarget, ClientMessage, HandEntry, MediaState, ParticipantId, Reaction,
     RequestId, Role, RoomId, Seq, ServerMessage, Snapshot, UnixMillis, decode_client,
 };
 use lectern_room::{ConnId, Identity, Input, Output, PersistRecord, Room, RoomConfig, RoomInit};
+use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Value, json};
 
 /// Participant ids the ops pick from, so requests mostly target people who are in the room.
@@ -184,8 +184,13 @@ enum Op {
         message: Msg,
     },
     /// A text frame, decoded as the server does; decode errors never reach the room.
-    Frame { conn: u8, frame: Frame },
-    Disconnect { conn: u8 },
+    Frame {
+        conn: u8,
+        frame: Frame,
+    },
+    Disconnect {
+        conn: u8,
+    },
     Tick(Step),
     Wait(Step),
     PersistFailed(SeqPick),
@@ -247,8 +252,15 @@ enum Frame {
 #[derive(Debug, Arbitrary)]
 enum Json {
     Leaf(Leaf),
-    Target { kind: u8, id: Option<Who> },
-    Media { mic: Leaf, camera: Leaf, screen: Leaf },
+    Target {
+        kind: u8,
+        id: Option<Who>,
+    },
+    Media {
+        mic: Leaf,
+        camera: Leaf,
+        screen: Leaf,
+    },
     Object(Vec<(u8, Leaf)>),
 }
 
@@ -289,13 +301,20 @@ impl Json {
             Json::Target { kind, id } => {
                 let kinds = ["everyone", "staff", "participant", "nobody"];
                 let mut o = Map::new();
-                o.insert("kind".into(), json!(kinds[usize::from(*kind) % kinds.len()]));
+                o.insert(
+                    "kind".into(),
+                    json!(kinds[usize::from(*kind) % kinds.len()]),
+                );
                 if let Some(who) = id {
                     o.insert("id".into(), json!(who.id().as_str()));
                 }
                 Value::Object(o)
             }
-            Json::Media { mic, camera, screen } => {
+            Json::Media {
+                mic,
+                camera,
+                screen,
+            } => {
                 json!({ "mic": mic.value(), "camera": camera.value(), "screen": screen.value() })
             }
             Json::Object(fields) => Value::Object(
@@ -352,7 +371,10 @@ impl Conn {
 
     fn show(&mut self, seq: Seq, what: &str) {
         if let Some(last) = self.last_seen {
-            assert!(seq > last, "{what} seq {seq} after seq {last} on the same connection");
+            assert!(
+                seq > last,
+                "{what} seq {seq} after seq {last} on the same connection"
+            );
         }
         self.last_seen = Some(seq);
     }
@@ -474,7 +496,11 @@ impl Harness {
             Msg::React(i) => ClientMessage::React {
                 reaction: Reaction::ALL[usize::from(*i) % Reaction::ALL.len()],
             },
-            Msg::SetMedia { mic, camera, screen } => ClientMessage::SetMedia {
+            Msg::SetMedia {
+                mic,
+                camera,
+                screen,
+            } => ClientMessage::SetMedia {
                 media: MediaState {
                     mic: *mic,
                     camera: *camera,
@@ -507,16 +533,17 @@ impl Harness {
                         to.as_slice() == [conn]
                             && match message {
                                 ServerMessage::Ack { request_id, .. } => *request_id == rid,
-                                ServerMessage::Error { request_id, .. } => {
-                                    *request_id == Some(rid)
-                                }
+                                ServerMessage::Error { request_id, .. } => *request_id == Some(rid),
                                 _ => false,
                             }
                     }
                     _ => false,
                 })
                 .count();
-            assert_eq!(replies, 1, "request {rid} got {replies} replies: {outputs:?}");
+            assert_eq!(
+                replies, 1,
+                "request {rid} got {replies} replies: {outputs:?}"
+            );
         }
     }
 
@@ -592,18 +619,6 @@ impl Harness {
     }
 
     fn check_message(&mut self, to: &[ConnId], message: &ServerMessage, room_seq: Seq) {
-        let tag = match message {
-            ServerMessage::Welcome { snapshot: None, .. } => "welcome-replay".to_string(),
-            ServerMessage::Welcome { .. } => "welcome-snapshot".to_string(),
-            ServerMessage::Event { event, .. } => format!("event-{}", serde_json::to_value(event).unwrap()["kind"].as_str().unwrap()),
-            ServerMessage::Error { code, .. } => format!("error-{code:?}"),
-            ServerMessage::Ack { .. } => "ack".into(),
-            ServerMessage::Snapshot { .. } => "snapshot".into(),
-            ServerMessage::ReplayDone { replayed, .. } => format!("replay_done-{}", (*replayed).min(3)),
-            ServerMessage::Reaction { .. } => "reaction".into(),
-            ServerMessage::Closing { .. } => "closing".into(),
-        };
-        eprintln!("STAT {tag}");
         match message {
             ServerMessage::Welcome { snapshot, .. } => {
                 assert_eq!(to.len(), 1, "a welcome to several connections");
@@ -709,12 +724,18 @@ impl Harness {
         let connected = roster.iter().filter(|p| p.connected).count();
         assert_eq!(connected, room.connection_count());
         let in_grace = roster.len() - connected;
-        assert_eq!(room.poll_timeout().is_some(), in_grace > 0, "poll_timeout vs grace");
+        assert_eq!(
+            room.poll_timeout().is_some(),
+            in_grace > 0,
+            "poll_timeout vs grace"
+        );
         if was_tick && let Some(deadline) = room.poll_timeout() {
             assert!(deadline > self.now, "a due deadline survived a tick");
         }
         for p in &roster {
-            let snapshot = room.snapshot_for(&p.id).expect("a snapshot for someone present");
+            let snapshot = room
+                .snapshot_for(&p.id)
+                .expect("a snapshot for someone present");
             check_snapshot(&snapshot);
         }
     }
@@ -724,9 +745,19 @@ fn check_snapshot(s: &Snapshot) {
     let ids: HashSet<&ParticipantId> = s.hand_queue.iter().map(|h| &h.participant_id).collect();
     assert_eq!(ids.len(), s.hand_queue.len(), "duplicate hand in snapshot");
     let roster: HashSet<&ParticipantId> = s.roster.iter().map(|p| &p.id).collect();
-    assert_eq!(roster.len(), s.roster.len(), "duplicate participant in snapshot");
-    assert!(s.chat.windows(2).all(|w| w[0].seq < w[1].seq), "snapshot chat out of order");
-    assert!(s.chat.iter().all(|m| m.seq <= s.seq), "snapshot chat beyond its seq");
+    assert_eq!(
+        roster.len(),
+        s.roster.len(),
+        "duplicate participant in snapshot"
+    );
+    assert!(
+        s.chat.windows(2).all(|w| w[0].seq < w[1].seq),
+        "snapshot chat out of order"
+    );
+    assert!(
+        s.chat.iter().all(|m| m.seq <= s.seq),
+        "snapshot chat beyond its seq"
+    );
 }
 
 fn run(scenario: Scenario) {
@@ -801,7 +832,10 @@ fn run(scenario: Scenario) {
                     last_seq: since,
                 });
                 let c = h.conn(conn);
-                assert!(c.welcomed || c.gone, "a join was neither welcomed nor refused");
+                assert!(
+                    c.welcomed || c.gone,
+                    "a join was neither welcomed nor refused"
+                );
             }
             Op::Request {
                 conn,
@@ -848,7 +882,10 @@ fn run(scenario: Scenario) {
             }
         }
         assert_eq!(h.room.connection_count(), 0);
-        assert!(h.conns.iter().all(|c| !c.live()), "shutdown left connections open");
+        assert!(
+            h.conns.iter().all(|c| !c.live()),
+            "shutdown left connections open"
+        );
     }
 }
 

@@ -131,10 +131,11 @@ impl Server {
         let store = Store::open(&config.store_url()).await?;
         let mut titles = HashMap::new();
         if config.demo.enabled {
-            titles.insert(
-                RoomId::new(config.demo.room.clone()),
-                config.demo.title.clone(),
-            );
+            let demo = RoomId::new(config.demo.room.clone());
+            store
+                .ensure_room(&demo, &config.demo.title, crate::rooms::now_ms())
+                .await?;
+            titles.insert(demo, config.demo.title.clone());
         }
         let listener = tokio::net::TcpListener::bind(config.listen_addr())
             .await
