@@ -445,13 +445,13 @@ function renderRoster(staff) {
   $('roster-count').textContent = String(people.filter((p) => !p.in_lobby).length);
 }
 
-/** Staff buttons for one student or observer. @param {ParticipantInfo} p */
+/** Staff buttons for one student or observer (who may not speak or present). @param {ParticipantInfo} p */
 function moderationButtons(p) {
   const row = make('div', 'button-row');
   const data = { participant: p.id };
   if (p.in_lobby) {
     row.append(actionButton(STRINGS.admit, 'admit', data));
-  } else {
+  } else if (p.role !== 'observer') {
     if (!p.hard_muted) row.append(actionButton(STRINGS.mute, 'mute', data));
     const speaking = p.can_speak && !p.hard_muted;
     row.append(

@@ -10,14 +10,7 @@
 export const PROTOCOL_VERSION = 1;
 
 /** After a `closing` with one of these reasons, reconnecting would be wrong or pointless. */
-const FINAL_CLOSE_REASONS = new Set([
-  'removed',
-  'class_ended',
-  'replaced',
-  'left',
-  'abuse',
-  'handshake_failed',
-]);
+const FINAL_CLOSE_REASONS = new Set(['removed', 'class_ended', 'replaced', 'left', 'abuse', 'handshake_failed']);
 
 const BACKOFF_START_MS = 500;
 const BACKOFF_MAX_MS = 10_000;
