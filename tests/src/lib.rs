@@ -222,6 +222,28 @@ impl Client {
             .await
     }
 
+    /// Keep reading (and so answering pings) for `period`; returns how many pings arrived.
+    pub async fn read_for(&mut self, period: Duration) -> anyhow::Result<usize> {
+        let end = tokio::time::Instant::now() + period;
+        let mut pings = 0;
+        while !self.closed {
+            let next = match tokio::time::timeout_at(end, self.ws.next()).await {
+                Err(_) => break,
+                Ok(next) => next,
+            };
+            match next {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => self.closed = true,
+                Some(Ok(Message::Ping(_))) => pings += 1,
+                Some(Ok(Message::Text(t))) => {
+                    self.received.push(serde_json::from_str(&t)?);
+                    self.taken.push(false);
+                }
+                Some(Ok(_)) => {}
+            }
+        }
+        Ok(pings)
+    }
+
     /// Read until the server closes the connection; returns everything received on the way.
     pub async fn wait_closed(&mut self) -> anyhow::Result<()> {
         while !self.closed {

@@ -26,6 +26,12 @@ pub enum ConfigError {
         expected: &'static str,
         value: String,
     },
+    #[error("`{key}` must be {expected}, not {got}")]
+    Type {
+        key: String,
+        expected: &'static str,
+        got: &'static str,
+    },
     #[error("invalid configuration: {0}")]
     Invalid(String),
 }
@@ -316,12 +322,32 @@ fn merge(
             (Some(toml::Value::Table(d)), toml::Value::Table(s), toml::Value::Table(def)) => {
                 merge(d, s, def, &path)?;
             }
-            (_, value, _) => {
+            (_, value, default) => {
+                if kind(&value) != kind(default) {
+                    return Err(ConfigError::Type {
+                        key: path,
+                        expected: kind(default),
+                        got: kind(&value),
+                    });
+                }
                 dst.insert(key, value);
             }
         }
     }
     Ok(())
+}
+
+/// A TOML value's kind, in words for error messages.
+fn kind(value: &toml::Value) -> &'static str {
+    match value {
+        toml::Value::String(_) => "a string",
+        toml::Value::Integer(_) => "an integer",
+        toml::Value::Float(_) => "a number",
+        toml::Value::Boolean(_) => "true or false",
+        toml::Value::Datetime(_) => "a date",
+        toml::Value::Array(_) => "a list",
+        toml::Value::Table(_) => "a table",
+    }
 }
 
 fn apply_env(
@@ -429,7 +455,10 @@ mod tests {
         let e = Config::from_layers(Some(("x.toml", "[room\n")), []).unwrap_err();
         assert!(e.to_string().contains("x.toml"), "{e}");
         let e = Config::from_layers(Some(("x.toml", "[room]\nauto_start = 3\n")), []).unwrap_err();
-        assert!(e.to_string().contains("invalid"), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "`room.auto_start` must be true or false, not an integer"
+        );
         let e =
             Config::from_layers(None, env(&[("LECTERN_SERVER_LISTEN", "nowhere")])).unwrap_err();
         assert!(e.to_string().contains("server.listen"), "{e}");

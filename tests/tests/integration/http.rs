@@ -51,3 +51,25 @@ async fn health_readiness_metrics_and_client() -> anyhow::Result<()> {
     assert_eq!(get(s.addr, "/nope").await?.0, 404);
     Ok(())
 }
+
+#[tokio::test]
+async fn keepalive_pings_live_clients_and_drops_silent_ones() -> anyhow::Result<()> {
+    let s = TestServer::start_with(&[
+        ("LECTERN_WEBSOCKET_PING_INTERVAL_SECS", "1"),
+        ("LECTERN_WEBSOCKET_IDLE_TIMEOUT_SECS", "2"),
+    ])
+    .await;
+    let mut lively = s.join("r", "ada", Role::Student).await;
+    let silent = s.join("r", "bob", Role::Student).await;
+    // A client that reads (and so answers pings) outlives the idle timeout several times over.
+    let pings = lively.read_for(std::time::Duration::from_secs(5)).await?;
+    assert!(pings >= 2, "only {pings} pings");
+    assert!(!lively.closed);
+    // One that never answers is closed by the server.
+    lectern_tests::wait_until("the silent client to be dropped", || async {
+        s.metric("lectern_ws_connections").await == 1
+    })
+    .await?;
+    drop(silent);
+    Ok(())
+}
