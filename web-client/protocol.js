@@ -398,7 +398,15 @@ export class RoomState {
         for (const p of this.participants.values()) p.in_lobby = false;
         break;
       case 'class_ended':
+        // The server clears the stage, the hands, speak grants and hard mutes at class end.
         this.classState = 'ended';
+        this.handQueue = [];
+        this.presenter = null;
+        for (const p of this.participants.values()) {
+          p.presenter = false;
+          p.hard_muted = false;
+          p.can_speak = isStaffRole(p.role);
+        }
         break;
       case 'chat':
         this.#addChat(event.message);
@@ -422,7 +430,10 @@ export class RoomState {
         break;
       case 'called_on':
         this.#lowerHand(event.participant_id);
-        this.#update(event.participant_id, (p) => (p.can_speak = true));
+        this.#update(event.participant_id, (p) => {
+          p.can_speak = true;
+          p.hard_muted = false;
+        });
         break;
       case 'speak_allowed':
         this.#update(event.participant_id, (p) => {
@@ -431,7 +442,10 @@ export class RoomState {
         });
         break;
       case 'speak_revoked':
-        this.#update(event.participant_id, (p) => (p.can_speak = isStaffRole(p.role) || p.presenter));
+        this.#update(
+          event.participant_id,
+          (p) => (p.can_speak = !p.hard_muted && (isStaffRole(p.role) || p.presenter)),
+        );
         break;
       case 'muted':
         this.#update(event.participant_id, (p) => {
@@ -482,7 +496,7 @@ export class RoomState {
   #setPresenter(id, presenter) {
     this.#update(id, (p) => {
       p.presenter = presenter;
-      p.can_speak = presenter || isStaffRole(p.role);
+      p.can_speak = !p.hard_muted && (presenter || isStaffRole(p.role));
     });
   }
 

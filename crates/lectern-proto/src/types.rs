@@ -665,6 +665,15 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// True when the error is the client's doing (and so counts toward the abuse limit); false
+    /// for the server's own trouble and for a full room.
+    pub fn is_client_fault(self) -> bool {
+        !matches!(
+            self,
+            ErrorCode::StoreUnavailable | ErrorCode::Internal | ErrorCode::RoomFull
+        )
+    }
+
     /// Every error code, in declaration order.
     pub const ALL: &[Self] = &[
         ErrorCode::InvalidJson,

@@ -113,18 +113,43 @@ impl ChatLog {
     }
 }
 
-/// Whether `viewer` may read `message`: nobody in the lobby; everyone for public messages;
-/// staff and the sender for messages to staff; staff, the sender and the addressee for
-/// messages to one participant.
+/// Whether `viewer` may read `message`: nobody in the lobby; otherwise whoever it is
+/// [addressed to](addressed_to).
 pub(crate) fn can_read(viewer: &Participant, message: &ChatMessage) -> bool {
-    if viewer.in_lobby {
-        return false;
-    }
-    match &message.to {
+    !viewer.in_lobby && addressed_to(viewer, &message.from, &message.to)
+}
+
+/// Whether a message from `from` to `to` is addressed to `viewer`, wherever they wait:
+/// everyone for public messages; staff and the sender for messages to staff; staff, the
+/// sender and the addressee for messages to one participant.
+fn addressed_to(viewer: &Participant, from: &ParticipantId, to: &ChatTarget) -> bool {
+    match to {
         ChatTarget::Everyone => true,
-        ChatTarget::Staff => viewer.is_staff() || viewer.id == message.from,
+        ChatTarget::Staff => viewer.is_staff() || viewer.id == *from,
         ChatTarget::Participant { id } => {
-            viewer.is_staff() || viewer.id == *id || viewer.id == message.from
+            viewer.is_staff() || viewer.id == *id || viewer.id == *from
         }
+    }
+}
+
+/// Who a chat message was addressed to: the audience of its `chat_deleted`, live and replayed.
+/// A public message's deletion reaches everyone, the lobby included (it is harmless there);
+/// a private one's never reaches anyone who could not have read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Audience {
+    from: ParticipantId,
+    to: ChatTarget,
+}
+
+impl Audience {
+    pub fn of(message: &ChatMessage) -> Self {
+        Audience {
+            from: message.from.clone(),
+            to: message.to.clone(),
+        }
+    }
+
+    pub fn includes(&self, viewer: &Participant) -> bool {
+        addressed_to(viewer, &self.from, &self.to)
     }
 }

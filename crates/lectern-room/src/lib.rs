@@ -207,8 +207,9 @@ impl ModerationAction {
     }
 }
 
-/// What a participant may send into the media plane. Emitted whenever it changes, and when a
-/// participant joins (so the SFU starts from the right state).
+/// What a participant may send into the media plane. Emitted whenever it changes, when a
+/// participant joins (so the SFU starts from the right state), and when they are let in from
+/// the lobby (where nothing of theirs is forwarded).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MediaIntent {
     /// Set what this participant may publish. The SFU forwards only what is allowed.

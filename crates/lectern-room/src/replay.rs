@@ -2,11 +2,18 @@
 //! `last_seq` can be sent exactly what it missed instead of a full snapshot.
 //!
 //! Visibility is decided when replaying, from the event itself (a chat event carries its
-//! target), so the ring stores only `(seq, at, event)`.
+//! target) and, for a `chat_deleted`, the audience of the deleted message, which the ring keeps
+//! with it.
+//!
+//! Only a client that saw an event of this room instance can resume: a room recreated from
+//! storage starts with an empty ring and fresh class state, which a client of the earlier
+//! instance must replace with a snapshot.
 
 use std::collections::VecDeque;
 
 use lectern_proto::{RoomEvent, Seq, UnixMillis};
+
+use crate::chat_log::Audience;
 
 /// One kept event.
 #[derive(Debug, Clone)]
@@ -14,6 +21,8 @@ pub(crate) struct Entry {
     pub seq: Seq,
     pub at: UnixMillis,
     pub event: RoomEvent,
+    /// Set when only this audience may see the event (a deleted chat message's).
+    pub audience: Option<Audience>,
 }
 
 #[derive(Debug)]
@@ -24,19 +33,28 @@ pub(crate) struct ReplayRing {
     /// Every event with a larger seq that still exists is in `entries`: the seq of the last
     /// evicted event, or the room's seq when it was created.
     floor: Seq,
+    /// The room's seq when it was created: the last seq of any earlier instance.
+    start: Seq,
 }
 
 impl ReplayRing {
-    pub fn new(capacity: usize, floor: Seq) -> Self {
+    /// An empty ring for a room created at seq `start`.
+    pub fn new(capacity: usize, start: Seq) -> Self {
         ReplayRing {
             capacity,
             entries: VecDeque::with_capacity(capacity.min(4_096)),
-            floor,
+            floor: start,
+            start,
         }
     }
 
-    pub fn push(&mut self, seq: Seq, at: UnixMillis, event: RoomEvent) {
-        self.entries.push_back(Entry { seq, at, event });
+    pub fn push(&mut self, seq: Seq, at: UnixMillis, event: RoomEvent, audience: Option<Audience>) {
+        self.entries.push_back(Entry {
+            seq,
+            at,
+            event,
+            audience,
+        });
         while self.entries.len() > self.capacity {
             if let Some(old) = self.entries.pop_front() {
                 self.floor = old.seq;
@@ -60,9 +78,13 @@ impl ReplayRing {
         }
     }
 
-    /// True when every event after `last_seq` (up to `current`) can be replayed.
+    /// True when every event after `last_seq` (up to `current`) can be replayed to a client
+    /// that holds this room's state as of `last_seq`: the client saw an event of this room
+    /// instance (`last_seq` after `start`; at or before it, its state is an earlier instance's
+    /// roster and class state, which replaying nothing would leave stale), the ring still
+    /// reaches back to it, and it is not ahead of the room.
     pub fn covers(&self, last_seq: Seq, current: Seq) -> bool {
-        last_seq >= self.floor && last_seq <= current
+        last_seq > self.start && last_seq >= self.floor && last_seq <= current
     }
 
     /// The kept events after `last_seq`, oldest first.

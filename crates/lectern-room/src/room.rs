@@ -18,11 +18,11 @@ mod session;
 use std::collections::{HashSet, VecDeque};
 
 use lectern_proto::{
-    ClassState, ClientMessage, HandEntry, ParticipantId, ParticipantInfo, RequestId, RoomEvent,
-    Seq, ServerMessage, Snapshot, UnixMillis,
+    ClassState, ClientMessage, HandEntry, ParticipantId, ParticipantInfo, RequestId, Role,
+    RoomEvent, Seq, ServerMessage, Snapshot, UnixMillis,
 };
 
-use crate::chat_log::{ChatLog, can_read};
+use crate::chat_log::{Audience, ChatLog, can_read};
 use crate::hand_queue::HandQueue;
 use crate::replay::ReplayRing;
 use crate::roster::{Participant, Roster};
@@ -341,6 +341,20 @@ impl Room {
         Ok(())
     }
 
+    /// Refuses to give speech or the stage to an observer ([`RoomError::NotPermitted`]:
+    /// observers watch and listen only) or to someone in the lobby ([`RoomError::InLobby`]:
+    /// the lobby gets no media). The target must be in the room ([`RoomError::NotFound`]).
+    fn check_speech_target(&self, target: &ParticipantId) -> Result<&Participant, RoomError> {
+        let p = self.roster.get(target).ok_or(RoomError::NotFound)?;
+        if p.role == Role::Observer {
+            return Err(RoomError::NotPermitted);
+        }
+        if p.in_lobby {
+            return Err(RoomError::InLobby);
+        }
+        Ok(p)
+    }
+
     fn ack(&mut self, req: &Request, seq: Option<Seq>, persist_seq: Option<Seq>) {
         if let Some(request_id) = req.request_id {
             self.send(
@@ -394,9 +408,10 @@ impl Room {
     /// Announces a state change to everyone allowed to see it (but `except`), keeps it for
     /// replay, and returns its seq.
     fn emit(&mut self, now: UnixMillis, event: RoomEvent, except: Option<ConnId>) -> Seq {
-        self.emit_tagged(now, event, except, None)
+        self.emit_scoped(now, event, except, None, None)
     }
 
+    /// [`Room::emit`] for a chat message: the sends are tagged with `persist_seq`.
     fn emit_tagged(
         &mut self,
         now: UnixMillis,
@@ -404,12 +419,24 @@ impl Room {
         except: Option<ConnId>,
         persist_seq: Option<Seq>,
     ) -> Seq {
+        self.emit_scoped(now, event, except, persist_seq, None)
+    }
+
+    /// [`Room::emit`] limited to `audience` (live and in replays), when given.
+    fn emit_scoped(
+        &mut self,
+        now: UnixMillis,
+        event: RoomEvent,
+        except: Option<ConnId>,
+        persist_seq: Option<Seq>,
+        audience: Option<Audience>,
+    ) -> Seq {
         self.seq += 1;
         let seq = self.seq;
         let to = self
             .roster
-            .recipients(|p| p.conn != except && can_see(p, &event));
-        self.replay.push(seq, now, event.clone());
+            .recipients(|p| p.conn != except && can_see(p, &event, audience.as_ref()));
+        self.replay.push(seq, now, event.clone(), audience);
         if !to.is_empty() {
             self.send(
                 to,
@@ -424,9 +451,13 @@ impl Room {
         seq
     }
 
-    /// `(audio, video)` the participant may publish. Audio: not hard-muted, and staff, granted
-    /// speech, or presenting. Video: staff or presenting.
+    /// `(audio, video)` the participant may publish. Nothing in the lobby, whatever they were
+    /// granted. Otherwise audio: not hard-muted, and staff, granted speech, or presenting.
+    /// Video: staff or presenting.
     fn media_perms(&self, p: &Participant) -> (bool, bool) {
+        if p.in_lobby {
+            return (false, false);
+        }
         let publish = p.perms().publish;
         let presenter = self.presenter.as_ref() == Some(&p.id);
         (
@@ -480,8 +511,12 @@ impl Room {
     }
 }
 
-/// Whether `viewer` receives `event`: chat by [`can_read`], everything else always.
-fn can_see(viewer: &Participant, event: &RoomEvent) -> bool {
+/// Whether `viewer` receives `event`: only if in `audience`, when given (a deleted chat
+/// message's); then chat by [`can_read`], everything else always.
+fn can_see(viewer: &Participant, event: &RoomEvent, audience: Option<&Audience>) -> bool {
+    if audience.is_some_and(|a| !a.includes(viewer)) {
+        return false;
+    }
     match event {
         RoomEvent::Chat { message } => can_read(viewer, message),
         _ => true,
@@ -495,5 +530,70 @@ fn attendance(p: &Participant, kind: AttendanceKind, at: UnixMillis) -> PersistR
         role: p.role,
         kind,
         at,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use lectern_proto::RoomId;
+
+    use super::*;
+    use crate::Identity;
+
+    fn join(room: &mut Room, conn: u64, id: &str, role: Role) {
+        let identity = Identity {
+            id: ParticipantId::new(id),
+            name: id.to_owned(),
+            role,
+        };
+        room.handle(
+            0,
+            Input::Join {
+                conn: ConnId(conn),
+                identity,
+                last_seq: None,
+            },
+        );
+    }
+
+    /// The lobby gets no media whatever it was granted (grants cannot be given in the lobby
+    /// through requests, so this sets one directly); letting them in tells the media plane.
+    #[test]
+    fn the_lobby_publishes_nothing_whatever_its_grants() {
+        let config = RoomConfig::new(RoomId::new("r"), "R");
+        let mut room = Room::new(config, RoomInit::default(), 0);
+        join(&mut room, 1, "t", Role::Instructor);
+        join(&mut room, 2, "s1", Role::Student);
+        let s1 = ParticipantId::new("s1");
+        room.roster.get_mut(&s1).unwrap().speak_granted = true;
+        assert_eq!(room.media_permissions(&s1), Some((false, false)));
+        assert!(!room.participant(&s1).unwrap().can_speak);
+        assert!(!room.snapshot_for(&s1).unwrap().roster[1].can_speak);
+
+        while room.poll_output().is_some() {}
+        let admit = ClientMessage::Admit {
+            participant_id: s1.clone(),
+        };
+        room.handle(
+            0,
+            Input::Request {
+                conn: ConnId(1),
+                request_id: None,
+                message: admit,
+            },
+        );
+        let intents: Vec<MediaIntent> = std::iter::from_fn(|| room.poll_output())
+            .filter_map(|o| match o {
+                Output::Media(m) => Some(m),
+                _ => None,
+            })
+            .collect();
+        let publish = MediaIntent::Publish {
+            participant_id: s1.clone(),
+            audio: true,
+            video: false,
+        };
+        assert_eq!(intents, vec![publish]);
+        assert!(room.participant(&s1).unwrap().can_speak);
     }
 }

@@ -24,6 +24,10 @@ pub(crate) struct Participant {
     pub media: MediaState,
     /// When the grace period ends, while disconnected. Changed only by [`Roster`].
     pub grace_deadline: Option<UnixMillis>,
+    /// What they may see widened while they were disconnected (let in from the lobby): their
+    /// next join gets a full snapshot, never a replay, which would lack what they could not
+    /// see before.
+    pub needs_snapshot: bool,
 }
 
 impl Participant {
@@ -38,6 +42,7 @@ impl Participant {
             speak_granted: false,
             media: MediaState::default(),
             grace_deadline: None,
+            needs_snapshot: false,
         }
     }
 

@@ -190,15 +190,24 @@ impl Authenticator {
         validation.leeway = self.leeway;
         validation.validate_exp = true;
         validation.validate_nbf = true;
-        validation.set_required_spec_claims(&["exp", "nbf", "sub"]);
+        // A configured issuer or audience must also be present: jsonwebtoken only checks the
+        // claims a token carries.
+        let mut required = vec!["exp", "nbf", "sub"];
         match &self.issuer {
-            Some(iss) => validation.set_issuer(&[iss]),
+            Some(iss) => {
+                validation.set_issuer(&[iss]);
+                required.push("iss");
+            }
             None => validation.iss = None,
         }
         match &self.audience {
-            Some(aud) => validation.set_audience(&[aud]),
+            Some(aud) => {
+                validation.set_audience(&[aud]);
+                required.push("aud");
+            }
             None => validation.validate_aud = false,
         }
+        validation.set_required_spec_claims(&required);
         let mut last = TokenError::Invalid("no key".into());
         for key in keys {
             match jsonwebtoken::decode::<JoinClaims>(token, key, &validation) {

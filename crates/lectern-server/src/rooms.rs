@@ -164,8 +164,10 @@ async fn run_room(
     room_config.snapshot_chat_len = config.room.snapshot_chat;
     room_config.replay_len = config.room.replay_events;
     room_config.grace_ms = config.room.grace_secs * 1000;
+    let stored_seq = init.last_seq;
     let mut task = RoomTask {
         room: Room::new(room_config, init, now_ms()),
+        stored_seq,
         conns: HashMap::new(),
         shared: shared.clone(),
         room_id: room_id.clone(),
@@ -275,6 +277,8 @@ async fn refuse_all(inbox: &mut mpsc::Receiver<RoomCommand>, metrics: &Metrics) 
 
 struct RoomTask {
     room: Room,
+    /// The last sequence number known to be stored.
+    stored_seq: Seq,
     conns: HashMap<ConnId, ConnTx>,
     shared: Arc<Shared>,
     room_id: RoomId,
@@ -335,7 +339,9 @@ impl RoomTask {
                 })
                 .collect();
             let mut failed: HashSet<Seq> = HashSet::new();
-            if !ops.is_empty() {
+            // The sequence number is stored before any event is delivered, so a restart after a
+            // crash never hands out a number a client has already seen.
+            if !ops.is_empty() || self.room.seq() > self.stored_seq {
                 match self
                     .shared
                     .store
@@ -343,6 +349,7 @@ impl RoomTask {
                     .await
                 {
                     Ok(()) => {
+                        self.stored_seq = self.room.seq();
                         Metrics::inc(&metrics.store_batches);
                         let chats = ops.iter().filter(|o| matches!(o, StoreOp::Chat(_))).count();
                         Metrics::add(&metrics.chat_messages, chats as u64);
@@ -368,7 +375,11 @@ impl RoomTask {
                         if persist_seq.is_some_and(|s| failed.contains(&s)) {
                             continue;
                         }
-                        let refusal = matches!(message, ServerMessage::Error { .. });
+                        let refusal = matches!(
+                            message,
+                            ServerMessage::Error { code, .. } if code.is_client_fault()
+                        );
+                        let error = matches!(message, ServerMessage::Error { .. });
                         let bytes = Utf8Bytes::from(encode_server(&message));
                         let mut sent = 0u64;
                         for conn in to {
@@ -387,7 +398,7 @@ impl RoomTask {
                             }
                         }
                         Metrics::add(&metrics.messages_out, sent);
-                        if refusal {
+                        if error {
                             Metrics::add(&metrics.errors_sent, sent);
                         }
                     }

@@ -204,4 +204,20 @@ async fn lms_tokens_with_public_keys_and_pinned_algorithms() {
     )
     .expect("sign");
     assert_eq!(refusal(&s, &t, None).await.0, "invalid_token");
+    // A configured issuer and audience are required, not just checked when present.
+    for strip in ["iss", "aud"] {
+        let mut value = serde_json::to_value(&c).expect("json");
+        value.as_object_mut().expect("object").remove(strip);
+        let t = jsonwebtoken::encode(
+            &header,
+            &value,
+            &EncodingKey::from_rsa_pem(fixture("rsa_private.pem").as_bytes()).expect("key"),
+        )
+        .expect("sign");
+        assert_eq!(
+            refusal(&s, &t, None).await.0,
+            "invalid_token",
+            "token without {strip}"
+        );
+    }
 }

@@ -73,6 +73,9 @@ async fn kill9_keeps_acknowledged_chat() -> anyhow::Result<()> {
         let ack = ada.ok(json!({"type": "chat_send", "text": text})).await?;
         acked.push((ack["seq"].as_u64().expect("seq"), text));
     }
+    // An event that stores nothing but still takes a sequence number.
+    let hand = ada.ok(json!({"type": "hand_raise"})).await?;
+    let hand_seq = hand["seq"].as_u64().expect("hand raise has a seq");
     // Kill the server without warning right after the last acknowledgement.
     child.kill()?;
     let status = child.wait()?;
@@ -101,12 +104,14 @@ async fn kill9_keeps_acknowledged_chat() -> anyhow::Result<()> {
             })
             .collect();
         assert_eq!(got, acked, "history after kill -9 differs");
-        // New messages continue the sequence instead of reusing a number.
+        // New events continue the sequence instead of reusing a number a client has seen.
         let ack = bob
             .ok(json!({"type": "chat_send", "text": "after restart"}))
             .await?;
-        let last = acked.last().map(|(s, _)| *s).unwrap_or(0);
-        assert!(ack["seq"].as_u64().unwrap_or(0) > last);
+        assert!(
+            ack["seq"].as_u64().unwrap_or(0) > hand_seq,
+            "{ack} reuses a number"
+        );
         anyhow::Ok(())
     }
     .await;

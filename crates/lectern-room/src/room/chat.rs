@@ -4,7 +4,7 @@
 use lectern_proto::{ChatMessage, ChatTarget, RoomEvent, Seq};
 
 use super::{Handled, Reply, Request, Room};
-use crate::chat_log::PendingChat;
+use crate::chat_log::{Audience, PendingChat};
 use crate::{ModerationAction, PersistRecord, RoomError};
 
 impl Room {
@@ -70,14 +70,19 @@ impl Room {
     }
 
     /// Staff delete a message still kept in memory. Its event is also dropped from the replay
-    /// ring, so a reconnecting client never receives the deleted text again.
+    /// ring, so a reconnecting client never receives the deleted text again. `chat_deleted`
+    /// goes (live and replayed) only to the message's audience: everyone for a public message
+    /// (the lobby included), else staff, the sender and any addressee, so a private message's
+    /// deletion does not tell others that it existed.
     pub(super) fn chat_delete(&mut self, req: &Request, seq: Seq) -> Handled {
         let Some(deleted) = self.chat.remove(seq) else {
             return Err(RoomError::NotFound);
         };
         self.replay.remove_chat(seq);
         let by = req.actor.clone();
-        let event_seq = self.emit(req.now, RoomEvent::ChatDeleted { seq, by }, None);
+        let event = RoomEvent::ChatDeleted { seq, by };
+        let audience = Some(Audience::of(&deleted));
+        let event_seq = self.emit_scoped(req.now, event, None, None, audience);
         self.persist(PersistRecord::ChatDeleted {
             seq,
             by: req.actor.clone(),

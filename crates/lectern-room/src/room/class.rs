@@ -6,10 +6,12 @@ use lectern_proto::{
 };
 
 use super::{Handled, Reply, Request, Room, attendance};
+use crate::roster::Participant;
 use crate::{AttendanceKind, PersistRecord, RoomError};
 
 impl Room {
-    /// Staff start the class: everyone in the lobby is let in and sent a fresh snapshot.
+    /// Staff start the class: everyone in the lobby is let in (see [`let_in`]) and, if
+    /// connected, sent a fresh snapshot; the media plane is told what each may now publish.
     /// Starting a live class is a no-op. A class that ended may be started again.
     pub(super) fn class_start(&mut self, req: &Request) -> Handled {
         if self.class_state == ClassState::Live {
@@ -21,7 +23,7 @@ impl Room {
             .iter_mut()
             .filter(|p| p.in_lobby)
             .map(|p| {
-                p.in_lobby = false;
+                let_in(p);
                 p.id.clone()
             })
             .collect();
@@ -29,21 +31,27 @@ impl Room {
         let seq = self.emit(req.now, RoomEvent::ClassStarted { by }, None);
         self.persist(PersistRecord::ClassStarted { at: req.now });
         self.send_snapshots(&admitted);
+        for id in &admitted {
+            self.publish_intent(id);
+        }
         Reply::event(seq)
     }
 
-    /// Staff let one participant in from the lobby before the class starts.
+    /// Staff let one participant in from the lobby before the class starts (see [`let_in`]);
+    /// if connected, they are sent a fresh snapshot. The media plane is told what they may
+    /// now publish.
     pub(super) fn admit(&mut self, req: &Request, target: ParticipantId) -> Handled {
         let Some(p) = self.roster.get_mut(&target).filter(|p| p.in_lobby) else {
             return Err(RoomError::NotFound);
         };
-        p.in_lobby = false;
+        let_in(p);
         let event = RoomEvent::Admitted {
             participant_id: target.clone(),
             by: req.actor.clone(),
         };
         let seq = self.emit(req.now, event, None);
-        self.send_snapshots(&[target]);
+        self.send_snapshots(std::slice::from_ref(&target));
+        self.publish_intent(&target);
         Reply::event(seq)
     }
 
@@ -119,5 +127,14 @@ impl Room {
                 self.send(vec![conn], None, ServerMessage::Snapshot { snapshot });
             }
         }
+    }
+}
+
+/// Takes a participant out of the lobby. One in their grace period is marked to get a full
+/// snapshot when they come back: what they may see widened while they could not be told.
+fn let_in(p: &mut Participant) {
+    p.in_lobby = false;
+    if p.conn.is_none() {
+        p.needs_snapshot = true;
     }
 }

@@ -33,10 +33,14 @@ impl Room {
         Reply::event(self.emit(req.now, event, None))
     }
 
-    /// Staff lower one raised hand.
+    /// Staff lower one participant's hand. Not raised is a no-op (two staff lowering the same
+    /// hand race); a participant not in the room is [`RoomError::NotFound`].
     pub(super) fn hand_lower_for(&mut self, req: &Request, target: ParticipantId) -> Handled {
-        if !self.hands.lower(&target) {
+        if !self.roster.contains(&target) {
             return Err(RoomError::NotFound);
+        }
+        if !self.hands.lower(&target) {
+            return Reply::no_event();
         }
         let event = RoomEvent::HandLowered {
             participant_id: target,
@@ -55,13 +59,14 @@ impl Room {
     }
 
     /// Staff call on the first raised hand, or on a given participant (hand raised or not):
-    /// their hand goes down, they may speak, and a hard mute is lifted.
+    /// their hand goes down, they may speak, and a hard mute is lifted. Observers and the lobby
+    /// cannot be called on (see [`Room::check_speech_target`]).
     pub(super) fn call_on(&mut self, req: &Request, target: Option<ParticipantId>) -> Handled {
         let target = match target {
-            Some(id) if self.roster.contains(&id) => id,
-            Some(_) => return Err(RoomError::NotFound),
+            Some(id) => id,
             None => self.hands.first().cloned().ok_or(RoomError::QueueEmpty)?,
         };
+        self.check_speech_target(&target)?;
         self.hands.lower(&target);
         if let Some(p) = self.roster.get_mut(&target) {
             p.speak_granted = true;

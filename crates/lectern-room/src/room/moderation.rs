@@ -8,8 +8,10 @@ use super::{Handled, Reply, Request, Room, attendance};
 use crate::{AttendanceKind, ModerationAction, RoomError};
 
 impl Room {
-    /// Lets a participant speak and lifts a hard mute.
+    /// Lets a participant speak and lifts a hard mute. Not an observer, nor someone in the
+    /// lobby (see [`Room::check_speech_target`]).
     pub(super) fn allow_speak(&mut self, req: &Request, target: ParticipantId) -> Handled {
+        self.check_speech_target(&target)?;
         let p = self.roster.get_mut(&target).ok_or(RoomError::NotFound)?;
         p.speak_granted = true;
         p.hard_muted = false;
@@ -61,15 +63,11 @@ impl Room {
         Reply::event(seq)
     }
 
-    /// Hands the stage to a non-staff participant outside the lobby, taking it from the
-    /// current presenter first. Granting it to the current presenter is a no-op.
+    /// Hands the stage to a student outside the lobby, taking it from the current presenter
+    /// first: staff and observers are [`RoomError::NotPermitted`], the lobby
+    /// [`RoomError::InLobby`]. Granting it to the current presenter is a no-op.
     pub(super) fn stage_grant(&mut self, req: &Request, target: ParticipantId) -> Handled {
-        let p = self
-            .roster
-            .get(&target)
-            .filter(|p| !p.in_lobby)
-            .ok_or(RoomError::NotFound)?;
-        if p.is_staff() {
+        if self.check_speech_target(&target)?.is_staff() {
             return Err(RoomError::NotPermitted);
         }
         if self.presenter.as_ref() == Some(&target) {

@@ -79,9 +79,15 @@ impl Room {
         self.persist_attendance(now, &id, AttendanceKind::Join);
     }
 
-    /// The welcome: the events after `last_seq` when all of them are still kept (then a
-    /// `replay_done`), else a full snapshot.
+    /// The welcome: the events after `last_seq` when all of them are still kept and were
+    /// numbered by this room instance (then a `replay_done`), else a full snapshot. A
+    /// participant let in from the lobby while disconnected always gets a snapshot: a replay
+    /// would lack the chat they could not see in the lobby.
     fn welcome(&mut self, conn: ConnId, id: &ParticipantId, rejoined: bool, last_seq: Option<Seq>) {
+        let Some(viewer) = self.roster.get_mut(id) else {
+            return;
+        };
+        let needs_snapshot = std::mem::take(&mut viewer.needs_snapshot);
         let Some(viewer) = self.roster.get(id) else {
             return;
         };
@@ -93,12 +99,12 @@ impl Room {
             rejoined,
             snapshot,
         };
-        match last_seq.filter(|&s| self.replay.covers(s, self.seq)) {
+        match last_seq.filter(|&s| !needs_snapshot && self.replay.covers(s, self.seq)) {
             Some(since) => {
                 let missed: Vec<ServerMessage> = self
                     .replay
                     .since(since)
-                    .filter(|e| can_see(viewer, &e.event))
+                    .filter(|e| can_see(viewer, &e.event, e.audience.as_ref()))
                     .map(|e| ServerMessage::Event {
                         seq: e.seq,
                         at: e.at,

@@ -257,6 +257,51 @@ fn staff_delete_a_message_once() {
 }
 
 #[test]
+fn chat_deleted_reaches_only_those_who_could_see_the_message() {
+    // Instructor t (1), TA ta (4), students s1 (2), s2 (3) and observer o (5) let in; s3 (6)
+    // waits in the lobby.
+    let mut h = H::new();
+    h.join(1, "t", Role::Instructor);
+    h.join(4, "ta", Role::Ta);
+    for (conn, id, role) in [
+        (2, "s1", Role::Student),
+        (3, "s2", Role::Student),
+        (5, "o", Role::Observer),
+    ] {
+        h.join(conn, id, role);
+        h.req(
+            1,
+            ClientMessage::Admit {
+                participant_id: pid(id),
+            },
+        );
+    }
+    h.join(6, "s3", Role::Student);
+    let to = |id: &str| ChatTarget::Participant { id: pid(id) };
+    let deleted_to = |h: &mut H, from: u64, target: ChatTarget| -> Vec<u64> {
+        h.chat(from, target, "to delete");
+        let seq = h.room.seq();
+        let outs = h.req(1, ClientMessage::ChatDelete { seq });
+        assert_eq!(
+            events(&outs)[0].1,
+            RoomEvent::ChatDeleted { seq, by: pid("t") }
+        );
+        chat_recipients(&outs)
+    };
+    // Public: everyone, the lobby included.
+    assert_eq!(
+        deleted_to(&mut h, 2, ChatTarget::Everyone),
+        vec![1, 4, 2, 3, 5, 6]
+    );
+    // To staff: staff and the sender.
+    assert_eq!(deleted_to(&mut h, 2, ChatTarget::Staff), vec![1, 4, 2]);
+    assert_eq!(deleted_to(&mut h, 4, ChatTarget::Staff), vec![1, 4]);
+    // To one participant: them, the sender and staff.
+    assert_eq!(deleted_to(&mut h, 4, to("s2")), vec![1, 4, 3]);
+    assert_eq!(deleted_to(&mut h, 1, to("s3")), vec![1, 4, 6]);
+}
+
+#[test]
 fn a_message_that_failed_to_store_is_forgotten_and_the_sender_told() {
     let mut h = room();
     h.chat(2, ChatTarget::Everyone, "first");

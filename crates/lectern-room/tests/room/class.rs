@@ -352,3 +352,54 @@ fn auto_start_rooms_have_no_lobby() {
     h.join(2, "s1", Role::Student);
     assert!(!h.room.participant(&pid("s1")).unwrap().in_lobby);
 }
+
+#[test]
+fn a_participant_let_in_while_disconnected_gets_a_snapshot_on_return() {
+    let mut h = H::new();
+    h.join(1, "t", Role::Instructor);
+    h.join(2, "s1", Role::Student);
+    h.join(3, "s2", Role::Student);
+    h.chat(1, ChatTarget::Everyone, "before class");
+    h.chat(1, ChatTarget::Participant { id: pid("s1") }, "for s1");
+    // An event the lobby sees, so both hold a `last_seq` the ring still covers.
+    h.req(1, ClientMessage::ChatLock { locked: true });
+    let seen = h.room.seq();
+    h.disconnect(2);
+    h.disconnect(3);
+    let outs = h.req(
+        1,
+        ClientMessage::Admit {
+            participant_id: pid("s1"),
+        },
+    );
+    assert!(snapshot_to(&outs, 2).is_none(), "not connected");
+    h.req(1, ClientMessage::ClassStart);
+
+    // Each comes back with a `last_seq` a replay could serve, but the replay would lack the
+    // chat they could not see in the lobby: a snapshot instead.
+    for (conn, id, chat) in [
+        (8, "s1", vec!["before class", "for s1"]),
+        (9, "s2", vec!["before class"]),
+    ] {
+        let outs = h.join_with(conn, id, Role::Student, Some(seen));
+        let snap = snapshot_to(&outs, conn).expect("a snapshot in the welcome");
+        let texts: Vec<_> = snap.chat.iter().map(|m| m.text.as_str()).collect();
+        assert_eq!(texts, chat);
+        assert!(!snap.roster.iter().any(|p| p.in_lobby));
+        assert!(
+            to_conn(&outs, conn)
+                .iter()
+                .all(|m| !matches!(m, ServerMessage::ReplayDone { .. }))
+        );
+    }
+
+    // Only once: the next return resumes.
+    let seen = h.room.seq();
+    h.disconnect(8);
+    let outs = h.join_with(10, "s1", Role::Student, Some(seen));
+    assert!(snapshot_to(&outs, 10).is_none());
+    assert!(matches!(
+        to_conn(&outs, 10).last(),
+        Some(ServerMessage::ReplayDone { .. })
+    ));
+}

@@ -97,7 +97,7 @@ fn staff_lower_one_hand_or_all() {
         only_error(&h.req(
             1,
             ClientMessage::HandLowerFor {
-                participant_id: pid("t")
+                participant_id: pid("ghost")
             }
         )),
         ErrorCode::NotFound
@@ -253,4 +253,38 @@ fn participants_who_go_for_good_leave_the_queue() {
     h.advance(config().grace_ms);
     h.tick();
     assert!(h.room.hand_queue().is_empty());
+}
+
+#[test]
+fn staff_lowering_a_hand_that_is_not_up_is_a_no_op() {
+    let mut h = H::class();
+    h.join(4, "ta", Role::Ta);
+    h.req(2, ClientMessage::HandRaise);
+    let lower_s1 = ClientMessage::HandLowerFor {
+        participant_id: pid("s1"),
+    };
+    // Two staff lower the same hand: the first lowers it, the second changes nothing.
+    assert_eq!(kinds(&h.req(1, lower_s1.clone())), vec!["hand_lowered"]);
+    let seq = h.room.seq();
+    let outs = h.req(4, lower_s1);
+    assert_eq!((outs.len(), ack(&outs, h.last_request())), (1, Some(None)));
+    // A participant who never raised it: the same.
+    let outs = h.req(
+        4,
+        ClientMessage::HandLowerFor {
+            participant_id: pid("s2"),
+        },
+    );
+    assert_eq!((outs.len(), ack(&outs, h.last_request())), (1, Some(None)));
+    assert_eq!(h.room.seq(), seq);
+    // Nobody of that id: not found.
+    assert_eq!(
+        only_error(&h.req(
+            4,
+            ClientMessage::HandLowerFor {
+                participant_id: pid("ghost")
+            }
+        )),
+        ErrorCode::NotFound
+    );
 }

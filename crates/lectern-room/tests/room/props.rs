@@ -295,7 +295,14 @@ proptest! {
             }
             if let Some(presenter) = h.room.presenter() {
                 let p = h.room.participant(presenter);
-                prop_assert!(p.is_some_and(|p| !p.role.is_staff() && p.presenter));
+                prop_assert!(p.is_some_and(|p| p.role == Role::Student && p.presenter && !p.in_lobby));
+            }
+            // The lobby and observers never get media (observers are never given a voice).
+            for p in h.room.roster() {
+                if p.in_lobby || p.role == Role::Observer {
+                    prop_assert!(!p.can_speak, "{:?}", p);
+                    prop_assert_eq!(h.room.media_permissions(&p.id), Some((false, false)));
+                }
             }
             prop_assert!(h.room.participant_count() <= 4);
             prop_assert!(h.room.connection_count() <= h.room.participant_count());

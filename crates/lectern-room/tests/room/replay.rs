@@ -131,7 +131,12 @@ fn a_replay_too_old_or_from_the_future_falls_back_to_a_snapshot() {
 }
 
 #[test]
-fn a_client_of_an_earlier_room_can_resume_after_a_restart() {
+fn a_client_of_an_earlier_room_gets_a_snapshot_after_a_restart() {
+    // A room recreated from storage continues the seqs after `RoomInit::last_seq` (50) but
+    // starts with an empty replay ring and a fresh roster and class state. A client whose
+    // `last_seq` is 50 or less holds the earlier instance's state (its roster, hands, stage):
+    // resuming it with "nothing since 50" would leave that state stale, so it gets a snapshot.
+    // Only a client that saw an event of this instance (`last_seq` > 50) resumes.
     let mut h = H::with(
         RoomConfig {
             auto_start: true,
@@ -144,12 +149,43 @@ fn a_client_of_an_earlier_room_can_resume_after_a_restart() {
     );
     h.join(1, "t", Role::Instructor);
     let outs = h.join_with(2, "s1", Role::Student, Some(50));
-    let (snapshot, replayed, done) = replay_to(&outs, 2);
-    assert_eq!(snapshot, Some(false));
-    assert_eq!(replayed.len(), 2, "the instructor's join and their own");
-    assert_eq!(done, Some((52, 2)));
+    assert_eq!(replay_to(&outs, 2).0, Some(true));
+    let snap = snapshot_to(&outs, 2).unwrap();
+    assert_eq!((snap.seq, snap.roster.len()), (52, 2));
     let outs = h.join_with(3, "s2", Role::Student, Some(49));
     assert_eq!(replay_to(&outs, 3).0, Some(true));
+
+    // Having seen this instance's events, s1 resumes.
+    h.disconnect(2);
+    let outs = h.join_with(4, "s1", Role::Student, Some(52));
+    let (snapshot, replayed, done) = replay_to(&outs, 4);
+    assert_eq!(snapshot, Some(false));
+    let seqs: Vec<Seq> = replayed.iter().map(|(s, _)| *s).collect();
+    assert_eq!(seqs, vec![53, 54, 55]);
+    assert_eq!(done, Some((55, 3)));
+}
+
+#[test]
+fn a_resume_just_after_a_restart_with_no_events_yet_gets_a_snapshot() {
+    // Even with the new room's first event being the client's own return, a `last_seq` equal
+    // to the stored one is the earlier instance's state.
+    let mut h = H::with(
+        RoomConfig {
+            auto_start: true,
+            ..config()
+        },
+        RoomInit {
+            last_seq: 7,
+            ..RoomInit::default()
+        },
+    );
+    let outs = h.join_with(1, "s1", Role::Student, Some(7));
+    let (snapshot, replayed, done) = replay_to(&outs, 1);
+    assert_eq!((snapshot, replayed.len(), done), (Some(true), 0, None));
+    // Ahead of the room: a snapshot too.
+    h.disconnect(1);
+    let outs = h.join_with(2, "s1", Role::Student, Some(h.room.seq() + 2));
+    assert_eq!(replay_to(&outs, 2).0, Some(true));
 }
 
 #[test]
@@ -188,4 +224,36 @@ fn deleted_messages_are_not_replayed() {
             seq: rude,
             by: pid("t")
         }));
+}
+
+#[test]
+fn a_replay_leaves_out_deletions_of_messages_the_client_could_not_see() {
+    let mut h = H::class();
+    h.join(4, "ta", Role::Ta);
+    h.chat(2, ChatTarget::Staff, "question from s1");
+    let private = h.room.seq();
+    h.chat(1, ChatTarget::Everyone, "public");
+    let public = h.room.seq();
+    let seen = h.room.seq();
+    h.disconnect(2);
+    h.disconnect(3);
+    h.req(4, ClientMessage::ChatDelete { seq: private });
+    h.req(4, ClientMessage::ChatDelete { seq: public });
+    let deleted = |outs: &[Output], conn| -> Vec<Seq> {
+        replay_to(outs, conn)
+            .1
+            .into_iter()
+            .filter_map(|(_, e)| match e {
+                RoomEvent::ChatDeleted { seq, .. } => Some(seq),
+                _ => None,
+            })
+            .collect()
+    };
+    // s2 never saw the staff-only message: only the public deletion is replayed.
+    let outs = h.join_with(9, "s2", Role::Student, Some(seen));
+    assert_eq!(replay_to(&outs, 9).0, Some(false));
+    assert_eq!(deleted(&outs, 9), vec![public]);
+    // s1 sent it: both.
+    let outs = h.join_with(8, "s1", Role::Student, Some(seen));
+    assert_eq!(deleted(&outs, 8), vec![private, public]);
 }

@@ -264,7 +264,7 @@ fn the_stage_is_not_for_staff_or_the_lobby() {
                 participant_id: pid("s1")
             }
         )),
-        ErrorCode::NotFound
+        ErrorCode::InLobby
     );
     h.req(
         1,
@@ -525,4 +525,93 @@ fn a_ta_who_removes_themselves_is_acked_before_being_closed() {
         1
     );
     assert!(h.room.is_banned(&pid("ta")));
+}
+
+/// The three ways staff give someone a voice or the stage.
+fn voice_and_stage(id: &str) -> [ClientMessage; 3] {
+    [
+        ClientMessage::CallOn {
+            participant_id: Some(pid(id)),
+        },
+        ClientMessage::AllowSpeak {
+            participant_id: pid(id),
+        },
+        ClientMessage::StageGrant {
+            participant_id: pid(id),
+        },
+    ]
+}
+
+#[test]
+fn observers_are_never_given_speech_or_the_stage() {
+    let mut h = H::class();
+    h.join(4, "o", Role::Observer);
+    let seq = h.room.seq();
+    for message in voice_and_stage("o") {
+        let outs = h.req(1, message.clone());
+        assert_eq!(only_error(&outs), ErrorCode::NotPermitted, "{message:?}");
+    }
+    assert_eq!(h.room.seq(), seq);
+    let o = h.room.participant(&pid("o")).unwrap();
+    assert!(!o.can_speak && !o.presenter);
+    assert_eq!(h.room.media_permissions(&pid("o")), Some((false, false)));
+}
+
+#[test]
+fn the_lobby_is_never_given_speech_or_the_stage() {
+    let mut h = H::new();
+    h.join(1, "t", Role::Instructor);
+    h.join(2, "s1", Role::Student);
+    h.join(3, "o", Role::Observer);
+    let seq = h.room.seq();
+    for message in voice_and_stage("s1") {
+        let outs = h.req(1, message.clone());
+        assert_eq!(only_error(&outs), ErrorCode::InLobby, "{message:?}");
+    }
+    // An observer in the lobby is refused for their role first.
+    for message in voice_and_stage("o") {
+        let outs = h.req(1, message.clone());
+        assert_eq!(only_error(&outs), ErrorCode::NotPermitted, "{message:?}");
+    }
+    assert_eq!(h.room.seq(), seq);
+    assert!(!h.room.participant(&pid("s1")).unwrap().can_speak);
+    assert_eq!(h.room.media_permissions(&pid("s1")), Some((false, false)));
+
+    // Once let in, they may be given a voice.
+    h.req(
+        1,
+        ClientMessage::Admit {
+            participant_id: pid("s1"),
+        },
+    );
+    let outs = h.req(
+        1,
+        ClientMessage::AllowSpeak {
+            participant_id: pid("s1"),
+        },
+    );
+    assert_eq!(kinds(&outs), vec!["speak_allowed"]);
+    assert_eq!(media(&outs), vec![publish("s1", true, false)]);
+}
+
+#[test]
+fn letting_the_lobby_in_tells_the_media_plane() {
+    let mut h = H::new();
+    h.join(1, "t", Role::Instructor);
+    h.join(2, "s1", Role::Student);
+    h.join(3, "s2", Role::Student);
+    h.join(4, "s3", Role::Student);
+    h.disconnect(4);
+    let outs = h.req(
+        1,
+        ClientMessage::Admit {
+            participant_id: pid("s1"),
+        },
+    );
+    assert_eq!(media(&outs), vec![publish("s1", false, false)]);
+    let outs = h.req(1, ClientMessage::ClassStart);
+    assert_eq!(
+        media(&outs),
+        vec![publish("s2", false, false), publish("s3", false, false)]
+    );
 }
