@@ -16,7 +16,7 @@ use lectern_proto::Role;
 use tokio::sync::{Semaphore, mpsc, watch};
 
 use crate::client::{self, ClientReport, ClientSpec, Ended, Shared};
-use crate::procfs::{self, Proc};
+use crate::procfs::{self, CpuTimes, Proc};
 use crate::report::{ChatSummary, Latency, ServerMetrics};
 use crate::server::{self, Metrics, Server, SpawnConfig};
 use crate::token::{self, TokenMinter};
@@ -70,6 +70,10 @@ pub struct ChatArgs {
     /// Room id [default: a random `bench-…` name].
     #[arg(long)]
     room: Option<String>,
+    /// Also write every in-window delivery as CSV (`sent_ms,latency_us,receiver`; sent_ms from
+    /// the window's start), to see when slow deliveries happen.
+    #[arg(long)]
+    latency_csv: Option<PathBuf>,
 }
 
 impl ChatArgs {
@@ -232,14 +236,36 @@ async fn measure(args: &ChatArgs, server: &mut Server) -> anyhow::Result<ChatSum
         }
     }
     let window = result?;
+    if let Some(path) = &args.latency_csv {
+        write_latency_csv(path, &shared, &reports)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     Ok(summarize(args, sender_count, &shared, window, reports))
+}
+
+fn write_latency_csv(
+    path: &std::path::Path,
+    shared: &Shared,
+    reports: &[ClientReport],
+) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let start_ns = shared.window_start_ns();
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    writeln!(out, "sent_ms,latency_us,receiver")?;
+    for (receiver, report) in reports.iter().enumerate() {
+        for (&t_ns, &latency) in report.sent_at_ns.iter().zip(&report.latencies_us) {
+            let sent_ms = t_ns.saturating_sub(start_ns) as f64 / 1e6;
+            writeln!(out, "{sent_ms:.3},{latency},{receiver}")?;
+        }
+    }
+    out.flush()
 }
 
 /// Samples taken during the run, before the client reports are in.
 #[derive(Debug)]
 struct WindowSamples {
     connect_s: f64,
-    server_cpu_s: Option<f64>,
+    server_cpu: Option<CpuTimes>,
     server_rss_kib: Option<u64>,
     bench_cpu_s: f64,
     span_s: f64,
@@ -302,8 +328,8 @@ async fn drive(
     let pacer = tokio::spawn(pace(senders, args.rate, start, window_end));
 
     tokio::time::sleep_until(window_start.into()).await;
-    let server_cpu_start = server_proc.and_then(|p| p.cpu_time(ticks));
-    let bench_cpu_start = Proc::Myself.cpu_time(ticks).unwrap_or_default();
+    let server_cpu_start = server_proc.and_then(|p| p.cpu_times(ticks));
+    let bench_cpu_start = Proc::Myself.cpu_times(ticks).unwrap_or_default();
     let span_start = Instant::now();
     let metrics_start = server.metrics().await.ok();
     eprintln!("steady window: {} s", args.duration);
@@ -326,18 +352,18 @@ async fn drive(
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let server_cpu_end = server_proc.and_then(|p| p.cpu_time(ticks));
-    let bench_cpu_end = Proc::Myself.cpu_time(ticks).unwrap_or_default();
+    let server_cpu_end = server_proc.and_then(|p| p.cpu_times(ticks));
+    let bench_cpu_end = Proc::Myself.cpu_times(ticks).unwrap_or_default();
     let span_s = span_start.elapsed().as_secs_f64();
     let server_rss_kib = server_proc.and_then(Proc::rss_kib);
     let metrics_end = server.metrics().await.ok();
     Ok(WindowSamples {
         connect_s,
-        server_cpu_s: server_cpu_start
+        server_cpu: server_cpu_start
             .zip(server_cpu_end)
-            .map(|(a, b)| b.saturating_sub(a).as_secs_f64()),
+            .map(|(start, end)| end.since(start)),
         server_rss_kib,
-        bench_cpu_s: bench_cpu_end.saturating_sub(bench_cpu_start).as_secs_f64(),
+        bench_cpu_s: bench_cpu_end.since(bench_cpu_start).total().as_secs_f64(),
         span_s,
         sends_skipped,
         metrics_start,
@@ -422,8 +448,12 @@ fn summarize(
         sender_receives_own,
         deliveries_per_s: deliveries as f64 / args.duration,
         latency_ms: Latency::from_micros(&mut latencies),
-        server_cpu_s: w.server_cpu_s,
-        server_cpu_us_per_delivery: w.server_cpu_s.and_then(per_delivery),
+        server_cpu_s: w.server_cpu.map(|c| c.total().as_secs_f64()),
+        server_cpu_user_s: w.server_cpu.map(|c| c.user.as_secs_f64()),
+        server_cpu_system_s: w.server_cpu.map(|c| c.system.as_secs_f64()),
+        server_cpu_us_per_delivery: w
+            .server_cpu
+            .and_then(|c| per_delivery(c.total().as_secs_f64())),
         server_rss_mib_end: w.server_rss_kib.map(|k| k as f64 / 1024.0),
         bench_cpu_s: w.bench_cpu_s,
         bench_cpu_percent: 100.0 * w.bench_cpu_s / w.span_s.max(1e-9),

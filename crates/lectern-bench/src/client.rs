@@ -61,6 +61,10 @@ impl Shared {
         self.window_end_ns.store(end_ns, Ordering::Relaxed);
     }
 
+    pub fn window_start_ns(&self) -> u64 {
+        self.window_start_ns.load(Ordering::Relaxed)
+    }
+
     fn in_window(&self, t_ns: u64) -> bool {
         t_ns >= self.window_start_ns.load(Ordering::Relaxed)
             && t_ns < self.window_end_ns.load(Ordering::Relaxed)
@@ -88,6 +92,8 @@ pub enum Ended {
 #[derive(Debug, Default)]
 pub struct ClientReport {
     pub latencies_us: Vec<u32>,
+    /// Send times (ns since the epoch) of the same deliveries, index for index.
+    pub sent_at_ns: Vec<u64>,
     pub delivered_total: u64,
     pub delivered_in_window: u64,
     pub sent_total: u64,
@@ -233,6 +239,7 @@ fn handle_text(text: &str, me: usize, shared: &Shared, report: &mut ClientReport
             report
                 .latencies_us
                 .push(u32::try_from(latency_us).unwrap_or(u32::MAX));
+            report.sent_at_ns.push(t_ns);
             if sender == Some(me) {
                 shared.delivered_to_sender.fetch_add(1, Ordering::Relaxed);
             } else {

@@ -23,6 +23,9 @@ pub struct ChatSummary {
     pub latency_ms: Option<Latency>,
     /// Server CPU (user + system) from the window's start until its last delivery arrived.
     pub server_cpu_s: Option<f64>,
+    /// The same, split into user and system (kernel) time.
+    pub server_cpu_user_s: Option<f64>,
+    pub server_cpu_system_s: Option<f64>,
     pub server_cpu_us_per_delivery: Option<f64>,
     pub server_rss_mib_end: Option<f64>,
     pub bench_cpu_s: f64,
@@ -142,7 +145,15 @@ impl ChatSummary {
                 "latency p99.9 / max",
                 format!("{} / {} ms", latency(|l| l.p999), latency(|l| l.max)),
             ),
-            ("server CPU", format!("{} s", opt(self.server_cpu_s, 3))),
+            (
+                "server CPU",
+                format!(
+                    "{} s (user {} s, system {} s)",
+                    opt(self.server_cpu_s, 3),
+                    opt(self.server_cpu_user_s, 3),
+                    opt(self.server_cpu_system_s, 3)
+                ),
+            ),
             (
                 "server CPU per delivery",
                 format!("{} us", opt(self.server_cpu_us_per_delivery, 3)),

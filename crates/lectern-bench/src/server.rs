@@ -56,8 +56,9 @@ impl Server {
             .env("LECTERN_AUTH_HS256_SECRET", &secret)
             .env("LECTERN_DEMO_ENABLED", "false")
             .env("LECTERN_ROOM_AUTO_START", "true")
+            .env("LECTERN_SERVER_DATA_DIR", dir.path())
             .env(
-                "LECTERN_LIMITS_MAX_PARTICIPANTS",
+                "LECTERN_ROOM_MAX_PARTICIPANTS",
                 config.max_participants.to_string(),
             )
             .env(
@@ -96,10 +97,10 @@ impl Server {
                     Ok(Err(e)) => format!("stdout could not be read: {e}"),
                     _ => "exited before printing `listening on`".to_owned(),
                 };
-                let stderr = tail(&std::fs::read_to_string(&log_path).unwrap_or_default(), 20);
+                let stderr = excerpt(&std::fs::read_to_string(&log_path).unwrap_or_default());
                 bail!(
-                    "the server {why}.\n--- stdout ---\n{}\n--- stderr (last lines) ---\n{stderr}",
-                    tail(&seen.join("\n"), 20)
+                    "the server {why}.\n--- stdout ---\n{}\n--- stderr ---\n{stderr}",
+                    excerpt(&seen.join("\n"))
                 );
             }
         };
@@ -150,10 +151,7 @@ impl Server {
         {
             let log =
                 std::fs::read_to_string(spawned.dir.path().join("server.log")).unwrap_or_default();
-            bail!(
-                "the server exited ({status}); last log lines:\n{}",
-                tail(&log, 20)
-            );
+            bail!("the server exited ({status}); its log:\n{}", excerpt(&log));
         }
         Ok(())
     }
@@ -295,9 +293,19 @@ fn is_workspace_root(dir: &Path) -> bool {
         .unwrap_or(false)
 }
 
-fn tail(text: &str, lines: usize) -> String {
+/// The first and last lines of a log: an error message comes first, a backtrace after it.
+fn excerpt(text: &str) -> String {
+    const EACH: usize = 12;
     let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
+    if all.len() <= 2 * EACH {
+        return all.join("\n");
+    }
+    format!(
+        "{}\n[... {} lines ...]\n{}",
+        all[..EACH].join("\n"),
+        all.len() - 2 * EACH,
+        all[all.len() - EACH..].join("\n")
+    )
 }
 
 #[cfg(test)]
