@@ -1,0 +1,39 @@
+use crate::ParticipantId;
+
+/// Why an SFU call was refused. Internals (str0m's error) are carried as text: the caller logs
+/// it once and tells the client a stable code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SfuError {
+    #[error("participant {0} has no peer on this media worker")]
+    UnknownParticipant(ParticipantId),
+    #[error("participant {0} already has a peer on this media worker")]
+    DuplicateParticipant(ParticipantId),
+    #[error("invalid SDP: {0}")]
+    InvalidSdp(String),
+    #[error("negotiation failed: {0}")]
+    Negotiation(String),
+    #[error("no offer from the SFU is waiting for an answer")]
+    NoPendingOffer,
+    #[error("invalid ICE candidate: {0}")]
+    InvalidCandidate(String),
+    #[error("invalid media configuration: {0}")]
+    Config(String),
+    #[error("the media worker has stopped")]
+    WorkerGone,
+}
+
+impl SfuError {
+    /// A stable, short code for clients and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SfuError::UnknownParticipant(_) => "unknown_participant",
+            SfuError::DuplicateParticipant(_) => "duplicate_participant",
+            SfuError::InvalidSdp(_) => "invalid_sdp",
+            SfuError::Negotiation(_) => "negotiation_failed",
+            SfuError::NoPendingOffer => "no_pending_offer",
+            SfuError::InvalidCandidate(_) => "invalid_candidate",
+            SfuError::Config(_) => "config",
+            SfuError::WorkerGone => "worker_gone",
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! Lectern's media plane: a selective forwarding unit (SFU) on [str0m], sans-IO WebRTC.
+//!
+//! Every participant has one bundled peer connection (one str0m `Rtc`) to the server. A
+//! publisher's RTP packets are forwarded, as they are, to every other peer of its room; the
+//! room decides who may publish. Two layers:
+//!
+//! - [`Sfu`], the sans-IO core. It owns the peers of the rooms placed on one media worker. It
+//!   does no I/O and never reads the clock: datagrams and `now` go in, datagrams and events
+//!   come out. All of its tests run in memory on a simulated clock.
+//! - [`MediaWorker`], the thin driver: one OS thread, one UDP socket, one `Sfu`, controlled by
+//!   [`Command`]s and reporting [`WorkerEvent`]s.
+//!
+//! # Contract of [`Sfu`]
+//!
+//! Inputs (each takes `now`; pass a monotonic `Instant`, never older than the last one):
+//! - [`Sfu::add_peer`] / [`Sfu::remove_peer`]: a participant joins or leaves `room` (the
+//!   room's `MediaIntent::Stop` maps to `remove_peer`).
+//! - [`Sfu::set_publish_permission`]: the room's `MediaIntent::Publish { audio, video }`.
+//!   Peers start with nothing allowed.
+//! - [`Sfu::accept_offer`] (returns the answer), [`Sfu::accept_answer`],
+//!   [`Sfu::add_remote_candidate`]: signalling relayed from the room's WebSocket.
+//! - [`Sfu::handle_receive`]: a UDP datagram from `source` to our socket `destination`.
+//! - [`Sfu::handle_timeout`]: when [`Sfu::poll_timeout`] says so.
+//!
+//! After every input, drain [`Sfu::poll_transmit`] (send each datagram from its `source`
+//! socket) and [`Sfu::poll_event`] (act on each [`MediaEvent`]), in that order. Errors are
+//! [`SfuError`]s with stable [`SfuError::code`]s; after a refused call the peer stays usable.
+//!
+//! ## Signalling and renegotiation
+//!
+//! - The browser offers what it publishes (camera, microphone, screen: send-only m-lines) and
+//!   the SFU answers ([`Sfu::accept_offer`]). Later offers (a track added or stopped, an ICE
+//!   restart) are accepted the same way.
+//! - The SFU offers what a peer receives: one send-only m-line per published track of every
+//!   other peer of the room ([`MediaEvent::Offer`], with the [`OfferedTrack`]s it adds so the
+//!   client knows whose media each `mid` carries; the SDP stream id is the publisher's
+//!   participant id, which groups a publisher's audio and video for lip sync). The browser
+//!   answers ([`Sfu::accept_answer`]). At most one SFU offer is in flight per peer; changes
+//!   made meanwhile, and all changes made by one call, go into the next offer.
+//! - Glare: the browser's offer wins. A browser that has its own offer pending ignores an
+//!   SFU offer; the SFU drops its pending offer when the browser's arrives and offers again
+//!   right after answering. The answer returned by `accept_offer` must reach the browser
+//!   before any event polled after that call (the worker guarantees this order).
+//! - A track is offered to subscribers only once its publisher is allowed that kind (no SDP
+//!   for the cameras of 300 students who may not publish). Revoking stops forwarding on the
+//!   next packet without renegotiating; allowing again resumes on the same m-lines. When a
+//!   publisher leaves or stops a track, subscribers get an offer stopping the m-line.
+//! - A new subscriber, or one whose track resumes, is sent no video until a keyframe, and
+//!   the publisher is asked for one (PLI, or FIR when a subscriber asked for FIR). Requests
+//!   to one publisher track are coalesced to one per
+//!   [`SfuConfig::keyframe_request_interval`] (300 ms); those inside the interval are sent
+//!   as one when it ends. Subscribers' own PLI/FIR are relayed the same way.
+//!
+//! ## Network
+//!
+//! - One host candidate per configured socket, advertised with the socket's IP or, behind a
+//!   1:1 NAT, with each of [`SfuConfig::public_ips`] (same port).
+//! - The SFU is ICE-lite: browsers run the connectivity checks; a check from any address that
+//!   authenticates (including addresses no SDP or candidate mentioned: peer-reflexive) is
+//!   answered and used. Trickled browser candidates are accepted but not needed.
+//! - Demultiplexing on the shared port: STUN binding requests by the ufrag in `USERNAME` (a
+//!   map), everything else by remote address (a map filled by those checks). Only datagrams
+//!   matching neither ask each peer in turn, and a match is remembered
+//!   ([`SfuStats::demux_scans`] counts them; zero in normal operation).
+//!
+//! ## Forwarding
+//!
+//! str0m runs in RTP mode: an incoming packet is decrypted once into one shared payload
+//! (`Arc<[u8]>`); each subscriber gets a clone of that `Arc` plus its own header (payload
+//! type mapped by codec, sequence number rewritten so each subscriber starts below 2^16 and
+//! sees no gap across pauses; str0m sets SSRC, MID and transport-cc and encrypts). This crate
+//! allocates nothing per forwarded packet; str0m allocates the encrypted datagram. NACKs from
+//! subscribers are answered from str0m's per-stream RTX cache (on the RTX SSRC); the SFU
+//! NACKs publishers for packets lost on their leg and forwards the repaired packets.
+//! Codecs negotiated: Opus and VP8 (every browser decodes them). SRTP: str0m's DTLS (dimpl)
+//! prefers `AEAD_AES_256_GCM`, then `AEAD_AES_128_GCM`, then `AES128_CM_SHA1_80`, in both
+//! DTLS roles; nothing to configure.
+//!
+//! ## Crypto backend
+//!
+//! str0m 0.25 with `default-features = false` and only `aws-lc-rs`. It is the only backend of
+//! 0.25 that resolves from crates.io: 0.25 requires `str0m-rust-crypto` and `str0m-openssl`
+//! 0.7, which are not published (0.6 is the newest; those pair with str0m 0.24). aws-lc-rs
+//! builds offline from the crate (C, built with `cc`; no cmake or nasm needed on Linux
+//! x86-64), costs about two minutes once in a cold build, and has the fastest AES-GCM, which
+//! matters at one decryption per received packet and one encryption per subscriber.
+//!
+//! # Threading
+//!
+//! An `Sfu` has exactly one owner and no locks; it is `Send`, not shared. The server runs a
+//! small fixed set of [`MediaWorker`]s (one per core by default), each on its own thread with
+//! its own UDP socket (one port per worker) and its own `Sfu`, and places each room on one
+//! worker: all peers of a room must be on the same worker, since forwarding never leaves an
+//! `Sfu`. The worker blocks in `recv_from` with a read timeout set to the next timer; a
+//! [`MediaWorkerHandle`] queues commands on a channel and wakes the worker with a one-byte
+//! datagram from a loopback waker socket. Events are passed to a callback on the worker
+//! thread, in order, which must not block (forward them into a channel). No tokio here.
+//!
+//! # Not done yet
+//!
+//! - Simulcast and SVC: the first RTP stream (rid) of a track is forwarded, others dropped;
+//!   no layer choice from bandwidth estimates (BWE/TWCC is not enabled).
+//! - TURN (relay candidates), ICE over TCP, several sockets per worker; IPv6 is untested.
+//! - Batching: `recvmmsg`/`sendmmsg`/GSO; each forwarded packet advances that subscriber's
+//!   str0m clock once. [`Sfu::poll_timeout`] scans all peers (a timer heap would not).
+//! - Codecs beyond Opus and VP8 (keyframe gating reads the VP8 descriptor only); RED/FEC;
+//!   tuning of the RTX cache (str0m's default: 1024 packets / 3 s per stream).
+//! - Subscription control (everyone in a room receives every allowed track), removing the
+//!   m-lines of a long-revoked track, active-speaker detection, per-peer stats export.
+//! - Peers whose connection died stay until the driver calls [`Sfu::remove_peer`] after
+//!   [`MediaEvent::Disconnected`]; a peer that never connects is not reported (the server
+//!   times out joins). ICE restarts are accepted but untested.
+//! - One DTLS certificate per `Sfu`, generated at start; no rotation. Randomness (ICE
+//!   credentials, SSRCs, DTLS) comes from str0m, not from the caller.
+//! - Data channels offered by a browser are answered but ignored.
+//!
+//! [str0m]: https://github.com/algesten/str0m
+
+mod error;
+mod peer;
+mod sfu;
+mod types;
+mod worker;
+
+pub use error::SfuError;
+pub use sfu::{DEFAULT_KEYFRAME_REQUEST_INTERVAL, Sfu, SfuConfig};
+pub use types::{
+    MediaEvent, MediaKind, OfferedTrack, ParticipantId, PublishPermission, RoomId, SfuStats,
+    Transmit,
+};
+pub use worker::{Command, MediaWorker, MediaWorkerHandle, WorkerConfig, WorkerEvent};

@@ -1,0 +1,292 @@
+//! Per-participant state: the str0m `Rtc` plus what it publishes (`TrackIn`) and what it is
+//! sent (`TrackOut`).
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use str0m::Rtc;
+use str0m::change::SdpPendingOffer;
+use str0m::format::PayloadParams;
+use str0m::media::{KeyframeRequestKind, Mid, Pt, Rid};
+use str0m::rtp::Ssrc;
+
+use crate::{MediaKind, ParticipantId, PublishPermission, RoomId};
+
+/// The SFU's own handle for a peer. Never reused, so a stale key simply finds nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct PeerKey(pub u64);
+
+/// Identifies a published track within the whole SFU. Never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct TrackId(pub u64);
+
+/// Most remote addresses remembered per peer for demultiplexing (candidate pairs seen).
+pub(crate) const MAX_ADDRS_PER_PEER: usize = 8;
+
+pub(crate) struct Peer {
+    pub participant: ParticipantId,
+    pub room: RoomId,
+    pub rtc: Rtc,
+    /// Our ICE ufrag for this peer: STUN requests carry it, so they demultiplex by it.
+    pub ufrag: String,
+    /// Remote addresses routed to this peer (keys of the SFU's address map).
+    pub addrs: Vec<SocketAddr>,
+    /// When str0m next wants `handle_input(Timeout)`.
+    pub timeout: Instant,
+    pub dtls_up: bool,
+    pub ice_up: bool,
+    /// The last connectivity event reported was `Connected`.
+    pub up_reported: bool,
+    /// A `Disconnected` was reported and no `Connected` since.
+    pub down_reported: bool,
+    pub permission: PublishPermission,
+    /// The SFU's offer waiting for the browser's answer. At most one at a time.
+    pub pending_offer: Option<SdpPendingOffer>,
+    pub tracks_in: Vec<TrackIn>,
+    pub tracks_out: Vec<TrackOut>,
+    /// Main SSRC of incoming RTP -> the track it belongs to (`None`: not forwarded, e.g. a
+    /// second simulcast layer). Cleared on every negotiation.
+    pub ssrc_routes: Vec<(Ssrc, Option<TrackId>)>,
+}
+
+impl Peer {
+    pub fn connected(&self) -> bool {
+        self.dtls_up && self.ice_up
+    }
+
+    pub fn track_in_index(&self, id: TrackId) -> Option<usize> {
+        self.tracks_in.iter().position(|t| t.id == id)
+    }
+
+    /// Forget everything derived from negotiated SDP (payload types, SSRCs).
+    pub fn forget_negotiated(&mut self) {
+        self.ssrc_routes.clear();
+        for t in &mut self.tracks_in {
+            t.pt_params.clear();
+        }
+        for t in &mut self.tracks_out {
+            t.pt_map.clear();
+        }
+    }
+
+    /// Which of our published tracks an incoming RTP packet with this main SSRC belongs to.
+    pub fn route(&mut self, ssrc: Ssrc) -> Option<TrackId> {
+        if let Some((_, route)) = self.ssrc_routes.iter().find(|(s, _)| *s == ssrc) {
+            return *route;
+        }
+        let (mid, rid) = {
+            let mut api = self.rtc.direct_api();
+            let rx = api.stream_rx(&ssrc)?;
+            (rx.mid(), rx.rid())
+        };
+        let route = self
+            .tracks_in
+            .iter_mut()
+            .find(|t| t.mid == mid)
+            .and_then(|t| {
+                // Simulcast is not done yet: forward the first layer seen, drop the others.
+                let locked = *t.rid.get_or_insert(rid);
+                if locked != rid {
+                    return None;
+                }
+                // A new SSRC brings a new sequence space: subscribers re-base and wait for a
+                // keyframe, as after a pause.
+                if t.ssrc.is_some_and(|s| s != ssrc) {
+                    t.generation = t.generation.wrapping_add(1);
+                }
+                t.ssrc = Some(ssrc);
+                Some(t.id)
+            });
+        self.ssrc_routes.push((ssrc, route));
+        route
+    }
+}
+
+/// A track this peer publishes (an m-line the browser sends on).
+pub(crate) struct TrackIn {
+    pub id: TrackId,
+    pub mid: Mid,
+    pub kind: MediaKind,
+    /// The RTP stream id forwarded (simulcast layer), locked on the first packet.
+    pub rid: Option<Option<Rid>>,
+    /// The main SSRC last forwarded.
+    pub ssrc: Option<Ssrc>,
+    /// Subscribers have been given an m-line for it (it was allowed at least once).
+    pub announced: bool,
+    /// Bumped when forwarding resumes after a pause, so subscribers re-base sequence numbers.
+    pub generation: u32,
+    /// Peers with a `TrackOut` for this track.
+    pub subscribers: Vec<PeerKey>,
+    pub last_keyframe_request: Option<Instant>,
+    /// A coalesced keyframe request waiting for the interval to pass.
+    pub keyframe_due: Option<(Instant, KeyframeRequestKind)>,
+    /// Payload type -> codec parameters on the publisher's side.
+    pub pt_params: Vec<(Pt, PayloadParams)>,
+}
+
+impl TrackIn {
+    pub fn new(id: TrackId, mid: Mid, kind: MediaKind) -> Self {
+        TrackIn {
+            id,
+            mid,
+            kind,
+            rid: None,
+            ssrc: None,
+            announced: false,
+            generation: 0,
+            subscribers: Vec::new(),
+            last_keyframe_request: None,
+            keyframe_due: None,
+            pt_params: Vec::new(),
+        }
+    }
+
+    pub fn params_for(&mut self, rtc: &Rtc, pt: Pt) -> Option<PayloadParams> {
+        if let Some((_, p)) = self.pt_params.iter().find(|(p, _)| *p == pt) {
+            return Some(*p);
+        }
+        let params = *rtc.codec_config().params().iter().find(|p| p.pt() == pt)?;
+        self.pt_params.push((pt, params));
+        Some(params)
+    }
+}
+
+/// Negotiation state of one send-only m-line towards a subscriber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OutState {
+    /// To be added in the next offer.
+    ToOpen,
+    /// In an offer waiting for the answer.
+    Negotiating(Mid),
+    /// Negotiated: media is forwarded.
+    Open(Mid),
+    /// To be stopped in the next offer (the source went away).
+    ToStop(Mid),
+    /// A stop is in an offer waiting for the answer.
+    NegotiatingStop(Mid),
+}
+
+/// A publisher's track as sent to one subscriber.
+pub(crate) struct TrackOut {
+    pub source: PeerKey,
+    pub track: TrackId,
+    pub publisher: ParticipantId,
+    pub kind: MediaKind,
+    pub state: OutState,
+    /// The source track is gone: stop this m-line once it is negotiated.
+    pub source_gone: bool,
+    pub seq: SeqRewrite,
+    /// The track generation from whose keyframe on video is forwarded. Until a keyframe
+    /// starts, video packets are held back: a decoder can do nothing with them.
+    pub keyframe_gen: Option<u32>,
+    /// Publisher payload type -> our payload type for this subscriber (`None`: no match).
+    pub pt_map: Vec<(Pt, Option<Pt>)>,
+}
+
+impl TrackOut {
+    pub fn new(source: PeerKey, track: TrackId, publisher: ParticipantId, kind: MediaKind) -> Self {
+        TrackOut {
+            source,
+            track,
+            publisher,
+            kind,
+            state: OutState::ToOpen,
+            source_gone: false,
+            seq: SeqRewrite::default(),
+            keyframe_gen: None,
+            pt_map: Vec::new(),
+        }
+    }
+
+    pub fn map_pt(&mut self, rtc: &Rtc, pt: Pt, params: PayloadParams) -> Option<Pt> {
+        if let Some((_, mapped)) = self.pt_map.iter().find(|(p, _)| *p == pt) {
+            return *mapped;
+        }
+        let mapped = rtc.codec_config().match_params(params).map(|p| p.pt());
+        self.pt_map.push((pt, mapped));
+        mapped
+    }
+}
+
+/// Rewrites a publisher's extended RTP sequence numbers for one subscriber.
+///
+/// A subscriber must start below 65536 (its SRTP rollover counter starts at 0, and str0m takes
+/// the ROC from the extended number), and must see no gap when forwarding pauses and resumes
+/// (a gap would make it NACK packets that will never come). So each (re)start maps the next
+/// packet to "last sent + 1" and shifts everything after it by the same offset.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct SeqRewrite {
+    synced: Option<Synced>,
+    max_out: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Synced {
+    generation: u32,
+    /// First incoming sequence number of this run; older (reordered) packets are dropped.
+    first_in: u64,
+    offset: i64,
+}
+
+impl SeqRewrite {
+    pub fn rewrite(&mut self, seq_in: u64, generation: u32) -> Option<u64> {
+        let synced = match self.synced {
+            Some(s) if s.generation == generation => s,
+            previous => {
+                let next_out = match previous {
+                    Some(_) => self.max_out + 1,
+                    None => seq_in & 0xffff,
+                };
+                let s = Synced {
+                    generation,
+                    first_in: seq_in,
+                    offset: next_out as i64 - seq_in as i64,
+                };
+                self.synced = Some(s);
+                s
+            }
+        };
+        if seq_in < synced.first_in {
+            return None;
+        }
+        let out = (seq_in as i64 + synced.offset) as u64;
+        self.max_out = self.max_out.max(out);
+        Some(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SeqRewrite;
+
+    #[test]
+    fn first_packet_keeps_low_bits_so_rollover_counter_starts_at_zero() {
+        let mut r = SeqRewrite::default();
+        assert_eq!(r.rewrite(3 * 65536 + 100, 0), Some(100));
+        assert_eq!(r.rewrite(3 * 65536 + 101, 0), Some(101));
+        // Reordered within the run: passed through, still mapped.
+        assert_eq!(r.rewrite(3 * 65536 + 103, 0), Some(103));
+        assert_eq!(r.rewrite(3 * 65536 + 102, 0), Some(102));
+        // Older than the start of the run: dropped.
+        assert_eq!(r.rewrite(3 * 65536 + 99, 0), None);
+    }
+
+    #[test]
+    fn resuming_after_a_pause_continues_without_a_gap() {
+        let mut r = SeqRewrite::default();
+        assert_eq!(r.rewrite(500, 0), Some(500));
+        assert_eq!(r.rewrite(501, 0), Some(501));
+        // Forwarding paused for 1000 packets, then resumed (generation bumped).
+        assert_eq!(r.rewrite(1502, 1), Some(502));
+        assert_eq!(r.rewrite(1503, 1), Some(503));
+        // A straggler from before the pause is dropped.
+        assert_eq!(r.rewrite(1400, 1), None);
+    }
+
+    #[test]
+    fn wraps_into_the_next_rollover_counter() {
+        let mut r = SeqRewrite::default();
+        assert_eq!(r.rewrite(65535, 0), Some(65535));
+        assert_eq!(r.rewrite(65536, 0), Some(65536));
+    }
+}

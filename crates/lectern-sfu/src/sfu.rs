@@ -1,0 +1,1159 @@
+//! The sans-IO SFU core: peers, demultiplexing, forwarding, policy and renegotiation.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use str0m::change::{SdpAnswer, SdpOffer};
+use str0m::config::{CryptoProvider, DtlsCert};
+use str0m::format::Codec;
+use str0m::ice::StunMessage;
+use str0m::media::{Direction, KeyframeRequestKind, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Vp8Descriptor};
+use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc};
+use tracing::{debug, info, trace, warn};
+
+use crate::peer::{MAX_ADDRS_PER_PEER, OutState, Peer, PeerKey, TrackId, TrackIn, TrackOut};
+use crate::{
+    MediaEvent, MediaKind, OfferedTrack, ParticipantId, PublishPermission, RoomId, SfuError,
+    SfuStats, Transmit,
+};
+
+/// Default for [`SfuConfig::keyframe_request_interval`].
+pub const DEFAULT_KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(300);
+
+/// How one [`Sfu`] (one media worker) is reachable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SfuConfig {
+    /// The local UDP socket addresses datagrams arrive on and leave from (a worker's socket).
+    /// Each needs a concrete IP unless `public_ips` is set.
+    pub sockets: Vec<SocketAddr>,
+    /// `media.public_ips`: with a 1:1 NAT, the public addresses to advertise instead of the
+    /// socket's own IP (same port). Empty: advertise the socket address itself.
+    pub public_ips: Vec<IpAddr>,
+    /// At most one keyframe request per publisher track per interval; extra requests inside
+    /// the interval are coalesced into one sent when it ends.
+    pub keyframe_request_interval: Duration,
+}
+
+impl SfuConfig {
+    pub fn new(sockets: Vec<SocketAddr>) -> Self {
+        SfuConfig {
+            sockets,
+            public_ips: Vec::new(),
+            keyframe_request_interval: DEFAULT_KEYFRAME_REQUEST_INTERVAL,
+        }
+    }
+}
+
+/// A local socket and the address advertised for it in candidates.
+#[derive(Debug, Clone, Copy)]
+struct LocalAddr {
+    socket: SocketAddr,
+    advertised: SocketAddr,
+}
+
+/// What str0m produced while being drained, kept apart from `peers` so both can be borrowed.
+struct Outbox {
+    local: Vec<LocalAddr>,
+    transmits: VecDeque<Transmit>,
+    /// str0m events not handled yet. Handling one may touch other peers, so events are queued
+    /// and handled after the drain that produced them, never inside it.
+    rtc_events: VecDeque<(PeerKey, Event)>,
+}
+
+impl Outbox {
+    /// Poll `peer` until str0m returns its next timeout (str0m requires a full drain after
+    /// every mutation).
+    fn drain(&mut self, key: PeerKey, peer: &mut Peer) {
+        while peer.rtc.is_alive() {
+            match peer.rtc.poll_output() {
+                Ok(Output::Timeout(t)) => {
+                    peer.timeout = t;
+                    return;
+                }
+                Ok(Output::Transmit(t)) => {
+                    // str0m sends from the advertised address; the socket may differ (NAT).
+                    let source = self
+                        .local
+                        .iter()
+                        .find(|l| l.advertised == t.source)
+                        .map_or(t.source, |l| l.socket);
+                    self.transmits.push_back(Transmit {
+                        source,
+                        destination: t.destination,
+                        contents: t.contents.into(),
+                    });
+                }
+                Ok(Output::Event(e)) => self.rtc_events.push_back((key, e)),
+                Err(e) => {
+                    warn!(participant.id = %peer.participant, error = %e, "peer failed");
+                    peer.rtc.disconnect();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Drain, then let str0m act on `now` if it asks to (queued RTP leaves on a timeout).
+    fn settle(&mut self, key: PeerKey, peer: &mut Peer, now: Instant) {
+        self.drain(key, peer);
+        // Bounded: str0m asks again at most a couple of times for the same instant.
+        for _ in 0..3 {
+            if !peer.rtc.is_alive() || peer.timeout > now {
+                return;
+            }
+            if let Err(e) = peer.rtc.handle_input(Input::Timeout(now)) {
+                warn!(participant.id = %peer.participant, error = %e, "peer failed");
+                peer.rtc.disconnect();
+                return;
+            }
+            self.drain(key, peer);
+        }
+    }
+}
+
+/// The SFU of one media worker: every peer of the rooms placed on it, one str0m [`Rtc`] each.
+///
+/// Sans-IO: time comes in as `now`, datagrams in through [`Sfu::handle_receive`], and
+/// everything produced is drained with [`Sfu::poll_transmit`] and [`Sfu::poll_event`]. See the
+/// crate docs for the contract.
+pub struct Sfu {
+    crypto: Arc<CryptoProvider>,
+    /// One DTLS certificate for every peer of this SFU (generating one per peer costs a few
+    /// milliseconds of CPU per join).
+    cert: DtlsCert,
+    keyframe_interval: Duration,
+    next_key: u64,
+    next_track: u64,
+    peers: HashMap<PeerKey, Peer>,
+    by_participant: HashMap<ParticipantId, PeerKey>,
+    /// Remote address -> peer: the demultiplexer for everything but STUN.
+    by_addr: HashMap<SocketAddr, PeerKey>,
+    /// Our ICE ufrag -> peer: the demultiplexer for STUN, including unseen addresses.
+    by_ufrag: HashMap<String, PeerKey>,
+    rooms: HashMap<RoomId, Vec<PeerKey>>,
+    outbox: Outbox,
+    /// Peers whose m-lines changed during the current call; offered to at its end.
+    offer_wanted: Vec<PeerKey>,
+    events: VecDeque<MediaEvent>,
+    stats: SfuStats,
+}
+
+impl std::fmt::Debug for Sfu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sfu")
+            .field("peers", &self.peers.len())
+            .field("rooms", &self.rooms.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sfu {
+    pub fn new(config: SfuConfig) -> Result<Sfu, SfuError> {
+        if config.sockets.is_empty() {
+            return Err(SfuError::Config("no media socket".into()));
+        }
+        let mut local = Vec::new();
+        for &socket in &config.sockets {
+            let same_family: Vec<IpAddr> = config
+                .public_ips
+                .iter()
+                .copied()
+                .filter(|ip| ip.is_ipv4() == socket.is_ipv4())
+                .collect();
+            if same_family.is_empty() {
+                if socket.ip().is_unspecified() {
+                    return Err(SfuError::Config(format!(
+                        "socket {socket} has no concrete IP and no public IP of its family"
+                    )));
+                }
+                local.push(LocalAddr {
+                    socket,
+                    advertised: socket,
+                });
+            }
+            for ip in same_family {
+                local.push(LocalAddr {
+                    socket,
+                    advertised: SocketAddr::new(ip, socket.port()),
+                });
+            }
+        }
+        let crypto = Arc::new(str0m::crypto::from_feature_flags());
+        let cert = crypto
+            .dtls_provider
+            .generate_certificate()
+            .ok_or_else(|| SfuError::Config("cannot generate a DTLS certificate".into()))?;
+        Ok(Sfu {
+            crypto,
+            cert,
+            keyframe_interval: config.keyframe_request_interval,
+            next_key: 0,
+            next_track: 0,
+            peers: HashMap::new(),
+            by_participant: HashMap::new(),
+            by_addr: HashMap::new(),
+            by_ufrag: HashMap::new(),
+            rooms: HashMap::new(),
+            outbox: Outbox {
+                local,
+                transmits: VecDeque::new(),
+                rtc_events: VecDeque::new(),
+            },
+            offer_wanted: Vec::new(),
+            events: VecDeque::new(),
+            stats: SfuStats::default(),
+        })
+    }
+
+    /// The addresses advertised as ICE candidates (one host candidate each).
+    pub fn advertised_addrs(&self) -> Vec<SocketAddr> {
+        self.outbox.local.iter().map(|l| l.advertised).collect()
+    }
+
+    pub fn stats(&self) -> SfuStats {
+        SfuStats {
+            peers: self.peers.len(),
+            ..self.stats
+        }
+    }
+
+    pub fn has_peer(&self, participant: &ParticipantId) -> bool {
+        self.by_participant.contains_key(participant)
+    }
+
+    /// Every participant with a peer here.
+    pub fn participants(&self) -> Vec<ParticipantId> {
+        self.by_participant.keys().cloned().collect()
+    }
+
+    /// Create the peer connection of a participant joining `room`. It may publish nothing until
+    /// [`Sfu::set_publish_permission`] says so. If the room already has published tracks, an
+    /// [`MediaEvent::Offer`] for them follows; otherwise the browser's first offer starts things.
+    pub fn add_peer(
+        &mut self,
+        now: Instant,
+        room: RoomId,
+        participant: ParticipantId,
+    ) -> Result<(), SfuError> {
+        if self.by_participant.contains_key(&participant) {
+            return Err(SfuError::DuplicateParticipant(participant));
+        }
+        let creds = IceCreds::new();
+        let rtc = Rtc::builder()
+            .set_crypto_provider(self.crypto.clone())
+            .set_dtls_cert(self.cert.clone())
+            .set_local_ice_credentials(creds.clone())
+            // The SFU has a reachable address: browsers run the checks, we answer them, and
+            // any source address that passes a check (peer-reflexive) is accepted.
+            .set_ice_lite(true)
+            // Forward RTP packets as they are: no depacketizing, one payload for everyone.
+            .set_rtp_mode(true)
+            // Codecs every browser decodes; a publisher's choice must suit all subscribers.
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .build(now);
+        let key = PeerKey(self.next_key);
+        self.next_key += 1;
+        let mut peer = Peer {
+            participant: participant.clone(),
+            room: room.clone(),
+            rtc,
+            ufrag: creds.ufrag.clone(),
+            addrs: Vec::new(),
+            timeout: now,
+            dtls_up: false,
+            ice_up: false,
+            up_reported: false,
+            down_reported: false,
+            permission: PublishPermission::NONE,
+            pending_offer: None,
+            tracks_in: Vec::new(),
+            tracks_out: Vec::new(),
+            ssrc_routes: Vec::new(),
+        };
+        let advertised = self.advertised_addrs();
+        for addr in advertised {
+            match Candidate::host(addr, "udp") {
+                Ok(c) => {
+                    peer.rtc.add_local_candidate(c);
+                }
+                Err(e) => return Err(SfuError::Config(format!("bad local candidate: {e}"))),
+            }
+            self.outbox.drain(key, &mut peer);
+        }
+
+        // Subscribe to what the room already publishes.
+        let members = self.rooms.entry(room.clone()).or_default();
+        for &other in members.iter() {
+            let Some(publisher) = self.peers.get_mut(&other) else {
+                continue;
+            };
+            for track in publisher.tracks_in.iter_mut().filter(|t| t.announced) {
+                track.subscribers.push(key);
+                peer.tracks_out.push(TrackOut::new(
+                    other,
+                    track.id,
+                    publisher.participant.clone(),
+                    track.kind,
+                ));
+            }
+        }
+        members.push(key);
+        self.by_participant.insert(participant.clone(), key);
+        self.by_ufrag.insert(creds.ufrag, key);
+        self.peers.insert(key, peer);
+        info!(room.id = %room, participant.id = %participant, "media peer added");
+        self.want_offer(key);
+        self.finish(now);
+        Ok(())
+    }
+
+    /// Drop a participant's peer connection: its tracks stop for everyone (subscribers get an
+    /// offer removing them) and it stops receiving. Unknown participants are ignored.
+    pub fn remove_peer(&mut self, now: Instant, participant: &ParticipantId) {
+        let Some(key) = self.by_participant.remove(participant) else {
+            return;
+        };
+        let Some(mut peer) = self.peers.remove(&key) else {
+            return;
+        };
+        if let Some(members) = self.rooms.get_mut(&peer.room) {
+            members.retain(|k| *k != key);
+            if members.is_empty() {
+                self.rooms.remove(&peer.room);
+            }
+        }
+        for addr in &peer.addrs {
+            if self.by_addr.get(addr) == Some(&key) {
+                self.by_addr.remove(addr);
+            }
+        }
+        if self.by_ufrag.get(&peer.ufrag) == Some(&key) {
+            self.by_ufrag.remove(&peer.ufrag);
+        }
+        // Say goodbye (RTCP BYE, DTLS close_notify); events of a leaving peer are dropped.
+        if peer.rtc.is_alive() && peer.rtc.close().is_ok() {
+            self.outbox.settle(key, &mut peer, now);
+        }
+        self.outbox.rtc_events.retain(|(k, _)| *k != key);
+
+        for out in &peer.tracks_out {
+            if let Some(publisher) = self.peers.get_mut(&out.source)
+                && let Some(i) = publisher.track_in_index(out.track)
+            {
+                publisher.tracks_in[i].subscribers.retain(|k| *k != key);
+            }
+        }
+        for track in &peer.tracks_in {
+            for &sub in &track.subscribers {
+                self.stop_track_out(sub, key, track.id);
+            }
+        }
+        info!(room.id = %peer.room, participant.id = %participant, "media peer removed");
+        self.finish(now);
+    }
+
+    /// Accept the browser's offer (the first one, or a renegotiation) and return the answer.
+    ///
+    /// If the SFU had an offer of its own pending (glare), the browser's offer wins: ours is
+    /// abandoned and made again after this answer, as a new [`MediaEvent::Offer`]. Deliver the
+    /// returned answer before any event polled after this call.
+    pub fn accept_offer(
+        &mut self,
+        now: Instant,
+        participant: &ParticipantId,
+        sdp: &str,
+    ) -> Result<String, SfuError> {
+        let offer =
+            SdpOffer::from_sdp_string(sdp).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
+        let key = self.key(participant)?;
+        let peer = self.peers.get_mut(&key).expect("indexed peer exists");
+        // str0m invalidates our pending offer when it accepts one: forget it here as well.
+        let abandoned = peer.pending_offer.take().is_some();
+        for out in &mut peer.tracks_out {
+            out.state = match out.state {
+                OutState::Negotiating(_) => OutState::ToOpen,
+                OutState::NegotiatingStop(mid) => OutState::ToStop(mid),
+                other => other,
+            };
+        }
+        peer.tracks_out
+            .retain(|o| !(o.source_gone && o.state == OutState::ToOpen));
+        let result = peer.rtc.sdp_api().accept_offer(offer);
+        peer.forget_negotiated();
+        self.outbox.settle(key, peer, now);
+        if abandoned {
+            debug!(participant.id = %participant, "offer glare: the browser's offer wins");
+        }
+        self.refresh_ufrag(key);
+        // Our own changes (abandoned or queued) are offered after the answer.
+        self.want_offer(key);
+        self.finish(now);
+        result
+            .map(|answer| answer.to_sdp_string())
+            .map_err(|e| SfuError::Negotiation(e.to_string()))
+    }
+
+    /// Accept the browser's answer to the SFU's last [`MediaEvent::Offer`].
+    pub fn accept_answer(
+        &mut self,
+        now: Instant,
+        participant: &ParticipantId,
+        sdp: &str,
+    ) -> Result<(), SfuError> {
+        let answer =
+            SdpAnswer::from_sdp_string(sdp).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
+        let key = self.key(participant)?;
+        let peer = self.peers.get_mut(&key).expect("indexed peer exists");
+        let pending = peer.pending_offer.take().ok_or(SfuError::NoPendingOffer)?;
+        let result = peer.rtc.sdp_api().accept_answer(pending, answer);
+        let accepted = result.is_ok();
+        let mut opened = Vec::new();
+        for out in &mut peer.tracks_out {
+            out.state = match (out.state, accepted) {
+                (OutState::Negotiating(mid), true) if out.source_gone => OutState::ToStop(mid),
+                (OutState::Negotiating(mid), true) => {
+                    opened.push((out.source, out.track));
+                    OutState::Open(mid)
+                }
+                (OutState::Negotiating(_), false) => OutState::ToOpen,
+                (OutState::NegotiatingStop(mid), false) => OutState::ToStop(mid),
+                (other, _) => other,
+            };
+        }
+        if accepted {
+            peer.tracks_out
+                .retain(|o| !matches!(o.state, OutState::NegotiatingStop(_)));
+        }
+        peer.forget_negotiated();
+        let connected = peer.connected();
+        self.outbox.settle(key, peer, now);
+        if let Err(e) = result {
+            // Not re-offered at once (a broken client would loop); the next change or the
+            // browser's next offer brings the m-lines back.
+            self.finish(now);
+            return Err(SfuError::Negotiation(e.to_string()));
+        }
+        // A subscriber that just got a track (late joiner) needs a keyframe to show anything.
+        if connected {
+            for (source, track) in opened {
+                self.request_keyframe(now, source, track, KeyframeRequestKind::Pli);
+            }
+        }
+        self.want_offer(key);
+        self.finish(now);
+        Ok(())
+    }
+
+    /// A trickled ICE candidate from the browser (`candidate:...` as in `RTCIceCandidate`).
+    /// An empty string (end of candidates) is accepted and ignored. The SFU is ICE-lite, so
+    /// candidates are optional: checks from any address are answered.
+    pub fn add_remote_candidate(
+        &mut self,
+        now: Instant,
+        participant: &ParticipantId,
+        candidate: &str,
+    ) -> Result<(), SfuError> {
+        let key = self.key(participant)?;
+        let line = candidate.trim().trim_start_matches("a=");
+        if line.is_empty() {
+            return Ok(());
+        }
+        let candidate = Candidate::from_sdp_string(line)
+            .map_err(|e| SfuError::InvalidCandidate(e.to_string()))?;
+        let peer = self.peers.get_mut(&key).expect("indexed peer exists");
+        peer.rtc.add_remote_candidate(candidate);
+        self.outbox.settle(key, peer, now);
+        self.finish(now);
+        Ok(())
+    }
+
+    /// Set what a participant may publish (the room's media intent). Takes effect on the next
+    /// packet: denied media is dropped before it is forwarded to anyone. Allowing a track for
+    /// the first time offers it to the room's subscribers; allowing it again resumes
+    /// forwarding at once and asks the publisher for a keyframe.
+    pub fn set_publish_permission(
+        &mut self,
+        now: Instant,
+        participant: &ParticipantId,
+        audio: bool,
+        video: bool,
+    ) -> Result<(), SfuError> {
+        let key = self.key(participant)?;
+        let peer = self.peers.get_mut(&key).expect("indexed peer exists");
+        let old = peer.permission;
+        let new = PublishPermission { audio, video };
+        peer.permission = new;
+        debug!(participant.id = %participant, audio, video, "publish permission");
+        let mut to_announce = Vec::new();
+        let mut resumed = Vec::new();
+        for track in &mut peer.tracks_in {
+            if new.allows(track.kind) && !old.allows(track.kind) {
+                if track.announced {
+                    track.generation = track.generation.wrapping_add(1);
+                    resumed.push(track.id);
+                } else {
+                    to_announce.push(track.id);
+                }
+            }
+        }
+        for track in to_announce {
+            self.announce(key, track);
+        }
+        for track in resumed {
+            self.request_keyframe(now, key, track, KeyframeRequestKind::Pli);
+        }
+        self.finish(now);
+        Ok(())
+    }
+
+    /// A datagram arrived on `destination` (one of the configured sockets) from `source`.
+    /// Returns whether a peer took it.
+    ///
+    /// Demultiplexing: STUN requests go by the ufrag in their USERNAME (so checks from
+    /// addresses nobody signalled still find their peer); everything else by the remote
+    /// address map that those checks fill. Only datagrams that match neither fall back to
+    /// asking each peer (`Rtc::accepts`), and a match is remembered.
+    pub fn handle_receive(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: &[u8],
+    ) -> bool {
+        // Behind a 1:1 NAT the packet was sent to the advertised (public) address.
+        let destination = self
+            .outbox
+            .local
+            .iter()
+            .find(|l| l.socket == destination && l.advertised.is_ipv4() == source.is_ipv4())
+            .map_or(destination, |l| l.advertised);
+        let Ok(receive) = Receive::new(Protocol::Udp, source, destination, contents) else {
+            trace!(len = contents.len(), "not a WebRTC datagram");
+            self.stats.datagrams_unmatched += 1;
+            return false;
+        };
+        let input = Input::Receive(now, receive);
+
+        let stun_ufrag = stun_local_ufrag(contents);
+        let mut key = match stun_ufrag {
+            Some(ufrag) => self.by_ufrag.get(ufrag).copied(),
+            None => self.by_addr.get(&source).copied(),
+        };
+        let mut remember = stun_ufrag.is_some();
+        if key.is_none() {
+            self.stats.demux_scans += 1;
+            key = self
+                .peers
+                .iter()
+                .find(|(_, p)| p.rtc.is_alive() && p.rtc.accepts(&input))
+                .map(|(k, _)| *k);
+            remember = true;
+        }
+        let Some(key) = key else {
+            trace!(len = contents.len(), "no peer accepts the datagram");
+            self.stats.datagrams_unmatched += 1;
+            return false;
+        };
+        let peer = self.peers.get_mut(&key).expect("indexed peer exists");
+        if !peer.rtc.is_alive() {
+            return false;
+        }
+        let sent_before = self.outbox.transmits.len();
+        if let Err(e) = peer.rtc.handle_input(input) {
+            warn!(participant.id = %peer.participant, error = %e, "peer failed");
+            peer.rtc.disconnect();
+        }
+        self.outbox.drain(key, peer);
+        if remember {
+            // A STUN request is only trusted once str0m answered it, i.e. its
+            // MESSAGE-INTEGRITY checked out: a spoofed check must not steal an address.
+            let trusted = stun_ufrag.is_none()
+                || self
+                    .outbox
+                    .transmits
+                    .iter()
+                    .skip(sent_before)
+                    .any(|t| t.destination == source);
+            if trusted {
+                self.remember_addr(source, key);
+            }
+        }
+        self.finish(now);
+        true
+    }
+
+    /// Advance time: str0m timers (retransmissions, reports, ICE consent) and coalesced
+    /// keyframe requests that are due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for (&key, peer) in self.peers.iter_mut() {
+            if !peer.rtc.is_alive() {
+                continue;
+            }
+            for i in 0..peer.tracks_in.len() {
+                match peer.tracks_in[i].keyframe_due {
+                    Some((due, kind)) if due <= now => {
+                        peer.tracks_in[i].keyframe_due = None;
+                        if send_keyframe_request(peer, i, kind, now) {
+                            self.stats.keyframe_requests_sent += 1;
+                        }
+                        self.outbox.drain(key, peer);
+                    }
+                    _ => {}
+                }
+            }
+            if peer.timeout <= now {
+                if let Err(e) = peer.rtc.handle_input(Input::Timeout(now)) {
+                    warn!(participant.id = %peer.participant, error = %e, "peer failed");
+                    peer.rtc.disconnect();
+                }
+                self.outbox.drain(key, peer);
+            }
+        }
+        self.finish(now);
+    }
+
+    /// The next datagram to send, if any.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.outbox.transmits.pop_front()
+    }
+
+    /// The next event for the signalling layer, if any.
+    pub fn poll_event(&mut self) -> Option<MediaEvent> {
+        self.events.pop_front()
+    }
+
+    /// When to call [`Sfu::handle_timeout`] next; `None` when there are no peers.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.peers
+            .values()
+            .filter(|p| p.rtc.is_alive())
+            .flat_map(|p| {
+                let due = p
+                    .tracks_in
+                    .iter()
+                    .filter_map(|t| t.keyframe_due.map(|(d, _)| d));
+                std::iter::once(p.timeout).chain(due)
+            })
+            .min()
+    }
+
+    fn key(&self, participant: &ParticipantId) -> Result<PeerKey, SfuError> {
+        self.by_participant
+            .get(participant)
+            .copied()
+            .ok_or_else(|| SfuError::UnknownParticipant(participant.clone()))
+    }
+
+    fn remember_addr(&mut self, addr: SocketAddr, key: PeerKey) {
+        match self.by_addr.insert(addr, key) {
+            Some(old) if old == key => return,
+            Some(old) => {
+                // The address moved to another peer (a NAT reused the port).
+                if let Some(p) = self.peers.get_mut(&old) {
+                    p.addrs.retain(|a| *a != addr);
+                }
+            }
+            None => {}
+        }
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        peer.addrs.push(addr);
+        if peer.addrs.len() > MAX_ADDRS_PER_PEER {
+            let oldest = peer.addrs.remove(0);
+            if self.by_addr.get(&oldest) == Some(&key) {
+                self.by_addr.remove(&oldest);
+            }
+        }
+    }
+
+    /// An ICE restart changes our ufrag: keep the STUN demultiplexer in step.
+    fn refresh_ufrag(&mut self, key: PeerKey) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let ufrag = peer.rtc.direct_api().local_ice_credentials().ufrag;
+        if ufrag != peer.ufrag {
+            if self.by_ufrag.get(&peer.ufrag) == Some(&key) {
+                self.by_ufrag.remove(&peer.ufrag);
+            }
+            self.by_ufrag.insert(ufrag.clone(), key);
+            peer.ufrag = ufrag;
+        }
+    }
+
+    fn check_alive(&mut self) {
+        for peer in self.peers.values_mut() {
+            if !peer.rtc.is_alive() && !peer.down_reported {
+                peer.up_reported = false;
+                peer.down_reported = true;
+                self.events.push_back(MediaEvent::Disconnected {
+                    participant: peer.participant.clone(),
+                });
+            }
+        }
+    }
+
+    /// End of every public call: handle what str0m produced, then make the offers that the
+    /// call made necessary (one per peer, however many tracks changed), then report peers that
+    /// died.
+    fn finish(&mut self, now: Instant) {
+        loop {
+            self.process_rtc_events(now);
+            if self.offer_wanted.is_empty() {
+                break;
+            }
+            for key in std::mem::take(&mut self.offer_wanted) {
+                self.maybe_offer(key);
+            }
+        }
+        self.check_alive();
+    }
+
+    fn want_offer(&mut self, key: PeerKey) {
+        if !self.offer_wanted.contains(&key) {
+            self.offer_wanted.push(key);
+        }
+    }
+
+    fn process_rtc_events(&mut self, now: Instant) {
+        while let Some((key, event)) = self.outbox.rtc_events.pop_front() {
+            self.on_rtc_event(now, key, event);
+        }
+    }
+
+    fn on_rtc_event(&mut self, now: Instant, key: PeerKey, event: Event) {
+        match event {
+            Event::RtpPacket(packet) => self.forward(now, key, packet),
+            Event::KeyframeRequest(req) => {
+                let Some(peer) = self.peers.get(&key) else {
+                    return;
+                };
+                let source = peer.tracks_out.iter().find_map(|o| match o.state {
+                    OutState::Open(mid) if mid == req.mid => Some((o.source, o.track)),
+                    _ => None,
+                });
+                if let Some((source, track)) = source {
+                    self.request_keyframe(now, source, track, req.kind);
+                }
+            }
+            Event::MediaAdded(added) if added.direction.is_receiving() => {
+                self.add_track_in(key, added.mid, MediaKind::from_str0m(added.kind));
+            }
+            Event::MediaChanged(changed) => {
+                let Some(peer) = self.peers.get(&key) else {
+                    return;
+                };
+                let known = peer.tracks_in.iter().any(|t| t.mid == changed.mid);
+                let receiving = changed.direction.is_receiving();
+                if known && !receiving {
+                    self.remove_track_in(key, changed.mid);
+                } else if !known && receiving {
+                    let kind = peer.rtc.media(changed.mid).map(|m| m.kind());
+                    if let Some(kind) = kind {
+                        self.add_track_in(key, changed.mid, MediaKind::from_str0m(kind));
+                    }
+                }
+            }
+            Event::Connected => {
+                if let Some(peer) = self.peers.get_mut(&key) {
+                    peer.dtls_up = true;
+                }
+                self.on_connectivity(now, key);
+            }
+            Event::IceConnectionStateChange(state) => {
+                if let Some(peer) = self.peers.get_mut(&key) {
+                    peer.ice_up = matches!(
+                        state,
+                        IceConnectionState::Connected | IceConnectionState::Completed
+                    );
+                }
+                self.on_connectivity(now, key);
+            }
+            Event::Closed => {
+                if let Some(peer) = self.peers.get_mut(&key) {
+                    peer.ice_up = false;
+                }
+                self.on_connectivity(now, key);
+            }
+            _ => {}
+        }
+    }
+
+    /// Report connectivity changes once per change; on (re)connect, ask every publisher this
+    /// peer subscribes to for a keyframe.
+    fn on_connectivity(&mut self, now: Instant, key: PeerKey) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let participant = peer.participant.clone();
+        if peer.connected() && !peer.up_reported {
+            peer.up_reported = true;
+            peer.down_reported = false;
+            info!(participant.id = %participant, "media connected");
+            self.events.push_back(MediaEvent::Connected { participant });
+            let sources: Vec<(PeerKey, TrackId)> = peer
+                .tracks_out
+                .iter()
+                .filter(|o| matches!(o.state, OutState::Open(_)))
+                .map(|o| (o.source, o.track))
+                .collect();
+            for (source, track) in sources {
+                self.request_keyframe(now, source, track, KeyframeRequestKind::Pli);
+            }
+        } else if !peer.connected() && peer.up_reported {
+            peer.up_reported = false;
+            peer.down_reported = true;
+            info!(participant.id = %participant, "media disconnected");
+            self.events
+                .push_back(MediaEvent::Disconnected { participant });
+        }
+    }
+
+    fn add_track_in(&mut self, key: PeerKey, mid: Mid, kind: MediaKind) {
+        let id = TrackId(self.next_track);
+        self.next_track += 1;
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        peer.tracks_in.push(TrackIn::new(id, mid, kind));
+        peer.ssrc_routes.clear();
+        let allowed = peer.permission.allows(kind);
+        debug!(participant.id = %peer.participant, kind = kind.as_str(), allowed, "track published");
+        self.events.push_back(MediaEvent::TrackPublished {
+            participant: peer.participant.clone(),
+            mid: mid.to_string(),
+            kind,
+        });
+        if allowed {
+            self.announce(key, id);
+        }
+    }
+
+    fn remove_track_in(&mut self, key: PeerKey, mid: Mid) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let Some(i) = peer.tracks_in.iter().position(|t| t.mid == mid) else {
+            return;
+        };
+        let track = peer.tracks_in.remove(i);
+        peer.ssrc_routes.clear();
+        self.events.push_back(MediaEvent::TrackUnpublished {
+            participant: peer.participant.clone(),
+            mid: mid.to_string(),
+            kind: track.kind,
+        });
+        for &sub in &track.subscribers {
+            self.stop_track_out(sub, key, track.id);
+        }
+    }
+
+    /// Offer a publisher's track to every other peer of its room.
+    fn announce(&mut self, key: PeerKey, track_id: TrackId) {
+        let Some(peer) = self.peers.get(&key) else {
+            return;
+        };
+        let (room, publisher) = (peer.room.clone(), peer.participant.clone());
+        let Some(i) = peer.track_in_index(track_id) else {
+            return;
+        };
+        let kind = peer.tracks_in[i].kind;
+        let subscribers: Vec<PeerKey> = self
+            .rooms
+            .get(&room)
+            .map(|m| m.iter().copied().filter(|k| *k != key).collect())
+            .unwrap_or_default();
+        for &sub in &subscribers {
+            if let Some(s) = self.peers.get_mut(&sub) {
+                s.tracks_out
+                    .push(TrackOut::new(key, track_id, publisher.clone(), kind));
+            }
+        }
+        let peer = self.peers.get_mut(&key).expect("checked above");
+        let track = &mut peer.tracks_in[i];
+        track.announced = true;
+        track.subscribers.extend_from_slice(&subscribers);
+        for sub in subscribers {
+            self.want_offer(sub);
+        }
+    }
+
+    /// The source of `sub`'s copy of a track went away: stop that m-line.
+    fn stop_track_out(&mut self, sub: PeerKey, source: PeerKey, track: TrackId) {
+        let Some(peer) = self.peers.get_mut(&sub) else {
+            return;
+        };
+        for out in peer.tracks_out.iter_mut() {
+            if out.source == source && out.track == track {
+                out.source_gone = true;
+                if let OutState::Open(mid) = out.state {
+                    out.state = OutState::ToStop(mid);
+                }
+            }
+        }
+        peer.tracks_out
+            .retain(|o| !(o.source_gone && o.state == OutState::ToOpen));
+        self.want_offer(sub);
+    }
+
+    /// If m-lines must be added or stopped and no offer is in flight, make an offer.
+    fn maybe_offer(&mut self, key: PeerKey) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        if peer.pending_offer.is_some() || !peer.rtc.is_alive() {
+            return;
+        }
+        let wanted = peer
+            .tracks_out
+            .iter()
+            .any(|o| matches!(o.state, OutState::ToOpen | OutState::ToStop(_)));
+        if !wanted {
+            return;
+        }
+        let mut api = peer.rtc.sdp_api();
+        let mut offered = Vec::new();
+        for out in &mut peer.tracks_out {
+            match out.state {
+                OutState::ToOpen => {
+                    // The stream id groups a publisher's audio and video (lip sync).
+                    let mid = api.add_media(
+                        out.kind.to_str0m(),
+                        Direction::SendOnly,
+                        Some(out.publisher.to_string()),
+                        Some(format!(
+                            "{}-{}-{}",
+                            out.publisher,
+                            out.kind.as_str(),
+                            out.track.0
+                        )),
+                        None,
+                    );
+                    out.state = OutState::Negotiating(mid);
+                    offered.push(OfferedTrack {
+                        mid: mid.to_string(),
+                        publisher: out.publisher.clone(),
+                        kind: out.kind,
+                    });
+                }
+                OutState::ToStop(mid) => {
+                    api.stop_media(mid);
+                    out.state = OutState::NegotiatingStop(mid);
+                }
+                _ => {}
+            }
+        }
+        match api.apply() {
+            Some((offer, pending)) => {
+                peer.pending_offer = Some(pending);
+                debug!(participant.id = %peer.participant, added = offered.len(), "offer to subscriber");
+                self.events.push_back(MediaEvent::Offer {
+                    participant: peer.participant.clone(),
+                    sdp: offer.to_sdp_string(),
+                    tracks: offered,
+                });
+            }
+            None => {
+                // Only stops of m-lines str0m already considers stopped: nothing to negotiate.
+                peer.tracks_out
+                    .retain(|o| !matches!(o.state, OutState::NegotiatingStop(_)));
+            }
+        }
+        self.outbox.drain(key, peer);
+    }
+
+    /// Ask a publisher for a keyframe on one track, at most once per interval.
+    fn request_keyframe(
+        &mut self,
+        now: Instant,
+        key: PeerKey,
+        track: TrackId,
+        kind: KeyframeRequestKind,
+    ) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let Some(i) = peer.track_in_index(track) else {
+            return;
+        };
+        let t = &mut peer.tracks_in[i];
+        if t.kind != MediaKind::Video || !peer.permission.allows(MediaKind::Video) {
+            return;
+        }
+        if let Some(last) = t.last_keyframe_request {
+            let next = last + self.keyframe_interval;
+            if now < next {
+                self.stats.keyframe_requests_coalesced += 1;
+                let kind = match t.keyframe_due {
+                    Some((_, KeyframeRequestKind::Fir)) => KeyframeRequestKind::Fir,
+                    _ => kind,
+                };
+                t.keyframe_due = Some((next, kind));
+                return;
+            }
+        }
+        if send_keyframe_request(peer, i, kind, now) {
+            self.stats.keyframe_requests_sent += 1;
+        }
+        self.outbox.settle(key, peer, now);
+    }
+
+    /// Forward one RTP packet from a publisher to every subscriber of its track. The payload
+    /// is shared (`Arc`), not copied; per subscriber only the header is rewritten (payload
+    /// type, sequence number; str0m sets SSRC, MID and transport-cc) before SRTP.
+    fn forward(&mut self, now: Instant, key: PeerKey, packet: RtpPacket) {
+        self.stats.rtp_received += 1;
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let Some(track_id) = peer.route(packet.header.ssrc) else {
+            return;
+        };
+        let Some(i) = peer.track_in_index(track_id) else {
+            return;
+        };
+        let kind = peer.tracks_in[i].kind;
+        if !peer.permission.allows(kind) {
+            self.stats.rtp_denied += 1;
+            return;
+        }
+        let pt_in = packet.header.payload_type;
+        let Peer { rtc, tracks_in, .. } = peer;
+        let track = &mut tracks_in[i];
+        if !track.announced || track.subscribers.is_empty() {
+            return;
+        }
+        let Some(params) = track.params_for(rtc, pt_in) else {
+            return;
+        };
+        let generation = track.generation;
+        let subscriber_count = track.subscribers.len();
+        let ext = forwarded_extensions(&packet.header.ext_vals);
+        let seq_in = *packet.seq_no;
+        let keyframe_start = match (kind, params.spec().codec) {
+            (MediaKind::Video, Codec::Vp8) => Some(
+                Vp8Descriptor::parse(&packet.payload)
+                    .is_ok_and(|d| d.starts_keyframe(&packet.payload)),
+            ),
+            // Codecs not inspected are forwarded from the first packet.
+            _ => None,
+        };
+
+        for n in 0..subscriber_count {
+            let Some(&sub_key) = self
+                .peers
+                .get(&key)
+                .and_then(|p| p.tracks_in.get(i))
+                .and_then(|t| t.subscribers.get(n))
+            else {
+                break;
+            };
+            let Some(sub) = self.peers.get_mut(&sub_key) else {
+                continue;
+            };
+            if !sub.connected() || !sub.rtc.is_alive() {
+                continue;
+            }
+            let Peer {
+                rtc, tracks_out, ..
+            } = sub;
+            let Some(out) = tracks_out
+                .iter_mut()
+                .find(|o| o.source == key && o.track == track_id)
+            else {
+                continue;
+            };
+            let OutState::Open(mid) = out.state else {
+                continue;
+            };
+            if out.kind == MediaKind::Video && out.keyframe_gen != Some(generation) {
+                if keyframe_start == Some(false) {
+                    self.stats.rtp_awaiting_keyframe += 1;
+                    continue;
+                }
+                out.keyframe_gen = Some(generation);
+            }
+            let Some(pt) = out.map_pt(rtc, pt_in, params) else {
+                continue;
+            };
+            let Some(seq_out) = out.seq.rewrite(seq_in, generation) else {
+                continue;
+            };
+            {
+                let mut api = rtc.direct_api();
+                let Some(stream) = api.stream_tx_by_mid(mid, None) else {
+                    continue;
+                };
+                let write = RtpWrite::new(
+                    pt,
+                    seq_out.into(),
+                    packet.header.timestamp,
+                    packet.timestamp,
+                    packet.payload.clone(),
+                )
+                .marker(packet.header.marker)
+                .ext_vals(ext.clone())
+                .nackable(kind == MediaKind::Video);
+                stream.write_rtp(write);
+            }
+            self.stats.rtp_forwarded += 1;
+            self.outbox.settle(sub_key, sub, now);
+        }
+    }
+}
+
+/// Ask str0m to send PLI/FIR for track `i` of `peer`. False if the publisher has not sent
+/// anything on it yet (its first frame is a keyframe anyway).
+fn send_keyframe_request(
+    peer: &mut Peer,
+    i: usize,
+    kind: KeyframeRequestKind,
+    now: Instant,
+) -> bool {
+    let track = &mut peer.tracks_in[i];
+    let (mid, rid) = (track.mid, track.rid.flatten());
+    let mut api = peer.rtc.direct_api();
+    let Some(rx) = api.stream_rx_by_mid(mid, rid) else {
+        return false;
+    };
+    rx.request_keyframe(kind);
+    track.last_keyframe_request = Some(now);
+    trace!(participant.id = %peer.participant, ?kind, "keyframe request");
+    true
+}
+
+/// The header extension values worth passing from publisher to subscriber. str0m writes MID,
+/// RID, transport-cc and abs-send-time itself.
+fn forwarded_extensions(src: &ExtensionValues) -> ExtensionValues {
+    ExtensionValues {
+        audio_level: src.audio_level,
+        voice_activity: src.voice_activity,
+        video_orientation: src.video_orientation,
+        video_content_type: src.video_content_type,
+        abs_capture_time: src.abs_capture_time,
+        play_delay_min: src.play_delay_min,
+        play_delay_max: src.play_delay_max,
+        ..ExtensionValues::default()
+    }
+}
+
+/// The local (our) ufrag of a STUN binding request: `USERNAME` is `ours:theirs`.
+fn stun_local_ufrag(contents: &[u8]) -> Option<&str> {
+    // Same test str0m uses to tell STUN from DTLS/RTP on a shared port (RFC 7983).
+    if contents.len() < 20 || contents[0] >= 2 {
+        return None;
+    }
+    let msg = StunMessage::parse(contents).ok()?;
+    if !msg.is_binding_request() {
+        return None;
+    }
+    let username = msg.username()?;
+    username.split(':').next().filter(|u| !u.is_empty())
+}

@@ -1,0 +1,191 @@
+//! Small public types shared by the core and the driver.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+macro_rules! opaque_id {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(Arc<str>);
+
+        impl $name {
+            pub fn new(id: impl Into<Arc<str>>) -> Self {
+                Self(id.into())
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(id: &str) -> Self {
+                Self(id.into())
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(id: String) -> Self {
+                Self(id.into())
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({:?})", stringify!($name), &*self.0)
+            }
+        }
+    };
+}
+
+opaque_id!(
+    /// A participant as the room knows it. Opaque to the SFU; one peer connection each.
+    ParticipantId
+);
+opaque_id!(
+    /// A room. Peers forward media only to peers of the same room.
+    RoomId
+);
+
+/// Audio or video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MediaKind {
+    Audio,
+    Video,
+}
+
+impl MediaKind {
+    pub(crate) fn from_str0m(kind: str0m::media::MediaKind) -> Self {
+        match kind {
+            str0m::media::MediaKind::Audio => MediaKind::Audio,
+            str0m::media::MediaKind::Video => MediaKind::Video,
+        }
+    }
+
+    pub(crate) fn to_str0m(self) -> str0m::media::MediaKind {
+        match self {
+            MediaKind::Audio => str0m::media::MediaKind::Audio,
+            MediaKind::Video => str0m::media::MediaKind::Video,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediaKind::Audio => "audio",
+            MediaKind::Video => "video",
+        }
+    }
+}
+
+/// What a participant may publish, as set by the room (`MediaIntent::Publish`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PublishPermission {
+    pub audio: bool,
+    pub video: bool,
+}
+
+impl PublishPermission {
+    pub const NONE: PublishPermission = PublishPermission {
+        audio: false,
+        video: false,
+    };
+
+    pub fn allows(self, kind: MediaKind) -> bool {
+        match kind {
+            MediaKind::Audio => self.audio,
+            MediaKind::Video => self.video,
+        }
+    }
+}
+
+/// One datagram to send. `source` is the local socket address it must leave from (one of
+/// [`crate::SfuConfig::sockets`]); `contents` is already encrypted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Transmit {
+    pub source: SocketAddr,
+    pub destination: SocketAddr,
+    pub contents: Vec<u8>,
+}
+
+impl fmt::Debug for Transmit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Addresses are personal data: keep them out of casual debug output.
+        f.debug_struct("Transmit")
+            .field("len", &self.contents.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A send-only m-line the SFU put in an offer to a subscriber: which publisher's track the
+/// browser will receive on `mid`. The signalling layer passes this to the client with the offer
+/// so the UI knows whose video is whose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfferedTrack {
+    pub mid: String,
+    pub publisher: ParticipantId,
+    pub kind: MediaKind,
+}
+
+/// Something the signalling layer must act on. Drained with [`crate::Sfu::poll_event`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaEvent {
+    /// The SFU needs to (re)negotiate with this participant: send `sdp` (an offer) to the
+    /// browser and pass its answer to [`crate::Sfu::accept_answer`]. `tracks` lists the m-lines
+    /// added by this offer.
+    Offer {
+        participant: ParticipantId,
+        sdp: String,
+        tracks: Vec<OfferedTrack>,
+    },
+    /// ICE and DTLS are up: media can flow to and from this participant.
+    Connected { participant: ParticipantId },
+    /// The media path to this participant is lost (ICE consent failed, DTLS closed or a fatal
+    /// protocol error). The driver may wait for an ICE restart (a new offer) or remove the peer.
+    Disconnected { participant: ParticipantId },
+    /// The participant's browser offered a track (camera, microphone or screen). Whether it is
+    /// forwarded depends on the publish permission.
+    TrackPublished {
+        participant: ParticipantId,
+        mid: String,
+        kind: MediaKind,
+    },
+    /// The participant stopped sending a track (m-line stopped or made receive-only).
+    TrackUnpublished {
+        participant: ParticipantId,
+        mid: String,
+        kind: MediaKind,
+    },
+}
+
+/// Counters for metrics and tests. Monotonic since the [`crate::Sfu`] was created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SfuStats {
+    /// Peers currently on this SFU.
+    pub peers: usize,
+    /// RTP packets received from publishers.
+    pub rtp_received: u64,
+    /// RTP packets written to subscribers (one per subscriber).
+    pub rtp_forwarded: u64,
+    /// RTP packets dropped because the publisher may not publish that kind.
+    pub rtp_denied: u64,
+    /// Video packets not sent to a subscriber because it waits for a keyframe (new
+    /// subscription or resumed forwarding).
+    pub rtp_awaiting_keyframe: u64,
+    /// Keyframe requests (PLI/FIR) sent to publishers, after coalescing.
+    pub keyframe_requests_sent: u64,
+    /// Keyframe requests suppressed (coalesced into one already sent or scheduled).
+    pub keyframe_requests_coalesced: u64,
+    /// Datagrams that no peer accepted.
+    pub datagrams_unmatched: u64,
+    /// Datagrams that matched neither the ufrag map (STUN) nor the address map and were
+    /// offered to each peer in turn (`Rtc::accepts`).
+    pub demux_scans: u64,
+}

@@ -1,0 +1,379 @@
+//! The thin driver: one OS thread owning one UDP socket and one [`Sfu`].
+
+use std::io::ErrorKind;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use tracing::{debug, info, warn};
+
+use crate::sfu::DEFAULT_KEYFRAME_REQUEST_INTERVAL;
+use crate::{MediaEvent, ParticipantId, RoomId, Sfu, SfuConfig, SfuError};
+
+/// Longest wait for a datagram when no timer is due. Bounds how stale `Instant::now()` gets;
+/// commands do not wait for it (they wake the worker).
+const IDLE_WAIT: Duration = Duration::from_millis(100);
+
+/// Largest datagram read. WebRTC keeps datagrams under ~1200 bytes; anything bigger is junk.
+const RECV_BUF: usize = 2048;
+
+/// How to start one media worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerConfig {
+    /// Address to bind the worker's UDP socket to. Port 0 picks a free port. The IP should be
+    /// concrete (it is advertised) unless `public_ips` is set.
+    pub bind: SocketAddr,
+    /// `media.public_ips` (1:1 NAT): advertised instead of the bound IP.
+    pub public_ips: Vec<IpAddr>,
+    /// See [`SfuConfig::keyframe_request_interval`].
+    pub keyframe_request_interval: Duration,
+    /// Used for the thread name and logs.
+    pub name: String,
+}
+
+impl WorkerConfig {
+    pub fn new(bind: SocketAddr) -> Self {
+        WorkerConfig {
+            bind,
+            public_ips: Vec::new(),
+            keyframe_request_interval: DEFAULT_KEYFRAME_REQUEST_INTERVAL,
+            name: "media-0".into(),
+        }
+    }
+}
+
+/// The control API of [`Sfu`] as messages. Results come back as [`WorkerEvent`]s, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    AddPeer {
+        room: RoomId,
+        participant: ParticipantId,
+    },
+    RemovePeer {
+        participant: ParticipantId,
+    },
+    /// Answered with [`WorkerEvent::Answer`] (or [`WorkerEvent::Failed`]).
+    AcceptOffer {
+        participant: ParticipantId,
+        sdp: String,
+    },
+    AcceptAnswer {
+        participant: ParticipantId,
+        sdp: String,
+    },
+    AddRemoteCandidate {
+        participant: ParticipantId,
+        candidate: String,
+    },
+    SetPublishPermission {
+        participant: ParticipantId,
+        audio: bool,
+        video: bool,
+    },
+    Shutdown,
+}
+
+/// What a worker reports to the signalling layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorkerEvent {
+    Media(MediaEvent),
+    /// The SDP answer to a [`Command::AcceptOffer`]. Always delivered before any
+    /// [`MediaEvent::Offer`] that follows from the same offer.
+    Answer {
+        participant: ParticipantId,
+        sdp: String,
+    },
+    /// A command was refused.
+    Failed {
+        participant: ParticipantId,
+        error: SfuError,
+    },
+}
+
+/// A running media worker. Dropping it stops the thread and waits for it.
+#[derive(Debug)]
+pub struct MediaWorker {
+    handle: MediaWorkerHandle,
+    local_addr: SocketAddr,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl MediaWorker {
+    /// Bind the socket and start the worker thread. `sink` is called on the worker thread for
+    /// every event, in order; it must not block (hand the event to a channel and return).
+    pub fn spawn(
+        config: WorkerConfig,
+        sink: impl FnMut(WorkerEvent) + Send + 'static,
+    ) -> Result<MediaWorker, SfuError> {
+        let io = |e: std::io::Error| SfuError::Config(format!("media socket: {e}"));
+        let socket = UdpSocket::bind(config.bind).map_err(io)?;
+        let local_addr = socket.local_addr().map_err(io)?;
+        let sfu = Sfu::new(SfuConfig {
+            sockets: vec![local_addr],
+            public_ips: config.public_ips.clone(),
+            keyframe_request_interval: config.keyframe_request_interval,
+        })?;
+
+        // Commands arrive on a channel, but the worker sleeps in recv_from: a one-byte datagram
+        // from the waker socket wakes it to read the channel.
+        let wake_to = match local_addr.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => {
+                (Ipv4Addr::LOCALHOST, local_addr.port()).into()
+            }
+            IpAddr::V6(ip) if ip.is_unspecified() => {
+                (Ipv6Addr::LOCALHOST, local_addr.port()).into()
+            }
+            _ => local_addr,
+        };
+        let waker_bind: SocketAddr = (wake_to.ip(), 0).into();
+        let waker = UdpSocket::bind(waker_bind).map_err(io)?;
+        let waker_addr = waker.local_addr().map_err(io)?;
+
+        let (tx, rx) = mpsc::channel();
+        let handle = MediaWorkerHandle {
+            tx,
+            waker: Arc::new(waker),
+            wake_to,
+        };
+        let name = config.name.clone();
+        let thread = thread::Builder::new()
+            .name(format!("lectern-{name}"))
+            .spawn(move || {
+                let mut worker = Worker {
+                    sfu,
+                    socket,
+                    local_addr,
+                    waker_addr,
+                    commands: rx,
+                    sink: Box::new(sink),
+                };
+                worker.run();
+                info!(worker = %name, "media worker stopped");
+            })
+            .map_err(io)?;
+        info!(worker = %config.name, "media worker started");
+        Ok(MediaWorker {
+            handle,
+            local_addr,
+            thread: Some(thread),
+        })
+    }
+
+    pub fn handle(&self) -> MediaWorkerHandle {
+        self.handle.clone()
+    }
+
+    /// The bound UDP address (the port browsers send to).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stop the worker (peers are closed) and wait for its thread.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        let _ = self.handle.send(Command::Shutdown);
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            warn!("media worker thread panicked");
+        }
+    }
+}
+
+impl Drop for MediaWorker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Sends commands to a worker. Cheap to clone; never blocks, so it is fine to use from async
+/// tasks.
+#[derive(Debug, Clone)]
+pub struct MediaWorkerHandle {
+    tx: Sender<Command>,
+    waker: Arc<UdpSocket>,
+    wake_to: SocketAddr,
+}
+
+impl MediaWorkerHandle {
+    pub fn send(&self, command: Command) -> Result<(), SfuError> {
+        self.tx.send(command).map_err(|_| SfuError::WorkerGone)?;
+        // A lost wake-up costs at most IDLE_WAIT of latency, so errors are only logged.
+        if let Err(e) = self.waker.send_to(&[0], self.wake_to) {
+            debug!(error = %e, "media worker wake-up failed");
+        }
+        Ok(())
+    }
+
+    pub fn add_peer(&self, room: RoomId, participant: ParticipantId) -> Result<(), SfuError> {
+        self.send(Command::AddPeer { room, participant })
+    }
+
+    pub fn remove_peer(&self, participant: ParticipantId) -> Result<(), SfuError> {
+        self.send(Command::RemovePeer { participant })
+    }
+
+    pub fn accept_offer(&self, participant: ParticipantId, sdp: String) -> Result<(), SfuError> {
+        self.send(Command::AcceptOffer { participant, sdp })
+    }
+
+    pub fn accept_answer(&self, participant: ParticipantId, sdp: String) -> Result<(), SfuError> {
+        self.send(Command::AcceptAnswer { participant, sdp })
+    }
+
+    pub fn add_remote_candidate(
+        &self,
+        participant: ParticipantId,
+        candidate: String,
+    ) -> Result<(), SfuError> {
+        self.send(Command::AddRemoteCandidate {
+            participant,
+            candidate,
+        })
+    }
+
+    pub fn set_publish_permission(
+        &self,
+        participant: ParticipantId,
+        audio: bool,
+        video: bool,
+    ) -> Result<(), SfuError> {
+        self.send(Command::SetPublishPermission {
+            participant,
+            audio,
+            video,
+        })
+    }
+}
+
+struct Worker {
+    sfu: Sfu,
+    socket: UdpSocket,
+    local_addr: SocketAddr,
+    waker_addr: SocketAddr,
+    commands: Receiver<Command>,
+    sink: Box<dyn FnMut(WorkerEvent) + Send>,
+}
+
+impl Worker {
+    fn run(&mut self) {
+        let mut buf = vec![0u8; RECV_BUF];
+        loop {
+            loop {
+                match self.commands.try_recv() {
+                    Ok(Command::Shutdown) | Err(TryRecvError::Disconnected) => {
+                        self.close_all();
+                        return;
+                    }
+                    Ok(command) => {
+                        self.apply(command);
+                        self.flush();
+                    }
+                    Err(TryRecvError::Empty) => break,
+                }
+            }
+            self.flush();
+
+            let wait = self
+                .sfu
+                .poll_timeout()
+                .map_or(IDLE_WAIT, |t| t.saturating_duration_since(Instant::now()));
+            // A zero read timeout is an error; 1 ms is the floor.
+            let wait = wait.clamp(Duration::from_millis(1), IDLE_WAIT);
+            if let Err(e) = self.socket.set_read_timeout(Some(wait)) {
+                warn!(error = %e, "media socket read timeout");
+            }
+            match self.socket.recv_from(&mut buf) {
+                Ok((_, source)) if source == self.waker_addr => {}
+                Ok((n, source)) => {
+                    self.sfu
+                        .handle_receive(Instant::now(), source, self.local_addr, &buf[..n]);
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                // E.g. an ICMP error surfacing on the socket: not fatal for the others.
+                Err(e) => debug!(error = %e, "media socket receive"),
+            }
+            let now = Instant::now();
+            if self.sfu.poll_timeout().is_some_and(|t| t <= now) {
+                self.sfu.handle_timeout(now);
+            }
+        }
+    }
+
+    fn apply(&mut self, command: Command) {
+        let now = Instant::now();
+        let (participant, result) = match command {
+            Command::AddPeer { room, participant } => {
+                let r = self.sfu.add_peer(now, room, participant.clone());
+                (participant, r)
+            }
+            Command::RemovePeer { participant } => {
+                self.sfu.remove_peer(now, &participant);
+                (participant, Ok(()))
+            }
+            Command::AcceptOffer { participant, sdp } => {
+                match self.sfu.accept_offer(now, &participant, &sdp) {
+                    Ok(sdp) => {
+                        (self.sink)(WorkerEvent::Answer { participant, sdp });
+                        return;
+                    }
+                    Err(e) => (participant, Err(e)),
+                }
+            }
+            Command::AcceptAnswer { participant, sdp } => {
+                let r = self.sfu.accept_answer(now, &participant, &sdp);
+                (participant, r)
+            }
+            Command::AddRemoteCandidate {
+                participant,
+                candidate,
+            } => {
+                let r = self.sfu.add_remote_candidate(now, &participant, &candidate);
+                (participant, r)
+            }
+            Command::SetPublishPermission {
+                participant,
+                audio,
+                video,
+            } => {
+                let r = self
+                    .sfu
+                    .set_publish_permission(now, &participant, audio, video);
+                (participant, r)
+            }
+            Command::Shutdown => return,
+        };
+        if let Err(error) = result {
+            debug!(participant.id = %participant, error = %error, "media command refused");
+            (self.sink)(WorkerEvent::Failed { participant, error });
+        }
+    }
+
+    /// Send what the SFU produced and hand its events to the sink.
+    fn flush(&mut self) {
+        while let Some(t) = self.sfu.poll_transmit() {
+            if let Err(e) = self.socket.send_to(&t.contents, t.destination) {
+                debug!(error = %e, "media socket send");
+            }
+        }
+        while let Some(event) = self.sfu.poll_event() {
+            (self.sink)(WorkerEvent::Media(event));
+        }
+    }
+
+    fn close_all(&mut self) {
+        let now = Instant::now();
+        let participants = self.sfu.participants();
+        for p in participants {
+            self.sfu.remove_peer(now, &p);
+        }
+        while let Some(t) = self.sfu.poll_transmit() {
+            let _ = self.socket.send_to(&t.contents, t.destination);
+        }
+    }
+}

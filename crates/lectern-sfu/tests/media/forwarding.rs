@@ -1,0 +1,462 @@
+//! The sans-IO core with str0m "browsers": no sockets, simulated time, deterministic.
+
+use std::time::Duration;
+
+use lectern_sfu::{MediaEvent, ParticipantId};
+use str0m::media::MediaKind;
+
+use crate::support::{Net, Received};
+
+const AV: &[MediaKind] = &[MediaKind::Audio, MediaKind::Video];
+const SECOND: Duration = Duration::from_secs(1);
+
+fn after(frames: Vec<&Received>, t: std::time::Instant) -> usize {
+    frames.iter().filter(|r| r.at > t).count()
+}
+
+#[test]
+fn subscribers_receive_the_publishers_audio_and_video() {
+    let mut net = Net::new();
+    net.join("r1", "early", "10.0.1.1:4000", &[]);
+    net.join("r1", "teacher", "10.0.1.2:4000", AV);
+    net.allow("teacher", true, true);
+    net.client_mut("teacher").sending = true;
+    net.run_for(2 * SECOND);
+    net.join("r1", "later", "10.0.1.3:4000", &[]);
+    net.run_for(2 * SECOND);
+
+    for id in ["early", "later"] {
+        let c = net.client(id);
+        assert!(c.connected, "{id} connected");
+        let video = c.frames(MediaKind::Video);
+        let audio = c.frames(MediaKind::Audio);
+        // 30 fps video and 50 audio frames/s for two seconds (at least), exactly as sent.
+        assert!(video.len() > 50, "{id}: {} video frames", video.len());
+        assert!(audio.len() > 90, "{id}: {} audio frames", audio.len());
+        assert!(
+            video.iter().chain(audio.iter()).all(|r| r.data_ok),
+            "{id}: payload intact"
+        );
+        assert!(
+            video.windows(2).all(|w| w[0].frame < w[1].frame),
+            "{id}: in order"
+        );
+    }
+    // Each subscriber got one offer with both tracks, not one per track.
+    assert_eq!(net.offers_for("early"), 1);
+    assert_eq!(net.offers_for("later"), 1);
+    // The publisher is not sent its own media.
+    assert!(net.client("teacher").received.is_empty());
+    // Everything was demultiplexed by ufrag or address: no peer-by-peer scans.
+    assert_eq!(net.sfu.stats().demux_scans, 0);
+    assert_eq!(net.sfu.stats().datagrams_unmatched, 0);
+}
+
+#[test]
+fn a_late_subscriber_gets_a_keyframe_at_once() {
+    let mut net = Net::new();
+    net.join("r1", "teacher", "10.0.1.2:4000", AV);
+    net.allow("teacher", true, true);
+    net.client_mut("teacher").sending = true;
+    // The test encoder sends a keyframe only at the start and when asked.
+    net.run_for(3 * SECOND);
+    assert!(net.client("teacher").keyframe_requests.is_empty());
+
+    let joined = net.now;
+    net.join("r1", "late", "10.0.1.3:4000", &[]);
+    net.run_until(SECOND, "the late joiner decodes video", |n| {
+        !n.client("late").frames(MediaKind::Video).is_empty()
+    });
+
+    let requests = &net.client("teacher").keyframe_requests;
+    assert!(
+        !requests.is_empty(),
+        "the publisher was asked for a keyframe"
+    );
+    assert!(requests[0] >= joined);
+    let first = net.client("late").frames(MediaKind::Video)[0].clone();
+    assert!(first.keyframe, "the first frame is the requested keyframe");
+    // Simulated time, so deterministic: one frame interval plus the handshake, not seconds.
+    assert!(
+        first.at - joined < Duration::from_millis(200),
+        "{:?}",
+        first.at - joined
+    );
+}
+
+#[test]
+fn a_new_subscriber_is_sent_no_video_before_a_keyframe() {
+    let mut net = Net::new();
+    net.join("r1", "teacher", "10.0.1.2:4000", AV);
+    net.allow("teacher", true, true);
+    net.client_mut("teacher").sending = true;
+    net.client_mut("teacher").ignore_keyframe_requests = true;
+    net.run_for(SECOND);
+
+    net.join("r1", "late", "10.0.1.3:4000", &[]);
+    net.run_for(SECOND);
+    // Undecodable delta frames are held back; audio flows.
+    assert!(net.client("late").frames(MediaKind::Video).is_empty());
+    assert!(net.client("late").frames(MediaKind::Audio).len() > 40);
+    assert!(net.sfu.stats().rtp_awaiting_keyframe > 20);
+
+    // The encoder finally sends a keyframe: video starts with it.
+    net.client_mut("teacher").want_keyframe = true;
+    net.run_for(SECOND);
+    let video = net.client("late").frames(MediaKind::Video);
+    assert!(video.len() > 20);
+    assert!(video[0].keyframe);
+    assert!(video.iter().all(|r| r.data_ok));
+}
+
+/// Every video frame from the first keyframe on, without a gap.
+fn assert_no_frame_lost(frames: &[&Received]) {
+    let numbers: Vec<u32> = frames.iter().map(|r| r.frame).collect();
+    assert!(numbers.len() > 50, "{} frames", numbers.len());
+    assert!(
+        numbers.windows(2).all(|w| w[1] == w[0] + 1),
+        "frames lost: {numbers:?}"
+    );
+    assert!(frames.iter().all(|r| r.data_ok));
+}
+
+#[test]
+fn packets_lost_towards_a_subscriber_are_retransmitted() {
+    let mut net = Net::new();
+    net.join("r1", "s1", "10.0.1.1:4000", &[]);
+    net.join("r1", "teacher", "10.0.1.2:4000", AV);
+    net.allow("teacher", true, true);
+    net.client_mut("teacher").sending = true;
+    net.lossy_link = Some(("10.0.1.1:4000".parse().unwrap(), 7));
+    net.run_for(3 * SECOND);
+    assert!(net.dropped > 20, "{} dropped", net.dropped);
+    // The subscriber NACKs, the SFU answers from its RTX cache (RTX SSRC).
+    assert_no_frame_lost(&net.client("s1").frames(MediaKind::Video));
+}
+
+#[test]
+fn packets_lost_from_a_publisher_are_recovered_and_forwarded() {
+    let mut net = Net::new();
+    net.join("r1", "s1", "10.0.1.1:4000", &[]);
+    net.join("r1", "teacher", "10.0.1.2:4000", AV);
+    net.allow("teacher", true, true);
+    net.client_mut("teacher").sending = true;
+    net.lossy_link = Some((crate::support::SFU_ADDR.parse().unwrap(), 7));
+    net.run_for(3 * SECOND);
+    assert!(net.dropped > 20, "{} dropped", net.dropped);
+    // The SFU NACKs the publisher and forwards the repaired packets.
+    assert_no_frame_lost(&net.client("s1").frames(MediaKind::Video));
+}
+
+#[test]
+fn keyframe_requests_to_a_publisher_are_coalesced() {
+    let mut net = Net::new();
+    net.join("r1", "teacher", "10.0.1.2:4000", AV);
+    net.allow("teacher", true, true);
+    net.client_mut("teacher").sending = true;
+    net.run_for(SECOND);
+
+    // A burst of joiners: each new subscriber wants a keyframe.
+    for i in 0..5 {
+        net.join("r1", &format!("s{i}"), &format!("10.0.2.{i}:4000"), &[]);
+    }
+    net.run_for(2 * SECOND);
+
+    let requests = &net.client("teacher").keyframe_requests;
+    assert!(!requests.is_empty());
+    let interval = Duration::from_millis(300);
+    assert!(
+        requests.windows(2).all(|w| w[1] - w[0] >= interval),
+        "at most one request per 300 ms: {:?}",
+        requests.windows(2).map(|w| w[1] - w[0]).collect::<Vec<_>>()
+    );
+    assert!(
+        requests.len() <= 3,
+        "{} requests for 5 joiners",
+        requests.len()
+    );
+    assert!(net.sfu.stats().keyframe_requests_coalesced >= 4);
+    for i in 0..5 {
+        let c = net.client(&format!("s{i}"));
+        assert!(!c.frames(MediaKind::Video).is_empty(), "s{i} sees video");
+    }
+}
+
+#[test]
+fn revoking_publish_permission_stops_forwarding_at_once() {
+    let mut net = Net::new();
+    net.join("r1", "teacher", "10.0.1.1:4000", &[]);
+    net.join("r1", "presenter", "10.0.1.2:4000", AV);
+    net.allow("presenter", true, true);
+    net.client_mut("presenter").sending = true;
+    net.run_for(SECOND);
+    assert!(!net.client("teacher").frames(MediaKind::Video).is_empty());
+    assert!(!net.client("teacher").frames(MediaKind::Audio).is_empty());
+
+    let revoked = net.now;
+    let sent_before = net.client("presenter").next_video;
+    net.allow("presenter", false, false);
+    net.run_for(SECOND);
+
+    assert!(
+        net.client("presenter").next_video > sent_before + 20,
+        "presenter kept sending"
+    );
+    let teacher = net.client("teacher");
+    assert_eq!(after(teacher.frames(MediaKind::Video), revoked), 0);
+    assert_eq!(after(teacher.frames(MediaKind::Audio), revoked), 0);
+    assert!(net.sfu.stats().rtp_denied > 50);
+    // Revoking is not a renegotiation.
+    assert_eq!(net.offers_for("teacher"), 1);
+
+    // Given the stage again: forwarding resumes on the same m-lines, from a fresh keyframe.
+    let granted = net.now;
+    let requests_before = net.client("presenter").keyframe_requests.len();
+    net.allow("presenter", true, true);
+    net.run_for(SECOND);
+    let teacher = net.client("teacher");
+    assert!(after(teacher.frames(MediaKind::Video), granted) > 20);
+    assert!(after(teacher.frames(MediaKind::Audio), granted) > 40);
+    let first_again = teacher
+        .frames(MediaKind::Video)
+        .into_iter()
+        .find(|r| r.at > granted)
+        .unwrap();
+    assert!(first_again.keyframe);
+    assert!(net.client("presenter").keyframe_requests.len() > requests_before);
+    assert_eq!(net.offers_for("teacher"), 1);
+}
+
+#[test]
+fn a_hard_muted_student_is_seen_but_not_heard_until_allowed_to_speak() {
+    let mut net = Net::new();
+    net.join("r1", "teacher", "10.0.1.1:4000", &[]);
+    net.join("r1", "student", "10.0.1.2:4000", AV);
+    net.allow("student", true, true);
+    net.client_mut("student").sending = true;
+    net.run_for(SECOND);
+
+    let muted = net.now;
+    net.allow("student", false, true);
+    net.run_for(SECOND);
+    let teacher = net.client("teacher");
+    assert_eq!(
+        after(teacher.frames(MediaKind::Audio), muted),
+        0,
+        "no audio while muted"
+    );
+    assert!(
+        after(teacher.frames(MediaKind::Video), muted) > 20,
+        "video continues"
+    );
+
+    let allowed = net.now;
+    net.allow("student", true, true);
+    net.run_for(SECOND);
+    let teacher = net.client("teacher");
+    assert!(
+        after(teacher.frames(MediaKind::Audio), allowed) > 40,
+        "audio again"
+    );
+    assert!(teacher.frames(MediaKind::Audio).iter().all(|r| r.data_ok));
+}
+
+#[test]
+fn a_student_without_permission_publishes_nothing() {
+    let mut net = Net::new();
+    net.join("r1", "teacher", "10.0.1.1:4000", &[]);
+    net.join("r1", "student", "10.0.1.2:4000", AV);
+    net.client_mut("student").sending = true;
+    net.run_for(SECOND);
+
+    assert!(net.client("student").connected);
+    assert!(net.client("teacher").received.is_empty());
+    // Not even announced: no m-lines for tracks nobody may see.
+    assert_eq!(net.offers_for("teacher"), 0);
+    assert!(net.sfu.stats().rtp_denied > 50);
+
+    // Called on and allowed to speak (audio only).
+    net.allow("student", true, false);
+    net.run_for(SECOND);
+    let teacher = net.client("teacher");
+    assert!(teacher.frames(MediaKind::Audio).len() > 40);
+    assert!(teacher.frames(MediaKind::Video).is_empty());
+    let last_offer = net
+        .events_for("teacher")
+        .into_iter()
+        .rfind(|e| matches!(e, MediaEvent::Offer { .. }));
+    match last_offer {
+        Some(MediaEvent::Offer { tracks, .. }) => {
+            assert_eq!(tracks.len(), 1);
+            assert_eq!(tracks[0].publisher, ParticipantId::from("student"));
+            assert_eq!(tracks[0].kind, lectern_sfu::MediaKind::Audio);
+        }
+        other => panic!("expected an offer, got {other:?}"),
+    }
+}
+
+#[test]
+fn connectivity_checks_from_an_unsignalled_address_are_accepted() {
+    let mut net = Net::new();
+    net.join("r1", "teacher", "10.0.1.2:4000", AV);
+    net.allow("teacher", true, true);
+    net.client_mut("teacher").sending = true;
+    // Both behind NATs: the SFU sees neither address in any SDP or trickled candidate.
+    net.join_via("r1", "home", "192.168.1.20:5000", "198.51.100.7:61001", &[]);
+    net.join_via(
+        "r1",
+        "dorm",
+        "192.168.1.20:5000",
+        "198.51.100.8:40404",
+        &[AV[0]],
+    );
+    net.run_for(2 * SECOND);
+
+    for id in ["home", "dorm"] {
+        let c = net.client(id);
+        assert!(
+            c.connected,
+            "{id} connected through its peer-reflexive address"
+        );
+        assert!(c.frames(MediaKind::Video).len() > 30, "{id} receives video");
+    }
+    assert_eq!(net.sfu.stats().datagrams_unmatched, 0);
+}
+
+/// A STUN binding request for `ufrag` that fails MESSAGE-INTEGRITY (wrong password).
+fn forged_binding_request(ufrag: &str) -> Vec<u8> {
+    use str0m::ice::{StunMessage, TransId};
+    let username = format!("{ufrag}:attacker");
+    let msg = StunMessage::binding_request(&username, TransId::new(), true, 1, 1, true);
+    let mut buf = vec![0u8; 1500];
+    let n = msg
+        .to_bytes(Some(b"wrong password"), &mut buf, |_, _| [7u8; 20])
+        .unwrap();
+    buf.truncate(n);
+    buf
+}
+
+fn sfu_ufrag_in(sdp: &str) -> String {
+    let line = sdp
+        .lines()
+        .find(|l| l.starts_with("a=ice-ufrag:"))
+        .expect("ufrag");
+    line["a=ice-ufrag:".len()..].to_string()
+}
+
+#[test]
+fn a_forged_connectivity_check_cannot_steal_a_publishers_address() {
+    let mut net = Net::new();
+    net.join("r1", "s1", "10.0.1.1:4000", &[]);
+    net.join("r1", "teacher", "10.0.1.2:4000", AV);
+    net.allow("teacher", true, true);
+    net.client_mut("teacher").sending = true;
+    net.run_for(SECOND);
+
+    // s1 knows the SFU's ufrag for its own peer (from the SDP) and forges a check that
+    // claims to come from the teacher's address.
+    let ufrag = match net
+        .events_for("s1")
+        .into_iter()
+        .find(|e| matches!(e, MediaEvent::Offer { .. }))
+    {
+        Some(MediaEvent::Offer { sdp, .. }) => sfu_ufrag_in(sdp),
+        _ => panic!("s1 got an offer"),
+    };
+    let forged = forged_binding_request(&ufrag);
+    let (now, teacher_addr, sfu_addr) = (net.now, net.client("teacher").seen_as, net.sfu_addr);
+    assert!(net.sfu.handle_receive(now, teacher_addr, sfu_addr, &forged));
+    net.pump();
+
+    // The teacher's media is still demultiplexed to the teacher.
+    let forged_at = net.now;
+    net.run_for(SECOND);
+    let s1 = net.client("s1");
+    assert!(
+        s1.frames(MediaKind::Video)
+            .iter()
+            .filter(|r| r.at > forged_at)
+            .count()
+            > 25
+    );
+    assert!(
+        s1.frames(MediaKind::Audio)
+            .iter()
+            .filter(|r| r.at > forged_at)
+            .count()
+            > 45
+    );
+}
+
+#[test]
+fn a_publisher_leaving_stops_its_tracks_for_subscribers() {
+    let mut net = Net::new();
+    net.join("r1", "s1", "10.0.1.1:4000", &[]);
+    net.join("r1", "teacher", "10.0.1.2:4000", AV);
+    net.allow("teacher", true, true);
+    net.client_mut("teacher").sending = true;
+    net.run_for(SECOND);
+
+    let now = net.now;
+    net.client_mut("teacher").sending = false;
+    net.sfu.remove_peer(now, &ParticipantId::from("teacher"));
+    net.pump();
+    let offers: Vec<&MediaEvent> = net
+        .events_for("s1")
+        .into_iter()
+        .filter(|e| matches!(e, MediaEvent::Offer { .. }))
+        .collect();
+    assert_eq!(
+        offers.len(),
+        2,
+        "an offer adding the tracks, one stopping them"
+    );
+    let MediaEvent::Offer { sdp, tracks, .. } = offers[1] else {
+        unreachable!()
+    };
+    assert!(tracks.is_empty());
+    assert_eq!(
+        sdp.matches("m=audio 0 ").count() + sdp.matches("m=video 0 ").count(),
+        2,
+        "{sdp}"
+    );
+    assert!(!net.sfu.has_peer(&ParticipantId::from("teacher")));
+    assert_eq!(net.sfu.stats().peers, 1);
+    // The SFU keeps running for the rest.
+    net.run_for(SECOND);
+}
+
+#[test]
+fn the_browsers_offer_wins_a_glare_and_the_sfu_offers_again() {
+    let mut net = Net::new();
+    net.auto_answer = false;
+    net.join("r1", "s1", "10.0.1.1:4000", &[]);
+    net.join("r1", "teacher", "10.0.1.2:4000", AV);
+    net.allow("teacher", true, true);
+    // str0m reports a publisher's tracks once it is connected.
+    net.run_until(SECOND, "the SFU offers s1 the teacher's tracks", |n| {
+        n.offers_for("s1") == 1
+    });
+
+    // s1 ignores that offer (it has its own in flight, like a browser in have-local-offer).
+    let now = net.now;
+    let s1 = ParticipantId::from("s1");
+    let offer = net.client_mut("s1").make_offer(now, &[MediaKind::Audio]);
+    let answer = net
+        .sfu
+        .accept_offer(now, &s1, &offer)
+        .expect("browser offer accepted");
+    net.client_mut("s1").accept_answer(now, &answer);
+    net.auto_answer = true;
+    net.pump();
+    assert_eq!(
+        net.offers_for("s1"),
+        2,
+        "the abandoned changes were offered again"
+    );
+
+    net.client_mut("teacher").sending = true;
+    net.run_for(SECOND);
+    assert!(net.client("s1").frames(MediaKind::Video).len() > 20);
+    assert!(net.client("s1").frames(MediaKind::Audio).len() > 40);
+}

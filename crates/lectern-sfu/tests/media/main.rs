@@ -1,0 +1,5 @@
+//! Media-plane tests: one binary, modules by layer.
+
+mod forwarding;
+mod support;
+mod worker;

@@ -1,0 +1,493 @@
+//! In-process "browsers" (str0m peers in frame mode, a different mode and ICE role than the
+//! SFU's) wired to the SFU through in-memory packet passing on a simulated clock.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use lectern_sfu::{MediaEvent, ParticipantId, RoomId, Sfu, SfuConfig};
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::format::Codec;
+use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Output, Rtc};
+
+pub const SFU_ADDR: &str = "10.0.0.1:5000";
+
+/// Logs for debugging a test: `RUST_LOG=lectern_sfu=debug,str0m=debug cargo test ...`.
+pub fn init_log() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
+}
+
+/// What the test publisher puts in every frame after the codec header: a tag and a counter,
+/// so a receiver can tell exactly which frame arrived.
+pub fn frame_payload(kind: MediaKind, n: u32, keyframe: bool) -> Vec<u8> {
+    let mut data = Vec::new();
+    match kind {
+        // VP8 payload header: bit 0 of the first byte is P (0 = keyframe).
+        MediaKind::Video => data.push(if keyframe { 0x10 } else { 0x11 }),
+        MediaKind::Audio => data.push(0xfc), // an Opus TOC byte
+    }
+    data.extend_from_slice(b"LECTERN");
+    data.extend_from_slice(&n.to_be_bytes());
+    // Video frames span several RTP packets; audio fits in one.
+    let len = if kind == MediaKind::Video { 2500 } else { 120 };
+    while data.len() < len {
+        data.push((data.len() % 251) as u8);
+    }
+    data
+}
+
+/// The frame number of a payload made by [`frame_payload`], if it is one.
+pub fn frame_number(data: &[u8]) -> Option<u32> {
+    if data.len() < 12 || &data[1..8] != b"LECTERN" {
+        return None;
+    }
+    Some(u32::from_be_bytes(data[8..12].try_into().unwrap()))
+}
+
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub at: Instant,
+    pub kind: MediaKind,
+    pub frame: u32,
+    pub keyframe: bool,
+    pub data_ok: bool,
+}
+
+/// One simulated browser.
+pub struct Client {
+    pub id: ParticipantId,
+    pub rtc: Rtc,
+    /// The host candidate it advertises.
+    pub addr: SocketAddr,
+    /// The address the SFU sees its packets come from (differs behind a NAT).
+    pub seen_as: SocketAddr,
+    pub pending: Option<SdpPendingOffer>,
+    pub connected: bool,
+    pub publish: Vec<(Mid, MediaKind)>,
+    pub received: Vec<Received>,
+    pub keyframe_requests: Vec<Instant>,
+    pub media_added: Vec<(Mid, MediaKind)>,
+    /// Publisher state: next frame numbers and whether the next video frame is a keyframe.
+    pub next_video: u32,
+    pub next_audio: u32,
+    pub want_keyframe: bool,
+    /// An encoder that does not react to PLI/FIR (it still records them).
+    pub ignore_keyframe_requests: bool,
+    pub sending: bool,
+    pub last_video: Option<Instant>,
+    pub last_audio: Option<Instant>,
+    timeout: Instant,
+    outbox: VecDeque<(SocketAddr, Vec<u8>)>,
+}
+
+impl Client {
+    pub fn new(now: Instant, id: &str, addr: &str) -> Client {
+        Client::at(now, id, addr.parse().unwrap())
+    }
+
+    pub fn at(now: Instant, id: &str, addr: SocketAddr) -> Client {
+        let mut rtc = Rtc::builder().build(now);
+        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+        let mut c = Client {
+            id: ParticipantId::from(id),
+            rtc,
+            addr,
+            seen_as: addr,
+            pending: None,
+            connected: false,
+            publish: Vec::new(),
+            received: Vec::new(),
+            keyframe_requests: Vec::new(),
+            media_added: Vec::new(),
+            next_video: 0,
+            next_audio: 0,
+            want_keyframe: true,
+            ignore_keyframe_requests: false,
+            sending: false,
+            last_video: None,
+            last_audio: None,
+            timeout: now,
+            outbox: VecDeque::new(),
+        };
+        c.drain(now);
+        c
+    }
+
+    /// The next datagram this client wants sent: (destination, contents).
+    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+        self.outbox.pop_front()
+    }
+
+    /// Poll str0m until its next timeout, keeping what it produced.
+    pub fn drain(&mut self, now: Instant) {
+        loop {
+            match self.rtc.poll_output().expect("client poll") {
+                Output::Timeout(t) => {
+                    self.timeout = t;
+                    return;
+                }
+                Output::Transmit(t) => self.outbox.push_back((t.destination, t.contents.into())),
+                Output::Event(e) => self.on_event(now, e),
+            }
+        }
+    }
+
+    fn on_event(&mut self, now: Instant, e: Event) {
+        match e {
+            Event::Connected => self.connected = true,
+            Event::MediaAdded(m) => self.media_added.push((m.mid, m.kind)),
+            Event::KeyframeRequest(_) => {
+                self.keyframe_requests.push(now);
+                self.want_keyframe |= !self.ignore_keyframe_requests;
+            }
+            Event::MediaData(d) => {
+                let kind = if d.params.spec().codec == Codec::Opus {
+                    MediaKind::Audio
+                } else {
+                    MediaKind::Video
+                };
+                if let Some(frame) = frame_number(&d.data) {
+                    let expected = frame_payload(kind, frame, d.data[0] == 0x10);
+                    self.received.push(Received {
+                        at: now,
+                        kind,
+                        frame,
+                        keyframe: kind == MediaKind::Video && d.data[0] == 0x10,
+                        data_ok: *d.data == *expected,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// An offer publishing one send-only m-line per kind given (possibly none: then a data
+    /// channel, as a receive-only browser might open with).
+    pub fn make_offer(&mut self, now: Instant, kinds: &[MediaKind]) -> String {
+        let mut api = self.rtc.sdp_api();
+        let mut mids = Vec::new();
+        for &kind in kinds {
+            mids.push((
+                api.add_media(
+                    kind,
+                    Direction::SendOnly,
+                    Some(self.id.to_string()),
+                    None,
+                    None,
+                ),
+                kind,
+            ));
+        }
+        if kinds.is_empty() {
+            api.add_channel("lectern".into());
+        }
+        let (offer, pending) = api.apply().expect("offer");
+        self.pending = Some(pending);
+        self.publish.extend(mids);
+        self.drain(now);
+        offer.to_sdp_string()
+    }
+
+    pub fn accept_answer(&mut self, now: Instant, sdp: &str) {
+        let answer = SdpAnswer::from_sdp_string(sdp).expect("answer parses");
+        let pending = self.pending.take().expect("pending offer");
+        self.rtc
+            .sdp_api()
+            .accept_answer(pending, answer)
+            .expect("answer accepted");
+        self.drain(now);
+    }
+
+    pub fn accept_offer(&mut self, now: Instant, sdp: &str) -> String {
+        let offer = SdpOffer::from_sdp_string(sdp).expect("offer parses");
+        let answer = self
+            .rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .expect("offer accepted");
+        self.drain(now);
+        answer.to_sdp_string()
+    }
+
+    pub fn receive(&mut self, now: Instant, source: SocketAddr, contents: &[u8]) {
+        let receive = Receive::new(Protocol::Udp, source, self.addr, contents).expect("datagram");
+        self.rtc
+            .handle_input(Input::Receive(now, receive))
+            .expect("client input");
+        self.drain(now);
+    }
+
+    pub fn tick(&mut self, now: Instant) {
+        if self.sending && self.connected {
+            self.send_media(now);
+        }
+        if self.timeout <= now {
+            self.rtc
+                .handle_input(Input::Timeout(now))
+                .expect("client timeout");
+            self.drain(now);
+        }
+    }
+
+    /// A camera at 30 fps and a microphone at 50 packets/s, on whichever m-lines it publishes.
+    fn send_media(&mut self, now: Instant) {
+        for (mid, kind) in self.publish.clone() {
+            let (last, period) = match kind {
+                MediaKind::Video => (&mut self.last_video, Duration::from_millis(33)),
+                MediaKind::Audio => (&mut self.last_audio, Duration::from_millis(20)),
+            };
+            if last.is_some_and(|t| now < t + period) {
+                continue;
+            }
+            *last = Some(now);
+            let (n, keyframe) = match kind {
+                MediaKind::Video => {
+                    self.next_video += 1;
+                    (self.next_video, std::mem::take(&mut self.want_keyframe))
+                }
+                MediaKind::Audio => {
+                    self.next_audio += 1;
+                    (self.next_audio, false)
+                }
+            };
+            let Some(writer) = self.rtc.writer(mid) else {
+                continue; // closed
+            };
+            let codec = match kind {
+                MediaKind::Video => Codec::Vp8,
+                MediaKind::Audio => Codec::Opus,
+            };
+            let pt = writer
+                .payload_params()
+                .find(|p| p.spec().codec == codec)
+                .expect("codec negotiated")
+                .pt();
+            let clock = match kind {
+                MediaKind::Video => Frequency::NINETY_KHZ,
+                MediaKind::Audio => Frequency::FORTY_EIGHT_KHZ,
+            };
+            let period_ticks = match kind {
+                MediaKind::Video => 3000,
+                MediaKind::Audio => 960,
+            };
+            let time = MediaTime::new(n as u64 * period_ticks, clock);
+            writer
+                .write(pt, now, time, frame_payload(kind, n, keyframe))
+                .expect("write");
+            self.drain(now);
+        }
+    }
+
+    pub fn frames(&self, kind: MediaKind) -> Vec<&Received> {
+        self.received.iter().filter(|r| r.kind == kind).collect()
+    }
+}
+
+/// The SFU plus clients, exchanging datagrams in memory and signalling by direct calls.
+pub struct Net {
+    pub now: Instant,
+    pub sfu: Sfu,
+    pub sfu_addr: SocketAddr,
+    pub clients: Vec<Client>,
+    pub events: Vec<MediaEvent>,
+    /// Answer SFU offers automatically (as the browser client does).
+    pub auto_answer: bool,
+    pub step: Duration,
+    /// Packet loss: drop every n-th large datagram (media, not handshakes) to this address.
+    pub lossy_link: Option<(SocketAddr, usize)>,
+    pub dropped: usize,
+    large_seen: usize,
+}
+
+impl Net {
+    pub fn new() -> Net {
+        init_log();
+        let now = Instant::now();
+        let sfu_addr: SocketAddr = SFU_ADDR.parse().unwrap();
+        let sfu = Sfu::new(SfuConfig::new(vec![sfu_addr])).expect("sfu");
+        Net {
+            now,
+            sfu,
+            sfu_addr,
+            clients: Vec::new(),
+            events: Vec::new(),
+            auto_answer: true,
+            step: Duration::from_millis(2),
+            lossy_link: None,
+            dropped: 0,
+            large_seen: 0,
+        }
+    }
+
+    pub fn client(&self, id: &str) -> &Client {
+        self.clients
+            .iter()
+            .find(|c| c.id.as_str() == id)
+            .expect("known client")
+    }
+
+    pub fn client_mut(&mut self, id: &str) -> &mut Client {
+        self.clients
+            .iter_mut()
+            .find(|c| c.id.as_str() == id)
+            .expect("known client")
+    }
+
+    /// Join a client to `room` and, if it publishes (or has nothing to wait for), have it
+    /// offer first, as the browser does.
+    pub fn join(&mut self, room: &str, id: &str, addr: &str, publish: &[MediaKind]) {
+        self.join_via(room, id, addr, addr, publish);
+    }
+
+    /// Join from behind a NAT: the client advertises `addr`, the SFU sees `seen_as`.
+    pub fn join_via(
+        &mut self,
+        room: &str,
+        id: &str,
+        addr: &str,
+        seen_as: &str,
+        publish: &[MediaKind],
+    ) {
+        let now = self.now;
+        let mut client = Client::new(now, id, addr);
+        client.seen_as = seen_as.parse().unwrap();
+        self.clients.push(client);
+        let pid = ParticipantId::from(id);
+        self.sfu
+            .add_peer(now, RoomId::from(room), pid.clone())
+            .expect("add peer");
+        if !publish.is_empty() {
+            let offer = self.client_mut(id).make_offer(now, publish);
+            let answer = self
+                .sfu
+                .accept_offer(now, &pid, &offer)
+                .expect("sfu answers");
+            self.client_mut(id).accept_answer(now, &answer);
+        }
+        self.pump();
+    }
+
+    pub fn allow(&mut self, id: &str, audio: bool, video: bool) {
+        let now = self.now;
+        self.sfu
+            .set_publish_permission(now, &ParticipantId::from(id), audio, video)
+            .expect("permission");
+        self.pump();
+    }
+
+    fn lose(&mut self, destination: SocketAddr, len: usize) -> bool {
+        let Some((addr, n)) = self.lossy_link else {
+            return false;
+        };
+        if addr != destination || len < 500 {
+            return false;
+        }
+        self.large_seen += 1;
+        let drop = self.large_seen.is_multiple_of(n);
+        self.dropped += drop as usize;
+        drop
+    }
+
+    /// Move datagrams and signalling until nothing moves.
+    pub fn pump(&mut self) {
+        let now = self.now;
+        loop {
+            let mut moved = false;
+            for i in 0..self.clients.len() {
+                while let Some((dest, bytes)) = self.clients[i].outbox.pop_front() {
+                    moved = true;
+                    if dest == self.sfu_addr && !self.lose(dest, bytes.len()) {
+                        let seen_as = self.clients[i].seen_as;
+                        self.sfu.handle_receive(now, seen_as, self.sfu_addr, &bytes);
+                    }
+                }
+            }
+            while let Some(t) = self.sfu.poll_transmit() {
+                moved = true;
+                assert_eq!(t.source, self.sfu_addr);
+                if self.lose(t.destination, t.contents.len()) {
+                    continue;
+                }
+                if let Some(c) = self.clients.iter_mut().find(|c| c.seen_as == t.destination) {
+                    c.receive(now, self.sfu_addr, &t.contents);
+                }
+            }
+            while let Some(e) = self.sfu.poll_event() {
+                moved = true;
+                if let (
+                    MediaEvent::Offer {
+                        participant, sdp, ..
+                    },
+                    true,
+                ) = (&e, self.auto_answer)
+                {
+                    let c = self
+                        .clients
+                        .iter_mut()
+                        .find(|c| &c.id == participant)
+                        .expect("offer for a known client");
+                    let answer = c.accept_offer(now, sdp);
+                    self.sfu
+                        .accept_answer(now, participant, &answer)
+                        .expect("sfu accepts answer");
+                }
+                self.events.push(e);
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    /// Run the simulated clock forward.
+    pub fn run_for(&mut self, duration: Duration) {
+        let end = self.now + duration;
+        while self.now < end {
+            self.now += self.step;
+            let now = self.now;
+            for c in &mut self.clients {
+                c.tick(now);
+            }
+            if self.sfu.poll_timeout().is_some_and(|t| t <= now) {
+                self.sfu.handle_timeout(now);
+            }
+            self.pump();
+        }
+    }
+
+    pub fn events_for(&self, id: &str) -> Vec<&MediaEvent> {
+        self.events
+            .iter()
+            .filter(|e| match e {
+                MediaEvent::Offer { participant, .. }
+                | MediaEvent::Connected { participant }
+                | MediaEvent::Disconnected { participant }
+                | MediaEvent::TrackPublished { participant, .. }
+                | MediaEvent::TrackUnpublished { participant, .. } => participant.as_str() == id,
+            })
+            .collect()
+    }
+
+    pub fn offers_for(&self, id: &str) -> usize {
+        self.events_for(id)
+            .iter()
+            .filter(|e| matches!(e, MediaEvent::Offer { .. }))
+            .count()
+    }
+
+    /// Run until `cond` holds, or fail after `limit` of simulated time.
+    pub fn run_until(&mut self, limit: Duration, what: &str, mut cond: impl FnMut(&Net) -> bool) {
+        let end = self.now + limit;
+        while !cond(self) {
+            assert!(self.now < end, "timed out (simulated) waiting for: {what}");
+            self.run_for(self.step);
+        }
+    }
+}

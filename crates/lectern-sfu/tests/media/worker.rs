@@ -1,0 +1,173 @@
+//! The driver: a media worker thread with a real UDP socket on 127.0.0.1, str0m clients on
+//! their own sockets, signalling through the worker's command and event channels.
+
+use std::net::UdpSocket;
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use lectern_sfu::{
+    MediaEvent, MediaWorker, ParticipantId, RoomId, SfuError, WorkerConfig, WorkerEvent,
+};
+use str0m::media::MediaKind;
+
+use crate::support::Client;
+
+struct UdpClient {
+    socket: UdpSocket,
+    client: Client,
+}
+
+impl UdpClient {
+    fn new(id: &str) -> UdpClient {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(2)))
+            .unwrap();
+        let addr = socket.local_addr().unwrap();
+        UdpClient {
+            socket,
+            client: Client::at(Instant::now(), id, addr),
+        }
+    }
+
+    fn id(&self) -> ParticipantId {
+        self.client.id.clone()
+    }
+
+    /// Send what str0m wants sent, then wait briefly for one datagram.
+    fn step(&mut self) {
+        self.client.tick(Instant::now());
+        while let Some((dest, bytes)) = self.client.poll_transmit() {
+            self.socket.send_to(&bytes, dest).unwrap();
+        }
+        let mut buf = [0u8; 2048];
+        while let Ok((n, source)) = self.socket.recv_from(&mut buf) {
+            self.client.receive(Instant::now(), source, &buf[..n]);
+            while let Some((dest, bytes)) = self.client.poll_transmit() {
+                self.socket.send_to(&bytes, dest).unwrap();
+            }
+        }
+    }
+}
+
+fn spawn_worker() -> (MediaWorker, Receiver<WorkerEvent>) {
+    crate::support::init_log();
+    let (tx, rx) = mpsc::channel();
+    let config = WorkerConfig::new("127.0.0.1:0".parse().unwrap());
+    let worker = MediaWorker::spawn(config, move |event| {
+        let _ = tx.send(event);
+    })
+    .expect("worker starts");
+    (worker, rx)
+}
+
+/// Wait for `cond`, driving the clients and answering the worker's signalling meanwhile.
+fn drive_until(
+    worker: &MediaWorker,
+    events: &Receiver<WorkerEvent>,
+    clients: &mut [&mut UdpClient],
+    what: &str,
+    mut cond: impl FnMut(&[&mut UdpClient]) -> bool,
+) {
+    // A generous deadline against hangs, not a performance assertion.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let handle = worker.handle();
+    while !cond(clients) {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        while let Ok(event) = events.try_recv() {
+            match event {
+                WorkerEvent::Answer { participant, sdp } => {
+                    let c = clients.iter_mut().find(|c| c.id() == participant).unwrap();
+                    c.client.accept_answer(Instant::now(), &sdp);
+                }
+                WorkerEvent::Media(MediaEvent::Offer {
+                    participant, sdp, ..
+                }) => {
+                    let c = clients.iter_mut().find(|c| c.id() == participant).unwrap();
+                    let answer = c.client.accept_offer(Instant::now(), &sdp);
+                    handle.accept_answer(participant, answer).unwrap();
+                }
+                WorkerEvent::Failed { participant, error } => {
+                    panic!("command for {participant} failed: {error}")
+                }
+                WorkerEvent::Media(_) => {}
+            }
+        }
+        for c in clients.iter_mut() {
+            c.step();
+        }
+    }
+}
+
+#[test]
+fn a_media_worker_forwards_between_real_udp_sockets() {
+    let (worker, events) = spawn_worker();
+    assert!(worker.local_addr().ip().is_loopback());
+    let handle = worker.handle();
+    let room = RoomId::from("r1");
+    let mut teacher = UdpClient::new("teacher");
+    let mut student = UdpClient::new("student");
+
+    handle.add_peer(room.clone(), student.id()).unwrap();
+    handle.add_peer(room, teacher.id()).unwrap();
+    handle
+        .set_publish_permission(teacher.id(), true, true)
+        .unwrap();
+    let offer = teacher
+        .client
+        .make_offer(Instant::now(), &[MediaKind::Audio, MediaKind::Video]);
+    handle.accept_offer(teacher.id(), offer).unwrap();
+    teacher.client.sending = true;
+
+    drive_until(
+        &worker,
+        &events,
+        &mut [&mut teacher, &mut student],
+        "the student receives a second of audio and video",
+        |c| {
+            c[1].client.frames(MediaKind::Video).len() >= 30
+                && c[1].client.frames(MediaKind::Audio).len() >= 50
+        },
+    );
+    assert!(student.client.received.iter().all(|r| r.data_ok));
+    assert!(student.client.frames(MediaKind::Video)[0].keyframe);
+    worker.shutdown();
+}
+
+#[test]
+fn a_refused_command_is_reported_as_an_event() {
+    let (worker, events) = spawn_worker();
+    let handle = worker.handle();
+    let ghost = ParticipantId::from("ghost");
+    handle
+        .accept_offer(ghost.clone(), "v=0\r\n".into())
+        .unwrap();
+    handle.add_peer(RoomId::from("r1"), ghost.clone()).unwrap();
+    handle
+        .accept_answer(ghost.clone(), "not sdp".into())
+        .unwrap();
+    handle.add_peer(RoomId::from("r1"), ghost.clone()).unwrap();
+
+    let mut codes = Vec::new();
+    while codes.len() < 3 {
+        match events
+            .recv_timeout(Duration::from_secs(30))
+            .expect("an event")
+        {
+            WorkerEvent::Failed { participant, error } => {
+                assert_eq!(participant, ghost);
+                codes.push(error.code());
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(
+        codes,
+        ["invalid_sdp", "invalid_sdp", "duplicate_participant"]
+    );
+    assert!(matches!(
+        SfuError::UnknownParticipant(ghost).code(),
+        "unknown_participant"
+    ));
+    drop(worker);
+}
