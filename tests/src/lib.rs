@@ -233,7 +233,11 @@ impl Client {
             };
             match next {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => self.closed = true,
-                Some(Ok(Message::Ping(_))) => pings += 1,
+                Some(Ok(Message::Ping(_))) => {
+                    pings += 1;
+                    // tungstenite queues the pong; flush it now, as a browser would answer.
+                    self.ws.flush().await?;
+                }
                 Some(Ok(Message::Text(t))) => {
                     self.received.push(serde_json::from_str(&t)?);
                     self.taken.push(false);

@@ -88,6 +88,15 @@ pub fn client_messages() -> Vec<ClientMessage> {
             },
         },
         ClientMessage::Leave,
+        ClientMessage::MediaOffer {
+            sdp: "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\n...".into(),
+        },
+        ClientMessage::MediaAnswer {
+            sdp: "v=0\r\no=- 7236182398455 3 IN IP4 127.0.0.1\r\n...".into(),
+        },
+        ClientMessage::MediaCandidate {
+            candidate: "candidate:1 1 udp 2113937151 192.0.2.10 54400 typ host".into(),
+        },
     ]
 }
 
@@ -132,6 +141,24 @@ pub fn server_messages() -> Vec<ServerMessage> {
         ServerMessage::Closing {
             reason: CloseReason::ServerShutdown,
             message: "the server is restarting; reconnect in a moment".into(),
+        },
+        ServerMessage::SfuAnswer {
+            sdp: "v=0\r\no=str0m-1 1 2 IN IP4 0.0.0.0\r\n...".into(),
+        },
+        ServerMessage::SfuOffer {
+            sdp: "v=0\r\no=str0m-1 1 3 IN IP4 0.0.0.0\r\n...".into(),
+            tracks: vec![
+                MediaTrack {
+                    mid: "1".into(),
+                    participant_id: pid("t-grace"),
+                    kind: MediaKind::Audio,
+                },
+                MediaTrack {
+                    mid: "2".into(),
+                    participant_id: pid("t-grace"),
+                    kind: MediaKind::Video,
+                },
+            ],
         },
     ]
 }

@@ -273,6 +273,14 @@ pub enum ClientMessage {
     SetMedia { media: MediaState },
     /// Leave the class now (no reconnect grace period).
     Leave,
+    /// WebRTC: the client's SDP offer for its one peer connection (what it publishes; a data
+    /// channel when it only receives). Answered with `media_answer`, then the ack.
+    MediaOffer { sdp: String },
+    /// WebRTC: the client's SDP answer to a server `media_offer`.
+    MediaAnswer { sdp: String },
+    /// WebRTC: a trickled ICE candidate (`candidate:...`; empty at the end). Optional: the
+    /// server also learns the client's address from its connectivity checks.
+    MediaCandidate { candidate: String },
 }
 
 impl ClientMessage {
@@ -299,6 +307,9 @@ impl ClientMessage {
         "react",
         "set_media",
         "leave",
+        "media_offer",
+        "media_answer",
+        "media_candidate",
     ];
 
     /// The wire name of this message's type.
@@ -325,6 +336,9 @@ impl ClientMessage {
             ClientMessage::React { .. } => "react",
             ClientMessage::SetMedia { .. } => "set_media",
             ClientMessage::Leave => "leave",
+            ClientMessage::MediaOffer { .. } => "media_offer",
+            ClientMessage::MediaAnswer { .. } => "media_answer",
+            ClientMessage::MediaCandidate { .. } => "media_candidate",
         }
     }
 
@@ -419,6 +433,31 @@ pub enum ServerMessage {
         reason: CloseReason,
         message: String,
     },
+    /// WebRTC: the SFU's answer to the client's `media_offer`.
+    SfuAnswer { sdp: String },
+    /// WebRTC: the SFU offers media to the client (new or stopped tracks). The client sets it as
+    /// its remote description and replies with `media_answer`. `tracks` says whose media each
+    /// new m-line (by `mid`) carries.
+    SfuOffer {
+        sdp: String,
+        tracks: Vec<MediaTrack>,
+    },
+}
+
+/// Audio or video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaKind {
+    Audio,
+    Video,
+}
+
+/// One m-line of a server `media_offer`: the track of `participant_id` it carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaTrack {
+    pub mid: String,
+    pub participant_id: ParticipantId,
+    pub kind: MediaKind,
 }
 
 impl ServerMessage {
@@ -432,6 +471,8 @@ impl ServerMessage {
         "ack",
         "error",
         "closing",
+        "sfu_answer",
+        "sfu_offer",
     ];
 
     /// A typed error reply.

@@ -36,6 +36,9 @@ pub enum RoomError {
     /// A hello reached the room after the handshake (the driver should have refused it).
     #[error("the hello was already received")]
     UnexpectedHello,
+    /// WebRTC signalling reached the room; the driver handles it.
+    #[error("media signalling is handled by the media plane")]
+    NotForTheRoom,
 }
 
 impl RoomError {
@@ -52,6 +55,7 @@ impl RoomError {
             RoomError::RoomFull => ErrorCode::RoomFull,
             RoomError::StoreUnavailable => ErrorCode::StoreUnavailable,
             RoomError::UnexpectedHello => ErrorCode::HelloRequired,
+            RoomError::NotForTheRoom => ErrorCode::Internal,
         }
     }
 

@@ -245,6 +245,16 @@ impl Room {
     }
 
     /// What the media plane should let this participant publish: `(audio, video)`.
+    /// The participant this connection belongs to, if it is attached to one.
+    pub fn participant_for_conn(&self, conn: ConnId) -> Option<&ParticipantId> {
+        self.roster.id_by_conn(conn)
+    }
+
+    /// The participant's current connection, if connected.
+    pub fn conn_of(&self, id: &ParticipantId) -> Option<ConnId> {
+        self.roster.get(id).and_then(|p| p.conn)
+    }
+
     pub fn media_permissions(&self, id: &ParticipantId) -> Option<(bool, bool)> {
         self.roster.get(id).map(|p| self.media_perms(p))
     }
@@ -296,6 +306,10 @@ impl Room {
         }
         match message {
             ClientMessage::Hello { .. } => Err(RoomError::UnexpectedHello),
+            // WebRTC signalling goes between the driver and the SFU; it changes no room state.
+            ClientMessage::MediaOffer { .. }
+            | ClientMessage::MediaAnswer { .. }
+            | ClientMessage::MediaCandidate { .. } => Err(RoomError::NotForTheRoom),
             ClientMessage::ChatSend { to, text } => self.chat_send(req, to, text),
             ClientMessage::ChatDelete { seq } => self.chat_delete(req, seq),
             ClientMessage::ChatLock { locked } => self.chat_lock(req, locked),

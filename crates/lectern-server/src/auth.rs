@@ -258,7 +258,9 @@ fn check_claims(
     claims: JoinClaims,
     expected_room: Option<&str>,
 ) -> Result<(RoomId, Identity), TokenError> {
-    let valid_id = |s: &str, max: usize| !s.trim().is_empty() && s.chars().count() <= max;
+    let valid_id = |s: &str, max: usize| {
+        !s.trim().is_empty() && s.chars().count() <= max && !s.chars().any(char::is_control)
+    };
     if !valid_id(&claims.sub, 128) {
         return Err(TokenError::Invalid(
             "sub must be 1 to 128 characters".into(),

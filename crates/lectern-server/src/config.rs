@@ -45,6 +45,7 @@ pub struct Config {
     pub room: RoomSettings,
     pub limits: Limits,
     pub websocket: WebSocketConfig,
+    pub media: MediaConfig,
     pub demo: DemoConfig,
     pub log: LogConfig,
 }
@@ -129,6 +130,14 @@ pub struct Limits {
 pub struct WebSocketConfig {
     pub ping_interval_secs: u64,
     pub idle_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaConfig {
+    pub enabled: bool,
+    pub bind: String,
+    pub public_ips: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -262,6 +271,27 @@ impl Config {
         if self.limits.max_frame_bytes < 1024 {
             return bad("limits.max_frame_bytes must be at least 1024".into());
         }
+        let Ok(media_bind) = self.media.bind.parse::<SocketAddr>() else {
+            return bad(format!(
+                "media.bind = {:?} is not an address like 127.0.0.1:40000",
+                self.media.bind
+            ));
+        };
+        for ip in &self.media.public_ips {
+            if ip.parse::<std::net::IpAddr>().is_err() {
+                return bad(format!("media.public_ips: {ip:?} is not an IP address"));
+            }
+        }
+        if self.media.enabled
+            && media_bind.ip().is_unspecified()
+            && self.media.public_ips.is_empty()
+        {
+            return bad(
+                "media.bind listens on every address; set media.public_ips to the address(es) \
+                 browsers should send media to"
+                    .into(),
+            );
+        }
         if self.demo.enabled && self.demo.room.trim().is_empty() {
             return bad("demo.room must not be empty when the demo is enabled".into());
         }
@@ -272,6 +302,23 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// The media socket's address (checked in validate()).
+    pub fn media_bind(&self) -> SocketAddr {
+        self.media
+            .bind
+            .parse()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// The addresses advertised for media (checked in validate()).
+    pub fn media_public_ips(&self) -> Vec<std::net::IpAddr> {
+        self.media
+            .public_ips
+            .iter()
+            .filter_map(|ip| ip.parse().ok())
+            .collect()
     }
 
     pub fn listen_addr(&self) -> SocketAddr {

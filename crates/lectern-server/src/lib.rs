@@ -7,8 +7,11 @@
 //! be durable (one transaction per batch of inputs), then fans out each message serialized once
 //! into every recipient's bounded outbound queue. A connection that cannot keep up is closed.
 
+mod api;
 pub mod auth;
 pub mod config;
+pub mod courses;
+mod media;
 pub mod metrics;
 mod rooms;
 mod server;

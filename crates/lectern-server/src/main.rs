@@ -1,13 +1,17 @@
-//! `lectern`: run the server, or mint a join token.
+//! `lectern`: run the server, mint a join token, or manage courses, rosters, schedules and API
+//! keys in the store (through the same service layer as the REST API; no server needed).
 
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use lectern_proto::Role;
+use lectern_schedule::jiff::Timestamp;
 use lectern_server::Server;
 use lectern_server::auth::{Authenticator, parse_ttl};
 use lectern_server::config::Config;
+use lectern_server::courses::{self, LinkRequest, NewCourse, ScheduleSpec, ServiceError};
+use lectern_store::Store;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -43,6 +47,117 @@ enum Command {
         #[arg(long, default_value = "2h")]
         ttl: String,
     },
+    /// Admin API keys.
+    #[command(subcommand)]
+    Apikey(ApikeyCommand),
+    /// Courses.
+    #[command(subcommand)]
+    Course(CourseCommand),
+    /// Course rosters.
+    #[command(subcommand)]
+    Roster(RosterCommand),
+    /// Course schedules.
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
+    /// Course sessions.
+    #[command(subcommand)]
+    Session(SessionCommand),
+    /// Print a join token and link for a course member and a session.
+    Link {
+        #[arg(long)]
+        course: String,
+        #[arg(long)]
+        member: String,
+        /// Session key, e.g. 2026-09-01T10:00 (default: the next session).
+        #[arg(long)]
+        session: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ApikeyCommand {
+    /// Create a key and print it (once: only its hash is stored).
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CourseCommand {
+    /// Create a course.
+    Create {
+        /// Lowercase letters, digits, '-' and '_'.
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        title: String,
+        /// IANA timezone, e.g. Europe/Paris.
+        #[arg(long)]
+        timezone: String,
+        #[arg(long)]
+        lobby_minutes: Option<u32>,
+        #[arg(long)]
+        warning_minutes: Option<u32>,
+        #[arg(long)]
+        grace_minutes: Option<u32>,
+        #[arg(long)]
+        auto_start: bool,
+    },
+    /// List the courses.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+enum RosterCommand {
+    /// Import members from a CSV file (columns member_id,name,role[,email]); all or nothing.
+    Import {
+        #[arg(long)]
+        course: String,
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ScheduleCommand {
+    /// Add a weekly schedule in the course's timezone.
+    Add {
+        #[arg(long)]
+        course: String,
+        /// Weekdays, e.g. tue,thu.
+        #[arg(long, value_delimiter = ',')]
+        days: Vec<String>,
+        /// Local start time, HH:MM.
+        #[arg(long)]
+        start: String,
+        /// Session length in minutes.
+        #[arg(long)]
+        minutes: u32,
+        /// First date, YYYY-MM-DD.
+        #[arg(long)]
+        from: String,
+        /// Last date (inclusive), YYYY-MM-DD.
+        #[arg(long)]
+        to: String,
+        /// Dates without a class, e.g. 2026-11-11,2026-12-08.
+        #[arg(long, value_delimiter = ',')]
+        except: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SessionCommand {
+    /// List sessions (default: from now, the next 120 days).
+    List {
+        #[arg(long)]
+        course: String,
+        /// RFC 3339 time or a date.
+        #[arg(long)]
+        from: Option<String>,
+        /// RFC 3339 time or a date.
+        #[arg(long)]
+        to: Option<String>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -76,16 +191,171 @@ fn main() -> anyhow::Result<()> {
             let auth = Authenticator::new(&config.auth, secret)?;
             let sub = sub.unwrap_or_else(|| slug(&format!("{role}-{name}")));
             let token = auth.mint(&room, &sub, &name, role, ttl)?;
-            let base = if config.server.public_url.is_empty() {
-                format!("http://{}", config.server.listen)
-            } else {
-                config.server.public_url.trim_end_matches('/').to_owned()
-            };
+            let base = public_base(&config);
             println!("{token}");
             println!("{base}/#token={token}");
             Ok(())
         }
+        command => runtime.block_on(admin(config, command)),
     }
+}
+
+/// The base URL for join links printed by the CLI.
+fn public_base(config: &Config) -> String {
+    if config.server.public_url.is_empty() {
+        format!("http://{}", config.server.listen)
+    } else {
+        config.server.public_url.trim_end_matches('/').to_owned()
+    }
+}
+
+/// A service error with every detail (e.g. each bad CSV line) on its own line.
+fn explain(err: ServiceError) -> anyhow::Error {
+    match err {
+        ServiceError::InvalidInput { message, details } => {
+            let mut text = message;
+            for d in details {
+                let place = match (d.line, d.field) {
+                    (Some(line), _) => format!("line {line}"),
+                    (None, Some(field)) => field,
+                    (None, None) => "input".to_owned(),
+                };
+                text.push_str(&format!("\n  {place}: {}", d.reason));
+            }
+            anyhow::anyhow!(text)
+        }
+        ServiceError::Internal(detail) => anyhow::anyhow!("internal error: {detail}"),
+        other => anyhow::anyhow!("{}: {other}", other.code()),
+    }
+}
+
+/// The store commands: open the configured store, run, close.
+async fn admin(config: Config, command: Command) -> anyhow::Result<()> {
+    let store = Store::open(&config.store_url())
+        .await
+        .context("opening the store")?;
+    let result = run_admin(&config, &store, command).await;
+    store.close().await;
+    result
+}
+
+async fn run_admin(config: &Config, store: &Store, command: Command) -> anyhow::Result<()> {
+    let now = courses::now_ms();
+    match command {
+        Command::Serve | Command::Token { .. } => bail!("not a store command"),
+        Command::Apikey(ApikeyCommand::Create { name }) => {
+            let (record, key) = courses::create_api_key(store, &name, now)
+                .await
+                .map_err(explain)?;
+            eprintln!(
+                "API key {} ({}) created. It is shown only this once:",
+                record.id, record.name
+            );
+            println!("{key}");
+        }
+        Command::Course(CourseCommand::Create {
+            id,
+            title,
+            timezone,
+            lobby_minutes,
+            warning_minutes,
+            grace_minutes,
+            auto_start,
+        }) => {
+            let input = NewCourse {
+                id,
+                title,
+                timezone,
+                lobby_minutes,
+                warning_minutes,
+                grace_minutes,
+                auto_start: Some(auto_start),
+            };
+            let course = courses::create_course(store, input, now)
+                .await
+                .map_err(explain)?;
+            println!(
+                "created course {} ({}, {})",
+                course.id, course.title, course.timezone
+            );
+        }
+        Command::Course(CourseCommand::List) => {
+            for c in courses::list_courses(store).await.map_err(explain)? {
+                println!("{}\t{}\t{}", c.id, c.timezone, c.title);
+            }
+        }
+        Command::Roster(RosterCommand::Import { course, file }) => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let report = courses::import_roster(store, &course, &text)
+                .await
+                .map_err(explain)?;
+            println!("imported {} member(s) into {course}", report.imported);
+        }
+        Command::Schedule(ScheduleCommand::Add {
+            course,
+            days,
+            start,
+            minutes,
+            from,
+            to,
+            except,
+        }) => {
+            let spec = ScheduleSpec {
+                days,
+                start,
+                duration_minutes: minutes,
+                first_date: from,
+                last_date: to,
+                exceptions: except,
+                extra: Vec::new(),
+            };
+            let schedule = courses::add_schedule(store, &course, spec, now)
+                .await
+                .map_err(explain)?;
+            println!("added schedule {} to {course}", schedule.id);
+        }
+        Command::Session(SessionCommand::List { course, from, to }) => {
+            let sessions = courses::sessions(
+                store,
+                &course,
+                from.as_deref(),
+                to.as_deref(),
+                Timestamp::now(),
+            )
+            .await
+            .map_err(explain)?;
+            for s in sessions {
+                println!("{}\t{}\t{}\t{}", s.session_key, s.start, s.end, s.room);
+            }
+        }
+        Command::Link {
+            course,
+            member,
+            session,
+        } => {
+            let secret = lectern_server::resolve_secret(config)?;
+            let auth = Authenticator::new(&config.auth, secret)?;
+            let link = courses::mint_link(
+                store,
+                &auth,
+                &public_base(config),
+                &course,
+                &member,
+                LinkRequest { session },
+                Timestamp::now(),
+            )
+            .await
+            .map_err(explain)?;
+            eprintln!(
+                "session {} (room {}), valid until {}",
+                link.session_key, link.room, link.expires_at
+            );
+            println!("{}", link.token);
+            println!("{}", link.link);
+        }
+    }
+    Ok(())
 }
 
 fn slug(s: &str) -> String {

@@ -12,7 +12,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::Utf8Bytes;
 use lectern_proto::{
-    ClientMessage, CloseReason, ErrorCode, RequestId, RoomId, Seq, ServerMessage, encode_server,
+    ClientMessage, CloseReason, ErrorCode, ParticipantId, RequestId, RoomId, Seq, ServerMessage,
+    encode_server,
 };
 use lectern_room::{
     AttendanceKind, ConnId, Identity, Input, MediaIntent, Output, PersistRecord, Room, RoomConfig,
@@ -42,6 +43,8 @@ pub enum RoomCommand {
     Disconnected {
         conn: ConnId,
     },
+    /// Something the media worker reported about a participant of this room.
+    Media(lectern_sfu::WorkerEvent),
 }
 
 /// What a connection's writer receives.
@@ -110,6 +113,12 @@ impl Registry {
         Some(tx)
     }
 
+    /// The room's command channel, if its task is running (never starts one).
+    pub fn get(&self, room_id: &RoomId) -> Option<mpsc::Sender<RoomCommand>> {
+        let rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
+        rooms.get(room_id).filter(|tx| !tx.is_closed()).cloned()
+    }
+
     /// Remove the room if its channel is empty; the task then stops. Called by the room task
     /// itself when idle, under the lock so no new command can slip in unseen.
     fn remove_if_idle(&self, room_id: &RoomId, inbox: &mpsc::Receiver<RoomCommand>) -> bool {
@@ -168,6 +177,7 @@ async fn run_room(
     let mut task = RoomTask {
         room: Room::new(room_config, init, now_ms()),
         stored_seq,
+        media: MediaPeers::default(),
         conns: HashMap::new(),
         shared: shared.clone(),
         room_id: room_id.clone(),
@@ -275,7 +285,16 @@ async fn refuse_all(inbox: &mut mpsc::Receiver<RoomCommand>, metrics: &Metrics) 
     }
 }
 
+/// The room's participants that have a peer on the media worker, and the requests waiting for
+/// the SFU's answer.
+#[derive(Debug, Default)]
+struct MediaPeers {
+    peers: HashSet<ParticipantId>,
+    pending_offer: HashMap<ParticipantId, Option<RequestId>>,
+}
+
 struct RoomTask {
+    media: MediaPeers,
     room: Room,
     /// The last sequence number known to be stored.
     stored_seq: Seq,
@@ -294,6 +313,8 @@ impl RoomTask {
                 last_seq,
                 outbound,
             } => {
+                // A new connection comes with a new peer connection.
+                self.drop_media_peer(&identity.id);
                 self.conns.insert(conn, outbound);
                 self.room.handle(
                     now,
@@ -307,6 +328,15 @@ impl RoomTask {
             RoomCommand::Request {
                 conn,
                 request_id,
+                message:
+                    message @ (ClientMessage::MediaOffer { .. }
+                    | ClientMessage::MediaAnswer { .. }
+                    | ClientMessage::MediaCandidate { .. }),
+            } => self.media_request(conn, request_id, message),
+            RoomCommand::Media(event) => self.media_event(event),
+            RoomCommand::Request {
+                conn,
+                request_id,
                 message,
             } => self.room.handle(
                 now,
@@ -317,6 +347,11 @@ impl RoomTask {
                 },
             ),
             RoomCommand::Disconnected { conn } => {
+                // The browser's peer connection goes with its page: a reconnecting client
+                // negotiates a new one.
+                if let Some(id) = self.room.participant_for_conn(conn).cloned() {
+                    self.drop_media_peer(&id);
+                }
                 self.conns.remove(&conn);
                 self.room.handle(now, Input::Disconnected { conn });
             }
@@ -325,7 +360,8 @@ impl RoomTask {
 
     /// Drain the room's outputs: persist, then deliver, until nothing is left.
     async fn pump(&mut self) {
-        let metrics = &self.shared.metrics;
+        let shared = self.shared.clone();
+        let metrics = &shared.metrics;
         loop {
             let outputs: Vec<Output> = std::iter::from_fn(|| self.room.poll_output()).collect();
             if outputs.is_empty() {
@@ -405,18 +441,7 @@ impl RoomTask {
                     Output::Persist(_) => {}
                     Output::Media(intent) => {
                         Metrics::inc(&metrics.media_intents);
-                        match intent {
-                            MediaIntent::Publish {
-                                participant_id,
-                                audio,
-                                video,
-                            } => {
-                                debug!(participant.id = %participant_id, audio, video, "media intent: publish")
-                            }
-                            MediaIntent::Stop { participant_id } => {
-                                debug!(participant.id = %participant_id, "media intent: stop")
-                            }
-                        }
+                        self.media_intent(intent);
                     }
                     Output::Close { conn, reason } => {
                         if let Some(c) = self.conns.remove(&conn) {
@@ -445,6 +470,186 @@ impl RoomTask {
                     self.room.handle(now, Input::Disconnected { conn });
                 }
             }
+        }
+    }
+}
+
+/// WebRTC signalling: between the participant's connection and the media worker.
+impl RoomTask {
+    fn send_to(&self, conn: ConnId, message: &ServerMessage) {
+        if let Some(c) = self.conns.get(&conn) {
+            let bytes = Utf8Bytes::from(encode_server(message));
+            let item = match message {
+                ServerMessage::Error { code, .. } if code.is_client_fault() => {
+                    Outbound::Refusal(bytes)
+                }
+                _ => Outbound::Frame(bytes),
+            };
+            if c.tx.try_send(item).is_ok() {
+                Metrics::inc(&self.shared.metrics.messages_out);
+            }
+        }
+    }
+
+    fn media_request(
+        &mut self,
+        conn: ConnId,
+        request_id: Option<RequestId>,
+        message: ClientMessage,
+    ) {
+        let Some(id) = self.room.participant_for_conn(conn).cloned() else {
+            return;
+        };
+        let refuse = |code: ErrorCode, message: &str| ServerMessage::Error {
+            code,
+            message: message.to_owned(),
+            request_id,
+        };
+        let Some(handle) = self.shared.media.clone() else {
+            let error = refuse(ErrorCode::Internal, "media is disabled on this server");
+            return self.send_to(conn, &error);
+        };
+        if self.room.participant(&id).is_some_and(|p| p.in_lobby) {
+            let error = refuse(
+                ErrorCode::InLobby,
+                "media starts when you are let into the class",
+            );
+            return self.send_to(conn, &error);
+        }
+        let key = crate::media::peer_key(&self.room_id, &id);
+        let has_peer = self.media.peers.contains(&id);
+        let result = match message {
+            ClientMessage::MediaOffer { sdp } => {
+                let mut result = Ok(());
+                if !has_peer {
+                    let (audio, video) = self.room.media_permissions(&id).unwrap_or((false, false));
+                    result = handle
+                        .add_peer(
+                            lectern_sfu::RoomId::from(self.room_id.as_str()),
+                            key.clone(),
+                        )
+                        .and_then(|()| handle.set_publish_permission(key.clone(), audio, video));
+                    self.media.peers.insert(id.clone());
+                }
+                // Acknowledged once the SFU's answer is sent.
+                self.media.pending_offer.insert(id, request_id);
+                return match result.and_then(|()| handle.accept_offer(key, sdp)) {
+                    Ok(()) => {}
+                    Err(e) => self.send_to(conn, &refuse(ErrorCode::Internal, &e.to_string())),
+                };
+            }
+            _ if !has_peer => {
+                let error = refuse(ErrorCode::InvalidMessage, "send a media_offer first");
+                return self.send_to(conn, &error);
+            }
+            ClientMessage::MediaAnswer { sdp } => handle.accept_answer(key, sdp),
+            ClientMessage::MediaCandidate { candidate } => {
+                handle.add_remote_candidate(key, candidate)
+            }
+            _ => return,
+        };
+        match (result, request_id) {
+            (Ok(()), Some(request_id)) => self.send_to(
+                conn,
+                &ServerMessage::Ack {
+                    request_id,
+                    seq: None,
+                },
+            ),
+            (Ok(()), None) => {}
+            (Err(e), _) => self.send_to(conn, &refuse(ErrorCode::Internal, &e.to_string())),
+        }
+    }
+
+    /// A report from the media worker about one of this room's participants.
+    fn media_event(&mut self, event: lectern_sfu::WorkerEvent) {
+        use lectern_sfu::{MediaEvent, WorkerEvent};
+        let key = match &event {
+            WorkerEvent::Answer { participant, .. }
+            | WorkerEvent::Failed { participant, .. }
+            | WorkerEvent::Media(MediaEvent::Offer { participant, .. }) => participant,
+            WorkerEvent::Media(other) => {
+                debug!(event = ?other, "media event");
+                return;
+            }
+        };
+        let Some((_, id)) = crate::media::split_key(key) else {
+            return;
+        };
+        let Some(conn) = self.room.conn_of(&id) else {
+            return;
+        };
+        match &event {
+            WorkerEvent::Failed { error, .. } => {
+                let request_id = self.media.pending_offer.remove(&id).flatten();
+                let code = match error {
+                    lectern_sfu::SfuError::InvalidSdp(_)
+                    | lectern_sfu::SfuError::InvalidCandidate(_)
+                    | lectern_sfu::SfuError::NoPendingOffer => ErrorCode::InvalidMessage,
+                    _ => ErrorCode::Internal,
+                };
+                let message = ServerMessage::Error {
+                    code,
+                    message: format!("media: {}", error.code()),
+                    request_id,
+                };
+                self.send_to(conn, &message);
+            }
+            // An SFU offer made while the client's own offer was pending lost the glare: the
+            // SFU dropped it and offers again after its answer, so the client never sees it.
+            WorkerEvent::Media(MediaEvent::Offer { .. })
+                if self.media.pending_offer.contains_key(&id) =>
+            {
+                debug!("dropping an SFU offer that crossed the client's offer");
+            }
+            _ => {
+                if let Some(message) = crate::media::to_client(&event) {
+                    self.send_to(conn, &message);
+                }
+                if let WorkerEvent::Answer { .. } = event
+                    && let Some(Some(request_id)) = self.media.pending_offer.remove(&id)
+                {
+                    self.send_to(
+                        conn,
+                        &ServerMessage::Ack {
+                            request_id,
+                            seq: None,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    /// The room changed what a participant may publish, or they left.
+    fn media_intent(&mut self, intent: MediaIntent) {
+        match intent {
+            MediaIntent::Publish {
+                participant_id,
+                audio,
+                video,
+            } => {
+                debug!(participant.id = %participant_id, audio, video, "media intent: publish");
+                if let Some(handle) = &self.shared.media
+                    && self.media.peers.contains(&participant_id)
+                {
+                    let key = crate::media::peer_key(&self.room_id, &participant_id);
+                    let _ = handle.set_publish_permission(key, audio, video);
+                }
+            }
+            MediaIntent::Stop { participant_id } => {
+                debug!(participant.id = %participant_id, "media intent: stop");
+                self.drop_media_peer(&participant_id);
+            }
+        }
+    }
+
+    fn drop_media_peer(&mut self, id: &ParticipantId) {
+        self.media.pending_offer.remove(id);
+        if self.media.peers.remove(id)
+            && let Some(handle) = &self.shared.media
+        {
+            let _ = handle.remove_peer(crate::media::peer_key(&self.room_id, id));
         }
     }
 }

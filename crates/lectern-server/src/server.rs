@@ -8,11 +8,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
-use axum::serve::ListenerExt;
 use axum::extract::{Query, State, WebSocketUpgrade};
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use lectern_proto::{Role, RoomId};
 use lectern_store::Store;
 use serde::Deserialize;
@@ -35,6 +35,8 @@ pub enum ServerError {
     Store(#[from] lectern_store::StoreError),
     #[error(transparent)]
     Key(#[from] KeyError),
+    #[error("cannot start the media worker: {0}")]
+    Media(#[from] lectern_sfu::SfuError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -52,6 +54,8 @@ pub struct Shared {
     pub registry: Registry,
     pub shutdown_rx: watch::Receiver<bool>,
     pub next_conn: AtomicU64,
+    /// The media worker's command handle, when media is enabled.
+    pub media: Option<lectern_sfu::MediaWorkerHandle>,
     titles: HashMap<RoomId, String>,
     /// Cloned by every task; dropped at shutdown so we can wait for all tasks to end.
     done: std::sync::Mutex<Option<mpsc::Sender<()>>>,
@@ -80,6 +84,7 @@ pub struct Server {
     public_url: String,
     shutdown_tx: watch::Sender<bool>,
     done_rx: mpsc::Receiver<()>,
+    media_worker: Option<lectern_sfu::MediaWorker>,
     http: tokio::task::JoinHandle<()>,
 }
 
@@ -153,6 +158,12 @@ impl Server {
         } else {
             config.server.public_url.trim_end_matches('/').to_owned()
         };
+        let (media_worker, media_events) = if config.media.enabled {
+            let (worker, events) = crate::media::start(&config)?;
+            (Some(worker), Some(events))
+        } else {
+            (None, None)
+        };
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let (done_tx, done_rx) = mpsc::channel(1);
         let shared = Arc::new(Shared {
@@ -163,10 +174,14 @@ impl Server {
             registry: Registry::default(),
             shutdown_rx: shutdown_rx.clone(),
             next_conn: AtomicU64::new(1),
+            media: media_worker.as_ref().map(|w| w.handle()),
             titles,
             done: std::sync::Mutex::new(Some(done_tx)),
             ready: AtomicBool::new(true),
         });
+        if let Some(events) = media_events {
+            tokio::spawn(crate::media::dispatch(shared.clone(), events));
+        }
         let app = router(shared.clone());
         let mut stop = shutdown_rx;
         let http = tokio::spawn(async move {
@@ -189,12 +204,18 @@ impl Server {
             public_url,
             shutdown_tx,
             done_rx,
+            media_worker,
             http,
         })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The UDP address of the media worker, when media is enabled.
+    pub fn media_addr(&self) -> Option<SocketAddr> {
+        self.media_worker.as_ref().map(|w| w.local_addr())
     }
 
     /// The base URL for join links.
@@ -248,6 +269,10 @@ impl Server {
             warn!("some tasks did not finish before the shutdown timeout");
         }
         let _ = tokio::time::timeout(Duration::from_secs(2), &mut self.http).await;
+        if let Some(worker) = self.media_worker.take() {
+            // Joining the worker thread blocks briefly: keep it off the async threads.
+            let _ = tokio::task::spawn_blocking(move || worker.shutdown()).await;
+        }
         self.shared.store.close().await;
         info!("stopped");
     }
@@ -264,6 +289,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .nest("/api/v1", crate::api::router())
         .fallback(get(static_asset))
         .layer(axum::middleware::from_fn(crate::web::security_headers))
         .with_state(shared)

@@ -1,4 +1,5 @@
-//! Lectern's persistence: rooms, the chat log, attendance, moderation and class sessions.
+//! Lectern's persistence: rooms, the chat log, attendance, moderation and class sessions;
+//! courses with their rosters and schedules, and admin API keys (see `courses.rs`).
 //!
 //! [`Store`] is the one seam between the server and a database. Today it is backed by SQLite (a
 //! file by default, or memory for tests); PostgreSQL, for multi-node deployments, will be a second
@@ -35,7 +36,10 @@ use std::path::PathBuf;
 
 use lectern_proto::{ChatMessage, ParticipantId, Role, RoomId, Seq, UnixMillis};
 
+mod courses;
 mod sqlite;
+
+pub use courses::{ApiKey, Course, CourseMember, StoredSchedule, hash_api_key};
 
 /// A handle to the database. Cheap to clone: clones share the connection pools.
 #[derive(Debug, Clone)]
@@ -75,6 +79,12 @@ pub enum StoreError {
     #[error("room {0} does not exist in the store")]
     UnknownRoom(RoomId),
     /// A chat message or moderation entry with this seq is already stored for the room.
+    /// A course, member, schedule or key that the call needs does not exist.
+    #[error("{what} {id:?} does not exist")]
+    NotFound { what: &'static str, id: String },
+    /// A course, member, schedule or key with this id already exists.
+    #[error("{what} {id:?} already exists")]
+    Conflict { what: &'static str, id: String },
     #[error("{what} with seq {seq} is already stored in room {room}")]
     DuplicateSeq {
         what: &'static str,

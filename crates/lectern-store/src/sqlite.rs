@@ -29,9 +29,9 @@ const CHAT_COLUMNS: &str = "seq, sender_id, sender_name, sender_role, target_kin
 #[derive(Debug, Clone)]
 pub(crate) struct SqliteBackend {
     /// Exactly one connection: every write is serialized here, in the pool's fair queue.
-    writer: SqlitePool,
+    pub(crate) writer: SqlitePool,
     /// Read-only connections; the same pool as `writer` for an in-memory database.
-    reader: SqlitePool,
+    pub(crate) reader: SqlitePool,
 }
 
 impl SqliteBackend {
@@ -552,7 +552,7 @@ fn chat_from_row(row: &SqliteRow) -> Result<StoredChat, StoreError> {
     })
 }
 
-fn role_from_db(role: &str) -> Result<Role, StoreError> {
+pub(crate) fn role_from_db(role: &str) -> Result<Role, StoreError> {
     Role::parse(role).ok_or_else(|| StoreError::Corrupt(format!("unknown role {role:?}")))
 }
 

@@ -1,9 +1,11 @@
 //! Full-server integration tests: the real `lectern` server on 127.0.0.1:0 with real WebSocket
 //! clients. One binary (see tests/Cargo.toml); shared helpers live in `lectern_tests`.
 
+mod api;
 mod auth;
 mod bad_input;
 mod class;
 mod durability;
 mod http;
+mod media;
 mod reconnect;

@@ -1,0 +1,433 @@
+//! Courses, rosters, schedules and admin API keys (`migrations/0002_courses.sql`).
+//!
+//! The store checks only what the database can: ids exist or clash. Everything else (timezones,
+//! schedule specs, roles from user input) is validated by the server's service layer first.
+
+use lectern_proto::{Role, UnixMillis};
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use crate::sqlite::{SqliteBackend, role_from_db};
+use crate::{Backend, Store, StoreError, from_db, to_db};
+
+/// A course and its room timing settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Course {
+    pub id: String,
+    pub title: String,
+    /// IANA timezone name.
+    pub timezone: String,
+    pub lobby_minutes: u32,
+    pub warning_minutes: u32,
+    pub grace_minutes: u32,
+    pub auto_start: bool,
+    pub created_at: UnixMillis,
+}
+
+/// One person on a course's roster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CourseMember {
+    /// The participant id their join tokens carry.
+    pub member_id: String,
+    pub name: String,
+    pub email: Option<String>,
+    pub role: Role,
+}
+
+/// A course schedule: `spec` is the JSON the server validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSchedule {
+    pub id: String,
+    pub course_id: String,
+    pub spec: String,
+    pub created_at: UnixMillis,
+}
+
+/// An admin API key's record; the key itself is never stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    pub id: String,
+    pub name: String,
+    pub created_at: UnixMillis,
+}
+
+/// The stored form of an API key: SHA-256, lowercase hex. Keys are long random strings, so a
+/// fast unsalted hash is enough (nothing to brute-force), and it lets the lookup use an index.
+pub fn hash_api_key(key: &str) -> String {
+    Sha256::digest(key.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl Store {
+    /// Creates a course; [`StoreError::Conflict`] if the id is taken.
+    pub async fn create_course(&self, course: &Course) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.create_course(course).await,
+        }
+    }
+
+    /// Every course, by id.
+    pub async fn list_courses(&self) -> Result<Vec<Course>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.list_courses().await,
+        }
+    }
+
+    pub async fn course(&self, id: &str) -> Result<Option<Course>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.course(id).await,
+        }
+    }
+
+    /// Adds one member; [`StoreError::Conflict`] if already on the roster,
+    /// [`StoreError::NotFound`] if the course does not exist.
+    pub async fn add_member(&self, course: &str, member: &CourseMember) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.add_member(course, member).await,
+        }
+    }
+
+    /// Adds or updates (name, email, role) every member in ONE transaction: all or nothing.
+    pub async fn upsert_members(
+        &self,
+        course: &str,
+        members: &[CourseMember],
+    ) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.upsert_members(course, members).await,
+        }
+    }
+
+    /// Removes a member; whether they were on the roster.
+    pub async fn remove_member(&self, course: &str, member: &str) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.remove_member(course, member).await,
+        }
+    }
+
+    /// Changes a member's role; whether they were on the roster.
+    pub async fn set_member_role(
+        &self,
+        course: &str,
+        member: &str,
+        role: Role,
+    ) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.set_member_role(course, member, role).await,
+        }
+    }
+
+    /// The roster, by member id.
+    pub async fn members(&self, course: &str) -> Result<Vec<CourseMember>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.members(course, None).await,
+        }
+    }
+
+    pub async fn member(
+        &self,
+        course: &str,
+        member: &str,
+    ) -> Result<Option<CourseMember>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(db) => Ok(db.members(course, Some(member)).await?.pop()),
+        }
+    }
+
+    /// Adds a schedule; [`StoreError::NotFound`] if the course does not exist.
+    pub async fn add_schedule(&self, schedule: &StoredSchedule) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.add_schedule(schedule).await,
+        }
+    }
+
+    /// The course's schedules, oldest first.
+    pub async fn schedules(&self, course: &str) -> Result<Vec<StoredSchedule>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.schedules(course).await,
+        }
+    }
+
+    /// Deletes a schedule of the course; whether it existed.
+    pub async fn delete_schedule(&self, course: &str, id: &str) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.delete_schedule(course, id).await,
+        }
+    }
+
+    /// Stores a new API key by its hash. `key` is the secret the caller shows once.
+    pub async fn create_api_key(
+        &self,
+        id: &str,
+        name: &str,
+        key: &str,
+        now: UnixMillis,
+    ) -> Result<ApiKey, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.create_api_key(id, name, key, now).await,
+        }
+    }
+
+    /// The key's record if `key` is a stored API key.
+    pub async fn verify_api_key(&self, key: &str) -> Result<Option<ApiKey>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.verify_api_key(key).await,
+        }
+    }
+}
+
+const COURSE_COLUMNS: &str = "id, title, timezone, lobby_minutes, warning_minutes, \
+                              grace_minutes, auto_start, created_at";
+
+fn minutes_from_db(what: &'static str, value: i64) -> Result<u32, StoreError> {
+    u32::try_from(value).map_err(|_| StoreError::Corrupt(format!("{what} {value}")))
+}
+
+fn course_from_row(row: &SqliteRow) -> Result<Course, StoreError> {
+    Ok(Course {
+        id: row.try_get("id")?,
+        title: row.try_get("title")?,
+        timezone: row.try_get("timezone")?,
+        lobby_minutes: minutes_from_db("lobby_minutes", row.try_get("lobby_minutes")?)?,
+        warning_minutes: minutes_from_db("warning_minutes", row.try_get("warning_minutes")?)?,
+        grace_minutes: minutes_from_db("grace_minutes", row.try_get("grace_minutes")?)?,
+        auto_start: row.try_get::<i64, _>("auto_start")? != 0,
+        created_at: from_db("created_at", row.try_get("created_at")?)?,
+    })
+}
+
+fn member_from_row(row: &SqliteRow) -> Result<CourseMember, StoreError> {
+    Ok(CourseMember {
+        member_id: row.try_get("member_id")?,
+        name: row.try_get("name")?,
+        email: row.try_get("email")?,
+        role: role_from_db(row.try_get("role")?)?,
+    })
+}
+
+/// A unique violation as [`StoreError::Conflict`], a foreign-key violation as the parent course
+/// being [`StoreError::NotFound`]; anything else as it is.
+fn classify(err: sqlx::Error, what: &'static str, id: &str, course: &str) -> StoreError {
+    match &err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict {
+            what,
+            id: id.to_owned(),
+        },
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound {
+            what: "course",
+            id: course.to_owned(),
+        },
+        _ => StoreError::Database(err),
+    }
+}
+
+impl SqliteBackend {
+    async fn create_course(&self, course: &Course) -> Result<(), StoreError> {
+        sqlx::query(&format!(
+            "INSERT INTO courses ({COURSE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .bind(&course.id)
+        .bind(&course.title)
+        .bind(&course.timezone)
+        .bind(i64::from(course.lobby_minutes))
+        .bind(i64::from(course.warning_minutes))
+        .bind(i64::from(course.grace_minutes))
+        .bind(i64::from(course.auto_start))
+        .bind(to_db("time", course.created_at)?)
+        .execute(&self.writer)
+        .await
+        .map_err(|err| classify(err, "course", &course.id, &course.id))?;
+        Ok(())
+    }
+
+    async fn list_courses(&self) -> Result<Vec<Course>, StoreError> {
+        let rows = sqlx::query(&format!("SELECT {COURSE_COLUMNS} FROM courses ORDER BY id"))
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(course_from_row).collect()
+    }
+
+    async fn course(&self, id: &str) -> Result<Option<Course>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {COURSE_COLUMNS} FROM courses WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.as_ref().map(course_from_row).transpose()
+    }
+
+    async fn add_member(&self, course: &str, member: &CourseMember) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO course_members (course_id, member_id, name, email, role) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(course)
+        .bind(&member.member_id)
+        .bind(&member.name)
+        .bind(&member.email)
+        .bind(member.role.as_str())
+        .execute(&self.writer)
+        .await
+        .map_err(|err| classify(err, "member", &member.member_id, course))?;
+        Ok(())
+    }
+
+    async fn upsert_members(
+        &self,
+        course: &str,
+        members: &[CourseMember],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let result = async {
+            for member in members {
+                sqlx::query(
+                    "INSERT INTO course_members (course_id, member_id, name, email, role) \
+                     VALUES (?, ?, ?, ?, ?) \
+                     ON CONFLICT (course_id, member_id) DO UPDATE SET \
+                     name = excluded.name, email = excluded.email, role = excluded.role",
+                )
+                .bind(course)
+                .bind(&member.member_id)
+                .bind(&member.name)
+                .bind(&member.email)
+                .bind(member.role.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(|err| classify(err, "member", &member.member_id, course))?;
+            }
+            Ok(())
+        }
+        .await;
+        match result {
+            Ok(()) => tx.commit().await?,
+            Err(err) => {
+                tx.rollback().await?;
+                return Err(err);
+            }
+        }
+        Ok(())
+    }
+
+    async fn remove_member(&self, course: &str, member: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM course_members WHERE course_id = ? AND member_id = ?")
+            .bind(course)
+            .bind(member)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn set_member_role(
+        &self,
+        course: &str,
+        member: &str,
+        role: Role,
+    ) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE course_members SET role = ? WHERE course_id = ? AND member_id = ?")
+                .bind(role.as_str())
+                .bind(course)
+                .bind(member)
+                .execute(&self.writer)
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn members(
+        &self,
+        course: &str,
+        only: Option<&str>,
+    ) -> Result<Vec<CourseMember>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT member_id, name, email, role FROM course_members \
+             WHERE course_id = ?1 AND (?2 IS NULL OR member_id = ?2) ORDER BY member_id",
+        )
+        .bind(course)
+        .bind(only)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(member_from_row).collect()
+    }
+
+    async fn add_schedule(&self, schedule: &StoredSchedule) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO schedules (id, course_id, spec, created_at) VALUES (?, ?, ?, ?)")
+            .bind(&schedule.id)
+            .bind(&schedule.course_id)
+            .bind(&schedule.spec)
+            .bind(to_db("time", schedule.created_at)?)
+            .execute(&self.writer)
+            .await
+            .map_err(|err| classify(err, "schedule", &schedule.id, &schedule.course_id))?;
+        Ok(())
+    }
+
+    async fn schedules(&self, course: &str) -> Result<Vec<StoredSchedule>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, course_id, spec, created_at FROM schedules \
+             WHERE course_id = ? ORDER BY created_at, id",
+        )
+        .bind(course)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(StoredSchedule {
+                    id: row.try_get("id")?,
+                    course_id: row.try_get("course_id")?,
+                    spec: row.try_get("spec")?,
+                    created_at: from_db("created_at", row.try_get("created_at")?)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn delete_schedule(&self, course: &str, id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM schedules WHERE course_id = ? AND id = ?")
+            .bind(course)
+            .bind(id)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn create_api_key(
+        &self,
+        id: &str,
+        name: &str,
+        key: &str,
+        now: UnixMillis,
+    ) -> Result<ApiKey, StoreError> {
+        sqlx::query("INSERT INTO api_keys (id, name, hash, created_at) VALUES (?, ?, ?, ?)")
+            .bind(id)
+            .bind(name)
+            .bind(hash_api_key(key))
+            .bind(to_db("time", now)?)
+            .execute(&self.writer)
+            .await
+            .map_err(|err| classify(err, "api key", id, ""))?;
+        Ok(ApiKey {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            created_at: now,
+        })
+    }
+
+    async fn verify_api_key(&self, key: &str) -> Result<Option<ApiKey>, StoreError> {
+        let row = sqlx::query("SELECT id, name, created_at FROM api_keys WHERE hash = ?")
+            .bind(hash_api_key(key))
+            .fetch_optional(&self.reader)
+            .await?;
+        row.map(|row| {
+            Ok(ApiKey {
+                id: row.try_get("id")?,
+                name: row.try_get("name")?,
+                created_at: from_db("created_at", row.try_get("created_at")?)?,
+            })
+        })
+        .transpose()
+    }
+}

@@ -1,0 +1,644 @@
+//! The admin REST API under /api/v1 against the real server: API-key auth, courses, rosters
+//! (including CSV imports with bad rows), schedules and sessions across a DST change, the
+//! calendar feed, join links accepted by the WebSocket endpoint, and the OpenAPI document.
+
+use std::net::SocketAddr;
+
+use icalendar::parser::{read_calendar, unfold};
+use lectern_proto::Role;
+use lectern_schedule::jiff::{SignedDuration, Timestamp};
+use lectern_server::courses;
+use lectern_store::Store;
+use lectern_tests::{Client, DEADLINE, TestServer};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A response: status, lowercase head, body.
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+
+    /// The stable error code of a JSON error body.
+    fn code(&self) -> String {
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    }
+}
+
+/// A minimal HTTP/1.1 request over a fresh connection, so the tests need no HTTP client crate.
+async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    content_type: &str,
+    body: &str,
+) -> anyhow::Result<Reply> {
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    let auth = key
+        .map(|k| format!("Authorization: Bearer {k}\r\n"))
+        .unwrap_or_default();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{auth}\
+         Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body.as_bytes()).await?;
+    let mut raw = Vec::new();
+    tokio::time::timeout(DEADLINE, stream.read_to_end(&mut raw)).await??;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let head = head.to_ascii_lowercase();
+    assert!(!head.contains("transfer-encoding: chunked"), "{head}");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Ok(Reply {
+        status,
+        head,
+        body: body.to_owned(),
+    })
+}
+
+/// The server and an admin key created through the service layer (as `lectern apikey create`
+/// does), on a second handle to the server's database file.
+struct Api {
+    s: TestServer,
+    key: String,
+}
+
+impl Api {
+    async fn start() -> Api {
+        let s = TestServer::start().await;
+        let store = Store::open(&s.server.config().store_url()).await.unwrap();
+        let (_, key) = courses::create_api_key(&store, "tests", courses::now_ms())
+            .await
+            .unwrap();
+        store.close().await;
+        Api { s, key }
+    }
+
+    async fn get(&self, path: &str) -> Reply {
+        request(
+            self.s.addr,
+            "GET",
+            path,
+            Some(&self.key),
+            "application/json",
+            "",
+        )
+        .await
+        .unwrap()
+    }
+
+    async fn send(&self, method: &str, path: &str, body: &Value) -> Reply {
+        let body = body.to_string();
+        request(
+            self.s.addr,
+            method,
+            path,
+            Some(&self.key),
+            "application/json",
+            &body,
+        )
+        .await
+        .unwrap()
+    }
+
+    async fn csv(&self, path: &str, body: &str) -> Reply {
+        request(self.s.addr, "POST", path, Some(&self.key), "text/csv", body)
+            .await
+            .unwrap()
+    }
+
+    async fn course(&self, id: &str) {
+        let r = self
+            .send(
+                "POST",
+                "/api/v1/courses",
+                &json!({"id": id, "title": "Algebra I", "timezone": "Europe/Paris"}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+}
+
+#[tokio::test]
+async fn requests_without_an_api_key_are_refused() -> anyhow::Result<()> {
+    let api = Api::start().await;
+    let addr = api.s.addr;
+    let r = request(addr, "GET", "/api/v1/courses", None, "application/json", "").await?;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.code(), "unauthorized");
+    assert!(r.head.contains("www-authenticate: bearer"), "{}", r.head);
+
+    for bad in ["nope", "lectern_0000", ""] {
+        let r = request(
+            addr,
+            "GET",
+            "/api/v1/courses",
+            Some(bad),
+            "application/json",
+            "",
+        )
+        .await?;
+        assert_eq!(
+            (r.status, r.code()),
+            (401, "unauthorized".to_owned()),
+            "{bad}"
+        );
+    }
+
+    // A student's (or even an instructor's) join token is not an API key.
+    for role in [Role::Student, Role::Instructor] {
+        let token = api.s.token("algebra.2026-09-01T10:00", "ada", "Ada", role);
+        let r = request(
+            addr,
+            "GET",
+            "/api/v1/courses",
+            Some(&token),
+            "application/json",
+            "",
+        )
+        .await?;
+        assert_eq!((r.status, r.code()), (401, "unauthorized".to_owned()));
+        let r = request(
+            addr,
+            "POST",
+            "/api/v1/courses",
+            Some(&token),
+            "application/json",
+            r#"{"id":"x","title":"X","timezone":"UTC"}"#,
+        )
+        .await?;
+        assert_eq!(r.status, 401);
+    }
+
+    // Every endpoint in the OpenAPI document exists and is behind the key (except the
+    // document itself): no 404 or 405 for a listed route.
+    let doc = request(
+        addr,
+        "GET",
+        "/api/v1/openapi.json",
+        None,
+        "application/json",
+        "",
+    )
+    .await?;
+    assert_eq!(doc.status, 200);
+    let doc = doc.json();
+    let paths = doc["paths"].as_object().expect("paths");
+    let mut probed = 0;
+    for (path, item) in paths {
+        for method in ["get", "post", "patch", "delete", "put"] {
+            if item.get(method).is_none() {
+                continue;
+            }
+            let concrete = path.replace("{id}", "algebra").replace("{member}", "ada");
+            let url = format!("/api/v1{concrete}");
+            let r = request(
+                addr,
+                &method.to_uppercase(),
+                &url,
+                None,
+                "application/json",
+                "{}",
+            )
+            .await?;
+            let expected = if path == "/openapi.json" { 200 } else { 401 };
+            assert_eq!(r.status, expected, "{method} {url}: {}", r.body);
+            probed += 1;
+        }
+    }
+    assert_eq!(probed, 14);
+    for path in [
+        "/courses",
+        "/courses/{id}",
+        "/courses/{id}/members",
+        "/courses/{id}/members/{member}",
+        "/courses/{id}/members/import",
+        "/courses/{id}/schedules",
+        "/courses/{id}/sessions",
+        "/courses/{id}/members/{member}/link",
+        "/courses/{id}/calendar.ics",
+    ] {
+        assert!(
+            paths.contains_key(path),
+            "{path} missing from the OpenAPI document"
+        );
+    }
+    assert_eq!(doc["servers"][0]["url"], "/api/v1");
+    Ok(())
+}
+
+#[tokio::test]
+async fn courses_and_errors() -> anyhow::Result<()> {
+    let api = Api::start().await;
+    api.course("algebra").await;
+    let r = api.get("/api/v1/courses/algebra").await;
+    assert_eq!(r.status, 200);
+    let course = r.json();
+    assert_eq!(course["title"], "Algebra I");
+    assert_eq!(course["timezone"], "Europe/Paris");
+    assert_eq!(course["lobby_minutes"], 15);
+    assert_eq!(api.get("/api/v1/courses").await.json()[0]["id"], "algebra");
+
+    let r = api
+        .send(
+            "POST",
+            "/api/v1/courses",
+            &json!({"id": "algebra", "title": "Again", "timezone": "Europe/Paris"}),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (409, "conflict".to_owned()));
+
+    let r = api.get("/api/v1/courses/nope").await;
+    assert_eq!((r.status, r.code()), (404, "not_found".to_owned()));
+
+    let r = api
+        .send(
+            "POST",
+            "/api/v1/courses",
+            &json!({"id": "geo", "title": "Geo", "timezone": "Mars/Olympus"}),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (400, "invalid_input".to_owned()));
+    assert_eq!(r.json()["error"]["details"][0]["field"], "timezone");
+
+    // Malformed input of every kind is a JSON 4xx, never a 5xx.
+    for (method, path, content_type, body) in [
+        ("POST", "/api/v1/courses", "application/json", "{not json"),
+        (
+            "POST",
+            "/api/v1/courses",
+            "application/json",
+            r#"{"id": 5}"#,
+        ),
+        (
+            "POST",
+            "/api/v1/courses",
+            "application/json",
+            r#"{"id":"BAD ID","title":"x","timezone":"UTC"}"#,
+        ),
+        ("POST", "/api/v1/courses", "text/plain", "{}"),
+        (
+            "POST",
+            "/api/v1/courses/algebra/schedules",
+            "application/json",
+            r#"{"days":["tue"]}"#,
+        ),
+        (
+            "GET",
+            "/api/v1/courses/algebra/sessions?from=yesterday",
+            "application/json",
+            "",
+        ),
+        (
+            "POST",
+            "/api/v1/courses/algebra/members/import",
+            "text/csv",
+            "\u{0}\u{1}",
+        ),
+        (
+            "PATCH",
+            "/api/v1/courses/algebra/members/ada",
+            "application/json",
+            r#"{"role":"god"}"#,
+        ),
+        ("PUT", "/api/v1/courses", "application/json", "{}"),
+        ("GET", "/api/v1/no-such-thing", "application/json", ""),
+    ] {
+        let r = request(api.s.addr, method, path, Some(&api.key), content_type, body).await?;
+        assert!(
+            (400..500).contains(&r.status),
+            "{method} {path} {body:?}: {} {}",
+            r.status,
+            r.body
+        );
+        assert!(
+            !r.code().is_empty(),
+            "{method} {path}: not a JSON error: {}",
+            r.body
+        );
+    }
+
+    // The body limit answers 413 in JSON.
+    let huge = "x".repeat(MAX_BODY_BYTES + 10);
+    let r = request(
+        api.s.addr,
+        "POST",
+        "/api/v1/courses/algebra/members/import",
+        Some(&api.key),
+        "text/csv",
+        &huge,
+    )
+    .await?;
+    assert_eq!((r.status, r.code()), (413, "payload_too_large".to_owned()));
+    Ok(())
+}
+
+/// The API's request body limit (`MAX_BODY_BYTES` in the server's api.rs).
+const MAX_BODY_BYTES: usize = 1 << 20;
+
+#[tokio::test]
+async fn roster_add_change_remove_and_csv_import() -> anyhow::Result<()> {
+    let api = Api::start().await;
+    api.course("algebra").await;
+    let members = "/api/v1/courses/algebra/members";
+
+    let r = api
+        .send(
+            "POST",
+            members,
+            &json!({"member_id": "grace", "name": "Grace Hopper", "role": "instructor"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = api
+        .send(
+            "POST",
+            members,
+            &json!({"member_id": "grace", "name": "Grace Hopper", "role": "instructor"}),
+        )
+        .await;
+    assert_eq!(r.status, 409);
+    let r = api
+        .send(
+            "POST",
+            members,
+            &json!({"member_id": "x", "name": "", "role": "wizard"}),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"]["details"].as_array().unwrap().len(), 2);
+
+    // A CSV with bad rows: every bad line reported, nothing imported.
+    let bad = "member_id,name,role,email\n\
+               ada,Ada Lovelace,student,ada@example.org\n\
+               bob,,student,\n\
+               cy,Cy,wizard,\n\
+               ada,Ada twice,student,\n\
+               dee,Dee,ta,not-an-email\n";
+    let r = api.csv(&format!("{members}/import"), bad).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (400, "invalid_input".to_owned()),
+        "{}",
+        r.body
+    );
+    let details = r.json()["error"]["details"].clone();
+    let lines: Vec<u64> = details
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lines, [3, 4, 5, 6], "{details}");
+    assert!(details[1]["reason"].as_str().unwrap().contains("wizard"));
+    let roster = api.get(members).await.json();
+    assert_eq!(
+        roster.as_array().unwrap().len(),
+        1,
+        "half-imported: {roster}"
+    );
+
+    let good = "member_id,name,role,email\n\
+                ada,Ada Lovelace,student,ada@example.org\n\
+                alan,Alan Turing,student,\n\
+                grace,Grace B. Hopper,instructor,grace@example.org\n";
+    let r = api.csv(&format!("{members}/import"), good).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["imported"], 3);
+    let roster = api.get(members).await.json();
+    let ids: Vec<&str> = roster
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["member_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["ada", "alan", "grace"]);
+    assert_eq!(roster[2]["name"], "Grace B. Hopper");
+
+    let r = api
+        .send("PATCH", &format!("{members}/ada"), &json!({"role": "ta"}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["role"], "ta");
+    let r = request(
+        api.s.addr,
+        "DELETE",
+        &format!("{members}/alan"),
+        Some(&api.key),
+        "application/json",
+        "",
+    )
+    .await?;
+    assert_eq!(r.status, 204);
+    let r = request(
+        api.s.addr,
+        "DELETE",
+        &format!("{members}/alan"),
+        Some(&api.key),
+        "application/json",
+        "",
+    )
+    .await?;
+    assert_eq!((r.status, r.code()), (404, "not_found".to_owned()));
+    assert_eq!(api.get(members).await.json().as_array().unwrap().len(), 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn sessions_keep_local_time_across_dst_and_feed_the_calendar() -> anyhow::Result<()> {
+    let api = Api::start().await;
+    api.course("algebra").await;
+    let r = api
+        .send(
+            "POST",
+            "/api/v1/courses/algebra/schedules",
+            &json!({
+                "days": ["tue", "thu"], "start": "10:00", "duration_minutes": 90,
+                "first_date": "2026-09-01", "last_date": "2026-12-15",
+                "exceptions": ["2026-11-12"]
+            }),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let schedules = api.get("/api/v1/courses/algebra/schedules").await.json();
+    assert_eq!(schedules[0]["spec"]["days"], json!(["tue", "thu"]));
+
+    // Paris leaves summer time on Sunday 2026-10-25: 10:00 local is 08:00Z before, 09:00Z after.
+    let r = api
+        .get("/api/v1/courses/algebra/sessions?from=2026-10-20&to=2026-11-14")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let sessions = r.json();
+    let rows: Vec<(String, String)> = sessions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["session_key"].as_str().unwrap().to_owned(),
+                s["start"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("2026-10-20T10:00", "2026-10-20T08:00:00Z"),
+        ("2026-10-22T10:00", "2026-10-22T08:00:00Z"),
+        ("2026-10-27T10:00", "2026-10-27T09:00:00Z"),
+        ("2026-10-29T10:00", "2026-10-29T09:00:00Z"),
+        ("2026-11-03T10:00", "2026-11-03T09:00:00Z"),
+        ("2026-11-05T10:00", "2026-11-05T09:00:00Z"),
+        ("2026-11-10T10:00", "2026-11-10T09:00:00Z"),
+        // 2026-11-12 is an exception.
+    ];
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(k, s)| ((*k).to_owned(), (*s).to_owned()))
+        .collect();
+    assert_eq!(rows, expected);
+    assert_eq!(sessions[0]["room"], "algebra.2026-10-20T10:00");
+    assert_eq!(sessions[2]["end"], "2026-10-27T10:30:00Z");
+
+    let r = api.get("/api/v1/courses/algebra/calendar.ics").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.head.contains("content-type: text/calendar"), "{}", r.head);
+    assert!(r.body.starts_with("BEGIN:VCALENDAR\r\n"));
+    assert!(
+        r.body.contains("DTSTART;TZID=Europe/Paris:20261027T100000"),
+        "{}",
+        r.body
+    );
+    let unfolded = unfold(&r.body);
+    let calendar = read_calendar(&unfolded).map_err(anyhow::Error::msg)?;
+    let events = calendar
+        .components
+        .iter()
+        .filter(|c| c.name == "VEVENT")
+        .count();
+    // Tue/Thu from 2026-09-01 to 2026-12-15 is 31 sessions, minus one exception.
+    assert_eq!(events, 30);
+    assert_eq!(
+        calendar
+            .components
+            .iter()
+            .filter(|c| c.name == "VTIMEZONE")
+            .count(),
+        1
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_minted_link_admits_the_member_to_the_session_room() -> anyhow::Result<()> {
+    let api = Api::start().await;
+    api.course("algebra").await;
+    // Sessions every day, starting two days ago, so the next one is always near.
+    let today = Timestamp::now().in_tz("Europe/Paris")?.date();
+    let two_days_ago = today.checked_sub(SignedDuration::from_hours(48))?;
+    let last = today.checked_add(SignedDuration::from_hours(24 * 30))?;
+    let r = api
+        .send(
+            "POST",
+            "/api/v1/courses/algebra/schedules",
+            &json!({
+                "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "start": "23:00",
+                "duration_minutes": 60,
+                "first_date": two_days_ago.to_string(), "last_date": last.to_string()
+            }),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = api
+        .send(
+            "POST",
+            "/api/v1/courses/algebra/members",
+            &json!({"member_id": "ada", "name": "Ada Lovelace", "role": "student"}),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+
+    let r = request(
+        api.s.addr,
+        "POST",
+        "/api/v1/courses/algebra/members/ada/link",
+        Some(&api.key),
+        "application/json",
+        "",
+    )
+    .await?;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let link = r.json();
+    let key = link["session_key"].as_str().unwrap().to_owned();
+    let room = format!("algebra.{key}");
+    assert_eq!(link["room"], room.as_str());
+    let token = link["token"].as_str().unwrap();
+    assert_eq!(
+        link["link"].as_str().unwrap(),
+        format!("http://localhost/#token={token}")
+    );
+
+    let mut ada = Client::connect(api.s.addr, Some(&room)).await?;
+    let welcome = ada.hello(token, None).await?;
+    assert_eq!(welcome["type"], "welcome", "{welcome}");
+    let text = welcome.to_string();
+    assert!(text.contains("Ada Lovelace"), "{text}");
+    assert!(text.contains("student"), "{text}");
+    ada.close().await;
+
+    // An explicit session, an unknown one, an unknown member, a session that is over.
+    let r = api
+        .send(
+            "POST",
+            "/api/v1/courses/algebra/members/ada/link",
+            &json!({"session": key}),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let r = api
+        .send(
+            "POST",
+            "/api/v1/courses/algebra/members/ada/link",
+            &json!({"session": "1999-01-01T10:00"}),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (404, "not_found".to_owned()));
+    let r = api
+        .send(
+            "POST",
+            "/api/v1/courses/algebra/members/bob/link",
+            &json!({}),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (404, "not_found".to_owned()));
+    let over = format!("{two_days_ago}T23:00");
+    let r = api
+        .send(
+            "POST",
+            "/api/v1/courses/algebra/members/ada/link",
+            &json!({"session": over}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (400, "invalid_input".to_owned()),
+        "{}",
+        r.body
+    );
+    Ok(())
+}

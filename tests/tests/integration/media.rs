@@ -1,0 +1,372 @@
+//! Media through the server: WebRTC signalling over the room's WebSocket, and real media over
+//! UDP through the SFU, with peers built on str0m (an independent client-side use of the
+//! library) on their own sockets on 127.0.0.1.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use lectern_proto::Role;
+use lectern_tests::{Client, TestServer};
+use serde_json::{Value, json};
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::format::Codec;
+use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Output, Rtc};
+
+/// One simulated browser: a str0m peer on its own UDP socket, driven by a thread.
+struct Peer {
+    state: Arc<Mutex<PeerState>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+struct PeerState {
+    rtc: Rtc,
+    pending: Option<SdpPendingOffer>,
+    connected: bool,
+    /// Video frames received: (mid, payload).
+    frames: Vec<(String, Vec<u8>)>,
+    /// Send a video frame every ~33 ms on this mid, once connected.
+    publish: Option<Mid>,
+    sent: u32,
+}
+
+impl Peer {
+    fn new() -> Peer {
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("udp");
+        let addr = socket.local_addr().expect("addr");
+        let mut rtc = Rtc::builder().build(Instant::now());
+        rtc.add_local_candidate(Candidate::host(addr, "udp").expect("candidate"));
+        let state = Arc::new(Mutex::new(PeerState {
+            rtc,
+            pending: None,
+            connected: false,
+            frames: Vec::new(),
+            publish: None,
+            sent: 0,
+        }));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let thread = {
+            let (state, stop) = (state.clone(), stop.clone());
+            std::thread::spawn(move || drive(&socket, addr, &state, &stop))
+        };
+        Peer {
+            state,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// An offer publishing video, or (with `publish == false`) only a data channel.
+    fn offer(&self, publish: bool) -> String {
+        let mut s = self.state.lock().expect("lock");
+        let mut api = s.rtc.sdp_api();
+        let mid =
+            publish.then(|| api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None));
+        if !publish {
+            api.add_channel("lectern".into());
+        }
+        let (offer, pending) = api.apply().expect("an offer");
+        s.pending = Some(pending);
+        s.publish = mid;
+        offer.to_sdp_string()
+    }
+
+    fn accept_answer(&self, sdp: &str) {
+        let mut s = self.state.lock().expect("lock");
+        let pending = s.pending.take().expect("pending offer");
+        let answer = SdpAnswer::from_sdp_string(sdp).expect("answer parses");
+        s.rtc
+            .sdp_api()
+            .accept_answer(pending, answer)
+            .expect("answer accepted");
+    }
+
+    fn accept_offer(&self, sdp: &str) -> String {
+        let mut s = self.state.lock().expect("lock");
+        let offer = SdpOffer::from_sdp_string(sdp).expect("offer parses");
+        let answer = s.rtc.sdp_api().accept_offer(offer).expect("offer accepted");
+        answer.to_sdp_string()
+    }
+
+    fn frames(&self) -> usize {
+        self.state.lock().expect("lock").frames.len()
+    }
+
+    /// Frames received on the m-line with this mid.
+    fn frames_on(&self, mid: &str) -> usize {
+        let s = self.state.lock().expect("lock");
+        s.frames.iter().filter(|(m, _)| m == mid).count()
+    }
+
+    fn connected(&self) -> bool {
+        self.state.lock().expect("lock").connected
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A VP8 keyframe-shaped payload (bit 0 of the first byte clear) carrying its frame number.
+fn frame(n: u32) -> Vec<u8> {
+    let mut data = vec![0x10];
+    data.extend_from_slice(b"LECTERN");
+    data.extend_from_slice(&n.to_be_bytes());
+    data.resize(1200, 7);
+    data
+}
+
+fn drive(
+    socket: &UdpSocket,
+    addr: SocketAddr,
+    state: &Mutex<PeerState>,
+    stop: &std::sync::atomic::AtomicBool,
+) {
+    let mut buf = vec![0u8; 2000];
+    let mut next_frame = Instant::now();
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let timeout = {
+            let mut s = state.lock().expect("lock");
+            let now = Instant::now();
+            if s.connected
+                && now >= next_frame
+                && let Some(mid) = s.publish
+            {
+                next_frame = now + Duration::from_millis(33);
+                let n = s.sent;
+                s.sent += 1;
+                if let Some(writer) = s.rtc.writer(mid) {
+                    let pt = writer
+                        .payload_params()
+                        .find(|p| p.spec().codec == Codec::Vp8)
+                        .map(|p| p.pt());
+                    if let Some(pt) = pt {
+                        let time = MediaTime::new(u64::from(n) * 3000, Frequency::NINETY_KHZ);
+                        let _ = writer.write(pt, now, time, frame(n));
+                    }
+                }
+            }
+            loop {
+                match s.rtc.poll_output() {
+                    Ok(Output::Timeout(t)) => break t,
+                    Ok(Output::Transmit(t)) => {
+                        let _ = socket.send_to(&t.contents, t.destination);
+                    }
+                    Ok(Output::Event(Event::Connected)) => s.connected = true,
+                    Ok(Output::Event(Event::MediaData(d))) => {
+                        s.frames.push((d.mid.to_string(), d.data.to_vec()));
+                    }
+                    Ok(Output::Event(_)) => {}
+                    Err(_) => return,
+                }
+            }
+        };
+        let wait = timeout
+            .saturating_duration_since(Instant::now())
+            .clamp(Duration::from_millis(1), Duration::from_millis(10));
+        socket.set_read_timeout(Some(wait)).expect("timeout");
+        let now = Instant::now();
+        let mut s = state.lock().expect("lock");
+        match socket.recv_from(&mut buf) {
+            Ok((n, source)) => {
+                if let Ok(receive) = Receive::new(Protocol::Udp, source, addr, &buf[..n]) {
+                    let _ = s.rtc.handle_input(Input::Receive(now, receive));
+                }
+            }
+            Err(_) => {
+                let _ = s.rtc.handle_input(Input::Timeout(now));
+            }
+        }
+    }
+}
+
+/// Send a `media_offer` and return the SFU's answer (the ack follows it).
+async fn negotiate(client: &mut Client, sdp: String) -> anyhow::Result<String> {
+    let reply = client
+        .request(json!({"type": "media_offer", "sdp": sdp}))
+        .await?;
+    anyhow::ensure!(reply["type"] == "ack", "media_offer refused: {reply}");
+    let answer = client.wait_for(|m| m["type"] == "sfu_answer").await?;
+    Ok(answer["sdp"].as_str().unwrap_or_default().to_owned())
+}
+
+/// Answer every `sfu_offer` the client has received and not answered yet.
+async fn answer_offers(
+    client: &mut Client,
+    peer: &Peer,
+    tracks: &mut Vec<Value>,
+) -> anyhow::Result<()> {
+    while let Some(i) = client
+        .received
+        .iter()
+        .position(|m| m["type"] == "sfu_offer" && m.get("answered").is_none())
+    {
+        let offer = client.received[i].clone();
+        client.received[i]["answered"] = json!(true);
+        tracks.extend(offer["tracks"].as_array().cloned().unwrap_or_default());
+        let answer = peer.accept_offer(offer["sdp"].as_str().unwrap_or_default());
+        client
+            .ok(json!({"type": "media_answer", "sdp": answer}))
+            .await?;
+    }
+    Ok(())
+}
+
+async fn until(what: &str, mut cond: impl FnMut() -> bool) -> anyhow::Result<()> {
+    let start = Instant::now();
+    while start.elapsed() < lectern_tests::DEADLINE {
+        if cond() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    anyhow::bail!("timed out waiting for {what}")
+}
+
+#[tokio::test]
+async fn the_instructors_video_reaches_students_and_the_stage_rules_apply() -> anyhow::Result<()> {
+    let s = TestServer::start_with(&[("LECTERN_ROOM_AUTO_START", "true")]).await;
+    assert!(s.server.media_addr().is_some(), "media is on by default");
+    let mut grace = s.join("physics", "grace", Role::Instructor).await;
+    let mut ada = s.join("physics", "ada", Role::Student).await;
+
+    // The instructor publishes video; the student connects to receive.
+    let teacher = Peer::new();
+    let answer = negotiate(&mut grace, teacher.offer(true)).await?;
+    teacher.accept_answer(&answer);
+    let student = Peer::new();
+    let answer = negotiate(&mut ada, student.offer(false)).await?;
+    student.accept_answer(&answer);
+    until("both peers to connect", || {
+        teacher.connected() && student.connected()
+    })
+    .await?;
+
+    // The SFU offers the instructor's track to the student, naming its publisher.
+    let mut tracks = Vec::new();
+    let deadline = Instant::now() + lectern_tests::DEADLINE;
+    while tracks.is_empty() {
+        anyhow::ensure!(Instant::now() < deadline, "no sfu_offer for the student");
+        ada.wait_for(|m| m["type"] == "sfu_offer").await?;
+        // wait_for took it; put it back for answer_offers.
+        if let Some(m) = ada
+            .received
+            .iter_mut()
+            .rev()
+            .find(|m| m["type"] == "sfu_offer")
+        {
+            m.as_object_mut().map(|o| o.remove("answered"));
+        }
+        answer_offers(&mut ada, &student, &mut tracks).await?;
+    }
+    assert_eq!(tracks[0]["participant_id"], "grace");
+    assert_eq!(tracks[0]["kind"], "video");
+    if let Err(e) = until("the student to receive the instructor's frames", || {
+        student.frames() >= 10
+    })
+    .await
+    {
+        let offers: Vec<&Value> = ada
+            .received
+            .iter()
+            .filter(|m| m["type"] == "sfu_offer" || m["type"] == "error")
+            .collect();
+        let sent = teacher.state.lock().expect("lock").sent;
+        anyhow::bail!(
+            "{e}: frames {} sent {sent} tracks {tracks:?} offers {offers:?}",
+            student.frames()
+        );
+    }
+    let got = student.state.lock().expect("lock").frames[0].1.clone();
+    assert_eq!(&got[1..8], b"LECTERN", "the payload arrives intact");
+
+    // A student without the stage publishes nothing that reaches anyone.
+    let mut bob = s.join("physics", "bob", Role::Student).await;
+    let bob_peer = Peer::new();
+    let answer = negotiate(&mut bob, bob_peer.offer(true)).await?;
+    bob_peer.accept_answer(&answer);
+    until("bob to connect", || bob_peer.connected()).await?;
+    let mut seen_bob = Vec::new();
+    answer_offers(&mut ada, &student, &mut seen_bob).await?;
+    assert!(
+        seen_bob.iter().all(|t| t["participant_id"] != "bob"),
+        "a student without the stage had a track offered: {seen_bob:?}"
+    );
+
+    // The instructor hands the stage to Bob: his video is offered to Ada and reaches her.
+    let grace_mid = tracks[0]["mid"].as_str().unwrap_or_default().to_owned();
+    grace
+        .ok(json!({"type": "stage_grant", "participant_id": "bob"}))
+        .await?;
+    let deadline = Instant::now() + lectern_tests::DEADLINE;
+    while !seen_bob.iter().any(|t| t["participant_id"] == "bob") {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "bob's track was never offered to ada"
+        );
+        ada.wait_for(|m| m["type"] == "sfu_offer").await?;
+        if let Some(m) = ada
+            .received
+            .iter_mut()
+            .rev()
+            .find(|m| m["type"] == "sfu_offer")
+        {
+            m.as_object_mut().map(|o| o.remove("answered"));
+        }
+        answer_offers(&mut ada, &student, &mut seen_bob).await?;
+    }
+    let bob_mid = seen_bob
+        .iter()
+        .find(|t| t["participant_id"] == "bob")
+        .and_then(|t| t["mid"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    until("ada to receive bob's frames", || {
+        student.frames_on(&bob_mid) >= 10
+    })
+    .await?;
+
+    // Taking the stage back stops Bob's video at once, while the instructor's goes on.
+    grace.ok(json!({"type": "stage_revoke"})).await?;
+    let bob_then = student.frames_on(&bob_mid);
+    let grace_then = student.frames_on(&grace_mid);
+    until("more of the instructor's frames", || {
+        student.frames_on(&grace_mid) >= grace_then + 20
+    })
+    .await?;
+    let bob_after = student.frames_on(&bob_mid) - bob_then;
+    assert!(
+        bob_after <= 3,
+        "{bob_after} of bob's frames arrived after the stage was revoked"
+    );
+
+    // In the lobby there is no media at all.
+    let lobby = TestServer::start().await;
+    let mut early = lobby.join("r", "early", Role::Student).await;
+    let refused = early
+        .request(json!({"type": "media_offer", "sdp": "v=0"}))
+        .await?;
+    assert_eq!(refused["code"], "in_lobby");
+    // Garbage SDP is a typed error, and the connection goes on.
+    let refused = grace
+        .request(json!({"type": "media_offer", "sdp": "not sdp"}))
+        .await?;
+    assert_eq!(refused["code"], "invalid_message", "{refused}");
+    // An answer nobody asked for: handed to the SFU (ack), which then refuses it.
+    bob.ok(json!({"type": "media_answer", "sdp": "v=0"}))
+        .await?;
+    let refused = bob.wait_for(|m| m["type"] == "error").await?;
+    assert_eq!(refused["code"], "invalid_message", "{refused}");
+    grace
+        .ok(json!({"type": "chat_send", "text": "still fine"}))
+        .await?;
+    Ok(())
+}
