@@ -374,6 +374,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let demo = config.demo.clone();
     let server = Server::start(config).await?;
     println!("lectern listening on {}", server.public_url());
+    match server.media_addr() {
+        Some(addr) => println!("media (WebRTC over UDP) on {addr}"),
+        None => println!("media is disabled (media.enabled = false)"),
+    }
     if demo.enabled {
         let ttl = demo.link_hours.max(1) * 3600;
         println!(
