@@ -4,12 +4,14 @@
  * class. User-provided text (names, chat) only ever goes in through textContent.
  */
 import { Connection, RoomState, isStaffRole } from './protocol.js';
+import { MediaSession } from './media.js';
 
 /** @typedef {import('./protocol.js').ChatMessage} ChatMessage */
 /** @typedef {import('./protocol.js').ParticipantInfo} ParticipantInfo */
 /** @typedef {import('./protocol.js').Reaction} Reaction */
 /** @typedef {import('./protocol.js').RequestType} RequestType */
 /** @typedef {import('./protocol.js').Role} Role */
+/** @typedef {import('./media.js').Source} Source */
 
 const STRINGS = {
   appName: 'Lectern',
@@ -41,6 +43,22 @@ const STRINGS = {
   raiseHand: 'Raise hand (Alt+H)',
   lowerHand: 'Lower hand (Alt+H)',
   speakNote: 'You may speak now.',
+  stageHeading: 'Stage',
+  stageEmpty: 'No video yet.',
+  soundUnlock: 'Turn on sound',
+  /** @type {Record<Source, [string, string]>} [switch on, switch off] */
+  mediaButtons: {
+    camera: ['Turn camera on', 'Turn camera off'],
+    mic: ['Turn microphone on', 'Turn microphone off'],
+    screen: ['Share screen', 'Stop sharing'],
+  },
+  /** @type {Record<Source, string>} */
+  mediaFailed: {
+    camera: 'Could not turn the camera on. Check that the browser may use it.',
+    mic: 'Could not turn the microphone on. Check that the browser may use it.',
+    screen: 'Screen sharing did not start.',
+  },
+  mediaNegotiationFailed: 'The audio and video connection failed. Reload the page to try again.',
   you: '(you)',
   // Buttons on one person or message.
   callOn: 'Call on', lower: 'Lower', admit: 'Admit', mute: 'Mute', remove: 'Remove',
@@ -157,6 +175,18 @@ let renderQueued = false;
 let errorTimer;
 /** @type {Map<number, HTMLElement>} drawn chat messages by seq, so new ones are added alone */
 const chatItems = new Map();
+/** Audio and video with the media server; created once admitted to the class. @type {MediaSession | null} */
+let media = null;
+/** The WebSocket reconnected: the server forgot our peer connection, so make a new one. */
+let mediaRestart = false;
+/** The switches last sent with `set_media` (JSON), so each change is reported once. */
+let reportedSwitches = '';
+/** Playing remote audio, by mid. @type {Map<string, HTMLAudioElement>} */
+const audioItems = new Map();
+const stageVideo = /** @type {HTMLVideoElement} */ ($('stage-video'));
+const pipVideo = /** @type {HTMLVideoElement} */ ($('pip-video'));
+/** @type {Source[]} */
+const SOURCES = ['camera', 'mic', 'screen'];
 
 // ---- Join link and messages to the user -------------------------------------------------
 
@@ -196,6 +226,8 @@ function showError(text, sticky = false) {
 /** The page is done: say why, and offer to join again where that makes sense. @param {string} reason */
 function finish(reason) {
   finished = true;
+  media?.close();
+  media = null;
   $('notice-text').textContent = STRINGS.closing[reason] ?? STRINGS.status.closed;
   $('rejoin').hidden = !REJOINABLE.includes(reason);
   scheduleRender();
@@ -282,6 +314,14 @@ function onActionClick(e) {
       return void connection?.leave().then(() => finish('left'));
     case 'rejoin':
       return location.reload();
+    case 'camera_toggle':
+      return void toggleMedia('camera');
+    case 'mic_toggle':
+      return void toggleMedia('mic');
+    case 'screen_toggle':
+      return void toggleMedia('screen');
+    case 'sound_unlock':
+      return unlockSound();
   }
 }
 
@@ -390,6 +430,8 @@ function render() {
   renderHands(staff);
   renderRoster(staff);
   renderChat(staff);
+  updateMedia();
+  renderStage();
 }
 
 /** @param {boolean} staff */
@@ -526,6 +568,167 @@ function showReaction(participantId, reaction) {
   setTimeout(() => li.remove(), REACTION_SHOWN_MS);
 }
 
+// ---- Media ---------------------------------------------------------------------------------
+
+/**
+ * Keeps the media session in step with the room: started once admitted (and again after a
+ * reconnect), publishing only what the room allows (the server enforces the same rule).
+ */
+function updateMedia() {
+  const self = room.participants.get(me.id);
+  if (!self || self.in_lobby || finished || connection?.status !== 'open') return;
+  if (!media) {
+    media = new MediaSession({
+      connection,
+      iceServers: [], // Loopback needs none; STUN/TURN from the server later.
+      onChange: scheduleRender,
+      onError(error, source) {
+        console.warn('media', source, error);
+        const { code = '' } = /** @type {{code?: string}} */ (error);
+        if (source) showError(STRINGS.mediaFailed[source]);
+        else showError(STRINGS.errors[code] ?? STRINGS.mediaNegotiationFailed);
+      },
+    });
+  }
+  media.setAllowed({
+    audio: me.role !== 'observer' && self.can_speak && !self.hard_muted,
+    video: isStaffRole(me.role) || self.presenter,
+  });
+  if (mediaRestart) {
+    mediaRestart = false;
+    media.restart();
+  } else {
+    media.start();
+  }
+}
+
+/** @param {Source} source */
+async function toggleMedia(source) {
+  if (!media) return;
+  const button = $(`${source}-toggle`);
+  button.toggleAttribute('disabled', true);
+  if (media.isPublishing(source)) await media.unpublish(source);
+  else await media.publish(source);
+  button.toggleAttribute('disabled', false);
+  scheduleRender();
+}
+
+/** Tells the room what we publish (also when a revoked permission switched something off). */
+function reportSwitches() {
+  const self = room.participants.get(me.id);
+  if (!media || !self) return;
+  const switches = { mic: media.isPublishing('mic'), camera: media.isPublishing('camera'), screen: media.isPublishing('screen') };
+  const json = JSON.stringify(switches);
+  if (!reportedSwitches) reportedSwitches = JSON.stringify({ mic: self.media.mic, camera: self.media.camera, screen: self.media.screen });
+  if (json === reportedSwitches) return;
+  reportedSwitches = json;
+  act('set_media', { media: switches });
+}
+
+/** The student on stage, else the instructor (else a TA) who shows video, else the first instructor. */
+function stageParticipant() {
+  if (room.presenter && room.participants.has(room.presenter)) return room.presenter;
+  const staff = [...room.participants.values()]
+    .filter((p) => isStaffRole(p.role))
+    .sort((a, b) => ROLE_ORDER.indexOf(a.role) - ROLE_ORDER.indexOf(b.role));
+  return (staff.find((p) => videosOf(p.id).length > 0) ?? staff[0])?.id ?? null;
+}
+
+/**
+ * A participant's video streams, main first: the screen before the camera for ourselves; for
+ * others the newest m-line first (a screen share usually starts after the camera).
+ * @param {string} id
+ * @returns {{stream: MediaStream, mid: string}[]}
+ */
+function videosOf(id) {
+  if (!media) return [];
+  if (id === me.id) {
+    return media.localTracks
+      .filter((t) => t.source !== 'mic')
+      .sort((a, b) => Number(b.source === 'screen') - Number(a.source === 'screen'))
+      .map((t) => ({ stream: t.stream, mid: t.source }));
+  }
+  return media.remoteTracks
+    .filter((t) => t.kind === 'video' && t.participantId === id)
+    .reverse()
+    .map((t) => ({ stream: t.stream, mid: t.mid }));
+}
+
+/**
+ * @param {HTMLVideoElement} video
+ * @param {{stream: MediaStream, mid: string} | undefined} source
+ * @param {string} participantId
+ */
+function showVideo(video, source, participantId) {
+  const stream = source?.stream ?? null;
+  if (video.srcObject !== stream) {
+    video.srcObject = stream;
+    if (stream) video.play().catch(() => undefined); // muted: allowed to autoplay
+  }
+  video.dataset.participant = stream ? participantId : '';
+  video.dataset.mid = source?.mid ?? '';
+  video.hidden = video === pipVideo && !stream;
+}
+
+function renderStage() {
+  const self = room.participants.get(me.id);
+  const staff = isStaffRole(me.role);
+  const stageId = stageParticipant();
+  const videos = stageId ? videosOf(stageId) : [];
+  showVideo(stageVideo, videos[0], stageId ?? '');
+  // The small picture: the presenter's other video, or the instructor while a student presents.
+  /** @type {{stream: MediaStream, mid: string} | undefined} */
+  let pip = videos[1];
+  let pipId = stageId ?? '';
+  if (!pip && stageId && stageId === room.presenter) {
+    const teacher = [...room.participants.values()].find((p) => p.role === 'instructor' && videosOf(p.id).length > 0);
+    if (teacher) [pip, pipId] = [videosOf(teacher.id).at(-1), teacher.id];
+  }
+  showVideo(pipVideo, pip, pipId);
+  $('stage-name').textContent = stageId ? nameOf(stageId) : '';
+  $('stage-empty').hidden = videos.length > 0;
+
+  const controls = $('media-controls');
+  controls.hidden = !media || !(staff || self?.presenter || self?.can_speak) || me.role === 'observer';
+  for (const source of SOURCES) {
+    const button = $(`${source}-toggle`);
+    const on = media?.isPublishing(source) ?? false;
+    button.hidden = !media?.mayPublish(source) && !on;
+    button.textContent = STRINGS.mediaButtons[source][on ? 1 : 0];
+    button.setAttribute('aria-pressed', String(on));
+  }
+  renderAudio();
+  reportSwitches();
+}
+
+/** One `<audio>` per remote audio track; video elements stay muted so they may autoplay. */
+function renderAudio() {
+  const wanted = new Map((media?.remoteTracks ?? []).filter((t) => t.kind === 'audio').map((t) => [t.mid, t]));
+  for (const [mid, element] of audioItems) {
+    if (wanted.get(mid)?.stream === element.srcObject) continue;
+    element.srcObject = null;
+    element.remove();
+    audioItems.delete(mid);
+  }
+  for (const [mid, t] of wanted) {
+    if (audioItems.has(mid)) continue;
+    const element = /** @type {HTMLAudioElement} */ (make('audio'));
+    element.autoplay = true;
+    element.srcObject = t.stream;
+    element.dataset.participant = t.participantId;
+    element.dataset.mid = mid;
+    audioItems.set(mid, element);
+    $('stage-audio').append(element);
+    element.play().catch(() => ($('sound-unlock').hidden = false)); // autoplay refused: needs a click
+  }
+}
+
+/** A click is what browsers need before playing sound. */
+function unlockSound() {
+  $('sound-unlock').hidden = true;
+  for (const element of audioItems.values()) element.play().catch(() => ($('sound-unlock').hidden = false));
+}
+
 // ---- Connection ----------------------------------------------------------------------------
 
 /**
@@ -552,6 +755,7 @@ function connect(token, roomId) {
     url: `${scheme}://${location.host}/ws?room=${encodeURIComponent(roomId)}`,
     token,
     onWelcome(snapshot, welcome) {
+      if (media?.started) mediaRestart = true;
       me.id = welcome.participant_id;
       me.role = welcome.role;
       welcomed = true;
@@ -570,6 +774,7 @@ function connect(token, roomId) {
     },
     onReplayDone: () => (replaying = false),
     onReaction: showReaction,
+    onMedia: (message) => media?.handleMessage(message),
     onError: (code, message) => showError(STRINGS.errors[code] ?? message, JOIN_ERRORS.includes(code)),
     onClosing(reason) {
       if (reason === 'server_shutdown' || reason === 'slow_consumer') showError(STRINGS.closing[reason]);
@@ -579,6 +784,7 @@ function connect(token, roomId) {
     onStatus(status) {
       $('status').textContent = STRINGS.status[status];
       $('status').dataset.state = status;
+      if (status === 'open') scheduleRender();
     },
   });
   connection.connect();

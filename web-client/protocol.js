@@ -84,8 +84,18 @@ const WELCOME_TIMEOUT_MS = 10_000;
 /** @typedef {{type: 'error', code: string, message: string, request_id?: number}} ErrorMessage */
 /** @typedef {{type: 'closing', reason: CloseReason, message: string}} ClosingMessage */
 /**
+ * One m-line the SFU adds in an `sfu_offer`: whose media the `mid` carries.
+ * @typedef {{mid: string, participant_id: string, kind: 'audio' | 'video'}} OfferedTrack
+ */
+/**
+ * The SFU's offer (what this participant receives); answer with `media_answer`.
+ * @typedef {{type: 'sfu_offer', sdp: string, tracks?: OfferedTrack[]}} MediaOfferMessage
+ */
+/** The SFU's answer to this client's `media_offer` request. @typedef {{type: 'sfu_answer', sdp: string}} MediaAnswerMessage */
+/** @typedef {MediaOfferMessage | MediaAnswerMessage} MediaMessage */
+/**
  * @typedef {WelcomeMessage | ReplayDoneMessage | SnapshotMessage | EventMessage
- *   | ReactionMessage | AckMessage | ErrorMessage | ClosingMessage} ServerMessage
+ *   | ReactionMessage | AckMessage | ErrorMessage | ClosingMessage | MediaMessage} ServerMessage
  */
 /** @typedef {{type: 'hello', protocol_version: number, token: string, last_seq?: number}} HelloMessage */
 /**
@@ -93,7 +103,12 @@ const WELCOME_TIMEOUT_MS = 10_000;
  * @typedef {'chat_send' | 'chat_delete' | 'chat_lock' | 'hand_raise' | 'hand_lower'
  *   | 'hand_lower_for' | 'hand_lower_all' | 'call_on' | 'allow_speak' | 'revoke_speak' | 'mute'
  *   | 'remove' | 'stage_grant' | 'stage_revoke' | 'class_start' | 'class_end' | 'admit' | 'react'
- *   | 'set_media' | 'leave'} RequestType
+ *   | 'set_media' | 'leave' | 'media_offer'} RequestType
+ */
+/**
+ * Messages sent without a `request_id` (no ack): the answer to a server `media_offer`, and
+ * trickled ICE candidates.
+ * @typedef {'media_answer' | 'media_candidate'} NoticeType
  */
 
 /** @param {Role} role */
@@ -142,6 +157,9 @@ export class RequestError extends Error {
  *   the connection then stays closed
  * @property {(status: Status) => void} [onStatus] `open` once welcomed; `reconnecting` while
  *   retrying with backoff; `closed` for good
+ * @property {(message: MediaMessage) => void} [onMedia] the media server's `media_offer` or
+ *   `media_answer` (see media.js); a `media_answer` arrives before the ack of its `media_offer`
+ *   request
  */
 
 /**
@@ -201,6 +219,18 @@ export class Connection {
       this.#pending.set(requestId, { resolve, reject });
       socket.send(JSON.stringify({ ...fields, type, request_id: requestId }));
     });
+  }
+
+  /**
+   * Sends a message that gets no answer (`media_answer`, `media_candidate`).
+   * @param {NoticeType} type
+   * @param {Record<string, unknown>} [fields]
+   * @returns {boolean} false when not connected (the message is dropped)
+   */
+  notify(type, fields = {}) {
+    if (!this.#socket || !this.#welcomed) return false;
+    this.#socket.send(JSON.stringify({ ...fields, type }));
+    return true;
   }
 
   /** Leaves the class now (no grace period) and stays closed. Never rejects. */
@@ -315,6 +345,10 @@ export class Connection {
         }
         break;
       }
+      case 'sfu_offer':
+      case 'sfu_answer':
+        o.onMedia?.(message);
+        break;
       case 'closing':
         if (FINAL_CLOSE_REASONS.has(message.reason)) this.#stopped = true;
         o.onClosing?.(message.reason, message.message);

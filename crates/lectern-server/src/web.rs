@@ -35,6 +35,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../../web-client/app.js"),
     ),
+    (
+        "/media.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../web-client/media.js"),
+    ),
 ];
 
 pub fn asset(path: &str) -> Response {

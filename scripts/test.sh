@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Every test of Lectern: the Rust workspace (unit, property, protocol-doc, store durability,
+# full-server integration with real WebSockets and real WebRTC peers) and the real-browser
+# end-to-end test (Debian Chromium driven by playwright-core, tests/e2e).
+#
+# The browser test needs /usr/bin/chromium and Node.js with npm. As root on Debian/Ubuntu this
+# script installs Chromium if it is missing; elsewhere it stops and says what to install.
+# LECTERN_SKIP_E2E=1 runs only the Rust tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+cargo test --workspace 2>&1 | tee "$log"
+
+if [ "${LECTERN_SKIP_E2E:-0}" != 1 ]; then
+    if [ ! -x /usr/bin/chromium ]; then
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+            echo "== installing Debian's chromium for the browser test"
+            apt-get update -qq
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+        else
+            echo "The browser test needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)."
+            echo "Install it, or run with LECTERN_SKIP_E2E=1 to run only the Rust tests."
+            exit 1
+        fi
+    fi
+    command -v npm >/dev/null || { echo "The browser test needs Node.js and npm."; exit 1; }
+    echo "== browser end-to-end test (tests/e2e)"
+    cargo build -p lectern-server
+    (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
+    bin="$(realpath "${CARGO_TARGET_DIR:-target}")/debug/lectern"
+    (cd tests/e2e && LECTERN_BIN="$bin" node run.mjs) 2>&1 | tee -a "$log"
+fi
+
+# One closing line for the whole run: cargo prints one per test binary (the last often a
+# doc-test binary with nothing in it) and the browser test prints its own.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
+     /^[0-9]+ passed, [0-9]+ failed$/ { p += $1; f += $3 }
+     END { printf "%d passed, %d failed\n", p, f }' "$log"

@@ -1,0 +1,507 @@
+// Lectern end to end in a real browser: the server binary, Debian's Chromium driven by
+// playwright-core, fake cameras playing solid-colour clips. See README.md.
+//
+// Exit code 0 when every check passed; the last line printed is `N passed, N failed`.
+import { spawn } from 'node:child_process';
+import { createServer, request as httpRequest } from 'node:http';
+import { connect as netConnect } from 'node:net';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const BIN = resolve(here, process.env.LECTERN_BIN ?? '../../target/debug/lectern');
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const SCREENSHOTS = join(here, 'screenshots');
+/** Serve web-client/* from disk instead of the copy embedded in the binary (edit without rebuilding). */
+const CLIENT_FROM_DISK = process.env.LECTERN_E2E_CLIENT_FROM_DISK === '1';
+const CLIENT_DIR = resolve(here, '../../web-client');
+
+/** The published colours (RGB): the instructor's browser and the students' browser. */
+const RED = [200, 40, 40];
+const BLUE = [40, 100, 220];
+/** Per-channel tolerance for a decoded pixel (VP8, YUV<->RGB rounding and range). */
+const COLOUR_TOLERANCE = 45;
+
+// ---- Small helpers --------------------------------------------------------------------------
+
+const delay = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Polls `probe` until it returns a truthy value (returned) or the deadline passes (throws with
+ * the last value seen). Every wait in this file goes through here.
+ */
+async function waitFor(what, probe, { timeout = 20_000, interval = 250 } = {}) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      last = await probe();
+      if (last && !(typeof last === 'object' && 'ok' in last && !last.ok)) return last;
+    } catch (error) {
+      if (error?.fatal) throw error;
+      last = error instanceof Error ? error.message : error;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeout} ms waiting for ${what}; last: ${JSON.stringify(last)}`);
+    }
+    await delay(interval);
+  }
+}
+
+/** A solid-colour 320x240 Y4M clip (full-range BT.601, 4:2:0) for --use-file-for-fake-video-capture. */
+function writeY4m(path, [r, g, b]) {
+  const clamp = (v) => Math.max(0, Math.min(255, Math.round(v)));
+  const y = clamp(0.299 * r + 0.587 * g + 0.114 * b);
+  const u = clamp(128 - 0.168736 * r - 0.331264 * g + 0.5 * b);
+  const v = clamp(128 + 0.5 * r - 0.418688 * g - 0.081312 * b);
+  const [w, h, frames] = [320, 240, 10];
+  const frame = Buffer.concat([
+    Buffer.from('FRAME\n'),
+    Buffer.alloc(w * h, y),
+    Buffer.alloc((w / 2) * (h / 2), u),
+    Buffer.alloc((w / 2) * (h / 2), v),
+  ]);
+  const header = Buffer.from(`YUV4MPEG2 W${w} H${h} F15:1 Ip A1:1 C420jpeg\n`);
+  writeFileSync(path, Buffer.concat([header, ...Array(frames).fill(frame)]));
+}
+
+// ---- The server -----------------------------------------------------------------------------
+
+async function startServer(dataDir) {
+  // The server refuses unknown LECTERN_* settings, so pass only ours.
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('LECTERN_')));
+  Object.assign(env, {
+    LECTERN_SERVER_LISTEN: '127.0.0.1:0',
+    LECTERN_SERVER_DATA_DIR: dataDir,
+    LECTERN_DEMO_ENABLED: 'true',
+    LECTERN_ROOM_AUTO_START: 'true',
+    RUST_BACKTRACE: '0',
+  });
+  // For a binary built before the media plane existed (it would refuse the setting).
+  if (process.env.LECTERN_E2E_NO_MEDIA_BIND !== '1') env.LECTERN_MEDIA_BIND = '127.0.0.1:0';
+  const child = spawn(BIN, [], {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const server = { child, url: '', links: /** @type {Record<string, string>} */ ({}), output: '', exited: null };
+  child.on('exit', (code, signal) => (server.exited = { code, signal }));
+  child.on('error', (error) => (server.exited = { error: String(error) }));
+  const onData = (chunk) => {
+    server.output += chunk;
+    for (const line of chunk.toString().split('\n')) {
+      const listening = line.match(/lectern listening on (\S+)/);
+      if (listening) server.url = listening[1].replace(/\/$/, '');
+      const link = line.match(/^\s*(instructor|student 1|student 2)\s*: (\S+)/);
+      if (link) server.links[link[1]] = link[2];
+    }
+  };
+  child.stdout.on('data', onData);
+  child.stderr.on('data', (chunk) => (server.output += chunk));
+  await waitFor('the server to print its URL and three demo links', () => {
+    if (server.exited) {
+      throw Object.assign(new Error(`server exited: ${JSON.stringify(server.exited)}\n${server.output}`), { fatal: true });
+    }
+    return server.url && Object.keys(server.links).length === 3;
+  }, { timeout: 60_000 });
+  return server;
+}
+
+async function stopServer(server) {
+  if (!server || server.exited) return;
+  server.child.kill('SIGTERM');
+  try {
+    await waitFor('the server to exit', () => server.exited, { timeout: 10_000 });
+  } catch {
+    server.child.kill('SIGKILL');
+  }
+}
+
+/**
+ * With LECTERN_E2E_CLIENT_FROM_DISK=1: a loopback HTTP proxy in front of the server that
+ * answers the client's files from web-client/ (with the server's own headers, CSP included)
+ * and passes everything else, WebSocket upgrades too, to the server. (Playwright's
+ * route.fulfill would do for scripts, but a fulfilled document is not on loopback for
+ * Chromium's Local Network Access checks, which then block the WebSocket.)
+ */
+async function startClientProxy(target) {
+  const upstream = new URL(target);
+  const files = new Map([['/', 'index.html'], ['/index.html', 'index.html'], ['/app.js', 'app.js'],
+    ['/protocol.js', 'protocol.js'], ['/media.js', 'media.js'], ['/style.css', 'style.css']]);
+  const types = { html: 'text/html', css: 'text/css', js: 'text/javascript' };
+  const proxy = createServer((req, res) => {
+    const forward = httpRequest({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
+      const path = new URL(req.url ?? '/', 'http://x').pathname;
+      const file = files.get(path);
+      if (!file) {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+        return;
+      }
+      up.resume();
+      const body = readFileSync(join(CLIENT_DIR, file));
+      const headers = { ...up.headers, 'content-type': `${types[file.split('.').pop()]}; charset=utf-8`, 'content-length': String(body.length) };
+      delete headers['transfer-encoding'];
+      res.writeHead(200, headers);
+      res.end(body);
+    });
+    forward.on('error', () => res.destroy());
+    req.pipe(forward);
+  });
+  proxy.on('upgrade', (req, socket, head) => {
+    const up = netConnect(Number(upstream.port), upstream.hostname, () => {
+      const lines = [`${req.method} ${req.url} HTTP/1.1`];
+      for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
+      up.write(`${lines.join('\r\n')}\r\n\r\n`);
+      if (head.length) up.write(head);
+      up.pipe(socket);
+      socket.pipe(up);
+    });
+    up.on('error', () => socket.destroy());
+    socket.on('error', () => up.destroy());
+  });
+  await new Promise((r) => proxy.listen(0, '127.0.0.1', r));
+  const address = /** @type {import('node:net').AddressInfo} */ (proxy.address());
+  return { server: proxy, url: `http://127.0.0.1:${address.port}` };
+}
+
+// ---- The browser ----------------------------------------------------------------------------
+
+/** Exactly the flags of /work/shared/TESTING.md, plus the fake camera's clip. */
+function chromiumArgs(y4m) {
+  return [
+    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+    '--allow-loopback-in-peer-connection',
+    '--disable-features=WebRtcHideLocalIpsWithMdns',
+    '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1',
+    `--use-file-for-fake-video-capture=${y4m}`,
+  ];
+}
+
+/** Keeps every RTCPeerConnection a page makes, so the test can read its stats. */
+function recordPeerConnections() {
+  const Original = window.RTCPeerConnection;
+  /** @type {RTCPeerConnection[]} */
+  const all = [];
+  Object.defineProperty(window, '__lecternPeerConnections', { value: all });
+  window.RTCPeerConnection = class extends Original {
+    constructor(...args) {
+      super(...args);
+      all.push(this);
+    }
+  };
+  // The sockets too, so a test can drop the connection as a network failure would.
+  const OriginalSocket = window.WebSocket;
+  const sockets = [];
+  Object.defineProperty(window, '__lecternSockets', { value: sockets });
+  window.WebSocket = class extends OriginalSocket {
+    constructor(...args) {
+      super(...args);
+      sockets.push(this);
+    }
+  };
+}
+
+const pages = /** @type {{name: string, page: import('playwright-core').Page, log: string[]}[]} */ ([]);
+
+async function openPage(browser, name, link) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  await context.addInitScript(recordPeerConnections);
+  const page = await context.newPage();
+  const log = [];
+  page.on('console', (m) => log.push(`[${m.type()}] ${m.text()}`));
+  page.on('pageerror', (e) => log.push(`[pageerror] ${e.message}`));
+  page.on('requestfailed', (r) => log.push(`[requestfailed] ${r.url()} ${r.failure()?.errorText}`));
+  page.on('response', (r) => r.status() >= 400 && log.push(`[http ${r.status()}] ${r.url()}`));
+  pages.push({ name, page, log });
+  await page.goto(link);
+  await waitFor(`${name}: the class page`, () => page.locator('#classroom').isVisible(), { timeout: 20_000 });
+  return page;
+}
+
+/** In the page: video stats of the live peer connections, for one track id or all video. */
+async function inboundVideo(page, trackId = null) {
+  return page.evaluate(async (trackId) => {
+    const out = [];
+    for (const pc of window.__lecternPeerConnections) {
+      if (pc.connectionState === 'closed') continue;
+      const report = await pc.getStats();
+      report.forEach((s) => {
+        if (s.type === 'inbound-rtp' && s.kind === 'video' && (!trackId || s.trackIdentifier === trackId)) {
+          out.push({ mid: s.mid, trackId: s.trackIdentifier, framesDecoded: s.framesDecoded ?? 0, packets: s.packetsReceived ?? 0, width: s.frameWidth ?? 0 });
+        }
+      });
+    }
+    return out;
+  }, trackId);
+}
+
+/** In the page: what #stage-video shows (size, track, publisher) and its centre colour. */
+async function stageVideo(page) {
+  return page.evaluate(() => {
+    const video = /** @type {HTMLVideoElement} */ (document.getElementById('stage-video'));
+    const stream = /** @type {MediaStream | null} */ (video.srcObject);
+    const track = stream?.getVideoTracks()[0];
+    const result = {
+      width: video.videoWidth, height: video.videoHeight, participant: video.dataset.participant ?? '',
+      trackId: track?.id ?? null, rgb: /** @type {number[] | null} */ (null),
+    };
+    if (video.videoWidth > 0) {
+      const canvas = document.createElement('canvas');
+      canvas.width = video.videoWidth;
+      canvas.height = video.videoHeight;
+      const g = canvas.getContext('2d', { willReadFrequently: true });
+      g.drawImage(video, 0, 0);
+      const size = 8;
+      const data = g.getImageData((canvas.width - size) >> 1, (canvas.height - size) >> 1, size, size).data;
+      const sum = [0, 0, 0];
+      for (let i = 0; i < data.length; i += 4) for (let c = 0; c < 3; c++) sum[c] += data[i + c];
+      result.rgb = sum.map((v) => Math.round(v / (size * size)));
+    }
+    return result;
+  });
+}
+
+const close = (rgb, want) => rgb && rgb.every((v, i) => Math.abs(v - want[i]) <= COLOUR_TOLERANCE);
+
+/** The roster's participant id for a display name (drawn from the room state). */
+async function participantId(page, name) {
+  return waitFor(`the roster to list ${name}`, () => page.evaluate((name) => {
+    for (const li of document.querySelectorAll('#roster > li')) {
+      if (li.querySelector('.name')?.textContent === name) return /** @type {HTMLElement} */ (li).dataset.participant;
+    }
+    return null;
+  }, name));
+}
+
+/** framesDecoded of the stage track goes up by `frames` (after the current value). */
+async function decodesStage(page, who, frames = 15, timeout = 25_000) {
+  const stage = await waitFor(`${who}: a decoded picture on #stage-video`, async () => {
+    const s = await stageVideo(page);
+    return s.width > 0 && s.trackId ? s : null;
+  }, { timeout });
+  const [first] = await waitFor(`${who}: inbound-rtp stats of the stage track`, () => inboundVideo(page, stage.trackId).then((s) => s.length && s), { timeout });
+  const later = await waitFor(`${who}: framesDecoded to increase by ${frames} from ${first.framesDecoded}`, async () => {
+    const [now] = await inboundVideo(page, stage.trackId);
+    return now && now.framesDecoded >= first.framesDecoded + frames ? now : null;
+  }, { timeout });
+  return { stage, first, later };
+}
+
+// ---- The checks -----------------------------------------------------------------------------
+
+const results = [];
+let blocked = '';
+
+async function check(name, body) {
+  if (blocked) {
+    results.push({ name, ok: false, detail: `not run: needs "${blocked}"` });
+    console.log(`SKIP ${name} (needs "${blocked}")`);
+    return;
+  }
+  const started = Date.now();
+  try {
+    const detail = await body();
+    results.push({ name, ok: true, detail });
+    console.log(`ok   ${name} (${Date.now() - started} ms)${detail ? ` - ${detail}` : ''}`);
+  } catch (error) {
+    results.push({ name, ok: false, detail: String(error?.stack ?? error) });
+    console.log(`FAIL ${name} (${Date.now() - started} ms)\n     ${String(error?.message ?? error).replace(/\n/g, '\n     ')}`);
+    blocked = name;
+  }
+}
+
+async function main() {
+  const tmp = mkdtempSync(join(tmpdir(), 'lectern-e2e-'));
+  const redClip = join(tmp, 'red.y4m');
+  const blueClip = join(tmp, 'blue.y4m');
+  writeY4m(redClip, RED);
+  writeY4m(blueClip, BLUE);
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  let server = null;
+  const browsers = [];
+  const s = {};
+  try {
+    await check('server starts and prints its URL and demo links', async () => {
+      server = await startServer(join(tmp, 'data'));
+      return server.url;
+    });
+    if (CLIENT_FROM_DISK) {
+      await check('client proxy serves web-client/ from disk', async () => {
+        s.proxy = await startClientProxy(server.url);
+        for (const key of Object.keys(server.links)) server.links[key] = server.links[key].replace(server.url, s.proxy.url);
+        server.url = s.proxy.url;
+        return server.url;
+      });
+    }
+    await check('server serves the client modules (/, /app.js, /protocol.js, /media.js)', async () => {
+      const missing = [];
+      for (const path of ['/', '/app.js', '/protocol.js', '/media.js', '/style.css']) {
+        const response = await fetch(server.url + path);
+        if (response.status !== 200) missing.push(`${path} -> ${response.status}`);
+      }
+      if (missing.length && !CLIENT_FROM_DISK) throw new Error(`not served: ${missing.join(', ')}`);
+      return missing.length ? `served from disk instead: ${missing.join(', ')}` : '';
+    });
+    await check('Chromium starts (instructor browser: red camera, students browser: blue camera)', async () => {
+      for (const clip of [redClip, blueClip]) {
+        browsers.push(await chromium.launch({ executablePath: CHROMIUM, headless: true, args: chromiumArgs(clip) }));
+      }
+      return browsers[0].version();
+    });
+    await check('instructor page joins the class', async () => {
+      s.instructor = await openPage(browsers[0], 'instructor', server.links.instructor);
+    });
+    await check('instructor turns the camera on: local preview on the stage', async () => {
+      const button = s.instructor.locator('#camera-toggle');
+      await waitFor('#camera-toggle to be shown', () => button.isVisible());
+      await button.click();
+      const preview = await waitFor('a local preview in #stage-video', () => stageVideo(s.instructor).then((v) => (v.width > 0 ? v : null)));
+      if (!close(preview.rgb, RED)) throw new Error(`preview colour ${preview.rgb}, want about ${RED}`);
+      return `${preview.width}x${preview.height} rgb(${preview.rgb})`;
+    });
+    await check('instructor peer connection connects and sends video', async () => {
+      const sent = await waitFor('outbound video packets', () => s.instructor.evaluate(async () => {
+        for (const pc of window.__lecternPeerConnections) {
+          const report = await pc.getStats();
+          for (const st of report.values()) {
+            if (st.type === 'outbound-rtp' && st.kind === 'video' && st.packetsSent > 20) return { state: pc.connectionState, packets: st.packetsSent, frames: st.framesEncoded };
+          }
+        }
+        return { ok: false, states: window.__lecternPeerConnections.map((pc) => [pc.connectionState, pc.signalingState]) };
+      }), { timeout: 25_000 });
+      return JSON.stringify(sent);
+    });
+    await check('two students join', async () => {
+      s.student1 = await openPage(browsers[1], 'student 1', server.links['student 1']);
+      s.student2 = await openPage(browsers[1], 'student 2', server.links['student 2']);
+      s.instructorId = await participantId(s.instructor, 'Instructor Grace');
+      s.student1Id = await participantId(s.instructor, 'Student Ada');
+      s.student2Id = await participantId(s.instructor, 'Student Alan');
+      return `instructor ${s.instructorId}, students ${s.student1Id}, ${s.student2Id}`;
+    });
+    for (const who of ['student1', 'student2']) {
+      await check(`${who} decodes the instructor's camera on the stage (framesDecoded rising, red centre pixel)`, async () => {
+        const { stage, first, later } = await decodesStage(s[who], who);
+        if (stage.participant !== s.instructorId) throw new Error(`stage shows ${stage.participant}, want ${s.instructorId}`);
+        const colour = await waitFor('the red picture', () => stageVideo(s[who]).then((v) => (close(v.rgb, RED) ? v : { ok: false, rgb: v.rgb })));
+        return `${stage.width}x${stage.height}, framesDecoded ${first.framesDecoded} -> ${later.framesDecoded}, rgb(${colour.rgb})`;
+      });
+    }
+    await check('instructor turns the microphone on: students play it in an <audio> (packetsReceived rising)', async () => {
+      await s.instructor.locator('#mic-toggle').click();
+      const out = [];
+      for (const who of ['student1', 'student2']) {
+        const audio = await waitFor(`${who}: an <audio> for the instructor`, () => s[who].evaluate((id) => {
+          const element = /** @type {HTMLAudioElement | null} */ (document.querySelector(`#stage-audio audio[data-participant="${id}"]`));
+          const track = /** @type {MediaStream | null} */ (element?.srcObject ?? null)?.getAudioTracks()[0];
+          return element && track ? { trackId: track.id, paused: element.paused } : null;
+        }, s.instructorId));
+        const packets = () => s[who].evaluate(async (trackId) => {
+          for (const pc of window.__lecternPeerConnections) {
+            if (pc.connectionState === 'closed') continue;
+            for (const st of (await pc.getStats()).values()) {
+              if (st.type === 'inbound-rtp' && st.kind === 'audio' && st.trackIdentifier === trackId) return st.packetsReceived ?? 0;
+            }
+          }
+          return -1;
+        }, audio.trackId);
+        const first = await waitFor(`${who}: inbound audio stats`, async () => { const n = await packets(); return n >= 0 ? { n } : null; });
+        const later = await waitFor(`${who}: audio packetsReceived to rise by 25 from ${first.n}`, async () => { const n = await packets(); return n >= first.n + 25 ? { n } : null; });
+        out.push(`${who} ${first.n} -> ${later.n}${audio.paused ? ' (element paused: autoplay refused)' : ''}`);
+      }
+      return out.join(', ');
+    });
+    await check('instructor gives the stage to student 1', async () => {
+      await s.instructor.locator(`#roster button[data-action="stage_grant"][data-participant="${s.student1Id}"]`).click();
+      await waitFor('student 1 to see the camera button', () => s.student1.locator('#camera-toggle').isVisible());
+    });
+    await check('student 1 turns the camera on; student 2 decodes it on the stage (blue)', async () => {
+      await s.student1.locator('#camera-toggle').click();
+      await waitFor('student 2 stage to show student 1', () => stageVideo(s.student2).then((v) => (v.participant === s.student1Id && v.width > 0 ? v : { ok: false, ...v })), { timeout: 25_000 });
+      const { stage, first, later } = await decodesStage(s.student2, 'student2');
+      if (stage.participant !== s.student1Id) throw new Error(`stage shows ${stage.participant}, want ${s.student1Id}`);
+      const colour = await waitFor('the blue picture', () => stageVideo(s.student2).then((v) => (close(v.rgb, BLUE) ? v : { ok: false, rgb: v.rgb })));
+      s.student1TrackOnStudent2 = stage.trackId;
+      return `framesDecoded ${first.framesDecoded} -> ${later.framesDecoded}, rgb(${colour.rgb})`;
+    });
+    await screenshots('presenting');
+    await check('instructor takes the stage back: student 2 stops decoding student 1', async () => {
+      await s.instructor.locator(`#roster button[data-action="stage_revoke"][data-participant="${s.student1Id}"]`).click();
+      const still = await waitFor('framesDecoded of student 1 track to stay flat for 2 s', async () => {
+        const [a] = await inboundVideo(s.student2, s.student1TrackOnStudent2);
+        await delay(2000); // one sampling window, inside the deadline
+        const [b] = await inboundVideo(s.student2, s.student1TrackOnStudent2);
+        return !a || !b || a.framesDecoded === b.framesDecoded ? { a, b } : { ok: false, a, b };
+      }, { timeout: 20_000 });
+      await waitFor('student 1 camera button to be hidden again', async () => !(await s.student1.locator('#camera-toggle').isVisible()));
+      // Student 1's client switched the camera off and reported it (set_media -> media_changed).
+      await waitFor("the instructor's roster to drop student 1's camera badge", () => s.instructor.evaluate((id) =>
+        !document.querySelector(`#roster > li[data-participant="${id}"] .badge-media`), s.student1Id));
+      return still.b ? `flat at ${still.b.framesDecoded} frames` : 'the track was removed (m-line stopped)';
+    });
+    await check('student 2 still decodes the instructor after the revoke', async () => {
+      await waitFor('student 2 stage to show the instructor', () => stageVideo(s.student2).then((v) => (v.participant === s.instructorId ? v : { ok: false, ...v })));
+      const { first, later } = await decodesStage(s.student2, 'student2', 10);
+      return `framesDecoded ${first.framesDecoded} -> ${later.framesDecoded}`;
+    });
+    await check('instructor shares the screen: student 2 shows it on the stage, the camera in the picture-in-picture', async () => {
+      const before = await stageVideo(s.student2);
+      await s.instructor.locator('#screen-toggle').click();
+      await waitFor('the screen button to read "on"', () => s.instructor.locator('#screen-toggle[aria-pressed="true"]').isVisible());
+      const stage = await waitFor('a new instructor track on student 2 stage', () => stageVideo(s.student2).then((v) =>
+        v.participant === s.instructorId && v.trackId && v.trackId !== before.trackId && v.width > 0 ? v : { ok: false, ...v }), { timeout: 25_000 });
+      const { first, later } = await decodesStage(s.student2, 'student2', 5);
+      const pip = await s.student2.evaluate(() => /** @type {HTMLVideoElement} */ (document.getElementById('pip-video')).videoWidth);
+      await screenshots('screen');
+      await s.instructor.locator('#screen-toggle').click();
+      await waitFor('student 2 stage to go back to the camera', () => stageVideo(s.student2).then((v) => (v.trackId === before.trackId ? v : { ok: false, ...v })));
+      return `screen ${stage.width}x${stage.height}, framesDecoded ${first.framesDecoded} -> ${later.framesDecoded}, pip width ${pip}`;
+    });
+    await check('student 2 loses its WebSocket: reconnects, makes a new peer connection, decodes the instructor again', async () => {
+      const page = s.student2;
+      await page.evaluate(() => window.__lecternSockets.at(-1)?.close());
+      await waitFor('the status to show reconnecting or open again', () => page.evaluate(() => window.__lecternSockets.length > 1 && document.getElementById('status')?.dataset.state === 'open'), { timeout: 20_000 });
+      const pcs = await waitFor('a second peer connection, the first one closed', () => page.evaluate(() => {
+        const all = window.__lecternPeerConnections;
+        return all.length >= 2 && all.slice(0, -1).every((pc) => pc.connectionState === 'closed') ? all.map((pc) => pc.connectionState) : null;
+      }), { timeout: 20_000 });
+      const { first, later } = await decodesStage(page, 'student2', 10);
+      const stage = await stageVideo(page);
+      if (stage.participant !== s.instructorId) throw new Error(`stage shows ${stage.participant}, want ${s.instructorId}`);
+      return `peer connections ${JSON.stringify(pcs)}, framesDecoded ${first.framesDecoded} -> ${later.framesDecoded}`;
+    });
+  } finally {
+    await screenshots('final').catch((e) => console.log(`screenshots failed: ${e}`));
+    if (results.some((r) => !r.ok)) {
+      for (const { name, log } of pages) if (log.length) console.log(`--- ${name} console ---\n${log.slice(-40).join('\n')}`);
+      if (server) console.log(`--- server output (last 4000 chars) ---\n${server.output.slice(-4000)}`);
+    }
+    for (const browser of browsers) await browser.close().catch(() => undefined);
+    s.proxy?.server.closeAllConnections();
+    s.proxy?.server.close();
+    await stopServer(server);
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+async function screenshots(label) {
+  for (const { name, page } of pages) {
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await page.screenshot({ path: join(SCREENSHOTS, `${label}-${name.replace(/ /g, '')}.png`), fullPage: false });
+  }
+}
+
+try {
+  await main();
+} catch (error) {
+  results.push({ name: 'harness', ok: false, detail: String(error) });
+  console.log(`FAIL harness: ${error?.stack ?? error}`);
+}
+const passed = results.filter((r) => r.ok).length;
+console.log(`${passed} passed, ${results.length - passed} failed`);
+process.exitCode = passed === results.length ? 0 : 1;

@@ -1,0 +1,405 @@
+// @ts-check
+/**
+ * Live media: one bundled RTCPeerConnection from this participant to Lectern's SFU
+ * (crates/lectern-sfu), signalled over the room's WebSocket (`Connection` in protocol.js).
+ *
+ * No DOM here. The UI owns a `MediaSession`, tells it what the room allows (`setAllowed`) and
+ * what the user switched on (`publish` / `unpublish`), and draws `localTracks` and
+ * `remoteTracks` whenever `onChange` fires.
+ *
+ * Signalling (docs/PROTOCOL.md, "Media"):
+ * - This client offers what it publishes: a data channel (so even a receive-only student's
+ *   first offer has an m-line) plus one send-only transceiver per local track; the SFU answers.
+ * - The SFU offers what this client receives: send-only m-lines with a `tracks` list naming
+ *   each `mid`'s publisher; this client answers with `media_answer`.
+ * - Glare: this client's offer wins. While our offer is queued or unanswered, the SFU's offers
+ *   are ignored; the SFU drops its own pending offer when ours arrives and offers again after
+ *   answering.
+ * Every change to the peer connection runs in one queue, one step at a time.
+ */
+
+/** @typedef {import('./protocol.js').MediaMessage} MediaMessage */
+/** @typedef {import('./protocol.js').MediaOfferMessage} MediaOfferMessage */
+/** @typedef {import('./protocol.js').RequestType} RequestType */
+/** @typedef {import('./protocol.js').NoticeType} NoticeType */
+/** @typedef {'camera' | 'mic' | 'screen'} Source */
+/** @typedef {'audio' | 'video'} Kind */
+/** What the room lets this participant publish now. @typedef {{audio: boolean, video: boolean}} Allowed */
+/**
+ * The part of `Connection` this module uses.
+ * @typedef {object} Signalling
+ * @property {(type: RequestType, fields?: Record<string, unknown>) => Promise<unknown>} request
+ * @property {(type: NoticeType, fields?: Record<string, unknown>) => boolean} notify
+ */
+/**
+ * A track received from another participant.
+ * @typedef {object} RemoteTrack
+ * @property {string} mid the m-line carrying it
+ * @property {string} participantId its publisher
+ * @property {Kind} kind
+ * @property {MediaStreamTrack} track
+ * @property {MediaStream} stream a stream holding only this track, for a media element
+ */
+/**
+ * A track this participant publishes.
+ * @typedef {object} LocalTrack
+ * @property {Source} source
+ * @property {MediaStreamTrack} track
+ * @property {MediaStream} stream
+ */
+/**
+ * Counters of one RTP stream, from `RTCPeerConnection.getStats()`.
+ * @typedef {object} StreamStats
+ * @property {string} mid
+ * @property {Kind} kind
+ * @property {string | null} participantId the publisher (inbound), null for our own (outbound)
+ * @property {string | null} trackId `trackIdentifier` (inbound) = the receiving track's id
+ * @property {number} packets received or sent
+ * @property {number} bytes received or sent
+ * @property {number} frames decoded or encoded (video)
+ * @property {number} width frame width (video; 0 when unknown)
+ * @property {number} height
+ */
+/**
+ * @typedef {object} MediaSessionOptions
+ * @property {Signalling} connection
+ * @property {RTCIceServer[]} [iceServers] none on loopback; later from the server
+ * @property {() => void} [onChange] local or remote tracks, or the connection state, changed
+ * @property {(error: unknown, source: Source | null) => void} [onError] a publish or a
+ *   negotiation failed (`source` null); errors from the server are `RequestError`s
+ */
+
+/** @type {Record<Source, Kind>} */
+export const SOURCE_KIND = { camera: 'video', mic: 'audio', screen: 'video' };
+const ANSWER_TIMEOUT_MS = 15_000;
+
+/** @template T @param {Promise<T>} promise @param {number} ms @returns {Promise<T>} */
+function withTimeout(promise, ms) {
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no media answer in ${ms} ms`)), ms);
+  });
+  return /** @type {Promise<T>} */ (Promise.race([promise, timeout])).finally(() => clearTimeout(timer));
+}
+
+/** @param {RTCRtpTransceiver} t */
+function isStopped(t) {
+  return t.currentDirection === 'stopped' || /** @type {string} */ (t.direction) === 'stopped';
+}
+
+export class MediaSession {
+  /** @type {RTCPeerConnection | null} */
+  #pc = null;
+  /** What the user switched on, in the order switched on. @type {Map<Source, LocalTrack>} */
+  #local = new Map();
+  /** Our send-only transceivers on the current peer connection. @type {Map<Source, RTCRtpTransceiver>} */
+  #senders = new Map();
+  /** From the SFU's `tracks` lists, in the order offered. @type {Map<string, {participantId: string, kind: Kind}>} */
+  #mids = new Map();
+  /** @type {Map<string, RemoteTrack>} */
+  #remote = new Map();
+  /** @type {Promise<void>} */
+  #queue = Promise.resolve();
+  /** An offer of ours is queued and not yet sent. */
+  #offerQueued = false;
+  /** An offer of ours is out and its `media_answer` has not arrived. */
+  #awaitingAnswer = false;
+  /** @type {{resolve: (sdp: string) => void, reject: (error: unknown) => void} | null} */
+  #answerWaiter = null;
+  /** @type {Allowed} */
+  #allowed = { audio: false, video: false };
+  #closed = false;
+
+  /** @param {MediaSessionOptions} options */
+  constructor(options) {
+    this.options = options;
+  }
+
+  /** Whether `start()` was called (and not undone by `close()`). */
+  get started() {
+    return this.#pc !== null;
+  }
+
+  /** @returns {RTCPeerConnectionState | 'closed'} */
+  get connectionState() {
+    return this.#pc?.connectionState ?? 'closed';
+  }
+
+  /** What this participant publishes, in the order switched on. @returns {LocalTrack[]} */
+  get localTracks() {
+    return [...this.#local.values()];
+  }
+
+  /** What this participant receives, oldest first (in the order the SFU offered it). @returns {RemoteTrack[]} */
+  get remoteTracks() {
+    return [...this.#mids.keys()].flatMap((mid) => this.#remote.get(mid) ?? []);
+  }
+
+  /** @param {Source} source */
+  isPublishing(source) {
+    return this.#local.has(source);
+  }
+
+  /** @param {Source} source */
+  mayPublish(source) {
+    return !this.#closed && this.#allowed[SOURCE_KIND[source]];
+  }
+
+  /**
+   * What the room allows now (the server enforces it; this only keeps the client honest).
+   * Stops publishing whatever is no longer allowed.
+   * @param {Allowed} allowed
+   */
+  setAllowed(allowed) {
+    this.#allowed = { ...allowed };
+    for (const source of [...this.#local.keys()]) {
+      if (!this.mayPublish(source)) void this.unpublish(source);
+    }
+  }
+
+  /** Creates the peer connection and sends the first offer. Call when admitted to the class. */
+  start() {
+    if (this.#closed || this.#pc) return;
+    const pc = new RTCPeerConnection({ iceServers: this.options.iceServers ?? [], bundlePolicy: 'max-bundle' });
+    this.#pc = pc;
+    pc.createDataChannel('lectern');
+    pc.onconnectionstatechange = () => this.#changed();
+    this.#negotiate();
+  }
+
+  /**
+   * A new peer connection with the same local tracks, e.g. after the WebSocket reconnected
+   * (the server forgets the old one).
+   */
+  restart() {
+    if (this.#closed) return;
+    this.#dropPeer();
+    this.start();
+  }
+
+  /** Stops everything; the session cannot be used again. */
+  close() {
+    this.#closed = true;
+    this.#dropPeer();
+    for (const { track } of this.#local.values()) track.stop();
+    this.#local.clear();
+    this.#changed();
+  }
+
+  /**
+   * Switches a source on: asks for the device (or the screen), then renegotiates.
+   * @param {Source} source
+   * @returns {Promise<boolean>} whether it is now published
+   */
+  async publish(source) {
+    if (this.#local.has(source)) return true;
+    if (!this.mayPublish(source)) return false;
+    let stream;
+    try {
+      const devices = navigator.mediaDevices;
+      stream = source === 'screen'
+        ? await devices.getDisplayMedia({ video: true, audio: false })
+        : await devices.getUserMedia(source === 'mic' ? { audio: true } : { video: true });
+    } catch (error) {
+      this.options.onError?.(error, source);
+      return false;
+    }
+    const track = SOURCE_KIND[source] === 'audio' ? stream.getAudioTracks()[0] : stream.getVideoTracks()[0];
+    for (const other of stream.getTracks()) if (other !== track) other.stop();
+    // Switched on twice, revoked or closed while the browser asked the user.
+    if (!track || this.#local.has(source) || !this.mayPublish(source)) {
+      track?.stop();
+      return this.#local.has(source);
+    }
+    track.addEventListener('ended', () => void this.unpublish(source)); // e.g. "Stop sharing"
+    this.#local.set(source, { source, track, stream: new MediaStream([track]) });
+    this.#changed();
+    this.#negotiate();
+    return true;
+  }
+
+  /** Switches a source off and renegotiates. @param {Source} source */
+  async unpublish(source) {
+    const local = this.#local.get(source);
+    if (!local) return;
+    this.#local.delete(source);
+    local.track.stop();
+    this.#changed();
+    await this.#negotiate();
+  }
+
+  /**
+   * The SFU's `sfu_offer` or `sfu_answer`; pass `Connection`'s `onMedia` here.
+   * @param {MediaMessage} message
+   */
+  handleMessage(message) {
+    if (message.type === 'sfu_answer') {
+      const waiter = this.#answerWaiter;
+      this.#awaitingAnswer = false;
+      this.#answerWaiter = null;
+      waiter?.resolve(message.sdp);
+      return;
+    }
+    const pc = this.#pc;
+    // Glare: ours wins; the SFU offers again after answering ours.
+    if (!pc || this.#offerQueued || this.#awaitingAnswer) return;
+    this.#enqueue(() => this.#acceptOffer(pc, message));
+  }
+
+  /**
+   * Counters of every RTP stream, inbound ones with their publisher.
+   * @returns {Promise<{inbound: StreamStats[], outbound: StreamStats[]}>}
+   */
+  async getStats() {
+    /** @type {{inbound: StreamStats[], outbound: StreamStats[]}} */
+    const result = { inbound: [], outbound: [] };
+    const pc = this.#pc;
+    if (!pc) return result;
+    const report = await pc.getStats();
+    for (const s of report.values()) {
+      if (s.type !== 'inbound-rtp' && s.type !== 'outbound-rtp') continue;
+      const inbound = s.type === 'inbound-rtp';
+      const mid = String(s.mid ?? '');
+      /** @type {StreamStats} */
+      const entry = {
+        mid,
+        kind: s.kind,
+        participantId: inbound ? (this.#mids.get(mid)?.participantId ?? null) : null,
+        trackId: inbound ? (s.trackIdentifier ?? null) : null,
+        packets: (inbound ? s.packetsReceived : s.packetsSent) ?? 0,
+        bytes: (inbound ? s.bytesReceived : s.bytesSent) ?? 0,
+        frames: (inbound ? s.framesDecoded : s.framesEncoded) ?? 0,
+        width: s.frameWidth ?? 0,
+        height: s.frameHeight ?? 0,
+      };
+      (inbound ? result.inbound : result.outbound).push(entry);
+    }
+    return result;
+  }
+
+  /** The raw `RTCStatsReport`, for debugging. */
+  async rawStats() {
+    return this.#pc ? this.#pc.getStats() : null;
+  }
+
+  // ---- Inside the queue ----------------------------------------------------------------
+
+  /** @param {() => Promise<void>} step @returns {Promise<void>} */
+  #enqueue(step) {
+    const run = this.#queue.then(step).catch((error) => {
+      if (!this.#closed) this.options.onError?.(error, null);
+    });
+    this.#queue = run;
+    return run;
+  }
+
+  /** Queues one offer of ours (several requests before it runs share it). */
+  #negotiate() {
+    const pc = this.#pc;
+    if (!pc) return Promise.resolve();
+    if (this.#offerQueued) return this.#queue;
+    this.#offerQueued = true;
+    return this.#enqueue(() => this.#sendOffer(pc));
+  }
+
+  /** @param {RTCPeerConnection} pc */
+  async #sendOffer(pc) {
+    this.#offerQueued = false;
+    if (pc !== this.#pc) return;
+    this.#syncSenders(pc);
+    this.#awaitingAnswer = true;
+    try {
+      await pc.setLocalDescription(await pc.createOffer());
+      /** @type {Promise<string>} */
+      const answer = new Promise((resolve, reject) => {
+        this.#answerWaiter = { resolve, reject };
+        const sdp = pc.localDescription?.sdp ?? '';
+        this.options.connection.request('media_offer', { sdp }).catch(reject);
+      });
+      const sdp = await withTimeout(answer, ANSWER_TIMEOUT_MS);
+      if (pc !== this.#pc) return;
+      await pc.setRemoteDescription({ type: 'answer', sdp });
+    } catch (error) {
+      if (pc !== this.#pc) return; // replaced by restart() or close(): nothing to report
+      this.#awaitingAnswer = false;
+      this.#answerWaiter = null;
+      if (pc.signalingState === 'have-local-offer') await pc.setLocalDescription({ type: 'rollback' }).catch(() => {});
+      throw error;
+    }
+    this.#syncRemote(pc);
+  }
+
+  /** @param {RTCPeerConnection} pc @param {MediaOfferMessage} message */
+  async #acceptOffer(pc, message) {
+    if (pc !== this.#pc || pc.signalingState !== 'stable') return;
+    for (const t of message.tracks ?? []) {
+      this.#mids.delete(t.mid); // a reused mid counts as new
+      this.#mids.set(t.mid, { participantId: t.participant_id, kind: t.kind });
+    }
+    try {
+      await pc.setRemoteDescription({ type: 'offer', sdp: message.sdp });
+      await pc.setLocalDescription(await pc.createAnswer());
+    } catch (error) {
+      if (pc === this.#pc) throw error;
+      return;
+    }
+    if (pc !== this.#pc) return;
+    this.options.connection.notify('media_answer', { sdp: pc.localDescription?.sdp ?? '' });
+    this.#syncRemote(pc);
+  }
+
+  /** Adds a send-only transceiver per new local track and stops those switched off. @param {RTCPeerConnection} pc */
+  #syncSenders(pc) {
+    for (const [source, transceiver] of this.#senders) {
+      if (this.#local.get(source)?.track === transceiver.sender.track && !isStopped(transceiver)) continue;
+      if (!isStopped(transceiver)) transceiver.stop();
+      this.#senders.delete(source);
+    }
+    for (const [source, { track, stream }] of this.#local) {
+      if (this.#senders.has(source) || track.readyState === 'ended') continue;
+      this.#senders.set(source, pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] }));
+    }
+  }
+
+  /** Rebuilds `remoteTracks` from the transceivers that now receive. @param {RTCPeerConnection} pc */
+  #syncRemote(pc) {
+    /** @type {Map<string, RemoteTrack>} */
+    const next = new Map();
+    for (const t of pc.getTransceivers()) {
+      const mid = t.mid;
+      const owner = mid === null ? undefined : this.#mids.get(mid);
+      if (mid === null || !owner || isStopped(t)) {
+        if (mid !== null && isStopped(t)) this.#mids.delete(mid);
+        continue;
+      }
+      if (t.currentDirection !== 'recvonly' && t.currentDirection !== 'sendrecv') continue;
+      const track = t.receiver.track;
+      const old = this.#remote.get(mid);
+      const same = old && old.track === track && old.participantId === owner.participantId;
+      next.set(mid, same ? old : { mid, participantId: owner.participantId, kind: owner.kind, track, stream: new MediaStream([track]) });
+    }
+    this.#remote = next;
+    this.#changed();
+  }
+
+  #dropPeer() {
+    const pc = this.#pc;
+    this.#pc = null;
+    this.#senders.clear();
+    this.#mids.clear();
+    this.#remote.clear();
+    this.#offerQueued = false;
+    this.#awaitingAnswer = false;
+    this.#answerWaiter?.reject(new Error('peer connection replaced'));
+    this.#answerWaiter = null;
+    if (pc) {
+      pc.onconnectionstatechange = null;
+      pc.close();
+    }
+  }
+
+  #changed() {
+    this.options.onChange?.();
+  }
+}
