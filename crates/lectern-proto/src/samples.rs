@@ -142,6 +142,13 @@ pub fn server_messages() -> Vec<ServerMessage> {
             reason: CloseReason::ServerShutdown,
             message: "the server is restarting; reconnect in a moment".into(),
         },
+        ServerMessage::MediaConfig {
+            ice_servers: vec![IceServer {
+                urls: vec!["turn:turn.example.edu:3478?transport=udp".into()],
+                username: Some("1790043200:s-ada".into()),
+                credential: Some("nNaZyW5sovAuzYa/Yx+/N2xwdK4=".into()),
+            }],
+        },
         ServerMessage::SfuAnswer {
             sdp: "v=0\r\no=str0m-1 1 2 IN IP4 0.0.0.0\r\n...".into(),
         },

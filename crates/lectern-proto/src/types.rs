@@ -433,6 +433,10 @@ pub enum ServerMessage {
         reason: CloseReason,
         message: String,
     },
+    /// WebRTC settings for this connection, sent right after the `welcome` when the server
+    /// relays media: the ICE servers (TURN with time-limited credentials) for the client's
+    /// `RTCPeerConnection`.
+    MediaConfig { ice_servers: Vec<IceServer> },
     /// WebRTC: the SFU's answer to the client's `media_offer`.
     SfuAnswer { sdp: String },
     /// WebRTC: the SFU offers media to the client (new or stopped tracks). The client sets it as
@@ -442,6 +446,16 @@ pub enum ServerMessage {
         sdp: String,
         tracks: Vec<MediaTrack>,
     },
+}
+
+/// One entry of `RTCConfiguration.iceServers`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
 }
 
 /// Audio or video.
@@ -471,6 +485,7 @@ impl ServerMessage {
         "ack",
         "error",
         "closing",
+        "media_config",
         "sfu_answer",
         "sfu_offer",
     ];

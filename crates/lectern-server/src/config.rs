@@ -46,6 +46,7 @@ pub struct Config {
     pub limits: Limits,
     pub websocket: WebSocketConfig,
     pub media: MediaConfig,
+    pub turn: TurnConfig,
     pub demo: DemoConfig,
     pub log: LogConfig,
 }
@@ -138,6 +139,24 @@ pub struct MediaConfig {
     pub enabled: bool,
     pub bind: String,
     pub public_ips: Vec<String>,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TurnConfig {
+    pub urls: Vec<String>,
+    pub secret: String,
+    pub ttl_secs: u64,
+}
+
+impl std::fmt::Debug for TurnConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TurnConfig")
+            .field("urls", &self.urls)
+            .field("secret", &"<redacted>")
+            .field("ttl_secs", &self.ttl_secs)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -291,6 +310,20 @@ impl Config {
                  browsers should send media to"
                     .into(),
             );
+        }
+        for url in &self.turn.urls {
+            if !(url.starts_with("turn:") || url.starts_with("turns:") || url.starts_with("stun:"))
+            {
+                return bad(format!(
+                    "turn.urls: {url:?} must start with turn:, turns: or stun:"
+                ));
+            }
+        }
+        if !self.turn.urls.is_empty() && self.turn.secret.len() < 16 {
+            return bad("turn.secret must be at least 16 characters when turn.urls is set".into());
+        }
+        if self.turn.ttl_secs == 0 {
+            return bad("turn.ttl_secs must be greater than 0".into());
         }
         if self.demo.enabled && self.demo.room.trim().is_empty() {
             return bad("demo.room must not be empty when the demo is enabled".into());

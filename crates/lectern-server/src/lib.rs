@@ -15,6 +15,7 @@ mod media;
 pub mod metrics;
 mod rooms;
 mod server;
+mod turn;
 mod web;
 mod ws;
 

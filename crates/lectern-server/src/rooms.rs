@@ -411,6 +411,20 @@ impl RoomTask {
                         if persist_seq.is_some_and(|s| failed.contains(&s)) {
                             continue;
                         }
+                        // Right after its welcome, a connection learns its ICE servers.
+                        let media_config = match &message {
+                            ServerMessage::Welcome { participant_id, .. }
+                                if self.shared.media.is_some() =>
+                            {
+                                let ice_servers = crate::turn::ice_servers(
+                                    &self.shared.config.turn,
+                                    participant_id,
+                                    now_ms() / 1000,
+                                );
+                                Some((to.clone(), ServerMessage::MediaConfig { ice_servers }))
+                            }
+                            _ => None,
+                        };
                         let refusal = matches!(
                             message,
                             ServerMessage::Error { code, .. } if code.is_client_fault()
@@ -436,6 +450,11 @@ impl RoomTask {
                         Metrics::add(&metrics.messages_out, sent);
                         if error {
                             Metrics::add(&metrics.errors_sent, sent);
+                        }
+                        if let Some((to, config)) = media_config {
+                            for conn in to {
+                                self.send_to(conn, &config);
+                            }
                         }
                     }
                     Output::Persist(_) => {}

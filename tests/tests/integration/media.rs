@@ -370,3 +370,37 @@ async fn the_instructors_video_reaches_students_and_the_stage_rules_apply() -> a
         .await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn turn_credentials_follow_the_welcome() -> anyhow::Result<()> {
+    let s = TestServer::start_with(&[
+        (
+            "LECTERN_TURN_URLS",
+            r#"["turn:127.0.0.1:3478?transport=udp"]"#,
+        ),
+        ("LECTERN_TURN_SECRET", "coturn-shared-secret-0123456789"),
+        ("LECTERN_TURN_TTL_SECS", "600"),
+    ])
+    .await;
+    let mut ada = s.join("r", "ada", Role::Student).await;
+    let config = ada.wait_for(|m| m["type"] == "media_config").await?;
+    let server = &config["ice_servers"][0];
+    assert_eq!(server["urls"][0], "turn:127.0.0.1:3478?transport=udp");
+    let username = server["username"].as_str().unwrap_or_default();
+    let (expiry, who) = username.split_once(':').expect("expiry:participant");
+    assert_eq!(who, "ada");
+    let expiry: u64 = expiry.parse()?;
+    let now = lectern_server::auth::unix_now();
+    assert!(
+        expiry > now + 500 && expiry <= now + 600,
+        "expiry {expiry} vs now {now}"
+    );
+    assert!(!server["credential"].as_str().unwrap_or_default().is_empty());
+
+    // Without TURN the list is empty, but the message still comes.
+    let plain = TestServer::start().await;
+    let mut bob = plain.join("r", "bob", Role::Student).await;
+    let config = bob.wait_for(|m| m["type"] == "media_config").await?;
+    assert_eq!(config["ice_servers"], json!([]));
+    Ok(())
+}
