@@ -3,7 +3,9 @@
 # full-server integration with real WebSockets and real WebRTC peers) and the real-browser
 # end-to-end test (Debian Chromium driven by playwright-core, tests/e2e).
 #
-# The browser test needs /usr/bin/chromium and Node.js with npm. As root on Debian/Ubuntu this
+# Before it, the browser client's JSDoc types are checked with TypeScript (web-client/package.json:
+# `tsc -p .`, strict, no emit); a type error fails the script. The browser test needs
+# /usr/bin/chromium and Node.js with npm. As root on Debian/Ubuntu this
 # script installs Chromium if it is missing; elsewhere it stops and says what to install.
 # LECTERN_SKIP_E2E=1 runs only the Rust tests.
 set -euo pipefail
@@ -27,6 +29,9 @@ if [ "${LECTERN_SKIP_E2E:-0}" != 1 ]; then
         fi
     fi
     command -v npm >/dev/null || { echo "The browser test needs Node.js and npm."; exit 1; }
+    # The client's JSDoc types (TypeScript, dev-only); a type error stops the script here.
+    echo "== type check of the browser client (web-client, tsc --noEmit --checkJs)"
+    (cd web-client && npm ci --no-audit --no-fund --loglevel=error && npx --no-install tsc -p .)
     echo "== browser end-to-end test (tests/e2e)"
     cargo build -p lectern-server
     (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)

@@ -177,6 +177,8 @@ let errorTimer;
 const chatItems = new Map();
 /** Audio and video with the media server; created once admitted to the class. @type {MediaSession | null} */
 let media = null;
+/** ICE servers from the server's `media_config`; media waits for the first one. @type {RTCIceServer[] | null} */
+let iceServers = null;
 /** The WebSocket reconnected: the server forgot our peer connection, so make a new one. */
 let mediaRestart = false;
 /** The switches last sent with `set_media` (JSON), so each change is reported once. */
@@ -577,10 +579,11 @@ function showReaction(participantId, reaction) {
 function updateMedia() {
   const self = room.participants.get(me.id);
   if (!self || self.in_lobby || finished || connection?.status !== 'open') return;
+  if (!media && iceServers === null) return; // media_config follows the welcome
   if (!media) {
     media = new MediaSession({
       connection,
-      iceServers: [], // Loopback needs none; STUN/TURN from the server later.
+      iceServers: iceServers ?? [],
       onChange: scheduleRender,
       onError(error, source) {
         console.warn('media', source, error);
@@ -774,6 +777,11 @@ function connect(token, roomId) {
     },
     onReplayDone: () => (replaying = false),
     onReaction: showReaction,
+    onMediaConfig(servers) {
+      iceServers = servers;
+      media?.setIceServers(servers);
+      updateMedia();
+    },
     onMedia: (message) => media?.handleMessage(message),
     onError: (code, message) => showError(STRINGS.errors[code] ?? message, JOIN_ERRORS.includes(code)),
     onClosing(reason) {

@@ -172,6 +172,15 @@ export class MediaSession {
    * A new peer connection with the same local tracks, e.g. after the WebSocket reconnected
    * (the server forgets the old one).
    */
+  /**
+   * ICE servers for the next peer connection (the server sends fresh TURN credentials after
+   * every welcome).
+   * @param {RTCIceServer[]} iceServers
+   */
+  setIceServers(iceServers) {
+    this.options.iceServers = iceServers;
+  }
+
   restart() {
     if (this.#closed) return;
     this.#dropPeer();

@@ -94,8 +94,14 @@ const WELCOME_TIMEOUT_MS = 10_000;
 /** The SFU's answer to this client's `media_offer` request. @typedef {{type: 'sfu_answer', sdp: string}} MediaAnswerMessage */
 /** @typedef {MediaOfferMessage | MediaAnswerMessage} MediaMessage */
 /**
+ * Sent right after `welcome`: the ICE servers (TURN with time-limited credentials) for the
+ * peer connection.
+ * @typedef {{type: 'media_config', ice_servers: {urls: string[], username?: string, credential?: string}[]}} MediaConfigMessage
+ */
+/**
  * @typedef {WelcomeMessage | ReplayDoneMessage | SnapshotMessage | EventMessage
- *   | ReactionMessage | AckMessage | ErrorMessage | ClosingMessage | MediaMessage} ServerMessage
+ *   | ReactionMessage | AckMessage | ErrorMessage | ClosingMessage | MediaMessage
+ *   | MediaConfigMessage} ServerMessage
  */
 /** @typedef {{type: 'hello', protocol_version: number, token: string, last_seq?: number}} HelloMessage */
 /**
@@ -157,6 +163,8 @@ export class RequestError extends Error {
  *   the connection then stays closed
  * @property {(status: Status) => void} [onStatus] `open` once welcomed; `reconnecting` while
  *   retrying with backoff; `closed` for good
+ * @property {(iceServers: RTCIceServer[]) => void} [onMediaConfig] the ICE servers for the
+ *   peer connection, sent after every welcome
  * @property {(message: MediaMessage) => void} [onMedia] the media server's `media_offer` or
  *   `media_answer` (see media.js); a `media_answer` arrives before the ack of its `media_offer`
  *   request
@@ -345,6 +353,9 @@ export class Connection {
         }
         break;
       }
+      case 'media_config':
+        o.onMediaConfig?.(message.ice_servers);
+        break;
       case 'sfu_offer':
       case 'sfu_answer':
         o.onMedia?.(message);

@@ -77,7 +77,8 @@ async function startServer(dataDir) {
     LECTERN_SERVER_LISTEN: '127.0.0.1:0',
     LECTERN_SERVER_DATA_DIR: dataDir,
     LECTERN_DEMO_ENABLED: 'true',
-    LECTERN_ROOM_AUTO_START: 'true',
+    // The instructor starts the class: students join first and wait in the lobby.
+    LECTERN_ROOM_AUTO_START: 'false',
     RUST_BACKTRACE: '0',
   });
   // For a binary built before the media plane existed (it would refuse the setting).
@@ -194,13 +195,15 @@ function recordPeerConnections() {
       all.push(this);
     }
   };
-  // The sockets too, so a test can drop the connection as a network failure would.
+  // The sockets too, so a test can drop the connection as a network failure would. While
+  // `window.__lecternHoldSockets` is true, new sockets go to a path the server refuses, so the
+  // client stays disconnected (retrying with its backoff) until the test lets it through.
   const OriginalSocket = window.WebSocket;
   const sockets = [];
   Object.defineProperty(window, '__lecternSockets', { value: sockets });
   window.WebSocket = class extends OriginalSocket {
-    constructor(...args) {
-      super(...args);
+    constructor(url, protocols) {
+      super(window.__lecternHoldSockets ? String(url).replace('/ws?', '/ws-held-by-the-test?') : url, protocols);
       sockets.push(this);
     }
   };
@@ -208,8 +211,9 @@ function recordPeerConnections() {
 
 const pages = /** @type {{name: string, page: import('playwright-core').Page, log: string[]}[]} */ ([]);
 
-async function openPage(browser, name, link) {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+/** Opens a join link; waits for `ready` (the classroom, or `#lobby` before the class starts). */
+async function openPage(browser, name, link, ready = '#classroom') {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   await context.addInitScript(recordPeerConnections);
   const page = await context.newPage();
   const log = [];
@@ -219,7 +223,7 @@ async function openPage(browser, name, link) {
   page.on('response', (r) => r.status() >= 400 && log.push(`[http ${r.status()}] ${r.url()}`));
   pages.push({ name, page, log });
   await page.goto(link);
-  await waitFor(`${name}: the class page`, () => page.locator('#classroom').isVisible(), { timeout: 20_000 });
+  await waitFor(`${name}: ${ready}`, () => page.locator(ready).isVisible(), { timeout: 20_000 });
   return page;
 }
 
@@ -276,6 +280,37 @@ async function participantId(page, name) {
     }
     return null;
   }, name));
+}
+
+/** In the page: the chat log as drawn, oldest first: seq, sender and text of each `li[data-seq]`. */
+async function chatLog(page) {
+  return page.evaluate(() => [...document.querySelectorAll('#chat-log li[data-seq]')].map((li) => ({
+    seq: /** @type {HTMLElement} */ (li).dataset.seq ?? '',
+    from: li.querySelector('.chat-head .name')?.textContent ?? '',
+    text: li.querySelector('.chat-text')?.textContent ?? '',
+  })));
+}
+
+/** Types a message in the chat box and sends it; resolves once the server accepted it (box emptied). */
+async function sendChat(page, who, text) {
+  await page.locator('#chat-input').fill(text);
+  await page.locator('#chat-send').click();
+  await waitFor(`${who}: the chat box to empty (message accepted)`, async () => (await page.locator('#chat-input').inputValue()) === '');
+}
+
+/** Waits until `text` is in the page's chat log, then requires it there exactly once and every seq unique. */
+async function chatShowsOnce(page, who, text) {
+  const log = await waitFor(`${who}: the chat log to show ${JSON.stringify(text)}`, () => chatLog(page).then((l) => (l.some((m) => m.text === text) ? l : null)));
+  const copies = log.filter((m) => m.text === text).length;
+  if (copies !== 1) throw new Error(`${who}: ${JSON.stringify(text)} shown ${copies} times`);
+  const seqs = log.map((m) => m.seq);
+  if (new Set(seqs).size !== seqs.length) throw new Error(`${who}: duplicate chat seqs ${seqs}`);
+  return log;
+}
+
+/** In the page: the hand queue's participant ids, in the order shown. */
+async function handQueue(page) {
+  return page.evaluate(() => [...document.querySelectorAll('#hand-queue > li')].map((li) => /** @type {HTMLElement} */ (li).dataset.participant ?? ''));
 }
 
 /** framesDecoded of the stage track goes up by `frames` (after the current value). */
@@ -353,8 +388,33 @@ async function main() {
       }
       return browsers[0].version();
     });
-    await check('instructor page joins the class', async () => {
+    await check('instructor page joins the class (not started yet: "Start class" shown)', async () => {
       s.instructor = await openPage(browsers[0], 'instructor', server.links.instructor);
+      await waitFor('the Start class button', () => s.instructor.locator('#start-class').isVisible());
+      return await s.instructor.locator('#class-state').textContent();
+    });
+    await check('two students join before the class starts: both wait in the lobby', async () => {
+      s.student1 = await openPage(browsers[1], 'student 1', server.links['student 1'], '#lobby');
+      s.student2 = await openPage(browsers[1], 'student 2', server.links['student 2'], '#lobby');
+      for (const who of ['student1', 'student2']) {
+        if (await s[who].locator('#classroom').isVisible()) throw new Error(`${who}: the classroom is shown in the lobby`);
+      }
+      s.instructorId = await participantId(s.instructor, 'Instructor Grace');
+      s.student1Id = await participantId(s.instructor, 'Student Ada');
+      s.student2Id = await participantId(s.instructor, 'Student Alan');
+      await waitFor("the instructor's roster to mark both students as in the lobby", () => s.instructor.evaluate((ids) =>
+        ids.every((id) => document.querySelector(`#roster > li[data-participant="${id}"] .badge-lobby`)), [s.student1Id, s.student2Id]));
+      return `instructor ${s.instructorId}, students ${s.student1Id}, ${s.student2Id}`;
+    });
+    await check('instructor presses "Start class": both students leave the lobby for the classroom', async () => {
+      await s.instructor.locator('#start-class').click();
+      for (const who of ['student1', 'student2']) {
+        await waitFor(`${who}: the classroom`, async () => (await s[who].locator('#classroom').isVisible()) && !(await s[who].locator('#lobby').isVisible()));
+      }
+      await waitFor('the instructor to see "End class" instead of "Start class"', async () =>
+        (await s.instructor.locator('#end-class').isVisible()) && !(await s.instructor.locator('#start-class').isVisible()));
+      await waitFor("the lobby badges to leave the instructor's roster", () => s.instructor.evaluate(() => !document.querySelector('#roster .badge-lobby')));
+      return await s.instructor.locator('#class-state').textContent();
     });
     await check('instructor turns the camera on: local preview on the stage', async () => {
       const button = s.instructor.locator('#camera-toggle');
@@ -376,14 +436,6 @@ async function main() {
       }), { timeout: 25_000 });
       return JSON.stringify(sent);
     });
-    await check('two students join', async () => {
-      s.student1 = await openPage(browsers[1], 'student 1', server.links['student 1']);
-      s.student2 = await openPage(browsers[1], 'student 2', server.links['student 2']);
-      s.instructorId = await participantId(s.instructor, 'Instructor Grace');
-      s.student1Id = await participantId(s.instructor, 'Student Ada');
-      s.student2Id = await participantId(s.instructor, 'Student Alan');
-      return `instructor ${s.instructorId}, students ${s.student1Id}, ${s.student2Id}`;
-    });
     for (const who of ['student1', 'student2']) {
       await check(`${who} decodes the instructor's camera on the stage (framesDecoded rising, red centre pixel)`, async () => {
         const { stage, first, later } = await decodesStage(s[who], who);
@@ -392,6 +444,65 @@ async function main() {
         return `${stage.width}x${stage.height}, framesDecoded ${first.framesDecoded} -> ${later.framesDecoded}, rgb(${colour.rgb})`;
       });
     }
+    await check("student 1's chat message appears exactly once on every page", async () => {
+      const text = 'Hello from Ada: is the homework due Friday?';
+      await sendChat(s.student1, 'student 1', text);
+      const out = [];
+      for (const who of ['instructor', 'student2', 'student1']) {
+        const log = await chatShowsOnce(s[who], who, text);
+        const m = log.find((x) => x.text === text);
+        if (m.from !== 'Student Ada') throw new Error(`${who}: sender shown as ${JSON.stringify(m.from)}`);
+        out.push(`${who} seq ${m.seq}`);
+      }
+      // The live region announces it to the others.
+      await waitFor("student 2's live region to announce the message", () => s.student2.evaluate((text) => document.getElementById('announcer')?.textContent?.includes(text), text));
+      return out.join(', ');
+    });
+    await check('a chat message with HTML (<img onerror>) is shown as text on every page, never run', async () => {
+      const text = '<img src=x onerror="window.__xss=1">';
+      await sendChat(s.student2, 'student 2', text);
+      for (const who of ['instructor', 'student1', 'student2']) {
+        await chatShowsOnce(s[who], who, text);
+        const found = await s[who].evaluate(() => ({
+          images: document.querySelectorAll('#chat-log img').length,
+          xss: typeof (/** @type {any} */ (window).__xss),
+          shown: [...document.querySelectorAll('#chat-log .chat-text')].some((p) => p.textContent === '<img src=x onerror="window.__xss=1">' && p.children.length === 0),
+        }));
+        if (found.images !== 0 || found.xss !== 'undefined' || !found.shown) throw new Error(`${who}: ${JSON.stringify(found)}`);
+      }
+      return 'literal text in #chat-log, no <img>, window.__xss undefined';
+    });
+    await check('two students raise hands: the queue shows them in order; "Call on next" calls on the first', async () => {
+      await s.student1.locator('#hand-toggle').click();
+      await waitFor("student 1's hand in the instructor's queue", () => handQueue(s.instructor).then((q) => q.length === 1 && q[0] === s.student1Id));
+      await s.student2.locator('#hand-toggle').click();
+      const order = [s.student1Id, s.student2Id];
+      for (const who of ['instructor', 'student1', 'student2']) {
+        await waitFor(`${who}: #hand-queue to show student 1 then student 2`, () => handQueue(s[who]).then((q) => (JSON.stringify(q) === JSON.stringify(order) ? q : { ok: false, q })));
+      }
+      await waitFor('student 1 hand button to read "Lower hand"', () => s.student1.locator('#hand-toggle[aria-pressed="true"]').isVisible());
+      await s.instructor.locator('#call-next').click();
+      for (const who of ['instructor', 'student1', 'student2']) {
+        await waitFor(`${who}: #hand-queue to keep only student 2`, () => handQueue(s[who]).then((q) => (q.length === 1 && q[0] === s.student2Id ? q : { ok: false, q })));
+      }
+      await waitFor("the instructor's roster to mark student 1 as allowed to speak", () => s.instructor.evaluate((id) =>
+        !!document.querySelector(`#roster > li[data-participant="${id}"] .badge-speak`), s.student1Id));
+      await waitFor('student 1 to see "You may speak now"', () => s.student1.locator('#speak-note').isVisible());
+      const announced = await waitFor("student 1's live region to announce being called on", () => s.student1.evaluate(() => {
+        const text = document.getElementById('announcer')?.textContent ?? '';
+        return /called on/i.test(text) ? text : null;
+      }));
+      return `order ${order.join(', ')}; called on ${s.student1Id}; announced "${announced}"`;
+    });
+    await check('screenshots of the classroom (instructor.png, student.png): video on the stage, chat shown', async () => {
+      for (const [who, file] of [['instructor', 'instructor.png'], ['student2', 'student.png']]) {
+        await waitFor(`${who}: a picture on the stage`, () => stageVideo(s[who]).then((v) => v.width > 0));
+        await s[who].evaluate(() => window.scrollTo(0, 0));
+        // The whole page (stage, controls, hands, roster, chat), 1280 wide.
+        await s[who].screenshot({ path: join(SCREENSHOTS, file), fullPage: true });
+      }
+      return SCREENSHOTS;
+    });
     await check('instructor turns the microphone on: students play it in an <audio> (packetsReceived rising)', async () => {
       await s.instructor.locator('#mic-toggle').click();
       const out = [];
@@ -464,7 +575,17 @@ async function main() {
     });
     await check('student 2 loses its WebSocket: reconnects, makes a new peer connection, decodes the instructor again', async () => {
       const page = s.student2;
-      await page.evaluate(() => window.__lecternSockets.at(-1)?.close());
+      // Stay disconnected until the server has seen it and two messages were sent meanwhile.
+      await page.evaluate(() => {
+        window.__lecternHoldSockets = true;
+        window.__lecternSockets.at(-1)?.close();
+      });
+      await waitFor("the instructor's roster to mark student 2 as reconnecting", () => s.instructor.evaluate((id) =>
+        !!document.querySelector(`#roster > li[data-participant="${id}"] .badge-away`), s.student2Id));
+      s.missed = ['Sent while Alan was away (1/2, instructor)', 'Sent while Alan was away (2/2, Ada)'];
+      await sendChat(s.instructor, 'instructor', s.missed[0]);
+      await sendChat(s.student1, 'student 1', s.missed[1]);
+      await page.evaluate(() => (window.__lecternHoldSockets = false));
       await waitFor('the status to show reconnecting or open again', () => page.evaluate(() => window.__lecternSockets.length > 1 && document.getElementById('status')?.dataset.state === 'open'), { timeout: 20_000 });
       const pcs = await waitFor('a second peer connection, the first one closed', () => page.evaluate(() => {
         const all = window.__lecternPeerConnections;
@@ -474,6 +595,13 @@ async function main() {
       const stage = await stageVideo(page);
       if (stage.participant !== s.instructorId) throw new Error(`stage shows ${stage.participant}, want ${s.instructorId}`);
       return `peer connections ${JSON.stringify(pcs)}, framesDecoded ${first.framesDecoded} -> ${later.framesDecoded}`;
+    });
+    await check('student 2 shows the chat sent while it was away exactly once (every li[data-seq] unique)', async () => {
+      for (const text of s.missed) await chatShowsOnce(s.student2, 'student2', text);
+      const [mine, theirs] = [await chatLog(s.student2), await chatLog(s.instructor)];
+      const seqs = (log) => log.map((m) => m.seq).join(',');
+      if (seqs(mine) !== seqs(theirs)) throw new Error(`student 2 shows seqs ${seqs(mine)}, the instructor ${seqs(theirs)}`);
+      return `${mine.length} messages, seqs ${seqs(mine)}`;
     });
   } finally {
     await screenshots('final').catch((e) => console.log(`screenshots failed: ${e}`));

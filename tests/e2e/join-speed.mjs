@@ -1,0 +1,198 @@
+// Join speed (a benchmark, not a test; scripts/test.sh does not run it): how long a student
+// waits from opening the join link to the first decoded frame of the lecture video.
+//
+//   cargo build -p lectern-server && (cd tests/e2e && npm ci && node join-speed.mjs)
+//
+// The server runs as in run.mjs (demo class, LECTERN_ROOM_AUTO_START=true so nobody waits in
+// the lobby, media on 127.0.0.1). The instructor's page publishes the fake camera (a 320x240
+// Y4M clip). Then, JOINS times, a fresh student page (its own browser context: no cache,
+// no session) opens its join link.
+//
+// What is measured: the page has no "join" button; opening the join link is the join (the
+// page connects by itself). So the clock starts at the student page's navigation start
+// (`performance.timeOrigin`, time 0 of the page's clock) and stops at the presentation
+// time of the first frame of the instructor's video shown by `#stage-video`, from
+// `requestVideoFrameCallback` (`metadata.presentationTime`, same clock). Along the way the page
+// records when its WebSocket opened and when its RTCPeerConnection reached `connected`.
+//
+// Prints one line per join, then the median and worst, then one JSON line.
+// Environment: LECTERN_BIN (default ../../target/debug/lectern), CHROMIUM, JOINS (default 10).
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const BIN = resolve(here, process.env.LECTERN_BIN ?? '../../target/debug/lectern');
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const JOINS = Number(process.env.JOINS ?? 10);
+
+const delay = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `probe` until truthy (returned) or the deadline passes (throws). */
+async function waitFor(what, probe, { timeout = 20_000, interval = 50 } = {}) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const value = await probe().catch(() => null);
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
+    await delay(interval);
+  }
+}
+
+/** A solid-colour 320x240 Y4M clip for --use-file-for-fake-video-capture (as in run.mjs). */
+function writeY4m(path, [r, g, b]) {
+  const clamp = (v) => Math.max(0, Math.min(255, Math.round(v)));
+  const y = clamp(0.299 * r + 0.587 * g + 0.114 * b);
+  const u = clamp(128 - 0.168736 * r - 0.331264 * g + 0.5 * b);
+  const v = clamp(128 + 0.5 * r - 0.418688 * g - 0.081312 * b);
+  const [w, h] = [320, 240];
+  const frame = Buffer.concat([Buffer.from('FRAME\n'), Buffer.alloc(w * h, y), Buffer.alloc((w * h) / 4, u), Buffer.alloc((w * h) / 4, v)]);
+  writeFileSync(path, Buffer.concat([Buffer.from(`YUV4MPEG2 W${w} H${h} F15:1 Ip A1:1 C420jpeg\n`), ...Array(10).fill(frame)]));
+}
+
+async function startServer(dataDir) {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('LECTERN_')));
+  Object.assign(env, {
+    LECTERN_SERVER_LISTEN: '127.0.0.1:0',
+    LECTERN_SERVER_DATA_DIR: dataDir,
+    LECTERN_DEMO_ENABLED: 'true',
+    LECTERN_ROOM_AUTO_START: 'true',
+    LECTERN_MEDIA_BIND: '127.0.0.1:0',
+    RUST_BACKTRACE: '0',
+  });
+  const child = spawn(BIN, [], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const server = { child, url: '', links: /** @type {Record<string, string>} */ ({}), output: '', exited: false };
+  child.on('exit', () => (server.exited = true));
+  child.stdout.on('data', (chunk) => {
+    server.output += chunk;
+    for (const line of chunk.toString().split('\n')) {
+      const listening = line.match(/lectern listening on (\S+)/);
+      if (listening) server.url = listening[1].replace(/\/$/, '');
+      const link = line.match(/^\s*(instructor|student 1|student 2)\s*: (\S+)/);
+      if (link) server.links[link[1]] = link[2];
+    }
+  });
+  child.stderr.on('data', (chunk) => (server.output += chunk));
+  await waitFor('the server URL and demo links', async () => {
+    if (server.exited) throw new Error(`server exited:\n${server.output}`);
+    return server.url && Object.keys(server.links).length === 3;
+  }, { timeout: 60_000 });
+  return server;
+}
+
+function chromiumArgs(y4m) {
+  return [
+    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+    '--allow-loopback-in-peer-connection',
+    '--disable-features=WebRtcHideLocalIpsWithMdns',
+    '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1',
+    `--use-file-for-fake-video-capture=${y4m}`,
+  ];
+}
+
+/**
+ * Init script of a student page: timestamps (page clock, ms since navigation start) of the
+ * WebSocket opening, the peer connection connecting and the first frame of a remote video on
+ * #stage-video (requestVideoFrameCallback).
+ */
+function instrument() {
+  const marks = { wsOpen: null, pcConnected: null, firstFrame: null, firstFrameCallback: null, frameWidth: 0 };
+  Object.defineProperty(window, '__joinMarks', { value: marks });
+  const OriginalSocket = window.WebSocket;
+  window.WebSocket = class extends OriginalSocket {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener('open', () => (marks.wsOpen ??= performance.now()));
+    }
+  };
+  const OriginalPc = window.RTCPeerConnection;
+  window.RTCPeerConnection = class extends OriginalPc {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener('connectionstatechange', () => {
+        if (this.connectionState === 'connected') marks.pcConnected ??= performance.now();
+      });
+    }
+  };
+  const watch = () => {
+    const video = document.getElementById('stage-video');
+    const onFrame = (now, metadata) => {
+      // Only a remote track counts (a student never publishes here, but be exact).
+      const stream = video.srcObject;
+      const track = stream && stream.getVideoTracks()[0];
+      if (track && track.kind === 'video' && video.dataset.participant && metadata.width > 0) {
+        marks.firstFrame = metadata.presentationTime;
+        marks.firstFrameCallback = now;
+        marks.frameWidth = metadata.width;
+        return;
+      }
+      video.requestVideoFrameCallback(onFrame);
+    };
+    video.requestVideoFrameCallback(onFrame);
+  };
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', watch);
+  else watch();
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+async function main() {
+  const tmp = mkdtempSync(join(tmpdir(), 'lectern-join-speed-'));
+  const clip = join(tmp, 'red.y4m');
+  writeY4m(clip, [200, 40, 40]);
+  let server = null;
+  const browsers = [];
+  try {
+    server = await startServer(join(tmp, 'data'));
+    for (let i = 0; i < 2; i++) browsers.push(await chromium.launch({ executablePath: CHROMIUM, headless: true, args: chromiumArgs(clip) }));
+    const [teacherBrowser, studentBrowser] = browsers;
+    const teacher = await (await teacherBrowser.newContext({ viewport: { width: 1280, height: 800 } })).newPage();
+    await teacher.goto(server.links.instructor);
+    await waitFor('#camera-toggle', () => teacher.locator('#camera-toggle').isVisible());
+    await teacher.locator('#camera-toggle').click();
+    await waitFor("the instructor's camera to be sent", () => teacher.evaluate(async () => {
+      const video = /** @type {HTMLVideoElement} */ (document.getElementById('stage-video'));
+      return video.videoWidth > 0 && document.querySelector('#roster .badge-media') !== null;
+    }));
+    await delay(1000); // let the publisher settle before the first join
+    console.log(`server ${server.url}, Chromium ${studentBrowser.version()}, ${JOINS} joins`);
+    const joins = [];
+    for (let i = 0; i < JOINS; i++) {
+      const link = server.links[i % 2 ? 'student 2' : 'student 1'];
+      const context = await studentBrowser.newContext({ viewport: { width: 1280, height: 800 } });
+      await context.addInitScript(instrument);
+      const page = await context.newPage();
+      await page.goto(link);
+      const marks = await waitFor(`join ${i + 1}: the first frame`, () => page.evaluate(() => (window.__joinMarks.firstFrame !== null ? window.__joinMarks : null)), { timeout: 30_000, interval: 20 });
+      const nav = await page.evaluate(() => {
+        const n = /** @type {PerformanceNavigationTiming} */ (performance.getEntriesByType('navigation')[0]);
+        return { responseEnd: n.responseEnd, domContentLoaded: n.domContentLoadedEventEnd };
+      });
+      const r = (x) => (x === null ? null : Math.round(x));
+      const row = { join: i + 1, firstFrameMs: r(marks.firstFrame), wsOpenMs: r(marks.wsOpen), pcConnectedMs: r(marks.pcConnected), domContentLoadedMs: r(nav.domContentLoaded), frameWidth: marks.frameWidth };
+      joins.push(row);
+      console.log(`join ${String(i + 1).padStart(2)}: first frame ${row.firstFrameMs} ms (page loaded ${row.domContentLoadedMs} ms, WebSocket open ${row.wsOpenMs} ms, peer connected ${row.pcConnectedMs} ms)`);
+      await context.close();
+      await delay(500); // the server notices the close before the next join
+    }
+    const times = joins.map((j) => j.firstFrameMs);
+    const summary = { benchmark: 'join_to_first_frame_ms', joins: times.length, median: median(times), worst: Math.max(...times), best: Math.min(...times), target: 300, all: times,
+      wsOpenMedian: median(joins.map((j) => j.wsOpenMs)), pcConnectedMedian: median(joins.map((j) => j.pcConnectedMs)), binary: BIN };
+    console.log(`join to first decoded frame: median ${summary.median} ms, worst ${summary.worst} ms (target <= 300 ms)`);
+    console.log(JSON.stringify(summary));
+  } finally {
+    for (const b of browsers) await b.close().catch(() => undefined);
+    if (server && !server.exited) server.child.kill('SIGTERM');
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+await main();
