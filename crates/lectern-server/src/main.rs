@@ -72,6 +72,30 @@ enum Command {
         #[arg(long)]
         session: Option<String>,
     },
+    /// Print the attendance of one session (a table, or CSV with --csv).
+    Attendance {
+        #[arg(long)]
+        course: String,
+        /// Session key, e.g. 2026-09-01T10:00.
+        #[arg(long)]
+        session: String,
+        /// A first join later than the start plus this many minutes is late.
+        #[arg(long, default_value_t = courses::DEFAULT_LATE_AFTER_MINUTES)]
+        late_after_minutes: u32,
+        /// CSV with a header row instead of a table.
+        #[arg(long)]
+        csv: bool,
+    },
+    /// Print the chat transcript of one session (plain text, or JSON with --json).
+    Transcript {
+        #[arg(long)]
+        course: String,
+        /// Session key, e.g. 2026-09-01T10:00.
+        #[arg(long)]
+        session: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -353,6 +377,68 @@ async fn run_admin(config: &Config, store: &Store, command: Command) -> anyhow::
             );
             println!("{}", link.token);
             println!("{}", link.link);
+        }
+        Command::Attendance {
+            course,
+            session,
+            late_after_minutes,
+            csv,
+        } => {
+            let report = courses::attendance(
+                store,
+                &course,
+                &session,
+                Some(late_after_minutes),
+                Timestamp::now(),
+            )
+            .await
+            .map_err(explain)?;
+            if csv {
+                print!("{}", courses::attendance_csv(&report).map_err(explain)?);
+            } else {
+                eprintln!(
+                    "session {} (room {}), {} to {}; late after {} min",
+                    report.session_key,
+                    report.room,
+                    report.start,
+                    report.end,
+                    report.late_after_minutes
+                );
+                for row in &report.attendees {
+                    let roster = if row.on_roster {
+                        ""
+                    } else {
+                        " (not on roster)"
+                    };
+                    println!(
+                        "{}\t{}\t{}\t{} min\t{}\t{}{roster}",
+                        row.member_id,
+                        row.status.as_str(),
+                        row.first_join.as_deref().unwrap_or("-"),
+                        row.minutes_present,
+                        row.last_leave.as_deref().unwrap_or(if row.still_present {
+                            "(still in the room)"
+                        } else {
+                            "-"
+                        }),
+                        row.name,
+                    );
+                }
+            }
+        }
+        Command::Transcript {
+            course,
+            session,
+            json,
+        } => {
+            let entries = courses::transcript(store, &course, &session)
+                .await
+                .map_err(explain)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&entries)?);
+            } else {
+                print!("{}", courses::transcript_text(&entries));
+            }
         }
     }
     Ok(())

@@ -207,7 +207,10 @@ async fn requests_without_an_api_key_are_refused() -> anyhow::Result<()> {
             if item.get(method).is_none() {
                 continue;
             }
-            let concrete = path.replace("{id}", "algebra").replace("{member}", "ada");
+            let concrete = path
+                .replace("{id}", "algebra")
+                .replace("{member}", "ada")
+                .replace("{session_key}", "2026-09-01T10:00");
             let url = format!("/api/v1{concrete}");
             let r = request(
                 addr,
@@ -223,7 +226,7 @@ async fn requests_without_an_api_key_are_refused() -> anyhow::Result<()> {
             probed += 1;
         }
     }
-    assert_eq!(probed, 14);
+    assert_eq!(probed, 16);
     for path in [
         "/courses",
         "/courses/{id}",
@@ -640,5 +643,246 @@ async fn a_minted_link_admits_the_member_to_the_session_room() -> anyhow::Result
         "{}",
         r.body
     );
+    Ok(())
+}
+
+/// GET with extra headers (e.g. `Accept`).
+async fn get_with(api: &Api, path: &str, extra: &str) -> Reply {
+    let mut stream = tokio::net::TcpStream::connect(api.s.addr).await.unwrap();
+    let head = format!(
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+         Authorization: Bearer {}\r\n{extra}\r\n",
+        api.key
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(DEADLINE, stream.read_to_end(&mut raw))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let head = head.to_ascii_lowercase();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Reply {
+        status,
+        head,
+        body: body.to_owned(),
+    }
+}
+
+/// Polls the attendance until `cond` holds for it (the room commits in batches).
+async fn attendance_when(api: &Api, path: &str, cond: impl Fn(&Value) -> bool) -> Value {
+    let start = tokio::time::Instant::now();
+    loop {
+        let r = api.get(path).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let report = r.json();
+        if cond(&report) {
+            return report;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "attendance never got there: {report}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+fn attendee<'a>(report: &'a Value, id: &str) -> &'a Value {
+    report["attendees"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["member_id"] == id)
+        .unwrap_or_else(|| panic!("{id} not in {report}"))
+}
+
+#[tokio::test]
+async fn session_attendance_merges_reconnects_and_the_transcript_has_the_chat() -> anyhow::Result<()>
+{
+    let api = Api::start().await;
+    api.course("algebra").await;
+    // A session that started three minutes ago (local time in Paris) and lasts an hour.
+    let started = Timestamp::now()
+        .checked_sub(SignedDuration::from_mins(3))?
+        .in_tz("Europe/Paris")?;
+    let date = started.date().to_string();
+    let start = format!("{:02}:{:02}", started.hour(), started.minute());
+    let r = api
+        .send(
+            "POST",
+            "/api/v1/courses/algebra/schedules",
+            &json!({
+                "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "start": start,
+                "duration_minutes": 60, "first_date": date, "last_date": date
+            }),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let key = format!("{date}T{start}");
+    let room = format!("algebra.{key}");
+    let roster = "member_id,name,role\n\
+                  ada,Ada Lovelace,student\n\
+                  alan,Alan Turing,student\n\
+                  grace,Grace Hopper,instructor\n";
+    let r = api
+        .csv("/api/v1/courses/algebra/members/import", roster)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    let mut tokens = std::collections::HashMap::new();
+    for member in ["ada", "grace"] {
+        let r = api
+            .send(
+                "POST",
+                &format!("/api/v1/courses/algebra/members/{member}/link"),
+                &json!({"session": key}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.json()["room"], room.as_str());
+        tokens.insert(member, r.json()["token"].as_str().unwrap().to_owned());
+    }
+
+    // The instructor starts the class; Ada comes, chats, loses her connection, comes back.
+    let mut grace = Client::connect(api.s.addr, Some(&room)).await?;
+    grace.hello(&tokens["grace"], None).await?;
+    grace.ok(json!({"type": "class_start"})).await?;
+    let mut ada = Client::connect(api.s.addr, Some(&room)).await?;
+    ada.hello(&tokens["ada"], None).await?;
+    ada.ok(json!({"type": "chat_send", "text": "Good morning"}))
+        .await?;
+    ada.ok(json!({"type": "chat_send", "to": {"kind": "staff"}, "text": "Which page?"}))
+        .await?;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    ada.close().await;
+
+    let path = format!("/api/v1/courses/algebra/sessions/{key}/attendance");
+    let report =
+        attendance_when(&api, &path, |r| !attendee(r, "ada")["last_leave"].is_null()).await;
+    assert_eq!(attendee(&report, "ada")["still_present"], false);
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+
+    let mut ada = Client::connect(api.s.addr, Some(&room)).await?;
+    ada.hello(&tokens["ada"], None).await?;
+    let report =
+        attendance_when(&api, &path, |r| attendee(r, "ada")["still_present"] == true).await;
+    assert!(attendee(&report, "ada")["last_leave"].is_null());
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    ada.close().await;
+    let report =
+        attendance_when(&api, &path, |r| !attendee(r, "ada")["last_leave"].is_null()).await;
+
+    // Who is listed: the two students, not the instructor.
+    let ids: Vec<&str> = report["attendees"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["member_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["ada", "alan"], "{report}");
+    assert_eq!(report["session_key"], key.as_str());
+    assert_eq!(report["late_after_minutes"], 10);
+    let ada_row = attendee(&report, "ada");
+    assert_eq!(ada_row["status"], "present", "{report}");
+    assert_eq!(ada_row["on_roster"], true);
+    let alan = attendee(&report, "alan");
+    assert_eq!(alan["status"], "absent");
+    assert!(alan["first_join"].is_null() && alan["last_leave"].is_null());
+    assert_eq!(alan["seconds_present"], 0);
+
+    // Two stays in the store; the time present is their sum, not first join to last leave.
+    let store = Store::open(&api.s.server.config().store_url()).await?;
+    let stays: Vec<_> = store
+        .attendance(&lectern_proto::RoomId::new(room.clone()))
+        .await?
+        .into_iter()
+        .filter(|i| i.participant_id.as_str() == "ada")
+        .collect();
+    store.close().await;
+    assert_eq!(stays.len(), 2, "{stays:?}");
+    let present_ms: u64 = stays.iter().map(|i| i.left_at.unwrap() - i.joined_at).sum();
+    let span_ms = stays[1].left_at.unwrap() - stays[0].joined_at;
+    assert!(span_ms >= present_ms + 1000, "{stays:?}");
+    assert_eq!(ada_row["seconds_present"], present_ms / 1000, "{report}");
+    assert_eq!(ada_row["minutes_present"], present_ms / 60_000);
+    let first: Timestamp = ada_row["first_join"].as_str().unwrap().parse()?;
+    let last: Timestamp = ada_row["last_leave"].as_str().unwrap().parse()?;
+    assert_eq!(first.as_millisecond() as u64, stays[0].joined_at);
+    assert_eq!(last.as_millisecond() as u64, stays[1].left_at.unwrap());
+
+    // A strict threshold makes the same arrival late.
+    let strict = api
+        .get(&format!("{path}?late_after_minutes=0"))
+        .await
+        .json();
+    assert_eq!(attendee(&strict, "ada")["status"], "late", "{strict}");
+
+    // CSV, asked for by query or by Accept.
+    let header = "member_id,name,role,on_roster,first_join,last_leave,still_present,\
+                  minutes_present,seconds_present,status";
+    for r in [
+        api.get(&format!("{path}?format=csv")).await,
+        get_with(&api, &path, "Accept: text/csv\r\n").await,
+    ] {
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert!(r.head.contains("content-type: text/csv"), "{}", r.head);
+        let lines: Vec<&str> = r.body.lines().collect();
+        assert_eq!(lines.len(), 3, "{}", r.body);
+        assert_eq!(lines[0], header);
+        let ada_csv: Vec<&str> = lines[1].split(',').collect();
+        assert_eq!(ada_csv[..4], ["ada", "Ada Lovelace", "student", "true"]);
+        assert_eq!(ada_csv[4], ada_row["first_join"].as_str().unwrap());
+        assert_eq!(ada_csv[8], (present_ms / 1000).to_string());
+        assert_eq!(ada_csv[9], "present");
+        assert_eq!(lines[2], "alan,Alan Turing,student,true,,,false,0,0,absent");
+    }
+
+    // The transcript: the public message and the private one with its audience.
+    let tpath = format!("/api/v1/courses/algebra/sessions/{key}/transcript");
+    let r = api.get(&tpath).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let transcript = r.json();
+    let messages = transcript.as_array().unwrap();
+    assert_eq!(messages.len(), 2, "{transcript}");
+    assert_eq!(messages[0]["text"], "Good morning");
+    assert_eq!(messages[0]["from"], "ada");
+    assert_eq!(messages[0]["from_name"], "Ada Lovelace");
+    assert_eq!(messages[0]["to"], "everyone");
+    assert_eq!(messages[0]["deleted"], false);
+    assert_eq!(messages[1]["text"], "Which page?");
+    assert_eq!(messages[1]["to"], "staff");
+    let r = api.get(&format!("{tpath}?format=txt")).await;
+    assert_eq!(r.status, 200);
+    assert!(r.head.contains("content-type: text/plain"), "{}", r.head);
+    assert!(
+        r.body
+            .contains("Ada Lovelace (ada, student) -> everyone: Good morning"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("-> staff: Which page?"), "{}", r.body);
+
+    // Bad input is a JSON 4xx.
+    let r = api
+        .get("/api/v1/courses/algebra/sessions/1999-01-01T10:00/attendance")
+        .await;
+    assert_eq!((r.status, r.code()), (404, "not_found".to_owned()));
+    let r = api.get(&format!("{path}?format=xml")).await;
+    assert_eq!((r.status, r.code()), (400, "invalid_input".to_owned()));
+    let r = api.get(&format!("{path}?late_after_minutes=-1")).await;
+    assert_eq!((r.status, r.code()), (400, "invalid_input".to_owned()));
+    let r = api.get(&format!("{path}?late_after_minutes=5000")).await;
+    assert_eq!((r.status, r.code()), (400, "invalid_input".to_owned()));
+    let r = api.get(&format!("{tpath}?format=pdf")).await;
+    assert_eq!((r.status, r.code()), (400, "invalid_input".to_owned()));
+    let r = api.get("/api/v1/courses/nope/sessions/x/transcript").await;
+    assert_eq!((r.status, r.code()), (404, "not_found".to_owned()));
+    grace.close().await;
     Ok(())
 }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lectern_proto::Role;
-use lectern_tests::{Client, TestServer};
+use lectern_tests::{Client, TestServer, wait_until};
 use serde_json::{Value, json};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
@@ -89,10 +89,6 @@ impl Peer {
         let offer = SdpOffer::from_sdp_string(sdp).expect("offer parses");
         let answer = s.rtc.sdp_api().accept_offer(offer).expect("offer accepted");
         answer.to_sdp_string()
-    }
-
-    fn frames(&self) -> usize {
-        self.state.lock().expect("lock").frames.len()
     }
 
     /// Frames received on the m-line with this mid.
@@ -198,37 +194,28 @@ async fn negotiate(client: &mut Client, sdp: String) -> anyhow::Result<String> {
     Ok(answer["sdp"].as_str().unwrap_or_default().to_owned())
 }
 
-/// Answer every `sfu_offer` the client has received and not answered yet.
-async fn answer_offers(
-    client: &mut Client,
-    peer: &Peer,
-    tracks: &mut Vec<Value>,
-) -> anyhow::Result<()> {
-    while let Some(i) = client
-        .received
-        .iter()
-        .position(|m| m["type"] == "sfu_offer" && m.get("answered").is_none())
-    {
-        let offer = client.received[i].clone();
-        client.received[i]["answered"] = json!(true);
-        tracks.extend(offer["tracks"].as_array().cloned().unwrap_or_default());
+/// Answer the SFU's offers to `client`, in order, until one carries a track of `publisher`;
+/// returns that track.
+async fn track_of(client: &mut Client, peer: &Peer, publisher: &str) -> anyhow::Result<Value> {
+    let deadline = Instant::now() + lectern_tests::DEADLINE;
+    loop {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "no track of {publisher} was offered"
+        );
+        let offer = client.wait_for(|m| m["type"] == "sfu_offer").await?;
         let answer = peer.accept_offer(offer["sdp"].as_str().unwrap_or_default());
         client
             .ok(json!({"type": "media_answer", "sdp": answer}))
             .await?;
-    }
-    Ok(())
-}
-
-async fn until(what: &str, mut cond: impl FnMut() -> bool) -> anyhow::Result<()> {
-    let start = Instant::now();
-    while start.elapsed() < lectern_tests::DEADLINE {
-        if cond() {
-            return Ok(());
+        let tracks = offer["tracks"].as_array().cloned().unwrap_or_default();
+        if let Some(track) = tracks
+            .into_iter()
+            .find(|t| t["participant_id"] == publisher)
+        {
+            return Ok(track);
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    anyhow::bail!("timed out waiting for {what}")
 }
 
 #[tokio::test]
@@ -245,100 +232,59 @@ async fn the_instructors_video_reaches_students_and_the_stage_rules_apply() -> a
     let student = Peer::new();
     let answer = negotiate(&mut ada, student.offer(false)).await?;
     student.accept_answer(&answer);
-    until("both peers to connect", || {
+    wait_until("both peers to connect", || async {
         teacher.connected() && student.connected()
     })
     .await?;
 
-    // The SFU offers the instructor's track to the student, naming its publisher.
-    let mut tracks = Vec::new();
-    let deadline = Instant::now() + lectern_tests::DEADLINE;
-    while tracks.is_empty() {
-        anyhow::ensure!(Instant::now() < deadline, "no sfu_offer for the student");
-        ada.wait_for(|m| m["type"] == "sfu_offer").await?;
-        // wait_for took it; put it back for answer_offers.
-        if let Some(m) = ada
-            .received
-            .iter_mut()
-            .rev()
-            .find(|m| m["type"] == "sfu_offer")
-        {
-            m.as_object_mut().map(|o| o.remove("answered"));
-        }
-        answer_offers(&mut ada, &student, &mut tracks).await?;
-    }
-    assert_eq!(tracks[0]["participant_id"], "grace");
-    assert_eq!(tracks[0]["kind"], "video");
-    if let Err(e) = until("the student to receive the instructor's frames", || {
-        student.frames() >= 10
+    // The SFU offers the instructor's track to the student, naming its publisher, and the
+    // frames arrive intact.
+    let grace_track = track_of(&mut ada, &student, "grace").await?;
+    assert_eq!(grace_track["kind"], "video");
+    let grace_mid = grace_track["mid"].as_str().unwrap_or_default().to_owned();
+    wait_until("the student to receive the instructor's frames", || async {
+        student.frames_on(&grace_mid) >= 10
     })
-    .await
-    {
-        let offers: Vec<&Value> = ada
-            .received
-            .iter()
-            .filter(|m| m["type"] == "sfu_offer" || m["type"] == "error")
-            .collect();
-        let sent = teacher.state.lock().expect("lock").sent;
-        anyhow::bail!(
-            "{e}: frames {} sent {sent} tracks {tracks:?} offers {offers:?}",
-            student.frames()
-        );
-    }
+    .await?;
     let got = student.state.lock().expect("lock").frames[0].1.clone();
     assert_eq!(&got[1..8], b"LECTERN", "the payload arrives intact");
 
-    // A student without the stage publishes nothing that reaches anyone.
+    // A student without the stage publishes nothing that reaches anyone: no offer names him.
     let mut bob = s.join("physics", "bob", Role::Student).await;
     let bob_peer = Peer::new();
     let answer = negotiate(&mut bob, bob_peer.offer(true)).await?;
     bob_peer.accept_answer(&answer);
-    until("bob to connect", || bob_peer.connected()).await?;
-    let mut seen_bob = Vec::new();
-    answer_offers(&mut ada, &student, &mut seen_bob).await?;
+    wait_until("bob to connect", || async { bob_peer.connected() }).await?;
+    let offered_bob = |c: &Client| {
+        c.received.iter().any(|m| {
+            m["type"] == "sfu_offer"
+                && m["tracks"]
+                    .as_array()
+                    .is_some_and(|ts| ts.iter().any(|t| t["participant_id"] == "bob"))
+        })
+    };
     assert!(
-        seen_bob.iter().all(|t| t["participant_id"] != "bob"),
-        "a student without the stage had a track offered: {seen_bob:?}"
+        !offered_bob(&ada),
+        "a student without the stage had a track offered"
     );
 
     // The instructor hands the stage to Bob: his video is offered to Ada and reaches her.
-    let grace_mid = tracks[0]["mid"].as_str().unwrap_or_default().to_owned();
     grace
         .ok(json!({"type": "stage_grant", "participant_id": "bob"}))
         .await?;
-    let deadline = Instant::now() + lectern_tests::DEADLINE;
-    while !seen_bob.iter().any(|t| t["participant_id"] == "bob") {
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "bob's track was never offered to ada"
-        );
-        ada.wait_for(|m| m["type"] == "sfu_offer").await?;
-        if let Some(m) = ada
-            .received
-            .iter_mut()
-            .rev()
-            .find(|m| m["type"] == "sfu_offer")
-        {
-            m.as_object_mut().map(|o| o.remove("answered"));
-        }
-        answer_offers(&mut ada, &student, &mut seen_bob).await?;
-    }
-    let bob_mid = seen_bob
-        .iter()
-        .find(|t| t["participant_id"] == "bob")
-        .and_then(|t| t["mid"].as_str())
-        .unwrap_or_default()
-        .to_owned();
-    until("ada to receive bob's frames", || {
+    let bob_track = track_of(&mut ada, &student, "bob").await?;
+    let bob_mid = bob_track["mid"].as_str().unwrap_or_default().to_owned();
+    wait_until("ada to receive bob's frames", || async {
         student.frames_on(&bob_mid) >= 10
     })
     .await?;
 
-    // Taking the stage back stops Bob's video at once, while the instructor's goes on.
+    // Taking the stage back stops Bob's video at once (he keeps sending), while the
+    // instructor's goes on.
     grace.ok(json!({"type": "stage_revoke"})).await?;
     let bob_then = student.frames_on(&bob_mid);
     let grace_then = student.frames_on(&grace_mid);
-    until("more of the instructor's frames", || {
+    wait_until("more of the instructor's frames", || async {
         student.frames_on(&grace_mid) >= grace_then + 20
     })
     .await?;
