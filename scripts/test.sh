@@ -7,7 +7,8 @@
 # `tsc -p .`, strict, no emit); a type error fails the script. The browser test needs
 # /usr/bin/chromium and Node.js with npm. As root on Debian/Ubuntu this
 # script installs Chromium if it is missing; elsewhere it stops and says what to install.
-# LECTERN_SKIP_E2E=1 runs only the Rust tests.
+# LECTERN_SKIP_E2E=1 skips the browser test; LECTERN_SKIP_SCHEMATHESIS=1 skips the API fuzzing
+# (it needs python3 with venv and pip, and PyPI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,13 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
 cargo test --workspace 2>&1 | tee "$log"
+
+# The REST API against its own OpenAPI document (schemathesis from PyPI, in a venv under
+# target/): no 5xx for generated input, responses match the schema.
+if [ "${LECTERN_SKIP_SCHEMATHESIS:-0}" != 1 ]; then
+    echo "== schemathesis against /api/v1/openapi.json"
+    ./scripts/schemathesis.sh
+fi
 
 if [ "${LECTERN_SKIP_E2E:-0}" != 1 ]; then
     if [ ! -x /usr/bin/chromium ]; then
