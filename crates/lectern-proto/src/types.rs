@@ -698,6 +698,8 @@ pub enum ErrorCode {
     WrongRoom,
     /// The room is full.
     RoomFull,
+    /// The scheduled session's room is not open now; the message names the next session.
+    SessionNotOpen,
     /// Your role may not do this.
     NotPermitted,
     /// You are in the lobby: wait until the class starts.
@@ -726,7 +728,10 @@ impl ErrorCode {
     pub fn is_client_fault(self) -> bool {
         !matches!(
             self,
-            ErrorCode::StoreUnavailable | ErrorCode::Internal | ErrorCode::RoomFull
+            ErrorCode::StoreUnavailable
+                | ErrorCode::Internal
+                | ErrorCode::RoomFull
+                | ErrorCode::SessionNotOpen
         )
     }
 
@@ -743,6 +748,7 @@ impl ErrorCode {
         ErrorCode::TokenNotYetValid,
         ErrorCode::WrongRoom,
         ErrorCode::RoomFull,
+        ErrorCode::SessionNotOpen,
         ErrorCode::NotPermitted,
         ErrorCode::InLobby,
         ErrorCode::NotFound,
@@ -769,6 +775,7 @@ impl ErrorCode {
             ErrorCode::TokenNotYetValid => "the join token is not valid yet",
             ErrorCode::WrongRoom => "the join token is for another room",
             ErrorCode::RoomFull => "the room is full",
+            ErrorCode::SessionNotOpen => "the session's room is not open now",
             ErrorCode::NotPermitted => "your role may not do this",
             ErrorCode::InLobby => "you are in the lobby until the class starts",
             ErrorCode::NotFound => "no such participant or message",
@@ -806,6 +813,7 @@ mod all_tests {
             ErrorCode::TokenNotYetValid => "token_not_yet_valid",
             ErrorCode::WrongRoom => "wrong_room",
             ErrorCode::RoomFull => "room_full",
+            ErrorCode::SessionNotOpen => "session_not_open",
             ErrorCode::NotPermitted => "not_permitted",
             ErrorCode::InLobby => "in_lobby",
             ErrorCode::NotFound => "not_found",

@@ -147,7 +147,7 @@ impl From<ServiceError> for ApiError {
         let status = match &err {
             ServiceError::NotFound { .. } => StatusCode::NOT_FOUND,
             ServiceError::InvalidInput { .. } => StatusCode::BAD_REQUEST,
-            ServiceError::Conflict(_) => StatusCode::CONFLICT,
+            ServiceError::Conflict(_) | ServiceError::SessionNotOpen(_) => StatusCode::CONFLICT,
             ServiceError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let code = err.code();

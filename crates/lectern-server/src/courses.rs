@@ -32,6 +32,9 @@ const MIN_LINK_TTL_SECS: u64 = 60;
 pub enum ServiceError {
     #[error("{what} {id:?} not found")]
     NotFound { what: &'static str, id: String },
+    /// A scheduled session's room is not open now (the message names the next session).
+    #[error("{0}")]
+    SessionNotOpen(String),
     #[error("{message}")]
     InvalidInput {
         message: String,
@@ -62,6 +65,7 @@ impl ServiceError {
             ServiceError::NotFound { .. } => "not_found",
             ServiceError::InvalidInput { .. } => "invalid_input",
             ServiceError::Conflict(_) => "conflict",
+            ServiceError::SessionNotOpen(_) => "session_not_open",
             ServiceError::Internal(_) => "internal",
         }
     }
@@ -853,6 +857,35 @@ pub async fn calendar(
 /// Mints a join token and link for a member of the course, for one session (by key, or the next
 /// one that has not closed). The token carries the member's id, name and role, admits to the
 /// session's room, and expires when the room closes (end plus grace).
+/// Whether a join to `room` may go ahead at `now`. A room named `{course}.{session_key}` of a
+/// known course is open from `lobby_minutes` before its session until `grace_minutes` after it;
+/// outside that window the join is refused with the next session's time. Any other room (an
+/// ad-hoc room, the demo) is not scheduled and always open.
+pub async fn check_join(store: &Store, room: &str, now: Timestamp) -> Result<(), ServiceError> {
+    let Some((course, key)) = room.rsplit_once('.') else {
+        return Ok(());
+    };
+    let (course_row, schedules) = match course_schedules(store, course).await {
+        Ok(found) => found,
+        Err(ServiceError::NotFound { .. }) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let lifecycle = Lifecycle {
+        lobby_minutes: course_row.lobby_minutes,
+        warning_minutes: course_row.warning_minutes,
+        grace_minutes: course_row.grace_minutes,
+        auto_start: course_row.auto_start,
+    };
+    match lifecycle.join_window(&schedules, now) {
+        Ok(open) if open.session_key.as_str() == key => Ok(()),
+        Ok(open) => Err(ServiceError::SessionNotOpen(format!(
+            "this session is not open now; the open session is {}",
+            open.local_start_display()
+        ))),
+        Err(not_open) => Err(ServiceError::SessionNotOpen(not_open.to_string())),
+    }
+}
+
 pub async fn mint_link(
     store: &Store,
     auth: &Authenticator,

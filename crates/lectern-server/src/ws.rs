@@ -114,6 +114,17 @@ struct Reader<'a> {
     chats: DefaultDirectRateLimiter,
 }
 
+/// Why a hello was refused: the code, a message for the client, and the hello's request id.
+type Refusal = (ErrorCode, String, Option<RequestId>);
+
+/// A hello whose token checked out.
+struct Hello {
+    room_id: lectern_proto::RoomId,
+    identity: lectern_room::Identity,
+    last_seq: Option<u64>,
+    request_id: Option<RequestId>,
+}
+
 type Joined = (
     mpsc::Sender<RoomCommand>,
     lectern_room::Identity,
@@ -183,7 +194,10 @@ impl<'a> Reader<'a> {
             )),
             Ok(None) => return None,
             Ok(Some(Err((code, message)))) => Err((code, message, None)),
-            Ok(Some(Ok(text))) => self.check_hello(&text, expected_room),
+            Ok(Some(Ok(text))) => match self.check_hello(&text, expected_room) {
+                Ok(hello) => self.open_room(hello).await,
+                Err(refusal) => Err(refusal),
+            },
         };
         match result {
             Ok(joined) => Some(joined),
@@ -196,11 +210,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn check_hello(
-        &self,
-        text: &str,
-        expected_room: Option<&str>,
-    ) -> Result<Joined, (ErrorCode, String, Option<RequestId>)> {
+    fn check_hello(&self, text: &str, expected_room: Option<&str>) -> Result<Hello, Refusal> {
         let frame = decode_client(text).map_err(|e| (e.code(), e.to_string(), e.request_id()))?;
         let ClientFrame {
             request_id,
@@ -231,16 +241,36 @@ impl<'a> Reader<'a> {
             .verify(&token, expected_room)
             .map_err(|e| (e.code(), e.to_string(), request_id))?;
         trace!(participant.id = %identity.id, room.id = %room_id, "hello accepted");
+        Ok(Hello {
+            room_id,
+            identity,
+            last_seq,
+            request_id,
+        })
+    }
+
+    /// The room of an accepted hello, if it is open now: a scheduled session's room only within
+    /// its window (see `courses::check_join`).
+    async fn open_room(&self, hello: Hello) -> Result<Joined, Refusal> {
+        let now = lectern_schedule::jiff::Timestamp::now();
+        let store = &self.shared.store;
+        if let Err(e) = crate::courses::check_join(store, hello.room_id.as_str(), now).await {
+            let code = match e {
+                crate::courses::ServiceError::SessionNotOpen(_) => ErrorCode::SessionNotOpen,
+                _ => ErrorCode::StoreUnavailable,
+            };
+            return Err((code, e.to_string(), hello.request_id));
+        }
         let room_tx = self
             .shared
             .registry
-            .get_or_start(self.shared, &room_id)
+            .get_or_start(self.shared, &hello.room_id)
             .ok_or((
                 ErrorCode::Internal,
                 "the server is shutting down".to_owned(),
-                request_id,
+                hello.request_id,
             ))?;
-        Ok((room_tx, identity, last_seq))
+        Ok((room_tx, hello.identity, hello.last_seq))
     }
 
     /// The next text frame, answering limits with typed errors. `None` when the socket ends.

@@ -551,8 +551,13 @@ async fn sessions_keep_local_time_across_dst_and_feed_the_calendar() -> anyhow::
 async fn a_minted_link_admits_the_member_to_the_session_room() -> anyhow::Result<()> {
     let api = Api::start().await;
     api.course("algebra").await;
-    // Sessions every day, starting two days ago, so the next one is always near.
-    let today = Timestamp::now().in_tz("Europe/Paris")?.date();
+    // Sessions every day, starting two days ago, at a time that makes one of them open now
+    // (it started three minutes ago, local time in Paris).
+    let started = Timestamp::now()
+        .checked_sub(SignedDuration::from_mins(3))?
+        .in_tz("Europe/Paris")?;
+    let start = format!("{:02}:{:02}", started.hour(), started.minute());
+    let today = started.date();
     let two_days_ago = today.checked_sub(SignedDuration::from_hours(48))?;
     let last = today.checked_add(SignedDuration::from_hours(24 * 30))?;
     let r = api
@@ -560,7 +565,7 @@ async fn a_minted_link_admits_the_member_to_the_session_room() -> anyhow::Result
             "POST",
             "/api/v1/courses/algebra/schedules",
             &json!({
-                "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "start": "23:00",
+                "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "start": start,
                 "duration_minutes": 60,
                 "first_date": two_days_ago.to_string(), "last_date": last.to_string()
             }),
@@ -604,6 +609,28 @@ async fn a_minted_link_admits_the_member_to_the_session_room() -> anyhow::Result
     assert!(text.contains("student"), "{text}");
     ada.close().await;
 
+    // Tomorrow's session exists, but its room is not open yet: a clear refusal naming the
+    // next session.
+    let tomorrow = started.date().checked_add(SignedDuration::from_hours(24))?;
+    let r = api
+        .send(
+            "POST",
+            "/api/v1/courses/algebra/members/ada/link",
+            &json!({"session": format!("{tomorrow}T{start}")}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let early = r.json();
+    let room = early["room"].as_str().unwrap().to_owned();
+    let mut ada = Client::connect(api.s.addr, Some(&room)).await?;
+    let err = ada
+        .hello(early["token"].as_str().unwrap(), None)
+        .await
+        .expect_err("tomorrow's room is not open");
+    let text = err.to_string();
+    assert!(text.contains("session_not_open"), "{text}");
+    assert!(text.contains("the open session is"), "{text}");
+
     // An explicit session, an unknown one, an unknown member, a session that is over.
     let r = api
         .send(
@@ -629,7 +656,7 @@ async fn a_minted_link_admits_the_member_to_the_session_room() -> anyhow::Result
         )
         .await;
     assert_eq!((r.status, r.code()), (404, "not_found".to_owned()));
-    let over = format!("{two_days_ago}T23:00");
+    let over = format!("{two_days_ago}T{start}");
     let r = api
         .send(
             "POST",
