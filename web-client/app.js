@@ -4,7 +4,7 @@
  * class. User-provided text (names, chat) only ever goes in through textContent.
  */
 import { Connection, RoomState, isStaffRole } from './protocol.js';
-import { MediaSession } from './media.js';
+import { MediaSession, captureConstraints } from './media.js';
 
 /** @typedef {import('./protocol.js').ChatMessage} ChatMessage */
 /** @typedef {import('./protocol.js').ParticipantInfo} ParticipantInfo */
@@ -12,6 +12,7 @@ import { MediaSession } from './media.js';
 /** @typedef {import('./protocol.js').RequestType} RequestType */
 /** @typedef {import('./protocol.js').Role} Role */
 /** @typedef {import('./media.js').Source} Source */
+/** @typedef {'camera' | 'mic'} Device */
 
 const STRINGS = {
   appName: 'Lectern',
@@ -58,6 +59,17 @@ const STRINGS = {
     mic: 'Could not turn the microphone on. Check that the browser may use it.',
     screen: 'Screen sharing did not start.',
   },
+  devicesHeading: 'Camera and microphone',
+  devicesOpen: 'Camera and microphone',
+  cameraLabel: 'Camera',
+  micLabel: 'Microphone',
+  enterClass: 'Enter class',
+  devicesDone: 'Done',
+  /** @type {Record<Device, string>} */
+  noDevice: { camera: 'No camera found', mic: 'No microphone found' },
+  /** @type {Record<Device, (n: number) => string>} unnamed devices (no permission yet) */
+  deviceN: { camera: (n) => `Camera ${n}`, mic: (n) => `Microphone ${n}` },
+  devicesDenied: 'The browser did not allow the camera or microphone, so there is no preview. You can still enter the class.',
   mediaNegotiationFailed: 'The audio and video connection failed. Reload the page to try again.',
   you: '(you)',
   // Buttons on one person or message.
@@ -140,6 +152,8 @@ const STRINGS = {
 };
 
 const TOKEN_KEY = 'lectern.token';
+/** The chosen devices (`MediaDeviceInfo.deviceId`), for this tab. @type {Record<Device, string>} */
+const DEVICE_KEYS = { camera: 'lectern.camera', mic: 'lectern.mic' };
 const REACTION_SHOWN_MS = 4000;
 const ERROR_SHOWN_MS = 8000;
 /** Server error codes meaning this link cannot join: their message stays on screen. */
@@ -189,6 +203,21 @@ const stageVideo = /** @type {HTMLVideoElement} */ ($('stage-video'));
 const pipVideo = /** @type {HTMLVideoElement} */ ($('pip-video'));
 /** @type {Source[]} */
 const SOURCES = ['camera', 'mic', 'screen'];
+const cameraSelect = /** @type {HTMLSelectElement} */ ($('camera-select'));
+const micSelect = /** @type {HTMLSelectElement} */ ($('mic-select'));
+const previewVideo = /** @type {HTMLVideoElement} */ ($('preview-video'));
+/** The camera and microphone panel is shown. */
+let devicesOpen = false;
+/** Past the panel shown before the class (staff), or never shown it (students). */
+let entered = true;
+/** Each preview start counts up, so a slow one that lost the race stops its tracks. */
+let previewRun = 0;
+/** The microphone was asked for once (device labels need a permission). */
+let micAsked = false;
+/** The camera preview's tracks. @type {MediaStream | null} */
+let previewStream = null;
+/** The button that opened the panel, focused again when it closes. @type {HTMLElement | null} */
+let devicesOpener = null;
 
 // ---- Join link and messages to the user -------------------------------------------------
 
@@ -203,7 +232,7 @@ function readToken() {
 /**
  * The JWT payload, unverified (the server checks the signature), or null when malformed.
  * @param {string} token
- * @returns {{name: string, room: string, exp: number} | null}
+ * @returns {{name: string, room: string, exp: number, role?: Role} | null}
  */
 function readClaims(token) {
   try {
@@ -228,6 +257,8 @@ function showError(text, sticky = false) {
 /** The page is done: say why, and offer to join again where that makes sense. @param {string} reason */
 function finish(reason) {
   finished = true;
+  devicesOpen = false;
+  stopPreview();
   media?.close();
   media = null;
   $('notice-text').textContent = STRINGS.closing[reason] ?? STRINGS.status.closed;
@@ -324,6 +355,10 @@ function onActionClick(e) {
       return void toggleMedia('screen');
     case 'sound_unlock':
       return unlockSound();
+    case 'devices_toggle':
+      return devicesOpen ? closeDevices() : openDevices(button);
+    case 'enter_class':
+      return closeDevices();
   }
 }
 
@@ -403,8 +438,9 @@ function render() {
   const inLobby = self ? self.in_lobby : !staff && room.classState !== 'live';
   $('notice').hidden = !finished;
   $('lobby').hidden = finished || !welcomed || !inLobby;
-  $('classroom').hidden = finished || !welcomed || inLobby;
+  $('classroom').hidden = finished || !welcomed || inLobby || !entered;
   $('leave').hidden = finished || !welcomed;
+  renderDevices();
   if (!welcomed) return;
 
   const title = room.title || STRINGS.appName;
@@ -585,6 +621,7 @@ function updateMedia() {
       connection,
       iceServers: iceServers ?? [],
       onChange: scheduleRender,
+      deviceId: chosenDevice,
       onError(error, source) {
         console.warn('media', source, error);
         const { code = '' } = /** @type {{code?: string}} */ (error);
@@ -732,6 +769,149 @@ function unlockSound() {
   for (const element of audioItems.values()) element.play().catch(() => ($('sound-unlock').hidden = false));
 }
 
+// ---- Camera and microphone choice ----------------------------------------------------------
+
+/** @param {Device} source @returns {string | null} */
+function chosenDevice(source) {
+  return sessionStorage.getItem(DEVICE_KEYS[source]);
+}
+
+/** Shows the panel and starts the preview. @param {HTMLElement | null} [opener] focused again on close */
+function openDevices(opener = null) {
+  if (finished) return;
+  devicesOpen = true;
+  devicesOpener = opener;
+  renderDevices();
+  if (opener) cameraSelect.focus();
+  void startPreview();
+  scheduleRender();
+}
+
+/** "Enter class" / "Done": stops the preview, shows the class. */
+function closeDevices() {
+  devicesOpen = false;
+  entered = true;
+  stopPreview();
+  render();
+  const target = devicesOpener ?? $('camera-toggle');
+  devicesOpener = null;
+  if (target.offsetParent !== null) target.focus();
+}
+
+function renderDevices() {
+  $('devices').hidden = !devicesOpen || finished;
+  $('enter-class').textContent = entered ? STRINGS.devicesDone : STRINGS.enterClass;
+  for (const id of ['devices-toggle', 'lobby-devices']) {
+    const button = $(id);
+    button.hidden = me.role === 'observer';
+    button.setAttribute('aria-expanded', String(devicesOpen));
+  }
+}
+
+function stopPreview() {
+  previewRun++;
+  for (const track of previewStream?.getTracks() ?? []) track.stop();
+  previewStream = null;
+  previewVideo.srcObject = null;
+}
+
+/**
+ * The chosen camera (falling back to the default, then to no camera) and, the first time, the
+ * microphone too: device labels need the permission.
+ * @param {boolean} withMic
+ * @returns {Promise<MediaStream>}
+ */
+async function capturePreview(withMic) {
+  const mic = withMic ? (captureConstraints('mic', chosenDevice('mic')).audio ?? true) : false;
+  /** @type {MediaStreamConstraints[]} */
+  const attempts = [
+    { ...captureConstraints('camera', chosenDevice('camera')), audio: mic },
+    { video: true, audio: withMic },
+  ];
+  if (withMic) attempts.push({ audio: true }); // no camera: the microphones' labels at least
+  let failure;
+  for (const constraints of attempts) {
+    try {
+      return await navigator.mediaDevices.getUserMedia(constraints);
+    } catch (error) {
+      failure = error;
+    }
+  }
+  throw failure;
+}
+
+/** (Re)starts the preview of the chosen camera and fills both lists. */
+async function startPreview() {
+  stopPreview();
+  const run = previewRun;
+  const note = $('devices-note');
+  note.hidden = true;
+  /** @type {MediaStream | null} */
+  let stream = null;
+  try {
+    stream = await capturePreview(!micAsked);
+  } catch (error) {
+    console.warn('preview', error);
+    note.textContent = STRINGS.devicesDenied;
+    note.hidden = false;
+  }
+  micAsked = true;
+  if (run !== previewRun || !devicesOpen) {
+    for (const track of stream?.getTracks() ?? []) track.stop();
+    return;
+  }
+  const inUse = {
+    camera: stream?.getVideoTracks()[0]?.getSettings().deviceId,
+    mic: stream?.getAudioTracks()[0]?.getSettings().deviceId,
+  };
+  for (const track of stream?.getAudioTracks() ?? []) track.stop(); // asked for the labels only
+  const video = stream?.getVideoTracks() ?? [];
+  previewStream = video.length ? new MediaStream(video) : null;
+  previewVideo.srcObject = previewStream;
+  if (previewStream) previewVideo.play().catch(() => undefined); // muted: allowed to autoplay
+  await fillDeviceLists(inUse);
+}
+
+/** @param {Partial<Record<Device, string>>} [inUse] the devices the preview got */
+async function fillDeviceLists(inUse = {}) {
+  /** @type {MediaDeviceInfo[]} */
+  let all = [];
+  try {
+    all = await navigator.mediaDevices.enumerateDevices();
+  } catch (error) {
+    console.warn('enumerateDevices', error);
+  }
+  fillDeviceSelect(cameraSelect, all.filter((d) => d.kind === 'videoinput'), 'camera', inUse.camera);
+  fillDeviceSelect(micSelect, all.filter((d) => d.kind === 'audioinput'), 'mic', inUse.mic);
+}
+
+/**
+ * @param {HTMLSelectElement} select @param {MediaDeviceInfo[]} devices @param {Device} source
+ * @param {string | undefined} inUse
+ */
+function fillDeviceSelect(select, devices, source, inUse) {
+  const options = devices.map((d, i) => {
+    const option = /** @type {HTMLOptionElement} */ (make('option', '', d.label || STRINGS.deviceN[source](i + 1)));
+    option.value = d.deviceId;
+    return option;
+  });
+  if (!options.length) options.push(/** @type {HTMLOptionElement} */ (make('option', '', STRINGS.noDevice[source])));
+  select.replaceChildren(...options);
+  select.disabled = devices.length === 0;
+  const wanted = chosenDevice(source) ?? inUse;
+  if (wanted && devices.some((d) => d.deviceId === wanted)) select.value = wanted;
+}
+
+/** A select changed: remember it, preview it, and move a published track to it. @param {Device} source */
+async function chooseDevice(source) {
+  const id = (source === 'camera' ? cameraSelect : micSelect).value;
+  if (id) sessionStorage.setItem(DEVICE_KEYS[source], id);
+  else sessionStorage.removeItem(DEVICE_KEYS[source]);
+  if (source === 'camera' && devicesOpen) void startPreview();
+  if (media?.isPublishing(source)) await media.switchDevice(source); // failures: onError
+  scheduleRender();
+}
+
 // ---- Connection ----------------------------------------------------------------------------
 
 /**
@@ -760,6 +940,11 @@ function connect(token, roomId) {
     onWelcome(snapshot, welcome) {
       if (media?.started) mediaRestart = true;
       me.id = welcome.participant_id;
+      // Staff publish: they choose their devices first (the link's role claim said so already).
+      if (!welcomed && isStaffRole(welcome.role) && me.role !== welcome.role && !devicesOpen) {
+        entered = false;
+        openDevices();
+      }
       me.role = welcome.role;
       welcomed = true;
       replaying = !snapshot;
@@ -815,6 +1000,14 @@ function setUp() {
   for (const [keys, what] of STRINGS.shortcuts) $('shortcut-list').append(make('dt', '', keys), make('dd', '', what));
   document.addEventListener('click', onActionClick);
   document.addEventListener('keydown', onKeyDown);
+  cameraSelect.addEventListener('change', () => void chooseDevice('camera'));
+  micSelect.addEventListener('change', () => void chooseDevice('mic'));
+  navigator.mediaDevices?.addEventListener('devicechange', () => {
+    if (devicesOpen) void fillDeviceLists();
+  });
+  $('devices').addEventListener('keydown', (e) => {
+    if (e.key === 'Escape' && entered) closeDevices();
+  });
   $('chat-form').addEventListener('submit', (e) => {
     e.preventDefault();
     sendChat();
@@ -830,6 +1023,12 @@ function main() {
   if (claims.exp * 1000 <= Date.now()) return showError(STRINGS.linkExpired, true);
   sessionStorage.setItem(TOKEN_KEY, token);
   me.name = claims.name;
+  // Staff see the camera and microphone panel first; the class connects meanwhile.
+  if (claims.role && isStaffRole(claims.role)) {
+    me.role = claims.role;
+    entered = false;
+    openDevices();
+  }
   connect(token, claims.room);
 }
 

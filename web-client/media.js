@@ -67,6 +67,8 @@
  * @property {() => void} [onChange] local or remote tracks, or the connection state, changed
  * @property {(error: unknown, source: Source | null) => void} [onError] a publish or a
  *   negotiation failed (`source` null); errors from the server are `RequestError`s
+ * @property {(source: 'camera' | 'mic') => string | null} [deviceId] the chosen camera or
+ *   microphone (`MediaDeviceInfo.deviceId`), null for the browser's default; read at each capture
  */
 
 /** @type {Record<Source, Kind>} */
@@ -81,6 +83,16 @@ function withTimeout(promise, ms) {
     timer = setTimeout(() => reject(new Error(`no media answer in ${ms} ms`)), ms);
   });
   return /** @type {Promise<T>} */ (Promise.race([promise, timeout])).finally(() => clearTimeout(timer));
+}
+
+/**
+ * getUserMedia constraints for a camera or microphone: the chosen device, or the default one.
+ * @param {'camera' | 'mic'} source @param {string | null} deviceId
+ * @returns {MediaStreamConstraints}
+ */
+export function captureConstraints(source, deviceId) {
+  const track = deviceId ? { deviceId: { exact: deviceId } } : true;
+  return source === 'mic' ? { audio: track } : { video: track };
 }
 
 /** @param {RTCRtpTransceiver} t */
@@ -204,28 +216,67 @@ export class MediaSession {
   async publish(source) {
     if (this.#local.has(source)) return true;
     if (!this.mayPublish(source)) return false;
-    let stream;
+    let track;
     try {
-      const devices = navigator.mediaDevices;
-      stream = source === 'screen'
-        ? await devices.getDisplayMedia({ video: true, audio: false })
-        : await devices.getUserMedia(source === 'mic' ? { audio: true } : { video: true });
+      track = await this.#capture(source);
     } catch (error) {
       this.options.onError?.(error, source);
       return false;
     }
-    const track = SOURCE_KIND[source] === 'audio' ? stream.getAudioTracks()[0] : stream.getVideoTracks()[0];
-    for (const other of stream.getTracks()) if (other !== track) other.stop();
     // Switched on twice, revoked or closed while the browser asked the user.
     if (!track || this.#local.has(source) || !this.mayPublish(source)) {
       track?.stop();
       return this.#local.has(source);
     }
-    track.addEventListener('ended', () => void this.unpublish(source)); // e.g. "Stop sharing"
-    this.#local.set(source, { source, track, stream: new MediaStream([track]) });
+    this.#local.set(source, this.#localTrack(source, track));
     this.#changed();
     this.#negotiate();
     return true;
+  }
+
+  /**
+   * The chosen camera or microphone changed (`options.deviceId`): while that source is
+   * published, captures the new device and swaps it into the sending track with
+   * `RTCRtpSender.replaceTrack` (no renegotiation), then stops the old track.
+   * @param {'camera' | 'mic'} source
+   * @returns {Promise<boolean>} false when the new device could not be captured or swapped in
+   */
+  async switchDevice(source) {
+    const old = this.#local.get(source);
+    if (!old) return true;
+    /** @type {MediaStreamTrack | undefined} */
+    let track;
+    try {
+      track = await this.#capture(source);
+      if (!track) throw new Error(`no ${source} track`);
+    } catch (error) {
+      this.options.onError?.(error, source);
+      return false;
+    }
+    const next = track;
+    let swapped = false;
+    // In the queue, so an offer being built never sees the sender half-way through the swap.
+    await this.#enqueue(async () => {
+      // Switched off, switched again or closed meanwhile: keep what is there.
+      if (this.#closed || this.#local.get(source) !== old) return;
+      const transceiver = this.#senders.get(source);
+      if (transceiver && !isStopped(transceiver) && transceiver.sender.track === old.track) {
+        try {
+          await transceiver.sender.replaceTrack(next);
+        } catch (error) {
+          this.options.onError?.(error, source);
+          return;
+        }
+      }
+      // Without a live sender the next offer adds the new track (#syncSenders).
+      if (this.#closed || this.#local.get(source) !== old) return;
+      this.#local.set(source, this.#localTrack(source, next));
+      old.track.stop();
+      swapped = true;
+      this.#changed();
+    });
+    if (!swapped) next.stop();
+    return swapped;
   }
 
   /** Switches a source off and renegotiates. @param {Source} source */
@@ -290,6 +341,41 @@ export class MediaSession {
   /** The raw `RTCStatsReport`, for debugging. */
   async rawStats() {
     return this.#pc ? this.#pc.getStats() : null;
+  }
+
+  /**
+   * Asks for the device (the chosen one, falling back to the default when it is gone) or the
+   * screen; returns its one track of the source's kind.
+   * @param {Source} source
+   * @returns {Promise<MediaStreamTrack | undefined>}
+   */
+  async #capture(source) {
+    const devices = navigator.mediaDevices;
+    let stream;
+    if (source === 'screen') {
+      stream = await devices.getDisplayMedia({ video: true, audio: false });
+    } else {
+      const deviceId = this.options.deviceId?.(source) ?? null;
+      try {
+        stream = await devices.getUserMedia(captureConstraints(source, deviceId));
+      } catch (error) {
+        const name = /** @type {{name?: string}} */ (error)?.name;
+        if (!deviceId || (name !== 'OverconstrainedError' && name !== 'NotFoundError')) throw error;
+        stream = await devices.getUserMedia(captureConstraints(source, null)); // unplugged: the default
+      }
+    }
+    const track = SOURCE_KIND[source] === 'audio' ? stream.getAudioTracks()[0] : stream.getVideoTracks()[0];
+    for (const other of stream.getTracks()) if (other !== track) other.stop();
+    return track;
+  }
+
+  /** @param {Source} source @param {MediaStreamTrack} track @returns {LocalTrack} */
+  #localTrack(source, track) {
+    // Ended by the browser (e.g. "Stop sharing", the device unplugged): switch it off.
+    track.addEventListener('ended', () => {
+      if (this.#local.get(source)?.track === track) void this.unpublish(source);
+    });
+    return { source, track, stream: new MediaStream([track]) };
   }
 
   // ---- Inside the queue ----------------------------------------------------------------

@@ -388,9 +388,32 @@ async function main() {
       }
       return browsers[0].version();
     });
-    await check('instructor page joins the class (not started yet: "Start class" shown)', async () => {
-      s.instructor = await openPage(browsers[0], 'instructor', server.links.instructor);
+    await check('instructor page opens on the camera and microphone panel: cameras and microphones listed, the preview plays (red)', async () => {
+      s.instructor = await openPage(browsers[0], 'instructor', server.links.instructor, '#devices');
+      const panel = await waitFor('both device lists filled and a picture in #preview-video', () => s.instructor.evaluate(() => {
+        const named = (id) => [...document.querySelectorAll(`#${id} option`)].filter((o) => /** @type {HTMLOptionElement} */ (o).value).map((o) => o.textContent);
+        const video = /** @type {HTMLVideoElement} */ (document.getElementById('preview-video'));
+        const r = { cameras: named('camera-select'), mics: named('mic-select'), width: video.videoWidth, height: video.videoHeight, rgb: /** @type {number[] | null} */ (null) };
+        if (video.videoWidth > 0) {
+          const canvas = document.createElement('canvas');
+          [canvas.width, canvas.height] = [video.videoWidth, video.videoHeight];
+          const g = canvas.getContext('2d', { willReadFrequently: true });
+          g.drawImage(video, 0, 0);
+          const d = g.getImageData(canvas.width >> 1, canvas.height >> 1, 1, 1).data;
+          r.rgb = [d[0], d[1], d[2]];
+        }
+        return r.cameras.length > 0 && r.mics.length > 0 && r.width > 0 ? r : { ok: false, ...r };
+      }));
+      if (await s.instructor.locator('#classroom').isVisible()) throw new Error('the classroom is shown before "Enter class"');
+      if (!close(panel.rgb, RED)) throw new Error(`preview colour ${panel.rgb}, want about ${RED}`);
+      return `cameras ${JSON.stringify(panel.cameras)}, microphones ${JSON.stringify(panel.mics)}, preview ${panel.width}x${panel.height} rgb(${panel.rgb})`;
+    });
+    await check('instructor presses "Enter class": joins the class (not started yet: "Start class" shown), the preview stops', async () => {
+      await s.instructor.locator('#enter-class').click();
+      await waitFor('the classroom', () => s.instructor.locator('#classroom').isVisible());
       await waitFor('the Start class button', () => s.instructor.locator('#start-class').isVisible());
+      await waitFor('the panel to close and its preview to stop', () => s.instructor.evaluate(() =>
+        document.getElementById('devices')?.hidden && !(/** @type {HTMLVideoElement} */ (document.getElementById('preview-video')).srcObject)));
       return await s.instructor.locator('#class-state').textContent();
     });
     await check('two students join before the class starts: both wait in the lobby', async () => {
@@ -398,6 +421,7 @@ async function main() {
       s.student2 = await openPage(browsers[1], 'student 2', server.links['student 2'], '#lobby');
       for (const who of ['student1', 'student2']) {
         if (await s[who].locator('#classroom').isVisible()) throw new Error(`${who}: the classroom is shown in the lobby`);
+        if (await s[who].locator('#devices').isVisible()) throw new Error(`${who}: students skip the device panel, but it is shown`);
       }
       s.instructorId = await participantId(s.instructor, 'Instructor Grace');
       s.student1Id = await participantId(s.instructor, 'Student Ada');
@@ -444,6 +468,46 @@ async function main() {
         return `${stage.width}x${stage.height}, framesDecoded ${first.framesDecoded} -> ${later.framesDecoded}, rgb(${colour.rgb})`;
       });
     }
+    await check('instructor switches the camera while it is on: replaceTrack (same m-lines, new sending track, old one stopped), students keep decoding (red)', async () => {
+      const page = s.instructor;
+      // The sending camera track now; kept in the page to see it stopped afterwards.
+      const sending = () => page.evaluate(() => {
+        const pc = window.__lecternPeerConnections.filter((p) => p.connectionState !== 'closed').at(-1);
+        const sender = pc?.getSenders().find((x) => x.track?.kind === 'video');
+        return { trackId: sender?.track?.id ?? null, state: sender?.track?.readyState ?? null, transceivers: pc?.getTransceivers().length ?? 0 };
+      });
+      const before = await sending();
+      if (!before.trackId) throw new Error('no sending video track');
+      await page.evaluate(() => {
+        const pc = window.__lecternPeerConnections.filter((p) => p.connectionState !== 'closed').at(-1);
+        window.__lecternOldCamera = pc?.getSenders().find((x) => x.track?.kind === 'video')?.track;
+      });
+      const stages = {};
+      for (const who of ['student1', 'student2']) stages[who] = (await stageVideo(s[who])).trackId;
+      await page.locator('#devices-toggle').click();
+      await waitFor('the device panel with a camera listed', () => page.evaluate(() => !document.getElementById('devices')?.hidden &&
+        [...document.querySelectorAll('#camera-select option')].some((o) => /** @type {HTMLOptionElement} */ (o).value)));
+      const cameras = await page.locator('#camera-select option').evaluateAll((os) => os.map((o) => /** @type {HTMLOptionElement} */ (o).value).filter(Boolean));
+      const current = await page.locator('#camera-select').inputValue();
+      const target = cameras.find((id) => id !== current) ?? current; // one fake camera: the same one again
+      await page.locator('#camera-select').selectOption(target);
+      const after = await waitFor('a new live track on the video sender', () => sending().then((x) =>
+        x.trackId && x.trackId !== before.trackId && x.state === 'live' ? x : { ok: false, ...x }));
+      if (after.transceivers !== before.transceivers) throw new Error(`transceivers ${before.transceivers} -> ${after.transceivers}: renegotiated`);
+      const oldState = await page.evaluate(() => window.__lecternOldCamera?.readyState);
+      if (oldState !== 'ended') throw new Error(`the old camera track is ${oldState}, want ended`);
+      await waitFor("the instructor's own stage to show the new track", () => stageVideo(page).then((v) => (v.trackId === after.trackId && v.width > 0 ? v : { ok: false, ...v })));
+      const out = [];
+      for (const who of ['student1', 'student2']) {
+        const { stage, first, later } = await decodesStage(s[who], who, 15);
+        if (stage.trackId !== stages[who]) throw new Error(`${who}: stage track ${stages[who]} -> ${stage.trackId}, want the same receiver track`);
+        const colour = await waitFor(`${who}: the red picture`, () => stageVideo(s[who]).then((v) => (close(v.rgb, RED) ? v : { ok: false, rgb: v.rgb })));
+        out.push(`${who} framesDecoded ${first.framesDecoded} -> ${later.framesDecoded} rgb(${colour.rgb})`);
+      }
+      await page.locator('#enter-class').click(); // "Done"
+      await waitFor('the device panel to close', () => page.evaluate(() => document.getElementById('devices')?.hidden));
+      return `${cameras.length} camera(s), ${target === current ? 'same device again' : 'another device'}; sender track replaced, ${after.transceivers} transceivers; ${out.join(', ')}`;
+    });
     await check("student 1's chat message appears exactly once on every page", async () => {
       const text = 'Hello from Ada: is the homework due Friday?';
       await sendChat(s.student1, 'student 1', text);
@@ -526,6 +590,44 @@ async function main() {
         out.push(`${who} ${first.n} -> ${later.n}${audio.paused ? ' (element paused: autoplay refused)' : ''}`);
       }
       return out.join(', ');
+    });
+    await check('instructor switches the microphone while it is on: the sending audio track is replaced, students keep receiving', async () => {
+      const page = s.instructor;
+      const sendingAudio = () => page.evaluate(() => {
+        const pc = window.__lecternPeerConnections.filter((p) => p.connectionState !== 'closed').at(-1);
+        const sender = pc?.getSenders().find((x) => x.track?.kind === 'audio');
+        if (sender) window.__lecternLastMic ??= sender.track;
+        return { trackId: sender?.track?.id ?? null, state: sender?.track?.readyState ?? null, transceivers: pc?.getTransceivers().length ?? 0 };
+      });
+      const before = await sendingAudio();
+      await page.locator('#devices-toggle').click();
+      await waitFor('the device panel with microphones listed', () => page.evaluate(() => !document.getElementById('devices')?.hidden &&
+        [...document.querySelectorAll('#mic-select option')].some((o) => /** @type {HTMLOptionElement} */ (o).value)));
+      const mics = await page.locator('#mic-select option').evaluateAll((os) => os.map((o) => /** @type {HTMLOptionElement} */ (o).value).filter(Boolean));
+      const current = await page.locator('#mic-select').inputValue();
+      const target = mics.find((id) => id !== current) ?? current;
+      await page.locator('#mic-select').selectOption(target);
+      const after = await waitFor('a new live track on the audio sender', () => sendingAudio().then((x) =>
+        x.trackId && x.trackId !== before.trackId && x.state === 'live' ? x : { ok: false, ...x }));
+      if (after.transceivers !== before.transceivers) throw new Error(`transceivers ${before.transceivers} -> ${after.transceivers}: renegotiated`);
+      const oldState = await page.evaluate(() => window.__lecternLastMic?.readyState);
+      if (oldState !== 'ended') throw new Error(`the old microphone track is ${oldState}, want ended`);
+      const packets = () => s.student1.evaluate(async (id) => {
+        const element = /** @type {HTMLAudioElement | null} */ (document.querySelector(`#stage-audio audio[data-participant="${id}"]`));
+        const trackId = /** @type {MediaStream | null} */ (element?.srcObject ?? null)?.getAudioTracks()[0]?.id;
+        for (const pc of window.__lecternPeerConnections) {
+          if (pc.connectionState === 'closed') continue;
+          for (const st of (await pc.getStats()).values()) {
+            if (st.type === 'inbound-rtp' && st.kind === 'audio' && st.trackIdentifier === trackId) return st.packetsReceived ?? 0;
+          }
+        }
+        return -1;
+      }, s.instructorId);
+      const first = await waitFor('student 1: inbound audio stats', async () => { const n = await packets(); return n >= 0 ? { n } : null; });
+      const later = await waitFor(`student 1: audio packetsReceived to rise by 25 from ${first.n}`, async () => { const n = await packets(); return n >= first.n + 25 ? { n } : null; });
+      await page.keyboard.press('Escape'); // closes the panel too
+      await waitFor('the device panel to close', () => page.evaluate(() => document.getElementById('devices')?.hidden));
+      return `${mics.length} microphones, ${target === current ? 'same device again' : 'another device'}; student 1 packetsReceived ${first.n} -> ${later.n}`;
     });
     await check('instructor gives the stage to student 1', async () => {
       await s.instructor.locator(`#roster button[data-action="stage_grant"][data-participant="${s.student1Id}"]`).click();
