@@ -857,6 +857,16 @@ pub async fn calendar(
 /// Mints a join token and link for a member of the course, for one session (by key, or the next
 /// one that has not closed). The token carries the member's id, name and role, admits to the
 /// session's room, and expires when the room closes (end plus grace).
+/// The room lifecycle settings of a course.
+fn lifecycle_of(course: &Course) -> Lifecycle {
+    Lifecycle {
+        lobby_minutes: course.lobby_minutes,
+        warning_minutes: course.warning_minutes,
+        grace_minutes: course.grace_minutes,
+        auto_start: course.auto_start,
+    }
+}
+
 /// Whether a join to `room` may go ahead at `now`. A room named `{course}.{session_key}` of a
 /// known course is open from `lobby_minutes` before its session until `grace_minutes` after it;
 /// outside that window the join is refused with the next session's time. Any other room (an
@@ -870,12 +880,7 @@ pub async fn check_join(store: &Store, room: &str, now: Timestamp) -> Result<(),
         Err(ServiceError::NotFound { .. }) => return Ok(()),
         Err(e) => return Err(e),
     };
-    let lifecycle = Lifecycle {
-        lobby_minutes: course_row.lobby_minutes,
-        warning_minutes: course_row.warning_minutes,
-        grace_minutes: course_row.grace_minutes,
-        auto_start: course_row.auto_start,
-    };
+    let lifecycle = lifecycle_of(&course_row);
     match lifecycle.join_window(&schedules, now) {
         Ok(open) if open.session_key.as_str() == key => Ok(()),
         Ok(open) => Err(ServiceError::SessionNotOpen(format!(
@@ -903,12 +908,7 @@ pub async fn mint_link(
             what: "member",
             id: member.to_owned(),
         })?;
-    let lifecycle = Lifecycle {
-        lobby_minutes: course_row.lobby_minutes,
-        warning_minutes: course_row.warning_minutes,
-        grace_minutes: course_row.grace_minutes,
-        auto_start: course_row.auto_start,
-    };
+    let lifecycle = lifecycle_of(&course_row);
     let all = lectern_schedule::expand_all(&schedules);
     let occ = match &request.session {
         Some(key) => all
@@ -1198,12 +1198,7 @@ async fn course_session(
             what: "session",
             id: session_key.to_owned(),
         })?;
-    let lifecycle = Lifecycle {
-        lobby_minutes: course_row.lobby_minutes,
-        warning_minutes: course_row.warning_minutes,
-        grace_minutes: course_row.grace_minutes,
-        auto_start: course_row.auto_start,
-    };
+    let lifecycle = lifecycle_of(&course_row);
     Ok((course_row, occ, lifecycle))
 }
 
