@@ -31,7 +31,8 @@ const WELCOME_TIMEOUT_MS = 10_000;
 /**
  * `connected` is false during the reconnect grace period; `can_speak` is the effective right.
  * @typedef {{id: string, name: string, role: Role, connected: boolean, in_lobby: boolean,
- *   hard_muted: boolean, can_speak: boolean, presenter: boolean, media: MediaState}} ParticipantInfo
+ *   hard_muted: boolean, can_speak: boolean, speak_granted: boolean, presenter: boolean,
+ *   media: MediaState}} ParticipantInfo
  */
 /** @typedef {{participant_id: string, raised_at: number}} HandEntry */
 /** @typedef {{kind: 'everyone'} | {kind: 'staff'} | {kind: 'participant', id: string}} ChatTarget */
@@ -120,6 +121,15 @@ const WELCOME_TIMEOUT_MS = 10_000;
 /** @param {Role} role */
 export function isStaffRole(role) {
   return role === 'instructor' || role === 'ta';
+}
+
+/**
+ * Recompute `can_speak` the way the server does: not in the lobby, not hard-muted, and staff,
+ * the presenter, or granted speech.
+ * @param {ParticipantInfo} p
+ */
+function canSpeakNow(p) {
+  p.can_speak = !p.in_lobby && !p.hard_muted && (isStaffRole(p.role) || p.presenter || p.speak_granted);
 }
 
 /**
@@ -436,11 +446,17 @@ export class RoomState {
         if (this.presenter === event.participant_id) this.presenter = null;
         break;
       case 'admitted':
-        this.#update(event.participant_id, (p) => (p.in_lobby = false));
+        this.#update(event.participant_id, (p) => {
+          p.in_lobby = false;
+          canSpeakNow(p);
+        });
         break;
       case 'class_started':
         this.classState = 'live';
-        for (const p of this.participants.values()) p.in_lobby = false;
+        for (const p of this.participants.values()) {
+          p.in_lobby = false;
+          canSpeakNow(p);
+        }
         break;
       case 'class_ended':
         // The server clears the stage, the hands, speak grants and hard mutes at class end.
@@ -450,7 +466,8 @@ export class RoomState {
         for (const p of this.participants.values()) {
           p.presenter = false;
           p.hard_muted = false;
-          p.can_speak = isStaffRole(p.role);
+          p.speak_granted = false;
+          canSpeakNow(p);
         }
         break;
       case 'chat':
@@ -476,26 +493,29 @@ export class RoomState {
       case 'called_on':
         this.#lowerHand(event.participant_id);
         this.#update(event.participant_id, (p) => {
-          p.can_speak = true;
+          p.speak_granted = true;
           p.hard_muted = false;
+          canSpeakNow(p);
         });
         break;
       case 'speak_allowed':
         this.#update(event.participant_id, (p) => {
-          p.can_speak = true;
+          p.speak_granted = true;
           p.hard_muted = false;
+          canSpeakNow(p);
         });
         break;
       case 'speak_revoked':
-        this.#update(
-          event.participant_id,
-          (p) => (p.can_speak = !p.hard_muted && (isStaffRole(p.role) || p.presenter)),
-        );
+        this.#update(event.participant_id, (p) => {
+          p.speak_granted = false;
+          canSpeakNow(p);
+        });
         break;
       case 'muted':
         this.#update(event.participant_id, (p) => {
           p.hard_muted = true;
-          p.can_speak = false;
+          p.speak_granted = false;
+          canSpeakNow(p);
         });
         break;
       case 'stage_granted':
@@ -533,15 +553,14 @@ export class RoomState {
   }
 
   /**
-   * The stage lets a student speak; taking it back leaves speech to staff (a separate grant is
-   * not visible to clients, so the next snapshot corrects that rare case).
+   * The stage lets a student speak; taking it back leaves what their role and grant allow.
    * @param {string} id
    * @param {boolean} presenter
    */
   #setPresenter(id, presenter) {
     this.#update(id, (p) => {
       p.presenter = presenter;
-      p.can_speak = !p.hard_muted && (presenter || isStaffRole(p.role));
+      canSpeakNow(p);
     });
   }
 

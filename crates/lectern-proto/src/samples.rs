@@ -15,6 +15,7 @@ fn student(id: &str, name: &str) -> ParticipantInfo {
         in_lobby: false,
         hard_muted: false,
         can_speak: false,
+        speak_granted: false,
         presenter: false,
         media: MediaState::default(),
     }

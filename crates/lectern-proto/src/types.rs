@@ -168,8 +168,13 @@ pub struct ParticipantInfo {
     pub in_lobby: bool,
     /// Hard-muted by staff: their audio is not forwarded until staff allow them to speak.
     pub hard_muted: bool,
-    /// Allowed to speak (called on, or allowed by staff). Staff and the presenter always may.
+    /// May speak now: not hard-muted, and staff, the presenter, or granted speech. The
+    /// effective permission, derived by the server.
     pub can_speak: bool,
+    /// Staff granted speech (call on, allow to speak) and have not taken it back. With
+    /// `hard_muted`, the role and `presenter`, it lets a client recompute `can_speak` after
+    /// any event.
+    pub speak_granted: bool,
     /// Holds the stage (may publish camera and screen).
     pub presenter: bool,
     /// The participant's own media state, as reported by their client.

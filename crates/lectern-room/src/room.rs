@@ -505,6 +505,7 @@ impl Room {
             in_lobby: p.in_lobby,
             hard_muted: p.hard_muted,
             can_speak: self.media_perms(p).0,
+            speak_granted: p.speak_granted,
             presenter: self.presenter.as_ref() == Some(&p.id),
             media: p.media,
         }

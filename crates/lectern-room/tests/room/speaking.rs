@@ -615,3 +615,35 @@ fn letting_the_lobby_in_tells_the_media_plane() {
         vec![publish("s2", false, false), publish("s3", false, false)]
     );
 }
+
+#[test]
+fn the_speech_grant_is_visible_so_clients_can_recompute_can_speak() {
+    let mut h = H::class();
+    let info = |h: &H| h.room.participant(&pid("s1")).expect("s1");
+    assert!(!info(&h).speak_granted);
+    h.req(
+        1,
+        ClientMessage::AllowSpeak {
+            participant_id: pid("s1"),
+        },
+    );
+    assert!(info(&h).speak_granted);
+    // The stage comes and goes; the separate grant keeps s1 able to speak afterwards.
+    h.req(
+        1,
+        ClientMessage::StageGrant {
+            participant_id: pid("s1"),
+        },
+    );
+    h.req(1, ClientMessage::StageRevoke);
+    let s1 = info(&h);
+    assert!(s1.speak_granted && s1.can_speak && !s1.presenter);
+    h.req(
+        1,
+        ClientMessage::RevokeSpeak {
+            participant_id: pid("s1"),
+        },
+    );
+    let s1 = info(&h);
+    assert!(!s1.speak_granted && !s1.can_speak);
+}
