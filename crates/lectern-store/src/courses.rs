@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use crate::sqlite::{SqliteBackend, role_from_db};
+use crate::sqlite::{SqliteBackend, finish, role_from_db};
 use crate::{Backend, Store, StoreError, from_db, to_db};
 
 /// A course and its room timing settings.
@@ -302,13 +302,7 @@ impl SqliteBackend {
             Ok(())
         }
         .await;
-        match result {
-            Ok(()) => tx.commit().await?,
-            Err(err) => {
-                tx.rollback().await?;
-                return Err(err);
-            }
-        }
+        finish(tx, result).await?;
         Ok(())
     }
 

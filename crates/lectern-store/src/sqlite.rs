@@ -207,13 +207,7 @@ impl SqliteBackend {
             Ok(())
         }
         .await;
-        match result {
-            Ok(()) => tx.commit().await?,
-            Err(err) => {
-                tx.rollback().await?;
-                return Err(err);
-            }
-        }
+        finish(tx, result).await?;
         debug!(
             room.id = %room,
             batch.ops = ops.len(),
@@ -558,4 +552,19 @@ pub(crate) fn role_from_db(role: &str) -> Result<Role, StoreError> {
 
 fn opt_from_db(what: &'static str, value: Option<i64>) -> Result<Option<u64>, StoreError> {
     value.map(|value| from_db(what, value)).transpose()
+}
+
+/// Commit the transaction if its work succeeded, else roll it back and return the work's error.
+pub(crate) async fn finish(
+    tx: sqlx::Transaction<'_, sqlx::Sqlite>,
+    result: Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    match result {
+        Ok(()) => tx.commit().await?,
+        Err(err) => {
+            tx.rollback().await?;
+            return Err(err);
+        }
+    }
+    Ok(())
 }
