@@ -5,8 +5,9 @@
 #
 # Before it, the browser client's JSDoc types are checked with TypeScript (web-client/package.json:
 # `tsc -p .`, strict, no emit); a type error fails the script. The browser test needs
-# /usr/bin/chromium and Node.js with npm. As root on Debian/Ubuntu this
-# script installs Chromium if it is missing; elsewhere it stops and says what to install.
+# /usr/bin/chromium, coturn's turnserver (media through a TURN relay) and Node.js with npm. As
+# root on Debian/Ubuntu this script installs Chromium and coturn if missing; elsewhere it stops
+# and says what to install.
 # LECTERN_SKIP_E2E=1 skips the browser test; LECTERN_SKIP_SCHEMATHESIS=1 skips the API fuzzing
 # (it needs python3 with venv and pip, and PyPI).
 set -euo pipefail
@@ -25,14 +26,15 @@ if [ "${LECTERN_SKIP_SCHEMATHESIS:-0}" != 1 ]; then
 fi
 
 if [ "${LECTERN_SKIP_E2E:-0}" != 1 ]; then
-    if [ ! -x /usr/bin/chromium ]; then
+    if [ ! -x /usr/bin/chromium ] || ! command -v turnserver >/dev/null; then
         if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-            echo "== installing Debian's chromium for the browser test"
+            echo "== installing Debian's chromium and coturn for the browser test"
             apt-get update -qq
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium coturn >/dev/null
         else
-            echo "The browser test needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)."
-            echo "Install it, or run with LECTERN_SKIP_E2E=1 to run only the Rust tests."
+            echo "The browser test needs Debian's chromium at /usr/bin/chromium and coturn's"
+            echo "turnserver (apt-get install chromium coturn)."
+            echo "Install them, or run with LECTERN_SKIP_E2E=1 to run only the Rust tests."
             exit 1
         fi
     fi

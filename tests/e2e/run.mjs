@@ -4,6 +4,7 @@
 // Exit code 0 when every check passed; the last line printed is `N passed, N failed`.
 import { spawn } from 'node:child_process';
 import { createServer, request as httpRequest } from 'node:http';
+import { createSocket } from 'node:dgram';
 import { connect as netConnect } from 'node:net';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -70,7 +71,7 @@ function writeY4m(path, [r, g, b]) {
 
 // ---- The server -----------------------------------------------------------------------------
 
-async function startServer(dataDir) {
+async function startServer(dataDir, extraEnv = {}) {
   // The server refuses unknown LECTERN_* settings, so pass only ours.
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('LECTERN_')));
   Object.assign(env, {
@@ -83,6 +84,7 @@ async function startServer(dataDir) {
   });
   // For a binary built before the media plane existed (it would refuse the setting).
   if (process.env.LECTERN_E2E_NO_MEDIA_BIND !== '1') env.LECTERN_MEDIA_BIND = '127.0.0.1:0';
+  Object.assign(env, extraEnv);
   const child = spawn(BIN, [], {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -234,10 +236,25 @@ function recordPeerConnections() {
 
 const pages = /** @type {{name: string, page: import('playwright-core').Page, log: string[]}[]} */ ([]);
 
+/** Makes every peer connection of the page relay-only, as on a network where only TURN gets through. */
+function forceRelay() {
+  const Original = window.RTCPeerConnection;
+  window.RTCPeerConnection = class extends Original {
+    constructor(config = {}, ...rest) {
+      super({ ...config, iceTransportPolicy: 'relay' }, ...rest);
+    }
+
+    setConfiguration(config = {}) {
+      return super.setConfiguration({ ...config, iceTransportPolicy: 'relay' });
+    }
+  };
+}
+
 /** Opens a join link; waits for `ready` (the classroom, or `#lobby` before the class starts). */
-async function openPage(browser, name, link, ready = '#classroom') {
+async function openPage(browser, name, link, ready = '#classroom', { relayOnly = false } = {}) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   await context.addInitScript(recordPeerConnections);
+  if (relayOnly) await context.addInitScript(forceRelay);
   const page = await context.newPage();
   const log = [];
   page.on('console', (m) => log.push(`[${m.type()}] ${m.text()}`));
@@ -743,6 +760,7 @@ async function main() {
       if (seqs(mine) !== seqs(theirs)) throw new Error(`student 2 shows seqs ${seqs(mine)}, the instructor ${seqs(theirs)}`);
       return `${mine.length} messages, seqs ${seqs(mine)}`;
     });
+    await relayChecks(browsers, tmp);
   } finally {
     await screenshots('final').catch((e) => console.log(`screenshots failed: ${e}`));
     if (results.some((r) => !r.ok)) {
@@ -754,6 +772,119 @@ async function main() {
     s.proxy?.server.close();
     await stopServer(server);
     rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+// ---- Media through a TURN relay (coturn) --------------------------------------------------------
+
+const TURN_SECRET = 'e2e-coturn-shared-secret-0123456789';
+
+/** A free UDP port on 127.0.0.1 (bound and released). */
+async function freeUdpPort() {
+  const socket = createSocket('udp4');
+  await new Promise((r) => socket.bind(0, '127.0.0.1', r));
+  const { port } = socket.address();
+  await new Promise((r) => socket.close(r));
+  return port;
+}
+
+/** Whether a STUN binding request to 127.0.0.1:`port` gets a success response within 500 ms. */
+async function stunResponds(port) {
+  const socket = createSocket('udp4');
+  try {
+    const request = Buffer.alloc(20);
+    request.writeUInt16BE(0x0001, 0); // binding request, no attributes
+    request.writeUInt32BE(0x2112a442, 4); // magic cookie
+    for (let i = 8; i < 20; i++) request[i] = Math.floor(Math.random() * 256);
+    const answered = new Promise((resolve) => {
+      socket.on('message', (m) => resolve(m.length >= 20 && m.readUInt16BE(0) === 0x0101 && m.subarray(8, 20).equals(request.subarray(8, 20))));
+      setTimeout(() => resolve(false), 500);
+    });
+    socket.send(request, port, '127.0.0.1');
+    return await answered;
+  } finally {
+    socket.close();
+  }
+}
+
+/** Debian's coturn on loopback, with the TURN REST API secret Lectern signs credentials with. */
+async function startTurn() {
+  const port = await freeUdpPort();
+  const child = spawn('turnserver', [
+    '-n', '--no-cli', '--no-tls', '--no-dtls', '--log-file=stdout', '--simple-log',
+    '--listening-ip=127.0.0.1', '--relay-ip=127.0.0.1', `--listening-port=${port}`,
+    '--min-port=49200', '--max-port=49400',
+    '--use-auth-secret', `--static-auth-secret=${TURN_SECRET}`, '--realm=lectern.test',
+    // The SFU listens on 127.0.0.1 in this test: coturn refuses loopback peers unless told.
+    '--allow-loopback-peers', '--fingerprint',
+  ], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const turn = { child, port, output: '', exited: null };
+  child.on('exit', (code, signal) => (turn.exited = { code, signal }));
+  child.on('error', (error) => (turn.exited = { error: String(error) }));
+  child.stdout.on('data', (chunk) => (turn.output += chunk));
+  child.stderr.on('data', (chunk) => (turn.output += chunk));
+  await waitFor('coturn to listen', () => {
+    if (turn.exited) throw Object.assign(new Error(`turnserver exited: ${JSON.stringify(turn.exited)}\n${turn.output}`), { fatal: true });
+    return stunResponds(port);
+  }, { timeout: 15_000 });
+  return turn;
+}
+
+/** In the page: the candidate types of the selected pair of each live peer connection. */
+async function selectedCandidates(page) {
+  return page.evaluate(async () => {
+    const out = [];
+    for (const pc of window.__lecternPeerConnections) {
+      if (pc.connectionState === 'closed') continue;
+      const report = await pc.getStats();
+      for (const transport of report.values()) {
+        if (transport.type !== 'transport' || !transport.selectedCandidatePairId) continue;
+        const pair = report.get(transport.selectedCandidatePairId);
+        const local = pair && report.get(pair.localCandidateId);
+        out.push({ state: pc.connectionState, local: local?.candidateType ?? '?', relayProtocol: local?.relayProtocol ?? '', bytes: pair?.bytesReceived ?? 0 });
+      }
+    }
+    return out;
+  });
+}
+
+/** A second server with `turn.urls` pointing at coturn; an instructor and a student whose browsers may use relay candidates only. */
+async function relayChecks(browsers, tmp) {
+  const r = {};
+  try {
+    await check('coturn (Debian turnserver) starts on 127.0.0.1 with a TURN REST API shared secret', async () => {
+      r.turn = await startTurn();
+      return `udp port ${r.turn.port}`;
+    });
+    await check('relay-only browsers (iceTransportPolicy "relay") join a server whose ICE servers are that coturn; the instructor turns the camera on', async () => {
+      r.server = await startServer(join(tmp, 'relay-data'), {
+        LECTERN_TURN_URLS: JSON.stringify([`turn:127.0.0.1:${r.turn.port}?transport=udp`]),
+        LECTERN_TURN_SECRET: TURN_SECRET,
+        LECTERN_ROOM_AUTO_START: 'true',
+      });
+      r.instructor = await openPage(browsers[0], 'relay instructor', r.server.links.instructor, '#devices', { relayOnly: true });
+      await r.instructor.locator('#enter-class').click();
+      await waitFor('the relay instructor in the classroom', () => r.instructor.locator('#classroom').isVisible());
+      r.student = await openPage(browsers[1], 'relay student', r.server.links['student 1'], '#classroom', { relayOnly: true });
+      const camera = r.instructor.locator('#camera-toggle');
+      await waitFor('#camera-toggle to be shown', () => camera.isVisible());
+      await camera.click();
+      return r.server.url;
+    });
+    await check('the student decodes the instructor through the relay: both selected candidate pairs are relay candidates', async () => {
+      const { first, later } = await decodesStage(r.student, 'relay student', 15, 40_000);
+      const out = [];
+      for (const [who, page] of [['instructor', r.instructor], ['student', r.student]]) {
+        const pairs = await waitFor(`${who}: a selected candidate pair`, () => selectedCandidates(page).then((p) => (p.length ? p : null)));
+        if (!pairs.every((p) => p.local === 'relay')) throw new Error(`${who}: selected local candidates ${JSON.stringify(pairs)}, want relay only`);
+        out.push(`${who} ${pairs.map((p) => `${p.local}/${p.relayProtocol}`).join(',')}`);
+      }
+      return `framesDecoded ${first.framesDecoded} -> ${later.framesDecoded}; ${out.join('; ')}`;
+    });
+  } finally {
+    if (results.some((x) => !x.ok) && r.turn) console.log(`--- coturn output (last 3000 chars) ---\n${r.turn.output.slice(-3000)}`);
+    await stopServer(r.server);
+    r.turn?.child.kill('SIGTERM');
   }
 }
 
