@@ -867,6 +867,35 @@ fn lifecycle_of(course: &Course) -> Lifecycle {
     }
 }
 
+/// The scheduled session a room belongs to, for its room task to run the session's lifecycle.
+#[derive(Debug, Clone)]
+pub struct RoomSession {
+    pub course_title: String,
+    pub lifecycle: Lifecycle,
+    pub occurrence: Occurrence,
+}
+
+/// The session of a room named `{course}.{session_key}`, if the course exists and its schedule
+/// has that session; `None` for any other room (ad hoc, the demo room).
+pub async fn room_session(store: &Store, room: &str) -> Result<Option<RoomSession>, ServiceError> {
+    let Some((course, key)) = room.rsplit_once('.') else {
+        return Ok(None);
+    };
+    let (course_row, schedules) = match course_schedules(store, course).await {
+        Ok(found) => found,
+        Err(ServiceError::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let occurrence = lectern_schedule::expand_all(&schedules)
+        .into_iter()
+        .find(|o| o.session_key.as_str() == key);
+    Ok(occurrence.map(|occurrence| RoomSession {
+        lifecycle: lifecycle_of(&course_row),
+        course_title: course_row.title,
+        occurrence,
+    }))
+}
+
 /// Whether a join to `room` may go ahead at `now`. A room named `{course}.{session_key}` of a
 /// known course is open from `lobby_minutes` before its session until `grace_minutes` after it;
 /// outside that window the join is refused with the next session's time. Any other room (an

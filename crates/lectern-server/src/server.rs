@@ -56,6 +56,8 @@ pub struct Shared {
     pub next_conn: AtomicU64,
     /// The media worker's command handle, when media is enabled.
     pub media: Option<lectern_sfu::MediaWorkerHandle>,
+    /// The clock for schedule decisions (room lifecycles, join windows).
+    pub clock: crate::clock::Clock,
     titles: HashMap<RoomId, String>,
     /// Cloned by every task; dropped at shutdown so we can wait for all tasks to end.
     done: std::sync::Mutex<Option<mpsc::Sender<()>>>,
@@ -175,6 +177,7 @@ impl Server {
             shutdown_rx: shutdown_rx.clone(),
             next_conn: AtomicU64::new(1),
             media: media_worker.as_ref().map(|w| w.handle()),
+            clock: crate::clock::Clock::default(),
             titles,
             done: std::sync::Mutex::new(Some(done_tx)),
             ready: AtomicBool::new(true),
@@ -243,6 +246,11 @@ impl Server {
     /// send to the server.
     pub fn join_link(&self, token: &str) -> String {
         format!("{}/#token={token}", self.public_url)
+    }
+
+    /// The clock the server's schedule decisions use; tests move it.
+    pub fn clock(&self) -> &crate::clock::Clock {
+        &self.shared.clock
     }
 
     /// Prometheus text of the current metrics.
