@@ -43,9 +43,10 @@ const WELCOME_TIMEOUT_MS = 10_000;
  */
 /**
  * Hands and chat are oldest first; events after `seq` follow as `event` messages.
+ * `scheduled_start`/`scheduled_end` (Unix ms) only for a scheduled session's room.
  * @typedef {{room_id: string, title: string, class_state: ClassState, roster: ParticipantInfo[],
  *   hand_queue: HandEntry[], presenter?: string | null, chat_locked: boolean, chat: ChatMessage[],
- *   seq: number}} Snapshot
+ *   seq: number, scheduled_start?: number, scheduled_end?: number}} Snapshot
  */
 
 /**
@@ -54,8 +55,9 @@ const WELCOME_TIMEOUT_MS = 10_000;
  *   | {kind: 'participant_connection', participant_id: string, connected: boolean}
  *   | {kind: 'participant_left', participant_id: string, reason: LeaveReason}
  *   | {kind: 'admitted', participant_id: string, by: string}
- *   | {kind: 'class_started', by: string}
- *   | {kind: 'class_ended', by: string}
+ *   | {kind: 'class_started', by?: string}
+ *   | {kind: 'class_ended', by?: string}
+ *   | {kind: 'class_ending_soon', ends_at: number, closes_at: number}
  *   | {kind: 'chat', message: ChatMessage}
  *   | {kind: 'chat_deleted', seq: number, by: string}
  *   | {kind: 'chat_locked', locked: boolean, by: string}
@@ -410,6 +412,12 @@ export class RoomState {
     /** Ordered by seq. @type {ChatMessage[]} */
     this.chat = [];
     this.seq = 0;
+    /** A scheduled session's start and end (Unix ms). @type {number | null} */
+    this.scheduledStart = null;
+    /** @type {number | null} */
+    this.scheduledEnd = null;
+    /** Set by `class_ending_soon`: when the room closes (Unix ms). @type {number | null} */
+    this.closesAt = null;
   }
 
   /** @param {Snapshot} snapshot replaces everything */
@@ -425,6 +433,8 @@ export class RoomState {
     this.#seenChat.clear();
     for (const message of snapshot.chat) this.#addChat(message);
     this.seq = snapshot.seq;
+    this.scheduledStart = snapshot.scheduled_start ?? null;
+    this.scheduledEnd = snapshot.scheduled_end ?? null;
   }
 
   /**
@@ -469,6 +479,10 @@ export class RoomState {
           p.speak_granted = false;
           canSpeakNow(p);
         }
+        break;
+      case 'class_ending_soon':
+        this.scheduledEnd = event.ends_at;
+        this.closesAt = event.closes_at;
         break;
       case 'chat':
         this.#addChat(event.message);
