@@ -913,3 +913,120 @@ async fn session_attendance_merges_reconnects_and_the_transcript_has_the_chat() 
     grace.close().await;
     Ok(())
 }
+
+/// A daily schedule whose session today started three minutes ago (Paris time), so its room is
+/// open now. Returns that session's key.
+async fn open_session(api: &Api, course: &str) -> anyhow::Result<String> {
+    let started = Timestamp::now()
+        .checked_sub(SignedDuration::from_mins(3))?
+        .in_tz("Europe/Paris")?;
+    let start = format!("{:02}:{:02}", started.hour(), started.minute());
+    let today = started.date();
+    let r = api
+        .send(
+            "POST",
+            &format!("/api/v1/courses/{course}/schedules"),
+            &json!({
+                "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "start": start,
+                "duration_minutes": 60,
+                "first_date": today.to_string(), "last_date": today.to_string()
+            }),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    Ok(format!("{today}T{start}"))
+}
+
+/// A member of course A gets no join link or token for course B, through the API or the
+/// service layer; A's token does not open B's room either.
+#[tokio::test]
+async fn a_member_of_one_course_cannot_get_into_another() -> anyhow::Result<()> {
+    let api = Api::start().await;
+    api.course("course-a").await;
+    api.course("course-b").await;
+    let key_a = open_session(&api, "course-a").await?;
+    let key_b = open_session(&api, "course-b").await?;
+    let r = api
+        .send(
+            "POST",
+            "/api/v1/courses/course-a/members",
+            &json!({"member_id": "ada", "name": "Ada", "role": "student"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = api
+        .send(
+            "POST",
+            "/api/v1/courses/course-b/members",
+            &json!({"member_id": "bob", "name": "Bob", "role": "instructor"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+
+    // Her own course: a link. The other course: not found, with or without a session.
+    let r = api
+        .send(
+            "POST",
+            "/api/v1/courses/course-a/members/ada/link",
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let token_a = r.json()["token"].as_str().unwrap().to_owned();
+    for body in [json!({}), json!({"session": key_b})] {
+        let r = api
+            .send("POST", "/api/v1/courses/course-b/members/ada/link", &body)
+            .await;
+        assert_eq!(
+            (r.status, r.code()),
+            (404, "not_found".to_owned()),
+            "{}",
+            r.body
+        );
+        assert!(!r.body.contains("token"), "{}", r.body);
+    }
+    // Nor can course A's endpoint hand out course B's member or session.
+    let r = api
+        .send(
+            "POST",
+            "/api/v1/courses/course-a/members/bob/link",
+            &json!({}),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (404, "not_found".to_owned()));
+
+    // The service layer (shared with the CLI) refuses the same way.
+    let store = Store::open(&api.s.server.config().store_url()).await?;
+    let auth = lectern_server::auth::Authenticator::new(
+        &api.s.server.config().auth,
+        lectern_tests::SECRET.as_bytes().to_vec(),
+    )?;
+    let refused = courses::mint_link(
+        &store,
+        &auth,
+        "http://localhost",
+        "course-b",
+        "ada",
+        courses::LinkRequest { session: None },
+        Timestamp::now(),
+    )
+    .await
+    .expect_err("ada is not in course B");
+    assert!(
+        matches!(
+            refused,
+            courses::ServiceError::NotFound { what: "member", .. }
+        ),
+        "{refused:?}"
+    );
+    store.close().await;
+
+    // A's token names A's room: it cannot be used for B's room.
+    let room_b = format!("course-b.{key_b}");
+    let mut ada = Client::connect(api.s.addr, Some(&room_b)).await?;
+    let err = ada.hello(&token_a, None).await.expect_err("wrong room");
+    assert!(err.to_string().contains("wrong_room"), "{err}");
+    let mut ada = Client::connect(api.s.addr, Some(&format!("course-a.{key_a}"))).await?;
+    ada.hello(&token_a, None).await?;
+    Ok(())
+}
