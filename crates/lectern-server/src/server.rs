@@ -137,14 +137,8 @@ impl Server {
         let secret = resolve_secret(&config)?;
         let auth = Authenticator::new(&config.auth, secret)?;
         let store = Store::open(&config.store_url()).await?;
-        let mut titles = HashMap::new();
-        if config.demo.enabled {
-            let demo = RoomId::new(config.demo.room.clone());
-            store
-                .ensure_room(&demo, &config.demo.title, crate::rooms::now_ms())
-                .await?;
-            titles.insert(demo, config.demo.title.clone());
-        }
+        // Rooms of scheduled sessions (the demo course's too) take their course's title.
+        let titles = HashMap::new();
         let listener = tokio::net::TcpListener::bind(config.listen_addr())
             .await
             .map_err(|source| ServerError::Bind {

@@ -152,3 +152,61 @@ async fn without_auto_start_the_lobby_waits_for_staff() -> anyhow::Result<()> {
     assert_eq!(started["event"]["by"], "grace");
     Ok(())
 }
+
+/// The demo course: created once with its roster and a weekly schedule whose session is open
+/// now; a restart during the session reuses it, a restart after it sets up a new one, and the
+/// printed kind of link (minted for that session) is admitted over a real WebSocket at once.
+#[tokio::test]
+async fn the_demo_course_always_has_a_session_open_now() -> anyhow::Result<()> {
+    let s = TestServer::start().await;
+    let store = Store::open(&s.server.config().store_url()).await?;
+    let spec = courses::DemoSpec {
+        course_id: "demo".into(),
+        title: "Demo class".into(),
+        session_minutes: 12 * 60,
+        auto_start: false,
+    };
+    let now = Timestamp::now();
+    let first = courses::ensure_demo_course(&store, &spec, now).await?;
+    assert_eq!(courses::list_members(&store, "demo").await?.len(), 3);
+    courses::check_join(&store, &first.room, now).await?;
+    let later = now.checked_add(SignedDuration::from_hours(2))?;
+    let again = courses::ensure_demo_course(&store, &spec, later).await?;
+    assert_eq!(
+        again.room, first.room,
+        "a restart during the session keeps it"
+    );
+    let next_day = now.checked_add(SignedDuration::from_hours(13))?;
+    let renewed = courses::ensure_demo_course(&store, &spec, next_day).await?;
+    assert_ne!(renewed.room, first.room);
+    courses::check_join(&store, &renewed.room, next_day).await?;
+    assert_eq!(courses::list_schedules(&store, "demo").await?.len(), 1);
+    assert_eq!(courses::list_members(&store, "demo").await?.len(), 3);
+
+    // Back to now: a link for the current session joins at once, into the lobby.
+    let current = courses::ensure_demo_course(&store, &spec, now).await?;
+    courses::check_join(&store, &current.room, now).await?;
+    let auth = lectern_server::auth::Authenticator::new(
+        &s.server.config().auth,
+        lectern_tests::SECRET.as_bytes().to_vec(),
+    )?;
+    let link = courses::mint_link(
+        &store,
+        &auth,
+        "http://localhost",
+        "demo",
+        "demo-student-1",
+        courses::LinkRequest {
+            session: Some(current.session_key.clone()),
+        },
+        now,
+    )
+    .await?;
+    store.close().await;
+    let mut ada = Client::connect(s.addr, Some(&current.room)).await?;
+    let welcome = ada.hello(&link.token, None).await?;
+    assert_eq!(welcome["snapshot"]["title"], "Demo class");
+    assert!(in_lobby(&welcome, "demo-student-1"));
+    assert!(welcome["snapshot"]["scheduled_start"].as_u64().is_some());
+    Ok(())
+}
