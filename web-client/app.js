@@ -946,7 +946,8 @@ function renderClock() {
   }
   const ending = $('ending-soon');
   const end = room.scheduledEnd;
-  const showEnding = room.closesAt !== null && end !== null && room.classState === 'live';
+  const warned = room.endingSoon || (room.warnsAt !== null && Date.now() >= room.warnsAt);
+  const showEnding = warned && end !== null && room.classState === 'live';
   ending.hidden = !showEnding;
   if (end !== null && showEnding) {
     ending.textContent = end > Date.now() ? STRINGS.endingSoon(timeLeft(end)) : STRINGS.endingNow;

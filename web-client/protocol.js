@@ -43,10 +43,12 @@ const WELCOME_TIMEOUT_MS = 10_000;
  */
 /**
  * Hands and chat are oldest first; events after `seq` follow as `event` messages.
- * `scheduled_start`/`scheduled_end` (Unix ms) only for a scheduled session's room.
+ * `scheduled_start`, `scheduled_end`, `warns_at`, `closes_at` (Unix ms) only for a scheduled
+ * session's room.
  * @typedef {{room_id: string, title: string, class_state: ClassState, roster: ParticipantInfo[],
  *   hand_queue: HandEntry[], presenter?: string | null, chat_locked: boolean, chat: ChatMessage[],
- *   seq: number, scheduled_start?: number, scheduled_end?: number}} Snapshot
+ *   seq: number, scheduled_start?: number, scheduled_end?: number, warns_at?: number,
+ *   closes_at?: number}} Snapshot
  */
 
 /**
@@ -416,8 +418,12 @@ export class RoomState {
     this.scheduledStart = null;
     /** @type {number | null} */
     this.scheduledEnd = null;
-    /** Set by `class_ending_soon`: when the room closes (Unix ms). @type {number | null} */
+    /** When the end warning is due (Unix ms). @type {number | null} */
+    this.warnsAt = null;
+    /** When the room closes for everyone (Unix ms). @type {number | null} */
     this.closesAt = null;
+    /** `class_ending_soon` arrived (or `warns_at` has passed). */
+    this.endingSoon = false;
   }
 
   /** @param {Snapshot} snapshot replaces everything */
@@ -435,6 +441,8 @@ export class RoomState {
     this.seq = snapshot.seq;
     this.scheduledStart = snapshot.scheduled_start ?? null;
     this.scheduledEnd = snapshot.scheduled_end ?? null;
+    this.warnsAt = snapshot.warns_at ?? null;
+    this.closesAt = snapshot.closes_at ?? null;
   }
 
   /**
@@ -483,6 +491,7 @@ export class RoomState {
       case 'class_ending_soon':
         this.scheduledEnd = event.ends_at;
         this.closesAt = event.closes_at;
+        this.endingSoon = true;
         break;
       case 'chat':
         this.#addChat(event.message);

@@ -749,6 +749,31 @@ async function main() {
       });
       return `${first} -> ${next}`;
     });
+    await check('a student joining a scheduled class past its end warning sees how long is left', async () => {
+      // Auto-start, a 5-minute warning, a 5-minute session starting this minute: the class is
+      // live and already past its warning time when the student arrives.
+      const dataDir = join(tmp, 'data');
+      const start = new Date();
+      const day = start.toISOString().slice(0, 10);
+      const hhmm = start.toISOString().slice(11, 16);
+      const weekday = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'][start.getUTCDay()];
+      const csv = join(tmp, 'ending.csv');
+      writeFileSync(csv, 'member_id,name,role\ndan,Dan,student\n');
+      await runCli(dataDir, ['course', 'create', '--id', 'ending', '--title', 'Ending', '--timezone', 'UTC', '--auto-start', '--warning-minutes', '5', '--grace-minutes', '1']);
+      await runCli(dataDir, ['roster', 'import', '--course', 'ending', csv]);
+      await runCli(dataDir, ['schedule', 'add', '--course', 'ending', '--days', weekday, '--start', hhmm, '--minutes', '5', '--from', day, '--to', day]);
+      const [token] = (await runCli(dataDir, ['link', '--course', 'ending', '--member', 'dan'])).trim().split('\n');
+      const page = await openPage(browsers[1], 'ending', `${server.url}/#token=${token}`, '#classroom');
+      const pattern = /^The class ends in (\d+):(\d\d)\.$/;
+      const text = await waitFor('the ending-soon note', async () => {
+        const t = (await page.locator('#ending-soon').textContent()) ?? '';
+        return (await page.locator('#ending-soon').isVisible()) && pattern.test(t) ? t : null;
+      });
+      const [, m, sec] = text.match(pattern) ?? [];
+      const left = Number(m) * 60 + Number(sec);
+      if (left > 5 * 60 || left < 3 * 60) throw new Error(`"${text}": want 3 to 5 minutes`);
+      return text;
+    });
   } finally {
     await screenshots('final').catch((e) => console.log(`screenshots failed: ${e}`));
     if (results.some((r) => !r.ok)) {

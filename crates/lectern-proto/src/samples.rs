@@ -200,6 +200,8 @@ pub fn snapshot() -> Snapshot {
         seq: 42,
         scheduled_start: Some(1_790_000_000_000),
         scheduled_end: Some(1_790_005_400_000),
+        warns_at: Some(1_790_005_100_000),
+        closes_at: Some(1_790_006_000_000),
     }
 }
 

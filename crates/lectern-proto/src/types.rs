@@ -220,6 +220,15 @@ pub struct Snapshot {
     /// `closes_at` (see `class_ending_soon`) after a grace period. Absent for unscheduled rooms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheduled_end: Option<UnixMillis>,
+    /// When the room warns that the class ends soon (`class_ending_soon`, sent only while the
+    /// class is live), so a participant who joins after it can still show the warning. Absent
+    /// for unscheduled rooms and courses without a warning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warns_at: Option<UnixMillis>,
+    /// When the room closes for everyone (the scheduled end plus the grace period). Absent for
+    /// unscheduled rooms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closes_at: Option<UnixMillis>,
 }
 
 /// Messages a client sends.

@@ -539,6 +539,12 @@ impl Room {
             seq: self.seq,
             scheduled_start: self.config.schedule.map(|s| s.starts_at),
             scheduled_end: self.config.schedule.map(|s| s.ends_at),
+            warns_at: self
+                .config
+                .schedule
+                .filter(|s| s.warning_ms > 0)
+                .map(|s| s.warns_at()),
+            closes_at: self.config.schedule.map(|s| s.closes_at()),
         }
     }
 }

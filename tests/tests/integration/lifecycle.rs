@@ -81,6 +81,8 @@ async fn the_schedule_starts_warns_and_closes_the_room() -> anyhow::Result<()> {
     assert_eq!(snap["class_state"], "not_started", "{snap}");
     assert_eq!(snap["scheduled_start"], starts_at);
     assert_eq!(snap["scheduled_end"], ends_at);
+    assert_eq!(snap["warns_at"], ends_at - MIN);
+    assert_eq!(snap["closes_at"], ends_at + MIN);
     assert_eq!(snap["title"], "Physics I");
     assert!(in_lobby(&ada.welcome, "ada"));
     let mut grace = join(&s, &room, "grace", Role::Instructor).await?;

@@ -36,6 +36,8 @@ fn lobby_then_auto_start_at_the_scheduled_time_then_warning_then_close() {
     assert_eq!(snap.class_state, ClassState::NotStarted);
     assert_eq!(snap.scheduled_start, Some(schedule.starts_at));
     assert_eq!(snap.scheduled_end, Some(schedule.ends_at));
+    assert_eq!(snap.warns_at, Some(T0 + 65 * MIN));
+    assert_eq!(snap.closes_at, Some(T0 + 80 * MIN));
     assert!(snap.roster[0].in_lobby);
     h.join(1, "t", Role::Instructor);
 
@@ -187,5 +189,7 @@ fn unscheduled_rooms_carry_no_schedule_and_no_timer() {
     let snap = snapshot_to(&outs, 2).unwrap();
     assert_eq!(snap.scheduled_start, None);
     assert_eq!(snap.scheduled_end, None);
+    assert_eq!(snap.warns_at, None);
+    assert_eq!(snap.closes_at, None);
     assert_eq!(h.room.poll_timeout(), None);
 }
