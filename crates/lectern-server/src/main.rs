@@ -72,6 +72,16 @@ enum Command {
         #[arg(long)]
         session: Option<String>,
     },
+    /// Create (or replace) a member's personal calendar feed and print its URL; --revoke ends it.
+    Feed {
+        #[arg(long)]
+        course: String,
+        #[arg(long)]
+        member: String,
+        /// Revoke the member's feed instead.
+        #[arg(long)]
+        revoke: bool,
+    },
     /// Print the attendance of one session (a table, or CSV with --csv).
     Attendance {
         #[arg(long)]
@@ -377,6 +387,33 @@ async fn run_admin(config: &Config, store: &Store, command: Command) -> anyhow::
             );
             println!("{}", link.token);
             println!("{}", link.link);
+        }
+        Command::Feed {
+            course,
+            member,
+            revoke,
+        } => {
+            if revoke {
+                courses::revoke_member_feed(store, &course, &member)
+                    .await
+                    .map_err(explain)?;
+                eprintln!("calendar feed of {member} revoked");
+            } else {
+                let feed = courses::create_member_feed(
+                    store,
+                    &public_base(config),
+                    &course,
+                    &member,
+                    courses::now_ms(),
+                )
+                .await
+                .map_err(explain)?;
+                eprintln!(
+                    "calendar feed of {member} (shown once; each event opens the second URL)"
+                );
+                println!("{}", feed.calendar_url);
+                println!("{}", feed.join_url);
+            }
         }
         Command::Attendance {
             course,
