@@ -112,7 +112,7 @@ const STRINGS = {
   badges: {
     hand: 'Hand raised', lobby: 'In lobby', muted: 'Muted by staff', speak: 'May speak',
     presenter: 'Presenting', away: 'Reconnecting', mic: 'Mic on', camera: 'Camera on',
-    screen: 'Sharing screen',
+    screen: 'Sharing screen', speaking: 'Speaking',
   },
   reactions: {
     thumbs_up: ['👍', 'Thumbs up'], clap: ['👏', 'Clap'], heart: ['❤️', 'Heart'],
@@ -197,6 +197,8 @@ let renderQueued = false;
 let clockTimer;
 /** @type {ReturnType<typeof setTimeout> | undefined} */
 let errorTimer;
+/** Who the media server says is speaking (highlighted in the roster and on the stage). @type {string | null} */
+let activeSpeaker = null;
 /** @type {Map<number, HTMLElement>} drawn chat messages by seq, so new ones are added alone */
 const chatItems = new Map();
 /** Audio and video with the media server; created once admitted to the class. @type {MediaSession | null} */
@@ -510,6 +512,7 @@ function renderRoster(staff) {
   const items = people.map((p) => {
     const li = make('li', p.connected ? '' : 'away');
     li.dataset.participant = p.id;
+    if (p.id === activeSpeaker) li.classList.add('speaking');
     const line = make('div', 'person');
     line.append(make('span', 'name', p.name));
     if (p.id === me.id) line.append(' ', make('span', 'muted-text', STRINGS.you));
@@ -522,6 +525,7 @@ function renderRoster(staff) {
       [p.can_speak && !isStaffRole(p.role) && !p.presenter, b.speak, 'speak'],
       [p.presenter, b.presenter, 'presenter'],
       [!p.connected, b.away, 'away'],
+      [p.id === activeSpeaker, b.speaking, 'speaking'],
       [p.media.mic, b.mic, 'media'],
       [p.media.camera, b.camera, 'media'],
       [p.media.screen, b.screen, 'media'],
@@ -737,6 +741,7 @@ function renderStage() {
   }
   showVideo(pipVideo, pip, pipId);
   $('stage-name').textContent = stageId ? nameOf(stageId) : '';
+  $('stage').classList.toggle('speaking', !!stageId && stageId === activeSpeaker);
   $('stage-empty').hidden = videos.length > 0;
 
   const controls = $('media-controls');
@@ -991,6 +996,7 @@ function connect(token, roomId) {
     token,
     onWelcome(snapshot, welcome) {
       if (media?.started) mediaRestart = true;
+      activeSpeaker = null; // the server says again who speaks, right after the welcome
       me.id = welcome.participant_id;
       // Staff publish: they choose their devices first (the link's role claim said so already).
       if (!welcomed && isStaffRole(welcome.role) && me.role !== welcome.role && !devicesOpen) {
@@ -1014,6 +1020,10 @@ function connect(token, roomId) {
     },
     onReplayDone: () => (replaying = false),
     onReaction: showReaction,
+    onActiveSpeaker(participantId) {
+      activeSpeaker = participantId;
+      scheduleRender();
+    },
     onMediaConfig(servers) {
       iceServers = servers;
       media?.setIceServers(servers);

@@ -85,6 +85,7 @@ const WELCOME_TIMEOUT_MS = 10_000;
 /** @typedef {{type: 'snapshot', snapshot: Snapshot}} SnapshotMessage */
 /** @typedef {{type: 'event', seq: number, at: number, event: RoomEvent}} EventMessage */
 /** @typedef {{type: 'reaction', participant_id: string, reaction: Reaction}} ReactionMessage */
+/** Who speaks now (null: nobody since the last speaker stopped). @typedef {{type: 'active_speaker', participant_id: string | null}} ActiveSpeakerMessage */
 /** @typedef {{type: 'ack', request_id: number, seq?: number}} AckMessage */
 /** @typedef {{type: 'error', code: string, message: string, request_id?: number}} ErrorMessage */
 /** @typedef {{type: 'closing', reason: CloseReason, message: string}} ClosingMessage */
@@ -106,7 +107,7 @@ const WELCOME_TIMEOUT_MS = 10_000;
 /**
  * @typedef {WelcomeMessage | ReplayDoneMessage | SnapshotMessage | EventMessage
  *   | ReactionMessage | AckMessage | ErrorMessage | ClosingMessage | MediaMessage
- *   | MediaConfigMessage} ServerMessage
+ *   | MediaConfigMessage | ActiveSpeakerMessage} ServerMessage
  */
 /** @typedef {{type: 'hello', protocol_version: number, token: string, last_seq?: number}} HelloMessage */
 /**
@@ -168,6 +169,8 @@ export class RequestError extends Error {
  *   exactly once, in order (duplicates from a replay overlap are dropped here)
  * @property {(seq: number, replayed: number) => void} [onReplayDone]
  * @property {(participantId: string, reaction: Reaction) => void} [onReaction]
+ * @property {(participantId: string | null) => void} [onActiveSpeaker] who speaks now, from the
+ *   audio the media server relays (also sent on entering the class while someone speaks)
  * @property {(code: string, message: string, requestId: number | null) => void} [onError]
  *   an error that answers no pending request: a refused hello (`invalid_token`,
  *   `token_expired`, ...) or a frame the server could not read. Errors for a `request()`
@@ -349,6 +352,9 @@ export class Connection {
         break;
       case 'reaction':
         o.onReaction?.(message.participant_id, message.reaction);
+        break;
+      case 'active_speaker':
+        o.onActiveSpeaker?.(message.participant_id);
         break;
       case 'ack': {
         const pending = this.#pending.get(message.request_id);

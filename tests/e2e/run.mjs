@@ -185,8 +185,30 @@ async function startClientProxy(target) {
 
 // ---- The browser ----------------------------------------------------------------------------
 
-/** Exactly the flags of /work/shared/TESTING.md, plus the fake camera's clip. */
-function chromiumArgs(y4m) {
+/** A 440 Hz tone (48 kHz mono 16-bit PCM, one second; Chromium loops it) for --use-file-for-fake-audio-capture: loud enough to be speech for the active-speaker detection. */
+function writeToneWav(path) {
+  const rate = 48_000;
+  const samples = rate;
+  const data = Buffer.alloc(samples * 2);
+  for (let i = 0; i < samples; i++) data.writeInt16LE(Math.round(0.5 * 32767 * Math.sin((2 * Math.PI * 440 * i) / rate)), i * 2);
+  const header = Buffer.alloc(44);
+  header.write('RIFF', 0);
+  header.writeUInt32LE(36 + data.length, 4);
+  header.write('WAVEfmt ', 8);
+  header.writeUInt32LE(16, 16); // fmt chunk size
+  header.writeUInt16LE(1, 20); // PCM
+  header.writeUInt16LE(1, 22); // mono
+  header.writeUInt32LE(rate, 24);
+  header.writeUInt32LE(rate * 2, 28); // byte rate
+  header.writeUInt16LE(2, 32); // block align
+  header.writeUInt16LE(16, 34); // bits per sample
+  header.write('data', 36);
+  header.writeUInt32LE(data.length, 40);
+  writeFileSync(path, Buffer.concat([header, data]));
+}
+
+/** Exactly the flags of /work/shared/TESTING.md, plus the fake camera's clip (and microphone's tone). */
+function chromiumArgs(y4m, wav = null) {
   return [
     '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
     '--disable-background-networking', '--disable-component-update', '--disable-sync',
@@ -195,6 +217,7 @@ function chromiumArgs(y4m) {
     '--disable-features=WebRtcHideLocalIpsWithMdns',
     '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1',
     `--use-file-for-fake-video-capture=${y4m}`,
+    ...(wav ? [`--use-file-for-fake-audio-capture=${wav}`] : []),
   ];
 }
 
@@ -371,6 +394,8 @@ async function main() {
   const blueClip = join(tmp, 'blue.y4m');
   writeY4m(redClip, RED);
   writeY4m(blueClip, BLUE);
+  const tone = join(tmp, 'tone.wav');
+  writeToneWav(tone);
   mkdirSync(SCREENSHOTS, { recursive: true });
   let server = null;
   const browsers = [];
@@ -397,9 +422,9 @@ async function main() {
       if (missing.length && !CLIENT_FROM_DISK) throw new Error(`not served: ${missing.join(', ')}`);
       return missing.length ? `served from disk instead: ${missing.join(', ')}` : '';
     });
-    await check('Chromium starts (instructor browser: red camera, students browser: blue camera)', async () => {
-      for (const clip of [redClip, blueClip]) {
-        browsers.push(await chromium.launch({ executablePath: CHROMIUM, headless: true, args: chromiumArgs(clip) }));
+    await check('Chromium starts (instructor browser: red camera and a tone on the microphone, students browser: blue camera)', async () => {
+      for (const [clip, wav] of [[redClip, tone], [blueClip, null]]) {
+        browsers.push(await chromium.launch({ executablePath: CHROMIUM, headless: true, args: chromiumArgs(clip, wav) }));
       }
       return browsers[0].version();
     });
@@ -603,6 +628,19 @@ async function main() {
         const first = await waitFor(`${who}: inbound audio stats`, async () => { const n = await packets(); return n >= 0 ? { n } : null; });
         const later = await waitFor(`${who}: audio packetsReceived to rise by 25 from ${first.n}`, async () => { const n = await packets(); return n >= first.n + 25 ? { n } : null; });
         out.push(`${who} ${first.n} -> ${later.n}${audio.paused ? ' (element paused: autoplay refused)' : ''}`);
+      }
+      return out.join(', ');
+    });
+    await check('the instructor speaks (a tone): every page highlights them as the active speaker in the roster and on the stage', async () => {
+      const out = [];
+      for (const who of ['instructor', 'student1', 'student2']) {
+        const shown = await waitFor(`${who}: the instructor marked as speaking`, () => s[who].evaluate((id) => {
+          const li = document.querySelector(`#roster > li[data-participant="${id}"]`);
+          const badge = li?.querySelector('.badge-speaking')?.textContent ?? '';
+          const stage = document.getElementById('stage')?.classList.contains('speaking') ?? false;
+          return li?.classList.contains('speaking') && badge ? { badge, stage } : null;
+        }, s.instructorId));
+        out.push(`${who}: "${shown.badge}"${shown.stage ? ' + stage outline' : ''}`);
       }
       return out.join(', ');
     });

@@ -168,6 +168,9 @@ pub fn server_messages() -> Vec<ServerMessage> {
                 },
             ],
         },
+        ServerMessage::ActiveSpeaker {
+            participant_id: Some(pid("t-grace")),
+        },
     ]
 }
 

@@ -468,6 +468,11 @@ pub enum ServerMessage {
         sdp: String,
         tracks: Vec<MediaTrack>,
     },
+    /// Who is speaking now, from the audio the SFU relays (ephemeral: not sequenced, not
+    /// stored). `None` (`null`): the last speaker left, turned the microphone off or was muted.
+    ActiveSpeaker {
+        participant_id: Option<ParticipantId>,
+    },
 }
 
 /// One entry of `RTCConfiguration.iceServers`.
@@ -510,6 +515,7 @@ impl ServerMessage {
         "media_config",
         "sfu_answer",
         "sfu_offer",
+        "active_speaker",
     ];
 
     /// A typed error reply.

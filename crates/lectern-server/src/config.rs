@@ -139,6 +139,7 @@ pub struct MediaConfig {
     pub enabled: bool,
     pub bind: String,
     pub public_ips: Vec<String>,
+    pub workers: usize,
 }
 
 #[derive(Clone, Deserialize)]
@@ -297,6 +298,20 @@ impl Config {
                 self.media.bind
             ));
         };
+        if self.media.workers > 256 {
+            return bad(format!(
+                "media.workers = {} is too many (0 means one per core)",
+                self.media.workers
+            ));
+        }
+        if media_bind.port() != 0
+            && usize::from(media_bind.port()) + self.media.workers.max(1) - 1 > 65535
+        {
+            return bad(format!(
+                "media.bind port {} + media.workers runs past port 65535",
+                media_bind.port()
+            ));
+        }
         for ip in &self.media.public_ips {
             if ip.parse::<std::net::IpAddr>().is_err() {
                 return bad(format!("media.public_ips: {ip:?} is not an IP address"));

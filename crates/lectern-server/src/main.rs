@@ -499,9 +499,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let stop = shutdown_signal()?;
     let server = Server::start(config).await?;
     println!("lectern listening on {}", server.public_url());
-    match server.media_addr() {
-        Some(addr) => println!("media (WebRTC over UDP) on {addr}"),
-        None => println!("media is disabled (media.enabled = false)"),
+    match server.media_addrs().as_slice() {
+        [] => println!("media is disabled (media.enabled = false)"),
+        addrs => {
+            let addrs: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+            println!("media (WebRTC over UDP) on {}", addrs.join(", "));
+        }
     }
     if demo.enabled {
         print_demo_links(&config_for_demo, &demo, &server).await?;

@@ -1,16 +1,27 @@
-//! The server's side of the media plane: one `lectern-sfu` media worker, and the glue that
-//! carries WebRTC signalling between room tasks and the worker.
+//! The server's side of the media plane: a fixed set of `lectern-sfu` media workers (one per
+//! core by default, each a thread with its own UDP port), room placement on them, and the glue
+//! that carries WebRTC signalling between room tasks and the workers.
 //!
-//! Room tasks send commands straight to the worker (its handle never blocks). The worker reports
-//! answers, offers and failures on its own thread; a dispatcher task hands each one to the room
-//! task of the participant it concerns, which sends it down that participant's connection.
+//! Placement: forwarding never leaves a worker, so all peers of a room live on one worker. A
+//! room task asks [`MediaPlane::place`] for a worker when its first participant starts media
+//! and keeps that [`Placement`] while any of its participants has a peer; the plane picks the
+//! worker with the fewest peers at that moment. When a room's last peer goes, the placement is
+//! released, and the room may land elsewhere next time.
+//!
+//! Room tasks send commands straight to their worker (its handle never blocks). Workers report
+//! answers, offers and failures on their own threads into one channel; a dispatcher task hands
+//! each event to the room task it concerns, which sends it down that participant's connection.
 //! A participant's peer is keyed by room and participant id, so the same `sub` in two rooms gets
 //! two peers.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use lectern_proto::{MediaKind, MediaTrack, ParticipantId, RoomId, ServerMessage};
-use lectern_sfu::{MediaEvent, MediaWorker, WorkerConfig, WorkerEvent};
+use lectern_sfu::{
+    MediaEvent, MediaWorker, MediaWorkerHandle, SfuError, SfuStats, WorkerConfig, WorkerEvent,
+};
 use tokio::sync::mpsc;
 use tracing::{debug, info};
 
@@ -33,19 +44,219 @@ pub fn split_key(key: &lectern_sfu::ParticipantId) -> Option<(RoomId, Participan
     Some((RoomId::new(room), ParticipantId::new(participant)))
 }
 
-/// Start the media worker. Its events arrive on the returned channel.
+/// The running media workers, shared by every room task.
+#[derive(Debug)]
+pub struct MediaPlane {
+    slots: Vec<Slot>,
+}
+
+#[derive(Debug)]
+struct Slot {
+    handle: MediaWorkerHandle,
+    /// Peers of the rooms placed here (kept by [`Placement`]s).
+    peers: AtomicUsize,
+}
+
+/// A room's worker, held by its room task while the room has media peers.
+#[derive(Debug)]
+pub struct Placement {
+    plane: Arc<MediaPlane>,
+    index: usize,
+    /// This room's peers, counted into the worker's load.
+    peers: usize,
+}
+
+impl Placement {
+    pub fn handle(&self) -> &MediaWorkerHandle {
+        &self.plane.slots[self.index].handle
+    }
+
+    /// Which worker (0-based), for logs and tests.
+    pub fn worker(&self) -> usize {
+        self.index
+    }
+
+    pub fn peer_added(&mut self) {
+        self.peers += 1;
+        self.plane.slots[self.index]
+            .peers
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn peer_removed(&mut self) {
+        if self.peers > 0 {
+            self.peers -= 1;
+            self.plane.slots[self.index]
+                .peers
+                .fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for Placement {
+    fn drop(&mut self) {
+        self.plane.slots[self.index]
+            .peers
+            .fetch_sub(self.peers, Ordering::Relaxed);
+    }
+}
+
+impl MediaPlane {
+    /// A worker for a room starting media: the one with the fewest peers now (the first of
+    /// equals).
+    pub fn place(self: &Arc<Self>) -> Placement {
+        let index = (0..self.slots.len())
+            .min_by_key(|&i| self.slots[i].peers.load(Ordering::Relaxed))
+            .unwrap_or(0);
+        Placement {
+            plane: self.clone(),
+            index,
+            peers: 0,
+        }
+    }
+
+    /// Each worker's placed peers, in worker order.
+    pub fn loads(&self) -> Vec<usize> {
+        self.slots
+            .iter()
+            .map(|s| s.peers.load(Ordering::Relaxed))
+            .collect()
+    }
+
+    /// The workers' counters, summed.
+    pub fn stats(&self) -> SfuStats {
+        let mut sum = SfuStats::default();
+        for slot in &self.slots {
+            let s = slot.handle.stats();
+            sum.peers += s.peers;
+            sum.rtp_received += s.rtp_received;
+            sum.rtp_forwarded += s.rtp_forwarded;
+            sum.rtp_denied += s.rtp_denied;
+            sum.rtp_awaiting_keyframe += s.rtp_awaiting_keyframe;
+            sum.keyframe_requests_sent += s.keyframe_requests_sent;
+            sum.keyframe_requests_coalesced += s.keyframe_requests_coalesced;
+            sum.speaker_changes += s.speaker_changes;
+            sum.datagrams_unmatched += s.datagrams_unmatched;
+            sum.demux_scans += s.demux_scans;
+        }
+        sum
+    }
+
+    /// The media part of `/metrics`.
+    pub fn render_metrics(&self) -> String {
+        let s = self.stats();
+        let mut out = String::new();
+        let gauges = [
+            (
+                "lectern_media_workers",
+                "Media worker threads (one UDP port each).",
+                self.slots.len() as u64,
+            ),
+            (
+                "lectern_media_peers",
+                "WebRTC peer connections on the media workers.",
+                s.peers as u64,
+            ),
+        ];
+        for (name, help, v) in gauges {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}\n"
+            ));
+        }
+        let counters = [
+            (
+                "lectern_media_rtp_received_total",
+                "RTP packets received from publishers.",
+                s.rtp_received,
+            ),
+            (
+                "lectern_media_rtp_forwarded_total",
+                "RTP packets sent to subscribers (one per subscriber).",
+                s.rtp_forwarded,
+            ),
+            (
+                "lectern_media_rtp_denied_total",
+                "RTP packets dropped: the publisher may not publish that kind (muted, no stage).",
+                s.rtp_denied,
+            ),
+            (
+                "lectern_media_keyframe_requests_total",
+                "Keyframe requests (PLI/FIR) sent to publishers after coalescing.",
+                s.keyframe_requests_sent,
+            ),
+            (
+                "lectern_media_speaker_changes_total",
+                "Active-speaker changes reported to rooms.",
+                s.speaker_changes,
+            ),
+            (
+                "lectern_media_datagrams_unmatched_total",
+                "UDP datagrams no peer accepted.",
+                s.datagrams_unmatched,
+            ),
+        ];
+        for (name, help, v) in counters {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"
+            ));
+        }
+        out
+    }
+}
+
+/// How many workers `media.workers` asks for: 0 means one per core.
+pub fn worker_count(config: &Config) -> usize {
+    match config.media.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+}
+
+/// Start the media workers. Their events arrive on the returned channel; the workers are
+/// returned for shutdown.
+#[allow(clippy::type_complexity)]
 pub fn start(
     config: &Config,
-) -> Result<(MediaWorker, mpsc::UnboundedReceiver<WorkerEvent>), lectern_sfu::SfuError> {
+) -> Result<
+    (
+        Vec<MediaWorker>,
+        Arc<MediaPlane>,
+        mpsc::UnboundedReceiver<WorkerEvent>,
+    ),
+    SfuError,
+> {
     let (tx, rx) = mpsc::unbounded_channel();
-    let mut worker_config = WorkerConfig::new(config.media_bind());
-    worker_config.public_ips = config.media_public_ips();
-    // The sink runs on the worker thread: hand the event over and return at once.
-    let worker = MediaWorker::spawn(worker_config, move |event| {
-        let _ = tx.send(event);
-    })?;
-    info!(media.addr = %worker.local_addr(), "media worker listening");
-    Ok((worker, rx))
+    let base = config.media_bind();
+    let mut workers = Vec::new();
+    for i in 0..worker_count(config) {
+        // One port per worker from media.bind's port up (port 0: each picks a free one).
+        let port = match base.port() {
+            0 => 0,
+            p => p
+                .checked_add(u16::try_from(i).unwrap_or(u16::MAX))
+                .ok_or_else(|| SfuError::Config(format!("no port left for media worker {i}")))?,
+        };
+        let mut worker_config = WorkerConfig::new(SocketAddr::new(base.ip(), port));
+        worker_config.public_ips = config.media_public_ips();
+        worker_config.name = format!("media-{i}");
+        let tx = tx.clone();
+        // The sink runs on the worker thread: hand the event over and return at once.
+        let worker = MediaWorker::spawn(worker_config, move |event| {
+            let _ = tx.send(event);
+        })?;
+        info!(media.worker = i, media.addr = %worker.local_addr(), "media worker listening");
+        workers.push(worker);
+    }
+    let plane = MediaPlane {
+        slots: workers
+            .iter()
+            .map(|w| Slot {
+                handle: w.handle(),
+                peers: AtomicUsize::new(0),
+            })
+            .collect(),
+    };
+    Ok((workers, Arc::new(plane), rx))
 }
 
 /// Route worker events to the room tasks of the participants they concern.
@@ -61,6 +272,13 @@ pub async fn dispatch(shared: Arc<Shared>, mut events: mpsc::UnboundedReceiver<W
                 | MediaEvent::Disconnected { participant }
                 | MediaEvent::TrackPublished { participant, .. }
                 | MediaEvent::TrackUnpublished { participant, .. } => participant,
+                MediaEvent::ActiveSpeaker { room, .. } => {
+                    let room = RoomId::new(room.as_str());
+                    if let Some(tx) = shared.registry.get(&room) {
+                        let _ = tx.send(RoomCommand::Media(event)).await;
+                    }
+                    continue;
+                }
             },
         };
         let Some((room, _)) = split_key(key) else {

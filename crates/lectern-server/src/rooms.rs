@@ -325,12 +325,17 @@ async fn refuse_all(inbox: &mut mpsc::Receiver<RoomCommand>, metrics: &Metrics) 
     }
 }
 
-/// The room's participants that have a peer on the media worker, and the requests waiting for
-/// the SFU's answer.
+/// The room's participants that have a peer on the media worker, the worker they are on, and
+/// the requests waiting for the SFU's answer.
 #[derive(Debug, Default)]
 struct MediaPeers {
     peers: HashSet<ParticipantId>,
+    /// Held while `peers` is not empty: every peer of a room is on this worker.
+    placement: Option<crate::media::Placement>,
     pending_offer: HashMap<ParticipantId, Option<RequestId>>,
+    /// The room's active speaker, as last reported by the SFU: told to everyone entering the
+    /// class, since it changes only when someone else speaks.
+    speaker: Option<ParticipantId>,
 }
 
 struct RoomTask {
@@ -470,6 +475,11 @@ impl RoomTask {
                             ServerMessage::Error { code, .. } if code.is_client_fault()
                         );
                         let error = matches!(message, ServerMessage::Error { .. });
+                        let entering = matches!(
+                            message,
+                            ServerMessage::Welcome { .. } | ServerMessage::Snapshot { .. }
+                        )
+                        .then(|| to.clone());
                         let bytes = Utf8Bytes::from(encode_server(&message));
                         let mut sent = 0u64;
                         for conn in to {
@@ -494,6 +504,20 @@ impl RoomTask {
                         if let Some((to, config)) = media_config {
                             for conn in to {
                                 self.send_to(conn, &config);
+                            }
+                        }
+                        // Whoever enters the class (welcome, or a snapshot when admitted from
+                        // the lobby) learns who is speaking.
+                        if let Some(to_again) = entering
+                            && let Some(speaker) = &self.media.speaker
+                        {
+                            let message = ServerMessage::ActiveSpeaker {
+                                participant_id: Some(speaker.clone()),
+                            };
+                            for conn in to_again {
+                                if self.in_class(conn) {
+                                    self.send_to(conn, &message);
+                                }
                             }
                         }
                     }
@@ -564,7 +588,7 @@ impl RoomTask {
             message: message.to_owned(),
             request_id,
         };
-        let Some(handle) = self.shared.media.clone() else {
+        let Some(plane) = self.shared.media.clone() else {
             let error = refuse(ErrorCode::Internal, "media is disabled on this server");
             return self.send_to(conn, &error);
         };
@@ -577,10 +601,17 @@ impl RoomTask {
         }
         let key = crate::media::peer_key(&self.room_id, &id);
         let has_peer = self.media.peers.contains(&id);
+        let placement = self.media.placement.get_or_insert_with(|| {
+            let placement = plane.place();
+            debug!(room.id = %self.room_id, media.worker = placement.worker(), "room placed");
+            placement
+        });
+        let handle = placement.handle().clone();
         let result = match message {
             ClientMessage::MediaOffer { sdp } => {
                 let mut result = Ok(());
                 if !has_peer {
+                    placement.peer_added();
                     let (audio, video) = self.room.media_permissions(&id).unwrap_or((false, false));
                     result = handle
                         .add_peer(
@@ -598,6 +629,9 @@ impl RoomTask {
                 };
             }
             _ if !has_peer => {
+                if self.media.peers.is_empty() {
+                    self.media.placement = None;
+                }
                 let error = refuse(ErrorCode::InvalidMessage, "send a media_offer first");
                 return self.send_to(conn, &error);
             }
@@ -627,6 +661,13 @@ impl RoomTask {
             WorkerEvent::Answer { participant, .. }
             | WorkerEvent::Failed { participant, .. }
             | WorkerEvent::Media(MediaEvent::Offer { participant, .. }) => participant,
+            WorkerEvent::Media(MediaEvent::ActiveSpeaker { participant, .. }) => {
+                let participant_id = participant
+                    .as_ref()
+                    .and_then(crate::media::split_key)
+                    .map(|(_, id)| id);
+                return self.announce_speaker(participant_id);
+            }
             WorkerEvent::Media(other) => {
                 debug!(event = ?other, "media event");
                 return;
@@ -680,6 +721,32 @@ impl RoomTask {
         }
     }
 
+    /// Whether this connection's participant is in the class (not in the lobby).
+    fn in_class(&self, conn: ConnId) -> bool {
+        self.room
+            .participant_for_conn(conn)
+            .and_then(|id| self.room.participant(id))
+            .is_some_and(|p| !p.in_lobby)
+    }
+
+    /// Tell everyone in the class (not the lobby) who speaks now: ephemeral, like reactions.
+    fn announce_speaker(&mut self, participant_id: Option<ParticipantId>) {
+        if participant_id
+            .as_ref()
+            .is_some_and(|id| self.room.participant(id).is_none())
+        {
+            return; // left meanwhile; the SFU clears it when the peer goes
+        }
+        self.media.speaker.clone_from(&participant_id);
+        let message = ServerMessage::ActiveSpeaker { participant_id };
+        let bytes = Utf8Bytes::from(encode_server(&message));
+        for (conn, c) in &self.conns {
+            if self.in_class(*conn) && c.tx.try_send(Outbound::Frame(bytes.clone())).is_ok() {
+                Metrics::inc(&self.shared.metrics.messages_out);
+            }
+        }
+    }
+
     /// The room changed what a participant may publish, or they left.
     fn media_intent(&mut self, intent: MediaIntent) {
         match intent {
@@ -689,11 +756,11 @@ impl RoomTask {
                 video,
             } => {
                 debug!(participant.id = %participant_id, audio, video, "media intent: publish");
-                if let Some(handle) = &self.shared.media
+                if let Some(placement) = &self.media.placement
                     && self.media.peers.contains(&participant_id)
                 {
                     let key = crate::media::peer_key(&self.room_id, &participant_id);
-                    let _ = handle.set_publish_permission(key, audio, video);
+                    let _ = placement.handle().set_publish_permission(key, audio, video);
                 }
             }
             MediaIntent::Stop { participant_id } => {
@@ -706,9 +773,15 @@ impl RoomTask {
     fn drop_media_peer(&mut self, id: &ParticipantId) {
         self.media.pending_offer.remove(id);
         if self.media.peers.remove(id)
-            && let Some(handle) = &self.shared.media
+            && let Some(placement) = &mut self.media.placement
         {
-            let _ = handle.remove_peer(crate::media::peer_key(&self.room_id, id));
+            let _ = placement
+                .handle()
+                .remove_peer(crate::media::peer_key(&self.room_id, id));
+            placement.peer_removed();
+            if self.media.peers.is_empty() {
+                self.media.placement = None;
+            }
         }
     }
 }

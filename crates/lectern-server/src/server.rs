@@ -54,8 +54,8 @@ pub struct Shared {
     pub registry: Registry,
     pub shutdown_rx: watch::Receiver<bool>,
     pub next_conn: AtomicU64,
-    /// The media worker's command handle, when media is enabled.
-    pub media: Option<lectern_sfu::MediaWorkerHandle>,
+    /// The media workers and room placement, when media is enabled.
+    pub media: Option<Arc<crate::media::MediaPlane>>,
     /// The clock for schedule decisions (room lifecycles, join windows).
     pub clock: crate::clock::Clock,
     titles: HashMap<RoomId, String>,
@@ -65,6 +65,15 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// Prometheus text of the server's metrics, the media workers' included.
+    pub fn metrics_text(&self) -> String {
+        let mut text = self.metrics.render();
+        if let Some(media) = &self.media {
+            text.push_str(&media.render_metrics());
+        }
+        text
+    }
+
     /// A token held by a task while it runs; `None` once shutdown has begun.
     pub fn task_guard(&self) -> Option<mpsc::Sender<()>> {
         self.done.lock().unwrap_or_else(|p| p.into_inner()).clone()
@@ -86,7 +95,7 @@ pub struct Server {
     public_url: String,
     shutdown_tx: watch::Sender<bool>,
     done_rx: mpsc::Receiver<()>,
-    media_worker: Option<lectern_sfu::MediaWorker>,
+    media_workers: Vec<lectern_sfu::MediaWorker>,
     http: tokio::task::JoinHandle<()>,
 }
 
@@ -154,11 +163,11 @@ impl Server {
         } else {
             config.server.public_url.trim_end_matches('/').to_owned()
         };
-        let (media_worker, media_events) = if config.media.enabled {
-            let (worker, events) = crate::media::start(&config)?;
-            (Some(worker), Some(events))
+        let (media_workers, media_plane, media_events) = if config.media.enabled {
+            let (workers, plane, events) = crate::media::start(&config)?;
+            (workers, Some(plane), Some(events))
         } else {
-            (None, None)
+            (Vec::new(), None, None)
         };
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let (done_tx, done_rx) = mpsc::channel(1);
@@ -170,7 +179,7 @@ impl Server {
             registry: Registry::default(),
             shutdown_rx: shutdown_rx.clone(),
             next_conn: AtomicU64::new(1),
-            media: media_worker.as_ref().map(|w| w.handle()),
+            media: media_plane,
             clock: crate::clock::Clock::default(),
             titles,
             done: std::sync::Mutex::new(Some(done_tx)),
@@ -201,7 +210,7 @@ impl Server {
             public_url,
             shutdown_tx,
             done_rx,
-            media_worker,
+            media_workers,
             http,
         })
     }
@@ -210,9 +219,19 @@ impl Server {
         self.addr
     }
 
-    /// The UDP address of the media worker, when media is enabled.
+    /// The UDP address of the first media worker, when media is enabled.
     pub fn media_addr(&self) -> Option<SocketAddr> {
-        self.media_worker.as_ref().map(|w| w.local_addr())
+        self.media_workers.first().map(|w| w.local_addr())
+    }
+
+    /// The UDP address of every media worker (one per worker), in worker order.
+    pub fn media_addrs(&self) -> Vec<SocketAddr> {
+        self.media_workers.iter().map(|w| w.local_addr()).collect()
+    }
+
+    /// Peers placed on each media worker, in worker order (empty when media is off).
+    pub fn media_loads(&self) -> Vec<usize> {
+        self.shared.media.as_ref().map_or(Vec::new(), |m| m.loads())
     }
 
     /// The base URL for join links.
@@ -249,7 +268,7 @@ impl Server {
 
     /// Prometheus text of the current metrics.
     pub fn metrics_text(&self) -> String {
-        self.shared.metrics.render()
+        self.shared.metrics_text()
     }
 
     /// Stop accepting, tell every client, let rooms store what they hold, and wait for all
@@ -271,9 +290,15 @@ impl Server {
             warn!("some tasks did not finish before the shutdown timeout");
         }
         let _ = tokio::time::timeout(Duration::from_secs(2), &mut self.http).await;
-        if let Some(worker) = self.media_worker.take() {
-            // Joining the worker thread blocks briefly: keep it off the async threads.
-            let _ = tokio::task::spawn_blocking(move || worker.shutdown()).await;
+        let workers = std::mem::take(&mut self.media_workers);
+        if !workers.is_empty() {
+            // Joining the worker threads blocks briefly: keep it off the async threads.
+            let _ = tokio::task::spawn_blocking(move || {
+                for worker in workers {
+                    worker.shutdown();
+                }
+            })
+            .await;
         }
         self.shared.store.close().await;
         info!("stopped");
@@ -323,7 +348,7 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        shared.metrics.render(),
+        shared.metrics_text(),
     )
         .into_response()
 }

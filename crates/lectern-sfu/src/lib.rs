@@ -76,6 +76,14 @@
 //! prefers `AEAD_AES_256_GCM`, then `AEAD_AES_128_GCM`, then `AES128_CM_SHA1_80`, in both
 //! DTLS roles; nothing to configure.
 //!
+//! ## Active speaker
+//!
+//! From the audio level header extension of the audio the SFU forwards (never decoded; a
+//! muted publisher does not count): every [`SPEAKER_INTERVAL`] a room's publisher with the
+//! most speech packets becomes its speaker ([`MediaEvent::ActiveSpeaker`]), with a margin
+//! against flicker; silence keeps the last speaker; a speaker who leaves, stops the microphone
+//! or is muted is cleared at once. Details and thresholds in the `speaker` module.
+//!
 //! ## Crypto backend
 //!
 //! str0m 0.25 with `default-features = false` and only `aws-lc-rs`. It is the only backend of
@@ -106,7 +114,7 @@
 //! - Codecs beyond Opus and VP8 (keyframe gating reads the VP8 descriptor only); RED/FEC;
 //!   tuning of the RTX cache (str0m's default: 1024 packets / 3 s per stream).
 //! - Subscription control (everyone in a room receives every allowed track), removing the
-//!   m-lines of a long-revoked track, active-speaker detection, per-peer stats export.
+//!   m-lines of a long-revoked track, per-peer stats export.
 //! - Peers whose connection died stay until the driver calls [`Sfu::remove_peer`] after
 //!   [`MediaEvent::Disconnected`]; a peer that never connects is not reported (the server
 //!   times out joins). ICE restarts are accepted but untested.
@@ -119,11 +127,13 @@
 mod error;
 mod peer;
 mod sfu;
+mod speaker;
 mod types;
 mod worker;
 
 pub use error::SfuError;
 pub use sfu::{DEFAULT_KEYFRAME_REQUEST_INTERVAL, Sfu, SfuConfig};
+pub use speaker::{MIN_SPEECH_PACKETS, SPEAKER_INTERVAL, SPEECH_LEVEL};
 pub use types::{
     MediaEvent, MediaKind, OfferedTrack, ParticipantId, PublishPermission, RoomId, SfuStats,
     Transmit,

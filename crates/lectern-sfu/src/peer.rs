@@ -10,6 +10,7 @@ use str0m::format::PayloadParams;
 use str0m::media::{KeyframeRequestKind, Mid, Pt, Rid};
 use str0m::rtp::Ssrc;
 
+use crate::speaker::LevelWindow;
 use crate::{MediaKind, ParticipantId, PublishPermission, RoomId};
 
 /// The SFU's own handle for a peer. Never reused, so a stale key simply finds nothing.
@@ -122,6 +123,8 @@ pub(crate) struct TrackIn {
     pub keyframe_due: Option<(Instant, KeyframeRequestKind)>,
     /// Payload type -> codec parameters on the publisher's side.
     pub pt_params: Vec<(Pt, PayloadParams)>,
+    /// Speech in the current active-speaker window (audio tracks only).
+    pub levels: LevelWindow,
 }
 
 impl TrackIn {
@@ -138,6 +141,7 @@ impl TrackIn {
             last_keyframe_request: None,
             keyframe_due: None,
             pt_params: Vec::new(),
+            levels: LevelWindow::default(),
         }
     }
 

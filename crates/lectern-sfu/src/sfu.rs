@@ -16,6 +16,7 @@ use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc};
 use tracing::{debug, info, trace, warn};
 
 use crate::peer::{MAX_ADDRS_PER_PEER, OutState, Peer, PeerKey, TrackId, TrackIn, TrackOut};
+use crate::speaker::{self, LevelWindow, SPEAKER_INTERVAL};
 use crate::{
     MediaEvent, MediaKind, OfferedTrack, ParticipantId, PublishPermission, RoomId, SfuError,
     SfuStats, Transmit,
@@ -140,6 +141,10 @@ pub struct Sfu {
     offer_wanted: Vec<PeerKey>,
     events: VecDeque<MediaEvent>,
     stats: SfuStats,
+    /// Each room's active speaker (see `speaker`).
+    speakers: HashMap<RoomId, PeerKey>,
+    /// When to decide speakers next; set by the first speech packet after a decision.
+    next_speaker_check: Option<Instant>,
 }
 
 impl std::fmt::Debug for Sfu {
@@ -206,6 +211,8 @@ impl Sfu {
             offer_wanted: Vec::new(),
             events: VecDeque::new(),
             stats: SfuStats::default(),
+            speakers: HashMap::new(),
+            next_speaker_check: None,
         })
     }
 
@@ -354,6 +361,7 @@ impl Sfu {
                 self.stop_track_out(sub, key, track.id);
             }
         }
+        self.clear_speaker(&peer.room, key);
         info!(room.id = %peer.room, participant.id = %participant, "media peer removed");
         self.finish(now);
     }
@@ -508,6 +516,10 @@ impl Sfu {
         for track in resumed {
             self.request_keyframe(now, key, track, KeyframeRequestKind::Pli);
         }
+        if !audio {
+            let room = self.peers[&key].room.clone();
+            self.clear_speaker(&room, key);
+        }
         self.finish(now);
         Ok(())
     }
@@ -615,6 +627,10 @@ impl Sfu {
                 self.outbox.drain(key, peer);
             }
         }
+        if self.next_speaker_check.is_some_and(|t| t <= now) {
+            self.next_speaker_check = None;
+            self.decide_speakers();
+        }
         self.finish(now);
     }
 
@@ -640,7 +656,68 @@ impl Sfu {
                     .filter_map(|t| t.keyframe_due.map(|(d, _)| d));
                 std::iter::once(p.timeout).chain(due)
             })
+            .chain(self.next_speaker_check)
             .min()
+    }
+
+    /// Every room's speaker for the window that just ended; reset the windows.
+    fn decide_speakers(&mut self) {
+        let mut candidates = Vec::new();
+        for (room, keys) in &self.rooms {
+            candidates.clear();
+            for key in keys {
+                let Some(peer) = self.peers.get_mut(key) else {
+                    continue;
+                };
+                let allowed = peer.permission.allows(MediaKind::Audio);
+                let mut window = LevelWindow::default();
+                let mut publishes_audio = false;
+                for track in &mut peer.tracks_in {
+                    let levels = std::mem::take(&mut track.levels);
+                    if track.kind == MediaKind::Audio && allowed {
+                        publishes_audio = true;
+                        window.speech_packets += levels.speech_packets;
+                        window.loudness += levels.loudness;
+                    }
+                }
+                if publishes_audio {
+                    candidates.push((*key, window));
+                }
+            }
+            let current = self.speakers.get(room).copied();
+            let new = match speaker::decide(current, &candidates) {
+                Some(new) => Some(new),
+                // Keep the current speaker through silence, unless they no longer publish
+                // audio that may be heard.
+                None if current.is_some_and(|c| !candidates.iter().any(|(k, _)| *k == c)) => None,
+                None => continue,
+            };
+            match new {
+                Some(key) => self.speakers.insert(room.clone(), key),
+                None => self.speakers.remove(room),
+            };
+            let participant = new
+                .and_then(|k| self.peers.get(&k))
+                .map(|p| p.participant.clone());
+            self.stats.speaker_changes += 1;
+            self.events.push_back(MediaEvent::ActiveSpeaker {
+                room: room.clone(),
+                participant,
+            });
+        }
+    }
+
+    /// A peer that may no longer be heard (gone, microphone stopped, muted) stops being its
+    /// room's speaker at once.
+    fn clear_speaker(&mut self, room: &RoomId, key: PeerKey) {
+        if self.speakers.get(room) == Some(&key) {
+            self.speakers.remove(room);
+            self.stats.speaker_changes += 1;
+            self.events.push_back(MediaEvent::ActiveSpeaker {
+                room: room.clone(),
+                participant: None,
+            });
+        }
     }
 
     fn key(&self, participant: &ParticipantId) -> Result<PeerKey, SfuError> {
@@ -850,8 +927,13 @@ impl Sfu {
             mid: mid.to_string(),
             kind: track.kind,
         });
+        let still_audible = peer.tracks_in.iter().any(|t| t.kind == MediaKind::Audio);
+        let room = peer.room.clone();
         for &sub in &track.subscribers {
             self.stop_track_out(sub, key, track.id);
+        }
+        if !still_audible {
+            self.clear_speaker(&room, key);
         }
     }
 
@@ -1027,6 +1109,12 @@ impl Sfu {
         let pt_in = packet.header.payload_type;
         let Peer { rtc, tracks_in, .. } = peer;
         let track = &mut tracks_in[i];
+        if kind == MediaKind::Audio {
+            track.levels.add(packet.header.ext_vals.audio_level);
+            if track.levels.speech_packets > 0 && self.next_speaker_check.is_none() {
+                self.next_speaker_check = Some(now + SPEAKER_INTERVAL);
+            }
+        }
         if !track.announced || track.subscribers.is_empty() {
             return;
         }

@@ -163,6 +163,13 @@ pub enum MediaEvent {
         mid: String,
         kind: MediaKind,
     },
+    /// The room's active speaker changed (see the crate docs, "Active speaker"): `Some` names
+    /// the publisher who now speaks most, `None` means the last speaker left, stopped their
+    /// microphone or may no longer be heard.
+    ActiveSpeaker {
+        room: RoomId,
+        participant: Option<ParticipantId>,
+    },
 }
 
 /// Counters for metrics and tests. Monotonic since the [`crate::Sfu`] was created.
@@ -185,6 +192,8 @@ pub struct SfuStats {
     pub keyframe_requests_coalesced: u64,
     /// Datagrams that no peer accepted.
     pub datagrams_unmatched: u64,
+    /// Active-speaker changes reported ([`MediaEvent::ActiveSpeaker`]).
+    pub speaker_changes: u64,
     /// Datagrams that matched neither the ufrag map (STUN) nor the address map and were
     /// offered to each peer in turn (`Rtc::accepts`).
     pub demux_scans: u64,

@@ -2,19 +2,22 @@
 
 use std::io::ErrorKind;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
-use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use tracing::{debug, info, warn};
 
 use crate::sfu::DEFAULT_KEYFRAME_REQUEST_INTERVAL;
-use crate::{MediaEvent, ParticipantId, RoomId, Sfu, SfuConfig, SfuError};
+use crate::{MediaEvent, ParticipantId, RoomId, Sfu, SfuConfig, SfuError, SfuStats};
 
 /// Longest wait for a datagram when no timer is due. Bounds how stale `Instant::now()` gets;
 /// commands do not wait for it (they wake the worker).
 const IDLE_WAIT: Duration = Duration::from_millis(100);
+
+/// How often the worker publishes its [`SfuStats`] for [`MediaWorkerHandle::stats`].
+const STATS_EVERY: Duration = Duration::from_millis(100);
 
 /// Largest datagram read. WebRTC keeps datagrams under ~1200 bytes; anything bigger is junk.
 const RECV_BUF: usize = 2048;
@@ -132,10 +135,12 @@ impl MediaWorker {
         let waker_addr = waker.local_addr().map_err(io)?;
 
         let (tx, rx) = mpsc::channel();
+        let stats = Arc::new(Mutex::new(SfuStats::default()));
         let handle = MediaWorkerHandle {
             tx,
             waker: Arc::new(waker),
             wake_to,
+            stats: stats.clone(),
         };
         let name = config.name.clone();
         let thread = thread::Builder::new()
@@ -148,6 +153,8 @@ impl MediaWorker {
                     waker_addr,
                     commands: rx,
                     sink: Box::new(sink),
+                    stats,
+                    stats_due: Instant::now(),
                 };
                 worker.run();
                 info!(worker = %name, "media worker stopped");
@@ -198,9 +205,15 @@ pub struct MediaWorkerHandle {
     tx: Sender<Command>,
     waker: Arc<UdpSocket>,
     wake_to: SocketAddr,
+    stats: Arc<Mutex<SfuStats>>,
 }
 
 impl MediaWorkerHandle {
+    /// The worker's counters, at most about 100 ms old.
+    pub fn stats(&self) -> SfuStats {
+        *self.stats.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     pub fn send(&self, command: Command) -> Result<(), SfuError> {
         self.tx.send(command).map_err(|_| SfuError::WorkerGone)?;
         // A lost wake-up costs at most IDLE_WAIT of latency, so errors are only logged.
@@ -258,6 +271,8 @@ struct Worker {
     waker_addr: SocketAddr,
     commands: Receiver<Command>,
     sink: Box<dyn FnMut(WorkerEvent) + Send>,
+    stats: Arc<Mutex<SfuStats>>,
+    stats_due: Instant,
 }
 
 impl Worker {
@@ -301,6 +316,10 @@ impl Worker {
             let now = Instant::now();
             if self.sfu.poll_timeout().is_some_and(|t| t <= now) {
                 self.sfu.handle_timeout(now);
+            }
+            if now >= self.stats_due {
+                self.stats_due = now + STATS_EVERY;
+                *self.stats.lock().unwrap_or_else(PoisonError::into_inner) = self.sfu.stats();
             }
         }
     }

@@ -31,6 +31,10 @@ struct PeerState {
     /// Send a video frame every ~33 ms on this mid, once connected.
     publish: Option<Mid>,
     sent: u32,
+    /// Send Opus-shaped audio every 20 ms on this mid, with this level (dBov) in the audio
+    /// level header extension.
+    audio: Option<(Mid, i8)>,
+    audio_sent: u32,
 }
 
 impl Peer {
@@ -46,6 +50,8 @@ impl Peer {
             frames: Vec::new(),
             publish: None,
             sent: 0,
+            audio: None,
+            audio_sent: 0,
         }));
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let thread = {
@@ -71,6 +77,17 @@ impl Peer {
         let (offer, pending) = api.apply().expect("an offer");
         s.pending = Some(pending);
         s.publish = mid;
+        offer.to_sdp_string()
+    }
+
+    /// An offer publishing a microphone that sends audio at `level` dBov (and no video).
+    fn offer_audio(&self, level: i8) -> String {
+        let mut s = self.state.lock().expect("lock");
+        let mut api = s.rtc.sdp_api();
+        let mid = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+        let (offer, pending) = api.apply().expect("an offer");
+        s.pending = Some(pending);
+        s.audio = Some((mid, level));
         offer.to_sdp_string()
     }
 
@@ -128,10 +145,34 @@ fn drive(
 ) {
     let mut buf = vec![0u8; 2000];
     let mut next_frame = Instant::now();
+    let mut next_audio = Instant::now();
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
         let timeout = {
             let mut s = state.lock().expect("lock");
             let now = Instant::now();
+            if s.connected
+                && now >= next_audio
+                && let Some((mid, level)) = s.audio
+            {
+                next_audio = now + Duration::from_millis(20);
+                let n = s.audio_sent;
+                s.audio_sent += 1;
+                if let Some(writer) = s.rtc.writer(mid) {
+                    let pt = writer
+                        .payload_params()
+                        .find(|p| p.spec().codec == Codec::Opus)
+                        .map(|p| p.pt());
+                    if let Some(pt) = pt {
+                        let time = MediaTime::new(u64::from(n) * 960, Frequency::FORTY_EIGHT_KHZ);
+                        let _ = writer.audio_level(level, level > -50).write(
+                            pt,
+                            now,
+                            time,
+                            vec![0xfc; 80],
+                        );
+                    }
+                }
+            }
             if s.connected
                 && now >= next_frame
                 && let Some(mid) = s.publish
@@ -348,5 +389,103 @@ async fn turn_credentials_follow_the_welcome() -> anyhow::Result<()> {
     let mut bob = plain.join("r", "bob", Role::Student).await;
     let config = bob.wait_for(|m| m["type"] == "media_config").await?;
     assert_eq!(config["ice_servers"], json!([]));
+    Ok(())
+}
+
+#[tokio::test]
+async fn rooms_are_placed_on_media_workers_and_a_rooms_peers_share_one() -> anyhow::Result<()> {
+    let s = TestServer::start_with(&[
+        ("LECTERN_ROOM_AUTO_START", "true"),
+        ("LECTERN_MEDIA_WORKERS", "2"),
+    ])
+    .await;
+    let addrs = s.server.media_addrs();
+    assert_eq!(addrs.len(), 2, "two workers, two ports");
+    assert_ne!(addrs[0].port(), addrs[1].port());
+    assert_eq!(s.server.media_loads(), [0, 0]);
+    assert_eq!(s.metric("lectern_media_workers").await, 2);
+
+    // Two classes start media: each goes to the least loaded worker, so one each.
+    let mut rooms = Vec::new();
+    for room in ["physics", "history"] {
+        let mut teacher = s.join(room, "grace", Role::Instructor).await;
+        let peer = Peer::new();
+        let answer = negotiate(&mut teacher, peer.offer(true)).await?;
+        peer.accept_answer(&answer);
+        rooms.push((room, teacher, peer));
+    }
+    assert_eq!(s.server.media_loads(), [1, 1]);
+
+    // A student of each class lands on their class's worker and receives its video (forwarding
+    // never crosses workers, so a student placed elsewhere would receive nothing).
+    let mut students = Vec::new();
+    for (room, _, _) in &rooms {
+        let mut ada = s.join(room, "ada", Role::Student).await;
+        let peer = Peer::new();
+        let answer = negotiate(&mut ada, peer.offer(false)).await?;
+        peer.accept_answer(&answer);
+        let track = track_of(&mut ada, &peer, "grace").await?;
+        let mid = track["mid"].as_str().unwrap_or_default().to_owned();
+        students.push((ada, peer, mid));
+    }
+    assert_eq!(s.server.media_loads(), [2, 2]);
+    for (_, peer, mid) in &students {
+        wait_until(
+            "each student to receive its instructor's frames",
+            || async { peer.frames_on(mid) >= 10 },
+        )
+        .await?;
+    }
+    wait_until("the workers' counters to reach /metrics", || async {
+        s.metric("lectern_media_rtp_forwarded_total").await >= 20
+            && s.metric("lectern_media_peers").await == 4
+    })
+    .await?;
+
+    // When a class's media ends, its worker is free again.
+    drop(students);
+    drop(rooms);
+    wait_until("the placements to be released", || async {
+        s.server.media_loads() == [0, 0]
+    })
+    .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_active_speaker_is_announced_to_the_class() -> anyhow::Result<()> {
+    let s = TestServer::start_with(&[("LECTERN_ROOM_AUTO_START", "true")]).await;
+    let mut grace = s.join("physics", "grace", Role::Instructor).await;
+    let mut ada = s.join("physics", "ada", Role::Student).await;
+    let teacher = Peer::new();
+    let answer = negotiate(&mut grace, teacher.offer_audio(-20)).await?;
+    teacher.accept_answer(&answer);
+    let student = Peer::new();
+    let answer = negotiate(&mut ada, student.offer(false)).await?;
+    student.accept_answer(&answer);
+
+    // Speaking (audio level -20 dBov) makes the instructor the class's active speaker.
+    let speaker = ada.wait_for(|m| m["type"] == "active_speaker").await?;
+    assert_eq!(speaker["participant_id"], "grace", "{speaker}");
+    let speaker = grace.wait_for(|m| m["type"] == "active_speaker").await?;
+    assert_eq!(speaker["participant_id"], "grace", "{speaker}");
+    wait_until("the change to be counted in /metrics", || async {
+        s.metric("lectern_media_speaker_changes_total").await >= 1
+    })
+    .await?;
+
+    // Someone entering later learns the current speaker right after the welcome.
+    let mut bob = s.join("physics", "bob", Role::Student).await;
+    let speaker = bob.wait_for(|m| m["type"] == "active_speaker").await?;
+    assert_eq!(speaker["participant_id"], "grace", "{speaker}");
+
+    // The instructor's peer goes (a new connection replaces the old one): the speaker is
+    // cleared for everyone.
+    drop(teacher);
+    let _grace_again = s.join("physics", "grace", Role::Instructor).await;
+    let cleared = ada
+        .wait_for(|m| m["type"] == "active_speaker" && m["participant_id"].is_null())
+        .await?;
+    assert!(cleared["participant_id"].is_null());
     Ok(())
 }

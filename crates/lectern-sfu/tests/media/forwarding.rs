@@ -460,3 +460,79 @@ fn the_browsers_offer_wins_a_glare_and_the_sfu_offers_again() {
     assert!(net.client("s1").frames(MediaKind::Video).len() > 20);
     assert!(net.client("s1").frames(MediaKind::Audio).len() > 40);
 }
+
+#[test]
+fn the_active_speaker_follows_who_talks_and_never_names_a_muted_student() {
+    let mut net = Net::new();
+    net.join("r1", "teacher", "10.0.1.1:4000", AV);
+    net.join("r1", "student", "10.0.1.2:4000", AV);
+    net.join("r1", "viewer", "10.0.1.3:4000", &[]);
+    net.allow("teacher", true, true);
+    net.allow("student", true, true);
+    for id in ["teacher", "student"] {
+        let c = net.client_mut(id);
+        c.sending = true;
+        c.audio_level = Some(-127);
+    }
+    // Silence names nobody.
+    net.run_for(2 * SECOND);
+    assert_eq!(net.speakers(), Vec::<Option<&str>>::new());
+
+    net.client_mut("teacher").audio_level = Some(-20);
+    net.run_until(2 * SECOND, "the teacher is named", |n| {
+        n.speakers() == [Some("teacher")]
+    });
+    // Silence keeps the last speaker.
+    net.client_mut("teacher").audio_level = Some(-127);
+    net.run_for(2 * SECOND);
+    assert_eq!(net.speakers(), [Some("teacher")]);
+
+    // A hard-muted student talking is not heard, so not named.
+    net.allow("student", false, true);
+    net.client_mut("student").audio_level = Some(-10);
+    net.run_for(2 * SECOND);
+    assert_eq!(net.speakers(), [Some("teacher")]);
+
+    // Allowed to speak: named.
+    net.allow("student", true, true);
+    net.run_until(2 * SECOND, "the student is named", |n| {
+        n.speakers() == [Some("teacher"), Some("student")]
+    });
+    // Muted while the speaker: cleared at once.
+    net.allow("student", false, true);
+    assert_eq!(net.speakers(), [Some("teacher"), Some("student"), None]);
+    // A speaker who leaves is cleared too.
+    net.client_mut("teacher").audio_level = Some(-30);
+    net.run_until(2 * SECOND, "the teacher again", |n| {
+        n.speakers().last() == Some(&Some("teacher"))
+    });
+    net.sfu
+        .remove_peer(net.now, &ParticipantId::from("teacher"));
+    net.pump();
+    assert_eq!(net.speakers().last(), Some(&None));
+    assert_eq!(net.sfu.stats().speaker_changes, 5);
+}
+
+#[test]
+fn two_people_talking_at_once_do_not_make_the_speaker_flicker() {
+    let mut net = Net::new();
+    net.join("r1", "teacher", "10.0.1.1:4000", AV);
+    net.join("r1", "ta", "10.0.1.2:4000", AV);
+    net.allow("teacher", true, true);
+    net.allow("ta", true, true);
+    net.client_mut("teacher").audio_level = Some(-25);
+    net.client_mut("teacher").sending = true;
+    net.run_until(2 * SECOND, "the teacher is named", |n| {
+        n.speakers() == [Some("teacher")]
+    });
+    // The TA talks as much (and louder): the teacher stays the speaker.
+    net.client_mut("ta").audio_level = Some(-5);
+    net.client_mut("ta").sending = true;
+    net.run_for(3 * SECOND);
+    assert_eq!(net.speakers(), [Some("teacher")]);
+    // Once the teacher stops, the TA takes over.
+    net.client_mut("teacher").audio_level = Some(-90);
+    net.run_until(2 * SECOND, "the TA is named", |n| {
+        n.speakers() == [Some("teacher"), Some("ta")]
+    });
+}

@@ -81,6 +81,9 @@ pub struct Client {
     /// An encoder that does not react to PLI/FIR (it still records them).
     pub ignore_keyframe_requests: bool,
     pub sending: bool,
+    /// The microphone's level (dBov, 0 loudest, -127 silence) sent in the audio level header
+    /// extension; `None` sends no level.
+    pub audio_level: Option<i8>,
     pub last_video: Option<Instant>,
     pub last_audio: Option<Instant>,
     timeout: Instant,
@@ -111,6 +114,7 @@ impl Client {
             want_keyframe: true,
             ignore_keyframe_requests: false,
             sending: false,
+            audio_level: None,
             last_video: None,
             last_audio: None,
             timeout: now,
@@ -278,6 +282,10 @@ impl Client {
                 MediaKind::Audio => 960,
             };
             let time = MediaTime::new(n as u64 * period_ticks, clock);
+            let writer = match (kind, self.audio_level) {
+                (MediaKind::Audio, Some(level)) => writer.audio_level(level, level > -50),
+                _ => writer,
+            };
             writer
                 .write(pt, now, time, frame_payload(kind, n, keyframe))
                 .expect("write");
@@ -471,6 +479,20 @@ impl Net {
                 | MediaEvent::Disconnected { participant }
                 | MediaEvent::TrackPublished { participant, .. }
                 | MediaEvent::TrackUnpublished { participant, .. } => participant.as_str() == id,
+                MediaEvent::ActiveSpeaker { .. } => false,
+            })
+            .collect()
+    }
+
+    /// The active-speaker events so far: the participant named by each, in order.
+    pub fn speakers(&self) -> Vec<Option<&str>> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                MediaEvent::ActiveSpeaker { participant, .. } => {
+                    Some(participant.as_ref().map(|p| p.as_str()))
+                }
+                _ => None,
             })
             .collect()
     }

@@ -131,6 +131,18 @@ fn a_media_worker_forwards_between_real_udp_sockets() {
     );
     assert!(student.client.received.iter().all(|r| r.data_ok));
     assert!(student.client.frames(MediaKind::Video)[0].keyframe);
+    // The handle reports the worker's counters (published every 100 ms).
+    let received = student.client.received.len() as u64;
+    let deadline = Instant::now() + std::time::Duration::from_secs(5);
+    while handle.stats().rtp_forwarded < received {
+        assert!(
+            Instant::now() < deadline,
+            "stats never caught up: {:?}",
+            handle.stats()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(handle.stats().peers, 2);
     worker.shutdown();
 }
 
