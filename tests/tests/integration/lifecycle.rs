@@ -51,6 +51,28 @@ async fn course_with_a_session(s: &TestServer, auto_start: bool) -> anyhow::Resu
     Ok((format!("physics.{date}T{hhmm}"), u64::try_from(starts_at)?))
 }
 
+/// The session's attendance once `count` participants have left (the room commits in batches).
+async fn wait_for_attendance(
+    store: &Store,
+    key: &str,
+    now: Timestamp,
+    count: usize,
+) -> anyhow::Result<courses::AttendanceReport> {
+    let ended = |r: &courses::AttendanceReport| {
+        r.attendees
+            .iter()
+            .filter(|a| a.last_leave.is_some() && !a.still_present)
+            .count()
+    };
+    lectern_tests::wait_until("every stay to end", || async move {
+        courses::attendance(store, "physics", key, None, now)
+            .await
+            .is_ok_and(|r| ended(&r) >= count)
+    })
+    .await?;
+    Ok(courses::attendance(store, "physics", key, None, now).await?)
+}
+
 async fn join(s: &TestServer, room: &str, sub: &str, role: Role) -> anyhow::Result<Client> {
     let token = s.token(room, sub, sub, role);
     let mut client = Client::connect(s.addr, Some(room)).await?;
@@ -128,6 +150,32 @@ async fn the_schedule_starts_warns_and_closes_the_room() -> anyhow::Result<()> {
     let mut late = Client::connect(s.addr, Some(&room)).await?;
     let err = late.hello(&token, None).await.expect_err("room closed");
     assert!(err.to_string().contains("session_not_open"), "{err}");
+
+    // The closing ended everyone's attendance: nobody is still present, each stay ends at
+    // the close, and the late joiner has less time than the early one.
+    let store = Store::open(&s.server.config().store_url()).await?;
+    let key = room.strip_prefix("physics.").expect("session key");
+    let closes = Timestamp::from_millisecond(i64::try_from(ends_at + MIN)?)?;
+    let report = wait_for_attendance(&store, key, clock.now(), 3).await?;
+    let row = |id: &str| {
+        report
+            .attendees
+            .iter()
+            .find(|r| r.member_id == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("{id} in {report:?}"))
+    };
+    let (ada, bob) = (row("ada"), row("bob"));
+    for r in [&ada, &bob, &row("grace")] {
+        assert!(!r.still_present, "{r:?}");
+        let left: Timestamp = r.last_leave.as_deref().expect("left").parse()?;
+        assert!(left >= closes, "{r:?}");
+    }
+    assert_eq!(ada.status.as_str(), "present");
+    assert!(ada.seconds_present <= 182, "{ada:?}");
+    assert!(bob.seconds_present <= 150, "{bob:?}");
+    assert!(ada.seconds_present > bob.seconds_present, "{ada:?} {bob:?}");
+    store.close().await;
     Ok(())
 }
 
