@@ -20,6 +20,14 @@ const STRINGS = {
   rejoin: 'Join again',
   lobbyHeading: 'Waiting for the class to start',
   lobbyBody: 'You are in the lobby. The class opens by itself when your instructor starts it.',
+  /** @param {string} left e.g. `4:59` */
+  lobbyCountdown: (left) => `Class starts in ${left}`,
+  lobbyPastStart: 'The class should start now. Waiting for the instructor.',
+  /** @param {string} left */
+  endingSoon: (left) => `The class ends in ${left}.`,
+  endingNow: 'The scheduled end has passed. The room closes shortly.',
+  /** @param {string} time local clock time the room closes */
+  announceEndingSoon: (time) => `The class ends soon. The room closes at ${time}.`,
   controlsHeading: 'Your controls',
   staffHeading: 'Teaching controls',
   handsHeading: 'Raised hands',
@@ -185,6 +193,8 @@ let replaying = false;
 /** The page reached a final state (left, removed, class ended, ...). */
 let finished = false;
 let renderQueued = false;
+/** Redraws the countdowns every second while one is shown. @type {ReturnType<typeof setInterval> | undefined} */
+let clockTimer;
 /** @type {ReturnType<typeof setTimeout> | undefined} */
 let errorTimer;
 /** Who the media server says is speaking (highlighted in the roster and on the stage). @type {string | null} */
@@ -450,6 +460,7 @@ function render() {
   document.title = `${title} · ${STRINGS.appName}`;
   $('class-state').textContent = STRINGS.classState[room.classState];
   $('whoami').textContent = STRINGS.whoami(me.name, STRINGS.roles[me.role]);
+  renderClock();
   if (finished || inLobby) return;
 
   const raised = room.hasHandRaised(me.id);
@@ -917,6 +928,44 @@ async function chooseDevice(source) {
   scheduleRender();
 }
 
+/** `m:ss` (or `h:mm:ss`) until `at`, never negative. @param {number} at Unix ms */
+function timeLeft(at) {
+  const total = Math.max(0, Math.ceil((at - Date.now()) / 1000));
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const s = String(total % 60).padStart(2, '0');
+  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${s}` : `${m}:${s}`;
+}
+
+/**
+ * The lobby's countdown to a scheduled start and the classroom's ending-soon note, from the
+ * scheduled times in the snapshot and `class_ending_soon`. Redrawn every second while shown.
+ */
+function renderClock() {
+  const countdown = $('lobby-countdown');
+  const start = room.scheduledStart;
+  const showCountdown = start !== null && room.classState !== 'live';
+  countdown.hidden = !showCountdown;
+  if (start !== null && showCountdown) {
+    countdown.textContent = start > Date.now() ? STRINGS.lobbyCountdown(timeLeft(start)) : STRINGS.lobbyPastStart;
+  }
+  const ending = $('ending-soon');
+  const end = room.scheduledEnd;
+  const warned = room.endingSoon || (room.warnsAt !== null && Date.now() >= room.warnsAt);
+  const showEnding = warned && end !== null && room.classState === 'live';
+  ending.hidden = !showEnding;
+  if (end !== null && showEnding) {
+    ending.textContent = end > Date.now() ? STRINGS.endingSoon(timeLeft(end)) : STRINGS.endingNow;
+  }
+  const ticking = !finished && (showCountdown || showEnding);
+  if (ticking && clockTimer === undefined) {
+    clockTimer = setInterval(renderClock, 1000);
+  } else if (!ticking && clockTimer !== undefined) {
+    clearInterval(clockTimer);
+    clockTimer = undefined;
+  }
+}
+
 // ---- Connection ----------------------------------------------------------------------------
 
 /**
@@ -932,6 +981,9 @@ function announce(event) {
     text = STRINGS.announceCalledOn;
   } else if (event.kind === 'class_started') {
     text = STRINGS.announceClassStarted;
+  } else if (event.kind === 'class_ending_soon') {
+    const at = new Date(event.closes_at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+    text = STRINGS.announceEndingSoon(at);
   }
   if (text && !replaying) $('announcer').textContent = text;
 }

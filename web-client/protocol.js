@@ -43,9 +43,12 @@ const WELCOME_TIMEOUT_MS = 10_000;
  */
 /**
  * Hands and chat are oldest first; events after `seq` follow as `event` messages.
+ * `scheduled_start`, `scheduled_end`, `warns_at`, `closes_at` (Unix ms) only for a scheduled
+ * session's room.
  * @typedef {{room_id: string, title: string, class_state: ClassState, roster: ParticipantInfo[],
  *   hand_queue: HandEntry[], presenter?: string | null, chat_locked: boolean, chat: ChatMessage[],
- *   seq: number}} Snapshot
+ *   seq: number, scheduled_start?: number, scheduled_end?: number, warns_at?: number,
+ *   closes_at?: number}} Snapshot
  */
 
 /**
@@ -54,8 +57,9 @@ const WELCOME_TIMEOUT_MS = 10_000;
  *   | {kind: 'participant_connection', participant_id: string, connected: boolean}
  *   | {kind: 'participant_left', participant_id: string, reason: LeaveReason}
  *   | {kind: 'admitted', participant_id: string, by: string}
- *   | {kind: 'class_started', by: string}
- *   | {kind: 'class_ended', by: string}
+ *   | {kind: 'class_started', by?: string}
+ *   | {kind: 'class_ended', by?: string}
+ *   | {kind: 'class_ending_soon', ends_at: number, closes_at: number}
  *   | {kind: 'chat', message: ChatMessage}
  *   | {kind: 'chat_deleted', seq: number, by: string}
  *   | {kind: 'chat_locked', locked: boolean, by: string}
@@ -416,6 +420,16 @@ export class RoomState {
     /** Ordered by seq. @type {ChatMessage[]} */
     this.chat = [];
     this.seq = 0;
+    /** A scheduled session's start and end (Unix ms). @type {number | null} */
+    this.scheduledStart = null;
+    /** @type {number | null} */
+    this.scheduledEnd = null;
+    /** When the end warning is due (Unix ms). @type {number | null} */
+    this.warnsAt = null;
+    /** When the room closes for everyone (Unix ms). @type {number | null} */
+    this.closesAt = null;
+    /** `class_ending_soon` arrived (or `warns_at` has passed). */
+    this.endingSoon = false;
   }
 
   /** @param {Snapshot} snapshot replaces everything */
@@ -431,6 +445,10 @@ export class RoomState {
     this.#seenChat.clear();
     for (const message of snapshot.chat) this.#addChat(message);
     this.seq = snapshot.seq;
+    this.scheduledStart = snapshot.scheduled_start ?? null;
+    this.scheduledEnd = snapshot.scheduled_end ?? null;
+    this.warnsAt = snapshot.warns_at ?? null;
+    this.closesAt = snapshot.closes_at ?? null;
   }
 
   /**
@@ -475,6 +493,11 @@ export class RoomState {
           p.speak_granted = false;
           canSpeakNow(p);
         }
+        break;
+      case 'class_ending_soon':
+        this.scheduledEnd = event.ends_at;
+        this.closesAt = event.closes_at;
+        this.endingSoon = true;
         break;
       case 'chat':
         this.#addChat(event.message);

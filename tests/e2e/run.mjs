@@ -112,6 +112,21 @@ async function startServer(dataDir, extraEnv = {}) {
   return server;
 }
 
+/** Runs the `lectern` CLI on a data directory; resolves with its stdout, rejects on failure. */
+function runCli(dataDir, args) {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('LECTERN_')));
+  Object.assign(env, { LECTERN_SERVER_DATA_DIR: dataDir, LECTERN_LOG_FILTER: 'warn' });
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(BIN, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (chunk) => (out += chunk));
+    child.stderr.on('data', (chunk) => (err += chunk));
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0 ? resolvePromise(out) : reject(new Error(`lectern ${args.join(' ')}: exit ${code}\n${err}`))));
+  });
+}
+
 async function stopServer(server) {
   if (!server || server.exited) return;
   server.child.kill('SIGTERM');
@@ -759,6 +774,60 @@ async function main() {
       const seqs = (log) => log.map((m) => m.seq).join(',');
       if (seqs(mine) !== seqs(theirs)) throw new Error(`student 2 shows seqs ${seqs(mine)}, the instructor ${seqs(theirs)}`);
       return `${mine.length} messages, seqs ${seqs(mine)}`;
+    });
+    await check('a student early for a scheduled session sees the lobby count down to its start', async () => {
+      // A course with a session five minutes from now (its room opens 15 minutes before),
+      // set up with the CLI on the server's data directory, and a link for one student.
+      const dataDir = join(tmp, 'data');
+      const start = new Date(Date.now() + 5 * 60_000);
+      const day = start.toISOString().slice(0, 10);
+      const hhmm = start.toISOString().slice(11, 16);
+      const weekday = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'][start.getUTCDay()];
+      const csv = join(tmp, 'countdown.csv');
+      writeFileSync(csv, 'member_id,name,role\ncara,Cara,student\n');
+      await runCli(dataDir, ['course', 'create', '--id', 'countdown', '--title', 'Countdown', '--timezone', 'UTC']);
+      await runCli(dataDir, ['roster', 'import', '--course', 'countdown', csv]);
+      await runCli(dataDir, ['schedule', 'add', '--course', 'countdown', '--days', weekday, '--start', hhmm, '--minutes', '30', '--from', day, '--to', day]);
+      const [token] = (await runCli(dataDir, ['link', '--course', 'countdown', '--member', 'cara'])).trim().split('\n');
+      const page = await openPage(browsers[1], 'countdown', `${server.url}/#token=${token}`, '#lobby');
+      const pattern = /^Class starts in (\d+):(\d\d)$/;
+      const first = await waitFor('the lobby countdown', async () => {
+        const text = (await page.locator('#lobby-countdown').textContent()) ?? '';
+        return (await page.locator('#lobby-countdown').isVisible()) && pattern.test(text) ? text : null;
+      });
+      const [, m, sec] = first.match(pattern) ?? [];
+      const left = Number(m) * 60 + Number(sec);
+      if (left > 5 * 60 || left < 60) throw new Error(`"${first}": want about 4 to 5 minutes`);
+      const next = await waitFor('the countdown to tick', async () => {
+        const text = (await page.locator('#lobby-countdown').textContent()) ?? '';
+        return text !== first && pattern.test(text) ? text : null;
+      });
+      return `${first} -> ${next}`;
+    });
+    await check('a student joining a scheduled class past its end warning sees how long is left', async () => {
+      // Auto-start, a 5-minute warning, a 5-minute session starting this minute: the class is
+      // live and already past its warning time when the student arrives.
+      const dataDir = join(tmp, 'data');
+      const start = new Date();
+      const day = start.toISOString().slice(0, 10);
+      const hhmm = start.toISOString().slice(11, 16);
+      const weekday = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'][start.getUTCDay()];
+      const csv = join(tmp, 'ending.csv');
+      writeFileSync(csv, 'member_id,name,role\ndan,Dan,student\n');
+      await runCli(dataDir, ['course', 'create', '--id', 'ending', '--title', 'Ending', '--timezone', 'UTC', '--auto-start', '--warning-minutes', '5', '--grace-minutes', '1']);
+      await runCli(dataDir, ['roster', 'import', '--course', 'ending', csv]);
+      await runCli(dataDir, ['schedule', 'add', '--course', 'ending', '--days', weekday, '--start', hhmm, '--minutes', '5', '--from', day, '--to', day]);
+      const [token] = (await runCli(dataDir, ['link', '--course', 'ending', '--member', 'dan'])).trim().split('\n');
+      const page = await openPage(browsers[1], 'ending', `${server.url}/#token=${token}`, '#classroom');
+      const pattern = /^The class ends in (\d+):(\d\d)\.$/;
+      const text = await waitFor('the ending-soon note', async () => {
+        const t = (await page.locator('#ending-soon').textContent()) ?? '';
+        return (await page.locator('#ending-soon').isVisible()) && pattern.test(t) ? t : null;
+      });
+      const [, m, sec] = text.match(pattern) ?? [];
+      const left = Number(m) * 60 + Number(sec);
+      if (left > 5 * 60 || left < 3 * 60) throw new Error(`"${text}": want 3 to 5 minutes`);
+      return text;
     });
     await relayChecks(browsers, tmp);
   } finally {

@@ -201,6 +201,10 @@ pub fn snapshot() -> Snapshot {
         chat_locked: false,
         chat: vec![chat()],
         seq: 42,
+        scheduled_start: Some(1_790_000_000_000),
+        scheduled_end: Some(1_790_005_400_000),
+        warns_at: Some(1_790_005_100_000),
+        closes_at: Some(1_790_006_000_000),
     }
 }
 
@@ -223,8 +227,16 @@ pub fn room_events() -> Vec<RoomEvent> {
             participant_id: pid("s-ada"),
             by: by.clone(),
         },
-        RoomEvent::ClassStarted { by: by.clone() },
-        RoomEvent::ClassEnded { by: by.clone() },
+        RoomEvent::ClassStarted {
+            by: Some(by.clone()),
+        },
+        RoomEvent::ClassEnded {
+            by: Some(by.clone()),
+        },
+        RoomEvent::ClassEndingSoon {
+            ends_at: 1_790_005_400_000,
+            closes_at: 1_790_006_000_000,
+        },
         RoomEvent::Chat { message: chat() },
         RoomEvent::ChatDeleted {
             seq: 42,

@@ -212,6 +212,23 @@ pub struct Snapshot {
     pub chat: Vec<ChatMessage>,
     /// The room's current sequence number: events after this one follow as `event` messages.
     pub seq: Seq,
+    /// When the room belongs to a scheduled session: its scheduled start (for the lobby's
+    /// countdown). Absent for unscheduled rooms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_start: Option<UnixMillis>,
+    /// When the room belongs to a scheduled session: its scheduled end. The room closes
+    /// `closes_at` (see `class_ending_soon`) after a grace period. Absent for unscheduled rooms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_end: Option<UnixMillis>,
+    /// When the room warns that the class ends soon (`class_ending_soon`, sent only while the
+    /// class is live), so a participant who joins after it can still show the warning. Absent
+    /// for unscheduled rooms and courses without a warning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warns_at: Option<UnixMillis>,
+    /// When the room closes for everyone (the scheduled end plus the grace period). Absent for
+    /// unscheduled rooms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closes_at: Option<UnixMillis>,
 }
 
 /// Messages a client sends.
@@ -534,11 +551,23 @@ pub enum RoomEvent {
         participant_id: ParticipantId,
         by: ParticipantId,
     },
+    /// The class went live: everyone in the lobby is let in. `by` is absent when the schedule
+    /// started it (a course with auto-start, at the scheduled start).
     ClassStarted {
-        by: ParticipantId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<ParticipantId>,
     },
+    /// The class ended. `by` is absent when the schedule ended it (the scheduled end plus the
+    /// grace period passed).
     ClassEnded {
-        by: ParticipantId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<ParticipantId>,
+    },
+    /// A scheduled class ends soon: at `ends_at` (its scheduled end); the room closes for
+    /// everyone at `closes_at`, after a grace period.
+    ClassEndingSoon {
+        ends_at: UnixMillis,
+        closes_at: UnixMillis,
     },
     Chat {
         message: ChatMessage,
@@ -607,6 +636,7 @@ impl RoomEvent {
         "admitted",
         "class_started",
         "class_ended",
+        "class_ending_soon",
         "chat",
         "chat_deleted",
         "chat_locked",

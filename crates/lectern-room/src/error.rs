@@ -36,6 +36,9 @@ pub enum RoomError {
     /// A hello reached the room after the handshake (the driver should have refused it).
     #[error("the hello was already received")]
     UnexpectedHello,
+    /// The scheduled session's room has closed.
+    #[error("this session is over; its room has closed")]
+    SessionClosed,
     /// WebRTC signalling reached the room; the driver handles it.
     #[error("media signalling is handled by the media plane")]
     NotForTheRoom,
@@ -56,6 +59,7 @@ impl RoomError {
             RoomError::StoreUnavailable => ErrorCode::StoreUnavailable,
             RoomError::UnexpectedHello => ErrorCode::HelloRequired,
             RoomError::NotForTheRoom => ErrorCode::Internal,
+            RoomError::SessionClosed => ErrorCode::SessionNotOpen,
         }
     }
 

@@ -11,7 +11,8 @@
 //!   [`Output::Send`] of the same drain is delivered, so a chat message is acknowledged and
 //!   broadcast only once stored. If storing fails, the driver drops the sends tagged with the
 //!   failed `seq` and calls [`Room::handle`] with [`Input::PersistFailed`].
-//! - [`Room::poll_timeout`] says when to call `handle(now, Input::Tick)` next (grace periods).
+//! - [`Room::poll_timeout`] says when to call `handle(now, Input::Tick)` next (grace periods,
+//!   and a scheduled session's start, end warning and close; see [`SessionSchedule`]).
 //! - Connection ids are the driver's; the room maps them to participants. Requests from a
 //!   connection the room does not know (never joined, replaced, closed) are ignored.
 //! - Every request with a `request_id` gets exactly one `ack` or `error`; refused requests
@@ -64,6 +65,48 @@ pub struct RoomConfig {
     pub replay_len: usize,
     /// How long a dropped participant keeps their place (hand, stage, mute).
     pub grace_ms: u64,
+    /// Set when the room belongs to a scheduled session: the room then runs the session's
+    /// lifecycle from the times passed in.
+    pub schedule: Option<SessionSchedule>,
+}
+
+/// The timing of the scheduled session a room belongs to (Unix milliseconds), from the course's
+/// schedule and settings. The driver admits joins only while the room is open (from the lobby's
+/// opening to `ends_at + close_grace_ms`); the room acts on the rest:
+/// - at `starts_at`, with `auto_start`, a class that has not started goes live (`class_started`
+///   without `by`); without it, students wait in the lobby until staff start the class;
+/// - at `ends_at - warning_ms` (not before `starts_at`), a live class is warned once
+///   (`class_ending_soon`);
+/// - at `ends_at + close_grace_ms`, a live class ends (`class_ended` without `by`), everyone
+///   left (staff and the lobby too) is closed with `CloseReason::ClassEnded`, and the room
+///   refuses later joins.
+///
+/// Each happens once, when the first input at or after its time arrives (`Input::Tick` at
+/// [`Room::poll_timeout`], or any other input).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionSchedule {
+    pub starts_at: UnixMillis,
+    pub ends_at: UnixMillis,
+    /// Start the class at `starts_at` by itself.
+    pub auto_start: bool,
+    /// Warn this long before `ends_at`; 0 for no warning.
+    pub warning_ms: u64,
+    /// Close the room this long after `ends_at`.
+    pub close_grace_ms: u64,
+}
+
+impl SessionSchedule {
+    /// When the end warning is due: `warning_ms` before the end, not before the start.
+    pub fn warns_at(&self) -> UnixMillis {
+        self.ends_at
+            .saturating_sub(self.warning_ms)
+            .max(self.starts_at)
+    }
+
+    /// When the room closes for everyone.
+    pub fn closes_at(&self) -> UnixMillis {
+        self.ends_at.saturating_add(self.close_grace_ms)
+    }
 }
 
 impl RoomConfig {
@@ -77,6 +120,7 @@ impl RoomConfig {
             snapshot_chat_len: 100,
             replay_len: 4_096,
             grace_ms: 30_000,
+            schedule: None,
         }
     }
 }

@@ -13,6 +13,7 @@ mod chat;
 mod class;
 mod hands;
 mod moderation;
+mod schedule;
 mod session;
 
 use std::collections::{HashSet, VecDeque};
@@ -51,6 +52,8 @@ pub struct Room {
     /// Removed by staff during this class; refused until the class ends.
     banned: HashSet<ParticipantId>,
     replay: ReplayRing,
+    /// How far a scheduled session's lifecycle has run.
+    progress: schedule::ScheduleProgress,
     outputs: VecDeque<Output>,
 }
 
@@ -126,6 +129,7 @@ impl Room {
             chat,
             chat_locked: init.chat_locked,
             banned: HashSet::new(),
+            progress: schedule::ScheduleProgress::default(),
             outputs: VecDeque::new(),
         }
     }
@@ -135,7 +139,9 @@ impl Room {
     }
 
     /// Apply one input at time `now`. Outputs queue up for [`Room::poll_output`].
+    /// A scheduled session's due moments (start, warning, close) are acted on first.
     pub fn handle(&mut self, now: UnixMillis, input: Input) {
+        self.run_schedule(now);
         match input {
             Input::Join {
                 conn,
@@ -158,9 +164,18 @@ impl Room {
         self.outputs.pop_front()
     }
 
-    /// When the room next needs `Input::Tick`, if ever: the earliest end of a grace period.
+    /// When the room next needs `Input::Tick`, if ever: the earliest end of a grace period, or
+    /// the next moment of a scheduled session's lifecycle (see [`crate::SessionSchedule`]).
     pub fn poll_timeout(&self) -> Option<UnixMillis> {
-        self.roster.next_deadline()
+        [self.roster.next_deadline(), self.next_schedule_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// True once a scheduled session's room has closed for everyone; it refuses joins.
+    pub fn is_closed(&self) -> bool {
+        self.progress.closed
     }
 
     /// The last sequence number used.
@@ -522,6 +537,14 @@ impl Room {
             chat_locked: self.chat_locked,
             chat,
             seq: self.seq,
+            scheduled_start: self.config.schedule.map(|s| s.starts_at),
+            scheduled_end: self.config.schedule.map(|s| s.ends_at),
+            warns_at: self
+                .config
+                .schedule
+                .filter(|s| s.warning_ms > 0)
+                .map(|s| s.warns_at()),
+            closes_at: self.config.schedule.map(|s| s.closes_at()),
         }
     }
 }

@@ -27,7 +27,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::courses::{
-    self, AttendanceReport, CourseView, ErrorDetail, ImportReport, LinkRequest, LinkView,
+    self, AttendanceReport, CourseView, ErrorDetail, FeedView, ImportReport, LinkRequest, LinkView,
     MemberView, NewCourse, RoleChange, ScheduleSpec, ScheduleView, ServiceError, SessionView,
     TranscriptEntry,
 };
@@ -79,6 +79,9 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_sessions))
         .routes(routes!(mint_link))
         .routes(routes!(calendar))
+        .routes(routes!(create_member_feed, revoke_member_feed))
+        .routes(routes!(member_calendar))
+        .routes(routes!(feed_join))
         .routes(routes!(session_attendance))
         .routes(routes!(session_transcript))
 }
@@ -518,21 +521,131 @@ async fn calendar(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let base = public_url(&s, &headers);
-    let domain = base
-        .split_once("://")
-        .map_or(base.as_str(), |(_, rest)| rest)
+    let ics = courses::calendar(&s.store, &id, &uid_domain(&base), Timestamp::now()).await?;
+    Ok(ics_response(ics))
+}
+
+/// The host of a base URL, for event UIDs.
+fn uid_domain(base: &str) -> String {
+    base.split_once("://")
+        .map_or(base, |(_, rest)| rest)
         .split([':', '/'])
         .next()
         .filter(|d| !d.is_empty())
         .unwrap_or("lectern.local")
-        .to_owned();
-    let ics = courses::calendar(&s.store, &id, &domain, Timestamp::now()).await?;
-    Ok((
+        .to_owned()
+}
+
+fn ics_response(ics: String) -> Response {
+    (
         [
             (header::CONTENT_TYPE, "text/calendar; charset=utf-8"),
             (header::CACHE_CONTROL, "private, max-age=300"),
         ],
         ics,
+    )
+        .into_response()
+}
+
+/// A feed token that is unknown or revoked: one answer for both, naming no token.
+fn feed_error(err: ServiceError) -> ApiError {
+    match err {
+        ServiceError::NotFound {
+            what: "calendar feed",
+            ..
+        } => ApiError::not_found("no such calendar feed (it may have been revoked)"),
+        other => other.into(),
+    }
+}
+
+/// Create a member's personal calendar feed, replacing (revoking) any earlier one. The answer
+/// holds the feed's URLs, shown once: the token in them is the secret a calendar app presents.
+#[utoipa::path(post, path = "/courses/{id}/members/{member}/calendar", tag = "schedules",
+    params(("id" = String, Path, description = "Course id"),
+           ("member" = String, Path, description = "Member id")),
+    responses((status = 201, body = FeedView), (status = 401, body = ErrorBody),
+              (status = 404, body = ErrorBody)))]
+async fn create_member_feed(
+    key: AdminKey,
+    State(s): State<AppState>,
+    Path((id, member)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<(StatusCode, Json<FeedView>)> {
+    let base = public_url(&s, &headers);
+    let feed =
+        courses::create_member_feed(&s.store, &base, &id, &member, courses::now_ms()).await?;
+    info!(api.key = %key.id, course.id = %id, "member calendar feed created");
+    Ok((StatusCode::CREATED, Json(feed)))
+}
+
+/// Revoke a member's calendar feed: its URLs stop working.
+#[utoipa::path(delete, path = "/courses/{id}/members/{member}/calendar", tag = "schedules",
+    params(("id" = String, Path, description = "Course id"),
+           ("member" = String, Path, description = "Member id")),
+    responses((status = 204, description = "Revoked"), (status = 401, body = ErrorBody),
+              (status = 404, body = ErrorBody)))]
+async fn revoke_member_feed(
+    _key: AdminKey,
+    State(s): State<AppState>,
+    Path((id, member)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    courses::revoke_member_feed(&s.store, &id, &member).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A member's personal iCalendar feed, for calendar apps: no API key, the feed token in the
+/// path is the credential. Every event links to the member's own join link (`…/join`).
+#[utoipa::path(get, path = "/feeds/{token}/calendar.ics", tag = "schedules", security(()),
+    params(("token" = String, Path, description = "The member's feed token")),
+    responses((status = 200, description = "RFC 5545 calendar", content_type = "text/calendar",
+               body = String),
+              (status = 404, body = ErrorBody)))]
+async fn member_calendar(
+    State(s): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let base = public_url(&s, &headers);
+    let join_url = format!("{base}/api/v1/feeds/{token}/join");
+    let ics = courses::member_calendar(
+        &s.store,
+        &token,
+        &join_url,
+        &uid_domain(&base),
+        Timestamp::now(),
+    )
+    .await
+    .map_err(feed_error)?;
+    Ok(ics_response(ics))
+}
+
+/// Opens the feed member's join link for the session open now or next: a redirect to the web
+/// client with a fresh join token. No API key: the feed token is the credential.
+#[utoipa::path(get, path = "/feeds/{token}/join", tag = "sessions", security(()),
+    params(("token" = String, Path, description = "The member's feed token")),
+    responses((status = 303, description = "To the web client with the member's join token"),
+              (status = 404, body = ErrorBody)))]
+async fn feed_join(
+    State(s): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let base = public_url(&s, &headers);
+    let link = courses::feed_join_link(&s.store, &s.auth, &base, &token, Timestamp::now())
+        .await
+        .map_err(feed_error)?;
+    let location = HeaderValue::from_str(&link.link)
+        .map_err(|_| ApiError::from(ServiceError::Internal("join link header".to_owned())))?;
+    Ok((
+        StatusCode::SEE_OTHER,
+        [
+            (header::LOCATION, location),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            (
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
+            ),
+        ],
     )
         .into_response())
 }
@@ -710,6 +823,10 @@ mod tests {
             "GET /courses/{id}/sessions",
             "POST /courses/{id}/members/{member}/link",
             "GET /courses/{id}/calendar.ics",
+            "POST /courses/{id}/members/{member}/calendar",
+            "DELETE /courses/{id}/members/{member}/calendar",
+            "GET /feeds/{token}/calendar.ics",
+            "GET /feeds/{token}/join",
             "GET /courses/{id}/sessions/{session_key}/attendance",
             "GET /courses/{id}/sessions/{session_key}/transcript",
         ]

@@ -164,7 +164,8 @@ impl std::fmt::Debug for TurnConfig {
 #[serde(deny_unknown_fields)]
 pub struct DemoConfig {
     pub enabled: bool,
-    pub room: String,
+    /// The demo course's id; its sessions' rooms are `{course}.{session_key}`.
+    pub course: String,
     pub title: String,
     pub link_hours: u64,
 }
@@ -340,8 +341,13 @@ impl Config {
         if self.turn.ttl_secs == 0 {
             return bad("turn.ttl_secs must be greater than 0".into());
         }
-        if self.demo.enabled && self.demo.room.trim().is_empty() {
-            return bad("demo.room must not be empty when the demo is enabled".into());
+        if self.demo.enabled
+            && let Err(reason) = crate::courses::check_course_id(&self.demo.course)
+        {
+            return bad(format!("demo.course {:?}: {reason}", self.demo.course));
+        }
+        if self.demo.enabled && self.demo.title.trim().is_empty() {
+            return bad("demo.title must not be empty when the demo is enabled".into());
         }
         if !self.store.url.is_empty() && !self.store.url.starts_with("sqlite:") {
             return bad(format!(

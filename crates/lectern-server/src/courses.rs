@@ -230,6 +230,18 @@ pub struct LinkView {
     pub expires_at: String,
 }
 
+/// A member's personal calendar feed, as created. The token in both URLs is the secret: it is
+/// shown once (only its hash is stored) and revoked by creating a new feed or deleting it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct FeedView {
+    /// The member's iCalendar feed, for a calendar app (no API key needed).
+    pub calendar_url: String,
+    /// Each event's link: opens the member's join link for the current or next session.
+    pub join_url: String,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+}
+
 /// The room id of a course session.
 pub fn room_id(course_id: &str, session_key: &str) -> String {
     format!("{course_id}.{session_key}")
@@ -269,7 +281,7 @@ fn member_view(member: CourseMember) -> MemberView {
     }
 }
 
-fn check_course_id(id: &str) -> Result<(), String> {
+pub(crate) fn check_course_id(id: &str) -> Result<(), String> {
     let ok = (1..=64).contains(&id.len())
         && id
             .bytes()
@@ -841,6 +853,98 @@ pub async fn calendar(
     uid_domain: &str,
     now: Timestamp,
 ) -> Result<String, ServiceError> {
+    calendar_with_link(store, course, uid_domain, None, now).await
+}
+
+/// Creates a member's personal calendar feed (see [`FeedView`]), revoking any earlier one.
+pub async fn create_member_feed(
+    store: &Store,
+    public_url: &str,
+    course: &str,
+    member: &str,
+    now: UnixMillis,
+) -> Result<FeedView, ServiceError> {
+    require_course(store, course).await?;
+    if store.member(course, member).await?.is_none() {
+        return Err(ServiceError::NotFound {
+            what: "member",
+            id: member.to_owned(),
+        });
+    }
+    let token = format!("feed_{}", random_hex(32));
+    store.set_member_feed(course, member, &token, now).await?;
+    let base = format!("{}/api/v1/feeds/{token}", public_url.trim_end_matches('/'));
+    let created_at = Timestamp::from_millisecond(i64::try_from(now).unwrap_or(0))
+        .map(|t| t.to_string())
+        .unwrap_or_default();
+    Ok(FeedView {
+        calendar_url: format!("{base}/calendar.ics"),
+        join_url: format!("{base}/join"),
+        created_at,
+    })
+}
+
+/// Revokes a member's calendar feed: its URLs stop working.
+pub async fn revoke_member_feed(
+    store: &Store,
+    course: &str,
+    member: &str,
+) -> Result<(), ServiceError> {
+    if store.revoke_member_feed(course, member).await? {
+        Ok(())
+    } else {
+        Err(ServiceError::NotFound {
+            what: "calendar feed of member",
+            id: member.to_owned(),
+        })
+    }
+}
+
+/// The member a feed token stands for, as `(course id, member id)`.
+async fn feed_member(store: &Store, token: &str) -> Result<(String, String), ServiceError> {
+    match store.member_by_feed(token).await? {
+        Some((course, member)) => Ok((course, member.member_id)),
+        None => Err(ServiceError::NotFound {
+            what: "calendar feed",
+            // Never echo the secret.
+            id: String::new(),
+        }),
+    }
+}
+
+/// A member's personal feed: the course's sessions, each event linking to `join_url` (the
+/// member's own join link for the session at hand).
+pub async fn member_calendar(
+    store: &Store,
+    token: &str,
+    join_url: &str,
+    uid_domain: &str,
+    now: Timestamp,
+) -> Result<String, ServiceError> {
+    let (course, _) = feed_member(store, token).await?;
+    calendar_with_link(store, &course, uid_domain, Some(join_url), now).await
+}
+
+/// The join link of a feed's member for the session open now or next (see [`mint_link`]).
+pub async fn feed_join_link(
+    store: &Store,
+    auth: &Authenticator,
+    public_url: &str,
+    token: &str,
+    now: Timestamp,
+) -> Result<LinkView, ServiceError> {
+    let (course, member) = feed_member(store, token).await?;
+    let request = LinkRequest::default();
+    mint_link(store, auth, public_url, &course, &member, request, now).await
+}
+
+async fn calendar_with_link(
+    store: &Store,
+    course: &str,
+    uid_domain: &str,
+    join_link: Option<&str>,
+    now: Timestamp,
+) -> Result<String, ServiceError> {
     let (course_row, schedules) = course_schedules(store, course).await?;
     let occurrences = lectern_schedule::expand_all(&schedules);
     let feed = lectern_schedule::ics::CalendarFeed {
@@ -848,7 +952,7 @@ pub async fn calendar(
         title: &course_row.title,
         timezone: &course_row.timezone,
         uid_domain,
-        join_link: None,
+        join_link,
     };
     lectern_schedule::ics::course_calendar(&feed, &occurrences, now)
         .map_err(|e| ServiceError::Internal(e.to_string()))
@@ -865,6 +969,35 @@ fn lifecycle_of(course: &Course) -> Lifecycle {
         grace_minutes: course.grace_minutes,
         auto_start: course.auto_start,
     }
+}
+
+/// The scheduled session a room belongs to, for its room task to run the session's lifecycle.
+#[derive(Debug, Clone)]
+pub struct RoomSession {
+    pub course_title: String,
+    pub lifecycle: Lifecycle,
+    pub occurrence: Occurrence,
+}
+
+/// The session of a room named `{course}.{session_key}`, if the course exists and its schedule
+/// has that session; `None` for any other room (ad hoc, the demo room).
+pub async fn room_session(store: &Store, room: &str) -> Result<Option<RoomSession>, ServiceError> {
+    let Some((course, key)) = room.rsplit_once('.') else {
+        return Ok(None);
+    };
+    let (course_row, schedules) = match course_schedules(store, course).await {
+        Ok(found) => found,
+        Err(ServiceError::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let occurrence = lectern_schedule::expand_all(&schedules)
+        .into_iter()
+        .find(|o| o.session_key.as_str() == key);
+    Ok(occurrence.map(|occurrence| RoomSession {
+        lifecycle: lifecycle_of(&course_row),
+        course_title: course_row.title,
+        occurrence,
+    }))
 }
 
 /// Whether a join to `room` may go ahead at `now`. A room named `{course}.{session_key}` of a
@@ -959,6 +1092,129 @@ pub async fn mint_link(
         token,
         expires_at,
     })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The demo course printed by `lectern serve`.
+
+/// The demo course's roster: `(member id, name, role)`, instructor first.
+pub const DEMO_MEMBERS: [(&str, &str, Role); 3] = [
+    ("demo-instructor", "Instructor Grace", Role::Instructor),
+    ("demo-student-1", "Student Ada", Role::Student),
+    ("demo-student-2", "Student Alan", Role::Student),
+];
+
+/// What the demo course looks like (from the `[demo]` settings).
+#[derive(Debug, Clone)]
+pub struct DemoSpec {
+    pub course_id: String,
+    pub title: String,
+    /// The session's length; the demo's links stay valid about this long.
+    pub session_minutes: u32,
+    /// Start the class at the scheduled time without staff.
+    pub auto_start: bool,
+}
+
+/// A demo session is replaced when it has less than this left before its end.
+const DEMO_MIN_MINUTES_LEFT: i64 = 30;
+
+/// Makes sure the demo course exists with its roster ([`DEMO_MEMBERS`]) and a weekly schedule
+/// whose session is open at `now`, and returns that session. The course is created once, in
+/// the machine's timezone (UTC if it has no IANA name); on later starts its session is reused
+/// while it has at least half an hour left, else the schedule is replaced by one on today's
+/// weekday starting five minutes before `now` (so a student joining late sees a class that has
+/// begun, and the links work at once).
+pub async fn ensure_demo_course(
+    store: &Store,
+    spec: &DemoSpec,
+    now: Timestamp,
+) -> Result<SessionView, ServiceError> {
+    let course = match store.course(&spec.course_id).await? {
+        Some(course) => course,
+        None => {
+            let system = jiff::tz::TimeZone::system();
+            let timezone = system
+                .iana_name()
+                .filter(|name| lectern_schedule::time_zone(name).is_ok())
+                .unwrap_or("UTC")
+                .to_owned();
+            let input = NewCourse {
+                id: spec.course_id.clone(),
+                title: spec.title.clone(),
+                timezone,
+                lobby_minutes: None,
+                warning_minutes: None,
+                grace_minutes: None,
+                auto_start: Some(spec.auto_start),
+            };
+            let now_ms = u64::try_from(now.as_millisecond()).unwrap_or(0);
+            create_course(store, input, now_ms).await?;
+            require_course(store, &spec.course_id).await?
+        }
+    };
+    let members: Vec<CourseMember> = DEMO_MEMBERS
+        .iter()
+        .map(|(id, name, role)| CourseMember {
+            member_id: (*id).to_owned(),
+            name: (*name).to_owned(),
+            email: None,
+            role: *role,
+        })
+        .collect();
+    store.upsert_members(&course.id, &members).await?;
+
+    let lifecycle = lifecycle_of(&course);
+    let (_, schedules) = course_schedules(store, &course.id).await?;
+    let enough_left = |occ: &Occurrence| {
+        occ.end_utc.duration_since(now) >= SignedDuration::from_mins(DEMO_MIN_MINUTES_LEFT)
+    };
+    if let Ok(open) = lifecycle.join_window(&schedules, now)
+        && open.start_utc <= now
+        && enough_left(&open)
+    {
+        return Ok(session_view(&course.id, &open));
+    }
+    for old in store.schedules(&course.id).await? {
+        store.delete_schedule(&course.id, &old.id).await?;
+    }
+    let tz = lectern_schedule::time_zone(&course.timezone)
+        .map_err(|e| ServiceError::Internal(format!("demo course timezone: {e}")))?;
+    let start = tz.to_datetime(
+        now.checked_sub(SignedDuration::from_mins(5))
+            .map_err(|e| ServiceError::Internal(e.to_string()))?,
+    );
+    let weekday = match start.weekday() {
+        Weekday::Monday => "mon",
+        Weekday::Tuesday => "tue",
+        Weekday::Wednesday => "wed",
+        Weekday::Thursday => "thu",
+        Weekday::Friday => "fri",
+        Weekday::Saturday => "sat",
+        Weekday::Sunday => "sun",
+    };
+    let first = start.date();
+    let last = first
+        .checked_add(SignedDuration::from_hours(24 * 7 * 12))
+        .map_err(|e| ServiceError::Internal(e.to_string()))?;
+    let schedule = ScheduleSpec {
+        days: vec![weekday.to_owned()],
+        start: format!("{:02}:{:02}", start.hour(), start.minute()),
+        duration_minutes: spec.session_minutes.clamp(
+            DEMO_MIN_MINUTES_LEFT as u32 * 2,
+            lectern_schedule::MAX_DURATION_MINUTES,
+        ),
+        first_date: first.to_string(),
+        last_date: last.to_string(),
+        exceptions: vec![],
+        extra: vec![],
+    };
+    let now_ms = u64::try_from(now.as_millisecond()).unwrap_or(0);
+    add_schedule(store, &course.id, schedule, now_ms).await?;
+    let (_, schedules) = course_schedules(store, &course.id).await?;
+    let open = lifecycle
+        .join_window(&schedules, now)
+        .map_err(|e| ServiceError::Internal(format!("the demo session is not open: {e}")))?;
+    Ok(session_view(&course.id, &open))
 }
 
 fn random_hex(bytes: usize) -> String {

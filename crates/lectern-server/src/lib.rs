@@ -9,6 +9,7 @@
 
 mod api;
 pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod courses;
 mod media;

@@ -72,6 +72,16 @@ enum Command {
         #[arg(long)]
         session: Option<String>,
     },
+    /// Create (or replace) a member's personal calendar feed and print its URL; --revoke ends it.
+    Feed {
+        #[arg(long)]
+        course: String,
+        #[arg(long)]
+        member: String,
+        /// Revoke the member's feed instead.
+        #[arg(long)]
+        revoke: bool,
+    },
     /// Print the attendance of one session (a table, or CSV with --csv).
     Attendance {
         #[arg(long)]
@@ -378,6 +388,33 @@ async fn run_admin(config: &Config, store: &Store, command: Command) -> anyhow::
             println!("{}", link.token);
             println!("{}", link.link);
         }
+        Command::Feed {
+            course,
+            member,
+            revoke,
+        } => {
+            if revoke {
+                courses::revoke_member_feed(store, &course, &member)
+                    .await
+                    .map_err(explain)?;
+                eprintln!("calendar feed of {member} revoked");
+            } else {
+                let feed = courses::create_member_feed(
+                    store,
+                    &public_base(config),
+                    &course,
+                    &member,
+                    courses::now_ms(),
+                )
+                .await
+                .map_err(explain)?;
+                eprintln!(
+                    "calendar feed of {member} (shown once; each event opens the second URL)"
+                );
+                println!("{}", feed.calendar_url);
+                println!("{}", feed.join_url);
+            }
+        }
         Command::Attendance {
             course,
             session,
@@ -458,6 +495,7 @@ fn slug(s: &str) -> String {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let demo = config.demo.clone();
+    let config_for_demo = config.clone();
     let stop = shutdown_signal()?;
     let server = Server::start(config).await?;
     println!("lectern listening on {}", server.public_url());
@@ -469,32 +507,54 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }
     }
     if demo.enabled {
-        let ttl = demo.link_hours.max(1) * 3600;
-        println!(
-            "Demo class \"{}\" (room {}): open these links in separate browser windows",
-            demo.title, demo.room
-        );
-        for (label, sub, name, role) in [
-            (
-                "instructor",
-                "demo-instructor",
-                "Instructor Grace",
-                Role::Instructor,
-            ),
-            ("student 1 ", "demo-student-1", "Student Ada", Role::Student),
-            (
-                "student 2 ",
-                "demo-student-2",
-                "Student Alan",
-                Role::Student,
-            ),
-        ] {
-            let token = server.mint_token(&demo.room, sub, name, role, ttl)?;
-            println!("  {label}: {}", server.join_link(&token));
-        }
+        print_demo_links(&config_for_demo, &demo, &server).await?;
     }
     stop.await;
     server.shutdown().await;
+    Ok(())
+}
+
+/// Sets up the demo course (roster, a weekly schedule whose session is open now; see
+/// `courses::ensure_demo_course`) and prints join links for its current session.
+async fn print_demo_links(
+    config: &Config,
+    demo: &lectern_server::config::DemoConfig,
+    server: &Server,
+) -> anyhow::Result<()> {
+    let store = Store::open(&config.store_url()).await?;
+    let spec = courses::DemoSpec {
+        course_id: demo.course.clone(),
+        title: demo.title.clone(),
+        session_minutes: u32::try_from(demo.link_hours.saturating_mul(60)).unwrap_or(u32::MAX),
+        auto_start: config.room.auto_start,
+    };
+    let now = Timestamp::now();
+    let session = courses::ensure_demo_course(&store, &spec, now)
+        .await
+        .context("setting up the demo course")?;
+    let auth = Authenticator::new(&config.auth, lectern_server::resolve_secret(config)?)?;
+    println!(
+        "Demo course \"{}\" ({}), session {} (room {}): open these links in separate browser windows",
+        demo.title, demo.course, session.local_start, session.room
+    );
+    let labels = ["instructor", "student 1 ", "student 2 "];
+    for (label, (member, _, _)) in labels.into_iter().zip(courses::DEMO_MEMBERS) {
+        let request = LinkRequest {
+            session: Some(session.session_key.clone()),
+        };
+        let link = courses::mint_link(
+            &store,
+            &auth,
+            server.public_url(),
+            &demo.course,
+            member,
+            request,
+            now,
+        )
+        .await?;
+        println!("  {label}: {}", link.link);
+    }
+    store.close().await;
     Ok(())
 }
 

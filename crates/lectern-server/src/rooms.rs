@@ -153,7 +153,22 @@ async fn run_room(
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut shutdown = shared.shutdown_rx.clone();
     let config = &shared.config;
-    let title = shared.title_for(&room_id);
+    let session = match crate::courses::room_session(&shared.store, room_id.as_str()).await {
+        Ok(session) => session,
+        Err(e) => {
+            error!(error = %e, "cannot load the room's session from the store");
+            refuse_all(&mut inbox, &shared.metrics).await;
+            shared
+                .metrics
+                .rooms
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            return;
+        }
+    };
+    let title = match &session {
+        Some(s) => s.course_title.clone(),
+        None => shared.title_for(&room_id),
+    };
     let init = match load(&shared, &room_id, &title).await {
         Ok(init) => init,
         Err(e) => {
@@ -173,9 +188,15 @@ async fn run_room(
     room_config.snapshot_chat_len = config.room.snapshot_chat;
     room_config.replay_len = config.room.replay_events;
     room_config.grace_ms = config.room.grace_secs * 1000;
+    if let Some(session) = &session {
+        // A scheduled session's room follows its course's settings, not `room.auto_start`.
+        room_config.auto_start = false;
+        room_config.schedule = Some(session_schedule(session));
+    }
     let stored_seq = init.last_seq;
+    let mut clock_moved = shared.clock.subscribe();
     let mut task = RoomTask {
-        room: Room::new(room_config, init, now_ms()),
+        room: Room::new(room_config, init, shared.clock.now_ms()),
         stored_seq,
         media: MediaPeers::default(),
         conns: HashMap::new(),
@@ -187,7 +208,8 @@ async fn run_room(
     let mut idle_since = tokio::time::Instant::now();
     loop {
         let timer = task.room.poll_timeout().map(|at| {
-            tokio::time::Instant::now() + Duration::from_millis(at.saturating_sub(now_ms()))
+            let now = shared.clock.now_ms();
+            tokio::time::Instant::now() + Duration::from_millis(at.saturating_sub(now))
         });
         let idle = task.room.is_empty() && task.conns.is_empty();
         if !idle {
@@ -204,7 +226,11 @@ async fn run_room(
                     }
                 }
             }
-            _ = sleep_until_opt(timer) => task.room.handle(now_ms(), Input::Tick),
+            _ = sleep_until_opt(timer) => task.room.handle(shared.clock.now_ms(), Input::Tick),
+            // The clock was moved (tests): tick, and the loop re-arms the timer.
+            Ok(()) = clock_moved.changed() => {
+                task.room.handle(shared.clock.now_ms(), Input::Tick);
+            }
             _ = tokio::time::sleep_until(idle_since + idle_close), if idle => {
                 if shared.registry.remove_if_idle(&room_id, &inbox) {
                     info!("room closed after being empty");
@@ -212,7 +238,7 @@ async fn run_room(
                 }
             }
             _ = shutdown.changed() => {
-                task.room.shutdown(now_ms());
+                task.room.shutdown(shared.clock.now_ms());
                 task.pump().await;
                 break;
             }
@@ -232,6 +258,20 @@ async fn run_room(
         .metrics
         .rooms
         .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The room's view of its scheduled session: instants in Unix milliseconds and the course's
+/// lifecycle settings.
+fn session_schedule(session: &crate::courses::RoomSession) -> lectern_room::SessionSchedule {
+    let ms = |t: lectern_schedule::jiff::Timestamp| u64::try_from(t.as_millisecond()).unwrap_or(0);
+    let minutes = |m: u32| u64::from(m) * 60_000;
+    lectern_room::SessionSchedule {
+        starts_at: ms(session.occurrence.start_utc),
+        ends_at: ms(session.occurrence.end_utc),
+        auto_start: session.lifecycle.auto_start,
+        warning_ms: minutes(session.lifecycle.warning_minutes),
+        close_grace_ms: minutes(session.lifecycle.grace_minutes),
+    }
 }
 
 async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
@@ -310,7 +350,7 @@ struct RoomTask {
 
 impl RoomTask {
     fn apply(&mut self, command: RoomCommand) {
-        let now = now_ms();
+        let now = self.shared.clock.now_ms();
         match command {
             RoomCommand::Join {
                 conn,
@@ -499,7 +539,7 @@ impl RoomTask {
                     }
                 }
             }
-            let now = now_ms();
+            let now = self.shared.clock.now_ms();
             for seq in failed {
                 self.room.handle(now, Input::PersistFailed { seq });
             }

@@ -56,6 +56,8 @@ pub struct Shared {
     pub next_conn: AtomicU64,
     /// The media workers and room placement, when media is enabled.
     pub media: Option<Arc<crate::media::MediaPlane>>,
+    /// The clock for schedule decisions (room lifecycles, join windows).
+    pub clock: crate::clock::Clock,
     titles: HashMap<RoomId, String>,
     /// Cloned by every task; dropped at shutdown so we can wait for all tasks to end.
     done: std::sync::Mutex<Option<mpsc::Sender<()>>>,
@@ -144,14 +146,8 @@ impl Server {
         let secret = resolve_secret(&config)?;
         let auth = Authenticator::new(&config.auth, secret)?;
         let store = Store::open(&config.store_url()).await?;
-        let mut titles = HashMap::new();
-        if config.demo.enabled {
-            let demo = RoomId::new(config.demo.room.clone());
-            store
-                .ensure_room(&demo, &config.demo.title, crate::rooms::now_ms())
-                .await?;
-            titles.insert(demo, config.demo.title.clone());
-        }
+        // Rooms of scheduled sessions (the demo course's too) take their course's title.
+        let titles = HashMap::new();
         let listener = tokio::net::TcpListener::bind(config.listen_addr())
             .await
             .map_err(|source| ServerError::Bind {
@@ -184,6 +180,7 @@ impl Server {
             shutdown_rx: shutdown_rx.clone(),
             next_conn: AtomicU64::new(1),
             media: media_plane,
+            clock: crate::clock::Clock::default(),
             titles,
             done: std::sync::Mutex::new(Some(done_tx)),
             ready: AtomicBool::new(true),
@@ -262,6 +259,11 @@ impl Server {
     /// send to the server.
     pub fn join_link(&self, token: &str) -> String {
         format!("{}/#token={token}", self.public_url)
+    }
+
+    /// The clock the server's schedule decisions use; tests move it.
+    pub fn clock(&self) -> &crate::clock::Clock {
+        &self.shared.clock
     }
 
     /// Prometheus text of the current metrics.

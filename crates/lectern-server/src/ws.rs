@@ -252,7 +252,7 @@ impl<'a> Reader<'a> {
     /// The room of an accepted hello, if it is open now: a scheduled session's room only within
     /// its window (see `courses::check_join`).
     async fn open_room(&self, hello: Hello) -> Result<Joined, Refusal> {
-        let now = lectern_schedule::jiff::Timestamp::now();
+        let now = self.shared.clock.now();
         let store = &self.shared.store;
         if let Err(e) = crate::courses::check_join(store, hello.room_id.as_str(), now).await {
             let code = match e {

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use lectern_proto::Role;
 use lectern_server::auth::Authenticator;
 use lectern_server::config::Config;
+use lectern_server::courses;
 
 const SECRET: &str = "cli-test-secret-cli-test-secret-cli-0001";
 
@@ -61,10 +62,49 @@ fn serve_prints_demo_links_and_stops_on_sigterm() {
         std::fs::read_to_string(dir.path().join("lectern-data/hs256.secret")).expect("secret file");
     let auth = Authenticator::new(&Config::defaults().auth, secret.trim().as_bytes().to_vec())
         .expect("auth");
-    let token = links[1].split("#token=").nth(1).expect("token");
-    let (room, who) = auth.verify(token, None).expect("printed link verifies");
-    assert_eq!(room.as_str(), "demo");
-    assert_eq!(who.role, Role::Student);
+    // Every link is for the same session of the demo course, and that session's room is open
+    // now: the join window check (the one a hello goes through) lets each of them in.
+    let header = lines
+        .iter()
+        .find(|l| l.starts_with("Demo course"))
+        .expect("a demo header line");
+    let mut rooms = Vec::new();
+    for (link, role) in links
+        .iter()
+        .zip([Role::Instructor, Role::Student, Role::Student])
+    {
+        let token = link.split("#token=").nth(1).expect("token");
+        let (room, who) = auth.verify(token, None).expect("printed link verifies");
+        assert_eq!(who.role, role);
+        rooms.push(room.as_str().to_owned());
+    }
+    assert!(rooms.iter().all(|r| r == &rooms[0]), "{rooms:?}");
+    let room = &rooms[0];
+    assert!(room.starts_with("demo."), "{room}");
+    assert!(header.contains(room.as_str()), "{header}");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let url = format!(
+            "sqlite://{}",
+            dir.path().join("lectern-data/lectern.db").display()
+        );
+        let store = lectern_store::Store::open(&url).await.expect("store");
+        let now = lectern_schedule::jiff::Timestamp::now();
+        courses::check_join(&store, room, now)
+            .await
+            .expect("the demo session is open now");
+        let roster = courses::list_members(&store, "demo").await.expect("roster");
+        assert_eq!(roster.len(), 3);
+        let schedules = courses::list_schedules(&store, "demo")
+            .await
+            .expect("schedule");
+        assert_eq!(schedules.len(), 1);
+        assert_eq!(schedules[0].spec.days.len(), 1, "weekly, on one day");
+        store.close().await;
+    });
 
     // SIGTERM: a graceful stop with exit status 0.
     let status = Command::new("kill")

@@ -190,4 +190,34 @@ fn courses_rosters_schedules_and_links_from_the_command_line() {
     let out = run(d, &["link", "--course", "algebra", "--member", "nobody"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not_found"));
+
+    // A member's calendar feed: two URLs with the same secret token; revocable once.
+    let out = ok(d, &["feed", "--course", "algebra", "--member", "grace"]);
+    let mut lines = out.lines();
+    let calendar = lines.next().expect("calendar URL");
+    let join = lines.next().expect("join URL");
+    let base = calendar
+        .strip_suffix("/calendar.ics")
+        .expect("ends with calendar.ics");
+    assert!(
+        base.starts_with("https://class.example.edu/api/v1/feeds/feed_"),
+        "{calendar}"
+    );
+    assert_eq!(join, format!("{base}/join"));
+    ok(
+        d,
+        &[
+            "feed", "--course", "algebra", "--member", "grace", "--revoke",
+        ],
+    );
+    let out = run(
+        d,
+        &[
+            "feed", "--course", "algebra", "--member", "grace", "--revoke",
+        ],
+    );
+    assert!(!out.status.success());
+    let out = run(d, &["feed", "--course", "algebra", "--member", "nobody"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not_found"));
 }

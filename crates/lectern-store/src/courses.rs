@@ -177,6 +177,37 @@ impl Store {
             Backend::Sqlite(db) => db.verify_api_key(key).await,
         }
     }
+
+    /// Stores a member's calendar feed token by its hash, replacing (revoking) any earlier one.
+    /// [`StoreError::NotFound`] if the member is not on the course's roster.
+    pub async fn set_member_feed(
+        &self,
+        course: &str,
+        member: &str,
+        token: &str,
+        now: UnixMillis,
+    ) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.set_member_feed(course, member, token, now).await,
+        }
+    }
+
+    /// Revokes a member's calendar feed; whether there was one.
+    pub async fn revoke_member_feed(&self, course: &str, member: &str) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.revoke_member_feed(course, member).await,
+        }
+    }
+
+    /// The member a calendar feed token stands for: `(course id, member)`.
+    pub async fn member_by_feed(
+        &self,
+        token: &str,
+    ) -> Result<Option<(String, CourseMember)>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.member_by_feed(token).await,
+        }
+    }
 }
 
 const COURSE_COLUMNS: &str = "id, title, timezone, lobby_minutes, warning_minutes, \
@@ -423,5 +454,53 @@ impl SqliteBackend {
             })
         })
         .transpose()
+    }
+    async fn set_member_feed(
+        &self,
+        course: &str,
+        member: &str,
+        token: &str,
+        now: UnixMillis,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO member_feeds (course_id, member_id, token_hash, created_at) \
+             VALUES (?, ?, ?, ?) \
+             ON CONFLICT (course_id, member_id) \
+             DO UPDATE SET token_hash = excluded.token_hash, created_at = excluded.created_at",
+        )
+        .bind(course)
+        .bind(member)
+        .bind(hash_api_key(token))
+        .bind(to_db("time", now)?)
+        .execute(&self.writer)
+        .await
+        .map_err(|err| classify(err, "member", member, course))?;
+        Ok(())
+    }
+
+    async fn revoke_member_feed(&self, course: &str, member: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM member_feeds WHERE course_id = ? AND member_id = ?")
+            .bind(course)
+            .bind(member)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn member_by_feed(
+        &self,
+        token: &str,
+    ) -> Result<Option<(String, CourseMember)>, StoreError> {
+        let row = sqlx::query("SELECT course_id, member_id FROM member_feeds WHERE token_hash = ?")
+            .bind(hash_api_key(token))
+            .fetch_optional(&self.reader)
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let course: String = row.try_get("course_id")?;
+        let member: String = row.try_get("member_id")?;
+        let found = self.members(&course, Some(&member)).await?.pop();
+        Ok(found.map(|m| (course, m)))
     }
 }

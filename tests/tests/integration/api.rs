@@ -18,6 +18,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 struct Reply {
     status: u16,
     head: String,
+    /// The head as sent (header values keep their case).
+    raw_head: String,
     body: String,
 }
 
@@ -59,6 +61,7 @@ async fn request(
     tokio::time::timeout(DEADLINE, stream.read_to_end(&mut raw)).await??;
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let raw_head = head.to_owned();
     let head = head.to_ascii_lowercase();
     assert!(!head.contains("transfer-encoding: chunked"), "{head}");
     let status = head
@@ -69,6 +72,7 @@ async fn request(
     Ok(Reply {
         status,
         head,
+        raw_head,
         body: body.to_owned(),
     })
 }
@@ -210,7 +214,8 @@ async fn requests_without_an_api_key_are_refused() -> anyhow::Result<()> {
             let concrete = path
                 .replace("{id}", "algebra")
                 .replace("{member}", "ada")
-                .replace("{session_key}", "2026-09-01T10:00");
+                .replace("{session_key}", "2026-09-01T10:00")
+                .replace("{token}", "feed_0000");
             let url = format!("/api/v1{concrete}");
             let r = request(
                 addr,
@@ -221,12 +226,19 @@ async fn requests_without_an_api_key_are_refused() -> anyhow::Result<()> {
                 "{}",
             )
             .await?;
-            let expected = if path == "/openapi.json" { 200 } else { 401 };
+            // Member feeds need no key (a calendar app sends none): an unknown token is 404.
+            let expected = if path == "/openapi.json" {
+                200
+            } else if path.starts_with("/feeds/") {
+                404
+            } else {
+                401
+            };
             assert_eq!(r.status, expected, "{method} {url}: {}", r.body);
             probed += 1;
         }
     }
-    assert_eq!(probed, 16);
+    assert_eq!(probed, 20);
     for path in [
         "/courses",
         "/courses/{id}",
@@ -237,6 +249,9 @@ async fn requests_without_an_api_key_are_refused() -> anyhow::Result<()> {
         "/courses/{id}/sessions",
         "/courses/{id}/members/{member}/link",
         "/courses/{id}/calendar.ics",
+        "/courses/{id}/members/{member}/calendar",
+        "/feeds/{token}/calendar.ics",
+        "/feeds/{token}/join",
     ] {
         assert!(
             paths.contains_key(path),
@@ -689,6 +704,7 @@ async fn get_with(api: &Api, path: &str, extra: &str) -> Reply {
         .unwrap();
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let raw_head = head.to_owned();
     let head = head.to_ascii_lowercase();
     let status = head
         .split_whitespace()
@@ -698,6 +714,7 @@ async fn get_with(api: &Api, path: &str, extra: &str) -> Reply {
     Reply {
         status,
         head,
+        raw_head,
         body: body.to_owned(),
     }
 }
@@ -911,5 +928,292 @@ async fn session_attendance_merges_reconnects_and_the_transcript_has_the_chat() 
     let r = api.get("/api/v1/courses/nope/sessions/x/transcript").await;
     assert_eq!((r.status, r.code()), (404, "not_found".to_owned()));
     grace.close().await;
+    Ok(())
+}
+
+/// A daily schedule whose session today started three minutes ago (Paris time), so its room is
+/// open now. Returns that session's key.
+async fn open_session(api: &Api, course: &str) -> anyhow::Result<String> {
+    let started = Timestamp::now()
+        .checked_sub(SignedDuration::from_mins(3))?
+        .in_tz("Europe/Paris")?;
+    let start = format!("{:02}:{:02}", started.hour(), started.minute());
+    let today = started.date();
+    let r = api
+        .send(
+            "POST",
+            &format!("/api/v1/courses/{course}/schedules"),
+            &json!({
+                "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "start": start,
+                "duration_minutes": 60,
+                "first_date": today.to_string(), "last_date": today.to_string()
+            }),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    Ok(format!("{today}T{start}"))
+}
+
+/// A member of course A gets no join link or token for course B, through the API or the
+/// service layer; A's token does not open B's room either.
+#[tokio::test]
+async fn a_member_of_one_course_cannot_get_into_another() -> anyhow::Result<()> {
+    let api = Api::start().await;
+    api.course("course-a").await;
+    api.course("course-b").await;
+    let key_a = open_session(&api, "course-a").await?;
+    let key_b = open_session(&api, "course-b").await?;
+    let r = api
+        .send(
+            "POST",
+            "/api/v1/courses/course-a/members",
+            &json!({"member_id": "ada", "name": "Ada", "role": "student"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = api
+        .send(
+            "POST",
+            "/api/v1/courses/course-b/members",
+            &json!({"member_id": "bob", "name": "Bob", "role": "instructor"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+
+    // Her own course: a link. The other course: not found, with or without a session.
+    let r = api
+        .send(
+            "POST",
+            "/api/v1/courses/course-a/members/ada/link",
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let token_a = r.json()["token"].as_str().unwrap().to_owned();
+    for body in [json!({}), json!({"session": key_b})] {
+        let r = api
+            .send("POST", "/api/v1/courses/course-b/members/ada/link", &body)
+            .await;
+        assert_eq!(
+            (r.status, r.code()),
+            (404, "not_found".to_owned()),
+            "{}",
+            r.body
+        );
+        assert!(!r.body.contains("token"), "{}", r.body);
+    }
+    // Nor can course A's endpoint hand out course B's member or session.
+    let r = api
+        .send(
+            "POST",
+            "/api/v1/courses/course-a/members/bob/link",
+            &json!({}),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (404, "not_found".to_owned()));
+
+    // The service layer (shared with the CLI) refuses the same way.
+    let store = Store::open(&api.s.server.config().store_url()).await?;
+    let auth = lectern_server::auth::Authenticator::new(
+        &api.s.server.config().auth,
+        lectern_tests::SECRET.as_bytes().to_vec(),
+    )?;
+    let refused = courses::mint_link(
+        &store,
+        &auth,
+        "http://localhost",
+        "course-b",
+        "ada",
+        courses::LinkRequest { session: None },
+        Timestamp::now(),
+    )
+    .await
+    .expect_err("ada is not in course B");
+    assert!(
+        matches!(
+            refused,
+            courses::ServiceError::NotFound { what: "member", .. }
+        ),
+        "{refused:?}"
+    );
+    store.close().await;
+
+    // A's token names A's room: it cannot be used for B's room.
+    let room_b = format!("course-b.{key_b}");
+    let mut ada = Client::connect(api.s.addr, Some(&room_b)).await?;
+    let err = ada.hello(&token_a, None).await.expect_err("wrong room");
+    assert!(err.to_string().contains("wrong_room"), "{err}");
+    let mut ada = Client::connect(api.s.addr, Some(&format!("course-a.{key_a}"))).await?;
+    ada.hello(&token_a, None).await?;
+    Ok(())
+}
+
+/// The path of an absolute URL on the test server.
+fn path_of(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.find('/')
+        .map_or("/".to_owned(), |i| rest[i..].to_owned())
+}
+
+/// A member's own calendar feed: reachable without an API key through its unguessable URL,
+/// every event carrying the member's join link, which opens their session; revocable, and
+/// replaced when created again.
+#[tokio::test]
+async fn a_member_feed_carries_their_own_join_link_and_can_be_revoked() -> anyhow::Result<()> {
+    let api = Api::start().await;
+    api.course("algebra").await;
+    let key = open_session(&api, "algebra").await?;
+    for (id, name) in [("ada", "Ada Lovelace"), ("bob", "Bob")] {
+        let r = api
+            .send(
+                "POST",
+                "/api/v1/courses/algebra/members",
+                &json!({"member_id": id, "name": name, "role": "student"}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    let addr = api.s.addr;
+    let anon = |method: &'static str, path: String| async move {
+        request(addr, method, &path, None, "application/json", "").await
+    };
+
+    // Creating a feed needs the admin key; the member must be on the roster.
+    let r = anon(
+        "POST",
+        "/api/v1/courses/algebra/members/ada/calendar".into(),
+    )
+    .await?;
+    assert_eq!(r.status, 401);
+    let r = api
+        .send(
+            "POST",
+            "/api/v1/courses/algebra/members/zed/calendar",
+            &json!({}),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (404, "not_found".to_owned()));
+    let r = api
+        .send(
+            "POST",
+            "/api/v1/courses/algebra/members/ada/calendar",
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let feed = r.json();
+    let calendar_url = feed["calendar_url"].as_str().unwrap().to_owned();
+    let join_url = feed["join_url"].as_str().unwrap().to_owned();
+    assert!(
+        calendar_url.starts_with("http://localhost/api/v1/feeds/feed_"),
+        "{calendar_url}"
+    );
+    assert!(calendar_url.ends_with("/calendar.ics"));
+    let bob_feed = api
+        .send(
+            "POST",
+            "/api/v1/courses/algebra/members/bob/calendar",
+            &json!({}),
+        )
+        .await
+        .json();
+    assert_ne!(bob_feed["calendar_url"], feed["calendar_url"]);
+
+    // The feed, without a key, parsed by an independent parser: every event links to Ada's
+    // own join URL.
+    let r = anon("GET", path_of(&calendar_url)).await?;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.head.contains("content-type: text/calendar"), "{}", r.head);
+    let unfolded = unfold(&r.body);
+    let calendar = read_calendar(&unfolded).map_err(anyhow::Error::msg)?;
+    let events: Vec<_> = calendar
+        .components
+        .iter()
+        .filter(|c| c.name.as_str() == "VEVENT")
+        .collect();
+    assert_eq!(events.len(), 1);
+    for event in &events {
+        let url = event
+            .properties
+            .iter()
+            .find(|p| p.name.as_str() == "URL")
+            .map(|p| p.val.as_str().to_owned());
+        assert_eq!(url.as_deref(), Some(join_url.as_str()), "{}", r.body);
+    }
+
+    // The join URL opens Ada's session with a fresh token for her.
+    let r = anon("GET", path_of(&join_url)).await?;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let location = r
+        .raw_head
+        .lines()
+        .find_map(|l| {
+            l.split_once(':')
+                .filter(|(name, _)| name.eq_ignore_ascii_case("location"))
+                .map(|(_, value)| value.trim())
+        })
+        .expect("a Location header")
+        .to_owned();
+    let token = location
+        .split_once("#token=")
+        .map(|(_, t)| t.to_owned())
+        .expect("token in the fragment");
+    let mut ada = Client::connect(addr, Some(&format!("algebra.{key}"))).await?;
+    let welcome = ada.hello(&token, None).await?;
+    assert_eq!(welcome["participant_id"], "ada", "{welcome}");
+    ada.close().await;
+
+    // Unknown tokens get a plain 404 (no key needed to ask, nothing echoed).
+    for path in [
+        "/api/v1/feeds/feed_0000/calendar.ics",
+        "/api/v1/feeds/feed_0000/join",
+    ] {
+        let r = anon("GET", path.to_owned()).await?;
+        assert_eq!(
+            (r.status, r.code()),
+            (404, "not_found".to_owned()),
+            "{path}"
+        );
+        assert!(!r.body.contains("feed_0000"), "{}", r.body);
+    }
+
+    // Creating it again replaces the old URL; revoking ends it.
+    let r = api
+        .send(
+            "POST",
+            "/api/v1/courses/algebra/members/ada/calendar",
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    let renewed = r.json()["calendar_url"].as_str().unwrap().to_owned();
+    assert_eq!(anon("GET", path_of(&calendar_url)).await?.status, 404);
+    assert_eq!(anon("GET", path_of(&join_url)).await?.status, 404);
+    assert_eq!(anon("GET", path_of(&renewed)).await?.status, 200);
+    let r = api
+        .send(
+            "DELETE",
+            "/api/v1/courses/algebra/members/ada/calendar",
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(anon("GET", path_of(&renewed)).await?.status, 404);
+    let r = api
+        .send(
+            "DELETE",
+            "/api/v1/courses/algebra/members/ada/calendar",
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 404);
+    // Bob's feed is untouched; removing Bob from the roster ends it.
+    let bob_url = path_of(bob_feed["calendar_url"].as_str().unwrap());
+    assert_eq!(anon("GET", bob_url.clone()).await?.status, 200);
+    let r = api
+        .send("DELETE", "/api/v1/courses/algebra/members/bob", &json!({}))
+        .await;
+    assert_eq!(r.status, 204);
+    assert_eq!(anon("GET", bob_url).await?.status, 404);
     Ok(())
 }

@@ -7,5 +7,6 @@ mod bad_input;
 mod class;
 mod durability;
 mod http;
+mod lifecycle;
 mod media;
 mod reconnect;

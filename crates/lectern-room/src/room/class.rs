@@ -2,7 +2,8 @@
 //! (students and observers are sent away, class-scoped state is cleared).
 
 use lectern_proto::{
-    ChatTarget, ClassState, CloseReason, LeaveReason, ParticipantId, RoomEvent, ServerMessage,
+    ChatTarget, ClassState, CloseReason, LeaveReason, ParticipantId, RoomEvent, Seq, ServerMessage,
+    UnixMillis,
 };
 
 use super::{Handled, Reply, Request, Room, attendance};
@@ -17,6 +18,12 @@ impl Room {
         if self.class_state == ClassState::Live {
             return Reply::no_event();
         }
+        Reply::event(self.start_class(req.now, Some(req.actor.clone())))
+    }
+
+    /// Starts the class (see [`Room::class_start`]); `by` is `None` when the schedule starts
+    /// it. Returns the seq of `ClassStarted`.
+    pub(super) fn start_class(&mut self, now: UnixMillis, by: Option<ParticipantId>) -> Seq {
         self.class_state = ClassState::Live;
         let admitted: Vec<ParticipantId> = self
             .roster
@@ -27,14 +34,13 @@ impl Room {
                 p.id.clone()
             })
             .collect();
-        let by = req.actor.clone();
-        let seq = self.emit(req.now, RoomEvent::ClassStarted { by }, None);
-        self.persist(PersistRecord::ClassStarted { at: req.now });
+        let seq = self.emit(now, RoomEvent::ClassStarted { by }, None);
+        self.persist(PersistRecord::ClassStarted { at: now });
         self.send_snapshots(&admitted);
         for id in &admitted {
             self.publish_intent(id);
         }
-        Reply::event(seq)
+        seq
     }
 
     /// Staff let one participant in from the lobby before the class starts (see [`let_in`]);
@@ -64,7 +70,12 @@ impl Room {
         if self.class_state != ClassState::Live {
             return Reply::no_event();
         }
-        let now = req.now;
+        Reply::event(self.end_class(req.now, Some(req.actor.clone())))
+    }
+
+    /// Ends the live class (see [`Room::class_end`]); `by` is `None` when the schedule ends
+    /// it. Returns the seq of the last event.
+    pub(super) fn end_class(&mut self, now: UnixMillis, by: Option<ParticipantId>) -> Seq {
         self.class_state = ClassState::Ended;
         self.presenter = None;
         self.hands.clear();
@@ -74,7 +85,6 @@ impl Room {
             p.speak_granted = false;
             p.hard_muted = false;
         }
-        let by = req.actor.clone();
         let mut seq = self.emit(now, RoomEvent::ClassEnded { by }, None);
         // Taken out in one pass first, so each `ParticipantLeft` goes to the staff only.
         let sent_away = self.roster.remove_where(|p| !p.is_staff());
@@ -92,7 +102,7 @@ impl Room {
         }
         self.persist(PersistRecord::ClassEnded { at: now });
         self.banned.clear();
-        Reply::event(seq)
+        seq
     }
 
     /// Sends a fresh snapshot to each of these participants who is connected. Those whose

@@ -32,6 +32,11 @@ impl Room {
         if self.roster.id_by_conn(conn).is_some() {
             return;
         }
+        if self.progress.closed {
+            self.send(vec![conn], None, RoomError::SessionClosed.to_message(None));
+            self.close(conn, CloseReason::HandshakeFailed);
+            return;
+        }
         if self.banned.contains(&identity.id) {
             self.send(vec![conn], None, RoomError::Banned.to_message(None));
             self.close(conn, CloseReason::Removed);

@@ -97,7 +97,7 @@ fn starting_the_class_lets_the_lobby_in_with_fresh_snapshots() {
     let outs = h.req(1, ClientMessage::ClassStart);
     let evs = events(&outs);
     assert_eq!(evs.len(), 1);
-    assert_eq!(evs[0].1, RoomEvent::ClassStarted { by: pid("t") });
+    assert_eq!(evs[0].1, RoomEvent::ClassStarted { by: Some(pid("t")) });
     assert_eq!(evs[0].2, vec![c(1), c(2), c(3)]);
     assert_eq!(ack(&outs, h.last_request()), Some(Some(evs[0].0)));
     assert!(persists(&outs).contains(&PersistRecord::ClassStarted { at: h.now }));
@@ -255,7 +255,7 @@ fn ending_the_class_sends_students_and_observers_away() {
 
     let outs = h.req(1, ClientMessage::ClassEnd);
     let evs = events(&outs);
-    assert_eq!(evs[0].1, RoomEvent::ClassEnded { by: pid("t") });
+    assert_eq!(evs[0].1, RoomEvent::ClassEnded { by: Some(pid("t")) });
     assert_eq!(evs[0].2, vec![c(1), c(2), c(4), c(5)]);
     let left: Vec<_> = evs[1..]
         .iter()

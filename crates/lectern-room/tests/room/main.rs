@@ -9,4 +9,5 @@ mod join;
 mod props;
 mod replay;
 mod scenario;
+mod schedule;
 mod speaking;

@@ -41,7 +41,9 @@ fn an_instructor_and_two_students_hold_a_class() {
     for conn in [2, 3] {
         assert_eq!(
             events_to(&outs, conn)[0].1,
-            RoomEvent::ClassStarted { by: pid("grace") }
+            RoomEvent::ClassStarted {
+                by: Some(pid("grace"))
+            }
         );
         assert_eq!(
             snapshot_to(&outs, conn).unwrap().class_state,
