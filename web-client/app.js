@@ -41,6 +41,8 @@ const STRINGS = {
   chatPlaceholder: 'Write a message (Alt+C)',
   chatSend: 'Send',
   chatLockedNote: 'Chat is locked by the teaching staff.',
+  chatMore: 'Show earlier messages',
+  chatMoreFailed: 'Earlier messages could not be loaded. Try again.',
   reactionsLabel: 'Send a reaction',
   shortcutsHeading: 'Keyboard shortcuts',
   startClass: 'Start class',
@@ -476,6 +478,7 @@ function render() {
   lock.textContent = room.chatLocked ? STRINGS.unlockChat : STRINGS.lockChat;
   lock.setAttribute('aria-pressed', String(room.chatLocked));
   $('chat-locked-note').hidden = !room.chatLocked;
+  $('chat-more').hidden = room.chatHistoryComplete;
   chatInput.disabled = chatSend.disabled = room.chatLocked && !staff;
 
   renderHands(staff);
@@ -1045,6 +1048,26 @@ function connect(token, roomId) {
   connection.connect();
 }
 
+/** Scroll-back: asks the server for the page of chat before the oldest message shown, keeping the view where it was. */
+async function loadEarlierChat() {
+  const button = /** @type {HTMLButtonElement} */ ($('chat-more'));
+  if (!connection || button.disabled) return;
+  button.disabled = true;
+  const before = room.chat[0]?.seq ?? room.seq + 1;
+  try {
+    const page = await connection.chatHistory(before);
+    const fromBottom = chatLog.scrollHeight - chatLog.scrollTop;
+    room.addOlderChat(page);
+    renderChat(isStaffRole(me.role));
+    chatLog.scrollTop = chatLog.scrollHeight - fromBottom;
+  } catch {
+    showError(STRINGS.chatMoreFailed);
+  } finally {
+    button.disabled = false;
+    scheduleRender();
+  }
+}
+
 /** Fills in the static text and the reaction buttons, and listens for clicks and keys. */
 function setUp() {
   for (const element of document.querySelectorAll('[data-text]')) {
@@ -1070,6 +1093,7 @@ function setUp() {
   $('devices').addEventListener('keydown', (e) => {
     if (e.key === 'Escape' && entered) closeDevices();
   });
+  $('chat-more').addEventListener('click', () => void loadEarlierChat());
   $('chat-form').addEventListener('submit', (e) => {
     e.preventDefault();
     sendChat();

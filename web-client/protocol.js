@@ -85,6 +85,11 @@ const WELCOME_TIMEOUT_MS = 10_000;
 /** @typedef {{type: 'snapshot', snapshot: Snapshot}} SnapshotMessage */
 /** @typedef {{type: 'event', seq: number, at: number, event: RoomEvent}} EventMessage */
 /** @typedef {{type: 'reaction', participant_id: string, reaction: Reaction}} ReactionMessage */
+/**
+ * The answer to a `chat_history` request: older messages, oldest first; `complete` when there
+ * are none older.
+ * @typedef {{type: 'chat_page', request_id?: number, messages: ChatMessage[], complete: boolean}} ChatPageMessage
+ */
 /** Who speaks now (null: nobody since the last speaker stopped). @typedef {{type: 'active_speaker', participant_id: string | null}} ActiveSpeakerMessage */
 /** @typedef {{type: 'ack', request_id: number, seq?: number}} AckMessage */
 /** @typedef {{type: 'error', code: string, message: string, request_id?: number}} ErrorMessage */
@@ -107,7 +112,7 @@ const WELCOME_TIMEOUT_MS = 10_000;
 /**
  * @typedef {WelcomeMessage | ReplayDoneMessage | SnapshotMessage | EventMessage
  *   | ReactionMessage | AckMessage | ErrorMessage | ClosingMessage | MediaMessage
- *   | MediaConfigMessage | ActiveSpeakerMessage} ServerMessage
+ *   | MediaConfigMessage | ActiveSpeakerMessage | ChatPageMessage} ServerMessage
  */
 /** @typedef {{type: 'hello', protocol_version: number, token: string, last_seq?: number}} HelloMessage */
 /**
@@ -204,7 +209,7 @@ export class Connection {
   /** @type {ReturnType<typeof setTimeout> | undefined} */
   #timer = undefined;
   #nextRequestId = 1;
-  /** @type {Map<number, {resolve: (ack: AckMessage) => void, reject: (error: RequestError) => void}>} */
+  /** @type {Map<number, {resolve: (reply: any) => void, reject: (error: RequestError) => void}>} */
   #pending = new Map();
 
   /** @param {ConnectionOptions} options */
@@ -243,6 +248,25 @@ export class Connection {
     return new Promise((resolve, reject) => {
       this.#pending.set(requestId, { resolve, reject });
       socket.send(JSON.stringify({ ...fields, type, request_id: requestId }));
+    });
+  }
+
+  /**
+   * Scroll-back: up to `limit` chat messages older than `beforeSeq` that this participant may
+   * read, from the server's stored log.
+   * @param {number} beforeSeq only messages with a smaller seq
+   * @param {number} [limit] 1 to 200 (the server's default is 50)
+   * @returns {Promise<ChatPageMessage>} rejects with a `RequestError` (e.g. `in_lobby`)
+   */
+  chatHistory(beforeSeq, limit = 50) {
+    const socket = this.#socket;
+    if (!socket || !this.#welcomed) {
+      return Promise.reject(new RequestError('not_connected', 'not connected', null));
+    }
+    const requestId = this.#nextRequestId++;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(requestId, { resolve, reject });
+      socket.send(JSON.stringify({ type: 'chat_history', before_seq: beforeSeq, limit, request_id: requestId }));
     });
   }
 
@@ -362,6 +386,13 @@ export class Connection {
         pending?.resolve(message);
         break;
       }
+      case 'chat_page': {
+        if (message.request_id === undefined) break;
+        const pending = this.#pending.get(message.request_id);
+        this.#pending.delete(message.request_id);
+        pending?.resolve(message);
+        break;
+      }
       case 'error': {
         const requestId = message.request_id ?? null;
         const pending = requestId === null ? undefined : this.#pending.get(requestId);
@@ -419,6 +450,8 @@ export class RoomState {
     this.chatLocked = false;
     /** Ordered by seq. @type {ChatMessage[]} */
     this.chat = [];
+    /** Scroll-back reached the room's first message. */
+    this.chatHistoryComplete = false;
     this.seq = 0;
     /** A scheduled session's start and end (Unix ms). @type {number | null} */
     this.scheduledStart = null;
@@ -442,6 +475,7 @@ export class RoomState {
     this.presenter = snapshot.presenter ?? null;
     this.chatLocked = snapshot.chat_locked;
     this.chat = [];
+    this.chatHistoryComplete = false;
     this.#seenChat.clear();
     for (const message of snapshot.chat) this.#addChat(message);
     this.seq = snapshot.seq;
@@ -591,6 +625,17 @@ export class RoomState {
       p.presenter = presenter;
       canSpeakNow(p);
     });
+  }
+
+  /**
+   * Older messages from scroll-back (a `chat_page`): kept even beyond `maxChat`, since the
+   * reader asked for them.
+   * @param {ChatPageMessage} page
+   */
+  addOlderChat(page) {
+    this.maxChat = Math.max(this.maxChat, this.chat.length + page.messages.length);
+    for (const message of page.messages) this.#addChat(message);
+    if (page.complete) this.chatHistoryComplete = true;
   }
 
   /** @param {ChatMessage} message */

@@ -829,6 +829,7 @@ async function main() {
       if (left > 5 * 60 || left < 3 * 60) throw new Error(`"${text}": want 3 to 5 minutes`);
       return text;
     });
+    await scrollBackCheck(browsers, tmp);
     await relayChecks(browsers, tmp);
   } finally {
     await screenshots('final').catch((e) => console.log(`screenshots failed: ${e}`));
@@ -841,6 +842,34 @@ async function main() {
     s.proxy?.server.close();
     await stopServer(server);
     rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+// ---- Chat scroll-back ----------------------------------------------------------------------------
+
+/** A server whose snapshots carry only the newest 2 chat messages: a late student scrolls back for the rest. */
+async function scrollBackCheck(browsers, tmp) {
+  let server = null;
+  try {
+    await check('a late student sees the newest chat, and "Show earlier messages" loads the rest from the server, in order, once each', async () => {
+      server = await startServer(join(tmp, 'history-data'), { LECTERN_ROOM_SNAPSHOT_CHAT: '2', LECTERN_ROOM_AUTO_START: 'true' });
+      const teacher = await openPage(browsers[0], 'history instructor', server.links.instructor, '#devices');
+      await teacher.locator('#enter-class').click();
+      await waitFor('the history instructor in the classroom', () => teacher.locator('#classroom').isVisible());
+      const sent = ['Chapter 1', 'Chapter 2', 'Chapter 3', 'Chapter 4', 'Chapter 5'];
+      for (const text of sent) await sendChat(teacher, 'history instructor', text);
+      const late = await openPage(browsers[1], 'history student', server.links['student 1'], '#classroom');
+      const first = await waitFor('the snapshot chat', () => chatLog(late).then((l) => (l.length ? l : null)));
+      if (first.map((m) => m.text).join('|') !== 'Chapter 4|Chapter 5') throw new Error(`snapshot chat ${JSON.stringify(first)}, want the newest two`);
+      await late.locator('#chat-more').click();
+      const all = await waitFor('all five messages', () => chatLog(late).then((l) => (l.length >= 5 ? l : null)));
+      if (all.map((m) => m.text).join('|') !== sent.join('|')) throw new Error(`chat after scroll-back: ${JSON.stringify(all.map((m) => m.text))}`);
+      if (new Set(all.map((m) => m.seq)).size !== all.length) throw new Error('duplicate seqs after scroll-back');
+      await waitFor('the button to hide (the start of the chat reached)', () => late.locator('#chat-more').isHidden());
+      return `${first.length} -> ${all.length} messages: ${all.map((m) => m.text).join(', ')}`;
+    });
+  } finally {
+    await stopServer(server);
   }
 }
 

@@ -162,7 +162,8 @@ impl Client {
         value["request_id"] = json!(id);
         self.send(&value).await?;
         self.wait_for(|m| {
-            (m["type"] == "ack" || m["type"] == "error") && m["request_id"] == json!(id)
+            (m["type"] == "ack" || m["type"] == "error" || m["type"] == "chat_page")
+                && m["request_id"] == json!(id)
         })
         .await
     }

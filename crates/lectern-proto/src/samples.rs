@@ -47,6 +47,10 @@ pub fn client_messages() -> Vec<ClientMessage> {
         },
         ClientMessage::ChatDelete { seq: 42 },
         ClientMessage::ChatLock { locked: true },
+        ClientMessage::ChatHistory {
+            before_seq: 43,
+            limit: Some(50),
+        },
         ClientMessage::HandRaise,
         ClientMessage::HandLower,
         ClientMessage::HandLowerFor {
@@ -167,6 +171,11 @@ pub fn server_messages() -> Vec<ServerMessage> {
                     kind: MediaKind::Video,
                 },
             ],
+        },
+        ServerMessage::ChatPage {
+            request_id: Some(8),
+            messages: vec![chat()],
+            complete: true,
         },
         ServerMessage::ActiveSpeaker {
             participant_id: Some(pid("t-grace")),

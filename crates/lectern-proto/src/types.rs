@@ -253,6 +253,14 @@ pub enum ClientMessage {
     ChatDelete { seq: Seq },
     /// Staff: lock or unlock chat for students.
     ChatLock { locked: bool },
+    /// Chat older than what the client has (scroll-back): up to `limit` (default 50, at most
+    /// 200) of the messages it may read with a `seq` below `before_seq`. Answered with
+    /// `chat_page` instead of an ack.
+    ChatHistory {
+        before_seq: Seq,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+    },
     /// Raise your own hand.
     HandRaise,
     /// Lower your own hand.
@@ -312,6 +320,7 @@ impl ClientMessage {
         "chat_send",
         "chat_delete",
         "chat_lock",
+        "chat_history",
         "hand_raise",
         "hand_lower",
         "hand_lower_for",
@@ -341,6 +350,7 @@ impl ClientMessage {
             ClientMessage::ChatSend { .. } => "chat_send",
             ClientMessage::ChatDelete { .. } => "chat_delete",
             ClientMessage::ChatLock { .. } => "chat_lock",
+            ClientMessage::ChatHistory { .. } => "chat_history",
             ClientMessage::HandRaise => "hand_raise",
             ClientMessage::HandLower => "hand_lower",
             ClientMessage::HandLowerFor { .. } => "hand_lower_for",
@@ -468,6 +478,14 @@ pub enum ServerMessage {
         sdp: String,
         tracks: Vec<MediaTrack>,
     },
+    /// The answer to `chat_history`: the older messages the client may read, oldest first.
+    /// `complete`: there are none older than these.
+    ChatPage {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<RequestId>,
+        messages: Vec<ChatMessage>,
+        complete: bool,
+    },
     /// Who is speaking now, from the audio the SFU relays (ephemeral: not sequenced, not
     /// stored). `None` (`null`): the last speaker left, turned the microphone off or was muted.
     ActiveSpeaker {
@@ -515,6 +533,7 @@ impl ServerMessage {
         "media_config",
         "sfu_answer",
         "sfu_offer",
+        "chat_page",
         "active_speaker",
     ];
 

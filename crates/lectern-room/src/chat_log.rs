@@ -132,6 +132,34 @@ fn addressed_to(viewer: &Participant, from: &ParticipantId, to: &ChatTarget) -> 
     }
 }
 
+/// Someone reading older chat (scroll-back, served from the store rather than the room's
+/// memory), with what they may read: the same rule as live delivery. Made by
+/// [`crate::Room::chat_reader`], which refuses the lobby.
+#[derive(Debug, Clone)]
+pub struct ChatReader {
+    viewer: Participant,
+}
+
+impl ChatReader {
+    /// Whether this reader may read `message` (deleted messages are the caller's to skip).
+    pub fn can_read(&self, message: &ChatMessage) -> bool {
+        can_read(&self.viewer, message)
+    }
+
+    pub fn participant_id(&self) -> &ParticipantId {
+        &self.viewer.id
+    }
+
+    /// Staff read every private message of the room.
+    pub fn is_staff(&self) -> bool {
+        self.viewer.is_staff()
+    }
+
+    pub(crate) fn new(viewer: Participant) -> ChatReader {
+        ChatReader { viewer }
+    }
+}
+
 /// Who a chat message was addressed to: the audience of its `chat_deleted`, live and replayed.
 /// A public message's deletion reaches everyone, the lobby included (it is harmless there);
 /// a private one's never reaches anyone who could not have read it.

@@ -29,6 +29,7 @@ mod replay;
 mod room;
 mod roster;
 
+pub use chat_log::ChatReader;
 pub use error::RoomError;
 pub use room::Room;
 

@@ -261,6 +261,20 @@ impl Room {
 
     /// What the media plane should let this participant publish: `(audio, video)`.
     /// The participant this connection belongs to, if it is attached to one.
+    /// The reader of older chat on this connection, or why it may not read: `in_lobby` (no
+    /// chat in the lobby) or `not_permitted` (not a participant).
+    pub fn chat_reader(&self, conn: ConnId) -> Result<crate::ChatReader, lectern_proto::ErrorCode> {
+        let participant = self
+            .roster
+            .id_by_conn(conn)
+            .and_then(|id| self.roster.get(id))
+            .ok_or(lectern_proto::ErrorCode::NotPermitted)?;
+        if participant.in_lobby {
+            return Err(lectern_proto::ErrorCode::InLobby);
+        }
+        Ok(crate::ChatReader::new(participant.clone()))
+    }
+
     pub fn participant_for_conn(&self, conn: ConnId) -> Option<&ParticipantId> {
         self.roster.id_by_conn(conn)
     }
@@ -325,6 +339,8 @@ impl Room {
             ClientMessage::MediaOffer { .. }
             | ClientMessage::MediaAnswer { .. }
             | ClientMessage::MediaCandidate { .. } => Err(RoomError::NotForTheRoom),
+            // Older chat is read from the store by the driver (see `Room::chat_reader`).
+            ClientMessage::ChatHistory { .. } => Err(RoomError::NotForTheRoom),
             ClientMessage::ChatSend { to, text } => self.chat_send(req, to, text),
             ClientMessage::ChatDelete { seq } => self.chat_delete(req, seq),
             ClientMessage::ChatLock { locked } => self.chat_lock(req, locked),

@@ -325,6 +325,10 @@ async fn refuse_all(inbox: &mut mpsc::Receiver<RoomCommand>, metrics: &Metrics) 
     }
 }
 
+/// `chat_history` without a `limit`, and the largest `limit` accepted.
+const CHAT_HISTORY_DEFAULT: u32 = 50;
+const CHAT_HISTORY_MAX: u32 = 200;
+
 /// The room's participants that have a peer on the media worker, the worker they are on, and
 /// the requests waiting for the SFU's answer.
 #[derive(Debug, Default)]
@@ -379,6 +383,11 @@ impl RoomTask {
                     | ClientMessage::MediaCandidate { .. }),
             } => self.media_request(conn, request_id, message),
             RoomCommand::Media(event) => self.media_event(event),
+            RoomCommand::Request {
+                conn,
+                request_id,
+                message: ClientMessage::ChatHistory { before_seq, limit },
+            } => self.chat_history(conn, request_id, before_seq, limit),
             RoomCommand::Request {
                 conn,
                 request_id,
@@ -554,6 +563,73 @@ impl RoomTask {
                 }
             }
         }
+    }
+}
+
+/// Scroll-back: older chat, read from the store (the room keeps only the newest messages).
+impl RoomTask {
+    fn chat_history(
+        &self,
+        conn: ConnId,
+        request_id: Option<RequestId>,
+        before_seq: Seq,
+        limit: Option<u32>,
+    ) {
+        let refuse = |code: ErrorCode, message: &str| ServerMessage::Error {
+            code,
+            message: message.to_owned(),
+            request_id,
+        };
+        let limit = limit.unwrap_or(CHAT_HISTORY_DEFAULT);
+        if !(1..=CHAT_HISTORY_MAX).contains(&limit) {
+            let message = format!("limit must be 1 to {CHAT_HISTORY_MAX}");
+            return self.send_to(conn, &refuse(ErrorCode::InvalidMessage, &message));
+        }
+        let reader = match self.room.chat_reader(conn) {
+            Ok(reader) => reader,
+            Err(code) => return self.send_to(conn, &ServerMessage::error(code, request_id)),
+        };
+        let Some(tx) = self.conns.get(&conn).map(|c| c.tx.clone()) else {
+            return;
+        };
+        let store = self.shared.store.clone();
+        let room = self.room_id.clone();
+        let shared = self.shared.clone();
+        // Off the room task: a store read must not hold up the class.
+        tokio::spawn(async move {
+            let filter = lectern_store::ChatReaderFilter {
+                participant_id: reader.participant_id().clone(),
+                staff: reader.is_staff(),
+            };
+            let message = match store.chat_before(&room, before_seq, limit, &filter).await {
+                Ok(rows) => {
+                    let complete = rows.len() < limit as usize;
+                    let mut messages: Vec<_> = rows
+                        .into_iter()
+                        .filter(|row| row.deleted_at.is_none() && reader.can_read(&row.message))
+                        .map(|row| row.message)
+                        .collect();
+                    messages.reverse();
+                    ServerMessage::ChatPage {
+                        request_id,
+                        messages,
+                        complete,
+                    }
+                }
+                Err(e) => {
+                    error!(error = %e, "chat history read failed");
+                    ServerMessage::Error {
+                        code: ErrorCode::Internal,
+                        message: "chat history is not available right now".into(),
+                        request_id,
+                    }
+                }
+            };
+            let bytes = Utf8Bytes::from(encode_server(&message));
+            if tx.try_send(Outbound::Frame(bytes)).is_ok() {
+                Metrics::inc(&shared.metrics.messages_out);
+            }
+        });
     }
 }
 

@@ -158,6 +158,14 @@ pub struct StoredChat {
     pub deleted_by: Option<ParticipantId>,
 }
 
+/// Who reads chat history, for [`Store::chat_before`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatReaderFilter {
+    pub participant_id: ParticipantId,
+    /// Instructors and TAs read every private message of the room.
+    pub staff: bool,
+}
+
 /// One stay of a participant in a room.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttendanceInterval {
@@ -260,6 +268,23 @@ impl Store {
     ) -> Result<Vec<StoredChat>, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.chat_log(room, after_seq, limit).await,
+        }
+    }
+
+    /// Scroll-back: the newest `limit` messages with a `seq` below `before_seq` that `reader`
+    /// may read, newest first. Deleted messages are left out. Readable means what live delivery
+    /// sends (the room's rule, which the caller applies again): messages to everyone; to staff
+    /// when `reader.staff` or sent by them; to one participant when `reader.staff`, sent by them
+    /// or to them.
+    pub async fn chat_before(
+        &self,
+        room: &RoomId,
+        before_seq: Seq,
+        limit: u32,
+        reader: &ChatReaderFilter,
+    ) -> Result<Vec<StoredChat>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.chat_before(room, before_seq, limit, reader).await,
         }
     }
 

@@ -235,6 +235,31 @@ impl SqliteBackend {
         rows.iter().map(chat_from_row).collect()
     }
 
+    pub(crate) async fn chat_before(
+        &self,
+        room: &RoomId,
+        before_seq: Seq,
+        limit: u32,
+        reader: &crate::ChatReaderFilter,
+    ) -> Result<Vec<StoredChat>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {CHAT_COLUMNS} FROM chat_messages \
+             WHERE room_id = ? AND seq < ? AND deleted_at IS NULL \
+               AND (target_kind = 'everyone' OR ? OR sender_id = ? \
+                    OR (target_kind = 'participant' AND target_id = ?)) \
+             ORDER BY seq DESC LIMIT ?"
+        ))
+        .bind(room.as_str())
+        .bind(to_db("seq", before_seq)?)
+        .bind(reader.staff)
+        .bind(reader.participant_id.as_str())
+        .bind(reader.participant_id.as_str())
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(chat_from_row).collect()
+    }
+
     pub(crate) async fn attendance(
         &self,
         room: &RoomId,

@@ -6,6 +6,7 @@ mod auth;
 mod bad_input;
 mod class;
 mod durability;
+mod history;
 mod http;
 mod lifecycle;
 mod media;
