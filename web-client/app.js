@@ -42,6 +42,8 @@ const STRINGS = {
   chatSend: 'Send',
   chatLockedNote: 'Chat is locked by the teaching staff.',
   chatMore: 'Show earlier messages',
+  /** @param {number} n */
+  chatUnread: (n) => `${n} new`,
   chatMoreFailed: 'Earlier messages could not be loaded. Try again.',
   reactionsLabel: 'Send a reaction',
   shortcutsHeading: 'Keyboard shortcuts',
@@ -199,6 +201,10 @@ let renderQueued = false;
 let clockTimer;
 /** @type {ReturnType<typeof setTimeout> | undefined} */
 let errorTimer;
+/** Chat messages from others that arrived while the reader could not see them (chat out of view, scrolled up, or the tab hidden). */
+let unread = 0;
+/** The chat panel is on screen (IntersectionObserver). */
+let chatInView = true;
 /** Who the media server says is speaking (highlighted in the roster and on the stage). @type {string | null} */
 let activeSpeaker = null;
 /** @type {Map<number, HTMLElement>} drawn chat messages by seq, so new ones are added alone */
@@ -459,7 +465,7 @@ function render() {
 
   const title = room.title || STRINGS.appName;
   $('class-title').textContent = title;
-  document.title = `${title} · ${STRINGS.appName}`;
+  document.title = `${unread ? `(${unread}) ` : ''}${title} · ${STRINGS.appName}`;
   $('class-state').textContent = STRINGS.classState[room.classState];
   $('whoami').textContent = STRINGS.whoami(me.name, STRINGS.roles[me.role]);
   renderClock();
@@ -479,6 +485,11 @@ function render() {
   lock.setAttribute('aria-pressed', String(room.chatLocked));
   $('chat-locked-note').hidden = !room.chatLocked;
   $('chat-more').hidden = room.chatHistoryComplete;
+  const badge = $('chat-unread');
+  badge.hidden = unread === 0;
+  badge.textContent = STRINGS.chatUnread(unread);
+  // Out of view (e.g. below the stage on a phone), the badge floats at the bottom of the screen.
+  badge.classList.toggle('floating', !chatInView);
   chatInput.disabled = chatSend.disabled = room.chatLocked && !staff;
 
   renderHands(staff);
@@ -977,6 +988,7 @@ function renderClock() {
  */
 function announce(event) {
   let text = '';
+  if (event.kind === 'chat' && event.message.from !== me.id && !replaying && !chatIsSeen()) unread += 1;
   if (event.kind === 'chat' && event.message.from !== me.id) {
     const m = event.message;
     text = (m.to.kind === 'everyone' ? STRINGS.announceChat : STRINGS.announcePrivate)(m.from_name, m.text);
@@ -1048,6 +1060,12 @@ function connect(token, roomId) {
   connection.connect();
 }
 
+/** Whether the reader can see the newest chat message now. */
+function chatIsSeen() {
+  const atBottom = chatLog.scrollHeight - chatLog.scrollTop - chatLog.clientHeight < 40;
+  return chatInView && !document.hidden && atBottom;
+}
+
 /** Scroll-back: asks the server for the page of chat before the oldest message shown, keeping the view where it was. */
 async function loadEarlierChat() {
   const button = /** @type {HTMLButtonElement} */ ($('chat-more'));
@@ -1094,6 +1112,25 @@ function setUp() {
     if (e.key === 'Escape' && entered) closeDevices();
   });
   $('chat-more').addEventListener('click', () => void loadEarlierChat());
+  // Unread chat: cleared once the newest message can be seen.
+  const seen = () => {
+    if (unread && chatIsSeen()) {
+      unread = 0;
+      scheduleRender();
+    }
+  };
+  new IntersectionObserver((entries) => {
+    chatInView = entries.some((e) => e.isIntersecting);
+    seen();
+    scheduleRender(); // the badge floats while the chat is out of view
+  }, { threshold: 0.2 }).observe($('chat'));
+  chatLog.addEventListener('scroll', seen);
+  document.addEventListener('visibilitychange', seen);
+  $('chat-unread').addEventListener('click', () => {
+    $('chat').scrollIntoView({ block: 'nearest' });
+    chatLog.scrollTop = chatLog.scrollHeight;
+    chatInput.focus();
+  });
   $('chat-form').addEventListener('submit', (e) => {
     e.preventDefault();
     sendChat();

@@ -847,26 +847,56 @@ async function main() {
 
 // ---- Chat scroll-back ----------------------------------------------------------------------------
 
-/** A server whose snapshots carry only the newest 2 chat messages: a late student scrolls back for the rest. */
+/** A server whose snapshots carry only the newest 2 chat messages: a late student scrolls back for the rest, then reads the class on a phone-sized page. */
 async function scrollBackCheck(browsers, tmp) {
   let server = null;
+  const h = {};
   try {
     await check('a late student sees the newest chat, and "Show earlier messages" loads the rest from the server, in order, once each', async () => {
       server = await startServer(join(tmp, 'history-data'), { LECTERN_ROOM_SNAPSHOT_CHAT: '2', LECTERN_ROOM_AUTO_START: 'true' });
-      const teacher = await openPage(browsers[0], 'history instructor', server.links.instructor, '#devices');
-      await teacher.locator('#enter-class').click();
-      await waitFor('the history instructor in the classroom', () => teacher.locator('#classroom').isVisible());
+      h.teacher = await openPage(browsers[0], 'history instructor', server.links.instructor, '#devices');
+      await h.teacher.locator('#enter-class').click();
+      await waitFor('the history instructor in the classroom', () => h.teacher.locator('#classroom').isVisible());
       const sent = ['Chapter 1', 'Chapter 2', 'Chapter 3', 'Chapter 4', 'Chapter 5'];
-      for (const text of sent) await sendChat(teacher, 'history instructor', text);
-      const late = await openPage(browsers[1], 'history student', server.links['student 1'], '#classroom');
-      const first = await waitFor('the snapshot chat', () => chatLog(late).then((l) => (l.length ? l : null)));
+      for (const text of sent) await sendChat(h.teacher, 'history instructor', text);
+      h.late = await openPage(browsers[1], 'history student', server.links['student 1'], '#classroom');
+      const first = await waitFor('the snapshot chat', () => chatLog(h.late).then((l) => (l.length ? l : null)));
       if (first.map((m) => m.text).join('|') !== 'Chapter 4|Chapter 5') throw new Error(`snapshot chat ${JSON.stringify(first)}, want the newest two`);
-      await late.locator('#chat-more').click();
-      const all = await waitFor('all five messages', () => chatLog(late).then((l) => (l.length >= 5 ? l : null)));
+      await h.late.locator('#chat-more').click();
+      const all = await waitFor('all five messages', () => chatLog(h.late).then((l) => (l.length >= 5 ? l : null)));
       if (all.map((m) => m.text).join('|') !== sent.join('|')) throw new Error(`chat after scroll-back: ${JSON.stringify(all.map((m) => m.text))}`);
       if (new Set(all.map((m) => m.seq)).size !== all.length) throw new Error('duplicate seqs after scroll-back');
-      await waitFor('the button to hide (the start of the chat reached)', () => late.locator('#chat-more').isHidden());
+      await waitFor('the button to hide (the start of the chat reached)', () => h.late.locator('#chat-more').isHidden());
       return `${first.length} -> ${all.length} messages: ${all.map((m) => m.text).join(', ')}`;
+    });
+    await check('at phone width (320x568, the smallest phones) nothing scrolls sideways; chat arriving out of view shows an unread badge (and in the title), cleared by showing the chat', async () => {
+      const page = h.late;
+      await page.setViewportSize({ width: 320, height: 568 });
+      await page.evaluate(() => window.scrollTo(0, 0));
+      const layout = await page.evaluate(() => ({
+        overflow: document.documentElement.scrollWidth - window.innerWidth,
+        chatTop: Math.round(document.getElementById('chat')?.getBoundingClientRect().top ?? 0),
+        stageWidth: Math.round(document.getElementById('stage')?.getBoundingClientRect().width ?? 0),
+      }));
+      if (layout.overflow > 1) throw new Error(`the page is ${layout.overflow} px wider than the phone`);
+      if (layout.chatTop < 568) throw new Error(`the chat is on screen at the top of the page (top ${layout.chatTop}): cannot test unread`);
+      await sendChat(h.teacher, 'history instructor', 'Chapter 6');
+      const badge = await waitFor('the unread badge', async () => {
+        const b = h.late.locator('#chat-unread');
+        return (await b.isVisible()) ? b.textContent() : null;
+      });
+      if (badge !== '1 new') throw new Error(`badge "${badge}", want "1 new"`);
+      const onScreen = await page.evaluate(() => {
+        const r = document.getElementById('chat-unread')?.getBoundingClientRect();
+        return !!r && r.top >= 0 && r.bottom <= window.innerHeight && r.right <= window.innerWidth;
+      });
+      if (!onScreen) throw new Error('the unread badge is off screen while the chat is out of view');
+      const title = await page.title();
+      if (!title.startsWith('(1) ')) throw new Error(`title "${title}" has no unread count`);
+      await page.screenshot({ path: join(SCREENSHOTS, 'phone-student.png') });
+      await page.locator('#chat-unread').click();
+      await waitFor('the badge to clear once the chat is shown', () => page.locator('#chat-unread').isHidden());
+      return `stage ${layout.stageWidth} px wide, chat starts at ${layout.chatTop} px; badge "${badge}", title "${title}", cleared`;
     });
   } finally {
     await stopServer(server);
