@@ -17,83 +17,13 @@
 //
 // Prints one line per join, then the median and worst, then one JSON line.
 // Environment: LECTERN_BIN (default ../../target/debug/lectern), CHROMIUM, JOINS (default 10).
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { chromium } from 'playwright-core';
+import { BIN, CHROMIUM, chromiumArgs, delay, startServer, stopServer, waitFor, writeY4m } from './harness.mjs';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const BIN = resolve(here, process.env.LECTERN_BIN ?? '../../target/debug/lectern');
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const JOINS = Number(process.env.JOINS ?? 10);
-
-const delay = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/** Polls `probe` until truthy (returned) or the deadline passes (throws). */
-async function waitFor(what, probe, { timeout = 20_000, interval = 50 } = {}) {
-  const deadline = Date.now() + timeout;
-  for (;;) {
-    const value = await probe().catch(() => null);
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
-    await delay(interval);
-  }
-}
-
-/** A solid-colour 320x240 Y4M clip for --use-file-for-fake-video-capture (as in run.mjs). */
-function writeY4m(path, [r, g, b]) {
-  const clamp = (v) => Math.max(0, Math.min(255, Math.round(v)));
-  const y = clamp(0.299 * r + 0.587 * g + 0.114 * b);
-  const u = clamp(128 - 0.168736 * r - 0.331264 * g + 0.5 * b);
-  const v = clamp(128 + 0.5 * r - 0.418688 * g - 0.081312 * b);
-  const [w, h] = [320, 240];
-  const frame = Buffer.concat([Buffer.from('FRAME\n'), Buffer.alloc(w * h, y), Buffer.alloc((w * h) / 4, u), Buffer.alloc((w * h) / 4, v)]);
-  writeFileSync(path, Buffer.concat([Buffer.from(`YUV4MPEG2 W${w} H${h} F15:1 Ip A1:1 C420jpeg\n`), ...Array(10).fill(frame)]));
-}
-
-async function startServer(dataDir) {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('LECTERN_')));
-  Object.assign(env, {
-    LECTERN_SERVER_LISTEN: '127.0.0.1:0',
-    LECTERN_SERVER_DATA_DIR: dataDir,
-    LECTERN_DEMO_ENABLED: 'true',
-    LECTERN_ROOM_AUTO_START: 'true',
-    LECTERN_MEDIA_BIND: '127.0.0.1:0',
-    RUST_BACKTRACE: '0',
-  });
-  const child = spawn(BIN, [], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  const server = { child, url: '', links: /** @type {Record<string, string>} */ ({}), output: '', exited: false };
-  child.on('exit', () => (server.exited = true));
-  child.stdout.on('data', (chunk) => {
-    server.output += chunk;
-    for (const line of chunk.toString().split('\n')) {
-      const listening = line.match(/lectern listening on (\S+)/);
-      if (listening) server.url = listening[1].replace(/\/$/, '');
-      const link = line.match(/^\s*(instructor|student 1|student 2)\s*: (\S+)/);
-      if (link) server.links[link[1]] = link[2];
-    }
-  });
-  child.stderr.on('data', (chunk) => (server.output += chunk));
-  await waitFor('the server URL and demo links', async () => {
-    if (server.exited) throw new Error(`server exited:\n${server.output}`);
-    return server.url && Object.keys(server.links).length === 3;
-  }, { timeout: 60_000 });
-  return server;
-}
-
-function chromiumArgs(y4m) {
-  return [
-    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-    '--allow-loopback-in-peer-connection',
-    '--disable-features=WebRtcHideLocalIpsWithMdns',
-    '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1',
-    `--use-file-for-fake-video-capture=${y4m}`,
-  ];
-}
 
 /**
  * Init script of a student page: timestamps (page clock, ms since navigation start) of the
@@ -151,11 +81,14 @@ async function main() {
   let server = null;
   const browsers = [];
   try {
-    server = await startServer(join(tmp, 'data'));
+    server = await startServer(join(tmp, 'data'), { LECTERN_ROOM_AUTO_START: 'true' });
     for (let i = 0; i < 2; i++) browsers.push(await chromium.launch({ executablePath: CHROMIUM, headless: true, args: chromiumArgs(clip) }));
     const [teacherBrowser, studentBrowser] = browsers;
     const teacher = await (await teacherBrowser.newContext({ viewport: { width: 1280, height: 800 } })).newPage();
     await teacher.goto(server.links.instructor);
+    // Staff first pick their camera and microphone; then they enter the class.
+    await waitFor('#enter-class', () => teacher.locator('#enter-class').isVisible());
+    await teacher.locator('#enter-class').click();
     await waitFor('#camera-toggle', () => teacher.locator('#camera-toggle').isVisible());
     await teacher.locator('#camera-toggle').click();
     await waitFor("the instructor's camera to be sent", () => teacher.evaluate(async () => {
@@ -190,7 +123,7 @@ async function main() {
     console.log(JSON.stringify(summary));
   } finally {
     for (const b of browsers) await b.close().catch(() => undefined);
-    if (server && !server.exited) server.child.kill('SIGTERM');
+    await stopServer(server);
     rmSync(tmp, { recursive: true, force: true });
   }
 }

@@ -1,0 +1,157 @@
+// Shared by the browser test (run.mjs) and the join-speed benchmark (join-speed.mjs): the
+// server binary started with the demo course, Chromium's flags, fake media files, waiting.
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const BIN = resolve(here, process.env.LECTERN_BIN ?? '../../target/debug/lectern');
+export const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+
+export const delay = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Polls `probe` until it returns a truthy value (returned) or the deadline passes (throws with
+ * the last value seen). Every wait of the browser test goes through here.
+ */
+export async function waitFor(what, probe, { timeout = 20_000, interval = 250 } = {}) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      last = await probe();
+      if (last && !(typeof last === 'object' && 'ok' in last && !last.ok)) return last;
+    } catch (error) {
+      if (error?.fatal) throw error;
+      last = error instanceof Error ? error.message : error;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeout} ms waiting for ${what}; last: ${JSON.stringify(last)}`);
+    }
+    await delay(interval);
+  }
+}
+
+/** A solid-colour 320x240 Y4M clip (full-range BT.601, 4:2:0) for --use-file-for-fake-video-capture. */
+export function writeY4m(path, [r, g, b]) {
+  const clamp = (v) => Math.max(0, Math.min(255, Math.round(v)));
+  const y = clamp(0.299 * r + 0.587 * g + 0.114 * b);
+  const u = clamp(128 - 0.168736 * r - 0.331264 * g + 0.5 * b);
+  const v = clamp(128 + 0.5 * r - 0.418688 * g - 0.081312 * b);
+  const [w, h, frames] = [320, 240, 10];
+  const frame = Buffer.concat([
+    Buffer.from('FRAME\n'),
+    Buffer.alloc(w * h, y),
+    Buffer.alloc((w / 2) * (h / 2), u),
+    Buffer.alloc((w / 2) * (h / 2), v),
+  ]);
+  const header = Buffer.from(`YUV4MPEG2 W${w} H${h} F15:1 Ip A1:1 C420jpeg\n`);
+  writeFileSync(path, Buffer.concat([header, ...Array(frames).fill(frame)]));
+}
+
+// ---- The server -----------------------------------------------------------------------------
+
+export async function startServer(dataDir, extraEnv = {}) {
+  // The server refuses unknown LECTERN_* settings, so pass only ours.
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('LECTERN_')));
+  Object.assign(env, {
+    LECTERN_SERVER_LISTEN: '127.0.0.1:0',
+    LECTERN_SERVER_DATA_DIR: dataDir,
+    LECTERN_DEMO_ENABLED: 'true',
+    // The instructor starts the class: students join first and wait in the lobby.
+    LECTERN_ROOM_AUTO_START: 'false',
+    RUST_BACKTRACE: '0',
+  });
+  // For a binary built before the media plane existed (it would refuse the setting).
+  if (process.env.LECTERN_E2E_NO_MEDIA_BIND !== '1') env.LECTERN_MEDIA_BIND = '127.0.0.1:0';
+  Object.assign(env, extraEnv);
+  const child = spawn(BIN, [], {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const server = { child, url: '', links: /** @type {Record<string, string>} */ ({}), output: '', exited: null };
+  child.on('exit', (code, signal) => (server.exited = { code, signal }));
+  child.on('error', (error) => (server.exited = { error: String(error) }));
+  const onData = (chunk) => {
+    server.output += chunk;
+    for (const line of chunk.toString().split('\n')) {
+      const listening = line.match(/lectern listening on (\S+)/);
+      if (listening) server.url = listening[1].replace(/\/$/, '');
+      const link = line.match(/^\s*(instructor|student 1|student 2)\s*: (\S+)/);
+      if (link) server.links[link[1]] = link[2];
+    }
+  };
+  child.stdout.on('data', onData);
+  child.stderr.on('data', (chunk) => (server.output += chunk));
+  await waitFor('the server to print its URL and three demo links', () => {
+    if (server.exited) {
+      throw Object.assign(new Error(`server exited: ${JSON.stringify(server.exited)}\n${server.output}`), { fatal: true });
+    }
+    return server.url && Object.keys(server.links).length === 3;
+  }, { timeout: 60_000 });
+  return server;
+}
+
+/** Runs the `lectern` CLI on a data directory; resolves with its stdout, rejects on failure. */
+export function runCli(dataDir, args) {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('LECTERN_')));
+  Object.assign(env, { LECTERN_SERVER_DATA_DIR: dataDir, LECTERN_LOG_FILTER: 'warn' });
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(BIN, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (chunk) => (out += chunk));
+    child.stderr.on('data', (chunk) => (err += chunk));
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0 ? resolvePromise(out) : reject(new Error(`lectern ${args.join(' ')}: exit ${code}\n${err}`))));
+  });
+}
+
+export async function stopServer(server) {
+  if (!server || server.exited) return;
+  server.child.kill('SIGTERM');
+  try {
+    await waitFor('the server to exit', () => server.exited, { timeout: 10_000 });
+  } catch {
+    server.child.kill('SIGKILL');
+  }
+}
+
+// ---- The browser ----------------------------------------------------------------------------
+
+/** A 440 Hz tone (48 kHz mono 16-bit PCM, one second; Chromium loops it) for --use-file-for-fake-audio-capture: loud enough to be speech for the active-speaker detection. */
+export function writeToneWav(path) {
+  const rate = 48_000;
+  const samples = rate;
+  const data = Buffer.alloc(samples * 2);
+  for (let i = 0; i < samples; i++) data.writeInt16LE(Math.round(0.5 * 32767 * Math.sin((2 * Math.PI * 440 * i) / rate)), i * 2);
+  const header = Buffer.alloc(44);
+  header.write('RIFF', 0);
+  header.writeUInt32LE(36 + data.length, 4);
+  header.write('WAVEfmt ', 8);
+  header.writeUInt32LE(16, 16); // fmt chunk size
+  header.writeUInt16LE(1, 20); // PCM
+  header.writeUInt16LE(1, 22); // mono
+  header.writeUInt32LE(rate, 24);
+  header.writeUInt32LE(rate * 2, 28); // byte rate
+  header.writeUInt16LE(2, 32); // block align
+  header.writeUInt16LE(16, 34); // bits per sample
+  header.write('data', 36);
+  header.writeUInt32LE(data.length, 40);
+  writeFileSync(path, Buffer.concat([header, data]));
+}
+
+/** Exactly the flags of /work/shared/TESTING.md, plus the fake camera's clip (and microphone's tone). */
+export function chromiumArgs(y4m, wav = null) {
+  return [
+    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+    '--allow-loopback-in-peer-connection',
+    '--disable-features=WebRtcHideLocalIpsWithMdns',
+    '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1',
+    `--use-file-for-fake-video-capture=${y4m}`,
+    ...(wav ? [`--use-file-for-fake-audio-capture=${wav}`] : []),
+  ];
+}
