@@ -125,6 +125,7 @@ const STRINGS = {
   shortcuts: [
     ['Alt+H', 'Raise or lower your hand'],
     ['Alt+C', 'Go to the chat box'],
+    ['Alt+M', 'Turn your microphone on or off (when you may speak)'],
     ['Alt+N', 'Staff: call on the next raised hand'],
   ],
   linkMissing: 'This page needs a join link. Open the link your instructor or school sent you.',
@@ -390,6 +391,7 @@ function onKeyDown(e) {
     KeyH: toggleHand,
     KeyC: () => chatInput.focus(),
     KeyN: () => isStaffRole(me.role) && act('call_on'),
+    KeyM: () => !$('mic-toggle').hidden && toggleMedia('mic'),
   };
   if (!shortcuts[e.code]) return;
   e.preventDefault();

@@ -553,6 +553,18 @@ async function main() {
       await waitFor('the device panel to close', () => page.evaluate(() => document.getElementById('devices')?.hidden));
       return `${mics.length} microphones, ${target === current ? 'same device again' : 'another device'}; student 1 packetsReceived ${first.n} -> ${later.n}`;
     });
+    await check('Alt+M (listed in the shortcuts) turns the microphone off and on again', async () => {
+      const page = s.instructor;
+      const listed = await page.locator('#shortcut-list').textContent();
+      if (!listed?.includes('Alt+M')) throw new Error(`shortcuts listed: ${listed}`);
+      const pressed = () => page.locator('#mic-toggle').getAttribute('aria-pressed');
+      if ((await pressed()) !== 'true') throw new Error('the microphone should be on before');
+      await page.keyboard.press('Alt+KeyM');
+      await waitFor('the microphone off', async () => (await pressed()) === 'false');
+      await page.keyboard.press('Alt+KeyM');
+      await waitFor('the microphone on again', async () => (await pressed()) === 'true');
+      return 'on -> off -> on';
+    });
     await check('instructor gives the stage to student 1', async () => {
       await s.instructor.locator(`#roster button[data-action="stage_grant"][data-participant="${s.student1Id}"]`).click();
       await waitFor('student 1 to see the camera button', () => s.student1.locator('#camera-toggle').isVisible());
