@@ -64,6 +64,22 @@ impl Histogram {
         self.max = self.max.max(other.max);
     }
 
+    /// The samples recorded after `earlier` (an older copy of this histogram). `max` stays
+    /// the overall maximum.
+    pub fn since(&self, earlier: &Histogram) -> Histogram {
+        let buckets: Vec<u64> = self
+            .buckets
+            .iter()
+            .zip(&earlier.buckets)
+            .map(|(a, b)| a.saturating_sub(*b))
+            .collect();
+        Histogram {
+            count: buckets.iter().sum(),
+            buckets,
+            max: self.max,
+        }
+    }
+
     pub fn count(&self) -> u64 {
         self.count
     }
@@ -212,6 +228,10 @@ mod tests {
         let mut m = Histogram::default();
         m.merge(&h);
         assert_eq!(m.count(), 10_000);
+        let earlier = m.clone();
+        m.record(7);
+        let window = m.since(&earlier);
+        assert_eq!((window.count(), window.quantile(0.5)), (1, Some(7)));
         assert_eq!(Histogram::default().quantile(0.5), None);
         for v in [0, 63, 64, 65, 1000, 123_456, u64::from(u32::MAX)] {
             let back = Histogram::value(Histogram::index(v)) as f64;
