@@ -185,7 +185,12 @@ async fn one_run(args: &MediaArgs, server: &mut Server, n: usize) -> anyhow::Res
             }));
         }
         for j in joins {
-            students.push(j.await.context("a student task")??);
+            let joined = students.len();
+            let bot = j
+                .await
+                .context("a student task")?
+                .with_context(|| format!("after {joined} students had joined"))?;
+            students.push(bot);
         }
         server.check_alive()?;
     }
