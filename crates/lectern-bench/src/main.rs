@@ -6,11 +6,16 @@
 //! CPU per delivered message and memory. It either spawns `lectern` itself (temp SQLite file,
 //! random secret, class live at once) or attaches to a running server on 127.0.0.1.
 //!
+//! `lectern-bench media` connects one webrtc-rs bot instructor (VP8 + Opus) and N bot students
+//! (`lectern-bots`) to a spawned `lectern` and measures server CPU per forwarded RTP packet,
+//! loss, one-way latency and server memory per student.
+//!
 //! Only loopback is ever a target, and every phase has a deadline, so a run always ends by
 //! itself. See `docs/BENCHMARKS.md` for the figures measured with it.
 
 mod chat;
 mod client;
+mod media;
 mod procfs;
 mod report;
 mod server;
@@ -37,6 +42,9 @@ struct Cli {
 enum Command {
     /// Chat fan-out: N participants in one room, M chat messages per second in total.
     Chat(chat::ChatArgs),
+    /// Media forwarding: one bot publisher (VP8 + Opus) to N bot subscribers; server CPU per
+    /// forwarded packet, loss, latency, memory per subscriber.
+    Media(media::MediaArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -60,6 +68,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let runtime = builder.build().context("starting the tokio runtime")?;
     match cli.command {
         Command::Chat(args) => runtime.block_on(chat::run(args)),
+        Command::Media(args) => runtime.block_on(media::run(args)),
     }
 }
 

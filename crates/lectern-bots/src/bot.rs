@@ -1,0 +1,771 @@
+//! One simulated participant: a WebSocket session speaking Lectern's protocol plus one
+//! webrtc-rs peer connection, either publishing generated VP8 + Opus or receiving and checking.
+
+use std::collections::VecDeque;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::interceptor_registry::{
+    Registry, register_default_interceptors,
+};
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
+};
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
+    RtpCodecKind,
+};
+use rtc::sansio::Protocol;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tracing::{debug, warn};
+use webrtc::media_stream::Track;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
+    RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription,
+};
+use webrtc::rtp_transceiver::RtpSender;
+
+use crate::BotError;
+use crate::payload::{self, PacketInfo};
+use crate::stats::TrackStats;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Where and as whom a bot joins.
+#[derive(Debug, Clone)]
+pub struct BotOptions {
+    /// The server's WebSocket endpoint, e.g. `ws://127.0.0.1:8080/ws`.
+    pub url: String,
+    /// A join token (JWT) for the room.
+    pub token: String,
+    /// The local address the bot's UDP socket binds to (one socket per bot, any port).
+    pub bind_ip: IpAddr,
+}
+
+/// What a publishing bot sends.
+#[derive(Debug, Clone)]
+pub struct PublishOptions {
+    pub video: bool,
+    pub audio: bool,
+    /// Video bit rate in bits per second (delta frames; keyframes are three times larger).
+    pub video_bitrate: u32,
+    pub fps: u32,
+    /// A keyframe at this interval besides the first one and those asked for by PLI/FIR.
+    /// `None`: only on request.
+    pub keyframe_interval: Option<Duration>,
+    /// Largest RTP payload in bytes.
+    pub max_payload: usize,
+    /// Opus payload bytes per 20 ms packet (160 = 64 kbit/s).
+    pub audio_payload: usize,
+}
+
+impl Default for PublishOptions {
+    fn default() -> Self {
+        PublishOptions {
+            video: true,
+            audio: true,
+            video_bitrate: 1_500_000,
+            fps: 30,
+            keyframe_interval: Some(Duration::from_secs(3)),
+            max_payload: 1100,
+            audio_payload: 160,
+        }
+    }
+}
+
+/// Counters of a publishing bot.
+#[derive(Debug, Default)]
+pub struct PublishCounters {
+    pub video_packets: AtomicU64,
+    pub audio_packets: AtomicU64,
+    pub frames: AtomicU64,
+    pub keyframes: AtomicU64,
+    /// PLI/FIR received from the SFU.
+    pub keyframe_requests: AtomicU64,
+    /// `write_rtp` calls that failed (the track was not bound yet or the connection closed).
+    pub write_errors: AtomicU64,
+}
+
+/// A track the SFU offered this bot (from `sfu_offer`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfferedTrack {
+    pub mid: String,
+    pub participant_id: String,
+    pub kind: String,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    connected: AtomicBool,
+    failed: AtomicBool,
+    tracks: Mutex<Vec<TrackStats>>,
+    offered: Mutex<Vec<OfferedTrack>>,
+    errors: Mutex<Vec<String>>,
+    keyframe_wanted: AtomicBool,
+    sent: PublishCounters,
+}
+
+/// A connected bot. Dropping it stops its tasks; [`Bot::close`] also closes the peer
+/// connection politely.
+pub struct Bot {
+    pc: Arc<dyn PeerConnection>,
+    shared: Arc<Shared>,
+    tasks: Vec<JoinHandle<()>>,
+    participant_id: String,
+}
+
+impl std::fmt::Debug for Bot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bot")
+            .field("participant_id", &self.participant_id)
+            .field("connected", &self.is_connected())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Microseconds since the Unix epoch: the clock both ends of a latency sample read.
+pub fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+impl Bot {
+    /// Join and publish: offers send-only VP8 and/or Opus, and starts sending once connected.
+    pub async fn publish(options: BotOptions, publish: PublishOptions) -> Result<Bot, BotError> {
+        Self::start(options, Some(publish)).await
+    }
+
+    /// Join and receive whatever the SFU offers; every packet is checked and counted.
+    pub async fn subscribe(options: BotOptions) -> Result<Bot, BotError> {
+        Self::start(options, None).await
+    }
+
+    async fn start(options: BotOptions, publish: Option<PublishOptions>) -> Result<Bot, BotError> {
+        let (mut ws, _) = tokio_tungstenite::connect_async(options.url.as_str()).await?;
+        let hello = json!({"type": "hello", "protocol_version": 1, "token": options.token});
+        ws.send(Message::text(hello.to_string())).await?;
+        let mut early = VecDeque::new();
+        let welcome = loop {
+            let m = next_json(&mut ws).await?;
+            match m["type"].as_str() {
+                Some("welcome") => break m,
+                Some("error") => {
+                    return Err(BotError::Refused {
+                        what: "hello",
+                        code: m["code"].as_str().unwrap_or_default().to_owned(),
+                    });
+                }
+                _ => early.push_back(m),
+            }
+        };
+        let participant_id = welcome["participant_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+
+        let shared = Arc::new(Shared::default());
+        let (candidates_tx, candidates_rx) = mpsc::unbounded_channel();
+        let handler = Arc::new(Handler {
+            shared: shared.clone(),
+            candidates: candidates_tx,
+            pc: std::sync::OnceLock::new(),
+        });
+        let (media_engine, registry) = media_setup()?;
+        let pc = PeerConnectionBuilder::new()
+            .with_configuration(RTCConfigurationBuilder::new().build())
+            .with_media_engine(media_engine)
+            .with_interceptor_registry(registry)
+            .with_handler(handler.clone())
+            .with_udp_addrs(vec![std::net::SocketAddr::new(options.bind_ip, 0)])
+            .build()
+            .await?;
+        let pc: Arc<dyn PeerConnection> = Arc::new(pc);
+        let _ = handler.pc.set(Arc::downgrade(&pc));
+
+        let mut tasks = Vec::new();
+        let mut outgoing = Vec::new();
+        if let Some(publish) = &publish {
+            for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
+                let wanted = match kind {
+                    RtpCodecKind::Video => publish.video,
+                    _ => publish.audio,
+                };
+                if !wanted {
+                    continue;
+                }
+                let track = Arc::new(TrackLocalStaticRTP::new(local_track(kind)));
+                let sender = pc.add_track(track.clone() as Arc<dyn TrackLocal>).await?;
+                outgoing.push((kind, track, sender));
+            }
+        } else {
+            // Something to offer so the SFU can answer and then offer what there is to receive.
+            pc.create_data_channel("lectern", None).await?;
+        }
+        let offer = pc.create_offer(None).await?;
+        pc.set_local_description(offer).await?;
+        let sdp = pc
+            .local_description()
+            .await
+            .ok_or_else(|| BotError::Protocol("no local description".into()))?
+            .sdp;
+        ws.send(Message::text(
+            json!({"type": "media_offer", "sdp": sdp, "request_id": 1}).to_string(),
+        ))
+        .await?;
+
+        tasks.push(tokio::spawn(signalling(
+            ws,
+            early,
+            pc.clone(),
+            shared.clone(),
+            candidates_rx,
+        )));
+        if let Some(publish) = publish {
+            for (kind, track, sender) in outgoing {
+                tasks.push(tokio::spawn(send_media(
+                    kind,
+                    track,
+                    sender,
+                    shared.clone(),
+                    publish.clone(),
+                )));
+            }
+        }
+        debug!(bot.participant = %participant_id, "bot joined");
+        Ok(Bot {
+            pc,
+            shared,
+            tasks,
+            participant_id,
+        })
+    }
+
+    /// The participant id the server gave this bot.
+    pub fn participant_id(&self) -> &str {
+        &self.participant_id
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.shared.connected.load(Ordering::Relaxed)
+    }
+
+    /// Whether the peer connection failed or closed after connecting.
+    pub fn has_failed(&self) -> bool {
+        self.shared.failed.load(Ordering::Relaxed)
+    }
+
+    /// Wait (up to `deadline`) until the peer connection is connected.
+    pub async fn wait_connected(&self, deadline: Duration) -> Result<(), BotError> {
+        let end = Instant::now() + deadline;
+        while !self.is_connected() {
+            if self.has_failed() {
+                return Err(BotError::Closed);
+            }
+            if Instant::now() > end {
+                return Err(BotError::Timeout("the peer connection"));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(())
+    }
+
+    /// A copy of the statistics of every track received so far, each with its publisher's
+    /// participant id taken from the `sfu_offer` that announced its `mid`.
+    pub fn received(&self) -> Vec<TrackStats> {
+        let mut tracks = lock(&self.shared.tracks).clone();
+        let offered = lock(&self.shared.offered);
+        for t in &mut tracks {
+            t.publisher = offered
+                .iter()
+                .find(|o| Some(&o.mid) == t.mid.as_ref())
+                .map(|o| o.participant_id.clone())
+                .unwrap_or_default();
+        }
+        tracks
+    }
+
+    /// Packets received on all tracks so far.
+    pub fn packets_received(&self) -> u64 {
+        lock(&self.shared.tracks).iter().map(|t| t.packets).sum()
+    }
+
+    /// Tracks the SFU has offered this bot.
+    pub fn offered(&self) -> Vec<OfferedTrack> {
+        lock(&self.shared.offered).clone()
+    }
+
+    /// `error` messages (their codes) the server sent this bot.
+    pub fn errors(&self) -> Vec<String> {
+        lock(&self.shared.errors).clone()
+    }
+
+    /// What a publishing bot has sent.
+    pub fn sent(&self) -> &PublishCounters {
+        &self.shared.sent
+    }
+
+    /// Stop sending and receiving and close the peer connection (the WebSocket goes with it).
+    pub async fn close(mut self) {
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+        if let Err(e) = self.pc.close().await {
+            debug!(error = %e, "closing a bot's peer connection");
+        }
+    }
+}
+
+impl Drop for Bot {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// VP8 and Opus only (what the SFU negotiates), NACK and reports from the default
+/// interceptors, and one interceptor that hands keyframe requests to the publisher.
+fn media_setup() -> Result<(MediaEngine, Registry), BotError> {
+    let mut engine = MediaEngine::default();
+    engine.register_codec(
+        RTCRtpCodecParameters {
+            rtp_codec: opus(),
+            payload_type: 111,
+        },
+        RtpCodecKind::Audio,
+    )?;
+    engine.register_codec(
+        RTCRtpCodecParameters {
+            rtp_codec: vp8(),
+            payload_type: 96,
+        },
+        RtpCodecKind::Video,
+    )?;
+    let registry = register_default_interceptors(Registry::new(), &mut engine)?;
+    let registry = registry.with(Slot::from(14_000), KeyframeRequestTap::default());
+    Ok((engine, registry))
+}
+
+fn opus() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_OPUS.to_owned(),
+        clock_rate: 48_000,
+        channels: 2,
+        sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+        rtcp_feedback: vec![],
+    }
+}
+
+fn vp8() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_VP8.to_owned(),
+        clock_rate: 90_000,
+        channels: 0,
+        sdp_fmtp_line: String::new(),
+        rtcp_feedback: vec![],
+    }
+}
+
+fn local_track(kind: RtpCodecKind) -> MediaStreamTrack {
+    let name = if kind == RtpCodecKind::Video {
+        "video"
+    } else {
+        "audio"
+    };
+    MediaStreamTrack::new(
+        "bot".to_owned(),
+        format!("bot-{name}"),
+        format!("bot-{name}"),
+        kind,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(rand_u32()),
+                ..Default::default()
+            },
+            codec: if kind == RtpCodecKind::Video {
+                vp8()
+            } else {
+                opus()
+            },
+            ..Default::default()
+        }],
+    )
+}
+
+/// Not cryptographic: distinct SSRCs and initial sequence numbers per bot.
+fn rand_u32() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(now_us());
+    h.finish() as u32
+}
+
+/// Marks inbound RTCP that carries a PLI or FIR for delivery to the application (the
+/// publisher's track), leaving every packet in place for the other interceptors.
+#[derive(Default)]
+struct KeyframeRequestTap {
+    read: VecDeque<TaggedPacket>,
+    write: VecDeque<TaggedPacket>,
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestTap {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+        if let Packet::Rtcp(packets) = &msg.message.packet
+            && packets.iter().any(|p| is_keyframe_request(p.as_ref()))
+        {
+            msg.message.add(Attribute::DeliverToApplication);
+        }
+        self.read.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<TaggedPacket> {
+        self.read.pop_front()
+    }
+
+    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        self.write.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<TaggedPacket> {
+        self.write.pop_front()
+    }
+}
+
+impl Interceptor for KeyframeRequestTap {
+    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+}
+
+fn is_keyframe_request(p: &dyn rtc::rtcp::Packet) -> bool {
+    let any = p.as_any();
+    any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
+}
+
+struct Handler {
+    shared: Arc<Shared>,
+    candidates: mpsc::UnboundedSender<String>,
+    /// Set right after the connection is built; used to find a new track's `mid`.
+    pc: std::sync::OnceLock<std::sync::Weak<dyn PeerConnection>>,
+}
+
+/// The `mid` of the transceiver that receives `track`.
+async fn mid_of(
+    pc: Option<Arc<dyn PeerConnection>>,
+    track: &Arc<dyn TrackRemote>,
+) -> Option<String> {
+    let pc = pc?;
+    let id = track.track_id().await;
+    for t in pc.get_transceivers().await {
+        if let Ok(Some(receiver)) = t.receiver().await
+            && receiver.track().track_id().await == id
+        {
+            return t.mid().await.ok().flatten();
+        }
+    }
+    None
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
+        if let Ok(init) = event.candidate.to_json() {
+            let _ = self.candidates.send(init.candidate);
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        debug!(?state, "bot peer connection");
+        match state {
+            RTCPeerConnectionState::Connected => {
+                self.shared.connected.store(true, Ordering::Relaxed);
+            }
+            RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
+                self.shared.connected.store(false, Ordering::Relaxed);
+                self.shared.failed.store(true, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let kind = if track.kind().await == RtpCodecKind::Video {
+            "video"
+        } else {
+            "audio"
+        };
+        let stream_id = track.stream_id().await.to_string();
+        let index = {
+            let mut tracks = lock(&self.shared.tracks);
+            tracks.push(TrackStats {
+                kind: kind.to_owned(),
+                stream_id,
+                ..Default::default()
+            });
+            tracks.len() - 1
+        };
+        let shared = self.shared.clone();
+        let pc = self.pc.get().and_then(std::sync::Weak::upgrade);
+        tokio::spawn(async move {
+            let mid = mid_of(pc, &track).await;
+            lock(&shared.tracks)[index].mid = mid;
+            while let Some(event) = track.poll().await {
+                if let TrackRemoteEvent::OnRtpPacket(packet) = event {
+                    let now = now_us();
+                    lock(&shared.tracks)[index].record(
+                        packet.header.sequence_number,
+                        &packet.payload,
+                        now,
+                    );
+                }
+            }
+        });
+    }
+}
+
+/// Read the next JSON text message, skipping control frames.
+async fn next_json(ws: &mut Ws) -> Result<Value, BotError> {
+    loop {
+        match ws.next().await {
+            None | Some(Ok(Message::Close(_))) => return Err(BotError::Closed),
+            Some(Err(e)) => return Err(e.into()),
+            Some(Ok(Message::Text(t))) => {
+                return serde_json::from_str(&t).map_err(|e| BotError::Protocol(e.to_string()));
+            }
+            Some(Ok(_)) => ws.flush().await?,
+        }
+    }
+}
+
+/// Owns the WebSocket: applies the SFU's answers and offers, answers offers, trickles our
+/// candidates, and records errors. Ends when the socket closes.
+async fn signalling(
+    mut ws: Ws,
+    mut early: VecDeque<Value>,
+    pc: Arc<dyn PeerConnection>,
+    shared: Arc<Shared>,
+    mut candidates: mpsc::UnboundedReceiver<String>,
+) {
+    loop {
+        let message = if let Some(m) = early.pop_front() {
+            m
+        } else {
+            tokio::select! {
+                m = next_json(&mut ws) => match m {
+                    Ok(m) => m,
+                    Err(e) => {
+                        debug!(error = %e, "bot signalling ended");
+                        return;
+                    }
+                },
+                Some(candidate) = candidates.recv() => {
+                    let m = json!({"type": "media_candidate", "candidate": candidate});
+                    if ws.send(Message::text(m.to_string())).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+            }
+        };
+        if let Err(e) = handle_message(&mut ws, &pc, &shared, &message).await {
+            warn!(error = %e, "bot signalling");
+            lock(&shared.errors).push(e.to_string());
+        }
+    }
+}
+
+async fn handle_message(
+    ws: &mut Ws,
+    pc: &Arc<dyn PeerConnection>,
+    shared: &Shared,
+    m: &Value,
+) -> Result<(), BotError> {
+    let sdp = || m["sdp"].as_str().unwrap_or_default().to_owned();
+    match m["type"].as_str() {
+        Some("sfu_answer") => {
+            pc.set_remote_description(RTCSessionDescription::answer(sdp())?)
+                .await?;
+        }
+        Some("sfu_offer") => {
+            let tracks = m["tracks"].as_array().cloned().unwrap_or_default();
+            lock(&shared.offered).extend(tracks.iter().map(|t| OfferedTrack {
+                mid: t["mid"].as_str().unwrap_or_default().to_owned(),
+                participant_id: t["participant_id"].as_str().unwrap_or_default().to_owned(),
+                kind: t["kind"].as_str().unwrap_or_default().to_owned(),
+            }));
+            pc.set_remote_description(RTCSessionDescription::offer(sdp())?)
+                .await?;
+            let answer = pc.create_answer(None).await?;
+            pc.set_local_description(answer).await?;
+            let answer = pc
+                .local_description()
+                .await
+                .ok_or_else(|| BotError::Protocol("no local answer".into()))?
+                .sdp;
+            ws.send(Message::text(
+                json!({"type": "media_answer", "sdp": answer}).to_string(),
+            ))
+            .await?;
+        }
+        Some("error") => {
+            lock(&shared.errors).push(m["code"].as_str().unwrap_or_default().to_owned());
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Once connected, send generated media on one track until aborted.
+async fn send_media(
+    kind: RtpCodecKind,
+    track: Arc<TrackLocalStaticRTP>,
+    sender: Arc<dyn RtpSender>,
+    shared: Arc<Shared>,
+    options: PublishOptions,
+) {
+    while !shared.connected.load(Ordering::Relaxed) {
+        if shared.failed.load(Ordering::Relaxed) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let pt = match sender.get_parameters().await {
+        Ok(p) => match p.rtp_parameters.codecs.first() {
+            Some(c) => c.payload_type,
+            None => {
+                warn!("the publisher's track has no negotiated codec");
+                return;
+            }
+        },
+        Err(e) => {
+            warn!(error = %e, "reading the sender's parameters");
+            return;
+        }
+    };
+    let Some(ssrc) = track.ssrcs().await.first().copied() else {
+        return;
+    };
+    let video = kind == RtpCodecKind::Video;
+    if video {
+        // Keyframe requests arrive as events on the local track.
+        let (track, shared) = (track.clone(), shared.clone());
+        tokio::spawn(async move {
+            while let Some(event) = track.poll().await {
+                if let TrackLocalEvent::OnRtcpPacket(packets) = event
+                    && packets.iter().any(|p| is_keyframe_request(p.as_ref()))
+                {
+                    shared
+                        .sent
+                        .keyframe_requests
+                        .fetch_add(1, Ordering::Relaxed);
+                    shared.keyframe_wanted.store(true, Ordering::Relaxed);
+                }
+            }
+        });
+    }
+    let period = if video {
+        Duration::from_secs(1) / options.fps.max(1)
+    } else {
+        Duration::from_millis(20)
+    };
+    let ts_step = if video {
+        90_000 / options.fps.max(1)
+    } else {
+        960
+    };
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut seq = rand_u32() as u16;
+    let mut timestamp = rand_u32();
+    let mut last_keyframe = Instant::now();
+    for frame in 0u32.. {
+        tick.tick().await;
+        let (size, count, keyframe) = if video {
+            let periodic = options
+                .keyframe_interval
+                .is_some_and(|i| last_keyframe.elapsed() >= i);
+            let keyframe =
+                frame == 0 || periodic || shared.keyframe_wanted.swap(false, Ordering::Relaxed);
+            if keyframe {
+                last_keyframe = Instant::now();
+            }
+            let bytes = (options.video_bitrate / 8 / options.fps.max(1)) as usize
+                * if keyframe { 3 } else { 1 };
+            let count = bytes.div_ceil(options.max_payload).max(1);
+            (bytes / count, count as u16, keyframe)
+        } else {
+            (options.audio_payload, 1, false)
+        };
+        let sent_us = now_us();
+        for index in 0..count {
+            let info = PacketInfo {
+                frame,
+                index,
+                count,
+                sent_us,
+                keyframe,
+            };
+            let packet = rtc::rtp::Packet {
+                header: rtc::rtp::header::Header {
+                    version: 2,
+                    marker: video && index + 1 == count,
+                    payload_type: pt,
+                    sequence_number: seq,
+                    timestamp,
+                    ssrc,
+                    ..Default::default()
+                },
+                payload: Bytes::from(payload::build(video, &info, size)),
+            };
+            seq = seq.wrapping_add(1);
+            if track.write_rtp(packet).await.is_err() {
+                shared.sent.write_errors.fetch_add(1, Ordering::Relaxed);
+                if shared.failed.load(Ordering::Relaxed) {
+                    return;
+                }
+            } else if video {
+                shared.sent.video_packets.fetch_add(1, Ordering::Relaxed);
+            } else {
+                shared.sent.audio_packets.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        timestamp = timestamp.wrapping_add(ts_step);
+        if video {
+            shared.sent.frames.fetch_add(1, Ordering::Relaxed);
+            shared
+                .sent
+                .keyframes
+                .fetch_add(u64::from(keyframe), Ordering::Relaxed);
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! The bots' typed error.
+
+/// What can go wrong while a bot joins, negotiates or runs.
+#[derive(Debug, thiserror::Error)]
+pub enum BotError {
+    /// The WebSocket could not be opened or broke.
+    #[error("websocket: {0}")]
+    WebSocket(#[from] tokio_tungstenite::tungstenite::Error),
+    /// The server answered a request with an `error` message.
+    #[error("the server refused {what}: {code}")]
+    Refused { what: &'static str, code: String },
+    /// The server sent something the bot cannot use (not JSON, an SDP that does not apply).
+    #[error("protocol: {0}")]
+    Protocol(String),
+    /// The WebRTC stack (webrtc-rs) failed.
+    #[error("webrtc: {0}")]
+    WebRtc(#[from] webrtc::error::Error),
+    /// A step did not finish within its deadline.
+    #[error("timed out waiting for {0}")]
+    Timeout(&'static str),
+    /// The WebSocket closed before the step finished.
+    #[error("the connection closed")]
+    Closed,
+}
