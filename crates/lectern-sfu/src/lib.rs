@@ -33,8 +33,9 @@
 //!   restart) are accepted the same way.
 //! - The SFU offers what a peer receives: one send-only m-line per published track of every
 //!   other peer of the room ([`MediaEvent::Offer`], with the [`OfferedTrack`]s it adds so the
-//!   client knows whose media each `mid` carries; the SDP stream id is the publisher's
-//!   participant id, which groups a publisher's audio and video for lip sync). The browser
+//!   client knows whose media each `mid` carries; the SDP stream id, `p<n>` with the SFU's
+//!   number for the publisher's peer, groups a publisher's audio and video for lip sync and
+//!   carries no name or room). The browser
 //!   answers ([`Sfu::accept_answer`]). At most one SFU offer is in flight per peer; changes
 //!   made meanwhile, and all changes made by one call, go into the next offer.
 //! - Glare: the browser's offer wins. A browser that has its own offer pending ignores an

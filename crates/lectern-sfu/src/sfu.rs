@@ -1005,17 +1005,15 @@ impl Sfu {
         for out in &mut peer.tracks_out {
             match out.state {
                 OutState::ToOpen => {
-                    // The stream id groups a publisher's audio and video (lip sync).
+                    // The stream id groups a publisher's audio and video (lip sync). It is the
+                    // SFU's own number for the publisher's peer: an SDP-safe token that carries
+                    // no name or room (clients learn whose media a mid is from the signalling).
+                    let stream = format!("p{}", out.source.0);
                     let mid = api.add_media(
                         out.kind.to_str0m(),
                         Direction::SendOnly,
-                        Some(out.publisher.to_string()),
-                        Some(format!(
-                            "{}-{}-{}",
-                            out.publisher,
-                            out.kind.as_str(),
-                            out.track.0
-                        )),
+                        Some(stream.clone()),
+                        Some(format!("{stream}-{}-{}", out.kind.as_str(), out.track.0)),
                         None,
                     );
                     out.state = OutState::Negotiating(mid);

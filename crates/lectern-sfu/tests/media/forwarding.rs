@@ -42,8 +42,29 @@ fn subscribers_receive_the_publishers_audio_and_video() {
             "{id}: in order"
         );
     }
-    // Each subscriber got one offer with both tracks, not one per track.
+    // Each subscriber got one offer with both tracks, not one per track; its stream ids group
+    // the publisher's tracks without naming them (the signalling says whose a mid is).
     assert_eq!(net.offers_for("early"), 1);
+    let offer = net
+        .events_for("early")
+        .into_iter()
+        .find_map(|e| match e {
+            MediaEvent::Offer { sdp, .. } => Some(sdp.clone()),
+            _ => None,
+        })
+        .expect("an offer");
+    let msids: Vec<&str> = offer.lines().filter(|l| l.starts_with("a=msid:")).collect();
+    assert_eq!(msids.len(), 2, "{offer}");
+    let stream = |l: &str| l.split_whitespace().next().map(str::to_owned);
+    assert_eq!(
+        stream(msids[0]),
+        stream(msids[1]),
+        "one stream for audio and video"
+    );
+    assert!(
+        !offer.contains("teacher"),
+        "a participant id in the SDP: {offer}"
+    );
     assert_eq!(net.offers_for("later"), 1);
     // The publisher is not sent its own media.
     assert!(net.client("teacher").received.is_empty());
