@@ -170,14 +170,24 @@ export class MediaSession {
     }
   }
 
-  /** Creates the peer connection and sends the first offer. Call when admitted to the class. */
+  /**
+   * Creates the peer connection. Call when admitted to the class. With something to send, it
+   * offers; with nothing yet (a student arriving), it asks the server to offer the room's
+   * tracks (`media_start`): one negotiation instead of two before the lecture shows.
+   */
   start() {
     if (this.#closed || this.#pc) return;
     const pc = new RTCPeerConnection({ iceServers: this.options.iceServers ?? [], bundlePolicy: 'max-bundle' });
     this.#pc = pc;
-    pc.createDataChannel('lectern');
     pc.onconnectionstatechange = () => this.#changed();
-    this.#negotiate();
+    if (this.#local.size > 0) {
+      this.#negotiate();
+    } else {
+      this.#enqueue(async () => {
+        if (pc !== this.#pc) return;
+        await this.options.connection.request('media_start');
+      });
+    }
   }
 
   /**

@@ -120,7 +120,7 @@ const WELCOME_TIMEOUT_MS = 10_000;
  * @typedef {'chat_send' | 'chat_delete' | 'chat_lock' | 'hand_raise' | 'hand_lower'
  *   | 'hand_lower_for' | 'hand_lower_all' | 'call_on' | 'allow_speak' | 'revoke_speak' | 'mute'
  *   | 'remove' | 'stage_grant' | 'stage_revoke' | 'class_start' | 'class_end' | 'admit' | 'react'
- *   | 'set_media' | 'leave' | 'media_offer'} RequestType
+ *   | 'set_media' | 'leave' | 'media_start' | 'media_offer' | 'chat_history'} RequestType
  */
 /**
  * Messages sent without a `request_id` (no ack): the answer to a server `media_offer`, and

@@ -93,6 +93,7 @@ pub fn client_messages() -> Vec<ClientMessage> {
             },
         },
         ClientMessage::Leave,
+        ClientMessage::MediaStart,
         ClientMessage::MediaOffer {
             sdp: "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\n...".into(),
         },

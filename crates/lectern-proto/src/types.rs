@@ -303,6 +303,10 @@ pub enum ClientMessage {
     SetMedia { media: MediaState },
     /// Leave the class now (no reconnect grace period).
     Leave,
+    /// WebRTC: (re)create this participant's peer on the SFU without an offer of the client's;
+    /// the SFU then offers what the client receives (`sfu_offer`). One negotiation instead of
+    /// two for a client that has nothing to send yet.
+    MediaStart,
     /// WebRTC: the client's SDP offer for its one peer connection (what it publishes; a data
     /// channel when it only receives). Answered with `media_answer`, then the ack.
     MediaOffer { sdp: String },
@@ -338,6 +342,7 @@ impl ClientMessage {
         "react",
         "set_media",
         "leave",
+        "media_start",
         "media_offer",
         "media_answer",
         "media_candidate",
@@ -368,6 +373,7 @@ impl ClientMessage {
             ClientMessage::React { .. } => "react",
             ClientMessage::SetMedia { .. } => "set_media",
             ClientMessage::Leave => "leave",
+            ClientMessage::MediaStart => "media_start",
             ClientMessage::MediaOffer { .. } => "media_offer",
             ClientMessage::MediaAnswer { .. } => "media_answer",
             ClientMessage::MediaCandidate { .. } => "media_candidate",

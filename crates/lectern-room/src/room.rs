@@ -336,7 +336,8 @@ impl Room {
         match message {
             ClientMessage::Hello { .. } => Err(RoomError::UnexpectedHello),
             // WebRTC signalling goes between the driver and the SFU; it changes no room state.
-            ClientMessage::MediaOffer { .. }
+            ClientMessage::MediaStart
+            | ClientMessage::MediaOffer { .. }
             | ClientMessage::MediaAnswer { .. }
             | ClientMessage::MediaCandidate { .. } => Err(RoomError::NotForTheRoom),
             // Older chat is read from the store by the driver (see `Room::chat_reader`).

@@ -378,7 +378,8 @@ impl RoomTask {
                 conn,
                 request_id,
                 message:
-                    message @ (ClientMessage::MediaOffer { .. }
+                    message @ (ClientMessage::MediaStart
+                    | ClientMessage::MediaOffer { .. }
                     | ClientMessage::MediaAnswer { .. }
                     | ClientMessage::MediaCandidate { .. }),
             } => self.media_request(conn, request_id, message),
@@ -675,6 +676,10 @@ impl RoomTask {
             );
             return self.send_to(conn, &error);
         }
+        // A fresh start: the client made a new peer connection, so the old peer goes.
+        if let ClientMessage::MediaStart = message {
+            self.drop_media_peer(&id);
+        }
         let key = crate::media::peer_key(&self.room_id, &id);
         let has_peer = self.media.peers.contains(&id);
         let placement = self.media.placement.get_or_insert_with(|| {
@@ -684,6 +689,18 @@ impl RoomTask {
         });
         let handle = placement.handle().clone();
         let result = match message {
+            // The SFU offers the room's tracks right after adding the peer (if there are any).
+            ClientMessage::MediaStart => {
+                placement.peer_added();
+                let (audio, video) = self.room.media_permissions(&id).unwrap_or((false, false));
+                self.media.peers.insert(id.clone());
+                handle
+                    .add_peer(
+                        lectern_sfu::RoomId::from(self.room_id.as_str()),
+                        key.clone(),
+                    )
+                    .and_then(|()| handle.set_publish_permission(key.clone(), audio, video))
+            }
             ClientMessage::MediaOffer { sdp } => {
                 let mut result = Ok(());
                 if !has_peer {

@@ -489,3 +489,43 @@ async fn the_active_speaker_is_announced_to_the_class() -> anyhow::Result<()> {
     assert!(cleared["participant_id"].is_null());
     Ok(())
 }
+
+#[tokio::test]
+async fn media_start_lets_the_sfu_make_the_only_offer() -> anyhow::Result<()> {
+    let s = TestServer::start_with(&[("LECTERN_ROOM_AUTO_START", "true")]).await;
+    let mut grace = s.join("physics", "grace", Role::Instructor).await;
+    let teacher = Peer::new();
+    let answer = negotiate(&mut grace, teacher.offer(true)).await?;
+    teacher.accept_answer(&answer);
+
+    // The student sends no offer of its own: `media_start`, then it answers the SFU's offer,
+    // which already carries the instructor's video.
+    let mut ada = s.join("physics", "ada", Role::Student).await;
+    let student = Peer::new();
+    ada.ok(json!({"type": "media_start"})).await?;
+    let offer = ada.wait_for(|m| m["type"] == "sfu_offer").await?;
+    let tracks = offer["tracks"].as_array().cloned().unwrap_or_default();
+    let track = tracks
+        .iter()
+        .find(|t| t["participant_id"] == "grace")
+        .ok_or_else(|| anyhow::anyhow!("the first offer lacks the instructor: {offer}"))?;
+    let mid = track["mid"].as_str().unwrap_or_default().to_owned();
+    let answer = student.accept_offer(offer["sdp"].as_str().unwrap_or_default());
+    ada.ok(json!({"type": "media_answer", "sdp": answer}))
+        .await?;
+    wait_until("the student to receive the instructor's frames", || async {
+        student.frames_on(&mid) >= 10
+    })
+    .await?;
+    assert!(
+        !ada.received.iter().any(|m| m["type"] == "sfu_answer"),
+        "one negotiation only"
+    );
+
+    // In the lobby: refused like any media.
+    let lobby = TestServer::start().await;
+    let mut early = lobby.join("r", "early", Role::Student).await;
+    let refused = early.request(json!({"type": "media_start"})).await?;
+    assert_eq!(refused["code"], "in_lobby");
+    Ok(())
+}
