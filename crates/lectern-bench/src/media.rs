@@ -11,8 +11,9 @@
 //! - server CPU per forwarded packet = server `utime + stime` over the window ÷ server
 //!   forwarded (the definition), and also ÷ students received;
 //! - loss = 1 − received ÷ (packets the publisher sent in the window × N), split into the
-//!   server's share (1 − server forwarded ÷ (server received × N)) and the students' share
-//!   (1 − received ÷ server forwarded, scaled to the bots' window), plus the sequence gaps still open (not repaired by NACK) at the end of the
+//!   uplink's share (1 − server received ÷ published: lost before the server read it, e.g. in
+//!   its UDP receive buffer), the server's (1 − server forwarded ÷ (server received × N)) and
+//!   the students' (1 − received ÷ server forwarded), plus the sequence gaps still open (not repaired by NACK) at the end of the
 //!   window plus one second;
 //! - latency = one-way time from the publisher's send to the student's receive (both bots read
 //!   the same wall clock), over the window's packets, p50/p99;
@@ -100,10 +101,12 @@ pub struct MediaRun {
     pub received: u64,
     pub received_per_s: f64,
     pub loss_pct: f64,
+    /// Loss between the publisher and the server's read (e.g. its UDP receive buffer): 1 −
+    /// server received ÷ published.
+    pub uplink_loss_pct: f64,
     /// Loss in the server: 1 − server forwarded ÷ (server received × N), both its counters.
     pub server_loss_pct: f64,
-    /// Loss after the server's send: 1 − received ÷ (server forwarded scaled to the packets
-    /// published in the bots' window, since the server's counters lag by up to 100 ms).
+    /// Loss after the server's send: 1 − received ÷ server forwarded.
     pub student_loss_pct: f64,
     pub open_gaps: u64,
     pub bad_payloads: u64,
@@ -300,14 +303,6 @@ async fn one_run(args: &MediaArgs, server: &mut Server, n: usize) -> anyhow::Res
     let received = total.packets;
     let published_packets = sent1 - sent0;
     let expected = published_packets * n as u64;
-    // The server publishes its counters every 100 ms, so its window is skewed from the
-    // publisher's by up to that much: scale what it forwarded to the packets published in the
-    // bots' window before comparing with what the students received.
-    let forwarded_in_window = if server_received == 0 {
-        0
-    } else {
-        (server_forwarded as f64 * published_packets as f64 / server_received as f64) as u64
-    };
     let server_cpu = cpu1.since(cpu0).total().as_secs_f64();
     let pct_short = |got: u64, of: u64| {
         if of == 0 {
@@ -334,8 +329,9 @@ async fn one_run(args: &MediaArgs, server: &mut Server, n: usize) -> anyhow::Res
         received,
         received_per_s: received as f64 / window,
         loss_pct: pct_short(received, expected),
+        uplink_loss_pct: pct_short(server_received, published_packets),
         server_loss_pct: pct_short(server_forwarded, server_received * n as u64),
-        student_loss_pct: pct_short(received, forwarded_in_window),
+        student_loss_pct: pct_short(received, server_forwarded),
         open_gaps: total.open_gaps,
         bad_payloads: total.bad_payloads,
         server_cpu_s: server_cpu,
@@ -633,13 +629,14 @@ async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) -> anyhow::Result<
 
 fn print_run(r: &MediaRun) {
     eprintln!(
-        "N={}: server forwarded {} / students received {} ({:.0} pkt/s), {:.2} µs server CPU/forwarded pkt, loss {:.3}% (server {:.3}%, students {:.3}%), gaps {}, p50 {} µs, p99 {} µs, {:.0} KiB/student",
+        "N={}: server forwarded {} / students received {} ({:.0} pkt/s), {:.2} µs server CPU/forwarded pkt, loss {:.3}% (uplink {:.3}%, server {:.3}%, students {:.3}%), gaps {}, p50 {} µs, p99 {} µs, {:.0} KiB/student",
         r.subscribers,
         r.server_forwarded,
         r.received,
         r.received_per_s,
         r.server_cpu_us_per_packet,
         r.loss_pct,
+        r.uplink_loss_pct,
         r.server_loss_pct,
         r.student_loss_pct,
         r.open_gaps,
@@ -650,29 +647,41 @@ fn print_run(r: &MediaRun) {
 }
 
 /// Where the loss happened: before the server's send, after it (the students), or nowhere.
-fn loss_side(r: &MediaRun) -> &'static str {
-    // Below 0.1% either way is taken as counter skew, not loss.
-    match (r.server_loss_pct > 0.1, r.student_loss_pct > 0.1) {
-        (false, false) => "none",
-        (true, false) => "server",
-        (false, true) => "students",
-        (true, true) => "both",
+fn loss_side(r: &MediaRun) -> String {
+    // The server publishes its counters every 100 ms, so over a 10 s window up to ~1% either
+    // way is counter skew, not loss.
+    let noise = 100.0 / (r.window_s * 10.0).max(1.0);
+    let mut sides = Vec::new();
+    if r.uplink_loss_pct > noise {
+        sides.push("uplink (publisher → server read)");
+    }
+    if r.server_loss_pct > noise {
+        sides.push("server");
+    }
+    if r.student_loss_pct > noise {
+        sides.push("students");
+    }
+    match sides.as_slice() {
+        [] if r.loss_pct > noise => "unclear".into(),
+        [] => "none".into(),
+        _ => sides.join(" + "),
     }
 }
 
 fn print_table(runs: &[MediaRun]) {
     println!(
-        "| N | procs | server forwarded | students received | loss % (server / students) | loss side | server CPU µs/pkt (÷ forwarded / ÷ received) | server CPU % | tool CPU % | open gaps | bad payloads | latency p50 / p99 (ms) | RSS base → with N (MiB) | KiB per student |"
+        "| N | procs | server forwarded | students received | loss % (uplink / server / students) | loss side | server CPU µs/pkt (÷ forwarded / ÷ received) | server CPU % | tool CPU % | open gaps | bad payloads | latency p50 / p99 (ms) | RSS base → with N (MiB) | KiB per student |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in runs {
         println!(
-            "| {} | {} | {} | {} | {:.3} ({:.3} / {:.3}) | {} | {:.2} / {:.2} | {:.0} | {:.0} | {} | {} | {:.2} / {:.2} | {:.1} → {:.1} | {:.0} |",
+            "| {} | {} | {} | {} | {:.3} ({:.3} / {:.3} / {:.3}) | {} | {:.2} / {:.2} | {:.0} | {:.0} | {} | {} | {:.2} / {:.2} | {:.1} → {:.1} | {:.0} |",
             r.subscribers,
             r.procs,
             r.server_forwarded,
             r.received,
             r.loss_pct,
+            r.uplink_loss_pct,
             r.server_loss_pct,
             r.student_loss_pct,
             loss_side(r),
