@@ -45,6 +45,17 @@ enum Command {
     /// Media forwarding: one bot publisher (VP8 + Opus) to N bot subscribers; server CPU per
     /// forwarded packet, loss, latency, memory per subscriber.
     Media(media::MediaArgs),
+    /// Internal: one share of the students of `media --procs`, driven by the parent over
+    /// stdin/stdout.
+    #[command(hide = true)]
+    MediaStudents(media::StudentsArgs),
+}
+
+static THREADS: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+
+/// `--threads` as given, for child processes.
+pub(crate) fn threads_arg() -> Option<usize> {
+    THREADS.get().copied().flatten()
 }
 
 fn main() -> std::process::ExitCode {
@@ -60,6 +71,7 @@ fn main() -> std::process::ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     raise_nofile_limit();
+    let _ = THREADS.set(cli.threads);
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.enable_all();
     if let Some(threads) = cli.threads {
@@ -69,6 +81,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Chat(args) => runtime.block_on(chat::run(args)),
         Command::Media(args) => runtime.block_on(media::run(args)),
+        Command::MediaStudents(args) => runtime.block_on(media::students(args)),
     }
 }
 

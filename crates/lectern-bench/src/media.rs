@@ -6,21 +6,34 @@
 //! them receive, let `--warmup` seconds pass, then measure a steady window of `--duration`
 //! seconds:
 //!
-//! - forwarded packets = RTP packets received by all students in the window (what was really
-//!   delivered, not what the server says it sent);
-//! - server CPU per forwarded packet = server `utime + stime` over the window ÷ forwarded;
-//! - loss = 1 − forwarded ÷ (packets the publisher sent in the window × N), and the sequence
-//!   gaps still open (not repaired by NACK) at the end of the window plus one second;
+//! - server forwarded = the server's own `lectern_media_rtp_forwarded_total` (from `/metrics`)
+//!   over the window; students received = RTP packets received by all students in the window;
+//! - server CPU per forwarded packet = server `utime + stime` over the window ÷ server
+//!   forwarded (the definition), and also ÷ students received;
+//! - loss = 1 − received ÷ (packets the publisher sent in the window × N), split into the
+//!   uplink's share (1 − server received ÷ published: lost before the server read it, e.g. in
+//!   its UDP receive buffer), the server's (1 − server forwarded ÷ (server received × N)) and
+//!   the students' (1 − received ÷ server forwarded), plus the sequence gaps still open (not repaired by NACK) at the end of the
+//!   window plus one second;
 //! - latency = one-way time from the publisher's send to the student's receive (both bots read
 //!   the same wall clock), over the window's packets, p50/p99;
 //! - memory = (server RSS with N students − RSS with the publisher alone) ÷ N.
 //!
 //! Bots run on this tool's tokio runtime (`--threads`); their CPU is reported too, since on a
-//! small machine they compete with the server.
+//! small machine they compete with the server. With `--procs K` the students are spread over
+//! this process and K − 1 child processes of this binary (`lectern-bench media-students`, a
+//! hidden subcommand): each child joins its share, says `ready` on stdout, takes its first
+//! snapshot when the parent writes `start` on its stdin and its second on `stop`, then prints
+//! its counts and latency histogram as one JSON line, which the parent merges.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::ops::Range;
 use std::path::PathBuf;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout};
 
 use anyhow::{Context as _, bail};
 use lectern_bots::{Bot, BotOptions, Histogram, PublishOptions};
@@ -31,6 +44,13 @@ use crate::server::{self, Server, SpawnConfig};
 use crate::token::{self, TokenMinter};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a student process may take to join its share and see media on every student.
+const READY_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long a student process may take to report after `stop`.
+const REPORT_TIMEOUT: Duration = Duration::from_secs(30);
+const MAX_PROCS: usize = 32;
+/// The environment variable that hands the token secret to student processes.
+const SECRET_ENV: &str = "LECTERN_BENCH_MEDIA_SECRET";
 const MAX_SUBSCRIBERS: usize = 2_000;
 /// After the window, how long gaps may still be filled by retransmissions.
 const GAP_GRACE: Duration = Duration::from_secs(1);
@@ -55,6 +75,10 @@ pub struct MediaArgs {
     /// Students connecting at the same time.
     #[arg(long, default_value_t = 16)]
     connect_concurrency: usize,
+    /// OS processes for the students: this one and `--procs` − 1 children of this binary, each
+    /// with an equal share and `--connect-concurrency` ÷ `--procs` joins at a time.
+    #[arg(long, default_value_t = 1)]
+    procs: usize,
     /// The `lectern` binary to spawn [default: target/release/lectern of this workspace, or
     /// $CARGO_TARGET_DIR/release/lectern].
     #[arg(long)]
@@ -68,13 +92,29 @@ pub struct MediaRun {
     pub window_s: f64,
     pub published_packets: u64,
     pub expected: u64,
-    pub forwarded: u64,
-    pub forwarded_per_s: f64,
+    pub procs: usize,
+    /// RTP packets the server received in the window (its own counter).
+    pub server_received: u64,
+    /// RTP packets the server wrote to students in the window (its own counter).
+    pub server_forwarded: u64,
+    /// RTP packets all students received in the window.
+    pub received: u64,
+    pub received_per_s: f64,
     pub loss_pct: f64,
+    /// Loss between the publisher and the server's read (e.g. its UDP receive buffer): 1 −
+    /// server received ÷ published.
+    pub uplink_loss_pct: f64,
+    /// Loss in the server: 1 − server forwarded ÷ (server received × N), both its counters.
+    pub server_loss_pct: f64,
+    /// Loss after the server's send: 1 − received ÷ server forwarded.
+    pub student_loss_pct: f64,
     pub open_gaps: u64,
     pub bad_payloads: u64,
     pub server_cpu_s: f64,
+    /// Server CPU ÷ server forwarded (the definition).
     pub server_cpu_us_per_packet: f64,
+    /// Server CPU ÷ packets the students received.
+    pub server_cpu_us_per_received: f64,
     pub server_cpu_pct: f64,
     pub tool_cpu_pct: f64,
     pub latency_p50_us: u64,
@@ -100,6 +140,9 @@ pub async fn run(args: MediaArgs) -> anyhow::Result<()> {
         && args.warmup <= 600.0)
     {
         bail!("--duration must be in (0, 600] and --warmup in [0, 600] seconds");
+    }
+    if args.procs == 0 || args.procs > MAX_PROCS {
+        bail!("--procs takes a number from 1 to {MAX_PROCS}");
     }
     let bin = match &args.server_bin {
         Some(b) => b.clone(),
@@ -138,46 +181,216 @@ async fn one_run(args: &MediaArgs, server: &mut Server, n: usize) -> anyhow::Res
     let pid = server.pid().context("the spawned server has no pid")?;
     let ticks = procfs::clock_ticks_per_second();
     let room = format!("bench-{}", token::random_alphanumeric(8).to_lowercase());
-    let minter = TokenMinter::new(server.secret(), room);
+    let minter = TokenMinter::new(server.secret(), room.clone());
     let url = server.ws_url();
-    let options = |sub: &str, role: Role| -> anyhow::Result<BotOptions> {
-        Ok(BotOptions {
-            url: url.clone(),
-            token: minter.mint(sub, sub, role)?,
-            bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        })
-    };
 
     let publish = PublishOptions {
         video_bitrate: args.bitrate,
         fps: args.fps,
         ..PublishOptions::default()
     };
-    let teacher = Bot::publish(options("teacher", Role::Instructor)?, publish).await?;
+    let teacher = Bot::publish(
+        bot_options(&minter, &url, "teacher", Role::Instructor)?,
+        publish,
+    )
+    .await?;
     teacher.wait_connected(CONNECT_TIMEOUT).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_base_kib = Proc::Pid(pid)
         .rss_kib()
         .context("reading the server's RSS")?;
 
-    // Students, `connect_concurrency` at a time.
+    // Shares: this process takes the first, each child one of the others.
+    let procs = args.procs.min(n);
+    let shares = split(n, procs);
+    let concurrency = (args.connect_concurrency / procs).max(1);
     let started = Instant::now();
-    let mut students: Vec<Bot> = Vec::with_capacity(n);
-    let mut pending = (0..n)
-        .map(|i| format!("s{i:04}"))
-        .collect::<Vec<_>>()
-        .into_iter();
+    let mut children = Vec::new();
+    for (k, share) in shares.iter().enumerate().skip(1) {
+        let child = StudentProc::spawn(k, share.clone(), &url, &room, server.secret(), concurrency)
+            .with_context(|| format!("starting student process {k}"))?;
+        children.push(child);
+    }
+    let own = async {
+        let students = join_students(&minter, &url, shares[0].clone(), concurrency).await?;
+        wait_receiving(&students).await?;
+        Ok::<_, anyhow::Error>(students)
+    };
+    let others = async {
+        for c in &mut children {
+            c.wait_ready().await?;
+        }
+        Ok::<_, anyhow::Error>(())
+    };
+    let (students, ready) = tokio::join!(own, others);
+    let students = students.context("the students of the parent process")?;
+    ready?;
+    server.check_alive()?;
+    eprintln!(
+        "N={n}: {n} students in {procs} process(es) receiving after {:.1} s; warming up",
+        started.elapsed().as_secs_f64()
+    );
+    tokio::time::sleep(Duration::from_secs_f64(args.warmup)).await;
+
+    let published = |bot: &Bot| {
+        let c = bot.sent();
+        c.video_packets.load(std::sync::atomic::Ordering::Relaxed)
+            + c.audio_packets.load(std::sync::atomic::Ordering::Relaxed)
+    };
+
+    let metrics0 = server.metrics().await.context("reading /metrics")?;
+    let cpu0 = Proc::Pid(pid)
+        .cpu_times(ticks)
+        .context("reading the server's CPU")?;
+    let tool0 = Proc::Myself.cpu_times(ticks).unwrap_or_default();
+    let sent0 = published(&teacher);
+    let (packets0, latency0) = snapshot(&students);
+    for c in &mut children {
+        c.send("start").await?;
+    }
+    let t0 = Instant::now();
+    tokio::time::sleep(Duration::from_secs_f64(args.duration)).await;
+    for c in &mut children {
+        c.send("stop").await?;
+    }
+    let (packets1, latency1) = snapshot(&students);
+    let sent1 = published(&teacher);
+    let tool1 = Proc::Myself.cpu_times(ticks).unwrap_or_default();
+    let cpu1 = Proc::Pid(pid)
+        .cpu_times(ticks)
+        .context("reading the server's CPU")?;
+    let metrics1 = server.metrics().await.context("reading /metrics")?;
+    let window = t0.elapsed().as_secs_f64();
+    let rss_kib = Proc::Pid(pid)
+        .rss_kib()
+        .context("reading the server's RSS")?;
+    server.check_alive()?;
+
+    tokio::time::sleep(GAP_GRACE).await;
+    let mut total = ShareReport {
+        packets: packets1 - packets0,
+        tool_cpu_s: tool1.since(tool0).total().as_secs_f64(),
+        ..ShareReport::default()
+    };
+    for s in &students {
+        for t in s.received() {
+            total.open_gaps += t.seq.lost();
+            total.bad_payloads += t.bad_payloads;
+        }
+    }
+    let mut latency = latency1.since(&latency0);
+    for c in &mut children {
+        let r = c.report().await?;
+        latency.merge(&Histogram::from_buckets(&r.latency, r.latency_max));
+        total.packets += r.packets;
+        total.open_gaps += r.open_gaps;
+        total.bad_payloads += r.bad_payloads;
+        total.tool_cpu_s += r.tool_cpu_s;
+    }
+    teacher.close().await;
+    for s in students {
+        s.close().await;
+    }
+
+    let counter =
+        |m0: &server::Metrics, m1: &server::Metrics, name: &str| match (m0.get(name), m1.get(name))
+        {
+            (Some(a), Some(b)) => Ok((b - a).max(0.0) as u64),
+            _ => Err(anyhow::anyhow!("the server's /metrics has no {name}")),
+        };
+    let server_forwarded = counter(&metrics0, &metrics1, "lectern_media_rtp_forwarded_total")?;
+    let server_received = counter(&metrics0, &metrics1, "lectern_media_rtp_received_total")?;
+    let received = total.packets;
+    let published_packets = sent1 - sent0;
+    let expected = published_packets * n as u64;
+    let server_cpu = cpu1.since(cpu0).total().as_secs_f64();
+    let pct_short = |got: u64, of: u64| {
+        if of == 0 {
+            0.0
+        } else {
+            (1.0 - got as f64 / of as f64).max(0.0) * 100.0
+        }
+    };
+    let per = |cpu: f64, packets: u64| {
+        if packets == 0 {
+            f64::NAN
+        } else {
+            cpu * 1e6 / packets as f64
+        }
+    };
+    Ok(MediaRun {
+        subscribers: n,
+        window_s: window,
+        published_packets,
+        expected,
+        procs,
+        server_received,
+        server_forwarded,
+        received,
+        received_per_s: received as f64 / window,
+        loss_pct: pct_short(received, expected),
+        uplink_loss_pct: pct_short(server_received, published_packets),
+        server_loss_pct: pct_short(server_forwarded, server_received * n as u64),
+        student_loss_pct: pct_short(received, server_forwarded),
+        open_gaps: total.open_gaps,
+        bad_payloads: total.bad_payloads,
+        server_cpu_s: server_cpu,
+        server_cpu_us_per_packet: per(server_cpu, server_forwarded),
+        server_cpu_us_per_received: per(server_cpu, received),
+        server_cpu_pct: server_cpu / window * 100.0,
+        tool_cpu_pct: total.tool_cpu_s / window * 100.0,
+        latency_p50_us: latency.quantile(0.5).unwrap_or(0),
+        latency_p99_us: latency.quantile(0.99).unwrap_or(0),
+        latency_max_us: latency.max(),
+        rss_base_kib,
+        rss_kib,
+        rss_per_subscriber_kib: rss_kib.saturating_sub(rss_base_kib) as f64 / n as f64,
+    })
+}
+
+fn bot_options(
+    minter: &TokenMinter,
+    url: &str,
+    sub: &str,
+    role: Role,
+) -> anyhow::Result<BotOptions> {
+    Ok(BotOptions {
+        url: url.to_owned(),
+        token: minter.mint(sub, sub, role)?,
+        bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+    })
+}
+
+/// `n` students in `parts` consecutive ranges whose sizes differ by at most one.
+fn split(n: usize, parts: usize) -> Vec<Range<usize>> {
+    let parts = parts.max(1);
+    let mut out = Vec::with_capacity(parts);
+    let mut start = 0;
+    for k in 0..parts {
+        let len = n / parts + usize::from(k < n % parts);
+        out.push(start..start + len);
+        start += len;
+    }
+    out
+}
+
+/// Join the students numbered `range`, `concurrency` at a time.
+async fn join_students(
+    minter: &TokenMinter,
+    url: &str,
+    range: Range<usize>,
+    concurrency: usize,
+) -> anyhow::Result<Vec<Bot>> {
+    let mut students: Vec<Bot> = Vec::with_capacity(range.len());
+    let mut pending = range.map(|i| format!("s{i:04}"));
     loop {
-        let batch: Vec<String> = pending
-            .by_ref()
-            .take(args.connect_concurrency.max(1))
-            .collect();
+        let batch: Vec<String> = pending.by_ref().take(concurrency.max(1)).collect();
         if batch.is_empty() {
             break;
         }
         let mut joins = Vec::new();
         for sub in batch {
-            let o = options(&sub, Role::Student)?;
+            let o = bot_options(minter, url, &sub, Role::Student)?;
             joins.push(tokio::spawn(async move {
                 let bot = Bot::subscribe(o).await?;
                 bot.wait_connected(CONNECT_TIMEOUT).await?;
@@ -189,11 +402,14 @@ async fn one_run(args: &MediaArgs, server: &mut Server, n: usize) -> anyhow::Res
             let bot = j
                 .await
                 .context("a student task")?
-                .with_context(|| format!("after {joined} students had joined"))?;
+                .with_context(|| format!("after {joined} students of this process had joined"))?;
             students.push(bot);
         }
-        server.check_alive()?;
     }
+    Ok(students)
+}
+
+async fn wait_receiving(students: &[Bot]) -> anyhow::Result<()> {
     wait_for("every student to receive audio and video", || {
         students.iter().all(|s| {
             let r = s.received();
@@ -201,51 +417,180 @@ async fn one_run(args: &MediaArgs, server: &mut Server, n: usize) -> anyhow::Res
                 && r.iter().any(|t| t.kind == "audio" && t.packets > 0)
         })
     })
-    .await?;
-    eprintln!(
-        "N={n}: {} students receiving after {:.1} s; warming up",
-        students.len(),
-        started.elapsed().as_secs_f64()
-    );
-    tokio::time::sleep(Duration::from_secs_f64(args.warmup)).await;
+    .await
+}
 
-    let snapshot = |students: &[Bot]| {
-        let mut packets = 0;
-        let mut latency = Histogram::default();
-        for s in students {
-            for t in s.received() {
-                packets += t.packets;
-                latency.merge(&t.latency_us);
-            }
+fn snapshot(students: &[Bot]) -> (u64, Histogram) {
+    let mut packets = 0;
+    let mut latency = Histogram::default();
+    for s in students {
+        for t in s.received() {
+            packets += t.packets;
+            latency.merge(&t.latency_us);
         }
-        (packets, latency)
-    };
-    let published = |bot: &Bot| {
-        let c = bot.sent();
-        c.video_packets.load(std::sync::atomic::Ordering::Relaxed)
-            + c.audio_packets.load(std::sync::atomic::Ordering::Relaxed)
-    };
+    }
+    (packets, latency)
+}
 
-    let cpu0 = Proc::Pid(pid)
-        .cpu_times(ticks)
-        .context("reading the server's CPU")?;
+/// What one student process measured over the window: its stdout's last line.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct ShareReport {
+    packets: u64,
+    open_gaps: u64,
+    bad_payloads: u64,
+    tool_cpu_s: f64,
+    /// Non-empty latency buckets, `(index, count)`.
+    latency: Vec<(usize, u64)>,
+    latency_max: u64,
+}
+
+/// A child `lectern-bench media-students` process, driven over its stdin and stdout.
+struct StudentProc {
+    k: usize,
+    share: Range<usize>,
+    child: Child,
+    stdin: ChildStdin,
+    stdout: Lines<BufReader<ChildStdout>>,
+}
+
+impl StudentProc {
+    fn spawn(
+        k: usize,
+        share: Range<usize>,
+        url: &str,
+        room: &str,
+        secret: &str,
+        concurrency: usize,
+    ) -> anyhow::Result<StudentProc> {
+        let exe = std::env::current_exe().context("finding this binary")?;
+        let mut cmd = tokio::process::Command::new(exe);
+        if let Some(threads) = crate::threads_arg() {
+            cmd.arg("--threads").arg(threads.to_string());
+        }
+        cmd.arg("media-students")
+            .arg("--url")
+            .arg(url)
+            .arg("--room")
+            .arg(room)
+            .arg("--first")
+            .arg(share.start.to_string())
+            .arg("--count")
+            .arg(share.len().to_string())
+            .arg("--connect-concurrency")
+            .arg(concurrency.to_string())
+            .env(SECRET_ENV, secret)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn()?;
+        let stdin = child.stdin.take().context("no stdin")?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        Ok(StudentProc {
+            k,
+            share,
+            child,
+            stdin,
+            stdout: BufReader::new(stdout).lines(),
+        })
+    }
+
+    fn name(&self) -> String {
+        format!(
+            "student process {} (students {}..{}, pid {})",
+            self.k,
+            self.share.start,
+            self.share.end,
+            self.child.id().unwrap_or(0)
+        )
+    }
+
+    async fn next_line(&mut self, timeout: Duration, waiting_for: &str) -> anyhow::Result<String> {
+        match tokio::time::timeout(timeout, self.stdout.next_line()).await {
+            Err(_) => bail!(
+                "{} did not report {waiting_for} within {} s",
+                self.name(),
+                timeout.as_secs()
+            ),
+            Ok(Err(e)) => Err(e).with_context(|| format!("reading from {}", self.name())),
+            Ok(Ok(None)) => bail!(
+                "{} exited before reporting {waiting_for} (its error is above)",
+                self.name()
+            ),
+            Ok(Ok(Some(line))) => Ok(line),
+        }
+    }
+
+    async fn wait_ready(&mut self) -> anyhow::Result<()> {
+        let line = self.next_line(READY_TIMEOUT, "ready").await?;
+        if line.trim() != "ready" {
+            bail!("{} said {line:?} instead of ready", self.name());
+        }
+        Ok(())
+    }
+
+    async fn send(&mut self, command: &str) -> anyhow::Result<()> {
+        let name = self.name();
+        self.stdin
+            .write_all(format!("{command}\n").as_bytes())
+            .await
+            .with_context(|| format!("writing {command} to {name}"))?;
+        self.stdin.flush().await?;
+        Ok(())
+    }
+
+    async fn report(&mut self) -> anyhow::Result<ShareReport> {
+        let line = self.next_line(REPORT_TIMEOUT, "its counts").await?;
+        let report = serde_json::from_str(&line)
+            .with_context(|| format!("parsing the report of {}", self.name()))?;
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+        Ok(report)
+    }
+}
+
+/// The hidden `media-students` subcommand: a share of the students of a `media --procs` run.
+#[derive(Debug, clap::Args)]
+pub struct StudentsArgs {
+    /// `ws://127.0.0.1:PORT/ws` of the server.
+    #[arg(long)]
+    url: String,
+    /// The room to join.
+    #[arg(long)]
+    room: String,
+    /// Number of the first student of this share.
+    #[arg(long)]
+    first: usize,
+    /// Students in this share.
+    #[arg(long)]
+    count: usize,
+    #[arg(long, default_value_t = 4)]
+    connect_concurrency: usize,
+}
+
+/// Join the share, print `ready`, snapshot on `start` and `stop` (stdin), print a
+/// [`ShareReport`] as JSON and exit. A closed stdin (the parent died) ends the process.
+pub async fn students(args: StudentsArgs) -> anyhow::Result<()> {
+    if !args.url.starts_with("ws://127.0.0.1:") {
+        bail!("--url must be ws://127.0.0.1:PORT/ws");
+    }
+    if args.count == 0 || args.count > MAX_SUBSCRIBERS {
+        bail!("--count takes a number from 1 to {MAX_SUBSCRIBERS}");
+    }
+    let secret = std::env::var(SECRET_ENV).with_context(|| format!("{SECRET_ENV} is not set"))?;
+    let ticks = procfs::clock_ticks_per_second();
+    let minter = TokenMinter::new(&secret, args.room.clone());
+    let range = args.first..args.first + args.count;
+    let students = join_students(&minter, &args.url, range.clone(), args.connect_concurrency)
+        .await
+        .with_context(|| format!("students {}..{}", range.start, range.end))?;
+    wait_receiving(&students).await?;
+    say("ready")?;
+    expect("start").await?;
     let tool0 = Proc::Myself.cpu_times(ticks).unwrap_or_default();
-    let sent0 = published(&teacher);
     let (packets0, latency0) = snapshot(&students);
-    let t0 = Instant::now();
-    tokio::time::sleep(Duration::from_secs_f64(args.duration)).await;
-    let cpu1 = Proc::Pid(pid)
-        .cpu_times(ticks)
-        .context("reading the server's CPU")?;
-    let tool1 = Proc::Myself.cpu_times(ticks).unwrap_or_default();
-    let sent1 = published(&teacher);
+    expect("stop").await?;
     let (packets1, latency1) = snapshot(&students);
-    let window = t0.elapsed().as_secs_f64();
-    let rss_kib = Proc::Pid(pid)
-        .rss_kib()
-        .context("reading the server's RSS")?;
-    server.check_alive()?;
-
+    let tool1 = Proc::Myself.cpu_times(ticks).unwrap_or_default();
     tokio::time::sleep(GAP_GRACE).await;
     let (mut open_gaps, mut bad_payloads) = (0, 0);
     for s in &students {
@@ -254,46 +599,20 @@ async fn one_run(args: &MediaArgs, server: &mut Server, n: usize) -> anyhow::Res
             bad_payloads += t.bad_payloads;
         }
     }
-    teacher.close().await;
+    let latency = latency1.since(&latency0);
+    let report = ShareReport {
+        packets: packets1 - packets0,
+        open_gaps,
+        bad_payloads,
+        tool_cpu_s: tool1.since(tool0).total().as_secs_f64(),
+        latency: latency.nonzero_buckets(),
+        latency_max: latency.max(),
+    };
+    say(&serde_json::to_string(&report)?)?;
     for s in students {
         s.close().await;
     }
-
-    let forwarded = packets1 - packets0;
-    let published_packets = sent1 - sent0;
-    let expected = published_packets * n as u64;
-    let latency = latency1.since(&latency0);
-    let server_cpu = cpu1.since(cpu0).total().as_secs_f64();
-    let tool_cpu = tool1.since(tool0).total().as_secs_f64();
-    Ok(MediaRun {
-        subscribers: n,
-        window_s: window,
-        published_packets,
-        expected,
-        forwarded,
-        forwarded_per_s: forwarded as f64 / window,
-        loss_pct: if expected == 0 {
-            0.0
-        } else {
-            (1.0 - forwarded as f64 / expected as f64).max(0.0) * 100.0
-        },
-        open_gaps,
-        bad_payloads,
-        server_cpu_s: server_cpu,
-        server_cpu_us_per_packet: if forwarded == 0 {
-            f64::NAN
-        } else {
-            server_cpu * 1e6 / forwarded as f64
-        },
-        server_cpu_pct: server_cpu / window * 100.0,
-        tool_cpu_pct: tool_cpu / window * 100.0,
-        latency_p50_us: latency.quantile(0.5).unwrap_or(0),
-        latency_p99_us: latency.quantile(0.99).unwrap_or(0),
-        latency_max_us: latency.max(),
-        rss_base_kib,
-        rss_kib,
-        rss_per_subscriber_kib: rss_kib.saturating_sub(rss_base_kib) as f64 / n as f64,
-    })
+    Ok(())
 }
 
 /// Poll `cond` every 50 ms until it holds, for at most [`CONNECT_TIMEOUT`].
@@ -310,11 +629,16 @@ async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) -> anyhow::Result<
 
 fn print_run(r: &MediaRun) {
     eprintln!(
-        "N={}: {:.0} pkt/s delivered, {:.2} µs server CPU/pkt, loss {:.3}%, gaps {}, p50 {} µs, p99 {} µs, {:.0} KiB/student",
+        "N={}: server forwarded {} / students received {} ({:.0} pkt/s), {:.2} µs server CPU/forwarded pkt, loss {:.3}% (uplink {:.3}%, server {:.3}%, students {:.3}%), gaps {}, p50 {} µs, p99 {} µs, {:.0} KiB/student",
         r.subscribers,
-        r.forwarded_per_s,
+        r.server_forwarded,
+        r.received,
+        r.received_per_s,
         r.server_cpu_us_per_packet,
         r.loss_pct,
+        r.uplink_loss_pct,
+        r.server_loss_pct,
+        r.student_loss_pct,
         r.open_gaps,
         r.latency_p50_us,
         r.latency_p99_us,
@@ -322,20 +646,49 @@ fn print_run(r: &MediaRun) {
     );
 }
 
+/// Where the loss happened: before the server's send, after it (the students), or nowhere.
+fn loss_side(r: &MediaRun) -> String {
+    // The server publishes its counters every 100 ms, so over a 10 s window up to ~1% either
+    // way is counter skew, not loss.
+    let noise = 100.0 / (r.window_s * 10.0).max(1.0);
+    let mut sides = Vec::new();
+    if r.uplink_loss_pct > noise {
+        sides.push("uplink (publisher → server read)");
+    }
+    if r.server_loss_pct > noise {
+        sides.push("server");
+    }
+    if r.student_loss_pct > noise {
+        sides.push("students");
+    }
+    match sides.as_slice() {
+        [] if r.loss_pct > noise => "unclear".into(),
+        [] => "none".into(),
+        _ => sides.join(" + "),
+    }
+}
+
 fn print_table(runs: &[MediaRun]) {
     println!(
-        "| N | delivered pkt/s | server CPU µs/pkt | server CPU % | tool CPU % | loss % | open gaps | bad payloads | latency p50 / p99 (ms) | RSS base → with N (MiB) | KiB per student |"
+        "| N | procs | server forwarded | students received | loss % (uplink / server / students) | loss side | server CPU µs/pkt (÷ forwarded / ÷ received) | server CPU % | tool CPU % | open gaps | bad payloads | latency p50 / p99 (ms) | RSS base → with N (MiB) | KiB per student |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in runs {
         println!(
-            "| {} | {:.0} | {:.2} | {:.0} | {:.0} | {:.3} | {} | {} | {:.2} / {:.2} | {:.1} → {:.1} | {:.0} |",
+            "| {} | {} | {} | {} | {:.3} ({:.3} / {:.3} / {:.3}) | {} | {:.2} / {:.2} | {:.0} | {:.0} | {} | {} | {:.2} / {:.2} | {:.1} → {:.1} | {:.0} |",
             r.subscribers,
-            r.forwarded_per_s,
+            r.procs,
+            r.server_forwarded,
+            r.received,
+            r.loss_pct,
+            r.uplink_loss_pct,
+            r.server_loss_pct,
+            r.student_loss_pct,
+            loss_side(r),
             r.server_cpu_us_per_packet,
+            r.server_cpu_us_per_received,
             r.server_cpu_pct,
             r.tool_cpu_pct,
-            r.loss_pct,
             r.open_gaps,
             r.bad_payloads,
             r.latency_p50_us as f64 / 1000.0,
@@ -343,6 +696,59 @@ fn print_table(runs: &[MediaRun]) {
             r.rss_base_kib as f64 / 1024.0,
             r.rss_kib as f64 / 1024.0,
             r.rss_per_subscriber_kib
+        );
+    }
+}
+
+/// One line to the parent on stdout (blocking: a few short lines per run).
+fn say(line: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Wait for the parent to write `word` on stdin (read on a blocking thread).
+async fn expect(word: &'static str) -> anyhow::Result<()> {
+    let line = tokio::task::spawn_blocking(|| {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).map(|n| (n, line))
+    })
+    .await
+    .context("the stdin reader")??;
+    match line {
+        (0, _) => bail!("stdin closed while waiting for {word}"),
+        (_, l) if l.trim() == word => Ok(()),
+        (_, l) => bail!("expected {word} on stdin, got {l:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_covers_every_student_once() {
+        assert_eq!(split(10, 3), vec![0..4, 4..7, 7..10]);
+        assert_eq!(split(5, 1), vec![0..5]);
+        let parts = split(200, 7);
+        assert_eq!(parts.iter().map(|r| r.len()).sum::<usize>(), 200);
+        assert!(parts.windows(2).all(|w| w[0].end == w[1].start));
+    }
+
+    #[test]
+    fn share_report_round_trips() {
+        let r = ShareReport {
+            packets: 7,
+            latency: vec![(3, 2)],
+            latency_max: 3,
+            ..ShareReport::default()
+        };
+        let back: ShareReport = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        assert_eq!(
+            (back.packets, back.latency, back.latency_max),
+            (7, vec![(3, 2)], 3)
         );
     }
 }

@@ -84,6 +84,30 @@ impl Histogram {
         self.count
     }
 
+    /// The non-empty buckets as `(index, count)`, to ship a histogram to another process.
+    pub fn nonzero_buckets(&self) -> Vec<(usize, u64)> {
+        self.buckets
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .map(|(i, n)| (i, *n))
+            .collect()
+    }
+
+    /// A histogram rebuilt from [`Histogram::nonzero_buckets`] and [`Histogram::max`]; indexes
+    /// out of range are ignored.
+    pub fn from_buckets(buckets: &[(usize, u64)], max: u64) -> Histogram {
+        let mut h = Histogram::default();
+        for &(i, n) in buckets {
+            if let Some(b) = h.buckets.get_mut(i) {
+                *b += n;
+                h.count += n;
+            }
+        }
+        h.max = max;
+        h
+    }
+
     pub fn max(&self) -> u64 {
         self.max
     }
@@ -240,6 +264,22 @@ mod tests {
                 "{v} -> {back}"
             );
         }
+    }
+
+    #[test]
+    fn histogram_survives_a_trip_through_buckets() {
+        let mut h = Histogram::default();
+        for v in [3, 3, 70, 5_000, 90_000] {
+            h.record(v);
+        }
+        let back = Histogram::from_buckets(&h.nonzero_buckets(), h.max());
+        assert_eq!(back.count(), 5);
+        assert_eq!(back.max(), 90_000);
+        for q in [0.1, 0.5, 0.9, 1.0] {
+            assert_eq!(back.quantile(q), h.quantile(q));
+        }
+        // An index past the end is ignored rather than trusted.
+        assert_eq!(Histogram::from_buckets(&[(usize::MAX, 9)], 0).count(), 0);
     }
 
     #[test]
