@@ -139,4 +139,6 @@ pub use types::{
     MediaEvent, MediaKind, OfferedTrack, ParticipantId, PublishPermission, RoomId, SfuStats,
     Transmit,
 };
-pub use worker::{Command, MediaWorker, MediaWorkerHandle, WorkerConfig, WorkerEvent};
+pub use worker::{
+    Command, MediaWorker, MediaWorkerHandle, SOCKET_BUFFER_BYTES, WorkerConfig, WorkerEvent,
+};

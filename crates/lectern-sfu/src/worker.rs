@@ -19,6 +19,12 @@ const IDLE_WAIT: Duration = Duration::from_millis(100);
 /// How often the worker publishes its [`SfuStats`] for [`MediaWorkerHandle::stats`].
 const STATS_EVERY: Duration = Duration::from_millis(100);
 
+/// Kernel buffer asked for on the media socket, each way. One worker reads every packet of its
+/// rooms' publishers and students from one socket: at 200 students of one lecture that is tens of
+/// thousands of datagrams a second, and Linux's default (~208 KiB) overflowed in the media
+/// benchmark (drops in /proc/net/udp). Linux caps it at `net.core.rmem_max`/`wmem_max`.
+pub const SOCKET_BUFFER_BYTES: usize = 4 << 20;
+
 /// Largest datagram read. WebRTC keeps datagrams under ~1200 bytes; anything bigger is junk.
 const RECV_BUF: usize = 2048;
 
@@ -100,6 +106,7 @@ pub enum WorkerEvent {
 pub struct MediaWorker {
     handle: MediaWorkerHandle,
     local_addr: SocketAddr,
+    recv_buffer: usize,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -113,6 +120,15 @@ impl MediaWorker {
         let io = |e: std::io::Error| SfuError::Config(format!("media socket: {e}"));
         let socket = UdpSocket::bind(config.bind).map_err(io)?;
         let local_addr = socket.local_addr().map_err(io)?;
+        let sock = socket2::SockRef::from(&socket);
+        // Best effort: the kernel clamps to its limits, which is still better than the default.
+        if let Err(e) = sock.set_recv_buffer_size(SOCKET_BUFFER_BYTES) {
+            warn!(error = %e, "media socket receive buffer");
+        }
+        if let Err(e) = sock.set_send_buffer_size(SOCKET_BUFFER_BYTES) {
+            warn!(error = %e, "media socket send buffer");
+        }
+        let recv_buffer = sock.recv_buffer_size().unwrap_or(0);
         let sfu = Sfu::new(SfuConfig {
             sockets: vec![local_addr],
             public_ips: config.public_ips.clone(),
@@ -160,10 +176,11 @@ impl MediaWorker {
                 info!(worker = %name, "media worker stopped");
             })
             .map_err(io)?;
-        info!(worker = %config.name, "media worker started");
+        info!(worker = %config.name, recv_buffer, "media worker started");
         Ok(MediaWorker {
             handle,
             local_addr,
+            recv_buffer,
             thread: Some(thread),
         })
     }
@@ -175,6 +192,11 @@ impl MediaWorker {
     /// The bound UDP address (the port browsers send to).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The socket's receive buffer as the kernel reports it (Linux: twice what it granted).
+    pub fn recv_buffer_bytes(&self) -> usize {
+        self.recv_buffer
     }
 
     /// Stop the worker (peers are closed) and wait for its thread.

@@ -183,3 +183,21 @@ fn a_refused_command_is_reported_as_an_event() {
     ));
     drop(worker);
 }
+
+#[test]
+fn the_media_socket_gets_a_large_receive_buffer() {
+    let (worker, _events) = spawn_worker();
+    // Linux grants min(asked, net.core.rmem_max) and reports twice that; its default without
+    // asking is net.core.rmem_default (~208 KiB).
+    let rmem_max: usize = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    let granted = lectern_sfu::SOCKET_BUFFER_BYTES.min(rmem_max);
+    assert!(
+        worker.recv_buffer_bytes() >= granted,
+        "receive buffer {} < {granted} (rmem_max {rmem_max})",
+        worker.recv_buffer_bytes()
+    );
+    worker.shutdown();
+}
