@@ -147,22 +147,14 @@ async fn run_room(
     mut inbox: mpsc::Receiver<RoomCommand>,
     _done: mpsc::Sender<()>,
 ) {
-    shared
-        .metrics
-        .rooms
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let _open = OpenRoom::count(&shared.metrics);
     let mut shutdown = shared.shutdown_rx.clone();
     let config = &shared.config;
     let session = match crate::courses::room_session(&shared.store, room_id.as_str()).await {
         Ok(session) => session,
         Err(e) => {
             error!(error = %e, "cannot load the room's session from the store");
-            refuse_all(&mut inbox, &shared.metrics).await;
-            shared
-                .metrics
-                .rooms
-                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-            return;
+            return refuse_all(&mut inbox, &shared.metrics).await;
         }
     };
     let title = match &session {
@@ -173,12 +165,7 @@ async fn run_room(
         Ok(init) => init,
         Err(e) => {
             error!(error = %e, "cannot load room from the store");
-            refuse_all(&mut inbox, &shared.metrics).await;
-            shared
-                .metrics
-                .rooms
-                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-            return;
+            return refuse_all(&mut inbox, &shared.metrics).await;
         }
     };
     let mut room_config = RoomConfig::new(room_id.clone(), title);
@@ -254,10 +241,27 @@ async fn run_room(
     {
         warn!(error = %e, "could not record the room's last sequence number");
     }
-    shared
-        .metrics
-        .rooms
-        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Counts a running room task in the `lectern_rooms` gauge for as long as it lives, whichever
+/// way the task ends.
+struct OpenRoom<'a>(&'a Metrics);
+
+impl<'a> OpenRoom<'a> {
+    fn count(metrics: &'a Metrics) -> Self {
+        metrics
+            .rooms
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        OpenRoom(metrics)
+    }
+}
+
+impl Drop for OpenRoom<'_> {
+    fn drop(&mut self) {
+        self.0
+            .rooms
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// The room's view of its scheduled session: instants in Unix milliseconds and the course's
