@@ -26,6 +26,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info};
 
 use crate::config::Config;
+use crate::metrics::write_metric;
 use crate::rooms::RoomCommand;
 use crate::server::Shared;
 
@@ -159,9 +160,7 @@ impl MediaPlane {
             ),
         ];
         for (name, help, v) in gauges {
-            out.push_str(&format!(
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}\n"
-            ));
+            write_metric(&mut out, name, help, "gauge", v);
         }
         let counters = [
             (
@@ -196,9 +195,7 @@ impl MediaPlane {
             ),
         ];
         for (name, help, v) in counters {
-            out.push_str(&format!(
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"
-            ));
+            write_metric(&mut out, name, help, "counter", v);
         }
         out
     }

@@ -41,11 +41,7 @@ impl Metrics {
             ("lectern_rooms", "Rooms with a running task.", &self.rooms),
         ];
         for (name, help, g) in gauges {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {}",
-                g.load(Ordering::Relaxed)
-            );
+            write_metric(&mut out, name, help, "gauge", g.load(Ordering::Relaxed));
         }
         let counters = [
             (
@@ -105,12 +101,23 @@ impl Metrics {
             ),
         ];
         for (name, help, c) in counters {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                c.load(Ordering::Relaxed)
-            );
+            write_metric(&mut out, name, help, "counter", c.load(Ordering::Relaxed));
         }
         out
     }
+}
+
+/// One metric in the Prometheus text format: its help, its type (`gauge` or `counter`) and its
+/// value.
+pub fn write_metric(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    kind: &str,
+    value: impl std::fmt::Display,
+) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+    );
 }
