@@ -222,6 +222,12 @@ let reportedSwitches = '';
 const audioItems = new Map();
 const stageVideo = /** @type {HTMLVideoElement} */ ($('stage-video'));
 const pipVideo = /** @type {HTMLVideoElement} */ ($('pip-video'));
+// A video shown bigger or smaller (window, layout, picture size) may want another layer.
+const viewObserver = new ResizeObserver(() => reportViews());
+for (const video of [stageVideo, pipVideo]) {
+  viewObserver.observe(video);
+  video.addEventListener('resize', () => reportViews());
+}
 /** @type {Source[]} */
 const SOURCES = ['camera', 'mic', 'screen'];
 const cameraSelect = /** @type {HTMLSelectElement} */ ($('camera-select'));
@@ -741,6 +747,33 @@ function showVideo(video, source, participantId) {
   video.hidden = video === pipVideo && !stream;
 }
 
+/**
+ * The size a video is shown at inside its element (`object-fit: contain`), in device pixels.
+ * @param {HTMLVideoElement} video
+ */
+function shownSize(video) {
+  if (video.hidden || !video.isConnected) return { width: 0, height: 0 };
+  const [boxW, boxH] = [video.clientWidth, video.clientHeight];
+  const [vw, vh] = [video.videoWidth, video.videoHeight];
+  const scale = vw > 0 && vh > 0 ? Math.min(boxW / vw, boxH / vh) : 1;
+  const [w, h] = vw > 0 && vh > 0 ? [vw * scale, vh * scale] : [boxW, boxH];
+  const dpr = window.devicePixelRatio || 1;
+  return { width: Math.round(w * dpr), height: Math.round(h * dpr) };
+}
+
+/** Tells the SFU how big each received video is shown (it picks a simulcast layer to fit). */
+function reportViews() {
+  if (!media) return;
+  /** @type {Map<string, {width: number, height: number}>} */
+  const views = new Map();
+  for (const t of media.remoteTracks) if (t.kind === 'video') views.set(t.mid, { width: 0, height: 0 });
+  for (const video of [stageVideo, pipVideo]) {
+    const mid = video.dataset.mid ?? '';
+    if (views.has(mid)) views.set(mid, shownSize(video));
+  }
+  media.setViews(views);
+}
+
 function renderStage() {
   const self = room.participants.get(me.id);
   const staff = isStaffRole(me.role);
@@ -756,6 +789,7 @@ function renderStage() {
     if (teacher) [pip, pipId] = [videosOf(teacher.id).at(-1), teacher.id];
   }
   showVideo(pipVideo, pip, pipId);
+  reportViews();
   $('stage-name').textContent = stageId ? nameOf(stageId) : '';
   $('stage').classList.toggle('speaking', !!stageId && stageId === activeSpeaker);
   $('stage-empty').hidden = videos.length > 0;

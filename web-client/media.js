@@ -73,6 +73,28 @@
 
 /** @type {Record<Source, Kind>} */
 export const SOURCE_KIND = { camera: 'video', mic: 'audio', screen: 'video' };
+
+/**
+ * A camera at least this wide is sent as simulcast: a half-size layer (`l`) and the full one
+ * (`h`). Each receiver is sent the one that fits how big it shows the video (`media_view`).
+ * Chromium sends a single layer below 640x360 anyway.
+ */
+const SIMULCAST_MIN_WIDTH = 640;
+
+/** @param {MediaStreamTrack} track @returns {RTCRtpEncodingParameters[] | undefined} */
+export function cameraEncodings(track) {
+  const width = track.getSettings().width ?? 0;
+  if (width < SIMULCAST_MIN_WIDTH) return undefined;
+  return [
+    { rid: 'l', scaleResolutionDownBy: 2, maxBitrate: 250_000 },
+    { rid: 'h', maxBitrate: 1_200_000 },
+  ];
+}
+
+/** `media_view` sizes are rounded down to this many device pixels, so jitter sends nothing. */
+const VIEW_STEP = 8;
+/** How long size reports are held back so a resize sends one `media_view` per video. */
+const VIEW_DEBOUNCE_MS = 250;
 const ANSWER_TIMEOUT_MS = 15_000;
 
 /** @template T @param {Promise<T>} promise @param {number} ms @returns {Promise<T>} */
@@ -122,6 +144,12 @@ export class MediaSession {
   /** @type {Allowed} */
   #allowed = { audio: false, video: false };
   #closed = false;
+  /** The last `media_view` size sent per mid. @type {Map<string, string>} */
+  #viewsSent = new Map();
+  /** @type {Map<string, {width: number, height: number}>} */
+  #views = new Map();
+  /** @type {ReturnType<typeof setTimeout> | null} */
+  #viewTimer = null;
 
   /** @param {MediaSessionOptions} options */
   constructor(options) {
@@ -146,6 +174,30 @@ export class MediaSession {
   /** What this participant receives, oldest first (in the order the SFU offered it). @returns {RemoteTrack[]} */
   get remoteTracks() {
     return [...this.#mids.keys()].flatMap((mid) => this.#remote.get(mid) ?? []);
+  }
+
+  /**
+   * How big each received video is shown now, in device pixels (0x0: not shown). Sent to the
+   * server as `media_view` for the mids whose size changed, a moment later.
+   * @param {Map<string, {width: number, height: number}>} views by mid
+   */
+  setViews(views) {
+    this.#views = views;
+    if (this.#viewTimer === null) this.#viewTimer = setTimeout(() => this.#sendViews(), VIEW_DEBOUNCE_MS);
+  }
+
+  #sendViews() {
+    this.#viewTimer = null;
+    if (!this.#pc || this.#closed) return;
+    const round = (/** @type {number} */ v) => Math.floor(v / VIEW_STEP) * VIEW_STEP;
+    for (const [mid, view] of this.#views) {
+      if (!this.#remote.has(mid)) continue;
+      const [width, height] = [round(view.width), round(view.height)];
+      const key = `${width}x${height}`;
+      if (this.#viewsSent.get(mid) === key) continue;
+      this.#viewsSent.set(mid, key);
+      this.options.connection.notify('media_view', { mid, width, height });
+    }
   }
 
   /** @param {Source} source */
@@ -463,7 +515,8 @@ export class MediaSession {
     }
     for (const [source, { track, stream }] of this.#local) {
       if (this.#senders.has(source) || track.readyState === 'ended') continue;
-      this.#senders.set(source, pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] }));
+      const sendEncodings = source === 'camera' ? cameraEncodings(track) : undefined;
+      this.#senders.set(source, pc.addTransceiver(track, { direction: 'sendonly', streams: [stream], ...(sendEncodings ? { sendEncodings } : {}) }));
     }
   }
 
@@ -494,6 +547,7 @@ export class MediaSession {
     this.#senders.clear();
     this.#mids.clear();
     this.#remote.clear();
+    this.#viewsSent.clear();
     this.#offerQueued = false;
     this.#awaitingAnswer = false;
     this.#answerWaiter?.reject(new Error('peer connection replaced'));

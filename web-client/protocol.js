@@ -125,7 +125,7 @@ const WELCOME_TIMEOUT_MS = 10_000;
 /**
  * Messages sent without a `request_id` (no ack): the answer to a server `media_offer`, and
  * trickled ICE candidates.
- * @typedef {'media_answer' | 'media_candidate'} NoticeType
+ * @typedef {'media_answer' | 'media_candidate' | 'media_view'} NoticeType
  */
 
 /** @param {Role} role */
@@ -271,7 +271,7 @@ export class Connection {
   }
 
   /**
-   * Sends a message that gets no answer (`media_answer`, `media_candidate`).
+   * Sends a message that gets no answer (`media_answer`, `media_candidate`, `media_view`).
    * @param {NoticeType} type
    * @param {Record<string, unknown>} [fields]
    * @returns {boolean} false when not connected (the message is dropped)

@@ -33,13 +33,13 @@ export async function waitFor(what, probe, { timeout = 20_000, interval = 250 } 
   }
 }
 
-/** A solid-colour 320x240 Y4M clip (full-range BT.601, 4:2:0) for --use-file-for-fake-video-capture. */
-export function writeY4m(path, [r, g, b]) {
+/** A solid-colour Y4M clip (full-range BT.601, 4:2:0) for --use-file-for-fake-video-capture. */
+export function writeY4m(path, [r, g, b], [w, h] = [320, 240]) {
   const clamp = (v) => Math.max(0, Math.min(255, Math.round(v)));
   const y = clamp(0.299 * r + 0.587 * g + 0.114 * b);
   const u = clamp(128 - 0.168736 * r - 0.331264 * g + 0.5 * b);
   const v = clamp(128 + 0.5 * r - 0.418688 * g - 0.081312 * b);
-  const [w, h, frames] = [320, 240, 10];
+  const frames = 10;
   const frame = Buffer.concat([
     Buffer.from('FRAME\n'),
     Buffer.alloc(w * h, y),

@@ -263,7 +263,8 @@ async function main() {
   const tmp = mkdtempSync(join(tmpdir(), 'lectern-e2e-'));
   const redClip = join(tmp, 'red.y4m');
   const blueClip = join(tmp, 'blue.y4m');
-  writeY4m(redClip, RED);
+  // 640x360: wide enough for the client to send the camera as simulcast (two layers).
+  writeY4m(redClip, RED, [640, 360]);
   writeY4m(blueClip, BLUE);
   const tone = join(tmp, 'tone.wav');
   writeToneWav(tone);
@@ -379,6 +380,27 @@ async function main() {
         return `${stage.width}x${stage.height}, framesDecoded ${first.framesDecoded} -> ${later.framesDecoded}, rgb(${colour.rgb})`;
       });
     }
+    await check('simulcast: the instructor sends the camera twice (320 and 640 wide); student 2 shown at phone width is sent the small layer, at full width the large one', async () => {
+      const layers = await waitFor('two outbound camera layers', () => s.instructor.evaluate(async () => {
+        const widths = [];
+        for (const pc of window.__lecternPeerConnections) {
+          if (pc.connectionState === 'closed') continue;
+          (await pc.getStats()).forEach((st) => {
+            if (st.type === 'outbound-rtp' && st.kind === 'video' && st.rid && (st.frameWidth ?? 0) > 0) widths.push(`${st.rid}:${st.frameWidth}`);
+          });
+        }
+        return widths.length >= 2 ? widths.sort() : { ok: false, widths };
+      }), { timeout: 30_000 });
+      const page = s.student2;
+      const width = async () => (await inboundVideo(page)).map((v) => v.width);
+      const big = await waitFor('student 2 receiving the 640 layer', async () => ((await width()).includes(640) ? width() : null), { timeout: 30_000 });
+      await page.setViewportSize({ width: 320, height: 568 });
+      const small = await waitFor('student 2 (phone width) receiving the 320 layer', async () => ((await width()).includes(320) ? width() : null), { timeout: 20_000 });
+      await page.setViewportSize({ width: 1280, height: 800 });
+      const back = await waitFor('student 2 (full width again) receiving the 640 layer', async () => ((await width()).includes(640) ? width() : null), { timeout: 20_000 });
+      await decodesStage(page, 'student2');
+      return `instructor sends ${layers.join(', ')}; student 2 receives ${big} -> phone width ${small} -> full width ${back}, still decoding`;
+    });
     await check('instructor switches the camera while it is on: replaceTrack (same m-lines, new sending track, old one stopped), students keep decoding (red)', async () => {
       const page = s.instructor;
       // The sending camera track now; kept in the page to see it stopped afterwards.

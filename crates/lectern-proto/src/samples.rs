@@ -103,6 +103,11 @@ pub fn client_messages() -> Vec<ClientMessage> {
         ClientMessage::MediaCandidate {
             candidate: "candidate:1 1 udp 2113937151 192.0.2.10 54400 typ host".into(),
         },
+        ClientMessage::MediaView {
+            mid: "1".into(),
+            width: 320,
+            height: 180,
+        },
     ]
 }
 

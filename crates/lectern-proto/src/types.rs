@@ -315,6 +315,14 @@ pub enum ClientMessage {
     /// WebRTC: a trickled ICE candidate (`candidate:...`; empty at the end). Optional: the
     /// server also learns the client's address from its connectivity checks.
     MediaCandidate { candidate: String },
+    /// WebRTC: how big the client shows one of the videos it receives (`mid` of an
+    /// `sfu_offer`), in device pixels; 0x0 when it is not shown. With a simulcast publisher the
+    /// SFU sends the smallest layer that fills it.
+    MediaView {
+        mid: String,
+        width: u32,
+        height: u32,
+    },
 }
 
 impl ClientMessage {
@@ -346,6 +354,7 @@ impl ClientMessage {
         "media_offer",
         "media_answer",
         "media_candidate",
+        "media_view",
     ];
 
     /// The wire name of this message's type.
@@ -377,6 +386,7 @@ impl ClientMessage {
             ClientMessage::MediaOffer { .. } => "media_offer",
             ClientMessage::MediaAnswer { .. } => "media_answer",
             ClientMessage::MediaCandidate { .. } => "media_candidate",
+            ClientMessage::MediaView { .. } => "media_view",
         }
     }
 

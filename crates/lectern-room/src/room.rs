@@ -339,7 +339,8 @@ impl Room {
             ClientMessage::MediaStart
             | ClientMessage::MediaOffer { .. }
             | ClientMessage::MediaAnswer { .. }
-            | ClientMessage::MediaCandidate { .. } => Err(RoomError::NotForTheRoom),
+            | ClientMessage::MediaCandidate { .. }
+            | ClientMessage::MediaView { .. } => Err(RoomError::NotForTheRoom),
             // Older chat is read from the store by the driver (see `Room::chat_reader`).
             ClientMessage::ChatHistory { .. } => Err(RoomError::NotForTheRoom),
             ClientMessage::ChatSend { to, text } => self.chat_send(req, to, text),

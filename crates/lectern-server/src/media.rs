@@ -128,17 +128,7 @@ impl MediaPlane {
     pub fn stats(&self) -> SfuStats {
         let mut sum = SfuStats::default();
         for slot in &self.slots {
-            let s = slot.handle.stats();
-            sum.peers += s.peers;
-            sum.rtp_received += s.rtp_received;
-            sum.rtp_forwarded += s.rtp_forwarded;
-            sum.rtp_denied += s.rtp_denied;
-            sum.rtp_awaiting_keyframe += s.rtp_awaiting_keyframe;
-            sum.keyframe_requests_sent += s.keyframe_requests_sent;
-            sum.keyframe_requests_coalesced += s.keyframe_requests_coalesced;
-            sum.speaker_changes += s.speaker_changes;
-            sum.datagrams_unmatched += s.datagrams_unmatched;
-            sum.demux_scans += s.demux_scans;
+            sum += slot.handle.stats();
         }
         sum
     }
@@ -182,6 +172,11 @@ impl MediaPlane {
                 "lectern_media_keyframe_requests_total",
                 "Keyframe requests (PLI/FIR) sent to publishers after coalescing.",
                 s.keyframe_requests_sent,
+            ),
+            (
+                "lectern_media_layer_switches_total",
+                "Subscribers switched to another simulcast layer of a video.",
+                s.layer_switches,
             ),
             (
                 "lectern_media_speaker_changes_total",

@@ -332,6 +332,9 @@ async fn refuse_all(inbox: &mut mpsc::Receiver<RoomCommand>, metrics: &Metrics) 
 /// `chat_history` without a `limit`, and the largest `limit` accepted.
 const CHAT_HISTORY_DEFAULT: u32 = 50;
 const CHAT_HISTORY_MAX: u32 = 200;
+/// `media_view`: longest mid accepted (str0m's are a few digits) and largest size, per side.
+const MAX_MID_LEN: usize = 32;
+const MAX_VIEW: u32 = 16_384;
 
 /// The room's participants that have a peer on the media worker, the worker they are on, and
 /// the requests waiting for the SFU's answer.
@@ -385,7 +388,8 @@ impl RoomTask {
                     message @ (ClientMessage::MediaStart
                     | ClientMessage::MediaOffer { .. }
                     | ClientMessage::MediaAnswer { .. }
-                    | ClientMessage::MediaCandidate { .. }),
+                    | ClientMessage::MediaCandidate { .. }
+                    | ClientMessage::MediaView { .. }),
             } => self.media_request(conn, request_id, message),
             RoomCommand::Media(event) => self.media_event(event),
             RoomCommand::Request {
@@ -736,6 +740,20 @@ impl RoomTask {
             ClientMessage::MediaCandidate { candidate } => {
                 handle.add_remote_candidate(key, candidate)
             }
+            ClientMessage::MediaView { mid, width, height } => {
+                if mid.is_empty()
+                    || mid.len() > MAX_MID_LEN
+                    || width > MAX_VIEW
+                    || height > MAX_VIEW
+                {
+                    let error = refuse(
+                        ErrorCode::InvalidMessage,
+                        "media_view needs a mid of an sfu_offer and a size up to 16384",
+                    );
+                    return self.send_to(conn, &error);
+                }
+                handle.set_view_size(key, mid, width, height)
+            }
             _ => return,
         };
         match (result, request_id) {
@@ -782,6 +800,7 @@ impl RoomTask {
                 let code = match error {
                     lectern_sfu::SfuError::InvalidSdp(_)
                     | lectern_sfu::SfuError::InvalidCandidate(_)
+                    | lectern_sfu::SfuError::UnknownMid(_)
                     | lectern_sfu::SfuError::NoPendingOffer => ErrorCode::InvalidMessage,
                     _ => ErrorCode::Internal,
                 };

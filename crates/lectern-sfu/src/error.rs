@@ -14,6 +14,8 @@ pub enum SfuError {
     Negotiation(String),
     #[error("no offer from the SFU is waiting for an answer")]
     NoPendingOffer,
+    #[error("no video with mid {0:?} is sent to this participant")]
+    UnknownMid(String),
     #[error("invalid ICE candidate: {0}")]
     InvalidCandidate(String),
     #[error("invalid media configuration: {0}")]
@@ -31,6 +33,7 @@ impl SfuError {
             SfuError::InvalidSdp(_) => "invalid_sdp",
             SfuError::Negotiation(_) => "negotiation_failed",
             SfuError::NoPendingOffer => "no_pending_offer",
+            SfuError::UnknownMid(_) => "unknown_mid",
             SfuError::InvalidCandidate(_) => "invalid_candidate",
             SfuError::Config(_) => "config",
             SfuError::WorkerGone => "worker_gone",

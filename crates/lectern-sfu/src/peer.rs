@@ -7,9 +7,10 @@ use std::time::Instant;
 use str0m::Rtc;
 use str0m::change::SdpPendingOffer;
 use str0m::format::PayloadParams;
-use str0m::media::{KeyframeRequestKind, Mid, Pt, Rid};
+use str0m::media::{Mid, Pt};
 use str0m::rtp::Ssrc;
 
+use crate::layers::{Layer, Run, TsRewrite, ViewSize, Vp8Rewrite};
 use crate::speaker::LevelWindow;
 use crate::{MediaKind, ParticipantId, PublishPermission, RoomId};
 
@@ -23,6 +24,9 @@ pub(crate) struct TrackId(pub u64);
 
 /// Most remote addresses remembered per peer for demultiplexing (candidate pairs seen).
 pub(crate) const MAX_ADDRS_PER_PEER: usize = 8;
+
+/// Most RTP streams (simulcast layers) taken from one published track; browsers send 3.
+pub(crate) const MAX_LAYERS: usize = 4;
 
 pub(crate) struct Peer {
     pub participant: ParticipantId,
@@ -45,9 +49,13 @@ pub(crate) struct Peer {
     pub pending_offer: Option<SdpPendingOffer>,
     pub tracks_in: Vec<TrackIn>,
     pub tracks_out: Vec<TrackOut>,
-    /// Main SSRC of incoming RTP -> the track it belongs to (`None`: not forwarded, e.g. a
-    /// second simulcast layer). Cleared on every negotiation.
-    pub ssrc_routes: Vec<(Ssrc, Option<TrackId>)>,
+    /// Main SSRC of incoming RTP -> the track and layer it belongs to (`None`: not
+    /// forwarded). Cleared on every negotiation.
+    pub ssrc_routes: Vec<(Ssrc, Option<(TrackId, usize)>)>,
+    /// The latest estimate of the bandwidth towards this peer (bits per second) that str0m
+    /// reported (a receiver's REMB; str0m's own estimator is not enabled, see the crate
+    /// docs); `None` until there is one.
+    pub bandwidth: Option<u64>,
 }
 
 impl Peer {
@@ -70,8 +78,10 @@ impl Peer {
         }
     }
 
-    /// Which of our published tracks an incoming RTP packet with this main SSRC belongs to.
-    pub fn route(&mut self, ssrc: Ssrc) -> Option<TrackId> {
+    /// Which of our published tracks, and which of its layers, an incoming RTP packet with
+    /// this main SSRC belongs to. A layer is created for each new `rid` (or for the one
+    /// stream of a track sent without simulcast).
+    pub fn route(&mut self, ssrc: Ssrc, now: Instant) -> Option<(TrackId, usize)> {
         if let Some((_, route)) = self.ssrc_routes.iter().find(|(s, _)| *s == ssrc) {
             return *route;
         }
@@ -85,18 +95,24 @@ impl Peer {
             .iter_mut()
             .find(|t| t.mid == mid)
             .and_then(|t| {
-                // Simulcast is not done yet: forward the first layer seen, drop the others.
-                let locked = *t.rid.get_or_insert(rid);
-                if locked != rid {
-                    return None;
-                }
-                // A new SSRC brings a new sequence space: subscribers re-base and wait for a
-                // keyframe, as after a pause.
-                if t.ssrc.is_some_and(|s| s != ssrc) {
-                    t.generation = t.generation.wrapping_add(1);
-                }
-                t.ssrc = Some(ssrc);
-                Some(t.id)
+                let layer = match t.layers.iter().position(|l| l.rid == rid) {
+                    Some(i) => {
+                        // A new SSRC brings a new sequence space: subscribers re-base and
+                        // wait for a keyframe, as after a pause.
+                        let l = &mut t.layers[i];
+                        if l.ssrc != ssrc {
+                            l.ssrc = ssrc;
+                            l.epoch = l.epoch.wrapping_add(1);
+                        }
+                        i
+                    }
+                    None if t.layers.len() < MAX_LAYERS => {
+                        t.layers.push(Layer::new(rid, ssrc, now));
+                        t.layers.len() - 1
+                    }
+                    None => return None,
+                };
+                Some((t.id, layer))
             });
         self.ssrc_routes.push((ssrc, route));
         route
@@ -108,19 +124,14 @@ pub(crate) struct TrackIn {
     pub id: TrackId,
     pub mid: Mid,
     pub kind: MediaKind,
-    /// The RTP stream id forwarded (simulcast layer), locked on the first packet.
-    pub rid: Option<Option<Rid>>,
-    /// The main SSRC last forwarded.
-    pub ssrc: Option<Ssrc>,
+    /// Its RTP streams: one, or one per simulcast layer, in the order first heard.
+    pub layers: Vec<Layer>,
     /// Subscribers have been given an m-line for it (it was allowed at least once).
     pub announced: bool,
     /// Bumped when forwarding resumes after a pause, so subscribers re-base sequence numbers.
     pub generation: u32,
     /// Peers with a `TrackOut` for this track.
     pub subscribers: Vec<PeerKey>,
-    pub last_keyframe_request: Option<Instant>,
-    /// A coalesced keyframe request waiting for the interval to pass.
-    pub keyframe_due: Option<(Instant, KeyframeRequestKind)>,
     /// Payload type -> codec parameters on the publisher's side.
     pub pt_params: Vec<(Pt, PayloadParams)>,
     /// Speech in the current active-speaker window (audio tracks only).
@@ -133,13 +144,10 @@ impl TrackIn {
             id,
             mid,
             kind,
-            rid: None,
-            ssrc: None,
+            layers: Vec::new(),
             announced: false,
             generation: 0,
             subscribers: Vec::new(),
-            last_keyframe_request: None,
-            keyframe_due: None,
             pt_params: Vec::new(),
             levels: LevelWindow::default(),
         }
@@ -180,9 +188,16 @@ pub(crate) struct TrackOut {
     /// The source track is gone: stop this m-line once it is negotiated.
     pub source_gone: bool,
     pub seq: SeqRewrite,
-    /// The track generation from whose keyframe on video is forwarded. Until a keyframe
-    /// starts, video packets are held back: a decoder can do nothing with them.
-    pub keyframe_gen: Option<u32>,
+    pub ts: TsRewrite,
+    pub vp8: Vp8Rewrite,
+    /// The run (layer, generation) being forwarded, from one of its keyframes on. Until a
+    /// keyframe starts, video packets are held back: a decoder can do nothing with them.
+    pub keyframe_gen: Option<Run>,
+    /// The layer (index into the source track's layers) to forward; a switch to it happens
+    /// at its next keyframe.
+    pub target: usize,
+    /// How big the subscriber shows this video (`media_view`), if it said.
+    pub view: Option<ViewSize>,
     /// Publisher payload type -> our payload type for this subscriber (`None`: no match).
     pub pt_map: Vec<(Pt, Option<Pt>)>,
 }
@@ -197,7 +212,11 @@ impl TrackOut {
             state: OutState::ToOpen,
             source_gone: false,
             seq: SeqRewrite::default(),
+            ts: TsRewrite::default(),
+            vp8: Vp8Rewrite::default(),
             keyframe_gen: None,
+            target: 0,
+            view: None,
             pt_map: Vec::new(),
         }
     }
@@ -226,23 +245,23 @@ pub(crate) struct SeqRewrite {
 
 #[derive(Debug, Clone, Copy)]
 struct Synced {
-    generation: u32,
+    run: Run,
     /// First incoming sequence number of this run; older (reordered) packets are dropped.
     first_in: u64,
     offset: i64,
 }
 
 impl SeqRewrite {
-    pub fn rewrite(&mut self, seq_in: u64, generation: u32) -> Option<u64> {
+    pub fn rewrite(&mut self, seq_in: u64, run: Run) -> Option<u64> {
         let synced = match self.synced {
-            Some(s) if s.generation == generation => s,
+            Some(s) if s.run == run => s,
             previous => {
                 let next_out = match previous {
                     Some(_) => self.max_out + 1,
                     None => seq_in & 0xffff,
                 };
                 let s = Synced {
-                    generation,
+                    run,
                     first_in: seq_in,
                     offset: next_out as i64 - seq_in as i64,
                 };
@@ -262,35 +281,44 @@ impl SeqRewrite {
 #[cfg(test)]
 mod tests {
     use super::SeqRewrite;
+    use crate::layers::Run;
+
+    fn run(generation: u32) -> Run {
+        Run {
+            generation,
+            layer: 0,
+            epoch: 0,
+        }
+    }
 
     #[test]
     fn first_packet_keeps_low_bits_so_rollover_counter_starts_at_zero() {
         let mut r = SeqRewrite::default();
-        assert_eq!(r.rewrite(3 * 65536 + 100, 0), Some(100));
-        assert_eq!(r.rewrite(3 * 65536 + 101, 0), Some(101));
+        assert_eq!(r.rewrite(3 * 65536 + 100, run(0)), Some(100));
+        assert_eq!(r.rewrite(3 * 65536 + 101, run(0)), Some(101));
         // Reordered within the run: passed through, still mapped.
-        assert_eq!(r.rewrite(3 * 65536 + 103, 0), Some(103));
-        assert_eq!(r.rewrite(3 * 65536 + 102, 0), Some(102));
+        assert_eq!(r.rewrite(3 * 65536 + 103, run(0)), Some(103));
+        assert_eq!(r.rewrite(3 * 65536 + 102, run(0)), Some(102));
         // Older than the start of the run: dropped.
-        assert_eq!(r.rewrite(3 * 65536 + 99, 0), None);
+        assert_eq!(r.rewrite(3 * 65536 + 99, run(0)), None);
     }
 
     #[test]
     fn resuming_after_a_pause_continues_without_a_gap() {
         let mut r = SeqRewrite::default();
-        assert_eq!(r.rewrite(500, 0), Some(500));
-        assert_eq!(r.rewrite(501, 0), Some(501));
+        assert_eq!(r.rewrite(500, run(0)), Some(500));
+        assert_eq!(r.rewrite(501, run(0)), Some(501));
         // Forwarding paused for 1000 packets, then resumed (generation bumped).
-        assert_eq!(r.rewrite(1502, 1), Some(502));
-        assert_eq!(r.rewrite(1503, 1), Some(503));
+        assert_eq!(r.rewrite(1502, run(1)), Some(502));
+        assert_eq!(r.rewrite(1503, run(1)), Some(503));
         // A straggler from before the pause is dropped.
-        assert_eq!(r.rewrite(1400, 1), None);
+        assert_eq!(r.rewrite(1400, run(1)), None);
     }
 
     #[test]
     fn wraps_into_the_next_rollover_counter() {
         let mut r = SeqRewrite::default();
-        assert_eq!(r.rewrite(65535, 0), Some(65535));
-        assert_eq!(r.rewrite(65536, 0), Some(65536));
+        assert_eq!(r.rewrite(65535, run(0)), Some(65535));
+        assert_eq!(r.rewrite(65536, run(0)), Some(65536));
     }
 }

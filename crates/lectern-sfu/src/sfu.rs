@@ -5,6 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use str0m::bwe::BweKind;
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::config::{CryptoProvider, DtlsCert};
 use str0m::format::Codec;
@@ -15,6 +16,7 @@ use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Vp8Descriptor};
 use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc};
 use tracing::{debug, info, trace, warn};
 
+use crate::layers::{self, LAYER_CHECK_INTERVAL, Layer, Run, ViewSize};
 use crate::peer::{MAX_ADDRS_PER_PEER, OutState, Peer, PeerKey, TrackId, TrackIn, TrackOut};
 use crate::speaker::{self, LevelWindow, SPEAKER_INTERVAL};
 use crate::{
@@ -24,6 +26,9 @@ use crate::{
 
 /// Default for [`SfuConfig::keyframe_request_interval`].
 pub const DEFAULT_KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(300);
+
+/// What audio is assumed to take from a subscriber's bandwidth (Opus voice with headers).
+const AUDIO_BITRATE: u64 = 64_000;
 
 /// How one [`Sfu`] (one media worker) is reachable.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,6 +150,8 @@ pub struct Sfu {
     speakers: HashMap<RoomId, PeerKey>,
     /// When to decide speakers next; set by the first speech packet after a decision.
     next_speaker_check: Option<Instant>,
+    /// When to reconsider every subscriber's simulcast layers next.
+    next_layer_check: Option<Instant>,
 }
 
 impl std::fmt::Debug for Sfu {
@@ -213,6 +220,7 @@ impl Sfu {
             stats: SfuStats::default(),
             speakers: HashMap::new(),
             next_speaker_check: None,
+            next_layer_check: None,
         })
     }
 
@@ -282,6 +290,7 @@ impl Sfu {
             tracks_in: Vec::new(),
             tracks_out: Vec::new(),
             ssrc_routes: Vec::new(),
+            bandwidth: None,
         };
         let advertised = self.advertised_addrs();
         for addr in advertised {
@@ -422,11 +431,11 @@ impl Sfu {
         let result = peer.rtc.sdp_api().accept_answer(pending, answer);
         let accepted = result.is_ok();
         let mut opened = Vec::new();
-        for out in &mut peer.tracks_out {
+        for (n, out) in peer.tracks_out.iter_mut().enumerate() {
             out.state = match (out.state, accepted) {
                 (OutState::Negotiating(mid), true) if out.source_gone => OutState::ToStop(mid),
                 (OutState::Negotiating(mid), true) => {
-                    opened.push((out.source, out.track));
+                    opened.push(n);
                     OutState::Open(mid)
                 }
                 (OutState::Negotiating(_), false) => OutState::ToOpen,
@@ -447,11 +456,10 @@ impl Sfu {
             self.finish(now);
             return Err(SfuError::Negotiation(e.to_string()));
         }
-        // A subscriber that just got a track (late joiner) needs a keyframe to show anything.
-        if connected {
-            for (source, track) in opened {
-                self.request_keyframe(now, source, track, KeyframeRequestKind::Pli);
-            }
+        // A subscriber that just got a track (late joiner) needs a keyframe to show anything:
+        // of the layer it is to be sent.
+        for n in opened {
+            self.retarget(now, key, n, connected);
         }
         self.want_offer(key);
         self.finish(now);
@@ -514,7 +522,7 @@ impl Sfu {
             self.announce(key, track);
         }
         for track in resumed {
-            self.request_keyframe(now, key, track, KeyframeRequestKind::Pli);
+            self.request_keyframe(now, key, track, None, KeyframeRequestKind::Pli);
         }
         if !audio {
             let room = self.peers[&key].room.clone();
@@ -608,15 +616,17 @@ impl Sfu {
                 continue;
             }
             for i in 0..peer.tracks_in.len() {
-                match peer.tracks_in[i].keyframe_due {
-                    Some((due, kind)) if due <= now => {
-                        peer.tracks_in[i].keyframe_due = None;
-                        if send_keyframe_request(peer, i, kind, now) {
-                            self.stats.keyframe_requests_sent += 1;
+                for l in 0..peer.tracks_in[i].layers.len() {
+                    match peer.tracks_in[i].layers[l].keyframe_due {
+                        Some((due, kind)) if due <= now => {
+                            peer.tracks_in[i].layers[l].keyframe_due = None;
+                            if send_keyframe_request(peer, i, l, kind, now) {
+                                self.stats.keyframe_requests_sent += 1;
+                            }
+                            self.outbox.drain(key, peer);
                         }
-                        self.outbox.drain(key, peer);
+                        _ => {}
                     }
-                    _ => {}
                 }
             }
             if peer.timeout <= now {
@@ -630,6 +640,10 @@ impl Sfu {
         if self.next_speaker_check.is_some_and(|t| t <= now) {
             self.next_speaker_check = None;
             self.decide_speakers();
+        }
+        if self.next_layer_check.is_some_and(|t| t <= now) {
+            self.next_layer_check = None;
+            self.choose_layers(now);
         }
         self.finish(now);
     }
@@ -653,10 +667,12 @@ impl Sfu {
                 let due = p
                     .tracks_in
                     .iter()
-                    .filter_map(|t| t.keyframe_due.map(|(d, _)| d));
+                    .flat_map(|t| &t.layers)
+                    .filter_map(|l| l.keyframe_due.map(|(d, _)| d));
                 std::iter::once(p.timeout).chain(due)
             })
             .chain(self.next_speaker_check)
+            .chain(self.next_layer_check)
             .min()
     }
 
@@ -813,11 +829,11 @@ impl Sfu {
                     return;
                 };
                 let source = peer.tracks_out.iter().find_map(|o| match o.state {
-                    OutState::Open(mid) if mid == req.mid => Some((o.source, o.track)),
+                    OutState::Open(mid) if mid == req.mid => Some((o.source, o.track, o.target)),
                     _ => None,
                 });
-                if let Some((source, track)) = source {
-                    self.request_keyframe(now, source, track, req.kind);
+                if let Some((source, track, layer)) = source {
+                    self.request_keyframe(now, source, track, Some(layer), req.kind);
                 }
             }
             Event::MediaAdded(added) if added.direction.is_receiving() => {
@@ -836,6 +852,14 @@ impl Sfu {
                     if let Some(kind) = kind {
                         self.add_track_in(key, changed.mid, MediaKind::from_str0m(kind));
                     }
+                }
+            }
+            Event::EgressBitrateEstimate(
+                BweKind::Twcc { estimate, .. } | BweKind::Remb { estimate, .. },
+            ) => {
+                if let Some(peer) = self.peers.get_mut(&key) {
+                    trace!(participant.id = %peer.participant, estimate = estimate.as_u64(), "bandwidth estimate");
+                    peer.bandwidth = Some(estimate.as_u64());
                 }
             }
             Event::Connected => {
@@ -875,14 +899,11 @@ impl Sfu {
             peer.down_reported = false;
             info!(participant.id = %participant, "media connected");
             self.events.push_back(MediaEvent::Connected { participant });
-            let sources: Vec<(PeerKey, TrackId)> = peer
-                .tracks_out
-                .iter()
-                .filter(|o| matches!(o.state, OutState::Open(_)))
-                .map(|o| (o.source, o.track))
+            let open: Vec<usize> = (0..peer.tracks_out.len())
+                .filter(|&n| matches!(peer.tracks_out[n].state, OutState::Open(_)))
                 .collect();
-            for (source, track) in sources {
-                self.request_keyframe(now, source, track, KeyframeRequestKind::Pli);
+            for n in open {
+                self.retarget(now, key, n, true);
             }
         } else if !peer.connected() && peer.up_reported {
             peer.up_reported = false;
@@ -1049,12 +1070,14 @@ impl Sfu {
         self.outbox.drain(key, peer);
     }
 
-    /// Ask a publisher for a keyframe on one track, at most once per interval.
+    /// Ask a publisher for a keyframe on one track (on one of its simulcast layers, or on all
+    /// of them), at most once per layer and interval.
     fn request_keyframe(
         &mut self,
         now: Instant,
         key: PeerKey,
         track: TrackId,
+        layer: Option<usize>,
         kind: KeyframeRequestKind,
     ) {
         let Some(peer) = self.peers.get_mut(&key) else {
@@ -1063,37 +1086,196 @@ impl Sfu {
         let Some(i) = peer.track_in_index(track) else {
             return;
         };
-        let t = &mut peer.tracks_in[i];
+        let t = &peer.tracks_in[i];
         if t.kind != MediaKind::Video || !peer.permission.allows(MediaKind::Video) {
             return;
         }
-        if let Some(last) = t.last_keyframe_request {
-            let next = last + self.keyframe_interval;
-            if now < next {
-                self.stats.keyframe_requests_coalesced += 1;
-                let kind = match t.keyframe_due {
-                    Some((_, KeyframeRequestKind::Fir)) => KeyframeRequestKind::Fir,
-                    _ => kind,
-                };
-                t.keyframe_due = Some((next, kind));
-                return;
+        let wanted = match layer {
+            Some(l) if l < t.layers.len() => l..l + 1,
+            Some(_) => return,
+            None => 0..t.layers.len(),
+        };
+        let mut sent = false;
+        for l in wanted {
+            let layer = &mut peer.tracks_in[i].layers[l];
+            if let Some(last) = layer.last_keyframe_request {
+                let next = last + self.keyframe_interval;
+                if now < next {
+                    self.stats.keyframe_requests_coalesced += 1;
+                    let kind = match layer.keyframe_due {
+                        Some((_, KeyframeRequestKind::Fir)) => KeyframeRequestKind::Fir,
+                        _ => kind,
+                    };
+                    layer.keyframe_due = Some((next, kind));
+                    continue;
+                }
+            }
+            if send_keyframe_request(peer, i, l, kind, now) {
+                self.stats.keyframe_requests_sent += 1;
+                sent = true;
             }
         }
-        if send_keyframe_request(peer, i, kind, now) {
-            self.stats.keyframe_requests_sent += 1;
+        if sent {
+            self.outbox.settle(key, peer, now);
         }
-        self.outbox.settle(key, peer, now);
+    }
+
+    /// How big a subscriber shows one of the videos it receives (`mid` of the SFU's offer), in
+    /// device pixels; 0x0 when it is not shown. The subscriber is sent the smallest simulcast
+    /// layer that fills that size (within its bandwidth estimate); without simulcast this
+    /// changes nothing.
+    pub fn set_view_size(
+        &mut self,
+        now: Instant,
+        participant: &ParticipantId,
+        mid: &str,
+        width: u32,
+        height: u32,
+    ) -> Result<(), SfuError> {
+        let key = self.key(participant)?;
+        let peer = self.peers.get_mut(&key).expect("indexed peer exists");
+        let n = peer
+            .tracks_out
+            .iter()
+            .position(|o| match o.state {
+                OutState::Open(m) | OutState::Negotiating(m) => *m == *mid,
+                _ => false,
+            })
+            .ok_or_else(|| SfuError::UnknownMid(mid.to_string()))?;
+        peer.tracks_out[n].view = Some(ViewSize { width, height });
+        let connected = peer.connected();
+        if matches!(peer.tracks_out[n].state, OutState::Open(_)) {
+            self.retarget(now, key, n, connected);
+        }
+        self.finish(now);
+        Ok(())
+    }
+
+    /// Choose the layer for output `n` of subscriber `sub` now; if it changed (or `announce`
+    /// says the subscriber needs a picture at once), ask the publisher for a keyframe of it.
+    /// Not before the subscriber is connected: a keyframe it cannot be sent is wasted, and
+    /// browsers ignore a second request that comes soon after (300 ms in libwebrtc).
+    fn retarget(&mut self, now: Instant, sub: PeerKey, n: usize, announce: bool) {
+        let Some(peer) = self.peers.get(&sub) else {
+            return;
+        };
+        let Some(out) = peer.tracks_out.get(n) else {
+            return;
+        };
+        let (source, track, view, old) = (out.source, out.track, out.view, out.target);
+        let budget = self.video_budgets(sub).get(&(source, track)).copied();
+        let Some(layers) = self.layers_of(source, track) else {
+            return;
+        };
+        let target = layers::choose(layers, now, view, budget);
+        let Some(peer) = self.peers.get_mut(&sub) else {
+            return;
+        };
+        let connected = peer.connected();
+        if target != old {
+            debug!(participant.id = %peer.participant, layer = target, ?budget, ?view, "simulcast layer chosen");
+        }
+        if let Some(out) = peer.tracks_out.get_mut(n) {
+            out.target = target;
+        }
+        if connected && (announce || target != old) {
+            self.request_keyframe(now, source, track, Some(target), KeyframeRequestKind::Pli);
+        }
+    }
+
+    fn layers_of(&self, source: PeerKey, track: TrackId) -> Option<&[Layer]> {
+        let peer = self.peers.get(&source)?;
+        let i = peer.track_in_index(track)?;
+        Some(&peer.tracks_in[i].layers)
+    }
+
+    /// The bandwidth each simulcast video sent to `sub` may use: its estimate, less what its
+    /// audio and single-stream videos take, shared equally. Empty without an estimate.
+    fn video_budgets(&self, sub: PeerKey) -> HashMap<(PeerKey, TrackId), u64> {
+        let mut budgets = HashMap::new();
+        let Some(peer) = self.peers.get(&sub) else {
+            return budgets;
+        };
+        let Some(estimate) = peer.bandwidth else {
+            return budgets;
+        };
+        let mut fixed = 0u64;
+        let mut simulcast = Vec::new();
+        for out in &peer.tracks_out {
+            if !matches!(out.state, OutState::Open(_)) {
+                continue;
+            }
+            match (out.kind, self.layers_of(out.source, out.track)) {
+                (MediaKind::Audio, _) => fixed += AUDIO_BITRATE,
+                (MediaKind::Video, Some(layers)) if layers.len() > 1 => {
+                    simulcast.push((out.source, out.track));
+                }
+                (MediaKind::Video, Some(layers)) => {
+                    fixed += layers.first().map_or(0, |l| l.rate.bps);
+                }
+                (MediaKind::Video, None) => {}
+            }
+        }
+        if !simulcast.is_empty() {
+            let share = estimate.saturating_sub(fixed) / simulcast.len() as u64;
+            budgets.extend(simulcast.into_iter().map(|k| (k, share)));
+        }
+        budgets
+    }
+
+    /// Reconsider every subscriber's simulcast layers: views, estimates and the layers a
+    /// publisher sends all change. A subscriber still waiting for the keyframe of its layer
+    /// asks again (a request may have been ignored or its keyframe lost).
+    fn choose_layers(&mut self, now: Instant) {
+        let mut retarget = Vec::new();
+        let mut waiting = Vec::new();
+        for (&sub, peer) in &self.peers {
+            if !peer.connected() {
+                continue;
+            }
+            let budgets = self.video_budgets(sub);
+            for (n, out) in peer.tracks_out.iter().enumerate() {
+                if out.kind != MediaKind::Video || !matches!(out.state, OutState::Open(_)) {
+                    continue;
+                }
+                let Some(layers) = self.layers_of(out.source, out.track) else {
+                    continue;
+                };
+                if layers.len() > 1 {
+                    let budget = budgets.get(&(out.source, out.track)).copied();
+                    if layers::choose(layers, now, out.view, budget) != out.target {
+                        retarget.push((sub, n));
+                    } else if out.keyframe_gen.map(|r| usize::from(r.layer)) != Some(out.target) {
+                        waiting.push((out.source, out.track, out.target));
+                    }
+                }
+            }
+        }
+        for (sub, n) in retarget {
+            self.retarget(now, sub, n, false);
+        }
+        for (source, track, layer) in waiting {
+            self.request_keyframe(now, source, track, Some(layer), KeyframeRequestKind::Pli);
+        }
+        if self
+            .peers
+            .values()
+            .any(|p| p.tracks_in.iter().any(|t| t.layers.len() > 1))
+        {
+            self.next_layer_check = Some(now + LAYER_CHECK_INTERVAL);
+        }
     }
 
     /// Forward one RTP packet from a publisher to every subscriber of its track. The payload
     /// is shared (`Arc`), not copied; per subscriber only the header is rewritten (payload
-    /// type, sequence number; str0m sets SSRC, MID and transport-cc) before SRTP.
+    /// type, sequence number, timestamp; str0m sets SSRC, MID and transport-cc) before SRTP.
+    /// Of a simulcast track, each subscriber is sent one layer: its target, from a keyframe.
     fn forward(&mut self, now: Instant, key: PeerKey, packet: RtpPacket) {
         self.stats.rtp_received += 1;
         let Some(peer) = self.peers.get_mut(&key) else {
             return;
         };
-        let Some(track_id) = peer.route(packet.header.ssrc) else {
+        let Some((track_id, layer_index)) = peer.route(packet.header.ssrc, now) else {
             return;
         };
         let Some(i) = peer.track_in_index(track_id) else {
@@ -1113,24 +1295,41 @@ impl Sfu {
                 self.next_speaker_check = Some(now + SPEAKER_INTERVAL);
             }
         }
-        if !track.announced || track.subscribers.is_empty() {
-            return;
-        }
         let Some(params) = track.params_for(rtc, pt_in) else {
             return;
         };
-        let generation = track.generation;
+        let is_vp8 = kind == MediaKind::Video && params.spec().codec == Codec::Vp8;
+        let vp8 = if is_vp8 {
+            Vp8Descriptor::parse(&packet.payload).ok()
+        } else {
+            None
+        };
+        // Codecs not inspected are forwarded from the first packet (`None`).
+        let keyframe_start =
+            is_vp8.then(|| vp8.is_some_and(|d| d.starts_keyframe(&packet.payload)));
+        let layer = &mut track.layers[layer_index];
+        layer.rate.add(now, packet.payload.len());
+        layer.last_packet = now;
+        if keyframe_start == Some(true)
+            && let Some((w, h)) = layers::vp8_keyframe_size(&packet.payload)
+        {
+            (layer.width, layer.height) = (w, h);
+        }
+        let run = Run {
+            generation: track.generation,
+            layer: layer_index as u8,
+            epoch: layer.epoch,
+        };
+        if track.layers.len() > 1 && self.next_layer_check.is_none() {
+            self.next_layer_check = Some(now + LAYER_CHECK_INTERVAL);
+        }
+        if !track.announced || track.subscribers.is_empty() {
+            return;
+        }
+        let clock_rate = params.spec().clock_rate.get();
         let subscriber_count = track.subscribers.len();
         let ext = forwarded_extensions(&packet.header.ext_vals);
         let seq_in = *packet.seq_no;
-        let keyframe_start = match (kind, params.spec().codec) {
-            (MediaKind::Video, Codec::Vp8) => Some(
-                Vp8Descriptor::parse(&packet.payload)
-                    .is_ok_and(|d| d.starts_keyframe(&packet.payload)),
-            ),
-            // Codecs not inspected are forwarded from the first packet.
-            _ => None,
-        };
 
         for n in 0..subscriber_count {
             let Some(&sub_key) = self
@@ -1159,34 +1358,51 @@ impl Sfu {
             let OutState::Open(mid) = out.state else {
                 continue;
             };
-            if out.kind == MediaKind::Video && out.keyframe_gen != Some(generation) {
-                if keyframe_start == Some(false) {
-                    self.stats.rtp_awaiting_keyframe += 1;
+            if out.keyframe_gen != Some(run) {
+                // Not the run being forwarded: start it only if it is the target layer, and
+                // (video) only at a keyframe. Until then the current run goes on.
+                if out.target != layer_index {
                     continue;
                 }
-                out.keyframe_gen = Some(generation);
+                if out.kind == MediaKind::Video {
+                    if keyframe_start == Some(false) {
+                        self.stats.rtp_awaiting_keyframe += 1;
+                        continue;
+                    }
+                    if out.keyframe_gen.is_some_and(|r| r.layer != run.layer) {
+                        self.stats.layer_switches += 1;
+                    }
+                    debug!(participant.id = %sub.participant, layer = layer_index, "video run starts at a keyframe");
+                }
+                out.keyframe_gen = Some(run);
             }
             let Some(pt) = out.map_pt(rtc, pt_in, params) else {
                 continue;
             };
-            let Some(seq_out) = out.seq.rewrite(seq_in, generation) else {
+            let Some(seq_out) = out.seq.rewrite(seq_in, run) else {
                 continue;
             };
+            let ts_out = out
+                .ts
+                .rewrite(packet.header.timestamp, run, now, clock_rate);
             {
                 let mut api = rtc.direct_api();
                 let Some(stream) = api.stream_tx_by_mid(mid, None) else {
                     continue;
                 };
-                let write = RtpWrite::new(
+                let mut write = RtpWrite::new(
                     pt,
                     seq_out.into(),
-                    packet.header.timestamp,
+                    ts_out,
                     packet.timestamp,
                     packet.payload.clone(),
                 )
                 .marker(packet.header.marker)
                 .ext_vals(ext.clone())
                 .nackable(kind == MediaKind::Video);
+                if let Some(patch) = vp8.as_ref().and_then(|d| out.vp8.patch(d, run)) {
+                    write = write.vp8_patch(patch);
+                }
                 stream.write_rtp(write);
             }
             self.stats.rtp_forwarded += 1;
@@ -1195,23 +1411,27 @@ impl Sfu {
     }
 }
 
-/// Ask str0m to send PLI/FIR for track `i` of `peer`. False if the publisher has not sent
-/// anything on it yet (its first frame is a keyframe anyway).
+/// Ask str0m to send PLI/FIR for layer `l` of track `i` of `peer`. False if the publisher
+/// has not sent anything on it yet (its first frame is a keyframe anyway).
 fn send_keyframe_request(
     peer: &mut Peer,
     i: usize,
+    l: usize,
     kind: KeyframeRequestKind,
     now: Instant,
 ) -> bool {
     let track = &mut peer.tracks_in[i];
-    let (mid, rid) = (track.mid, track.rid.flatten());
+    let mid = track.mid;
+    let Some(layer) = track.layers.get_mut(l) else {
+        return false;
+    };
     let mut api = peer.rtc.direct_api();
-    let Some(rx) = api.stream_rx_by_mid(mid, rid) else {
+    let Some(rx) = api.stream_rx_by_mid(mid, layer.rid) else {
         return false;
     };
     rx.request_keyframe(kind);
-    track.last_keyframe_request = Some(now);
-    trace!(participant.id = %peer.participant, ?kind, "keyframe request");
+    layer.last_keyframe_request = Some(now);
+    trace!(participant.id = %peer.participant, ?kind, layer = l, "keyframe request");
     true
 }
 

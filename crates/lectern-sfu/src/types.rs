@@ -197,4 +197,37 @@ pub struct SfuStats {
     /// Datagrams that matched neither the ufrag map (STUN) nor the address map and were
     /// offered to each peer in turn (`Rtc::accepts`).
     pub demux_scans: u64,
+    /// Times a subscriber was switched to another simulcast layer of a video.
+    pub layer_switches: u64,
+}
+
+/// Sums counters of several SFUs (one per media worker). Destructured, so a new field cannot
+/// be forgotten here.
+impl std::ops::AddAssign for SfuStats {
+    fn add_assign(&mut self, other: SfuStats) {
+        let SfuStats {
+            peers,
+            rtp_received,
+            rtp_forwarded,
+            rtp_denied,
+            rtp_awaiting_keyframe,
+            keyframe_requests_sent,
+            keyframe_requests_coalesced,
+            datagrams_unmatched,
+            speaker_changes,
+            demux_scans,
+            layer_switches,
+        } = other;
+        self.peers += peers;
+        self.rtp_received += rtp_received;
+        self.rtp_forwarded += rtp_forwarded;
+        self.rtp_denied += rtp_denied;
+        self.rtp_awaiting_keyframe += rtp_awaiting_keyframe;
+        self.keyframe_requests_sent += keyframe_requests_sent;
+        self.keyframe_requests_coalesced += keyframe_requests_coalesced;
+        self.datagrams_unmatched += datagrams_unmatched;
+        self.speaker_changes += speaker_changes;
+        self.demux_scans += demux_scans;
+        self.layer_switches += layer_switches;
+    }
 }

@@ -81,6 +81,13 @@ pub enum Command {
         audio: bool,
         video: bool,
     },
+    /// See [`Sfu::set_view_size`].
+    SetViewSize {
+        participant: ParticipantId,
+        mid: String,
+        width: u32,
+        height: u32,
+    },
     Shutdown,
 }
 
@@ -284,6 +291,21 @@ impl MediaWorkerHandle {
             video,
         })
     }
+
+    pub fn set_view_size(
+        &self,
+        participant: ParticipantId,
+        mid: String,
+        width: u32,
+        height: u32,
+    ) -> Result<(), SfuError> {
+        self.send(Command::SetViewSize {
+            participant,
+            mid,
+            width,
+            height,
+        })
+    }
 }
 
 struct Worker {
@@ -385,6 +407,17 @@ impl Worker {
                 let r = self
                     .sfu
                     .set_publish_permission(now, &participant, audio, video);
+                (participant, r)
+            }
+            Command::SetViewSize {
+                participant,
+                mid,
+                width,
+                height,
+            } => {
+                let r = self
+                    .sfu
+                    .set_view_size(now, &participant, &mid, width, height);
                 (participant, r)
             }
             Command::Shutdown => return,

@@ -352,6 +352,15 @@ async fn the_instructors_video_reaches_students_and_the_stage_rules_apply() -> a
         .await?;
     let refused = bob.wait_for(|m| m["type"] == "error").await?;
     assert_eq!(refused["code"], "invalid_message", "{refused}");
+    // A view size for a mid the SFU never offered, or an absurd one: typed errors too.
+    let refused = ada
+        .request(json!({"type": "media_view", "mid": "1", "width": 1_000_000, "height": 10}))
+        .await?;
+    assert_eq!(refused["code"], "invalid_message", "{refused}");
+    ada.ok(json!({"type": "media_view", "mid": "no-such-mid", "width": 320, "height": 180}))
+        .await?;
+    let refused = ada.wait_for(|m| m["type"] == "error").await?;
+    assert_eq!(refused["code"], "invalid_message", "{refused}");
     grace
         .ok(json!({"type": "chat_send", "text": "still fine"}))
         .await?;

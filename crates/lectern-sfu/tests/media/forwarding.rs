@@ -5,7 +5,7 @@ use std::time::Duration;
 use lectern_sfu::{MediaEvent, ParticipantId};
 use str0m::media::MediaKind;
 
-use crate::support::{Net, Received};
+use crate::support::{self, Net, Received};
 
 const AV: &[MediaKind] = &[MediaKind::Audio, MediaKind::Video];
 const SECOND: Duration = Duration::from_secs(1);
@@ -556,4 +556,87 @@ fn two_people_talking_at_once_do_not_make_the_speaker_flicker() {
     net.run_until(2 * SECOND, "the TA is named", |n| {
         n.speakers() == [Some("teacher"), Some("ta")]
     });
+}
+
+/// The sizes of the video frames `id` received after `t`, each run of one size once, without
+/// the first run if it is `before` (frames of the old layer may still arrive until the new
+/// layer's keyframe does).
+fn sizes_after(net: &Net, id: &str, t: std::time::Instant, before: (u16, u16)) -> Vec<(u16, u16)> {
+    let mut sizes: Vec<(u16, u16)> = Vec::new();
+    for r in net.client(id).frames(MediaKind::Video) {
+        if r.at > t && sizes.last() != Some(&r.size) {
+            sizes.push(r.size);
+        }
+    }
+    if sizes.len() > 1 && sizes[0] == before {
+        sizes.remove(0);
+    }
+    sizes
+}
+
+#[test]
+fn simulcast_subscribers_get_the_layer_that_fits_how_they_show_the_video() {
+    const SMALL: (u16, u16) = (320, 180);
+    const LARGE: (u16, u16) = (640, 360);
+    let mut net = Net::new();
+    net.join("r1", "full", "10.0.1.1:4000", &[]);
+    net.join("r1", "thumb", "10.0.1.3:4000", &[]);
+    // The publisher sends its camera twice, as a browser with two simulcast encodings does.
+    {
+        let now = net.now;
+        let mut teacher = support::Client::new(now, "teacher", "10.0.1.2:4000");
+        teacher.simulcast = vec![("l", SMALL), ("h", LARGE)];
+        net.clients.push(teacher);
+        let pid = ParticipantId::from("teacher");
+        net.sfu
+            .add_peer(now, lectern_sfu::RoomId::from("r1"), pid.clone())
+            .expect("add peer");
+        let offer = net.client_mut("teacher").make_offer(now, AV);
+        let answer = net.sfu.accept_offer(now, &pid, &offer).expect("answer");
+        net.client_mut("teacher").accept_answer(now, &answer);
+        net.pump();
+    }
+    net.allow("teacher", true, true);
+    net.client_mut("teacher").sending = true;
+    net.run_for(2 * SECOND);
+
+    // Nobody said how big they show it: the best layer, for both.
+    let start = net.now - SECOND;
+    assert_eq!(sizes_after(&net, "full", start, LARGE), vec![LARGE]);
+    assert_eq!(sizes_after(&net, "thumb", start, LARGE), vec![LARGE]);
+
+    // A thumbnail (in device pixels) is sent the small layer, from one of its keyframes.
+    let shrunk = net.now;
+    net.view("thumb", 300, 170);
+    net.run_for(2 * SECOND);
+    assert_eq!(sizes_after(&net, "thumb", shrunk, LARGE), vec![SMALL]);
+    assert_eq!(sizes_after(&net, "full", shrunk, LARGE), vec![LARGE]);
+    let thumb = net.client("thumb").frames(MediaKind::Video);
+    let first_small = thumb.iter().position(|r| r.size == SMALL).unwrap();
+    assert!(thumb[first_small].keyframe, "switched at a keyframe");
+    // One continuous stream for the receiver: payloads intact, frames in order, no frame
+    // missing across the switch (both layers carry the same frame numbers).
+    assert!(thumb.iter().all(|r| r.data_ok));
+    assert!(
+        thumb.windows(2).all(|w| w[1].frame == w[0].frame + 1),
+        "frames in order, none missing"
+    );
+
+    // Shown large again: back to the large layer. Not shown at all: the small one.
+    let grown = net.now;
+    net.view("thumb", 1280, 720);
+    net.run_for(2 * SECOND);
+    assert_eq!(sizes_after(&net, "thumb", grown, SMALL), vec![LARGE]);
+    let hidden = net.now;
+    net.view("full", 0, 0);
+    net.run_for(2 * SECOND);
+    assert_eq!(sizes_after(&net, "full", hidden, LARGE), vec![SMALL]);
+    assert_eq!(net.sfu.stats().layer_switches, 3);
+
+    // A mid that is not a video sent to this participant is refused.
+    let err = net
+        .sfu
+        .set_view_size(net.now, &ParticipantId::from("thumb"), "nope", 10, 10)
+        .unwrap_err();
+    assert_eq!(err.code(), "unknown_mid");
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use lectern_sfu::{MediaEvent, ParticipantId, RoomId, Sfu, SfuConfig};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
-use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
+use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid, Simulcast, SimulcastLayer};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
@@ -24,13 +24,30 @@ pub fn init_log() {
     }
 }
 
+/// The picture size the test camera sends without simulcast.
+pub const CAMERA_SIZE: (u16, u16) = (320, 240);
+
+/// Offset of the tag in a payload of [`frame_payload_sized`].
+fn tag_offset(kind: MediaKind) -> usize {
+    match kind {
+        MediaKind::Video => 10,
+        MediaKind::Audio => 1,
+    }
+}
+
 /// What the test publisher puts in every frame after the codec header: a tag and a counter,
-/// so a receiver can tell exactly which frame arrived.
-pub fn frame_payload(kind: MediaKind, n: u32, keyframe: bool) -> Vec<u8> {
+/// so a receiver can tell exactly which frame arrived. Video says its picture `size` (a
+/// simulcast layer's).
+pub fn frame_payload_sized(kind: MediaKind, n: u32, keyframe: bool, size: (u16, u16)) -> Vec<u8> {
     let mut data = Vec::new();
     match kind {
-        // VP8 payload header: bit 0 of the first byte is P (0 = keyframe).
-        MediaKind::Video => data.push(if keyframe { 0x10 } else { 0x11 }),
+        // A VP8 frame header: bit 0 of the first byte is P (0 = keyframe), then (written in
+        // every frame here) the keyframe start code and the picture size.
+        MediaKind::Video => {
+            data.extend_from_slice(&[if keyframe { 0x10 } else { 0x11 }, 0, 0, 0x9d, 0x01, 0x2a]);
+            data.extend_from_slice(&size.0.to_le_bytes());
+            data.extend_from_slice(&size.1.to_le_bytes());
+        }
         MediaKind::Audio => data.push(0xfc), // an Opus TOC byte
     }
     data.extend_from_slice(b"LECTERN");
@@ -43,12 +60,21 @@ pub fn frame_payload(kind: MediaKind, n: u32, keyframe: bool) -> Vec<u8> {
     data
 }
 
-/// The frame number of a payload made by [`frame_payload`], if it is one.
-pub fn frame_number(data: &[u8]) -> Option<u32> {
-    if data.len() < 12 || &data[1..8] != b"LECTERN" {
+/// The frame number of a payload made by [`frame_payload_sized`], if it is one.
+pub fn frame_number(kind: MediaKind, data: &[u8]) -> Option<u32> {
+    let at = tag_offset(kind);
+    if data.len() < at + 11 || &data[at..at + 7] != b"LECTERN" {
         return None;
     }
-    Some(u32::from_be_bytes(data[8..12].try_into().unwrap()))
+    Some(u32::from_be_bytes(
+        data[at + 7..at + 11].try_into().unwrap(),
+    ))
+}
+
+/// The picture size written in a video payload of [`frame_payload_sized`].
+pub fn frame_size(data: &[u8]) -> (u16, u16) {
+    let le = |i: usize| u16::from_le_bytes([data[i], data[i + 1]]);
+    (le(6), le(8))
 }
 
 #[derive(Debug, Clone)]
@@ -58,6 +84,8 @@ pub struct Received {
     pub frame: u32,
     pub keyframe: bool,
     pub data_ok: bool,
+    /// Video: the picture size the frame says it has (which simulcast layer it came from).
+    pub size: (u16, u16),
 }
 
 /// One simulated browser.
@@ -86,6 +114,8 @@ pub struct Client {
     pub audio_level: Option<i8>,
     pub last_video: Option<Instant>,
     pub last_audio: Option<Instant>,
+    /// Publish video as simulcast: (rid, picture size) per layer.
+    pub simulcast: Vec<(&'static str, (u16, u16))>,
     timeout: Instant,
     outbox: VecDeque<(SocketAddr, Vec<u8>)>,
 }
@@ -117,6 +147,7 @@ impl Client {
             audio_level: None,
             last_video: None,
             last_audio: None,
+            simulcast: Vec::new(),
             timeout: now,
             outbox: VecDeque::new(),
         };
@@ -157,14 +188,19 @@ impl Client {
                 } else {
                     MediaKind::Video
                 };
-                if let Some(frame) = frame_number(&d.data) {
-                    let expected = frame_payload(kind, frame, d.data[0] == 0x10);
+                if let Some(frame) = frame_number(kind, &d.data) {
+                    let size = match kind {
+                        MediaKind::Video => frame_size(&d.data),
+                        MediaKind::Audio => (0, 0),
+                    };
+                    let expected = frame_payload_sized(kind, frame, d.data[0] == 0x10, size);
                     self.received.push(Received {
                         at: now,
                         kind,
                         frame,
                         keyframe: kind == MediaKind::Video && d.data[0] == 0x10,
                         data_ok: *d.data == *expected,
+                        size,
                     });
                 }
             }
@@ -178,13 +214,20 @@ impl Client {
         let mut api = self.rtc.sdp_api();
         let mut mids = Vec::new();
         for &kind in kinds {
+            let simulcast = (kind == MediaKind::Video && !self.simulcast.is_empty()).then(|| {
+                let mut s = Simulcast::new();
+                for (rid, _) in &self.simulcast {
+                    s.add_send_layer(SimulcastLayer::new(rid));
+                }
+                s
+            });
             mids.push((
                 api.add_media(
                     kind,
                     Direction::SendOnly,
                     Some(self.id.to_string()),
                     None,
-                    None,
+                    simulcast,
                 ),
                 kind,
             ));
@@ -261,18 +304,10 @@ impl Client {
                     (self.next_audio, false)
                 }
             };
-            let Some(writer) = self.rtc.writer(mid) else {
-                continue; // closed
-            };
             let codec = match kind {
                 MediaKind::Video => Codec::Vp8,
                 MediaKind::Audio => Codec::Opus,
             };
-            let pt = writer
-                .payload_params()
-                .find(|p| p.spec().codec == codec)
-                .expect("codec negotiated")
-                .pt();
             let clock = match kind {
                 MediaKind::Video => Frequency::NINETY_KHZ,
                 MediaKind::Audio => Frequency::FORTY_EIGHT_KHZ,
@@ -282,14 +317,34 @@ impl Client {
                 MediaKind::Audio => 960,
             };
             let time = MediaTime::new(n as u64 * period_ticks, clock);
-            let writer = match (kind, self.audio_level) {
-                (MediaKind::Audio, Some(level)) => writer.audio_level(level, level > -50),
-                _ => writer,
+            let layers: Vec<(Option<&str>, (u16, u16))> = match (kind, self.simulcast.is_empty()) {
+                (MediaKind::Video, false) => {
+                    self.simulcast.iter().map(|(r, s)| (Some(*r), *s)).collect()
+                }
+                _ => vec![(None, CAMERA_SIZE)],
             };
-            writer
-                .write(pt, now, time, frame_payload(kind, n, keyframe))
-                .expect("write");
-            self.drain(now);
+            for (rid, size) in layers {
+                let Some(writer) = self.rtc.writer(mid) else {
+                    break; // closed
+                };
+                let pt = writer
+                    .payload_params()
+                    .find(|p| p.spec().codec == codec)
+                    .expect("codec negotiated")
+                    .pt();
+                let writer = match (kind, self.audio_level) {
+                    (MediaKind::Audio, Some(level)) => writer.audio_level(level, level > -50),
+                    _ => writer,
+                };
+                let writer = match rid {
+                    Some(rid) => writer.rid(rid.into()),
+                    None => writer,
+                };
+                writer
+                    .write(pt, now, time, frame_payload_sized(kind, n, keyframe, size))
+                    .expect("write");
+                self.drain(now);
+            }
         }
     }
 
@@ -495,6 +550,30 @@ impl Net {
                 _ => None,
             })
             .collect()
+    }
+
+    /// The mid of the last video offered to `id`.
+    pub fn video_mid(&self, id: &str) -> String {
+        self.events_for(id)
+            .iter()
+            .filter_map(|e| match e {
+                MediaEvent::Offer { tracks, .. } => Some(tracks),
+                _ => None,
+            })
+            .flatten()
+            .filter(|t| t.kind == lectern_sfu::MediaKind::Video)
+            .map(|t| t.mid.clone())
+            .next_back()
+            .expect("a video was offered")
+    }
+
+    /// `id` shows its video at `width` x `height` (what the browser client reports).
+    pub fn view(&mut self, id: &str, width: u32, height: u32) {
+        let (now, mid) = (self.now, self.video_mid(id));
+        self.sfu
+            .set_view_size(now, &ParticipantId::from(id), &mid, width, height)
+            .expect("view size");
+        self.pump();
     }
 
     pub fn offers_for(&self, id: &str) -> usize {
