@@ -1143,9 +1143,8 @@ impl Sfu {
             })
             .ok_or_else(|| SfuError::UnknownMid(mid.to_string()))?;
         peer.tracks_out[n].view = Some(ViewSize { width, height });
-        let connected = peer.connected();
         if matches!(peer.tracks_out[n].state, OutState::Open(_)) {
-            self.retarget(now, key, n, connected);
+            self.retarget(now, key, n, false);
         }
         self.finish(now);
         Ok(())
