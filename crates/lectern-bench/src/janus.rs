@@ -424,7 +424,10 @@ mod tests {
 
     #[test]
     fn configs_keep_only_the_videoroom_and_websockets() {
-        if !Path::new(PLUGINS_DIR).join("libjanus_videoroom.so").exists() {
+        if !Path::new(PLUGINS_DIR)
+            .join("libjanus_videoroom.so")
+            .exists()
+        {
             return; // janus is not installed here
         }
         let dir = tempfile::tempdir().unwrap();

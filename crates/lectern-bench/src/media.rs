@@ -242,8 +242,7 @@ pub async fn run(args: MediaArgs) -> anyhow::Result<()> {
                         chat_burst: 10,
                     };
                     eprintln!("N={n}: starting {}", config.bin.display());
-                    let mut server =
-                        Server::spawn(&config, token::random_alphanumeric(48)).await?;
+                    let mut server = Server::spawn(&config, token::random_alphanumeric(48)).await?;
                     let result = one_run(&args, UnderTest::Lectern(&mut server), n).await;
                     server.shutdown().await;
                     result
@@ -310,7 +309,11 @@ async fn one_run(
         UnderTest::Janus(janus) => {
             let url = janus.ws_url();
             let (teacher, room, feed) = janus::publish(&url, publish).await?;
-            (teacher, Target::Janus { url, room, feed }, ServerKind::Janus)
+            (
+                teacher,
+                Target::Janus { url, room, feed },
+                ServerKind::Janus,
+            )
         }
     };
     teacher.wait_connected(CONNECT_TIMEOUT).await?;
@@ -517,7 +520,11 @@ async fn join_students(
                         Ok::<Bot, anyhow::Error>(bot)
                     }));
                 }
-                &Target::Janus { ref url, room, feed } => {
+                &Target::Janus {
+                    ref url,
+                    room,
+                    feed,
+                } => {
                     let url = url.clone();
                     joins.push(tokio::spawn(async move {
                         let bot = janus::subscribe(&url, room, feed).await?;
@@ -723,7 +730,10 @@ pub async fn students(args: StudentsArgs) -> anyhow::Result<()> {
     let target = match args.janus_feed {
         Some(feed) => Target::Janus {
             url: args.url.clone(),
-            room: args.room.parse().context("--room of janus must be a number")?,
+            room: args
+                .room
+                .parse()
+                .context("--room of janus must be a number")?,
             feed,
         },
         None => Target::Lectern {
