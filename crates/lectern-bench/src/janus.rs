@@ -48,13 +48,14 @@ pub struct Janus {
 impl Janus {
     /// Write a minimal config folder, start `bin -F <folder>` and wait until its WebSocket
     /// transport answers an `info` request.
-    pub async fn spawn(bin: &Path) -> anyhow::Result<Janus> {
+    /// `debug_level`: Janus's log level (3 = warnings; 5 and up for ICE/DTLS details).
+    pub async fn spawn(bin: &Path, debug_level: u8) -> anyhow::Result<Janus> {
         let dir = tempfile::Builder::new()
             .prefix("lectern-bench-janus-")
             .tempdir()
             .context("creating a temp dir for janus")?;
         let port = free_port()?;
-        write_configs(dir.path(), port)?;
+        write_configs(dir.path(), port, debug_level)?;
         let log_path = dir.path().join("janus.log");
         let log = std::fs::File::create(&log_path).context("creating the janus log")?;
         let log2 = log.try_clone()?;
@@ -116,6 +117,11 @@ impl Janus {
         self.pid
     }
 
+    /// The last lines of Janus's log (for an error report).
+    pub fn log_tail(&self) -> String {
+        tail(&self.dir.path().join("janus.log"))
+    }
+
     pub fn check_alive(&mut self) -> anyhow::Result<()> {
         if let Ok(Some(status)) = self.child.try_wait() {
             bail!(
@@ -146,7 +152,7 @@ fn tail(path: &Path) -> String {
 
 /// Janus's main config, the VideoRoom's (no rooms: the bench creates one) and the WebSocket
 /// transport's (plain `ws` on 127.0.0.1:`port`). Every other plugin and transport is disabled.
-fn write_configs(dir: &Path, port: u16) -> anyhow::Result<()> {
+fn write_configs(dir: &Path, port: u16, debug_level: u8) -> anyhow::Result<()> {
     let disabled_plugins = list_disabled(PLUGINS_DIR, "libjanus_videoroom.so")?;
     let disabled_transports = list_disabled(TRANSPORTS_DIR, "libjanus_websockets.so")?;
     let main = format!(
@@ -154,7 +160,7 @@ fn write_configs(dir: &Path, port: u16) -> anyhow::Result<()> {
          \tconfigs_folder = \"{configs}\"\n\
          \tplugins_folder = \"{PLUGINS_DIR}\"\n\
          \ttransports_folder = \"{TRANSPORTS_DIR}\"\n\
-         \tdebug_level = 3\n\
+         \tdebug_level = {debug_level}\n\
          \tsession_timeout = 60\n\
          }}\n\
          media: {{\n}}\n\
@@ -431,7 +437,7 @@ mod tests {
             return; // janus is not installed here
         }
         let dir = tempfile::tempdir().unwrap();
-        write_configs(dir.path(), 12345).unwrap();
+        write_configs(dir.path(), 12345, 3).unwrap();
         let main = std::fs::read_to_string(dir.path().join("janus.jcfg")).unwrap();
         assert!(main.contains("nice_debug = false"));
         assert!(!main.contains("libjanus_videoroom.so"));

@@ -97,6 +97,10 @@ pub struct MediaArgs {
     /// The `janus` binary to spawn.
     #[arg(long, default_value = janus::DEFAULT_BIN)]
     janus_bin: PathBuf,
+    /// Janus's `debug_level` (3 = warnings; 5 and up for ICE/DTLS details). Its log is printed
+    /// when a Janus run fails.
+    #[arg(long, default_value_t = 3)]
+    janus_debug_level: u8,
 }
 
 /// A server `media` can load.
@@ -249,8 +253,11 @@ pub async fn run(args: MediaArgs) -> anyhow::Result<()> {
                 }
                 ServerKind::Janus => {
                     eprintln!("N={n}: starting {}", args.janus_bin.display());
-                    let mut janus = Janus::spawn(&args.janus_bin).await?;
+                    let mut janus = Janus::spawn(&args.janus_bin, args.janus_debug_level).await?;
                     let result = one_run(&args, UnderTest::Janus(&mut janus), n).await;
+                    if result.is_err() {
+                        eprintln!("N={n}: the end of janus's log:\n{}", janus.log_tail());
+                    }
                     janus.shutdown().await;
                     result
                 }
