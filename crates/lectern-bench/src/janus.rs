@@ -7,6 +7,7 @@
 //! The bots' media side is `lectern-bots` ([`Bot::publish_offer`], [`Bot::subscribe_to_offer`]):
 //! only the signalling differs from a Lectern run. SDPs carry the candidates (no trickle).
 
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,6 +40,7 @@ type Ws =
 #[derive(Debug)]
 pub struct Janus {
     child: Child,
+    ip: Ipv4Addr,
     port: u16,
     pid: u32,
     /// Holds the config folder and Janus's log; removed when dropped (after the kill).
@@ -49,13 +51,14 @@ impl Janus {
     /// Write a minimal config folder, start `bin -F <folder>` and wait until its WebSocket
     /// transport answers an `info` request.
     /// `debug_level`: Janus's log level (3 = warnings; 5 and up for ICE/DTLS details).
-    pub async fn spawn(bin: &Path, debug_level: u8) -> anyhow::Result<Janus> {
+    /// `ip`: the only address Janus gathers ICE candidates on (see [`media_ip`]).
+    pub async fn spawn(bin: &Path, debug_level: u8, ip: Ipv4Addr) -> anyhow::Result<Janus> {
         let dir = tempfile::Builder::new()
             .prefix("lectern-bench-janus-")
             .tempdir()
             .context("creating a temp dir for janus")?;
         let port = free_port()?;
-        write_configs(dir.path(), port, debug_level)?;
+        write_configs(dir.path(), port, debug_level, ip)?;
         let log_path = dir.path().join("janus.log");
         let log = std::fs::File::create(&log_path).context("creating the janus log")?;
         let log2 = log.try_clone()?;
@@ -103,6 +106,7 @@ impl Janus {
         }
         Ok(Janus {
             child,
+            ip,
             port,
             pid,
             dir,
@@ -111,6 +115,11 @@ impl Janus {
 
     pub fn ws_url(&self) -> String {
         format!("ws://127.0.0.1:{}/", self.port)
+    }
+
+    /// The address Janus's ICE uses, for the bots to bind to.
+    pub fn media_ip(&self) -> Ipv4Addr {
+        self.ip
     }
 
     pub fn pid(&self) -> u32 {
@@ -138,6 +147,21 @@ impl Janus {
     }
 }
 
+/// This host's IPv4 source address towards its default route (no packet is sent: a UDP
+/// `connect` only picks the route). Janus skips loopback interfaces when it gathers ICE
+/// candidates, so its media and its bots use this address; datagrams between two local
+/// addresses still go through the kernel's loopback path.
+pub fn media_ip() -> anyhow::Result<Ipv4Addr> {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").context("binding a probe socket")?;
+    // TEST-NET-2 (RFC 5737): never answered, only routed.
+    s.connect("198.51.100.1:9")
+        .context("this host has no IPv4 route to pick janus's address from; pass --janus-ip")?;
+    match s.local_addr()?.ip() {
+        std::net::IpAddr::V4(ip) if !ip.is_loopback() && !ip.is_unspecified() => Ok(ip),
+        other => bail!("the probe picked {other}, not a usable address for janus; pass --janus-ip"),
+    }
+}
+
 fn free_port() -> anyhow::Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
     Ok(l.local_addr()?.port())
@@ -152,7 +176,7 @@ fn tail(path: &Path) -> String {
 
 /// Janus's main config, the VideoRoom's (no rooms: the bench creates one) and the WebSocket
 /// transport's (plain `ws` on 127.0.0.1:`port`). Every other plugin and transport is disabled.
-fn write_configs(dir: &Path, port: u16, debug_level: u8) -> anyhow::Result<()> {
+fn write_configs(dir: &Path, port: u16, debug_level: u8, ip: Ipv4Addr) -> anyhow::Result<()> {
     let disabled_plugins = list_disabled(PLUGINS_DIR, "libjanus_videoroom.so")?;
     let disabled_transports = list_disabled(TRANSPORTS_DIR, "libjanus_websockets.so")?;
     let main = format!(
@@ -166,7 +190,7 @@ fn write_configs(dir: &Path, port: u16, debug_level: u8) -> anyhow::Result<()> {
          media: {{\n}}\n\
          nat: {{\n\
          \tnice_debug = false\n\
-         \tice_enforce_list = \"lo\"\n\
+         \tice_enforce_list = \"{ip}\"\n\
          }}\n\
          plugins: {{\n\tdisable = \"{disabled_plugins}\"\n}}\n\
          transports: {{\n\tdisable = \"{disabled_transports}\"\n}}\n\
@@ -352,7 +376,11 @@ async fn next_json(ws: &mut Ws) -> anyhow::Result<Value> {
 
 /// Create a room for one VP8 + Opus publisher, join it as publisher and publish. Returns the
 /// publishing bot, the room and the publisher's feed id.
-pub async fn publish(url: &str, publish: PublishOptions) -> anyhow::Result<(Bot, u64, u64)> {
+pub async fn publish(
+    url: &str,
+    ip: Ipv4Addr,
+    publish: PublishOptions,
+) -> anyhow::Result<(Bot, u64, u64)> {
     let mut c = Conn::attach(url).await?;
     let (data, _) = c
         .message(
@@ -381,7 +409,7 @@ pub async fn publish(url: &str, publish: PublishOptions) -> anyhow::Result<(Bot,
     let feed = data["id"]
         .as_u64()
         .with_context(|| format!("no publisher id in janus's `joined`: {data}"))?;
-    let (pending, offer) = Bot::publish_offer(std::net::Ipv4Addr::LOCALHOST.into(), publish)
+    let (pending, offer) = Bot::publish_offer(ip.into(), publish)
         .await
         .context("the publisher's offer")?;
     let (_, answer) = c
@@ -401,7 +429,7 @@ pub async fn publish(url: &str, publish: PublishOptions) -> anyhow::Result<(Bot,
 }
 
 /// Join `room` as a subscriber to `feed`, answer Janus's offer and `start`.
-pub async fn subscribe(url: &str, room: u64, feed: u64) -> anyhow::Result<Bot> {
+pub async fn subscribe(url: &str, ip: Ipv4Addr, room: u64, feed: u64) -> anyhow::Result<Bot> {
     let mut c = Conn::attach(url).await?;
     let (_, offer) = c
         .message(
@@ -411,7 +439,7 @@ pub async fn subscribe(url: &str, room: u64, feed: u64) -> anyhow::Result<Bot> {
         .await
         .context("joining the janus room as subscriber")?;
     let offer = offer.context("janus's reply to the subscriber's `join` has no SDP offer")?;
-    let (bot, answer) = Bot::subscribe_to_offer(std::net::Ipv4Addr::LOCALHOST.into(), offer)
+    let (bot, answer) = Bot::subscribe_to_offer(ip.into(), offer)
         .await
         .context("answering janus's offer")?;
     c.message(
@@ -437,7 +465,7 @@ mod tests {
             return; // janus is not installed here
         }
         let dir = tempfile::tempdir().unwrap();
-        write_configs(dir.path(), 12345, 3).unwrap();
+        write_configs(dir.path(), 12345, 3, Ipv4Addr::new(192, 0, 2, 2)).unwrap();
         let main = std::fs::read_to_string(dir.path().join("janus.jcfg")).unwrap();
         assert!(main.contains("nice_debug = false"));
         assert!(!main.contains("libjanus_videoroom.so"));

@@ -97,6 +97,10 @@ pub struct MediaArgs {
     /// The `janus` binary to spawn.
     #[arg(long, default_value = janus::DEFAULT_BIN)]
     janus_bin: PathBuf,
+    /// The local IPv4 address Janus's ICE and its bots use [default: this host's source
+    /// address towards its default route]. Janus gathers no candidates on loopback.
+    #[arg(long)]
+    janus_ip: Option<Ipv4Addr>,
     /// Janus's `debug_level` (3 = warnings; 5 and up for ICE/DTLS details). Its log is printed
     /// when a Janus run fails.
     #[arg(long, default_value_t = 3)]
@@ -163,6 +167,8 @@ enum Target {
         url: String,
         room: u64,
         feed: u64,
+        /// The local address Janus's ICE uses (not loopback, see [`janus::media_ip`]).
+        ip: Ipv4Addr,
     },
 }
 
@@ -253,7 +259,12 @@ pub async fn run(args: MediaArgs) -> anyhow::Result<()> {
                 }
                 ServerKind::Janus => {
                     eprintln!("N={n}: starting {}", args.janus_bin.display());
-                    let mut janus = Janus::spawn(&args.janus_bin, args.janus_debug_level).await?;
+                    let ip = match args.janus_ip {
+                        Some(ip) => ip,
+                        None => janus::media_ip()?,
+                    };
+                    let mut janus =
+                        Janus::spawn(&args.janus_bin, args.janus_debug_level, ip).await?;
                     let result = one_run(&args, UnderTest::Janus(&mut janus), n).await;
                     if result.is_err() {
                         eprintln!("N={n}: the end of janus's log:\n{}", janus.log_tail());
@@ -314,11 +325,16 @@ async fn one_run(
             (teacher, target, ServerKind::Lectern)
         }
         UnderTest::Janus(janus) => {
-            let url = janus.ws_url();
-            let (teacher, room, feed) = janus::publish(&url, publish).await?;
+            let (url, ip) = (janus.ws_url(), janus.media_ip());
+            let (teacher, room, feed) = janus::publish(&url, ip, publish).await?;
             (
                 teacher,
-                Target::Janus { url, room, feed },
+                Target::Janus {
+                    url,
+                    room,
+                    feed,
+                    ip,
+                },
                 ServerKind::Janus,
             )
         }
@@ -531,10 +547,11 @@ async fn join_students(
                     ref url,
                     room,
                     feed,
+                    ip,
                 } => {
                     let url = url.clone();
                     joins.push(tokio::spawn(async move {
-                        let bot = janus::subscribe(&url, room, feed).await?;
+                        let bot = janus::subscribe(&url, ip, room, feed).await?;
                         bot.wait_connected(CONNECT_TIMEOUT).await?;
                         Ok::<Bot, anyhow::Error>(bot)
                     }));
@@ -618,13 +635,20 @@ impl StudentProc {
                     .arg(room)
                     .env(SECRET_ENV, secret);
             }
-            Target::Janus { url, room, feed } => {
+            Target::Janus {
+                url,
+                room,
+                feed,
+                ip,
+            } => {
                 cmd.arg("--url")
                     .arg(url)
                     .arg("--room")
                     .arg(room.to_string())
                     .arg("--janus-feed")
-                    .arg(feed.to_string());
+                    .arg(feed.to_string())
+                    .arg("--janus-ip")
+                    .arg(ip.to_string());
             }
         }
         cmd.arg("--first")
@@ -723,6 +747,9 @@ pub struct StudentsArgs {
     /// publisher's feed id.
     #[arg(long)]
     janus_feed: Option<u64>,
+    /// With `--janus-feed`: the local address Janus's ICE uses; the students bind to it.
+    #[arg(long)]
+    janus_ip: Option<Ipv4Addr>,
 }
 
 /// Join the share, print `ready`, snapshot on `start` and `stop` (stdin), print a
@@ -742,6 +769,7 @@ pub async fn students(args: StudentsArgs) -> anyhow::Result<()> {
                 .parse()
                 .context("--room of janus must be a number")?,
             feed,
+            ip: args.janus_ip.context("--janus-feed needs --janus-ip")?,
         },
         None => Target::Lectern {
             url: args.url.clone(),
