@@ -28,7 +28,8 @@
 //!
 //! `--servers lectern,janus` runs the same load, for each N back to back, against Janus's
 //! VideoRoom (Debian's `janus`, started by this tool from a config folder it writes; see
-//! [`crate::janus`]). The bots are the same `lectern-bots` media code with Janus's signalling.
+//! [`crate::janus`]). The bots are the same `lectern-bots` media code with Janus's signalling;
+//! Janus's ICE and its bots use the host's IPv4 address (Janus gathers nothing on loopback).
 //! Janus exports no forwarded-packet counter, so its CPU per packet is per packet the students
 //! received, and the Lectern/Janus ratio is printed on that basis for both.
 
