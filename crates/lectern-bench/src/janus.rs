@@ -250,9 +250,13 @@ impl Conn {
             "Sec-WebSocket-Protocol",
             "janus-protocol".parse().expect("a valid header value"),
         );
-        let (ws, _) = tokio_tungstenite::connect_async(request)
-            .await
-            .with_context(|| format!("connecting to janus at {url}"))?;
+        let (ws, _) =
+            tokio::time::timeout(REQUEST_TIMEOUT, tokio_tungstenite::connect_async(request))
+                .await
+                .with_context(|| {
+                    format!("janus did not accept a WebSocket within {REQUEST_TIMEOUT:?}")
+                })?
+                .with_context(|| format!("connecting to janus at {url}"))?;
         Ok(Conn {
             ws,
             session: None,
@@ -273,8 +277,11 @@ impl Conn {
             msg["handle_id"] = json!(h);
         }
         let what = msg["janus"].as_str().unwrap_or("?").to_owned();
-        self.ws.send(Message::text(msg.to_string())).await?;
         let reply = tokio::time::timeout(REQUEST_TIMEOUT, async {
+            self.ws
+                .send(Message::text(msg.to_string()))
+                .await
+                .with_context(|| format!("sending `{what}` to janus"))?;
             loop {
                 let m = next_json(&mut self.ws).await?;
                 if m["transaction"].as_str() != Some(tx.as_str()) {

@@ -847,9 +847,8 @@ async fn local_sdp_with_candidates(
     candidates: &mut mpsc::UnboundedReceiver<String>,
 ) -> Result<String, BotError> {
     let mut found = Vec::new();
-    match tokio::time::timeout(GATHER_WAIT, candidates.recv()).await {
-        Ok(Some(c)) => found.push(c),
-        Ok(None) | Err(_) => {}
+    if let Ok(Some(c)) = tokio::time::timeout(GATHER_WAIT, candidates.recv()).await {
+        found.push(c);
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
     while let Ok(c) = candidates.try_recv() {
