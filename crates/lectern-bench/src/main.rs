@@ -8,13 +8,15 @@
 //!
 //! `lectern-bench media` connects one webrtc-rs bot instructor (VP8 + Opus) and N bot students
 //! (`lectern-bots`) to a spawned `lectern` and measures server CPU per forwarded RTP packet,
-//! loss, one-way latency and server memory per student.
+//! loss, one-way latency and server memory per student. With `--servers lectern,janus` it also
+//! runs the same load against Janus's VideoRoom (Debian `janus`) and prints the CPU ratio.
 //!
 //! Only loopback is ever a target, and every phase has a deadline, so a run always ends by
 //! itself. See `docs/BENCHMARKS.md` for the figures measured with it.
 
 mod chat;
 mod client;
+mod janus;
 mod media;
 mod procfs;
 mod report;

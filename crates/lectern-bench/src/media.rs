@@ -25,6 +25,13 @@
 //! hidden subcommand): each child joins its share, says `ready` on stdout, takes its first
 //! snapshot when the parent writes `start` on its stdin and its second on `stop`, then prints
 //! its counts and latency histogram as one JSON line, which the parent merges.
+//!
+//! `--servers lectern,janus` runs the same load, for each N back to back, against Janus's
+//! VideoRoom (Debian's `janus`, started by this tool from a config folder it writes; see
+//! [`crate::janus`]). The bots are the same `lectern-bots` media code with Janus's signalling;
+//! Janus's ICE and its bots use the host's IPv4 address (Janus gathers nothing on loopback).
+//! Janus exports no forwarded-packet counter, so its CPU per packet is per packet the students
+//! received, and the Lectern/Janus ratio is printed on that basis for both.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::ops::Range;
@@ -39,6 +46,7 @@ use anyhow::{Context as _, bail};
 use lectern_bots::{Bot, BotOptions, Histogram, PublishOptions};
 use lectern_proto::Role;
 
+use crate::janus::{self, Janus};
 use crate::procfs::{self, Proc};
 use crate::server::{self, Server, SpawnConfig};
 use crate::token::{self, TokenMinter};
@@ -83,17 +91,99 @@ pub struct MediaArgs {
     /// $CARGO_TARGET_DIR/release/lectern].
     #[arg(long)]
     server_bin: Option<PathBuf>,
+    /// Servers to load, one after the other for each N with the same settings: `lectern`,
+    /// `janus` (Janus's VideoRoom, the Debian `janus` package), e.g. `lectern,janus`.
+    #[arg(long, value_delimiter = ',', default_value = "lectern")]
+    servers: Vec<ServerKind>,
+    /// The `janus` binary to spawn.
+    #[arg(long, default_value = janus::DEFAULT_BIN)]
+    janus_bin: PathBuf,
+    /// The local IPv4 address Janus's ICE and its bots use [default: this host's source
+    /// address towards its default route]. Janus gathers no candidates on loopback.
+    #[arg(long)]
+    janus_ip: Option<Ipv4Addr>,
+    /// Janus's `debug_level` (3 = warnings; 5 and up for ICE/DTLS details). Its log is printed
+    /// when a Janus run fails.
+    #[arg(long, default_value_t = 3)]
+    janus_debug_level: u8,
+}
+
+/// A server `media` can load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServerKind {
+    Lectern,
+    Janus,
+}
+
+/// The server of one run, as the run needs it.
+enum UnderTest<'a> {
+    Lectern(&'a mut Server),
+    Janus(&'a mut Janus),
+}
+
+impl UnderTest<'_> {
+    fn pid(&self) -> anyhow::Result<u32> {
+        match self {
+            UnderTest::Lectern(s) => s.pid().context("the spawned server has no pid"),
+            UnderTest::Janus(j) => Ok(j.pid()),
+        }
+    }
+
+    fn check_alive(&mut self) -> anyhow::Result<()> {
+        match self {
+            UnderTest::Lectern(s) => s.check_alive(),
+            UnderTest::Janus(j) => j.check_alive(),
+        }
+    }
+
+    /// Lectern's counters (received, forwarded); Janus has none.
+    async fn counters(&self) -> anyhow::Result<Option<(f64, f64)>> {
+        match self {
+            UnderTest::Lectern(s) => {
+                let m = s.metrics().await.context("reading /metrics")?;
+                let get = |name: &str| {
+                    m.get(name)
+                        .with_context(|| format!("the server's /metrics has no {name}"))
+                };
+                Ok(Some((
+                    get("lectern_media_rtp_received_total")?,
+                    get("lectern_media_rtp_forwarded_total")?,
+                )))
+            }
+            UnderTest::Janus(_) => Ok(None),
+        }
+    }
+}
+
+/// Where students join: what [`join_students`] and a student process need.
+#[derive(Debug, Clone)]
+enum Target {
+    Lectern {
+        url: String,
+        room: String,
+        secret: String,
+    },
+    Janus {
+        url: String,
+        room: u64,
+        feed: u64,
+        /// The local address Janus's ICE uses (not loopback, see [`janus::media_ip`]).
+        ip: Ipv4Addr,
+    },
 }
 
 /// The figures of one run.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct MediaRun {
+    pub server: ServerKind,
     pub subscribers: usize,
     pub window_s: f64,
     pub published_packets: u64,
     pub expected: u64,
     pub procs: usize,
-    /// RTP packets the server received in the window (its own counter).
+    /// RTP packets the server received in the window (its own counter; 0 for Janus, which
+    /// has none).
     pub server_received: u64,
     /// RTP packets the server wrote to students in the window (its own counter).
     pub server_forwarded: u64,
@@ -148,52 +238,108 @@ pub async fn run(args: MediaArgs) -> anyhow::Result<()> {
         Some(b) => b.clone(),
         None => server::default_server_bin()?,
     };
+    if args.servers.is_empty() {
+        bail!("--servers takes lectern, janus or both");
+    }
     let mut runs = Vec::new();
     for &n in &args.subscribers {
-        let config = SpawnConfig {
-            bin: bin.clone(),
-            max_participants: n + 10,
-            chat_per_second: 5,
-            chat_burst: 10,
-        };
-        eprintln!("N={n}: starting {}", config.bin.display());
-        let mut server = Server::spawn(&config, token::random_alphanumeric(48)).await?;
-        let result = one_run(&args, &mut server, n).await;
-        server.shutdown().await;
-        let run = result.with_context(|| format!("the run with {n} students"))?;
-        print_run(&run);
-        runs.push(run);
+        for &kind in &args.servers {
+            let result = match kind {
+                ServerKind::Lectern => {
+                    let config = SpawnConfig {
+                        bin: bin.clone(),
+                        max_participants: n + 10,
+                        chat_per_second: 5,
+                        chat_burst: 10,
+                    };
+                    eprintln!("N={n}: starting {}", config.bin.display());
+                    let mut server = Server::spawn(&config, token::random_alphanumeric(48)).await?;
+                    let result = one_run(&args, UnderTest::Lectern(&mut server), n).await;
+                    server.shutdown().await;
+                    result
+                }
+                ServerKind::Janus => {
+                    eprintln!("N={n}: starting {}", args.janus_bin.display());
+                    let ip = match args.janus_ip {
+                        Some(ip) => ip,
+                        None => janus::media_ip()?,
+                    };
+                    let mut janus =
+                        Janus::spawn(&args.janus_bin, args.janus_debug_level, ip).await?;
+                    let result = one_run(&args, UnderTest::Janus(&mut janus), n).await;
+                    if result.is_err() {
+                        eprintln!("N={n}: the end of janus's log:\n{}", janus.log_tail());
+                    }
+                    janus.shutdown().await;
+                    result
+                }
+            };
+            let run = result.with_context(|| format!("the {kind:?} run with {n} students"))?;
+            print_run(&run);
+            runs.push(run);
+        }
     }
     print_table(&runs);
+    print_ratios(&runs);
     for pair in runs.windows(2) {
         let (a, b) = (&pair[0], &pair[1]);
+        if a.server != b.server {
+            continue;
+        }
         let slope = (b.rss_kib as f64 - a.rss_kib as f64) / (b.subscribers - a.subscribers) as f64;
         println!(
-            "RSS slope between N={} and N={}: {:.0} KiB per student",
-            a.subscribers, b.subscribers, slope
+            "{:?} RSS slope between N={} and N={}: {:.0} KiB per student",
+            a.server, a.subscribers, b.subscribers, slope
         );
     }
     println!("{}", serde_json::to_string(&runs)?);
     Ok(())
 }
 
-async fn one_run(args: &MediaArgs, server: &mut Server, n: usize) -> anyhow::Result<MediaRun> {
-    let pid = server.pid().context("the spawned server has no pid")?;
+async fn one_run(
+    args: &MediaArgs,
+    mut server: UnderTest<'_>,
+    n: usize,
+) -> anyhow::Result<MediaRun> {
+    let pid = server.pid()?;
     let ticks = procfs::clock_ticks_per_second();
-    let room = format!("bench-{}", token::random_alphanumeric(8).to_lowercase());
-    let minter = TokenMinter::new(server.secret(), room.clone());
-    let url = server.ws_url();
-
     let publish = PublishOptions {
         video_bitrate: args.bitrate,
         fps: args.fps,
         ..PublishOptions::default()
     };
-    let teacher = Bot::publish(
-        bot_options(&minter, &url, "teacher", Role::Instructor)?,
-        publish,
-    )
-    .await?;
+    let (teacher, target, kind) = match &server {
+        UnderTest::Lectern(server) => {
+            let room = format!("bench-{}", token::random_alphanumeric(8).to_lowercase());
+            let minter = TokenMinter::new(server.secret(), room.clone());
+            let url = server.ws_url();
+            let teacher = Bot::publish(
+                bot_options(&minter, &url, "teacher", Role::Instructor)?,
+                publish,
+            )
+            .await?;
+            let target = Target::Lectern {
+                url,
+                room,
+                secret: server.secret().to_owned(),
+            };
+            (teacher, target, ServerKind::Lectern)
+        }
+        UnderTest::Janus(janus) => {
+            let (url, ip) = (janus.ws_url(), janus.media_ip());
+            let (teacher, room, feed) = janus::publish(&url, ip, publish).await?;
+            (
+                teacher,
+                Target::Janus {
+                    url,
+                    room,
+                    feed,
+                    ip,
+                },
+                ServerKind::Janus,
+            )
+        }
+    };
     teacher.wait_connected(CONNECT_TIMEOUT).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_base_kib = Proc::Pid(pid)
@@ -207,12 +353,12 @@ async fn one_run(args: &MediaArgs, server: &mut Server, n: usize) -> anyhow::Res
     let started = Instant::now();
     let mut children = Vec::new();
     for (k, share) in shares.iter().enumerate().skip(1) {
-        let child = StudentProc::spawn(k, share.clone(), &url, &room, server.secret(), concurrency)
+        let child = StudentProc::spawn(k, share.clone(), &target, concurrency)
             .with_context(|| format!("starting student process {k}"))?;
         children.push(child);
     }
     let own = async {
-        let students = join_students(&minter, &url, shares[0].clone(), concurrency).await?;
+        let students = join_students(&target, shares[0].clone(), concurrency).await?;
         wait_receiving(&students).await?;
         Ok::<_, anyhow::Error>(students)
     };
@@ -238,7 +384,7 @@ async fn one_run(args: &MediaArgs, server: &mut Server, n: usize) -> anyhow::Res
             + c.audio_packets.load(std::sync::atomic::Ordering::Relaxed)
     };
 
-    let metrics0 = server.metrics().await.context("reading /metrics")?;
+    let counters0 = server.counters().await?;
     let cpu0 = Proc::Pid(pid)
         .cpu_times(ticks)
         .context("reading the server's CPU")?;
@@ -259,7 +405,7 @@ async fn one_run(args: &MediaArgs, server: &mut Server, n: usize) -> anyhow::Res
     let cpu1 = Proc::Pid(pid)
         .cpu_times(ticks)
         .context("reading the server's CPU")?;
-    let metrics1 = server.metrics().await.context("reading /metrics")?;
+    let counters1 = server.counters().await?;
     let window = t0.elapsed().as_secs_f64();
     let rss_kib = Proc::Pid(pid)
         .rss_kib()
@@ -292,14 +438,11 @@ async fn one_run(args: &MediaArgs, server: &mut Server, n: usize) -> anyhow::Res
         s.close().await;
     }
 
-    let counter =
-        |m0: &server::Metrics, m1: &server::Metrics, name: &str| match (m0.get(name), m1.get(name))
-        {
-            (Some(a), Some(b)) => Ok((b - a).max(0.0) as u64),
-            _ => Err(anyhow::anyhow!("the server's /metrics has no {name}")),
-        };
-    let server_forwarded = counter(&metrics0, &metrics1, "lectern_media_rtp_forwarded_total")?;
-    let server_received = counter(&metrics0, &metrics1, "lectern_media_rtp_received_total")?;
+    let (server_received, server_forwarded) = match (counters0, counters1) {
+        (Some((r0, f0)), Some((r1, f1))) => ((r1 - r0).max(0.0) as u64, (f1 - f0).max(0.0) as u64),
+        _ => (0, 0),
+    };
+    let counted = kind == ServerKind::Lectern;
     let received = total.packets;
     let published_packets = sent1 - sent0;
     let expected = published_packets * n as u64;
@@ -318,7 +461,9 @@ async fn one_run(args: &MediaArgs, server: &mut Server, n: usize) -> anyhow::Res
             cpu * 1e6 / packets as f64
         }
     };
+    let unknown = |v: f64| if counted { v } else { f64::NAN };
     Ok(MediaRun {
+        server: kind,
         subscribers: n,
         window_s: window,
         published_packets,
@@ -329,13 +474,13 @@ async fn one_run(args: &MediaArgs, server: &mut Server, n: usize) -> anyhow::Res
         received,
         received_per_s: received as f64 / window,
         loss_pct: pct_short(received, expected),
-        uplink_loss_pct: pct_short(server_received, published_packets),
-        server_loss_pct: pct_short(server_forwarded, server_received * n as u64),
-        student_loss_pct: pct_short(received, server_forwarded),
+        uplink_loss_pct: unknown(pct_short(server_received, published_packets)),
+        server_loss_pct: unknown(pct_short(server_forwarded, server_received * n as u64)),
+        student_loss_pct: unknown(pct_short(received, server_forwarded)),
         open_gaps: total.open_gaps,
         bad_payloads: total.bad_payloads,
         server_cpu_s: server_cpu,
-        server_cpu_us_per_packet: per(server_cpu, server_forwarded),
+        server_cpu_us_per_packet: unknown(per(server_cpu, server_forwarded)),
         server_cpu_us_per_received: per(server_cpu, received),
         server_cpu_pct: server_cpu / window * 100.0,
         tool_cpu_pct: total.tool_cpu_s / window * 100.0,
@@ -376,8 +521,7 @@ fn split(n: usize, parts: usize) -> Vec<Range<usize>> {
 
 /// Join the students numbered `range`, `concurrency` at a time.
 async fn join_students(
-    minter: &TokenMinter,
-    url: &str,
+    target: &Target,
     range: Range<usize>,
     concurrency: usize,
 ) -> anyhow::Result<Vec<Bot>> {
@@ -390,12 +534,30 @@ async fn join_students(
         }
         let mut joins = Vec::new();
         for sub in batch {
-            let o = bot_options(minter, url, &sub, Role::Student)?;
-            joins.push(tokio::spawn(async move {
-                let bot = Bot::subscribe(o).await?;
-                bot.wait_connected(CONNECT_TIMEOUT).await?;
-                Ok::<Bot, lectern_bots::BotError>(bot)
-            }));
+            match target {
+                Target::Lectern { url, room, secret } => {
+                    let minter = TokenMinter::new(secret, room.clone());
+                    let o = bot_options(&minter, url, &sub, Role::Student)?;
+                    joins.push(tokio::spawn(async move {
+                        let bot = Bot::subscribe(o).await?;
+                        bot.wait_connected(CONNECT_TIMEOUT).await?;
+                        Ok::<Bot, anyhow::Error>(bot)
+                    }));
+                }
+                &Target::Janus {
+                    ref url,
+                    room,
+                    feed,
+                    ip,
+                } => {
+                    let url = url.clone();
+                    joins.push(tokio::spawn(async move {
+                        let bot = janus::subscribe(&url, ip, room, feed).await?;
+                        bot.wait_connected(CONNECT_TIMEOUT).await?;
+                        Ok::<Bot, anyhow::Error>(bot)
+                    }));
+                }
+            }
         }
         for j in joins {
             let joined = students.len();
@@ -457,9 +619,7 @@ impl StudentProc {
     fn spawn(
         k: usize,
         share: Range<usize>,
-        url: &str,
-        room: &str,
-        secret: &str,
+        target: &Target,
         concurrency: usize,
     ) -> anyhow::Result<StudentProc> {
         let exe = std::env::current_exe().context("finding this binary")?;
@@ -467,18 +627,37 @@ impl StudentProc {
         if let Some(threads) = crate::threads_arg() {
             cmd.arg("--threads").arg(threads.to_string());
         }
-        cmd.arg("media-students")
-            .arg("--url")
-            .arg(url)
-            .arg("--room")
-            .arg(room)
-            .arg("--first")
+        cmd.arg("media-students");
+        match target {
+            Target::Lectern { url, room, secret } => {
+                cmd.arg("--url")
+                    .arg(url)
+                    .arg("--room")
+                    .arg(room)
+                    .env(SECRET_ENV, secret);
+            }
+            Target::Janus {
+                url,
+                room,
+                feed,
+                ip,
+            } => {
+                cmd.arg("--url")
+                    .arg(url)
+                    .arg("--room")
+                    .arg(room.to_string())
+                    .arg("--janus-feed")
+                    .arg(feed.to_string())
+                    .arg("--janus-ip")
+                    .arg(ip.to_string());
+            }
+        }
+        cmd.arg("--first")
             .arg(share.start.to_string())
             .arg("--count")
             .arg(share.len().to_string())
             .arg("--connect-concurrency")
             .arg(concurrency.to_string())
-            .env(SECRET_ENV, secret)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -565,6 +744,13 @@ pub struct StudentsArgs {
     count: usize,
     #[arg(long, default_value_t = 4)]
     connect_concurrency: usize,
+    /// The server is Janus (`--url` its WebSocket, `--room` its numeric room) and this is the
+    /// publisher's feed id.
+    #[arg(long)]
+    janus_feed: Option<u64>,
+    /// With `--janus-feed`: the local address Janus's ICE uses; the students bind to it.
+    #[arg(long)]
+    janus_ip: Option<Ipv4Addr>,
 }
 
 /// Join the share, print `ready`, snapshot on `start` and `stop` (stdin), print a
@@ -576,11 +762,26 @@ pub async fn students(args: StudentsArgs) -> anyhow::Result<()> {
     if args.count == 0 || args.count > MAX_SUBSCRIBERS {
         bail!("--count takes a number from 1 to {MAX_SUBSCRIBERS}");
     }
-    let secret = std::env::var(SECRET_ENV).with_context(|| format!("{SECRET_ENV} is not set"))?;
+    let target = match args.janus_feed {
+        Some(feed) => Target::Janus {
+            url: args.url.clone(),
+            room: args
+                .room
+                .parse()
+                .context("--room of janus must be a number")?,
+            feed,
+            ip: args.janus_ip.context("--janus-feed needs --janus-ip")?,
+        },
+        None => Target::Lectern {
+            url: args.url.clone(),
+            room: args.room.clone(),
+            secret: std::env::var(SECRET_ENV)
+                .with_context(|| format!("{SECRET_ENV} is not set"))?,
+        },
+    };
     let ticks = procfs::clock_ticks_per_second();
-    let minter = TokenMinter::new(&secret, args.room.clone());
     let range = args.first..args.first + args.count;
-    let students = join_students(&minter, &args.url, range.clone(), args.connect_concurrency)
+    let students = join_students(&target, range.clone(), args.connect_concurrency)
         .await
         .with_context(|| format!("students {}..{}", range.start, range.end))?;
     wait_receiving(&students).await?;
@@ -629,12 +830,14 @@ async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) -> anyhow::Result<
 
 fn print_run(r: &MediaRun) {
     eprintln!(
-        "N={}: server forwarded {} / students received {} ({:.0} pkt/s), {:.2} µs server CPU/forwarded pkt, loss {:.3}% (uplink {:.3}%, server {:.3}%, students {:.3}%), gaps {}, p50 {} µs, p99 {} µs, {:.0} KiB/student",
+        "{:?} N={}: server forwarded {} / students received {} ({:.0} pkt/s), {:.2} µs server CPU/forwarded pkt ({:.2} ÷ received), loss {:.3}% (uplink {:.3}%, server {:.3}%, students {:.3}%), gaps {}, p50 {} µs, p99 {} µs, {:.0} KiB/student",
+        r.server,
         r.subscribers,
         r.server_forwarded,
         r.received,
         r.received_per_s,
         r.server_cpu_us_per_packet,
+        r.server_cpu_us_per_received,
         r.loss_pct,
         r.uplink_loss_pct,
         r.server_loss_pct,
@@ -670,12 +873,13 @@ fn loss_side(r: &MediaRun) -> String {
 
 fn print_table(runs: &[MediaRun]) {
     println!(
-        "| N | procs | server forwarded | students received | loss % (uplink / server / students) | loss side | server CPU µs/pkt (÷ forwarded / ÷ received) | server CPU % | tool CPU % | open gaps | bad payloads | latency p50 / p99 (ms) | RSS base → with N (MiB) | KiB per student |"
+        "| server | N | procs | server forwarded | students received | loss % (uplink / server / students) | loss side | server CPU µs/pkt (÷ forwarded / ÷ received) | server CPU % | tool CPU % | open gaps | bad payloads | latency p50 / p99 (ms) | RSS base → with N (MiB) | KiB per student |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in runs {
         println!(
-            "| {} | {} | {} | {} | {:.3} ({:.3} / {:.3} / {:.3}) | {} | {:.2} / {:.2} | {:.0} | {:.0} | {} | {} | {:.2} / {:.2} | {:.1} → {:.1} | {:.0} |",
+            "| {:?} | {} | {} | {} | {} | {:.3} ({:.3} / {:.3} / {:.3}) | {} | {:.2} / {:.2} | {:.0} | {:.0} | {} | {} | {:.2} / {:.2} | {:.1} → {:.1} | {:.0} |",
+            r.server,
             r.subscribers,
             r.procs,
             r.server_forwarded,
@@ -696,6 +900,47 @@ fn print_table(runs: &[MediaRun]) {
             r.rss_base_kib as f64 / 1024.0,
             r.rss_kib as f64 / 1024.0,
             r.rss_per_subscriber_kib
+        );
+    }
+}
+
+/// For each N measured on both servers: Lectern's CPU per packet the students received ÷
+/// Janus's (the only basis both have), and the other figures side by side.
+fn print_ratios(runs: &[MediaRun]) {
+    let pairs: Vec<(&MediaRun, &MediaRun)> = runs
+        .iter()
+        .filter(|l| l.server == ServerKind::Lectern)
+        .filter_map(|l| {
+            runs.iter()
+                .find(|j| j.server == ServerKind::Janus && j.subscribers == l.subscribers)
+                .map(|j| (l, j))
+        })
+        .collect();
+    if pairs.is_empty() {
+        return;
+    }
+    println!();
+    println!(
+        "| N | procs | CPU µs per received pkt, Lectern / Janus | ratio Lectern/Janus | Lectern µs per forwarded pkt | loss % Lectern / Janus | latency p50 / p99 ms, Lectern | latency p50 / p99 ms, Janus | KiB per student Lectern / Janus |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for (l, j) in pairs {
+        println!(
+            "| {} | {} | {:.2} / {:.2} | {:.2} | {:.2} | {:.3} / {:.3} | {:.2} / {:.2} | {:.2} / {:.2} | {:.0} / {:.0} |",
+            l.subscribers,
+            l.procs,
+            l.server_cpu_us_per_received,
+            j.server_cpu_us_per_received,
+            l.server_cpu_us_per_received / j.server_cpu_us_per_received,
+            l.server_cpu_us_per_packet,
+            l.loss_pct,
+            j.loss_pct,
+            l.latency_p50_us as f64 / 1000.0,
+            l.latency_p99_us as f64 / 1000.0,
+            j.latency_p50_us as f64 / 1000.0,
+            j.latency_p99_us as f64 / 1000.0,
+            l.rss_per_subscriber_kib,
+            j.rss_per_subscriber_kib
         );
     }
 }

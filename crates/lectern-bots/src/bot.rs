@@ -769,3 +769,203 @@ async fn send_media(
         }
     }
 }
+
+/// A publishing bot whose offer is made but not yet answered: for signalling other than
+/// Lectern's (e.g. a reference SFU in `lectern-bench`). [`Bot::publish_offer`] makes it.
+pub struct PendingPublish {
+    pc: Arc<dyn PeerConnection>,
+    shared: Arc<Shared>,
+    outgoing: Vec<(RtpCodecKind, Arc<TrackLocalStaticRTP>, Arc<dyn RtpSender>)>,
+    publish: PublishOptions,
+}
+
+impl std::fmt::Debug for PendingPublish {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingPublish").finish_non_exhaustive()
+    }
+}
+
+impl PendingPublish {
+    /// Apply the remote answer and start sending once connected.
+    pub async fn start(self, answer_sdp: String) -> Result<Bot, BotError> {
+        self.pc
+            .set_remote_description(RTCSessionDescription::answer(answer_sdp)?)
+            .await?;
+        let mut tasks = Vec::new();
+        for (kind, track, sender) in self.outgoing {
+            tasks.push(tokio::spawn(send_media(
+                kind,
+                track,
+                sender,
+                self.shared.clone(),
+                self.publish.clone(),
+            )));
+        }
+        Ok(Bot {
+            pc: self.pc,
+            shared: self.shared,
+            tasks,
+            participant_id: String::new(),
+        })
+    }
+}
+
+/// How long [`Bot::publish_offer`] and [`Bot::subscribe_to_offer`] wait for the bot's first
+/// ICE candidate (host candidates on loopback come at once).
+const GATHER_WAIT: Duration = Duration::from_secs(2);
+
+/// A peer connection outside Lectern's signalling, with its candidate receiver.
+async fn external_pc(
+    bind_ip: IpAddr,
+    shared: &Arc<Shared>,
+) -> Result<(Arc<dyn PeerConnection>, mpsc::UnboundedReceiver<String>), BotError> {
+    let (candidates_tx, candidates_rx) = mpsc::unbounded_channel();
+    let handler = Arc::new(Handler {
+        shared: shared.clone(),
+        candidates: candidates_tx,
+        pc: std::sync::OnceLock::new(),
+    });
+    let (media_engine, registry) = media_setup()?;
+    let pc = PeerConnectionBuilder::new()
+        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_media_engine(media_engine)
+        .with_interceptor_registry(registry)
+        .with_handler(handler.clone())
+        .with_udp_addrs(vec![std::net::SocketAddr::new(bind_ip, 0)])
+        .build()
+        .await?;
+    let pc: Arc<dyn PeerConnection> = Arc::new(pc);
+    let _ = handler.pc.set(Arc::downgrade(&pc));
+    Ok((pc, candidates_rx))
+}
+
+/// The local description with the bot's candidates written into it (for peers that take a
+/// complete SDP rather than trickled candidates): waits for the first candidate, then takes
+/// what has arrived 100 ms later.
+async fn local_sdp_with_candidates(
+    pc: &Arc<dyn PeerConnection>,
+    candidates: &mut mpsc::UnboundedReceiver<String>,
+) -> Result<String, BotError> {
+    let mut found = Vec::new();
+    if let Ok(Some(c)) = tokio::time::timeout(GATHER_WAIT, candidates.recv()).await {
+        found.push(c);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    while let Ok(c) = candidates.try_recv() {
+        found.push(c);
+    }
+    let sdp = pc
+        .local_description()
+        .await
+        .ok_or_else(|| BotError::Protocol("no local description".into()))?
+        .sdp;
+    if sdp.contains("a=candidate:") {
+        return Ok(sdp);
+    }
+    if found.is_empty() {
+        return Err(BotError::Timeout("the bot's ICE candidates"));
+    }
+    Ok(add_candidates(&sdp, &found))
+}
+
+/// `sdp` with `a=<candidate>` lines at the end of every media section.
+fn add_candidates(sdp: &str, candidates: &[String]) -> String {
+    let lines: String = candidates
+        .iter()
+        .map(|c| format!("a={}\r\n", c.trim_start_matches("a=")))
+        .collect();
+    let mut out = String::with_capacity(sdp.len() + lines.len() * 4);
+    let mut in_media = false;
+    for line in sdp.split_terminator("\r\n") {
+        if line.starts_with("m=") {
+            if in_media {
+                out.push_str(&lines);
+            }
+            in_media = true;
+        }
+        out.push_str(line);
+        out.push_str("\r\n");
+    }
+    if in_media {
+        out.push_str(&lines);
+    }
+    out
+}
+
+impl Bot {
+    /// A publisher for signalling other than Lectern's: makes the send-only VP8 + Opus offer
+    /// (its candidates written into it) and returns it with the pending bot, which
+    /// [`PendingPublish::start`] completes with the remote answer.
+    pub async fn publish_offer(
+        bind_ip: IpAddr,
+        publish: PublishOptions,
+    ) -> Result<(PendingPublish, String), BotError> {
+        let shared = Arc::new(Shared::default());
+        let (pc, mut candidates) = external_pc(bind_ip, &shared).await?;
+        let mut outgoing = Vec::new();
+        for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
+            let wanted = match kind {
+                RtpCodecKind::Video => publish.video,
+                _ => publish.audio,
+            };
+            if wanted {
+                let track = Arc::new(TrackLocalStaticRTP::new(local_track(kind)));
+                let sender = pc.add_track(track.clone() as Arc<dyn TrackLocal>).await?;
+                outgoing.push((kind, track, sender));
+            }
+        }
+        let offer = pc.create_offer(None).await?;
+        pc.set_local_description(offer).await?;
+        let sdp = local_sdp_with_candidates(&pc, &mut candidates).await?;
+        Ok((
+            PendingPublish {
+                pc,
+                shared,
+                outgoing,
+                publish,
+            },
+            sdp,
+        ))
+    }
+
+    /// A receiver for signalling other than Lectern's: answers `offer_sdp` and returns the bot
+    /// with its answer (candidates written into it). Packets are checked and counted as with
+    /// [`Bot::subscribe`].
+    pub async fn subscribe_to_offer(
+        bind_ip: IpAddr,
+        offer_sdp: String,
+    ) -> Result<(Bot, String), BotError> {
+        let shared = Arc::new(Shared::default());
+        let (pc, mut candidates) = external_pc(bind_ip, &shared).await?;
+        pc.set_remote_description(RTCSessionDescription::offer(offer_sdp)?)
+            .await?;
+        let answer = pc.create_answer(None).await?;
+        pc.set_local_description(answer).await?;
+        let sdp = local_sdp_with_candidates(&pc, &mut candidates).await?;
+        Ok((
+            Bot {
+                pc,
+                shared,
+                tasks: Vec::new(),
+                participant_id: String::new(),
+            },
+            sdp,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod external_tests {
+    use super::add_candidates;
+
+    #[test]
+    fn candidates_go_at_the_end_of_every_media_section() {
+        let sdp = "v=0\r\nm=video 9 UDP\r\na=mid:0\r\nm=audio 9 UDP\r\na=mid:1\r\n";
+        let out = add_candidates(sdp, &["candidate:1 1 udp 1 127.0.0.1 5000 typ host".into()]);
+        assert_eq!(
+            out,
+            "v=0\r\nm=video 9 UDP\r\na=mid:0\r\na=candidate:1 1 udp 1 127.0.0.1 5000 typ host\r\n\
+             m=audio 9 UDP\r\na=mid:1\r\na=candidate:1 1 udp 1 127.0.0.1 5000 typ host\r\n"
+        );
+    }
+}

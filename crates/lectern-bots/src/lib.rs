@@ -24,6 +24,8 @@ mod error;
 pub mod payload;
 pub mod stats;
 
-pub use bot::{Bot, BotOptions, OfferedTrack, PublishCounters, PublishOptions, now_us};
+pub use bot::{
+    Bot, BotOptions, OfferedTrack, PendingPublish, PublishCounters, PublishOptions, now_us,
+};
 pub use error::BotError;
 pub use stats::{Histogram, SeqTracker, TrackStats};
