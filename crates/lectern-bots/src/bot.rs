@@ -181,23 +181,7 @@ impl Bot {
             .to_owned();
 
         let shared = Arc::new(Shared::default());
-        let (candidates_tx, candidates_rx) = mpsc::unbounded_channel();
-        let handler = Arc::new(Handler {
-            shared: shared.clone(),
-            candidates: candidates_tx,
-            pc: std::sync::OnceLock::new(),
-        });
-        let (media_engine, registry) = media_setup()?;
-        let pc = PeerConnectionBuilder::new()
-            .with_configuration(RTCConfigurationBuilder::new().build())
-            .with_media_engine(media_engine)
-            .with_interceptor_registry(registry)
-            .with_handler(handler.clone())
-            .with_udp_addrs(vec![std::net::SocketAddr::new(options.bind_ip, 0)])
-            .build()
-            .await?;
-        let pc: Arc<dyn PeerConnection> = Arc::new(pc);
-        let _ = handler.pc.set(Arc::downgrade(&pc));
+        let (pc, candidates_rx) = new_pc(options.bind_ip, &shared).await?;
 
         let mut tasks = Vec::new();
         let mut outgoing = Vec::new();
@@ -814,8 +798,9 @@ impl PendingPublish {
 /// ICE candidate (host candidates on loopback come at once).
 const GATHER_WAIT: Duration = Duration::from_secs(2);
 
-/// A peer connection outside Lectern's signalling, with its candidate receiver.
-async fn external_pc(
+/// A bot's peer connection (bound to `bind_ip`, events into `shared`), with the receiver of
+/// its local ICE candidates.
+async fn new_pc(
     bind_ip: IpAddr,
     shared: &Arc<Shared>,
 ) -> Result<(Arc<dyn PeerConnection>, mpsc::UnboundedReceiver<String>), BotError> {
@@ -901,7 +886,7 @@ impl Bot {
         publish: PublishOptions,
     ) -> Result<(PendingPublish, String), BotError> {
         let shared = Arc::new(Shared::default());
-        let (pc, mut candidates) = external_pc(bind_ip, &shared).await?;
+        let (pc, mut candidates) = new_pc(bind_ip, &shared).await?;
         let mut outgoing = Vec::new();
         for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
             let wanted = match kind {
@@ -936,7 +921,7 @@ impl Bot {
         offer_sdp: String,
     ) -> Result<(Bot, String), BotError> {
         let shared = Arc::new(Shared::default());
-        let (pc, mut candidates) = external_pc(bind_ip, &shared).await?;
+        let (pc, mut candidates) = new_pc(bind_ip, &shared).await?;
         pc.set_remote_description(RTCSessionDescription::offer(offer_sdp)?)
             .await?;
         let answer = pc.create_answer(None).await?;
