@@ -26,14 +26,17 @@ if [ "${LECTERN_SKIP_SCHEMATHESIS:-0}" != 1 ]; then
 fi
 
 if [ "${LECTERN_SKIP_E2E:-0}" != 1 ]; then
-    if [ ! -x /usr/bin/chromium ] || ! command -v turnserver >/dev/null; then
+    # An emoji font as every desktop has: the reaction buttons are emoji, and without one
+    # Chromium searches every font for each of them (and screenshots show boxes).
+    emoji_font=/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf
+    if [ ! -x /usr/bin/chromium ] || ! command -v turnserver >/dev/null || [ ! -f "$emoji_font" ]; then
         if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-            echo "== installing Debian's chromium and coturn for the browser test"
+            echo "== installing Debian's chromium, coturn and emoji font for the browser test"
             apt-get update -qq
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium coturn >/dev/null
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium coturn fonts-noto-color-emoji >/dev/null
         else
-            echo "The browser test needs Debian's chromium at /usr/bin/chromium and coturn's"
-            echo "turnserver (apt-get install chromium coturn)."
+            echo "The browser test needs Debian's chromium at /usr/bin/chromium, coturn's"
+            echo "turnserver and an emoji font (apt-get install chromium coturn fonts-noto-color-emoji)."
             echo "Install them, or run with LECTERN_SKIP_E2E=1 to run only the Rust tests."
             exit 1
         fi
