@@ -2,13 +2,13 @@
 //! sent (`TrackOut`).
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use str0m::Rtc;
 use str0m::change::SdpPendingOffer;
 use str0m::format::PayloadParams;
 use str0m::media::{Mid, Pt};
-use str0m::rtp::Ssrc;
+use str0m::rtp::{RtpWrite, Ssrc};
 
 use crate::layers::{Layer, Run, TsRewrite, ViewSize, Vp8Rewrite};
 use crate::speaker::LevelWindow;
@@ -28,6 +28,15 @@ pub(crate) const MAX_ADDRS_PER_PEER: usize = 8;
 /// Most RTP streams (simulcast layers) taken from one published track; browsers send 3.
 pub(crate) const MAX_LAYERS: usize = 4;
 
+/// Most video packets held for a subscriber that is connecting (see `Peer::held`): about a
+/// keyframe and the frames after it. More (a slow connection) and the hold is given up, so
+/// the first burst a subscriber gets stays small.
+pub(crate) const MAX_HELD: usize = 64;
+
+/// How long after its connection is up a subscriber gets the held video: the browser has its
+/// SRTP keys once it has read our last DTLS flight, a moment after we sent it.
+pub(crate) const HELD_FLUSH_DELAY: Duration = Duration::from_millis(20);
+
 pub(crate) struct Peer {
     pub participant: ParticipantId,
     pub room: RoomId,
@@ -44,6 +53,15 @@ pub(crate) struct Peer {
     pub up_reported: bool,
     /// A `Disconnected` was reported and no `Connected` since.
     pub down_reported: bool,
+    /// From the peer's creation until `flush_at`: video for it is kept in `held` rather
+    /// than dropped while it connects (for the first time).
+    pub holding: bool,
+    /// Video for a subscriber that is connecting, from a keyframe on, written to str0m (by
+    /// mid) at `flush_at`: the keyframe asked for when the browser answered arrives about
+    /// when the connection is up, and is not lost by arriving first.
+    pub held: Vec<(Mid, RtpWrite)>,
+    /// When `held` is sent: `HELD_FLUSH_DELAY` after the connection is first up.
+    pub flush_at: Option<Instant>,
     pub permission: PublishPermission,
     /// The SFU's offer waiting for the browser's answer. At most one at a time.
     pub pending_offer: Option<SdpPendingOffer>,

@@ -17,7 +17,10 @@ use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc};
 use tracing::{debug, info, trace, warn};
 
 use crate::layers::{self, LAYER_CHECK_INTERVAL, Layer, Run, ViewSize};
-use crate::peer::{MAX_ADDRS_PER_PEER, OutState, Peer, PeerKey, TrackId, TrackIn, TrackOut};
+use crate::peer::{
+    HELD_FLUSH_DELAY, MAX_ADDRS_PER_PEER, MAX_HELD, OutState, Peer, PeerKey, TrackId, TrackIn,
+    TrackOut,
+};
 use crate::speaker::{self, LevelWindow, SPEAKER_INTERVAL};
 use crate::{
     MediaEvent, MediaKind, OfferedTrack, ParticipantId, PublishPermission, RoomId, SfuError,
@@ -285,6 +288,9 @@ impl Sfu {
             ice_up: false,
             up_reported: false,
             down_reported: false,
+            holding: true,
+            held: Vec::new(),
+            flush_at: None,
             permission: PublishPermission::NONE,
             pending_offer: None,
             tracks_in: Vec::new(),
@@ -448,7 +454,6 @@ impl Sfu {
                 .retain(|o| !matches!(o.state, OutState::NegotiatingStop(_)));
         }
         peer.forget_negotiated();
-        let connected = peer.connected();
         self.outbox.settle(key, peer, now);
         if let Err(e) = result {
             // Not re-offered at once (a broken client would loop); the next change or the
@@ -457,9 +462,11 @@ impl Sfu {
             return Err(SfuError::Negotiation(e.to_string()));
         }
         // A subscriber that just got a track (late joiner) needs a keyframe to show anything:
-        // of the layer it is to be sent.
+        // of the layer it is to be sent. Before its first connection it is asked for now,
+        // and held until then (see `Peer::held`): ICE and DTLS take about as long as a
+        // publisher takes to send it.
         for n in opened {
-            self.retarget(now, key, n, connected);
+            self.retarget(now, key, n, true);
         }
         self.want_offer(key);
         self.finish(now);
@@ -629,6 +636,18 @@ impl Sfu {
                     }
                 }
             }
+            if peer.flush_at.is_some_and(|t| t <= now) {
+                peer.flush_at = None;
+                peer.holding = false;
+                debug!(participant.id = %peer.participant, held = peer.held.len(), "held video sent");
+                for (mid, write) in std::mem::take(&mut peer.held) {
+                    if let Some(stream) = peer.rtc.direct_api().stream_tx_by_mid(mid, None) {
+                        stream.write_rtp(write);
+                        self.stats.rtp_forwarded += 1;
+                    }
+                }
+                self.outbox.settle(key, peer, now);
+            }
             if peer.timeout <= now {
                 if let Err(e) = peer.rtc.handle_input(Input::Timeout(now)) {
                     warn!(participant.id = %peer.participant, error = %e, "peer failed");
@@ -669,7 +688,7 @@ impl Sfu {
                     .iter()
                     .flat_map(|t| &t.layers)
                     .filter_map(|l| l.keyframe_due.map(|(d, _)| d));
-                std::iter::once(p.timeout).chain(due)
+                std::iter::once(p.timeout).chain(due).chain(p.flush_at)
             })
             .chain(self.next_speaker_check)
             .chain(self.next_layer_check)
@@ -897,10 +916,19 @@ impl Sfu {
         if peer.connected() && !peer.up_reported {
             peer.up_reported = true;
             peer.down_reported = false;
+            let first = peer.holding;
+            if first {
+                peer.flush_at = Some(now + HELD_FLUSH_DELAY);
+            }
             info!(participant.id = %participant, "media connected");
             self.events.push_back(MediaEvent::Connected { participant });
+            // A keyframe for each video without one yet (the first time, the held video
+            // starts with one), and for all of them after a connection was lost.
             let open: Vec<usize> = (0..peer.tracks_out.len())
-                .filter(|&n| matches!(peer.tracks_out[n].state, OutState::Open(_)))
+                .filter(|&n| {
+                    let out = &peer.tracks_out[n];
+                    matches!(out.state, OutState::Open(_)) && (!first || out.keyframe_gen.is_none())
+                })
                 .collect();
             for n in open {
                 self.retarget(now, key, n, true);
@@ -1170,14 +1198,16 @@ impl Sfu {
         let Some(peer) = self.peers.get_mut(&sub) else {
             return;
         };
-        let connected = peer.connected();
+        // A subscriber still connecting for the first time gets its video held (see
+        // `Peer::held`), so its keyframe is worth asking for already.
+        let may_send = peer.connected() || peer.holding;
         if target != old {
             debug!(participant.id = %peer.participant, layer = target, ?budget, ?view, "simulcast layer chosen");
         }
         if let Some(out) = peer.tracks_out.get_mut(n) {
             out.target = target;
         }
-        if connected && (announce || target != old) {
+        if may_send && (announce || target != old) {
             self.request_keyframe(now, source, track, Some(target), KeyframeRequestKind::Pli);
         }
     }
@@ -1342,11 +1372,19 @@ impl Sfu {
             let Some(sub) = self.peers.get_mut(&sub_key) else {
                 continue;
             };
-            if !sub.connected() || !sub.rtc.is_alive() {
+            // Video for a subscriber connecting for the first time is held (`Peer::held`).
+            let hold = sub.holding;
+            if !sub.rtc.is_alive()
+                || (hold && kind != MediaKind::Video)
+                || !(hold || sub.connected())
+            {
                 continue;
             }
             let Peer {
-                rtc, tracks_out, ..
+                rtc,
+                tracks_out,
+                held,
+                ..
             } = sub;
             let Some(out) = tracks_out
                 .iter_mut()
@@ -1384,24 +1422,35 @@ impl Sfu {
             let ts_out = out
                 .ts
                 .rewrite(packet.header.timestamp, run, now, clock_rate);
+            let mut write = RtpWrite::new(
+                pt,
+                seq_out.into(),
+                ts_out,
+                packet.timestamp,
+                packet.payload.clone(),
+            )
+            .marker(packet.header.marker)
+            .ext_vals(ext.clone())
+            .nackable(kind == MediaKind::Video);
+            if let Some(patch) = vp8.as_ref().and_then(|d| out.vp8.patch(d, run)) {
+                write = write.vp8_patch(patch);
+            }
+            if hold {
+                if held.len() < MAX_HELD {
+                    held.push((mid, write));
+                } else {
+                    // Connecting takes too long: drop this video's share and start again
+                    // from a keyframe once connected. Nothing of it was sent yet.
+                    held.retain(|(m, _)| *m != mid);
+                    out.keyframe_gen = None;
+                }
+                continue;
+            }
             {
                 let mut api = rtc.direct_api();
                 let Some(stream) = api.stream_tx_by_mid(mid, None) else {
                     continue;
                 };
-                let mut write = RtpWrite::new(
-                    pt,
-                    seq_out.into(),
-                    ts_out,
-                    packet.timestamp,
-                    packet.payload.clone(),
-                )
-                .marker(packet.header.marker)
-                .ext_vals(ext.clone())
-                .nackable(kind == MediaKind::Video);
-                if let Some(patch) = vp8.as_ref().and_then(|d| out.vp8.patch(d, run)) {
-                    write = write.vp8_patch(patch);
-                }
                 stream.write_rtp(write);
             }
             self.stats.rtp_forwarded += 1;

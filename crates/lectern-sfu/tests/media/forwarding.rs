@@ -106,6 +106,61 @@ fn a_late_subscriber_gets_a_keyframe_at_once() {
 }
 
 #[test]
+fn a_joining_subscribers_keyframe_is_asked_for_at_its_answer_and_held_until_it_connects() {
+    let mut net = Net::new();
+    net.join("r1", "teacher", "10.0.1.2:4000", AV);
+    net.allow("teacher", true, true);
+    net.client_mut("teacher").sending = true;
+    net.run_for(3 * SECOND);
+    assert!(net.client("teacher").keyframe_requests.is_empty());
+
+    // The SFU offers the teacher's tracks and the client answers at once (auto_answer).
+    net.join("r1", "late", "10.0.1.3:4000", &[]);
+    let answered = net.now;
+    // The camera's next frame (the keyframe asked for) leaves at once, before ICE is done.
+    net.client_mut("teacher").last_video = None;
+    let connected = |n: &Net| {
+        n.events_for("late")
+            .iter()
+            .any(|e| matches!(e, MediaEvent::Connected { .. }))
+    };
+    net.run_until(SECOND, "the late joiner connects", |n| connected(n));
+    let connected_at = net.now;
+    let last_frame_before = net.client("teacher").next_video;
+
+    // Asked for when the browser answered, not once ICE and DTLS were done.
+    let requests = net.client("teacher").keyframe_requests.clone();
+    assert!(
+        requests.first().is_some_and(|&t| t < connected_at),
+        "answered at {answered:?}, connected at {connected_at:?}, requests {requests:?}"
+    );
+    net.run_for(SECOND);
+    // The keyframe sent while the subscriber was connecting was kept for it: its video
+    // starts with that keyframe, sent 20 ms after the connection is up (time for the
+    // browser to read the last DTLS flight), and nothing is missing.
+    let video = net.client("late").frames(MediaKind::Video);
+    let first = video[0];
+    assert!(first.keyframe);
+    assert!(
+        first.frame <= last_frame_before,
+        "frame {} was sent after the connection (last before: {last_frame_before})",
+        first.frame
+    );
+    let delay = first.at - connected_at;
+    assert!(
+        delay >= Duration::from_millis(20) && delay <= Duration::from_millis(20) + net.step,
+        "{delay:?}"
+    );
+    assert!(
+        video.windows(2).all(|w| w[1].frame == w[0].frame + 1),
+        "a gap after the held frames"
+    );
+    assert!(video.iter().all(|r| r.data_ok));
+    // Connecting asked for no second keyframe: the held video began with one.
+    assert_eq!(net.client("teacher").keyframe_requests.len(), 1);
+}
+
+#[test]
 fn a_new_subscriber_is_sent_no_video_before_a_keyframe() {
     let mut net = Net::new();
     net.join("r1", "teacher", "10.0.1.2:4000", AV);
