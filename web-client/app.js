@@ -198,6 +198,8 @@ let replaying = false;
 /** The page reached a final state (left, removed, class ended, ...). */
 let finished = false;
 let renderQueued = false;
+/** A frame callback is pending for the queued render. */
+let frameRequested = false;
 /** Redraws the countdowns every second while one is shown. @type {ReturnType<typeof setInterval> | undefined} */
 let clockTimer;
 /** @type {ReturnType<typeof setTimeout> | undefined} */
@@ -448,10 +450,18 @@ function replaceList(list, items) {
  * frames, so a timer (throttled there by the browser) draws them.
  */
 function scheduleRender() {
-  if (renderQueued) return;
-  renderQueued = true;
-  requestAnimationFrame(renderQueuedNow);
-  setTimeout(renderQueuedNow, 100);
+  if (!renderQueued) {
+    renderQueued = true;
+    setTimeout(renderQueuedNow, 100); // also when no frames are drawn (a hidden tab)
+  }
+  if (frameRequested) return;
+  frameRequested = true;
+  requestAnimationFrame(() => {
+    frameRequested = false;
+    // Joining a class, the page draws once its first media answer is out (media.js says
+    // why); the media session's change callback schedules this again then.
+    if (!media?.firstAnswerPending) renderQueuedNow();
+  });
 }
 
 function renderQueuedNow() {

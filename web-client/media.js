@@ -95,6 +95,8 @@ export function cameraEncodings(track) {
 const VIEW_STEP = 8;
 /** How long size reports are held back so a resize sends one `media_view` per video. */
 const VIEW_DEBOUNCE_MS = 250;
+/** Longest a page holds back its first render for the first answer (see `firstAnswerPending`). */
+const FIRST_ANSWER_HOLD_MS = 150;
 const ANSWER_TIMEOUT_MS = 15_000;
 
 /** @template T @param {Promise<T>} promise @param {number} ms @returns {Promise<T>} */
@@ -144,6 +146,8 @@ export class MediaSession {
   /** @type {Allowed} */
   #allowed = { audio: false, video: false };
   #closed = false;
+  /** See `firstAnswerPending`. */
+  #firstAnswerPending = false;
   /** The last `media_view` size sent per mid. @type {Map<string, string>} */
   #viewsSent = new Map();
   /** @type {Map<string, {width: number, height: number}>} */
@@ -159,6 +163,21 @@ export class MediaSession {
   /** Whether `start()` was called (and not undone by `close()`). */
   get started() {
     return this.#pc !== null;
+  }
+
+  /**
+   * From a `media_start` until the answer to the SFU's first offer is sent (at most
+   * FIRST_ANSWER_HOLD_MS): that answer sets off ICE and DTLS, which then run off the main
+   * thread, so a page joining a class draws after sending it rather than before.
+   */
+  get firstAnswerPending() {
+    return this.#firstAnswerPending;
+  }
+
+  #endFirstAnswer() {
+    if (!this.#firstAnswerPending) return;
+    this.#firstAnswerPending = false;
+    this.#changed();
   }
 
   /** @returns {RTCPeerConnectionState | 'closed'} */
@@ -235,6 +254,8 @@ export class MediaSession {
     if (this.#local.size > 0) {
       this.#negotiate();
     } else {
+      this.#firstAnswerPending = true;
+      setTimeout(() => this.#endFirstAnswer(), FIRST_ANSWER_HOLD_MS);
       this.#enqueue(async () => {
         if (pc !== this.#pc) return;
         await this.options.connection.request('media_start');
@@ -498,11 +519,13 @@ export class MediaSession {
       await pc.setRemoteDescription({ type: 'offer', sdp: message.sdp });
       await pc.setLocalDescription(await pc.createAnswer());
     } catch (error) {
-      if (pc === this.#pc) throw error;
-      return;
+      if (pc !== this.#pc) return;
+      this.#endFirstAnswer();
+      throw error;
     }
     if (pc !== this.#pc) return;
     this.options.connection.notify('media_answer', { sdp: pc.localDescription?.sdp ?? '' });
+    this.#firstAnswerPending = false;
     this.#syncRemote(pc);
   }
 
@@ -550,6 +573,7 @@ export class MediaSession {
     this.#viewsSent.clear();
     this.#offerQueued = false;
     this.#awaitingAnswer = false;
+    this.#firstAnswerPending = false;
     this.#answerWaiter?.reject(new Error('peer connection replaced'));
     this.#answerWaiter = null;
     if (pc) {
