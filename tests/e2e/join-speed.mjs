@@ -13,9 +13,14 @@
 // (`performance.timeOrigin`, time 0 of the page's clock) and stops at the presentation
 // time of the first frame of the instructor's video shown by `#stage-video`, from
 // `requestVideoFrameCallback` (`metadata.presentationTime`, same clock). Along the way the page
-// records when its WebSocket opened and when its RTCPeerConnection reached `connected`.
+// records when its WebSocket opened and when its RTCPeerConnection reached `connected`, and the
+// first time of every step (each message type sent and received, the peer connection created,
+// ICE and connection states), printed as medians in the order they happen: where the time goes.
 //
-// Prints one line per join, then the median and worst, then one JSON line.
+// Prints one line per join, the step medians, then the median and worst, then one JSON line.
+// Like the browser test it wants an emoji font (fonts-noto-color-emoji; scripts/test.sh
+// installs it): without one, Chromium's first layout of the classroom searches every font for
+// the reaction buttons' emoji, tens of milliseconds that no real desktop spends.
 // Environment: LECTERN_BIN (default ../../target/debug/lectern), CHROMIUM, JOINS (default 10).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -31,20 +36,41 @@ const JOINS = Number(process.env.JOINS ?? 10);
  * #stage-video (requestVideoFrameCallback).
  */
 function instrument() {
-  const marks = { wsOpen: null, pcConnected: null, firstFrame: null, firstFrameCallback: null, frameWidth: 0 };
+  const marks = { wsOpen: null, pcConnected: null, firstFrame: null, firstFrameCallback: null, frameWidth: 0, steps: {} };
   Object.defineProperty(window, '__joinMarks', { value: marks });
+  /** The first time of each step (a message sent or received, a state reached). @param {string} step */
+  const mark = (step) => (marks.steps[step] ??= performance.now());
+  const typeOf = (data) => {
+    try {
+      return JSON.parse(data).type ?? '?';
+    } catch {
+      return '?';
+    }
+  };
   const OriginalSocket = window.WebSocket;
   window.WebSocket = class extends OriginalSocket {
     constructor(...args) {
+      mark('WebSocket created');
       super(...args);
-      this.addEventListener('open', () => (marks.wsOpen ??= performance.now()));
+      this.addEventListener('open', () => {
+        marks.wsOpen ??= performance.now();
+        mark('WebSocket open');
+      });
+      this.addEventListener('message', (e) => mark(`received ${typeOf(e.data)}`));
+    }
+    send(data) {
+      mark(`sent ${typeOf(data)}`);
+      super.send(data);
     }
   };
   const OriginalPc = window.RTCPeerConnection;
   window.RTCPeerConnection = class extends OriginalPc {
     constructor(...args) {
+      mark('RTCPeerConnection created');
       super(...args);
+      this.addEventListener('iceconnectionstatechange', () => mark(`ICE ${this.iceConnectionState}`));
       this.addEventListener('connectionstatechange', () => {
+        mark(`peer ${this.connectionState}`);
         if (this.connectionState === 'connected') marks.pcConnected ??= performance.now();
       });
     }
@@ -98,6 +124,8 @@ async function main() {
     await delay(1000); // let the publisher settle before the first join
     console.log(`server ${server.url}, Chromium ${studentBrowser.version()}, ${JOINS} joins`);
     const joins = [];
+    /** Per join: step name to page-clock ms. @type {Record<string, number | null>[]} */
+    const steps = [];
     for (let i = 0; i < JOINS; i++) {
       const link = server.links[i % 2 ? 'student 2' : 'student 1'];
       const context = await studentBrowser.newContext({ viewport: { width: 1280, height: 800 } });
@@ -110,6 +138,7 @@ async function main() {
         return { responseEnd: n.responseEnd, domContentLoaded: n.domContentLoadedEventEnd };
       });
       const r = (x) => (x === null ? null : Math.round(x));
+      steps.push({ ...Object.fromEntries(Object.entries(marks.steps).map(([k, v]) => [k, r(v)])), 'page HTML received': r(nav.responseEnd), 'DOMContentLoaded': r(nav.domContentLoaded), 'first frame shown': r(marks.firstFrame) });
       const row = { join: i + 1, firstFrameMs: r(marks.firstFrame), wsOpenMs: r(marks.wsOpen), pcConnectedMs: r(marks.pcConnected), domContentLoadedMs: r(nav.domContentLoaded), frameWidth: marks.frameWidth };
       joins.push(row);
       console.log(`join ${String(i + 1).padStart(2)}: first frame ${row.firstFrameMs} ms (page loaded ${row.domContentLoadedMs} ms, WebSocket open ${row.wsOpenMs} ms, peer connected ${row.pcConnectedMs} ms)`);
@@ -117,8 +146,13 @@ async function main() {
       await delay(500); // the server notices the close before the next join
     }
     const times = joins.map((j) => j.firstFrameMs);
+    // Where the time goes: each step's median over the joins, in the order they happen.
+    const names = [...new Set(steps.flatMap((s) => Object.keys(s)))].filter((n) => steps.every((s) => typeof s[n] === 'number'));
+    const timeline = names.map((name) => ({ name, median: median(steps.map((s) => /** @type {number} */ (s[name]))) })).sort((a, b) => a.median - b.median);
+    console.log('step medians (ms since navigation start):');
+    for (const { name, median: m } of timeline) console.log(`  ${String(m).padStart(7)}  ${name}`);
     const summary = { benchmark: 'join_to_first_frame_ms', joins: times.length, median: median(times), worst: Math.max(...times), best: Math.min(...times), target: 300, all: times,
-      wsOpenMedian: median(joins.map((j) => j.wsOpenMs)), pcConnectedMedian: median(joins.map((j) => j.pcConnectedMs)), binary: BIN };
+      wsOpenMedian: median(joins.map((j) => j.wsOpenMs)), pcConnectedMedian: median(joins.map((j) => j.pcConnectedMs)), timeline, binary: BIN };
     console.log(`join to first decoded frame: median ${summary.median} ms, worst ${summary.worst} ms (target <= 300 ms)`);
     console.log(JSON.stringify(summary));
   } finally {
