@@ -14,13 +14,18 @@ fn after(frames: Vec<&Received>, t: std::time::Instant) -> usize {
     frames.iter().filter(|r| r.at > t).count()
 }
 
+/// Join `id` at `addr` to room r1 as a publisher of audio and video, allowed both and sending.
+fn join_publishing(net: &mut Net, id: &str, addr: &str) {
+    net.join("r1", id, addr, AV);
+    net.allow(id, true, true);
+    net.client_mut(id).sending = true;
+}
+
 #[test]
 fn subscribers_receive_the_publishers_audio_and_video() {
     let mut net = Net::new();
     net.join("r1", "early", "10.0.1.1:4000", &[]);
-    net.join("r1", "teacher", "10.0.1.2:4000", AV);
-    net.allow("teacher", true, true);
-    net.client_mut("teacher").sending = true;
+    join_publishing(&mut net, "teacher", "10.0.1.2:4000");
     net.run_for(2 * SECOND);
     net.join("r1", "later", "10.0.1.3:4000", &[]);
     net.run_for(2 * SECOND);
@@ -76,9 +81,7 @@ fn subscribers_receive_the_publishers_audio_and_video() {
 #[test]
 fn a_late_subscriber_gets_a_keyframe_at_once() {
     let mut net = Net::new();
-    net.join("r1", "teacher", "10.0.1.2:4000", AV);
-    net.allow("teacher", true, true);
-    net.client_mut("teacher").sending = true;
+    join_publishing(&mut net, "teacher", "10.0.1.2:4000");
     // The test encoder sends a keyframe only at the start and when asked.
     net.run_for(3 * SECOND);
     assert!(net.client("teacher").keyframe_requests.is_empty());
@@ -108,9 +111,7 @@ fn a_late_subscriber_gets_a_keyframe_at_once() {
 #[test]
 fn a_joining_subscribers_keyframe_is_asked_for_at_its_answer_and_held_until_it_connects() {
     let mut net = Net::new();
-    net.join("r1", "teacher", "10.0.1.2:4000", AV);
-    net.allow("teacher", true, true);
-    net.client_mut("teacher").sending = true;
+    join_publishing(&mut net, "teacher", "10.0.1.2:4000");
     net.run_for(3 * SECOND);
     assert!(net.client("teacher").keyframe_requests.is_empty());
 
@@ -163,9 +164,7 @@ fn a_joining_subscribers_keyframe_is_asked_for_at_its_answer_and_held_until_it_c
 #[test]
 fn a_new_subscriber_is_sent_no_video_before_a_keyframe() {
     let mut net = Net::new();
-    net.join("r1", "teacher", "10.0.1.2:4000", AV);
-    net.allow("teacher", true, true);
-    net.client_mut("teacher").sending = true;
+    join_publishing(&mut net, "teacher", "10.0.1.2:4000");
     net.client_mut("teacher").ignore_keyframe_requests = true;
     net.run_for(SECOND);
 
@@ -200,9 +199,7 @@ fn assert_no_frame_lost(frames: &[&Received]) {
 fn packets_lost_towards_a_subscriber_are_retransmitted() {
     let mut net = Net::new();
     net.join("r1", "s1", "10.0.1.1:4000", &[]);
-    net.join("r1", "teacher", "10.0.1.2:4000", AV);
-    net.allow("teacher", true, true);
-    net.client_mut("teacher").sending = true;
+    join_publishing(&mut net, "teacher", "10.0.1.2:4000");
     net.lossy_link = Some(("10.0.1.1:4000".parse().unwrap(), 7));
     net.run_for(3 * SECOND);
     assert!(net.dropped > 20, "{} dropped", net.dropped);
@@ -214,9 +211,7 @@ fn packets_lost_towards_a_subscriber_are_retransmitted() {
 fn packets_lost_from_a_publisher_are_recovered_and_forwarded() {
     let mut net = Net::new();
     net.join("r1", "s1", "10.0.1.1:4000", &[]);
-    net.join("r1", "teacher", "10.0.1.2:4000", AV);
-    net.allow("teacher", true, true);
-    net.client_mut("teacher").sending = true;
+    join_publishing(&mut net, "teacher", "10.0.1.2:4000");
     net.lossy_link = Some((crate::support::SFU_ADDR.parse().unwrap(), 7));
     net.run_for(3 * SECOND);
     assert!(net.dropped > 20, "{} dropped", net.dropped);
@@ -227,9 +222,7 @@ fn packets_lost_from_a_publisher_are_recovered_and_forwarded() {
 #[test]
 fn keyframe_requests_to_a_publisher_are_coalesced() {
     let mut net = Net::new();
-    net.join("r1", "teacher", "10.0.1.2:4000", AV);
-    net.allow("teacher", true, true);
-    net.client_mut("teacher").sending = true;
+    join_publishing(&mut net, "teacher", "10.0.1.2:4000");
     net.run_for(SECOND);
 
     // A burst of joiners: each new subscriber wants a keyframe.
@@ -262,9 +255,7 @@ fn keyframe_requests_to_a_publisher_are_coalesced() {
 fn revoking_publish_permission_stops_forwarding_at_once() {
     let mut net = Net::new();
     net.join("r1", "teacher", "10.0.1.1:4000", &[]);
-    net.join("r1", "presenter", "10.0.1.2:4000", AV);
-    net.allow("presenter", true, true);
-    net.client_mut("presenter").sending = true;
+    join_publishing(&mut net, "presenter", "10.0.1.2:4000");
     net.run_for(SECOND);
     assert!(!net.client("teacher").frames(MediaKind::Video).is_empty());
     assert!(!net.client("teacher").frames(MediaKind::Audio).is_empty());
@@ -307,9 +298,7 @@ fn revoking_publish_permission_stops_forwarding_at_once() {
 fn a_hard_muted_student_is_seen_but_not_heard_until_allowed_to_speak() {
     let mut net = Net::new();
     net.join("r1", "teacher", "10.0.1.1:4000", &[]);
-    net.join("r1", "student", "10.0.1.2:4000", AV);
-    net.allow("student", true, true);
-    net.client_mut("student").sending = true;
+    join_publishing(&mut net, "student", "10.0.1.2:4000");
     net.run_for(SECOND);
 
     let muted = net.now;
@@ -374,9 +363,7 @@ fn a_student_without_permission_publishes_nothing() {
 #[test]
 fn connectivity_checks_from_an_unsignalled_address_are_accepted() {
     let mut net = Net::new();
-    net.join("r1", "teacher", "10.0.1.2:4000", AV);
-    net.allow("teacher", true, true);
-    net.client_mut("teacher").sending = true;
+    join_publishing(&mut net, "teacher", "10.0.1.2:4000");
     // Both behind NATs: the SFU sees neither address in any SDP or trickled candidate.
     net.join_via("r1", "home", "192.168.1.20:5000", "198.51.100.7:61001", &[]);
     net.join_via(
@@ -424,9 +411,7 @@ fn sfu_ufrag_in(sdp: &str) -> String {
 fn a_forged_connectivity_check_cannot_steal_a_publishers_address() {
     let mut net = Net::new();
     net.join("r1", "s1", "10.0.1.1:4000", &[]);
-    net.join("r1", "teacher", "10.0.1.2:4000", AV);
-    net.allow("teacher", true, true);
-    net.client_mut("teacher").sending = true;
+    join_publishing(&mut net, "teacher", "10.0.1.2:4000");
     net.run_for(SECOND);
 
     // s1 knows the SFU's ufrag for its own peer (from the SDP) and forges a check that
@@ -468,9 +453,7 @@ fn a_forged_connectivity_check_cannot_steal_a_publishers_address() {
 fn a_publisher_leaving_stops_its_tracks_for_subscribers() {
     let mut net = Net::new();
     net.join("r1", "s1", "10.0.1.1:4000", &[]);
-    net.join("r1", "teacher", "10.0.1.2:4000", AV);
-    net.allow("teacher", true, true);
-    net.client_mut("teacher").sending = true;
+    join_publishing(&mut net, "teacher", "10.0.1.2:4000");
     net.run_for(SECOND);
 
     let now = net.now;
