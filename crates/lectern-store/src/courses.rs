@@ -6,7 +6,8 @@
 use lectern_proto::{Role, UnixMillis};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::query::Query;
+use sqlx::sqlite::{Sqlite, SqliteArguments, SqliteExecutor, SqliteRow};
 
 use crate::sqlite::{SqliteBackend, finish, role_from_db};
 use crate::{Backend, Store, StoreError, from_db, to_db};
@@ -213,6 +214,10 @@ impl Store {
 const COURSE_COLUMNS: &str = "id, title, timezone, lobby_minutes, warning_minutes, \
                               grace_minutes, auto_start, created_at";
 
+/// Adds one roster row; `upsert_members` appends its `ON CONFLICT` clause.
+const INSERT_MEMBER: &str = "INSERT INTO course_members (course_id, member_id, name, email, role) \
+                             VALUES (?, ?, ?, ?, ?)";
+
 fn minutes_from_db(what: &'static str, value: i64) -> Result<u32, StoreError> {
     u32::try_from(value).map_err(|_| StoreError::Corrupt(format!("{what} {value}")))
 }
@@ -239,6 +244,54 @@ fn member_from_row(row: &SqliteRow) -> Result<CourseMember, StoreError> {
     })
 }
 
+fn schedule_from_row(row: &SqliteRow) -> Result<StoredSchedule, StoreError> {
+    Ok(StoredSchedule {
+        id: row.try_get("id")?,
+        course_id: row.try_get("course_id")?,
+        spec: row.try_get("spec")?,
+        created_at: from_db("created_at", row.try_get("created_at")?)?,
+    })
+}
+
+fn api_key_from_row(row: &SqliteRow) -> Result<ApiKey, StoreError> {
+    Ok(ApiKey {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        created_at: from_db("created_at", row.try_get("created_at")?)?,
+    })
+}
+
+/// Writes one roster row with `sql` ([`INSERT_MEMBER`], perhaps with an upsert clause).
+async fn write_member<'c>(
+    conn: impl SqliteExecutor<'c>,
+    sql: &str,
+    course: &str,
+    member: &CourseMember,
+) -> Result<(), StoreError> {
+    let query = sqlx::query(sql)
+        .bind(course)
+        .bind(&member.member_id)
+        .bind(&member.name)
+        .bind(&member.email)
+        .bind(member.role.as_str());
+    insert(conn, query, "member", &member.member_id, course).await
+}
+
+/// Runs an INSERT with `conn`; a violated constraint as [`classify`] reads it.
+async fn insert<'c, 'q>(
+    conn: impl SqliteExecutor<'c>,
+    query: Query<'q, Sqlite, SqliteArguments<'q>>,
+    what: &'static str,
+    id: &str,
+    course: &str,
+) -> Result<(), StoreError> {
+    query
+        .execute(conn)
+        .await
+        .map_err(|err| classify(err, what, id, course))?;
+    Ok(())
+}
+
 /// A unique violation as [`StoreError::Conflict`], a foreign-key violation as the parent course
 /// being [`StoreError::NotFound`]; anything else as it is.
 fn classify(err: sqlx::Error, what: &'static str, id: &str, course: &str) -> StoreError {
@@ -256,22 +309,27 @@ fn classify(err: sqlx::Error, what: &'static str, id: &str, course: &str) -> Sto
 }
 
 impl SqliteBackend {
+    /// Runs an UPDATE or DELETE with these text parameters; whether it touched any row.
+    async fn changed<'q>(&self, sql: &'q str, params: &[&'q str]) -> Result<bool, StoreError> {
+        let mut query = sqlx::query(sql);
+        for param in params {
+            query = query.bind(*param);
+        }
+        Ok(query.execute(&self.writer).await?.rows_affected() > 0)
+    }
+
     async fn create_course(&self, course: &Course) -> Result<(), StoreError> {
-        sqlx::query(&format!(
-            "INSERT INTO courses ({COURSE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-        ))
-        .bind(&course.id)
-        .bind(&course.title)
-        .bind(&course.timezone)
-        .bind(i64::from(course.lobby_minutes))
-        .bind(i64::from(course.warning_minutes))
-        .bind(i64::from(course.grace_minutes))
-        .bind(i64::from(course.auto_start))
-        .bind(to_db("time", course.created_at)?)
-        .execute(&self.writer)
-        .await
-        .map_err(|err| classify(err, "course", &course.id, &course.id))?;
-        Ok(())
+        let sql = format!("INSERT INTO courses ({COURSE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+        let query = sqlx::query(&sql)
+            .bind(&course.id)
+            .bind(&course.title)
+            .bind(&course.timezone)
+            .bind(i64::from(course.lobby_minutes))
+            .bind(i64::from(course.warning_minutes))
+            .bind(i64::from(course.grace_minutes))
+            .bind(i64::from(course.auto_start))
+            .bind(to_db("time", course.created_at)?);
+        insert(&self.writer, query, "course", &course.id, &course.id).await
     }
 
     async fn list_courses(&self) -> Result<Vec<Course>, StoreError> {
@@ -292,19 +350,7 @@ impl SqliteBackend {
     }
 
     async fn add_member(&self, course: &str, member: &CourseMember) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO course_members (course_id, member_id, name, email, role) \
-             VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(course)
-        .bind(&member.member_id)
-        .bind(&member.name)
-        .bind(&member.email)
-        .bind(member.role.as_str())
-        .execute(&self.writer)
-        .await
-        .map_err(|err| classify(err, "member", &member.member_id, course))?;
-        Ok(())
+        write_member(&self.writer, INSERT_MEMBER, course, member).await
     }
 
     async fn upsert_members(
@@ -312,23 +358,14 @@ impl SqliteBackend {
         course: &str,
         members: &[CourseMember],
     ) -> Result<(), StoreError> {
+        let sql = format!(
+            "{INSERT_MEMBER} ON CONFLICT (course_id, member_id) DO UPDATE SET \
+             name = excluded.name, email = excluded.email, role = excluded.role"
+        );
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let result = async {
             for member in members {
-                sqlx::query(
-                    "INSERT INTO course_members (course_id, member_id, name, email, role) \
-                     VALUES (?, ?, ?, ?, ?) \
-                     ON CONFLICT (course_id, member_id) DO UPDATE SET \
-                     name = excluded.name, email = excluded.email, role = excluded.role",
-                )
-                .bind(course)
-                .bind(&member.member_id)
-                .bind(&member.name)
-                .bind(&member.email)
-                .bind(member.role.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(|err| classify(err, "member", &member.member_id, course))?;
+                write_member(&mut *tx, &sql, course, member).await?;
             }
             Ok(())
         }
@@ -338,12 +375,8 @@ impl SqliteBackend {
     }
 
     async fn remove_member(&self, course: &str, member: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM course_members WHERE course_id = ? AND member_id = ?")
-            .bind(course)
-            .bind(member)
-            .execute(&self.writer)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        let sql = "DELETE FROM course_members WHERE course_id = ? AND member_id = ?";
+        self.changed(sql, &[course, member]).await
     }
 
     async fn set_member_role(
@@ -352,14 +385,8 @@ impl SqliteBackend {
         member: &str,
         role: Role,
     ) -> Result<bool, StoreError> {
-        let done =
-            sqlx::query("UPDATE course_members SET role = ? WHERE course_id = ? AND member_id = ?")
-                .bind(role.as_str())
-                .bind(course)
-                .bind(member)
-                .execute(&self.writer)
-                .await?;
-        Ok(done.rows_affected() > 0)
+        let sql = "UPDATE course_members SET role = ? WHERE course_id = ? AND member_id = ?";
+        self.changed(sql, &[role.as_str(), course, member]).await
     }
 
     async fn members(
@@ -379,15 +406,20 @@ impl SqliteBackend {
     }
 
     async fn add_schedule(&self, schedule: &StoredSchedule) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO schedules (id, course_id, spec, created_at) VALUES (?, ?, ?, ?)")
+        let sql = "INSERT INTO schedules (id, course_id, spec, created_at) VALUES (?, ?, ?, ?)";
+        let query = sqlx::query(sql)
             .bind(&schedule.id)
             .bind(&schedule.course_id)
             .bind(&schedule.spec)
-            .bind(to_db("time", schedule.created_at)?)
-            .execute(&self.writer)
-            .await
-            .map_err(|err| classify(err, "schedule", &schedule.id, &schedule.course_id))?;
-        Ok(())
+            .bind(to_db("time", schedule.created_at)?);
+        insert(
+            &self.writer,
+            query,
+            "schedule",
+            &schedule.id,
+            &schedule.course_id,
+        )
+        .await
     }
 
     async fn schedules(&self, course: &str) -> Result<Vec<StoredSchedule>, StoreError> {
@@ -398,25 +430,12 @@ impl SqliteBackend {
         .bind(course)
         .fetch_all(&self.reader)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(StoredSchedule {
-                    id: row.try_get("id")?,
-                    course_id: row.try_get("course_id")?,
-                    spec: row.try_get("spec")?,
-                    created_at: from_db("created_at", row.try_get("created_at")?)?,
-                })
-            })
-            .collect()
+        rows.iter().map(schedule_from_row).collect()
     }
 
     async fn delete_schedule(&self, course: &str, id: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM schedules WHERE course_id = ? AND id = ?")
-            .bind(course)
-            .bind(id)
-            .execute(&self.writer)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        let sql = "DELETE FROM schedules WHERE course_id = ? AND id = ?";
+        self.changed(sql, &[course, id]).await
     }
 
     async fn create_api_key(
@@ -426,14 +445,13 @@ impl SqliteBackend {
         key: &str,
         now: UnixMillis,
     ) -> Result<ApiKey, StoreError> {
-        sqlx::query("INSERT INTO api_keys (id, name, hash, created_at) VALUES (?, ?, ?, ?)")
+        let sql = "INSERT INTO api_keys (id, name, hash, created_at) VALUES (?, ?, ?, ?)";
+        let query = sqlx::query(sql)
             .bind(id)
             .bind(name)
             .bind(hash_api_key(key))
-            .bind(to_db("time", now)?)
-            .execute(&self.writer)
-            .await
-            .map_err(|err| classify(err, "api key", id, ""))?;
+            .bind(to_db("time", now)?);
+        insert(&self.writer, query, "api key", id, "").await?;
         Ok(ApiKey {
             id: id.to_owned(),
             name: name.to_owned(),
@@ -446,15 +464,9 @@ impl SqliteBackend {
             .bind(hash_api_key(key))
             .fetch_optional(&self.reader)
             .await?;
-        row.map(|row| {
-            Ok(ApiKey {
-                id: row.try_get("id")?,
-                name: row.try_get("name")?,
-                created_at: from_db("created_at", row.try_get("created_at")?)?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(api_key_from_row).transpose()
     }
+
     async fn set_member_feed(
         &self,
         course: &str,
@@ -462,29 +474,21 @@ impl SqliteBackend {
         token: &str,
         now: UnixMillis,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO member_feeds (course_id, member_id, token_hash, created_at) \
-             VALUES (?, ?, ?, ?) \
-             ON CONFLICT (course_id, member_id) \
-             DO UPDATE SET token_hash = excluded.token_hash, created_at = excluded.created_at",
-        )
-        .bind(course)
-        .bind(member)
-        .bind(hash_api_key(token))
-        .bind(to_db("time", now)?)
-        .execute(&self.writer)
-        .await
-        .map_err(|err| classify(err, "member", member, course))?;
-        Ok(())
+        let sql = "INSERT INTO member_feeds (course_id, member_id, token_hash, created_at) \
+                   VALUES (?, ?, ?, ?) \
+                   ON CONFLICT (course_id, member_id) \
+                   DO UPDATE SET token_hash = excluded.token_hash, created_at = excluded.created_at";
+        let query = sqlx::query(sql)
+            .bind(course)
+            .bind(member)
+            .bind(hash_api_key(token))
+            .bind(to_db("time", now)?);
+        insert(&self.writer, query, "member", member, course).await
     }
 
     async fn revoke_member_feed(&self, course: &str, member: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM member_feeds WHERE course_id = ? AND member_id = ?")
-            .bind(course)
-            .bind(member)
-            .execute(&self.writer)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        let sql = "DELETE FROM member_feeds WHERE course_id = ? AND member_id = ?";
+        self.changed(sql, &[course, member]).await
     }
 
     async fn member_by_feed(
