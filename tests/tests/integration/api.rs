@@ -57,13 +57,23 @@ async fn request(
     );
     stream.write_all(head.as_bytes()).await?;
     stream.write_all(body.as_bytes()).await?;
+    let reply = read_reply(&mut stream).await?;
+    assert!(
+        !reply.head.contains("transfer-encoding: chunked"),
+        "{}",
+        reply.head
+    );
+    Ok(reply)
+}
+
+/// Reads a whole response, up to the server closing the connection.
+async fn read_reply(stream: &mut tokio::net::TcpStream) -> anyhow::Result<Reply> {
     let mut raw = Vec::new();
     tokio::time::timeout(DEADLINE, stream.read_to_end(&mut raw)).await??;
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let raw_head = head.to_owned();
     let head = head.to_ascii_lowercase();
-    assert!(!head.contains("transfer-encoding: chunked"), "{head}");
     let status = head
         .split_whitespace()
         .nth(1)
@@ -75,6 +85,19 @@ async fn request(
         raw_head,
         body: body.to_owned(),
     })
+}
+
+/// A JSON request: `key` (an API key or a join token) as the bearer token when given, `body`
+/// serialized, or no body at all when `None`.
+async fn call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<&Value>,
+) -> anyhow::Result<Reply> {
+    let body = body.map(Value::to_string).unwrap_or_default();
+    request(addr, method, path, key, "application/json", &body).await
 }
 
 /// The server and an admin key created through the service layer (as `lectern apikey create`
@@ -96,30 +119,15 @@ impl Api {
     }
 
     async fn get(&self, path: &str) -> Reply {
-        request(
-            self.s.addr,
-            "GET",
-            path,
-            Some(&self.key),
-            "application/json",
-            "",
-        )
-        .await
-        .unwrap()
+        call(self.s.addr, "GET", path, Some(&self.key), None)
+            .await
+            .unwrap()
     }
 
     async fn send(&self, method: &str, path: &str, body: &Value) -> Reply {
-        let body = body.to_string();
-        request(
-            self.s.addr,
-            method,
-            path,
-            Some(&self.key),
-            "application/json",
-            &body,
-        )
-        .await
-        .unwrap()
+        call(self.s.addr, method, path, Some(&self.key), Some(body))
+            .await
+            .unwrap()
     }
 
     async fn csv(&self, path: &str, body: &str) -> Reply {
@@ -144,21 +152,13 @@ impl Api {
 async fn requests_without_an_api_key_are_refused() -> anyhow::Result<()> {
     let api = Api::start().await;
     let addr = api.s.addr;
-    let r = request(addr, "GET", "/api/v1/courses", None, "application/json", "").await?;
+    let r = call(addr, "GET", "/api/v1/courses", None, None).await?;
     assert_eq!(r.status, 401);
     assert_eq!(r.code(), "unauthorized");
     assert!(r.head.contains("www-authenticate: bearer"), "{}", r.head);
 
     for bad in ["nope", "lectern_0000", ""] {
-        let r = request(
-            addr,
-            "GET",
-            "/api/v1/courses",
-            Some(bad),
-            "application/json",
-            "",
-        )
-        .await?;
+        let r = call(addr, "GET", "/api/v1/courses", Some(bad), None).await?;
         assert_eq!(
             (r.status, r.code()),
             (401, "unauthorized".to_owned()),
@@ -167,41 +167,18 @@ async fn requests_without_an_api_key_are_refused() -> anyhow::Result<()> {
     }
 
     // A student's (or even an instructor's) join token is not an API key.
+    let course = json!({"id": "x", "title": "X", "timezone": "UTC"});
     for role in [Role::Student, Role::Instructor] {
         let token = api.s.token("algebra.2026-09-01T10:00", "ada", "Ada", role);
-        let r = request(
-            addr,
-            "GET",
-            "/api/v1/courses",
-            Some(&token),
-            "application/json",
-            "",
-        )
-        .await?;
+        let r = call(addr, "GET", "/api/v1/courses", Some(&token), None).await?;
         assert_eq!((r.status, r.code()), (401, "unauthorized".to_owned()));
-        let r = request(
-            addr,
-            "POST",
-            "/api/v1/courses",
-            Some(&token),
-            "application/json",
-            r#"{"id":"x","title":"X","timezone":"UTC"}"#,
-        )
-        .await?;
+        let r = call(addr, "POST", "/api/v1/courses", Some(&token), Some(&course)).await?;
         assert_eq!(r.status, 401);
     }
 
     // Every endpoint in the OpenAPI document exists and is behind the key (except the
     // document itself): no 404 or 405 for a listed route.
-    let doc = request(
-        addr,
-        "GET",
-        "/api/v1/openapi.json",
-        None,
-        "application/json",
-        "",
-    )
-    .await?;
+    let doc = call(addr, "GET", "/api/v1/openapi.json", None, None).await?;
     assert_eq!(doc.status, 200);
     let doc = doc.json();
     let paths = doc["paths"].as_object().expect("paths");
@@ -217,15 +194,7 @@ async fn requests_without_an_api_key_are_refused() -> anyhow::Result<()> {
                 .replace("{session_key}", "2026-09-01T10:00")
                 .replace("{token}", "feed_0000");
             let url = format!("/api/v1{concrete}");
-            let r = request(
-                addr,
-                &method.to_uppercase(),
-                &url,
-                None,
-                "application/json",
-                "{}",
-            )
-            .await?;
+            let r = call(addr, &method.to_uppercase(), &url, None, Some(&json!({}))).await?;
             // Member feeds need no key (a calendar app sends none): an unknown token is 404.
             let expected = if path == "/openapi.json" {
                 200
@@ -274,25 +243,15 @@ async fn courses_and_errors() -> anyhow::Result<()> {
     assert_eq!(course["lobby_minutes"], 15);
     assert_eq!(api.get("/api/v1/courses").await.json()[0]["id"], "algebra");
 
-    let r = api
-        .send(
-            "POST",
-            "/api/v1/courses",
-            &json!({"id": "algebra", "title": "Again", "timezone": "Europe/Paris"}),
-        )
-        .await;
+    let again = json!({"id": "algebra", "title": "Again", "timezone": "Europe/Paris"});
+    let r = api.send("POST", "/api/v1/courses", &again).await;
     assert_eq!((r.status, r.code()), (409, "conflict".to_owned()));
 
     let r = api.get("/api/v1/courses/nope").await;
     assert_eq!((r.status, r.code()), (404, "not_found".to_owned()));
 
-    let r = api
-        .send(
-            "POST",
-            "/api/v1/courses",
-            &json!({"id": "geo", "title": "Geo", "timezone": "Mars/Olympus"}),
-        )
-        .await;
+    let geo = json!({"id": "geo", "title": "Geo", "timezone": "Mars/Olympus"});
+    let r = api.send("POST", "/api/v1/courses", &geo).await;
     assert_eq!((r.status, r.code()), (400, "invalid_input".to_owned()));
     assert_eq!(r.json()["error"]["details"][0]["field"], "timezone");
 
@@ -355,15 +314,9 @@ async fn courses_and_errors() -> anyhow::Result<()> {
 
     // The body limit answers 413 in JSON.
     let huge = "x".repeat(MAX_BODY_BYTES + 10);
-    let r = request(
-        api.s.addr,
-        "POST",
-        "/api/v1/courses/algebra/members/import",
-        Some(&api.key),
-        "text/csv",
-        &huge,
-    )
-    .await?;
+    let r = api
+        .csv("/api/v1/courses/algebra/members/import", &huge)
+        .await;
     assert_eq!((r.status, r.code()), (413, "payload_too_large".to_owned()));
     Ok(())
 }
@@ -377,29 +330,13 @@ async fn roster_add_change_remove_and_csv_import() -> anyhow::Result<()> {
     api.course("algebra").await;
     let members = "/api/v1/courses/algebra/members";
 
-    let r = api
-        .send(
-            "POST",
-            members,
-            &json!({"member_id": "grace", "name": "Grace Hopper", "role": "instructor"}),
-        )
-        .await;
+    let grace = json!({"member_id": "grace", "name": "Grace Hopper", "role": "instructor"});
+    let r = api.send("POST", members, &grace).await;
     assert_eq!(r.status, 201, "{}", r.body);
-    let r = api
-        .send(
-            "POST",
-            members,
-            &json!({"member_id": "grace", "name": "Grace Hopper", "role": "instructor"}),
-        )
-        .await;
+    let r = api.send("POST", members, &grace).await;
     assert_eq!(r.status, 409);
-    let r = api
-        .send(
-            "POST",
-            members,
-            &json!({"member_id": "x", "name": "", "role": "wizard"}),
-        )
-        .await;
+    let invalid = json!({"member_id": "x", "name": "", "role": "wizard"});
+    let r = api.send("POST", members, &invalid).await;
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["error"]["details"].as_array().unwrap().len(), 2);
 
@@ -455,25 +392,10 @@ async fn roster_add_change_remove_and_csv_import() -> anyhow::Result<()> {
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["role"], "ta");
-    let r = request(
-        api.s.addr,
-        "DELETE",
-        &format!("{members}/alan"),
-        Some(&api.key),
-        "application/json",
-        "",
-    )
-    .await?;
+    let alan = format!("{members}/alan");
+    let r = call(api.s.addr, "DELETE", &alan, Some(&api.key), None).await?;
     assert_eq!(r.status, 204);
-    let r = request(
-        api.s.addr,
-        "DELETE",
-        &format!("{members}/alan"),
-        Some(&api.key),
-        "application/json",
-        "",
-    )
-    .await?;
+    let r = call(api.s.addr, "DELETE", &alan, Some(&api.key), None).await?;
     assert_eq!((r.status, r.code()), (404, "not_found".to_owned()));
     assert_eq!(api.get(members).await.json().as_array().unwrap().len(), 2);
     Ok(())
@@ -587,24 +509,14 @@ async fn a_minted_link_admits_the_member_to_the_session_room() -> anyhow::Result
         )
         .await;
     assert_eq!(r.status, 201, "{}", r.body);
+    let ada_member = json!({"member_id": "ada", "name": "Ada Lovelace", "role": "student"});
     let r = api
-        .send(
-            "POST",
-            "/api/v1/courses/algebra/members",
-            &json!({"member_id": "ada", "name": "Ada Lovelace", "role": "student"}),
-        )
+        .send("POST", "/api/v1/courses/algebra/members", &ada_member)
         .await;
     assert_eq!(r.status, 201);
 
-    let r = request(
-        api.s.addr,
-        "POST",
-        "/api/v1/courses/algebra/members/ada/link",
-        Some(&api.key),
-        "application/json",
-        "",
-    )
-    .await?;
+    let ada_link = "/api/v1/courses/algebra/members/ada/link";
+    let r = call(api.s.addr, "POST", ada_link, Some(&api.key), None).await?;
     assert_eq!(r.status, 200, "{}", r.body);
     let link = r.json();
     let key = link["session_key"].as_str().unwrap().to_owned();
@@ -627,13 +539,8 @@ async fn a_minted_link_admits_the_member_to_the_session_room() -> anyhow::Result
     // Tomorrow's session exists, but its room is not open yet: a clear refusal naming the
     // next session.
     let tomorrow = started.date().checked_add(SignedDuration::from_hours(24))?;
-    let r = api
-        .send(
-            "POST",
-            "/api/v1/courses/algebra/members/ada/link",
-            &json!({"session": format!("{tomorrow}T{start}")}),
-        )
-        .await;
+    let tomorrows_session = json!({"session": format!("{tomorrow}T{start}")});
+    let r = api.send("POST", ada_link, &tomorrows_session).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let early = r.json();
     let room = early["room"].as_str().unwrap().to_owned();
@@ -647,38 +554,16 @@ async fn a_minted_link_admits_the_member_to_the_session_room() -> anyhow::Result
     assert!(text.contains("the open session is"), "{text}");
 
     // An explicit session, an unknown one, an unknown member, a session that is over.
-    let r = api
-        .send(
-            "POST",
-            "/api/v1/courses/algebra/members/ada/link",
-            &json!({"session": key}),
-        )
-        .await;
+    let r = api.send("POST", ada_link, &json!({"session": key})).await;
     assert_eq!(r.status, 200);
-    let r = api
-        .send(
-            "POST",
-            "/api/v1/courses/algebra/members/ada/link",
-            &json!({"session": "1999-01-01T10:00"}),
-        )
-        .await;
+    let unknown = json!({"session": "1999-01-01T10:00"});
+    let r = api.send("POST", ada_link, &unknown).await;
     assert_eq!((r.status, r.code()), (404, "not_found".to_owned()));
-    let r = api
-        .send(
-            "POST",
-            "/api/v1/courses/algebra/members/bob/link",
-            &json!({}),
-        )
-        .await;
+    let bob_link = "/api/v1/courses/algebra/members/bob/link";
+    let r = api.send("POST", bob_link, &json!({})).await;
     assert_eq!((r.status, r.code()), (404, "not_found".to_owned()));
     let over = format!("{two_days_ago}T{start}");
-    let r = api
-        .send(
-            "POST",
-            "/api/v1/courses/algebra/members/ada/link",
-            &json!({"session": over}),
-        )
-        .await;
+    let r = api.send("POST", ada_link, &json!({"session": over})).await;
     assert_eq!(
         (r.status, r.code()),
         (400, "invalid_input".to_owned()),
@@ -697,26 +582,7 @@ async fn get_with(api: &Api, path: &str, extra: &str) -> Reply {
         api.key
     );
     stream.write_all(head.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    tokio::time::timeout(DEADLINE, stream.read_to_end(&mut raw))
-        .await
-        .unwrap()
-        .unwrap();
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let raw_head = head.to_owned();
-    let head = head.to_ascii_lowercase();
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    Reply {
-        status,
-        head,
-        raw_head,
-        body: body.to_owned(),
-    }
+    read_reply(&mut stream).await.unwrap()
 }
 
 /// Polls the attendance until `cond` holds for it (the room commits in batches).
@@ -752,23 +618,7 @@ async fn session_attendance_merges_reconnects_and_the_transcript_has_the_chat() 
     let api = Api::start().await;
     api.course("algebra").await;
     // A session that started three minutes ago (local time in Paris) and lasts an hour.
-    let started = Timestamp::now()
-        .checked_sub(SignedDuration::from_mins(3))?
-        .in_tz("Europe/Paris")?;
-    let date = started.date().to_string();
-    let start = format!("{:02}:{:02}", started.hour(), started.minute());
-    let r = api
-        .send(
-            "POST",
-            "/api/v1/courses/algebra/schedules",
-            &json!({
-                "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "start": start,
-                "duration_minutes": 60, "first_date": date, "last_date": date
-            }),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    let key = format!("{date}T{start}");
+    let key = open_session(&api, "algebra").await?;
     let room = format!("algebra.{key}");
     let roster = "member_id,name,role\n\
                   ada,Ada Lovelace,student\n\
@@ -780,14 +630,10 @@ async fn session_attendance_merges_reconnects_and_the_transcript_has_the_chat() 
     assert_eq!(r.status, 200, "{}", r.body);
 
     let mut tokens = std::collections::HashMap::new();
+    let session = json!({"session": key});
     for member in ["ada", "grace"] {
-        let r = api
-            .send(
-                "POST",
-                &format!("/api/v1/courses/algebra/members/{member}/link"),
-                &json!({"session": key}),
-            )
-            .await;
+        let link = format!("/api/v1/courses/algebra/members/{member}/link");
+        let r = api.send("POST", &link, &session).await;
         assert_eq!(r.status, 200, "{}", r.body);
         assert_eq!(r.json()["room"], room.as_str());
         tokens.insert(member, r.json()["token"].as_str().unwrap().to_owned());
@@ -963,30 +809,21 @@ async fn a_member_of_one_course_cannot_get_into_another() -> anyhow::Result<()> 
     api.course("course-b").await;
     let key_a = open_session(&api, "course-a").await?;
     let key_b = open_session(&api, "course-b").await?;
+    let ada_member = json!({"member_id": "ada", "name": "Ada", "role": "student"});
     let r = api
-        .send(
-            "POST",
-            "/api/v1/courses/course-a/members",
-            &json!({"member_id": "ada", "name": "Ada", "role": "student"}),
-        )
+        .send("POST", "/api/v1/courses/course-a/members", &ada_member)
         .await;
     assert_eq!(r.status, 201, "{}", r.body);
+    let bob_member = json!({"member_id": "bob", "name": "Bob", "role": "instructor"});
     let r = api
-        .send(
-            "POST",
-            "/api/v1/courses/course-b/members",
-            &json!({"member_id": "bob", "name": "Bob", "role": "instructor"}),
-        )
+        .send("POST", "/api/v1/courses/course-b/members", &bob_member)
         .await;
     assert_eq!(r.status, 201, "{}", r.body);
 
     // Her own course: a link. The other course: not found, with or without a session.
+    let empty = json!({});
     let r = api
-        .send(
-            "POST",
-            "/api/v1/courses/course-a/members/ada/link",
-            &json!({}),
-        )
+        .send("POST", "/api/v1/courses/course-a/members/ada/link", &empty)
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     let token_a = r.json()["token"].as_str().unwrap().to_owned();
@@ -1004,11 +841,7 @@ async fn a_member_of_one_course_cannot_get_into_another() -> anyhow::Result<()> 
     }
     // Nor can course A's endpoint hand out course B's member or session.
     let r = api
-        .send(
-            "POST",
-            "/api/v1/courses/course-a/members/bob/link",
-            &json!({}),
-        )
+        .send("POST", "/api/v1/courses/course-a/members/bob/link", &empty)
         .await;
     assert_eq!((r.status, r.code()), (404, "not_found".to_owned()));
 
@@ -1064,42 +897,26 @@ async fn a_member_feed_carries_their_own_join_link_and_can_be_revoked() -> anyho
     api.course("algebra").await;
     let key = open_session(&api, "algebra").await?;
     for (id, name) in [("ada", "Ada Lovelace"), ("bob", "Bob")] {
+        let member = json!({"member_id": id, "name": name, "role": "student"});
         let r = api
-            .send(
-                "POST",
-                "/api/v1/courses/algebra/members",
-                &json!({"member_id": id, "name": name, "role": "student"}),
-            )
+            .send("POST", "/api/v1/courses/algebra/members", &member)
             .await;
         assert_eq!(r.status, 201, "{}", r.body);
     }
     let addr = api.s.addr;
     let anon = |method: &'static str, path: String| async move {
-        request(addr, method, &path, None, "application/json", "").await
+        call(addr, method, &path, None, None).await
     };
 
     // Creating a feed needs the admin key; the member must be on the roster.
-    let r = anon(
-        "POST",
-        "/api/v1/courses/algebra/members/ada/calendar".into(),
-    )
-    .await?;
+    let ada_calendar = "/api/v1/courses/algebra/members/ada/calendar";
+    let empty = json!({});
+    let r = anon("POST", ada_calendar.into()).await?;
     assert_eq!(r.status, 401);
-    let r = api
-        .send(
-            "POST",
-            "/api/v1/courses/algebra/members/zed/calendar",
-            &json!({}),
-        )
-        .await;
+    let zed_calendar = "/api/v1/courses/algebra/members/zed/calendar";
+    let r = api.send("POST", zed_calendar, &empty).await;
     assert_eq!((r.status, r.code()), (404, "not_found".to_owned()));
-    let r = api
-        .send(
-            "POST",
-            "/api/v1/courses/algebra/members/ada/calendar",
-            &json!({}),
-        )
-        .await;
+    let r = api.send("POST", ada_calendar, &empty).await;
     assert_eq!(r.status, 201, "{}", r.body);
     let feed = r.json();
     let calendar_url = feed["calendar_url"].as_str().unwrap().to_owned();
@@ -1109,14 +926,8 @@ async fn a_member_feed_carries_their_own_join_link_and_can_be_revoked() -> anyho
         "{calendar_url}"
     );
     assert!(calendar_url.ends_with("/calendar.ics"));
-    let bob_feed = api
-        .send(
-            "POST",
-            "/api/v1/courses/algebra/members/bob/calendar",
-            &json!({}),
-        )
-        .await
-        .json();
+    let bob_calendar = "/api/v1/courses/algebra/members/bob/calendar";
+    let bob_feed = api.send("POST", bob_calendar, &empty).await.json();
     assert_ne!(bob_feed["calendar_url"], feed["calendar_url"]);
 
     // The feed, without a key, parsed by an independent parser: every event links to Ada's
@@ -1178,40 +989,22 @@ async fn a_member_feed_carries_their_own_join_link_and_can_be_revoked() -> anyho
     }
 
     // Creating it again replaces the old URL; revoking ends it.
-    let r = api
-        .send(
-            "POST",
-            "/api/v1/courses/algebra/members/ada/calendar",
-            &json!({}),
-        )
-        .await;
+    let r = api.send("POST", ada_calendar, &empty).await;
     assert_eq!(r.status, 201);
     let renewed = r.json()["calendar_url"].as_str().unwrap().to_owned();
     assert_eq!(anon("GET", path_of(&calendar_url)).await?.status, 404);
     assert_eq!(anon("GET", path_of(&join_url)).await?.status, 404);
     assert_eq!(anon("GET", path_of(&renewed)).await?.status, 200);
-    let r = api
-        .send(
-            "DELETE",
-            "/api/v1/courses/algebra/members/ada/calendar",
-            &json!({}),
-        )
-        .await;
+    let r = api.send("DELETE", ada_calendar, &empty).await;
     assert_eq!(r.status, 204, "{}", r.body);
     assert_eq!(anon("GET", path_of(&renewed)).await?.status, 404);
-    let r = api
-        .send(
-            "DELETE",
-            "/api/v1/courses/algebra/members/ada/calendar",
-            &json!({}),
-        )
-        .await;
+    let r = api.send("DELETE", ada_calendar, &empty).await;
     assert_eq!(r.status, 404);
     // Bob's feed is untouched; removing Bob from the roster ends it.
     let bob_url = path_of(bob_feed["calendar_url"].as_str().unwrap());
     assert_eq!(anon("GET", bob_url.clone()).await?.status, 200);
     let r = api
-        .send("DELETE", "/api/v1/courses/algebra/members/bob", &json!({}))
+        .send("DELETE", "/api/v1/courses/algebra/members/bob", &empty)
         .await;
     assert_eq!(r.status, 204);
     assert_eq!(anon("GET", bob_url).await?.status, 404);
