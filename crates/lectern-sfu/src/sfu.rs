@@ -640,11 +640,14 @@ impl Sfu {
                 peer.flush_at = None;
                 peer.holding = false;
                 debug!(participant.id = %peer.participant, held = peer.held.len(), "held video sent");
+                // One at a time, as when forwarding live: str0m's send queue keeps the
+                // capacity it grew to, ~20 KiB per subscriber for a whole hold at once.
                 for (mid, write) in std::mem::take(&mut peer.held) {
                     if let Some(stream) = peer.rtc.direct_api().stream_tx_by_mid(mid, None) {
                         stream.write_rtp(write);
                         self.stats.rtp_forwarded += 1;
                     }
+                    self.outbox.settle(key, peer, now);
                 }
                 self.outbox.settle(key, peer, now);
             }
