@@ -555,31 +555,16 @@ export class RoomState {
         break;
       case 'called_on':
         this.#lowerHand(event.participant_id);
-        this.#update(event.participant_id, (p) => {
-          p.speak_granted = true;
-          p.hard_muted = false;
-          canSpeakNow(p);
-        });
+        this.#setSpeak(event.participant_id, { speak_granted: true, hard_muted: false });
         break;
       case 'speak_allowed':
-        this.#update(event.participant_id, (p) => {
-          p.speak_granted = true;
-          p.hard_muted = false;
-          canSpeakNow(p);
-        });
+        this.#setSpeak(event.participant_id, { speak_granted: true, hard_muted: false });
         break;
       case 'speak_revoked':
-        this.#update(event.participant_id, (p) => {
-          p.speak_granted = false;
-          canSpeakNow(p);
-        });
+        this.#setSpeak(event.participant_id, { speak_granted: false });
         break;
       case 'muted':
-        this.#update(event.participant_id, (p) => {
-          p.hard_muted = true;
-          p.speak_granted = false;
-          canSpeakNow(p);
-        });
+        this.#setSpeak(event.participant_id, { hard_muted: true, speak_granted: false });
         break;
       case 'stage_granted':
         if (this.presenter) this.#setPresenter(this.presenter, false);
@@ -608,6 +593,18 @@ export class RoomState {
   #update(id, change) {
     const p = this.participants.get(id);
     if (p) change(p);
+  }
+
+  /**
+   * A change to whether a participant may speak (grant or staff mute), then what follows.
+   * @param {string} id
+   * @param {{speak_granted?: boolean, hard_muted?: boolean}} change
+   */
+  #setSpeak(id, change) {
+    this.#update(id, (p) => {
+      Object.assign(p, change);
+      canSpeakNow(p);
+    });
   }
 
   /** @param {string} id */
