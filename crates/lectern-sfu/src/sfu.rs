@@ -643,13 +643,11 @@ impl Sfu {
                 // One at a time, as when forwarding live: str0m's send queue keeps the
                 // capacity it grew to, ~20 KiB per subscriber for a whole hold at once.
                 for (mid, write) in std::mem::take(&mut peer.held) {
-                    if let Some(stream) = peer.rtc.direct_api().stream_tx_by_mid(mid, None) {
-                        stream.write_rtp(write);
+                    if write_rtp(&mut peer.rtc, mid, write) {
                         self.stats.rtp_forwarded += 1;
+                        self.outbox.settle(key, peer, now);
                     }
-                    self.outbox.settle(key, peer, now);
                 }
-                self.outbox.settle(key, peer, now);
             }
             if peer.timeout <= now {
                 if let Err(e) = peer.rtc.handle_input(Input::Timeout(now)) {
@@ -1183,8 +1181,9 @@ impl Sfu {
 
     /// Choose the layer for output `n` of subscriber `sub` now; if it changed (or `announce`
     /// says the subscriber needs a picture at once), ask the publisher for a keyframe of it.
-    /// Not before the subscriber is connected: a keyframe it cannot be sent is wasted, and
-    /// browsers ignore a second request that comes soon after (300 ms in libwebrtc).
+    /// Only when the keyframe can reach the subscriber (connected, or held while it connects
+    /// for the first time): a lost one is wasted, and browsers ignore a second request that
+    /// comes soon after (300 ms in libwebrtc).
     fn retarget(&mut self, now: Instant, sub: PeerKey, n: usize, announce: bool) {
         let Some(peer) = self.peers.get(&sub) else {
             return;
@@ -1449,17 +1448,24 @@ impl Sfu {
                 }
                 continue;
             }
-            {
-                let mut api = rtc.direct_api();
-                let Some(stream) = api.stream_tx_by_mid(mid, None) else {
-                    continue;
-                };
-                stream.write_rtp(write);
+            if !write_rtp(rtc, mid, write) {
+                continue;
             }
             self.stats.rtp_forwarded += 1;
             self.outbox.settle(sub_key, sub, now);
         }
     }
+}
+
+/// Hand one packet for a subscriber to str0m, on the stream of `mid`. False if there is none
+/// (the m-line went away).
+fn write_rtp(rtc: &mut Rtc, mid: Mid, write: RtpWrite) -> bool {
+    let mut api = rtc.direct_api();
+    let Some(stream) = api.stream_tx_by_mid(mid, None) else {
+        return false;
+    };
+    stream.write_rtp(write);
+    true
 }
 
 /// Ask str0m to send PLI/FIR for layer `l` of track `i` of `peer`. False if the publisher
