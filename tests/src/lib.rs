@@ -102,6 +102,8 @@ pub struct Client {
     next_request_id: u64,
     pub welcome: Value,
     pub closed: bool,
+    /// The code of the server's close frame, once one arrived (none when the socket just ended).
+    pub close_code: Option<u16>,
 }
 
 impl Client {
@@ -121,6 +123,7 @@ impl Client {
             next_request_id: 1,
             welcome: Value::Null,
             closed: false,
+            close_code: None,
         })
     }
 
@@ -184,7 +187,12 @@ impl Client {
                 .await
                 .map_err(|_| anyhow!("nothing received within {DEADLINE:?}"))?;
             match next {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => {
+                Some(Ok(Message::Close(frame))) => {
+                    self.close_code = frame.map(|f| u16::from(f.code));
+                    self.closed = true;
+                    return Ok(None);
+                }
+                None | Some(Err(_)) => {
                     self.closed = true;
                     return Ok(None);
                 }

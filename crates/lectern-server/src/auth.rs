@@ -25,10 +25,17 @@ pub struct JoinClaims {
     /// The room the token admits to.
     pub room: String,
     pub role: Role,
-    /// Expiry and not-before, in seconds since the Unix epoch.
+    /// Expiry and not-before, in seconds since the Unix epoch (read from a NumericDate that
+    /// may have a fraction, rounded down).
+    #[serde(deserialize_with = "numeric_date")]
     pub exp: u64,
+    #[serde(deserialize_with = "numeric_date")]
     pub nbf: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "optional_numeric_date",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub iat: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
@@ -60,6 +67,26 @@ impl TokenError {
     }
 }
 
+/// A NumericDate in whole seconds: a fraction is dropped, a negative time is 0 and one past
+/// `u64::MAX` is `u64::MAX` (the checks that matter run on the exact value, `TimeClaims`).
+fn numeric_date<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let secs = f64::deserialize(d)?;
+    // `as` saturates, and is exact for the integers a time can be.
+    Ok(secs.floor() as u64)
+}
+
+fn optional_numeric_date<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.map(|secs| secs.floor() as u64))
+}
+
+/// The time claims of a token being checked: JWT's NumericDate, seconds since the Unix epoch
+/// that may have a fraction (RFC 7519 §2), so they are read as numbers, not integers.
+#[derive(Debug, Deserialize)]
+struct TimeClaims {
+    exp: f64,
+    nbf: f64,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("cannot read public key file {path}: {source}")]
@@ -75,6 +102,10 @@ pub enum KeyError {
     },
     #[error("could not sign the token: {0}")]
     Sign(String),
+    #[error(
+        "a join token may be valid for at most {max_secs} s (auth.max_token_lifetime_secs); asked for {asked_secs} s"
+    )]
+    TooLong { asked_secs: u64, max_secs: u64 },
 }
 
 struct PublicKey {
@@ -90,6 +121,7 @@ pub struct Authenticator {
     issuer: Option<String>,
     audience: Option<String>,
     leeway: u64,
+    max_lifetime: u64,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -143,6 +175,7 @@ impl Authenticator {
             issuer: non_empty(&config.issuer),
             audience: non_empty(&config.audience),
             leeway: config.leeway_secs,
+            max_lifetime: config.max_token_lifetime_secs,
         })
     }
 
@@ -187,12 +220,13 @@ impl Authenticator {
             )));
         }
         let mut validation = Validation::new(header.alg);
-        validation.leeway = self.leeway;
-        validation.validate_exp = true;
-        validation.validate_nbf = true;
+        // `exp` and `nbf` are checked here, after the signature (`check_times`): jsonwebtoken
+        // reads them as integers only, and knows no longest lifetime.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
         // A configured issuer or audience must also be present: jsonwebtoken only checks the
         // claims a token carries.
-        let mut required = vec!["exp", "nbf", "sub"];
+        let mut required = vec!["sub"];
         match &self.issuer {
             Some(iss) => {
                 validation.set_issuer(&[iss]);
@@ -210,8 +244,15 @@ impl Authenticator {
         validation.set_required_spec_claims(&required);
         let mut last = TokenError::Invalid("no key".into());
         for key in keys {
-            match jsonwebtoken::decode::<JoinClaims>(token, key, &validation) {
-                Ok(data) => return check_claims(data.claims, expected_room),
+            match jsonwebtoken::decode::<serde_json::Value>(token, key, &validation) {
+                Ok(data) => {
+                    let times: TimeClaims = serde_json::from_value(data.claims.clone())
+                        .map_err(|e| TokenError::Invalid(format!("bad claims: {e}")))?;
+                    self.check_times(&times, unix_now_f64())?;
+                    let claims: JoinClaims = serde_json::from_value(data.claims)
+                        .map_err(|e| TokenError::Invalid(format!("bad claims: {e}")))?;
+                    return check_claims(claims, expected_room);
+                }
                 Err(e) => {
                     last = map_error(e);
                     // Only a bad signature means another key might fit.
@@ -224,7 +265,31 @@ impl Authenticator {
         Err(last)
     }
 
-    /// Mint an HS256 join token valid from now for `ttl_secs`.
+    /// A token is usable from `nbf` to `exp` (each with the leeway), and for at most the longest
+    /// lifetime from now.
+    fn check_times(&self, t: &TimeClaims, now: f64) -> Result<(), TokenError> {
+        let leeway = self.leeway as f64;
+        if t.exp < now - leeway {
+            return Err(TokenError::Expired);
+        }
+        if t.nbf > now + leeway {
+            return Err(TokenError::NotYetValid);
+        }
+        if t.exp - now > (self.max_lifetime + self.leeway) as f64 {
+            return Err(TokenError::Invalid(format!(
+                "it is valid for too long: at most {} s from its use are accepted",
+                self.max_lifetime
+            )));
+        }
+        Ok(())
+    }
+
+    /// The longest lifetime a token may have (`auth.max_token_lifetime_secs`).
+    pub fn max_lifetime_secs(&self) -> u64 {
+        self.max_lifetime
+    }
+
+    /// Mint an HS256 join token valid from now for `ttl_secs` (at most the longest lifetime).
     pub fn mint(
         &self,
         room: &str,
@@ -233,6 +298,12 @@ impl Authenticator {
         role: Role,
         ttl_secs: u64,
     ) -> Result<String, KeyError> {
+        if ttl_secs > self.max_lifetime {
+            return Err(KeyError::TooLong {
+                asked_secs: ttl_secs,
+                max_secs: self.max_lifetime,
+            });
+        }
         let now = unix_now();
         let claims = JoinClaims {
             sub: sub.to_owned(),
@@ -312,6 +383,13 @@ pub fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
+fn unix_now_f64() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
 /// Parse a duration like `90s`, `30m`, `2h` or `7d` into seconds.
 pub fn parse_ttl(s: &str) -> Option<u64> {
     let s = s.trim();
@@ -345,6 +423,36 @@ mod tests {
         assert!(matches!(
             a.verify(&token, Some("r2")),
             Err(TokenError::WrongRoom)
+        ));
+    }
+
+    #[test]
+    fn numeric_dates_and_the_longest_lifetime() {
+        let a = auth();
+        let max = a.max_lifetime_secs() as f64;
+        let now = 1_800_000_000.5;
+        let at = |exp: f64, nbf: f64| a.check_times(&TimeClaims { exp, nbf }, now);
+        // Fractions are NumericDates too.
+        assert!(at(now + 600.25, now - 1.5).is_ok());
+        assert!(matches!(
+            at(now - 60.5, now - 600.0),
+            Err(TokenError::Expired)
+        ));
+        assert!(matches!(
+            at(now + 600.0, now + 60.5),
+            Err(TokenError::NotYetValid)
+        ));
+        // Never-expiring tokens are refused; the longest lifetime is accepted.
+        assert!(at(now + max, now).is_ok());
+        for exp in [now + max + 60.0, 2f64.powi(63), u64::MAX as f64] {
+            assert!(
+                matches!(at(exp, now), Err(TokenError::Invalid(ref m)) if m.contains("too long")),
+                "{exp}"
+            );
+        }
+        assert!(matches!(
+            a.mint("r", "u", "Ada", Role::Student, a.max_lifetime_secs() + 1),
+            Err(KeyError::TooLong { .. })
         ));
     }
 

@@ -49,6 +49,10 @@ pub struct Config {
     pub turn: TurnConfig,
     pub demo: DemoConfig,
     pub log: LogConfig,
+    /// What loading noticed but did not refuse (an unknown `LECTERN_*` variable, which may be
+    /// meant for another tool): logged by the caller once logging is set up.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -73,6 +77,7 @@ pub struct AuthConfig {
     pub issuer: String,
     pub audience: String,
     pub leeway_secs: u64,
+    pub max_token_lifetime_secs: u64,
     pub public_keys: Vec<PublicKeyConfig>,
 }
 
@@ -83,6 +88,7 @@ impl std::fmt::Debug for AuthConfig {
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .field("leeway_secs", &self.leeway_secs)
+            .field("max_token_lifetime_secs", &self.max_token_lifetime_secs)
             .field("public_keys", &self.public_keys)
             .finish()
     }
@@ -131,6 +137,7 @@ pub struct Limits {
 pub struct WebSocketConfig {
     pub ping_interval_secs: u64,
     pub idle_timeout_secs: u64,
+    pub write_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -213,13 +220,22 @@ impl Config {
             let overlay = parse_table(name, text)?;
             merge(&mut merged, overlay, &defaults, "")?;
         }
+        let mut warnings = Vec::new();
         for (var, value) in vars {
-            apply_env(&mut merged, &defaults, &var, &value)?;
+            match apply_env(&mut merged, &defaults, &var, &value) {
+                // The environment is shared with scripts and other tools: a variable that names
+                // no setting is worth a warning (it may be a typo), not a refusal to start.
+                Err(ConfigError::UnknownKey(var)) => warnings.push(format!(
+                    "ignoring the environment variable {var}: it names no setting (see config/default.toml)"
+                )),
+                other => other?,
+            }
         }
-        let config: Config = toml::Value::Table(merged)
+        let mut config: Config = toml::Value::Table(merged)
             .try_into()
             .map_err(|e: toml::de::Error| ConfigError::Invalid(e.message().to_owned()))?;
         config.validate()?;
+        config.warnings = warnings;
         Ok(config)
     }
 
@@ -277,6 +293,14 @@ impl Config {
             (
                 "websocket.idle_timeout_secs",
                 self.websocket.idle_timeout_secs,
+            ),
+            (
+                "auth.max_token_lifetime_secs",
+                self.auth.max_token_lifetime_secs,
+            ),
+            (
+                "websocket.write_timeout_secs",
+                self.websocket.write_timeout_secs,
             ),
         ];
         for (name, value) in positive {
@@ -545,8 +569,21 @@ mod tests {
 
     #[test]
     fn readable_errors() {
-        let e = Config::from_layers(None, env(&[("LECTERN_ROOM_AUTO_STRAT", "true")])).unwrap_err();
-        assert!(e.to_string().contains("LECTERN_ROOM_AUTO_STRAT"), "{e}");
+        // An unknown variable is only a warning that names it; an unknown key in a file stays an
+        // error (below).
+        let c = Config::from_layers(
+            None,
+            env(&[("LECTERN_ROOM_AUTO_STRAT", "true"), ("LECTERN_BIN", "/x")]),
+        )
+        .expect("unknown variables do not stop the server");
+        assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+        assert!(
+            c.warnings[0].contains("LECTERN_ROOM_AUTO_STRAT"),
+            "{:?}",
+            c.warnings
+        );
+        assert!(c.warnings[1].contains("LECTERN_BIN"), "{:?}", c.warnings);
+        assert!(!c.room.auto_start);
         let e =
             Config::from_layers(None, env(&[("LECTERN_LIMITS_CHAT_BURST", "many")])).unwrap_err();
         assert!(e.to_string().contains("non-negative integer"), "{e}");

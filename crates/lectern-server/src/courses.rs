@@ -1072,6 +1072,17 @@ pub async fn mint_link(
     let ttl = u64::try_from(closes_at.as_second() - now.as_second())
         .unwrap_or(0)
         .max(MIN_LINK_TTL_SECS);
+    if ttl > auth.max_lifetime_secs() {
+        return Err(ServiceError::field(
+            "session",
+            format!(
+                "session {} is too far ahead: a join link is valid for at most {} s \
+                 (auth.max_token_lifetime_secs); ask for it closer to the session",
+                occ.session_key,
+                auth.max_lifetime_secs()
+            ),
+        ));
+    }
     let room = room_id(course, occ.session_key.as_str());
     let token = auth
         .mint(

@@ -198,10 +198,16 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = Config::load(cli.config.as_deref()).context("configuration")?;
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| config.log.filter.clone());
+    // Colour only on a terminal: a log written to a file or a pipe stays plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(&filter).context("log.filter")?)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .init();
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

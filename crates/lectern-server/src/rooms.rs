@@ -594,6 +594,12 @@ impl RoomTask {
             let message = format!("limit must be 1 to {CHAT_HISTORY_MAX}");
             return self.send_to(conn, &refuse(ErrorCode::InvalidMessage, &message));
         }
+        // Sequence numbers are stored as signed 64-bit integers and never come near 2^63: a
+        // larger `before_seq` is the client's mistake, not the store's.
+        if i64::try_from(before_seq).is_err() {
+            let message = "before_seq must be less than 2^63";
+            return self.send_to(conn, &refuse(ErrorCode::InvalidMessage, message));
+        }
         let reader = match self.room.chat_reader(conn) {
             Ok(reader) => reader,
             Err(code) => return self.send_to(conn, &ServerMessage::error(code, request_id)),

@@ -9,7 +9,7 @@
 use std::collections::VecDeque;
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
@@ -52,10 +52,12 @@ async fn run(socket: WebSocket, shared: &Arc<Shared>, conn: ConnId, expected_roo
     let (sink, mut stream) = socket.split();
     let (tx, rx) = mpsc::channel(limits.outbound_queue);
     let (kill_tx, kill_rx) = oneshot::channel();
+    let pong = Arc::new(AtomicBool::new(false));
     let mut writer = tokio::spawn(
-        write_loop(sink, rx, kill_rx, shared.clone()).instrument(tracing::Span::current()),
+        write_loop(sink, rx, kill_rx, pong.clone(), shared.clone())
+            .instrument(tracing::Span::current()),
     );
-    let mut reader = Reader::new(shared, tx.clone());
+    let mut reader = Reader::new(shared, tx.clone(), pong);
 
     let mut writer_done = false;
     let joined = tokio::select! {
@@ -89,9 +91,18 @@ async fn run(socket: WebSocket, shared: &Arc<Shared>, conn: ConnId, expected_roo
         }
     };
     if let Some(room_tx) = &room {
+        let mut left = false;
         tokio::select! {
-            _ = reader.read_requests(&mut stream, conn, room_tx) => {}
+            l = reader.read_requests(&mut stream, conn, room_tx) => left = l,
             _ = &mut writer => writer_done = true,
+        }
+        // After `leave` the room answers (ack, then `closing`) and closes the socket itself:
+        // give the writer time to write that before the room hears the connection is gone,
+        // which would drop whatever is still queued for it.
+        if left && !writer_done {
+            writer_done = tokio::time::timeout(Duration::from_secs(2), &mut writer)
+                .await
+                .is_ok();
         }
         let _ = room_tx.send(RoomCommand::Disconnected { conn }).await;
     }
@@ -110,6 +121,8 @@ async fn run(socket: WebSocket, shared: &Arc<Shared>, conn: ConnId, expected_roo
 struct Reader<'a> {
     shared: &'a Arc<Shared>,
     tx: mpsc::Sender<Outbound>,
+    /// Set when a Pong arrives; the writer checks it before each Ping.
+    pong: Arc<AtomicBool>,
     frames: DefaultDirectRateLimiter,
     chats: DefaultDirectRateLimiter,
 }
@@ -132,7 +145,7 @@ type Joined = (
 );
 
 impl<'a> Reader<'a> {
-    fn new(shared: &'a Arc<Shared>, tx: mpsc::Sender<Outbound>) -> Self {
+    fn new(shared: &'a Arc<Shared>, tx: mpsc::Sender<Outbound>, pong: Arc<AtomicBool>) -> Self {
         let l = &shared.config.limits;
         let quota = |rate: u32, burst: u32| {
             let nz = |v: u32| NonZeroU32::new(v).unwrap_or(NonZeroU32::MIN);
@@ -141,6 +154,7 @@ impl<'a> Reader<'a> {
         Reader {
             shared,
             tx,
+            pong,
             frames: RateLimiter::direct(quota(l.frames_per_second, l.frames_burst)),
             chats: RateLimiter::direct(quota(l.chat_per_second, l.chat_burst)),
         }
@@ -297,7 +311,11 @@ impl<'a> Reader<'a> {
                         "binary frames are not accepted; send JSON text".into(),
                     )));
                 }
-                Message::Ping(_) | Message::Pong(_) => continue,
+                Message::Pong(_) => {
+                    self.pong.store(true, Ordering::Relaxed);
+                    continue;
+                }
+                Message::Ping(_) => continue,
                 Message::Close(_) => return None,
             };
             if self.frames.check().is_err() {
@@ -317,12 +335,14 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Forward requests to the room until the socket ends or the client leaves. True when it
+    /// left (sent `leave`).
     async fn read_requests(
         &mut self,
         stream: &mut SplitStream<WebSocket>,
         conn: ConnId,
         room: &mpsc::Sender<RoomCommand>,
-    ) {
+    ) -> bool {
         while let Some(next) = self.next_text(stream).await {
             let text = match next {
                 Ok(text) => text,
@@ -365,24 +385,76 @@ impl<'a> Reader<'a> {
                 request_id: frame.request_id,
                 message: frame.message,
             };
-            if room.send(command).await.is_err() || leave {
-                return;
+            if room.send(command).await.is_err() {
+                return false;
+            }
+            if leave {
+                return true;
             }
         }
+        false
     }
+}
+
+/// Why the writer stopped writing to a client.
+enum Stop {
+    /// The socket is gone, or the client was told to go: nothing more to do.
+    Done,
+    /// The client is not taking data: close it as a slow consumer.
+    Stalled,
 }
 
 async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
-    mut rx: mpsc::Receiver<Outbound>,
-    mut kill: oneshot::Receiver<CloseReason>,
+    rx: mpsc::Receiver<Outbound>,
+    kill: oneshot::Receiver<CloseReason>,
+    pong: Arc<AtomicBool>,
     shared: Arc<Shared>,
 ) {
+    if let Stop::Stalled = write_until_done(&mut sink, rx, kill, &pong, &shared).await {
+        Metrics::inc(&shared.metrics.slow_clients_dropped);
+        debug!("closing a connection that takes no data");
+        let reason = CloseReason::SlowConsumer;
+        let _ = tokio::time::timeout(
+            Duration::from_millis(200),
+            close_with(&mut sink, reason, closing_frame(reason)),
+        )
+        .await;
+    }
+}
+
+/// A write to the socket, bounded by `websocket.write_timeout_secs`: a client whose socket
+/// takes no data for that long (its buffers full) is stalled.
+async fn bounded<E>(
+    limit: Duration,
+    write: impl Future<Output = Result<(), E>>,
+) -> Result<(), Stop> {
+    match tokio::time::timeout(limit, write).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(Stop::Done),
+        Err(_) => Err(Stop::Stalled),
+    }
+}
+
+async fn write_until_done(
+    sink: &mut SplitSink<WebSocket, Message>,
+    mut rx: mpsc::Receiver<Outbound>,
+    mut kill: oneshot::Receiver<CloseReason>,
+    pong: &AtomicBool,
+    shared: &Shared,
+) -> Stop {
     let ping_every = Duration::from_secs(shared.config.websocket.ping_interval_secs);
+    let stall = Duration::from_secs(shared.config.websocket.write_timeout_secs);
     let limits = &shared.config.limits;
     let window = Duration::from_secs(limits.abuse_window_secs);
     let mut refusals: VecDeque<Instant> = VecDeque::new();
+    // Pings go out on a fixed schedule, busy or not: the reader closes a connection that has
+    // sent nothing for `idle_timeout_secs`, and a student who only listens answers nothing but
+    // pings (outbound traffic must not put them off). A Ping still unanswered when the next is
+    // due means the client is not reading its socket.
     let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut awaiting_pong = false;
     let mut kill_armed = true;
     loop {
         tokio::select! {
@@ -396,25 +468,21 @@ async fn write_loop(
                 };
                 let _ = tokio::time::timeout(
                     Duration::from_millis(200),
-                    close_with(&mut sink, reason, closing_frame(reason)),
+                    close_with(sink, reason, closing_frame(reason)),
                 )
                 .await;
-                return;
+                return Stop::Done;
             }
             item = rx.recv() => {
                 let Some(first) = item else {
-                    let _ = sink.send(Message::Close(None)).await;
-                    return;
+                    let _ = bounded(stall, sink.send(Message::Close(None))).await;
+                    return Stop::Done;
                 };
                 let mut next = Some(first);
                 let mut batch = 0;
                 while let Some(item) = next.take() {
-                    match item {
-                        Outbound::Frame(bytes) => {
-                            if sink.feed(Message::Text(bytes)).await.is_err() {
-                                return;
-                            }
-                        }
+                    let bytes = match item {
+                        Outbound::Frame(bytes) => bytes,
                         Outbound::Refusal(bytes) => {
                             let now = Instant::now();
                             refusals.push_back(now);
@@ -424,19 +492,23 @@ async fn write_loop(
                             if refusals.len() > limits.abuse_strikes as usize {
                                 Metrics::inc(&shared.metrics.abuse_closed);
                                 debug!("closing an abusive connection");
-                                let _ = sink.feed(Message::Text(bytes)).await;
-                                let reason = CloseReason::Abuse;
-                                close_with(&mut sink, reason, closing_frame(reason)).await;
-                                return;
+                                let close = async {
+                                    let _ = sink.feed(Message::Text(bytes)).await;
+                                    let reason = CloseReason::Abuse;
+                                    close_with(sink, reason, closing_frame(reason)).await;
+                                };
+                                let _ = tokio::time::timeout(stall, close).await;
+                                return Stop::Done;
                             }
-                            if sink.feed(Message::Text(bytes)).await.is_err() {
-                                return;
-                            }
+                            bytes
                         }
                         Outbound::Close { reason, frame } => {
-                            close_with(&mut sink, reason, frame).await;
-                            return;
+                            let _ = tokio::time::timeout(stall, close_with(sink, reason, frame)).await;
+                            return Stop::Done;
                         }
+                    };
+                    if let Err(stop) = bounded(stall, sink.feed(Message::Text(bytes))).await {
+                        return stop;
                     }
                     batch += 1;
                     if batch < 256 {
@@ -445,25 +517,29 @@ async fn write_loop(
                 }
                 if kill_armed {
                     tokio::select! {
-                        r = sink.flush() => if r.is_err() { return },
+                        r = bounded(stall, sink.flush()) => if let Err(stop) = r { return stop },
                         r = &mut kill => {
                             if r.is_ok() {
-                                return;
+                                return Stop::Done;
                             }
                             kill_armed = false;
-                            if sink.flush().await.is_err() {
-                                return;
+                            if let Err(stop) = bounded(stall, sink.flush()).await {
+                                return stop;
                             }
                         }
                     }
-                } else if sink.flush().await.is_err() {
-                    return;
+                } else if let Err(stop) = bounded(stall, sink.flush()).await {
+                    return stop;
                 }
-                ping.reset();
             }
             _ = ping.tick() => {
-                if sink.send(Message::Ping(Default::default())).await.is_err() {
-                    return;
+                if awaiting_pong && !pong.swap(false, Ordering::Relaxed) {
+                    return Stop::Stalled;
+                }
+                pong.store(false, Ordering::Relaxed);
+                awaiting_pong = true;
+                if let Err(stop) = bounded(stall, sink.send(Message::Ping(Default::default()))).await {
+                    return stop;
                 }
             }
         }

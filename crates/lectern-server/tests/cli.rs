@@ -177,13 +177,14 @@ fn token_command_prints_a_verifiable_token_and_link() {
 #[test]
 fn bad_configuration_stops_with_a_readable_message() {
     let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("typo.toml"), "[room]\nauto_strat = true\n").expect("write");
     let out = lectern(dir.path())
-        .env("LECTERN_ROOM_AUTO_STRAT", "true")
+        .args(["--config", "typo.toml"])
         .output()
         .expect("run");
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("LECTERN_ROOM_AUTO_STRAT"), "{stderr}");
+    assert!(stderr.contains("room.auto_strat"), "{stderr}");
 
     std::fs::write(
         dir.path().join("bad.toml"),
@@ -197,4 +198,28 @@ fn bad_configuration_stops_with_a_readable_message() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("max_chat_chars"), "{stderr}");
+}
+
+#[test]
+fn unknown_environment_variables_are_named_in_a_plain_warning() {
+    // A variable meant for a script or another tool (the e2e harness sets LECTERN_BIN) must not
+    // keep the server from starting; a typo is named so the admin sees it. The log goes to a
+    // pipe here, so it carries no colour codes.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = lectern(dir.path())
+        .env("LECTERN_AUTH_HS256_SECRET", SECRET)
+        .env("LECTERN_BIN", "/usr/local/bin/lectern")
+        .env("LECTERN_ROOM_AUTO_STRAT", "true")
+        .args(["token", "--room", "r", "--role", "student", "--name", "Ada"])
+        .output()
+        .expect("run token");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("LECTERN_BIN"), "{stderr}");
+    assert!(stderr.contains("LECTERN_ROOM_AUTO_STRAT"), "{stderr}");
+    assert!(stderr.contains("WARN"), "{stderr}");
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "colour codes in a piped log: {stderr:?}"
+    );
 }

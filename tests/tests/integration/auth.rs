@@ -119,6 +119,18 @@ async fn bad_tokens_are_refused_with_typed_errors() {
     // Garbage.
     assert_eq!(refusal(&s, "not.a.token", None).await.0, "invalid_token");
 
+    // Tokens that (nearly) never expire are refused: 2^63, u64::MAX, and 40 days against the
+    // default longest lifetime of 30.
+    for exp in [json!(1u64 << 63), json!(u64::MAX), json!(now + 40 * 86_400)] {
+        let mut value = serde_json::to_value(claims("r")).expect("json");
+        value["exp"] = exp.clone();
+        assert_eq!(
+            refusal(&s, &hs256(&value, SECRET), None).await.0,
+            "invalid_token",
+            "exp {exp}"
+        );
+    }
+
     // RS256 with no key configured is refused, not confused with the HS256 secret.
     let rs = jsonwebtoken::encode(
         &Header::new(Algorithm::RS256),
@@ -128,11 +140,19 @@ async fn bad_tokens_are_refused_with_typed_errors() {
     .expect("sign");
     assert_eq!(refusal(&s, &rs, None).await.0, "invalid_token");
 
-    // The server is still fine for a good token after all that.
+    // The server is still fine for a good token after all that, and JWT's NumericDate may
+    // have a fraction.
     let mut ok = Client::connect(s.addr, Some("r")).await.expect("connect");
     ok.hello(&hs256(&claims("r"), SECRET), None)
         .await
         .expect("welcome");
+    let mut fractional = serde_json::to_value(claims("r")).expect("json");
+    fractional["exp"] = json!(now as f64 + 600.5);
+    fractional["nbf"] = json!(now as f64 - 5.25);
+    let mut ok = Client::connect(s.addr, Some("r")).await.expect("connect");
+    ok.hello(&hs256(&fractional, SECRET), None)
+        .await
+        .expect("a fractional exp is accepted");
     assert!(s.metric("lectern_handshake_failed_total").await >= 14);
 }
 

@@ -194,3 +194,38 @@ async fn stage_and_speaking_permissions() -> anyhow::Result<()> {
     assert!(r.get("seq").is_none());
     Ok(())
 }
+
+#[tokio::test]
+async fn leave_is_answered_then_closed_normally() -> anyhow::Result<()> {
+    let s = TestServer::start_with(&[("LECTERN_ROOM_AUTO_START", "true")]).await;
+    let mut teacher = s.join("r", "tina", Role::Instructor).await;
+
+    // With a request id: the ack, then `closing` with reason `left`, then close code 1000.
+    let mut ada = s.join("r", "ada", Role::Student).await;
+    let ack = ada.request(json!({"type": "leave"})).await?;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    let closing = ada.wait_for(|m| m["type"] == "closing").await?;
+    assert_eq!(closing["reason"], "left", "{closing}");
+    ada.wait_closed().await?;
+    assert_eq!(ada.close_code, Some(1000), "{:?}", ada.received);
+
+    // Without one: no ack (nothing to match it to), the same `closing` and close code.
+    let mut bob = s.join("r", "bob", Role::Student).await;
+    bob.send(&json!({"type": "leave"})).await?;
+    let closing = bob.wait_for(|m| m["type"] == "closing").await?;
+    assert_eq!(closing["reason"], "left", "{closing}");
+    bob.wait_closed().await?;
+    assert_eq!(bob.close_code, Some(1000));
+
+    for who in ["ada", "bob"] {
+        let left = teacher
+            .wait_for(|m| {
+                m["type"] == "event"
+                    && m["event"]["kind"] == "participant_left"
+                    && m["event"]["participant_id"] == who
+            })
+            .await?;
+        assert_eq!(left["event"]["reason"], "left", "{left}");
+    }
+    Ok(())
+}

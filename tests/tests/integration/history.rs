@@ -115,6 +115,14 @@ async fn scroll_back_pages_through_older_chat_with_live_visibility() -> anyhow::
             .await?;
         assert_eq!(refused["code"], "invalid_message", "{refused}");
     }
+    // So are sequence numbers past what the store keeps (seqs are unsigned 64-bit on the wire),
+    // and they are not server errors: no `internal`, nothing counted as a store failure.
+    for before_seq in [1u64 << 63, u64::MAX] {
+        let refused = bob
+            .request(json!({"type": "chat_history", "before_seq": before_seq}))
+            .await?;
+        assert_eq!(refused["code"], "invalid_message", "{refused}");
+    }
     let default_limit = bob
         .request(json!({"type": "chat_history", "before_seq": end}))
         .await?;

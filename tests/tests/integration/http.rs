@@ -76,3 +76,101 @@ async fn keepalive_pings_live_clients_and_drops_silent_ones() -> anyhow::Result<
     drop(silent);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_listener_in_a_busy_class_is_pinged_and_kept() -> anyhow::Result<()> {
+    // A student who never types, while the instructor chats several times per ping interval:
+    // the server must still ping them (pings are not put off by outbound traffic), so their
+    // pongs keep the connection alive past the idle timeout.
+    let s = TestServer::start_with(&[
+        ("LECTERN_WEBSOCKET_PING_INTERVAL_SECS", "1"),
+        ("LECTERN_WEBSOCKET_IDLE_TIMEOUT_SECS", "3"),
+        ("LECTERN_ROOM_AUTO_START", "true"),
+    ])
+    .await;
+    let mut teacher = s.join("r", "tina", Role::Instructor).await;
+    let mut listener = s.join("r", "lena", Role::Student).await;
+    let chatter = tokio::spawn(async move {
+        let end = tokio::time::Instant::now() + std::time::Duration::from_secs(8);
+        let mut n = 0;
+        while tokio::time::Instant::now() < end {
+            n += 1;
+            teacher
+                .send(&serde_json::json!({"type": "chat_send", "text": format!("point {n}")}))
+                .await?;
+            // The teacher reads too (answering pings), as a browser would.
+            teacher
+                .read_for(std::time::Duration::from_millis(250))
+                .await?;
+        }
+        anyhow::Ok(teacher)
+    });
+    let pings = listener.read_for(std::time::Duration::from_secs(8)).await?;
+    let teacher = chatter.await??;
+    assert!(!listener.closed, "the listener was cut off");
+    assert!(pings >= 2, "only {pings} pings in 8 s of a busy class");
+    assert!(
+        listener.chat_texts().len() >= 10,
+        "{:?}",
+        listener.chat_texts()
+    );
+    teacher.close().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_dropped_soon() -> anyhow::Result<()> {
+    // A client that keeps sending (its library's own keepalive Pings) but never reads: its
+    // connection looks alive to the reader, and the server's writes pile up in socket buffers.
+    // It must be dropped after a bounded time (an unanswered Ping, or a write that cannot
+    // complete), not when megabytes of buffers have filled.
+    let s = TestServer::start_with(&[
+        ("LECTERN_WEBSOCKET_PING_INTERVAL_SECS", "1"),
+        ("LECTERN_WEBSOCKET_IDLE_TIMEOUT_SECS", "60"),
+        ("LECTERN_WEBSOCKET_WRITE_TIMEOUT_SECS", "2"),
+        ("LECTERN_ROOM_AUTO_START", "true"),
+    ])
+    .await;
+    let mut teacher = s.join("r", "tina", Role::Instructor).await;
+    let mut stalled = s.join("r", "stan", Role::Student).await;
+    let pinger = tokio::spawn(async move {
+        for _ in 0..40 {
+            if stalled
+                .send_raw(tokio_tungstenite::tungstenite::Message::Ping(
+                    Default::default(),
+                ))
+                .await
+                .is_err()
+            {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+    });
+    let chatter = async {
+        for n in 0..20 {
+            teacher
+                .send(&serde_json::json!({"type": "chat_send", "text": format!("point {n}")}))
+                .await?;
+            teacher
+                .read_for(std::time::Duration::from_millis(300))
+                .await?;
+        }
+        anyhow::Ok(())
+    };
+    let dropped = async {
+        lectern_tests::wait_until("the stalled client to be dropped", || async {
+            s.metric("lectern_slow_clients_dropped_total").await == 1
+        })
+        .await
+    };
+    let (chat, dropped) = tokio::join!(chatter, dropped);
+    chat?;
+    dropped?;
+    lectern_tests::wait_until("only the teacher to be connected", || async {
+        s.metric("lectern_ws_connections").await == 1
+    })
+    .await?;
+    pinger.abort();
+    Ok(())
+}
