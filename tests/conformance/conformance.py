@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import ipaddress
 import json
 import math
@@ -176,7 +177,17 @@ class Received:
     expected_colour: Optional[tuple[int, int, int]] = None
 
 
-# ---- A client -----------------------------------------------------------------------------------
+# ---- Join tokens --------------------------------------------------------------------------------
+
+
+def mint_token(secret: str, pid: str, name: str, room: str, role: str) -> str:
+    """A join token as PROTOCOL.md's Connecting section describes it: HS256, required claims."""
+    now = int(time.time())
+    claims = {"sub": pid, "name": name, "room": room, "role": role, "nbf": now - 1, "exp": now + 600, "iat": now}
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+# ---- Clients ------------------------------------------------------------------------------------
 
 
 class PingCountingConnection(ClientConnection):
@@ -220,6 +231,7 @@ class Client:
         self.local_offer_pending = False
         self.offer_epoch = 0
         self.ignored_offers = 0
+        self.leaving = False
 
     def __repr__(self) -> str:
         return self.pid
@@ -227,17 +239,7 @@ class Client:
     # -- WebSocket --
 
     def token(self) -> str:
-        now = int(time.time())
-        claims = {
-            "sub": self.pid,
-            "name": self.name,
-            "room": self.room,
-            "role": self.role,
-            "nbf": now - 1,
-            "exp": now + 600,
-            "iat": now,
-        }
-        return jwt.encode(claims, self.scenario.secret, algorithm="HS256")
+        return mint_token(self.scenario.secret, self.pid, self.name, self.room, self.role)
 
     async def connect(self) -> None:
         self.ws = await connect(
@@ -268,9 +270,12 @@ class Client:
         expect(snapshot.get("room_id") == self.room, f"{self}: snapshot.room_id", welcome)
         expect("presenter" in snapshot, f"{self}: snapshot.presenter is always present", welcome)
         self.last_seq = max(self.last_seq, snapshot["seq"])
-        # "media_config: Sent right after welcome (when the server relays media)."
-        _, config = await self.wait("media_config after the welcome", lambda m: True, start=index + 1)
-        expect(config["type"] == "media_config", f"{self}: the message right after welcome is media_config", config)
+        # media_config is "sent right after welcome" (when the server relays media), and so is an
+        # active_speaker when someone speaks: accept those two in either order.
+        _, config = await self.wait(
+            "media_config after the welcome", lambda m: m["type"] != "active_speaker", start=index + 1
+        )
+        expect(config["type"] == "media_config", f"{self}: media_config right after the welcome", config)
         expect(isinstance(config.get("ice_servers"), list), f"{self}: media_config.ice_servers is an array", config)
         self.ice_servers = config["ice_servers"]
         return welcome
@@ -420,6 +425,8 @@ class Client:
         while True:
             offer, epoch = await self.offers.get()
             async with self.signaling:
+                if self.leaving:
+                    continue
                 if epoch != self.offer_epoch:
                     # Our own media_offer went out after this offer arrived: it won (PROTOCOL.md,
                     # media_answer), and the SFU offers again.
@@ -440,9 +447,25 @@ class Client:
             raise ConformanceError(f"{self}: sfu_offer without a tracks array: {brief(offer)}")
         for track in tracks:
             self.tracks[track["mid"]] = track
+        self.check_candidates("sfu_offer", offer["sdp"])
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer["sdp"], type="offer"))
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         await self.request({"type": "media_answer", "sdp": self.pc.localDescription.sdp})
+
+    def check_candidates(self, what: str, sdp: str) -> None:
+        """PROTOCOL.md, media_offer: every m-line of an sfu_offer or sfu_answer carries the SFU's
+        ICE candidates (a stopped m-line, port 0, carries no transport)."""
+        sections: list[list[str]] = []
+        for line in sdp.splitlines():
+            if line.startswith("m="):
+                sections.append([line])
+            elif sections:
+                sections[-1].append(line)
+        for lines in sections:
+            kind, port = lines[0][2:].split(" ")[:2]
+            mid = next((line[len("a=mid:") :] for line in lines if line.startswith("a=mid:")), "?")
+            if port != "0" and not any(line.startswith("a=candidate:") for line in lines):
+                self.problems.append(f"{self}: {what} m-line {kind} mid {mid} has no a=candidate")
 
     async def media_start(self) -> None:
         """PROTOCOL.md media_start: a new RTCPeerConnection, then the SFU offers what it has."""
@@ -468,6 +491,7 @@ class Client:
                         f"{self}: expected one sfu_answer before the media_offer's ack, got {len(answers)}; "
                         f"{self.recent(start)}"
                     )
+                self.check_candidates("sfu_answer", answers[0]["sdp"])
                 await pc.setRemoteDescription(RTCSessionDescription(sdp=answers[0]["sdp"], type="answer"))
         finally:
             self.local_offer_pending = False
@@ -554,6 +578,106 @@ async def consume(track: MediaStreamTrack, received: Received) -> None:
             received.good += 1
 
 
+@dataclass
+class DeafOutcome:
+    welcomed: bool = False
+    pings: int = 0
+    messages: list[str] = field(default_factory=list)  # types of the text messages received
+    closing: Optional[Message] = None
+    close_code: Optional[int] = None  # None: the socket ended without a close frame
+    closed_after: Optional[float] = None  # seconds after the hello
+
+
+class DeafClient:
+    """A client that never answers Pings. The websockets library always answers them, so this
+    one speaks the WebSocket framing (RFC 6455) itself over a plain TCP stream: it sends the
+    upgrade and its hello, then only reads."""
+
+    def __init__(self, scenario: "Scenario", pid: str, room: str) -> None:
+        self.scenario = scenario
+        self.pid = pid
+        self.room = room
+        self.outcome = DeafOutcome()
+
+    def __repr__(self) -> str:
+        return self.pid
+
+    async def run(self) -> DeafOutcome:
+        url = urlsplit(self.scenario.url)
+        reader, writer = await asyncio.open_connection(url.hostname, url.port)
+        try:
+            key = base64.b64encode(secrets.token_bytes(16)).decode()
+            writer.write(
+                (
+                    f"GET /ws?room={self.room} HTTP/1.1\r\nHost: {url.netloc}\r\nUpgrade: websocket\r\n"
+                    f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                ).encode()
+            )
+            response = await reader.readuntil(b"\r\n\r\n")
+            if not response.startswith(b"HTTP/1.1 101"):
+                raise ConformanceError(f"{self}: the upgrade was refused: {response[:100]!r}")
+            token = mint_token(self.scenario.secret, self.pid, "Deaf", self.room, "instructor")
+            hello = {"type": "hello", "protocol_version": PROTOCOL_VERSION, "token": token}
+            writer.write(masked_text_frame(json.dumps(hello).encode()))
+            await writer.drain()
+            sent = time.monotonic()
+            while True:
+                try:
+                    opcode, payload = await read_ws_message(reader)
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    break
+                if opcode == 0x9:
+                    self.outcome.pings += 1  # and no Pong
+                elif opcode == 0x8:
+                    self.outcome.close_code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
+                    break
+                elif opcode == 0x1:
+                    msg = json.loads(payload)
+                    self.outcome.messages.append(msg["type"])
+                    if msg["type"] == "welcome":
+                        self.outcome.welcomed = True
+                    elif msg["type"] == "closing":
+                        self.outcome.closing = msg
+            self.outcome.closed_after = time.monotonic() - sent
+            return self.outcome
+        finally:
+            writer.close()
+
+
+def masked_text_frame(data: bytes) -> bytes:
+    """One client-to-server text frame (FIN, masked)."""
+    mask = secrets.token_bytes(4)
+    n = len(data)
+    if n < 126:
+        header = bytes([0x81, 0x80 | n])
+    else:
+        header = bytes([0x81, 0x80 | 126]) + struct.pack("!H", n)
+    return header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+
+
+async def read_ws_message(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """The next whole message or control frame from the server (unmasked frames)."""
+    opcode, payload = 0, b""
+    while True:
+        b0, b1 = await reader.readexactly(2)
+        length = b1 & 0x7F
+        if length == 126:
+            length = struct.unpack("!H", await reader.readexactly(2))[0]
+        elif length == 127:
+            length = struct.unpack("!Q", await reader.readexactly(8))[0]
+        mask = await reader.readexactly(4) if b1 & 0x80 else b""
+        data = await reader.readexactly(length)
+        if mask:
+            data = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+        frame_opcode = b0 & 0x0F
+        if frame_opcode >= 0x8:  # control frames come whole, also between fragments
+            return frame_opcode, data
+        opcode = opcode or frame_opcode
+        payload += data
+        if b0 & 0x80:
+            return opcode, payload
+
+
 def is_loopback_url(url: str) -> bool:
     """`turn:127.0.0.1:3478?transport=udp` and the like."""
     rest = url.split(":", 1)[1] if ":" in url else url
@@ -629,6 +753,9 @@ class Scenario:
 
         await self.keeper.join()
         self.keeper_silent_since = time.monotonic()
+        # And one that never answers Pings, in a third room: the server must drop it.
+        self.deaf = DeafClient(self, "t-deaf", self.room + "-deaf")
+        self.deaf_task = asyncio.create_task(self.deaf.run(), name="t-deaf")
 
         steps = [
             (1, "lobby: students wait until the instructor sends class_start", self.lobby, True),
@@ -749,6 +876,14 @@ class Scenario:
         expect(snapshot.get("class_state") == "live", "the class is live for the late joiner", welcome)
         expect(snapshot.get("presenter") == ada.pid, "snapshot.presenter names the presenter", welcome)
         expect(roster_entry(snapshot, cyd.pid).get("in_lobby") is False, "a student joining a live class is not in the lobby", welcome)
+        # active_speaker comes right after a welcome when someone is speaking (the instructor's tone).
+        welcome_index = cyd.inbox.index(welcome)
+        _, speaker = await cyd.wait("active_speaker after the welcome", lambda m: m["type"] == "active_speaker", start=welcome_index)
+        expect(speaker.get("participant_id") == instructor.pid, "active_speaker names the instructor", speaker)
+        expect(
+            all(m["type"] in ("media_config", "active_speaker") for m in cyd.inbox[welcome_index + 1 : cyd.inbox.index(speaker)]),
+            f"{cyd}: active_speaker right after the welcome (only media_config before it)",
+        )
         await cyd.media_start()
         _, offer = await cyd.wait("sfu_offer after media_start", lambda m: m["type"] == "sfu_offer", timeout=MEDIA)
         videos = sorted(t["participant_id"] for t in offer.get("tracks", []) if t.get("kind") == "video")
@@ -768,6 +903,8 @@ class Scenario:
                 raise ConformanceError(f"{leaver}: the connection closed before leave (code {leaver.close_code})")
             others = [c for c in order[i + 1 :] if not c.closed.is_set()]
             marks = {c: len(c.inbox) for c in others}
+            async with leaver.signaling:  # let a negotiation in flight finish, then answer no more offers
+                leaver.leaving = True
             ack_index, ack, _ = await leaver.request({"type": "leave"})
             expect(isinstance(ack.get("seq"), int), f"{leaver}: leave's ack has the participant_left seq", ack)
             closing_index, closing = await leaver.wait("closing after the leave ack", lambda m: m["type"] == "closing", start=ack_index + 1)
@@ -824,8 +961,31 @@ class Scenario:
         await keeper.request({"type": "set_media", "media": {"mic": False, "camera": False, "screen": False}})
         log(f"  {keeper}: {keeper.ws.pings_received} Pings answered in {silent:.1f} s of silence; still connected")
 
+        # The client that never answers: closed without a closing after the idle timeout, or as
+        # a slow consumer once a Ping is still unanswered when the next is due (its closing may
+        # not arrive). Either way only after a Ping it could have answered.
+        try:
+            deaf = await asyncio.wait_for(self.deaf_task, self.idle_timeout + 2 * self.ping_interval + REPLY)
+        except asyncio.TimeoutError:
+            raise ConformanceError(f"{self.deaf}: a client that answers no Ping was not closed ({self.deaf.outcome})") from None
+        expect(deaf.welcomed, f"{self.deaf}: a welcome for the raw client's hello ({deaf})")
+        expect(deaf.pings >= 1, f"{self.deaf}: at least one Ping before the server closed ({deaf})")
+        if deaf.closing is not None:
+            expect(
+                deaf.closing.get("reason") == "slow_consumer" and deaf.close_code in (None, 1013),
+                f"{self.deaf}: only a slow_consumer closing (close code 1013) for an unanswered Ping ({deaf})",
+            )
+        log(
+            f"  {self.deaf}: never answered: closed after {deaf.closed_after:.1f} s and {deaf.pings} Pings, "
+            f"closing {deaf.closing and deaf.closing.get('reason')}, close code {deaf.close_code}"
+        )
+
     async def cleanup(self) -> None:
         await asyncio.gather(*(c.close() for c in self.clients), return_exceptions=True)
+        task = getattr(self, "deaf_task", None)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
 
 async def main() -> int:
