@@ -307,7 +307,8 @@ async function main() {
         const named = (id) => [...document.querySelectorAll(`#${id} option`)].filter((o) => /** @type {HTMLOptionElement} */ (o).value).map((o) => o.textContent);
         const video = /** @type {HTMLVideoElement} */ (document.getElementById('preview-video'));
         const r = { cameras: named('camera-select'), mics: named('mic-select'), width: video.videoWidth, height: video.videoHeight, rgb: /** @type {number[] | null} */ (null) };
-        if (video.videoWidth > 0) {
+        // A size comes with the metadata, before a frame can be drawn (drawn then, it reads black).
+        if (video.videoWidth > 0 && video.readyState >= HTMLMediaElement.HAVE_CURRENT_DATA) {
           const canvas = document.createElement('canvas');
           [canvas.width, canvas.height] = [video.videoWidth, video.videoHeight];
           const g = canvas.getContext('2d', { willReadFrequently: true });
@@ -315,7 +316,7 @@ async function main() {
           const d = g.getImageData(canvas.width >> 1, canvas.height >> 1, 1, 1).data;
           r.rgb = [d[0], d[1], d[2]];
         }
-        return r.cameras.length > 0 && r.mics.length > 0 && r.width > 0 ? r : { ok: false, ...r };
+        return r.cameras.length > 0 && r.mics.length > 0 && r.rgb ? r : { ok: false, ...r };
       }));
       if (await s.instructor.locator('#classroom').isVisible()) throw new Error('the classroom is shown before "Enter class"');
       if (!close(panel.rgb, RED)) throw new Error(`preview colour ${panel.rgb}, want about ${RED}`);
