@@ -2,9 +2,16 @@
 /**
  * The class page: reads the join link, connects through protocol.js and draws the lobby or the
  * class. User-provided text (names, chat) only ever goes in through textContent.
+ *
+ * Its parts: protocol.js (the connection and the room's state, no DOM), media.js (audio and
+ * video, no DOM), devices.js (the camera and microphone panel), strings.js (every text shown),
+ * dom.js (element helpers).
  */
 import { Connection, RoomState, isStaffRole } from './protocol.js';
-import { MediaSession, captureConstraints } from './media.js';
+import { MediaSession } from './media.js';
+import { DevicePicker, chosenDevice } from './devices.js';
+import { $, make } from './dom.js';
+import { STRINGS } from './strings.js';
 
 /** @typedef {import('./protocol.js').ChatMessage} ChatMessage */
 /** @typedef {import('./protocol.js').ParticipantInfo} ParticipantInfo */
@@ -12,161 +19,8 @@ import { MediaSession, captureConstraints } from './media.js';
 /** @typedef {import('./protocol.js').RequestType} RequestType */
 /** @typedef {import('./protocol.js').Role} Role */
 /** @typedef {import('./media.js').Source} Source */
-/** @typedef {'camera' | 'mic'} Device */
-
-const STRINGS = {
-  appName: 'Lectern',
-  leave: 'Leave class',
-  rejoin: 'Join again',
-  lobbyHeading: 'Waiting for the class to start',
-  lobbyBody: 'You are in the lobby. The class opens by itself when your instructor starts it.',
-  /** @param {string} left e.g. `4:59` */
-  lobbyCountdown: (left) => `Class starts in ${left}`,
-  lobbyPastStart: 'The class should start now. Waiting for the instructor.',
-  /** @param {string} left */
-  endingSoon: (left) => `The class ends in ${left}.`,
-  endingNow: 'The scheduled end has passed. The room closes shortly.',
-  /** @param {string} time local clock time the room closes */
-  announceEndingSoon: (time) => `The class ends soon. The room closes at ${time}.`,
-  controlsHeading: 'Your controls',
-  staffHeading: 'Teaching controls',
-  handsHeading: 'Raised hands',
-  handsEmpty: 'No hands are raised.',
-  rosterHeading: 'Participants',
-  chatHeading: 'Chat',
-  chatTo: 'To',
-  chatToEveryone: 'Everyone',
-  chatToStaff: 'Teaching staff (private)',
-  chatInput: 'Message',
-  chatPlaceholder: 'Write a message (Alt+C)',
-  chatSend: 'Send',
-  chatLockedNote: 'Chat is locked by the teaching staff.',
-  chatMore: 'Show earlier messages',
-  /** @param {number} n */
-  chatUnread: (n) => `${n} new`,
-  chatMoreFailed: 'Earlier messages could not be loaded. Try again.',
-  reactionsLabel: 'Send a reaction',
-  shortcutsHeading: 'Keyboard shortcuts',
-  startClass: 'Start class',
-  endClass: 'End class',
-  callNext: 'Call on next (Alt+N)',
-  lowerAll: 'Lower all hands',
-  lockChat: 'Lock chat',
-  unlockChat: 'Unlock chat',
-  raiseHand: 'Raise hand (Alt+H)',
-  lowerHand: 'Lower hand (Alt+H)',
-  speakNote: 'You may speak now.',
-  stageHeading: 'Stage',
-  stageEmpty: 'No video yet.',
-  soundUnlock: 'Turn on sound',
-  /** @type {Record<Source, [string, string]>} [switch on, switch off] */
-  mediaButtons: {
-    camera: ['Turn camera on', 'Turn camera off'],
-    mic: ['Turn microphone on', 'Turn microphone off'],
-    screen: ['Share screen', 'Stop sharing'],
-  },
-  /** @type {Record<Source, string>} */
-  mediaFailed: {
-    camera: 'Could not turn the camera on. Check that the browser may use it.',
-    mic: 'Could not turn the microphone on. Check that the browser may use it.',
-    screen: 'Screen sharing did not start.',
-  },
-  devicesHeading: 'Camera and microphone',
-  devicesOpen: 'Camera and microphone',
-  cameraLabel: 'Camera',
-  micLabel: 'Microphone',
-  enterClass: 'Enter class',
-  devicesDone: 'Done',
-  /** @type {Record<Device, string>} */
-  noDevice: { camera: 'No camera found', mic: 'No microphone found' },
-  /** @type {Record<Device, (n: number) => string>} unnamed devices (no permission yet) */
-  deviceN: { camera: (n) => `Camera ${n}`, mic: (n) => `Microphone ${n}` },
-  devicesDenied: 'The browser did not allow the camera or microphone, so there is no preview. You can still enter the class.',
-  mediaNegotiationFailed: 'The audio and video connection failed. Reload the page to try again.',
-  you: '(you)',
-  // Buttons on one person or message.
-  callOn: 'Call on', lower: 'Lower', admit: 'Admit', mute: 'Mute', remove: 'Remove',
-  allowSpeak: 'Allow to speak', revokeSpeak: 'Revoke speaking',
-  grantStage: 'Give stage', revokeStage: 'Take back stage',
-  reply: 'Reply privately', delete: 'Delete',
-  toStaffTag: 'to staff',
-  confirmEnd: 'End the class for everyone? Students will be disconnected.',
-  /** @param {string} name */
-  confirmRemove: (name) => `Remove ${name} from the class?`,
-  /** @param {string} name */
-  chatToParticipant: (name) => `${name} (private)`,
-  /** @param {string} name */
-  toParticipantTag: (name) => `privately to ${name}`,
-  /** @param {string} name @param {string} text */
-  announceChat: (name, text) => `${name}: ${text}`,
-  /** @param {string} name @param {string} text */
-  announcePrivate: (name, text) => `Private message from ${name}: ${text}`,
-  announceCalledOn: 'You have been called on. You may speak now.',
-  announceClassStarted: 'The class has started.',
-  /** @param {string} name @param {string} role */
-  whoami: (name, role) => `${name}, ${role}`,
-  classState: { not_started: 'Not started', live: 'Live', ended: 'Ended' },
-  status: {
-    connecting: 'Connecting…',
-    open: 'Connected',
-    reconnecting: 'Connection lost. Reconnecting…',
-    closed: 'Disconnected',
-  },
-  roles: { instructor: 'Instructor', ta: 'Teaching assistant', student: 'Student', observer: 'Observer' },
-  badges: {
-    hand: 'Hand raised', lobby: 'In lobby', muted: 'Muted by staff', speak: 'May speak',
-    presenter: 'Presenting', away: 'Reconnecting', mic: 'Mic on', camera: 'Camera on',
-    screen: 'Sharing screen', speaking: 'Speaking',
-  },
-  reactions: {
-    thumbs_up: ['👍', 'Thumbs up'], clap: ['👏', 'Clap'], heart: ['❤️', 'Heart'],
-    laugh: ['😂', 'Laugh'], surprised: ['😮', 'Surprised'], confused: ['😕', 'Confused'],
-  },
-  shortcuts: [
-    ['Alt+H', 'Raise or lower your hand'],
-    ['Alt+C', 'Go to the chat box'],
-    ['Alt+M', 'Turn your microphone on or off (when you may speak)'],
-    ['Alt+N', 'Staff: call on the next raised hand'],
-  ],
-  linkMissing: 'This page needs a join link. Open the link your instructor or school sent you.',
-  linkInvalid: 'This join link is not valid. Check that you copied all of it, or ask for a new one.',
-  linkExpired: 'This join link has expired. Ask your instructor for a new one.',
-  /** @type {Record<string, string>} */
-  errors: {
-    invalid_token: 'This join link is not valid. Ask your instructor for a new one.',
-    token_expired: 'This join link has expired. Ask your instructor for a new one.',
-    token_not_yet_valid: 'This join link is not valid yet. Try again closer to the class time.',
-    wrong_room: 'This join link is for another class.',
-    room_full: 'This class is full. Try again later or contact your instructor.',
-    unsupported_version: 'This page is out of date. Reload it to join.',
-    not_permitted: 'You are not allowed to do that.',
-    in_lobby: 'Please wait until the class starts.',
-    not_found: 'That person or message is no longer here.',
-    queue_empty: 'No hands are raised.',
-    chat_locked: 'Chat is locked by the teaching staff.',
-    chat_empty: 'Write a message first.',
-    chat_too_long: 'That message is too long.',
-    rate_limited: 'You are sending too fast. Wait a moment.',
-    store_unavailable: 'Your message could not be saved, so it was not sent. Try again.',
-    not_connected: 'Not connected right now. Wait for the connection to come back.',
-    disconnected: 'The connection dropped before the server answered. Try again.',
-  },
-  /** @type {Record<string, string>} */
-  closing: {
-    removed: 'You were removed from the class by the teaching staff.',
-    class_ended: 'The class has ended. Thank you for attending.',
-    replaced: 'You joined this class from another tab or device, so this page was disconnected.',
-    left: 'You left the class.',
-    abuse: 'You were disconnected for sending too many requests.',
-    handshake_failed: 'Could not join the class. Reload the page to try again.',
-    server_shutdown: 'The server is restarting. Reconnecting…',
-    slow_consumer: 'Your connection could not keep up. Reconnecting…',
-  },
-};
 
 const TOKEN_KEY = 'lectern.token';
-/** The chosen devices (`MediaDeviceInfo.deviceId`), for this tab. @type {Record<Device, string>} */
-const DEVICE_KEYS = { camera: 'lectern.camera', mic: 'lectern.mic' };
 const REACTION_SHOWN_MS = 4000;
 const ERROR_SHOWN_MS = 8000;
 /** Server error codes meaning this link cannot join: their message stays on screen. */
@@ -174,13 +28,6 @@ const JOIN_ERRORS = ['invalid_token', 'token_expired', 'token_not_yet_valid', 'w
 /** Closings after which joining again from this page makes sense. */
 const REJOINABLE = ['left', 'replaced', 'class_ended'];
 const ROLE_ORDER = ['instructor', 'ta', 'student', 'observer'];
-
-/** @param {string} id */
-function $(id) {
-  const element = document.getElementById(id);
-  if (!element) throw new Error(`missing #${id}`);
-  return element;
-}
 
 const chatInput = /** @type {HTMLInputElement} */ ($('chat-input'));
 const chatTo = /** @type {HTMLSelectElement} */ ($('chat-to'));
@@ -232,21 +79,8 @@ for (const video of [stageVideo, pipVideo]) {
 }
 /** @type {Source[]} */
 const SOURCES = ['camera', 'mic', 'screen'];
-const cameraSelect = /** @type {HTMLSelectElement} */ ($('camera-select'));
-const micSelect = /** @type {HTMLSelectElement} */ ($('mic-select'));
-const previewVideo = /** @type {HTMLVideoElement} */ ($('preview-video'));
-/** The camera and microphone panel is shown. */
-let devicesOpen = false;
-/** Past the panel shown before the class (staff), or never shown it (students). */
-let entered = true;
-/** Each preview start counts up, so a slow one that lost the race stops its tracks. */
-let previewRun = 0;
-/** The microphone was asked for once (device labels need a permission). */
-let micAsked = false;
-/** The camera preview's tracks. @type {MediaStream | null} */
-let previewStream = null;
-/** The button that opened the panel, focused again when it closes. @type {HTMLElement | null} */
-let devicesOpener = null;
+/** The camera and microphone panel (devices.js). */
+const devices = new DevicePicker({ onChange: scheduleRender, redraw: render, media: () => media });
 
 // ---- Join link and messages to the user -------------------------------------------------
 
@@ -286,8 +120,7 @@ function showError(text, sticky = false) {
 /** The page is done: say why, and offer to join again where that makes sense. @param {string} reason */
 function finish(reason) {
   finished = true;
-  devicesOpen = false;
-  stopPreview();
+  devices.finish();
   media?.close();
   media = null;
   $('notice-text').textContent = STRINGS.closing[reason] ?? STRINGS.status.closed;
@@ -385,9 +218,9 @@ function onActionClick(e) {
     case 'sound_unlock':
       return unlockSound();
     case 'devices_toggle':
-      return devicesOpen ? closeDevices() : openDevices(button);
+      return devices.isOpen ? devices.close() : devices.open(button);
     case 'enter_class':
-      return closeDevices();
+      return devices.close();
   }
 }
 
@@ -407,14 +240,6 @@ function onKeyDown(e) {
 }
 
 // ---- Drawing -----------------------------------------------------------------------------
-
-/** @param {string} tag @param {string} [className] @param {string} [text] set as text, never HTML */
-function make(tag, className, text) {
-  const element = document.createElement(tag);
-  if (className) element.className = className;
-  if (text !== undefined) element.textContent = text;
-  return element;
-}
 
 /** @param {string} label @param {string} action @param {Record<string, string>} [data] */
 function actionButton(label, action, data = {}) {
@@ -476,9 +301,9 @@ function render() {
   const inLobby = self ? self.in_lobby : !staff && room.classState !== 'live';
   $('notice').hidden = !finished;
   $('lobby').hidden = finished || !welcomed || !inLobby;
-  $('classroom').hidden = finished || !welcomed || inLobby || !entered;
+  $('classroom').hidden = finished || !welcomed || inLobby || !devices.entered;
   $('leave').hidden = finished || !welcomed;
-  renderDevices();
+  devices.render(me.role === 'observer');
   if (!welcomed) return;
 
   const title = room.title || STRINGS.appName;
@@ -845,148 +670,7 @@ function unlockSound() {
   for (const element of audioItems.values()) element.play().catch(() => ($('sound-unlock').hidden = false));
 }
 
-// ---- Camera and microphone choice ----------------------------------------------------------
-
-/** @param {Device} source @returns {string | null} */
-function chosenDevice(source) {
-  return sessionStorage.getItem(DEVICE_KEYS[source]);
-}
-
-/** Shows the panel and starts the preview. @param {HTMLElement | null} [opener] focused again on close */
-function openDevices(opener = null) {
-  if (finished) return;
-  devicesOpen = true;
-  devicesOpener = opener;
-  renderDevices();
-  if (opener) cameraSelect.focus();
-  void startPreview();
-  scheduleRender();
-}
-
-/** "Enter class" / "Done": stops the preview, shows the class. */
-function closeDevices() {
-  devicesOpen = false;
-  entered = true;
-  stopPreview();
-  render();
-  const target = devicesOpener ?? $('camera-toggle');
-  devicesOpener = null;
-  if (target.offsetParent !== null) target.focus();
-}
-
-function renderDevices() {
-  $('devices').hidden = !devicesOpen || finished;
-  $('enter-class').textContent = entered ? STRINGS.devicesDone : STRINGS.enterClass;
-  for (const id of ['devices-toggle', 'lobby-devices']) {
-    const button = $(id);
-    button.hidden = me.role === 'observer';
-    button.setAttribute('aria-expanded', String(devicesOpen));
-  }
-}
-
-function stopPreview() {
-  previewRun++;
-  for (const track of previewStream?.getTracks() ?? []) track.stop();
-  previewStream = null;
-  previewVideo.srcObject = null;
-}
-
-/**
- * The chosen camera (falling back to the default, then to no camera) and, the first time, the
- * microphone too: device labels need the permission.
- * @param {boolean} withMic
- * @returns {Promise<MediaStream>}
- */
-async function capturePreview(withMic) {
-  const mic = withMic ? (captureConstraints('mic', chosenDevice('mic')).audio ?? true) : false;
-  /** @type {MediaStreamConstraints[]} */
-  const attempts = [
-    { ...captureConstraints('camera', chosenDevice('camera')), audio: mic },
-    { video: true, audio: withMic },
-  ];
-  if (withMic) attempts.push({ audio: true }); // no camera: the microphones' labels at least
-  let failure;
-  for (const constraints of attempts) {
-    try {
-      return await navigator.mediaDevices.getUserMedia(constraints);
-    } catch (error) {
-      failure = error;
-    }
-  }
-  throw failure;
-}
-
-/** (Re)starts the preview of the chosen camera and fills both lists. */
-async function startPreview() {
-  stopPreview();
-  const run = previewRun;
-  const note = $('devices-note');
-  note.hidden = true;
-  /** @type {MediaStream | null} */
-  let stream = null;
-  try {
-    stream = await capturePreview(!micAsked);
-  } catch (error) {
-    console.warn('preview', error);
-    note.textContent = STRINGS.devicesDenied;
-    note.hidden = false;
-  }
-  micAsked = true;
-  if (run !== previewRun || !devicesOpen) {
-    for (const track of stream?.getTracks() ?? []) track.stop();
-    return;
-  }
-  const inUse = {
-    camera: stream?.getVideoTracks()[0]?.getSettings().deviceId,
-    mic: stream?.getAudioTracks()[0]?.getSettings().deviceId,
-  };
-  for (const track of stream?.getAudioTracks() ?? []) track.stop(); // asked for the labels only
-  const video = stream?.getVideoTracks() ?? [];
-  previewStream = video.length ? new MediaStream(video) : null;
-  previewVideo.srcObject = previewStream;
-  if (previewStream) previewVideo.play().catch(() => undefined); // muted: allowed to autoplay
-  await fillDeviceLists(inUse);
-}
-
-/** @param {Partial<Record<Device, string>>} [inUse] the devices the preview got */
-async function fillDeviceLists(inUse = {}) {
-  /** @type {MediaDeviceInfo[]} */
-  let all = [];
-  try {
-    all = await navigator.mediaDevices.enumerateDevices();
-  } catch (error) {
-    console.warn('enumerateDevices', error);
-  }
-  fillDeviceSelect(cameraSelect, all.filter((d) => d.kind === 'videoinput'), 'camera', inUse.camera);
-  fillDeviceSelect(micSelect, all.filter((d) => d.kind === 'audioinput'), 'mic', inUse.mic);
-}
-
-/**
- * @param {HTMLSelectElement} select @param {MediaDeviceInfo[]} devices @param {Device} source
- * @param {string | undefined} inUse
- */
-function fillDeviceSelect(select, devices, source, inUse) {
-  const options = devices.map((d, i) => {
-    const option = /** @type {HTMLOptionElement} */ (make('option', '', d.label || STRINGS.deviceN[source](i + 1)));
-    option.value = d.deviceId;
-    return option;
-  });
-  if (!options.length) options.push(/** @type {HTMLOptionElement} */ (make('option', '', STRINGS.noDevice[source])));
-  select.replaceChildren(...options);
-  select.disabled = devices.length === 0;
-  const wanted = chosenDevice(source) ?? inUse;
-  if (wanted && devices.some((d) => d.deviceId === wanted)) select.value = wanted;
-}
-
-/** A select changed: remember it, preview it, and move a published track to it. @param {Device} source */
-async function chooseDevice(source) {
-  const id = (source === 'camera' ? cameraSelect : micSelect).value;
-  if (id) sessionStorage.setItem(DEVICE_KEYS[source], id);
-  else sessionStorage.removeItem(DEVICE_KEYS[source]);
-  if (source === 'camera' && devicesOpen) void startPreview();
-  if (media?.isPublishing(source)) await media.switchDevice(source); // failures: onError
-  scheduleRender();
-}
+// ---- Clock -------------------------------------------------------------------------------------
 
 /** `m:ss` (or `h:mm:ss`) until `at`, never negative. @param {number} at Unix ms */
 function timeLeft(at) {
@@ -1060,9 +744,8 @@ function connect(token, roomId) {
       activeSpeaker = null; // the server says again who speaks, right after the welcome
       me.id = welcome.participant_id;
       // Staff publish: they choose their devices first (the link's role claim said so already).
-      if (!welcomed && isStaffRole(welcome.role) && me.role !== welcome.role && !devicesOpen) {
-        entered = false;
-        openDevices();
+      if (!welcomed && isStaffRole(welcome.role) && me.role !== welcome.role && !devices.isOpen) {
+        devices.openBeforeClass();
       }
       me.role = welcome.role;
       welcomed = true;
@@ -1149,14 +832,6 @@ function setUp() {
   for (const [keys, what] of STRINGS.shortcuts) $('shortcut-list').append(make('dt', '', keys), make('dd', '', what));
   document.addEventListener('click', onActionClick);
   document.addEventListener('keydown', onKeyDown);
-  cameraSelect.addEventListener('change', () => void chooseDevice('camera'));
-  micSelect.addEventListener('change', () => void chooseDevice('mic'));
-  navigator.mediaDevices?.addEventListener('devicechange', () => {
-    if (devicesOpen) void fillDeviceLists();
-  });
-  $('devices').addEventListener('keydown', (e) => {
-    if (e.key === 'Escape' && entered) closeDevices();
-  });
   $('chat-more').addEventListener('click', () => void loadEarlierChat());
   // Unread chat: cleared once the newest message can be seen.
   const seen = () => {
@@ -1195,8 +870,7 @@ function main() {
   // Staff see the camera and microphone panel first; the class connects meanwhile.
   if (claims.role && isStaffRole(claims.role)) {
     me.role = claims.role;
-    entered = false;
-    openDevices();
+    devices.openBeforeClass();
   }
   connect(token, claims.room);
 }

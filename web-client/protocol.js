@@ -127,6 +127,12 @@ const WELCOME_TIMEOUT_MS = 10_000;
  * trickled ICE candidates.
  * @typedef {'media_answer' | 'media_candidate' | 'media_view'} NoticeType
  */
+/**
+ * Anything this client sends: the hello, a request (with its `request_id`) or a notice. The
+ * other fields depend on the type (docs/PROTOCOL.md).
+ * @typedef {HelloMessage | ({type: RequestType, request_id: number} & Record<string, unknown>)
+ *   | ({type: NoticeType} & Record<string, unknown>)} ClientMessage
+ */
 
 /** @param {Role} role */
 export function isStaffRole(role) {
@@ -240,15 +246,7 @@ export class Connection {
    * @returns {Promise<AckMessage>} resolves on `ack`; rejects with a `RequestError`
    */
   request(type, fields = {}) {
-    const socket = this.#socket;
-    if (!socket || !this.#welcomed) {
-      return Promise.reject(new RequestError('not_connected', 'not connected', null));
-    }
-    const requestId = this.#nextRequestId++;
-    return new Promise((resolve, reject) => {
-      this.#pending.set(requestId, { resolve, reject });
-      socket.send(JSON.stringify({ ...fields, type, request_id: requestId }));
-    });
+    return this.#request(type, fields);
   }
 
   /**
@@ -259,15 +257,7 @@ export class Connection {
    * @returns {Promise<ChatPageMessage>} rejects with a `RequestError` (e.g. `in_lobby`)
    */
   chatHistory(beforeSeq, limit = 50) {
-    const socket = this.#socket;
-    if (!socket || !this.#welcomed) {
-      return Promise.reject(new RequestError('not_connected', 'not connected', null));
-    }
-    const requestId = this.#nextRequestId++;
-    return new Promise((resolve, reject) => {
-      this.#pending.set(requestId, { resolve, reject });
-      socket.send(JSON.stringify({ type: 'chat_history', before_seq: beforeSeq, limit, request_id: requestId }));
-    });
+    return this.#request('chat_history', { before_seq: beforeSeq, limit });
   }
 
   /**
@@ -278,8 +268,42 @@ export class Connection {
    */
   notify(type, fields = {}) {
     if (!this.#socket || !this.#welcomed) return false;
-    this.#socket.send(JSON.stringify({ ...fields, type }));
+    this.#send(this.#socket, { ...fields, type });
     return true;
+  }
+
+  /**
+   * Sends a request with the next `request_id` and waits for the answer naming it: an `ack`,
+   * the `chat_page` of a `chat_history`, or an `error` (rejected as a `RequestError`). The
+   * request fails at once with `not_connected` before the welcome, and with `disconnected`
+   * when the connection drops first.
+   * @template {AckMessage | ChatPageMessage} Reply
+   * @param {RequestType} type
+   * @param {Record<string, unknown>} fields the message's other fields (`type` and
+   *   `request_id` are set here)
+   * @returns {Promise<Reply>}
+   */
+  #request(type, fields) {
+    const socket = this.#socket;
+    if (!socket || !this.#welcomed) {
+      return Promise.reject(new RequestError('not_connected', 'not connected', null));
+    }
+    const requestId = this.#nextRequestId++;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(requestId, { resolve, reject });
+      this.#send(socket, { ...fields, type, request_id: requestId });
+    });
+  }
+
+  /**
+   * Every message this client sends leaves through here, as one JSON text frame: the hello
+   * (`#open`), requests (`#request`) and notices (`notify`). The callers check that the socket
+   * is the current one and may carry the message (the hello on open, the rest once welcomed).
+   * @param {WebSocket} socket
+   * @param {ClientMessage} message
+   */
+  #send(socket, message) {
+    socket.send(JSON.stringify(message));
   }
 
   /** Leaves the class now (no grace period) and stays closed. Never rejects. */
@@ -309,7 +333,7 @@ export class Connection {
       /** @type {HelloMessage} */
       const hello = { type: 'hello', protocol_version: PROTOCOL_VERSION, token: this.options.token };
       if (this.lastSeq !== null) hello.last_seq = this.lastSeq;
-      socket.send(JSON.stringify(hello));
+      this.#send(socket, hello);
       this.#timer = setTimeout(() => {
         if (!this.#welcomed) socket.close();
       }, WELCOME_TIMEOUT_MS);

@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { createServer, request as httpRequest } from 'node:http';
 import { createSocket } from 'node:dgram';
 import { connect as netConnect } from 'node:net';
-import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +18,8 @@ const SCREENSHOTS = join(here, 'screenshots');
 /** Serve web-client/* from disk instead of the copy embedded in the binary (edit without rebuilding). */
 const CLIENT_FROM_DISK = process.env.LECTERN_E2E_CLIENT_FROM_DISK === '1';
 const CLIENT_DIR = resolve(here, '../../web-client');
+/** The page's files: every `.html`, `.css` and `.js` in web-client/ (the server embeds each one). */
+const CLIENT_FILES = readdirSync(CLIENT_DIR).filter((f) => /\.(html|css|js)$/.test(f)).sort();
 
 /** The published colours (RGB): the instructor's browser and the students' browser. */
 const RED = [200, 40, 40];
@@ -36,8 +38,7 @@ const COLOUR_TOLERANCE = 45;
  */
 async function startClientProxy(target) {
   const upstream = new URL(target);
-  const files = new Map([['/', 'index.html'], ['/index.html', 'index.html'], ['/app.js', 'app.js'],
-    ['/protocol.js', 'protocol.js'], ['/media.js', 'media.js'], ['/style.css', 'style.css']]);
+  const files = new Map([['/', 'index.html'], ...CLIENT_FILES.map((f) => [`/${f}`, f])]);
   const types = { html: 'text/html', css: 'text/css', js: 'text/javascript' };
   const proxy = createServer((req, res) => {
     const forward = httpRequest({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
@@ -285,9 +286,9 @@ async function main() {
         return server.url;
       });
     }
-    await check('server serves the client modules (/, /app.js, /protocol.js, /media.js)', async () => {
+    await check(`server serves the client (/ and web-client/'s ${CLIENT_FILES.length} files)`, async () => {
       const missing = [];
-      for (const path of ['/', '/app.js', '/protocol.js', '/media.js', '/style.css']) {
+      for (const path of ['/', ...CLIENT_FILES.map((f) => `/${f}`)]) {
         const response = await fetch(server.url + path);
         if (response.status !== 200) missing.push(`${path} -> ${response.status}`);
       }
@@ -306,7 +307,8 @@ async function main() {
         const named = (id) => [...document.querySelectorAll(`#${id} option`)].filter((o) => /** @type {HTMLOptionElement} */ (o).value).map((o) => o.textContent);
         const video = /** @type {HTMLVideoElement} */ (document.getElementById('preview-video'));
         const r = { cameras: named('camera-select'), mics: named('mic-select'), width: video.videoWidth, height: video.videoHeight, rgb: /** @type {number[] | null} */ (null) };
-        if (video.videoWidth > 0) {
+        // A size comes with the metadata, before a frame can be drawn (drawn then, it reads black).
+        if (video.videoWidth > 0 && video.readyState >= HTMLMediaElement.HAVE_CURRENT_DATA) {
           const canvas = document.createElement('canvas');
           [canvas.width, canvas.height] = [video.videoWidth, video.videoHeight];
           const g = canvas.getContext('2d', { willReadFrequently: true });
@@ -314,7 +316,7 @@ async function main() {
           const d = g.getImageData(canvas.width >> 1, canvas.height >> 1, 1, 1).data;
           r.rgb = [d[0], d[1], d[2]];
         }
-        return r.cameras.length > 0 && r.mics.length > 0 && r.width > 0 ? r : { ok: false, ...r };
+        return r.cameras.length > 0 && r.mics.length > 0 && r.rgb ? r : { ok: false, ...r };
       }));
       if (await s.instructor.locator('#classroom').isVisible()) throw new Error('the classroom is shown before "Enter class"');
       if (!close(panel.rgb, RED)) throw new Error(`preview colour ${panel.rgb}, want about ${RED}`);

@@ -1,6 +1,6 @@
 //! The admin REST API under `/api/v1`: courses, rosters, schedules, sessions, join links and
 //! calendar feeds. Handlers are thin: they check the API key, call the course service
-//! (`courses.rs`, shared with the CLI) and map its errors to JSON.
+//! (`courses/`, shared with the CLI) and map its errors to JSON.
 //!
 //! The OpenAPI document (`/api/v1/openapi.json`) is generated from the handlers' `#[utoipa::path]`
 //! annotations by `utoipa-axum`: a route can only be added through [`OpenApiRouter::routes`],

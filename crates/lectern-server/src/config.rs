@@ -366,7 +366,7 @@ impl Config {
             return bad("turn.ttl_secs must be greater than 0".into());
         }
         if self.demo.enabled
-            && let Err(reason) = crate::courses::check_course_id(&self.demo.course)
+            && let Err(reason) = crate::room_name::check_course_id(&self.demo.course)
         {
             return bad(format!("demo.course {:?}: {reason}", self.demo.course));
         }

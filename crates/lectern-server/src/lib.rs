@@ -14,6 +14,7 @@ pub mod config;
 pub mod courses;
 mod media;
 pub mod metrics;
+pub mod room_name;
 mod rooms;
 mod server;
 mod turn;

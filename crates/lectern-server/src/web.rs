@@ -8,7 +8,8 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
     connect-src 'self' ws: wss:; img-src 'self' data: blob:; media-src 'self' blob:; \
     object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
 
-/// (path, content type, body)
+/// (path, content type, body): every file the page loads (a test in tests/tests/integration/http.rs
+/// checks each of web-client/'s `.html`, `.css` and `.js` files is here).
 const ASSETS: &[(&str, &str, &str)] = &[
     (
         "/",
@@ -39,6 +40,21 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "/media.js",
         "text/javascript; charset=utf-8",
         include_str!("../../../web-client/media.js"),
+    ),
+    (
+        "/devices.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../web-client/devices.js"),
+    ),
+    (
+        "/strings.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../web-client/strings.js"),
+    ),
+    (
+        "/dom.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../web-client/dom.js"),
     ),
 ];
 

@@ -25,6 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::{Instrument, debug, info_span, trace};
 
+use crate::courses::sessions;
 use crate::metrics::Metrics;
 use crate::rooms::{ConnTx, Outbound, RoomCommand, closing_frame};
 use crate::server::Shared;
@@ -264,13 +265,13 @@ impl<'a> Reader<'a> {
     }
 
     /// The room of an accepted hello, if it is open now: a scheduled session's room only within
-    /// its window (see `courses::check_join`).
+    /// its window (see `courses::sessions::check_join`).
     async fn open_room(&self, hello: Hello) -> Result<Joined, Refusal> {
         let now = self.shared.clock.now();
         let store = &self.shared.store;
-        if let Err(e) = crate::courses::check_join(store, hello.room_id.as_str(), now).await {
+        if let Err(e) = sessions::check_join(store, hello.room_id.as_str(), now).await {
             let code = match e {
-                crate::courses::ServiceError::SessionNotOpen(_) => ErrorCode::SessionNotOpen,
+                sessions::ServiceError::SessionNotOpen(_) => ErrorCode::SessionNotOpen,
                 _ => ErrorCode::StoreUnavailable,
             };
             return Err((code, e.to_string(), hello.request_id));

@@ -52,6 +52,47 @@ async fn health_readiness_metrics_and_client() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The binary embeds the client file by file: a new module in web-client/ that is not added to
+/// the server's list would load in no browser (the page's imports would 404).
+#[tokio::test]
+async fn every_web_client_file_is_served_as_on_disk() -> anyhow::Result<()> {
+    let s = TestServer::start().await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../web-client");
+    let mut checked = Vec::new();
+    for entry in std::fs::read_dir(&dir)? {
+        let path = entry?.path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        let content_type = match path.extension().and_then(|e| e.to_str()) {
+            Some("js") => "text/javascript",
+            Some("css") => "text/css",
+            Some("html") => "text/html",
+            _ => continue, // package.json, tsconfig.json, node_modules/: not part of the page
+        };
+        let (status, head, body) = get(s.addr, &format!("/{name}")).await?;
+        assert_eq!(status, 200, "/{name} is not served");
+        assert!(
+            head.contains(&format!("content-type: {content_type}")),
+            "/{name}: {head}"
+        );
+        assert!(
+            body == std::fs::read_to_string(&path)?,
+            "/{name} differs from web-client/{name}"
+        );
+        checked.push(name.to_owned());
+    }
+    assert!(
+        ["index.html", "app.js", "protocol.js"]
+            .iter()
+            .all(|f| checked.iter().any(|c| c == f)),
+        "web-client/ not found at {}: {checked:?}",
+        dir.display()
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn keepalive_pings_live_clients_and_drops_silent_ones() -> anyhow::Result<()> {
     let s = TestServer::start_with(&[

@@ -1,0 +1,162 @@
+// @ts-check
+/**
+ * Every piece of text the class page shows, in one place (for wording changes and, later,
+ * translation). Messages with parameters are functions. index.html names its static text by
+ * key (`data-text="leave"`); app.js fills those in at start.
+ *
+ * Text here is only ever set as `textContent`, never as HTML, and so is whatever the
+ * functions are given (names, chat).
+ */
+
+/** @typedef {import('./media.js').Source} Source */
+/** @typedef {import('./devices.js').Device} Device */
+
+export const STRINGS = {
+  appName: 'Lectern',
+  leave: 'Leave class',
+  rejoin: 'Join again',
+  lobbyHeading: 'Waiting for the class to start',
+  lobbyBody: 'You are in the lobby. The class opens by itself when your instructor starts it.',
+  /** @param {string} left e.g. `4:59` */
+  lobbyCountdown: (left) => `Class starts in ${left}`,
+  lobbyPastStart: 'The class should start now. Waiting for the instructor.',
+  /** @param {string} left */
+  endingSoon: (left) => `The class ends in ${left}.`,
+  endingNow: 'The scheduled end has passed. The room closes shortly.',
+  /** @param {string} time local clock time the room closes */
+  announceEndingSoon: (time) => `The class ends soon. The room closes at ${time}.`,
+  controlsHeading: 'Your controls',
+  staffHeading: 'Teaching controls',
+  handsHeading: 'Raised hands',
+  handsEmpty: 'No hands are raised.',
+  rosterHeading: 'Participants',
+  chatHeading: 'Chat',
+  chatTo: 'To',
+  chatToEveryone: 'Everyone',
+  chatToStaff: 'Teaching staff (private)',
+  chatInput: 'Message',
+  chatPlaceholder: 'Write a message (Alt+C)',
+  chatSend: 'Send',
+  chatLockedNote: 'Chat is locked by the teaching staff.',
+  chatMore: 'Show earlier messages',
+  /** @param {number} n */
+  chatUnread: (n) => `${n} new`,
+  chatMoreFailed: 'Earlier messages could not be loaded. Try again.',
+  reactionsLabel: 'Send a reaction',
+  shortcutsHeading: 'Keyboard shortcuts',
+  startClass: 'Start class',
+  endClass: 'End class',
+  callNext: 'Call on next (Alt+N)',
+  lowerAll: 'Lower all hands',
+  lockChat: 'Lock chat',
+  unlockChat: 'Unlock chat',
+  raiseHand: 'Raise hand (Alt+H)',
+  lowerHand: 'Lower hand (Alt+H)',
+  speakNote: 'You may speak now.',
+  stageHeading: 'Stage',
+  stageEmpty: 'No video yet.',
+  soundUnlock: 'Turn on sound',
+  /** @type {Record<Source, [string, string]>} [switch on, switch off] */
+  mediaButtons: {
+    camera: ['Turn camera on', 'Turn camera off'],
+    mic: ['Turn microphone on', 'Turn microphone off'],
+    screen: ['Share screen', 'Stop sharing'],
+  },
+  /** @type {Record<Source, string>} */
+  mediaFailed: {
+    camera: 'Could not turn the camera on. Check that the browser may use it.',
+    mic: 'Could not turn the microphone on. Check that the browser may use it.',
+    screen: 'Screen sharing did not start.',
+  },
+  devicesHeading: 'Camera and microphone',
+  devicesOpen: 'Camera and microphone',
+  cameraLabel: 'Camera',
+  micLabel: 'Microphone',
+  enterClass: 'Enter class',
+  devicesDone: 'Done',
+  /** @type {Record<Device, string>} */
+  noDevice: { camera: 'No camera found', mic: 'No microphone found' },
+  /** @type {Record<Device, (n: number) => string>} unnamed devices (no permission yet) */
+  deviceN: { camera: (n) => `Camera ${n}`, mic: (n) => `Microphone ${n}` },
+  devicesDenied: 'The browser did not allow the camera or microphone, so there is no preview. You can still enter the class.',
+  mediaNegotiationFailed: 'The audio and video connection failed. Reload the page to try again.',
+  you: '(you)',
+  // Buttons on one person or message.
+  callOn: 'Call on', lower: 'Lower', admit: 'Admit', mute: 'Mute', remove: 'Remove',
+  allowSpeak: 'Allow to speak', revokeSpeak: 'Revoke speaking',
+  grantStage: 'Give stage', revokeStage: 'Take back stage',
+  reply: 'Reply privately', delete: 'Delete',
+  toStaffTag: 'to staff',
+  confirmEnd: 'End the class for everyone? Students will be disconnected.',
+  /** @param {string} name */
+  confirmRemove: (name) => `Remove ${name} from the class?`,
+  /** @param {string} name */
+  chatToParticipant: (name) => `${name} (private)`,
+  /** @param {string} name */
+  toParticipantTag: (name) => `privately to ${name}`,
+  /** @param {string} name @param {string} text */
+  announceChat: (name, text) => `${name}: ${text}`,
+  /** @param {string} name @param {string} text */
+  announcePrivate: (name, text) => `Private message from ${name}: ${text}`,
+  announceCalledOn: 'You have been called on. You may speak now.',
+  announceClassStarted: 'The class has started.',
+  /** @param {string} name @param {string} role */
+  whoami: (name, role) => `${name}, ${role}`,
+  classState: { not_started: 'Not started', live: 'Live', ended: 'Ended' },
+  status: {
+    connecting: 'Connecting…',
+    open: 'Connected',
+    reconnecting: 'Connection lost. Reconnecting…',
+    closed: 'Disconnected',
+  },
+  roles: { instructor: 'Instructor', ta: 'Teaching assistant', student: 'Student', observer: 'Observer' },
+  badges: {
+    hand: 'Hand raised', lobby: 'In lobby', muted: 'Muted by staff', speak: 'May speak',
+    presenter: 'Presenting', away: 'Reconnecting', mic: 'Mic on', camera: 'Camera on',
+    screen: 'Sharing screen', speaking: 'Speaking',
+  },
+  reactions: {
+    thumbs_up: ['👍', 'Thumbs up'], clap: ['👏', 'Clap'], heart: ['❤️', 'Heart'],
+    laugh: ['😂', 'Laugh'], surprised: ['😮', 'Surprised'], confused: ['😕', 'Confused'],
+  },
+  shortcuts: [
+    ['Alt+H', 'Raise or lower your hand'],
+    ['Alt+C', 'Go to the chat box'],
+    ['Alt+M', 'Turn your microphone on or off (when you may speak)'],
+    ['Alt+N', 'Staff: call on the next raised hand'],
+  ],
+  linkMissing: 'This page needs a join link. Open the link your instructor or school sent you.',
+  linkInvalid: 'This join link is not valid. Check that you copied all of it, or ask for a new one.',
+  linkExpired: 'This join link has expired. Ask your instructor for a new one.',
+  /** @type {Record<string, string>} */
+  errors: {
+    invalid_token: 'This join link is not valid. Ask your instructor for a new one.',
+    token_expired: 'This join link has expired. Ask your instructor for a new one.',
+    token_not_yet_valid: 'This join link is not valid yet. Try again closer to the class time.',
+    wrong_room: 'This join link is for another class.',
+    room_full: 'This class is full. Try again later or contact your instructor.',
+    unsupported_version: 'This page is out of date. Reload it to join.',
+    not_permitted: 'You are not allowed to do that.',
+    in_lobby: 'Please wait until the class starts.',
+    not_found: 'That person or message is no longer here.',
+    queue_empty: 'No hands are raised.',
+    chat_locked: 'Chat is locked by the teaching staff.',
+    chat_empty: 'Write a message first.',
+    chat_too_long: 'That message is too long.',
+    rate_limited: 'You are sending too fast. Wait a moment.',
+    store_unavailable: 'Your message could not be saved, so it was not sent. Try again.',
+    not_connected: 'Not connected right now. Wait for the connection to come back.',
+    disconnected: 'The connection dropped before the server answered. Try again.',
+  },
+  /** @type {Record<string, string>} */
+  closing: {
+    removed: 'You were removed from the class by the teaching staff.',
+    class_ended: 'The class has ended. Thank you for attending.',
+    replaced: 'You joined this class from another tab or device, so this page was disconnected.',
+    left: 'You left the class.',
+    abuse: 'You were disconnected for sending too many requests.',
+    handshake_failed: 'Could not join the class. Reload the page to try again.',
+    server_shutdown: 'The server is restarting. Reconnecting…',
+    slow_consumer: 'Your connection could not keep up. Reconnecting…',
+  },
+};
