@@ -190,7 +190,15 @@ class Received:
 def mint_token(secret: str, pid: str, name: str, room: str, role: str) -> str:
     """A join token as PROTOCOL.md's Connecting section describes it: HS256, required claims."""
     now = int(time.time())
-    claims = {"sub": pid, "name": name, "room": room, "role": role, "nbf": now - 1, "exp": now + 600, "iat": now}
+    claims = {
+        "sub": pid,
+        "name": name,
+        "room": room,
+        "role": role,
+        "nbf": now - 1,
+        "exp": now + 600,
+        "iat": now,
+    }
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
@@ -269,22 +277,33 @@ class Client:
         index, welcome = await self.wait("welcome", lambda m: m["type"] in ("welcome", "error", "closing"))
         if welcome["type"] != "welcome":
             raise ConformanceError(f"{self}: hello refused: {brief(welcome)}")
-        expect(welcome.get("protocol_version") == PROTOCOL_VERSION, f"{self}: welcome.protocol_version", welcome)
-        expect(welcome.get("participant_id") == self.pid, f"{self}: welcome.participant_id is the token's sub", welcome)
+        expect(
+            welcome.get("protocol_version") == PROTOCOL_VERSION, f"{self}: welcome.protocol_version", welcome
+        )
+        expect(
+            welcome.get("participant_id") == self.pid,
+            f"{self}: welcome.participant_id is the token's sub",
+            welcome,
+        )
         expect(welcome.get("role") == self.role, f"{self}: welcome.role", welcome)
-        expect(welcome.get("rejoined") is False, f"{self}: welcome.rejoined is false on a first join", welcome)
+        expect(
+            welcome.get("rejoined") is False, f"{self}: welcome.rejoined is false on a first join", welcome
+        )
         snapshot = welcome.get("snapshot")
         expect(isinstance(snapshot, dict), f"{self}: a first join's welcome has a snapshot", welcome)
         expect(snapshot.get("room_id") == self.room, f"{self}: snapshot.room_id", welcome)
         expect("presenter" in snapshot, f"{self}: snapshot.presenter is always present", welcome)
-        self.last_seq = max(self.last_seq, snapshot["seq"])
         # media_config is "sent right after welcome" (when the server relays media), and so is an
         # active_speaker when someone speaks: accept those two in either order.
         _, config = await self.wait(
             "media_config after the welcome", lambda m: m["type"] != "active_speaker", start=index + 1
         )
         expect(config["type"] == "media_config", f"{self}: media_config right after the welcome", config)
-        expect(isinstance(config.get("ice_servers"), list), f"{self}: media_config.ice_servers is an array", config)
+        expect(
+            isinstance(config.get("ice_servers"), list),
+            f"{self}: media_config.ice_servers is an array",
+            config,
+        )
         self.ice_servers = config["ice_servers"]
         return welcome
 
@@ -330,16 +349,20 @@ class Client:
             self.problems.append(f"an optional field sent as null ({'.'.join(path)}): {brief(msg)}")
         if kind in ("ack", "error") and "request_id" in msg:
             if msg["request_id"] in self.replied:
-                self.problems.append(f"a second ack or error for request_id {msg['request_id']}: {brief(msg)}")
+                self.problems.append(
+                    f"a second ack or error for request_id {msg['request_id']}: {brief(msg)}"
+                )
             self.replied.add(msg["request_id"])
         if kind == "event":
             seq = msg.get("seq")
             if not isinstance(seq, int) or seq <= self.last_seq:
-                self.problems.append(f"event seq {seq} does not increase (last {self.last_seq}): {brief(msg)}")
+                self.problems.append(
+                    f"event seq {seq} does not increase (last {self.last_seq}): {brief(msg)}"
+                )
             else:
                 self.last_seq = seq
-        elif kind == "snapshot":
-            self.last_seq = max(self.last_seq, msg["snapshot"]["seq"])
+        elif kind in ("welcome", "snapshot") and isinstance(msg.get("snapshot"), dict):
+            self.last_seq = max(self.last_seq, msg["snapshot"].get("seq", -1))
         elif kind == "error" and "request_id" not in msg:
             self.problems.append(f"an error without request_id: {brief(msg)}")
         elif kind == "sfu_answer":
@@ -379,7 +402,9 @@ class Client:
         try:
             return await asyncio.wait_for(scan(), timeout)
         except asyncio.TimeoutError:
-            raise ConformanceError(f"{self}: no {what} within {timeout:.0f} s; {self.recent(start)}") from None
+            raise ConformanceError(
+                f"{self}: no {what} within {timeout:.0f} s; {self.recent(start)}"
+            ) from None
 
     def recent(self, start: int) -> str:
         tail = [brief(m) for m in self.inbox[start:] if m["type"] not in ("active_speaker",)][-6:]
@@ -406,7 +431,9 @@ class Client:
             raise ConformanceError(f"{self}: {msg['type']} should get the error {error}, got {brief(reply)}")
         return index, reply, start
 
-    async def event(self, kind: str, predicate: Callable[[Message], bool] = lambda e: True, *, start: int = 0) -> tuple[int, Message]:
+    async def event(
+        self, kind: str, predicate: Callable[[Message], bool] = lambda e: True, *, start: int = 0
+    ) -> tuple[int, Message]:
         return await self.wait(
             f"event {kind}",
             lambda m: m["type"] == "event" and m["event"].get("kind") == kind and predicate(m["event"]),
@@ -501,7 +528,9 @@ class Client:
                     pc.addTransceiver(ToneTrack(), direction="sendonly")
                 pc.addTransceiver(SolidVideoTrack(colour), direction="sendonly")
                 await pc.setLocalDescription(await pc.createOffer())
-                ack_index, _, start = await self.request({"type": "media_offer", "sdp": pc.localDescription.sdp})
+                ack_index, _, start = await self.request(
+                    {"type": "media_offer", "sdp": pc.localDescription.sdp}
+                )
                 answers = [m for m in self.inbox[start:ack_index] if m["type"] == "sfu_answer"]
                 if len(answers) != 1:
                     raise ConformanceError(
@@ -555,7 +584,11 @@ class Client:
         except asyncio.TimeoutError:
             received = progress()
             pc = self.pc
-            state = f"connection {pc.connectionState}, ICE {pc.iceConnectionState}" if pc else "no peer connection"
+            state = (
+                f"connection {pc.connectionState}, ICE {pc.iceConnectionState}"
+                if pc
+                else "no peer connection"
+            )
             raise ConformanceError(
                 f"{self}: did not decode {wanted} good {kind} frames of {publisher} within "
                 f"{MEDIA:.0f} s ({state}; tracks {sorted((m, t.get('participant_id'), t.get('kind')) for m, t in self.tracks.items())}; "
@@ -646,7 +679,9 @@ class DeafClient:
                 if opcode == 0x9:
                     self.outcome.pings += 1  # and no Pong
                 elif opcode == 0x8:
-                    self.outcome.close_code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
+                    self.outcome.close_code = (
+                        struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
+                    )
                     break
                 elif opcode == 0x1:
                     msg = json.loads(payload)
@@ -696,8 +731,19 @@ async def read_ws_message(reader: asyncio.StreamReader) -> tuple[int, bytes]:
 
 
 SERVER_MESSAGES = {
-    "welcome", "replay_done", "snapshot", "event", "reaction", "ack", "error", "closing",
-    "media_config", "sfu_answer", "sfu_offer", "chat_page", "active_speaker",
+    "welcome",
+    "replay_done",
+    "snapshot",
+    "event",
+    "reaction",
+    "ack",
+    "error",
+    "closing",
+    "media_config",
+    "sfu_answer",
+    "sfu_offer",
+    "chat_page",
+    "active_speaker",
 }
 
 
@@ -825,7 +871,9 @@ class Scenario:
         snapshot = welcome["snapshot"]
         expect(snapshot.get("class_state") == "not_started", "an ad-hoc room starts not_started", welcome)
         me = roster_entry(snapshot, ada.pid)
-        expect(me.get("in_lobby") is True, "a student who joins before the class starts is in the lobby", welcome)
+        expect(
+            me.get("in_lobby") is True, "a student who joins before the class starts is in the lobby", welcome
+        )
         expect(me.get("can_speak") is False, "can_speak false in the lobby", welcome)
         expect(snapshot.get("chat") == [], "an empty chat in a lobby snapshot", welcome)
         # In the lobby, hands and media are refused with in_lobby.
@@ -834,22 +882,47 @@ class Scenario:
 
         mark = len(ada.inbox)
         welcome = await bob.join()
-        expect(roster_entry(welcome["snapshot"], bob.pid).get("in_lobby") is True, "Bob in the lobby", welcome)
-        _, joined = await ada.event("participant_joined", lambda e: e["participant"]["id"] == bob.pid, start=mark)
-        expect(joined["event"]["participant"].get("in_lobby") is True, "participant_joined shows in_lobby", joined)
-        expect(joined["seq"] == welcome["snapshot"]["seq"], "the welcome's snapshot.seq is the participant_joined seq", joined)
+        expect(
+            roster_entry(welcome["snapshot"], bob.pid).get("in_lobby") is True, "Bob in the lobby", welcome
+        )
+        _, joined = await ada.event(
+            "participant_joined", lambda e: e["participant"]["id"] == bob.pid, start=mark
+        )
+        expect(
+            joined["event"]["participant"].get("in_lobby") is True,
+            "participant_joined shows in_lobby",
+            joined,
+        )
+        expect(
+            joined["seq"] == welcome["snapshot"]["seq"],
+            "the welcome's snapshot.seq is the participant_joined seq",
+            joined,
+        )
 
         marks = {c: len(c.inbox) for c in (ada, bob)}
         welcome = await instructor.join()
         snapshot = welcome["snapshot"]
-        expect(roster_entry(snapshot, instructor.pid).get("in_lobby") is False, "staff never wait in the lobby", welcome)
+        expect(
+            roster_entry(snapshot, instructor.pid).get("in_lobby") is False,
+            "staff never wait in the lobby",
+            welcome,
+        )
         for student in (ada, bob):
-            expect(roster_entry(snapshot, student.pid).get("in_lobby") is True, f"{student} in the lobby in the instructor's snapshot", welcome)
-            await student.event("participant_joined", lambda e: e["participant"]["id"] == instructor.pid, start=marks[student])
+            expect(
+                roster_entry(snapshot, student.pid).get("in_lobby") is True,
+                f"{student} in the lobby in the instructor's snapshot",
+                welcome,
+            )
+            await student.event(
+                "participant_joined", lambda e: e["participant"]["id"] == instructor.pid, start=marks[student]
+            )
         # Still in the lobby after the instructor came: only class_start (or admit) lets them in.
         for student in (ada, bob):
             expect(
-                not any(m["type"] == "snapshot" or m.get("event", {}).get("kind") == "class_started" for m in student.inbox),
+                not any(
+                    m["type"] == "snapshot" or m.get("event", {}).get("kind") == "class_started"
+                    for m in student.inbox
+                ),
                 f"{student} not let in before class_start",
             )
 
@@ -861,9 +934,19 @@ class Scenario:
         expect(started["event"].get("by") == instructor.pid, "class_started.by is the instructor", started)
         for student in (ada, bob):
             index, _ = await student.event("class_started", start=marks[student])
-            _, snap = await student.wait("snapshot after class_started", lambda m: m["type"] == "snapshot", start=index + 1)
-            expect(snap["snapshot"].get("class_state") == "live", "the snapshot after class_started is live", snap)
-            expect(roster_entry(snap["snapshot"], student.pid).get("in_lobby") is False, f"{student} out of the lobby", snap)
+            _, snap = await student.wait(
+                "snapshot after class_started", lambda m: m["type"] == "snapshot", start=index + 1
+            )
+            expect(
+                snap["snapshot"].get("class_state") == "live",
+                "the snapshot after class_started is live",
+                snap,
+            )
+            expect(
+                roster_entry(snap["snapshot"], student.pid).get("in_lobby") is False,
+                f"{student} out of the lobby",
+                snap,
+            )
 
     # Step 2
     async def instructor_publishes(self) -> None:
@@ -874,7 +957,9 @@ class Scenario:
         _, ack, start = await self.instructor.request(
             {"type": "set_media", "media": {"mic": True, "camera": True, "screen": False}}
         )
-        _, changed = await self.instructor.event("media_changed", lambda e: e["participant_id"] == self.instructor.pid, start=start)
+        _, changed = await self.instructor.event(
+            "media_changed", lambda e: e["participant_id"] == self.instructor.pid, start=start
+        )
         expect(ack.get("seq") == changed["seq"], "set_media's ack.seq is the media_changed seq", ack)
         await self.instructor.connected()
 
@@ -886,7 +971,9 @@ class Scenario:
             await student.connected()
             video = await student.decodes(instructor.pid, "video")
             audio = await student.decodes(instructor.pid, "audio")
-            log(f"  {student}: instructor video mid {video.mid} ({video.frames} frames, colour {video.last_colour}), audio mid {audio.mid} ({audio.frames} frames)")
+            log(
+                f"  {student}: instructor video mid {video.mid} ({video.frames} frames, colour {video.last_colour}), audio mid {audio.mid} ({audio.frames} frames)"
+            )
         for student in (ada, bob):
             await student.wait(
                 f"active_speaker naming {instructor}",
@@ -900,8 +987,17 @@ class Scenario:
         marks = {c: len(c.inbox) for c in (ada, bob)}
         ack_index, ack, start = await instructor.request({"type": "stage_grant", "participant_id": ada.pid})
         index, granted = await instructor.event("stage_granted", start=start)
-        expect(index < ack_index and ack.get("seq") == granted["seq"], "stage_granted before the ack, ack.seq its seq", ack)
-        expect(granted["event"].get("participant_id") == ada.pid and granted["event"].get("by") == instructor.pid, "stage_granted fields", granted)
+        expect(
+            index < ack_index and ack.get("seq") == granted["seq"],
+            "stage_granted before the ack, ack.seq its seq",
+            ack,
+        )
+        expect(
+            granted["event"].get("participant_id") == ada.pid
+            and granted["event"].get("by") == instructor.pid,
+            "stage_granted fields",
+            granted,
+        )
         for c in (ada, bob):
             await c.event("stage_granted", lambda e: e["participant_id"] == ada.pid, start=marks[c])
         # The presenter may publish camera: renegotiate the connection that receives.
@@ -919,23 +1015,42 @@ class Scenario:
         snapshot = welcome["snapshot"]
         expect(snapshot.get("class_state") == "live", "the class is live for the late joiner", welcome)
         expect(snapshot.get("presenter") == ada.pid, "snapshot.presenter names the presenter", welcome)
-        expect(roster_entry(snapshot, cyd.pid).get("in_lobby") is False, "a student joining a live class is not in the lobby", welcome)
+        expect(
+            roster_entry(snapshot, cyd.pid).get("in_lobby") is False,
+            "a student joining a live class is not in the lobby",
+            welcome,
+        )
         # active_speaker comes right after a welcome when someone is speaking (the instructor's tone).
         welcome_index = cyd.inbox.index(welcome)
-        _, speaker = await cyd.wait("active_speaker after the welcome", lambda m: m["type"] == "active_speaker", start=welcome_index)
-        expect(speaker.get("participant_id") == instructor.pid, "active_speaker names the instructor", speaker)
+        _, speaker = await cyd.wait(
+            "active_speaker after the welcome", lambda m: m["type"] == "active_speaker", start=welcome_index
+        )
         expect(
-            all(m["type"] in ("media_config", "active_speaker") for m in cyd.inbox[welcome_index + 1 : cyd.inbox.index(speaker)]),
+            speaker.get("participant_id") == instructor.pid, "active_speaker names the instructor", speaker
+        )
+        expect(
+            all(
+                m["type"] in ("media_config", "active_speaker")
+                for m in cyd.inbox[welcome_index + 1 : cyd.inbox.index(speaker)]
+            ),
             f"{cyd}: active_speaker right after the welcome (only media_config before it)",
         )
         await cyd.media_start()
-        _, offer = await cyd.wait("sfu_offer after media_start", lambda m: m["type"] == "sfu_offer", timeout=MEDIA)
+        _, offer = await cyd.wait(
+            "sfu_offer after media_start", lambda m: m["type"] == "sfu_offer", timeout=MEDIA
+        )
         videos = sorted(t["participant_id"] for t in offer.get("tracks", []) if t.get("kind") == "video")
-        expect(videos == sorted([instructor.pid, ada.pid]), "one sfu_offer with both videos (two video m-lines)", offer)
+        expect(
+            videos == sorted([instructor.pid, ada.pid]),
+            "one sfu_offer with both videos (two video m-lines)",
+            offer,
+        )
         await cyd.connected()
         for publisher in (instructor, ada):
             video = await cyd.decodes(publisher.pid, "video")
-            log(f"  {cyd}: {publisher} video mid {video.mid} ({video.frames} frames, colour {video.last_colour})")
+            log(
+                f"  {cyd}: {publisher} video mid {video.mid} ({video.frames} frames, colour {video.last_colour})"
+            )
         await cyd.decodes(instructor.pid, "audio")
 
     # Step 6
@@ -944,34 +1059,62 @@ class Scenario:
         order = [self.ada, self.cyd, self.bob, self.instructor]
         for i, leaver in enumerate(order):
             if leaver.closed.is_set():
-                raise ConformanceError(f"{leaver}: the connection closed before leave (code {leaver.close_code})")
+                raise ConformanceError(
+                    f"{leaver}: the connection closed before leave (code {leaver.close_code})"
+                )
             others = [c for c in order[i + 1 :] if not c.closed.is_set()]
             marks = {c: len(c.inbox) for c in others}
             async with leaver.signaling:  # let a negotiation in flight finish, then answer no more offers
                 leaver.leaving = True
             ack_index, ack, _ = await leaver.request({"type": "leave"})
-            expect(isinstance(ack.get("seq"), int), f"{leaver}: leave's ack has the participant_left seq", ack)
-            closing_index, closing = await leaver.wait("closing after the leave ack", lambda m: m["type"] == "closing", start=ack_index + 1)
+            expect(
+                isinstance(ack.get("seq"), int), f"{leaver}: leave's ack has the participant_left seq", ack
+            )
+            closing_index, closing = await leaver.wait(
+                "closing after the leave ack", lambda m: m["type"] == "closing", start=ack_index + 1
+            )
             expect(closing.get("reason") == "left", f"{leaver}: closing.reason left", closing)
             try:
                 await asyncio.wait_for(leaver.closed.wait(), REPLY)
             except asyncio.TimeoutError:
-                raise ConformanceError(f"{leaver}: the server did not close the socket after closing") from None
-            expect(closing_index == len(leaver.inbox) - 1, f"{leaver}: no message after closing", leaver.inbox[-1])
+                raise ConformanceError(
+                    f"{leaver}: the server did not close the socket after closing"
+                ) from None
+            expect(
+                closing_index == len(leaver.inbox) - 1,
+                f"{leaver}: no message after closing",
+                leaver.inbox[-1],
+            )
             expect(
                 leaver.close_code == 1000 and leaver.close_reason == "left",
                 f"{leaver}: close code 1000 with reason text 'left', got {leaver.close_code} {leaver.close_reason!r}",
             )
             expect(
-                not any(m.get("event", {}).get("participant_id") == leaver.pid and m["event"]["kind"] == "participant_left" for m in leaver.inbox),
+                not any(
+                    m.get("event", {}).get("participant_id") == leaver.pid
+                    and m["event"]["kind"] == "participant_left"
+                    for m in leaver.inbox
+                ),
                 f"{leaver}: does not receive its own participant_left",
             )
             for other in others:
-                index, left = await other.event("participant_left", lambda e: e["participant_id"] == leaver.pid, start=marks[other])
-                expect(left["event"].get("reason") == "left" and left["seq"] == ack["seq"], f"{other}: participant_left (left) with the ack's seq", left)
+                index, left = await other.event(
+                    "participant_left", lambda e: e["participant_id"] == leaver.pid, start=marks[other]
+                )
+                expect(
+                    left["event"].get("reason") == "left" and left["seq"] == ack["seq"],
+                    f"{other}: participant_left (left) with the ack's seq",
+                    left,
+                )
                 if leaver is self.ada:
-                    revoked_index, revoked = await other.event("stage_revoked", lambda e: e["participant_id"] == leaver.pid, start=marks[other])
-                    expect(revoked_index < index and "by" not in revoked["event"], f"{other}: stage_revoked without by before participant_left", revoked)
+                    revoked_index, revoked = await other.event(
+                        "stage_revoked", lambda e: e["participant_id"] == leaver.pid, start=marks[other]
+                    )
+                    expect(
+                        revoked_index < index and "by" not in revoked["event"],
+                        f"{other}: stage_revoked without by before participant_left",
+                        revoked,
+                    )
             log(f"  {leaver}: ack seq {ack['seq']}, closing left, close code {leaver.close_code}")
 
     # Step 7
@@ -1000,10 +1143,18 @@ class Scenario:
                 f"{self.ping_interval:g} s of silence"
             ) from None
         silent = time.monotonic() - self.keeper_silent_since
-        expect(silent > self.idle_timeout, f"the keepalive client silent for longer than the idle timeout ({silent:.1f} s)")
-        expect(not keeper.closed.is_set(), f"{keeper}: still connected after {silent:.1f} s of sending only Pongs")
+        expect(
+            silent > self.idle_timeout,
+            f"the keepalive client silent for longer than the idle timeout ({silent:.1f} s)",
+        )
+        expect(
+            not keeper.closed.is_set(),
+            f"{keeper}: still connected after {silent:.1f} s of sending only Pongs",
+        )
         await keeper.request({"type": "set_media", "media": {"mic": False, "camera": False, "screen": False}})
-        log(f"  {keeper}: {keeper.ws.pings_received} Pings answered in {silent:.1f} s of silence; still connected")
+        log(
+            f"  {keeper}: {keeper.ws.pings_received} Pings answered in {silent:.1f} s of silence; still connected"
+        )
 
         # The client that never answers: closed without a closing after the idle timeout, or as
         # a slow consumer once a Ping is still unanswered when the next is due (its closing may
@@ -1011,7 +1162,9 @@ class Scenario:
         try:
             deaf = await asyncio.wait_for(self.deaf_task, self.idle_timeout + 2 * self.ping_interval + REPLY)
         except asyncio.TimeoutError:
-            raise ConformanceError(f"{self.deaf}: a client that answers no Ping was not closed ({self.deaf.outcome})") from None
+            raise ConformanceError(
+                f"{self.deaf}: a client that answers no Ping was not closed ({self.deaf.outcome})"
+            ) from None
         expect(deaf.welcomed, f"{self.deaf}: a welcome for the raw client's hello ({deaf})")
         expect(deaf.pings >= 1, f"{self.deaf}: at least one Ping before the server closed ({deaf})")
         if deaf.closing is not None:
@@ -1036,12 +1189,21 @@ async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", required=True, help="the server's base URL, http://127.0.0.1:PORT")
     parser.add_argument("--secret", required=True, help="the server's auth.hs256_secret")
-    parser.add_argument("--ping-interval", type=float, default=20, help="the server's websocket.ping_interval_secs")
-    parser.add_argument("--idle-timeout", type=float, default=45, help="the server's websocket.idle_timeout_secs")
+    parser.add_argument(
+        "--ping-interval", type=float, default=20, help="the server's websocket.ping_interval_secs"
+    )
+    parser.add_argument(
+        "--idle-timeout", type=float, default=45, help="the server's websocket.idle_timeout_secs"
+    )
     parser.add_argument("--deadline", type=float, default=90, help="bound on the whole scenario, in seconds")
     args = parser.parse_args()
 
-    scenario = Scenario(url=args.url.rstrip("/"), secret=args.secret, ping_interval=args.ping_interval, idle_timeout=args.idle_timeout)
+    scenario = Scenario(
+        url=args.url.rstrip("/"),
+        secret=args.secret,
+        ping_interval=args.ping_interval,
+        idle_timeout=args.idle_timeout,
+    )
     began = time.monotonic()
     try:
         await asyncio.wait_for(scenario.run(), args.deadline)
