@@ -1214,9 +1214,10 @@ impl SoakSummary {
     }
 }
 
-/// Least-squares slope of y over x, or `None` with fewer than two points.
+/// Least-squares slope of y over x, or `None` with fewer than three points (two rows of a
+/// short run say more about the joins than about a trend).
 fn slope(points: &[(f64, f64)]) -> Option<f64> {
-    if points.len() < 2 {
+    if points.len() < 3 {
         return None;
     }
     let n = points.len() as f64;
@@ -1284,7 +1285,7 @@ mod tests {
             slope(&[(0.0, 1.0), (60.0, 2.0), (120.0, 3.0)]),
             Some(1.0 / 60.0)
         );
-        assert_eq!(slope(&[(5.0, 1.0)]), None);
+        assert_eq!(slope(&[(5.0, 1.0), (6.0, 2.0)]), None);
     }
 
     #[test]
