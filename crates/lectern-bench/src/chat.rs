@@ -422,7 +422,9 @@ fn summarize(
         clients_dropped += 1;
         let reason = match ended {
             Ended::Closing(reason) => format!("closing: {reason}"),
-            Ended::Disconnected(why) => format!("disconnected: {why}"),
+            Ended::Closed { .. } | Ended::Disconnected(_) => {
+                format!("disconnected: {}", ended.label())
+            }
         };
         if !drop_reasons.contains(&reason) && drop_reasons.len() < 5 {
             drop_reasons.push(reason);

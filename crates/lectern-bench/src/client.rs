@@ -4,12 +4,13 @@
 //! Receiving is the hot path (N deliveries per message), so frames are not JSON-parsed: the
 //! receiver finds the `bench t=` marker in the raw text and reads the digits after it.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use futures_util::{SinkExt as _, StreamExt as _};
+use lectern_bots::Histogram;
 use lectern_proto::{ChatTarget, ClientFrame, ClientMessage, PROTOCOL_VERSION};
 use serde::Serialize;
 use tokio::sync::{Semaphore, mpsc, watch};
@@ -38,6 +39,9 @@ pub struct Shared {
     pub delivered_to_others: AtomicU64,
     /// Deliveries of in-window messages back to their own sender.
     pub delivered_to_sender: AtomicU64,
+    /// With [`Shared::with_live_latency`]: the latency of every delivery, in or out of the
+    /// window, for a run that reads it while it goes on (`soak`).
+    live_latency: Option<Mutex<Histogram>>,
 }
 
 impl Shared {
@@ -49,7 +53,24 @@ impl Shared {
             sent_in_window: AtomicU64::new(0),
             delivered_to_others: AtomicU64::new(0),
             delivered_to_sender: AtomicU64::new(0),
+            live_latency: None,
         }
+    }
+
+    /// Also record every delivery's latency in a histogram that [`Shared::live_latency`]
+    /// copies out at any time.
+    pub fn with_live_latency() -> Self {
+        Self {
+            live_latency: Some(Mutex::new(Histogram::default())),
+            ..Self::new()
+        }
+    }
+
+    /// A copy of the latencies (µs) of every delivery so far, with
+    /// [`Shared::with_live_latency`].
+    pub fn live_latency(&self) -> Option<Histogram> {
+        let live = self.live_latency.as_ref()?;
+        Some(live.lock().unwrap_or_else(|e| e.into_inner()).clone())
     }
 
     pub fn now_ns(&self) -> u64 {
@@ -84,8 +105,31 @@ pub struct ClientSpec {
 pub enum Ended {
     /// The server sent `closing` with this reason (e.g. `slow_consumer`).
     Closing(String),
-    /// The socket closed or failed without a `closing` message.
+    /// The server closed the socket without a `closing` message; `code` is `None` for a close
+    /// frame without one (labelled 1005, "no status received", as a browser reports it).
+    Closed { code: Option<u16>, reason: String },
+    /// The socket failed or ended without a close frame.
     Disconnected(String),
+}
+
+impl Ended {
+    /// A short label to count ends by: `closing <reason>`, `close <code> [<reason>]`, or the
+    /// error. The same words as `lectern_bots::Bot::signalling_ended`.
+    pub fn label(&self) -> String {
+        match self {
+            Ended::Closing(reason) => format!("closing {reason}"),
+            Ended::Closed {
+                code: Some(code),
+                reason,
+            } if reason.is_empty() => format!("close {code}"),
+            Ended::Closed {
+                code: Some(code),
+                reason,
+            } => format!("close {code} {reason}"),
+            Ended::Closed { code: None, .. } => "close 1005".to_owned(),
+            Ended::Disconnected(why) => why.clone(),
+        }
+    }
 }
 
 /// What one client saw. Latencies are of in-window messages, in microseconds.
@@ -146,7 +190,10 @@ pub async fn run(
                     }
                 }
                 Some(Ok(Message::Close(frame))) => {
-                    report.ended = Some(Ended::Disconnected(format!("close frame {frame:?}")));
+                    report.ended = Some(Ended::Closed {
+                        code: frame.as_ref().map(|f| u16::from(f.code)),
+                        reason: frame.map(|f| f.reason.to_string()).unwrap_or_default(),
+                    });
                     return report;
                 }
                 Some(Ok(_)) => {}
@@ -233,9 +280,14 @@ fn handle_text(text: &str, me: usize, shared: &Shared, report: &mut ClientReport
     if let Some((t_ns, sender)) = parse_bench_chat(text) {
         let now = shared.now_ns();
         report.delivered_total += 1;
+        let latency_us = now.saturating_sub(t_ns) / 1_000;
+        if let Some(live) = &shared.live_latency {
+            live.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .record(latency_us);
+        }
         if shared.in_window(t_ns) {
             report.delivered_in_window += 1;
-            let latency_us = now.saturating_sub(t_ns) / 1_000;
             report
                 .latencies_us
                 .push(u32::try_from(latency_us).unwrap_or(u32::MAX));
@@ -332,5 +384,41 @@ mod tests {
             &mut report,
         );
         assert_eq!(report.ended, Some(Ended::Closing("slow_consumer".into())));
+        assert!(shared.live_latency().is_none());
+    }
+
+    #[test]
+    fn live_latency_counts_every_delivery_whatever_the_window() {
+        let shared = Shared::with_live_latency();
+        shared.set_window(100_000_000, 200_000_000);
+        let mut report = ClientReport::default();
+        handle_text(CHAT, 7, &shared, &mut report);
+        handle_text(
+            &CHAT.replace("t=123456789", "t=99"),
+            7,
+            &shared,
+            &mut report,
+        );
+        handle_text(r#"{"type":"ack","request_id":1}"#, 7, &shared, &mut report);
+        assert_eq!(shared.live_latency().map(|h| h.count()), Some(2));
+        assert_eq!(report.delivered_in_window, 1);
+    }
+
+    #[test]
+    fn labels_group_ends_by_code_and_reason() {
+        let closed = |code, reason: &str| Ended::Closed {
+            code,
+            reason: reason.to_owned(),
+        };
+        assert_eq!(closed(Some(1000), "").label(), "close 1000");
+        assert_eq!(
+            closed(Some(1013), "slow_consumer").label(),
+            "close 1013 slow_consumer"
+        );
+        assert_eq!(closed(None, "").label(), "close 1005");
+        assert_eq!(
+            Ended::Closing("replaced".into()).label(),
+            "closing replaced"
+        );
     }
 }

@@ -11,6 +11,11 @@
 //! loss, one-way latency and server memory per student. With `--servers lectern,janus` it also
 //! runs the same load against Janus's VideoRoom (Debian `janus`) and prints the CPU ratio.
 //!
+//! `lectern-bench soak` holds one class for a long time (default 300 students for 30 minutes:
+//! a publishing bot instructor, 100 bot students receiving media, chat-only students of whom
+//! most never send a frame) and prints a row per interval: disconnects by who and why, server
+//! RSS and CPU, chat delivery latency, media packets and loss per student.
+//!
 //! Only loopback is ever a target, and every phase has a deadline, so a run always ends by
 //! itself. See `docs/BENCHMARKS.md` for the figures measured with it.
 
@@ -21,6 +26,7 @@ mod media;
 mod procfs;
 mod report;
 mod server;
+mod soak;
 mod token;
 
 use anyhow::Context as _;
@@ -47,6 +53,23 @@ enum Command {
     /// Media forwarding: one bot publisher (VP8 + Opus) to N bot subscribers; server CPU per
     /// forwarded packet, loss, latency, memory per subscriber.
     Media(media::MediaArgs),
+    /// Soak: hold one class for --minutes; per interval, disconnects, server memory and CPU,
+    /// chat latency, media loss.
+    ///
+    /// One instructor (a bot publishing VP8 + Opus, and a chat connection), --students students
+    /// in the same room: --media-students webrtc-rs bots receiving the lecture, the rest
+    /// chat-only WebSocket clients of whom --chatters send chat and the others never send a
+    /// frame (silent listeners, as most students are). Chat at --chat-rate from the instructor
+    /// and random chatters. Every --interval-secs one row: students connected, disconnects and
+    /// reconnects so far with the new ones by who and why (`closing` reason, close code or
+    /// error), server RSS and CPU (/proc), this tool's CPU, the server's WebSocket count
+    /// (/metrics), chat sent, delivered and latency p50/p99, media packets per student against
+    /// those published, loss (unrepaired sequence gaps) and students that received nothing. A
+    /// summary and one JSON line at the end. Stops by itself (Ctrl-C: early, with the summary).
+    #[command(after_help = "The full soak (about 32 minutes; not for CI):\n  \
+                      cargo build --release -p lectern-server -p lectern-bench\n  \
+                      target/release/lectern-bench soak --students 300 --media-students 100 --minutes 30")]
+    Soak(soak::SoakArgs),
     /// Internal: one share of the students of `media --procs`, driven by the parent over
     /// stdin/stdout.
     #[command(hide = true)]
@@ -84,6 +107,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Chat(args) => runtime.block_on(chat::run(args)),
         Command::Media(args) => runtime.block_on(media::run(args)),
         Command::MediaStudents(args) => runtime.block_on(media::students(args)),
+        Command::Soak(args) => runtime.block_on(soak::run(args)),
     }
 }
 

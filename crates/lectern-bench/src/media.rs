@@ -51,7 +51,7 @@ use crate::procfs::{self, Proc};
 use crate::server::{self, Server, SpawnConfig};
 use crate::token::{self, TokenMinter};
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a student process may take to join its share and see media on every student.
 const READY_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long a student process may take to report after `stop`.
@@ -493,7 +493,7 @@ async fn one_run(
     })
 }
 
-fn bot_options(
+pub(crate) fn bot_options(
     minter: &TokenMinter,
     url: &str,
     sub: &str,

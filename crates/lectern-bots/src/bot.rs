@@ -116,6 +116,8 @@ struct Shared {
     tracks: Mutex<Vec<TrackStats>>,
     offered: Mutex<Vec<OfferedTrack>>,
     errors: Mutex<Vec<String>>,
+    /// Why the WebSocket ended, once it has (see [`Bot::signalling_ended`]).
+    ended: Mutex<Option<String>>,
     keyframe_wanted: AtomicBool,
     sent: PublishCounters,
 }
@@ -298,6 +300,14 @@ impl Bot {
     /// `error` messages (their codes) the server sent this bot.
     pub fn errors(&self) -> Vec<String> {
         lock(&self.shared.errors).clone()
+    }
+
+    /// Why the bot's WebSocket ended: the server's `closing` reason if it sent one, then
+    /// `close CODE [REASON]` (1005 for a close frame without a code) or the socket error, e.g.
+    /// `closing removed, then close 1000 removed`. `None` while it is open (or after
+    /// [`Bot::close`]). The peer connection may outlive the socket for a while.
+    pub fn signalling_ended(&self) -> Option<String> {
+        lock(&self.shared.ended).clone()
     }
 
     /// What a publishing bot has sent.
@@ -541,7 +551,15 @@ impl PeerConnectionEventHandler for Handler {
 async fn next_json(ws: &mut Ws) -> Result<Value, BotError> {
     loop {
         match ws.next().await {
-            None | Some(Ok(Message::Close(_))) => return Err(BotError::Closed),
+            None => return Err(BotError::Closed),
+            // A close frame without a code reads as 1005 ("no status received", RFC 6455), as
+            // a browser's `CloseEvent` reports it.
+            Some(Ok(Message::Close(frame))) => {
+                return Err(BotError::ClosedWith {
+                    code: frame.as_ref().map_or(1005, |f| f.code.into()),
+                    reason: frame.map(|f| f.reason.to_string()).unwrap_or_default(),
+                });
+            }
             Some(Err(e)) => return Err(e.into()),
             Some(Ok(Message::Text(t))) => {
                 return serde_json::from_str(&t).map_err(|e| BotError::Protocol(e.to_string()));
@@ -560,6 +578,21 @@ async fn signalling(
     shared: Arc<Shared>,
     mut candidates: mpsc::UnboundedReceiver<String>,
 ) {
+    // The reason of a `closing` message, kept for when the socket then ends.
+    let mut closing: Option<String> = None;
+    let ended = |closing: Option<String>, why: String| {
+        let why = match closing {
+            Some(reason) => format!("closing {reason}, then {why}"),
+            None => why,
+        };
+        *lock(&shared.ended) = Some(why);
+    };
+    // A close frame as `close CODE [REASON]`, anything else as its error.
+    let why = |e: BotError| match e {
+        BotError::ClosedWith { code, reason } if reason.is_empty() => format!("close {code}"),
+        BotError::ClosedWith { code, reason } => format!("close {code} {reason}"),
+        e => e.to_string(),
+    };
     loop {
         let message = if let Some(m) = early.pop_front() {
             m
@@ -569,18 +602,23 @@ async fn signalling(
                     Ok(m) => m,
                     Err(e) => {
                         debug!(error = %e, "bot signalling ended");
+                        ended(closing, why(e));
                         return;
                     }
                 },
                 Some(candidate) = candidates.recv() => {
                     let m = json!({"type": "media_candidate", "candidate": candidate});
-                    if ws.send(Message::text(m.to_string())).await.is_err() {
+                    if let Err(e) = ws.send(Message::text(m.to_string())).await {
+                        ended(closing, format!("sending a candidate: {e}"));
                         return;
                     }
                     continue;
                 }
             }
         };
+        if message["type"] == "closing" {
+            closing = Some(message["reason"].as_str().unwrap_or("unknown").to_owned());
+        }
         if let Err(e) = handle_message(&mut ws, &pc, &shared, &message).await {
             warn!(error = %e, "bot signalling");
             lock(&shared.errors).push(e.to_string());
@@ -936,6 +974,69 @@ impl Bot {
             },
             sdp,
         ))
+    }
+}
+
+#[cfg(test)]
+mod signalling_tests {
+    use super::*;
+
+    async fn read_json(
+        ws: &mut tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+    ) -> Value {
+        loop {
+            if let Message::Text(t) = ws.next().await.unwrap().unwrap() {
+                return serde_json::from_str(&t).unwrap();
+            }
+        }
+    }
+
+    /// A server that welcomes the bot, reads its offer, then says `closing` and closes the
+    /// socket with 1008: the bot reports both.
+    #[tokio::test]
+    async fn the_reason_the_websocket_ended_is_kept() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+            let hello = read_json(&mut ws).await;
+            assert_eq!(hello["type"], "hello");
+            let welcome = json!({"type": "welcome", "participant_id": "p1"});
+            ws.send(Message::text(welcome.to_string())).await.unwrap();
+            loop {
+                let m = read_json(&mut ws).await;
+                if m["type"] == "media_offer" {
+                    break;
+                }
+            }
+            let closing = json!({"type": "closing", "reason": "removed", "message": "x"});
+            ws.send(Message::text(closing.to_string())).await.unwrap();
+            let frame = tokio_tungstenite::tungstenite::protocol::CloseFrame {
+                code: 1008.into(),
+                reason: "removed".into(),
+            };
+            ws.send(Message::Close(Some(frame))).await.unwrap();
+            // Let the close handshake finish before the socket drops.
+            let _ = tokio::time::timeout(Duration::from_secs(5), ws.next()).await;
+        });
+        let bot = Bot::subscribe(BotOptions {
+            url: format!("ws://127.0.0.1:{port}/ws"),
+            token: "t".into(),
+            bind_ip: IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        })
+        .await
+        .unwrap();
+        let end = Instant::now() + Duration::from_secs(10);
+        let ended = loop {
+            if let Some(why) = bot.signalling_ended() {
+                break why;
+            }
+            assert!(Instant::now() < end, "the bot never noticed the close");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        assert_eq!(ended, "closing removed, then close 1008 removed");
+        server.await.unwrap();
     }
 }
 

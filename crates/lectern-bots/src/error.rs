@@ -18,7 +18,10 @@ pub enum BotError {
     /// A step did not finish within its deadline.
     #[error("timed out waiting for {0}")]
     Timeout(&'static str),
-    /// The WebSocket closed before the step finished.
+    /// The WebSocket closed (without a close frame) before the step finished.
     #[error("the connection closed")]
     Closed,
+    /// The server closed the WebSocket with this close frame (code 1005 when it had none).
+    #[error("the server closed the connection (code {code}, reason {reason:?})")]
+    ClosedWith { code: u16, reason: String },
 }

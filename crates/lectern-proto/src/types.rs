@@ -792,6 +792,9 @@ pub enum ErrorCode {
     ChatTooLong,
     /// You are sending too fast.
     RateLimited,
+    /// A `media_offer` renumbers header extensions or payload types negotiated before on
+    /// this peer connection; nothing changed.
+    RenegotiationUnsupported,
     /// The message could not be stored; it was not delivered.
     StoreUnavailable,
     /// Something went wrong on the server.
@@ -833,6 +836,7 @@ impl ErrorCode {
         ErrorCode::ChatEmpty,
         ErrorCode::ChatTooLong,
         ErrorCode::RateLimited,
+        ErrorCode::RenegotiationUnsupported,
         ErrorCode::StoreUnavailable,
         ErrorCode::Internal,
     ];
@@ -860,6 +864,9 @@ impl ErrorCode {
             ErrorCode::ChatEmpty => "the message is empty",
             ErrorCode::ChatTooLong => "the message is too long",
             ErrorCode::RateLimited => "you are sending too fast",
+            ErrorCode::RenegotiationUnsupported => {
+                "the offer renumbers what was negotiated before on this peer connection"
+            }
             ErrorCode::StoreUnavailable => "the message could not be stored",
             ErrorCode::Internal => "internal server error",
         }
@@ -898,6 +905,7 @@ mod all_tests {
             ErrorCode::ChatEmpty => "chat_empty",
             ErrorCode::ChatTooLong => "chat_too_long",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::RenegotiationUnsupported => "renegotiation_unsupported",
             ErrorCode::StoreUnavailable => "store_unavailable",
             ErrorCode::Internal => "internal",
         }

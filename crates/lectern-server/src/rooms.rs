@@ -803,16 +803,28 @@ impl RoomTask {
         match &event {
             WorkerEvent::Failed { error, .. } => {
                 let request_id = self.media.pending_offer.remove(&id).flatten();
-                let code = match error {
+                let (code, message) = match error {
                     lectern_sfu::SfuError::InvalidSdp(_)
                     | lectern_sfu::SfuError::InvalidCandidate(_)
                     | lectern_sfu::SfuError::UnknownMid(_)
-                    | lectern_sfu::SfuError::NoPendingOffer => ErrorCode::InvalidMessage,
-                    _ => ErrorCode::Internal,
+                    | lectern_sfu::SfuError::NoPendingOffer => (
+                        ErrorCode::InvalidMessage,
+                        format!("media: {}", error.code()),
+                    ),
+                    // What moved in the client's own SDP, and what to do instead.
+                    lectern_sfu::SfuError::RenegotiationUnsupported(_) => (
+                        ErrorCode::RenegotiationUnsupported,
+                        format!(
+                            "media: {error}. Nothing changed: offer again with the extmap ids \
+                             and payload types of the first negotiation, or start over with a \
+                             new peer connection (media_start, then your own media_offer at once)"
+                        ),
+                    ),
+                    _ => (ErrorCode::Internal, format!("media: {}", error.code())),
                 };
                 let message = ServerMessage::Error {
                     code,
-                    message: format!("media: {}", error.code()),
+                    message,
                     request_id,
                 };
                 self.send_to(conn, &message);

@@ -12,6 +12,10 @@ pub enum SfuError {
     InvalidSdp(String),
     #[error("negotiation failed: {0}")]
     Negotiation(String),
+    /// A later offer numbers header extensions or payload types otherwise than the first
+    /// negotiation of each; the SFU cannot follow (the text says what moved).
+    #[error("the offer renumbers what was negotiated before: {0}")]
+    RenegotiationUnsupported(String),
     #[error("no offer from the SFU is waiting for an answer")]
     NoPendingOffer,
     #[error("no video with mid {0:?} is sent to this participant")]
@@ -32,6 +36,7 @@ impl SfuError {
             SfuError::DuplicateParticipant(_) => "duplicate_participant",
             SfuError::InvalidSdp(_) => "invalid_sdp",
             SfuError::Negotiation(_) => "negotiation_failed",
+            SfuError::RenegotiationUnsupported(_) => "renegotiation_unsupported",
             SfuError::NoPendingOffer => "no_pending_offer",
             SfuError::UnknownMid(_) => "unknown_mid",
             SfuError::InvalidCandidate(_) => "invalid_candidate",

@@ -30,7 +30,10 @@
 //!
 //! - The browser offers what it publishes (camera, microphone, screen: send-only m-lines) and
 //!   the SFU answers ([`Sfu::accept_offer`]). Later offers (a track added or stopped, an ICE
-//!   restart) are accepted the same way.
+//!   restart) are accepted the same way. A later offer must keep the header extension ids
+//!   and payload types agreed before (str0m cannot change them once negotiated): one that
+//!   renumbers them is refused with [`SfuError::RenegotiationUnsupported`] before str0m sees
+//!   it, and the peer goes on as before.
 //! - The SFU offers what a peer receives: one send-only m-line per published track of every
 //!   other peer of the room ([`MediaEvent::Offer`], with the [`OfferedTrack`]s it adds so the
 //!   client knows whose media each `mid` carries; the SDP stream id, `p<n>` with the SFU's
@@ -55,7 +58,9 @@
 //! ## Network
 //!
 //! - One host candidate per configured socket, advertised with the socket's IP or, behind a
-//!   1:1 NAT, with each of [`SfuConfig::public_ips`] (same port).
+//!   1:1 NAT, with each of [`SfuConfig::public_ips`] (same port). Every bundled m-line of an
+//!   SDP the SFU sends carries them (str0m writes them into the first only; some clients read
+//!   another).
 //! - The SFU is ICE-lite: browsers run the connectivity checks; a check from any address that
 //!   authenticates (including addresses no SDP or candidate mentioned: peer-reflexive) is
 //!   answered and used. Trickled browser candidates are accepted but not needed.
@@ -134,6 +139,7 @@
 mod error;
 mod layers;
 mod peer;
+mod sdp;
 mod sfu;
 mod speaker;
 mod types;

@@ -11,6 +11,7 @@ use str0m::media::{Mid, Pt};
 use str0m::rtp::{RtpWrite, Ssrc};
 
 use crate::layers::{Layer, Run, TsRewrite, ViewSize, Vp8Rewrite};
+use crate::sdp::Numbering;
 use crate::speaker::LevelWindow;
 use crate::{MediaKind, ParticipantId, PublishPermission, RoomId};
 
@@ -65,6 +66,9 @@ pub(crate) struct Peer {
     pub permission: PublishPermission,
     /// The SFU's offer waiting for the browser's answer. At most one at a time.
     pub pending_offer: Option<SdpPendingOffer>,
+    /// The header extension ids and payload types negotiated so far (from the answers):
+    /// str0m keeps them for the life of the `Rtc`, so later offers must too.
+    pub numbering: Numbering,
     pub tracks_in: Vec<TrackIn>,
     pub tracks_out: Vec<TrackOut>,
     /// Main SSRC of incoming RTP -> the track and layer it belongs to (`None`: not

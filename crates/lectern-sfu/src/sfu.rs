@@ -21,6 +21,7 @@ use crate::peer::{
     HELD_FLUSH_DELAY, MAX_ADDRS_PER_PEER, MAX_HELD, OutState, Peer, PeerKey, TrackId, TrackIn,
     TrackOut,
 };
+use crate::sdp::{Numbering, candidates_in_every_mline};
 use crate::speaker::{self, LevelWindow, SPEAKER_INTERVAL};
 use crate::{
     MediaEvent, MediaKind, OfferedTrack, ParticipantId, PublishPermission, RoomId, SfuError,
@@ -293,6 +294,7 @@ impl Sfu {
             flush_at: None,
             permission: PublishPermission::NONE,
             pending_offer: None,
+            numbering: Numbering::default(),
             tracks_in: Vec::new(),
             tracks_out: Vec::new(),
             ssrc_routes: Vec::new(),
@@ -386,6 +388,9 @@ impl Sfu {
     /// If the SFU had an offer of its own pending (glare), the browser's offer wins: ours is
     /// abandoned and made again after this answer, as a new [`MediaEvent::Offer`]. Deliver the
     /// returned answer before any event polled after this call.
+    ///
+    /// An offer that renumbers header extensions or payload types negotiated before is
+    /// refused ([`SfuError::RenegotiationUnsupported`]) and changes nothing.
     pub fn accept_offer(
         &mut self,
         now: Instant,
@@ -396,6 +401,11 @@ impl Sfu {
             SdpOffer::from_sdp_string(sdp).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
         let key = self.key(participant)?;
         let peer = self.peers.get_mut(&key).expect("indexed peer exists");
+        // str0m would answer it with the old numbers (and without the moved extensions).
+        if let Some(moved) = peer.numbering.renumbered_by(&Numbering::of_sdp(sdp)) {
+            debug!(participant.id = %participant, moved, "offer renumbers the negotiation: refused");
+            return Err(SfuError::RenegotiationUnsupported(moved));
+        }
         // str0m invalidates our pending offer when it accepts one: forget it here as well.
         let abandoned = peer.pending_offer.take().is_some();
         for out in &mut peer.tracks_out {
@@ -417,9 +427,13 @@ impl Sfu {
         // Our own changes (abandoned or queued) are offered after the answer.
         self.want_offer(key);
         self.finish(now);
-        result
+        let answer = result
             .map(|answer| answer.to_sdp_string())
-            .map_err(|e| SfuError::Negotiation(e.to_string()))
+            .map_err(|e| SfuError::Negotiation(e.to_string()))?;
+        if let Some(peer) = self.peers.get_mut(&key) {
+            peer.numbering.record(&Numbering::of_sdp(&answer));
+        }
+        Ok(candidates_in_every_mline(&answer))
     }
 
     /// Accept the browser's answer to the SFU's last [`MediaEvent::Offer`].
@@ -436,6 +450,9 @@ impl Sfu {
         let pending = peer.pending_offer.take().ok_or(SfuError::NoPendingOffer)?;
         let result = peer.rtc.sdp_api().accept_answer(pending, answer);
         let accepted = result.is_ok();
+        if accepted {
+            peer.numbering.record(&Numbering::of_sdp(sdp));
+        }
         let mut opened = Vec::new();
         for (n, out) in peer.tracks_out.iter_mut().enumerate() {
             out.state = match (out.state, accepted) {
@@ -1086,7 +1103,7 @@ impl Sfu {
                 debug!(participant.id = %peer.participant, added = offered.len(), "offer to subscriber");
                 self.events.push_back(MediaEvent::Offer {
                     participant: peer.participant.clone(),
-                    sdp: offer.to_sdp_string(),
+                    sdp: candidates_in_every_mline(&offer.to_sdp_string()),
                     tracks: offered,
                 });
             }

@@ -500,6 +500,49 @@ async fn the_active_speaker_is_announced_to_the_class() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
+async fn an_offer_renumbering_extensions_is_refused_and_the_media_session_goes_on()
+-> anyhow::Result<()> {
+    let s = TestServer::start_with(&[("LECTERN_ROOM_AUTO_START", "true")]).await;
+    let mut grace = s.join("physics", "grace", Role::Instructor).await;
+    let mut ada = s.join("physics", "ada", Role::Student).await;
+    let teacher = Peer::new();
+    let answer = negotiate(&mut grace, teacher.offer_audio(-20)).await?;
+    teacher.accept_answer(&answer);
+
+    // The camera comes on with an offer that moves the audio level extension to another id
+    // (a client that numbers each offer anew): refused with a typed error for that request.
+    let level = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+    let renumbered: String = teacher
+        .offer(true)
+        .lines()
+        .map(|l| match l.strip_prefix("a=extmap:") {
+            Some(rest) if rest.ends_with(level) => format!("a=extmap:9 {level}\r\n"),
+            _ => format!("{l}\r\n"),
+        })
+        .collect();
+    assert!(renumbered.contains(&format!("a=extmap:9 {level}")));
+    let refused = grace
+        .request(json!({"type": "media_offer", "sdp": renumbered}))
+        .await?;
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["code"], "renegotiation_unsupported", "{refused}");
+    let message = refused["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(level) && message.contains("media_start"),
+        "{message}"
+    );
+
+    // The connection goes on: the instructor, speaking, is the class's active speaker, and the
+    // same offer with the numbers of the first negotiation is answered.
+    let speaker = ada.wait_for(|m| m["type"] == "active_speaker").await?;
+    assert_eq!(speaker["participant_id"], "grace", "{speaker}");
+    let answer = negotiate(&mut grace, teacher.offer(true)).await?;
+    assert!(answer.contains(&format!("a=extmap:1 {level}")), "{answer}");
+    teacher.accept_answer(&answer);
+    Ok(())
+}
+
+#[tokio::test]
 async fn media_start_lets_the_sfu_make_the_only_offer() -> anyhow::Result<()> {
     let s = TestServer::start_with(&[("LECTERN_ROOM_AUTO_START", "true")]).await;
     let mut grace = s.join("physics", "grace", Role::Instructor).await;

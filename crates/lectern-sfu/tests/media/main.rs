@@ -1,5 +1,6 @@
 //! Media-plane tests: one binary, modules by layer.
 
 mod forwarding;
+mod negotiation;
 mod support;
 mod worker;

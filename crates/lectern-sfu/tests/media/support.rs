@@ -126,7 +126,11 @@ impl Client {
     }
 
     pub fn at(now: Instant, id: &str, addr: SocketAddr) -> Client {
-        let mut rtc = Rtc::builder().build(now);
+        Client::with_rtc(now, id, addr, Rtc::builder().build(now))
+    }
+
+    /// A client on its own str0m configuration (another numbering of extensions and codecs).
+    pub fn with_rtc(now: Instant, id: &str, addr: SocketAddr, mut rtc: Rtc) -> Client {
         rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
         let mut c = Client {
             id: ParticipantId::from(id),
@@ -432,6 +436,7 @@ impl Net {
                 .sfu
                 .accept_offer(now, &pid, &offer)
                 .expect("sfu answers");
+            assert_answer_within_offer(&offer, &answer);
             self.client_mut(id).accept_answer(now, &answer);
         }
         self.pump();
@@ -590,5 +595,35 @@ impl Net {
             assert!(self.now < end, "timed out (simulated) waiting for: {what}");
             self.run_for(self.step);
         }
+    }
+}
+
+/// The m-line sections of an SDP, each from its `m=` line to the next.
+pub fn sections(sdp: &str) -> Vec<&str> {
+    let starts: Vec<usize> = sdp.match_indices("\nm=").map(|(i, _)| i + 1).collect();
+    let ends = starts.iter().skip(1).copied().chain([sdp.len()]);
+    starts.iter().zip(ends).map(|(&s, e)| &sdp[s..e]).collect()
+}
+
+/// The payload types an m-line section lists on its `m=` line.
+pub fn payload_types(section: &str) -> Vec<&str> {
+    let m_line = section.lines().next().unwrap_or_default();
+    m_line.split(' ').skip(3).collect()
+}
+
+/// An answer lists no payload type that the m-line it answers did not offer.
+pub fn assert_answer_within_offer(offer: &str, answer: &str) {
+    let (offered, answered) = (sections(offer), sections(answer));
+    assert_eq!(
+        offered.len(),
+        answered.len(),
+        "one answer m-line per offered one"
+    );
+    for (o, a) in offered.iter().zip(&answered) {
+        let (o_pts, a_pts) = (payload_types(o), payload_types(a));
+        assert!(
+            a_pts.iter().all(|pt| o_pts.contains(pt)),
+            "answered payload types {a_pts:?}, offered {o_pts:?}"
+        );
     }
 }
