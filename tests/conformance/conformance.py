@@ -13,8 +13,12 @@ The scenario (each step has its own deadlines; the whole run is bounded by --dea
      already sent `media_start`, so the SFU offers it the tracks as they appear.
   3. Both students decode the instructor's video (its colour identifies the publisher) and
      audio (a tone), and hear who speaks (`active_speaker`).
-  4. The instructor gives a student the stage (`stage_grant`); the presenter publishes video by
-     renegotiating its connection; the instructor and the other student decode it.
+  4. The instructor gives a student the stage (`stage_grant`); the presenter publishes video.
+     Renegotiating its receiving connection is refused (`renegotiation_unsupported`: aiortc
+     renumbers header extensions) without disturbing it, so, as PROTOCOL.md says, it starts over
+     with a new connection whose first negotiation is its own offer (`media_start`, then
+     `media_offer` at once). The instructor and the other student decode its video, and it
+     receives the instructor again.
   5. A late joiner arrives during the presentation: one `sfu_offer` with two video m-lines; it
      decodes both videos.
   6. Everyone sends `leave`: `ack`, then `closing` with reason `left`, then close code 1000; the
@@ -413,22 +417,35 @@ class Client:
             text += f"; problems: {self.problems}"
         return text
 
-    async def request(self, msg: Message, *, error: Optional[str] = None) -> tuple[int, Message, int]:
-        """Sends `msg` with a fresh request_id. Returns (index of the reply, reply, index where
-        the messages caused by the request start). Expects an ack, or the error code `error`."""
+    async def send_request(self, msg: Message) -> tuple[int, int]:
+        """Sends `msg` with a fresh request_id. Returns (request_id, index where the messages
+        caused by the request start)."""
         rid = self.next_request_id
         self.next_request_id += 1
         start = len(self.inbox)
         await self.send({"request_id": rid, **msg})
+        return rid, start
+
+    async def reply(
+        self, rid: int, what: str, start: int, *, error: Optional[str] = None
+    ) -> tuple[int, Message]:
+        """The ack (or, with `error`, the error with that code) for request `rid`."""
         index, reply = await self.wait(
-            f"ack or error for {msg['type']} (request_id {rid})",
+            f"ack or error for {what} (request_id {rid})",
             lambda m: m["type"] in ("ack", "error") and m.get("request_id") == rid,
             start=start,
         )
         if error is None and reply["type"] != "ack":
-            raise ConformanceError(f"{self}: {msg['type']} refused: {brief(reply)}")
+            raise ConformanceError(f"{self}: {what} refused: {brief(reply)}")
         if error is not None and (reply["type"] != "error" or reply.get("code") != error):
-            raise ConformanceError(f"{self}: {msg['type']} should get the error {error}, got {brief(reply)}")
+            raise ConformanceError(f"{self}: {what} should get the error {error}, got {brief(reply)}")
+        return index, reply
+
+    async def request(self, msg: Message, *, error: Optional[str] = None) -> tuple[int, Message, int]:
+        """Sends `msg` with a fresh request_id. Returns (index of the reply, reply, index where
+        the messages caused by the request start). Expects an ack, or the error code `error`."""
+        rid, start = await self.send_request(msg)
+        index, reply = await self.reply(rid, msg["type"], start, error=error)
         return index, reply, start
 
     async def event(
@@ -451,6 +468,8 @@ class Client:
             if all(is_loopback_url(u) for u in s.get("urls", []))
         ]
         pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))
+        self.tracks = {}
+        self.received = {}
 
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
@@ -517,25 +536,43 @@ class Client:
             self.new_peer_connection()
             await self.request({"type": "media_start"})
 
-    async def publish(self, *, audio: bool, colour: tuple[int, int, int]) -> None:
-        """PROTOCOL.md media_offer: sendonly transceivers; sfu_answer, then the ack."""
+    async def publish(
+        self, *, audio: bool, colour: tuple[int, int, int], fresh: bool = False, error: Optional[str] = None
+    ) -> None:
+        """PROTOCOL.md media_offer: sendonly transceivers; sfu_answer, then the ack.
+
+        On the connection this client has (`fresh=False`), or (`fresh=True`) on a new
+        RTCPeerConnection whose first negotiation is this offer: `media_start`, then the
+        `media_offer` at once, ignoring any sfu_offer until the sfu_answer. That is what
+        PROTOCOL.md asks of a client that numbers every offer afresh, as aiortc does. With
+        `error`, expects the media_offer to be refused with that code."""
         self.local_offer_pending = True
         self.offer_epoch += 1
         try:
             async with self.signaling:
+                if fresh and self.pc is not None:
+                    await asyncio.wait_for(self.pc.close(), 5)
+                    self.pc = None
                 pc = self.pc or self.new_peer_connection()
                 if audio:
                     pc.addTransceiver(ToneTrack(), direction="sendonly")
                 pc.addTransceiver(SolidVideoTrack(colour), direction="sendonly")
                 await pc.setLocalDescription(await pc.createOffer())
-                ack_index, _, start = await self.request(
+                if fresh:
+                    start_rid, start = await self.send_request({"type": "media_start"})
+                offer_rid, offer_start = await self.send_request(
                     {"type": "media_offer", "sdp": pc.localDescription.sdp}
                 )
-                answers = [m for m in self.inbox[start:ack_index] if m["type"] == "sfu_answer"]
+                if fresh:
+                    await self.reply(start_rid, "media_start", start)
+                ack_index, _ = await self.reply(offer_rid, "media_offer", offer_start, error=error)
+                if error is not None:
+                    return
+                answers = [m for m in self.inbox[offer_start:ack_index] if m["type"] == "sfu_answer"]
                 if len(answers) != 1:
                     raise ConformanceError(
                         f"{self}: expected one sfu_answer before the media_offer's ack, got {len(answers)}; "
-                        f"{self.recent(start)}"
+                        f"{self.recent(offer_start)}"
                     )
                 self.check_candidates("sfu_answer", answers[0]["sdp"])
                 await pc.setRemoteDescription(RTCSessionDescription(sdp=answers[0]["sdp"], type="answer"))
@@ -562,12 +599,13 @@ class Client:
                 f"{pc.connectionState}, ICE {pc.iceConnectionState}); problems: {self.problems}"
             ) from None
 
-    async def decodes(self, publisher: str, kind: str) -> Received:
-        """Waits until this client has decoded enough of `publisher`'s `kind` track."""
-        wanted = VIDEO_FRAMES if kind == "video" else AUDIO_FRAMES
+    async def decodes(self, publisher: str, kind: str, *, beyond: int = 0) -> Received:
+        """Waits until this client has decoded enough of `publisher`'s `kind` track (`beyond`
+        the count of good frames given)."""
+        wanted = beyond + (VIDEO_FRAMES if kind == "video" else AUDIO_FRAMES)
 
         def progress() -> Optional[Received]:
-            for mid, track in self.tracks.items():
+            for mid, track in reversed(self.tracks.items()):
                 if track.get("participant_id") == publisher and track.get("kind") == kind:
                     return self.received.get(mid)
             return None
@@ -1000,13 +1038,22 @@ class Scenario:
         )
         for c in (ada, bob):
             await c.event("stage_granted", lambda e: e["participant_id"] == ada.pid, start=marks[c])
-        # The presenter may publish camera: renegotiate the connection that receives.
-        await ada.publish(audio=False, colour=PRESENTER_COLOUR)
+        # The presenter may publish camera. Renegotiating the connection that receives would be
+        # the natural way, but aiortc numbers extensions afresh in every offer: PROTOCOL.md says
+        # such an offer is refused with renegotiation_unsupported and changes nothing...
+        before = (await ada.decodes(instructor.pid, "video")).good
+        await ada.publish(audio=False, colour=PRESENTER_COLOUR, error="renegotiation_unsupported")
+        await ada.decodes(instructor.pid, "video", beyond=before)
+        # ...so the presenter starts over, with a peer connection whose first negotiation is its
+        # own offer; the SFU then offers it the instructor's tracks again.
+        await ada.publish(audio=False, colour=PRESENTER_COLOUR, fresh=True)
         await ada.request({"type": "set_media", "media": {"mic": False, "camera": True, "screen": False}})
         await ada.connected()
         for c in (instructor, bob):
             video = await c.decodes(ada.pid, "video")
             log(f"  {c}: presenter video mid {video.mid} ({video.frames} frames, colour {video.last_colour})")
+        video = await ada.decodes(instructor.pid, "video")
+        log(f"  {ada}: instructor video again, mid {video.mid} on its new connection ({video.frames} frames)")
 
     # Step 5
     async def late_joiner(self) -> None:
