@@ -10,7 +10,8 @@
 # lobby on (room.auto_start = false), a known HS256 secret for the test's tokens and short
 # keepalive times (Ping after 1 s of silence, idle close after 5 s), runs the test, stops the
 # server. Exits non-zero if a step fails, the server panics, or the run exceeds
-# CONFORMANCE_TIMEOUT seconds (default 120; the test bounds itself to 90).
+# CONFORMANCE_TIMEOUT seconds (default 120; the test bounds itself to 90). CONFORMANCE_LOG sets the
+# server's log filter (default warn); CONFORMANCE_SERVER_LOG=FILE keeps the server's log there.
 set -euo pipefail
 
 TIME_LIMIT="${CONFORMANCE_TIMEOUT:-120}"
@@ -88,5 +89,8 @@ fi
 if [[ "$status" -ne 0 && -s "$work/server.err" ]]; then
     echo "conformance.sh: the server's log (last 40 lines):" >&2
     tail -n 40 "$work/server.err" >&2
+fi
+if [[ -n "${CONFORMANCE_SERVER_LOG:-}" ]]; then
+    cp "$work/server.err" "$CONFORMANCE_SERVER_LOG"
 fi
 exit "$status"

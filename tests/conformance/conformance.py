@@ -57,7 +57,7 @@ from urllib.parse import urlsplit
 
 import av
 import jwt
-from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCBundlePolicy, RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack, VideoStreamTrack
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -467,7 +467,10 @@ class Client:
             for s in self.ice_servers
             if all(is_loopback_url(u) for u in s.get("urls", []))
         ]
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))
+        # max-bundle: PROTOCOL.md's "one bundled peer connection". (aiortc's default, balanced,
+        # also loses a receiver: given an offer of audio, video, video, it leaves the second
+        # video on a transport it discards while bundling, so that m-line never receives.)
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         self.tracks = {}
         self.received = {}
 
@@ -621,6 +624,7 @@ class Client:
             return await asyncio.wait_for(until_decoded(), MEDIA)
         except asyncio.TimeoutError:
             received = progress()
+            packets = await self.packets_received()
             pc = self.pc
             state = (
                 f"connection {pc.connectionState}, ICE {pc.iceConnectionState}"
@@ -630,8 +634,22 @@ class Client:
             raise ConformanceError(
                 f"{self}: did not decode {wanted} good {kind} frames of {publisher} within "
                 f"{MEDIA:.0f} s ({state}; tracks {sorted((m, t.get('participant_id'), t.get('kind')) for m, t in self.tracks.items())}; "
-                f"decoded {received}; ignored offers {self.ignored_offers}; problems {self.problems})"
+                f"decoded {received}; RTP packets per mid and SSRC {packets}; ignored offers {self.ignored_offers}; problems {self.problems})"
             ) from None
+
+    async def packets_received(self) -> dict[str, dict[int, int]]:
+        """For a failure report: RTP packets received, per mid and SSRC."""
+        counts: dict[str, dict[int, int]] = {}
+        if self.pc is None:
+            return counts
+        for transceiver in self.pc.getTransceivers():
+            if transceiver.mid is None or transceiver.receiver.track is None:
+                continue
+            report = await transceiver.receiver.getStats()
+            counts[transceiver.mid] = {
+                stats.ssrc: stats.packetsReceived for stats in report.values() if stats.type == "inbound-rtp"
+            }
+        return counts
 
     async def close(self) -> None:
         """Cleanup, also after a failure: peer connection, socket, tasks."""
