@@ -344,9 +344,6 @@ struct MediaPeers {
     /// Held while `peers` is not empty: every peer of a room is on this worker.
     placement: Option<crate::media::Placement>,
     pending_offer: HashMap<ParticipantId, Option<RequestId>>,
-    /// The room's active speaker, as last reported by the SFU: told to everyone entering the
-    /// class, since it changes only when someone else speaks.
-    speaker: Option<ParticipantId>,
 }
 
 struct RoomTask {
@@ -474,30 +471,11 @@ impl RoomTask {
                         if persist_seq.is_some_and(|s| failed.contains(&s)) {
                             continue;
                         }
-                        // Right after its welcome, a connection learns its ICE servers.
-                        let media_config = match &message {
-                            ServerMessage::Welcome { participant_id, .. }
-                                if self.shared.media.is_some() =>
-                            {
-                                let ice_servers = crate::turn::ice_servers(
-                                    &self.shared.config.turn,
-                                    participant_id,
-                                    now_ms() / 1000,
-                                );
-                                Some((to.clone(), ServerMessage::MediaConfig { ice_servers }))
-                            }
-                            _ => None,
-                        };
                         let refusal = matches!(
                             message,
                             ServerMessage::Error { code, .. } if code.is_client_fault()
                         );
                         let error = matches!(message, ServerMessage::Error { .. });
-                        let entering = matches!(
-                            message,
-                            ServerMessage::Welcome { .. } | ServerMessage::Snapshot { .. }
-                        )
-                        .then(|| to.clone());
                         let bytes = Utf8Bytes::from(encode_server(&message));
                         let mut sent = 0u64;
                         for conn in to {
@@ -519,24 +497,19 @@ impl RoomTask {
                         if error {
                             Metrics::add(&metrics.errors_sent, sent);
                         }
-                        if let Some((to, config)) = media_config {
-                            for conn in to {
-                                self.send_to(conn, &config);
-                            }
-                        }
-                        // Whoever enters the class (welcome, or a snapshot when admitted from
-                        // the lobby) learns who is speaking.
-                        if let Some(to_again) = entering
-                            && let Some(speaker) = &self.media.speaker
-                        {
-                            let message = ServerMessage::ActiveSpeaker {
-                                participant_id: Some(speaker.clone()),
-                            };
-                            for conn in to_again {
-                                if self.in_class(conn) {
-                                    self.send_to(conn, &message);
-                                }
-                            }
+                    }
+                    // Right after its welcome, a connection learns its ICE servers.
+                    Output::Welcomed {
+                        conn,
+                        participant_id,
+                    } => {
+                        if self.shared.media.is_some() {
+                            let ice_servers = crate::turn::ice_servers(
+                                &self.shared.config.turn,
+                                &participant_id,
+                                now_ms() / 1000,
+                            );
+                            self.send_to(conn, &ServerMessage::MediaConfig { ice_servers });
                         }
                     }
                     Output::Persist(_) => {}
@@ -787,7 +760,10 @@ impl RoomTask {
                     .as_ref()
                     .and_then(crate::media::split_key)
                     .map(|(_, id)| id);
-                return self.announce_speaker(participant_id);
+                let now = self.shared.clock.now_ms();
+                return self
+                    .room
+                    .handle(now, Input::ActiveSpeaker { participant_id });
             }
             WorkerEvent::Media(other) => {
                 debug!(event = ?other, "media event");
@@ -839,32 +815,6 @@ impl RoomTask {
                         },
                     );
                 }
-            }
-        }
-    }
-
-    /// Whether this connection's participant is in the class (not in the lobby).
-    fn in_class(&self, conn: ConnId) -> bool {
-        self.room
-            .participant_for_conn(conn)
-            .and_then(|id| self.room.participant(id))
-            .is_some_and(|p| !p.in_lobby)
-    }
-
-    /// Tell everyone in the class (not the lobby) who speaks now: ephemeral, like reactions.
-    fn announce_speaker(&mut self, participant_id: Option<ParticipantId>) {
-        if participant_id
-            .as_ref()
-            .is_some_and(|id| self.room.participant(id).is_none())
-        {
-            return; // left meanwhile; the SFU clears it when the peer goes
-        }
-        self.media.speaker.clone_from(&participant_id);
-        let message = ServerMessage::ActiveSpeaker { participant_id };
-        let bytes = Utf8Bytes::from(encode_server(&message));
-        for (conn, c) in &self.conns {
-            if self.in_class(*conn) && c.tx.try_send(Outbound::Frame(bytes.clone())).is_ok() {
-                Metrics::inc(&self.shared.metrics.messages_out);
             }
         }
     }
