@@ -247,10 +247,6 @@ pub fn room_id(course_id: &str, session_key: &str) -> String {
     format!("{course_id}.{session_key}")
 }
 
-pub fn now_ms() -> UnixMillis {
-    u64::try_from(Timestamp::now().as_millisecond()).unwrap_or(0)
-}
-
 fn rfc3339(ms: UnixMillis) -> String {
     i64::try_from(ms)
         .ok()
