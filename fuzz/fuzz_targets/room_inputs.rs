@@ -11,6 +11,8 @@
 //! - a request with a `request_id` on a live connection gets exactly one `ack` or `error`, and
 //!   a request on an unknown connection produces nothing;
 //! - a send tagged with a chat `persist_seq` follows the `Persist` of that chat in its drain;
+//! - `Welcomed` names a welcomed connection; `active_speaker` never goes to the lobby, and the
+//!   room keeps the speaker the media plane names while they are in the room;
 //! - the hand queue has no duplicates and holds only participants in the class; the presenter
 //!   is a non-staff participant; the participant limit holds; `connection_count()` matches the
 //!   connections the driver believes open; `poll_timeout()` is set exactly while someone is in
@@ -194,6 +196,8 @@ enum Op {
     Tick(Step),
     Wait(Step),
     PersistFailed(SeqPick),
+    /// The media plane names a speaker (or nobody).
+    Speaker(Option<Who>),
 }
 
 #[derive(Debug, Arbitrary)]
@@ -576,6 +580,13 @@ impl Harness {
                     self.chat_seqs.push(m.seq);
                 }
                 Output::Persist(_) | Output::Media(_) => {}
+                Output::Welcomed { conn, .. } => {
+                    let c = self.conn(*conn);
+                    assert!(
+                        c.welcomed && !c.gone,
+                        "{conn:?} marked welcomed out of turn"
+                    );
+                }
                 Output::Close { conn, .. } => {
                     let c = self.conn(*conn);
                     assert!(!c.gone, "{conn:?} closed after it was closed or gone");
@@ -677,6 +688,16 @@ impl Harness {
             }
             ServerMessage::Ack { seq: Some(seq), .. } => {
                 assert!(*seq <= room_seq, "ack for seq {seq} beyond {room_seq}");
+            }
+            ServerMessage::ActiveSpeaker { .. } => {
+                for conn in to {
+                    let in_lobby = self
+                        .room
+                        .participant_for_conn(*conn)
+                        .and_then(|id| self.room.participant(id))
+                        .is_some_and(|p| p.in_lobby);
+                    assert!(!in_lobby, "active_speaker sent to {conn:?} in the lobby");
+                }
             }
             _ => {}
         }
@@ -865,6 +886,18 @@ fn run(scenario: Scenario) {
                 let seq = h.seq(pick);
                 h.input(Input::PersistFailed { seq });
             }
+            Op::Speaker(who) => {
+                let named = who.as_ref().map(Who::id);
+                h.input(Input::ActiveSpeaker {
+                    participant_id: named.clone(),
+                });
+                if named
+                    .as_ref()
+                    .is_none_or(|id| h.room.participant(id).is_some())
+                {
+                    assert_eq!(h.room.active_speaker(), named.as_ref());
+                }
+            }
         }
     }
 
@@ -878,7 +911,7 @@ fn run(scenario: Scenario) {
                     c.gone = true;
                 }
                 Output::Send { message, .. } => panic!("shutdown sent {message:?}"),
-                Output::Persist(_) | Output::Media(_) => {}
+                Output::Persist(_) | Output::Media(_) | Output::Welcomed { .. } => {}
             }
         }
         assert_eq!(h.room.connection_count(), 0);

@@ -17,10 +17,14 @@
 //!   connection the room does not know (never joined, replaced, closed) are ignored.
 //! - Every request with a `request_id` gets exactly one `ack` or `error`; refused requests
 //!   change nothing and consume no sequence number. Errors are [`RoomError`]s.
+//! - [`Output::Welcomed`] follows each `welcome`: the driver's moment to add what it sends every
+//!   connection first (the media configuration).
+//! - The media plane's view of who speaks comes in as [`Input::ActiveSpeaker`]; the room decides
+//!   who is told.
 //!
 //! Modules: `room` (the state machine and its handlers: `session`, `class`, `chat`, `hands`,
-//! `moderation`), `roster` (participants and connections), `hand_queue`, `chat_log` (recent chat
-//! and who may read it), `replay` (the event ring for reconnects), `error`.
+//! `moderation`, `speaker`), `roster` (participants and connections), `hand_queue`, `chat_log`
+//! (recent chat and who may read it), `replay` (the event ring for reconnects), `error`.
 
 mod chat_log;
 mod error;
@@ -159,6 +163,14 @@ pub enum Input {
     Tick,
     /// Storing the chat message with this sequence number failed: forget it and tell the sender.
     PersistFailed { seq: Seq },
+    /// The media plane names the room's active speaker (`None`: nobody speaks now). The room
+    /// keeps it and tells everyone in the class (not the lobby) with `active_speaker` when it
+    /// changes, and each participant as they enter the class (right after their `welcome`, or
+    /// the `snapshot` of being let in from the lobby). A speaker who is no longer in the room
+    /// (they left while the report was on its way) is ignored.
+    ActiveSpeaker {
+        participant_id: Option<ParticipantId>,
+    },
 }
 
 /// What the room asks its driver to do.
@@ -180,6 +192,13 @@ pub enum Output {
     Close {
         conn: ConnId,
         reason: lectern_proto::CloseReason,
+    },
+    /// This connection was just sent its `welcome` (the `Send` before this output). What the
+    /// driver adds for every connection it serves, such as the media configuration, goes to
+    /// it now, before the room's next message to it.
+    Welcomed {
+        conn: ConnId,
+        participant_id: ParticipantId,
     },
 }
 

@@ -15,6 +15,7 @@ mod hands;
 mod moderation;
 mod schedule;
 mod session;
+mod speaker;
 
 use std::collections::{HashSet, VecDeque};
 
@@ -54,6 +55,8 @@ pub struct Room {
     replay: ReplayRing,
     /// How far a scheduled session's lifecycle has run.
     progress: schedule::ScheduleProgress,
+    /// The active speaker, as the media plane last named them (see [`Input::ActiveSpeaker`]).
+    speaker: Option<ParticipantId>,
     outputs: VecDeque<Output>,
 }
 
@@ -130,6 +133,7 @@ impl Room {
             chat_locked: init.chat_locked,
             banned: HashSet::new(),
             progress: schedule::ScheduleProgress::default(),
+            speaker: None,
             outputs: VecDeque::new(),
         }
     }
@@ -156,6 +160,7 @@ impl Room {
             Input::Disconnected { conn } => self.handle_disconnected(now, conn),
             Input::Tick => self.handle_tick(now),
             Input::PersistFailed { seq } => self.handle_persist_failed(seq),
+            Input::ActiveSpeaker { participant_id } => self.handle_active_speaker(participant_id),
         }
     }
 
@@ -259,8 +264,6 @@ impl Room {
         self.banned.contains(id)
     }
 
-    /// What the media plane should let this participant publish: `(audio, video)`.
-    /// The participant this connection belongs to, if it is attached to one.
     /// The reader of older chat on this connection, or why it may not read: `in_lobby` (no
     /// chat in the lobby) or `not_permitted` (not a participant).
     pub fn chat_reader(&self, conn: ConnId) -> Result<crate::ChatReader, lectern_proto::ErrorCode> {
@@ -275,6 +278,7 @@ impl Room {
         Ok(crate::ChatReader::new(participant.clone()))
     }
 
+    /// The participant this connection belongs to, if it is attached to one.
     pub fn participant_for_conn(&self, conn: ConnId) -> Option<&ParticipantId> {
         self.roster.id_by_conn(conn)
     }
@@ -284,6 +288,7 @@ impl Room {
         self.roster.get(id).and_then(|p| p.conn)
     }
 
+    /// What the media plane should let this participant publish: `(audio, video)`.
     pub fn media_permissions(&self, id: &ParticipantId) -> Option<(bool, bool)> {
         self.roster.get(id).map(|p| self.media_perms(p))
     }

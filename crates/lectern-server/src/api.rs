@@ -26,12 +26,13 @@ use utoipa::{Modify, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::clock::wall_ms;
 use crate::courses::{
     self, AttendanceReport, CourseView, ErrorDetail, FeedView, ImportReport, LinkRequest, LinkView,
     MemberView, NewCourse, RoleChange, ScheduleSpec, ScheduleView, ServiceError, SessionView,
     TranscriptEntry,
 };
-use crate::server::Shared;
+use crate::shared::Shared;
 
 /// The largest request body the API reads (a roster CSV of a few thousand rows fits).
 pub const MAX_BODY_BYTES: usize = 1 << 20;
@@ -303,7 +304,7 @@ async fn create_course(
     State(s): State<AppState>,
     Json(input): Json<NewCourse>,
 ) -> ApiResult<(StatusCode, Json<CourseView>)> {
-    let course = courses::create_course(&s.store, input, courses::now_ms()).await?;
+    let course = courses::create_course(&s.store, input, wall_ms()).await?;
     info!(api.key = %key.id, course.id = %course.id, "course created");
     Ok((StatusCode::CREATED, Json(course)))
 }
@@ -437,7 +438,7 @@ async fn add_schedule(
     Path(id): Path<String>,
     Json(spec): Json<ScheduleSpec>,
 ) -> ApiResult<(StatusCode, Json<ScheduleView>)> {
-    let schedule = courses::add_schedule(&s.store, &id, spec, courses::now_ms()).await?;
+    let schedule = courses::add_schedule(&s.store, &id, spec, wall_ms()).await?;
     Ok((StatusCode::CREATED, Json(schedule)))
 }
 
@@ -572,8 +573,7 @@ async fn create_member_feed(
     headers: HeaderMap,
 ) -> ApiResult<(StatusCode, Json<FeedView>)> {
     let base = public_url(&s, &headers);
-    let feed =
-        courses::create_member_feed(&s.store, &base, &id, &member, courses::now_ms()).await?;
+    let feed = courses::create_member_feed(&s.store, &base, &id, &member, wall_ms()).await?;
     info!(api.key = %key.id, course.id = %id, "member calendar feed created");
     Ok((StatusCode::CREATED, Json(feed)))
 }

@@ -2,13 +2,23 @@
 //! rehearsal of a class) can move. Room tasks and the join-window check read it; a room task
 //! also watches it, so moving the clock re-arms the room's timers at once.
 //!
-//! Token expiry and everything else keep the plain wall clock.
+//! TURN credentials and records of when something was made (courses, schedules, feeds) keep
+//! the plain wall clock, [`wall_ms`]; token checks use seconds (`auth::unix_now`). Both
+//! millisecond readings come from here.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use lectern_proto::UnixMillis;
 use lectern_schedule::jiff::Timestamp;
 use tokio::sync::watch;
+
+/// The wall clock, in Unix milliseconds (0 before 1970).
+pub fn wall_ms() -> UnixMillis {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
 
 /// Wall clock plus an adjustable offset in milliseconds (0 unless moved).
 #[derive(Debug)]
@@ -27,10 +37,7 @@ impl Default for Clock {
 impl Clock {
     /// Now, in Unix milliseconds.
     pub fn now_ms(&self) -> UnixMillis {
-        let wall = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-            .unwrap_or(0);
+        let wall = i64::try_from(wall_ms()).unwrap_or(i64::MAX);
         u64::try_from(wall.saturating_add(*self.offset_ms.borrow())).unwrap_or(0)
     }
 

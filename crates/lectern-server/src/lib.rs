@@ -6,17 +6,25 @@
 //! room's task over a bounded channel. The room task feeds them to the `Room`, stores what must
 //! be durable (one transaction per batch of inputs), then fans out each message serialized once
 //! into every recipient's bounded outbound queue. A connection that cannot keep up is closed.
+//!
+//! Modules of the live path, dependencies one way (`server -> shared -> rooms -> conn`, and
+//! `ws -> rooms, conn`): `server` (start-up, router, shutdown), `shared` (what handlers and
+//! connection tasks share), `ws` (one WebSocket connection), `rooms` (the registry and room
+//! tasks, which see only a `RoomEnv`), `conn` (a leaf: outbound items and how a connection is
+//! closed), `media` (media workers and room placement), `clock` (the one clock).
 
 mod api;
 pub mod auth;
 pub mod clock;
 pub mod config;
+mod conn;
 pub mod courses;
 mod media;
 pub mod metrics;
 pub mod room_name;
 mod rooms;
 mod server;
+mod shared;
 mod turn;
 mod web;
 mod ws;

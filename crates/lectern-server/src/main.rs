@@ -9,6 +9,7 @@ use lectern_proto::Role;
 use lectern_schedule::jiff::Timestamp;
 use lectern_server::Server;
 use lectern_server::auth::{Authenticator, parse_ttl};
+use lectern_server::clock::wall_ms;
 use lectern_server::config::Config;
 use lectern_server::courses::{self, LinkRequest, NewCourse, ScheduleSpec, ServiceError};
 use lectern_store::Store;
@@ -280,7 +281,7 @@ async fn admin(config: Config, command: Command) -> anyhow::Result<()> {
 }
 
 async fn run_admin(config: &Config, store: &Store, command: Command) -> anyhow::Result<()> {
-    let now = courses::now_ms();
+    let now = wall_ms();
     match command {
         Command::Serve | Command::Token { .. } => bail!("not a store command"),
         Command::Apikey(ApikeyCommand::Create { name }) => {
@@ -410,7 +411,7 @@ async fn run_admin(config: &Config, store: &Store, command: Command) -> anyhow::
                     &public_base(config),
                     &course,
                     &member,
-                    courses::now_ms(),
+                    wall_ms(),
                 )
                 .await
                 .map_err(explain)?;

@@ -27,8 +27,6 @@ use tracing::{debug, info};
 
 use crate::config::Config;
 use crate::metrics::write_metric;
-use crate::rooms::RoomCommand;
-use crate::server::Shared;
 
 /// Separates the room from the participant in a peer key. Join tokens cannot contain control
 /// characters (see `auth::check_claims`), so the split is unambiguous.
@@ -251,8 +249,12 @@ pub fn start(
     Ok((workers, Arc::new(plane), rx))
 }
 
-/// Route worker events to the room tasks of the participants they concern.
-pub async fn dispatch(shared: Arc<Shared>, mut events: mpsc::UnboundedReceiver<WorkerEvent>) {
+/// Route worker events to the room tasks of the participants they concern: `room_task` gives a
+/// running room's command channel (the room registry's lookup, which never starts a room).
+pub async fn dispatch<C: From<WorkerEvent>>(
+    mut events: mpsc::UnboundedReceiver<WorkerEvent>,
+    room_task: impl Fn(&RoomId) -> Option<mpsc::Sender<C>>,
+) {
     while let Some(event) = events.recv().await {
         let key = match &event {
             WorkerEvent::Answer { participant, .. } | WorkerEvent::Failed { participant, .. } => {
@@ -266,8 +268,8 @@ pub async fn dispatch(shared: Arc<Shared>, mut events: mpsc::UnboundedReceiver<W
                 | MediaEvent::TrackUnpublished { participant, .. } => participant,
                 MediaEvent::ActiveSpeaker { room, .. } => {
                     let room = RoomId::new(room.as_str());
-                    if let Some(tx) = shared.registry.get(&room) {
-                        let _ = tx.send(RoomCommand::Media(event)).await;
+                    if let Some(tx) = room_task(&room) {
+                        let _ = tx.send(C::from(event)).await;
                     }
                     continue;
                 }
@@ -276,9 +278,9 @@ pub async fn dispatch(shared: Arc<Shared>, mut events: mpsc::UnboundedReceiver<W
         let Some((room, _)) = split_key(key) else {
             continue;
         };
-        match shared.registry.get(&room) {
+        match room_task(&room) {
             Some(tx) => {
-                let _ = tx.send(RoomCommand::Media(event)).await;
+                let _ = tx.send(C::from(event)).await;
             }
             None => debug!(room.id = %room, "media event for a room that is gone"),
         }

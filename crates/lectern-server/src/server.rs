@@ -1,10 +1,8 @@
 //! Start-up, the HTTP router, and graceful shutdown.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -13,16 +11,18 @@ use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::serve::ListenerExt;
-use lectern_proto::{Role, RoomId};
+use lectern_proto::Role;
 use lectern_store::Store;
 use serde::Deserialize;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use crate::auth::{Authenticator, KeyError};
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::rooms::Registry;
+use crate::rooms::{Registry, RoomEnv, Settings};
+use crate::shared::{Parts, Shared};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -42,49 +42,6 @@ pub enum ServerError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-}
-
-/// State shared by every task.
-#[derive(Debug)]
-pub struct Shared {
-    pub config: Config,
-    pub auth: Authenticator,
-    pub store: Store,
-    pub metrics: Metrics,
-    pub registry: Registry,
-    pub shutdown_rx: watch::Receiver<bool>,
-    pub next_conn: AtomicU64,
-    /// The media workers and room placement, when media is enabled.
-    pub media: Option<Arc<crate::media::MediaPlane>>,
-    /// The clock for schedule decisions (room lifecycles, join windows).
-    pub clock: crate::clock::Clock,
-    titles: HashMap<RoomId, String>,
-    /// Cloned by every task; dropped at shutdown so we can wait for all tasks to end.
-    done: std::sync::Mutex<Option<mpsc::Sender<()>>>,
-    ready: AtomicBool,
-}
-
-impl Shared {
-    /// Prometheus text of the server's metrics, the media workers' included.
-    pub fn metrics_text(&self) -> String {
-        let mut text = self.metrics.render();
-        if let Some(media) = &self.media {
-            text.push_str(&media.render_metrics());
-        }
-        text
-    }
-
-    /// A token held by a task while it runs; `None` once shutdown has begun.
-    pub fn task_guard(&self) -> Option<mpsc::Sender<()>> {
-        self.done.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    pub fn title_for(&self, room: &RoomId) -> String {
-        self.titles
-            .get(room)
-            .cloned()
-            .unwrap_or_else(|| room.as_str().to_owned())
-    }
 }
 
 /// A running server.
@@ -146,8 +103,6 @@ impl Server {
         let secret = resolve_secret(&config)?;
         let auth = Authenticator::new(&config.auth, secret)?;
         let store = Store::open(&config.store_url()).await?;
-        // Rooms of scheduled sessions (the demo course's too) take their course's title.
-        let titles = HashMap::new();
         let listener = tokio::net::TcpListener::bind(config.listen_addr())
             .await
             .map_err(|source| ServerError::Bind {
@@ -171,23 +126,33 @@ impl Server {
         };
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let (done_tx, done_rx) = mpsc::channel(1);
-        let shared = Arc::new(Shared {
+        let metrics = Arc::new(Metrics::default());
+        let clock = Arc::new(Clock::default());
+        let registry = Arc::new(Registry::new(RoomEnv {
+            store: store.clone(),
+            clock: clock.clone(),
+            metrics: metrics.clone(),
+            media: media_plane.clone(),
+            settings: Arc::new(Settings::new(&config)),
+            shutdown: shutdown_rx.clone(),
+        }));
+        if let Some(events) = media_events {
+            let registry = registry.clone();
+            tokio::spawn(crate::media::dispatch(events, move |room| {
+                registry.get(room)
+            }));
+        }
+        let shared = Arc::new(Shared::new(Parts {
             config,
             auth,
             store,
-            metrics: Metrics::default(),
-            registry: Registry::default(),
+            metrics,
+            registry,
             shutdown_rx: shutdown_rx.clone(),
-            next_conn: AtomicU64::new(1),
             media: media_plane,
-            clock: crate::clock::Clock::default(),
-            titles,
-            done: std::sync::Mutex::new(Some(done_tx)),
-            ready: AtomicBool::new(true),
-        });
-        if let Some(events) = media_events {
-            tokio::spawn(crate::media::dispatch(shared.clone(), events));
-        }
+            clock,
+            done: done_tx,
+        }));
         let app = router(shared.clone());
         let mut stop = shutdown_rx;
         let http = tokio::spawn(async move {
@@ -262,7 +227,7 @@ impl Server {
     }
 
     /// The clock the server's schedule decisions use; tests move it.
-    pub fn clock(&self) -> &crate::clock::Clock {
+    pub fn clock(&self) -> &Clock {
         &self.shared.clock
     }
 
@@ -275,13 +240,8 @@ impl Server {
     /// tasks (at most `server.shutdown_timeout_secs`).
     pub async fn shutdown(mut self) {
         info!("shutting down");
-        self.shared.ready.store(false, Ordering::Relaxed);
         let _ = self.shutdown_tx.send(true);
-        self.shared
-            .done
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        self.shared.stop_tasks();
         let limit = Duration::from_secs(self.shared.config.server.shutdown_timeout_secs);
         if tokio::time::timeout(limit, self.done_rx.recv())
             .await
@@ -338,7 +298,7 @@ async fn ws_upgrade(
 }
 
 async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
-    if shared.ready.load(Ordering::Relaxed) && !*shared.shutdown_rx.borrow() {
+    if shared.is_ready() {
         (StatusCode::OK, "ready\n").into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()

@@ -25,10 +25,11 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::{Instrument, debug, info_span, trace};
 
+use crate::conn::{ConnTx, Outbound, close_code, close_text, closing_frame};
 use crate::courses::sessions;
 use crate::metrics::Metrics;
-use crate::rooms::{ConnTx, Outbound, RoomCommand, closing_frame};
-use crate::server::Shared;
+use crate::rooms::RoomCommand;
+use crate::shared::Shared;
 
 /// Serve one upgraded socket until it closes.
 pub async fn serve(socket: WebSocket, shared: Arc<Shared>, expected_room: Option<String>) {
@@ -175,13 +176,7 @@ impl<'a> Reader<'a> {
     }
 
     async fn close(&self, reason: CloseReason) {
-        let _ = self
-            .tx
-            .send(Outbound::Close {
-                reason,
-                frame: closing_frame(reason),
-            })
-            .await;
+        let _ = self.tx.send(Outbound::close(reason)).await;
     }
 
     /// Wait for a valid hello. On failure the client has been told why and the connection is
@@ -279,7 +274,7 @@ impl<'a> Reader<'a> {
         let room_tx = self
             .shared
             .registry
-            .get_or_start(self.shared, &hello.room_id)
+            .get_or_start(&hello.room_id, self.shared.task_guard())
             .ok_or((
                 ErrorCode::Internal,
                 "the server is shutting down".to_owned(),
@@ -552,21 +547,11 @@ async fn close_with(
     reason: CloseReason,
     frame: Utf8Bytes,
 ) {
-    let code = match reason {
-        CloseReason::ServerShutdown => 1012,
-        CloseReason::Abuse | CloseReason::HandshakeFailed => 1008,
-        CloseReason::SlowConsumer => 1013,
-        _ => 1000,
-    };
     let _ = sink.feed(Message::Text(frame)).await;
-    let reason_text = serde_json::to_value(reason)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default();
     let _ = sink
         .send(Message::Close(Some(CloseFrame {
-            code,
-            reason: Utf8Bytes::from(reason_text),
+            code: close_code(reason),
+            reason: close_text(reason),
         })))
         .await;
 }

@@ -111,7 +111,7 @@ impl Api {
     async fn start() -> Api {
         let s = TestServer::start().await;
         let store = Store::open(&s.server.config().store_url()).await.unwrap();
-        let (_, key) = courses::create_api_key(&store, "tests", courses::now_ms())
+        let (_, key) = courses::create_api_key(&store, "tests", lectern_server::clock::wall_ms())
             .await
             .unwrap();
         store.close().await;

@@ -144,3 +144,55 @@ async fn the_lobby_gets_no_chat_history() -> anyhow::Result<()> {
     assert_eq!(refused["code"], "in_lobby", "{refused}");
     Ok(())
 }
+
+/// Scroll-back pages go out through the room's one send path: a page that finds the reader's
+/// queue full closes the reader as a slow consumer, like a broadcast would (it used to be
+/// dropped silently, leaving the reader waiting for pages that never came).
+#[tokio::test]
+async fn a_reader_who_takes_no_pages_is_closed_as_a_slow_consumer() -> anyhow::Result<()> {
+    let s = TestServer::start_with(&[
+        ("LECTERN_ROOM_AUTO_START", "true"),
+        ("LECTERN_ROOM_SNAPSHOT_CHAT", "1"),
+        ("LECTERN_LIMITS_OUTBOUND_QUEUE", "4"),
+        ("LECTERN_LIMITS_MAX_CHAT_CHARS", "20000"),
+        ("LECTERN_LIMITS_CHAT_PER_SECOND", "10000"),
+        ("LECTERN_LIMITS_CHAT_BURST", "10000"),
+        ("LECTERN_LIMITS_FRAMES_PER_SECOND", "10000"),
+        ("LECTERN_LIMITS_FRAMES_BURST", "10000"),
+        // Only a full queue can close the reader within the test: the writer's own checks for
+        // a socket that takes no data (write timeout, unanswered ping) are far off.
+        ("LECTERN_WEBSOCKET_WRITE_TIMEOUT_SECS", "600"),
+        ("LECTERN_WEBSOCKET_PING_INTERVAL_SECS", "600"),
+        ("LECTERN_WEBSOCKET_IDLE_TIMEOUT_SECS", "1200"),
+    ])
+    .await;
+    let mut grace = s.join("r", "grace", Role::Instructor).await;
+    // 100 messages of 20 KB: each page of them is 2 MB, so socket buffers fill after a few.
+    let big = "x".repeat(20_000);
+    for _ in 0..100 {
+        grace.ok(json!({"type": "chat_send", "text": big})).await?;
+    }
+    let mut sleepy = s.join("r", "sleepy", Role::Student).await;
+    let mut asked = 0;
+    while asked < 200 && s.metric("lectern_slow_clients_dropped_total").await == 0 {
+        let request = json!({"type": "chat_history", "before_seq": 1_000_000, "limit": 100});
+        if sleepy.send(&request).await.is_err() {
+            break;
+        }
+        asked += 1;
+    }
+    lectern_tests::wait_until("the reader to be closed as a slow consumer", || async {
+        s.metric("lectern_slow_clients_dropped_total").await == 1
+    })
+    .await?;
+    // The room heard that the reader is gone.
+    let gone = grace
+        .wait_for(|m| {
+            m["event"]["kind"] == "participant_connection"
+                && m["event"]["participant_id"] == "sleepy"
+        })
+        .await?;
+    assert_eq!(gone["event"]["connected"], false, "after {asked} requests");
+    drop(sleepy);
+    Ok(())
+}

@@ -24,7 +24,7 @@ async fn course_with_a_session(s: &TestServer, auto_start: bool) -> anyhow::Resu
         grace_minutes: Some(1),
         auto_start: Some(auto_start),
     };
-    courses::create_course(&store, input, courses::now_ms()).await?;
+    courses::create_course(&store, input, lectern_server::clock::wall_ms()).await?;
     let start = Timestamp::now()
         .checked_add(SignedDuration::from_hours(1))?
         .in_tz("UTC")?;
@@ -41,7 +41,7 @@ async fn course_with_a_session(s: &TestServer, auto_start: bool) -> anyhow::Resu
         exceptions: vec![],
         extra: vec![],
     };
-    courses::add_schedule(&store, "physics", spec, courses::now_ms()).await?;
+    courses::add_schedule(&store, "physics", spec, lectern_server::clock::wall_ms()).await?;
     store.close().await;
     let starts_at = date
         .at(start.hour(), start.minute(), 0, 0)

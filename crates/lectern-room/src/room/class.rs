@@ -105,13 +105,15 @@ impl Room {
         seq
     }
 
-    /// Sends a fresh snapshot to each of these participants who is connected. Those whose
-    /// visible chat is just the public chat (most students) share one `Send`, so letting a
-    /// large lobby in builds one snapshot, not one per student.
+    /// Sends a fresh snapshot to each of these participants who is connected, then tells
+    /// those in the class who speaks. Those whose visible chat is just the public chat (most
+    /// students) share one `Send`, so letting a large lobby in builds one snapshot, not one per
+    /// student.
     fn send_snapshots(&mut self, ids: &[ParticipantId]) {
         let parties = self.chat.private_parties();
         let mut shared = Vec::new();
         let mut own = Vec::new();
+        let mut in_class = Vec::new();
         for id in ids {
             let Some(p) = self.roster.get(id) else {
                 continue;
@@ -119,6 +121,9 @@ impl Room {
             let Some(conn) = p.conn else {
                 continue;
             };
+            if !p.in_lobby {
+                in_class.push(conn);
+            }
             if p.is_staff() || p.in_lobby || parties.contains(id) {
                 own.push((id, conn));
             } else {
@@ -137,6 +142,7 @@ impl Room {
                 self.send(vec![conn], None, ServerMessage::Snapshot { snapshot });
             }
         }
+        self.tell_speaker(in_class);
     }
 }
 

@@ -85,7 +85,8 @@ impl Room {
     }
 
     /// The welcome: the events after `last_seq` when all of them are still kept and were
-    /// numbered by this room instance (then a `replay_done`), else a full snapshot. A
+    /// numbered by this room instance (then a `replay_done`), else a full snapshot; right after
+    /// it, [`crate::Output::Welcomed`] and, in the class, the active speaker. A
     /// participant let in from the lobby while disconnected always gets a snapshot: a replay
     /// would lack the chat they could not see in the lobby.
     fn welcome(&mut self, conn: ConnId, id: &ParticipantId, rejoined: bool, last_seq: Option<Seq>) {
@@ -97,6 +98,7 @@ impl Room {
             return;
         };
         let role = viewer.role;
+        let in_class = !viewer.in_lobby;
         let welcome = |snapshot| ServerMessage::Welcome {
             protocol_version: PROTOCOL_VERSION,
             participant_id: id.clone(),
@@ -118,6 +120,7 @@ impl Room {
                     .collect();
                 let replayed = u32::try_from(missed.len()).unwrap_or(u32::MAX);
                 self.send(vec![conn], None, welcome(None));
+                self.after_welcome(conn, id, in_class);
                 for event in missed {
                     self.send(vec![conn], None, event);
                 }
@@ -130,6 +133,7 @@ impl Room {
             None => {
                 let message = welcome(self.snapshot_for(id));
                 self.send(vec![conn], None, message);
+                self.after_welcome(conn, id, in_class);
             }
         }
     }

@@ -10,4 +10,5 @@ mod props;
 mod replay;
 mod scenario;
 mod schedule;
+mod speaker;
 mod speaking;

@@ -55,8 +55,3 @@ pub use schedules::{
 pub use service::{ErrorDetail, ServiceError, create_api_key};
 pub use sessions::{RoomSession, check_join, room_session};
 pub use transcript::{Audience, TranscriptEntry, transcript, transcript_text};
-
-/// The wall clock in Unix milliseconds, for the records the API and the CLI create.
-pub fn now_ms() -> lectern_proto::UnixMillis {
-    u64::try_from(lectern_schedule::jiff::Timestamp::now().as_millisecond()).unwrap_or(0)
-}

@@ -1,0 +1,102 @@
+//! What passes between a room task and a connection's writer: the items of the bounded
+//! outbound queue, the room's handle on a connection, and how a connection is closed (the
+//! `closing` message's text, the WebSocket close code and reason).
+//!
+//! A leaf: it uses nothing else from this crate, so the room tasks (`rooms`) and the
+//! connection tasks (`ws`) both depend on it and not on each other's internals.
+
+use axum::extract::ws::Utf8Bytes;
+use lectern_proto::{CloseReason, ServerMessage, encode_server};
+use tokio::sync::{mpsc, oneshot};
+
+/// What a connection's writer receives.
+#[derive(Debug)]
+pub enum Outbound {
+    /// A message to write.
+    Frame(Utf8Bytes),
+    /// An error reply: written like a frame, and counted toward the abuse limit.
+    Refusal(Utf8Bytes),
+    /// Write this `closing` message, then close the socket.
+    Close {
+        reason: CloseReason,
+        frame: Utf8Bytes,
+    },
+}
+
+impl Outbound {
+    /// Write the `closing` message for `reason`, then close.
+    pub fn close(reason: CloseReason) -> Outbound {
+        Outbound::Close {
+            reason,
+            frame: closing_frame(reason),
+        }
+    }
+}
+
+/// The room task's handle on one connection: its bounded queue and a kill switch that closes
+/// it at once (bypassing the queue) when it cannot keep up.
+#[derive(Debug)]
+pub struct ConnTx {
+    pub tx: mpsc::Sender<Outbound>,
+    pub kill: oneshot::Sender<CloseReason>,
+}
+
+/// The `closing` message a client gets before the socket closes, with a short explanation.
+pub fn closing_frame(reason: CloseReason) -> Utf8Bytes {
+    let message = match reason {
+        CloseReason::ServerShutdown => "the server is restarting; reconnect in a moment",
+        CloseReason::Removed => "you were removed from the class",
+        CloseReason::ClassEnded => "the class has ended",
+        CloseReason::Replaced => "you joined again from another window",
+        CloseReason::SlowConsumer => "your connection could not keep up with the class",
+        CloseReason::Abuse => "too many invalid or refused requests",
+        CloseReason::HandshakeFailed => "the connection could not join the class",
+        CloseReason::Left => "you left the class",
+    };
+    Utf8Bytes::from(encode_server(&ServerMessage::Closing {
+        reason,
+        message: message.to_owned(),
+    }))
+}
+
+/// The WebSocket close code for `reason` (RFC 6455: 1012 service restart, 1008 policy
+/// violation, 1013 try again later, 1000 normal).
+pub fn close_code(reason: CloseReason) -> u16 {
+    match reason {
+        CloseReason::ServerShutdown => 1012,
+        CloseReason::Abuse | CloseReason::HandshakeFailed => 1008,
+        CloseReason::SlowConsumer => 1013,
+        _ => 1000,
+    }
+}
+
+/// The close frame's reason text: the reason's wire name (`"slow_consumer"`).
+pub fn close_text(reason: CloseReason) -> Utf8Bytes {
+    let text = serde_json::to_value(reason)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    Utf8Bytes::from(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reason_has_a_closing_message_a_code_and_its_wire_name() {
+        for &reason in CloseReason::ALL {
+            let frame: serde_json::Value =
+                serde_json::from_str(closing_frame(reason).as_str()).expect("json");
+            assert_eq!(frame["type"], "closing");
+            assert_eq!(frame["reason"].as_str(), Some(close_text(reason).as_str()));
+            assert!(!frame["message"].as_str().unwrap_or_default().is_empty());
+            assert!((1000..=1013).contains(&close_code(reason)));
+        }
+        assert_eq!(
+            close_text(CloseReason::SlowConsumer).as_str(),
+            "slow_consumer"
+        );
+        assert_eq!(close_code(CloseReason::SlowConsumer), 1013);
+    }
+}

@@ -1,0 +1,177 @@
+//! The room registry and the task that owns each room.
+//!
+//! One task per room owns its [`Room`](lectern_room::Room); connections talk to it over a
+//! bounded channel. Each turn the task takes every command already waiting (up to a batch
+//! limit), lets the room handle them, writes everything the room asked to persist in ONE
+//! transaction (the group commit), and only then delivers the room's messages, serialized once
+//! and shared by all recipients. A recipient whose outbound queue is full is disconnected, never
+//! waited for.
+//!
+//! - this file: the commands a room task takes, its environment, the registry;
+//! - `task`: the task's loop, the drain of the room's outputs (persist, then deliver), loading
+//!   and storing the room;
+//! - `outbox`: the one way anything reaches a connection, and the slow-consumer rule;
+//! - `history`: scroll-back, older chat read from the store off the task;
+//! - `signalling`: WebRTC signalling between a participant's connection and the media worker.
+//!
+//! A room task sees a [`RoomEnv`] (store, clock, metrics, media, settings), not the server's
+//! whole shared state.
+
+mod history;
+mod outbox;
+mod signalling;
+mod task;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use lectern_proto::{ClientMessage, RequestId, RoomId, Seq};
+use lectern_room::{ConnId, Identity};
+use lectern_store::Store;
+use tokio::sync::{mpsc, watch};
+use tracing::{Instrument, info_span};
+
+pub use outbox::Encoded;
+
+use crate::clock::Clock;
+use crate::config::{Config, TurnConfig};
+use crate::conn::ConnTx;
+use crate::media::MediaPlane;
+use crate::metrics::Metrics;
+
+/// Commands from connections (and from work a room task started) to a room task.
+#[derive(Debug)]
+pub enum RoomCommand {
+    Join {
+        conn: ConnId,
+        identity: Identity,
+        last_seq: Option<Seq>,
+        outbound: ConnTx,
+    },
+    Request {
+        conn: ConnId,
+        request_id: Option<RequestId>,
+        message: ClientMessage,
+    },
+    Disconnected {
+        conn: ConnId,
+    },
+    /// Something the media worker reported about this room or one of its participants.
+    Media(lectern_sfu::WorkerEvent),
+    /// A reply the task prepared off its own loop (a scroll-back page), to send to one
+    /// connection through the room's send path.
+    Deliver {
+        conn: ConnId,
+        frame: Encoded,
+    },
+}
+
+impl From<lectern_sfu::WorkerEvent> for RoomCommand {
+    fn from(event: lectern_sfu::WorkerEvent) -> Self {
+        RoomCommand::Media(event)
+    }
+}
+
+/// What a room task works with: narrower than the server's shared state.
+#[derive(Debug, Clone)]
+pub struct RoomEnv {
+    pub store: Store,
+    /// The clock for the room's time (schedules, grace periods, records).
+    pub clock: Arc<Clock>,
+    pub metrics: Arc<Metrics>,
+    /// The media workers and room placement, when media is enabled.
+    pub media: Option<Arc<MediaPlane>>,
+    pub settings: Arc<Settings>,
+    /// Becomes `true` when the server shuts down.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// The configuration a room task reads.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `[room]`.
+    pub room: crate::config::RoomSettings,
+    /// `limits.max_chat_chars`.
+    pub max_chat_chars: usize,
+    /// `[turn]`, for the ICE servers each connection is given.
+    pub turn: TurnConfig,
+}
+
+impl Settings {
+    pub fn new(config: &Config) -> Self {
+        Settings {
+            room: config.room.clone(),
+            max_chat_chars: config.limits.max_chat_chars,
+            turn: config.turn.clone(),
+        }
+    }
+
+    /// How long a room stays open with nobody in it.
+    pub fn idle_close(&self) -> Duration {
+        Duration::from_secs(self.room.idle_close_secs)
+    }
+}
+
+/// Rooms with a running task, by id. Held briefly, never across an `.await`.
+#[derive(Debug)]
+pub struct Registry {
+    env: RoomEnv,
+    rooms: std::sync::Mutex<HashMap<RoomId, mpsc::Sender<RoomCommand>>>,
+}
+
+impl Registry {
+    /// No rooms yet; each room task started gets a clone of `env`.
+    pub fn new(env: RoomEnv) -> Self {
+        Registry {
+            env,
+            rooms: std::sync::Mutex::default(),
+        }
+    }
+
+    /// The room's command channel, starting its task if it has none. Starting one needs a
+    /// `task_guard` (the server's shutdown waits for every holder); `None` once shutdown began.
+    pub fn get_or_start(
+        self: &Arc<Self>,
+        room_id: &RoomId,
+        task_guard: Option<mpsc::Sender<()>>,
+    ) -> Option<mpsc::Sender<RoomCommand>> {
+        let mut rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = rooms.get(room_id)
+            && !tx.is_closed()
+        {
+            return Some(tx.clone());
+        }
+        let done = task_guard?;
+        let (tx, rx) = mpsc::channel(1024);
+        rooms.insert(room_id.clone(), tx.clone());
+        let span = info_span!("room", room.id = %room_id);
+        let task = task::run_room(
+            self.env.clone(),
+            self.clone(),
+            room_id.clone(),
+            (tx.downgrade(), rx),
+            done,
+        );
+        tokio::spawn(task.instrument(span));
+        Some(tx)
+    }
+
+    /// The room's command channel, if its task is running (never starts one).
+    pub fn get(&self, room_id: &RoomId) -> Option<mpsc::Sender<RoomCommand>> {
+        let rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
+        rooms.get(room_id).filter(|tx| !tx.is_closed()).cloned()
+    }
+
+    /// Remove the room if its channel is empty; the task then stops. Called by the room task
+    /// itself when idle, under the lock so no new command can slip in unseen.
+    fn remove_if_idle(&self, room_id: &RoomId, inbox: &mpsc::Receiver<RoomCommand>) -> bool {
+        let mut rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
+        if inbox.is_empty() {
+            rooms.remove(room_id);
+            true
+        } else {
+            false
+        }
+    }
+}

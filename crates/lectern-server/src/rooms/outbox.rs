@@ -1,0 +1,231 @@
+//! The one way a room task sends to its connections.
+//!
+//! A message is serialized once ([`Encoded`]) and each recipient's bounded queue gets a clone
+//! of the same bytes with `try_send`: the room never waits for anyone. A recipient whose queue
+//! is full is a slow consumer, wherever the message came from (a broadcast, a signalling reply,
+//! a scroll-back page): it is closed at once through its kill switch, counted in
+//! `lectern_slow_clients_dropped_total`, and handed back by [`Outbox::take_slow`] so the room
+//! hears that it is gone.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::ws::Utf8Bytes;
+use lectern_proto::{CloseReason, ServerMessage, encode_server};
+use lectern_room::ConnId;
+use tokio::sync::mpsc::error::TrySendError;
+use tracing::warn;
+
+use crate::conn::{ConnTx, Outbound};
+use crate::metrics::Metrics;
+
+/// A server message serialized once, ready for any number of recipients.
+#[derive(Debug, Clone)]
+pub struct Encoded {
+    bytes: Utf8Bytes,
+    /// An error reply: counted in `lectern_errors_sent_total`.
+    error: bool,
+    /// The client's fault (a refused request): counts toward the abuse limit.
+    refusal: bool,
+}
+
+impl Encoded {
+    pub fn new(message: &ServerMessage) -> Self {
+        let (error, refusal) = match message {
+            ServerMessage::Error { code, .. } => (true, code.is_client_fault()),
+            _ => (false, false),
+        };
+        Encoded {
+            bytes: Utf8Bytes::from(encode_server(message)),
+            error,
+            refusal,
+        }
+    }
+
+    fn outbound(&self) -> Outbound {
+        if self.refusal {
+            Outbound::Refusal(self.bytes.clone())
+        } else {
+            Outbound::Frame(self.bytes.clone())
+        }
+    }
+}
+
+/// A room's connections, and the send path to them.
+#[derive(Debug)]
+pub struct Outbox {
+    conns: HashMap<ConnId, ConnTx>,
+    metrics: Arc<Metrics>,
+    /// Closed as slow consumers since [`Outbox::take_slow`] was last called.
+    slow: Vec<ConnId>,
+}
+
+impl Outbox {
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Outbox {
+            conns: HashMap::new(),
+            metrics,
+            slow: Vec::new(),
+        }
+    }
+
+    pub fn insert(&mut self, conn: ConnId, tx: ConnTx) {
+        self.conns.insert(conn, tx);
+    }
+
+    /// Forget a connection that went away by itself.
+    pub fn remove(&mut self, conn: ConnId) {
+        self.conns.remove(&conn);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.conns.is_empty()
+    }
+
+    /// Serialize `message` once and send it to each of `to` (see [`Outbox::deliver`]).
+    pub fn send(&mut self, to: impl IntoIterator<Item = ConnId>, message: &ServerMessage) {
+        self.deliver(to, &Encoded::new(message));
+    }
+
+    /// Queue `frame` for each of `to` that is still here; close any whose queue is full.
+    pub fn deliver(&mut self, to: impl IntoIterator<Item = ConnId>, frame: &Encoded) {
+        let mut sent = 0u64;
+        for conn in to {
+            let Some(c) = self.conns.get(&conn) else {
+                continue;
+            };
+            match c.tx.try_send(frame.outbound()) {
+                Ok(()) => sent += 1,
+                Err(TrySendError::Full(_)) => self.close_slow(conn),
+                // The writer is gone; the connection task tells the room.
+                Err(TrySendError::Closed(_)) => {}
+            }
+        }
+        Metrics::add(&self.metrics.messages_out, sent);
+        if frame.error {
+            Metrics::add(&self.metrics.errors_sent, sent);
+        }
+    }
+
+    /// Close a connection the room let go: its `closing` message is written after what is
+    /// already queued, or at once through the kill switch if the queue has no room for it.
+    pub fn close(&mut self, conn: ConnId, reason: CloseReason) {
+        if let Some(c) = self.conns.remove(&conn)
+            && c.tx.try_send(Outbound::close(reason)).is_err()
+        {
+            let _ = c.kill.send(reason);
+        }
+    }
+
+    /// The connections closed as slow consumers since the last call: the room must be told
+    /// they are gone.
+    pub fn take_slow(&mut self) -> Vec<ConnId> {
+        std::mem::take(&mut self.slow)
+    }
+
+    fn close_slow(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.remove(&conn) {
+            Metrics::inc(&self.metrics.slow_clients_dropped);
+            warn!(conn = conn.0, "closing a connection that cannot keep up");
+            let _ = c.kill.send(CloseReason::SlowConsumer);
+            self.slow.push(conn);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use lectern_proto::ErrorCode;
+    use tokio::sync::{mpsc, oneshot};
+
+    use super::*;
+
+    fn conn(outbox: &mut Outbox, id: u64, queue: usize) -> ConnHalves {
+        let (tx, rx) = mpsc::channel(queue);
+        let (kill, killed) = oneshot::channel();
+        outbox.insert(ConnId(id), ConnTx { tx, kill });
+        ConnHalves { rx, killed }
+    }
+
+    struct ConnHalves {
+        rx: mpsc::Receiver<Outbound>,
+        killed: oneshot::Receiver<CloseReason>,
+    }
+
+    fn load(counter: &std::sync::atomic::AtomicU64) -> u64 {
+        counter.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    #[test]
+    fn a_full_queue_closes_that_connection_as_a_slow_consumer_and_only_once() {
+        let metrics = Arc::new(Metrics::default());
+        let mut outbox = Outbox::new(metrics.clone());
+        let mut fast = conn(&mut outbox, 1, 8);
+        let mut slow = conn(&mut outbox, 2, 1);
+        let hello = ServerMessage::ReplayDone {
+            seq: 1,
+            replayed: 0,
+        };
+        outbox.send([ConnId(1), ConnId(2)], &hello);
+        assert!(slow.killed.try_recv().is_err(), "one item fits");
+        outbox.send([ConnId(1), ConnId(2)], &hello);
+        outbox.send([ConnId(2)], &hello);
+        assert_eq!(slow.killed.try_recv(), Ok(CloseReason::SlowConsumer));
+        assert_eq!(outbox.take_slow(), [ConnId(2)]);
+        assert!(outbox.take_slow().is_empty());
+        assert_eq!(load(&metrics.slow_clients_dropped), 1);
+        assert_eq!(load(&metrics.messages_out), 3);
+        // The fast one got both, the same bytes.
+        let (Some(Outbound::Frame(a)), Some(Outbound::Frame(b))) =
+            (fast.rx.try_recv().ok(), fast.rx.try_recv().ok())
+        else {
+            panic!("two frames");
+        };
+        assert_eq!(a, b);
+        assert!(fast.killed.try_recv().is_err());
+    }
+
+    #[test]
+    fn client_faults_are_refusals_and_every_error_is_counted() {
+        let metrics = Arc::new(Metrics::default());
+        let mut outbox = Outbox::new(metrics.clone());
+        let mut c = conn(&mut outbox, 1, 8);
+        outbox.send([ConnId(1)], &ServerMessage::error(ErrorCode::InLobby, None));
+        outbox.send(
+            [ConnId(1)],
+            &ServerMessage::error(ErrorCode::Internal, None),
+        );
+        assert!(matches!(c.rx.try_recv(), Ok(Outbound::Refusal(_))));
+        assert!(matches!(c.rx.try_recv(), Ok(Outbound::Frame(_))));
+        assert_eq!(load(&metrics.errors_sent), 2);
+    }
+
+    #[test]
+    fn a_close_that_does_not_fit_pulls_the_kill_switch_with_its_reason() {
+        let mut outbox = Outbox::new(Arc::new(Metrics::default()));
+        let mut roomy = conn(&mut outbox, 1, 8);
+        let mut full = conn(&mut outbox, 2, 1);
+        outbox.send(
+            [ConnId(2)],
+            &ServerMessage::ReplayDone {
+                seq: 1,
+                replayed: 0,
+            },
+        );
+        outbox.close(ConnId(1), CloseReason::Removed);
+        outbox.close(ConnId(2), CloseReason::Removed);
+        assert!(matches!(
+            roomy.rx.try_recv(),
+            Ok(Outbound::Close {
+                reason: CloseReason::Removed,
+                ..
+            })
+        ));
+        assert_eq!(full.killed.try_recv(), Ok(CloseReason::Removed));
+        assert!(outbox.is_empty());
+        assert!(
+            outbox.take_slow().is_empty(),
+            "a close is not a slow consumer"
+        );
+    }
+}

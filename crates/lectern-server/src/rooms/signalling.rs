@@ -1,0 +1,276 @@
+//! WebRTC signalling: between a participant's connection and the media worker the room is
+//! placed on. The room task adds a participant's peer on their first `media_offer` (or
+//! `media_start`), never in the lobby, with the permissions the room computes; relays answers,
+//! offers and candidates; turns the room's media intents into permission changes; and gives
+//! each connection its ICE servers right after its welcome.
+
+use std::collections::{HashMap, HashSet};
+
+use lectern_proto::{ClientMessage, ErrorCode, ParticipantId, RequestId, ServerMessage};
+use lectern_room::{ConnId, Input, MediaIntent};
+use tracing::debug;
+
+use super::task::RoomTask;
+
+/// `media_view`: longest mid accepted (str0m's are a few digits) and largest size, per side.
+const MAX_MID_LEN: usize = 32;
+const MAX_VIEW: u32 = 16_384;
+
+/// The room's participants that have a peer on the media worker, the worker they are on, and
+/// the requests waiting for the SFU's answer.
+#[derive(Debug, Default)]
+pub(super) struct MediaPeers {
+    peers: HashSet<ParticipantId>,
+    /// Held while `peers` is not empty: every peer of a room is on this worker.
+    placement: Option<crate::media::Placement>,
+    pending_offer: HashMap<ParticipantId, Option<RequestId>>,
+}
+
+impl RoomTask {
+    fn send(&mut self, conn: ConnId, message: &ServerMessage) {
+        self.outbox.send([conn], message);
+    }
+
+    /// Right after its welcome, a connection learns its ICE servers (when media is enabled):
+    /// TURN credentials run on the wall clock, which the TURN server checks them against.
+    pub(super) fn send_media_config(&mut self, conn: ConnId, participant_id: &ParticipantId) {
+        if self.env.media.is_none() {
+            return;
+        }
+        let now_secs = crate::clock::wall_ms() / 1000;
+        let ice_servers =
+            crate::turn::ice_servers(&self.env.settings.turn, participant_id, now_secs);
+        self.send(conn, &ServerMessage::MediaConfig { ice_servers });
+    }
+
+    pub(super) fn media_request(
+        &mut self,
+        conn: ConnId,
+        request_id: Option<RequestId>,
+        message: ClientMessage,
+    ) {
+        let Some(id) = self.room.participant_for_conn(conn).cloned() else {
+            return;
+        };
+        let refuse = |code: ErrorCode, message: &str| ServerMessage::Error {
+            code,
+            message: message.to_owned(),
+            request_id,
+        };
+        let Some(plane) = self.env.media.clone() else {
+            let error = refuse(ErrorCode::Internal, "media is disabled on this server");
+            return self.send(conn, &error);
+        };
+        if self.room.participant(&id).is_some_and(|p| p.in_lobby) {
+            let error = refuse(
+                ErrorCode::InLobby,
+                "media starts when you are let into the class",
+            );
+            return self.send(conn, &error);
+        }
+        // A fresh start: the client made a new peer connection, so the old peer goes.
+        if let ClientMessage::MediaStart = message {
+            self.drop_media_peer(&id);
+        }
+        let key = crate::media::peer_key(&self.room_id, &id);
+        let has_peer = self.media.peers.contains(&id);
+        let placement = self.media.placement.get_or_insert_with(|| {
+            let placement = plane.place();
+            debug!(room.id = %self.room_id, media.worker = placement.worker(), "room placed");
+            placement
+        });
+        let handle = placement.handle().clone();
+        let result = match message {
+            // The SFU offers the room's tracks right after adding the peer (if there are any).
+            ClientMessage::MediaStart => {
+                placement.peer_added();
+                let (audio, video) = self.room.media_permissions(&id).unwrap_or((false, false));
+                self.media.peers.insert(id.clone());
+                handle
+                    .add_peer(
+                        lectern_sfu::RoomId::from(self.room_id.as_str()),
+                        key.clone(),
+                    )
+                    .and_then(|()| handle.set_publish_permission(key.clone(), audio, video))
+            }
+            ClientMessage::MediaOffer { sdp } => {
+                let mut result = Ok(());
+                if !has_peer {
+                    placement.peer_added();
+                    let (audio, video) = self.room.media_permissions(&id).unwrap_or((false, false));
+                    result = handle
+                        .add_peer(
+                            lectern_sfu::RoomId::from(self.room_id.as_str()),
+                            key.clone(),
+                        )
+                        .and_then(|()| handle.set_publish_permission(key.clone(), audio, video));
+                    self.media.peers.insert(id.clone());
+                }
+                // Acknowledged once the SFU's answer is sent.
+                self.media.pending_offer.insert(id, request_id);
+                return match result.and_then(|()| handle.accept_offer(key, sdp)) {
+                    Ok(()) => {}
+                    Err(e) => self.send(conn, &refuse(ErrorCode::Internal, &e.to_string())),
+                };
+            }
+            _ if !has_peer => {
+                if self.media.peers.is_empty() {
+                    self.media.placement = None;
+                }
+                let error = refuse(ErrorCode::InvalidMessage, "send a media_offer first");
+                return self.send(conn, &error);
+            }
+            ClientMessage::MediaAnswer { sdp } => handle.accept_answer(key, sdp),
+            ClientMessage::MediaCandidate { candidate } => {
+                handle.add_remote_candidate(key, candidate)
+            }
+            ClientMessage::MediaView { mid, width, height } => {
+                if mid.is_empty()
+                    || mid.len() > MAX_MID_LEN
+                    || width > MAX_VIEW
+                    || height > MAX_VIEW
+                {
+                    let error = refuse(
+                        ErrorCode::InvalidMessage,
+                        "media_view needs a mid of an sfu_offer and a size up to 16384",
+                    );
+                    return self.send(conn, &error);
+                }
+                handle.set_view_size(key, mid, width, height)
+            }
+            _ => return,
+        };
+        match (result, request_id) {
+            (Ok(()), Some(request_id)) => self.send(
+                conn,
+                &ServerMessage::Ack {
+                    request_id,
+                    seq: None,
+                },
+            ),
+            (Ok(()), None) => {}
+            (Err(e), _) => self.send(conn, &refuse(ErrorCode::Internal, &e.to_string())),
+        }
+    }
+
+    /// A report from the media worker about one of this room's participants.
+    pub(super) fn media_event(&mut self, event: lectern_sfu::WorkerEvent) {
+        use lectern_sfu::{MediaEvent, WorkerEvent};
+        let key = match &event {
+            WorkerEvent::Answer { participant, .. }
+            | WorkerEvent::Failed { participant, .. }
+            | WorkerEvent::Media(MediaEvent::Offer { participant, .. }) => participant,
+            WorkerEvent::Media(MediaEvent::ActiveSpeaker { participant, .. }) => {
+                let participant_id = participant
+                    .as_ref()
+                    .and_then(crate::media::split_key)
+                    .map(|(_, id)| id);
+                let now = self.env.clock.now_ms();
+                return self
+                    .room
+                    .handle(now, Input::ActiveSpeaker { participant_id });
+            }
+            WorkerEvent::Media(other) => {
+                debug!(event = ?other, "media event");
+                return;
+            }
+        };
+        let Some((_, id)) = crate::media::split_key(key) else {
+            return;
+        };
+        let Some(conn) = self.room.conn_of(&id) else {
+            return;
+        };
+        match &event {
+            WorkerEvent::Failed { error, .. } => {
+                let request_id = self.media.pending_offer.remove(&id).flatten();
+                let (code, message) = match error {
+                    lectern_sfu::SfuError::InvalidSdp(_)
+                    | lectern_sfu::SfuError::InvalidCandidate(_)
+                    | lectern_sfu::SfuError::UnknownMid(_)
+                    | lectern_sfu::SfuError::NoPendingOffer => (
+                        ErrorCode::InvalidMessage,
+                        format!("media: {}", error.code()),
+                    ),
+                    // What moved in the client's own SDP, and what to do instead.
+                    lectern_sfu::SfuError::RenegotiationUnsupported(_) => (
+                        ErrorCode::RenegotiationUnsupported,
+                        format!(
+                            "media: {error}. Nothing changed: offer again with the extmap ids \
+                             and payload types of the first negotiation, or start over with a \
+                             new peer connection (media_start, then your own media_offer at once)"
+                        ),
+                    ),
+                    _ => (ErrorCode::Internal, format!("media: {}", error.code())),
+                };
+                let message = ServerMessage::Error {
+                    code,
+                    message,
+                    request_id,
+                };
+                self.send(conn, &message);
+            }
+            // An SFU offer made while the client's own offer was pending lost the glare: the
+            // SFU dropped it and offers again after its answer, so the client never sees it.
+            WorkerEvent::Media(MediaEvent::Offer { .. })
+                if self.media.pending_offer.contains_key(&id) =>
+            {
+                debug!("dropping an SFU offer that crossed the client's offer");
+            }
+            _ => {
+                if let Some(message) = crate::media::to_client(&event) {
+                    self.send(conn, &message);
+                }
+                if let WorkerEvent::Answer { .. } = event
+                    && let Some(Some(request_id)) = self.media.pending_offer.remove(&id)
+                {
+                    self.send(
+                        conn,
+                        &ServerMessage::Ack {
+                            request_id,
+                            seq: None,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    /// The room changed what a participant may publish, or they left.
+    pub(super) fn media_intent(&mut self, intent: MediaIntent) {
+        match intent {
+            MediaIntent::Publish {
+                participant_id,
+                audio,
+                video,
+            } => {
+                debug!(participant.id = %participant_id, audio, video, "media intent: publish");
+                if let Some(placement) = &self.media.placement
+                    && self.media.peers.contains(&participant_id)
+                {
+                    let key = crate::media::peer_key(&self.room_id, &participant_id);
+                    let _ = placement.handle().set_publish_permission(key, audio, video);
+                }
+            }
+            MediaIntent::Stop { participant_id } => {
+                debug!(participant.id = %participant_id, "media intent: stop");
+                self.drop_media_peer(&participant_id);
+            }
+        }
+    }
+
+    pub(super) fn drop_media_peer(&mut self, id: &ParticipantId) {
+        self.media.pending_offer.remove(id);
+        if self.media.peers.remove(id)
+            && let Some(placement) = &mut self.media.placement
+        {
+            let _ = placement
+                .handle()
+                .remove_peer(crate::media::peer_key(&self.room_id, id));
+            placement.peer_removed();
+            if self.media.peers.is_empty() {
+                self.media.placement = None;
+            }
+        }
+    }
+}

@@ -1,0 +1,424 @@
+//! The task that owns one room: its loop (commands, timers, the clock, idleness, shutdown),
+//! the drain of the room's outputs (persist, then deliver), and loading and storing the room.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use lectern_proto::{ClientMessage, ErrorCode, RoomId, Seq, ServerMessage};
+use lectern_room::{
+    AttendanceKind, ConnId, Input, Output, PersistRecord, Room, RoomConfig, RoomInit,
+};
+use lectern_store::StoreOp;
+use tokio::sync::mpsc;
+use tracing::{error, info, warn};
+
+use super::outbox::Outbox;
+use super::signalling::MediaPeers;
+use super::{Registry, RoomCommand, RoomEnv};
+use crate::metrics::Metrics;
+
+/// Most commands taken in one turn.
+const BATCH: usize = 256;
+
+/// The room's state and its connections, owned by its task.
+pub(super) struct RoomTask {
+    pub(super) env: RoomEnv,
+    pub(super) room_id: RoomId,
+    pub(super) room: Room,
+    /// The last sequence number known to be stored.
+    stored_seq: Seq,
+    pub(super) outbox: Outbox,
+    pub(super) media: MediaPeers,
+    /// This task's own inbox, for work it finishes off the task (scroll-back). Weak, so it
+    /// does not keep the room's channel open.
+    pub(super) inbox: mpsc::WeakSender<RoomCommand>,
+}
+
+/// Runs the room `room_id` until it has been empty for `room.idle_close_secs` or the server
+/// shuts down. `done` is held while it runs (the server's shutdown waits for it).
+pub(super) async fn run_room(
+    env: RoomEnv,
+    registry: Arc<Registry>,
+    room_id: RoomId,
+    (own_tx, mut inbox): (mpsc::WeakSender<RoomCommand>, mpsc::Receiver<RoomCommand>),
+    _done: mpsc::Sender<()>,
+) {
+    let _open = OpenRoom::count(&env.metrics);
+    let mut shutdown = env.shutdown.clone();
+    let session = match crate::courses::room_session(&env.store, room_id.as_str()).await {
+        Ok(session) => session,
+        Err(e) => {
+            error!(error = %e, "cannot load the room's session from the store");
+            return refuse_all(&mut inbox, &env.metrics).await;
+        }
+    };
+    let title = match &session {
+        Some(s) => s.course_title.clone(),
+        None => room_id.as_str().to_owned(),
+    };
+    let init = match load(&env, &room_id, &title).await {
+        Ok(init) => init,
+        Err(e) => {
+            error!(error = %e, "cannot load room from the store");
+            return refuse_all(&mut inbox, &env.metrics).await;
+        }
+    };
+    let settings = &env.settings;
+    let mut room_config = RoomConfig::new(room_id.clone(), title);
+    room_config.auto_start = settings.room.auto_start;
+    room_config.max_participants = settings.room.max_participants;
+    room_config.max_chat_chars = settings.max_chat_chars;
+    room_config.snapshot_chat_len = settings.room.snapshot_chat;
+    room_config.replay_len = settings.room.replay_events;
+    room_config.grace_ms = settings.room.grace_secs * 1000;
+    if let Some(session) = &session {
+        // A scheduled session's room follows its course's settings, not `room.auto_start`.
+        room_config.auto_start = false;
+        room_config.schedule = Some(session_schedule(session));
+    }
+    let idle_close = settings.idle_close();
+    let clock = env.clock.clone();
+    let mut clock_moved = clock.subscribe();
+    let stored_seq = init.last_seq;
+    let mut task = RoomTask {
+        room: Room::new(room_config, init, clock.now_ms()),
+        stored_seq,
+        outbox: Outbox::new(env.metrics.clone()),
+        media: MediaPeers::default(),
+        room_id: room_id.clone(),
+        inbox: own_tx,
+        env,
+    };
+    info!("room opened");
+    let mut idle_since = tokio::time::Instant::now();
+    loop {
+        let timer = task.room.poll_timeout().map(|at| {
+            let now = clock.now_ms();
+            tokio::time::Instant::now() + Duration::from_millis(at.saturating_sub(now))
+        });
+        let idle = task.room.is_empty() && task.outbox.is_empty();
+        if !idle {
+            idle_since = tokio::time::Instant::now();
+        }
+        tokio::select! {
+            command = inbox.recv() => {
+                let Some(command) = command else { break };
+                task.apply(command);
+                for _ in 1..BATCH {
+                    match inbox.try_recv() {
+                        Ok(command) => task.apply(command),
+                        Err(_) => break,
+                    }
+                }
+            }
+            _ = sleep_until_opt(timer) => task.room.handle(clock.now_ms(), Input::Tick),
+            // The clock was moved (tests): tick, and the loop re-arms the timer.
+            Ok(()) = clock_moved.changed() => {
+                task.room.handle(clock.now_ms(), Input::Tick);
+            }
+            _ = tokio::time::sleep_until(idle_since + idle_close), if idle => {
+                if registry.remove_if_idle(&room_id, &inbox) {
+                    info!("room closed after being empty");
+                    break;
+                }
+            }
+            _ = shutdown.changed() => {
+                task.room.shutdown(clock.now_ms());
+                task.pump().await;
+                break;
+            }
+        }
+        task.pump().await;
+    }
+    // Persist the room's sequence number even when the last events were not stored, so a
+    // restarted room never reuses one.
+    if let Err(e) = task
+        .env
+        .store
+        .write_batch(&room_id, task.room.seq(), &[])
+        .await
+    {
+        warn!(error = %e, "could not record the room's last sequence number");
+    }
+}
+
+impl RoomTask {
+    fn apply(&mut self, command: RoomCommand) {
+        let now = self.env.clock.now_ms();
+        match command {
+            RoomCommand::Join {
+                conn,
+                identity,
+                last_seq,
+                outbound,
+            } => {
+                // A new connection comes with a new peer connection.
+                self.drop_media_peer(&identity.id);
+                self.outbox.insert(conn, outbound);
+                self.room.handle(
+                    now,
+                    Input::Join {
+                        conn,
+                        identity,
+                        last_seq,
+                    },
+                );
+            }
+            RoomCommand::Request {
+                conn,
+                request_id,
+                message:
+                    message @ (ClientMessage::MediaStart
+                    | ClientMessage::MediaOffer { .. }
+                    | ClientMessage::MediaAnswer { .. }
+                    | ClientMessage::MediaCandidate { .. }
+                    | ClientMessage::MediaView { .. }),
+            } => self.media_request(conn, request_id, message),
+            RoomCommand::Media(event) => self.media_event(event),
+            RoomCommand::Request {
+                conn,
+                request_id,
+                message: ClientMessage::ChatHistory { before_seq, limit },
+            } => self.chat_history(conn, request_id, before_seq, limit),
+            RoomCommand::Request {
+                conn,
+                request_id,
+                message,
+            } => self.room.handle(
+                now,
+                Input::Request {
+                    conn,
+                    request_id,
+                    message,
+                },
+            ),
+            RoomCommand::Disconnected { conn } => self.disconnected(now, conn),
+            RoomCommand::Deliver { conn, frame } => self.outbox.deliver([conn], &frame),
+        }
+    }
+
+    /// The connection is gone (closed by its task, or by the outbox as a slow consumer).
+    fn disconnected(&mut self, now: u64, conn: ConnId) {
+        // The browser's peer connection goes with its page: a reconnecting client negotiates
+        // a new one.
+        if let Some(id) = self.room.participant_for_conn(conn).cloned() {
+            self.drop_media_peer(&id);
+        }
+        self.outbox.remove(conn);
+        self.room.handle(now, Input::Disconnected { conn });
+    }
+
+    /// Drain the room's outputs: persist, then deliver, until nothing is left.
+    pub(super) async fn pump(&mut self) {
+        loop {
+            // Connections the outbox closed as slow consumers leave the room first.
+            let now = self.env.clock.now_ms();
+            for conn in self.outbox.take_slow() {
+                self.disconnected(now, conn);
+            }
+            let outputs: Vec<Output> = std::iter::from_fn(|| self.room.poll_output()).collect();
+            if outputs.is_empty() {
+                return;
+            }
+            let failed = self.persist(&outputs).await;
+            for output in outputs {
+                match output {
+                    Output::Send {
+                        to,
+                        persist_seq,
+                        message,
+                    } => {
+                        if persist_seq.is_none_or(|s| !failed.contains(&s)) {
+                            self.outbox.send(to, &message);
+                        }
+                    }
+                    Output::Welcomed {
+                        conn,
+                        participant_id,
+                    } => self.send_media_config(conn, &participant_id),
+                    Output::Persist(_) => {}
+                    Output::Media(intent) => {
+                        Metrics::inc(&self.env.metrics.media_intents);
+                        self.media_intent(intent);
+                    }
+                    Output::Close { conn, reason } => self.outbox.close(conn, reason),
+                }
+            }
+            let now = self.env.clock.now_ms();
+            for seq in failed {
+                self.room.handle(now, Input::PersistFailed { seq });
+            }
+        }
+    }
+
+    /// Writes every record in `outputs` in one transaction, with the room's sequence number.
+    /// Returns the chat messages that could not be stored: their sends are dropped.
+    async fn persist(&mut self, outputs: &[Output]) -> HashSet<Seq> {
+        let ops: Vec<StoreOp> = outputs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Persist(record) => Some(store_op(record)),
+                _ => None,
+            })
+            .collect();
+        let mut failed = HashSet::new();
+        // The sequence number is stored before any event is delivered, so a restart after a
+        // crash never hands out a number a client has already seen.
+        if ops.is_empty() && self.room.seq() <= self.stored_seq {
+            return failed;
+        }
+        let metrics = &self.env.metrics;
+        match self
+            .env
+            .store
+            .write_batch(&self.room_id, self.room.seq(), &ops)
+            .await
+        {
+            Ok(()) => {
+                self.stored_seq = self.room.seq();
+                Metrics::inc(&metrics.store_batches);
+                let chats = ops.iter().filter(|o| matches!(o, StoreOp::Chat(_))).count();
+                Metrics::add(&metrics.chat_messages, chats as u64);
+            }
+            Err(e) => {
+                Metrics::inc(&metrics.store_failures);
+                error!(error = %e, ops = ops.len(), "store write failed");
+                failed.extend(ops.iter().filter_map(|o| match o {
+                    StoreOp::Chat(m) => Some(m.seq),
+                    _ => None,
+                }));
+            }
+        }
+        failed
+    }
+}
+
+/// Counts a running room task in the `lectern_rooms` gauge for as long as it lives, whichever
+/// way the task ends.
+struct OpenRoom(Arc<Metrics>);
+
+impl OpenRoom {
+    fn count(metrics: &Arc<Metrics>) -> Self {
+        metrics
+            .rooms
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        OpenRoom(metrics.clone())
+    }
+}
+
+impl Drop for OpenRoom {
+    fn drop(&mut self) {
+        self.0
+            .rooms
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// The room's view of its scheduled session: instants in Unix milliseconds and the course's
+/// lifecycle settings.
+fn session_schedule(session: &crate::courses::RoomSession) -> lectern_room::SessionSchedule {
+    let ms = |t: lectern_schedule::jiff::Timestamp| u64::try_from(t.as_millisecond()).unwrap_or(0);
+    let minutes = |m: u32| u64::from(m) * 60_000;
+    lectern_room::SessionSchedule {
+        starts_at: ms(session.occurrence.start_utc),
+        ends_at: ms(session.occurrence.end_utc),
+        auto_start: session.lifecycle.auto_start,
+        warning_ms: minutes(session.lifecycle.warning_minutes),
+        close_grace_ms: minutes(session.lifecycle.grace_minutes),
+    }
+}
+
+async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The room's stored state. Its row is made if new, and attendance intervals left open by a
+/// crash end now: nobody is connected to a new room task.
+async fn load(
+    env: &RoomEnv,
+    room_id: &RoomId,
+    title: &str,
+) -> Result<RoomInit, lectern_store::StoreError> {
+    let now = env.clock.now_ms();
+    env.store.ensure_room(room_id, title, now).await?;
+    env.store.close_open_attendance(room_id, now).await?;
+    let loaded = env
+        .store
+        .load_room(room_id, env.settings.room.snapshot_chat.max(1000))
+        .await?;
+    Ok(RoomInit {
+        last_seq: loaded.last_seq,
+        recent_chat: loaded.recent_chat,
+        chat_locked: loaded.chat_locked,
+    })
+}
+
+/// The store is unreachable: tell every joining connection and stop.
+async fn refuse_all(inbox: &mut mpsc::Receiver<RoomCommand>, metrics: &Arc<Metrics>) {
+    inbox.close();
+    let mut outbox = Outbox::new(metrics.clone());
+    let error = ServerMessage::Error {
+        code: ErrorCode::StoreUnavailable,
+        message: "the class could not be opened; try again shortly".into(),
+        request_id: None,
+    };
+    while let Some(command) = inbox.recv().await {
+        if let RoomCommand::Join { conn, outbound, .. } = command {
+            outbox.insert(conn, outbound);
+            outbox.send([conn], &error);
+            outbox.close(conn, lectern_proto::CloseReason::HandshakeFailed);
+            Metrics::inc(&metrics.handshake_failed);
+        }
+    }
+}
+
+fn store_op(record: &PersistRecord) -> StoreOp {
+    match record {
+        PersistRecord::Chat(message) => StoreOp::Chat(message.clone()),
+        PersistRecord::ChatDeleted { seq, by, at } => StoreOp::ChatDeleted {
+            seq: *seq,
+            by: by.clone(),
+            at: *at,
+        },
+        PersistRecord::Attendance {
+            participant_id,
+            name,
+            role,
+            kind: AttendanceKind::Join,
+            at,
+        } => StoreOp::AttendanceJoin {
+            participant_id: participant_id.clone(),
+            name: name.clone(),
+            role: *role,
+            at: *at,
+        },
+        PersistRecord::Attendance {
+            participant_id,
+            kind: AttendanceKind::Leave,
+            at,
+            ..
+        } => StoreOp::AttendanceLeave {
+            participant_id: participant_id.clone(),
+            at: *at,
+        },
+        PersistRecord::Moderation {
+            seq,
+            action,
+            by,
+            target,
+            at,
+        } => StoreOp::Moderation {
+            seq: *seq,
+            action: action.as_str().to_owned(),
+            by: by.clone(),
+            target: target.clone(),
+            at: *at,
+        },
+        PersistRecord::ClassStarted { at } => StoreOp::ClassStarted { at: *at },
+        PersistRecord::ClassEnded { at } => StoreOp::ClassEnded { at: *at },
+    }
+}
