@@ -9,7 +9,8 @@
 # root on Debian/Ubuntu this script installs Chromium and coturn if missing; elsewhere it stops
 # and says what to install.
 # LECTERN_SKIP_E2E=1 skips the browser test; LECTERN_SKIP_SCHEMATHESIS=1 skips the API fuzzing
-# (it needs python3 with venv and pip, and PyPI).
+# and LECTERN_SKIP_CONFORMANCE=1 the aiortc conformance test (both need python3 with venv and
+# pip, and PyPI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +24,13 @@ cargo test --workspace 2>&1 | tee "$log"
 if [ "${LECTERN_SKIP_SCHEMATHESIS:-0}" != 1 ]; then
     echo "== schemathesis against /api/v1/openapi.json"
     ./scripts/schemathesis.sh
+fi
+
+# An independent client written from docs/PROTOCOL.md alone (aiortc, websockets and PyJWT from
+# PyPI, in a venv under target/): a whole class over real WebRTC, as a school's own client would.
+if [ "${LECTERN_SKIP_CONFORMANCE:-0}" != 1 ]; then
+    echo "== protocol conformance (aiortc client written from docs/PROTOCOL.md)"
+    ./scripts/conformance.sh 2>&1 | tee -a "$log"
 fi
 
 if [ "${LECTERN_SKIP_E2E:-0}" != 1 ]; then
