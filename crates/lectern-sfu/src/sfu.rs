@@ -8,14 +8,18 @@
 //! - `peers`: peers joining and leaving;
 //! - `tracks`: publish permission, published tracks and who subscribes to them;
 //! - `negotiation`: offers, answers and candidates (SDP helpers in `crate::sdp`);
-//! - `forward`: RTP from a publisher to its subscribers;
+//! - `ingest`, `deliver`: RTP forwarding in two steps, a publisher's packet taken in once
+//!   (`ingest`), then delivered to each subscriber (`deliver`). Their seam, `Ingested`, is where
+//!   a consumer fed once per packet (a recorder, another worker's subscribers) plugs in; see
+//!   `ingest`;
 //! - `keyframes`: keyframe requests to publishers, coalesced;
 //! - `simulcast`: which layer each subscriber is sent;
 //! - `speakers`: each room's active speaker.
 
+mod deliver;
 mod demux;
 mod events;
-mod forward;
+mod ingest;
 mod keyframes;
 mod negotiation;
 mod outbox;
@@ -36,7 +40,7 @@ use tracing::warn;
 use crate::peer::{Peer, PeerKey};
 use crate::{MediaEvent, ParticipantId, RoomId, SfuError, SfuStats, Transmit};
 
-use self::forward::flush_held_when_due;
+use self::deliver::flush_held_when_due;
 use self::keyframes::send_due_keyframe_requests;
 use self::outbox::{LocalAddr, Outbox};
 
