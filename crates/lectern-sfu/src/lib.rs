@@ -78,6 +78,10 @@
 //! allocates nothing per forwarded packet; str0m allocates the encrypted datagram. NACKs from
 //! subscribers are answered from str0m's per-stream RTX cache (on the RTX SSRC); the SFU
 //! NACKs publishers for packets lost on their leg and forwards the repaired packets.
+//! Each packet goes through two steps: it is taken in once (routed to its track and layer,
+//! checked against the publisher's permission, counted for layer choice and the active
+//! speaker), then delivered to each subscriber. A consumer fed once per packet, such as a
+//! recorder, plugs in between the two (see `sfu/ingest.rs`).
 //! Codecs negotiated: Opus and VP8 (every browser decodes them). SRTP: str0m's DTLS (dimpl)
 //! prefers `AEAD_AES_256_GCM`, then `AEAD_AES_128_GCM`, then `AES128_CM_SHA1_80`, in both
 //! DTLS roles; nothing to configure.

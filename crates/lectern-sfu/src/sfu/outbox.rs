@@ -1,0 +1,78 @@
+//! What str0m produces after every change to a peer: datagrams to send and events to handle.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use str0m::{Event, Input, Output};
+use tracing::warn;
+
+use crate::Transmit;
+use crate::peer::{Peer, PeerKey};
+
+/// A local socket and the address advertised for it in candidates.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct LocalAddr {
+    pub socket: SocketAddr,
+    pub advertised: SocketAddr,
+}
+
+/// What str0m produced while being drained, kept apart from `peers` so both can be borrowed.
+pub(super) struct Outbox {
+    pub local: Vec<LocalAddr>,
+    pub transmits: VecDeque<Transmit>,
+    /// str0m events not handled yet. Handling one may touch other peers, so events are queued
+    /// and handled after the drain that produced them, never inside it.
+    pub rtc_events: VecDeque<(PeerKey, Event)>,
+}
+
+impl Outbox {
+    /// Poll `peer` until str0m returns its next timeout (str0m requires a full drain after
+    /// every mutation).
+    pub(super) fn drain(&mut self, key: PeerKey, peer: &mut Peer) {
+        while peer.rtc.is_alive() {
+            match peer.rtc.poll_output() {
+                Ok(Output::Timeout(t)) => {
+                    peer.timeout = t;
+                    return;
+                }
+                Ok(Output::Transmit(t)) => {
+                    // str0m sends from the advertised address; the socket may differ (NAT).
+                    let source = self
+                        .local
+                        .iter()
+                        .find(|l| l.advertised == t.source)
+                        .map_or(t.source, |l| l.socket);
+                    self.transmits.push_back(Transmit {
+                        source,
+                        destination: t.destination,
+                        contents: t.contents.into(),
+                    });
+                }
+                Ok(Output::Event(e)) => self.rtc_events.push_back((key, e)),
+                Err(e) => {
+                    warn!(participant.id = %peer.participant, error = %e, "peer failed");
+                    peer.rtc.disconnect();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Drain, then let str0m act on `now` if it asks to (queued RTP leaves on a timeout).
+    pub(super) fn settle(&mut self, key: PeerKey, peer: &mut Peer, now: Instant) {
+        self.drain(key, peer);
+        // Bounded: str0m asks again at most a couple of times for the same instant.
+        for _ in 0..3 {
+            if !peer.rtc.is_alive() || peer.timeout > now {
+                return;
+            }
+            if let Err(e) = peer.rtc.handle_input(Input::Timeout(now)) {
+                warn!(participant.id = %peer.participant, error = %e, "peer failed");
+                peer.rtc.disconnect();
+                return;
+            }
+            self.drain(key, peer);
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! Peers joining and leaving: one str0m `Rtc` per participant.
+
+use std::time::Instant;
+
+use str0m::{Candidate, IceCreds, Rtc};
+use tracing::info;
+
+use super::Sfu;
+use crate::peer::{Peer, PeerKey, TrackOut};
+use crate::sdp::Numbering;
+use crate::{ParticipantId, PublishPermission, RoomId, SfuError};
+
+impl Sfu {
+    /// Create the peer connection of a participant joining `room`. It may publish nothing until
+    /// [`Sfu::set_publish_permission`] says so. If the room already has published tracks, an
+    /// [`MediaEvent::Offer`](crate::MediaEvent::Offer) for them follows; otherwise the
+    /// browser's first offer starts things.
+    pub fn add_peer(
+        &mut self,
+        now: Instant,
+        room: RoomId,
+        participant: ParticipantId,
+    ) -> Result<(), SfuError> {
+        if self.by_participant.contains_key(&participant) {
+            return Err(SfuError::DuplicateParticipant(participant));
+        }
+        let creds = IceCreds::new();
+        let rtc = Rtc::builder()
+            .set_crypto_provider(self.crypto.clone())
+            .set_dtls_cert(self.cert.clone())
+            .set_local_ice_credentials(creds.clone())
+            // The SFU has a reachable address: browsers run the checks, we answer them, and
+            // any source address that passes a check (peer-reflexive) is accepted.
+            .set_ice_lite(true)
+            // Forward RTP packets as they are: no depacketizing, one payload for everyone.
+            .set_rtp_mode(true)
+            // Codecs every browser decodes; a publisher's choice must suit all subscribers.
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .build(now);
+        let key = PeerKey(self.next_key);
+        self.next_key += 1;
+        let mut peer = Peer {
+            participant: participant.clone(),
+            room: room.clone(),
+            rtc,
+            ufrag: creds.ufrag.clone(),
+            addrs: Vec::new(),
+            timeout: now,
+            dtls_up: false,
+            ice_up: false,
+            up_reported: false,
+            down_reported: false,
+            holding: true,
+            held: Vec::new(),
+            flush_at: None,
+            permission: PublishPermission::NONE,
+            pending_offer: None,
+            numbering: Numbering::default(),
+            tracks_in: Vec::new(),
+            tracks_out: Vec::new(),
+            ssrc_routes: Vec::new(),
+            bandwidth: None,
+        };
+        let advertised = self.advertised_addrs();
+        for addr in advertised {
+            match Candidate::host(addr, "udp") {
+                Ok(c) => {
+                    peer.rtc.add_local_candidate(c);
+                }
+                Err(e) => return Err(SfuError::Config(format!("bad local candidate: {e}"))),
+            }
+            self.outbox.drain(key, &mut peer);
+        }
+
+        // Subscribe to what the room already publishes.
+        let members = self.rooms.entry(room.clone()).or_default();
+        for &other in members.iter() {
+            let Some(publisher) = self.peers.get_mut(&other) else {
+                continue;
+            };
+            for track in publisher.tracks_in.iter_mut().filter(|t| t.announced) {
+                track.subscribers.push(key);
+                peer.tracks_out.push(TrackOut::new(
+                    other,
+                    track.id,
+                    publisher.participant.clone(),
+                    track.kind,
+                ));
+            }
+        }
+        members.push(key);
+        self.by_participant.insert(participant.clone(), key);
+        self.by_ufrag.insert(creds.ufrag, key);
+        self.peers.insert(key, peer);
+        info!(room.id = %room, participant.id = %participant, "media peer added");
+        self.want_offer(key);
+        self.finish(now);
+        Ok(())
+    }
+
+    /// Drop a participant's peer connection: its tracks stop for everyone (subscribers get an
+    /// offer removing them) and it stops receiving. Unknown participants are ignored.
+    pub fn remove_peer(&mut self, now: Instant, participant: &ParticipantId) {
+        let Some(key) = self.by_participant.remove(participant) else {
+            return;
+        };
+        let Some(mut peer) = self.peers.remove(&key) else {
+            return;
+        };
+        if let Some(members) = self.rooms.get_mut(&peer.room) {
+            members.retain(|k| *k != key);
+            if members.is_empty() {
+                self.rooms.remove(&peer.room);
+            }
+        }
+        for addr in &peer.addrs {
+            if self.by_addr.get(addr) == Some(&key) {
+                self.by_addr.remove(addr);
+            }
+        }
+        if self.by_ufrag.get(&peer.ufrag) == Some(&key) {
+            self.by_ufrag.remove(&peer.ufrag);
+        }
+        // Say goodbye (RTCP BYE, DTLS close_notify); events of a leaving peer are dropped.
+        if peer.rtc.is_alive() && peer.rtc.close().is_ok() {
+            self.outbox.settle(key, &mut peer, now);
+        }
+        self.outbox.rtc_events.retain(|(k, _)| *k != key);
+
+        for out in &peer.tracks_out {
+            if let Some(publisher) = self.peers.get_mut(&out.source)
+                && let Some(i) = publisher.track_in_index(out.track)
+            {
+                publisher.tracks_in[i].subscribers.retain(|k| *k != key);
+            }
+        }
+        for track in &peer.tracks_in {
+            for &sub in &track.subscribers {
+                self.stop_track_out(sub, key, track.id);
+            }
+        }
+        self.clear_speaker(&peer.room, key);
+        info!(room.id = %peer.room, participant.id = %participant, "media peer removed");
+        self.finish(now);
+    }
+}
