@@ -35,18 +35,10 @@ if ! cmp -s "$requirements" "$venv/requirements.txt" 2>/dev/null; then
     cp "$requirements" "$venv/requirements.txt"
 fi
 
-work="$(mktemp -d)"
-server_pid=""
-cleanup() {
-    if [[ -n "$server_pid" ]]; then
-        kill "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
+source "$root/scripts/lib-server.sh"
+work_dir
 
-# The server refuses unknown LECTERN_* settings, and inherited ones would change the test.
+# Inherited LECTERN_* settings would change the test.
 while IFS= read -r name; do unset "$name"; done < <(compgen -e | grep '^LECTERN_' || true)
 secret="conformance-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 export LECTERN_SERVER_DATA_DIR="$work/data"
@@ -59,17 +51,7 @@ export LECTERN_WEBSOCKET_PING_INTERVAL_SECS="$PING_INTERVAL"
 export LECTERN_WEBSOCKET_IDLE_TIMEOUT_SECS="$IDLE_TIMEOUT"
 export LECTERN_LOG_FILTER="${CONFORMANCE_LOG:-warn}"
 
-"$lectern" serve >"$work/server.out" 2>"$work/server.err" &
-server_pid=$!
-base=""
-for _ in $(seq 1 200); do
-    base="$(sed -n 's/^lectern listening on \(http:\/\/[^ ]*\).*/\1/p' "$work/server.out" | head -n 1)"
-    [[ -n "$base" ]] && break
-    kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.err" >&2; exit 1; }
-    sleep 0.05
-done
-[[ -n "$base" ]] || { echo "conformance.sh: the server did not start" >&2; cat "$work/server.err" >&2; exit 1; }
-base="${base%/}"
+start_lectern conformance.sh "$lectern"
 echo "conformance.sh: lectern at $base"
 
 status=0
@@ -78,9 +60,7 @@ timeout --signal=INT --kill-after=10 "$TIME_LIMIT" \
     --url "$base" --secret "$secret" \
     --ping-interval "$PING_INTERVAL" --idle-timeout "$IDLE_TIMEOUT" || status=$?
 
-if grep -q "panicked" "$work/server.err"; then
-    echo "conformance.sh: the server panicked:" >&2
-    grep -A5 "panicked" "$work/server.err" >&2
+if server_panicked conformance.sh; then
     status=1
 fi
 if [[ "$status" -eq 124 ]]; then

@@ -28,16 +28,8 @@ if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VER
     "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
 fi
 
-work="$(mktemp -d)"
-server_pid=""
-cleanup() {
-    if [[ -n "$server_pid" ]]; then
-        kill "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
+source "$root/scripts/lib-server.sh"
+work_dir
 
 export LECTERN_SERVER_DATA_DIR="$work/data"
 export LECTERN_SERVER_LISTEN=127.0.0.1:0
@@ -49,17 +41,7 @@ export RUST_LOG="${RUST_LOG:-warn}"
 key="$("$lectern" apikey create --name ci 2>/dev/null | tail -n 1)"
 [[ "$key" == lectern_* ]] || { echo "schemathesis.sh: could not create an API key" >&2; exit 1; }
 
-"$lectern" serve >"$work/server.out" 2>"$work/server.err" &
-server_pid=$!
-base=""
-for _ in $(seq 1 200); do
-    base="$(sed -n 's/^lectern listening on \(http:\/\/[^ ]*\).*/\1/p' "$work/server.out" | head -n 1)"
-    [[ -n "$base" ]] && break
-    kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.err" >&2; exit 1; }
-    sleep 0.05
-done
-[[ -n "$base" ]] || { echo "schemathesis.sh: the server did not start" >&2; cat "$work/server.err" >&2; exit 1; }
-base="${base%/}"
+start_lectern schemathesis.sh "$lectern"
 echo "schemathesis.sh: lectern at $base, schemathesis $SCHEMATHESIS_VERSION"
 
 # A course with a roster and daily sessions (yesterday's is the one tested), so that the second
@@ -99,9 +81,7 @@ if [[ "$status" -eq 0 ]]; then
     run --config-file "$work/seeded.toml" || status=$?
 fi
 
-if grep -q "panicked" "$work/server.err"; then
-    echo "schemathesis.sh: the server panicked:" >&2
-    grep -A5 "panicked" "$work/server.err" >&2
+if server_panicked schemathesis.sh; then
     status=1
 fi
 if [[ "$status" -eq 124 ]]; then
