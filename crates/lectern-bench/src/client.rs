@@ -2,7 +2,11 @@
 //! timestamps every chat delivery it receives.
 //!
 //! Receiving is the hot path (N deliveries per message), so frames are not JSON-parsed: the
-//! receiver finds the `bench t=` marker in the raw text and reads the digits after it.
+//! receiver finds the `bench t=` marker in the raw text and reads the digits after it. Other
+//! frames are told apart by their type alone ([`lectern_proto::peek_server_type`]: a full decode
+//! of every `participant_joined` and every `welcome` snapshot while hundreds of clients join
+//! would cost the tool measurable CPU); only a `closing` is decoded, for its reason. What the
+//! client sends is built from `lectern-proto` types and encoded with its `encode_client`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -11,7 +15,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use futures_util::{SinkExt as _, StreamExt as _};
 use lectern_bots::Histogram;
-use lectern_proto::{ChatTarget, ClientFrame, ClientMessage, PROTOCOL_VERSION};
+use lectern_proto::{
+    ChatTarget, ClientFrame, ClientMessage, PROTOCOL_VERSION, ServerMessage, decode_server,
+    encode_client, peek_server_type, server_type,
+};
 use serde::Serialize;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
@@ -216,8 +223,8 @@ pub async fn run(
                         text: format!("{MARK}{t_ns} s={}", spec.index),
                     },
                 };
-                let json = serde_json::to_string(&frame).unwrap_or_default();
-                match tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::text(json))).await {
+                let text = encode_client(&frame);
+                match tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::text(text))).await {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => {
                         report.ended = Some(Ended::Disconnected(e.to_string()));
@@ -259,14 +266,16 @@ async fn join(spec: &ClientSpec) -> anyhow::Result<Ws> {
             last_seq: None,
         },
     };
-    ws.send(Message::text(serde_json::to_string(&hello)?))
+    ws.send(Message::text(encode_client(&hello)))
         .await
         .context("sending hello")?;
     while let Some(frame) = ws.next().await {
         match frame.context("waiting for welcome")? {
-            Message::Text(text) => match message_type(text.as_str()) {
-                Some("welcome") => return Ok(ws),
-                Some("error" | "closing") => bail!("refused: {}", text.as_str()),
+            Message::Text(text) => match peek_server_type(text.as_str()) {
+                Some(server_type::WELCOME) => return Ok(ws),
+                Some(server_type::ERROR | server_type::CLOSING) => {
+                    bail!("refused: {}", text.as_str())
+                }
                 _ => {}
             },
             Message::Close(frame) => bail!("closed before welcome: {frame:?}"),
@@ -300,22 +309,30 @@ fn handle_text(text: &str, me: usize, shared: &Shared, report: &mut ClientReport
         }
         return;
     }
-    match message_type(text) {
-        Some("ack") => report.acks += 1,
-        Some("error") => {
+    match peek_server_type(text) {
+        Some(server_type::ACK) => report.acks += 1,
+        Some(server_type::ERROR) => {
             report.errors += 1;
             if report.first_error.is_none() {
                 report.first_error = Some(text.chars().take(300).collect());
             }
         }
-        Some("closing") => {
-            let reason = serde_json::from_str::<serde_json::Value>(text)
-                .ok()
-                .and_then(|v| v["reason"].as_str().map(str::to_owned))
-                .unwrap_or_else(|| "unknown".to_owned());
+        Some(server_type::CLOSING) => {
+            let reason = match decode_server(text) {
+                Ok(ServerMessage::Closing { reason, .. }) => wire_name(&reason),
+                _ => "unknown".to_owned(),
+            };
             report.ended = Some(Ended::Closing(reason));
         }
         _ => {}
+    }
+}
+
+/// The wire name of a protocol value that is a plain string on the wire (a close reason).
+fn wire_name(value: &impl Serialize) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => "unknown".to_owned(),
     }
 }
 
@@ -331,35 +348,68 @@ fn parse_bench_chat(text: &str) -> Option<(u64, Option<usize>)> {
     Some((t_ns, sender))
 }
 
-/// The top-level `type` of a server frame: nested objects are tagged with `kind`, so the first
-/// `"type":"` in the text is the message's own.
-fn message_type(text: &str) -> Option<&str> {
-    const KEY: &str = "\"type\":\"";
-    let rest = &text[text.find(KEY)? + KEY.len()..];
-    rest.split('"').next()
-}
-
 #[cfg(test)]
 mod tests {
+    use lectern_proto::{ChatMessage, CloseReason, ParticipantId, Role, RoomEvent, encode_server};
+
     use super::*;
 
-    const CHAT: &str = r#"{"type":"event","seq":12,"at":1700000000000,"event":{"kind":"chat","message":{"seq":12,"from":"bench-3","from_name":"Bench 3","from_role":"student","to":{"kind":"everyone"},"text":"bench t=123456789 s=3","sent_at":1700000000000}}}"#;
+    /// A chat event as the server delivers it, with a bench text sent at `t_ns` by client 3.
+    fn chat(t_ns: u64) -> String {
+        encode_server(&ServerMessage::Event {
+            seq: 12,
+            at: 1_700_000_000_000,
+            event: RoomEvent::Chat {
+                message: ChatMessage {
+                    seq: 12,
+                    from: ParticipantId::new("bench-3"),
+                    from_name: "Bench 3".into(),
+                    from_role: Role::Student,
+                    to: ChatTarget::Everyone,
+                    text: format!("{MARK}{t_ns} s=3"),
+                    sent_at: 1_700_000_000_000,
+                },
+            },
+        })
+    }
 
-    #[test]
-    fn reads_the_timestamp_and_sender_from_a_raw_chat_event() {
-        assert_eq!(parse_bench_chat(CHAT), Some((123_456_789, Some(3))));
-        assert_eq!(parse_bench_chat(r#"{"text":"bench t=5"}"#), Some((5, None)));
-        assert_eq!(parse_bench_chat(r#"{"type":"ack","request_id":1}"#), None);
+    fn ack() -> String {
+        encode_server(&ServerMessage::Ack {
+            request_id: 1,
+            seq: None,
+        })
+    }
+
+    fn closing(reason: CloseReason) -> String {
+        encode_server(&ServerMessage::Closing {
+            reason,
+            message: "too slow".into(),
+        })
     }
 
     #[test]
-    fn reads_the_top_level_type() {
-        assert_eq!(message_type(CHAT), Some("event"));
+    fn reads_the_timestamp_and_sender_from_a_raw_chat_event() {
         assert_eq!(
-            message_type(r#"{"type":"closing","reason":"slow_consumer","message":"x"}"#),
-            Some("closing")
+            parse_bench_chat(&chat(123_456_789)),
+            Some((123_456_789, Some(3)))
         );
-        assert_eq!(message_type("{}"), None);
+        assert_eq!(parse_bench_chat("bench t=5"), Some((5, None)));
+        assert_eq!(parse_bench_chat(&ack()), None);
+    }
+
+    #[test]
+    fn counts_acks_and_errors_by_their_type() {
+        let shared = Shared::new();
+        let mut report = ClientReport::default();
+        handle_text(&ack(), 7, &shared, &mut report);
+        let error = encode_server(&ServerMessage::error(
+            lectern_proto::ErrorCode::RateLimited,
+            Some(2),
+        ));
+        handle_text(&error, 7, &shared, &mut report);
+        assert_eq!((report.acks, report.errors), (1, 1));
+        assert_eq!(report.first_error.as_deref(), Some(error.as_str()));
+        assert_eq!(report.ended, None);
     }
 
     #[test]
@@ -367,22 +417,16 @@ mod tests {
         let shared = Shared::new();
         shared.set_window(100_000_000, 200_000_000);
         let mut report = ClientReport::default();
-        handle_text(CHAT, 7, &shared, &mut report);
+        handle_text(&chat(123_456_789), 7, &shared, &mut report);
         assert_eq!(report.delivered_total, 1);
         assert_eq!(report.delivered_in_window, 1);
         assert_eq!(shared.delivered_to_others.load(Ordering::Relaxed), 1);
-        handle_text(CHAT, 3, &shared, &mut report);
+        handle_text(&chat(123_456_789), 3, &shared, &mut report);
         assert_eq!(shared.delivered_to_sender.load(Ordering::Relaxed), 1);
-        let early = CHAT.replace("t=123456789", "t=99");
-        handle_text(&early, 7, &shared, &mut report);
+        handle_text(&chat(99), 7, &shared, &mut report);
         assert_eq!(report.delivered_total, 3);
         assert_eq!(report.delivered_in_window, 2);
-        handle_text(
-            r#"{"type":"closing","reason":"slow_consumer","message":"too slow"}"#,
-            7,
-            &shared,
-            &mut report,
-        );
+        handle_text(&closing(CloseReason::SlowConsumer), 7, &shared, &mut report);
         assert_eq!(report.ended, Some(Ended::Closing("slow_consumer".into())));
         assert!(shared.live_latency().is_none());
     }
@@ -392,14 +436,9 @@ mod tests {
         let shared = Shared::with_live_latency();
         shared.set_window(100_000_000, 200_000_000);
         let mut report = ClientReport::default();
-        handle_text(CHAT, 7, &shared, &mut report);
-        handle_text(
-            &CHAT.replace("t=123456789", "t=99"),
-            7,
-            &shared,
-            &mut report,
-        );
-        handle_text(r#"{"type":"ack","request_id":1}"#, 7, &shared, &mut report);
+        handle_text(&chat(123_456_789), 7, &shared, &mut report);
+        handle_text(&chat(99), 7, &shared, &mut report);
+        handle_text(&ack(), 7, &shared, &mut report);
         assert_eq!(shared.live_latency().map(|h| h.count()), Some(2));
         assert_eq!(report.delivered_in_window, 1);
     }

@@ -9,6 +9,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
+use lectern_proto::{
+    ClientFrame, ClientMessage, DecodeError, PROTOCOL_VERSION, RequestId, ServerMessage,
+    decode_server, encode_client,
+};
 use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::interceptor_registry::{
@@ -24,7 +28,6 @@ use rtc::rtp_transceiver::rtp_sender::{
     RtpCodecKind,
 };
 use rtc::sansio::Protocol;
-use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
@@ -161,26 +164,25 @@ impl Bot {
 
     async fn start(options: BotOptions, publish: Option<PublishOptions>) -> Result<Bot, BotError> {
         let (mut ws, _) = tokio_tungstenite::connect_async(options.url.as_str()).await?;
-        let hello = json!({"type": "hello", "protocol_version": 1, "token": options.token});
-        ws.send(Message::text(hello.to_string())).await?;
+        let hello = ClientMessage::Hello {
+            protocol_version: PROTOCOL_VERSION,
+            token: options.token,
+            last_seq: None,
+        };
+        send(&mut ws, None, hello).await?;
         let mut early = VecDeque::new();
-        let welcome = loop {
-            let m = next_json(&mut ws).await?;
-            match m["type"].as_str() {
-                Some("welcome") => break m,
-                Some("error") => {
+        let participant_id = loop {
+            match next_message(&mut ws).await? {
+                ServerMessage::Welcome { participant_id, .. } => break participant_id.0,
+                ServerMessage::Error { code, .. } => {
                     return Err(BotError::Refused {
                         what: "hello",
-                        code: m["code"].as_str().unwrap_or_default().to_owned(),
+                        code,
                     });
                 }
-                _ => early.push_back(m),
+                m => early.push_back(m),
             }
         };
-        let participant_id = welcome["participant_id"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
 
         let shared = Arc::new(Shared::default());
         let (pc, candidates_rx) = new_pc(options.bind_ip, &shared).await?;
@@ -211,10 +213,7 @@ impl Bot {
             .await
             .ok_or_else(|| BotError::Protocol("no local description".into()))?
             .sdp;
-        ws.send(Message::text(
-            json!({"type": "media_offer", "sdp": sdp, "request_id": 1}).to_string(),
-        ))
-        .await?;
+        send(&mut ws, Some(1), ClientMessage::MediaOffer { sdp }).await?;
 
         tasks.push(tokio::spawn(signalling(
             ws,
@@ -547,8 +546,32 @@ impl PeerConnectionEventHandler for Handler {
     }
 }
 
-/// Read the next JSON text message, skipping control frames.
-async fn next_json(ws: &mut Ws) -> Result<Value, BotError> {
+/// Send one client message.
+async fn send(
+    ws: &mut Ws,
+    request_id: Option<RequestId>,
+    message: ClientMessage,
+) -> Result<(), BotError> {
+    let frame = ClientFrame {
+        request_id,
+        message,
+    };
+    ws.send(Message::text(encode_client(&frame))).await?;
+    Ok(())
+}
+
+/// The wire name of a protocol value that is a plain string on the wire (an error code, a
+/// close reason, a media kind), as the bot reports it.
+pub(crate) fn wire_name(value: &impl serde::Serialize) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => String::new(),
+    }
+}
+
+/// Read the next server message, skipping control frames and message types this bot does not
+/// know (a newer server's).
+async fn next_message(ws: &mut Ws) -> Result<ServerMessage, BotError> {
     loop {
         match ws.next().await {
             None => return Err(BotError::Closed),
@@ -561,9 +584,13 @@ async fn next_json(ws: &mut Ws) -> Result<Value, BotError> {
                 });
             }
             Some(Err(e)) => return Err(e.into()),
-            Some(Ok(Message::Text(t))) => {
-                return serde_json::from_str(&t).map_err(|e| BotError::Protocol(e.to_string()));
-            }
+            Some(Ok(Message::Text(t))) => match decode_server(&t) {
+                Ok(message) => return Ok(message),
+                Err(DecodeError::UnknownType { type_name, .. }) => {
+                    debug!(message.type = %type_name, "bot skips an unknown server message");
+                }
+                Err(e) => return Err(e.into()),
+            },
             Some(Ok(_)) => ws.flush().await?,
         }
     }
@@ -573,7 +600,7 @@ async fn next_json(ws: &mut Ws) -> Result<Value, BotError> {
 /// candidates, and records errors. Ends when the socket closes.
 async fn signalling(
     mut ws: Ws,
-    mut early: VecDeque<Value>,
+    mut early: VecDeque<ServerMessage>,
     pc: Arc<dyn PeerConnection>,
     shared: Arc<Shared>,
     mut candidates: mpsc::UnboundedReceiver<String>,
@@ -598,7 +625,7 @@ async fn signalling(
             m
         } else {
             tokio::select! {
-                m = next_json(&mut ws) => match m {
+                m = next_message(&mut ws) => match m {
                     Ok(m) => m,
                     Err(e) => {
                         debug!(error = %e, "bot signalling ended");
@@ -607,8 +634,8 @@ async fn signalling(
                     }
                 },
                 Some(candidate) = candidates.recv() => {
-                    let m = json!({"type": "media_candidate", "candidate": candidate});
-                    if let Err(e) = ws.send(Message::text(m.to_string())).await {
+                    let m = ClientMessage::MediaCandidate { candidate };
+                    if let Err(e) = send(&mut ws, None, m).await {
                         ended(closing, format!("sending a candidate: {e}"));
                         return;
                     }
@@ -616,8 +643,8 @@ async fn signalling(
                 }
             }
         };
-        if message["type"] == "closing" {
-            closing = Some(message["reason"].as_str().unwrap_or("unknown").to_owned());
+        if let ServerMessage::Closing { reason, .. } = &message {
+            closing = Some(wire_name(reason));
         }
         if let Err(e) = handle_message(&mut ws, &pc, &shared, &message).await {
             warn!(error = %e, "bot signalling");
@@ -630,22 +657,20 @@ async fn handle_message(
     ws: &mut Ws,
     pc: &Arc<dyn PeerConnection>,
     shared: &Shared,
-    m: &Value,
+    m: &ServerMessage,
 ) -> Result<(), BotError> {
-    let sdp = || m["sdp"].as_str().unwrap_or_default().to_owned();
-    match m["type"].as_str() {
-        Some("sfu_answer") => {
-            pc.set_remote_description(RTCSessionDescription::answer(sdp())?)
+    match m {
+        ServerMessage::SfuAnswer { sdp } => {
+            pc.set_remote_description(RTCSessionDescription::answer(sdp.clone())?)
                 .await?;
         }
-        Some("sfu_offer") => {
-            let tracks = m["tracks"].as_array().cloned().unwrap_or_default();
+        ServerMessage::SfuOffer { sdp, tracks } => {
             lock(&shared.offered).extend(tracks.iter().map(|t| OfferedTrack {
-                mid: t["mid"].as_str().unwrap_or_default().to_owned(),
-                participant_id: t["participant_id"].as_str().unwrap_or_default().to_owned(),
-                kind: t["kind"].as_str().unwrap_or_default().to_owned(),
+                mid: t.mid.clone(),
+                participant_id: t.participant_id.0.clone(),
+                kind: wire_name(&t.kind),
             }));
-            pc.set_remote_description(RTCSessionDescription::offer(sdp())?)
+            pc.set_remote_description(RTCSessionDescription::offer(sdp.clone())?)
                 .await?;
             let answer = pc.create_answer(None).await?;
             pc.set_local_description(answer).await?;
@@ -654,13 +679,10 @@ async fn handle_message(
                 .await
                 .ok_or_else(|| BotError::Protocol("no local answer".into()))?
                 .sdp;
-            ws.send(Message::text(
-                json!({"type": "media_answer", "sdp": answer}).to_string(),
-            ))
-            .await?;
+            send(ws, None, ClientMessage::MediaAnswer { sdp: answer }).await?;
         }
-        Some("error") => {
-            lock(&shared.errors).push(m["code"].as_str().unwrap_or_default().to_owned());
+        ServerMessage::Error { code, .. } => {
+            lock(&shared.errors).push(wire_name(code));
         }
         _ => {}
     }
@@ -979,16 +1001,27 @@ impl Bot {
 
 #[cfg(test)]
 mod signalling_tests {
+    use lectern_proto::{CloseReason, ParticipantId, Role, decode_client, encode_server};
+
     use super::*;
 
-    async fn read_json(
+    async fn read_message(
         ws: &mut tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
-    ) -> Value {
+    ) -> ClientMessage {
         loop {
             if let Message::Text(t) = ws.next().await.unwrap().unwrap() {
-                return serde_json::from_str(&t).unwrap();
+                return decode_client(&t).unwrap().message;
             }
         }
+    }
+
+    async fn write_message(
+        ws: &mut tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+        message: ServerMessage,
+    ) {
+        ws.send(Message::text(encode_server(&message)))
+            .await
+            .unwrap();
     }
 
     /// A server that welcomes the bot, reads its offer, then says `closing` and closes the
@@ -1000,18 +1033,29 @@ mod signalling_tests {
         let server = tokio::spawn(async move {
             let (tcp, _) = listener.accept().await.unwrap();
             let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
-            let hello = read_json(&mut ws).await;
-            assert_eq!(hello["type"], "hello");
-            let welcome = json!({"type": "welcome", "participant_id": "p1"});
-            ws.send(Message::text(welcome.to_string())).await.unwrap();
-            loop {
-                let m = read_json(&mut ws).await;
-                if m["type"] == "media_offer" {
-                    break;
-                }
-            }
-            let closing = json!({"type": "closing", "reason": "removed", "message": "x"});
-            ws.send(Message::text(closing.to_string())).await.unwrap();
+            let hello = read_message(&mut ws).await;
+            assert!(
+                matches!(&hello, ClientMessage::Hello { protocol_version, token, .. }
+                    if *protocol_version == PROTOCOL_VERSION && token == "t"),
+                "{hello:?}"
+            );
+            let welcome = ServerMessage::Welcome {
+                protocol_version: PROTOCOL_VERSION,
+                participant_id: ParticipantId::new("p1"),
+                role: Role::Student,
+                rejoined: false,
+                snapshot: None,
+            };
+            write_message(&mut ws, welcome).await;
+            while !matches!(
+                read_message(&mut ws).await,
+                ClientMessage::MediaOffer { .. }
+            ) {}
+            let closing = ServerMessage::Closing {
+                reason: CloseReason::Removed,
+                message: "x".into(),
+            };
+            write_message(&mut ws, closing).await;
             let frame = tokio_tungstenite::tungstenite::protocol::CloseFrame {
                 code: 1008.into(),
                 reason: "removed".into(),

@@ -7,9 +7,15 @@ pub enum BotError {
     #[error("websocket: {0}")]
     WebSocket(#[from] tokio_tungstenite::tungstenite::Error),
     /// The server answered a request with an `error` message.
-    #[error("the server refused {what}: {code}")]
-    Refused { what: &'static str, code: String },
-    /// The server sent something the bot cannot use (not JSON, an SDP that does not apply).
+    #[error("the server refused {what}: {}", crate::bot::wire_name(.code))]
+    Refused {
+        what: &'static str,
+        code: lectern_proto::ErrorCode,
+    },
+    /// The server sent a message the bot cannot decode.
+    #[error("undecodable server message: {0}")]
+    Decode(#[from] lectern_proto::DecodeError),
+    /// The server sent something the bot cannot use (an SDP that does not apply).
     #[error("protocol: {0}")]
     Protocol(String),
     /// The WebRTC stack (webrtc-rs) failed.

@@ -3,7 +3,8 @@
 //!
 //! A [`Bot`] speaks Lectern's real protocol (docs/PROTOCOL.md) over a WebSocket: `hello` with a
 //! token, then `media_offer` → `sfu_answer` for its own peer connection, `sfu_offer` →
-//! `media_answer` for what the SFU sends it, and trickled `media_candidate`s.
+//! `media_answer` for what the SFU sends it, and trickled `media_candidate`s. Messages are
+//! `lectern-proto` types through its codec (`encode_client`, `decode_server`), never JSON by hand.
 //!
 //! - [`Bot::publish`]: an instructor that sends generated VP8 video (~30 fps, a configurable bit
 //!   rate, keyframes at start, periodically and on PLI/FIR) and Opus audio (20 ms packets).

@@ -1,4 +1,5 @@
-//! Decoding client frames with typed errors, and encoding server messages.
+//! Decoding client frames with typed errors, and encoding server messages; the other way round
+//! for clients (the bots, the load tools): encoding client frames and decoding server messages.
 
 use serde_json::Value;
 
@@ -123,6 +124,46 @@ pub fn encode_server(message: &ServerMessage) -> String {
     })
 }
 
+/// Encode a client frame as JSON text, as a client sends it. Client frames always serialize.
+pub fn encode_client(frame: &ClientFrame) -> String {
+    // As for server messages: these plain types cannot fail to serialize.
+    serde_json::to_string(frame).unwrap_or_default()
+}
+
+/// Decode one server text frame, as a client reads it.
+pub fn decode_server(text: &str) -> Result<ServerMessage, DecodeError> {
+    let value: Value = serde_json::from_str(text).map_err(|e| DecodeError::InvalidJson {
+        detail: e.to_string(),
+    })?;
+    let Some(object) = value.as_object() else {
+        return Err(DecodeError::InvalidJson {
+            detail: "expected a JSON object".to_owned(),
+        });
+    };
+    let type_name = type_of(object);
+    if !ServerMessage::TYPES.contains(&type_name.as_str()) {
+        return Err(DecodeError::UnknownType {
+            type_name,
+            request_id: None,
+        });
+    }
+    serde_json::from_value(value).map_err(|e| DecodeError::InvalidMessage {
+        type_name,
+        detail: e.to_string(),
+        request_id: None,
+    })
+}
+
+/// The `type` of a server frame (one of [`crate::server_type`]) without decoding it, for a client
+/// that must stay cheap on frames it does not need the content of. Every object nested in a
+/// server message is tagged with `kind`, never `type`, and a `type` inside a string is escaped,
+/// so the first `"type":"` in the text is the message's own.
+pub fn peek_server_type(text: &str) -> Option<&str> {
+    const KEY: &str = "\"type\":\"";
+    let rest = &text[text.find(KEY)? + KEY.len()..];
+    rest.split('"').next()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,6 +228,71 @@ mod tests {
             decode_client(r#"{"text":"x"}"#).unwrap_err().code(),
             ErrorCode::UnknownType
         );
+    }
+
+    #[test]
+    fn server_messages_round_trip_and_their_type_is_seen_without_decoding() {
+        let samples = crate::samples::server_messages();
+        assert_eq!(samples.len(), ServerMessage::TYPES.len());
+        for m in samples {
+            let text = encode_server(&m);
+            let v: Value = serde_json::from_str(&text).expect("valid JSON");
+            assert_eq!(v["type"], m.type_name());
+            assert!(ServerMessage::TYPES.contains(&m.type_name()));
+            assert_eq!(peek_server_type(&text), Some(m.type_name()), "{text}");
+            assert_eq!(decode_server(&text).expect("round trip"), m);
+        }
+        // A chat text that spells a type is escaped and does not fool the peek.
+        let chat = ServerMessage::Event {
+            seq: 1,
+            at: 2,
+            event: crate::RoomEvent::Chat {
+                message: crate::ChatMessage {
+                    seq: 1,
+                    from: ParticipantId::new("s1"),
+                    from_name: r#"{"type":"ack"}"#.into(),
+                    from_role: crate::Role::Student,
+                    to: ChatTarget::Everyone,
+                    text: r#""type":"closing""#.into(),
+                    sent_at: 2,
+                },
+            },
+        };
+        assert_eq!(
+            peek_server_type(&encode_server(&chat)),
+            Some(crate::server_type::EVENT)
+        );
+        assert_eq!(peek_server_type("{}"), None);
+    }
+
+    #[test]
+    fn server_decoding_errors_are_typed() {
+        assert_eq!(
+            decode_server("{nope").unwrap_err().code(),
+            ErrorCode::InvalidJson
+        );
+        assert_eq!(
+            decode_server(r#"{"type":"launch_rockets"}"#)
+                .unwrap_err()
+                .code(),
+            ErrorCode::UnknownType
+        );
+        let e = decode_server(r#"{"type":"ack"}"#).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::InvalidMessage);
+    }
+
+    #[test]
+    fn client_frames_encode_to_what_the_server_decodes() {
+        for m in crate::samples::client_messages() {
+            let frame = ClientFrame {
+                request_id: Some(9),
+                message: m,
+            };
+            assert_eq!(
+                decode_client(&encode_client(&frame)).expect("decodes"),
+                frame
+            );
+        }
     }
 
     #[test]

@@ -7,14 +7,17 @@
 //! and the server pushes [`ServerMessage::Event`]s, each stamped with the room's next sequence
 //! number, so a client that reconnects can say which events it has already seen.
 //!
-//! This crate holds only types and the decoder: no I/O, no tokio. `docs/PROTOCOL.md` documents
-//! every message; a test keeps the two in step.
+//! This crate holds only types and the codec, both the server's side and the clients' (the bots
+//! and load tools): no I/O, no tokio. `docs/PROTOCOL.md` documents every message; a test keeps
+//! the two in step.
 
 mod decode;
 pub mod samples;
 mod types;
 
-pub use decode::{DecodeError, decode_client, encode_server};
+pub use decode::{
+    DecodeError, decode_client, decode_server, encode_client, encode_server, peek_server_type,
+};
 pub use types::*;
 
 /// The version a client must send in its hello. Bumped on any incompatible change.

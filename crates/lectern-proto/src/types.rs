@@ -389,33 +389,6 @@ impl ClientMessage {
             ClientMessage::MediaView { .. } => "media_view",
         }
     }
-
-    /// True for actions only the teaching staff may take.
-    pub fn is_staff_only(&self) -> bool {
-        matches!(
-            self,
-            ClientMessage::ChatDelete { .. }
-                | ClientMessage::ChatLock { .. }
-                | ClientMessage::HandLowerFor { .. }
-                | ClientMessage::HandLowerAll
-                | ClientMessage::CallOn { .. }
-                | ClientMessage::AllowSpeak { .. }
-                | ClientMessage::RevokeSpeak { .. }
-                | ClientMessage::Mute { .. }
-                | ClientMessage::Remove { .. }
-                | ClientMessage::StageGrant { .. }
-                | ClientMessage::StageRevoke
-                | ClientMessage::ClassStart
-                | ClientMessage::ClassEnd
-                | ClientMessage::Admit { .. }
-        ) || matches!(
-            self,
-            ClientMessage::ChatSend {
-                to: ChatTarget::Participant { .. },
-                ..
-            }
-        )
-    }
 }
 
 /// A client frame: a message plus the optional request id the server echoes back.
@@ -538,20 +511,39 @@ pub struct MediaTrack {
 impl ServerMessage {
     /// Every server message type, as written on the wire.
     pub const TYPES: &'static [&'static str] = &[
-        "welcome",
-        "replay_done",
-        "snapshot",
-        "event",
-        "reaction",
-        "ack",
-        "error",
-        "closing",
-        "media_config",
-        "sfu_answer",
-        "sfu_offer",
-        "chat_page",
-        "active_speaker",
+        server_type::WELCOME,
+        server_type::REPLAY_DONE,
+        server_type::SNAPSHOT,
+        server_type::EVENT,
+        server_type::REACTION,
+        server_type::ACK,
+        server_type::ERROR,
+        server_type::CLOSING,
+        server_type::MEDIA_CONFIG,
+        server_type::SFU_ANSWER,
+        server_type::SFU_OFFER,
+        server_type::CHAT_PAGE,
+        server_type::ACTIVE_SPEAKER,
     ];
+
+    /// The wire name of this message's type.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ServerMessage::Welcome { .. } => server_type::WELCOME,
+            ServerMessage::ReplayDone { .. } => server_type::REPLAY_DONE,
+            ServerMessage::Snapshot { .. } => server_type::SNAPSHOT,
+            ServerMessage::Event { .. } => server_type::EVENT,
+            ServerMessage::Reaction { .. } => server_type::REACTION,
+            ServerMessage::Ack { .. } => server_type::ACK,
+            ServerMessage::Error { .. } => server_type::ERROR,
+            ServerMessage::Closing { .. } => server_type::CLOSING,
+            ServerMessage::MediaConfig { .. } => server_type::MEDIA_CONFIG,
+            ServerMessage::SfuAnswer { .. } => server_type::SFU_ANSWER,
+            ServerMessage::SfuOffer { .. } => server_type::SFU_OFFER,
+            ServerMessage::ChatPage { .. } => server_type::CHAT_PAGE,
+            ServerMessage::ActiveSpeaker { .. } => server_type::ACTIVE_SPEAKER,
+        }
+    }
 
     /// A typed error reply.
     pub fn error(code: ErrorCode, request_id: Option<RequestId>) -> Self {
@@ -561,6 +553,24 @@ impl ServerMessage {
             request_id,
         }
     }
+}
+
+/// The `type` of each server message as written on the wire, for a client that looks at a
+/// frame's type without decoding it (see [`crate::peek_server_type`]).
+pub mod server_type {
+    pub const WELCOME: &str = "welcome";
+    pub const REPLAY_DONE: &str = "replay_done";
+    pub const SNAPSHOT: &str = "snapshot";
+    pub const EVENT: &str = "event";
+    pub const REACTION: &str = "reaction";
+    pub const ACK: &str = "ack";
+    pub const ERROR: &str = "error";
+    pub const CLOSING: &str = "closing";
+    pub const MEDIA_CONFIG: &str = "media_config";
+    pub const SFU_ANSWER: &str = "sfu_answer";
+    pub const SFU_OFFER: &str = "sfu_offer";
+    pub const CHAT_PAGE: &str = "chat_page";
+    pub const ACTIVE_SPEAKER: &str = "active_speaker";
 }
 
 /// Sequenced changes to the room. Every client that may see an event receives it.

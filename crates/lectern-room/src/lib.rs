@@ -38,7 +38,8 @@ pub use error::RoomError;
 pub use room::Room;
 
 use lectern_proto::{
-    ChatMessage, ParticipantId, RequestId, Role, RoomId, Seq, ServerMessage, UnixMillis,
+    ChatMessage, ChatTarget, ClientMessage, ParticipantId, RequestId, Role, RoomId, Seq,
+    ServerMessage, UnixMillis,
 };
 
 /// The driver's id for one WebSocket connection.
@@ -327,4 +328,30 @@ impl Permissions {
             },
         }
     }
+}
+
+/// True for requests only the teaching staff may make (those that need
+/// [`Permissions::moderate`]): moderation, running the class, and chat to one participant.
+pub fn is_staff_only(message: &ClientMessage) -> bool {
+    matches!(
+        message,
+        ClientMessage::ChatDelete { .. }
+            | ClientMessage::ChatLock { .. }
+            | ClientMessage::HandLowerFor { .. }
+            | ClientMessage::HandLowerAll
+            | ClientMessage::CallOn { .. }
+            | ClientMessage::AllowSpeak { .. }
+            | ClientMessage::RevokeSpeak { .. }
+            | ClientMessage::Mute { .. }
+            | ClientMessage::Remove { .. }
+            | ClientMessage::StageGrant { .. }
+            | ClientMessage::StageRevoke
+            | ClientMessage::ClassStart
+            | ClientMessage::ClassEnd
+            | ClientMessage::Admit { .. }
+            | ClientMessage::ChatSend {
+                to: ChatTarget::Participant { .. },
+                ..
+            }
+    )
 }

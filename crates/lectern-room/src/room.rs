@@ -335,7 +335,7 @@ impl Room {
     }
 
     fn dispatch(&mut self, req: &Request, message: ClientMessage) -> Handled {
-        if message.is_staff_only() && !self.actor(req).perms().moderate {
+        if crate::is_staff_only(&message) && !self.actor(req).perms().moderate {
             return Err(RoomError::NotPermitted);
         }
         match message {

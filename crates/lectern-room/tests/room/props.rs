@@ -15,7 +15,7 @@ use crate::support::*;
 fn staff_only_messages() -> Vec<ClientMessage> {
     let mut messages: Vec<ClientMessage> = samples::client_messages()
         .into_iter()
-        .filter(ClientMessage::is_staff_only)
+        .filter(lectern_room::is_staff_only)
         .collect();
     messages.push(ClientMessage::ChatSend {
         to: ChatTarget::Participant { id: pid("s-ada") },

@@ -461,7 +461,7 @@ fn students_and_observers_are_refused_every_staff_action() {
     h.req(2, ClientMessage::HandRaise);
     let mut staff_only: Vec<ClientMessage> = lectern_proto::samples::client_messages()
         .into_iter()
-        .filter(ClientMessage::is_staff_only)
+        .filter(lectern_room::is_staff_only)
         .collect();
     staff_only.push(ClientMessage::ChatSend {
         to: lectern_proto::ChatTarget::Participant { id: pid("t") },
