@@ -11,8 +11,8 @@
 //! Room tasks send commands straight to their worker (its handle never blocks). Workers report
 //! answers, offers and failures on their own threads into one channel; a dispatcher task hands
 //! each event to the room task it concerns, which sends it down that participant's connection.
-//! A participant's peer is keyed by room and participant id, so the same `sub` in two rooms gets
-//! two peers.
+//! A participant's peer is named by room and participant id (`lectern_sfu::PeerId`), so the same
+//! `sub` in two rooms gets two peers.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,7 +20,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use lectern_proto::{MediaKind, MediaTrack, ParticipantId, RoomId, ServerMessage};
 use lectern_sfu::{
-    MediaEvent, MediaWorker, MediaWorkerHandle, SfuError, SfuStats, WorkerConfig, WorkerEvent,
+    MediaEvent, MediaWorker, MediaWorkerHandle, PeerId, SfuError, SfuStats, WorkerConfig,
+    WorkerEvent,
 };
 use tokio::sync::mpsc;
 use tracing::{debug, info};
@@ -28,19 +29,9 @@ use tracing::{debug, info};
 use crate::config::Config;
 use crate::metrics::write_metric;
 
-/// Separates the room from the participant in a peer key. Join tokens cannot contain control
-/// characters (see `auth::check_claims`), so the split is unambiguous.
-const SEPARATOR: char = '\u{1f}';
-
-/// The SFU's id for this participant of this room.
-pub fn peer_key(room: &RoomId, participant: &ParticipantId) -> lectern_sfu::ParticipantId {
-    lectern_sfu::ParticipantId::from(format!("{room}{SEPARATOR}{participant}"))
-}
-
-/// The room and participant of a peer key.
-pub fn split_key(key: &lectern_sfu::ParticipantId) -> Option<(RoomId, ParticipantId)> {
-    let (room, participant) = key.as_str().split_once(SEPARATOR)?;
-    Some((RoomId::new(room), ParticipantId::new(participant)))
+/// The SFU's name for this participant's peer in this room.
+pub fn peer_id(room: &RoomId, participant: &ParticipantId) -> PeerId {
+    PeerId::new(room.as_str(), participant.as_str())
 }
 
 /// The running media workers, shared by every room task.
@@ -256,28 +247,19 @@ pub async fn dispatch<C: From<WorkerEvent>>(
     room_task: impl Fn(&RoomId) -> Option<mpsc::Sender<C>>,
 ) {
     while let Some(event) = events.recv().await {
-        let key = match &event {
-            WorkerEvent::Answer { participant, .. } | WorkerEvent::Failed { participant, .. } => {
-                participant
-            }
-            WorkerEvent::Media(media) => match media {
-                MediaEvent::Offer { participant, .. }
-                | MediaEvent::Connected { participant }
-                | MediaEvent::Disconnected { participant }
-                | MediaEvent::TrackPublished { participant, .. }
-                | MediaEvent::TrackUnpublished { participant, .. } => participant,
-                MediaEvent::ActiveSpeaker { room, .. } => {
-                    let room = RoomId::new(room.as_str());
-                    if let Some(tx) = room_task(&room) {
-                        let _ = tx.send(C::from(event)).await;
-                    }
-                    continue;
-                }
-            },
+        let room = match &event {
+            WorkerEvent::Answer { peer, .. }
+            | WorkerEvent::Failed { peer, .. }
+            | WorkerEvent::Media(
+                MediaEvent::Offer { peer, .. }
+                | MediaEvent::Connected { peer }
+                | MediaEvent::Disconnected { peer }
+                | MediaEvent::TrackPublished { peer, .. }
+                | MediaEvent::TrackUnpublished { peer, .. },
+            ) => &peer.room,
+            WorkerEvent::Media(MediaEvent::ActiveSpeaker { room, .. }) => room,
         };
-        let Some((room, _)) = split_key(key) else {
-            continue;
-        };
+        let room = RoomId::new(room.as_str());
         match room_task(&room) {
             Some(tx) => {
                 let _ = tx.send(C::from(event)).await;
@@ -296,16 +278,13 @@ pub fn to_client(event: &WorkerEvent) -> Option<ServerMessage> {
                 sdp: sdp.clone(),
                 tracks: tracks
                     .iter()
-                    .filter_map(|t| {
-                        let (_, participant_id) = split_key(&t.publisher)?;
-                        Some(MediaTrack {
-                            mid: t.mid.clone(),
-                            participant_id,
-                            kind: match t.kind {
-                                lectern_sfu::MediaKind::Audio => MediaKind::Audio,
-                                lectern_sfu::MediaKind::Video => MediaKind::Video,
-                            },
-                        })
+                    .map(|t| MediaTrack {
+                        mid: t.mid.clone(),
+                        participant_id: ParticipantId::new(t.publisher.participant.as_str()),
+                        kind: match t.kind {
+                            lectern_sfu::MediaKind::Audio => MediaKind::Audio,
+                            lectern_sfu::MediaKind::Video => MediaKind::Video,
+                        },
                     })
                     .collect(),
             })
@@ -318,14 +297,72 @@ pub fn to_client(event: &WorkerEvent) -> Option<ServerMessage> {
 mod tests {
     use super::*;
 
+    fn peer(room: &str, participant: &str) -> PeerId {
+        peer_id(&RoomId::new(room), &ParticipantId::new(participant))
+    }
+
+    /// The same participant in two rooms gets two peers, and each event reaches the room of
+    /// its peer (or the room it names), not the other.
+    #[tokio::test]
+    async fn events_reach_the_room_of_their_peer() {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (a_tx, mut a_rx) = mpsc::channel::<WorkerEvent>(8);
+        let (b_tx, mut b_rx) = mpsc::channel::<WorkerEvent>(8);
+        let events = [
+            WorkerEvent::Answer {
+                peer: peer("algebra.s1", "same"),
+                sdp: "answer".into(),
+            },
+            WorkerEvent::Media(MediaEvent::Connected {
+                peer: peer("algebra.s1.b", "same"),
+            }),
+            WorkerEvent::Media(MediaEvent::ActiveSpeaker {
+                room: lectern_sfu::RoomId::from("algebra.s1.b"),
+                participant: Some(lectern_sfu::ParticipantId::from("same")),
+            }),
+            WorkerEvent::Media(MediaEvent::Disconnected {
+                peer: peer("gone", "same"),
+            }),
+        ];
+        for event in events.iter().cloned() {
+            tx.send(event).unwrap();
+        }
+        drop(tx);
+        dispatch(rx, move |room: &RoomId| match room.as_str() {
+            "algebra.s1" => Some(a_tx.clone()),
+            "algebra.s1.b" => Some(b_tx.clone()),
+            _ => None,
+        })
+        .await;
+        assert_eq!(a_rx.try_recv().ok().as_ref(), Some(&events[0]));
+        assert!(a_rx.try_recv().is_err());
+        assert_eq!(b_rx.try_recv().ok().as_ref(), Some(&events[1]));
+        assert_eq!(b_rx.try_recv().ok().as_ref(), Some(&events[2]));
+        assert!(b_rx.try_recv().is_err());
+    }
+
+    /// An offered track names its publisher's participant id as it is.
     #[test]
-    fn keys_round_trip() {
-        let key = peer_key(
-            &RoomId::new("algebra.2026-09-01T10:00"),
-            &ParticipantId::new("a b"),
+    fn offered_tracks_name_the_publisher() {
+        let event = WorkerEvent::Media(MediaEvent::Offer {
+            peer: peer("algebra.s1", "student"),
+            sdp: "offer".into(),
+            tracks: vec![lectern_sfu::OfferedTrack {
+                mid: "0".into(),
+                publisher: peer("algebra.s1", "teacher a.b"),
+                kind: lectern_sfu::MediaKind::Video,
+            }],
+        });
+        let Some(ServerMessage::SfuOffer { tracks, .. }) = to_client(&event) else {
+            panic!("not an sfu_offer");
+        };
+        assert_eq!(
+            tracks,
+            vec![MediaTrack {
+                mid: "0".into(),
+                participant_id: ParticipantId::new("teacher a.b"),
+                kind: MediaKind::Video,
+            }]
         );
-        let (room, who) = split_key(&key).expect("splits");
-        assert_eq!(room.as_str(), "algebra.2026-09-01T10:00");
-        assert_eq!(who.as_str(), "a b");
     }
 }

@@ -1,13 +1,13 @@
-use crate::ParticipantId;
+use crate::PeerId;
 
 /// Why an SFU call was refused. Internals (str0m's error) are carried as text: the caller logs
 /// it once and tells the client a stable code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SfuError {
-    #[error("participant {0} has no peer on this media worker")]
-    UnknownParticipant(ParticipantId),
-    #[error("participant {0} already has a peer on this media worker")]
-    DuplicateParticipant(ParticipantId),
+    #[error("{0} has no peer on this media worker")]
+    UnknownParticipant(PeerId),
+    #[error("{0} already has a peer on this media worker")]
+    DuplicateParticipant(PeerId),
     #[error("invalid SDP: {0}")]
     InvalidSdp(String),
     #[error("negotiation failed: {0}")]

@@ -13,8 +13,9 @@
 //! # Contract of [`Sfu`]
 //!
 //! Inputs (each takes `now`; pass a monotonic `Instant`, never older than the last one):
-//! - [`Sfu::add_peer`] / [`Sfu::remove_peer`]: a participant joins or leaves `room` (the
-//!   room's `MediaIntent::Stop` maps to `remove_peer`).
+//! - [`Sfu::add_peer`] / [`Sfu::remove_peer`]: a peer joins or leaves (a [`PeerId`], one
+//!   participant of one room, names it in every call and event; the room's
+//!   `MediaIntent::Stop` maps to `remove_peer`).
 //! - [`Sfu::set_publish_permission`]: the room's `MediaIntent::Publish { audio, video }`.
 //!   Peers start with nothing allowed.
 //! - [`Sfu::accept_offer`] (returns the answer), [`Sfu::accept_answer`],
@@ -153,8 +154,8 @@ pub use error::SfuError;
 pub use sfu::{DEFAULT_KEYFRAME_REQUEST_INTERVAL, Sfu, SfuConfig};
 pub use speaker::{MIN_SPEECH_PACKETS, SPEAKER_INTERVAL, SPEECH_LEVEL};
 pub use types::{
-    MediaEvent, MediaKind, OfferedTrack, ParticipantId, PublishPermission, RoomId, SfuStats,
-    Transmit,
+    MediaEvent, MediaKind, OfferedTrack, ParticipantId, PeerId, PublishPermission, RoomId,
+    SfuStats, Transmit,
 };
 pub use worker::{
     Command, MediaWorker, MediaWorkerHandle, SOCKET_BUFFER_BYTES, WorkerConfig, WorkerEvent,

@@ -13,7 +13,7 @@ use str0m::rtp::{RtpWrite, Ssrc};
 use crate::layers::{Layer, Run, TsRewrite, ViewSize, Vp8Rewrite};
 use crate::sdp::Numbering;
 use crate::speaker::LevelWindow;
-use crate::{MediaKind, ParticipantId, PublishPermission, RoomId};
+use crate::{MediaKind, PeerId, PublishPermission};
 
 /// The SFU's own handle for a peer. Never reused, so a stale key simply finds nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -39,8 +39,7 @@ pub(crate) const MAX_HELD: usize = 64;
 pub(crate) const HELD_FLUSH_DELAY: Duration = Duration::from_millis(20);
 
 pub(crate) struct Peer {
-    pub participant: ParticipantId,
-    pub room: RoomId,
+    pub id: PeerId,
     pub rtc: Rtc,
     /// Our ICE ufrag for this peer: STUN requests carry it, so they demultiplex by it.
     pub ufrag: String,
@@ -204,7 +203,7 @@ pub(crate) enum OutState {
 pub(crate) struct TrackOut {
     pub source: PeerKey,
     pub track: TrackId,
-    pub publisher: ParticipantId,
+    pub publisher: PeerId,
     pub kind: MediaKind,
     pub state: OutState,
     /// The source track is gone: stop this m-line once it is negotiated.
@@ -225,7 +224,7 @@ pub(crate) struct TrackOut {
 }
 
 impl TrackOut {
-    pub fn new(source: PeerKey, track: TrackId, publisher: ParticipantId, kind: MediaKind) -> Self {
+    pub fn new(source: PeerKey, track: TrackId, publisher: PeerId, kind: MediaKind) -> Self {
         TrackOut {
             source,
             track,

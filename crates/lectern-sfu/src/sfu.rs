@@ -38,7 +38,7 @@ use str0m::config::{CryptoProvider, DtlsCert};
 use tracing::warn;
 
 use crate::peer::{Peer, PeerKey};
-use crate::{MediaEvent, ParticipantId, RoomId, SfuError, SfuStats, Transmit};
+use crate::{MediaEvent, PeerId, RoomId, SfuError, SfuStats, Transmit};
 
 use self::deliver::flush_held_when_due;
 use self::keyframes::send_due_keyframe_requests;
@@ -86,7 +86,8 @@ pub struct Sfu {
     next_key: u64,
     next_track: u64,
     peers: HashMap<PeerKey, Peer>,
-    by_participant: HashMap<ParticipantId, PeerKey>,
+    /// The API's names of peers -> the SFU's own handles.
+    by_id: HashMap<PeerId, PeerKey>,
     /// Remote address -> peer: the demultiplexer for everything but STUN.
     by_addr: HashMap<SocketAddr, PeerKey>,
     /// Our ICE ufrag -> peer: the demultiplexer for STUN, including unseen addresses.
@@ -156,7 +157,7 @@ impl Sfu {
             next_key: 0,
             next_track: 0,
             peers: HashMap::new(),
-            by_participant: HashMap::new(),
+            by_id: HashMap::new(),
             by_addr: HashMap::new(),
             by_ufrag: HashMap::new(),
             rooms: HashMap::new(),
@@ -186,13 +187,13 @@ impl Sfu {
         }
     }
 
-    pub fn has_peer(&self, participant: &ParticipantId) -> bool {
-        self.by_participant.contains_key(participant)
+    pub fn has_peer(&self, peer: &PeerId) -> bool {
+        self.by_id.contains_key(peer)
     }
 
-    /// Every participant with a peer here.
-    pub fn participants(&self) -> Vec<ParticipantId> {
-        self.by_participant.keys().cloned().collect()
+    /// Every peer here.
+    pub fn peers(&self) -> Vec<PeerId> {
+        self.by_id.keys().cloned().collect()
     }
 
     /// Advance time: str0m timers (retransmissions, reports, ICE consent) and coalesced
@@ -206,7 +207,7 @@ impl Sfu {
             flush_held_when_due(now, key, peer, &mut self.outbox, &mut self.stats);
             if peer.timeout <= now {
                 if let Err(e) = peer.rtc.handle_input(Input::Timeout(now)) {
-                    warn!(participant.id = %peer.participant, error = %e, "peer failed");
+                    warn!(room.id = %peer.id.room, participant.id = %peer.id.participant, error = %e, "peer failed");
                     peer.rtc.disconnect();
                 }
                 self.outbox.drain(key, peer);
@@ -251,10 +252,10 @@ impl Sfu {
             .min()
     }
 
-    fn key(&self, participant: &ParticipantId) -> Result<PeerKey, SfuError> {
-        self.by_participant
-            .get(participant)
+    fn key(&self, peer: &PeerId) -> Result<PeerKey, SfuError> {
+        self.by_id
+            .get(peer)
             .copied()
-            .ok_or_else(|| SfuError::UnknownParticipant(participant.clone()))
+            .ok_or_else(|| SfuError::UnknownParticipant(peer.clone()))
     }
 }

@@ -55,6 +55,30 @@ opaque_id!(
     RoomId
 );
 
+/// A peer connection as the signalling layer names it: one participant of one room. The same
+/// participant in two rooms placed on one worker has two peers. Used at the API boundary and in
+/// events only; inside, the SFU addresses peers by its own small handle.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerId {
+    pub room: RoomId,
+    pub participant: ParticipantId,
+}
+
+impl PeerId {
+    pub fn new(room: impl Into<RoomId>, participant: impl Into<ParticipantId>) -> Self {
+        PeerId {
+            room: room.into(),
+            participant: participant.into(),
+        }
+    }
+}
+
+impl fmt::Display for PeerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "participant {} of room {}", self.participant, self.room)
+    }
+}
+
 /// Audio or video.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MediaKind {
@@ -130,7 +154,8 @@ impl fmt::Debug for Transmit {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OfferedTrack {
     pub mid: String,
-    pub publisher: ParticipantId,
+    /// The peer whose track this is (always of the subscriber's room).
+    pub publisher: PeerId,
     pub kind: MediaKind,
 }
 
@@ -141,31 +166,31 @@ pub enum MediaEvent {
     /// browser and pass its answer to [`crate::Sfu::accept_answer`]. `tracks` lists the m-lines
     /// added by this offer.
     Offer {
-        participant: ParticipantId,
+        peer: PeerId,
         sdp: String,
         tracks: Vec<OfferedTrack>,
     },
-    /// ICE and DTLS are up: media can flow to and from this participant.
-    Connected { participant: ParticipantId },
-    /// The media path to this participant is lost (ICE consent failed, DTLS closed or a fatal
+    /// ICE and DTLS are up: media can flow to and from this peer.
+    Connected { peer: PeerId },
+    /// The media path to this peer is lost (ICE consent failed, DTLS closed or a fatal
     /// protocol error). The driver may wait for an ICE restart (a new offer) or remove the peer.
-    Disconnected { participant: ParticipantId },
+    Disconnected { peer: PeerId },
     /// The participant's browser offered a track (camera, microphone or screen). Whether it is
     /// forwarded depends on the publish permission.
     TrackPublished {
-        participant: ParticipantId,
+        peer: PeerId,
         mid: String,
         kind: MediaKind,
     },
     /// The participant stopped sending a track (m-line stopped or made receive-only).
     TrackUnpublished {
-        participant: ParticipantId,
+        peer: PeerId,
         mid: String,
         kind: MediaKind,
     },
     /// The room's active speaker changed (see the crate docs, "Active speaker"): `Some` names
-    /// the publisher who now speaks most, `None` means the last speaker left, stopped their
-    /// microphone or may no longer be heard.
+    /// the publisher (a participant of `room`) who now speaks most, `None` means the last
+    /// speaker left, stopped their microphone or may no longer be heard.
     ActiveSpeaker {
         room: RoomId,
         participant: Option<ParticipantId>,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tracing::{debug, info, warn};
 
 use crate::sfu::DEFAULT_KEYFRAME_REQUEST_INTERVAL;
-use crate::{MediaEvent, ParticipantId, RoomId, Sfu, SfuConfig, SfuError, SfuStats};
+use crate::{MediaEvent, PeerId, Sfu, SfuConfig, SfuError, SfuStats};
 
 /// Longest wait for a datagram when no timer is due. Bounds how stale `Instant::now()` gets;
 /// commands do not wait for it (they wake the worker).
@@ -57,33 +57,32 @@ impl WorkerConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     AddPeer {
-        room: RoomId,
-        participant: ParticipantId,
+        peer: PeerId,
     },
     RemovePeer {
-        participant: ParticipantId,
+        peer: PeerId,
     },
     /// Answered with [`WorkerEvent::Answer`] (or [`WorkerEvent::Failed`]).
     AcceptOffer {
-        participant: ParticipantId,
+        peer: PeerId,
         sdp: String,
     },
     AcceptAnswer {
-        participant: ParticipantId,
+        peer: PeerId,
         sdp: String,
     },
     AddRemoteCandidate {
-        participant: ParticipantId,
+        peer: PeerId,
         candidate: String,
     },
     SetPublishPermission {
-        participant: ParticipantId,
+        peer: PeerId,
         audio: bool,
         video: bool,
     },
     /// See [`Sfu::set_view_size`].
     SetViewSize {
-        participant: ParticipantId,
+        peer: PeerId,
         mid: String,
         width: u32,
         height: u32,
@@ -98,12 +97,12 @@ pub enum WorkerEvent {
     /// The SDP answer to a [`Command::AcceptOffer`]. Always delivered before any
     /// [`MediaEvent::Offer`] that follows from the same offer.
     Answer {
-        participant: ParticipantId,
+        peer: PeerId,
         sdp: String,
     },
     /// A command was refused.
     Failed {
-        participant: ParticipantId,
+        peer: PeerId,
         error: SfuError,
     },
 }
@@ -252,55 +251,44 @@ impl MediaWorkerHandle {
         Ok(())
     }
 
-    pub fn add_peer(&self, room: RoomId, participant: ParticipantId) -> Result<(), SfuError> {
-        self.send(Command::AddPeer { room, participant })
+    pub fn add_peer(&self, peer: PeerId) -> Result<(), SfuError> {
+        self.send(Command::AddPeer { peer })
     }
 
-    pub fn remove_peer(&self, participant: ParticipantId) -> Result<(), SfuError> {
-        self.send(Command::RemovePeer { participant })
+    pub fn remove_peer(&self, peer: PeerId) -> Result<(), SfuError> {
+        self.send(Command::RemovePeer { peer })
     }
 
-    pub fn accept_offer(&self, participant: ParticipantId, sdp: String) -> Result<(), SfuError> {
-        self.send(Command::AcceptOffer { participant, sdp })
+    pub fn accept_offer(&self, peer: PeerId, sdp: String) -> Result<(), SfuError> {
+        self.send(Command::AcceptOffer { peer, sdp })
     }
 
-    pub fn accept_answer(&self, participant: ParticipantId, sdp: String) -> Result<(), SfuError> {
-        self.send(Command::AcceptAnswer { participant, sdp })
+    pub fn accept_answer(&self, peer: PeerId, sdp: String) -> Result<(), SfuError> {
+        self.send(Command::AcceptAnswer { peer, sdp })
     }
 
-    pub fn add_remote_candidate(
-        &self,
-        participant: ParticipantId,
-        candidate: String,
-    ) -> Result<(), SfuError> {
-        self.send(Command::AddRemoteCandidate {
-            participant,
-            candidate,
-        })
+    pub fn add_remote_candidate(&self, peer: PeerId, candidate: String) -> Result<(), SfuError> {
+        self.send(Command::AddRemoteCandidate { peer, candidate })
     }
 
     pub fn set_publish_permission(
         &self,
-        participant: ParticipantId,
+        peer: PeerId,
         audio: bool,
         video: bool,
     ) -> Result<(), SfuError> {
-        self.send(Command::SetPublishPermission {
-            participant,
-            audio,
-            video,
-        })
+        self.send(Command::SetPublishPermission { peer, audio, video })
     }
 
     pub fn set_view_size(
         &self,
-        participant: ParticipantId,
+        peer: PeerId,
         mid: String,
         width: u32,
         height: u32,
     ) -> Result<(), SfuError> {
         self.send(Command::SetViewSize {
-            participant,
+            peer,
             mid,
             width,
             height,
@@ -370,61 +358,48 @@ impl Worker {
 
     fn apply(&mut self, command: Command) {
         let now = Instant::now();
-        let (participant, result) = match command {
-            Command::AddPeer { room, participant } => {
-                let r = self.sfu.add_peer(now, room, participant.clone());
-                (participant, r)
+        let (peer, result) = match command {
+            Command::AddPeer { peer } => {
+                let r = self.sfu.add_peer(now, peer.clone());
+                (peer, r)
             }
-            Command::RemovePeer { participant } => {
-                self.sfu.remove_peer(now, &participant);
-                (participant, Ok(()))
+            Command::RemovePeer { peer } => {
+                self.sfu.remove_peer(now, &peer);
+                (peer, Ok(()))
             }
-            Command::AcceptOffer { participant, sdp } => {
-                match self.sfu.accept_offer(now, &participant, &sdp) {
-                    Ok(sdp) => {
-                        (self.sink)(WorkerEvent::Answer { participant, sdp });
-                        return;
-                    }
-                    Err(e) => (participant, Err(e)),
+            Command::AcceptOffer { peer, sdp } => match self.sfu.accept_offer(now, &peer, &sdp) {
+                Ok(sdp) => {
+                    (self.sink)(WorkerEvent::Answer { peer, sdp });
+                    return;
                 }
+                Err(e) => (peer, Err(e)),
+            },
+            Command::AcceptAnswer { peer, sdp } => {
+                let r = self.sfu.accept_answer(now, &peer, &sdp);
+                (peer, r)
             }
-            Command::AcceptAnswer { participant, sdp } => {
-                let r = self.sfu.accept_answer(now, &participant, &sdp);
-                (participant, r)
+            Command::AddRemoteCandidate { peer, candidate } => {
+                let r = self.sfu.add_remote_candidate(now, &peer, &candidate);
+                (peer, r)
             }
-            Command::AddRemoteCandidate {
-                participant,
-                candidate,
-            } => {
-                let r = self.sfu.add_remote_candidate(now, &participant, &candidate);
-                (participant, r)
-            }
-            Command::SetPublishPermission {
-                participant,
-                audio,
-                video,
-            } => {
-                let r = self
-                    .sfu
-                    .set_publish_permission(now, &participant, audio, video);
-                (participant, r)
+            Command::SetPublishPermission { peer, audio, video } => {
+                let r = self.sfu.set_publish_permission(now, &peer, audio, video);
+                (peer, r)
             }
             Command::SetViewSize {
-                participant,
+                peer,
                 mid,
                 width,
                 height,
             } => {
-                let r = self
-                    .sfu
-                    .set_view_size(now, &participant, &mid, width, height);
-                (participant, r)
+                let r = self.sfu.set_view_size(now, &peer, &mid, width, height);
+                (peer, r)
             }
             Command::Shutdown => return,
         };
         if let Err(error) = result {
-            debug!(participant.id = %participant, error = %error, "media command refused");
-            (self.sink)(WorkerEvent::Failed { participant, error });
+            debug!(room.id = %peer.room, participant.id = %peer.participant, error = %error, "media command refused");
+            (self.sink)(WorkerEvent::Failed { peer, error });
         }
     }
 
@@ -442,8 +417,8 @@ impl Worker {
 
     fn close_all(&mut self) {
         let now = Instant::now();
-        let participants = self.sfu.participants();
-        for p in participants {
+        let peers = self.sfu.peers();
+        for p in peers {
             self.sfu.remove_peer(now, &p);
         }
         while let Some(t) = self.sfu.poll_transmit() {

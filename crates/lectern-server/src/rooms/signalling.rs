@@ -72,7 +72,7 @@ impl RoomTask {
         if let ClientMessage::MediaStart = message {
             self.drop_media_peer(&id);
         }
-        let key = crate::media::peer_key(&self.room_id, &id);
+        let peer = crate::media::peer_id(&self.room_id, &id);
         let has_peer = self.media.peers.contains(&id);
         let placement = self.media.placement.get_or_insert_with(|| {
             let placement = plane.place();
@@ -87,11 +87,8 @@ impl RoomTask {
                 let (audio, video) = self.room.media_permissions(&id).unwrap_or((false, false));
                 self.media.peers.insert(id.clone());
                 handle
-                    .add_peer(
-                        lectern_sfu::RoomId::from(self.room_id.as_str()),
-                        key.clone(),
-                    )
-                    .and_then(|()| handle.set_publish_permission(key.clone(), audio, video))
+                    .add_peer(peer.clone())
+                    .and_then(|()| handle.set_publish_permission(peer.clone(), audio, video))
             }
             ClientMessage::MediaOffer { sdp } => {
                 let mut result = Ok(());
@@ -99,16 +96,13 @@ impl RoomTask {
                     placement.peer_added();
                     let (audio, video) = self.room.media_permissions(&id).unwrap_or((false, false));
                     result = handle
-                        .add_peer(
-                            lectern_sfu::RoomId::from(self.room_id.as_str()),
-                            key.clone(),
-                        )
-                        .and_then(|()| handle.set_publish_permission(key.clone(), audio, video));
+                        .add_peer(peer.clone())
+                        .and_then(|()| handle.set_publish_permission(peer.clone(), audio, video));
                     self.media.peers.insert(id.clone());
                 }
                 // Acknowledged once the SFU's answer is sent.
                 self.media.pending_offer.insert(id, request_id);
-                return match result.and_then(|()| handle.accept_offer(key, sdp)) {
+                return match result.and_then(|()| handle.accept_offer(peer, sdp)) {
                     Ok(()) => {}
                     Err(e) => self.send(conn, &refuse(ErrorCode::Internal, &e.to_string())),
                 };
@@ -120,9 +114,9 @@ impl RoomTask {
                 let error = refuse(ErrorCode::InvalidMessage, "send a media_offer first");
                 return self.send(conn, &error);
             }
-            ClientMessage::MediaAnswer { sdp } => handle.accept_answer(key, sdp),
+            ClientMessage::MediaAnswer { sdp } => handle.accept_answer(peer, sdp),
             ClientMessage::MediaCandidate { candidate } => {
-                handle.add_remote_candidate(key, candidate)
+                handle.add_remote_candidate(peer, candidate)
             }
             ClientMessage::MediaView { mid, width, height } => {
                 if mid.is_empty()
@@ -136,7 +130,7 @@ impl RoomTask {
                     );
                     return self.send(conn, &error);
                 }
-                handle.set_view_size(key, mid, width, height)
+                handle.set_view_size(peer, mid, width, height)
             }
             _ => return,
         };
@@ -156,15 +150,12 @@ impl RoomTask {
     /// A report from the media worker about one of this room's participants.
     pub(super) fn media_event(&mut self, event: lectern_sfu::WorkerEvent) {
         use lectern_sfu::{MediaEvent, WorkerEvent};
-        let key = match &event {
-            WorkerEvent::Answer { participant, .. }
-            | WorkerEvent::Failed { participant, .. }
-            | WorkerEvent::Media(MediaEvent::Offer { participant, .. }) => participant,
+        let peer = match &event {
+            WorkerEvent::Answer { peer, .. }
+            | WorkerEvent::Failed { peer, .. }
+            | WorkerEvent::Media(MediaEvent::Offer { peer, .. }) => peer,
             WorkerEvent::Media(MediaEvent::ActiveSpeaker { participant, .. }) => {
-                let participant_id = participant
-                    .as_ref()
-                    .and_then(crate::media::split_key)
-                    .map(|(_, id)| id);
+                let participant_id = participant.as_ref().map(|p| ParticipantId::new(p.as_str()));
                 let now = self.env.clock.now_ms();
                 return self
                     .room
@@ -175,9 +166,7 @@ impl RoomTask {
                 return;
             }
         };
-        let Some((_, id)) = crate::media::split_key(key) else {
-            return;
-        };
+        let id = ParticipantId::new(peer.participant.as_str());
         let Some(conn) = self.room.conn_of(&id) else {
             return;
         };
@@ -248,8 +237,10 @@ impl RoomTask {
                 if let Some(placement) = &self.media.placement
                     && self.media.peers.contains(&participant_id)
                 {
-                    let key = crate::media::peer_key(&self.room_id, &participant_id);
-                    let _ = placement.handle().set_publish_permission(key, audio, video);
+                    let peer = crate::media::peer_id(&self.room_id, &participant_id);
+                    let _ = placement
+                        .handle()
+                        .set_publish_permission(peer, audio, video);
                 }
             }
             MediaIntent::Stop { participant_id } => {
@@ -266,7 +257,7 @@ impl RoomTask {
         {
             let _ = placement
                 .handle()
-                .remove_peer(crate::media::peer_key(&self.room_id, id));
+                .remove_peer(crate::media::peer_id(&self.room_id, id));
             placement.peer_removed();
             if self.media.peers.is_empty() {
                 self.media.placement = None;

@@ -91,7 +91,7 @@ impl Sfu {
                 if out.keyframe_gen.is_some_and(|r| r.layer != run.layer) {
                     self.stats.layer_switches += 1;
                 }
-                debug!(participant.id = %sub.participant, layer = packet.layer, "video run starts at a keyframe");
+                debug!(room.id = %sub.id.room, participant.id = %sub.id.participant, layer = packet.layer, "video run starts at a keyframe");
             }
             out.keyframe_gen = Some(run);
         }
@@ -162,7 +162,7 @@ pub(super) fn flush_held_when_due(
     }
     peer.flush_at = None;
     peer.holding = false;
-    debug!(participant.id = %peer.participant, held = peer.held.len(), "held video sent");
+    debug!(room.id = %peer.id.room, participant.id = %peer.id.participant, held = peer.held.len(), "held video sent");
     // One at a time, as when forwarding live: str0m's send queue keeps the capacity it grew
     // to, ~20 KiB per subscriber for a whole hold at once.
     for (mid, write) in std::mem::take(&mut peer.held) {

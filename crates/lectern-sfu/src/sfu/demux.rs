@@ -66,7 +66,7 @@ impl Sfu {
         }
         let sent_before = self.outbox.transmits.len();
         if let Err(e) = peer.rtc.handle_input(input) {
-            warn!(participant.id = %peer.participant, error = %e, "peer failed");
+            warn!(room.id = %peer.id.room, participant.id = %peer.id.participant, error = %e, "peer failed");
             peer.rtc.disconnect();
         }
         self.outbox.drain(key, peer);

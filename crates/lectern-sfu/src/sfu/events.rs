@@ -71,7 +71,7 @@ impl Sfu {
                 BweKind::Twcc { estimate, .. } | BweKind::Remb { estimate, .. },
             ) => {
                 if let Some(peer) = self.peers.get_mut(&key) {
-                    trace!(participant.id = %peer.participant, estimate = estimate.as_u64(), "bandwidth estimate");
+                    trace!(room.id = %peer.id.room, participant.id = %peer.id.participant, estimate = estimate.as_u64(), "bandwidth estimate");
                     peer.bandwidth = Some(estimate.as_u64());
                 }
             }
@@ -106,7 +106,6 @@ impl Sfu {
         let Some(peer) = self.peers.get_mut(&key) else {
             return;
         };
-        let participant = peer.participant.clone();
         if peer.connected() && !peer.up_reported {
             peer.up_reported = true;
             peer.down_reported = false;
@@ -114,8 +113,10 @@ impl Sfu {
             if first {
                 peer.flush_at = Some(now + HELD_FLUSH_DELAY);
             }
-            info!(participant.id = %participant, "media connected");
-            self.events.push_back(MediaEvent::Connected { participant });
+            info!(room.id = %peer.id.room, participant.id = %peer.id.participant, "media connected");
+            self.events.push_back(MediaEvent::Connected {
+                peer: peer.id.clone(),
+            });
             // A keyframe for each video without one yet (the first time, the held video
             // starts with one), and for all of them after a connection was lost.
             let open: Vec<usize> = (0..peer.tracks_out.len())
@@ -130,9 +131,10 @@ impl Sfu {
         } else if !peer.connected() && peer.up_reported {
             peer.up_reported = false;
             peer.down_reported = true;
-            info!(participant.id = %participant, "media disconnected");
-            self.events
-                .push_back(MediaEvent::Disconnected { participant });
+            info!(room.id = %peer.id.room, participant.id = %peer.id.participant, "media disconnected");
+            self.events.push_back(MediaEvent::Disconnected {
+                peer: peer.id.clone(),
+            });
         }
     }
 
@@ -142,7 +144,7 @@ impl Sfu {
                 peer.up_reported = false;
                 peer.down_reported = true;
                 self.events.push_back(MediaEvent::Disconnected {
-                    participant: peer.participant.clone(),
+                    peer: peer.id.clone(),
                 });
             }
         }

@@ -83,7 +83,7 @@ fn send_keyframe_request(
     };
     rx.request_keyframe(kind);
     layer.last_keyframe_request = Some(now);
-    trace!(participant.id = %peer.participant, ?kind, layer = l, "keyframe request");
+    trace!(room.id = %peer.id.room, participant.id = %peer.id.participant, ?kind, layer = l, "keyframe request");
     true
 }
 

@@ -11,7 +11,7 @@ use tracing::debug;
 use super::Sfu;
 use crate::peer::{OutState, PeerKey};
 use crate::sdp::{Numbering, candidates_in_every_mline};
-use crate::{MediaEvent, OfferedTrack, ParticipantId, SfuError};
+use crate::{MediaEvent, OfferedTrack, PeerId, SfuError};
 
 impl Sfu {
     /// Accept the browser's offer (the first one, or a renegotiation) and return the answer.
@@ -25,16 +25,16 @@ impl Sfu {
     pub fn accept_offer(
         &mut self,
         now: Instant,
-        participant: &ParticipantId,
+        peer_id: &PeerId,
         sdp: &str,
     ) -> Result<String, SfuError> {
         let offer =
             SdpOffer::from_sdp_string(sdp).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
-        let key = self.key(participant)?;
+        let key = self.key(peer_id)?;
         let peer = self.peers.get_mut(&key).expect("indexed peer exists");
         // str0m would answer it with the old numbers (and without the moved extensions).
         if let Some(moved) = peer.numbering.renumbered_by(&Numbering::of_sdp(sdp)) {
-            debug!(participant.id = %participant, moved, "offer renumbers the negotiation: refused");
+            debug!(room.id = %peer_id.room, participant.id = %peer_id.participant, moved, "offer renumbers the negotiation: refused");
             return Err(SfuError::RenegotiationUnsupported(moved));
         }
         // str0m invalidates our pending offer when it accepts one: forget it here as well.
@@ -52,7 +52,7 @@ impl Sfu {
         peer.forget_negotiated();
         self.outbox.settle(key, peer, now);
         if abandoned {
-            debug!(participant.id = %participant, "offer glare: the browser's offer wins");
+            debug!(room.id = %peer_id.room, participant.id = %peer_id.participant, "offer glare: the browser's offer wins");
         }
         self.refresh_ufrag(key);
         // Our own changes (abandoned or queued) are offered after the answer.
@@ -71,12 +71,12 @@ impl Sfu {
     pub fn accept_answer(
         &mut self,
         now: Instant,
-        participant: &ParticipantId,
+        peer_id: &PeerId,
         sdp: &str,
     ) -> Result<(), SfuError> {
         let answer =
             SdpAnswer::from_sdp_string(sdp).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
-        let key = self.key(participant)?;
+        let key = self.key(peer_id)?;
         let peer = self.peers.get_mut(&key).expect("indexed peer exists");
         let pending = peer.pending_offer.take().ok_or(SfuError::NoPendingOffer)?;
         let result = peer.rtc.sdp_api().accept_answer(pending, answer);
@@ -127,10 +127,10 @@ impl Sfu {
     pub fn add_remote_candidate(
         &mut self,
         now: Instant,
-        participant: &ParticipantId,
+        peer_id: &PeerId,
         candidate: &str,
     ) -> Result<(), SfuError> {
-        let key = self.key(participant)?;
+        let key = self.key(peer_id)?;
         let line = candidate.trim().trim_start_matches("a=");
         if line.is_empty() {
             return Ok(());
@@ -198,9 +198,9 @@ impl Sfu {
         match api.apply() {
             Some((offer, pending)) => {
                 peer.pending_offer = Some(pending);
-                debug!(participant.id = %peer.participant, added = offered.len(), "offer to subscriber");
+                debug!(room.id = %peer.id.room, participant.id = %peer.id.participant, added = offered.len(), "offer to subscriber");
                 self.events.push_back(MediaEvent::Offer {
-                    participant: peer.participant.clone(),
+                    peer: peer.id.clone(),
                     sdp: candidates_in_every_mline(&offer.to_sdp_string()),
                     tracks: offered,
                 });

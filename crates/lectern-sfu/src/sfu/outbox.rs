@@ -51,7 +51,7 @@ impl Outbox {
                 }
                 Ok(Output::Event(e)) => self.rtc_events.push_back((key, e)),
                 Err(e) => {
-                    warn!(participant.id = %peer.participant, error = %e, "peer failed");
+                    warn!(room.id = %peer.id.room, participant.id = %peer.id.participant, error = %e, "peer failed");
                     peer.rtc.disconnect();
                     return;
                 }
@@ -68,7 +68,7 @@ impl Outbox {
                 return;
             }
             if let Err(e) = peer.rtc.handle_input(Input::Timeout(now)) {
-                warn!(participant.id = %peer.participant, error = %e, "peer failed");
+                warn!(room.id = %peer.id.room, participant.id = %peer.id.participant, error = %e, "peer failed");
                 peer.rtc.disconnect();
                 return;
             }

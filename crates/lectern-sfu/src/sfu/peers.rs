@@ -1,4 +1,4 @@
-//! Peers joining and leaving: one str0m `Rtc` per participant.
+//! Peers joining and leaving: one str0m `Rtc` per participant of a room.
 
 use std::time::Instant;
 
@@ -8,21 +8,16 @@ use tracing::info;
 use super::Sfu;
 use crate::peer::{Peer, PeerKey, TrackOut};
 use crate::sdp::Numbering;
-use crate::{ParticipantId, PublishPermission, RoomId, SfuError};
+use crate::{PeerId, PublishPermission, SfuError};
 
 impl Sfu {
-    /// Create the peer connection of a participant joining `room`. It may publish nothing until
+    /// Create the peer connection of a participant joining a room. It may publish nothing until
     /// [`Sfu::set_publish_permission`] says so. If the room already has published tracks, an
     /// [`MediaEvent::Offer`](crate::MediaEvent::Offer) for them follows; otherwise the
     /// browser's first offer starts things.
-    pub fn add_peer(
-        &mut self,
-        now: Instant,
-        room: RoomId,
-        participant: ParticipantId,
-    ) -> Result<(), SfuError> {
-        if self.by_participant.contains_key(&participant) {
-            return Err(SfuError::DuplicateParticipant(participant));
+    pub fn add_peer(&mut self, now: Instant, id: PeerId) -> Result<(), SfuError> {
+        if self.by_id.contains_key(&id) {
+            return Err(SfuError::DuplicateParticipant(id));
         }
         let creds = IceCreds::new();
         let rtc = Rtc::builder()
@@ -42,8 +37,7 @@ impl Sfu {
         let key = PeerKey(self.next_key);
         self.next_key += 1;
         let mut peer = Peer {
-            participant: participant.clone(),
-            room: room.clone(),
+            id: id.clone(),
             rtc,
             ufrag: creds.ufrag.clone(),
             addrs: Vec::new(),
@@ -75,7 +69,7 @@ impl Sfu {
         }
 
         // Subscribe to what the room already publishes.
-        let members = self.rooms.entry(room.clone()).or_default();
+        let members = self.rooms.entry(id.room.clone()).or_default();
         for &other in members.iter() {
             let Some(publisher) = self.peers.get_mut(&other) else {
                 continue;
@@ -85,34 +79,34 @@ impl Sfu {
                 peer.tracks_out.push(TrackOut::new(
                     other,
                     track.id,
-                    publisher.participant.clone(),
+                    publisher.id.clone(),
                     track.kind,
                 ));
             }
         }
         members.push(key);
-        self.by_participant.insert(participant.clone(), key);
+        self.by_id.insert(id.clone(), key);
         self.by_ufrag.insert(creds.ufrag, key);
         self.peers.insert(key, peer);
-        info!(room.id = %room, participant.id = %participant, "media peer added");
+        info!(room.id = %id.room, participant.id = %id.participant, "media peer added");
         self.want_offer(key);
         self.finish(now);
         Ok(())
     }
 
     /// Drop a participant's peer connection: its tracks stop for everyone (subscribers get an
-    /// offer removing them) and it stops receiving. Unknown participants are ignored.
-    pub fn remove_peer(&mut self, now: Instant, participant: &ParticipantId) {
-        let Some(key) = self.by_participant.remove(participant) else {
+    /// offer removing them) and it stops receiving. Unknown peers are ignored.
+    pub fn remove_peer(&mut self, now: Instant, id: &PeerId) {
+        let Some(key) = self.by_id.remove(id) else {
             return;
         };
         let Some(mut peer) = self.peers.remove(&key) else {
             return;
         };
-        if let Some(members) = self.rooms.get_mut(&peer.room) {
+        if let Some(members) = self.rooms.get_mut(&peer.id.room) {
             members.retain(|k| *k != key);
             if members.is_empty() {
-                self.rooms.remove(&peer.room);
+                self.rooms.remove(&peer.id.room);
             }
         }
         for addr in &peer.addrs {
@@ -141,8 +135,8 @@ impl Sfu {
                 self.stop_track_out(sub, key, track.id);
             }
         }
-        self.clear_speaker(&peer.room, key);
-        info!(room.id = %peer.room, participant.id = %participant, "media peer removed");
+        self.clear_speaker(&peer.id.room, key);
+        info!(room.id = %id.room, participant.id = %id.participant, "media peer removed");
         self.finish(now);
     }
 }

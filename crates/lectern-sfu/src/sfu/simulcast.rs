@@ -10,7 +10,7 @@ use tracing::debug;
 use super::Sfu;
 use crate::layers::{self, LAYER_CHECK_INTERVAL, Layer, ViewSize};
 use crate::peer::{OutState, PeerKey, TrackId};
-use crate::{MediaKind, ParticipantId, SfuError};
+use crate::{MediaKind, PeerId, SfuError};
 
 /// What audio is assumed to take from a subscriber's bandwidth (Opus voice with headers).
 const AUDIO_BITRATE: u64 = 64_000;
@@ -23,12 +23,12 @@ impl Sfu {
     pub fn set_view_size(
         &mut self,
         now: Instant,
-        participant: &ParticipantId,
+        peer_id: &PeerId,
         mid: &str,
         width: u32,
         height: u32,
     ) -> Result<(), SfuError> {
-        let key = self.key(participant)?;
+        let key = self.key(peer_id)?;
         let peer = self.peers.get_mut(&key).expect("indexed peer exists");
         let n = peer
             .tracks_out
@@ -71,7 +71,7 @@ impl Sfu {
         // `Peer::held`), so its keyframe is worth asking for already.
         let may_send = peer.connected() || peer.holding;
         if target != old {
-            debug!(participant.id = %peer.participant, layer = target, ?budget, ?view, "simulcast layer chosen");
+            debug!(room.id = %peer.id.room, participant.id = %peer.id.participant, layer = target, ?budget, ?view, "simulcast layer chosen");
         }
         if let Some(out) = peer.tracks_out.get_mut(n) {
             out.target = target;

@@ -46,7 +46,7 @@ impl Sfu {
             };
             let participant = new
                 .and_then(|k| self.peers.get(&k))
-                .map(|p| p.participant.clone());
+                .map(|p| p.id.participant.clone());
             self.stats.speaker_changes += 1;
             self.events.push_back(MediaEvent::ActiveSpeaker {
                 room: room.clone(),

@@ -8,7 +8,7 @@ use tracing::debug;
 
 use super::Sfu;
 use crate::peer::{OutState, PeerKey, TrackId, TrackIn, TrackOut};
-use crate::{MediaEvent, MediaKind, ParticipantId, PublishPermission, SfuError};
+use crate::{MediaEvent, MediaKind, PeerId, PublishPermission, SfuError};
 
 impl Sfu {
     /// Set what a participant may publish (the room's media intent). Takes effect on the next
@@ -18,16 +18,16 @@ impl Sfu {
     pub fn set_publish_permission(
         &mut self,
         now: Instant,
-        participant: &ParticipantId,
+        peer_id: &PeerId,
         audio: bool,
         video: bool,
     ) -> Result<(), SfuError> {
-        let key = self.key(participant)?;
+        let key = self.key(peer_id)?;
         let peer = self.peers.get_mut(&key).expect("indexed peer exists");
         let old = peer.permission;
         let new = PublishPermission { audio, video };
         peer.permission = new;
-        debug!(participant.id = %participant, audio, video, "publish permission");
+        debug!(room.id = %peer_id.room, participant.id = %peer_id.participant, audio, video, "publish permission");
         let mut to_announce = Vec::new();
         let mut resumed = Vec::new();
         for track in &mut peer.tracks_in {
@@ -47,7 +47,7 @@ impl Sfu {
             self.request_keyframe(now, key, track, None, KeyframeRequestKind::Pli);
         }
         if !audio {
-            let room = self.peers[&key].room.clone();
+            let room = self.peers[&key].id.room.clone();
             self.clear_speaker(&room, key);
         }
         self.finish(now);
@@ -63,9 +63,9 @@ impl Sfu {
         peer.tracks_in.push(TrackIn::new(id, mid, kind));
         peer.ssrc_routes.clear();
         let allowed = peer.permission.allows(kind);
-        debug!(participant.id = %peer.participant, kind = kind.as_str(), allowed, "track published");
+        debug!(room.id = %peer.id.room, participant.id = %peer.id.participant, kind = kind.as_str(), allowed, "track published");
         self.events.push_back(MediaEvent::TrackPublished {
-            participant: peer.participant.clone(),
+            peer: peer.id.clone(),
             mid: mid.to_string(),
             kind,
         });
@@ -84,12 +84,12 @@ impl Sfu {
         let track = peer.tracks_in.remove(i);
         peer.ssrc_routes.clear();
         self.events.push_back(MediaEvent::TrackUnpublished {
-            participant: peer.participant.clone(),
+            peer: peer.id.clone(),
             mid: mid.to_string(),
             kind: track.kind,
         });
         let still_audible = peer.tracks_in.iter().any(|t| t.kind == MediaKind::Audio);
-        let room = peer.room.clone();
+        let room = peer.id.room.clone();
         for &sub in &track.subscribers {
             self.stop_track_out(sub, key, track.id);
         }
@@ -103,7 +103,7 @@ impl Sfu {
         let Some(peer) = self.peers.get(&key) else {
             return;
         };
-        let (room, publisher) = (peer.room.clone(), peer.participant.clone());
+        let (room, publisher) = (peer.id.room.clone(), peer.id.clone());
         let Some(i) = peer.track_in_index(track_id) else {
             return;
         };

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use lectern_sfu::{MediaEvent, ParticipantId};
+use lectern_sfu::{MediaEvent, PeerId, SfuError};
 use str0m::media::MediaKind;
 
 use crate::support::{self, Net, Received};
@@ -353,7 +353,7 @@ fn a_student_without_permission_publishes_nothing() {
     match last_offer {
         Some(MediaEvent::Offer { tracks, .. }) => {
             assert_eq!(tracks.len(), 1);
-            assert_eq!(tracks[0].publisher, ParticipantId::from("student"));
+            assert_eq!(tracks[0].publisher, PeerId::new("r1", "student"));
             assert_eq!(tracks[0].kind, lectern_sfu::MediaKind::Audio);
         }
         other => panic!("expected an offer, got {other:?}"),
@@ -458,7 +458,7 @@ fn a_publisher_leaving_stops_its_tracks_for_subscribers() {
 
     let now = net.now;
     net.client_mut("teacher").sending = false;
-    net.sfu.remove_peer(now, &ParticipantId::from("teacher"));
+    net.sfu.remove_peer(now, &PeerId::new("r1", "teacher"));
     net.pump();
     let offers: Vec<&MediaEvent> = net
         .events_for("s1")
@@ -479,10 +479,30 @@ fn a_publisher_leaving_stops_its_tracks_for_subscribers() {
         2,
         "{sdp}"
     );
-    assert!(!net.sfu.has_peer(&ParticipantId::from("teacher")));
+    assert!(!net.sfu.has_peer(&PeerId::new("r1", "teacher")));
     assert_eq!(net.sfu.stats().peers, 1);
     // The SFU keeps running for the rest.
     net.run_for(SECOND);
+}
+
+/// Peers are named by room and participant: the same participant in two rooms of one SFU has
+/// two peers; adding one again is refused, and each is removed on its own.
+#[test]
+fn the_same_participant_in_two_rooms_has_two_peers() {
+    let mut net = Net::new();
+    let now = net.now;
+    let (r1, r2) = (PeerId::new("r1", "same"), PeerId::new("r2", "same"));
+    net.sfu.add_peer(now, r1.clone()).expect("peer in r1");
+    net.sfu.add_peer(now, r2.clone()).expect("peer in r2");
+    assert_eq!(
+        net.sfu.add_peer(now, r2.clone()),
+        Err(SfuError::DuplicateParticipant(r2.clone()))
+    );
+    assert_eq!(net.sfu.stats().peers, 2);
+    net.sfu.remove_peer(now, &r1);
+    assert!(!net.sfu.has_peer(&r1));
+    assert!(net.sfu.has_peer(&r2));
+    assert_eq!(net.sfu.stats().peers, 1);
 }
 
 #[test]
@@ -499,7 +519,7 @@ fn the_browsers_offer_wins_a_glare_and_the_sfu_offers_again() {
 
     // s1 ignores that offer (it has its own in flight, like a browser in have-local-offer).
     let now = net.now;
-    let s1 = ParticipantId::from("s1");
+    let s1 = net.peer("s1");
     let offer = net.client_mut("s1").make_offer(now, &[MediaKind::Audio]);
     let answer = net
         .sfu
@@ -565,8 +585,7 @@ fn the_active_speaker_follows_who_talks_and_never_names_a_muted_student() {
     net.run_until(2 * SECOND, "the teacher again", |n| {
         n.speakers().last() == Some(&Some("teacher"))
     });
-    net.sfu
-        .remove_peer(net.now, &ParticipantId::from("teacher"));
+    net.sfu.remove_peer(net.now, &net.peer("teacher"));
     net.pump();
     assert_eq!(net.speakers().last(), Some(&None));
     assert_eq!(net.sfu.stats().speaker_changes, 5);
@@ -625,10 +644,8 @@ fn simulcast_subscribers_get_the_layer_that_fits_how_they_show_the_video() {
         let mut teacher = support::Client::new(now, "teacher", "10.0.1.2:4000");
         teacher.simulcast = vec![("l", SMALL), ("h", LARGE)];
         net.clients.push(teacher);
-        let pid = ParticipantId::from("teacher");
-        net.sfu
-            .add_peer(now, lectern_sfu::RoomId::from("r1"), pid.clone())
-            .expect("add peer");
+        let pid = net.peer("teacher");
+        net.sfu.add_peer(now, pid.clone()).expect("add peer");
         let offer = net.client_mut("teacher").make_offer(now, AV);
         let answer = net.sfu.accept_offer(now, &pid, &offer).expect("answer");
         net.client_mut("teacher").accept_answer(now, &answer);
@@ -685,7 +702,7 @@ fn simulcast_subscribers_get_the_layer_that_fits_how_they_show_the_video() {
     // A mid that is not a video sent to this participant is refused.
     let err = net
         .sfu
-        .set_view_size(net.now, &ParticipantId::from("thumb"), "nope", 10, 10)
+        .set_view_size(net.now, &net.peer("thumb"), "nope", 10, 10)
         .unwrap_err();
     assert_eq!(err.code(), "unknown_mid");
 }

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use lectern_sfu::{MediaEvent, ParticipantId, RoomId, SfuError};
+use lectern_sfu::{MediaEvent, PeerId, SfuError};
 use str0m::Rtc;
 use str0m::format::{Codec, FormatParams};
 use str0m::media::{Frequency, MediaKind};
@@ -72,12 +72,10 @@ fn the_offer_to(net: &Net, id: &str) -> String {
 #[test]
 fn a_client_reading_candidates_from_another_mline_connects_to_a_presentation() {
     let mut net = Net::new();
-    let (now, presenter) = (net.now, ParticipantId::from("presenter"));
+    let (now, presenter) = (net.now, PeerId::new("r1", "presenter"));
     net.clients
         .push(Client::new(now, "presenter", "10.0.1.1:4000"));
-    net.sfu
-        .add_peer(now, RoomId::from("r1"), presenter.clone())
-        .expect("add peer");
+    net.sfu.add_peer(now, presenter.clone()).expect("add peer");
     let offer = net.client_mut("presenter").make_offer(now, PRESENTING);
     let answer = net
         .sfu
@@ -103,7 +101,7 @@ fn a_client_reading_candidates_from_another_mline_connects_to_a_presentation() {
         .client_mut("student")
         .accept_offer(now, &candidates_of_last_mline_only(&offer));
     net.sfu
-        .accept_answer(now, &ParticipantId::from("student"), &answer)
+        .accept_answer(now, &net.peer("student"), &answer)
         .expect("sfu accepts answer");
     net.auto_answer = true;
 
@@ -161,7 +159,7 @@ fn renumber_payload_type(sdp: &str, from: &str, to: &str) -> String {
 #[test]
 fn an_offer_moving_an_extension_is_refused_and_the_session_goes_on() {
     let mut net = Net::new();
-    let teacher = ParticipantId::from("teacher");
+    let teacher = PeerId::new("r1", "teacher");
     net.join("r1", "viewer", "10.0.1.1:4000", &[]);
     net.join("r1", "teacher", "10.0.1.2:4000", AV);
     net.allow("teacher", true, true);
@@ -236,7 +234,7 @@ fn an_offer_moving_an_extension_is_refused_and_the_session_goes_on() {
 #[test]
 fn a_student_who_answered_first_then_offers_other_payload_types_is_refused() {
     let mut net = Net::new();
-    let student = ParticipantId::from("student");
+    let student = PeerId::new("r1", "student");
     net.join("r1", "teacher", "10.0.1.1:4000", AV);
     net.allow("teacher", true, true);
     net.client_mut("teacher").sending = true;
@@ -340,13 +338,11 @@ fn a_client_whose_own_offer_comes_first_keeps_its_numbering() {
 
     // What PROTOCOL.md tells such a client: `media_start`, then its own offer at once, not
     // answering the SFU's offer that crosses it.
-    let (now, student) = (net.now, ParticipantId::from("student"));
+    let (now, student) = (net.now, PeerId::new("r1", "student"));
     net.clients
         .push(numbered_like_aiortc(now, "student", "10.0.1.2:4000"));
     net.auto_answer = false;
-    net.sfu
-        .add_peer(now, RoomId::from("r1"), student.clone())
-        .expect("add peer");
+    net.sfu.add_peer(now, student.clone()).expect("add peer");
     net.pump();
     assert_eq!(
         net.offers_for("student"),

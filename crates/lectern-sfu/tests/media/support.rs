@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use lectern_sfu::{MediaEvent, ParticipantId, RoomId, Sfu, SfuConfig};
+use lectern_sfu::{MediaEvent, PeerId, Sfu, SfuConfig};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
 use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid, Simulcast, SimulcastLayer};
@@ -90,7 +90,8 @@ pub struct Received {
 
 /// One simulated browser.
 pub struct Client {
-    pub id: ParticipantId,
+    /// Its peer: room r1 unless it joined another with [`Net::join`].
+    pub id: PeerId,
     pub rtc: Rtc,
     /// The host candidate it advertises.
     pub addr: SocketAddr,
@@ -133,7 +134,7 @@ impl Client {
     pub fn with_rtc(now: Instant, id: &str, addr: SocketAddr, mut rtc: Rtc) -> Client {
         rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
         let mut c = Client {
-            id: ParticipantId::from(id),
+            id: PeerId::new("r1", id),
             rtc,
             addr,
             seen_as: addr,
@@ -229,7 +230,7 @@ impl Client {
                 api.add_media(
                     kind,
                     Direction::SendOnly,
-                    Some(self.id.to_string()),
+                    Some(self.id.participant.to_string()),
                     None,
                     simulcast,
                 ),
@@ -396,14 +397,19 @@ impl Net {
     pub fn client(&self, id: &str) -> &Client {
         self.clients
             .iter()
-            .find(|c| c.id.as_str() == id)
+            .find(|c| c.id.participant.as_str() == id)
             .expect("known client")
+    }
+
+    /// The peer of client `id`.
+    pub fn peer(&self, id: &str) -> PeerId {
+        self.client(id).id.clone()
     }
 
     pub fn client_mut(&mut self, id: &str) -> &mut Client {
         self.clients
             .iter_mut()
-            .find(|c| c.id.as_str() == id)
+            .find(|c| c.id.participant.as_str() == id)
             .expect("known client")
     }
 
@@ -425,11 +431,10 @@ impl Net {
         let now = self.now;
         let mut client = Client::new(now, id, addr);
         client.seen_as = seen_as.parse().unwrap();
+        client.id = PeerId::new(room, id);
+        let pid = client.id.clone();
         self.clients.push(client);
-        let pid = ParticipantId::from(id);
-        self.sfu
-            .add_peer(now, RoomId::from(room), pid.clone())
-            .expect("add peer");
+        self.sfu.add_peer(now, pid.clone()).expect("add peer");
         if !publish.is_empty() {
             let offer = self.client_mut(id).make_offer(now, publish);
             let answer = self
@@ -445,7 +450,7 @@ impl Net {
     pub fn allow(&mut self, id: &str, audio: bool, video: bool) {
         let now = self.now;
         self.sfu
-            .set_publish_permission(now, &ParticipantId::from(id), audio, video)
+            .set_publish_permission(now, &self.peer(id), audio, video)
             .expect("permission");
         self.pump();
     }
@@ -489,21 +494,15 @@ impl Net {
             }
             while let Some(e) = self.sfu.poll_event() {
                 moved = true;
-                if let (
-                    MediaEvent::Offer {
-                        participant, sdp, ..
-                    },
-                    true,
-                ) = (&e, self.auto_answer)
-                {
+                if let (MediaEvent::Offer { peer, sdp, .. }, true) = (&e, self.auto_answer) {
                     let c = self
                         .clients
                         .iter_mut()
-                        .find(|c| &c.id == participant)
+                        .find(|c| &c.id == peer)
                         .expect("offer for a known client");
                     let answer = c.accept_offer(now, sdp);
                     self.sfu
-                        .accept_answer(now, participant, &answer)
+                        .accept_answer(now, peer, &answer)
                         .expect("sfu accepts answer");
                 }
                 self.events.push(e);
@@ -534,11 +533,11 @@ impl Net {
         self.events
             .iter()
             .filter(|e| match e {
-                MediaEvent::Offer { participant, .. }
-                | MediaEvent::Connected { participant }
-                | MediaEvent::Disconnected { participant }
-                | MediaEvent::TrackPublished { participant, .. }
-                | MediaEvent::TrackUnpublished { participant, .. } => participant.as_str() == id,
+                MediaEvent::Offer { peer, .. }
+                | MediaEvent::Connected { peer }
+                | MediaEvent::Disconnected { peer }
+                | MediaEvent::TrackPublished { peer, .. }
+                | MediaEvent::TrackUnpublished { peer, .. } => peer.participant.as_str() == id,
                 MediaEvent::ActiveSpeaker { .. } => false,
             })
             .collect()
@@ -576,7 +575,7 @@ impl Net {
     pub fn view(&mut self, id: &str, width: u32, height: u32) {
         let (now, mid) = (self.now, self.video_mid(id));
         self.sfu
-            .set_view_size(now, &ParticipantId::from(id), &mid, width, height)
+            .set_view_size(now, &self.peer(id), &mid, width, height)
             .expect("view size");
         self.pump();
     }

@@ -5,9 +5,7 @@ use std::net::UdpSocket;
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
-use lectern_sfu::{
-    MediaEvent, MediaWorker, ParticipantId, RoomId, SfuError, WorkerConfig, WorkerEvent,
-};
+use lectern_sfu::{MediaEvent, MediaWorker, PeerId, SfuError, WorkerConfig, WorkerEvent};
 use str0m::media::MediaKind;
 
 use crate::support::Client;
@@ -30,7 +28,7 @@ impl UdpClient {
         }
     }
 
-    fn id(&self) -> ParticipantId {
+    fn id(&self) -> PeerId {
         self.client.id.clone()
     }
 
@@ -76,19 +74,17 @@ fn drive_until(
         assert!(Instant::now() < deadline, "timed out waiting for: {what}");
         while let Ok(event) = events.try_recv() {
             match event {
-                WorkerEvent::Answer { participant, sdp } => {
-                    let c = clients.iter_mut().find(|c| c.id() == participant).unwrap();
+                WorkerEvent::Answer { peer, sdp } => {
+                    let c = clients.iter_mut().find(|c| c.id() == peer).unwrap();
                     c.client.accept_answer(Instant::now(), &sdp);
                 }
-                WorkerEvent::Media(MediaEvent::Offer {
-                    participant, sdp, ..
-                }) => {
-                    let c = clients.iter_mut().find(|c| c.id() == participant).unwrap();
+                WorkerEvent::Media(MediaEvent::Offer { peer, sdp, .. }) => {
+                    let c = clients.iter_mut().find(|c| c.id() == peer).unwrap();
                     let answer = c.client.accept_offer(Instant::now(), &sdp);
-                    handle.accept_answer(participant, answer).unwrap();
+                    handle.accept_answer(peer, answer).unwrap();
                 }
-                WorkerEvent::Failed { participant, error } => {
-                    panic!("command for {participant} failed: {error}")
+                WorkerEvent::Failed { peer, error } => {
+                    panic!("command for {peer} failed: {error}")
                 }
                 WorkerEvent::Media(_) => {}
             }
@@ -104,12 +100,11 @@ fn a_media_worker_forwards_between_real_udp_sockets() {
     let (worker, events) = spawn_worker();
     assert!(worker.local_addr().ip().is_loopback());
     let handle = worker.handle();
-    let room = RoomId::from("r1");
     let mut teacher = UdpClient::new("teacher");
     let mut student = UdpClient::new("student");
 
-    handle.add_peer(room.clone(), student.id()).unwrap();
-    handle.add_peer(room, teacher.id()).unwrap();
+    handle.add_peer(student.id()).unwrap();
+    handle.add_peer(teacher.id()).unwrap();
     handle
         .set_publish_permission(teacher.id(), true, true)
         .unwrap();
@@ -150,15 +145,15 @@ fn a_media_worker_forwards_between_real_udp_sockets() {
 fn a_refused_command_is_reported_as_an_event() {
     let (worker, events) = spawn_worker();
     let handle = worker.handle();
-    let ghost = ParticipantId::from("ghost");
+    let ghost = PeerId::new("r1", "ghost");
     handle
         .accept_offer(ghost.clone(), "v=0\r\n".into())
         .unwrap();
-    handle.add_peer(RoomId::from("r1"), ghost.clone()).unwrap();
+    handle.add_peer(ghost.clone()).unwrap();
     handle
         .accept_answer(ghost.clone(), "not sdp".into())
         .unwrap();
-    handle.add_peer(RoomId::from("r1"), ghost.clone()).unwrap();
+    handle.add_peer(ghost.clone()).unwrap();
 
     let mut codes = Vec::new();
     while codes.len() < 3 {
@@ -166,8 +161,8 @@ fn a_refused_command_is_reported_as_an_event() {
             .recv_timeout(Duration::from_secs(30))
             .expect("an event")
         {
-            WorkerEvent::Failed { participant, error } => {
-                assert_eq!(participant, ghost);
+            WorkerEvent::Failed { peer, error } => {
+                assert_eq!(peer, ghost);
                 codes.push(error.code());
             }
             other => panic!("unexpected {other:?}"),
