@@ -106,7 +106,6 @@ impl Room {
     /// A room with the class not started (live at once with `config.auto_start`), continuing
     /// the sequence numbers, recent chat and chat lock loaded from storage.
     pub fn new(config: RoomConfig, init: RoomInit, now: UnixMillis) -> Room {
-        let _ = now;
         let class_state = if config.auto_start {
             ClassState::Live
         } else {
@@ -121,7 +120,7 @@ impl Room {
             config.snapshot_chat_len.max(MIN_CHAT_KEPT),
             init.recent_chat,
         );
-        Room {
+        let mut room = Room {
             replay: ReplayRing::new(config.replay_len, seq),
             config,
             class_state,
@@ -135,7 +134,11 @@ impl Room {
             progress: schedule::ScheduleProgress::default(),
             speaker: None,
             outputs: VecDeque::new(),
-        }
+        };
+        // A room opened after moments of its schedule (a server restarted mid-class) is at once
+        // where its schedule says, so `class_state` and `poll_timeout` hold before any input.
+        room.run_schedule(now);
+        room
     }
 
     pub fn config(&self) -> &RoomConfig {

@@ -193,3 +193,26 @@ fn unscheduled_rooms_carry_no_schedule_and_no_timer() {
     assert_eq!(snap.closes_at, None);
     assert_eq!(h.room.poll_timeout(), None);
 }
+
+#[test]
+fn a_room_opened_after_its_start_is_live_at_once() {
+    // A server restarted mid-class opens the room again after the scheduled start: with
+    // auto-start the class is live from the room's first moment, before any input, and its next
+    // timer is the end warning.
+    let schedule = SessionSchedule {
+        starts_at: T0 - 20 * MIN,
+        ends_at: T0 + 40 * MIN,
+        auto_start: true,
+        warning_ms: 5 * MIN,
+        close_grace_ms: 10 * MIN,
+    };
+    let config = RoomConfig {
+        schedule: Some(schedule),
+        ..config()
+    };
+    let mut room = lectern_room::Room::new(config, RoomInit::default(), T0);
+    assert_eq!(room.class_state(), ClassState::Live);
+    assert_eq!(room.poll_timeout(), Some(schedule.warns_at()));
+    let outs: Vec<_> = std::iter::from_fn(|| room.poll_output()).collect();
+    assert!(persists(&outs).contains(&PersistRecord::ClassStarted { at: T0 }));
+}

@@ -91,6 +91,9 @@ pub(super) async fn run_room(
         env,
     };
     info!("room opened");
+    // What the schedule already asked for when the room opened (a class started while the
+    // server was down) is stored before anyone joins.
+    task.pump().await;
     let mut idle_since = tokio::time::Instant::now();
     loop {
         let timer = task.room.poll_timeout().map(|at| {
