@@ -149,7 +149,7 @@ async function act(type, fields) {
 }
 
 function toggleHand() {
-  if (me.role !== 'observer') act(room.hasHandRaised(me.id) ? 'hand_lower' : 'hand_raise');
+  if (me.role !== 'observer' && !isStaffRole(me.role)) act(room.hasHandRaised(me.id) ? 'hand_lower' : 'hand_raise');
 }
 
 async function sendChat() {
@@ -312,13 +312,19 @@ function render() {
   $('class-state').textContent = STRINGS.classState[room.classState];
   $('whoami').textContent = STRINGS.whoami(me.name, STRINGS.roles[me.role]);
   renderClock();
+  // After the end, the lobby says so (and nothing about a start that is due).
+  const ended = room.classState === 'ended';
+  $('lobby-heading').textContent = ended ? STRINGS.lobbyEndedHeading : STRINGS.lobbyHeading;
+  $('lobby-body').textContent = ended ? STRINGS.lobbyEndedBody : STRINGS.lobbyBody;
   if (finished || inLobby) return;
 
   const raised = room.hasHandRaised(me.id);
   const hand = $('hand-toggle');
   hand.textContent = raised ? STRINGS.lowerHand : STRINGS.raiseHand;
   hand.setAttribute('aria-pressed', String(raised));
-  for (const id of ['hand-toggle', 'reaction-buttons', 'chat-form']) $(id).hidden = me.role === 'observer';
+  for (const id of ['reaction-buttons', 'chat-form']) $(id).hidden = me.role === 'observer';
+  // Staff call on others; they have no hand to raise.
+  $('hand-toggle').hidden = me.role === 'observer' || staff;
   $('speak-note').hidden = staff || !self?.can_speak;
   $('staff-controls').hidden = !staff;
   $('start-class').hidden = room.classState === 'live';
@@ -525,6 +531,15 @@ async function toggleMedia(source) {
   scheduleRender();
 }
 
+/**
+ * The class ended: staff stay in the room, but their camera, microphone and screen go off
+ * (the tracks stopped, so the devices are released) until they switch them on again.
+ */
+function stopPublishing() {
+  for (const source of SOURCES) if (media?.isPublishing(source)) void media.unpublish(source);
+  scheduleRender();
+}
+
 /** Tells the room what we publish (also when a revoked permission switched something off). */
 function reportSwitches() {
   const self = room.participants.get(me.id);
@@ -688,7 +703,7 @@ function timeLeft(at) {
 function renderClock() {
   const countdown = $('lobby-countdown');
   const start = room.scheduledStart;
-  const showCountdown = start !== null && room.classState !== 'live';
+  const showCountdown = start !== null && room.classState === 'not_started';
   countdown.hidden = !showCountdown;
   if (start !== null && showCountdown) {
     countdown.textContent = start > Date.now() ? STRINGS.lobbyCountdown(timeLeft(start)) : STRINGS.lobbyPastStart;
@@ -760,6 +775,7 @@ function connect(token, roomId) {
     onEvent(seq, event) {
       room.applyEvent(seq, event);
       announce(event);
+      if (event.kind === 'class_ended') stopPublishing();
       scheduleRender();
     },
     onReplayDone: () => (replaying = false),

@@ -499,7 +499,9 @@ export class RoomState {
     this.presenter = snapshot.presenter ?? null;
     this.chatLocked = snapshot.chat_locked;
     this.chat = [];
-    this.chatHistoryComplete = false;
+    // The snapshot carries the newest messages this participant may see: none means there is
+    // nothing older either (in the lobby it is empty, but admission brings a new snapshot).
+    this.chatHistoryComplete = snapshot.chat.length === 0;
     this.#seenChat.clear();
     for (const message of snapshot.chat) this.#addChat(message);
     this.seq = snapshot.seq;

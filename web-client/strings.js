@@ -19,6 +19,8 @@ export const STRINGS = {
   lobbyBody: 'You are in the lobby. The class opens by itself when your instructor starts it.',
   /** @param {string} left e.g. `4:59` */
   lobbyCountdown: (left) => `Class starts in ${left}`,
+  lobbyEndedHeading: 'The class has ended',
+  lobbyEndedBody: 'Thank you for attending. If your instructor starts the class again, it opens here by itself.',
   lobbyPastStart: 'The class should start now. Waiting for the instructor.',
   /** @param {string} left */
   endingSoon: (left) => `The class ends in ${left}.`,

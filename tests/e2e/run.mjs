@@ -328,6 +328,10 @@ async function main() {
       await waitFor('the Start class button', () => s.instructor.locator('#start-class').isVisible());
       await waitFor('the panel to close and its preview to stop', () => s.instructor.evaluate(() =>
         document.getElementById('devices')?.hidden && !(/** @type {HTMLVideoElement} */ (document.getElementById('preview-video')).srcObject)));
+      // Drawn in the same pass as "Start class": the chat is empty, so there is nothing older to
+      // show, and staff call on others instead of raising a hand.
+      if (await s.instructor.locator('#chat-more').isVisible()) throw new Error('"Show earlier messages" is shown with an empty chat');
+      if (await s.instructor.locator('#hand-toggle').isVisible()) throw new Error('the instructor has a "Raise hand" button');
       return await s.instructor.locator('#class-state').textContent();
     });
     await check('two students join before the class starts: both wait in the lobby', async () => {
@@ -664,6 +668,47 @@ async function main() {
       const seqs = (log) => log.map((m) => m.seq).join(',');
       if (seqs(mine) !== seqs(theirs)) throw new Error(`student 2 shows seqs ${seqs(mine)}, the instructor ${seqs(theirs)}`);
       return `${mine.length} messages, seqs ${seqs(mine)}`;
+    });
+    await check('instructor presses "End class": the camera and microphone go off (tracks stopped, buttons off, nothing on the stage), "Start class" again; the students see the class ended', async () => {
+      const page = s.instructor;
+      const pressed = async () => [await page.locator('#camera-toggle').getAttribute('aria-pressed'), await page.locator('#mic-toggle').getAttribute('aria-pressed')];
+      if ((await pressed()).join() !== 'true,true') throw new Error(`camera, microphone pressed ${await pressed()}: want both on before the end`);
+      // Every live local track: the senders' and the stage's own preview.
+      const count = await page.evaluate(() => {
+        const tracks = window.__lecternPeerConnections.filter((pc) => pc.connectionState !== 'closed').flatMap((pc) => pc.getSenders().map((x) => x.track));
+        const stage = /** @type {MediaStream | null} */ (/** @type {HTMLVideoElement} */ (document.getElementById('stage-video')).srcObject);
+        window.__lecternBeforeEnd = [...tracks, ...(stage?.getTracks() ?? [])].filter((t) => t && t.readyState === 'live');
+        return window.__lecternBeforeEnd.length;
+      });
+      if (count < 2) throw new Error(`${count} live local tracks before the end, want the camera and the microphone`);
+      page.once('dialog', (d) => void d.accept());
+      await page.locator('#end-class').click();
+      await waitFor('"Start class" again', () => page.locator('#start-class').isVisible());
+      const after = await waitFor('every local track stopped, both buttons off, the stage empty', async () => {
+        const ended = await page.evaluate(() => window.__lecternBeforeEnd.every((t) => t.readyState === 'ended'));
+        const [camera, mic] = await pressed();
+        const stage = await stageVideo(page);
+        const empty = await page.locator('#stage-empty').isVisible();
+        const r = { ended, camera, mic, stageTrack: stage.trackId, empty };
+        return ended && camera === 'false' && mic === 'false' && !stage.trackId && empty ? r : { ok: false, ...r };
+      });
+      for (const who of ['student1', 'student2']) {
+        await waitFor(`${who}: the class-ended notice with "Join again"`, async () => (await s[who].locator('#notice').isVisible()) && s[who].locator('#rejoin').isVisible());
+      }
+      return `${count} tracks stopped; ${JSON.stringify(after)}`;
+    });
+    await check('a student who presses "Join again" after the end waits in a lobby that says the class has ended, and nothing about it starting', async () => {
+      const page = s.student1;
+      await page.locator('#rejoin').click();
+      await waitFor('student 1: the lobby', () => page.locator('#lobby').isVisible(), { timeout: 20_000 });
+      const text = await waitFor('the lobby text', () => page.evaluate(() => {
+        const lobby = document.getElementById('lobby');
+        return lobby && !lobby.hidden ? lobby.innerText : null;
+      }));
+      const state = await page.locator('#class-state').textContent();
+      if (!/ended/i.test(text)) throw new Error(`the lobby says ${JSON.stringify(text)}: nothing about the class having ended`);
+      if (/start now|waiting for the class to start|starts in/i.test(text)) throw new Error(`the lobby says ${JSON.stringify(text)} while the class state is "${state}"`);
+      return `${JSON.stringify(text.replace(/\s+/g, ' ').trim())}, class state "${state}"`;
     });
     await check('a student early for a scheduled session sees the lobby count down to its start', async () => {
       // A course with a session five minutes from now (its room opens 15 minutes before),

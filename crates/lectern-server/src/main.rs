@@ -233,6 +233,7 @@ fn main() -> anyhow::Result<()> {
             let sub = sub.unwrap_or_else(|| slug(&format!("{role}-{name}")));
             let token = auth.mint(&room, &sub, &name, role, ttl)?;
             let base = public_base(&config);
+            warn_link_base(&config);
             println!("{token}");
             println!("{base}/#token={token}");
             Ok(())
@@ -248,6 +249,28 @@ fn public_base(config: &Config) -> String {
     } else {
         config.server.public_url.trim_end_matches('/').to_owned()
     }
+}
+
+/// Without `server.public_url`, a printed link is only a guess from `server.listen`: says so on
+/// stderr, and that it cannot work when the server picks its port (`:0`) or listens on every
+/// address. Stdout keeps the token and the link, for scripts.
+fn warn_link_base(config: &Config) {
+    if !config.server.public_url.is_empty() {
+        return;
+    }
+    let listen = config.listen_addr();
+    let why = if listen.port() == 0 {
+        "picks a free port when it starts, so this link cannot work"
+    } else if listen.ip().is_unspecified() {
+        "is every address, so this link cannot work"
+    } else {
+        "may not be where participants reach the server"
+    };
+    eprintln!(
+        "warning: server.public_url (LECTERN_SERVER_PUBLIC_URL) is not set, so the link below is built \
+         from server.listen ({}), which {why}; set server.public_url to the address participants open",
+        config.server.listen
+    );
 }
 
 /// A service error with every detail (e.g. each bad CSV line) on its own line.
@@ -377,6 +400,7 @@ async fn run_admin(config: &Config, store: &Store, command: Command) -> anyhow::
         } => {
             let secret = lectern_server::resolve_secret(config)?;
             let auth = Authenticator::new(&config.auth, secret)?;
+            warn_link_base(config);
             let link = courses::mint_link(
                 store,
                 &auth,

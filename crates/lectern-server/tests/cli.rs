@@ -175,6 +175,35 @@ fn token_command_prints_a_verifiable_token_and_link() {
 }
 
 #[test]
+fn token_without_public_url_warns_that_the_link_needs_it() {
+    // Told to pick a free port (`:0`) and with no public URL, the link cannot work: the admin
+    // is told which setting the link needs. With a public URL, no such warning.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let args = ["token", "--room", "r", "--role", "student", "--name", "Ada"];
+    let out = lectern(dir.path())
+        .env("LECTERN_AUTH_HS256_SECRET", SECRET)
+        .args(args)
+        .output()
+        .expect("run token");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("server.public_url"), "{stderr}");
+    assert!(stderr.contains("cannot work"), "{stderr}");
+    let stdout = String::from_utf8(out.stdout).expect("utf-8");
+    assert_eq!(stdout.lines().count(), 2, "token and link: {stdout}");
+
+    let out = lectern(dir.path())
+        .env("LECTERN_AUTH_HS256_SECRET", SECRET)
+        .env("LECTERN_SERVER_PUBLIC_URL", "https://class.example.edu")
+        .args(args)
+        .output()
+        .expect("run token");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("server.public_url"), "{stderr}");
+}
+
+#[test]
 fn bad_configuration_stops_with_a_readable_message() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("typo.toml"), "[room]\nauto_strat = true\n").expect("write");
