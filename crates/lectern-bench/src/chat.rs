@@ -18,16 +18,13 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use crate::client::{self, ClientReport, ClientSpec, Ended, Shared};
 use crate::procfs::{self, CpuTimes, Proc};
 use crate::report::{ChatSummary, Latency, ServerMetrics};
-use crate::server::{self, Metrics, Server, SpawnConfig};
+use crate::server::{Metrics, Server, ServerArgs};
 use crate::token::{self, TokenMinter};
 
 /// Longest run the tool accepts, so it always stops by itself.
 const MAX_RUN_SECONDS: f64 = 3600.0;
 const MAX_CLIENTS: usize = 20_000;
 const REPORT_TIMEOUT: Duration = Duration::from_secs(15);
-/// Per-participant chat limit the tool gives a server it spawns, as a multiple of each sender's
-/// average rate (room for scheduling jitter), never below the server's defaults (5/s, burst 10).
-const RATE_LIMIT_HEADROOM: f64 = 4.0;
 
 #[derive(Debug, clap::Args)]
 pub struct ChatArgs {
@@ -54,19 +51,8 @@ pub struct ChatArgs {
     /// as missing.
     #[arg(long, default_value_t = 5.0)]
     drain: f64,
-    /// The `lectern` binary to spawn [default: target/release/lectern of this workspace, or
-    /// $CARGO_TARGET_DIR/release/lectern].
-    #[arg(long, conflicts_with = "url")]
-    server_bin: Option<PathBuf>,
-    /// Load a server that is already running instead: ws://127.0.0.1:PORT/ws.
-    #[arg(long, requires = "secret")]
-    url: Option<String>,
-    /// The running server's HS256 join-token secret (with --url).
-    #[arg(long, requires = "url")]
-    secret: Option<String>,
-    /// The running server's pid (with --url), for its CPU and memory figures.
-    #[arg(long, requires = "url")]
-    server_pid: Option<u32>,
+    #[command(flatten)]
+    server: ServerArgs,
     /// Room id [default: a random `bench-…` name].
     #[arg(long)]
     room: Option<String>,
@@ -109,47 +95,13 @@ impl ChatArgs {
 pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
     args.validate()?;
     let per_sender = args.rate / args.sender_count() as f64;
-    let mut server = match &args.url {
-        Some(url) => {
-            if per_sender > 5.0 {
-                eprintln!(
-                    "note: each sender sends {per_sender:.2} msg/s; the server's default \
-                     per-participant limit is 5/s (raise it or pass more --senders)"
-                );
-            }
-            let secret = args
-                .secret
-                .clone()
-                .context("--secret is required with --url")?;
-            Server::attach(url, secret, args.server_pid)?
-        }
-        None => {
-            let bin = match &args.server_bin {
-                Some(bin) if bin.is_file() => bin.clone(),
-                Some(bin) => bail!(
-                    "no server binary at {}; build it with: cargo build --release -p lectern-server",
-                    bin.display()
-                ),
-                None => server::default_server_bin()?,
-            };
-            let chat_per_second = (per_sender * RATE_LIMIT_HEADROOM).ceil().max(5.0) as u32;
-            let config = SpawnConfig {
-                bin,
-                max_participants: args.clients + 10,
-                chat_per_second,
-                chat_burst: chat_per_second.saturating_mul(2).max(10),
-            };
-            eprintln!("starting {}", config.bin.display());
-            Server::spawn(&config, token::random_alphanumeric(48)).await?
-        }
-    };
-    eprintln!(
-        "server {} (pid {})",
-        server.ws_url(),
-        server
-            .pid()
-            .map_or_else(|| "unknown".to_owned(), |p| p.to_string())
-    );
+    if args.server.attaches() && per_sender > 5.0 {
+        eprintln!(
+            "note: each sender sends {per_sender:.2} msg/s; the server's default \
+             per-participant limit is 5/s (raise it or pass more --senders)"
+        );
+    }
+    let mut server = Server::start_or_attach(&args.server, args.clients, per_sender).await?;
     // Whatever happens (error, Ctrl-C), a spawned server is stopped before we return.
     let outcome = tokio::select! {
         outcome = measure(&args, &mut server) => outcome,
@@ -168,7 +120,7 @@ async fn measure(args: &ChatArgs, server: &mut Server) -> anyhow::Result<ChatSum
     let room = args
         .room
         .clone()
-        .unwrap_or_else(|| format!("bench-{}", token::random_alphanumeric(8).to_lowercase()));
+        .unwrap_or_else(|| token::random_room("bench"));
     let minter = TokenMinter::new(server.secret(), room);
     let shared = Arc::new(Shared::new());
     let connecting = Arc::new(Semaphore::new(args.connect_concurrency));

@@ -123,3 +123,50 @@ fn raise_nofile_limit() {
         Err(e) => eprintln!("could not read the open-file limit: {e}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn chat_and_soak_take_the_server_flags_together() {
+        let url = "ws://127.0.0.1:9000/ws";
+        let parses = |cmd: &str, flags: &[&str]| {
+            let argv = ["lectern-bench", cmd]
+                .into_iter()
+                .chain(flags.iter().copied());
+            Cli::try_parse_from(argv).is_ok()
+        };
+        for cmd in ["chat", "soak"] {
+            assert!(parses(cmd, &[]), "{cmd}");
+            assert!(parses(cmd, &["--server-bin", "/bin/true"]), "{cmd}");
+            assert!(
+                parses(cmd, &["--url", url, "--secret", "s", "--server-pid", "1"]),
+                "{cmd}"
+            );
+            assert!(!parses(cmd, &["--url", url]), "{cmd}: --url needs --secret");
+            assert!(
+                !parses(cmd, &["--secret", "s"]),
+                "{cmd}: --secret needs --url"
+            );
+            assert!(
+                !parses(cmd, &["--server-pid", "1"]),
+                "{cmd}: --server-pid needs --url"
+            );
+            assert!(
+                !parses(
+                    cmd,
+                    &["--url", url, "--secret", "s", "--server-bin", "/bin/true"]
+                ),
+                "{cmd}: --server-bin or --url"
+            );
+        }
+    }
+}

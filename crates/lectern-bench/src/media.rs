@@ -234,10 +234,7 @@ pub async fn run(args: MediaArgs) -> anyhow::Result<()> {
     if args.procs == 0 || args.procs > MAX_PROCS {
         bail!("--procs takes a number from 1 to {MAX_PROCS}");
     }
-    let bin = match &args.server_bin {
-        Some(b) => b.clone(),
-        None => server::default_server_bin()?,
-    };
+    let bin = server::server_bin(args.server_bin.as_deref())?;
     if args.servers.is_empty() {
         bail!("--servers takes lectern, janus or both");
     }
@@ -246,12 +243,8 @@ pub async fn run(args: MediaArgs) -> anyhow::Result<()> {
         for &kind in &args.servers {
             let result = match kind {
                 ServerKind::Lectern => {
-                    let config = SpawnConfig {
-                        bin: bin.clone(),
-                        max_participants: n + 10,
-                        chat_per_second: 5,
-                        chat_burst: 10,
-                    };
+                    // No chat in this load: the server's default chat limits.
+                    let config = SpawnConfig::for_load(bin.clone(), n, 0.0);
                     eprintln!("N={n}: starting {}", config.bin.display());
                     let mut server = Server::spawn(&config, token::random_alphanumeric(48)).await?;
                     let result = one_run(&args, UnderTest::Lectern(&mut server), n).await;
@@ -310,7 +303,7 @@ async fn one_run(
     };
     let (teacher, target, kind) = match &server {
         UnderTest::Lectern(server) => {
-            let room = format!("bench-{}", token::random_alphanumeric(8).to_lowercase());
+            let room = token::random_room("bench");
             let minter = TokenMinter::new(server.secret(), room.clone());
             let url = server.ws_url();
             let teacher = Bot::publish(

@@ -9,9 +9,43 @@ use anyhow::{Context as _, bail};
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::process::{Child, Command};
 
+use crate::token;
+
 /// How long a spawned server may take to print its `listening on` line.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 const METRICS_TIMEOUT: Duration = Duration::from_secs(5);
+/// Per-participant chat limit given to a spawned server, as a multiple of each sender's mean
+/// rate (room for scheduling jitter, and for a sender picked a few times in a row), never below
+/// the server's defaults (5/s, burst 10).
+const RATE_LIMIT_HEADROOM: f64 = 4.0;
+/// Room places a spawned server allows beyond the load's participants.
+const SPARE_PLACES: usize = 10;
+
+/// Which server to load, for the subcommands that spawn one or attach to a running one.
+#[derive(Debug, clap::Args)]
+pub struct ServerArgs {
+    /// The `lectern` binary to spawn [default: target/release/lectern of this workspace, or
+    /// $CARGO_TARGET_DIR/release/lectern].
+    #[arg(long, conflicts_with = "url")]
+    server_bin: Option<PathBuf>,
+    /// Load a server that is already running instead: ws://127.0.0.1:PORT/ws. Its room must
+    /// start live (`room.auto_start`) and allow the load's size.
+    #[arg(long, requires = "secret")]
+    url: Option<String>,
+    /// The running server's HS256 join-token secret (with --url).
+    #[arg(long, requires = "url")]
+    secret: Option<String>,
+    /// The running server's pid (with --url), for its CPU and memory figures.
+    #[arg(long, requires = "url")]
+    server_pid: Option<u32>,
+}
+
+impl ServerArgs {
+    /// Whether a running server is loaded (`--url`) rather than one this tool spawns.
+    pub fn attaches(&self) -> bool {
+        self.url.is_some()
+    }
+}
 
 /// Settings for a server this tool starts.
 #[derive(Debug, Clone)]
@@ -20,6 +54,20 @@ pub struct SpawnConfig {
     pub max_participants: usize,
     pub chat_per_second: u32,
     pub chat_burst: u32,
+}
+
+impl SpawnConfig {
+    /// Room for `participants` (and a few more), and chat limits for senders of
+    /// `chat_per_sender` messages per second on average (0: the server's defaults).
+    pub fn for_load(bin: PathBuf, participants: usize, chat_per_sender: f64) -> SpawnConfig {
+        let chat_per_second = (chat_per_sender * RATE_LIMIT_HEADROOM).ceil().max(5.0) as u32;
+        SpawnConfig {
+            bin,
+            max_participants: participants + SPARE_PLACES,
+            chat_per_second,
+            chat_burst: chat_per_second.saturating_mul(2).max(10),
+        }
+    }
 }
 
 /// A server to load: its port, its pid when known, and the process when we spawned it.
@@ -40,6 +88,39 @@ struct Spawned {
 }
 
 impl Server {
+    /// The server the command line names: the one at `--url` (with `--secret`), or else
+    /// `--server-bin` spawned with room for `participants` and chat senders of `chat_per_sender`
+    /// messages per second (see [`SpawnConfig::for_load`]). Says which on stderr.
+    pub async fn start_or_attach(
+        args: &ServerArgs,
+        participants: usize,
+        chat_per_sender: f64,
+    ) -> anyhow::Result<Server> {
+        let server = match &args.url {
+            Some(url) => {
+                let secret = args
+                    .secret
+                    .clone()
+                    .context("--secret is required with --url")?;
+                Server::attach(url, secret, args.server_pid)?
+            }
+            None => {
+                let bin = server_bin(args.server_bin.as_deref())?;
+                let config = SpawnConfig::for_load(bin, participants, chat_per_sender);
+                eprintln!("starting {}", config.bin.display());
+                Server::spawn(&config, token::random_alphanumeric(48)).await?
+            }
+        };
+        eprintln!(
+            "server {} (pid {})",
+            server.ws_url(),
+            server
+                .pid()
+                .map_or_else(|| "unknown".to_owned(), |p| p.to_string())
+        );
+        Ok(server)
+    }
+
     /// Start `lectern serve` on a free loopback port with a fresh store and a random secret.
     pub async fn spawn(config: &SpawnConfig, secret: String) -> anyhow::Result<Server> {
         let dir = tempfile::Builder::new()
@@ -248,8 +329,21 @@ fn parse_loopback_ws_url(url: &str) -> anyhow::Result<u16> {
         .with_context(|| format!("bad port in --url {url}"))
 }
 
+/// The server binary to spawn: `--server-bin` if given (it must exist), else
+/// [`default_server_bin`].
+pub fn server_bin(given: Option<&Path>) -> anyhow::Result<PathBuf> {
+    match given {
+        Some(bin) if bin.is_file() => Ok(bin.to_path_buf()),
+        Some(bin) => bail!(
+            "no server binary at {}; build it with: cargo build --release -p lectern-server",
+            bin.display()
+        ),
+        None => default_server_bin(),
+    }
+}
+
 /// The default server binary: `target/release/lectern` of the workspace (or `$CARGO_TARGET_DIR`).
-pub fn default_server_bin() -> anyhow::Result<PathBuf> {
+fn default_server_bin() -> anyhow::Result<PathBuf> {
     let mut candidates = Vec::new();
     if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
         candidates.push(PathBuf::from(dir).join("release/lectern"));
@@ -336,6 +430,24 @@ mod tests {
         assert!(parse_loopback_ws_url("ws://10.0.0.1:9000/ws").is_err());
         assert!(parse_loopback_ws_url("ws://example.com:9000/ws").is_err());
         assert!(parse_loopback_ws_url("ws://127.0.0.1:9000/other").is_err());
+    }
+
+    #[test]
+    fn a_spawned_server_fits_the_load() {
+        let quiet = SpawnConfig::for_load(PathBuf::from("lectern"), 50, 0.0);
+        assert_eq!(quiet.max_participants, 60);
+        assert_eq!((quiet.chat_per_second, quiet.chat_burst), (5, 10));
+        let busy = SpawnConfig::for_load(PathBuf::from("lectern"), 100, 2.1);
+        assert_eq!((busy.chat_per_second, busy.chat_burst), (9, 18));
+    }
+
+    #[test]
+    fn a_given_server_bin_must_exist() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let bin = dir.path().join("lectern");
+        assert!(server_bin(Some(&bin)).is_err());
+        std::fs::write(&bin, "").expect("write");
+        assert_eq!(server_bin(Some(&bin)).ok(), Some(bin));
     }
 
     #[test]

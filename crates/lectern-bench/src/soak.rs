@@ -24,12 +24,11 @@
 //! which stops by itself after `--minutes` (Ctrl-C ends it early, with the summary).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use lectern_bots::{Bot, Histogram, PublishOptions};
 use lectern_proto::Role;
 use serde::Serialize;
@@ -39,7 +38,7 @@ use crate::client::{self, ClientSpec, Shared};
 use crate::media::{self, bot_options};
 use crate::procfs::{self, CpuTimes, Proc};
 use crate::report::Latency;
-use crate::server::{self, Server, SpawnConfig};
+use crate::server::{Server, ServerArgs};
 use crate::token::{self, TokenMinter};
 
 /// Longest run the tool accepts (join tokens are minted per connection, valid two hours).
@@ -54,9 +53,6 @@ const RECONNECT_DELAY: Duration = Duration::from_secs(1);
 const BOT_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long all connections may take to stop at the end.
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
-/// Per-participant chat limit given to a spawned server, as a multiple of each sender's mean
-/// rate (senders are picked at random, so one may send a few in a row).
-const RATE_LIMIT_HEADROOM: f64 = 4.0;
 
 #[derive(Debug, clap::Args)]
 pub struct SoakArgs {
@@ -95,20 +91,8 @@ pub struct SoakArgs {
     /// Leave a connection the server ended closed instead of joining again.
     #[arg(long)]
     no_reconnect: bool,
-    /// The `lectern` binary to spawn [default: target/release/lectern of this workspace, or
-    /// $CARGO_TARGET_DIR/release/lectern].
-    #[arg(long, conflicts_with = "url")]
-    server_bin: Option<PathBuf>,
-    /// Load a server that is already running instead: ws://127.0.0.1:PORT/ws. Its room must
-    /// start live (`room.auto_start`) and allow the class's size.
-    #[arg(long, requires = "secret")]
-    url: Option<String>,
-    /// The running server's HS256 join-token secret (with --url).
-    #[arg(long, requires = "url")]
-    secret: Option<String>,
-    /// The running server's pid (with --url), for its CPU and memory figures.
-    #[arg(long, requires = "url")]
-    server_pid: Option<u32>,
+    #[command(flatten)]
+    server: ServerArgs,
     /// Room id [default: a random `soak-…` name].
     #[arg(long)]
     room: Option<String>,
@@ -290,41 +274,7 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
     args.validate()?;
     let per_sender = args.chat_rate / args.sender_count() as f64;
-    let mut server = match &args.url {
-        Some(url) => {
-            let secret = args
-                .secret
-                .clone()
-                .context("--secret is required with --url")?;
-            Server::attach(url, secret, args.server_pid)?
-        }
-        None => {
-            let bin = match &args.server_bin {
-                Some(bin) if bin.is_file() => bin.clone(),
-                Some(bin) => bail!(
-                    "no server binary at {}; build it with: cargo build --release -p lectern-server",
-                    bin.display()
-                ),
-                None => server::default_server_bin()?,
-            };
-            let chat_per_second = (per_sender * RATE_LIMIT_HEADROOM).ceil().max(5.0) as u32;
-            let config = SpawnConfig {
-                bin,
-                max_participants: args.students + 10,
-                chat_per_second,
-                chat_burst: chat_per_second.saturating_mul(2).max(10),
-            };
-            eprintln!("starting {}", config.bin.display());
-            Server::spawn(&config, token::random_alphanumeric(48)).await?
-        }
-    };
-    eprintln!(
-        "server {} (pid {})",
-        server.ws_url(),
-        server
-            .pid()
-            .map_or_else(|| "unknown".to_owned(), |p| p.to_string())
-    );
+    let mut server = Server::start_or_attach(&args.server, args.students, per_sender).await?;
     let outcome = hold(&args, &mut server).await;
     server.shutdown().await;
     let summary = outcome?;
@@ -388,7 +338,7 @@ async fn hold(args: &SoakArgs, server: &mut Server) -> anyhow::Result<SoakSummar
     let room = args
         .room
         .clone()
-        .unwrap_or_else(|| format!("soak-{}", token::random_alphanumeric(8).to_lowercase()));
+        .unwrap_or_else(|| token::random_room("soak"));
     let (stop_tx, stop_rx) = watch::channel(false);
     let ctx = Arc::new(Ctx {
         url: server.ws_url(),

@@ -62,6 +62,11 @@ impl TokenMinter {
     }
 }
 
+/// A fresh room id: `prefix-` and eight random lowercase letters or digits.
+pub fn random_room(prefix: &str) -> String {
+    format!("{prefix}-{}", random_alphanumeric(8).to_lowercase())
+}
+
 /// A random alphanumeric string (secrets, room names).
 pub fn random_alphanumeric(len: usize) -> String {
     rand::rng()

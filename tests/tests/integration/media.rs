@@ -461,14 +461,40 @@ async fn rooms_are_placed_on_media_workers_and_a_rooms_peers_share_one() -> anyh
     Ok(())
 }
 
+/// A live class "physics": grace, the instructor, sends audio at -20 dBov through `teacher`;
+/// ada, a student, has joined without media.
+struct SpeakingClass {
+    s: TestServer,
+    grace: Client,
+    ada: Client,
+    teacher: Peer,
+}
+
+impl SpeakingClass {
+    async fn start() -> anyhow::Result<SpeakingClass> {
+        let s = TestServer::start_with(&[("LECTERN_ROOM_AUTO_START", "true")]).await;
+        let mut grace = s.join("physics", "grace", Role::Instructor).await;
+        let ada = s.join("physics", "ada", Role::Student).await;
+        let teacher = Peer::new();
+        let answer = negotiate(&mut grace, teacher.offer_audio(-20)).await?;
+        teacher.accept_answer(&answer);
+        Ok(SpeakingClass {
+            s,
+            grace,
+            ada,
+            teacher,
+        })
+    }
+}
+
 #[tokio::test]
 async fn the_active_speaker_is_announced_to_the_class() -> anyhow::Result<()> {
-    let s = TestServer::start_with(&[("LECTERN_ROOM_AUTO_START", "true")]).await;
-    let mut grace = s.join("physics", "grace", Role::Instructor).await;
-    let mut ada = s.join("physics", "ada", Role::Student).await;
-    let teacher = Peer::new();
-    let answer = negotiate(&mut grace, teacher.offer_audio(-20)).await?;
-    teacher.accept_answer(&answer);
+    let SpeakingClass {
+        s,
+        mut grace,
+        mut ada,
+        teacher,
+    } = SpeakingClass::start().await?;
     let student = Peer::new();
     let answer = negotiate(&mut ada, student.offer(false)).await?;
     student.accept_answer(&answer);
@@ -502,12 +528,13 @@ async fn the_active_speaker_is_announced_to_the_class() -> anyhow::Result<()> {
 #[tokio::test]
 async fn an_offer_renumbering_extensions_is_refused_and_the_media_session_goes_on()
 -> anyhow::Result<()> {
-    let s = TestServer::start_with(&[("LECTERN_ROOM_AUTO_START", "true")]).await;
-    let mut grace = s.join("physics", "grace", Role::Instructor).await;
-    let mut ada = s.join("physics", "ada", Role::Student).await;
-    let teacher = Peer::new();
-    let answer = negotiate(&mut grace, teacher.offer_audio(-20)).await?;
-    teacher.accept_answer(&answer);
+    // `_server`, not `_`: the server must live to the end of the test.
+    let SpeakingClass {
+        s: _server,
+        mut grace,
+        mut ada,
+        teacher,
+    } = SpeakingClass::start().await?;
 
     // The camera comes on with an offer that moves the audio level extension to another id
     // (a client that numbers each offer anew): refused with a typed error for that request.
