@@ -22,6 +22,8 @@ import { STRINGS } from './strings.js';
 
 const TOKEN_KEY = 'lectern.token';
 const REACTION_SHOWN_MS = 4000;
+/** How long "You may not speak now" stays under the controls after Alt+M. */
+const HINT_SHOWN_MS = 6000;
 const ERROR_SHOWN_MS = 8000;
 /** Server error codes meaning this link cannot join: their message stays on screen. */
 const JOIN_ERRORS = ['invalid_token', 'token_expired', 'token_not_yet_valid', 'wrong_room', 'room_full', 'unsupported_version'];
@@ -51,6 +53,12 @@ let frameRequested = false;
 let clockTimer;
 /** @type {ReturnType<typeof setTimeout> | undefined} */
 let errorTimer;
+/** @type {ReturnType<typeof setTimeout> | undefined} */
+let announceTimer;
+/** @type {ReturnType<typeof setTimeout> | undefined} */
+let hintTimer;
+/** The last text given to the live region, so the end of the class is said once. */
+let lastAnnounced = '';
 /** Chat messages from others that arrived while the reader could not see them (chat out of view, scrolled up, or the tab hidden). */
 let unread = 0;
 /** The chat panel is on screen (IntersectionObserver). */
@@ -119,6 +127,8 @@ function showError(text, sticky = false) {
 
 /** The page is done: say why, and offer to join again where that makes sense. @param {string} reason */
 function finish(reason) {
+  if (reason === 'left') announce(STRINGS.announceLeft);
+  else if (reason === 'class_ended' && lastAnnounced !== STRINGS.announceClassEnded) announce(STRINGS.announceClassEnded);
   finished = true;
   devices.finish();
   media?.close();
@@ -232,11 +242,21 @@ function onKeyDown(e) {
     KeyH: toggleHand,
     KeyC: () => chatInput.focus(),
     KeyN: () => isStaffRole(me.role) && act('call_on'),
-    KeyM: () => !$('mic-toggle').hidden && toggleMedia('mic'),
+    KeyM: () => (!$('mic-toggle').hidden ? toggleMedia('mic') : me.role === 'student' && showSpeakHint()),
   };
   if (!shortcuts[e.code]) return;
   e.preventDefault();
   shortcuts[e.code]();
+}
+
+/** Alt+M while the microphone is not ours to use: say why (shown briefly and announced). */
+function showSpeakHint() {
+  const hint = $('speak-hint');
+  hint.textContent = STRINGS.cannotSpeak;
+  hint.hidden = false;
+  announce(STRINGS.cannotSpeak);
+  clearTimeout(hintTimer);
+  hintTimer = setTimeout(() => (hint.hidden = true), HINT_SHOWN_MS);
 }
 
 // ---- Drawing -----------------------------------------------------------------------------
@@ -326,6 +346,7 @@ function render() {
   // Staff call on others; they have no hand to raise.
   $('hand-toggle').hidden = me.role === 'observer' || staff;
   $('speak-note').hidden = staff || !self?.can_speak;
+  if (self?.can_speak) $('speak-hint').hidden = true;
   $('staff-controls').hidden = !staff;
   $('start-class').hidden = room.classState === 'live';
   $('end-class').hidden = room.classState !== 'live';
@@ -643,6 +664,10 @@ function renderStage() {
   $('stage-name').textContent = stageId ? nameOf(stageId) : '';
   $('stage').classList.toggle('speaking', !!stageId && stageId === activeSpeaker);
   $('stage-empty').hidden = videos.length > 0;
+  // A student handed the stage sees so, with what to do while nothing is shown yet.
+  const presenting = !staff && !!self?.presenter;
+  $('presenting-note').hidden = !presenting;
+  $('stage-empty').textContent = presenting ? STRINGS.stageEmptyPresenting : STRINGS.stageEmpty;
 
   const controls = $('media-controls');
   controls.hidden = !media || !(staff || self?.presenter || self?.can_speak) || me.role === 'observer';
@@ -728,10 +753,24 @@ function renderClock() {
 // ---- Connection ----------------------------------------------------------------------------
 
 /**
- * The live region: new chat from others, being called on, the class starting.
+ * Says `text` in the live region (`#announcer`). Cleared first and set a moment later, so the
+ * same message twice in a row is read again.
+ * @param {string} text
+ */
+function announce(text) {
+  const region = $('announcer');
+  lastAnnounced = text;
+  region.textContent = '';
+  clearTimeout(announceTimer);
+  announceTimer = setTimeout(() => (region.textContent = text), 100);
+}
+
+/**
+ * What to announce of a room event: new chat from others, being called on, allowed to speak or
+ * not, muted, handed the stage or not, the class starting and ending.
  * @param {import('./protocol.js').RoomEvent} event
  */
-function announce(event) {
+function announceEvent(event) {
   let text = '';
   if (event.kind === 'chat' && event.message.from !== me.id && !replaying && !chatIsSeen()) unread += 1;
   if (event.kind === 'chat' && event.message.from !== me.id) {
@@ -741,11 +780,23 @@ function announce(event) {
     text = STRINGS.announceCalledOn;
   } else if (event.kind === 'class_started') {
     text = STRINGS.announceClassStarted;
+  } else if (event.kind === 'class_ended') {
+    text = STRINGS.announceClassEnded;
+  } else if (event.kind === 'stage_granted' && event.participant_id === me.id) {
+    text = STRINGS.announceStageGranted;
+  } else if (event.kind === 'stage_revoked' && event.participant_id === me.id) {
+    text = STRINGS.announceStageRevoked;
+  } else if (event.kind === 'muted' && event.participant_id === me.id) {
+    text = STRINGS.announceMuted;
+  } else if (event.kind === 'speak_allowed' && event.participant_id === me.id) {
+    text = STRINGS.announceMaySpeak;
+  } else if (event.kind === 'speak_revoked' && event.participant_id === me.id) {
+    text = STRINGS.announceMayNotSpeak;
   } else if (event.kind === 'class_ending_soon') {
     const at = new Date(event.closes_at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
     text = STRINGS.announceEndingSoon(at);
   }
-  if (text && !replaying) $('announcer').textContent = text;
+  if (text && !replaying) announce(text);
 }
 
 /** @param {string} token @param {string} roomId */
@@ -774,7 +825,7 @@ function connect(token, roomId) {
     },
     onEvent(seq, event) {
       room.applyEvent(seq, event);
-      announce(event);
+      announceEvent(event);
       if (event.kind === 'class_ended') stopPublishing();
       scheduleRender();
     },

@@ -57,6 +57,8 @@ export const STRINGS = {
   speakNote: 'You may speak now.',
   stageHeading: 'Stage',
   stageEmpty: 'No video yet.',
+  presentingNote: 'You are presenting',
+  stageEmptyPresenting: 'Turn on your camera or share your screen: everyone sees it here.',
   soundUnlock: 'Turn on sound',
   /** @type {Record<Source, [string, string]>} [switch on, switch off] */
   mediaButtons: {
@@ -102,6 +104,14 @@ export const STRINGS = {
   announcePrivate: (name, text) => `Private message from ${name}: ${text}`,
   announceCalledOn: 'You have been called on. You may speak now.',
   announceClassStarted: 'The class has started.',
+  announceStageGranted: 'You are presenting: turn on your camera or share your screen.',
+  announceStageRevoked: 'You are no longer presenting. The stage was taken back.',
+  announceMuted: 'The teaching staff muted you. Raise your hand to speak again.',
+  announceMaySpeak: 'You may speak now.',
+  announceMayNotSpeak: 'You may no longer speak.',
+  announceClassEnded: 'The class has ended.',
+  announceLeft: 'You left the class.',
+  cannotSpeak: 'You may not speak now: raise your hand (Alt+H).',
   /** @param {string} name @param {string} role */
   whoami: (name, role) => `${name}, ${role}`,
   classState: { not_started: 'Not started', live: 'Live', ended: 'Ended' },

@@ -242,6 +242,14 @@ async function decodesStage(page, who, frames = 15, timeout = 25_000) {
 const results = [];
 let blocked = '';
 
+/** Waits until `page`'s live region (`#announcer`) says something matching `pattern`; returns the text. */
+async function announced(page, who, pattern) {
+  return waitFor(`${who}'s live region to announce ${pattern}`, () => page.evaluate((source) => {
+    const text = document.getElementById('announcer')?.textContent ?? '';
+    return new RegExp(source, 'i').test(text) ? text : { ok: false, text };
+  }, pattern.source));
+}
+
 async function check(name, body) {
   if (blocked) {
     results.push({ name, ok: false, detail: `not run: needs "${blocked}"` });
@@ -596,6 +604,12 @@ async function main() {
     await check('instructor gives the stage to student 1', async () => {
       await s.instructor.locator(`#roster button[data-action="stage_grant"][data-participant="${s.student1Id}"]`).click();
       await waitFor('student 1 to see the camera button', () => s.student1.locator('#camera-toggle').isVisible());
+      const said = await announced(s.student1, 'student 1', /you are presenting/);
+      await waitFor('student 1 to see "You are presenting" on the stage', async () =>
+        (await s.student1.locator('#presenting-note').isVisible()) && /you are presenting/i.test((await s.student1.locator('#presenting-note').textContent()) ?? ''));
+      const empty = (await s.student1.locator('#stage-empty').textContent()) ?? '';
+      if (!/camera/i.test(empty)) throw new Error(`student 1's empty stage says ${JSON.stringify(empty)}: nothing about turning the camera on`);
+      return `announced "${said}"; the stage says "${empty}"`;
     });
     await check('student 1 turns the camera on; student 2 decodes it on the stage (blue)', async () => {
       await s.student1.locator('#camera-toggle').click();
@@ -616,10 +630,25 @@ async function main() {
         return !a || !b || a.framesDecoded === b.framesDecoded ? { a, b } : { ok: false, a, b };
       }, { timeout: 20_000 });
       await waitFor('student 1 camera button to be hidden again', async () => !(await s.student1.locator('#camera-toggle').isVisible()));
+      await announced(s.student1, 'student 1', /no longer presenting/);
+      await waitFor('student 1\'s "You are presenting" to go', async () => !(await s.student1.locator('#presenting-note').isVisible()));
       // Student 1's client switched the camera off and reported it (set_media -> media_changed).
       await waitFor("the instructor's roster to drop student 1's camera badge", () => s.instructor.evaluate((id) =>
         !document.querySelector(`#roster > li[data-participant="${id}"] .badge-media`), s.student1Id));
       return still.b ? `flat at ${still.b.framesDecoded} frames` : 'the track was removed (m-line stopped)';
+    });
+    await check('instructor mutes student 1: student 1 hears it announced; Alt+M then says why the microphone is off', async () => {
+      if (!(await s.student1.locator('#mic-toggle').isVisible())) throw new Error('student 1 (called on) should have the microphone button before the mute');
+      await s.instructor.locator(`#roster button[data-action="mute"][data-participant="${s.student1Id}"]`).click();
+      await waitFor('student 1 microphone button to be hidden', async () => !(await s.student1.locator('#mic-toggle').isVisible()));
+      const muted = await announced(s.student1, 'student 1', /muted you/);
+      await s.student1.keyboard.press('Alt+KeyM');
+      const hint = await waitFor('student 1 to see why Alt+M does nothing', async () => {
+        const text = (await s.student1.locator('#speak-hint').isVisible()) ? await s.student1.locator('#speak-hint').textContent() : null;
+        return text && /may not speak/i.test(text) ? text : null;
+      });
+      await announced(s.student1, 'student 1', /may not speak/);
+      return `announced "${muted}"; Alt+M: "${hint}"`;
     });
     await check('student 2 still decodes the instructor after the revoke', async () => {
       await waitFor('student 2 stage to show the instructor', () => stageVideo(s.student2).then((v) => (v.participant === s.instructorId ? v : { ok: false, ...v })));
@@ -695,6 +724,7 @@ async function main() {
       for (const who of ['student1', 'student2']) {
         await waitFor(`${who}: the class-ended notice with "Join again"`, async () => (await s[who].locator('#notice').isVisible()) && s[who].locator('#rejoin').isVisible());
       }
+      for (const who of ['instructor', 'student1', 'student2']) await announced(s[who], who, /class has ended/);
       return `${count} tracks stopped; ${JSON.stringify(after)}`;
     });
     await check('a student who presses "Join again" after the end waits in a lobby that says the class has ended, and nothing about it starting', async () => {
@@ -709,6 +739,11 @@ async function main() {
       if (!/ended/i.test(text)) throw new Error(`the lobby says ${JSON.stringify(text)}: nothing about the class having ended`);
       if (/start now|waiting for the class to start|starts in/i.test(text)) throw new Error(`the lobby says ${JSON.stringify(text)} while the class state is "${state}"`);
       return `${JSON.stringify(text.replace(/\s+/g, ' ').trim())}, class state "${state}"`;
+    });
+    await check('student 1 presses "Leave class" in the lobby: the live region says so', async () => {
+      await s.student1.locator('#leave').click();
+      await waitFor('student 1: the notice', () => s.student1.locator('#notice').isVisible());
+      return `announced "${await announced(s.student1, 'student 1', /you left/)}"`;
     });
     await check('a student early for a scheduled session sees the lobby count down to its start', async () => {
       // A course with a session five minutes from now (its room opens 15 minutes before),
