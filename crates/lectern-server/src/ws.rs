@@ -54,7 +54,8 @@ async fn run(socket: WebSocket, shared: &Arc<Shared>, conn: ConnId, expected_roo
     let (sink, mut stream) = socket.split();
     let (tx, rx) = mpsc::channel(limits.outbound_queue);
     let (kill_tx, kill_rx) = oneshot::channel();
-    let pong = Arc::new(AtomicBool::new(false));
+    // True while no Ping is waiting for its Pong (none is before the first).
+    let pong = Arc::new(AtomicBool::new(true));
     let mut writer = tokio::spawn(
         write_loop(sink, rx, kill_rx, pong.clone(), shared.clone())
             .instrument(tracing::Span::current()),
@@ -123,7 +124,7 @@ async fn run(socket: WebSocket, shared: &Arc<Shared>, conn: ConnId, expected_roo
 struct Reader<'a> {
     shared: &'a Arc<Shared>,
     tx: mpsc::Sender<Outbound>,
-    /// Set when a Pong arrives; the writer checks it before each Ping.
+    /// Set when a Pong arrives; the writer takes it (and clears it) before each Ping.
     pong: Arc<AtomicBool>,
     frames: DefaultDirectRateLimiter,
     chats: DefaultDirectRateLimiter,
@@ -450,7 +451,6 @@ async fn write_until_done(
     // due means the client is not reading its socket.
     let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut awaiting_pong = false;
     let mut kill_armed = true;
     loop {
         tokio::select! {
@@ -529,11 +529,10 @@ async fn write_until_done(
                 }
             }
             _ = ping.tick() => {
-                if awaiting_pong && !pong.swap(false, Ordering::Relaxed) {
+                // Unanswered since the last Ping, or answered: either way this one now waits.
+                if !pong.swap(false, Ordering::Relaxed) {
                     return Stop::Stalled;
                 }
-                pong.store(false, Ordering::Relaxed);
-                awaiting_pong = true;
                 if let Err(stop) = bounded(stall, sink.send(Message::Ping(Default::default()))).await {
                     return stop;
                 }
