@@ -246,11 +246,12 @@ impl Authenticator {
         for key in keys {
             match jsonwebtoken::decode::<serde_json::Value>(token, key, &validation) {
                 Ok(data) => {
-                    let times: TimeClaims = serde_json::from_value(data.claims.clone())
-                        .map_err(|e| TokenError::Invalid(format!("bad claims: {e}")))?;
+                    let bad =
+                        |e: serde_json::Error| TokenError::Invalid(format!("bad claims: {e}"));
+                    // The times first, read exactly (fractions and all), then the rest.
+                    let times = TimeClaims::deserialize(&data.claims).map_err(bad)?;
                     self.check_times(&times, unix_now_f64())?;
-                    let claims: JoinClaims = serde_json::from_value(data.claims)
-                        .map_err(|e| TokenError::Invalid(format!("bad claims: {e}")))?;
+                    let claims = JoinClaims::deserialize(&data.claims).map_err(bad)?;
                     return check_claims(claims, expected_room);
                 }
                 Err(e) => {
@@ -376,13 +377,12 @@ fn map_error(e: jsonwebtoken::errors::Error) -> TokenError {
     }
 }
 
+/// Now in whole seconds since the Unix epoch (what minted tokens carry).
 pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    unix_now_f64() as u64
 }
 
+/// Now in seconds since the Unix epoch, with the fraction (what token times are checked against).
 fn unix_now_f64() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
