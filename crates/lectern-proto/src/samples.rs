@@ -79,6 +79,8 @@ pub fn client_messages() -> Vec<ClientMessage> {
         ClientMessage::StageRevoke,
         ClientMessage::ClassStart,
         ClientMessage::ClassEnd,
+        ClientMessage::RecordingStart,
+        ClientMessage::RecordingStop,
         ClientMessage::Admit {
             participant_id: pid("s-ada"),
         },
@@ -214,6 +216,7 @@ pub fn snapshot() -> Snapshot {
         }],
         presenter: None,
         chat_locked: false,
+        recording: true,
         chat: vec![chat()],
         seq: 42,
         scheduled_start: Some(1_790_000_000_000),
@@ -247,6 +250,13 @@ pub fn room_events() -> Vec<RoomEvent> {
         },
         RoomEvent::ClassEnded {
             by: Some(by.clone()),
+        },
+        RoomEvent::RecordingStarted {
+            by: Some(by.clone()),
+        },
+        RoomEvent::RecordingStopped {
+            by: None,
+            reason: RecordingStopReason::ClassEnded,
         },
         RoomEvent::ClassEndingSoon {
             ends_at: 1_790_005_400_000,

@@ -208,6 +208,10 @@ pub struct Snapshot {
     /// The student currently holding the stage, if any.
     pub presenter: Option<ParticipantId>,
     pub chat_locked: bool,
+    /// The class is being recorded now (see `recording_started`): said before a participant
+    /// who joins mid-class publishes anything.
+    #[serde(default)]
+    pub recording: bool,
     /// The last chat messages this participant may see, oldest first. Empty in the lobby.
     pub chat: Vec<ChatMessage>,
     /// The room's current sequence number: events after this one follow as `event` messages.
@@ -295,6 +299,11 @@ pub enum ClientMessage {
     ClassStart,
     /// Staff: end the class; students and observers are disconnected.
     ClassEnd,
+    /// Staff start recording the class (it must be live). Everyone is told with
+    /// `recording_started` before any of their media is captured.
+    RecordingStart,
+    /// Staff stop recording. Recording also stops by itself when the class ends.
+    RecordingStop,
     /// Staff: let one participant in from the lobby before the class starts.
     Admit { participant_id: ParticipantId },
     /// Send an ephemeral reaction.
@@ -346,6 +355,8 @@ impl ClientMessage {
         "stage_revoke",
         "class_start",
         "class_end",
+        "recording_start",
+        "recording_stop",
         "admit",
         "react",
         "set_media",
@@ -378,6 +389,8 @@ impl ClientMessage {
             ClientMessage::StageRevoke => "stage_revoke",
             ClientMessage::ClassStart => "class_start",
             ClientMessage::ClassEnd => "class_end",
+            ClientMessage::RecordingStart => "recording_start",
+            ClientMessage::RecordingStop => "recording_stop",
             ClientMessage::Admit { .. } => "admit",
             ClientMessage::React { .. } => "react",
             ClientMessage::SetMedia { .. } => "set_media",
@@ -608,6 +621,18 @@ pub enum RoomEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         by: Option<ParticipantId>,
     },
+    /// The class is being recorded from now on (`by` absent when the course records its
+    /// sessions automatically and the class started).
+    RecordingStarted {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<ParticipantId>,
+    },
+    /// Recording stopped (`by` absent unless staff stopped it), and why.
+    RecordingStopped {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<ParticipantId>,
+        reason: RecordingStopReason,
+    },
     /// A scheduled class ends soon: at `ends_at` (its scheduled end); the room closes for
     /// everyone at `closes_at`, after a grace period.
     ClassEndingSoon {
@@ -681,6 +706,8 @@ impl RoomEvent {
         "admitted",
         "class_started",
         "class_ended",
+        "recording_started",
+        "recording_stopped",
         "class_ending_soon",
         "chat",
         "chat_deleted",
@@ -699,6 +726,22 @@ impl RoomEvent {
 }
 
 /// Why a participant left for good.
+/// Why recording stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordingStopReason {
+    /// Staff stopped it.
+    Stopped,
+    /// The class ended (or its room closed).
+    ClassEnded,
+    /// The recordings disk reached `recording.min_free_bytes`; what was recorded is kept.
+    DiskFull,
+    /// Writing failed; what was recorded is kept.
+    Failed,
+    /// The server is shutting down.
+    Shutdown,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LeaveReason {
@@ -805,6 +848,11 @@ pub enum ErrorCode {
     /// A `media_offer` renumbers header extensions or payload types negotiated before on
     /// this peer connection; nothing changed.
     RenegotiationUnsupported,
+    /// `recording_start` while the class is not live.
+    ClassNotLive,
+    /// The server cannot record now: recording is turned off, or the disk is too full. The
+    /// message says which.
+    RecordingUnavailable,
     /// The message could not be stored; it was not delivered.
     StoreUnavailable,
     /// Something went wrong on the server.
@@ -847,6 +895,8 @@ impl ErrorCode {
         ErrorCode::ChatTooLong,
         ErrorCode::RateLimited,
         ErrorCode::RenegotiationUnsupported,
+        ErrorCode::ClassNotLive,
+        ErrorCode::RecordingUnavailable,
         ErrorCode::StoreUnavailable,
         ErrorCode::Internal,
     ];
@@ -877,6 +927,8 @@ impl ErrorCode {
             ErrorCode::RenegotiationUnsupported => {
                 "the offer renumbers what was negotiated before on this peer connection"
             }
+            ErrorCode::ClassNotLive => "the class is not live",
+            ErrorCode::RecordingUnavailable => "recording is not available on this server now",
             ErrorCode::StoreUnavailable => "the message could not be stored",
             ErrorCode::Internal => "internal server error",
         }
@@ -916,6 +968,8 @@ mod all_tests {
             ErrorCode::ChatTooLong => "chat_too_long",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::RenegotiationUnsupported => "renegotiation_unsupported",
+            ErrorCode::ClassNotLive => "class_not_live",
+            ErrorCode::RecordingUnavailable => "recording_unavailable",
             ErrorCode::StoreUnavailable => "store_unavailable",
             ErrorCode::Internal => "internal",
         }

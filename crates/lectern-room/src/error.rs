@@ -39,6 +39,15 @@ pub enum RoomError {
     /// The scheduled session's room has closed.
     #[error("this session is over; its room has closed")]
     SessionClosed,
+    /// `recording_start` while the class is not live.
+    #[error("the class is not live")]
+    ClassNotLive,
+    /// The driver cannot record now.
+    #[error("{}", match .0 {
+        crate::RecordingBlocked::Disabled => "recording is turned off on this server",
+        crate::RecordingBlocked::DiskFull => "not enough free disk space to record",
+    })]
+    RecordingUnavailable(crate::RecordingBlocked),
     /// WebRTC signalling reached the room; the driver handles it.
     #[error("media signalling is handled by the media plane")]
     NotForTheRoom,
@@ -60,6 +69,8 @@ impl RoomError {
             RoomError::UnexpectedHello => ErrorCode::HelloRequired,
             RoomError::NotForTheRoom => ErrorCode::Internal,
             RoomError::SessionClosed => ErrorCode::SessionNotOpen,
+            RoomError::ClassNotLive => ErrorCode::ClassNotLive,
+            RoomError::RecordingUnavailable(_) => ErrorCode::RecordingUnavailable,
         }
     }
 

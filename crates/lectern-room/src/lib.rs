@@ -35,7 +35,7 @@ mod roster;
 
 pub use chat_log::ChatReader;
 pub use error::RoomError;
-pub use room::Room;
+pub use room::{RecordingBlocked, Room};
 
 use lectern_proto::{
     ChatMessage, ChatTarget, ClientMessage, ParticipantId, RequestId, Role, RoomId, Seq,
@@ -74,6 +74,8 @@ pub struct RoomConfig {
     /// Set when the room belongs to a scheduled session: the room then runs the session's
     /// lifecycle from the times passed in.
     pub schedule: Option<SessionSchedule>,
+    /// Record the class whenever it goes live (the course's `record_sessions` setting).
+    pub record_automatically: bool,
 }
 
 /// The timing of the scheduled session a room belongs to (Unix milliseconds), from the course's
@@ -127,6 +129,7 @@ impl RoomConfig {
             replay_len: 4_096,
             grace_ms: 30_000,
             schedule: None,
+            record_automatically: false,
         }
     }
 }
@@ -172,6 +175,14 @@ pub enum Input {
     ActiveSpeaker {
         participant_id: Option<ParticipantId>,
     },
+    /// Whether the driver can record now (`None`) or why not. Kept by the room; checked when
+    /// staff start recording and when a course records its sessions automatically.
+    RecordingAvailability { blocked: Option<RecordingBlocked> },
+    /// The driver's recorder stopped by itself (the disk filled up, writing failed): the room
+    /// tells the class with `recording_stopped`.
+    RecordingStopped {
+        reason: lectern_proto::RecordingStopReason,
+    },
 }
 
 /// What the room asks its driver to do.
@@ -194,6 +205,12 @@ pub enum Output {
         conn: ConnId,
         reason: lectern_proto::CloseReason,
     },
+    /// Start or stop recording (see [`RecordingIntent`]).
+    Recording(RecordingIntent),
+    /// While recording: a copy of a message the class saw (a sequenced `event` with its seq
+    /// and time, a `reaction`, an `active_speaker`), for the recording's event log. Who may
+    /// read it is decided when the recording is watched.
+    RecordEvent(ServerMessage),
     /// This connection was just sent its `welcome` (the `Send` before this output). What the
     /// driver adds for every connection it serves, such as the media configuration, goes to
     /// it now, before the room's next message to it.
@@ -287,6 +304,18 @@ pub enum MediaIntent {
     Stop { participant_id: ParticipantId },
 }
 
+/// What the room asks of the driver's recorder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordingIntent {
+    /// Start recording the class's media and events. `recording_started` follows as the
+    /// first [`Output::RecordEvent`].
+    Start { by: Option<ParticipantId> },
+    /// Stop recording; `recording_stopped` was the last [`Output::RecordEvent`].
+    Stop {
+        reason: lectern_proto::RecordingStopReason,
+    },
+}
+
 /// Permissions derived from a role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Permissions {
@@ -348,6 +377,8 @@ pub fn is_staff_only(message: &ClientMessage) -> bool {
             | ClientMessage::StageRevoke
             | ClientMessage::ClassStart
             | ClientMessage::ClassEnd
+            | ClientMessage::RecordingStart
+            | ClientMessage::RecordingStop
             | ClientMessage::Admit { .. }
             | ClientMessage::ChatSend {
                 to: ChatTarget::Participant { .. },

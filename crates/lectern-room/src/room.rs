@@ -13,6 +13,7 @@ mod chat;
 mod class;
 mod hands;
 mod moderation;
+mod recording;
 mod schedule;
 mod session;
 mod speaker;
@@ -32,6 +33,8 @@ use crate::{
     AttendanceKind, ConnId, Input, MediaIntent, ModerationAction, Output, PersistRecord,
     RoomConfig, RoomError, RoomInit,
 };
+
+pub use recording::RecordingBlocked;
 
 /// The room keeps at least this many recent chat messages in memory (for deletes and
 /// snapshots), more if `snapshot_chat_len` is larger.
@@ -57,6 +60,10 @@ pub struct Room {
     progress: schedule::ScheduleProgress,
     /// The active speaker, as the media plane last named them (see [`Input::ActiveSpeaker`]).
     speaker: Option<ParticipantId>,
+    /// The class is being recorded.
+    recording: bool,
+    /// Why the driver cannot record now, if it cannot.
+    recording_blocked: Option<RecordingBlocked>,
     outputs: VecDeque<Output>,
 }
 
@@ -133,11 +140,16 @@ impl Room {
             banned: HashSet::new(),
             progress: schedule::ScheduleProgress::default(),
             speaker: None,
+            recording: false,
+            recording_blocked: None,
             outputs: VecDeque::new(),
         };
         // A room opened after moments of its schedule (a server restarted mid-class) is at once
         // where its schedule says, so `class_state` and `poll_timeout` hold before any input.
         room.run_schedule(now);
+        if room.class_state == ClassState::Live {
+            room.record_automatically(now);
+        }
         room
     }
 
@@ -164,6 +176,10 @@ impl Room {
             Input::Tick => self.handle_tick(now),
             Input::PersistFailed { seq } => self.handle_persist_failed(seq),
             Input::ActiveSpeaker { participant_id } => self.handle_active_speaker(participant_id),
+            Input::RecordingAvailability { blocked } => {
+                self.handle_recording_availability(blocked)
+            }
+            Input::RecordingStopped { reason } => self.handle_recording_stopped(now, reason),
         }
     }
 
@@ -300,6 +316,7 @@ impl Room {
     /// end of each attendance interval. Participants stay in the roster, disconnected and with
     /// no grace deadline; the room is not expected to be used afterwards.
     pub fn shutdown(&mut self, now: UnixMillis) {
+        self.stop_recording(now, None, lectern_proto::RecordingStopReason::Shutdown);
         let connected: Vec<ParticipantId> = self
             .roster
             .iter()
@@ -369,6 +386,8 @@ impl Room {
             ClientMessage::StageRevoke => self.stage_revoke(req),
             ClientMessage::ClassStart => self.class_start(req),
             ClientMessage::ClassEnd => self.class_end(req),
+            ClientMessage::RecordingStart => self.recording_start(req),
+            ClientMessage::RecordingStop => self.recording_stop(req),
             ClientMessage::Admit { participant_id } => self.admit(req, participant_id),
             ClientMessage::React { reaction } => self.react(req, reaction),
             ClientMessage::SetMedia { media } => self.set_media(req, media),
@@ -492,16 +511,14 @@ impl Room {
             .roster
             .recipients(|p| p.conn != except && can_see(p, &event, audience.as_ref()));
         self.replay.push(seq, now, event.clone(), audience);
+        let message = ServerMessage::Event {
+            seq,
+            at: now,
+            event,
+        };
+        self.log_for_recording(&message);
         if !to.is_empty() {
-            self.send(
-                to,
-                persist_seq,
-                ServerMessage::Event {
-                    seq,
-                    at: now,
-                    event,
-                },
-            );
+            self.send(to, persist_seq, message);
         }
         seq
     }
@@ -561,6 +578,7 @@ impl Room {
             hand_queue: self.hands.entries(),
             presenter: self.presenter.clone(),
             chat_locked: self.chat_locked,
+            recording: self.recording,
             chat,
             seq: self.seq,
             scheduled_start: self.config.schedule.map(|s| s.starts_at),

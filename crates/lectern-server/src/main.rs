@@ -138,6 +138,12 @@ enum CourseCommand {
         grace_minutes: Option<u32>,
         #[arg(long)]
         auto_start: bool,
+        /// Record every class of the course as it goes live.
+        #[arg(long)]
+        record_sessions: bool,
+        /// Students may download the course's recordings (staff always may).
+        #[arg(long)]
+        recording_downloads: bool,
     },
     /// List the courses.
     List,
@@ -325,6 +331,8 @@ async fn run_admin(config: &Config, store: &Store, command: Command) -> anyhow::
             warning_minutes,
             grace_minutes,
             auto_start,
+            record_sessions,
+            recording_downloads,
         }) => {
             let input = NewCourse {
                 id,
@@ -334,6 +342,8 @@ async fn run_admin(config: &Config, store: &Store, command: Command) -> anyhow::
                 warning_minutes,
                 grace_minutes,
                 auto_start: Some(auto_start),
+                record_sessions: Some(record_sessions),
+                recording_downloads: Some(recording_downloads),
             };
             let course = courses::create_course(store, input, now)
                 .await

@@ -23,6 +23,10 @@ pub struct Course {
     pub warning_minutes: u32,
     pub grace_minutes: u32,
     pub auto_start: bool,
+    /// Record every class of the course as it goes live.
+    pub record_sessions: bool,
+    /// Students may download the course's recordings (staff always may).
+    pub recording_downloads: bool,
     pub created_at: UnixMillis,
 }
 
@@ -212,7 +216,8 @@ impl Store {
 }
 
 const COURSE_COLUMNS: &str = "id, title, timezone, lobby_minutes, warning_minutes, \
-                              grace_minutes, auto_start, created_at";
+                              grace_minutes, auto_start, record_sessions, \
+                              recording_downloads, created_at";
 
 /// Adds one roster row; `upsert_members` appends its `ON CONFLICT` clause.
 const INSERT_MEMBER: &str = "INSERT INTO course_members (course_id, member_id, name, email, role) \
@@ -231,6 +236,8 @@ fn course_from_row(row: &SqliteRow) -> Result<Course, StoreError> {
         warning_minutes: minutes_from_db("warning_minutes", row.try_get("warning_minutes")?)?,
         grace_minutes: minutes_from_db("grace_minutes", row.try_get("grace_minutes")?)?,
         auto_start: row.try_get::<i64, _>("auto_start")? != 0,
+        record_sessions: row.try_get::<i64, _>("record_sessions")? != 0,
+        recording_downloads: row.try_get::<i64, _>("recording_downloads")? != 0,
         created_at: from_db("created_at", row.try_get("created_at")?)?,
     })
 }
@@ -319,7 +326,7 @@ impl SqliteBackend {
     }
 
     async fn create_course(&self, course: &Course) -> Result<(), StoreError> {
-        let sql = format!("INSERT INTO courses ({COURSE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+        let sql = format!("INSERT INTO courses ({COURSE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
         let query = sqlx::query(&sql)
             .bind(&course.id)
             .bind(&course.title)
@@ -328,6 +335,8 @@ impl SqliteBackend {
             .bind(i64::from(course.warning_minutes))
             .bind(i64::from(course.grace_minutes))
             .bind(i64::from(course.auto_start))
+            .bind(i64::from(course.record_sessions))
+            .bind(i64::from(course.recording_downloads))
             .bind(to_db("time", course.created_at)?);
         insert(&self.writer, query, "course", &course.id, &course.id).await
     }

@@ -37,9 +37,11 @@ use std::path::PathBuf;
 use lectern_proto::{ChatMessage, ParticipantId, Role, RoomId, Seq, UnixMillis};
 
 mod courses;
+mod recordings;
 mod sqlite;
 
 pub use courses::{ApiKey, Course, CourseMember, StoredSchedule, hash_api_key};
+pub use recordings::{Recording, RecordingState, RecordingUpdate};
 
 /// A handle to the database. Cheap to clone: clones share the connection pools.
 #[derive(Debug, Clone)]

@@ -2,8 +2,8 @@
 //! (students and observers are sent away, class-scoped state is cleared).
 
 use lectern_proto::{
-    ChatTarget, ClassState, CloseReason, LeaveReason, ParticipantId, RoomEvent, Seq, ServerMessage,
-    UnixMillis,
+    ChatTarget, ClassState, CloseReason, LeaveReason, ParticipantId, RecordingStopReason,
+    RoomEvent, Seq, ServerMessage, UnixMillis,
 };
 
 use super::{Handled, Reply, Request, Room, attendance};
@@ -40,6 +40,7 @@ impl Room {
         for id in &admitted {
             self.publish_intent(id);
         }
+        self.record_automatically(now);
         seq
     }
 
@@ -76,6 +77,7 @@ impl Room {
     /// Ends the live class (see [`Room::class_end`]); `by` is `None` when the schedule ends
     /// it. Returns the seq of the last event.
     pub(super) fn end_class(&mut self, now: UnixMillis, by: Option<ParticipantId>) -> Seq {
+        self.stop_recording(now, None, RecordingStopReason::ClassEnded);
         self.class_state = ClassState::Ended;
         self.presenter = None;
         self.hands.clear();

@@ -212,6 +212,7 @@ impl Room {
             participant_id: req.actor.clone(),
             reaction,
         };
+        self.log_for_recording(&message);
         self.send(to, None, message);
         Reply::no_event()
     }

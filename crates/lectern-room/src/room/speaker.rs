@@ -27,8 +27,10 @@ impl Room {
         }
         self.speaker.clone_from(&participant_id);
         let to = self.roster.recipients(|p| !p.in_lobby);
+        let message = ServerMessage::ActiveSpeaker { participant_id };
+        self.log_for_recording(&message);
         if !to.is_empty() {
-            self.send(to, None, ServerMessage::ActiveSpeaker { participant_id });
+            self.send(to, None, message);
         }
     }
 

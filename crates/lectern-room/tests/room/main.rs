@@ -11,4 +11,5 @@ mod replay;
 mod scenario;
 mod schedule;
 mod speaker;
+mod recording;
 mod speaking;

@@ -30,6 +30,10 @@ pub struct NewCourse {
     pub grace_minutes: Option<u32>,
     /// Start the class at the scheduled time without waiting for staff (default false).
     pub auto_start: Option<bool>,
+    /// Record every class of the course as it goes live (default false).
+    pub record_sessions: Option<bool>,
+    /// Students may download the course's recordings; staff always may (default false).
+    pub recording_downloads: Option<bool>,
 }
 
 /// A course as the API shows it.
@@ -42,6 +46,8 @@ pub struct CourseView {
     pub warning_minutes: u32,
     pub grace_minutes: u32,
     pub auto_start: bool,
+    pub record_sessions: bool,
+    pub recording_downloads: bool,
     /// RFC 3339, UTC.
     pub created_at: String,
 }
@@ -83,6 +89,8 @@ fn course_view(course: Course) -> CourseView {
         warning_minutes: course.warning_minutes,
         grace_minutes: course.grace_minutes,
         auto_start: course.auto_start,
+        record_sessions: course.record_sessions,
+        recording_downloads: course.recording_downloads,
     }
 }
 
@@ -185,6 +193,8 @@ pub async fn create_course(
         warning_minutes: lifecycle.warning_minutes,
         grace_minutes: lifecycle.grace_minutes,
         auto_start: lifecycle.auto_start,
+        record_sessions: input.record_sessions.unwrap_or(false),
+        recording_downloads: input.recording_downloads.unwrap_or(false),
         created_at: now,
     };
     store.create_course(&course).await?;

@@ -84,6 +84,8 @@ mod tests {
             warning_minutes: None,
             grace_minutes: None,
             auto_start: None,
+            record_sessions: None,
+            recording_downloads: None,
         };
         create_course(&store, course, 0).await.expect("course");
         let spec = ScheduleSpec {
