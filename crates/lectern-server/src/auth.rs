@@ -285,6 +285,49 @@ impl Authenticator {
         Ok(())
     }
 
+    /// A grant: proof, for a URL that cannot carry an `Authorization` header (a `<video src>`),
+    /// that this server allowed `scope` until `expires` (Unix seconds). An HMAC-SHA256 with the
+    /// server's secret over a label, the scope and the expiry: `<expires>.<hex>`.
+    pub fn grant(&self, scope: &str, expires: u64) -> String {
+        use hmac::Mac;
+        let mac = self.grant_mac(scope, expires);
+        let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+        format!("{expires}.{hex}")
+    }
+
+    /// Whether `grant` was made by [`Authenticator::grant`] for `scope` and has not expired
+    /// at `now` (Unix seconds). Compared in constant time.
+    pub fn check_grant(&self, scope: &str, grant: &str, now: u64) -> bool {
+        let Some((expires, hex)) = grant.split_once('.') else {
+            return false;
+        };
+        let Ok(expires) = expires.parse::<u64>() else {
+            return false;
+        };
+        if expires < now || hex.len() != 64 || !hex.is_ascii() {
+            return false;
+        }
+        use hmac::Mac;
+        let Ok(bytes) = (0..32)
+            .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16))
+            .collect::<Result<Vec<u8>, _>>()
+        else {
+            return false;
+        };
+        self.grant_mac(scope, expires).verify_slice(&bytes).is_ok()
+    }
+
+    fn grant_mac(&self, scope: &str, expires: u64) -> hmac::Hmac<sha2::Sha256> {
+        use hmac::Mac;
+        let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.secret)
+            .expect("HMAC takes a key of any length");
+        mac.update(b"lectern grant\0");
+        mac.update(scope.as_bytes());
+        mac.update(b"\0");
+        mac.update(&expires.to_be_bytes());
+        mac
+    }
+
     /// The longest lifetime a token may have (`auth.max_token_lifetime_secs`).
     pub fn max_lifetime_secs(&self) -> u64 {
         self.max_lifetime
@@ -418,6 +461,17 @@ mod tests {
         let a = auth();
         let token = a.mint("r1", "u1", "Ada", Role::Student, 60).expect("mint");
         let (room, id) = a.verify(&token, Some("r1")).expect("valid");
+        // Grants: for their scope only, until they expire, unforgeable.
+        let grant = a.grant("rec_1/segments/1", 1_000);
+        assert!(a.check_grant("rec_1/segments/1", &grant, 999));
+        assert!(a.check_grant("rec_1/segments/1", &grant, 1_000));
+        assert!(!a.check_grant("rec_1/segments/1", &grant, 1_001));
+        assert!(!a.check_grant("rec_1/segments/2", &grant, 999));
+        let forged = format!("2000{}", &grant[4..]);
+        assert!(!a.check_grant("rec_1/segments/1", &forged, 999));
+        for junk in ["", ".", "1000.", "x.y", "1000.zz", "1000.é", &grant[..grant.len() - 1]] {
+            assert!(!a.check_grant("rec_1/segments/1", junk, 999), "{junk:?}");
+        }
         assert_eq!(room.as_str(), "r1");
         assert_eq!(id.role, Role::Student);
         assert!(matches!(

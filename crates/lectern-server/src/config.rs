@@ -46,6 +46,7 @@ pub struct Config {
     pub limits: Limits,
     pub websocket: WebSocketConfig,
     pub media: MediaConfig,
+    pub recording: RecordingConfig,
     pub turn: TurnConfig,
     pub demo: DemoConfig,
     pub log: LogConfig,
@@ -147,6 +148,16 @@ pub struct MediaConfig {
     pub bind: String,
     pub public_ips: Vec<String>,
     pub workers: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordingConfig {
+    pub enabled: bool,
+    pub dir: PathBuf,
+    pub min_free_bytes: u64,
+    pub retention_days: u64,
+    pub queue_frames: usize,
 }
 
 #[derive(Clone, Deserialize)]
@@ -302,6 +313,7 @@ impl Config {
                 "websocket.write_timeout_secs",
                 self.websocket.write_timeout_secs,
             ),
+            ("recording.queue_frames", self.recording.queue_frames as u64),
         ];
         for (name, value) in positive {
             if value == 0 {
@@ -405,6 +417,15 @@ impl Config {
             .listen
             .parse()
             .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8080)))
+    }
+
+    /// Where recordings are kept: `recording.dir`, else `recordings` in the data directory.
+    pub fn recordings_dir(&self) -> PathBuf {
+        if self.recording.dir.as_os_str().is_empty() {
+            self.server.data_dir.join("recordings")
+        } else {
+            self.recording.dir.clone()
+        }
     }
 
     /// The store URL, defaulting to a SQLite file in the data directory.

@@ -20,6 +20,7 @@ pub mod config;
 mod conn;
 pub mod courses;
 mod media;
+pub mod recordings;
 pub mod metrics;
 pub mod room_name;
 mod rooms;

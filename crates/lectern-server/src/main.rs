@@ -63,6 +63,9 @@ enum Command {
     /// Course sessions.
     #[command(subcommand)]
     Session(SessionCommand),
+    /// Recordings of classes.
+    #[command(subcommand)]
+    Recording(RecordingCommand),
     /// Print a join token and link for a course member and a session.
     Link {
         #[arg(long)]
@@ -199,6 +202,22 @@ enum SessionCommand {
         #[arg(long)]
         to: Option<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum RecordingCommand {
+    /// List a course's recordings, newest first (id, state, start, duration, title).
+    List {
+        #[arg(long)]
+        course: String,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one recording (JSON).
+    Get { id: String },
+    /// Delete a recording and its files.
+    Delete { id: String },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -402,6 +421,40 @@ async fn run_admin(config: &Config, store: &Store, command: Command) -> anyhow::
             for s in sessions {
                 println!("{}\t{}\t{}\t{}", s.session_key, s.start, s.end, s.room);
             }
+        }
+        Command::Recording(RecordingCommand::List { course, json }) => {
+            let list = lectern_server::recordings::list_recordings(store, &course)
+                .await
+                .map_err(explain)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                for r in list {
+                    let secs = r.duration_ms / 1000;
+                    println!(
+                        "{}\t{}\t{}\t{}:{:02}:{:02}\t{}",
+                        r.id,
+                        r.state,
+                        r.started_at,
+                        secs / 3600,
+                        secs / 60 % 60,
+                        secs % 60,
+                        r.title
+                    );
+                }
+            }
+        }
+        Command::Recording(RecordingCommand::Get { id }) => {
+            let r = lectern_server::recordings::get_recording(store, &id)
+                .await
+                .map_err(explain)?;
+            println!("{}", serde_json::to_string_pretty(&r)?);
+        }
+        Command::Recording(RecordingCommand::Delete { id }) => {
+            lectern_server::recordings::delete_recording(store, &config.recordings_dir(), &id)
+                .await
+                .map_err(explain)?;
+            println!("deleted recording {id}");
         }
         Command::Link {
             course,

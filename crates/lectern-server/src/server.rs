@@ -103,6 +103,13 @@ impl Server {
         let secret = resolve_secret(&config)?;
         let auth = Authenticator::new(&config.auth, secret)?;
         let store = Store::open(&config.store_url()).await?;
+        // Recordings a crash left open are closed before anything can record again.
+        let recordings_dir = config.recordings_dir();
+        match crate::recordings::recover_interrupted(&store, &recordings_dir).await {
+            Ok(0) => {}
+            Ok(n) => info!(recordings = n, "closed recordings interrupted by a crash"),
+            Err(e) => warn!(error = %e, "could not close interrupted recordings"),
+        }
         let listener = tokio::net::TcpListener::bind(config.listen_addr())
             .await
             .map_err(|source| ServerError::Bind {
@@ -153,6 +160,7 @@ impl Server {
             clock,
             done: done_tx,
         }));
+        tokio::spawn(retention(shared.clone()));
         let app = router(shared.clone());
         let mut stop = shutdown_rx;
         let http = tokio::spawn(async move {
@@ -277,6 +285,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .nest("/api/v1", crate::api::router())
+        .nest("/replay/v1", crate::api::replay_routes::router())
         .fallback(get(static_asset))
         .layer(axum::middleware::from_fn(crate::web::security_headers))
         .with_state(shared)
@@ -315,4 +324,27 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
 
 async fn static_asset(uri: Uri) -> Response {
     crate::web::asset(uri.path())
+}
+
+/// Deletes recordings past `recording.retention_days`, at start and then hourly, until the
+/// server shuts down.
+async fn retention(shared: Arc<Shared>) {
+    let days = shared.config.recording.retention_days;
+    if days == 0 {
+        return;
+    }
+    let mut stop = shared.shutdown_rx.clone();
+    let root = shared.config.recordings_dir();
+    loop {
+        let now = crate::clock::wall_ms();
+        match crate::recordings::apply_retention(&shared.store, &root, days, now).await {
+            Ok(0) => {}
+            Ok(n) => info!(recordings = n, days, "old recordings deleted"),
+            Err(e) => warn!(error = %e, "recording retention failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(3600)) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
 }

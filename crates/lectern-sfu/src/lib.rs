@@ -157,6 +157,8 @@ pub use types::{
     MediaEvent, MediaKind, OfferedTrack, ParticipantId, PeerId, PublishPermission, RoomId,
     SfuStats, Transmit,
 };
+pub use sfu::RecordedFrame;
 pub use worker::{
-    Command, MediaWorker, MediaWorkerHandle, SOCKET_BUFFER_BYTES, WorkerConfig, WorkerEvent,
+    BoxedRecordSink, Command, MediaWorker, MediaWorkerHandle, RecordSink, SOCKET_BUFFER_BYTES,
+    WorkerConfig, WorkerEvent,
 };

@@ -24,6 +24,7 @@ mod keyframes;
 mod negotiation;
 mod outbox;
 mod peers;
+mod record;
 mod simulcast;
 mod speakers;
 mod tracks;
@@ -39,6 +40,8 @@ use tracing::warn;
 
 use crate::peer::{Peer, PeerKey};
 use crate::{MediaEvent, PeerId, RoomId, SfuError, SfuStats, Transmit};
+
+pub use self::record::RecordedFrame;
 
 use self::deliver::flush_held_when_due;
 use self::keyframes::send_due_keyframe_requests;
@@ -104,6 +107,9 @@ pub struct Sfu {
     next_speaker_check: Option<Instant>,
     /// When to reconsider every subscriber's simulcast layers next.
     next_layer_check: Option<Instant>,
+    /// Rooms being recorded (see `record`), and their frames waiting to be polled.
+    recordings: HashMap<RoomId, record::RoomRecording>,
+    recorded: VecDeque<RecordedFrame>,
 }
 
 impl std::fmt::Debug for Sfu {
@@ -172,6 +178,8 @@ impl Sfu {
             speakers: HashMap::new(),
             next_speaker_check: None,
             next_layer_check: None,
+            recordings: HashMap::new(),
+            recorded: VecDeque::new(),
         })
     }
 
@@ -221,6 +229,7 @@ impl Sfu {
             self.next_layer_check = None;
             self.choose_layers(now);
         }
+        self.recording_timeouts(now);
         self.finish(now);
     }
 
@@ -249,6 +258,7 @@ impl Sfu {
             })
             .chain(self.next_speaker_check)
             .chain(self.next_layer_check)
+            .chain(self.recording_timeout())
             .min()
     }
 

@@ -1,5 +1,6 @@
 //! The thin driver: one OS thread owning one UDP socket and one [`Sfu`].
 
+use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
@@ -10,7 +11,9 @@ use std::time::{Duration, Instant};
 use tracing::{debug, info, warn};
 
 use crate::sfu::DEFAULT_KEYFRAME_REQUEST_INTERVAL;
-use crate::{MediaEvent, PeerId, Sfu, SfuConfig, SfuError, SfuStats};
+use crate::{
+    MediaEvent, ParticipantId, PeerId, RecordedFrame, RoomId, Sfu, SfuConfig, SfuError, SfuStats,
+};
 
 /// Longest wait for a datagram when no timer is due. Bounds how stale `Instant::now()` gets;
 /// commands do not wait for it (they wake the worker).
@@ -53,8 +56,27 @@ impl WorkerConfig {
     }
 }
 
+/// Where a recorded room's frames go: the recording's writer, which must never block the
+/// worker (a bounded queue it drops from when full, accounting for the loss itself).
+pub trait RecordSink: Send {
+    /// Take one frame; false when it was dropped.
+    fn frame(&mut self, frame: RecordedFrame) -> bool;
+    /// Tracks whose frames the writer lost and that now wait for a keyframe:
+    /// `(participant, track)` as in [`RecordedFrame`].
+    fn keyframes_wanted(&mut self) -> Vec<(ParticipantId, u64)>;
+}
+
+/// A [`RecordSink`] in a [`Command`].
+pub struct BoxedRecordSink(pub Box<dyn RecordSink>);
+
+impl std::fmt::Debug for BoxedRecordSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RecordSink")
+    }
+}
+
 /// The control API of [`Sfu`] as messages. Results come back as [`WorkerEvent`]s, in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Command {
     AddPeer {
         peer: PeerId,
@@ -86,6 +108,16 @@ pub enum Command {
         mid: String,
         width: u32,
         height: u32,
+    },
+    /// See [`Sfu::start_recording`]; frames go to `sink`.
+    StartRecording {
+        room: RoomId,
+        started: Instant,
+        sink: BoxedRecordSink,
+    },
+    /// See [`Sfu::stop_recording`]; the sink is dropped once the last frames reached it.
+    StopRecording {
+        room: RoomId,
     },
     Shutdown,
 }
@@ -175,6 +207,7 @@ impl MediaWorker {
                     waker_addr,
                     commands: rx,
                     sink: Box::new(sink),
+                    record_sinks: HashMap::new(),
                     stats,
                     stats_due: Instant::now(),
                 };
@@ -303,6 +336,8 @@ struct Worker {
     waker_addr: SocketAddr,
     commands: Receiver<Command>,
     sink: Box<dyn FnMut(WorkerEvent) + Send>,
+    /// The writers of the rooms recorded here.
+    record_sinks: HashMap<RoomId, Box<dyn RecordSink>>,
     stats: Arc<Mutex<SfuStats>>,
     stats_due: Instant,
 }
@@ -395,6 +430,21 @@ impl Worker {
                 let r = self.sfu.set_view_size(now, &peer, &mid, width, height);
                 (peer, r)
             }
+            Command::StartRecording {
+                room,
+                started,
+                sink,
+            } => {
+                self.sfu.start_recording(room.clone(), started);
+                self.record_sinks.insert(room, sink.0);
+                return;
+            }
+            Command::StopRecording { room } => {
+                self.sfu.stop_recording(now, &room);
+                self.flush();
+                self.record_sinks.remove(&room);
+                return;
+            }
             Command::Shutdown => return,
         };
         if let Err(error) = result {
@@ -412,6 +462,26 @@ impl Worker {
         }
         while let Some(event) = self.sfu.poll_event() {
             (self.sink)(WorkerEvent::Media(event));
+        }
+        if self.record_sinks.is_empty() {
+            return;
+        }
+        while let Some(frame) = self.sfu.poll_recorded() {
+            if let Some(sink) = self.record_sinks.get_mut(&frame.room) {
+                sink.frame(frame);
+            }
+        }
+        let now = Instant::now();
+        for (room, sink) in &mut self.record_sinks {
+            for (participant, track) in sink.keyframes_wanted() {
+                self.sfu
+                    .request_recording_keyframe(now, room, &participant, track);
+            }
+        }
+        while let Some(t) = self.sfu.poll_transmit() {
+            if let Err(e) = self.socket.send_to(&t.contents, t.destination) {
+                debug!(error = %e, "media socket send");
+            }
         }
     }
 

@@ -13,6 +13,13 @@ use super::{Handled, Reply, Request, Room};
 use crate::{Output, RecordingIntent, RoomError};
 
 impl Room {
+    /// The room as staff see it (every chat message), for the first line of a recording's
+    /// event log.
+    pub fn recording_snapshot(&self) -> lectern_proto::Snapshot {
+        let chat = self.chat.visible_tail(self.config.snapshot_chat_len, |_| true);
+        self.build_snapshot(chat)
+    }
+
     /// True while the class is being recorded.
     pub fn is_recording(&self) -> bool {
         self.recording

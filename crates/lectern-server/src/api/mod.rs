@@ -29,10 +29,13 @@ use crate::shared::Shared;
 
 mod course_routes;
 mod feeds;
+mod recording_routes;
+pub mod replay_routes;
 mod reports;
 
 use course_routes::*;
 use feeds::*;
+use recording_routes::*;
 use reports::*;
 
 /// The largest request body the API reads (a roster CSV of a few thousand rows fits).
@@ -86,6 +89,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(feed_join))
         .routes(routes!(session_attendance))
         .routes(routes!(session_transcript))
+        .routes(routes!(list_recordings))
+        .routes(routes!(get_recording, delete_recording))
 }
 
 /// The API router, to nest under `/api/v1`.

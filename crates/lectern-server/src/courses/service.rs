@@ -76,7 +76,7 @@ impl From<StoreError> for ServiceError {
 }
 
 /// Unix milliseconds as RFC 3339 UTC (empty if out of range).
-pub(super) fn rfc3339(ms: UnixMillis) -> String {
+pub(crate) fn rfc3339(ms: UnixMillis) -> String {
     i64::try_from(ms)
         .ok()
         .and_then(|ms| Timestamp::from_millisecond(ms).ok())
@@ -98,7 +98,7 @@ pub(super) fn check_text(value: &str, max: usize) -> Result<(), String> {
 }
 
 /// The course, or `not_found`.
-pub(super) async fn require_course(store: &Store, id: &str) -> Result<Course, ServiceError> {
+pub(crate) async fn require_course(store: &Store, id: &str) -> Result<Course, ServiceError> {
     store
         .course(id)
         .await?
@@ -119,7 +119,7 @@ pub(super) fn lifecycle_of(course: &Course) -> Lifecycle {
 }
 
 /// `bytes` random bytes as lowercase hex (ids and secrets).
-pub(super) fn random_hex(bytes: usize) -> String {
+pub(crate) fn random_hex(bytes: usize) -> String {
     use rand::Rng;
     let mut rng = rand::rng();
     (0..bytes)

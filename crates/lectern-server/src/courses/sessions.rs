@@ -21,6 +21,8 @@ pub struct RoomSession {
     pub course_title: String,
     pub lifecycle: Lifecycle,
     pub occurrence: Occurrence,
+    /// The course records its sessions automatically.
+    pub record_sessions: bool,
 }
 
 /// The session of a course room, if the course exists and its schedule has that session;
@@ -31,6 +33,7 @@ pub async fn room_session(store: &Store, room: &str) -> Result<Option<RoomSessio
     };
     match course_session(store, name.course(), name.session_key()).await {
         Ok((course_row, occurrence, lifecycle)) => Ok(Some(RoomSession {
+            record_sessions: course_row.record_sessions,
             course_title: course_row.title,
             lifecycle,
             occurrence,

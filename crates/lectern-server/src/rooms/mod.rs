@@ -19,6 +19,7 @@
 
 mod history;
 mod outbox;
+mod recorder;
 mod signalling;
 mod task;
 
@@ -96,6 +97,9 @@ pub struct Settings {
     pub max_chat_chars: usize,
     /// `[turn]`, for the ICE servers each connection is given.
     pub turn: TurnConfig,
+    /// `[recording]`, and where recordings are kept.
+    pub recording: crate::config::RecordingConfig,
+    pub recordings_dir: std::path::PathBuf,
 }
 
 impl Settings {
@@ -104,6 +108,8 @@ impl Settings {
             room: config.room.clone(),
             max_chat_chars: config.limits.max_chat_chars,
             turn: config.turn.clone(),
+            recording: config.recording.clone(),
+            recordings_dir: config.recordings_dir(),
         }
     }
 

@@ -74,11 +74,15 @@ impl RoomTask {
         }
         let peer = crate::media::peer_id(&self.room_id, &id);
         let has_peer = self.media.peers.contains(&id);
-        let placement = self.media.placement.get_or_insert_with(|| {
+        if self.media.placement.is_none() {
             let placement = plane.place();
             debug!(room.id = %self.room_id, media.worker = placement.worker(), "room placed");
-            placement
-        });
+            self.media.placement = Some(placement);
+            self.record_on_placement();
+        }
+        let Some(placement) = self.media.placement.as_mut() else {
+            return;
+        };
         let handle = placement.handle().clone();
         let result = match message {
             // The SFU offers the room's tracks right after adding the peer (if there are any).
@@ -109,7 +113,7 @@ impl RoomTask {
             }
             _ if !has_peer => {
                 if self.media.peers.is_empty() {
-                    self.media.placement = None;
+                    self.release_placement();
                 }
                 let error = refuse(ErrorCode::InvalidMessage, "send a media_offer first");
                 return self.send(conn, &error);
@@ -250,6 +254,18 @@ impl RoomTask {
         }
     }
 
+    /// The worker the room's media is on, while it has media peers.
+    pub(super) fn media_placement(&self) -> Option<&crate::media::Placement> {
+        self.media.placement.as_ref()
+    }
+
+    /// The room's last media peer went: its worker is free to take other rooms, and stops
+    /// recording this one (the next placement records it again).
+    fn release_placement(&mut self) {
+        self.stop_recording_on_placement();
+        self.media.placement = None;
+    }
+
     pub(super) fn drop_media_peer(&mut self, id: &ParticipantId) {
         self.media.pending_offer.remove(id);
         if self.media.peers.remove(id)
@@ -260,7 +276,7 @@ impl RoomTask {
                 .remove_peer(crate::media::peer_id(&self.room_id, id));
             placement.peer_removed();
             if self.media.peers.is_empty() {
-                self.media.placement = None;
+                self.release_placement();
             }
         }
     }

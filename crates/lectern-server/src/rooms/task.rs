@@ -33,6 +33,8 @@ pub(super) struct RoomTask {
     /// This task's own inbox, for work it finishes off the task (scroll-back). Weak, so it
     /// does not keep the room's channel open.
     pub(super) inbox: mpsc::WeakSender<RoomCommand>,
+    /// The recording running in this room, if any.
+    pub(super) recorder: super::recorder::Recorder,
 }
 
 /// Runs the room `room_id` until it has been empty for `room.idle_close_secs` or the server
@@ -76,6 +78,7 @@ pub(super) async fn run_room(
         // A scheduled session's room follows its course's settings, not `room.auto_start`.
         room_config.auto_start = false;
         room_config.schedule = Some(session_schedule(session));
+        room_config.record_automatically = session.record_sessions && settings.recording.enabled;
     }
     let idle_close = settings.idle_close();
     let clock = env.clock.clone();
@@ -88,6 +91,7 @@ pub(super) async fn run_room(
         media: MediaPeers::default(),
         room_id: room_id.clone(),
         inbox: own_tx,
+        recorder: Default::default(),
         env,
     };
     info!("room opened");
@@ -188,14 +192,19 @@ impl RoomTask {
                 conn,
                 request_id,
                 message,
-            } => self.room.handle(
+            } => {
+                if message == ClientMessage::RecordingStart {
+                    self.refresh_recording_availability(now);
+                }
+                self.room.handle(
                 now,
-                Input::Request {
-                    conn,
-                    request_id,
-                    message,
-                },
-            ),
+                    Input::Request {
+                        conn,
+                        request_id,
+                        message,
+                    },
+                )
+            }
             RoomCommand::Disconnected { conn } => self.disconnected(now, conn),
             RoomCommand::Deliver { conn, frame } => self.outbox.deliver([conn], &frame),
         }
@@ -246,6 +255,12 @@ impl RoomTask {
                         self.media_intent(intent);
                     }
                     Output::Close { conn, reason } => self.outbox.close(conn, reason),
+                    Output::Recording(intent) => self.recording_intent(intent).await,
+                    Output::RecordEvent(message) => {
+                        if !is_failed_chat(&message, &failed) {
+                            self.record_event(&message);
+                        }
+                    }
                 }
             }
             let now = self.env.clock.now_ms();
@@ -295,6 +310,11 @@ impl RoomTask {
         }
         failed
     }
+}
+
+/// A chat message that could not be stored was never delivered: it is not logged either.
+fn is_failed_chat(message: &ServerMessage, failed: &HashSet<Seq>) -> bool {
+    matches!(message, ServerMessage::Event { event: lectern_proto::RoomEvent::Chat { message }, .. } if failed.contains(&message.seq))
 }
 
 /// Counts a running room task in the `lectern_rooms` gauge for as long as it lives, whichever

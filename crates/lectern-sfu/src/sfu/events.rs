@@ -59,7 +59,7 @@ impl Sfu {
                 let known = peer.tracks_in.iter().any(|t| t.mid == changed.mid);
                 let receiving = changed.direction.is_receiving();
                 if known && !receiving {
-                    self.remove_track_in(key, changed.mid);
+                    self.remove_track_in(now, key, changed.mid);
                 } else if !known && receiving {
                     let kind = peer.rtc.media(changed.mid).map(|m| m.kind());
                     if let Some(kind) = kind {

@@ -77,6 +77,9 @@ impl Sfu {
         let Some(packet) = self.ingest(now, key, packet) else {
             return;
         };
+        if !self.recordings.is_empty() {
+            self.record(now, &packet);
+        }
         self.deliver(now, &packet);
     }
 

@@ -1,0 +1,201 @@
+//! Recordings of classes, above the recorder crate (`lectern-record`): what the REST API, the
+//! CLI and the replay page do with them, and what the server does at start-up and on a timer.
+//!
+//! - this file: the API's view of a recording; list, get, delete; where a recording's files
+//!   are;
+//! - [`replay`]: what a viewer is given (segments with grants, the event log filtered for
+//!   them).
+//!
+//! A recording's row (state, figures) is in the store; its media segments, event log and
+//! manifest are files in its own folder under `recording.dir` (see `lectern-record`).
+
+pub mod replay;
+
+use std::path::{Path, PathBuf};
+
+use lectern_store::{Recording, RecordingState, Store};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::courses::ServiceError;
+use crate::courses::service::rfc3339;
+
+/// A recording as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RecordingView {
+    pub id: String,
+    pub course_id: String,
+    /// The room (session) that was recorded.
+    pub room_id: String,
+    pub title: String,
+    /// `recording`, `processing`, `ready` or `failed`.
+    pub state: String,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    /// RFC 3339, UTC; absent while recording.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<String>,
+    pub duration_ms: u64,
+    /// Size of its files.
+    pub bytes: u64,
+    /// The server stopped without finishing it (a crash); it plays up to its last seconds.
+    pub interrupted: bool,
+    /// Why recording stopped: `stopped`, `class_ended`, `disk_full`, `failed` or `shutdown`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_reason: Option<String>,
+    /// What went wrong, for `failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The replay page, to open with a course member's join token in the fragment
+    /// (`#token=...`).
+    pub replay_path: String,
+}
+
+pub fn view(r: Recording) -> RecordingView {
+    RecordingView {
+        replay_path: format!("/replay.html?recording={}", r.id),
+        started_at: rfc3339(r.started_at),
+        ended_at: r.ended_at.map(rfc3339),
+        state: r.state.as_str().to_owned(),
+        id: r.id,
+        course_id: r.course_id,
+        room_id: r.room_id,
+        title: r.title,
+        duration_ms: r.duration_ms,
+        bytes: r.bytes,
+        interrupted: r.interrupted,
+        stop_reason: r.stop_reason,
+        error: r.error,
+    }
+}
+
+/// A recording id as the server makes them: `rec_` and 24 lowercase hex digits. Anything else
+/// is not looked up (and never becomes a path).
+pub fn is_recording_id(id: &str) -> bool {
+    id.len() == 28
+        && id.starts_with("rec_")
+        && id[4..].bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// A new recording id.
+pub fn new_recording_id() -> String {
+    format!("rec_{}", crate::courses::service::random_hex(12))
+}
+
+/// The recording's folder.
+pub fn recording_dir(root: &Path, recording: &Recording) -> PathBuf {
+    root.join(&recording.dir)
+}
+
+/// The recording, or `not_found` (an id of the wrong shape is not found either).
+pub async fn require_recording(store: &Store, id: &str) -> Result<Recording, ServiceError> {
+    let not_found = || ServiceError::NotFound {
+        what: "recording",
+        id: id.to_owned(),
+    };
+    if !is_recording_id(id) {
+        return Err(not_found());
+    }
+    store.recording(id).await?.ok_or_else(not_found)
+}
+
+/// A course's recordings, newest first; `not_found` for an unknown course.
+pub async fn list_recordings(
+    store: &Store,
+    course: &str,
+) -> Result<Vec<RecordingView>, ServiceError> {
+    crate::courses::service::require_course(store, course).await?;
+    Ok(store
+        .course_recordings(course)
+        .await?
+        .into_iter()
+        .map(view)
+        .collect())
+}
+
+pub async fn get_recording(store: &Store, id: &str) -> Result<RecordingView, ServiceError> {
+    require_recording(store, id).await.map(view)
+}
+
+/// Deletes a recording: its row, then its folder. A recording still being recorded is a
+/// `conflict` (stop it first).
+pub async fn delete_recording(store: &Store, root: &Path, id: &str) -> Result<(), ServiceError> {
+    let recording = require_recording(store, id).await?;
+    if recording.state == RecordingState::Recording {
+        return Err(ServiceError::Conflict(
+            "the class is still being recorded; stop recording first".into(),
+        ));
+    }
+    store.delete_recording(id).await?;
+    remove_files(root, &recording);
+    Ok(())
+}
+
+/// Removes a recording's folder (logged, not fatal: the row is already gone).
+fn remove_files(root: &Path, recording: &Recording) {
+    let dir = recording_dir(root, recording);
+    if let Err(e) = std::fs::remove_dir_all(&dir)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(recording.id = %recording.id, error = %e, "could not delete a recording's files");
+    }
+}
+
+/// At start-up: recordings a crash left `recording` or `processing` are closed. Their files
+/// are read back up to the last flush (`lectern_record::recover`), and each is marked
+/// `ready` and `interrupted` (or `failed` when nothing could be read).
+pub async fn recover_interrupted(store: &Store, root: &Path) -> Result<usize, ServiceError> {
+    let mut open = store.recordings_in_state(RecordingState::Recording).await?;
+    open.extend(store.recordings_in_state(RecordingState::Processing).await?);
+    let count = open.len();
+    for recording in open {
+        let dir = recording_dir(root, &recording);
+        let recovered = tokio::task::spawn_blocking(move || lectern_record::recover(&dir))
+            .await
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let update = match recovered {
+            Ok(manifest) => lectern_store::RecordingUpdate {
+                state: RecordingState::Ready,
+                ended_at: Some(recording.started_at + manifest.duration_ms),
+                duration_ms: manifest.duration_ms,
+                bytes: manifest.total_bytes(),
+                interrupted: true,
+                stop_reason: Some("interrupted".into()),
+                error: None,
+            },
+            Err(e) => lectern_store::RecordingUpdate {
+                state: RecordingState::Failed,
+                ended_at: Some(recording.started_at),
+                duration_ms: 0,
+                bytes: 0,
+                interrupted: true,
+                stop_reason: Some("interrupted".into()),
+                error: Some(format!("could not be recovered: {e}")),
+            },
+        };
+        tracing::warn!(recording.id = %recording.id, state = %update.state, "a recording interrupted by a crash was closed");
+        store.update_recording(&recording.id, &update).await?;
+    }
+    Ok(count)
+}
+
+/// Retention: deletes recordings (rows and files) that started more than `days` days before
+/// `now` (Unix ms); 0 keeps everything. Returns how many went.
+pub async fn apply_retention(
+    store: &Store,
+    root: &Path,
+    days: u64,
+    now: lectern_proto::UnixMillis,
+) -> Result<usize, ServiceError> {
+    if days == 0 {
+        return Ok(0);
+    }
+    let before = now.saturating_sub(days.saturating_mul(86_400_000));
+    let old = store.recordings_started_before(before).await?;
+    for recording in &old {
+        store.delete_recording(&recording.id).await?;
+        remove_files(root, recording);
+        tracing::info!(recording.id = %recording.id, "recording deleted by retention");
+    }
+    Ok(old.len())
+}

@@ -1,0 +1,287 @@
+//! Recording, the room task's side: it acts on the room's [`RecordingIntent`]s. Starting makes
+//! the recording's row and folder, starts its writer (`lectern-record`, a thread), writes the
+//! event log's first line (the room as staff see it), and tells the media worker the room is
+//! placed on to feed the writer. While recording, each [`Output::RecordEvent`] goes to the log,
+//! stamped on the recording's clock. Stopping tells the worker, lets the writer finish its
+//! files, and stores the outcome.
+//!
+//! The media worker of a room can change (a room with no media peers releases its worker), so
+//! the worker is told to record whenever the room is placed and to stop when it is released.
+//!
+//! [`Output::RecordEvent`]: lectern_room::Output::RecordEvent
+
+use std::time::Instant;
+
+use lectern_proto::{ParticipantId, RecordingStopReason, ServerMessage};
+use lectern_record::writer::{RecordingSink, TrackKey, WriterConfig, WriterHandle};
+use lectern_room::{Input, RecordingBlocked, RecordingIntent};
+use lectern_sfu::{BoxedRecordSink, Command, MediaKind, RecordSink, RecordedFrame};
+use lectern_store::{Recording, RecordingState, RecordingUpdate};
+use serde_json::json;
+use tracing::{error, info, warn};
+
+use super::task::RoomTask;
+use crate::recordings;
+use crate::room_name::RoomName;
+
+/// The recording running in this room, if any.
+#[derive(Debug, Default)]
+pub(super) struct Recorder {
+    active: Option<Active>,
+}
+
+#[derive(Debug)]
+struct Active {
+    id: String,
+    started: Instant,
+    started_at: u64,
+    sink: RecordingSink,
+    writer: WriterHandle,
+}
+
+impl RoomTask {
+    /// Why recording is not possible now, if it is not: turned off, or the disk too full.
+    pub(super) fn recording_blocked(&self) -> Option<RecordingBlocked> {
+        let settings = &self.env.settings.recording;
+        if !settings.enabled {
+            return Some(RecordingBlocked::Disabled);
+        }
+        let dir = &self.env.settings.recordings_dir;
+        let _ = std::fs::create_dir_all(dir);
+        match lectern_record::free_bytes(dir) {
+            Ok(free) if free < settings.min_free_bytes => Some(RecordingBlocked::DiskFull),
+            Ok(_) => None,
+            Err(e) => {
+                warn!(error = %e, "cannot tell the free space of the recordings directory");
+                Some(RecordingBlocked::DiskFull)
+            }
+        }
+    }
+
+    /// Tells the room whether it may record now (before a `recording_start` reaches it).
+    pub(super) fn refresh_recording_availability(&mut self, now: u64) {
+        let blocked = self.recording_blocked();
+        self.room.handle(now, Input::RecordingAvailability { blocked });
+    }
+
+    /// Acts on the room's intent. A start that fails is told back to the room, which tells the
+    /// class (`recording_stopped`, reason `failed` or `disk_full`).
+    pub(super) async fn recording_intent(&mut self, intent: RecordingIntent) {
+        match intent {
+            RecordingIntent::Start { by } => {
+                if let Err(reason) = self.start_recording(by).await {
+                    let now = self.env.clock.now_ms();
+                    self.room.handle(now, Input::RecordingStopped { reason });
+                }
+            }
+            RecordingIntent::Stop { reason } => self.stop_recording(reason).await,
+        }
+    }
+
+    async fn start_recording(
+        &mut self,
+        by: Option<ParticipantId>,
+    ) -> Result<(), RecordingStopReason> {
+        if self.recorder.active.is_some() {
+            return Ok(());
+        }
+        if let Some(blocked) = self.recording_blocked() {
+            warn!(?blocked, "recording refused");
+            return Err(match blocked {
+                RecordingBlocked::DiskFull => RecordingStopReason::DiskFull,
+                RecordingBlocked::Disabled => RecordingStopReason::Failed,
+            });
+        }
+        let id = recordings::new_recording_id();
+        let started = Instant::now();
+        let started_at = crate::clock::wall_ms();
+        let course = RoomName::parse(self.room_id.as_str())
+            .map(|r| r.course().to_owned())
+            .unwrap_or_else(|| self.room_id.as_str().to_owned());
+        let row = Recording {
+            id: id.clone(),
+            room_id: self.room_id.as_str().to_owned(),
+            course_id: course,
+            title: self.room.config().title.clone(),
+            state: RecordingState::Recording,
+            started_at,
+            ended_at: None,
+            duration_ms: 0,
+            bytes: 0,
+            interrupted: false,
+            stop_reason: None,
+            error: None,
+            dir: id.clone(),
+        };
+        let settings = &self.env.settings;
+        let config = WriterConfig {
+            dir: settings.recordings_dir.join(&row.dir),
+            recording_id: id.clone(),
+            started_at_ms: started_at,
+            queue_frames: settings.recording.queue_frames,
+            flush_interval: std::time::Duration::from_secs(1),
+            min_free_bytes: settings.recording.min_free_bytes,
+        };
+        let (sink, writer) = lectern_record::writer::spawn(config).map_err(|e| {
+            error!(error = %e, "cannot start a recording's writer");
+            RecordingStopReason::Failed
+        })?;
+        if let Err(e) = self.env.store.create_recording(&row).await {
+            error!(error = %e, "cannot store a new recording");
+            sink.stop("failed");
+            let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+            return Err(RecordingStopReason::Failed);
+        }
+        let snapshot = self.room.recording_snapshot();
+        sink.event(
+            0,
+            json!({"t": 0, "type": "start", "started_at": started_at, "snapshot": snapshot}),
+        );
+        info!(recording.id = %id, by = ?by.as_ref().map(|b| b.as_str()), "recording started");
+        self.recorder.active = Some(Active {
+            id,
+            started,
+            started_at,
+            sink,
+            writer,
+        });
+        self.record_on_placement();
+        Ok(())
+    }
+
+    /// The room's worker records it too (called when recording starts and whenever the room is
+    /// placed on a worker).
+    pub(super) fn record_on_placement(&mut self) {
+        let (Some(active), Some(placement)) = (&self.recorder.active, &self.media_placement())
+        else {
+            return;
+        };
+        let sink = FrameSink {
+            sink: active.sink.clone(),
+        };
+        let command = Command::StartRecording {
+            room: lectern_sfu::RoomId::new(self.room_id.as_str()),
+            started: active.started,
+            sink: BoxedRecordSink(Box::new(sink)),
+        };
+        let _ = placement.handle().send(command);
+    }
+
+    /// The room's worker stops recording it (recording stops, or the room leaves the worker).
+    pub(super) fn stop_recording_on_placement(&self) {
+        if self.recorder.active.is_none() {
+            return;
+        }
+        if let Some(placement) = self.media_placement() {
+            let room = lectern_sfu::RoomId::new(self.room_id.as_str());
+            let _ = placement.handle().send(Command::StopRecording { room });
+        }
+    }
+
+    async fn stop_recording(&mut self, reason: RecordingStopReason) {
+        self.stop_recording_on_placement();
+        let Some(active) = self.recorder.active.take() else {
+            return;
+        };
+        let reason = stop_reason_str(reason);
+        active.sink.stop(reason);
+        let ended_at = crate::clock::wall_ms();
+        let update = |state, duration_ms, bytes, error: Option<String>| RecordingUpdate {
+            state,
+            ended_at: Some(ended_at),
+            duration_ms,
+            bytes,
+            interrupted: false,
+            stop_reason: Some(reason.to_owned()),
+            error,
+        };
+        let store = &self.env.store;
+        let _ = store
+            .update_recording(&active.id, &update(RecordingState::Processing, 0, 0, None))
+            .await;
+        let writer = active.writer;
+        let finished = tokio::task::spawn_blocking(move || writer.join()).await;
+        let outcome = match finished {
+            Ok(Ok(manifest)) => update(
+                RecordingState::Ready,
+                manifest.duration_ms,
+                manifest.total_bytes(),
+                None,
+            ),
+            Ok(Err(e)) => {
+                error!(recording.id = %active.id, error = %e, "a recording's writer failed");
+                update(RecordingState::Failed, 0, 0, Some(e.to_string()))
+            }
+            Err(e) => {
+                error!(recording.id = %active.id, error = %e, "a recording's writer panicked");
+                update(RecordingState::Failed, 0, 0, Some("the writer stopped".into()))
+            }
+        };
+        if let Err(e) = store.update_recording(&active.id, &outcome).await {
+            error!(recording.id = %active.id, error = %e, "cannot store a recording's outcome");
+        }
+        info!(recording.id = %active.id, reason, state = %outcome.state, "recording stopped");
+        let _ = active.started_at;
+    }
+
+    /// While recording: one message the class saw, into the event log.
+    pub(super) fn record_event(&mut self, message: &ServerMessage) {
+        let Some(active) = &self.recorder.active else {
+            return;
+        };
+        let t = active.started.elapsed().as_millis() as u64;
+        let Ok(mut value) = serde_json::to_value(message) else {
+            return;
+        };
+        if let Some(object) = value.as_object_mut() {
+            object.insert("t".into(), t.into());
+        }
+        active.sink.event(t, value);
+        // The writer may have stopped by itself (the disk filled up): the room is told.
+        if let Some(reason) = active.sink.stopped_by_itself() {
+            let reason = match reason {
+                "disk_full" => RecordingStopReason::DiskFull,
+                _ => RecordingStopReason::Failed,
+            };
+            let now = self.env.clock.now_ms();
+            self.room.handle(now, Input::RecordingStopped { reason });
+        }
+    }
+}
+
+fn stop_reason_str(reason: RecordingStopReason) -> &'static str {
+    match reason {
+        RecordingStopReason::Stopped => "stopped",
+        RecordingStopReason::ClassEnded => "class_ended",
+        RecordingStopReason::DiskFull => "disk_full",
+        RecordingStopReason::Failed => "failed",
+        RecordingStopReason::Shutdown => "shutdown",
+    }
+}
+
+/// The media worker's end of a recording: frames into the writer's bounded queue.
+struct FrameSink {
+    sink: RecordingSink,
+}
+
+impl RecordSink for FrameSink {
+    fn frame(&mut self, frame: RecordedFrame) -> bool {
+        let kind = match frame.kind {
+            MediaKind::Audio => lectern_record::Kind::Audio,
+            MediaKind::Video => lectern_record::Kind::Video,
+        };
+        let key = TrackKey {
+            participant_id: frame.participant.as_str().to_owned(),
+            track: frame.track,
+        };
+        self.sink.try_frame(key, kind, frame.frame)
+    }
+
+    fn keyframes_wanted(&mut self) -> Vec<(lectern_sfu::ParticipantId, u64)> {
+        self.sink
+            .take_keyframe_wanted()
+            .into_iter()
+            .map(|k| (lectern_sfu::ParticipantId::new(k.participant_id), k.track))
+            .collect()
+    }
+}
