@@ -207,6 +207,8 @@ function onActionClick(e) {
       return void (confirm(STRINGS.confirmRemove(nameOf(participant_id))) && act('remove', { participant_id }));
     case 'chat_lock':
       return void act('chat_lock', { locked: !room.chatLocked });
+    case 'recording_toggle':
+      return void act(room.recording ? 'recording_stop' : 'recording_start');
     case 'chat_delete':
       return void act('chat_delete', { seq: Number(seq) });
     case 'react':
@@ -331,6 +333,8 @@ function render() {
   document.title = `${unread ? `(${unread}) ` : ''}${title} · ${STRINGS.appName}`;
   $('class-state').textContent = STRINGS.classState[room.classState];
   $('whoami').textContent = STRINGS.whoami(me.name, STRINGS.roles[me.role]);
+  // Everyone sees that the class is recorded, in the lobby too (before their media is).
+  $('recording-badge').hidden = !room.recording;
   renderClock();
   // After the end, the lobby says so (and nothing about a start that is due).
   const ended = room.classState === 'ended';
@@ -354,6 +358,10 @@ function render() {
   lock.textContent = room.chatLocked ? STRINGS.unlockChat : STRINGS.lockChat;
   lock.setAttribute('aria-pressed', String(room.chatLocked));
   $('chat-locked-note').hidden = !room.chatLocked;
+  const rec = $('recording-toggle');
+  rec.textContent = room.recording ? STRINGS.stopRecording : STRINGS.startRecording;
+  rec.setAttribute('aria-pressed', String(room.recording));
+  rec.hidden = room.classState !== 'live' && !room.recording;
   $('chat-more').hidden = room.chatHistoryComplete;
   const badge = $('chat-unread');
   badge.hidden = unread === 0;
@@ -792,6 +800,10 @@ function announceEvent(event) {
     text = STRINGS.announceMaySpeak;
   } else if (event.kind === 'speak_revoked' && event.participant_id === me.id) {
     text = STRINGS.announceMayNotSpeak;
+  } else if (event.kind === 'recording_started') {
+    text = STRINGS.announceRecordingStarted;
+  } else if (event.kind === 'recording_stopped') {
+    text = event.reason === 'disk_full' ? STRINGS.announceRecordingDiskFull : STRINGS.announceRecordingStopped;
   } else if (event.kind === 'class_ending_soon') {
     const at = new Date(event.closes_at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
     text = STRINGS.announceEndingSoon(at);

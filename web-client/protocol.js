@@ -46,10 +46,13 @@ const WELCOME_TIMEOUT_MS = 10_000;
  * `scheduled_start`, `scheduled_end`, `warns_at`, `closes_at` (Unix ms) only for a scheduled
  * session's room.
  * @typedef {{room_id: string, title: string, class_state: ClassState, roster: ParticipantInfo[],
- *   hand_queue: HandEntry[], presenter?: string | null, chat_locked: boolean, chat: ChatMessage[],
+ *   hand_queue: HandEntry[], presenter?: string | null, chat_locked: boolean, recording?: boolean,
+ *   chat: ChatMessage[],
  *   seq: number, scheduled_start?: number, scheduled_end?: number, warns_at?: number,
  *   closes_at?: number}} Snapshot
  */
+
+/** Why recording stopped. @typedef {'stopped' | 'class_ended' | 'disk_full' | 'failed' | 'shutdown'} RecordingStopReason */
 
 /**
  * One sequenced change to the room (`event.kind`).
@@ -60,6 +63,8 @@ const WELCOME_TIMEOUT_MS = 10_000;
  *   | {kind: 'class_started', by?: string}
  *   | {kind: 'class_ended', by?: string}
  *   | {kind: 'class_ending_soon', ends_at: number, closes_at: number}
+ *   | {kind: 'recording_started', by?: string}
+ *   | {kind: 'recording_stopped', by?: string, reason: RecordingStopReason}
  *   | {kind: 'chat', message: ChatMessage}
  *   | {kind: 'chat_deleted', seq: number, by: string}
  *   | {kind: 'chat_locked', locked: boolean, by: string}
@@ -119,7 +124,7 @@ const WELCOME_TIMEOUT_MS = 10_000;
  * Every request a client may send after its hello.
  * @typedef {'chat_send' | 'chat_delete' | 'chat_lock' | 'hand_raise' | 'hand_lower'
  *   | 'hand_lower_for' | 'hand_lower_all' | 'call_on' | 'allow_speak' | 'revoke_speak' | 'mute'
- *   | 'remove' | 'stage_grant' | 'stage_revoke' | 'class_start' | 'class_end' | 'admit' | 'react'
+ *   | 'remove' | 'stage_grant' | 'stage_revoke' | 'class_start' | 'class_end' | 'recording_start' | 'recording_stop' | 'admit' | 'react'
  *   | 'set_media' | 'leave' | 'media_start' | 'media_offer' | 'chat_history'} RequestType
  */
 /**
@@ -472,6 +477,8 @@ export class RoomState {
     /** @type {string | null} */
     this.presenter = null;
     this.chatLocked = false;
+    /** The class is being recorded (the indicator everyone sees). */
+    this.recording = false;
     /** Ordered by seq. @type {ChatMessage[]} */
     this.chat = [];
     /** Scroll-back reached the room's first message. */
@@ -498,6 +505,7 @@ export class RoomState {
     this.handQueue = [...snapshot.hand_queue];
     this.presenter = snapshot.presenter ?? null;
     this.chatLocked = snapshot.chat_locked;
+    this.recording = snapshot.recording ?? false;
     this.chat = [];
     // The snapshot carries the newest messages this participant may see: none means there is
     // nothing older either (in the lobby it is empty, but admission brings a new snapshot).
@@ -543,6 +551,7 @@ export class RoomState {
         }
         break;
       case 'class_ended':
+        this.recording = false;
         // The server clears the stage, the hands, speak grants and hard mutes at class end.
         this.classState = 'ended';
         this.handQueue = [];
@@ -567,6 +576,12 @@ export class RoomState {
         break;
       case 'chat_locked':
         this.chatLocked = event.locked;
+        break;
+      case 'recording_started':
+        this.recording = true;
+        break;
+      case 'recording_stopped':
+        this.recording = false;
         break;
       case 'hand_raised':
         if (!this.hasHandRaised(event.participant_id)) {

@@ -13,6 +13,12 @@
 
 export const STRINGS = {
   appName: 'Lectern',
+  recordingBadge: '● Recording',
+  startRecording: 'Start recording',
+  stopRecording: 'Stop recording',
+  announceRecordingStarted: 'This class is now being recorded.',
+  announceRecordingStopped: 'Recording stopped.',
+  announceRecordingDiskFull: 'Recording stopped: the server is out of disk space. What was recorded is kept.',
   leave: 'Leave class',
   rejoin: 'Join again',
   lobbyHeading: 'Waiting for the class to start',

@@ -11,4 +11,5 @@ mod history;
 mod http;
 mod lifecycle;
 mod media;
+mod recording;
 mod reconnect;

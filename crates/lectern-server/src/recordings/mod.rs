@@ -99,18 +99,17 @@ pub async fn require_recording(store: &Store, id: &str) -> Result<Recording, Ser
     store.recording(id).await?.ok_or_else(not_found)
 }
 
-/// A course's recordings, newest first; `not_found` for an unknown course.
+/// A course's recordings, newest first. An ad-hoc room's recordings are listed under the
+/// room's id. `not_found` when there is no such course and nothing recorded under that name.
 pub async fn list_recordings(
     store: &Store,
     course: &str,
 ) -> Result<Vec<RecordingView>, ServiceError> {
-    crate::courses::service::require_course(store, course).await?;
-    Ok(store
-        .course_recordings(course)
-        .await?
-        .into_iter()
-        .map(view)
-        .collect())
+    let list = store.course_recordings(course).await?;
+    if list.is_empty() {
+        crate::courses::service::require_course(store, course).await?;
+    }
+    Ok(list.into_iter().map(view).collect())
 }
 
 pub async fn get_recording(store: &Store, id: &str) -> Result<RecordingView, ServiceError> {
@@ -158,7 +157,7 @@ pub async fn recover_interrupted(store: &Store, root: &Path) -> Result<usize, Se
                 state: RecordingState::Ready,
                 ended_at: Some(recording.started_at + manifest.duration_ms),
                 duration_ms: manifest.duration_ms,
-                bytes: manifest.total_bytes(),
+                bytes: manifest.segments.iter().map(|s| s.bytes).sum(),
                 interrupted: true,
                 stop_reason: Some("interrupted".into()),
                 error: None,

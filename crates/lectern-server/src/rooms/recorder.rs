@@ -13,7 +13,7 @@
 use std::time::Instant;
 
 use lectern_proto::{ParticipantId, RecordingStopReason, ServerMessage};
-use lectern_record::writer::{RecordingSink, TrackKey, WriterConfig, WriterHandle};
+use lectern_record::{RecordingSink, StopReason, TrackKey, WriterConfig, WriterHandle};
 use lectern_room::{Input, RecordingBlocked, RecordingIntent};
 use lectern_sfu::{BoxedRecordSink, Command, MediaKind, RecordSink, RecordedFrame};
 use lectern_store::{Recording, RecordingState, RecordingUpdate};
@@ -48,7 +48,7 @@ impl RoomTask {
         }
         let dir = &self.env.settings.recordings_dir;
         let _ = std::fs::create_dir_all(dir);
-        match lectern_record::free_bytes(dir) {
+        match lectern_record::available_space(dir) {
             Ok(free) if free < settings.min_free_bytes => Some(RecordingBlocked::DiskFull),
             Ok(_) => None,
             Err(e) => {
@@ -115,12 +115,14 @@ impl RoomTask {
         };
         let settings = &self.env.settings;
         let config = WriterConfig {
-            dir: settings.recordings_dir.join(&row.dir),
-            recording_id: id.clone(),
-            started_at_ms: started_at,
             queue_frames: settings.recording.queue_frames,
-            flush_interval: std::time::Duration::from_secs(1),
             min_free_bytes: settings.recording.min_free_bytes,
+            ..WriterConfig::new(
+                settings.recordings_dir.join(&row.dir),
+                id.clone(),
+                started,
+                started_at,
+            )
         };
         let (sink, writer) = lectern_record::writer::spawn(config).map_err(|e| {
             error!(error = %e, "cannot start a recording's writer");
@@ -128,7 +130,7 @@ impl RoomTask {
         })?;
         if let Err(e) = self.env.store.create_recording(&row).await {
             error!(error = %e, "cannot store a new recording");
-            sink.stop("failed");
+            sink.stop(StopReason::Stopped);
             let _ = tokio::task::spawn_blocking(move || writer.join()).await;
             return Err(RecordingStopReason::Failed);
         }
@@ -183,8 +185,8 @@ impl RoomTask {
         let Some(active) = self.recorder.active.take() else {
             return;
         };
+        active.sink.stop(writer_reason(reason));
         let reason = stop_reason_str(reason);
-        active.sink.stop(reason);
         let ended_at = crate::clock::wall_ms();
         let update = |state, duration_ms, bytes, error: Option<String>| RecordingUpdate {
             state,
@@ -205,7 +207,7 @@ impl RoomTask {
             Ok(Ok(manifest)) => update(
                 RecordingState::Ready,
                 manifest.duration_ms,
-                manifest.total_bytes(),
+                manifest.segments.iter().map(|s| s.bytes).sum(),
                 None,
             ),
             Ok(Err(e)) => {
@@ -237,15 +239,36 @@ impl RoomTask {
             object.insert("t".into(), t.into());
         }
         active.sink.event(t, value);
-        // The writer may have stopped by itself (the disk filled up): the room is told.
-        if let Some(reason) = active.sink.stopped_by_itself() {
-            let reason = match reason {
-                "disk_full" => RecordingStopReason::DiskFull,
-                _ => RecordingStopReason::Failed,
-            };
+    }
+
+    /// True while a recording runs here.
+    pub(super) fn is_recording(&self) -> bool {
+        self.recorder.active.is_some()
+    }
+
+    /// The writer stops by itself only when the disk fills up: then the room is told (it tells
+    /// the class), and the recording is closed as any other. Checked every few seconds.
+    pub(super) async fn check_recording(&mut self) {
+        if self
+            .recorder
+            .active
+            .as_ref()
+            .is_some_and(|a| a.sink.is_stopped())
+        {
             let now = self.env.clock.now_ms();
+            let reason = RecordingStopReason::DiskFull;
             self.room.handle(now, Input::RecordingStopped { reason });
+            self.stop_recording(reason).await;
         }
+    }
+}
+
+fn writer_reason(reason: RecordingStopReason) -> StopReason {
+    match reason {
+        RecordingStopReason::ClassEnded => StopReason::ClassEnded,
+        RecordingStopReason::DiskFull => StopReason::DiskFull,
+        RecordingStopReason::Shutdown => StopReason::Shutdown,
+        RecordingStopReason::Stopped | RecordingStopReason::Failed => StopReason::Stopped,
     }
 }
 
@@ -274,6 +297,9 @@ impl RecordSink for FrameSink {
             participant_id: frame.participant.as_str().to_owned(),
             track: frame.track,
         };
+        if let Some(gap) = frame.gap {
+            self.sink.gap(key.clone(), gap);
+        }
         self.sink.try_frame(key, kind, frame.frame)
     }
 

@@ -99,6 +99,7 @@ pub(super) async fn run_room(
     // server was down) is stored before anyone joins.
     task.pump().await;
     let mut idle_since = tokio::time::Instant::now();
+    let mut recording_check = tokio::time::interval(Duration::from_secs(2));
     loop {
         let timer = task.room.poll_timeout().map(|at| {
             let now = clock.now_ms();
@@ -130,6 +131,7 @@ pub(super) async fn run_room(
                     break;
                 }
             }
+            _ = recording_check.tick(), if task.is_recording() => task.check_recording().await,
             _ = shutdown.changed() => {
                 task.room.shutdown(clock.now_ms());
                 task.pump().await;
