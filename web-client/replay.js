@@ -148,7 +148,7 @@ async function load() {
   start(model);
 }
 
-/** The recording arrived: draw what does not change with the playhead, then play from 0. @param {ReplayModel} m */
+/** The recording arrived: draw what does not change with the playhead, and show 0:00, paused. @param {ReplayModel} m */
 function start(m) {
   const r = m.recording;
   const title = r.title || S.untitled;
@@ -186,7 +186,7 @@ function start(m) {
   setInterval(tick, TICK_MS);
 }
 
-/** A same-site http(s) URL, or null (never a `javascript:` one). @param {string | null} url */
+/** An http(s) URL (relative ones resolved), or null: never a `javascript:` one. @param {string | null} url */
 function safeUrl(url) {
   if (!url) return null;
   try {
