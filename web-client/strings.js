@@ -178,3 +178,69 @@ export const STRINGS = {
     slow_consumer: 'Your connection could not keep up. Reconnecting…',
   },
 };
+
+/**
+ * The replay page's text (replay.html, replay.js, replay-model.js's chapter titles), set as
+ * `textContent` only, like everything above. replay.html names its static text by key
+ * (`data-text`).
+ */
+export const REPLAY_STRINGS = {
+  pageTitle: 'Class recording',
+  loading: 'Loading the recording…',
+  untitled: 'Class recording',
+  /** @param {string} date @param {string} length */
+  when: (date, length) => `Recorded ${date} · ${length}`,
+  stillRecording: 'This class is still being recorded. Reload the page later to watch the rest.',
+  failed: 'This recording did not finish cleanly: parts of it may be missing.',
+  download: 'Download recording',
+  stageHeading: 'Stage',
+  stageEmpty: 'No video at this point of the class.',
+  buffering: 'Loading…',
+  playerControls: 'Playback',
+  play: 'Play',
+  pause: 'Pause',
+  position: 'Position',
+  /** @param {string} at @param {string} total */
+  positionText: (at, total) => `${at} of ${total}`,
+  speed: 'Speed',
+  /** @param {number} rate */
+  speedOption: (rate) => `${rate}×`,
+  soundUnlock: 'Turn on sound',
+  shortcutsHeading: 'Keyboard shortcuts',
+  shortcuts: [
+    ['Space', 'Play or pause'],
+    ['← / →', 'Back or forward 5 seconds'],
+    ['Home / End', 'Go to the start or the end'],
+  ],
+  chaptersHeading: 'Chapters',
+  chatHeading: 'Chat',
+  chatEmpty: 'No messages yet at this point of the class.',
+  rosterHeading: 'Participants',
+  you: 'you',
+  someone: 'Someone',
+  toStaffTag: 'privately to staff',
+  /** @param {string} name */
+  toParticipantTag: (name) => `privately to ${name}`,
+  // Chapters (replay-model.js).
+  chapterClassStarted: 'Class started',
+  chapterRecordingStarted: 'Recording started',
+  /** @param {string} name */
+  chapterPresentation: (name) => `Presentation: ${name}`,
+  /** @param {string} name */
+  chapterCalledOn: (name) => `${name} called on`,
+  chapterPresentationEnded: 'Presentation ended',
+  chapterClassEnded: 'Class ended',
+  chapterGap: 'Recording gap',
+  /** @param {string} at @param {string} title */
+  announceSeek: (at, title) => (title ? `${at}, ${title}` : at),
+  announceEnd: 'End of the recording.',
+  recordingMissing: 'This page needs a recording link. Open the link to the recording from your course.',
+  linkMissing: 'This page needs your join link. Open the link to the recording from your course again.',
+  unauthorized: 'Your link to this recording is not valid or has expired. Open the recording again from your course.',
+  forbidden: 'Your link is for another course: it cannot open this recording.',
+  notFound: 'This recording does not exist or has been deleted.',
+  networkError: 'The server could not be reached. Check your connection and reload the page.',
+  /** @param {number} status */
+  serverError: (status) => `The recording could not be loaded (error ${status}). Try again later.`,
+  badAnswer: 'The server sent a recording this page cannot read. Reload the page; if it stays, tell your instructor.',
+};
