@@ -37,6 +37,26 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../../web-client/app.js"),
     ),
     (
+        "/replay.html",
+        "text/html; charset=utf-8",
+        include_str!("../../../web-client/replay.html"),
+    ),
+    (
+        "/replay.css",
+        "text/css; charset=utf-8",
+        include_str!("../../../web-client/replay.css"),
+    ),
+    (
+        "/replay.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../web-client/replay.js"),
+    ),
+    (
+        "/replay-model.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../web-client/replay-model.js"),
+    ),
+    (
         "/media.js",
         "text/javascript; charset=utf-8",
         include_str!("../../../web-client/media.js"),
