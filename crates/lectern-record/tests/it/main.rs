@@ -1,0 +1,5 @@
+//! Integration tests of lectern-record, in one binary: real files in temp folders, checked
+//! with ffprobe/ffmpeg (Debian's ffmpeg; the tests fail, loudly, without it).
+
+mod pipeline;
+mod support;
