@@ -3,13 +3,15 @@
 //! The manifest on disk is at most a few seconds stale and lists every segment file (a
 //! segment is listed before its file is created). Segments still marked `open` were cut off:
 //! their files end at the writer's last flush, with an unknown-size last cluster and no
-//! duration or cues. [`recover`] reads each such file with a WebM demuxer up to its last
-//! complete frame ([`probe_segment`]), and rewrites the manifest with the real durations,
+//! duration or cues. [`recover`] reads each such file with a WebM demuxer (through a lenient
+//! view that gives unknown-size clusters their real size) up to its last complete frame
+//! ([`probe_segment`]), and rewrites the manifest with the real durations,
 //! `open: false`, `complete: false` and `interrupted: true`. The files themselves are left as
 //! they are: they play (and seek, by scanning) as they are.
 
+mod lenient;
+
 use std::fs::File;
-use std::io::BufReader;
 use std::path::Path;
 
 use matroska_demuxer::{Frame, MatroskaFile, TrackType};
@@ -38,7 +40,14 @@ pub fn probe_segment(path: &Path) -> SegmentProbe {
             ..SegmentProbe::default()
         };
     };
-    let mut mkv = match MatroskaFile::open(BufReader::new(file)) {
+    let reader = match lenient::Lenient::open(file) {
+        Ok(reader) => reader,
+        Err(e) => {
+            warn!(path = %path.display(), error = %e, "segment unreadable");
+            return SegmentProbe { bytes, ..SegmentProbe::default() };
+        }
+    };
+    let mut mkv = match MatroskaFile::open(reader) {
         Ok(mkv) => mkv,
         Err(e) => {
             warn!(path = %path.display(), error = %e, "segment unreadable");
