@@ -44,7 +44,10 @@ pub fn probe_segment(path: &Path) -> SegmentProbe {
         Ok(reader) => reader,
         Err(e) => {
             warn!(path = %path.display(), error = %e, "segment unreadable");
-            return SegmentProbe { bytes, ..SegmentProbe::default() };
+            return SegmentProbe {
+                bytes,
+                ..SegmentProbe::default()
+            };
         }
     };
     let mut mkv = match MatroskaFile::open(reader) {

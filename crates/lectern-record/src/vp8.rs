@@ -80,7 +80,7 @@ pub fn is_keyframe(frame: &[u8]) -> Option<bool> {
 /// start code `9d 01 2a`, then 14-bit width and height with 2 scaling bits each). `None` for
 /// an interframe or a malformed header.
 pub fn keyframe_size(frame: &[u8]) -> Option<(u16, u16)> {
-    if is_keyframe(frame)? == false || frame.get(3..6)? != [0x9d, 0x01, 0x2a] {
+    if !is_keyframe(frame)? || frame.get(3..6)? != [0x9d, 0x01, 0x2a] {
         return None;
     }
     let width = u16::from_le_bytes([*frame.get(6)?, *frame.get(7)?]) & 0x3fff;

@@ -50,7 +50,10 @@ fn read_header(r: &mut BufReader<File>, at: u64) -> io::Result<Header> {
     r.read_exact(&mut first)?;
     let size_len = first[0].leading_zeros() as usize + 1;
     if size_len > 8 {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "bad element size"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "bad element size",
+        ));
     }
     // The value bits of the first byte (none when the size takes 8 bytes).
     let mask = (0xFFu16 >> size_len) as u8;
@@ -61,7 +64,13 @@ fn read_header(r: &mut BufReader<File>, at: u64) -> io::Result<Header> {
         value = (value << 8) | u64::from(first[0]);
         all_ones &= first[0] == 0xFF;
     }
-    Ok(Header { id, size: (!all_ones).then_some(value), size_at, size_len, data_at: size_at + size_len as u64 })
+    Ok(Header {
+        id,
+        size: (!all_ones).then_some(value),
+        size_at,
+        size_len,
+        data_at: size_at + size_len as u64,
+    })
 }
 
 /// Encodes `value` as an EBML size field of `len` bytes, when it fits.
@@ -95,7 +104,10 @@ fn cluster_end(r: &mut BufReader<File>, data_at: u64, file_len: u64) -> u64 {
 fn find_patches(r: &mut BufReader<File>, file_len: u64) -> io::Result<Vec<(u64, Vec<u8>)>> {
     let ebml = read_header(r, 0)?;
     let (EBML, Some(ebml_size)) = (ebml.id, ebml.size) else {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "not an EBML file"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not an EBML file",
+        ));
     };
     let segment = read_header(r, ebml.data_at + ebml_size)?;
     if segment.id != SEGMENT {
@@ -146,7 +158,12 @@ impl Lenient {
         let mut inner = BufReader::with_capacity(64 << 10, file);
         let patches = find_patches(&mut inner, len)?;
         inner.seek(SeekFrom::Start(0))?;
-        Ok(Lenient { inner, pos: 0, len, patches })
+        Ok(Lenient {
+            inner,
+            pos: 0,
+            len,
+            patches,
+        })
     }
 }
 
@@ -196,6 +213,9 @@ mod tests {
     fn size_fields() {
         assert_eq!(encode_size(5, 1), Some(vec![0x85]));
         assert_eq!(encode_size(127, 1), None, "all ones means unknown");
-        assert_eq!(encode_size(0x5d35, 8), Some(vec![0x01, 0, 0, 0, 0, 0, 0x5d, 0x35]));
+        assert_eq!(
+            encode_size(0x5d35, 8),
+            Some(vec![0x01, 0, 0, 0, 0, 0, 0x5d, 0x35])
+        );
     }
 }

@@ -209,7 +209,8 @@ impl OpenSegment {
     /// Appends a frame (its time is clamped so the file's times never go backwards).
     pub(crate) fn write(&mut self, frame: &Frame) -> io::Result<()> {
         // Whole milliseconds, as the file stores them (libwebm's timecode scale).
-        let ts_us = (frame.at_us.saturating_sub(self.first_at_us) / 1000 * 1000).max(self.last_ts_us);
+        let ts_us =
+            (frame.at_us.saturating_sub(self.first_at_us) / 1000 * 1000).max(self.last_ts_us);
         self.segment
             .add_frame(self.track, &frame.data, ts_us * 1000, frame.keyframe)
             .map_err(mux_error)?;

@@ -23,8 +23,12 @@ struct TrackState {
     kind: Kind,
     segment: Option<(u32, OpenSegment)>,
     last_segment: Option<u32>,
+    /// The segment before `last_segment` (a segment that never got a frame to disk is undone).
+    prev_segment: Option<u32>,
     last_frame_no: Option<u64>,
     last_at_us: Option<u64>,
+    /// The last frame received (written or not).
+    last_seen_us: u64,
     waiting_keyframe: bool,
     last_ask: Option<Instant>,
     /// Media missing since `.0`, closed by the next frame written: (at_us, reason, segment).
@@ -78,8 +82,10 @@ impl Recording {
                 kind,
                 segment: None,
                 last_segment: None,
+                prev_segment: None,
                 last_frame_no: None,
                 last_at_us: None,
+                last_seen_us: 0,
                 waiting_keyframe: false,
                 last_ask: None,
                 open_gap: None,
@@ -100,6 +106,7 @@ impl Recording {
             state.waiting_keyframe |= kind == Kind::Video;
         }
         state.last_frame_no = Some(frame.frame_no);
+        state.last_seen_us = state.last_seen_us.max(frame.at_us);
         if frame.segment_start {
             if state
                 .open_gap
@@ -246,6 +253,7 @@ impl Recording {
             Ok(segment) => {
                 debug!(recording.id = %self.manifest.recording_id, segment = n, "segment opened");
                 state.segment = Some((n, segment));
+                state.prev_segment = state.last_segment;
                 state.last_segment = Some(n);
                 state.waiting_keyframe = false;
                 true
@@ -291,7 +299,32 @@ impl Recording {
         {
             warn!(recording.id = %self.manifest.recording_id, segment = n, error = %e, "segment finalize failed");
         }
-        self.set_extent(n, extent, false);
+        if extent.frames == 0 {
+            // Nothing reached the disk: the segment never was. Its gaps go to the track's
+            // previous segment (or the next one).
+            state.last_segment = state.prev_segment;
+            let fallback = state.prev_segment;
+            let file = self.dir.join(format!("seg-{n}.webm"));
+            let _ = std::fs::remove_file(file);
+            self.manifest.segments.retain(|s| s.n != n);
+            let gaps = std::mem::take(&mut self.manifest.gaps);
+            for mut gap in gaps {
+                if gap.n == n {
+                    match fallback {
+                        Some(prev) => gap.n = prev,
+                        None => continue,
+                    }
+                }
+                self.push_gap(
+                    gap.n,
+                    gap.at_ms * 1000,
+                    (gap.at_ms + gap.duration_ms) * 1000,
+                    gap.reason,
+                );
+            }
+        } else {
+            self.set_extent(n, extent, false);
+        }
         self.write_manifest();
         result.is_ok()
     }
@@ -299,15 +332,15 @@ impl Recording {
     /// A write failed: the segment ends with what reached the disk, the track resumes in a new
     /// segment (video from a keyframe), and the time in between is a gap.
     fn fail_segment(&mut self, key: &TrackKey, at_us: u64) {
-        let n = self
-            .tracks
-            .get(key)
-            .and_then(|s| s.segment.as_ref().map(|(n, _)| *n));
         self.close_segment(key, true);
-        if let Some(state) = self.tracks.get_mut(key) {
-            let since = n
-                .and_then(|n| self.manifest.segments.iter().find(|s| s.n == n))
-                .map_or(at_us, |s| s.end_ms() * 1000);
+        let Some(state) = self.tracks.get_mut(key) else {
+            return;
+        };
+        let n = state.last_segment;
+        let since = n
+            .and_then(|n| self.manifest.segments.iter().find(|s| s.n == n))
+            .map_or(at_us, |s| s.end_ms() * 1000);
+        if state.open_gap.is_none() {
             state.open_gap = Some((since.min(at_us), GapReason::WriteError, n));
         }
         self.want_keyframe(key);
@@ -409,6 +442,16 @@ impl Recording {
         let keys: Vec<TrackKey> = self.tracks.keys().cloned().collect();
         for key in keys {
             clean &= self.close_segment(&key, false);
+            // Media still missing at the end is missing up to the last frame that came.
+            let Some(state) = self.tracks.get_mut(&key) else {
+                continue;
+            };
+            if let Some((since, reason, n)) = state.open_gap.take()
+                && let Some(n) = n.or(state.last_segment)
+            {
+                let until = state.last_seen_us;
+                self.push_gap(n, since, until, reason);
+            }
         }
         self.manifest.complete = clean;
         self.manifest.stop_reason = Some(reason);

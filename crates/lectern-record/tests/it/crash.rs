@@ -7,7 +7,9 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use lectern_record::{GapReason, Kind, Manifest, StopReason, TrackKey, WriterConfig, recover, spawn};
+use lectern_record::{
+    GapReason, Kind, Manifest, StopReason, TrackKey, WriterConfig, recover, spawn,
+};
 
 use crate::support::*;
 
@@ -17,7 +19,10 @@ const CHILD_SECS: &str = "LECTERN_RECORD_CHILD_SECS";
 const CHILD_MIN_FREE: &str = "LECTERN_RECORD_CHILD_MIN_FREE";
 
 fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// The child: records a camera and a microphone (the fixtures, looped) into
@@ -34,8 +39,20 @@ fn child_writer() {
     let mut cfg = WriterConfig::new(dir.into(), "rec_crash".into(), t0, 1_765_000_000_000);
     cfg.min_free_bytes = env_u64(CHILD_MIN_FREE, 0);
     let (sink, handle) = spawn(cfg).expect("writer starts");
-    sink.event(0, serde_json::json!({"type": "start", "started_at": 1_765_000_000_000u64}));
-    let (camera, mic) = (TrackKey { participant_id: "p_i".into(), track: 1 }, TrackKey { participant_id: "p_i".into(), track: 2 });
+    sink.event(
+        0,
+        serde_json::json!({"type": "start", "started_at": 1_765_000_000_000u64}),
+    );
+    let (camera, mic) = (
+        TrackKey {
+            participant_id: "p_i".into(),
+            track: 1,
+        },
+        TrackKey {
+            participant_id: "p_i".into(),
+            track: 2,
+        },
+    );
     let (mut vi, mut ai, mut reported) = (0u64, 0u64, 0u64);
     loop {
         let (next_v, next_a) = (vi * 33_333, ai * 20_000);
@@ -54,10 +71,18 @@ fn child_writer() {
             frame_no: no,
         };
         if next_v == due_us {
-            sink.try_frame(camera.clone(), Kind::Video, frame(&video[(vi % video.len() as u64) as usize], due_us, vi));
+            sink.try_frame(
+                camera.clone(),
+                Kind::Video,
+                frame(&video[(vi % video.len() as u64) as usize], due_us, vi),
+            );
             vi += 1;
         } else {
-            sink.try_frame(mic.clone(), Kind::Audio, frame(&audio[(ai % audio.len() as u64) as usize], due_us, ai));
+            sink.try_frame(
+                mic.clone(),
+                Kind::Audio,
+                frame(&audio[(ai % audio.len() as u64) as usize], due_us, ai),
+            );
             ai += 1;
         }
         if due_us / 250_000 > reported {
@@ -67,11 +92,18 @@ fn child_writer() {
     }
     sink.stop(StopReason::Stopped);
     let manifest = handle.join().expect("writer ends without panicking");
-    println!("CHILD manifest={}", serde_json::to_string(&manifest).unwrap());
+    println!(
+        "CHILD manifest={}",
+        serde_json::to_string(&manifest).unwrap()
+    );
 }
 
 /// Starts the child (optionally wrapped, e.g. in `unshare`); its stdout lines come on the channel.
-fn start_child(wrap: Option<(&str, Vec<String>)>, dir: &Path, envs: &[(&str, String)]) -> (std::process::Child, mpsc::Receiver<String>) {
+fn start_child(
+    wrap: Option<(&str, Vec<String>)>,
+    dir: &Path,
+    envs: &[(&str, String)],
+) -> (std::process::Child, mpsc::Receiver<String>) {
     let exe = std::env::current_exe().unwrap();
     let mut cmd = match wrap {
         Some((program, args)) => {
@@ -81,11 +113,21 @@ fn start_child(wrap: Option<(&str, Vec<String>)>, dir: &Path, envs: &[(&str, Str
         }
         None => Command::new(&exe),
     };
-    cmd.env("CHILD_EXE", &exe).env(CHILD_DIR, dir).args(["--exact", "crash::child_writer", "--ignored", "--nocapture", "--test-threads=1"]);
+    cmd.env("CHILD_EXE", &exe).env(CHILD_DIR, dir).args([
+        "--exact",
+        "crash::child_writer",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ]);
     for (k, v) in envs {
         cmd.env(k, v);
     }
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("child starts");
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("child starts");
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -106,7 +148,9 @@ fn kill_9_loses_at_most_the_last_seconds() {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut written_ms = 0;
     while written_ms < 5500 {
-        let line = lines.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("the child reports progress");
+        let line = lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("the child reports progress");
         if let Some(ms) = line.strip_prefix("CHILD written_ms=") {
             written_ms = ms.parse().unwrap();
         }
@@ -115,7 +159,10 @@ fn kill_9_loses_at_most_the_last_seconds() {
     child.wait().unwrap();
 
     let before = Manifest::read(&dir).unwrap();
-    assert!(!before.complete && before.segments.iter().all(|s| s.open), "{before:?}");
+    assert!(
+        !before.complete && before.segments.iter().all(|s| s.open),
+        "{before:?}"
+    );
     let m = recover(&dir).unwrap();
     assert!(m.interrupted && !m.complete);
     assert_eq!(m.segments.len(), 2);
@@ -124,11 +171,24 @@ fn kill_9_loses_at_most_the_last_seconds() {
         let file = dir.join(&s.file);
         let playable_ms = (playable_secs(&file) * 1000.0) as u64;
         let end_ms = s.offset_ms + playable_ms;
-        assert!(end_ms + 2000 >= written_ms, "{} plays to {end_ms} ms, {written_ms} ms were written", s.file);
-        assert!(s.duration_ms.abs_diff(playable_ms) <= 100, "recovered {} ms, ffprobe {playable_ms} ms", s.duration_ms);
+        assert!(
+            end_ms + 2000 >= written_ms,
+            "{} plays to {end_ms} ms, {written_ms} ms were written",
+            s.file
+        );
+        assert!(
+            s.duration_ms.abs_diff(playable_ms) <= 100,
+            "recovered {} ms, ffprobe {playable_ms} ms",
+            s.duration_ms
+        );
         assert_eq!(s.bytes, std::fs::metadata(&file).unwrap().len());
         assert!(s.frames > 0);
-        assert_eq!(decode_errors(&file), "", "{} decodes up to the kill", s.file);
+        assert_eq!(
+            decode_errors(&file),
+            "",
+            "{} decodes up to the kill",
+            s.file
+        );
     }
     assert!(m.duration_ms + 2000 >= written_ms);
     // Recovering again changes nothing.
@@ -143,7 +203,15 @@ fn child_on_small_disk(size: &str, out: &Path, envs: &[(&str, String)]) -> Manif
     let script = format!(
         "mount -t tmpfs -o size={size} tmpfs \"$MNT\" && \"$CHILD_EXE\" \"$@\"; rc=$?; cp -a \"$MNT/rec\" \"$OUT\"; exit $rc"
     );
-    let args = vec!["-m".into(), "--propagation".into(), "private".into(), "sh".into(), "-c".into(), script, "sh".into()];
+    let args = vec![
+        "-m".into(),
+        "--propagation".into(),
+        "private".into(),
+        "sh".into(),
+        "-c".into(),
+        script,
+        "sh".into(),
+    ];
     let mut envs = envs.to_vec();
     envs.push(("MNT", mnt.display().to_string()));
     envs.push(("OUT", out.display().to_string()));
@@ -167,22 +235,43 @@ fn child_on_small_disk(size: &str, out: &Path, envs: &[(&str, String)]) -> Manif
 fn a_full_disk_fails_segments_and_the_writer_goes_on() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
-    let m = child_on_small_disk("400k", &out, &[(CHILD_SPEED, "10".into()), (CHILD_SECS, "30".into())]);
+    let m = child_on_small_disk(
+        "400k",
+        &out,
+        &[(CHILD_SPEED, "10".into()), (CHILD_SECS, "30".into())],
+    );
     assert!(!m.complete, "not everything could be written");
-    assert!(m.gaps.iter().any(|g| g.reason == GapReason::WriteError), "{:?}", m.gaps);
+    assert!(
+        m.gaps.iter().any(|g| g.reason == GapReason::WriteError),
+        "{:?}",
+        m.gaps
+    );
     assert!(m.segments.iter().all(|s| !s.open));
+    assert!(
+        m.segments.iter().all(|s| s.frames > 0),
+        "segments that never reached the disk are not listed: {:?}",
+        m.segments
+    );
+    assert!(m.gaps.len() <= 4, "one merged gap per track: {:?}", m.gaps);
     // What reached the disk before it filled up plays.
     let first = &m.segments[0];
     let file = out.join(&first.file);
     assert!(first.duration_ms > 0);
-    assert!(playable_secs(&file) * 1000.0 + 100.0 >= first.duration_ms as f64, "{first:?}");
+    assert!(
+        playable_secs(&file) * 1000.0 + 100.0 >= first.duration_ms as f64,
+        "{first:?}"
+    );
 }
 
 #[test]
 fn the_free_space_guard_stops_before_the_disk_is_full() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
-    let envs = [(CHILD_SPEED, "4".into()), (CHILD_SECS, "120".into()), (CHILD_MIN_FREE, (1u64 << 20).to_string())];
+    let envs = [
+        (CHILD_SPEED, "4".into()),
+        (CHILD_SECS, "120".into()),
+        (CHILD_MIN_FREE, (1u64 << 20).to_string()),
+    ];
     let m = child_on_small_disk("2m", &out, &envs);
     assert_eq!(m.stop_reason, Some(StopReason::DiskFull));
     assert!(m.complete, "stopped cleanly: {m:?}");
@@ -192,8 +281,15 @@ fn the_free_space_guard_stops_before_the_disk_is_full() {
     for s in &m.segments {
         let file = out.join(&s.file);
         let probe = ffprobe(&file);
-        let secs: f64 = probe["format"]["duration"].as_str().unwrap().parse().unwrap();
-        assert!((secs * 1000.0 - s.duration_ms as f64).abs() < 100.0, "{secs} s vs {s:?}");
+        let secs: f64 = probe["format"]["duration"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            (secs * 1000.0 - s.duration_ms as f64).abs() < 100.0,
+            "{secs} s vs {s:?}"
+        );
         assert_eq!(decode_errors(&file), "");
     }
     assert_eq!(events_lines(&out).last().unwrap()["reason"], "disk_full");

@@ -3,7 +3,9 @@
 use std::path::Path;
 use std::time::Instant;
 
-use lectern_record::{Kind, Manifest, StopReason, TrackKey, WriterConfig, probe_segment, recover, spawn};
+use lectern_record::{
+    Kind, Manifest, StopReason, TrackKey, WriterConfig, probe_segment, recover, spawn,
+};
 
 use crate::support::*;
 
@@ -11,7 +13,10 @@ use crate::support::*;
 fn finished_recording(dir: &Path) -> Manifest {
     let t0 = Instant::now();
     let (sink, handle) = spawn(WriterConfig::new(dir.into(), "rec_r".into(), t0, 0)).unwrap();
-    let key = |track| TrackKey { participant_id: "p".into(), track };
+    let key = |track| TrackKey {
+        participant_id: "p".into(),
+        track,
+    };
     for f in looped(&read_frames(VP8_FIXTURE), 90, 0, 33_333, 0) {
         assert!(sink.try_frame(key(1), Kind::Video, f));
     }
@@ -30,7 +35,10 @@ fn a_segment_cut_at_any_byte_is_read_up_to_its_last_whole_frame() {
     for s in &m.segments {
         let bytes = std::fs::read(dir.path().join(&s.file)).unwrap();
         let full = probe_segment(&dir.path().join(&s.file));
-        assert_eq!((full.duration_ms, full.frames, full.bytes), (s.duration_ms, s.frames, s.bytes));
+        assert_eq!(
+            (full.duration_ms, full.frames, full.bytes),
+            (s.duration_ms, s.frames, s.bytes)
+        );
         let cut = dir.path().join("cut.webm");
         let mut last = 0;
         for len in (0..bytes.len()).step_by(97) {
@@ -40,7 +48,12 @@ fn a_segment_cut_at_any_byte_is_read_up_to_its_last_whole_frame() {
             assert!(probe.frames <= s.frames && probe.bytes == len as u64);
             last = probe.duration_ms;
         }
-        assert!(last + 200 >= s.duration_ms, "{} of {} ms", last, s.duration_ms);
+        assert!(
+            last + 200 >= s.duration_ms,
+            "{} of {} ms",
+            last,
+            s.duration_ms
+        );
     }
 }
 
@@ -48,7 +61,11 @@ fn a_segment_cut_at_any_byte_is_read_up_to_its_last_whole_frame() {
 fn recover_fixes_open_segments_and_leaves_finished_ones() {
     let dir = tempfile::tempdir().unwrap();
     let finished = finished_recording(dir.path());
-    assert_eq!(recover(dir.path()).unwrap(), finished, "a complete recording is left as it is");
+    assert_eq!(
+        recover(dir.path()).unwrap(),
+        finished,
+        "a complete recording is left as it is"
+    );
 
     // As a crash would leave it: segments open with stale figures, one file cut short, one
     // segment listed whose file never got written, one pointing outside the folder.
@@ -75,7 +92,10 @@ fn recover_fixes_open_segments_and_leaves_finished_ones() {
     assert!(r.interrupted && !r.complete);
     assert!(r.segments.iter().all(|s| !s.open));
     let half = &r.segments[0];
-    assert!(half.duration_ms > 500 && half.duration_ms < 2500, "{half:?}");
+    assert!(
+        half.duration_ms > 500 && half.duration_ms < 2500,
+        "{half:?}"
+    );
     assert!((playable_secs(&video) * 1000.0 - half.duration_ms as f64).abs() <= 100.0);
     assert_eq!(r.segments[1].duration_ms, finished.segments[1].duration_ms);
     assert_eq!((r.segments[2].duration_ms, r.segments[2].frames), (0, 0));

@@ -262,7 +262,7 @@ pub fn wait_until(deadline: Duration, what: &str, mut cond: impl FnMut() -> bool
     }
 }
 
-pub fn stream<'a>(probe: &'a serde_json::Value, i: usize) -> &'a serde_json::Value {
+pub fn stream(probe: &serde_json::Value, i: usize) -> &serde_json::Value {
     &probe["streams"][i]
 }
 

@@ -2,12 +2,18 @@
 
 use std::time::{Duration, Instant};
 
-use lectern_record::{GapReason, Kind, Manifest, RecordError, StopReason, TrackKey, WriterConfig, available_space, spawn};
+use lectern_record::{
+    GapReason, Kind, Manifest, RecordError, StopReason, TrackKey, WriterConfig, available_space,
+    spawn,
+};
 
 use crate::support::*;
 
 fn key(p: &str, track: u64) -> TrackKey {
-    TrackKey { participant_id: p.into(), track }
+    TrackKey {
+        participant_id: p.into(),
+        track,
+    }
 }
 
 fn config(dir: &std::path::Path, started: Instant) -> WriterConfig {
@@ -29,14 +35,22 @@ fn a_new_segment_after_silence_starts_at_zero_at_its_offset() {
     }
     sink.stop(StopReason::Stopped);
     let m = handle.join().unwrap();
-    let offsets: Vec<(u32, u64, u64)> = m.segments.iter().map(|s| (s.n, s.offset_ms, s.duration_ms)).collect();
+    let offsets: Vec<(u32, u64, u64)> = m
+        .segments
+        .iter()
+        .map(|s| (s.n, s.offset_ms, s.duration_ms))
+        .collect();
     assert_eq!(offsets, [(1, 1000, 1000), (2, 10_000, 1000)]);
     assert_eq!(m.duration_ms, 11_000);
     assert!(m.gaps.is_empty(), "a silence is no gap: {:?}", m.gaps);
     for s in &m.segments {
         let file = dir.path().join(&s.file);
         assert_eq!(ffprobe_packets(&file)[0].0, 0.0);
-        assert!((playable_secs(&file) - 1.0).abs() < 0.05, "{}", playable_secs(&file));
+        assert!(
+            (playable_secs(&file) - 1.0).abs() < 0.05,
+            "{}",
+            playable_secs(&file)
+        );
     }
 }
 
@@ -56,14 +70,20 @@ fn tracks_get_their_own_segments_and_video_starts_at_a_keyframe() {
     for f in screen {
         assert!(sink.try_frame(key("p_i", 2), Kind::Video, f));
     }
-    wait_until(Duration::from_secs(5), "a keyframe ask for the screen", || {
-        sink.take_keyframe_wanted().contains(&key("p_i", 2))
-    });
+    wait_until(
+        Duration::from_secs(5),
+        "a keyframe ask for the screen",
+        || sink.take_keyframe_wanted().contains(&key("p_i", 2)),
+    );
     sink.stop(StopReason::Stopped);
     let m = handle.join().unwrap();
     assert_eq!(m.segments.len(), 2);
     let screen = m.segments.iter().find(|s| s.track == "2").unwrap();
-    assert_eq!(screen.frames, 90 - 30, "frames before the second keyframe are dropped");
+    assert_eq!(
+        screen.frames,
+        90 - 30,
+        "frames before the second keyframe are dropped"
+    );
     assert_eq!(screen.offset_ms, 500 + 1000);
     let file = dir.path().join(&screen.file);
     assert_eq!(decode_errors(&file), "");
@@ -90,13 +110,22 @@ fn a_full_queue_drops_frames_records_a_gap_and_asks_for_a_keyframe() {
     assert!(sink.take_keyframe_wanted().contains(&key("p_q", 1)));
     sink.stop(StopReason::Stopped);
     let m = handle.join().unwrap();
-    assert!(m.gaps.iter().all(|g| g.reason == GapReason::QueueFull && g.n == 1), "{:?}", m.gaps);
+    assert!(
+        m.gaps
+            .iter()
+            .all(|g| g.reason == GapReason::QueueFull && g.n == 1),
+        "{:?}",
+        m.gaps
+    );
     // A drop is noticed when a later frame of the track arrives: then the gap starts at the
     // last frame written before it.
     if refused[0] < 899 && (refused[0]..900).any(|no| !refused.contains(&no)) {
         let first_refused_ms = refused[0] * 33_333 / 1000;
         let gap = m.gaps.first().expect("a gap for the dropped frames");
-        assert!(gap.at_ms <= first_refused_ms && gap.at_ms + gap.duration_ms > first_refused_ms, "{gap:?} vs {refused:?}");
+        assert!(
+            gap.at_ms <= first_refused_ms && gap.at_ms + gap.duration_ms > first_refused_ms,
+            "{gap:?} vs {refused:?}"
+        );
     }
     let file = dir.path().join(&m.segments[0].file);
     assert_eq!(decode_errors(&file), "", "video resumed at keyframes only");
@@ -109,11 +138,18 @@ fn the_event_log_is_written_as_given_and_ends_with_the_stop_line() {
     let (sink, handle) = spawn(config(dir.path(), t0)).unwrap();
     let snapshot = serde_json::json!({"roster": [{"participant_id": "p_1", "name": "Ada", "role": "instructor"}]});
     sink.event(0, serde_json::json!({"type": "start", "started_at": 1_765_000_000_000u64, "snapshot": snapshot}));
-    sink.event(1234, serde_json::json!({"type": "event", "seq": 4, "event": {"kind": "chat", "text": "hi"}}));
-    sink.event(2000, serde_json::json!({"type": "active_speaker", "participant_id": null}));
+    sink.event(
+        1234,
+        serde_json::json!({"type": "event", "seq": 4, "event": {"kind": "chat", "text": "hi"}}),
+    );
+    sink.event(
+        2000,
+        serde_json::json!({"type": "active_speaker", "participant_id": null}),
+    );
     // Flushed within a second, before the recording stops.
     wait_until(Duration::from_secs(3), "events on disk", || {
-        std::fs::read_to_string(dir.path().join("events.jsonl")).is_ok_and(|s| s.lines().count() == 3)
+        std::fs::read_to_string(dir.path().join("events.jsonl"))
+            .is_ok_and(|s| s.lines().count() == 3)
     });
     sink.stop(StopReason::ClassEnded);
     let m = handle.join().unwrap();
@@ -129,7 +165,11 @@ fn the_event_log_is_written_as_given_and_ends_with_the_stop_line() {
     assert!(m.complete && m.segments.is_empty());
     assert!(m.duration_ms >= 2000);
     assert!(sink.is_stopped());
-    assert!(!sink.try_frame(key("p", 1), Kind::Audio, looped(&read_frames(OPUS_FIXTURE), 1, 0, 1, 0).remove(0)));
+    assert!(!sink.try_frame(
+        key("p", 1),
+        Kind::Audio,
+        looped(&read_frames(OPUS_FIXTURE), 1, 0, 1, 0).remove(0)
+    ));
 }
 
 #[test]
@@ -142,16 +182,29 @@ fn the_manifest_follows_an_open_segment() {
         assert!(sink.try_frame(key("p", 1), Kind::Audio, f));
     }
     // Within the manifest interval the open segment shows with what is on disk.
-    wait_until(Duration::from_secs(6), "the manifest to list 2 s of an open segment", || {
-        Manifest::read(dir.path()).is_ok_and(|m| {
-            m.segments.len() == 1 && m.segments[0].open && m.segments[0].duration_ms == 2000 && m.segments[0].bytes > 0
-        })
-    });
+    wait_until(
+        Duration::from_secs(6),
+        "the manifest to list 2 s of an open segment",
+        || {
+            Manifest::read(dir.path()).is_ok_and(|m| {
+                m.segments.len() == 1
+                    && m.segments[0].open
+                    && m.segments[0].duration_ms == 2000
+                    && m.segments[0].bytes > 0
+            })
+        },
+    );
     drop(sink);
     let m = handle.join().unwrap();
-    assert_eq!(m.stop_reason, Some(StopReason::Shutdown), "dropping every sink stops the recording");
+    assert_eq!(
+        m.stop_reason,
+        Some(StopReason::Shutdown),
+        "dropping every sink stops the recording"
+    );
     assert!(m.complete && !m.segments[0].open);
-    let on_disk = std::fs::metadata(dir.path().join("seg-1.webm")).unwrap().len();
+    let on_disk = std::fs::metadata(dir.path().join("seg-1.webm"))
+        .unwrap()
+        .len();
     assert_eq!(m.segments[0].bytes, on_disk);
 }
 
@@ -164,8 +217,16 @@ fn low_disk_space_stops_the_recording_cleanly() {
     let mut cfg = config(dir.path(), t0);
     cfg.min_free_bytes = free + (1 << 40);
     let (sink, handle) = spawn(cfg).unwrap();
-    wait_until(Duration::from_secs(5), "the writer to stop on its own", || sink.is_stopped());
-    assert!(!sink.try_frame(key("p", 1), Kind::Audio, looped(&audio, 1, 0, 1, 0).remove(0)));
+    wait_until(
+        Duration::from_secs(5),
+        "the writer to stop on its own",
+        || sink.is_stopped(),
+    );
+    assert!(!sink.try_frame(
+        key("p", 1),
+        Kind::Audio,
+        looped(&audio, 1, 0, 1, 0).remove(0)
+    ));
     let m = handle.join().unwrap();
     assert_eq!(m.stop_reason, Some(StopReason::DiskFull));
     assert!(m.complete);
@@ -186,5 +247,8 @@ fn bad_configurations_and_existing_recordings_are_refused() {
     let (sink, handle) = spawn(config(dir.path(), t0)).unwrap();
     sink.stop(StopReason::Stopped);
     handle.join().unwrap();
-    assert!(matches!(spawn(config(dir.path(), t0)), Err(RecordError::AlreadyExists(_))));
+    assert!(matches!(
+        spawn(config(dir.path(), t0)),
+        Err(RecordError::AlreadyExists(_))
+    ));
 }
