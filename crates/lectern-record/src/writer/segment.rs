@@ -167,7 +167,7 @@ impl OpenSegment {
         let file = OpenOptions::new().write(true).create_new(true).open(path)?;
         let shared = SharedFile(Rc::new(RefCell::new(FileBuf {
             file,
-            buf: Vec::with_capacity(64 << 10),
+            buf: Vec::with_capacity(16 << 10),
             buf_start: 0,
             end: 0,
             failed: false,

@@ -252,3 +252,33 @@ fn bad_configurations_and_existing_recordings_are_refused() {
         Err(RecordError::AlreadyExists(_))
     ));
 }
+
+#[test]
+fn a_segment_idle_for_longer_than_segment_idle_is_closed_while_recording_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = Instant::now();
+    let audio = read_frames(OPUS_FIXTURE);
+    let (sink, handle) = spawn(config(dir.path(), t0)).unwrap();
+    for f in looped(&audio, 10, 0, 20_000, 0) {
+        assert!(sink.try_frame(key("p_s", 1), Kind::Audio, f));
+    }
+    // The speaker went quiet: the segment is finalized and listed closed, before any stop.
+    wait_until(Duration::from_secs(10), "the idle segment to close", || {
+        Manifest::read(dir.path()).is_ok_and(|m| m.segments.len() == 1 && !m.segments[0].open)
+    });
+    assert!(t0.elapsed() >= lectern_record::SEGMENT_IDLE);
+    let file = dir.path().join("seg-1.webm");
+    let probe = ffprobe(&file);
+    let secs: f64 = probe["format"]["duration"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (secs - 0.2).abs() < 0.01,
+        "finalized with its duration: {secs}"
+    );
+    sink.stop(StopReason::Stopped);
+    let m = handle.join().unwrap();
+    assert_eq!(m.segments.len(), 1);
+}
