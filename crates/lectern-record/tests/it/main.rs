@@ -1,0 +1,8 @@
+//! Integration tests of lectern-record, in one binary: real files in temp folders, checked
+//! with ffprobe/ffmpeg (Debian's ffmpeg; the tests fail, loudly, without it).
+
+mod crash;
+mod pipeline;
+mod recover;
+mod support;
+mod writer;
