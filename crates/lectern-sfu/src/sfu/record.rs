@@ -148,7 +148,7 @@ impl Sfu {
             .tracks
             .entry((packet.source, packet.track))
             .or_insert_with(|| Recorded {
-                recorder: TrackRecorder::new(codec, packet.params.spec().clock_rate, started),
+                recorder: TrackRecorder::new(codec, packet.params.spec().clock_rate.get(), started),
                 participant,
                 kind: packet.kind,
                 layer: wanted,
