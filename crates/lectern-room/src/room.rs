@@ -176,9 +176,7 @@ impl Room {
             Input::Tick => self.handle_tick(now),
             Input::PersistFailed { seq } => self.handle_persist_failed(seq),
             Input::ActiveSpeaker { participant_id } => self.handle_active_speaker(participant_id),
-            Input::RecordingAvailability { blocked } => {
-                self.handle_recording_availability(blocked)
-            }
+            Input::RecordingAvailability { blocked } => self.handle_recording_availability(blocked),
             Input::RecordingStopped { reason } => self.handle_recording_stopped(now, reason),
         }
     }

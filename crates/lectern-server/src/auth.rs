@@ -291,7 +291,12 @@ impl Authenticator {
     pub fn grant(&self, scope: &str, expires: u64) -> String {
         use hmac::Mac;
         let mac = self.grant_mac(scope, expires);
-        let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+        let hex: String = mac
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         format!("{expires}.{hex}")
     }
 
@@ -469,7 +474,15 @@ mod tests {
         assert!(!a.check_grant("rec_1/segments/2", &grant, 999));
         let forged = format!("2000{}", &grant[4..]);
         assert!(!a.check_grant("rec_1/segments/1", &forged, 999));
-        for junk in ["", ".", "1000.", "x.y", "1000.zz", "1000.é", &grant[..grant.len() - 1]] {
+        for junk in [
+            "",
+            ".",
+            "1000.",
+            "x.y",
+            "1000.zz",
+            "1000.é",
+            &grant[..grant.len() - 1],
+        ] {
             assert!(!a.check_grant("rec_1/segments/1", junk, 999), "{junk:?}");
         }
         assert_eq!(room.as_str(), "r1");

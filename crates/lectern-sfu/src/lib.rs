@@ -151,13 +151,13 @@ mod types;
 mod worker;
 
 pub use error::SfuError;
+pub use sfu::RecordedFrame;
 pub use sfu::{DEFAULT_KEYFRAME_REQUEST_INTERVAL, Sfu, SfuConfig};
 pub use speaker::{MIN_SPEECH_PACKETS, SPEAKER_INTERVAL, SPEECH_LEVEL};
 pub use types::{
     MediaEvent, MediaKind, OfferedTrack, ParticipantId, PeerId, PublishPermission, RoomId,
     SfuStats, Transmit,
 };
-pub use sfu::RecordedFrame;
 pub use worker::{
     BoxedRecordSink, Command, MediaWorker, MediaWorkerHandle, RecordSink, SOCKET_BUFFER_BYTES,
     WorkerConfig, WorkerEvent,

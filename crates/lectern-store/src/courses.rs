@@ -326,7 +326,8 @@ impl SqliteBackend {
     }
 
     async fn create_course(&self, course: &Course) -> Result<(), StoreError> {
-        let sql = format!("INSERT INTO courses ({COURSE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        let sql =
+            format!("INSERT INTO courses ({COURSE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
         let query = sqlx::query(&sql)
             .bind(&course.id)
             .bind(&course.title)

@@ -110,11 +110,10 @@ impl Store {
 
     pub async fn recording(&self, id: &str) -> Result<Option<Recording>, StoreError> {
         match &self.backend {
-            Backend::Sqlite(db) => {
-                db.select_recordings("WHERE id = ?", &[id])
-                    .await
-                    .map(|mut v| v.pop())
-            }
+            Backend::Sqlite(db) => db
+                .select_recordings("WHERE id = ?", &[id])
+                .await
+                .map(|mut v| v.pop()),
         }
     }
 
@@ -122,8 +121,11 @@ impl Store {
     pub async fn course_recordings(&self, course: &str) -> Result<Vec<Recording>, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => {
-                db.select_recordings("WHERE course_id = ? ORDER BY started_at DESC, id", &[course])
-                    .await
+                db.select_recordings(
+                    "WHERE course_id = ? ORDER BY started_at DESC, id",
+                    &[course],
+                )
+                .await
             }
         }
     }

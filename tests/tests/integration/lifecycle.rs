@@ -23,6 +23,8 @@ async fn course_with_a_session(s: &TestServer, auto_start: bool) -> anyhow::Resu
         warning_minutes: Some(1),
         grace_minutes: Some(1),
         auto_start: Some(auto_start),
+        record_sessions: None,
+        recording_downloads: None,
     };
     courses::create_course(&store, input, lectern_server::clock::wall_ms()).await?;
     let start = Timestamp::now()

@@ -11,5 +11,5 @@ mod history;
 mod http;
 mod lifecycle;
 mod media;
-mod recording;
 mod reconnect;
+mod recording;

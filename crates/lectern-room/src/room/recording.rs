@@ -7,7 +7,9 @@
 //! now ([`Input::RecordingAvailability`]: turned off, disk too full) and when a recording
 //! stopped by itself ([`Input::RecordingStopped`]).
 
-use lectern_proto::{ClassState, ParticipantId, RecordingStopReason, RoomEvent, ServerMessage, UnixMillis};
+use lectern_proto::{
+    ClassState, ParticipantId, RecordingStopReason, RoomEvent, ServerMessage, UnixMillis,
+};
 
 use super::{Handled, Reply, Request, Room};
 use crate::{Output, RecordingIntent, RoomError};
@@ -16,7 +18,9 @@ impl Room {
     /// The room as staff see it (every chat message), for the first line of a recording's
     /// event log.
     pub fn recording_snapshot(&self) -> lectern_proto::Snapshot {
-        let chat = self.chat.visible_tail(self.config.snapshot_chat_len, |_| true);
+        let chat = self
+            .chat
+            .visible_tail(self.config.snapshot_chat_len, |_| true);
         self.build_snapshot(chat)
     }
 
@@ -82,7 +86,11 @@ impl Room {
     }
 
     /// The driver's recorder stopped by itself (disk full, write failure): tell the class.
-    pub(super) fn handle_recording_stopped(&mut self, now: UnixMillis, reason: RecordingStopReason) {
+    pub(super) fn handle_recording_stopped(
+        &mut self,
+        now: UnixMillis,
+        reason: RecordingStopReason,
+    ) {
         if self.recording {
             self.emit(now, RoomEvent::RecordingStopped { by: None, reason }, None);
             self.recording = false;
@@ -98,8 +106,7 @@ impl Room {
 
     /// When a class goes live: a course that records its sessions starts recording.
     pub(super) fn record_automatically(&mut self, now: UnixMillis) {
-        if self.config.record_automatically && !self.recording && self.recording_blocked.is_none()
-        {
+        if self.config.record_automatically && !self.recording && self.recording_blocked.is_none() {
             self.start_recording(now, None);
         }
     }

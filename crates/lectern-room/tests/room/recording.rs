@@ -48,9 +48,9 @@ fn staff_start_recording_and_everyone_is_told_first() {
     assert!(start < first_log);
     for conn in [1, 2, 3] {
         assert!(
-            events_to(&outs, conn)
-                .iter()
-                .any(|(_, e)| matches!(e, RoomEvent::RecordingStarted { by: Some(b) } if *b == pid("t"))),
+            events_to(&outs, conn).iter().any(
+                |(_, e)| matches!(e, RoomEvent::RecordingStarted { by: Some(b) } if *b == pid("t"))
+            ),
             "conn {conn} told"
         );
     }
@@ -109,7 +109,9 @@ fn what_the_class_sees_is_logged_while_recording_only() {
     h.req(1, ClientMessage::RecordingStart);
     let outs = h.chat(2, ChatTarget::Everyone, "during");
     let log = logged(&outs);
-    assert!(matches!(&log[..], [ServerMessage::Event { event: RoomEvent::Chat { message }, .. }] if message.text == "during"));
+    assert!(
+        matches!(&log[..], [ServerMessage::Event { event: RoomEvent::Chat { message }, .. }] if message.text == "during")
+    );
     // A private message is logged too (who may read it is decided at replay).
     let outs = h.chat(2, ChatTarget::Staff, "to staff");
     assert_eq!(logged(&outs).len(), 1);
@@ -119,18 +121,30 @@ fn what_the_class_sees_is_logged_while_recording_only() {
             reaction: Reaction::Clap,
         },
     );
-    assert!(matches!(&logged(&outs)[..], [ServerMessage::Reaction { .. }]));
+    assert!(matches!(
+        &logged(&outs)[..],
+        [ServerMessage::Reaction { .. }]
+    ));
     let outs = h.input(Input::ActiveSpeaker {
         participant_id: Some(pid("t")),
     });
-    assert!(matches!(&logged(&outs)[..], [ServerMessage::ActiveSpeaker { .. }]));
+    assert!(matches!(
+        &logged(&outs)[..],
+        [ServerMessage::ActiveSpeaker { .. }]
+    ));
     let outs = h.req(
         1,
         ClientMessage::StageGrant {
             participant_id: pid("s1"),
         },
     );
-    assert!(logged(&outs).iter().any(|m| matches!(m, ServerMessage::Event { event: RoomEvent::StageGranted { .. }, .. })));
+    assert!(logged(&outs).iter().any(|m| matches!(
+        m,
+        ServerMessage::Event {
+            event: RoomEvent::StageGranted { .. },
+            ..
+        }
+    )));
 
     let outs = h.req(1, ClientMessage::RecordingStop);
     assert!(!h.room.is_recording());
@@ -143,7 +157,13 @@ fn what_the_class_sees_is_logged_while_recording_only() {
     // The stop is the log's last line.
     assert!(matches!(
         logged(&outs).last(),
-        Some(ServerMessage::Event { event: RoomEvent::RecordingStopped { reason: RecordingStopReason::Stopped, .. }, .. })
+        Some(ServerMessage::Event {
+            event: RoomEvent::RecordingStopped {
+                reason: RecordingStopReason::Stopped,
+                ..
+            },
+            ..
+        })
     ));
     let outs = h.chat(2, ChatTarget::Everyone, "after");
     assert!(logged(&outs).is_empty());
@@ -198,7 +218,9 @@ fn a_course_that_records_its_sessions_starts_when_the_class_does() {
     assert!(!h.room.is_recording());
     let outs = h.req(1, ClientMessage::ClassStart);
     assert_eq!(intents(&outs), vec![RecordingIntent::Start { by: None }]);
-    assert!(events_to(&outs, 1)
-        .iter()
-        .any(|(_, e)| matches!(e, RoomEvent::RecordingStarted { by: None })));
+    assert!(
+        events_to(&outs, 1)
+            .iter()
+            .any(|(_, e)| matches!(e, RoomEvent::RecordingStarted { by: None }))
+    );
 }

@@ -59,7 +59,9 @@ fn viewer_of(s: &AppState, headers: &HeaderMap) -> Result<(String, Viewer, Strin
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| ApiError::unauthorized("a join token is required: Authorization: Bearer <token>"))?;
+        .ok_or_else(|| {
+            ApiError::unauthorized("a join token is required: Authorization: Bearer <token>")
+        })?;
     let (room, identity) = s
         .auth
         .verify(token.trim(), None)
@@ -94,7 +96,9 @@ async fn replay_answer(
         .await?
         .unwrap_or_default();
     let events = replay::filter_events(replay::parse_log(&events), &viewer);
-    let grant = s.auth.grant(&grant_scope(&recording.id), unix_now() + GRANT_SECS);
+    let grant = s
+        .auth
+        .grant(&grant_scope(&recording.id), unix_now() + GRANT_SECS);
     let segments = manifest
         .get("segments")
         .and_then(Value::as_array)
@@ -104,12 +108,18 @@ async fn replay_answer(
         .filter_map(|segment| {
             let n = segment.get("n")?.as_u64()?;
             Some(SegmentView {
-                url: format!("/replay/v1/recordings/{}/segments/{n}?grant={grant}", recording.id),
+                url: format!(
+                    "/replay/v1/recordings/{}/segments/{n}?grant={grant}",
+                    recording.id
+                ),
                 segment,
             })
         })
         .collect();
-    let gaps = manifest.get("gaps").cloned().unwrap_or(Value::Array(Vec::new()));
+    let gaps = manifest
+        .get("gaps")
+        .cloned()
+        .unwrap_or(Value::Array(Vec::new()));
     Ok(Json(ReplayAnswer {
         recording: recordings::view(recording),
         viewer: ViewerView {
@@ -154,7 +164,9 @@ async fn segment(
 ) -> ApiResult<Response> {
     let grant = query.grant.unwrap_or_default();
     if !s.auth.check_grant(&grant_scope(&id), &grant, unix_now()) {
-        return Err(forbidden("the link has expired or is not valid; reload the replay page"));
+        return Err(forbidden(
+            "the link has expired or is not valid; reload the replay page",
+        ));
     }
     let n: u32 = n
         .parse()
@@ -166,6 +178,8 @@ async fn segment(
         return Err(ApiError::not_found("no such segment"));
     }
     let mime = "video/webm".parse().expect("a MIME type");
-    let Ok(response) = ServeFile::new_with_mime(&path, &mime).oneshot(request).await;
+    let Ok(response) = ServeFile::new_with_mime(&path, &mime)
+        .oneshot(request)
+        .await;
     Ok(response.into_response())
 }

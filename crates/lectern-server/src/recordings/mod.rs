@@ -74,7 +74,9 @@ pub fn view(r: Recording) -> RecordingView {
 pub fn is_recording_id(id: &str) -> bool {
     id.len() == 28
         && id.starts_with("rec_")
-        && id[4..].bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        && id[4..]
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// A new recording id.
@@ -145,7 +147,11 @@ fn remove_files(root: &Path, recording: &Recording) {
 /// `ready` and `interrupted` (or `failed` when nothing could be read).
 pub async fn recover_interrupted(store: &Store, root: &Path) -> Result<usize, ServiceError> {
     let mut open = store.recordings_in_state(RecordingState::Recording).await?;
-    open.extend(store.recordings_in_state(RecordingState::Processing).await?);
+    open.extend(
+        store
+            .recordings_in_state(RecordingState::Processing)
+            .await?,
+    );
     let count = open.len();
     for recording in open {
         let dir = recording_dir(root, &recording);

@@ -159,7 +159,11 @@ mod tests {
         assert_eq!(staff.len(), 6, "start, 3 chats, stage, reaction");
 
         let s1 = filter_events(log(), &viewer("s1", false));
-        assert_eq!(seqs(&s1), vec![3, 5], "the private message to s1, not s2's to staff");
+        assert_eq!(
+            seqs(&s1),
+            vec![3, 5],
+            "the private message to s1, not s2's to staff"
+        );
         assert_eq!(s1[0]["snapshot"]["chat"].as_array().unwrap().len(), 1);
 
         let s2 = filter_events(log(), &viewer("s2", false));
@@ -169,7 +173,8 @@ mod tests {
 
     #[test]
     fn a_log_cut_short_by_a_crash_is_read_up_to_its_last_whole_line() {
-        let text = "{\"t\":0,\"type\":\"start\",\"snapshot\":{\"chat\":[]}}\n{\"t\":5,\"type\":\"reac";
+        let text =
+            "{\"t\":0,\"type\":\"start\",\"snapshot\":{\"chat\":[]}}\n{\"t\":5,\"type\":\"reac";
         let lines = parse_log(text);
         assert_eq!(lines.len(), 1);
         assert_eq!(filter_events(lines, &viewer("s1", false)).len(), 1);

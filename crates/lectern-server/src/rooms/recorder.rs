@@ -61,7 +61,8 @@ impl RoomTask {
     /// Tells the room whether it may record now (before a `recording_start` reaches it).
     pub(super) fn refresh_recording_availability(&mut self, now: u64) {
         let blocked = self.recording_blocked();
-        self.room.handle(now, Input::RecordingAvailability { blocked });
+        self.room
+            .handle(now, Input::RecordingAvailability { blocked });
     }
 
     /// Acts on the room's intent. A start that fails is told back to the room, which tells the
@@ -216,7 +217,12 @@ impl RoomTask {
             }
             Err(e) => {
                 error!(recording.id = %active.id, error = %e, "a recording's writer panicked");
-                update(RecordingState::Failed, 0, 0, Some("the writer stopped".into()))
+                update(
+                    RecordingState::Failed,
+                    0,
+                    0,
+                    Some("the writer stopped".into()),
+                )
             }
         };
         if let Err(e) = store.update_recording(&active.id, &outcome).await {

@@ -199,7 +199,7 @@ impl RoomTask {
                     self.refresh_recording_availability(now);
                 }
                 self.room.handle(
-                now,
+                    now,
                     Input::Request {
                         conn,
                         request_id,

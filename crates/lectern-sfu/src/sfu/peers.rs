@@ -100,7 +100,11 @@ impl Sfu {
         let Some(key) = self.by_id.remove(id) else {
             return;
         };
-        let tracks: Vec<_> = self.peers.get(&key).map(|p| p.tracks_in.iter().map(|t| t.id).collect()).unwrap_or_default();
+        let tracks: Vec<_> = self
+            .peers
+            .get(&key)
+            .map(|p| p.tracks_in.iter().map(|t| t.id).collect())
+            .unwrap_or_default();
         for track in tracks {
             self.stop_recording_track(now, key, track);
         }

@@ -80,7 +80,8 @@ impl Sfu {
     pub fn stop_recording(&mut self, now: Instant, room: &RoomId) {
         if let Some(mut recording) = self.recordings.remove(room) {
             for ((_, track), mut rec) in recording.tracks.drain() {
-                rec.recorder.handle_timeout(now + lectern_record::REORDER_WAIT * 2);
+                rec.recorder
+                    .handle_timeout(now + lectern_record::REORDER_WAIT * 2);
                 drain(&mut self.recorded, room, track, &mut rec);
             }
         }

@@ -75,7 +75,12 @@ impl Sfu {
     }
 
     pub(super) fn remove_track_in(&mut self, now: Instant, key: PeerKey, mid: Mid) {
-        let Some(id) = self.peers.get(&key).and_then(|p| p.tracks_in.iter().find(|t| t.mid == mid)).map(|t| t.id) else {
+        let Some(id) = self
+            .peers
+            .get(&key)
+            .and_then(|p| p.tracks_in.iter().find(|t| t.mid == mid))
+            .map(|t| t.id)
+        else {
             return;
         };
         self.stop_recording_track(now, key, id);
