@@ -19,6 +19,8 @@ fn course(id: &str) -> Course {
         warning_minutes: 5,
         grace_minutes: 10,
         auto_start: true,
+        record_sessions: id.ends_with("rec"),
+        recording_downloads: false,
         created_at: 1_700_000_000_000,
     }
 }

@@ -341,6 +341,9 @@ mod tests {
             "GET /feeds/{token}/join",
             "GET /courses/{id}/sessions/{session_key}/attendance",
             "GET /courses/{id}/sessions/{session_key}/transcript",
+            "GET /courses/{id}/recordings",
+            "GET /recordings/{id}",
+            "DELETE /recordings/{id}",
         ]
         .into_iter()
         .map(str::to_owned)

@@ -34,7 +34,6 @@ pub(super) struct Recorder {
 struct Active {
     id: String,
     started: Instant,
-    started_at: u64,
     sink: RecordingSink,
     writer: WriterHandle,
 }
@@ -144,7 +143,6 @@ impl RoomTask {
         self.recorder.active = Some(Active {
             id,
             started,
-            started_at,
             sink,
             writer,
         });
@@ -229,7 +227,6 @@ impl RoomTask {
             error!(recording.id = %active.id, error = %e, "cannot store a recording's outcome");
         }
         info!(recording.id = %active.id, reason, state = %outcome.state, "recording stopped");
-        let _ = active.started_at;
     }
 
     /// While recording: one message the class saw, into the event log.

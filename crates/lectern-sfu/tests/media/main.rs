@@ -2,5 +2,6 @@
 
 mod forwarding;
 mod negotiation;
+mod recording;
 mod support;
 mod worker;
