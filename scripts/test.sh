@@ -17,6 +17,19 @@ cd "$(dirname "$0")/.."
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
+# The recording tests read what the recorder wrote back with ffprobe and ffmpeg (Debian's
+# ffmpeg package, a test tool only: Lectern itself never runs it).
+if ! command -v ffprobe >/dev/null || ! command -v ffmpeg >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "== installing Debian's ffmpeg (ffprobe) for the recording tests"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null
+    else
+        echo "The recording tests need ffprobe and ffmpeg (apt-get install ffmpeg)."
+        exit 1
+    fi
+fi
+
 cargo test --workspace 2>&1 | tee "$log"
 
 # The REST API against its own OpenAPI document (schemathesis from PyPI, in a venv under
