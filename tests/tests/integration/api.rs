@@ -207,7 +207,7 @@ async fn requests_without_an_api_key_are_refused() -> anyhow::Result<()> {
             probed += 1;
         }
     }
-    assert_eq!(probed, 20);
+    assert_eq!(probed, 23);
     for path in [
         "/courses",
         "/courses/{id}",
@@ -221,6 +221,8 @@ async fn requests_without_an_api_key_are_refused() -> anyhow::Result<()> {
         "/courses/{id}/members/{member}/calendar",
         "/feeds/{token}/calendar.ics",
         "/feeds/{token}/join",
+        "/courses/{id}/recordings",
+        "/recordings/{id}",
     ] {
         assert!(
             paths.contains_key(path),
@@ -228,6 +230,90 @@ async fn requests_without_an_api_key_are_refused() -> anyhow::Result<()> {
         );
     }
     assert_eq!(doc["servers"][0]["url"], "/api/v1");
+    Ok(())
+}
+
+#[tokio::test]
+async fn recordings_are_listed_and_deleted_with_typed_errors() -> anyhow::Result<()> {
+    let api = Api::start().await;
+    api.course("algebra").await;
+    let r = api.get("/api/v1/courses/algebra/recordings").await;
+    assert_eq!((r.status, r.json()), (200, json!([])));
+    let r = api.get("/api/v1/courses/nope/recordings").await;
+    assert_eq!((r.status, r.code()), (404, "not_found".to_owned()));
+    for id in ["rec_000000000000000000000000", "../etc", "x"] {
+        let r = api.get(&format!("/api/v1/recordings/{id}")).await;
+        assert_eq!((r.status, r.code()), (404, "not_found".to_owned()), "{id}");
+    }
+    // A recording in the store (as a class would leave it), its folder on disk.
+    let store = Store::open(&api.s.server.config().store_url()).await?;
+    let id = "rec_0123456789abcdef01234567";
+    let mut row = lectern_store::Recording {
+        id: id.into(),
+        room_id: "algebra.2026-09-01T10:00".into(),
+        course_id: "algebra".into(),
+        title: "Algebra I".into(),
+        state: lectern_store::RecordingState::Recording,
+        started_at: 1_790_000_000_000,
+        ended_at: None,
+        duration_ms: 0,
+        bytes: 0,
+        interrupted: false,
+        stop_reason: None,
+        error: None,
+        dir: id.into(),
+    };
+    store.create_recording(&row).await?;
+    let dir = api.s.server.config().recordings_dir().join(id);
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("events.jsonl"), "{}\n")?;
+    let r = api.get("/api/v1/courses/algebra/recordings").await;
+    assert_eq!(r.json()[0]["id"], id);
+    assert_eq!(r.json()[0]["state"], "recording");
+    assert_eq!(
+        r.json()[0]["replay_path"],
+        format!("/replay.html?recording={id}")
+    );
+    // Not while it is being recorded.
+    let r = call(
+        api.s.addr,
+        "DELETE",
+        &format!("/api/v1/recordings/{id}"),
+        Some(&api.key),
+        None,
+    )
+    .await?;
+    assert_eq!((r.status, r.code()), (409, "conflict".to_owned()));
+    row.state = lectern_store::RecordingState::Ready;
+    store
+        .update_recording(
+            id,
+            &lectern_store::RecordingUpdate {
+                state: row.state,
+                ended_at: Some(row.started_at + 1),
+                duration_ms: 1,
+                bytes: 3,
+                interrupted: false,
+                stop_reason: Some("stopped".into()),
+                error: None,
+            },
+        )
+        .await?;
+    store.close().await;
+    let r = api.get(&format!("/api/v1/recordings/{id}")).await;
+    assert_eq!((r.status, r.json()["state"].clone()), (200, json!("ready")));
+    let r = call(
+        api.s.addr,
+        "DELETE",
+        &format!("/api/v1/recordings/{id}"),
+        Some(&api.key),
+        None,
+    )
+    .await?;
+    assert_eq!(r.status, 204);
+    assert!(!dir.exists(), "its files went too");
+    let r = api.get(&format!("/api/v1/recordings/{id}")).await;
+    assert_eq!(r.status, 404);
     Ok(())
 }
 
