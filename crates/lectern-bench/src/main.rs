@@ -24,6 +24,7 @@ mod client;
 mod janus;
 mod media;
 mod procfs;
+mod recording;
 mod report;
 mod server;
 mod soak;

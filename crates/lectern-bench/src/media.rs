@@ -113,26 +113,30 @@ pub struct MediaArgs {
 #[serde(rename_all = "lowercase")]
 pub enum ServerKind {
     Lectern,
+    /// Lectern with the class recorded (the same load; see `recording`).
+    #[serde(rename = "lectern-rec")]
+    LecternRec,
     Janus,
 }
 
 /// The server of one run, as the run needs it.
 enum UnderTest<'a> {
-    Lectern(&'a mut Server),
+    /// The server, and whether the class is recorded.
+    Lectern(&'a mut Server, bool),
     Janus(&'a mut Janus),
 }
 
 impl UnderTest<'_> {
     fn pid(&self) -> anyhow::Result<u32> {
         match self {
-            UnderTest::Lectern(s) => s.pid().context("the spawned server has no pid"),
+            UnderTest::Lectern(s, _) => s.pid().context("the spawned server has no pid"),
             UnderTest::Janus(j) => Ok(j.pid()),
         }
     }
 
     fn check_alive(&mut self) -> anyhow::Result<()> {
         match self {
-            UnderTest::Lectern(s) => s.check_alive(),
+            UnderTest::Lectern(s, _) => s.check_alive(),
             UnderTest::Janus(j) => j.check_alive(),
         }
     }
@@ -140,7 +144,7 @@ impl UnderTest<'_> {
     /// Lectern's counters (received, forwarded); Janus has none.
     async fn counters(&self) -> anyhow::Result<Option<(f64, f64)>> {
         match self {
-            UnderTest::Lectern(s) => {
+            UnderTest::Lectern(s, _) => {
                 let m = s.metrics().await.context("reading /metrics")?;
                 let get = |name: &str| {
                     m.get(name)
@@ -213,6 +217,8 @@ pub struct MediaRun {
     pub rss_base_kib: u64,
     pub rss_kib: u64,
     pub rss_per_subscriber_kib: f64,
+    /// With the class recorded: the recordings folder's growth in the window.
+    pub recording_kib_per_s: f64,
 }
 
 pub async fn run(args: MediaArgs) -> anyhow::Result<()> {
@@ -242,12 +248,14 @@ pub async fn run(args: MediaArgs) -> anyhow::Result<()> {
     for &n in &args.subscribers {
         for &kind in &args.servers {
             let result = match kind {
-                ServerKind::Lectern => {
+                ServerKind::Lectern | ServerKind::LecternRec => {
                     // No chat in this load: the server's default chat limits.
                     let config = SpawnConfig::for_load(bin.clone(), n, 0.0);
                     eprintln!("N={n}: starting {}", config.bin.display());
                     let mut server = Server::spawn(&config, token::random_alphanumeric(48)).await?;
-                    let result = one_run(&args, UnderTest::Lectern(&mut server), n).await;
+                    let under_test =
+                        UnderTest::Lectern(&mut server, kind == ServerKind::LecternRec);
+                    let result = one_run(&args, under_test, n).await;
                     server.shutdown().await;
                     result
                 }
@@ -274,6 +282,7 @@ pub async fn run(args: MediaArgs) -> anyhow::Result<()> {
     }
     print_table(&runs);
     print_ratios(&runs);
+    print_recording_cost(&runs);
     for pair in runs.windows(2) {
         let (a, b) = (&pair[0], &pair[1]);
         if a.server != b.server {
@@ -301,8 +310,13 @@ async fn one_run(
         fps: args.fps,
         ..PublishOptions::default()
     };
+    let mut recording = None;
+    let recordings_dir = match &server {
+        UnderTest::Lectern(s, true) => s.data_dir().map(|d| d.join("recordings")),
+        _ => None,
+    };
     let (teacher, target, kind) = match &server {
-        UnderTest::Lectern(server) => {
+        UnderTest::Lectern(server, record) => {
             let room = token::random_room("bench");
             let minter = TokenMinter::new(server.secret(), room.clone());
             let url = server.ws_url();
@@ -311,12 +325,22 @@ async fn one_run(
                 publish,
             )
             .await?;
+            if *record {
+                teacher.wait_connected(CONNECT_TIMEOUT).await?;
+                let token = minter.mint("ta", "TA", Role::Ta)?;
+                recording = Some(crate::recording::start(&url, token).await?);
+            }
             let target = Target::Lectern {
                 url,
                 room,
                 secret: server.secret().to_owned(),
             };
-            (teacher, target, ServerKind::Lectern)
+            let kind = if *record {
+                ServerKind::LecternRec
+            } else {
+                ServerKind::Lectern
+            };
+            (teacher, target, kind)
         }
         UnderTest::Janus(janus) => {
             let (url, ip) = (janus.ws_url(), janus.media_ip());
@@ -383,6 +407,9 @@ async fn one_run(
         .context("reading the server's CPU")?;
     let tool0 = Proc::Myself.cpu_times(ticks).unwrap_or_default();
     let sent0 = published(&teacher);
+    let disk0 = recordings_dir
+        .as_deref()
+        .map_or(0, crate::recording::dir_bytes);
     let (packets0, latency0) = snapshot(&students);
     for c in &mut children {
         c.send("start").await?;
@@ -400,6 +427,10 @@ async fn one_run(
         .context("reading the server's CPU")?;
     let counters1 = server.counters().await?;
     let window = t0.elapsed().as_secs_f64();
+    let disk1 = recordings_dir
+        .as_deref()
+        .map_or(0, crate::recording::dir_bytes);
+    drop(recording);
     let rss_kib = Proc::Pid(pid)
         .rss_kib()
         .context("reading the server's RSS")?;
@@ -435,7 +466,7 @@ async fn one_run(
         (Some((r0, f0)), Some((r1, f1))) => ((r1 - r0).max(0.0) as u64, (f1 - f0).max(0.0) as u64),
         _ => (0, 0),
     };
-    let counted = kind == ServerKind::Lectern;
+    let counted = kind != ServerKind::Janus;
     let received = total.packets;
     let published_packets = sent1 - sent0;
     let expected = published_packets * n as u64;
@@ -483,6 +514,7 @@ async fn one_run(
         rss_base_kib,
         rss_kib,
         rss_per_subscriber_kib: rss_kib.saturating_sub(rss_base_kib) as f64 / n as f64,
+        recording_kib_per_s: disk1.saturating_sub(disk0) as f64 / 1024.0 / window,
     })
 }
 
@@ -861,6 +893,31 @@ fn loss_side(r: &MediaRun) -> String {
         [] if r.loss_pct > noise => "unclear".into(),
         [] => "none".into(),
         _ => sides.join(" + "),
+    }
+}
+
+/// For each N run with and without recording: the extra server CPU recording costs.
+fn print_recording_cost(runs: &[MediaRun]) {
+    for rec in runs.iter().filter(|r| r.server == ServerKind::LecternRec) {
+        let Some(plain) = runs
+            .iter()
+            .find(|r| r.server == ServerKind::Lectern && r.subscribers == rec.subscribers)
+        else {
+            continue;
+        };
+        println!(
+            "recording at N={}: server CPU {:.1}% -> {:.1}% ({:+.1}%), {:.2} -> {:.2} µs per forwarded packet ({:+.1}%), disk {:.0} KiB/s, RSS {:.1} -> {:.1} MiB",
+            rec.subscribers,
+            plain.server_cpu_pct,
+            rec.server_cpu_pct,
+            (rec.server_cpu_pct / plain.server_cpu_pct - 1.0) * 100.0,
+            plain.server_cpu_us_per_packet,
+            rec.server_cpu_us_per_packet,
+            (rec.server_cpu_us_per_packet / plain.server_cpu_us_per_packet - 1.0) * 100.0,
+            rec.recording_kib_per_s,
+            plain.rss_kib as f64 / 1024.0,
+            rec.rss_kib as f64 / 1024.0,
+        );
     }
 }
 

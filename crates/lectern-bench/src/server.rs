@@ -221,6 +221,11 @@ impl Server {
         self.pid
     }
 
+    /// The spawned server's data directory (its store, log and recordings).
+    pub fn data_dir(&self) -> Option<&std::path::Path> {
+        self.spawned.as_ref().map(|s| s.dir.path())
+    }
+
     pub fn secret(&self) -> &str {
         &self.secret
     }
