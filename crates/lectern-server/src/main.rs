@@ -218,6 +218,15 @@ enum RecordingCommand {
     Get { id: String },
     /// Delete a recording and its files.
     Delete { id: String },
+    /// Make (again) the one-file export of a recording, with a progress bar: a WebM with the
+    /// stage and every voice mixed, and the public chat as WebVTT and JSON, in the recording's
+    /// folder. Prints the path.
+    Export {
+        id: String,
+        /// Also copy the WebM here.
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -449,6 +458,37 @@ async fn run_admin(config: &Config, store: &Store, command: Command) -> anyhow::
                 .await
                 .map_err(explain)?;
             println!("{}", serde_json::to_string_pretty(&r)?);
+        }
+        Command::Recording(RecordingCommand::Export { id, out }) => {
+            let recording = lectern_server::recordings::require_recording(store, &id)
+                .await
+                .map_err(explain)?;
+            let dir =
+                lectern_server::recordings::recording_dir(&config.recordings_dir(), &recording);
+            let bar = indicatif::ProgressBar::new(1000);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "exporting {bar:40} {percent:>3}% {elapsed_precise} (about {eta} left)",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            let shown = bar.clone();
+            let jobs = std::sync::Arc::new(lectern_server::recordings::export::ExportJobs::default());
+            let result = lectern_server::recordings::export::export(&jobs, &id, dir.clone(), move |f| {
+                shown.set_position((f * 1000.0) as u64);
+            })
+            .await;
+            bar.finish_and_clear();
+            let bytes = result.map_err(|e| anyhow::anyhow!("the export failed: {e}"))?;
+            let path = dir.join(lectern_server::recordings::export::EXPORT_FILE);
+            if let Some(out) = out {
+                std::fs::copy(&path, &out)
+                    .with_context(|| format!("copying the export to {}", out.display()))?;
+                println!("{}", out.display());
+            } else {
+                println!("{}", path.display());
+            }
+            eprintln!("{bytes} bytes");
         }
         Command::Recording(RecordingCommand::Delete { id }) => {
             lectern_server::recordings::delete_recording(store, &config.recordings_dir(), &id)

@@ -105,11 +105,19 @@ impl Server {
         let store = Store::open(&config.store_url()).await?;
         // Recordings a crash left open are closed before anything can record again.
         let recordings_dir = config.recordings_dir();
-        match crate::recordings::recover_interrupted(&store, &recordings_dir).await {
-            Ok(0) => {}
-            Ok(n) => info!(recordings = n, "closed recordings interrupted by a crash"),
-            Err(e) => warn!(error = %e, "could not close interrupted recordings"),
-        }
+        let to_export = match crate::recordings::recover_interrupted(&store, &recordings_dir).await
+        {
+            Ok(recovered) => {
+                if recovered.closed > 0 {
+                    info!(recordings = recovered.closed, "closed recordings interrupted by a crash");
+                }
+                recovered.to_export
+            }
+            Err(e) => {
+                warn!(error = %e, "could not close interrupted recordings");
+                Vec::new()
+            }
+        };
         let listener = tokio::net::TcpListener::bind(config.listen_addr())
             .await
             .map_err(|source| ServerError::Bind {
@@ -135,7 +143,19 @@ impl Server {
         let (done_tx, done_rx) = mpsc::channel(1);
         let metrics = Arc::new(Metrics::default());
         let clock = Arc::new(Clock::default());
+        let exports = Arc::new(crate::recordings::export::ExportJobs::default());
+        for (id, done) in to_export {
+            let dir = recordings_dir.join(&id);
+            tokio::spawn(crate::recordings::export::export_then_ready(
+                store.clone(),
+                exports.clone(),
+                dir,
+                id,
+                done,
+            ));
+        }
         let registry = Arc::new(Registry::new(RoomEnv {
+            exports: exports.clone(),
             store: store.clone(),
             clock: clock.clone(),
             metrics: metrics.clone(),
@@ -158,6 +178,7 @@ impl Server {
             shutdown_rx: shutdown_rx.clone(),
             media: media_plane,
             clock,
+            exports,
             done: done_tx,
         }));
         tokio::spawn(retention(shared.clone()));

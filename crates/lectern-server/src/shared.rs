@@ -28,6 +28,8 @@ pub struct Shared {
     pub media: Option<Arc<MediaPlane>>,
     /// The clock for schedule decisions (room lifecycles, join windows).
     pub clock: Arc<Clock>,
+    /// One-file exports of recordings running now.
+    pub exports: Arc<crate::recordings::export::ExportJobs>,
     /// Cloned by every task; dropped at shutdown so we can wait for all tasks to end.
     done: std::sync::Mutex<Option<mpsc::Sender<()>>>,
     ready: AtomicBool,
@@ -44,6 +46,8 @@ pub struct Parts {
     pub shutdown_rx: watch::Receiver<bool>,
     pub media: Option<Arc<MediaPlane>>,
     pub clock: Arc<Clock>,
+    /// One-file exports of recordings running now.
+    pub exports: Arc<crate::recordings::export::ExportJobs>,
     /// The sender every task holds a clone of (see [`Shared::task_guard`]).
     pub done: mpsc::Sender<()>,
 }
@@ -61,6 +65,7 @@ impl Shared {
             next_conn: AtomicU64::new(1),
             media: parts.media,
             clock: parts.clock,
+            exports: parts.exports,
             done: std::sync::Mutex::new(Some(parts.done)),
             ready: AtomicBool::new(true),
         }

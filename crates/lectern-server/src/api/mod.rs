@@ -91,6 +91,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(session_transcript))
         .routes(routes!(list_recordings))
         .routes(routes!(get_recording, delete_recording))
+        .routes(routes!(download_recording))
 }
 
 /// The API router, to nest under `/api/v1`.
@@ -344,6 +345,7 @@ mod tests {
             "GET /courses/{id}/recordings",
             "GET /recordings/{id}",
             "DELETE /recordings/{id}",
+            "GET /recordings/{id}/download",
         ]
         .into_iter()
         .map(str::to_owned)

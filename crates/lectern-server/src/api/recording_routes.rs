@@ -18,7 +18,11 @@ pub(super) async fn list_recordings(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<RecordingView>>> {
-    Ok(Json(recordings::list_recordings(&s.store, &id).await?))
+    let mut list = recordings::list_recordings(&s.store, &id).await?;
+    for view in &mut list {
+        view.export_progress = s.exports.progress(&view.id);
+    }
+    Ok(Json(list))
 }
 
 /// One recording.
@@ -31,7 +35,27 @@ pub(super) async fn get_recording(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<RecordingView>> {
-    Ok(Json(recordings::get_recording(&s.store, &id).await?))
+    let mut view = recordings::get_recording(&s.store, &id).await?;
+    view.export_progress = s.exports.progress(&view.id);
+    Ok(Json(view))
+}
+
+/// Download the one-file export (WebM: the stage and every voice mixed), with range requests.
+/// 404 until it is made (`state` `processing`: see `export_progress`).
+#[utoipa::path(get, path = "/recordings/{id}/download", tag = "recordings",
+    params(("id" = String, Path, description = "Recording id")),
+    responses((status = 200, content_type = "video/webm", description = "The export"),
+              (status = 206, content_type = "video/webm", description = "A range of it"),
+              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(super) async fn download_recording(
+    _key: AdminKey,
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    request: axum::extract::Request,
+) -> ApiResult<axum::response::Response> {
+    let recording = recordings::require_recording(&s.store, &id).await?;
+    let dir = recordings::recording_dir(&s.config.recordings_dir(), &recording);
+    super::replay_routes::serve_export(&dir, &recording.id, request).await
 }
 
 /// Delete a recording and its files. A recording still being recorded is a conflict.

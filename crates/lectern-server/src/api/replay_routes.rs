@@ -18,6 +18,7 @@ use tower_http::services::ServeFile;
 
 use super::{ApiError, ApiResult, AppState};
 use crate::auth::unix_now;
+use crate::recordings::export::export_path;
 use crate::recordings::replay::{self, SegmentView, Viewer};
 use crate::recordings::{self, RecordingView};
 use crate::room_name::RoomName;
@@ -29,6 +30,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/recordings/{id}", get(replay_answer))
         .route("/recordings/{id}/segments/{n}", get(segment))
+        .route("/recordings/{id}/download", get(download))
         .fallback(|| async { ApiError::not_found("no such replay endpoint") })
 }
 
@@ -120,6 +122,18 @@ async fn replay_answer(
         .get("gaps")
         .cloned()
         .unwrap_or(Value::Array(Vec::new()));
+    // Staff may always download the one-file export (once made); students when the course
+    // allows it.
+    let may_download = viewer.staff
+        || s.store
+            .course(&recording.course_id)
+            .await
+            .map_err(crate::courses::ServiceError::from)?
+            .is_some_and(|c| c.recording_downloads);
+    let download_url = (may_download && export_path(&dir).is_some()).then(|| {
+        let grant = s.auth.grant(&download_scope(&recording.id), unix_now() + GRANT_SECS);
+        format!("/replay/v1/recordings/{}/download?grant={grant}", recording.id)
+    });
     Ok(Json(ReplayAnswer {
         recording: recordings::view(recording),
         viewer: ViewerView {
@@ -129,7 +143,7 @@ async fn replay_answer(
         segments,
         gaps,
         events,
-        download_url: None,
+        download_url,
     }))
 }
 
@@ -145,6 +159,42 @@ async fn read_optional(
             "reading a recording's {name}: {e}"
         ))),
     }
+}
+
+fn download_scope(recording: &str) -> String {
+    format!("download {recording}")
+}
+
+/// The one-file export as a download (`Content-Disposition: attachment`), with range
+/// requests; `not_found` until it is made.
+pub(super) async fn serve_export(dir: &std::path::Path, id: &str, request: Request) -> ApiResult<Response> {
+    let Some(path) = export_path(dir) else {
+        return Err(ApiError::not_found(
+            "the one-file export is not made yet (see the recording's state)",
+        ));
+    };
+    let mime = "video/webm".parse().expect("a MIME type");
+    let Ok(response) = ServeFile::new_with_mime(&path, &mime).oneshot(request).await;
+    let mut response = response.into_response();
+    if let Ok(value) = format!("attachment; filename=\"{id}.webm\"").parse() {
+        response.headers_mut().insert(header::CONTENT_DISPOSITION, value);
+    }
+    Ok(response)
+}
+
+async fn download(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<GrantQuery>,
+    request: Request,
+) -> ApiResult<Response> {
+    let grant = query.grant.unwrap_or_default();
+    if !s.auth.check_grant(&download_scope(&id), &grant, unix_now()) {
+        return Err(forbidden("the link has expired or is not valid; reload the replay page"));
+    }
+    let recording = recordings::require_recording(&s.store, &id).await?;
+    let dir = recordings::recording_dir(&s.config.recordings_dir(), &recording);
+    serve_export(&dir, &recording.id, request).await
 }
 
 fn grant_scope(recording: &str) -> String {

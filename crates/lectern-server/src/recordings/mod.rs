@@ -9,6 +9,7 @@
 //! A recording's row (state, figures) is in the store; its media segments, event log and
 //! manifest are files in its own folder under `recording.dir` (see `lectern-record`).
 
+pub mod export;
 pub mod replay;
 
 use std::path::{Path, PathBuf};
@@ -49,11 +50,15 @@ pub struct RecordingView {
     /// The replay page, to open with a course member's join token in the fragment
     /// (`#token=...`).
     pub replay_path: String,
+    /// While the one-file export is being made (`processing`): how far it is, 0 to 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export_progress: Option<f64>,
 }
 
 pub fn view(r: Recording) -> RecordingView {
     RecordingView {
         replay_path: format!("/replay.html?recording={}", r.id),
+        export_progress: None,
         started_at: rfc3339(r.started_at),
         ended_at: r.ended_at.map(rfc3339),
         state: r.state.as_str().to_owned(),
@@ -142,17 +147,43 @@ fn remove_files(root: &Path, recording: &Recording) {
     }
 }
 
-/// At start-up: recordings a crash left `recording` or `processing` are closed. Their files
-/// are read back up to the last flush (`lectern_record::recover`), and each is marked
-/// `ready` and `interrupted` (or `failed` when nothing could be read).
-pub async fn recover_interrupted(store: &Store, root: &Path) -> Result<usize, ServiceError> {
+/// What [`recover_interrupted`] did.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    /// Recordings a crash cut off, now closed.
+    pub closed: usize,
+    /// Recordings whose files were finished but whose export did not run to its end (the
+    /// server stopped meanwhile): export them again, then mark them with this.
+    pub to_export: Vec<(String, lectern_store::RecordingUpdate)>,
+}
+
+/// At start-up: recordings a crash left `recording` are closed: their files are read back up
+/// to the last flush (`lectern_record::recover`), and each is marked `ready` and `interrupted`
+/// (or `failed` when nothing could be read). Those left `processing` with finished files only
+/// lack their export: they are returned to be exported again.
+pub async fn recover_interrupted(store: &Store, root: &Path) -> Result<Recovered, ServiceError> {
+    let mut out = Recovered::default();
     let mut open = store.recordings_in_state(RecordingState::Recording).await?;
-    open.extend(
-        store
-            .recordings_in_state(RecordingState::Processing)
-            .await?,
-    );
-    let count = open.len();
+    for recording in store.recordings_in_state(RecordingState::Processing).await? {
+        let dir = recording_dir(root, &recording);
+        match lectern_record::Manifest::read(&dir) {
+            Ok(manifest) if manifest.complete => out.to_export.push((
+                recording.id.clone(),
+                lectern_store::RecordingUpdate {
+                    state: RecordingState::Ready,
+                    ended_at: recording.ended_at,
+                    duration_ms: manifest.duration_ms,
+                    bytes: manifest.segments.iter().map(|s| s.bytes).sum(),
+                    interrupted: false,
+                    stop_reason: recording.stop_reason.clone(),
+                    error: None,
+                },
+            )),
+            // Stopped, but the writer did not finish: as cut off as a crash.
+            _ => open.push(recording),
+        }
+    }
+    out.closed = open.len();
     for recording in open {
         let dir = recording_dir(root, &recording);
         let recovered = tokio::task::spawn_blocking(move || lectern_record::recover(&dir))
@@ -181,7 +212,7 @@ pub async fn recover_interrupted(store: &Store, root: &Path) -> Result<usize, Se
         tracing::warn!(recording.id = %recording.id, state = %update.state, "a recording interrupted by a crash was closed");
         store.update_recording(&recording.id, &update).await?;
     }
-    Ok(count)
+    Ok(out)
 }
 
 /// Retention: deletes recordings (rows and files) that started more than `days` days before

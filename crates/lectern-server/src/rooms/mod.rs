@@ -84,6 +84,8 @@ pub struct RoomEnv {
     /// The media workers and room placement, when media is enabled.
     pub media: Option<Arc<MediaPlane>>,
     pub settings: Arc<Settings>,
+    /// One-file exports of recordings running now (their progress, for the API).
+    pub exports: Arc<crate::recordings::export::ExportJobs>,
     /// Becomes `true` when the server shuts down.
     pub shutdown: watch::Receiver<bool>,
 }

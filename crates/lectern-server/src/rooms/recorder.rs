@@ -203,12 +203,31 @@ impl RoomTask {
         let writer = active.writer;
         let finished = tokio::task::spawn_blocking(move || writer.join()).await;
         let outcome = match finished {
-            Ok(Ok(manifest)) => update(
-                RecordingState::Ready,
-                manifest.duration_ms,
-                manifest.segments.iter().map(|s| s.bytes).sum(),
-                None,
-            ),
+            Ok(Ok(manifest)) => {
+                // The one-file export is made in the background; the row stays `processing`
+                // until it is done.
+                let done = update(
+                    RecordingState::Ready,
+                    manifest.duration_ms,
+                    manifest.segments.iter().map(|s| s.bytes).sum(),
+                    None,
+                );
+                let processing = RecordingUpdate {
+                    state: RecordingState::Processing,
+                    ..done.clone()
+                };
+                let _ = store.update_recording(&active.id, &processing).await;
+                let dir = self.env.settings.recordings_dir.join(&active.id);
+                tokio::spawn(crate::recordings::export::export_then_ready(
+                    store.clone(),
+                    self.env.exports.clone(),
+                    dir,
+                    active.id.clone(),
+                    done,
+                ));
+                info!(recording.id = %active.id, reason, "recording stopped; exporting");
+                return;
+            }
             Ok(Err(e)) => {
                 error!(recording.id = %active.id, error = %e, "a recording's writer failed");
                 update(RecordingState::Failed, 0, 0, Some(e.to_string()))
