@@ -239,7 +239,8 @@ fn segments_of(dir: &Path, manifest: &Manifest, unreadable: &mut BTreeSet<u32>) 
         }
         let path = dir.join(&s.file);
         let duration_ms = if s.open {
-            probe_segment(&path).duration_ms
+            // The probe reads untrusted bytes with a third-party demuxer: fenced too.
+            std::panic::catch_unwind(|| probe_segment(&path).duration_ms).unwrap_or(0)
         } else {
             s.duration_ms
         };
@@ -264,19 +265,30 @@ struct Reporter<'a> {
 impl Reporter<'_> {
     /// Each stage's share of the whole: planning, media, chat, finishing.
     const SPANS: [(ExportStage, f64, f64); 4] = [
-        (ExportStage::Planning, 0.0, 0.03),
-        (ExportStage::Media, 0.03, 0.98),
-        (ExportStage::Chat, 0.98, 0.99),
-        (ExportStage::Finishing, 0.99, 1.0),
+        (ExportStage::Planning, 0.0, 0.01),
+        (ExportStage::Media, 0.01, 0.99),
+        (ExportStage::Chat, 0.99, 0.995),
+        (ExportStage::Finishing, 0.995, 1.0),
     ];
 
-    fn report(&mut self, stage: ExportStage, fraction: f64) {
+    /// [`Reporter::report`], but only when it moved by a quarter percent or more.
+    fn report_some(&mut self, stage: ExportStage, fraction: f64) {
+        if self.whole(stage, fraction) >= self.last + 0.0025 {
+            self.report(stage, fraction);
+        }
+    }
+
+    fn whole(&self, stage: ExportStage, fraction: f64) -> f64 {
         let (_, from, to) = Self::SPANS
             .iter()
             .copied()
             .find(|(s, _, _)| *s == stage)
             .unwrap_or((stage, 0.0, 1.0));
-        let whole = (from + (to - from) * fraction.clamp(0.0, 1.0)).max(self.last);
+        (from + (to - from) * fraction.clamp(0.0, 1.0)).max(self.last)
+    }
+
+    fn report(&mut self, stage: ExportStage, fraction: f64) {
+        let whole = self.whole(stage, fraction);
         self.last = whole;
         (self.progress)(Progress {
             fraction: whole,
@@ -339,11 +351,9 @@ fn run(
         let unreadable = &mut unreadable;
         let sizes = &mut sizes;
         let report = &mut report;
+        let whole_us = (duration_ms.max(1) * 1000) as f64;
         plan_pieces(&changes, |i, at_us| {
-            report.report(
-                ExportStage::Planning,
-                at_us as f64 / (duration_ms.max(1) * 1000) as f64,
-            );
+            report.report(ExportStage::Planning, at_us as f64 / whole_us);
             let segment = video[i];
             let cursor = seekers
                 .entry(i)
@@ -356,7 +366,10 @@ fn run(
                         .ok()
                 })
                 .as_mut()?;
-            let (at_us, index) = seek_keyframe(cursor, at_us)?;
+            // A long way to the next keyframe is read: say how far.
+            let (at_us, index) = seek_keyframe(cursor, at_us, |passing_us| {
+                report.report_some(ExportStage::Planning, passing_us as f64 / whole_us)
+            })?;
             let size = cursor.peek().and_then(|f| vp8::keyframe_size(f.data))?;
             sizes.insert((i, index), size);
             Some(Keyframe { at_us, index })
@@ -366,11 +379,6 @@ fn run(
         .first()
         .and_then(|p| sizes.get(&(p.segment, p.from.index)).copied());
     debug!(pieces = pieces.len(), ?video_size, "video planned");
-
-    // The chat first: small, and done before the long part.
-    report.report(ExportStage::Chat, 0.0);
-    write_file(&files.vtt.0, chat::to_vtt(&log.chat).as_bytes())?;
-    write_file(&files.json.0, chat::to_json(&log.chat).as_bytes())?;
 
     // Video and audio, interleaved by time.
     let mut output = Output::create(&files.webm.0, video_size)?;
@@ -411,6 +419,10 @@ fn run(
     damaged.extend(video_out.damaged());
     damaged.extend(mixdown.stats.damaged.iter().copied());
     unreadable.extend(mixdown.stats.unreadable.iter().copied());
+
+    report.report(ExportStage::Chat, 0.0);
+    write_file(&files.vtt.0, chat::to_vtt(&log.chat).as_bytes())?;
+    write_file(&files.json.0, chat::to_json(&log.chat).as_bytes())?;
 
     report.report(ExportStage::Finishing, 0.0);
     let bytes = output.finish(duration_ms.max(20))?;
@@ -504,10 +516,7 @@ impl VideoWriter<'_> {
                 }
                 self.entered = true;
             }
-            loop {
-                let Some(frame) = cursor.peek() else {
-                    break;
-                };
+            while let Some(frame) = cursor.peek() {
                 if frame.at_us >= piece.until_us {
                     break;
                 }

@@ -177,10 +177,16 @@ impl SegmentCursor {
 }
 
 /// The first keyframe at or after `at_us` (recording clock) that starts a picture (its header
-/// readable), moving the cursor to it; `None` when the segment has none left.
-pub(crate) fn seek_keyframe(cursor: &mut SegmentCursor, at_us: u64) -> Option<(u64, u64)> {
+/// readable), moving the cursor to it; `None` when the segment has none left. `passing` is
+/// told the time of each frame read on the way.
+pub(crate) fn seek_keyframe(
+    cursor: &mut SegmentCursor,
+    at_us: u64,
+    mut passing: impl FnMut(u64),
+) -> Option<(u64, u64)> {
     loop {
         let f = cursor.peek()?;
+        passing(f.at_us);
         if f.keyframe && f.at_us >= at_us && vp8::keyframe_size(f.data).is_some() {
             return Some((f.at_us, f.index));
         }
