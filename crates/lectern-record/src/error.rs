@@ -22,6 +22,13 @@ pub enum RecordError {
     /// The writer thread panicked (a bug: the writer is meant never to).
     #[error("the writer thread panicked")]
     WriterPanicked,
+    /// The export's muxer (libwebm) refused a frame or could not finish the file.
+    #[error("muxing {path}: {reason}")]
+    Mux { path: PathBuf, reason: String },
+    /// The Opus encoder or a decoder could not be set up or failed (a bug, not bad input:
+    /// undecodable packets are skipped).
+    #[error("opus codec: {0}")]
+    Codec(String),
 }
 
 impl RecordError {
@@ -46,6 +53,8 @@ impl RecordError {
             RecordError::UnsupportedVersion(_) => "unsupported_version",
             RecordError::Config(_) => "config",
             RecordError::WriterPanicked => "writer_panicked",
+            RecordError::Mux { .. } => "mux",
+            RecordError::Codec(_) => "codec",
         }
     }
 }

@@ -61,6 +61,7 @@
 //! ```
 
 mod error;
+pub mod export;
 pub mod manifest;
 pub mod opus;
 mod recover;
@@ -69,6 +70,10 @@ pub mod vp8;
 pub mod writer;
 
 pub use error::RecordError;
+pub use export::{
+    ExportOptions, ExportStage, ExportSummary, MAX_EXPORT_DURATION_MS, Progress, export,
+    export_with,
+};
 pub use manifest::{GapEntry, GapReason, Kind, Manifest, SegmentEntry, StopReason};
 pub use recover::{SegmentProbe, last_event_ms, probe_segment, recover};
 pub use track::{

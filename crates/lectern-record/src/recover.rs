@@ -9,7 +9,7 @@
 //! `open: false`, `complete: false` and `interrupted: true`. The files themselves are left as
 //! they are: they play (and seek, by scanning) as they are.
 
-mod lenient;
+pub(crate) mod lenient;
 
 use std::fs::File;
 use std::path::Path;

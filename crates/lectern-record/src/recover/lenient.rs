@@ -145,7 +145,7 @@ fn find_patches(r: &mut BufReader<File>, file_len: u64) -> io::Result<Vec<(u64, 
 
 /// The file, read through with its unknown cluster sizes patched (see the module docs).
 #[derive(Debug)]
-pub(super) struct Lenient {
+pub(crate) struct Lenient {
     inner: BufReader<File>,
     pos: u64,
     len: u64,
@@ -153,7 +153,7 @@ pub(super) struct Lenient {
 }
 
 impl Lenient {
-    pub(super) fn open(file: File) -> io::Result<Lenient> {
+    pub(crate) fn open(file: File) -> io::Result<Lenient> {
         let len = file.metadata()?.len();
         let mut inner = BufReader::with_capacity(64 << 10, file);
         let patches = find_patches(&mut inner, len)?;

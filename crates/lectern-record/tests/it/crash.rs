@@ -99,7 +99,7 @@ fn child_writer() {
 }
 
 /// Starts the child (optionally wrapped, e.g. in `unshare`); its stdout lines come on the channel.
-fn start_child(
+pub(crate) fn start_child(
     wrap: Option<(&str, Vec<String>)>,
     dir: &Path,
     envs: &[(&str, String)],

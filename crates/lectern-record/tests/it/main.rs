@@ -2,6 +2,7 @@
 //! with ffprobe/ffmpeg (Debian's ffmpeg; the tests fail, loudly, without it).
 
 mod crash;
+mod export;
 mod pipeline;
 mod recover;
 mod support;

@@ -9,6 +9,9 @@ use matroska_demuxer::{Frame as MkvFrame, MatroskaFile};
 
 pub const VP8_FIXTURE: &str = "vp8-320x240-30fps-3s.webm";
 pub const OPUS_FIXTURE: &str = "opus-48k-mono-3s.webm";
+/// A bigger picture (keyframes every 15 frames) and a stereo voice, for the export tests.
+pub const VP8_BIG_FIXTURE: &str = "vp8-480x270-30fps-2s.webm";
+pub const OPUS_STEREO_FIXTURE: &str = "opus-48k-stereo-2s.webm";
 
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
