@@ -473,11 +473,13 @@ async fn run_admin(config: &Config, store: &Store, command: Command) -> anyhow::
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
             let shown = bar.clone();
-            let jobs = std::sync::Arc::new(lectern_server::recordings::export::ExportJobs::default());
-            let result = lectern_server::recordings::export::export(&jobs, &id, dir.clone(), move |f| {
-                shown.set_position((f * 1000.0) as u64);
-            })
-            .await;
+            let jobs =
+                std::sync::Arc::new(lectern_server::recordings::export::ExportJobs::default());
+            let result =
+                lectern_server::recordings::export::export(&jobs, &id, dir.clone(), move |f| {
+                    shown.set_position((f * 1000.0) as u64);
+                })
+                .await;
             bar.finish_and_clear();
             let bytes = result.map_err(|e| anyhow::anyhow!("the export failed: {e}"))?;
             let path = dir.join(lectern_server::recordings::export::EXPORT_FILE);

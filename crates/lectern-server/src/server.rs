@@ -109,7 +109,10 @@ impl Server {
         {
             Ok(recovered) => {
                 if recovered.closed > 0 {
-                    info!(recordings = recovered.closed, "closed recordings interrupted by a crash");
+                    info!(
+                        recordings = recovered.closed,
+                        "closed recordings interrupted by a crash"
+                    );
                 }
                 recovered.to_export
             }

@@ -284,6 +284,49 @@ async fn a_class_is_recorded_as_webm_segments_with_its_events_and_replayed_per_v
     assert_eq!(texts(&serde_json::from_slice(&body)?), ["public question"]);
     assert_eq!(answer["segments"].as_array().map(Vec::len), Some(2));
 
+    // The one-file export: made in the background (the row was `processing` meanwhile), the
+    // stage video and the mixed voices in one WebM, the public chat beside it.
+    let export = ffprobe(&dir.join("class.webm"))?;
+    let codecs: Vec<&str> = export["streams"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["codec_name"].as_str())
+        .collect();
+    assert_eq!(codecs, ["vp8", "opus"], "{export}");
+    assert!(duration_secs(&export) >= 2.5, "{export}");
+    let vtt = std::fs::read_to_string(dir.join("class.vtt"))?;
+    assert!(vtt.starts_with("WEBVTT"));
+    assert!(vtt.contains("public question"), "{vtt}");
+    assert!(
+        !vtt.contains("for staff only") && !vtt.contains("oops"),
+        "{vtt}"
+    );
+    // Staff may download it; students of a course that does not allow it may not.
+    assert!(
+        answer["download_url"].is_null(),
+        "{}",
+        answer["download_url"]
+    );
+    let tom_token = s.token(ROOM, "tom", "Tom", Role::Ta);
+    let (_, _, body) = http_get(
+        s.addr,
+        &path,
+        &[("Authorization", &format!("Bearer {tom_token}"))],
+    )
+    .await?;
+    let staff_view: Value = serde_json::from_slice(&body)?;
+    let download = staff_view["download_url"]
+        .as_str()
+        .context("a download for staff")?;
+    let (status, head, bytes) = http_get(s.addr, download, &[]).await?;
+    assert_eq!(status, 200, "{head}");
+    assert!(head.contains("content-disposition: attachment"), "{head}");
+    assert_eq!(
+        bytes.len() as u64,
+        std::fs::metadata(dir.join("class.webm"))?.len()
+    );
+
     // A segment, by its granted URL, with a range request (seeking).
     let url = answer["segments"][0]["url"].as_str().context("url")?;
     let (status, head, bytes) = http_get(s.addr, url, &[("Range", "bytes=0-99")]).await?;

@@ -131,8 +131,13 @@ async fn replay_answer(
             .map_err(crate::courses::ServiceError::from)?
             .is_some_and(|c| c.recording_downloads);
     let download_url = (may_download && export_path(&dir).is_some()).then(|| {
-        let grant = s.auth.grant(&download_scope(&recording.id), unix_now() + GRANT_SECS);
-        format!("/replay/v1/recordings/{}/download?grant={grant}", recording.id)
+        let grant = s
+            .auth
+            .grant(&download_scope(&recording.id), unix_now() + GRANT_SECS);
+        format!(
+            "/replay/v1/recordings/{}/download?grant={grant}",
+            recording.id
+        )
     });
     Ok(Json(ReplayAnswer {
         recording: recordings::view(recording),
@@ -167,17 +172,25 @@ fn download_scope(recording: &str) -> String {
 
 /// The one-file export as a download (`Content-Disposition: attachment`), with range
 /// requests; `not_found` until it is made.
-pub(super) async fn serve_export(dir: &std::path::Path, id: &str, request: Request) -> ApiResult<Response> {
+pub(super) async fn serve_export(
+    dir: &std::path::Path,
+    id: &str,
+    request: Request,
+) -> ApiResult<Response> {
     let Some(path) = export_path(dir) else {
         return Err(ApiError::not_found(
             "the one-file export is not made yet (see the recording's state)",
         ));
     };
     let mime = "video/webm".parse().expect("a MIME type");
-    let Ok(response) = ServeFile::new_with_mime(&path, &mime).oneshot(request).await;
+    let Ok(response) = ServeFile::new_with_mime(&path, &mime)
+        .oneshot(request)
+        .await;
     let mut response = response.into_response();
     if let Ok(value) = format!("attachment; filename=\"{id}.webm\"").parse() {
-        response.headers_mut().insert(header::CONTENT_DISPOSITION, value);
+        response
+            .headers_mut()
+            .insert(header::CONTENT_DISPOSITION, value);
     }
     Ok(response)
 }
@@ -190,7 +203,9 @@ async fn download(
 ) -> ApiResult<Response> {
     let grant = query.grant.unwrap_or_default();
     if !s.auth.check_grant(&download_scope(&id), &grant, unix_now()) {
-        return Err(forbidden("the link has expired or is not valid; reload the replay page"));
+        return Err(forbidden(
+            "the link has expired or is not valid; reload the replay page",
+        ));
     }
     let recording = recordings::require_recording(&s.store, &id).await?;
     let dir = recordings::recording_dir(&s.config.recordings_dir(), &recording);

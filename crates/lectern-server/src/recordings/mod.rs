@@ -22,7 +22,7 @@ use crate::courses::ServiceError;
 use crate::courses::service::rfc3339;
 
 /// A recording as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RecordingView {
     pub id: String,
     pub course_id: String,
@@ -164,7 +164,10 @@ pub struct Recovered {
 pub async fn recover_interrupted(store: &Store, root: &Path) -> Result<Recovered, ServiceError> {
     let mut out = Recovered::default();
     let mut open = store.recordings_in_state(RecordingState::Recording).await?;
-    for recording in store.recordings_in_state(RecordingState::Processing).await? {
+    for recording in store
+        .recordings_in_state(RecordingState::Processing)
+        .await?
+    {
         let dir = recording_dir(root, &recording);
         match lectern_record::Manifest::read(&dir) {
             Ok(manifest) if manifest.complete => out.to_export.push((
