@@ -481,3 +481,80 @@ async fn a_recording_survives_kill_9_up_to_its_last_seconds() -> anyhow::Result<
     let _ = child.wait();
     result
 }
+
+#[tokio::test]
+async fn recording_is_refused_when_turned_off_or_the_disk_is_too_full() -> anyhow::Result<()> {
+    for (setting, value, word) in [
+        ("LECTERN_RECORDING_ENABLED", "false", "turned off"),
+        // More free space than any disk has.
+        (
+            "LECTERN_RECORDING_MIN_FREE_BYTES",
+            "9223372036854775807",
+            "disk",
+        ),
+    ] {
+        let s =
+            TestServer::start_with(&[("LECTERN_ROOM_AUTO_START", "true"), (setting, value)]).await;
+        let mut ta = s.join(ROOM, "tom", Role::Ta).await;
+        let reply = ta.request(json!({"type": "recording_start"})).await?;
+        assert_eq!(reply["code"], "recording_unavailable", "{reply}");
+        let message = reply["message"].as_str().unwrap_or_default();
+        assert!(message.contains(word), "{setting}: {message}");
+        // The class carries on, not recording.
+        ta.ok(json!({"type": "chat_send", "text": "still here"}))
+            .await?;
+        let late = s.join(ROOM, "ada", Role::Student).await;
+        assert_eq!(late.welcome["snapshot"]["recording"], json!(false));
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn retention_deletes_old_recordings_and_their_files() -> anyhow::Result<()> {
+    let s = TestServer::start().await;
+    let store = lectern_store::Store::open(&s.server.config().store_url()).await?;
+    let root = s.server.config().recordings_dir();
+    let day = 86_400_000;
+    let now = 1_790_000_000_000;
+    for (id, age_days) in [
+        ("rec_00000000000000000000000a", 40),
+        ("rec_00000000000000000000000b", 2),
+    ] {
+        store
+            .create_recording(&lectern_store::Recording {
+                id: id.into(),
+                room_id: ROOM.into(),
+                course_id: ROOM.into(),
+                title: "Physics".into(),
+                state: lectern_store::RecordingState::Ready,
+                started_at: now - age_days * day,
+                ended_at: Some(now - age_days * day + 1),
+                duration_ms: 1,
+                bytes: 1,
+                interrupted: false,
+                stop_reason: Some("stopped".into()),
+                error: None,
+                dir: id.into(),
+            })
+            .await?;
+        std::fs::create_dir_all(root.join(id))?;
+    }
+    let gone = lectern_server::recordings::apply_retention(&store, &root, 30, now).await?;
+    assert_eq!(gone, 1);
+    let left: Vec<String> = store
+        .course_recordings(ROOM)
+        .await?
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(left, ["rec_00000000000000000000000b"]);
+    assert!(!root.join("rec_00000000000000000000000a").exists());
+    assert!(root.join("rec_00000000000000000000000b").exists());
+    // 0 keeps everything.
+    assert_eq!(
+        lectern_server::recordings::apply_retention(&store, &root, 0, now).await?,
+        0
+    );
+    store.close().await;
+    Ok(())
+}
