@@ -221,3 +221,54 @@ fn courses_rosters_schedules_and_links_from_the_command_line() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not_found"));
 }
+
+#[test]
+fn recordings_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    ok(
+        d,
+        &[
+            "course",
+            "create",
+            "--id",
+            "physics",
+            "--title",
+            "Physics",
+            "--timezone",
+            "UTC",
+            "--record-sessions",
+            "--recording-downloads",
+        ],
+    );
+    let store_url = format!("sqlite://{}", d.join("data/lectern.db").display());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let store = lectern_store::Store::open(&store_url).await.expect("store");
+        let course = store
+            .course("physics")
+            .await
+            .expect("read")
+            .expect("course");
+        assert!(course.record_sessions && course.recording_downloads);
+        store.close().await;
+    });
+    assert_eq!(
+        ok(d, &["recording", "list", "--course", "physics", "--json"]).trim(),
+        "[]"
+    );
+    for args in [
+        &["recording", "list", "--course", "nope"][..],
+        &["recording", "get", "rec_000000000000000000000000"],
+        &["recording", "export", "../../etc"],
+        &["recording", "delete", "rec_000000000000000000000000"],
+    ] {
+        let out = run(d, args);
+        assert!(!out.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("not_found"), "{args:?}: {stderr}");
+    }
+}
