@@ -2,7 +2,7 @@
 //! published tracks go in; a folder of single-track WebM segments, the class's event log and
 //! a manifest come out. No tokio, no str0m: the server wires it to the SFU and the room.
 //!
-//! Three layers, each usable alone:
+//! Four layers, each usable alone:
 //!
 //! - [`TrackRecorder`] ([`track`]), sans-IO, one per recorded track, on the media worker:
 //!   packets in (once per received packet, never per subscriber), [`Frame`]s out. It
@@ -18,6 +18,9 @@
 //!   and the recording goes on; a free-space guard stops it cleanly (`disk_full`).
 //! - The manifest ([`manifest`]) and [`recover`]: serde types for `manifest.json`, and the
 //!   repair of a recording a crash left open (real durations read back from the WebM files).
+//! - The one-file export ([`export()`], [`mod@export`]): a recording folder in, one WebM out
+//!   (the stage's video switched at keyframes, every voice mixed into one Opus track) with
+//!   the public chat beside it as WebVTT and JSON. Synchronous, for a blocking thread.
 //!
 //! # Clock
 //!

@@ -5,7 +5,7 @@
 //! the crate docs) and writes, each atomically (a `.part` file renamed into place):
 //!
 //! - `out` (e.g. `class.webm`): one **VP8 video track, the stage as it was**, chosen at every
-//!   moment exactly as the live client and the replay page choose it (see [`stage`]: the
+//!   moment exactly as the live client and the replay page choose it (see `export/stage.rs`: the
 //!   presenter if they show video, else the instructor, else a TA; of their videos the one
 //!   started last). The frames are copied as recorded, never transcoded, so a source is only
 //!   ever entered at one of its keyframes: when the stage moves at `T`, the old source goes
@@ -13,7 +13,7 @@
 //!   there are no frames (players hold the last picture). The track header carries the first
 //!   picture's size; later keyframes may change it (VP8 keyframes carry their size). No video
 //!   track at all when the stage never showed video.
-//! - in the same file, **one Opus audio track, every voice mixed** ([`audio`]): decoded,
+//! - in the same file, **one Opus audio track, every voice mixed** (`export/audio.rs`): decoded,
 //!   placed on the recording clock, summed with soft clipping, re-encoded (mono, 48 kHz,
 //!   20 ms packets, [`ExportOptions::audio_bitrate`]), silence encoded where nobody speaks,
 //!   from recording time 0 to the end. Video frames keep their recording-clock times, so the
@@ -355,6 +355,8 @@ fn run(
         plan_pieces(&changes, |i, at_us| {
             report.report(ExportStage::Planning, at_us as f64 / whole_us);
             let segment = video[i];
+            // Segments over by now are never asked for again (times only move on): let them go.
+            seekers.retain(|&j, _| video[j].end_ms.saturating_mul(1000) > at_us);
             let cursor = seekers
                 .entry(i)
                 .or_insert_with(|| {
@@ -382,13 +384,19 @@ fn run(
 
     // Video and audio, interleaved by time.
     let mut output = Output::create(&files.webm.0, video_size)?;
+    let mut last_use = HashMap::new();
+    for (i, piece) in pieces.iter().enumerate() {
+        last_use.insert(piece.segment, i);
+    }
     let mut video_out = VideoWriter {
         segments: &video,
         pieces: &pieces,
         next: 0,
+        last_use,
         cursors: HashMap::new(),
         entered: false,
         frames: 0,
+        damaged: BTreeSet::new(),
     };
     let audio_inputs = segments
         .iter()
@@ -482,11 +490,15 @@ struct VideoWriter<'a> {
     pieces: &'a [Piece],
     /// The piece being written.
     next: usize,
-    /// One cursor per segment, kept between its pieces (they come in time order).
+    /// The last piece of each segment.
+    last_use: HashMap<usize, usize>,
+    /// One cursor per segment, kept between its pieces (they come in time order) and closed
+    /// after its last.
     cursors: HashMap<usize, Option<SegmentCursor>>,
     /// The current piece's first frame has been reached.
     entered: bool,
     frames: u64,
+    damaged: BTreeSet<u32>,
 }
 
 impl VideoWriter<'_> {
@@ -527,17 +539,25 @@ impl VideoWriter<'_> {
                 self.frames += 1;
                 cursor.advance();
             }
+            if self.last_use.get(&piece.segment) == Some(&self.next)
+                && let Some(Some(cursor)) = self.cursors.remove(&piece.segment)
+                && cursor.damaged()
+            {
+                self.damaged.insert(segment.n);
+            }
             self.next += 1;
             self.entered = false;
         }
         Ok(())
     }
 
-    fn damaged(&mut self) -> Vec<u32> {
-        self.cursors
-            .iter_mut()
+    /// Segments that ended early while being copied.
+    fn damaged(&self) -> Vec<u32> {
+        let open = self
+            .cursors
+            .iter()
             .filter(|(_, c)| c.as_ref().is_some_and(SegmentCursor::damaged))
-            .map(|(i, _)| self.segments[*i].n)
-            .collect()
+            .map(|(i, _)| self.segments[*i].n);
+        self.damaged.iter().copied().chain(open).collect()
     }
 }

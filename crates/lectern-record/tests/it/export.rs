@@ -813,3 +813,45 @@ fn hostile_folders_give_errors_or_exports_never_panics() {
     );
     assert!(exported > 0 && refused > 0 && damaged > 0);
 }
+
+#[test]
+fn a_hole_in_a_voice_stays_a_hole_and_what_follows_keeps_its_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("rec");
+    let mic = read_frames(OPUS_FIXTURE);
+    let (sink, handle) = spawn(WriterConfig::new(
+        dir.clone(),
+        "rec_hole".into(),
+        Instant::now(),
+        STARTED_AT,
+    ))
+    .unwrap();
+    sink.event(
+        0,
+        json!({"type": "start", "started_at": STARTED_AT, "snapshot": {"roster": []}}),
+    );
+    // Three seconds of voice with 200 ms (ten packets) lost at 1 s, in one segment.
+    let mut frames = looped(&mic, 150, 0, 20_000, 0);
+    frames.drain(50..60);
+    for (no, mut f) in frames.into_iter().enumerate() {
+        f.frame_no = no as u64;
+        assert!(sink.try_frame(key("p_i", 2), Kind::Audio, f));
+    }
+    sink.stop(StopReason::Stopped);
+    let m = handle.join().unwrap();
+    assert_eq!(m.segments.len(), 1, "one segment with a hole: {m:?}");
+    let out = tmp.path().join("hole.webm");
+    let (summary, _) = run_export(&dir, &out);
+    assert_eq!(decode_errors(&out), "");
+    assert_eq!(summary.video_size, None);
+    let pcm = decoded_audio(&out);
+    assert!(rms(&pcm, 0.1, 0.95) > 0.02);
+    // The decoder conceals the hole's first 60 ms; the rest is silence...
+    assert!(
+        summary.concealed_ms > 0 && summary.concealed_ms <= 60,
+        "{summary:?}"
+    );
+    assert!(rms(&pcm, 1.08, 1.17) < 1e-3, "{}", rms(&pcm, 1.08, 1.17));
+    // ...and the voice comes back at 1.2 s, not earlier.
+    assert!(rms(&pcm, 1.25, 2.9) > 0.02);
+}
