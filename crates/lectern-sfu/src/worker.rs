@@ -119,6 +119,10 @@ pub enum Command {
     StopRecording {
         room: RoomId,
     },
+    /// See [`Sfu::request_recording_keyframes`].
+    RecordingKeyframes {
+        room: RoomId,
+    },
     Shutdown,
 }
 
@@ -437,6 +441,10 @@ impl Worker {
             } => {
                 self.sfu.start_recording(room.clone(), started);
                 self.record_sinks.insert(room, sink.0);
+                return;
+            }
+            Command::RecordingKeyframes { room } => {
+                self.sfu.request_recording_keyframes(now, &room);
                 return;
             }
             Command::StopRecording { room } => {

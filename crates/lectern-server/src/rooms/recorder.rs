@@ -254,6 +254,20 @@ impl RoomTask {
             return;
         };
         let t = active.started.elapsed().as_millis() as u64;
+        // The stage moved: fresh keyframes let the export cut to the new source at once.
+        if let ServerMessage::Event {
+            event:
+                lectern_proto::RoomEvent::StageGranted { .. }
+                | lectern_proto::RoomEvent::StageRevoked { .. },
+            ..
+        } = message
+            && let Some(placement) = self.media_placement()
+        {
+            let room = lectern_sfu::RoomId::new(self.room_id.as_str());
+            let _ = placement
+                .handle()
+                .send(Command::RecordingKeyframes { room });
+        }
         let Ok(mut value) = serde_json::to_value(message) else {
             return;
         };

@@ -118,6 +118,24 @@ impl Sfu {
         }
     }
 
+    /// The stage moved: every recorded video track of `room` is asked for a keyframe, so that a
+    /// cut to the new stage source (in the one-file export) need not wait for the browser's
+    /// next periodic keyframe (Chrome sends one every ~100 s unless asked).
+    pub fn request_recording_keyframes(&mut self, now: Instant, room: &RoomId) {
+        let Some(recording) = self.recordings.get(room) else {
+            return;
+        };
+        let tracks: Vec<_> = recording
+            .tracks
+            .iter()
+            .filter(|(_, r)| r.kind == MediaKind::Video)
+            .map(|(&(key, track), r)| (key, track, r.layer))
+            .collect();
+        for (key, track, layer) in tracks {
+            self.request_keyframe(now, key, track, Some(layer), KeyframeRequestKind::Pli);
+        }
+    }
+
     /// Feed one ingested packet to its room's recording, if the room is recorded.
     pub(super) fn record(&mut self, now: Instant, packet: &Ingested) {
         let Some(peer) = self.peers.get(&packet.source) else {

@@ -189,3 +189,30 @@ fn simulcast_records_the_widest_layer() {
         "the widest layer"
     );
 }
+
+#[test]
+fn a_stage_change_asks_every_recorded_camera_for_a_keyframe() {
+    let mut net = Net::new();
+    join_publishing(&mut net, "r1", "teacher", "10.0.1.2:4000");
+    net.run_for(SECOND);
+    net.sfu.start_recording(RoomId::new("r1"), net.now);
+    net.run_for(2 * SECOND);
+    let keyframes = |frames: &[RecordedFrame]| {
+        of(frames, "teacher", lectern_sfu::MediaKind::Video)
+            .iter()
+            .filter(|f| f.frame.keyframe)
+            .count()
+    };
+    // The recording's start asked for one keyframe; the publisher sends no others by itself.
+    assert_eq!(keyframes(&drain(&mut net)), 1);
+    net.run_for(SECOND);
+    assert_eq!(keyframes(&drain(&mut net)), 0, "no keyframe unless asked");
+    net.sfu
+        .request_recording_keyframes(net.now, &RoomId::new("r1"));
+    net.run_for(SECOND);
+    assert_eq!(
+        keyframes(&drain(&mut net)),
+        1,
+        "one keyframe for the stage change"
+    );
+}
