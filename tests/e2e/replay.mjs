@@ -291,9 +291,17 @@ async function main() {
       s.instructor = await newPage(browsers[0], 'instructor', { peerConnections: true });
       keepEvents(s.instructor, events);
       await s.instructor.goto(server.links.instructor);
-      await waitFor('the device panel', () => s.instructor.locator('#enter-class').isVisible());
+      // As run.mjs: "Enter class" once the panel lists the devices and previews the camera.
+      await waitFor('the device panel with a camera preview', () => s.instructor.evaluate(() => {
+        const video = /** @type {HTMLVideoElement} */ (document.getElementById('preview-video'));
+        return !!document.querySelector('#camera-select option[value]:not([value=""])') && video.videoWidth > 0;
+      }));
       await s.instructor.locator('#enter-class').click();
-      await waitFor('the Start class button', () => s.instructor.locator('#start-class').isVisible());
+      await waitFor('the Start class button', () => s.instructor.evaluate(() => {
+        const shown = (id) => { const e = document.getElementById(id); return !!e && !e.hidden && e.getClientRects().length > 0; };
+        const r = { devices: shown('devices'), classroom: shown('classroom'), start: shown('start-class'), status: document.getElementById('status')?.dataset.state, state: document.getElementById('class-state')?.textContent };
+        return r.start ? r : { ok: false, ...r };
+      }));
       s.student1 = await newPage(browsers[1], 'student 1', { peerConnections: true });
       await s.student1.goto(server.links['student 1']);
       await waitFor('student 1 in the lobby', () => s.student1.locator('#lobby').isVisible());
@@ -457,7 +465,8 @@ async function main() {
     }
     for (const browser of browsers) await browser.close().catch(() => undefined);
     await stopServer(server);
-    rmSync(tmp, { recursive: true, force: true });
+    if (process.env.LECTERN_E2E_KEEP === '1') console.log(`kept ${tmp} (the server's data directory, recordings included)`);
+    else rmSync(tmp, { recursive: true, force: true });
   }
 }
 
