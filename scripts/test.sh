@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Every test of Lectern: the Rust workspace (unit, property, protocol-doc, store durability,
 # full-server integration with real WebSockets and real WebRTC peers) and the real-browser
-# end-to-end test (Debian Chromium driven by playwright-core, tests/e2e).
+# end-to-end tests (Debian Chromium driven by playwright-core, tests/e2e: the live class,
+# run.mjs, then a class recorded and replayed, replay.mjs).
 #
-# Before it, the browser client's JSDoc types are checked with TypeScript (web-client/package.json:
-# `tsc -p .`, strict, no emit); a type error fails the script. The browser test needs
+# Before them, the browser client's JSDoc types are checked with TypeScript (web-client/package.json:
+# `tsc -p .`, strict, no emit); a type error fails the script. Then the client's unit tests
+# (`npm test`: node:test, the replay page's model) and the replay page's own browser test
+# against a fixture API (web-client/test/replay-page.mjs). The browser test needs
 # /usr/bin/chromium, coturn's turnserver (media through a TURN relay) and Node.js with npm. As
 # root on Debian/Ubuntu this script installs Chromium and coturn if missing; elsewhere it stops
 # and says what to install.
-# LECTERN_SKIP_E2E=1 skips the browser test; LECTERN_SKIP_SCHEMATHESIS=1 skips the API fuzzing
+# LECTERN_SKIP_E2E=1 skips the browser tests (and the client's checks above); LECTERN_SKIP_SCHEMATHESIS=1 skips the API fuzzing
 # and LECTERN_SKIP_CONFORMANCE=1 the aiortc conformance test (both need python3 with venv and
 # pip, and PyPI).
 set -euo pipefail
@@ -66,15 +69,23 @@ if [ "${LECTERN_SKIP_E2E:-0}" != 1 ]; then
     # The client's JSDoc types (TypeScript, dev-only); a type error stops the script here.
     echo "== type check of the browser client (web-client, tsc --noEmit --checkJs)"
     (cd web-client && npm ci --no-audit --no-fund --loglevel=error && npx --no-install tsc -p .)
-    echo "== browser end-to-end test (tests/e2e)"
-    cargo build -p lectern-server
     (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
+    echo "== unit tests of the browser client (web-client, node --test)"
+    (cd web-client && npm test) 2>&1 | tee -a "$log"
+    echo "== the replay page against a fixture API (web-client/test/replay-page.mjs)"
+    node web-client/test/replay-page.mjs 2>&1 | tee -a "$log"
+    echo "== browser end-to-end tests (tests/e2e: run.mjs, replay.mjs)"
+    cargo build -p lectern-server
     bin="$(realpath "${CARGO_TARGET_DIR:-target}")/debug/lectern"
     (cd tests/e2e && LECTERN_BIN="$bin" node run.mjs) 2>&1 | tee -a "$log"
+    (cd tests/e2e && LECTERN_BIN="$bin" node replay.mjs) 2>&1 | tee -a "$log"
 fi
 
 # One closing line for the whole run: cargo prints one per test binary (the last often a
-# doc-test binary with nothing in it) and the browser test prints its own.
+# doc-test binary with nothing in it), node --test `# pass N` and `# fail N` (TAP), and the
+# browser tests their own `N passed, N failed`.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
+     /^# pass [0-9]+$/ { p += $3 }
+     /^# fail [0-9]+$/ { f += $3 }
      /^[0-9]+ passed, [0-9]+ failed$/ { p += $1; f += $3 }
      END { printf "%d passed, %d failed\n", p, f }' "$log"

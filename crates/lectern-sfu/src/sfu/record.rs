@@ -41,6 +41,9 @@ struct Recorded {
     kind: MediaKind,
     /// The simulcast layer recorded now.
     layer: usize,
+    /// Layer switches so far, part of the run the recorder is given: going back to a layer
+    /// recorded before is a new run (the recorder drops packets of a run it has replaced).
+    switches: u8,
 }
 
 /// A frame of a recorded room, for its writer.
@@ -171,12 +174,17 @@ impl Sfu {
                 participant,
                 kind: packet.kind,
                 layer: wanted,
+                switches: 0,
             });
-        rec.layer = wanted;
+        if rec.layer != wanted {
+            rec.layer = wanted;
+            rec.switches = rec.switches.wrapping_add(1);
+        }
         if packet.layer != rec.layer {
             return;
         }
-        let run = (u64::from(packet.run.generation) << 40)
+        let run = (u64::from(packet.run.generation & 0xffff) << 48)
+            | (u64::from(rec.switches) << 40)
             | (u64::from(packet.run.layer) << 32)
             | u64::from(packet.run.epoch);
         rec.recorder.push(

@@ -615,6 +615,63 @@ fn two_people_talking_at_once_do_not_make_the_speaker_flicker() {
     });
 }
 
+#[test]
+fn recording_follows_the_widest_layer_back_to_a_layer_it_recorded_before() {
+    const SMALL: (u16, u16) = (320, 180);
+    const LARGE: (u16, u16) = (640, 360);
+    let mut net = Net::new();
+    {
+        let now = net.now;
+        let mut teacher = support::Client::new(now, "teacher", "10.0.1.2:4000");
+        teacher.simulcast = vec![("l", SMALL), ("h", LARGE)];
+        net.clients.push(teacher);
+        let pid = net.peer("teacher");
+        net.sfu.add_peer(now, pid.clone()).expect("add peer");
+        let offer = net.client_mut("teacher").make_offer(now, AV);
+        let answer = net.sfu.accept_offer(now, &pid, &offer).expect("answer");
+        net.client_mut("teacher").accept_answer(now, &answer);
+        net.pump();
+    }
+    net.allow("teacher", true, true);
+    net.client_mut("teacher").sending = true;
+    net.run_for(SECOND);
+    let started = net.now;
+    net.sfu.start_recording(net.peer("teacher").room, started);
+    // The large layer, paused by the browser for a while (as for lack of CPU), then sent again:
+    // the recording goes to the small layer and back to the large one.
+    net.run_for(2 * SECOND);
+    net.client_mut("teacher").simulcast = vec![("l", SMALL)];
+    net.run_for(2 * SECOND);
+    net.client_mut("teacher").simulcast = vec![("l", SMALL), ("h", LARGE)];
+    let resumed = net.now;
+    net.run_for(2 * SECOND);
+
+    let mut sizes: Vec<(u16, u16)> = Vec::new();
+    let mut last_second = Vec::new();
+    while let Some(f) = net.sfu.poll_recorded() {
+        if f.kind != lectern_sfu::MediaKind::Video {
+            continue;
+        }
+        let size = support::frame_size(&f.frame.data);
+        if sizes.last() != Some(&size) {
+            sizes.push(size);
+        }
+        if f.frame.at_us >= (resumed - started + SECOND).as_micros() as u64 {
+            last_second.push(size);
+        }
+    }
+    assert_eq!(
+        sizes,
+        vec![LARGE, SMALL, LARGE],
+        "the recorded layers, in order"
+    );
+    assert!(
+        last_second.len() >= 20 && last_second.iter().all(|&s| s == LARGE),
+        "the large layer recorded again: {} frames in the last second",
+        last_second.len()
+    );
+}
+
 /// The sizes of the video frames `id` received after `t`, each run of one size once, without
 /// the first run if it is `before` (frames of the old layer may still arrive until the new
 /// layer's keyframe does).
