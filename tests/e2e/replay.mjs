@@ -656,6 +656,49 @@ async function replayChecks(viewer, browser, server, s, sent, when) {
     return `${x.chat.length} of ${sent.length} messages`;
   });
 
+  await check(`${name}: ${viewer === 'instructor' ? 'the one-file export (the Download link) plays in Chromium: the stage video decodes, blue in the presentation, and the mixed voices decode' : 'no Download link (the demo course does not let students download)'}`, async () => {
+    const link = r.page.locator('#download');
+    if (viewer !== 'instructor') {
+      if (await link.isVisible()) throw new Error('a student sees the Download link');
+      return 'hidden';
+    }
+    const href = await link.getAttribute('href');
+    if (!href) throw new Error('no Download link for staff');
+    // A fresh <video> element plays the downloaded file from the presentation's middle.
+    await r.page.evaluate(({ href, at }) => {
+      const v = document.createElement('video');
+      v.id = 'export-check';
+      v.muted = false;
+      v.src = href;
+      v.currentTime = at / 1000;
+      document.body.append(v);
+      v.addEventListener('loadedmetadata', () => { v.currentTime = at / 1000; }, { once: true });
+      v.addEventListener('seeked', () => { void v.play(); }, { once: true });
+    }, { href, at: r.mid });
+    const got = await waitFor(`${viewer}: the export decodes video and audio`, () => r.page.evaluate(() => {
+      const v = /** @type {HTMLVideoElement} */ (document.getElementById('export-check'));
+      if (!v || v.error) return { ok: false, error: v?.error?.code };
+      const frames = v.getVideoPlaybackQuality().totalVideoFrames;
+      const audio = /** @type {any} */ (v).webkitAudioDecodedByteCount ?? 0;
+      let rgb = null;
+      if (v.videoWidth > 0) {
+        const c = document.createElement('canvas');
+        [c.width, c.height] = [v.videoWidth, v.videoHeight];
+        const g = c.getContext('2d', { willReadFrequently: true });
+        if (g) {
+          g.drawImage(v, 0, 0);
+          const d = g.getImageData(c.width >> 1, c.height >> 1, 1, 1).data;
+          rgb = [d[0], d[1], d[2]];
+        }
+      }
+      const out = { frames, audio, rgb, t: v.currentTime, duration: v.duration, size: `${v.videoWidth}x${v.videoHeight}` };
+      return frames >= 10 && audio > 0 && !v.paused ? out : { ok: false, ...out };
+    }));
+    if (!close(got.rgb, BLUE)) throw new Error(`the export shows rgb(${got.rgb}) at ${r.mid} ms, want about ${BLUE} (student 1 presenting)`);
+    await r.page.evaluate(() => document.getElementById('export-check')?.remove());
+    return `${got.frames} frames decoded (${got.size}, rgb(${got.rgb})), ${got.audio} bytes of audio decoded, at ${got.t.toFixed(1)} of ${Number(got.duration).toFixed(1)} s`;
+  });
+
   await check(`${name}: no errors on the page`, async () => {
     const log = pages.find((p) => p.name === name)?.log ?? [];
     const errors = log.filter((line) => line.startsWith('[pageerror]') || line.startsWith('[error]') || line.startsWith('[http'));
