@@ -430,11 +430,21 @@ async fn a_recording_survives_kill_9_up_to_its_last_seconds() -> anyhow::Result<
         }
     };
 
-    // Restart on the same data: the recording is closed as interrupted and plays up to within
-    // five seconds of the kill.
+    // Restart on the same data: the recording is closed as interrupted, plays up to within
+    // five seconds of the kill, and is exported.
     let (mut child, addr) = spawn_child(data.path())?;
     let result = async {
         let store = lectern_store::Store::open(&test_config(data.path(), &[]).store_url()).await?;
+        wait_until(
+            "the interrupted recording to be exported and ready",
+            || async {
+                store.course_recordings(ROOM).await.is_ok_and(|v| {
+                    v.iter()
+                        .all(|r| r.state == lectern_store::RecordingState::Ready)
+                })
+            },
+        )
+        .await?;
         let rows = store.course_recordings(ROOM).await?;
         store.close().await;
         let [row] = &rows[..] else {
@@ -464,6 +474,12 @@ async fn a_recording_survives_kill_9_up_to_its_last_seconds() -> anyhow::Result<
                 .iter()
                 .any(|l| l["event"]["message"]["text"] == "before the crash"),
             "{lines:?}"
+        );
+        let export = ffprobe(&dir.join("class.webm"))?;
+        assert_eq!(
+            export["streams"].as_array().map(Vec::len),
+            Some(2),
+            "{export}"
         );
         // The replay API serves it.
         let ada = auth.mint(ROOM, "ada", "Ada", Role::Student, 600)?;

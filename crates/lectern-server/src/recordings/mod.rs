@@ -158,9 +158,10 @@ pub struct Recovered {
 }
 
 /// At start-up: recordings a crash left `recording` are closed: their files are read back up
-/// to the last flush (`lectern_record::recover`), and each is marked `ready` and `interrupted`
-/// (or `failed` when nothing could be read). Those left `processing` with finished files only
-/// lack their export: they are returned to be exported again.
+/// to the last flush (`lectern_record::recover`) and each is marked `interrupted`, `failed`
+/// when nothing could be read, else `processing` and returned to be exported (then `ready`).
+/// Those left `processing` with finished files only lack their export: they are returned to be
+/// exported again.
 pub async fn recover_interrupted(store: &Store, root: &Path) -> Result<Recovered, ServiceError> {
     let mut out = Recovered::default();
     let mut open = store.recordings_in_state(RecordingState::Recording).await?;
@@ -213,7 +214,17 @@ pub async fn recover_interrupted(store: &Store, root: &Path) -> Result<Recovered
             },
         };
         tracing::warn!(recording.id = %recording.id, state = %update.state, "a recording interrupted by a crash was closed");
-        store.update_recording(&recording.id, &update).await?;
+        if update.state == RecordingState::Ready {
+            // What was recorded is exported too: `processing` until that is done.
+            let processing = lectern_store::RecordingUpdate {
+                state: RecordingState::Processing,
+                ..update.clone()
+            };
+            store.update_recording(&recording.id, &processing).await?;
+            out.to_export.push((recording.id.clone(), update));
+        } else {
+            store.update_recording(&recording.id, &update).await?;
+        }
     }
     Ok(out)
 }
