@@ -233,6 +233,8 @@ enum Msg {
     StageRevoke,
     ClassStart,
     ClassEnd,
+    RecordingStart,
+    RecordingStop,
     Admit(Who),
     React(u8),
     SetMedia {
@@ -494,6 +496,8 @@ impl Harness {
             Msg::StageRevoke => ClientMessage::StageRevoke,
             Msg::ClassStart => ClientMessage::ClassStart,
             Msg::ClassEnd => ClientMessage::ClassEnd,
+            Msg::RecordingStart => ClientMessage::RecordingStart,
+            Msg::RecordingStop => ClientMessage::RecordingStop,
             Msg::Admit(who) => ClientMessage::Admit {
                 participant_id: who.id(),
             },
@@ -580,6 +584,21 @@ impl Harness {
                     self.chat_seqs.push(m.seq);
                 }
                 Output::Persist(_) | Output::Media(_) => {}
+                Output::Recording(_) => {}
+                // Only while recording, and only copies of what the class saw.
+                Output::RecordEvent(message) => {
+                    assert!(
+                        self.room.is_recording()
+                            || matches!(
+                                message,
+                                ServerMessage::Event {
+                                    event: lectern_proto::RoomEvent::RecordingStopped { .. },
+                                    ..
+                                }
+                            ),
+                        "logged while not recording: {message:?}"
+                    );
+                }
                 Output::Welcomed { conn, .. } => {
                     let c = self.conn(*conn);
                     assert!(
@@ -911,7 +930,11 @@ fn run(scenario: Scenario) {
                     c.gone = true;
                 }
                 Output::Send { message, .. } => panic!("shutdown sent {message:?}"),
-                Output::Persist(_) | Output::Media(_) | Output::Welcomed { .. } => {}
+                Output::Persist(_)
+                | Output::Media(_)
+                | Output::Welcomed { .. }
+                | Output::Recording(_)
+                | Output::RecordEvent(_) => {}
             }
         }
         assert_eq!(h.room.connection_count(), 0);

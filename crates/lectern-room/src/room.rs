@@ -314,7 +314,15 @@ impl Room {
     /// end of each attendance interval. Participants stay in the roster, disconnected and with
     /// no grace deadline; the room is not expected to be used afterwards.
     pub fn shutdown(&mut self, now: UnixMillis) {
-        self.stop_recording(now, None, lectern_proto::RecordingStopReason::Shutdown);
+        // Recording stops with the server; nobody is told (everyone is being closed), the
+        // writer ends the log itself.
+        if self.recording {
+            self.recording = false;
+            self.outputs
+                .push_back(Output::Recording(crate::RecordingIntent::Stop {
+                    reason: lectern_proto::RecordingStopReason::Shutdown,
+                }));
+        }
         let connected: Vec<ParticipantId> = self
             .roster
             .iter()
