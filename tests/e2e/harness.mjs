@@ -155,3 +155,33 @@ export function chromiumArgs(y4m, wav = null) {
     ...(wav ? [`--use-file-for-fake-audio-capture=${wav}`] : []),
   ];
 }
+
+/**
+ * The checks of a test script, run in order: each prints `ok`, `FAIL` (with why) or, after a
+ * failure, `SKIP` (the later checks need what failed). `results` collects them for the closing
+ * `N passed, N failed` line.
+ */
+export function checklist() {
+  /** @type {{name: string, ok: boolean, detail?: string}[]} */
+  const results = [];
+  let blocked = '';
+  /** @param {string} name @param {() => Promise<string | void>} body */
+  async function check(name, body) {
+    if (blocked) {
+      results.push({ name, ok: false, detail: `not run: needs "${blocked}"` });
+      console.log(`SKIP ${name} (needs "${blocked}")`);
+      return;
+    }
+    const started = Date.now();
+    try {
+      const detail = await body();
+      results.push({ name, ok: true, detail });
+      console.log(`ok   ${name} (${Date.now() - started} ms)${detail ? ` - ${detail}` : ''}`);
+    } catch (error) {
+      results.push({ name, ok: false, detail: String(error?.stack ?? error) });
+      console.log(`FAIL ${name} (${Date.now() - started} ms)\n     ${String(error?.message ?? error).replace(/\n/g, '\n     ')}`);
+      blocked = name;
+    }
+  }
+  return { results, check };
+}

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
-import { CHROMIUM, chromiumArgs, runCli, startServer, stopServer, waitFor, writeToneWav, writeY4m } from './harness.mjs';
+import { CHROMIUM, checklist, chromiumArgs, runCli, startServer, stopServer, waitFor, writeToneWav, writeY4m } from './harness.mjs';
 
 /** The published colours (RGB): the instructor's browser and the students' browser. */
 const RED = [200, 40, 40];
@@ -28,26 +28,8 @@ const colourName = (rgb) => (close(rgb, RED) ? 'red' : close(rgb, BLUE) ? 'blue'
 
 // ---- Checks ------------------------------------------------------------------------------------
 
-const results = [];
-let blocked = '';
+const { results, check } = checklist();
 
-async function check(name, body) {
-  if (blocked) {
-    results.push({ name, ok: false, detail: `not run: needs "${blocked}"` });
-    console.log(`SKIP ${name} (needs "${blocked}")`);
-    return;
-  }
-  const started = Date.now();
-  try {
-    const detail = await body();
-    results.push({ name, ok: true, detail });
-    console.log(`ok   ${name} (${Date.now() - started} ms)${detail ? ` - ${detail}` : ''}`);
-  } catch (error) {
-    results.push({ name, ok: false, detail: String(error?.stack ?? error) });
-    console.log(`FAIL ${name} (${Date.now() - started} ms)\n     ${String(error?.message ?? error).replace(/\n/g, '\n     ')}`);
-    blocked = name;
-  }
-}
 
 function assertEqual(actual, expected, what) {
   if (JSON.stringify(actual) !== JSON.stringify(expected)) {

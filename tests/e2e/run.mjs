@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { CHROMIUM, chromiumArgs, delay, runCli, startServer, stopServer, waitFor, writeToneWav, writeY4m } from './harness.mjs';
+import { CHROMIUM, checklist, chromiumArgs, delay, runCli, startServer, stopServer, waitFor, writeToneWav, writeY4m } from './harness.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const SCREENSHOTS = join(here, 'screenshots');
@@ -239,8 +239,7 @@ async function decodesStage(page, who, frames = 15, timeout = 25_000) {
 
 // ---- The checks -----------------------------------------------------------------------------
 
-const results = [];
-let blocked = '';
+const { results, check } = checklist();
 
 /** Waits until `page`'s live region (`#announcer`) says something matching `pattern`; returns the text. */
 async function announced(page, who, pattern) {
@@ -250,23 +249,6 @@ async function announced(page, who, pattern) {
   }, pattern.source));
 }
 
-async function check(name, body) {
-  if (blocked) {
-    results.push({ name, ok: false, detail: `not run: needs "${blocked}"` });
-    console.log(`SKIP ${name} (needs "${blocked}")`);
-    return;
-  }
-  const started = Date.now();
-  try {
-    const detail = await body();
-    results.push({ name, ok: true, detail });
-    console.log(`ok   ${name} (${Date.now() - started} ms)${detail ? ` - ${detail}` : ''}`);
-  } catch (error) {
-    results.push({ name, ok: false, detail: String(error?.stack ?? error) });
-    console.log(`FAIL ${name} (${Date.now() - started} ms)\n     ${String(error?.message ?? error).replace(/\n/g, '\n     ')}`);
-    blocked = name;
-  }
-}
 
 async function main() {
   const tmp = mkdtempSync(join(tmpdir(), 'lectern-e2e-'));

@@ -322,3 +322,49 @@ where
     }
     bail!("timed out waiting for {what}")
 }
+
+/// The environment variable that tells a test binary re-run as a child server where its data is.
+const CHILD_DIR_VAR: &str = "LECTERN_TEST_CHILD_DIR";
+
+/// In a test run as a child process ([`spawn_child_server`]): serve from the data directory the
+/// parent gave, with these extra settings, print the address and run until killed. Returns at
+/// once when the test runs on its own (it is `#[ignore]`d, so only when asked for).
+pub async fn serve_as_child(extra: &[(&str, &str)]) {
+    let Ok(dir) = std::env::var(CHILD_DIR_VAR) else {
+        return;
+    };
+    let config = test_config(std::path::Path::new(&dir), extra);
+    let server = Server::start(config).await.expect("child server starts");
+    println!("CHILD_ADDR={}", server.local_addr());
+    std::future::pending::<()>().await;
+}
+
+/// Runs this test binary's `test` (one that calls [`serve_as_child`]) as a child process serving
+/// from `dir`, so that a test can `kill -9` a server; waits for its address.
+pub fn spawn_child_server(
+    test: &str,
+    dir: &std::path::Path,
+) -> anyhow::Result<(std::process::Child, SocketAddr)> {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(std::env::current_exe()?)
+        .args([test, "--exact", "--ignored", "--nocapture"])
+        .env(CHILD_DIR_VAR, dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let stdout = child.stdout.take().context("piped stdout")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(addr) = line.strip_prefix("CHILD_ADDR=") {
+                let _ = tx.send(addr.to_owned());
+            }
+        }
+    });
+    let addr = rx.recv_timeout(DEADLINE)?;
+    Ok((child, addr.parse()?))
+}

@@ -4,55 +4,28 @@
 //! The killed server is this test binary re-run as a child process (`server_child`, ignored
 //! unless asked for), so the test needs no separately built binary.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-
 use lectern_proto::Role;
 use lectern_tests::{Client, TestServer, test_config};
 use serde_json::json;
 
 const CHILD_TEST: &str = "durability::server_child";
 
-/// Run as a child: serve from `LECTERN_TEST_CHILD_DIR` and print the address.
+/// Run as a child: see [`lectern_tests::serve_as_child`].
 #[tokio::test]
 #[ignore = "run by kill9_keeps_acknowledged_chat as a child process"]
 async fn server_child() {
-    let Ok(dir) = std::env::var("LECTERN_TEST_CHILD_DIR") else {
-        return;
-    };
-    let config = test_config(
-        std::path::Path::new(&dir),
-        &[
-            ("LECTERN_ROOM_AUTO_START", "true"),
-            ("LECTERN_LIMITS_CHAT_PER_SECOND", "1000"),
-            ("LECTERN_LIMITS_CHAT_BURST", "1000"),
-        ],
-    );
-    let server = lectern_server::Server::start(config)
-        .await
-        .expect("child server starts");
-    println!("CHILD_ADDR={}", server.local_addr());
-    std::future::pending::<()>().await;
+    lectern_tests::serve_as_child(&[
+        ("LECTERN_ROOM_AUTO_START", "true"),
+        ("LECTERN_LIMITS_CHAT_PER_SECOND", "1000"),
+        ("LECTERN_LIMITS_CHAT_BURST", "1000"),
+    ])
+    .await;
 }
 
-fn spawn_child(dir: &std::path::Path) -> anyhow::Result<(Child, std::net::SocketAddr)> {
-    let mut child = Command::new(std::env::current_exe()?)
-        .args([CHILD_TEST, "--exact", "--ignored", "--nocapture"])
-        .env("LECTERN_TEST_CHILD_DIR", dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let stdout = child.stdout.take().expect("piped stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(addr) = line.strip_prefix("CHILD_ADDR=") {
-                let _ = tx.send(addr.to_owned());
-            }
-        }
-    });
-    let addr = rx.recv_timeout(lectern_tests::DEADLINE)?;
-    Ok((child, addr.parse()?))
+fn spawn_child(
+    dir: &std::path::Path,
+) -> anyhow::Result<(std::process::Child, std::net::SocketAddr)> {
+    lectern_tests::spawn_child_server(CHILD_TEST, dir)
 }
 
 #[tokio::test]

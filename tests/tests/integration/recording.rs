@@ -3,10 +3,9 @@
 //! back from disk with `ffprobe` (Debian's ffmpeg, a test tool) and through the replay API.
 //! Also: a recording survives `kill -9` of the server up to its last seconds.
 
-use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -354,39 +353,15 @@ async fn a_class_is_recorded_as_webm_segments_with_its_events_and_replayed_per_v
 
 const CHILD_TEST: &str = "recording::recording_server_child";
 
-/// Run as a child: serve from `LECTERN_TEST_CHILD_DIR` and print the address.
+/// Run as a child: see [`lectern_tests::serve_as_child`].
 #[tokio::test]
 #[ignore = "run by a_recording_survives_kill_9 as a child process"]
 async fn recording_server_child() {
-    let Ok(dir) = std::env::var("LECTERN_TEST_CHILD_DIR") else {
-        return;
-    };
-    let config = test_config(Path::new(&dir), &[("LECTERN_ROOM_AUTO_START", "true")]);
-    let server = lectern_server::Server::start(config)
-        .await
-        .expect("child server starts");
-    println!("CHILD_ADDR={}", server.local_addr());
-    std::future::pending::<()>().await;
+    lectern_tests::serve_as_child(&[("LECTERN_ROOM_AUTO_START", "true")]).await;
 }
 
-fn spawn_child(dir: &Path) -> anyhow::Result<(Child, SocketAddr)> {
-    let mut child = Command::new(std::env::current_exe()?)
-        .args([CHILD_TEST, "--exact", "--ignored", "--nocapture"])
-        .env("LECTERN_TEST_CHILD_DIR", dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let stdout = child.stdout.take().expect("piped stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(addr) = line.strip_prefix("CHILD_ADDR=") {
-                let _ = tx.send(addr.to_owned());
-            }
-        }
-    });
-    let addr = rx.recv_timeout(DEADLINE)?;
-    Ok((child, addr.parse()?))
+fn spawn_child(dir: &Path) -> anyhow::Result<(std::process::Child, SocketAddr)> {
+    lectern_tests::spawn_child_server(CHILD_TEST, dir)
 }
 
 #[tokio::test]

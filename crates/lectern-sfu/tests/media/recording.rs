@@ -160,18 +160,12 @@ fn simulcast_records_the_widest_layer() {
     const SMALL: (u16, u16) = (320, 180);
     const LARGE: (u16, u16) = (640, 360);
     let mut net = Net::new();
-    {
-        let now = net.now;
-        let mut teacher = support::Client::new(now, "teacher", "10.0.1.2:4000");
-        teacher.simulcast = vec![("l", SMALL), ("h", LARGE)];
-        net.clients.push(teacher);
-        let pid = net.peer("teacher");
-        net.sfu.add_peer(now, pid.clone()).expect("add peer");
-        let offer = net.client_mut("teacher").make_offer(now, AV);
-        let answer = net.sfu.accept_offer(now, &pid, &offer).expect("answer");
-        net.client_mut("teacher").accept_answer(now, &answer);
-        net.pump();
-    }
+    net.join_simulcast(
+        "r1",
+        "teacher",
+        "10.0.1.2:4000",
+        &[("l", SMALL), ("h", LARGE)],
+    );
     net.allow("teacher", true, true);
     net.client_mut("teacher").sending = true;
     net.run_for(SECOND);

@@ -447,6 +447,30 @@ impl Net {
         self.pump();
     }
 
+    /// Join a publisher of audio and a simulcast camera (one RTP stream per `(rid, size)`
+    /// layer, as a browser with several encodings sends), offering first.
+    pub fn join_simulcast(
+        &mut self,
+        room: &str,
+        id: &str,
+        addr: &str,
+        layers: &[(&'static str, (u16, u16))],
+    ) {
+        let now = self.now;
+        let mut client = Client::new(now, id, addr);
+        client.simulcast = layers.to_vec();
+        client.id = PeerId::new(room, id);
+        let pid = client.id.clone();
+        self.clients.push(client);
+        self.sfu.add_peer(now, pid.clone()).expect("add peer");
+        let offer = self
+            .client_mut(id)
+            .make_offer(now, &[MediaKind::Audio, MediaKind::Video]);
+        let answer = self.sfu.accept_offer(now, &pid, &offer).expect("answer");
+        self.client_mut(id).accept_answer(now, &answer);
+        self.pump();
+    }
+
     pub fn allow(&mut self, id: &str, audio: bool, video: bool) {
         let now = self.now;
         self.sfu
