@@ -207,7 +207,7 @@ async fn requests_without_an_api_key_are_refused() -> anyhow::Result<()> {
             probed += 1;
         }
     }
-    assert_eq!(probed, 23);
+    assert_eq!(probed, 24);
     for path in [
         "/courses",
         "/courses/{id}",
@@ -223,6 +223,7 @@ async fn requests_without_an_api_key_are_refused() -> anyhow::Result<()> {
         "/feeds/{token}/join",
         "/courses/{id}/recordings",
         "/recordings/{id}",
+        "/recordings/{id}/download",
     ] {
         assert!(
             paths.contains_key(path),
