@@ -185,3 +185,22 @@ export function checklist() {
   }
   return { results, check };
 }
+
+/** The published colours (RGB): the instructor's browser films red, the students' blue. */
+export const RED = [200, 40, 40];
+export const BLUE = [40, 100, 220];
+/** Per-channel tolerance for a decoded pixel (VP8, YUV<->RGB rounding and range). */
+export const COLOUR_TOLERANCE = 45;
+
+/** Whether a decoded pixel `rgb` is about the colour `want`. @param {number[] | null | undefined} rgb @param {number[]} want */
+export const close = (rgb, want) => !!rgb && rgb.every((v, i) => Math.abs(v - want[i]) <= COLOUR_TOLERANCE);
+
+/** The roster's participant id for a display name (drawn from the room state). @param {import('playwright-core').Page} page @param {string} name */
+export async function participantId(page, name) {
+  return waitFor(`the roster to list ${name}`, () => page.evaluate((name) => {
+    for (const li of document.querySelectorAll('#roster > li')) {
+      if (li.querySelector('.name')?.textContent === name) return /** @type {HTMLElement} */ (li).dataset.participant;
+    }
+    return null;
+  }, name));
+}

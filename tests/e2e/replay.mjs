@@ -9,13 +9,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
-import { CHROMIUM, checklist, chromiumArgs, runCli, startServer, stopServer, waitFor, writeToneWav, writeY4m } from './harness.mjs';
+import { BLUE, CHROMIUM, RED, checklist, chromiumArgs, close, participantId, runCli, startServer, stopServer, waitFor, writeToneWav, writeY4m } from './harness.mjs';
 
-/** The published colours (RGB): the instructor's browser and the students' browser. */
-const RED = [200, 40, 40];
-const BLUE = [40, 100, 220];
-/** Per-channel tolerance for a decoded pixel (VP8, YUV<->RGB rounding and range). */
-const COLOUR_TOLERANCE = 45;
 /** A chosen playhead stays at least this far (ms) from every chat message and stage change. */
 const MARGIN_MS = 500;
 /** The replay slider's step (`#seek` step="100"): playheads the test seeks to are multiples of it. */
@@ -23,7 +18,6 @@ const STEP_MS = 100;
 
 const NAMES = { instructor: 'Instructor Grace', student1: 'Student Ada', student2: 'Student Alan' };
 
-const close = (rgb, want) => !!rgb && rgb.every((v, i) => Math.abs(v - want[i]) <= COLOUR_TOLERANCE);
 const colourName = (rgb) => (close(rgb, RED) ? 'red' : close(rgb, BLUE) ? 'blue' : `rgb(${rgb})`);
 
 // ---- Checks ------------------------------------------------------------------------------------
@@ -143,15 +137,6 @@ async function keepsDecoding(page, who, trackId, frames) {
   return `framesDecoded ${first} -> ${await framesDecoded(page, trackId)}`;
 }
 
-/** The roster's participant id for a display name. */
-async function participantId(page, name) {
-  return waitFor(`the roster to list ${name}`, () => page.evaluate((name) => {
-    for (const li of document.querySelectorAll('#roster > li')) {
-      if (li.querySelector('.name')?.textContent === name) return /** @type {HTMLElement} */ (li).dataset.participant;
-    }
-    return null;
-  }, name));
-}
 
 /** In the page: the chat log's texts, oldest first. */
 async function chatTexts(page) {

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { CHROMIUM, checklist, chromiumArgs, delay, runCli, startServer, stopServer, waitFor, writeToneWav, writeY4m } from './harness.mjs';
+import { BLUE, CHROMIUM, RED, checklist, chromiumArgs, close, delay, participantId, runCli, startServer, stopServer, waitFor, writeToneWav, writeY4m } from './harness.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const SCREENSHOTS = join(here, 'screenshots');
@@ -21,11 +21,6 @@ const CLIENT_DIR = resolve(here, '../../web-client');
 /** The page's files: every `.html`, `.css` and `.js` in web-client/ (the server embeds each one). */
 const CLIENT_FILES = readdirSync(CLIENT_DIR).filter((f) => /\.(html|css|js)$/.test(f)).sort();
 
-/** The published colours (RGB): the instructor's browser and the students' browser. */
-const RED = [200, 40, 40];
-const BLUE = [40, 100, 220];
-/** Per-channel tolerance for a decoded pixel (VP8, YUV<->RGB rounding and range). */
-const COLOUR_TOLERANCE = 45;
 
 // ---- The server -----------------------------------------------------------------------------
 
@@ -180,17 +175,7 @@ async function stageVideo(page) {
   });
 }
 
-const close = (rgb, want) => rgb && rgb.every((v, i) => Math.abs(v - want[i]) <= COLOUR_TOLERANCE);
 
-/** The roster's participant id for a display name (drawn from the room state). */
-async function participantId(page, name) {
-  return waitFor(`the roster to list ${name}`, () => page.evaluate((name) => {
-    for (const li of document.querySelectorAll('#roster > li')) {
-      if (li.querySelector('.name')?.textContent === name) return /** @type {HTMLElement} */ (li).dataset.participant;
-    }
-    return null;
-  }, name));
-}
 
 /** In the page: the chat log as drawn, oldest first: seq, sender and text of each `li[data-seq]`. */
 async function chatLog(page) {
