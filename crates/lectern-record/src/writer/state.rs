@@ -453,6 +453,12 @@ impl Recording {
                 self.push_gap(n, since, until, reason);
             }
         }
+        // A segment that failed earlier (a write error closed it) lost media too: not complete.
+        clean &= !self
+            .manifest
+            .gaps
+            .iter()
+            .any(|g| g.reason == GapReason::WriteError);
         self.manifest.complete = clean;
         self.manifest.stop_reason = Some(reason);
         self.write_manifest();
