@@ -210,3 +210,54 @@ fn a_stage_change_asks_every_recorded_camera_for_a_keyframe() {
         "one keyframe for the stage change"
     );
 }
+
+#[test]
+fn recording_follows_the_widest_layer_back_to_a_layer_it_recorded_before() {
+    const SMALL: (u16, u16) = (320, 180);
+    const LARGE: (u16, u16) = (640, 360);
+    let mut net = Net::new();
+    net.join_simulcast(
+        "r1",
+        "teacher",
+        "10.0.1.2:4000",
+        &[("l", SMALL), ("h", LARGE)],
+    );
+    net.allow("teacher", true, true);
+    net.client_mut("teacher").sending = true;
+    net.run_for(SECOND);
+    let started = net.now;
+    net.sfu.start_recording(net.peer("teacher").room, started);
+    // The large layer, paused by the browser for a while (as for lack of CPU), then sent again:
+    // the recording goes to the small layer and back to the large one.
+    net.run_for(2 * SECOND);
+    net.client_mut("teacher").simulcast = vec![("l", SMALL)];
+    net.run_for(2 * SECOND);
+    net.client_mut("teacher").simulcast = vec![("l", SMALL), ("h", LARGE)];
+    let resumed = net.now;
+    net.run_for(2 * SECOND);
+
+    let mut sizes: Vec<(u16, u16)> = Vec::new();
+    let mut last_second = Vec::new();
+    while let Some(f) = net.sfu.poll_recorded() {
+        if f.kind != lectern_sfu::MediaKind::Video {
+            continue;
+        }
+        let size = support::frame_size(&f.frame.data);
+        if sizes.last() != Some(&size) {
+            sizes.push(size);
+        }
+        if f.frame.at_us >= (resumed - started + SECOND).as_micros() as u64 {
+            last_second.push(size);
+        }
+    }
+    assert_eq!(
+        sizes,
+        vec![LARGE, SMALL, LARGE],
+        "the recorded layers, in order"
+    );
+    assert!(
+        last_second.len() >= 20 && last_second.iter().all(|&s| s == LARGE),
+        "the large layer recorded again: {} frames in the last second",
+        last_second.len()
+    );
+}
