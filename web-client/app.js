@@ -1047,6 +1047,10 @@ function setUpStageTools() {
   $('stage-tools').setAttribute('aria-label', STRINGS.stageToolsLabel);
   $('reactions-shown').setAttribute('aria-label', STRINGS.reactionsShownLabel);
   $('stage-pin').title = STRINGS.stagePinTitle;
+  // Browsers leave full screen on Escape themselves; this covers those that hand the key to the page.
+  $('stage-view').addEventListener('keydown', (e) => {
+    if (e.key === 'Escape' && document.fullscreenElement) void document.exitFullscreen().catch(() => undefined);
+  });
   document.addEventListener('fullscreenchange', () => {
     renderStageTools($('stage-empty').hidden === true); // the empty-stage text is hidden while a video shows
     if (!document.fullscreenElement && document.activeElement === document.body) $('stage-fullscreen').focus();

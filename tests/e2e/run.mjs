@@ -363,13 +363,15 @@ async function main() {
     });
     await check('the instructor sees a class timer (role="timer", not announced) counting up from the start; students do not', async () => {
       const timer = s.instructor.locator('#class-timer');
-      const pattern = /^Live for (\d+):(\d\d)$/;
+      // The demo's room is a scheduled session: the time left to its end follows.
+      const pattern = /^Live for (\d+):(\d\d)(?: · (?:\d+:)?\d+:\d\d left)?$/;
       const first = await waitFor('the timer', async () => {
         const text = (await timer.isVisible()) ? (await timer.textContent()) ?? '' : '';
         return pattern.test(text) ? text : { ok: false, text };
       });
       const [, m, sec] = first.match(pattern) ?? [];
       if (Number(m) * 60 + Number(sec) > 120) throw new Error(`"${first}" just after the start`);
+      if (!first.endsWith(' left')) throw new Error(`"${first}": no time left to the demo session's scheduled end`);
       const attrs = await timer.evaluate((e) => ({ role: e.getAttribute('role'), live: e.getAttribute('aria-live') }));
       if (attrs.role !== 'timer' || (attrs.live && attrs.live !== 'off')) throw new Error(`timer attributes ${JSON.stringify(attrs)}`);
       const next = await waitFor('the timer to advance', async () => {
@@ -744,10 +746,10 @@ async function main() {
       const still = await stageVideo(page);
       if (still.trackId !== camera.trackId || pip.trackId === camera.trackId) throw new Error(`pinned: stage ${still.trackId}, pip ${pip.trackId}, camera ${camera.trackId}`);
       await page.locator('#stage-pin').click();
-      const screen = await waitFor('unpinned: the screen on the stage', () => stageVideo(page).then((v) => (v.trackId === pip.trackId ? v : { ok: false, ...v })));
+      const screen = await waitFor('unpinned: the screen on the stage', () => stageVideo(page).then((v) => (v.trackId === pip.trackId && v.width > 0 ? v : { ok: false, ...v })));
       await s.instructor.locator('#screen-toggle').click();
       await waitFor('student 2 stage to go back to the camera', () => stageVideo(page).then((v) => (v.trackId === camera.trackId ? v : { ok: false, ...v })));
-      return `pinned camera ${camera.trackId.slice(0, 8)} stayed while the screen (${pip.width} wide) was in the small picture; unpinned: screen ${screen.width}x${screen.height} on the stage`;
+      return `pinned camera (track ${camera.trackId}) stayed while the screen (${pip.width} wide) was in the small picture; unpinned: screen ${screen.width}x${screen.height} on the stage`;
     });
     await check('student 2 puts the stage in full screen (the stage view is document.fullscreenElement) and leaves it', async () => {
       const page = s.student2;
@@ -757,17 +759,16 @@ async function main() {
         return id === 'stage-view' ? { id, label: document.getElementById('stage-fullscreen')?.textContent } : { ok: false, id };
       }));
       await page.keyboard.press('Escape');
-      let how = 'Escape';
-      try {
-        await waitFor('Escape to leave full screen', () => page.evaluate(() => !document.fullscreenElement), { timeout: 3000 });
-      } catch {
-        // Headless Chromium may not give Escape to the browser's full-screen handling: the button in the stage leaves it too.
-        how = 'the stage\'s button (Escape did not reach the browser here)';
-        await page.locator('#stage-fullscreen').click();
-        await waitFor('the button to leave full screen', () => page.evaluate(() => !document.fullscreenElement));
-      }
-      const label = await page.locator('#stage-fullscreen').textContent();
-      return `entered (#${entered.id}, button "${entered.label}"), left with ${how}; button "${label}"`;
+      await waitFor('Escape to leave full screen', () => page.evaluate(() => !document.fullscreenElement));
+      const label = await waitFor('the button to read "Full screen" again', async () => {
+        const text = await page.locator('#stage-fullscreen').textContent();
+        return text === 'Full screen' ? text : { ok: false, text };
+      });
+      await page.locator('#stage-fullscreen').click();
+      await waitFor('full screen again (the button)', () => page.evaluate(() => document.fullscreenElement?.id === 'stage-view'));
+      await page.locator('#stage-fullscreen').click();
+      await waitFor('the button to leave full screen', () => page.evaluate(() => !document.fullscreenElement));
+      return `entered (#${entered.id}, button "${entered.label}"), left with Escape (button "${label}"); again and out with the button`;
     });
     await check('student 2 loses its WebSocket: reconnects, makes a new peer connection, decodes the instructor again', async () => {
       const page = s.student2;
