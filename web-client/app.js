@@ -1065,7 +1065,7 @@ function renderStageTools(showing) {
   pin.setAttribute('aria-pressed', String(!!stagePin));
   const full = $('stage-fullscreen');
   const inFullscreen = document.fullscreenElement === $('stage-view');
-  full.hidden = !document.fullscreenEnabled;
+  full.hidden = !document.fullscreenEnabled || (!showing && !inFullscreen); // nothing to show large yet
   full.textContent = STRINGS.stageFullscreen[inFullscreen ? 1 : 0];
   full.setAttribute('aria-pressed', String(inFullscreen));
 }

@@ -71,6 +71,23 @@ async function startClientProxy(target) {
   return { server: proxy, url: `http://127.0.0.1:${address.port}` };
 }
 
+/**
+ * For the extra servers of the later checks: with LECTERN_E2E_CLIENT_FROM_DISK=1, their pages
+ * go through a proxy of their own too (`server.proxy`, closed by `closeProxy`).
+ */
+async function clientFromDisk(server) {
+  if (!CLIENT_FROM_DISK) return server;
+  server.proxy = await startClientProxy(server.url);
+  for (const key of Object.keys(server.links)) server.links[key] = server.links[key].replace(server.url, server.proxy.url);
+  server.url = server.proxy.url;
+  return server;
+}
+
+function closeProxy(server) {
+  server?.proxy?.server.closeAllConnections();
+  server?.proxy?.server.close();
+}
+
 // ---- The browser ----------------------------------------------------------------------------
 
 /** Keeps every RTCPeerConnection a page makes, so the test can read its stats. */
@@ -957,7 +974,7 @@ async function scrollBackCheck(browsers, tmp) {
   const h = {};
   try {
     await check('a late student sees the newest chat, and "Show earlier messages" loads the rest from the server, in order, once each', async () => {
-      server = await startServer(join(tmp, 'history-data'), { LECTERN_ROOM_SNAPSHOT_CHAT: '2', LECTERN_ROOM_AUTO_START: 'true' });
+      server = await clientFromDisk(await startServer(join(tmp, 'history-data'), { LECTERN_ROOM_SNAPSHOT_CHAT: '2', LECTERN_ROOM_AUTO_START: 'true' }));
       h.teacher = await openPage(browsers[0], 'history instructor', server.links.instructor, '#devices');
       await h.teacher.locator('#enter-class').click();
       await waitFor('the history instructor in the classroom', () => h.teacher.locator('#classroom').isVisible());
@@ -1003,6 +1020,7 @@ async function scrollBackCheck(browsers, tmp) {
       return `stage ${layout.stageWidth} px wide, chat starts at ${layout.chatTop} px; badge "${badge}", title "${title}", cleared`;
     });
   } finally {
+    closeProxy(server);
     await stopServer(server);
   }
 }
@@ -1089,11 +1107,11 @@ async function relayChecks(browsers, tmp) {
       return `udp port ${r.turn.port}`;
     });
     await check('relay-only browsers (iceTransportPolicy "relay") join a server whose ICE servers are that coturn; the instructor turns the camera on', async () => {
-      r.server = await startServer(join(tmp, 'relay-data'), {
+      r.server = await clientFromDisk(await startServer(join(tmp, 'relay-data'), {
         LECTERN_TURN_URLS: JSON.stringify([`turn:127.0.0.1:${r.turn.port}?transport=udp`]),
         LECTERN_TURN_SECRET: TURN_SECRET,
         LECTERN_ROOM_AUTO_START: 'true',
-      });
+      }));
       r.instructor = await openPage(browsers[0], 'relay instructor', r.server.links.instructor, '#devices', { relayOnly: true });
       await r.instructor.locator('#enter-class').click();
       await waitFor('the relay instructor in the classroom', () => r.instructor.locator('#classroom').isVisible());
@@ -1115,6 +1133,7 @@ async function relayChecks(browsers, tmp) {
     });
   } finally {
     if (results.some((x) => !x.ok) && r.turn) console.log(`--- coturn output (last 3000 chars) ---\n${r.turn.output.slice(-3000)}`);
+    closeProxy(r.server);
     await stopServer(r.server);
     r.turn?.child.kill('SIGTERM');
   }
