@@ -77,6 +77,10 @@ pub(crate) struct Peer {
     /// reported (a receiver's REMB; str0m's own estimator is not enabled, see the crate
     /// docs); `None` until there is one.
     pub bandwidth: Option<u64>,
+    /// What str0m's statistics showed since the last quality decision.
+    pub quality_window: crate::quality::QualityWindow,
+    /// The quality last decided (and reported, when it changed).
+    pub quality: crate::quality::NetworkQuality,
 }
 
 impl Peer {
