@@ -14,6 +14,7 @@
 //!   `ingest`;
 //! - `keyframes`: keyframe requests to publishers, coalesced;
 //! - `simulcast`: which layer each subscriber is sent;
+//! - `pause`: a subscriber pauses a video it does not show at all;
 //! - `speakers`: each room's active speaker;
 //! - `quality`: each peer's network quality, from str0m's statistics.
 
@@ -24,6 +25,7 @@ mod ingest;
 mod keyframes;
 mod negotiation;
 mod outbox;
+mod pause;
 mod peers;
 mod quality;
 mod record;

@@ -129,7 +129,10 @@ impl RoomTask {
                 handle.add_remote_candidate(peer, candidate)
             }
             ClientMessage::MediaView {
-                mid, width, height, ..
+                mid,
+                width,
+                height,
+                paused,
             } => {
                 if mid.is_empty()
                     || mid.len() > MAX_MID_LEN
@@ -142,7 +145,7 @@ impl RoomTask {
                     );
                     return self.send(conn, &error);
                 }
-                handle.set_view_size(peer, mid, width, height)
+                handle.set_view_size(peer, mid, width, height, paused)
             }
             _ => return,
         };
