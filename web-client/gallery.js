@@ -178,9 +178,9 @@ export class Gallery {
       tile.speaking.hidden = !speaking;
       const pinned = id === this.#pinned;
       tile.root.classList.toggle('pinned', pinned);
-      tile.pin.textContent = pinned ? T.unpin : T.pin;
+      // One name whatever the state (the visible "Pin" in it); pressed while pinned.
       tile.pin.setAttribute('aria-pressed', String(pinned));
-      tile.pin.setAttribute('aria-label', (pinned ? T.unpinLabel : T.pinLabel)(name));
+      tile.pin.setAttribute('aria-label', T.pinLabel(name));
     }
     // Reordered only when the order changed: moving a playing video is not free.
     const order = visible.map((e) => /** @type {Tile} */ (this.#tiles.get(e.id)).root);

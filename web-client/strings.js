@@ -212,11 +212,8 @@ export const TEACHING_STRINGS = {
   /** @param {number} n @param {number} of */
   galleryPage: (n, of) => `Page ${n} of ${of}`,
   pin: 'Pin',
-  unpin: 'Unpin',
   /** @param {string} name */
-  pinLabel: (name) => `Show ${name} on the stage`,
-  /** @param {string} name */
-  unpinLabel: (name) => `Stop showing ${name} on the stage`,
+  pinLabel: (name) => `Pin ${name} to the stage`,
   speaking: 'Speaking',
   // The attendance panel.
   attendanceHeading: 'Attendance',
