@@ -133,16 +133,21 @@ export class Moderation {
   }
 
   async #acceptPrompt() {
-    this.#closePrompt();
+    this.#promptShown = false;
+    $('camera-prompt').hidden = true;
+    // The camera button is disabled while the camera starts: focus goes to it afterwards.
     if (!this.page.media()?.isPublishing('camera')) await this.page.toggleMedia('camera');
+    this.#closePrompt();
   }
 
   /** The prompt goes; focus moves to the camera button (it was on the prompt's, now hidden). */
   #closePrompt() {
     this.#promptShown = false;
-    $('camera-prompt').hidden = true;
+    const prompt = $('camera-prompt');
+    const hadFocus = prompt.contains(document.activeElement) || document.activeElement === document.body;
+    prompt.hidden = true;
     const camera = $('camera-toggle');
-    if (camera.getClientRects().length > 0) camera.focus();
+    if (hadFocus && camera.getClientRects().length > 0) camera.focus();
     this.page.scheduleRender();
   }
 }

@@ -220,8 +220,6 @@ export class RequestError extends Error {
  *   audio the media server relays (also sent on entering the class while someone speaks)
  * @property {(changes: NetworkQualityMessage['participants']) => void} [onNetworkQuality]
  *   participants whose network quality changed (all known values right after a welcome)
- * @property {(message: AttendanceMessage) => void} [onAttendance] an `attendance` answering no
- *   pending `attendance()` call
  * @property {(code: string, message: string, requestId: number | null) => void} [onError]
  *   an error that answers no pending request: a refused hello (`invalid_token`,
  *   `token_expired`, ...) or a frame the server could not read. Errors for a `request()`
@@ -455,24 +453,16 @@ export class Connection {
       case 'network_quality':
         if (Array.isArray(message.participants)) o.onNetworkQuality?.(message.participants);
         break;
+      case 'chat_page':
       case 'attendance': {
-        const pending = message.request_id === undefined ? undefined : this.#pending.get(message.request_id);
-        if (pending && message.request_id !== undefined) {
-          this.#pending.delete(message.request_id);
-          pending.resolve(message);
-        } else {
-          o.onAttendance?.(message);
-        }
-        break;
-      }
-      case 'ack': {
+        // Answers naming their request (`chat_history`, `attendance_get`) instead of an ack.
+        if (message.request_id === undefined) break;
         const pending = this.#pending.get(message.request_id);
         this.#pending.delete(message.request_id);
         pending?.resolve(message);
         break;
       }
-      case 'chat_page': {
-        if (message.request_id === undefined) break;
+      case 'ack': {
         const pending = this.#pending.get(message.request_id);
         this.#pending.delete(message.request_id);
         pending?.resolve(message);

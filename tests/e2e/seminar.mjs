@@ -354,7 +354,8 @@ async function main() {
       if (!/instructor asks you to turn your camera on/i.test(text ?? '')) throw new Error(`the prompt says ${JSON.stringify(text)}`);
       await announced(s.student1, 'student 1', /asks you to turn your camera on/);
       await s.student1.locator('#camera-prompt-on').click();
-      await waitFor('student 1: camera on, prompt gone', async () => (await pressed(s.student1, '#camera-toggle')) === 'true' && !(await s.student1.locator('#camera-prompt').isVisible()));
+      await waitFor('student 1: camera on, prompt gone, focus on the camera button', async () => (await pressed(s.student1, '#camera-toggle')) === 'true' &&
+        !(await s.student1.locator('#camera-prompt').isVisible()) && (await s.student1.evaluate(() => document.activeElement?.id)) === 'camera-toggle');
       const tile = await tileDecodes(s.instructor, 'instructor', s.student1Id, BLUE);
       return `prompt "${text}"; instructor decodes student 1 again, frames ${tile.frames}`;
     });
