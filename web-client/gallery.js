@@ -74,7 +74,10 @@ export class Gallery {
     const seminar = room.mode === 'seminar';
     const entries = this.#collect(seminar);
     this.#entries = entries;
-    if (this.#pinned && !entries.some((e) => e.id === this.#pinned)) this.#pinned = null;
+    if (this.#pinned && !entries.some((e) => e.id === this.#pinned)) {
+      this.#pinned = null; // their camera went off: the stage picks its own again, next frame
+      this.page.scheduleRender();
+    }
     this.#shown = seminar || entries.length > 0;
     $('gallery').hidden = !this.#shown;
     const pages = Math.max(1, Math.ceil(entries.length / this.pageSize));
