@@ -176,12 +176,13 @@ export function isStaffRole(role) {
 
 /**
  * Recompute `can_speak` the way the server does: not in the lobby, not hard-muted, and staff,
- * the presenter, granted speech, or everyone allowed to speak (`speak_all`).
+ * the presenter, granted speech, or a student while everyone may speak (`speak_all`).
  * @param {ParticipantInfo} p
  * @param {boolean} speakAll
  */
 function canSpeakNow(p, speakAll) {
-  p.can_speak = !p.in_lobby && !p.hard_muted && (isStaffRole(p.role) || p.presenter || p.speak_granted || speakAll);
+  const everyone = speakAll && p.role === 'student';
+  p.can_speak = !p.in_lobby && !p.hard_muted && (isStaffRole(p.role) || p.presenter || p.speak_granted || everyone);
 }
 
 /**

@@ -22,6 +22,7 @@ function room(extra = {}) {
       person('alan', 'student'),
       person('lin', 'student', { presenter: true, can_speak: true }),
       person('waiting', 'student', { in_lobby: true }),
+      person('watcher', 'observer'),
     ],
     ...extra,
   });
@@ -62,6 +63,7 @@ test('speak_all_changed: true lifts every mute and lets every student in the cla
     assert.equal(p(state, id).can_speak, true, id);
   }
   assert.equal(p(state, 'waiting').can_speak, false, 'the lobby never speaks');
+  assert.equal(p(state, 'watcher').can_speak, false, 'an observer does not speak');
   state.applyEvent(13, { kind: 'speak_allowed', participant_id: 'ada', by: 'teacher' });
   state.applyEvent(14, { kind: 'speak_all_changed', allowed: false, by: 'teacher' });
   assert.equal(state.speakAll, false);
