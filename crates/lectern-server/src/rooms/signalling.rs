@@ -122,7 +122,9 @@ impl RoomTask {
             ClientMessage::MediaCandidate { candidate } => {
                 handle.add_remote_candidate(peer, candidate)
             }
-            ClientMessage::MediaView { mid, width, height } => {
+            ClientMessage::MediaView {
+                mid, width, height, ..
+            } => {
                 if mid.is_empty()
                     || mid.len() > MAX_MID_LEN
                     || width > MAX_VIEW
