@@ -5,9 +5,10 @@
 // solid-colour clips (instructor red, students blue). See README.md.
 //
 // Exit code 0 when every check passed; the last line printed is `N passed, N failed`.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import {
   BLUE, CHROMIUM, RED, checklist, chromiumArgs, close, delay, participantId, startClientProxy, startServer, stopServer,
@@ -15,6 +16,7 @@ import {
 } from './harness.mjs';
 
 const CLIENT_FROM_DISK = process.env.LECTERN_E2E_CLIENT_FROM_DISK === '1';
+const SCREENSHOTS = join(dirname(fileURLToPath(import.meta.url)), 'screenshots');
 
 /** Keeps every RTCPeerConnection a page makes, so the test can read its stats. */
 function recordPeerConnections() {
@@ -184,6 +186,7 @@ async function main() {
   writeY4m(blueClip, BLUE);
   const tone = join(tmp, 'tone.wav');
   writeToneWav(tone);
+  mkdirSync(SCREENSHOTS, { recursive: true });
   let server = null;
   let proxy = null;
   const browsers = [];
@@ -298,6 +301,7 @@ async function main() {
         const [inbound] = await inboundVideo(s.student1, v.trackId);
         return inbound?.width === 320 ? inbound : { ok: false, inbound };
       });
+      for (const who of ['instructor', 'student1']) await s[who].screenshot({ path: join(SCREENSHOTS, `seminar-${who}.png`), fullPage: true });
       const own = await waitFor('student 1: its own tile (local camera)', () => videoState(s.student1, tileSelector(s.student1Id)).then((v) => (v.width > 0 && close(v.rgb, BLUE) ? v : { ok: false, ...v })));
       return `${out.join('; ')}; instructor tile on student 1 receives ${small.width}; own tile ${own.width} wide`;
     });
