@@ -75,7 +75,8 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "/dom.js",
         "text/javascript; charset=utf-8",
         include_str!("../../../web-client/dom.js"),
-    ),    (
+    ),
+    (
         "/moderation.js",
         "text/javascript; charset=utf-8",
         include_str!("../../../web-client/moderation.js"),
