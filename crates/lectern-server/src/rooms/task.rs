@@ -252,7 +252,10 @@ impl RoomTask {
                     Output::Welcomed {
                         conn,
                         participant_id,
-                    } => self.send_media_config(conn, &participant_id),
+                    } => {
+                        self.send_media_config(conn, &participant_id);
+                        self.send_current_quality(conn);
+                    }
                     Output::Persist(_) => {}
                     Output::Media(intent) => {
                         Metrics::inc(&self.env.metrics.media_intents);

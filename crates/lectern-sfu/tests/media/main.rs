@@ -2,6 +2,7 @@
 
 mod forwarding;
 mod negotiation;
+mod quality;
 mod recording;
 mod support;
 mod worker;
