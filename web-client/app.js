@@ -10,8 +10,13 @@
 import { Connection, RoomState, isStaffRole } from './protocol.js';
 import { MediaSession } from './media.js';
 import { DevicePicker, chosenDevice } from './devices.js';
-import { $, make } from './dom.js';
+import { $, make, shownSize } from './dom.js';
 import { STRINGS } from './strings.js';
+// Issue 16's teaching tools: each module draws its own part; the hooks below are marked "issue 16".
+import { Moderation } from './moderation.js';
+import { Gallery } from './gallery.js';
+import { AttendancePanel } from './attendance.js';
+import { NetworkQualities } from './quality.js';
 
 /** @typedef {import('./protocol.js').ChatMessage} ChatMessage */
 /** @typedef {import('./protocol.js').ParticipantInfo} ParticipantInfo */
@@ -89,6 +94,18 @@ for (const video of [stageVideo, pipVideo]) {
 const SOURCES = ['camera', 'mic', 'screen'];
 /** The camera and microphone panel (devices.js). */
 const devices = new DevicePicker({ onChange: scheduleRender, redraw: render, media: () => media });
+// issue 16: mute all and speak all, seminar mode and cameras, attendance, network quality.
+/** @type {import('./moderation.js').ClassPage} */
+const classPage = {
+  room, me, act, announce, showError, scheduleRender, toggleMedia, reportViews,
+  connection: () => connection, media: () => media, activeSpeaker: () => activeSpeaker,
+};
+const moderation = new Moderation(classPage);
+const gallery = new Gallery(classPage);
+const attendance = new AttendancePanel(classPage);
+const qualities = new NetworkQualities();
+/** @type {import('./moderation.js').Actions} */
+const moreActions = { ...moderation.actions, ...gallery.actions, ...attendance.actions };
 
 // ---- Join link and messages to the user -------------------------------------------------
 
@@ -242,6 +259,8 @@ function onActionClick(e) {
       return devices.isOpen ? devices.close() : devices.open(button);
     case 'enter_class':
       return devices.close();
+    default:
+      return moreActions[action]?.(button); // issue 16
   }
 }
 
@@ -362,6 +381,9 @@ function render() {
   $('speak-note').hidden = staff || !self?.can_speak;
   if (self?.can_speak) $('speak-hint').hidden = true;
   $('staff-controls').hidden = !staff;
+  moderation.render(staff); // issue 16
+  attendance.render(staff);
+  qualities.renderSelf($('my-network'), me.id);
   $('start-class').hidden = room.classState === 'live';
   $('end-class').hidden = room.classState !== 'live';
   const lock = $('chat-lock');
@@ -419,6 +441,8 @@ function renderRoster(staff) {
     line.append(make('span', 'name', p.name));
     if (p.id === me.id) line.append(' ', make('span', 'muted-text', STRINGS.you));
     line.append(' ', make('span', `role role-${p.role}`, STRINGS.roles[p.role]));
+    const network = qualities.indicator(p.id); // issue 16
+    if (network) line.append(' ', network);
     /** @type {[boolean, string, string][]} */
     const badges = [
       [room.hasHandRaised(p.id), b.hand, 'hand'],
@@ -454,6 +478,7 @@ function moderationButtons(p) {
     row.append(
       actionButton(speaking ? STRINGS.revokeSpeak : STRINGS.allowSpeak, speaking ? 'revoke_speak' : 'allow_speak', data),
       actionButton(p.presenter ? STRINGS.revokeStage : STRINGS.grantStage, p.presenter ? 'stage_revoke' : 'stage_grant', data),
+      ...moderation.cameraButtons(p), // issue 16
     );
   }
   row.append(actionButton(STRINGS.remove, 'remove', data));
@@ -549,7 +574,7 @@ function updateMedia() {
   }
   media.setAllowed({
     audio: me.role !== 'observer' && self.can_speak && !self.hard_muted,
-    video: isStaffRole(me.role) || self.presenter,
+    video: isStaffRole(me.role) || self.presenter || !!self.camera_allowed, // camera_allowed: issue 16
   });
   if (mediaRestart) {
     mediaRestart = false;
@@ -593,6 +618,7 @@ function reportSwitches() {
 
 /** The student on stage, else the instructor (else a TA) who shows video, else the first instructor. */
 function stageParticipant() {
+  if (gallery.pinned) return gallery.pinned; // issue 16: a gallery tile pinned to the stage
   if (room.presenter && room.participants.has(room.presenter)) return room.presenter;
   const staff = [...room.participants.values()]
     .filter((p) => isStaffRole(p.role))
@@ -636,20 +662,6 @@ function showVideo(video, source, participantId) {
   video.hidden = video === pipVideo && !stream;
 }
 
-/**
- * The size a video is shown at inside its element (`object-fit: contain`), in device pixels.
- * @param {HTMLVideoElement} video
- */
-function shownSize(video) {
-  if (video.hidden || !video.isConnected) return { width: 0, height: 0 };
-  const [boxW, boxH] = [video.clientWidth, video.clientHeight];
-  const [vw, vh] = [video.videoWidth, video.videoHeight];
-  const scale = vw > 0 && vh > 0 ? Math.min(boxW / vw, boxH / vh) : 1;
-  const [w, h] = vw > 0 && vh > 0 ? [vw * scale, vh * scale] : [boxW, boxH];
-  const dpr = window.devicePixelRatio || 1;
-  return { width: Math.round(w * dpr), height: Math.round(h * dpr) };
-}
-
 /** Tells the SFU how big each received video is shown (it picks a simulcast layer to fit). */
 function reportViews() {
   if (!media) return;
@@ -660,6 +672,7 @@ function reportViews() {
     const mid = video.dataset.mid ?? '';
     if (views.has(mid)) views.set(mid, shownSize(video));
   }
+  gallery.addViews(views); // issue 16: tiles' sizes, hidden pages paused
   media.setViews(views);
 }
 
@@ -683,6 +696,7 @@ function renderStage() {
     if (teacher) [pip, pipId] = [videosOf(teacher.id).at(-1), teacher.id];
   }
   showVideo(pipVideo, pip, pipId);
+  gallery.render(); // issue 16
   reportViews();
   $('stage-name').textContent = stageId ? nameOf(stageId) : '';
   $('stage').classList.toggle('speaking', !!stageId && stageId === activeSpeaker);
@@ -694,11 +708,13 @@ function renderStage() {
   renderStageTools(videos.length > 0);
 
   const controls = $('media-controls');
-  controls.hidden = !media || !(staff || self?.presenter || self?.can_speak) || me.role === 'observer';
+  controls.hidden = !media || !(staff || self?.presenter || self?.can_speak || self?.camera_allowed) || me.role === 'observer';
   for (const source of SOURCES) {
     const button = $(`${source}-toggle`);
     const on = media?.isPublishing(source) ?? false;
-    button.hidden = !media?.mayPublish(source) && !on;
+    // issue 16: a student allowed a camera (not presenting) shares no screen.
+    const studentScreen = source === 'screen' && !staff && !self?.presenter;
+    button.hidden = (!media?.mayPublish(source) || studentScreen) && !on;
     button.textContent = STRINGS.mediaButtons[source][on ? 1 : 0];
     button.setAttribute('aria-pressed', String(on));
   }
@@ -829,6 +845,7 @@ function announceEvent(event) {
     const at = new Date(event.closes_at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
     text = STRINGS.announceEndingSoon(at);
   }
+  if (!text) text = moderation.announcement(event); // issue 16
   if (text && !replaying) announce(text);
 }
 
@@ -841,6 +858,7 @@ function connect(token, roomId) {
     onWelcome(snapshot, welcome) {
       if (media?.started) mediaRestart = true;
       activeSpeaker = null; // the server says again who speaks, right after the welcome
+      qualities.clear(); // and the network qualities (issue 16)
       me.id = welcome.participant_id;
       // Staff publish: they choose their devices first (the link's role claim said so already).
       if (!welcomed && isStaffRole(welcome.role) && me.role !== welcome.role && !devices.isOpen) {
@@ -862,6 +880,8 @@ function connect(token, roomId) {
       room.applyEvent(seq, event);
       noteClassEvent(event, at);
       announceEvent(event);
+      moderation.onEvent(event); // issue 16
+      attendance.onEvent(event);
       if (event.kind === 'class_ended') stopPublishing();
       scheduleRender();
     },
@@ -869,6 +889,10 @@ function connect(token, roomId) {
     onReaction: showReaction,
     onActiveSpeaker(participantId) {
       activeSpeaker = participantId;
+      scheduleRender();
+    },
+    onNetworkQuality(changes) {
+      qualities.apply(changes); // issue 16
       scheduleRender();
     },
     onMediaConfig(servers) {
@@ -935,6 +959,7 @@ function setUp() {
   for (const [keys, what] of STRINGS.shortcuts) $('shortcut-list').append(make('dt', '', keys), make('dd', '', what));
   setUpLeaveDialog();
   setUpStageTools();
+  for (const tool of [moderation, gallery, attendance]) tool.setUp(); // issue 16
   document.addEventListener('click', onActionClick);
   document.addEventListener('keydown', onKeyDown);
   $('chat-more').addEventListener('click', () => void loadEarlierChat());

@@ -26,6 +26,12 @@
 /** @typedef {'audio' | 'video'} Kind */
 /** What the room lets this participant publish now. @typedef {{audio: boolean, video: boolean}} Allowed */
 /**
+ * How a received video is shown: its size in device pixels (0x0: not on screen, the smallest
+ * layer keeps coming), or `paused` (not shown at all, e.g. a gallery tile on another page: the
+ * SFU forwards none of it until it is shown again).
+ * @typedef {{width: number, height: number, paused?: boolean}} View
+ */
+/**
  * The part of `Connection` this module uses.
  * @typedef {object} Signalling
  * @property {(type: RequestType, fields?: Record<string, unknown>) => Promise<unknown>} request
@@ -150,7 +156,7 @@ export class MediaSession {
   #firstAnswerPending = false;
   /** The last `media_view` size sent per mid. @type {Map<string, string>} */
   #viewsSent = new Map();
-  /** @type {Map<string, {width: number, height: number}>} */
+  /** @type {Map<string, View>} */
   #views = new Map();
   /** @type {ReturnType<typeof setTimeout> | null} */
   #viewTimer = null;
@@ -196,9 +202,10 @@ export class MediaSession {
   }
 
   /**
-   * How big each received video is shown now, in device pixels (0x0: not shown). Sent to the
-   * server as `media_view` for the mids whose size changed, a moment later.
-   * @param {Map<string, {width: number, height: number}>} views by mid
+   * How big each received video is shown now, in device pixels (0x0: not shown; `paused`: not
+   * wanted at all). Sent to the server as `media_view` for the mids whose view changed, a
+   * moment later.
+   * @param {Map<string, View>} views by mid
    */
   setViews(views) {
     this.#views = views;
@@ -212,10 +219,11 @@ export class MediaSession {
     for (const [mid, view] of this.#views) {
       if (!this.#remote.has(mid)) continue;
       const [width, height] = [round(view.width), round(view.height)];
-      const key = `${width}x${height}`;
+      const key = view.paused ? 'paused' : `${width}x${height}`;
       if (this.#viewsSent.get(mid) === key) continue;
       this.#viewsSent.set(mid, key);
-      this.options.connection.notify('media_view', { mid, width, height });
+      // `paused` only when true: absent means false (and servers before it refuse the field).
+      this.options.connection.notify('media_view', view.paused ? { mid, width: 0, height: 0, paused: true } : { mid, width, height });
     }
   }
 

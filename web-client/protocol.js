@@ -26,13 +26,16 @@ const WELCOME_TIMEOUT_MS = 10_000;
  *   | 'abuse' | 'handshake_failed' | 'left'} CloseReason
  */
 /** @typedef {'connecting' | 'open' | 'reconnecting' | 'closed'} Status */
+/** The class layout: the stage alone, or a gallery of cameras under it. @typedef {'lecture' | 'seminar'} ClassMode */
+/** From the SFU's statistics of a participant's peer. @typedef {'good' | 'fair' | 'poor' | 'unknown'} NetworkQuality */
 
 /** @typedef {{mic: boolean, camera: boolean, screen: boolean}} MediaState */
 /**
  * `connected` is false during the reconnect grace period; `can_speak` is the effective right.
+ * `camera_allowed`: a student may publish video (seminar mode, or asked or allowed by staff).
  * @typedef {{id: string, name: string, role: Role, connected: boolean, in_lobby: boolean,
  *   hard_muted: boolean, can_speak: boolean, speak_granted: boolean, presenter: boolean,
- *   media: MediaState}} ParticipantInfo
+ *   media: MediaState, camera_allowed?: boolean}} ParticipantInfo
  */
 /** @typedef {{participant_id: string, raised_at: number}} HandEntry */
 /** @typedef {{kind: 'everyone'} | {kind: 'staff'} | {kind: 'participant', id: string}} ChatTarget */
@@ -51,7 +54,7 @@ const WELCOME_TIMEOUT_MS = 10_000;
  *   chat: ChatMessage[],
  *   seq: number, scheduled_start?: number, scheduled_end?: number, warns_at?: number,
  *   closes_at?: number,
- *   class_started_at?: number}} Snapshot
+ *   class_started_at?: number, mode?: ClassMode, speak_all?: boolean}} Snapshot
  */
 
 /** Why recording stopped. @typedef {'stopped' | 'class_ended' | 'disk_full' | 'failed' | 'shutdown'} RecordingStopReason */
@@ -79,7 +82,13 @@ const WELCOME_TIMEOUT_MS = 10_000;
  *   | {kind: 'muted', participant_id: string, by: string}
  *   | {kind: 'stage_granted', participant_id: string, by: string}
  *   | {kind: 'stage_revoked', participant_id: string, by?: string}
- *   | {kind: 'media_changed', participant_id: string, media: MediaState}} RoomEvent
+ *   | {kind: 'media_changed', participant_id: string, media: MediaState}
+ *   | {kind: 'all_muted', by: string}
+ *   | {kind: 'speak_all_changed', allowed: boolean, by: string}
+ *   | {kind: 'mode_changed', mode: ClassMode, by: string}
+ *   | {kind: 'camera_requested', participant_id: string, by: string}
+ *   | {kind: 'camera_allowed', participant_id: string, by: string}
+ *   | {kind: 'camera_stopped', participant_id: string, by: string}} RoomEvent
  */
 
 /**
@@ -98,6 +107,23 @@ const WELCOME_TIMEOUT_MS = 10_000;
  * @typedef {{type: 'chat_page', request_id?: number, messages: ChatMessage[], complete: boolean}} ChatPageMessage
  */
 /** Who speaks now (null: nobody since the last speaker stopped). @typedef {{type: 'active_speaker', participant_id: string | null}} ActiveSpeakerMessage */
+/**
+ * Changes of network quality (not sequenced, like `active_speaker`); participants not listed
+ * keep their last value. After a welcome the server sends the current non-`unknown` values.
+ * @typedef {{type: 'network_quality', participants: {participant_id: string, quality: NetworkQuality}[]}} NetworkQualityMessage
+ */
+/**
+ * One participant in `attendance`: `present` (connected now, or in the reconnect grace period),
+ * first join and last leave (Unix ms), `late` (first joined well after the class went live),
+ * `intervals` (how many times joined).
+ * @typedef {{participant_id: string, name: string, role: Role, present: boolean,
+ *   first_joined_at: number, last_left_at: number | null, late: boolean, intervals: number}} AttendanceEntry
+ */
+/**
+ * The answer to `attendance_get` (staff): everyone ever in this room, by first join.
+ * @typedef {{type: 'attendance', request_id?: number, class_started_at?: number | null,
+ *   entries: AttendanceEntry[]}} AttendanceMessage
+ */
 /** @typedef {{type: 'ack', request_id: number, seq?: number}} AckMessage */
 /** @typedef {{type: 'error', code: string, message: string, request_id?: number}} ErrorMessage */
 /** @typedef {{type: 'closing', reason: CloseReason, message: string}} ClosingMessage */
@@ -119,7 +145,8 @@ const WELCOME_TIMEOUT_MS = 10_000;
 /**
  * @typedef {WelcomeMessage | ReplayDoneMessage | SnapshotMessage | EventMessage
  *   | ReactionMessage | AckMessage | ErrorMessage | ClosingMessage | MediaMessage
- *   | MediaConfigMessage | ActiveSpeakerMessage | ChatPageMessage} ServerMessage
+ *   | MediaConfigMessage | ActiveSpeakerMessage | ChatPageMessage
+ *   | NetworkQualityMessage | AttendanceMessage} ServerMessage
  */
 /** @typedef {{type: 'hello', protocol_version: number, token: string, last_seq?: number}} HelloMessage */
 /**
@@ -127,7 +154,9 @@ const WELCOME_TIMEOUT_MS = 10_000;
  * @typedef {'chat_send' | 'chat_delete' | 'chat_lock' | 'hand_raise' | 'hand_lower'
  *   | 'hand_lower_for' | 'hand_lower_all' | 'call_on' | 'allow_speak' | 'revoke_speak' | 'mute'
  *   | 'remove' | 'stage_grant' | 'stage_revoke' | 'class_start' | 'class_end' | 'recording_start' | 'recording_stop' | 'admit' | 'react'
- *   | 'set_media' | 'leave' | 'media_start' | 'media_offer' | 'chat_history'} RequestType
+ *   | 'set_media' | 'leave' | 'media_start' | 'media_offer' | 'chat_history'
+ *   | 'mute_all' | 'speak_all' | 'set_mode' | 'camera_request' | 'camera_allow' | 'camera_stop'
+ *   | 'attendance_get'} RequestType
  */
 /**
  * Messages sent without a `request_id` (no ack): the answer to a server `media_offer`, and
@@ -148,11 +177,13 @@ export function isStaffRole(role) {
 
 /**
  * Recompute `can_speak` the way the server does: not in the lobby, not hard-muted, and staff,
- * the presenter, or granted speech.
+ * the presenter, granted speech, or a student while everyone may speak (`speak_all`).
  * @param {ParticipantInfo} p
+ * @param {boolean} speakAll
  */
-function canSpeakNow(p) {
-  p.can_speak = !p.in_lobby && !p.hard_muted && (isStaffRole(p.role) || p.presenter || p.speak_granted);
+function canSpeakNow(p, speakAll) {
+  const everyone = speakAll && p.role === 'student';
+  p.can_speak = !p.in_lobby && !p.hard_muted && (isStaffRole(p.role) || p.presenter || p.speak_granted || everyone);
 }
 
 /**
@@ -189,6 +220,8 @@ export class RequestError extends Error {
  * @property {(participantId: string, reaction: Reaction) => void} [onReaction]
  * @property {(participantId: string | null) => void} [onActiveSpeaker] who speaks now, from the
  *   audio the media server relays (also sent on entering the class while someone speaks)
+ * @property {(changes: NetworkQualityMessage['participants']) => void} [onNetworkQuality]
+ *   participants whose network quality changed (all known values right after a welcome)
  * @property {(code: string, message: string, requestId: number | null) => void} [onError]
  *   an error that answers no pending request: a refused hello (`invalid_token`,
  *   `token_expired`, ...) or a frame the server could not read. Errors for a `request()`
@@ -268,6 +301,14 @@ export class Connection {
   }
 
   /**
+   * Staff: the room's attendance (everyone ever in it, present or left, late or not).
+   * @returns {Promise<AttendanceMessage>} rejects with a `RequestError` (e.g. `not_permitted`)
+   */
+  attendance() {
+    return this.#request('attendance_get', {});
+  }
+
+  /**
    * Sends a message that gets no answer (`media_answer`, `media_candidate`, `media_view`).
    * @param {NoticeType} type
    * @param {Record<string, unknown>} [fields]
@@ -284,7 +325,7 @@ export class Connection {
    * the `chat_page` of a `chat_history`, or an `error` (rejected as a `RequestError`). The
    * request fails at once with `not_connected` before the welcome, and with `disconnected`
    * when the connection drops first.
-   * @template {AckMessage | ChatPageMessage} Reply
+   * @template {AckMessage | ChatPageMessage | AttendanceMessage} Reply
    * @param {RequestType} type
    * @param {Record<string, unknown>} fields the message's other fields (`type` and
    *   `request_id` are set here)
@@ -411,14 +452,19 @@ export class Connection {
       case 'active_speaker':
         o.onActiveSpeaker?.(message.participant_id);
         break;
-      case 'ack': {
+      case 'network_quality':
+        if (Array.isArray(message.participants)) o.onNetworkQuality?.(message.participants);
+        break;
+      case 'chat_page':
+      case 'attendance': {
+        // Answers naming their request (`chat_history`, `attendance_get`) instead of an ack.
+        if (message.request_id === undefined) break;
         const pending = this.#pending.get(message.request_id);
         this.#pending.delete(message.request_id);
         pending?.resolve(message);
         break;
       }
-      case 'chat_page': {
-        if (message.request_id === undefined) break;
+      case 'ack': {
         const pending = this.#pending.get(message.request_id);
         this.#pending.delete(message.request_id);
         pending?.resolve(message);
@@ -496,6 +542,10 @@ export class RoomState {
     this.closesAt = null;
     /** `class_ending_soon` arrived (or `warns_at` has passed). */
     this.endingSoon = false;
+    /** @type {ClassMode} */
+    this.mode = 'lecture';
+    /** "Allow everyone to speak": every student in the class may unmute. */
+    this.speakAll = false;
   }
 
   /** @param {Snapshot} snapshot replaces everything */
@@ -519,6 +569,8 @@ export class RoomState {
     this.scheduledEnd = snapshot.scheduled_end ?? null;
     this.warnsAt = snapshot.warns_at ?? null;
     this.closesAt = snapshot.closes_at ?? null;
+    this.mode = snapshot.mode ?? 'lecture';
+    this.speakAll = snapshot.speak_all ?? false;
   }
 
   /**
@@ -542,14 +594,14 @@ export class RoomState {
       case 'admitted':
         this.#update(event.participant_id, (p) => {
           p.in_lobby = false;
-          canSpeakNow(p);
+          canSpeakNow(p, this.speakAll);
         });
         break;
       case 'class_started':
         this.classState = 'live';
         for (const p of this.participants.values()) {
           p.in_lobby = false;
-          canSpeakNow(p);
+          canSpeakNow(p, this.speakAll);
         }
         break;
       case 'class_ended':
@@ -562,7 +614,7 @@ export class RoomState {
           p.presenter = false;
           p.hard_muted = false;
           p.speak_granted = false;
-          canSpeakNow(p);
+          canSpeakNow(p, this.speakAll);
         }
         break;
       case 'class_ending_soon':
@@ -621,6 +673,33 @@ export class RoomState {
       case 'media_changed':
         this.#update(event.participant_id, (p) => (p.media = event.media));
         break;
+      case 'all_muted':
+        // Every student muted, every grant gone, and no longer everyone allowed to speak.
+        this.speakAll = false;
+        for (const p of this.participants.values()) {
+          if (!isStaffRole(p.role)) Object.assign(p, { hard_muted: true, speak_granted: false });
+          canSpeakNow(p, this.speakAll);
+        }
+        break;
+      case 'speak_all_changed':
+        this.speakAll = event.allowed;
+        for (const p of this.participants.values()) {
+          if (event.allowed) p.hard_muted = false;
+          else p.speak_granted = false;
+          canSpeakNow(p, this.speakAll);
+        }
+        break;
+      case 'mode_changed':
+        this.mode = event.mode;
+        for (const p of this.participants.values()) if (p.role === 'student') p.camera_allowed = event.mode === 'seminar';
+        break;
+      case 'camera_requested':
+      case 'camera_allowed':
+        this.#update(event.participant_id, (p) => (p.camera_allowed = true));
+        break;
+      case 'camera_stopped':
+        this.#update(event.participant_id, (p) => (p.camera_allowed = false));
+        break;
     }
   }
 
@@ -646,7 +725,7 @@ export class RoomState {
   #setSpeak(id, change) {
     this.#update(id, (p) => {
       Object.assign(p, change);
-      canSpeakNow(p);
+      canSpeakNow(p, this.speakAll);
     });
   }
 
@@ -663,7 +742,7 @@ export class RoomState {
   #setPresenter(id, presenter) {
     this.#update(id, (p) => {
       p.presenter = presenter;
-      canSpeakNow(p);
+      canSpeakNow(p, this.speakAll);
     });
   }
 

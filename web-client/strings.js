@@ -195,6 +195,65 @@ export const STRINGS = {
 };
 
 /**
+ * Issue 16's teaching tools (moderation.js, gallery.js, attendance.js, quality.js): class-wide
+ * speaking, the seminar gallery, cameras asked for, network quality, attendance. Set as
+ * `textContent` only, like everything above.
+ */
+export const TEACHING_STRINGS = {
+  muteAll: 'Mute all',
+  speakAll: 'Allow everyone to speak',
+  seminarMode: 'Seminar mode',
+  attendance: 'Attendance',
+  // A student's roster row (staff).
+  askCamera: 'Ask to turn camera on',
+  allowCamera: 'Allow camera',
+  stopCamera: 'Stop camera',
+  cameraAllowedBadge: 'Camera allowed',
+  // The student's prompt.
+  cameraPrompt: 'The instructor asks you to turn your camera on',
+  cameraPromptOn: 'Turn on',
+  cameraPromptLater: 'Not now',
+  announceAllMuted: 'The teaching staff muted everyone. Raise your hand to speak.',
+  announceSpeakAll: 'Everyone may speak now: turn your microphone on to speak.',
+  announceSpeakAllOff: 'Speaking is by permission again.',
+  announceSeminar: 'Seminar mode: everyone may turn their camera on; cameras are shown in a gallery.',
+  announceLecture: 'Lecture mode: only the stage is shown.',
+  announceCameraAllowed: 'You may turn your camera on.',
+  announceCameraStopped: 'The teaching staff turned your camera off.',
+  // The gallery.
+  galleryHeading: 'Cameras',
+  galleryPrevious: 'Previous',
+  galleryNext: 'Next',
+  /** @param {number} n @param {number} of */
+  galleryPage: (n, of) => `Page ${n} of ${of}`,
+  pin: 'Pin',
+  /** @param {string} name */
+  pinLabel: (name) => `Pin ${name} to the stage`,
+  speaking: 'Speaking',
+  // The attendance panel.
+  attendanceHeading: 'Attendance',
+  attendanceClose: 'Close',
+  /** @type {[string, string, string, string, string, string]} */
+  attendanceColumns: ['Name', 'Role', 'Status', 'Joined at', 'Left at', 'Late'],
+  present: 'Present',
+  left: 'Left',
+  late: 'Late',
+  onTime: 'No',
+  notLeft: '—',
+  attendanceLoading: 'Loading…',
+  attendanceEmpty: 'Nobody has joined yet.',
+  attendanceFailed: 'Attendance could not be loaded. Try again.',
+  /** @param {number} present @param {number} total @param {number} late */
+  attendanceSummary: (present, total, late) => `${present} of ${total} present, ${late} late`,
+  // Network quality.
+  /** @param {string} quality */
+  network: (quality) => `Network: ${quality}`,
+  /** @param {string} quality */
+  myNetwork: (quality) => `Your network: ${quality}`,
+  quality: { good: 'good', fair: 'fair', poor: 'poor', unknown: 'unknown' },
+};
+
+/**
  * The replay page's text (replay.html, replay.js, replay-model.js's chapter titles), set as
  * `textContent` only, like everything above. replay.html names its static text by key
  * (`data-text`).

@@ -1,8 +1,10 @@
 // Shared by the browser test (run.mjs) and the join-speed benchmark (join-speed.mjs): the
 // server binary started with the demo course, Chromium's flags, fake media files, waiting.
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { createServer, request as httpRequest } from 'node:http';
+import { connect as netConnect } from 'node:net';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -116,6 +118,52 @@ export async function stopServer(server) {
   } catch {
     server.child.kill('SIGKILL');
   }
+}
+
+/**
+ * With LECTERN_E2E_CLIENT_FROM_DISK=1: a loopback HTTP proxy in front of the server that
+ * answers the client's files from web-client/ (with the server's own headers, CSP included)
+ * and passes everything else, WebSocket upgrades too, to the server (the same as run.mjs's).
+ * Resolves with `{server, url}`.
+ */
+export async function startClientProxy(target) {
+  const clientDir = resolve(here, '../../web-client');
+  const clientFiles = readdirSync(clientDir).filter((f) => /\.(html|css|js)$/.test(f));
+  const upstream = new URL(target);
+  const files = new Map([['/', 'index.html'], ...clientFiles.map((f) => [`/${f}`, f])]);
+  const types = { html: 'text/html', css: 'text/css', js: 'text/javascript' };
+  const proxy = createServer((req, res) => {
+    const forward = httpRequest({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
+      const file = files.get(new URL(req.url ?? '/', 'http://x').pathname);
+      if (!file) {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+        return;
+      }
+      up.resume();
+      const body = readFileSync(join(clientDir, file));
+      const headers = { ...up.headers, 'content-type': `${types[file.split('.').pop()]}; charset=utf-8`, 'content-length': String(body.length) };
+      delete headers['transfer-encoding'];
+      res.writeHead(200, headers);
+      res.end(body);
+    });
+    forward.on('error', () => res.destroy());
+    req.pipe(forward);
+  });
+  proxy.on('upgrade', (req, socket, head) => {
+    const up = netConnect(Number(upstream.port), upstream.hostname, () => {
+      const lines = [`${req.method} ${req.url} HTTP/1.1`];
+      for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
+      up.write(`${lines.join('\r\n')}\r\n\r\n`);
+      if (head.length) up.write(head);
+      up.pipe(socket);
+      socket.pipe(up);
+    });
+    up.on('error', () => socket.destroy());
+    socket.on('error', () => up.destroy());
+  });
+  await new Promise((r) => proxy.listen(0, '127.0.0.1', r));
+  return { server: proxy, url: `http://127.0.0.1:${proxy.address().port}` };
 }
 
 // ---- The browser ----------------------------------------------------------------------------

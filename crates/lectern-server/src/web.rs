@@ -76,6 +76,26 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../../web-client/dom.js"),
     ),
+    (
+        "/moderation.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../web-client/moderation.js"),
+    ),
+    (
+        "/gallery.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../web-client/gallery.js"),
+    ),
+    (
+        "/attendance.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../web-client/attendance.js"),
+    ),
+    (
+        "/quality.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../web-client/quality.js"),
+    ),
 ];
 
 pub fn asset(path: &str) -> Response {
