@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import {
-  BLUE, CHROMIUM, RED, checklist, chromiumArgs, close, delay, participantId, startClientProxy, startServer, stopServer,
+  BLUE, CHROMIUM, RED, axeCheck, checklist, chromiumArgs, close, delay, participantId, startClientProxy, startServer, stopServer,
   waitFor, writeToneWav, writeY4m,
 } from './harness.mjs';
 
@@ -303,7 +303,9 @@ async function main() {
       });
       for (const who of ['instructor', 'student1']) await s[who].screenshot({ path: join(SCREENSHOTS, `seminar-${who}.png`), fullPage: true });
       const own = await waitFor('student 1: its own tile (local camera)', () => videoState(s.student1, tileSelector(s.student1Id)).then((v) => (v.width > 0 && close(v.rgb, BLUE) ? v : { ok: false, ...v })));
-      return `${out.join('; ')}; instructor tile on student 1 receives ${small.width}; own tile ${own.width} wide`;
+      const axe = [];
+      for (const who of ['instructor', 'student1']) axe.push(await axeCheck(s[who], `the seminar gallery (${who})`));
+      return `${out.join('; ')}; instructor tile on student 1 receives ${small.width}; own tile ${own.width} wide; ${axe.join('; ')}`;
     });
     await check('paging (1 tile per page on student 2): page 1 shows the instructor and student 1\'s video is paused; Next shows student 1 and pauses the instructor', async () => {
       const page = s.student2;
@@ -369,11 +371,12 @@ async function main() {
       const text = await s.student1.locator('#camera-prompt-text').textContent();
       if (!/instructor asks you to turn your camera on/i.test(text ?? '')) throw new Error(`the prompt says ${JSON.stringify(text)}`);
       await announced(s.student1, 'student 1', /asks you to turn your camera on/);
+      const axe = await axeCheck(s.student1, 'the camera prompt');
       await s.student1.locator('#camera-prompt-on').click();
       await waitFor('student 1: camera on, prompt gone, focus on the camera button', async () => (await pressed(s.student1, '#camera-toggle')) === 'true' &&
         !(await s.student1.locator('#camera-prompt').isVisible()) && (await s.student1.evaluate(() => document.activeElement?.id)) === 'camera-toggle');
       const tile = await tileDecodes(s.instructor, 'instructor', s.student1Id, BLUE);
-      return `prompt "${text}"; instructor decodes student 1 again, frames ${tile.frames}`;
+      return `prompt "${text}"; ${axe}; instructor decodes student 1 again, frames ${tile.frames}`;
     });
 
     // ---- Network quality -----------------------------------------------------------------------
@@ -408,6 +411,7 @@ async function main() {
       const all = [s.instructorId, s.student1Id, s.student2Id];
       const before = await waitFor('three rows, all Present', () => rows().then((r) =>
         r.length === 3 && all.every((id) => r.find((x) => x.id === id)?.cells[2] === 'Present') ? r : { ok: false, r }));
+      const axe = await axeCheck(page, 'the attendance panel');
       // Student 2 leaves (a confirmation, if the page asks, is accepted).
       await s.student2.locator('#leave').click();
       await waitFor('student 2: left', async () => {
@@ -424,7 +428,7 @@ async function main() {
       await page.keyboard.press('Escape');
       await waitFor('the panel closed, focus back on its button', () => page.evaluate(() =>
         document.getElementById('attendance')?.hidden && document.activeElement?.id === 'attendance-open'));
-      return `${before.map((r) => r.cells.slice(0, 3).join('/')).join('; ')} -> ${after.find((x) => x.id === s.student2Id)?.cells.join('/')}`;
+      return `${before.map((r) => r.cells.slice(0, 3).join('/')).join('; ')} -> ${after.find((x) => x.id === s.student2Id)?.cells.join('/')}; ${axe}`;
     });
     await check('back to lecture mode: student 1\'s camera goes off and its gallery closes', async () => {
       await s.instructor.locator('#mode-toggle').click();
