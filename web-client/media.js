@@ -259,6 +259,11 @@ export class MediaSession {
     const pc = new RTCPeerConnection({ iceServers: this.options.iceServers ?? [], bundlePolicy: 'max-bundle' });
     this.#pc = pc;
     pc.onconnectionstatechange = () => this.#changed();
+    // A data channel (never used) keeps an m-line in every description. Chrome refuses to make
+    // or take one whose m-lines are all stopped under max-bundle ("no bundle group"): the only
+    // publisher switching everything off, or a student losing the last track it received. The
+    // SFU adds one to its first offer too.
+    pc.createDataChannel('lectern');
     if (this.#local.size > 0) {
       this.#negotiate();
     } else {

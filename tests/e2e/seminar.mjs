@@ -193,7 +193,7 @@ async function main() {
   const s = {};
   try {
     await check('server starts and prints its URL and demo links', async () => {
-      server = await startServer(join(tmp, 'data'));
+      server = await startServer(join(tmp, 'data'), process.env.E2E_LOG ? { LECTERN_LOG_FILTER: process.env.E2E_LOG } : {});
       if (CLIENT_FROM_DISK) {
         proxy = await startClientProxy(server.url);
         for (const key of Object.keys(server.links)) server.links[key] = server.links[key].replace(server.url, proxy.url);
@@ -441,7 +441,7 @@ async function main() {
   } finally {
     if (results.some((r) => !r.ok)) {
       for (const { name, log } of pages) if (log.length) console.log(`--- ${name} console ---\n${log.slice(-40).join('\n')}`);
-      if (server) console.log(`--- server output (last 4000 chars) ---\n${server.output.slice(-4000)}`);
+      if (server) console.log(`--- server output (last 4000 chars) ---\n${server.output.slice(process.env.E2E_LOG ? -400000 : -4000)}`);
     }
     for (const browser of browsers) await browser.close().catch(() => undefined);
     proxy?.server.closeAllConnections();

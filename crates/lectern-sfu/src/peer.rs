@@ -65,6 +65,12 @@ pub(crate) struct Peer {
     pub permission: PublishPermission,
     /// The SFU's offer waiting for the browser's answer. At most one at a time.
     pub pending_offer: Option<SdpPendingOffer>,
+    /// The connection has an application m-line (a data channel), negotiated by either side.
+    /// Its only use: a description never has every m-line stopped, which Chrome refuses under
+    /// max-bundle ("no bundle group"), as when a subscriber's last track goes.
+    pub app_line: bool,
+    /// `pending_offer` adds the application m-line.
+    pub app_line_offered: bool,
     /// The header extension ids and payload types negotiated so far (from the answers):
     /// str0m keeps them for the life of the `Rtc`, so later offers must too.
     pub numbering: Numbering,

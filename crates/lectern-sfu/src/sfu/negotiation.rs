@@ -39,6 +39,7 @@ impl Sfu {
         }
         // str0m invalidates our pending offer when it accepts one: forget it here as well.
         let abandoned = peer.pending_offer.take().is_some();
+        peer.app_line_offered = false;
         for out in &mut peer.tracks_out {
             out.state = match out.state {
                 OutState::Negotiating(_) => OutState::ToOpen,
@@ -63,6 +64,7 @@ impl Sfu {
             .map_err(|e| SfuError::Negotiation(e.to_string()))?;
         if let Some(peer) = self.peers.get_mut(&key) {
             peer.numbering.record(&Numbering::of_sdp(&answer));
+            peer.app_line |= has_app_line(&answer);
         }
         Ok(candidates_in_every_mline(&answer))
     }
@@ -83,7 +85,9 @@ impl Sfu {
         let accepted = result.is_ok();
         if accepted {
             peer.numbering.record(&Numbering::of_sdp(sdp));
+            peer.app_line |= peer.app_line_offered && has_app_line(sdp);
         }
+        peer.app_line_offered = false;
         let mut opened = Vec::new();
         for (n, out) in peer.tracks_out.iter_mut().enumerate() {
             out.state = match (out.state, accepted) {
@@ -195,9 +199,16 @@ impl Sfu {
                 _ => {}
             }
         }
+        // A data channel keeps an m-line in every later description: the one that stops this
+        // subscriber's last track would otherwise have none, and Chrome refuses it.
+        let add_app_line = !peer.app_line;
+        if add_app_line {
+            api.add_channel("lectern".to_string());
+        }
         match api.apply() {
             Some((offer, pending)) => {
                 peer.pending_offer = Some(pending);
+                peer.app_line_offered = add_app_line;
                 debug!(room.id = %peer.id.room, participant.id = %peer.id.participant, added = offered.len(), "offer to subscriber");
                 self.events.push_back(MediaEvent::Offer {
                     peer: peer.id.clone(),
@@ -213,4 +224,11 @@ impl Sfu {
         }
         self.outbox.drain(key, peer);
     }
+}
+
+/// Whether an SDP has an application m-line that is not rejected (port 0).
+fn has_app_line(sdp: &str) -> bool {
+    sdp.lines()
+        .filter_map(|l| l.strip_prefix("m=application "))
+        .any(|rest| !rest.starts_with("0 "))
 }

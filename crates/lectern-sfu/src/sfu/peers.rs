@@ -53,6 +53,8 @@ impl Sfu {
             flush_at: None,
             permission: PublishPermission::NONE,
             pending_offer: None,
+            app_line: false,
+            app_line_offered: false,
             numbering: Numbering::default(),
             tracks_in: Vec::new(),
             tracks_out: Vec::new(),

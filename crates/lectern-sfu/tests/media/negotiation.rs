@@ -90,11 +90,13 @@ fn a_client_reading_candidates_from_another_mline_connects_to_a_presentation() {
         n.client("presenter").connected
     });
 
-    // A student joins during the presentation: the SFU offers three m-lines.
+    // A student joins during the presentation: the SFU offers three media m-lines (and the
+    // application m-line that keeps the bundle from ever being empty).
     net.auto_answer = false;
     net.join("r1", "student", "10.0.1.2:4000", &[]);
     let offer = the_offer_to(&net, "student");
-    assert_eq!(sections(&offer).len(), 3, "{offer}");
+    assert_eq!(sections(&offer).len(), 4, "{offer}");
+    assert!(sections(&offer)[3].starts_with("m=application "), "{offer}");
     assert_candidates_in_every_mline(&net, &offer);
     let now = net.now;
     let answer = net
@@ -385,5 +387,69 @@ fn a_client_whose_own_offer_comes_first_keeps_its_numbering() {
     c.audio_level = Some(-20);
     net.run_until(2 * SECOND, "the student is named", |n| {
         n.speakers() == [Some("student")]
+    });
+}
+
+/// The bundled m-lines of an SDP: the mids of its `a=group:BUNDLE` line.
+fn bundle_group(sdp: &str) -> Vec<String> {
+    sdp.lines()
+        .find_map(|l| l.strip_prefix("a=group:BUNDLE"))
+        .map(|mids| mids.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+/// Chrome (max-bundle) refuses a description with an empty BUNDLE group ("no bundle group
+/// found"): the offer that stops a student's last received track must keep one m-line
+/// bundled, the data channel's, or that student never receives anything again.
+#[test]
+fn the_offer_that_stops_a_students_last_track_keeps_a_bundled_mline() {
+    let mut net = Net::new();
+    net.join("r1", "teacher", "10.0.2.1:4000", AV);
+    net.allow("teacher", true, true);
+    net.client_mut("teacher").sending = true;
+    net.join("r1", "student", "10.0.2.2:4000", &[]);
+    net.run_until(3 * SECOND, "the student hears and sees the teacher", |n| {
+        let c = n.client("student");
+        !c.frames(MediaKind::Video).is_empty() && !c.frames(MediaKind::Audio).is_empty()
+    });
+    let first = the_offer_to(&net, "student");
+    assert!(first.contains("\r\nm=application "), "{first}");
+
+    // The teacher leaves: both of the student's media m-lines stop.
+    let offers = net.offers_for("student");
+    let now = net.now;
+    net.sfu.remove_peer(now, &net.peer("teacher"));
+    net.run_until(SECOND, "an offer stopping the teacher's tracks", |n| {
+        n.offers_for("student") > offers
+    });
+    let stop = the_offer_to(&net, "student");
+    let media: Vec<&str> = sections(&stop)
+        .into_iter()
+        .filter(|s| !s.starts_with("m=application"))
+        .collect();
+    assert!(
+        media
+            .iter()
+            .all(|s| s.starts_with("m=audio 0 ") || s.starts_with("m=video 0 ")),
+        "{stop}"
+    );
+    let bundled = bundle_group(&stop);
+    assert_eq!(bundled.len(), 1, "one m-line stays bundled: {stop}");
+    assert!(
+        sections(&stop)
+            .iter()
+            .any(|s| s.starts_with("m=application ") && !s.starts_with("m=application 0 ")),
+        "{stop}"
+    );
+
+    // The student answered it (auto_answer) and is still connected: a new teacher is offered.
+    net.run_for(SECOND);
+    assert!(net.client("student").connected);
+    net.join("r1", "teacher2", "10.0.2.3:4000", AV);
+    net.allow("teacher2", true, true);
+    net.client_mut("teacher2").sending = true;
+    let before = net.client("student").frames(MediaKind::Video).len();
+    net.run_until(3 * SECOND, "the student sees the new teacher", |n| {
+        n.client("student").frames(MediaKind::Video).len() > before
     });
 }
