@@ -799,6 +799,8 @@ SERVER_MESSAGES = {
     "sfu_answer",
     "sfu_offer",
     "chat_page",
+    "attendance",
+    "network_quality",
     "active_speaker",
 }
 
