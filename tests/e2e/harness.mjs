@@ -123,7 +123,9 @@ export async function stopServer(server) {
 /**
  * With LECTERN_E2E_CLIENT_FROM_DISK=1: a loopback HTTP proxy in front of the server that
  * answers the client's files from web-client/ (with the server's own headers, CSP included)
- * and passes everything else, WebSocket upgrades too, to the server (the same as run.mjs's).
+ * and passes everything else, WebSocket upgrades too, to the server. (Playwright's
+ * route.fulfill would do for scripts, but a fulfilled document is not on loopback for
+ * Chromium's Local Network Access checks, which then block the WebSocket.)
  * Resolves with `{server, url}`.
  */
 export async function startClientProxy(target) {
@@ -297,4 +299,22 @@ export async function axeCheck(page, what, { exclude = [] } = {}) {
   }
   const minor = result.violations.map((v) => `${v.id} (${v.impact})`);
   return `axe-core ${result.version}: no serious or critical violation${minor.length ? `; lesser: ${minor.join(', ')}` : ''}`;
+}
+
+/**
+ * An init script (`context.addInitScript(recordPeerConnections)`): keeps every
+ * RTCPeerConnection a page makes in `window.__lecternPeerConnections`, so a test reads their
+ * stats without hooks in the client.
+ */
+export function recordPeerConnections() {
+  const Original = window.RTCPeerConnection;
+  /** @type {RTCPeerConnection[]} */
+  const all = [];
+  Object.defineProperty(window, '__lecternPeerConnections', { value: all });
+  window.RTCPeerConnection = class extends Original {
+    constructor(...args) {
+      super(...args);
+      all.push(this);
+    }
+  };
 }

@@ -9,7 +9,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
-import { BLUE, CHROMIUM, RED, axeCheck, checklist, chromiumArgs, close, participantId, runCli, startServer, stopServer, waitFor, writeToneWav, writeY4m } from './harness.mjs';
+import {
+  BLUE, CHROMIUM, RED, axeCheck, checklist, chromiumArgs, close, participantId, recordPeerConnections, runCli, startServer, stopServer,
+  waitFor, writeToneWav, writeY4m,
+} from './harness.mjs';
 
 /** A chosen playhead stays at least this far (ms) from every chat message and stage change. */
 const MARGIN_MS = 500;
@@ -32,19 +35,6 @@ function assertEqual(actual, expected, what) {
 }
 
 // ---- The class pages ---------------------------------------------------------------------------
-
-/** Keeps every RTCPeerConnection a page makes, so the test can read its stats. */
-function recordPeerConnections() {
-  const Original = window.RTCPeerConnection;
-  const all = [];
-  Object.defineProperty(window, '__lecternPeerConnections', { value: all });
-  window.RTCPeerConnection = class extends Original {
-    constructor(...args) {
-      super(...args);
-      all.push(this);
-    }
-  };
-}
 
 const pages = /** @type {{name: string, page: import('playwright-core').Page, log: string[]}[]} */ ([]);
 

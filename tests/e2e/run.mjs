@@ -3,15 +3,16 @@
 //
 // Exit code 0 when every check passed; the last line printed is `N passed, N failed`.
 import { spawn } from 'node:child_process';
-import { createServer, request as httpRequest } from 'node:http';
 import { createSocket } from 'node:dgram';
-import { connect as netConnect } from 'node:net';
 import { mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { BLUE, CHROMIUM, RED, axeCheck, checklist, chromiumArgs, close, delay, participantId, runCli, startServer, stopServer, waitFor, writeToneWav, writeY4m } from './harness.mjs';
+import {
+  BLUE, CHROMIUM, RED, axeCheck, checklist, chromiumArgs, close, delay, participantId, recordPeerConnections, runCli, startClientProxy,
+  startServer, stopServer, waitFor, writeToneWav, writeY4m,
+} from './harness.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const SCREENSHOTS = join(here, 'screenshots');
@@ -23,53 +24,6 @@ const CLIENT_FILES = readdirSync(CLIENT_DIR).filter((f) => /\.(html|css|js)$/.te
 
 
 // ---- The server -----------------------------------------------------------------------------
-
-/**
- * With LECTERN_E2E_CLIENT_FROM_DISK=1: a loopback HTTP proxy in front of the server that
- * answers the client's files from web-client/ (with the server's own headers, CSP included)
- * and passes everything else, WebSocket upgrades too, to the server. (Playwright's
- * route.fulfill would do for scripts, but a fulfilled document is not on loopback for
- * Chromium's Local Network Access checks, which then block the WebSocket.)
- */
-async function startClientProxy(target) {
-  const upstream = new URL(target);
-  const files = new Map([['/', 'index.html'], ...CLIENT_FILES.map((f) => [`/${f}`, f])]);
-  const types = { html: 'text/html', css: 'text/css', js: 'text/javascript' };
-  const proxy = createServer((req, res) => {
-    const forward = httpRequest({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
-      const path = new URL(req.url ?? '/', 'http://x').pathname;
-      const file = files.get(path);
-      if (!file) {
-        res.writeHead(up.statusCode ?? 502, up.headers);
-        up.pipe(res);
-        return;
-      }
-      up.resume();
-      const body = readFileSync(join(CLIENT_DIR, file));
-      const headers = { ...up.headers, 'content-type': `${types[file.split('.').pop()]}; charset=utf-8`, 'content-length': String(body.length) };
-      delete headers['transfer-encoding'];
-      res.writeHead(200, headers);
-      res.end(body);
-    });
-    forward.on('error', () => res.destroy());
-    req.pipe(forward);
-  });
-  proxy.on('upgrade', (req, socket, head) => {
-    const up = netConnect(Number(upstream.port), upstream.hostname, () => {
-      const lines = [`${req.method} ${req.url} HTTP/1.1`];
-      for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
-      up.write(`${lines.join('\r\n')}\r\n\r\n`);
-      if (head.length) up.write(head);
-      up.pipe(socket);
-      socket.pipe(up);
-    });
-    up.on('error', () => socket.destroy());
-    socket.on('error', () => up.destroy());
-  });
-  await new Promise((r) => proxy.listen(0, '127.0.0.1', r));
-  const address = /** @type {import('node:net').AddressInfo} */ (proxy.address());
-  return { server: proxy, url: `http://127.0.0.1:${address.port}` };
-}
 
 /**
  * For the extra servers of the later checks: with LECTERN_E2E_CLIENT_FROM_DISK=1, their pages
@@ -89,32 +43,6 @@ function closeProxy(server) {
 }
 
 // ---- The browser ----------------------------------------------------------------------------
-
-/** Keeps every RTCPeerConnection a page makes, so the test can read its stats. */
-function recordPeerConnections() {
-  const Original = window.RTCPeerConnection;
-  /** @type {RTCPeerConnection[]} */
-  const all = [];
-  Object.defineProperty(window, '__lecternPeerConnections', { value: all });
-  window.RTCPeerConnection = class extends Original {
-    constructor(...args) {
-      super(...args);
-      all.push(this);
-    }
-  };
-  // The sockets too, so a test can drop the connection as a network failure would. While
-  // `window.__lecternHoldSockets` is true, new sockets go to a path the server refuses, so the
-  // client stays disconnected (retrying with its backoff) until the test lets it through.
-  const OriginalSocket = window.WebSocket;
-  const sockets = [];
-  Object.defineProperty(window, '__lecternSockets', { value: sockets });
-  window.WebSocket = class extends OriginalSocket {
-    constructor(url, protocols) {
-      super(window.__lecternHoldSockets ? String(url).replace('/ws?', '/ws-held-by-the-test?') : url, protocols);
-      sockets.push(this);
-    }
-  };
-}
 
 const pages = /** @type {{name: string, page: import('playwright-core').Page, log: string[]}[]} */ ([]);
 

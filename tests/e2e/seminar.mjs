@@ -11,26 +11,12 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import {
-  BLUE, CHROMIUM, RED, axeCheck, checklist, chromiumArgs, close, delay, participantId, startClientProxy, startServer, stopServer,
+  BLUE, CHROMIUM, RED, axeCheck, checklist, chromiumArgs, close, delay, participantId, recordPeerConnections, startClientProxy, startServer, stopServer,
   waitFor, writeToneWav, writeY4m,
 } from './harness.mjs';
 
 const CLIENT_FROM_DISK = process.env.LECTERN_E2E_CLIENT_FROM_DISK === '1';
 const SCREENSHOTS = join(dirname(fileURLToPath(import.meta.url)), 'screenshots');
-
-/** Keeps every RTCPeerConnection a page makes, so the test can read its stats. */
-function recordPeerConnections() {
-  const Original = window.RTCPeerConnection;
-  /** @type {RTCPeerConnection[]} */
-  const all = [];
-  Object.defineProperty(window, '__lecternPeerConnections', { value: all });
-  window.RTCPeerConnection = class extends Original {
-    constructor(...args) {
-      super(...args);
-      all.push(this);
-    }
-  };
-}
 
 const pages = /** @type {{name: string, page: import('playwright-core').Page, log: string[]}[]} */ ([]);
 
