@@ -283,13 +283,19 @@ async function main() {
       return list.length >= STUDENTS ? list : null;
     });
     for (const id of grantable) {
-      await teacher.locator(`#roster button[data-action="stage_grant"][data-participant="${id}"]`).click();
-      const i = await waitFor(`the page of ${id}`, async () => {
-        for (let k = 0; k < students.length; k++) {
-          if (studentIds[k] === null && (await students[k].locator('#camera-toggle').isVisible())) return k + 1;
-        }
-        return null;
-      });
+      let i = null;
+      // Pressed again if no page shows the button after a while (a busy machine: the roster
+      // may be redrawn under the click).
+      for (let attempt = 0; attempt < 4 && i === null; attempt++) {
+        await teacher.locator(`#roster button[data-action="stage_grant"][data-participant="${id}"]`).click().catch(() => undefined);
+        i = await waitFor(`the page of ${id}`, async () => {
+          for (let k = 0; k < students.length; k++) {
+            if (studentIds[k] === null && (await students[k].locator('#camera-toggle').isVisible())) return k + 1;
+          }
+          return null;
+        }, { timeout: 8000 }).catch(() => null);
+      }
+      if (i === null) throw new Error(`no page shows the camera button for ${id}`);
       studentIds[i - 1] = id;
     }
     await teacher.locator(`#roster button[data-action="stage_revoke"]`).first().click();
