@@ -136,6 +136,7 @@ function finish(reason) {
   $('notice-text').textContent = STRINGS.closing[reason] ?? STRINGS.status.closed;
   $('rejoin').hidden = !REJOINABLE.includes(reason);
   scheduleRender();
+  focusAfterFinish();
 }
 
 // ---- Actions -----------------------------------------------------------------------------
@@ -218,7 +219,15 @@ function onActionClick(e) {
     case 'hand_toggle':
       return toggleHand();
     case 'leave':
-      return void connection?.leave().then(() => finish('left'));
+      return openLeaveDialog();
+    case 'leave_stay':
+      return closeLeaveDialog('stay');
+    case 'leave_confirm':
+      return closeLeaveDialog('leave');
+    case 'stage_pin':
+      return toggleStagePin();
+    case 'stage_fullscreen':
+      return void toggleStageFullscreen();
     case 'rejoin':
       return location.reload();
     case 'camera_toggle':
@@ -336,6 +345,7 @@ function render() {
   // Everyone sees that the class is recorded, in the lobby too (before their media is).
   $('recording-badge').hidden = !room.recording;
   renderClock();
+  renderClassTimer();
   // After the end, the lobby says so (and nothing about a start that is due).
   const ended = room.classState === 'ended';
   $('lobby-heading').textContent = ended ? STRINGS.lobbyEndedHeading : STRINGS.lobbyHeading;
@@ -656,13 +666,18 @@ function reportViews() {
 function renderStage() {
   const self = room.participants.get(me.id);
   const staff = isStaffRole(me.role);
-  const stageId = stageParticipant();
+  const auto = stageParticipant();
+  // A pinned video stays large; what the stage would show otherwise goes to the small picture.
+  const pinned = pinnedVideo();
+  const stageId = pinned?.participantId ?? auto;
   const videos = stageId ? videosOf(stageId) : [];
+  if (pinned) videos.sort((a, b) => Number(b.mid === pinned.mid) - Number(a.mid === pinned.mid));
   showVideo(stageVideo, videos[0], stageId ?? '');
   // The small picture: the presenter's other video, or the instructor while a student presents.
   /** @type {{stream: MediaStream, mid: string} | undefined} */
   let pip = videos[1];
   let pipId = stageId ?? '';
+  if (!pip && auto && stageId !== auto) [pip, pipId] = [videosOf(auto)[0], auto];
   if (!pip && stageId && stageId === room.presenter) {
     const teacher = [...room.participants.values()].find((p) => p.role === 'instructor' && videosOf(p.id).length > 0);
     if (teacher) [pip, pipId] = [videosOf(teacher.id).at(-1), teacher.id];
@@ -676,6 +691,7 @@ function renderStage() {
   const presenting = !staff && !!self?.presenter;
   $('presenting-note').hidden = !presenting;
   $('stage-empty').textContent = presenting ? STRINGS.stageEmptyPresenting : STRINGS.stageEmpty;
+  renderStageTools(videos.length > 0);
 
   const controls = $('media-controls');
   controls.hidden = !media || !(staff || self?.presenter || self?.can_speak) || me.role === 'observer';
@@ -722,7 +738,12 @@ function unlockSound() {
 
 /** `m:ss` (or `h:mm:ss`) until `at`, never negative. @param {number} at Unix ms */
 function timeLeft(at) {
-  const total = Math.max(0, Math.ceil((at - Date.now()) / 1000));
+  return clockText(Math.ceil((at - Date.now()) / 1000));
+}
+
+/** `m:ss` (or `h:mm:ss`) of a number of seconds, never negative. @param {number} seconds */
+function clockText(seconds) {
+  const total = Math.max(0, seconds);
   const h = Math.floor(total / 3600);
   const m = Math.floor((total % 3600) / 60);
   const s = String(total % 60).padStart(2, '0');
@@ -829,14 +850,17 @@ function connect(token, roomId) {
       welcomed = true;
       replaying = !snapshot;
       if (snapshot) room.applySnapshot(snapshot);
+      if (snapshot) noteClassStart(snapshot);
       scheduleRender();
     },
     onSnapshot(snapshot) {
       room.applySnapshot(snapshot);
+      noteClassStart(snapshot);
       scheduleRender();
     },
-    onEvent(seq, event) {
+    onEvent(seq, event, at) {
       room.applyEvent(seq, event);
+      noteClassEvent(event, at);
       announceEvent(event);
       if (event.kind === 'class_ended') stopPublishing();
       scheduleRender();
@@ -909,6 +933,8 @@ function setUp() {
     $('reaction-buttons').append(button);
   }
   for (const [keys, what] of STRINGS.shortcuts) $('shortcut-list').append(make('dt', '', keys), make('dd', '', what));
+  setUpLeaveDialog();
+  setUpStageTools();
   document.addEventListener('click', onActionClick);
   document.addEventListener('keydown', onKeyDown);
   $('chat-more').addEventListener('click', () => void loadEarlierChat());
@@ -935,6 +961,156 @@ function setUp() {
     e.preventDefault();
     sendChat();
   });
+}
+
+// ---- Leaving: the confirmation dialog, and where focus goes after ------------------------------
+
+const leaveDialog = /** @type {HTMLDialogElement} */ ($('leave-dialog'));
+
+/** Escape (the dialog's `cancel`) and "Stay" keep the class; focus goes back to "Leave class". */
+function setUpLeaveDialog() {
+  leaveDialog.addEventListener('close', () => {
+    if (leaveDialog.returnValue === 'leave') return void connection?.leave().then(() => finish('left'));
+    $('leave').focus();
+  });
+}
+
+/** "Leave class": asks first, with "Stay" focused (the safe answer). */
+function openLeaveDialog() {
+  if (leaveDialog.open || finished) return;
+  if (document.fullscreenElement) void document.exitFullscreen().catch(() => undefined);
+  leaveDialog.returnValue = '';
+  leaveDialog.showModal();
+  $('leave-stay').focus();
+}
+
+/** @param {'leave' | 'stay'} answer */
+function closeLeaveDialog(answer) {
+  if (leaveDialog.open) leaveDialog.close(answer);
+}
+
+/**
+ * The page reached its end screen: focus moves to "Join again" (or the notice's text when
+ * joining again makes no sense), never left on the body or on a hidden control.
+ */
+function focusAfterFinish() {
+  if (leaveDialog.open) leaveDialog.close('stay');
+  if (document.fullscreenElement) void document.exitFullscreen().catch(() => undefined);
+  render(); // the notice is shown now, so it can take focus
+  const rejoin = $('rejoin');
+  (rejoin.hidden ? $('notice-text') : rejoin).focus();
+}
+
+// ---- Stage: pin and full screen --------------------------------------------------------------
+
+/**
+ * The video the user pinned to the stage (a participant's camera or screen, by its mid; our
+ * own by source), kept large instead of the presenter's newest video. Null: the stage follows
+ * the class by itself. The seminar gallery may pin a tile through `pinStage` too.
+ * @type {{participantId: string, mid: string} | null}
+ */
+let stagePin = null;
+
+/** Pins a video to the stage, or unpins with null. @param {{participantId: string, mid: string} | null} pin */
+function pinStage(pin) {
+  stagePin = pin;
+  scheduleRender();
+}
+
+/** The pinned video if it is still there; a pin whose video went away is dropped. */
+function pinnedVideo() {
+  if (!stagePin) return null;
+  const { participantId, mid } = stagePin;
+  if (!videosOf(participantId).some((v) => v.mid === mid)) stagePin = null;
+  return stagePin;
+}
+
+/** "Pin stage": keeps the stage on what it shows now; pressed again, the stage follows the class. */
+function toggleStagePin() {
+  if (stagePin) return pinStage(null);
+  const participantId = stageVideo.dataset.participant ?? '';
+  const mid = stageVideo.dataset.mid ?? '';
+  if (participantId && mid) pinStage({ participantId, mid });
+}
+
+/** Full screen shows the stage alone (its small picture and reactions too); Escape leaves it. */
+async function toggleStageFullscreen() {
+  try {
+    if (document.fullscreenElement) await document.exitFullscreen();
+    else await $('stage-view').requestFullscreen();
+  } catch (error) {
+    console.warn('fullscreen', error);
+  }
+}
+
+function setUpStageTools() {
+  $('stage-tools').setAttribute('aria-label', STRINGS.stageToolsLabel);
+  $('reactions-shown').setAttribute('aria-label', STRINGS.reactionsShownLabel);
+  $('stage-pin').title = STRINGS.stagePinTitle;
+  // Browsers leave full screen on Escape themselves; this covers those that hand the key to the page.
+  $('stage-view').addEventListener('keydown', (e) => {
+    if (e.key === 'Escape' && document.fullscreenElement) void document.exitFullscreen().catch(() => undefined);
+  });
+  document.addEventListener('fullscreenchange', () => {
+    renderStageTools($('stage-empty').hidden === true); // the empty-stage text is hidden while a video shows
+    if (!document.fullscreenElement && document.activeElement === document.body) $('stage-fullscreen').focus();
+  });
+}
+
+/** @param {boolean} showing a video is on the stage */
+function renderStageTools(showing) {
+  const pin = $('stage-pin');
+  pin.hidden = !showing && !stagePin;
+  pin.textContent = STRINGS.stagePin[stagePin ? 1 : 0];
+  pin.setAttribute('aria-pressed', String(!!stagePin));
+  const full = $('stage-fullscreen');
+  const inFullscreen = document.fullscreenElement === $('stage-view');
+  full.hidden = !document.fullscreenEnabled || (!showing && !inFullscreen); // nothing to show large yet
+  full.textContent = STRINGS.stageFullscreen[inFullscreen ? 1 : 0];
+  full.setAttribute('aria-pressed', String(inFullscreen));
+}
+
+// ---- Class timer (staff) -----------------------------------------------------------------------
+
+/**
+ * When the class went live (Unix ms): the snapshot's `class_started_at`, else the `at` of the
+ * `class_started` event this page saw, else (a server that sends neither) when this page first
+ * saw the class live. Null while it is not live.
+ * @type {number | null}
+ */
+let classStartedAt = null;
+/** @type {ReturnType<typeof setInterval> | undefined} */
+let classTimerTicker;
+
+/** @param {import('./protocol.js').Snapshot} snapshot */
+function noteClassStart(snapshot) {
+  if (snapshot.class_state !== 'live') classStartedAt = null;
+  else if (snapshot.class_started_at) classStartedAt = snapshot.class_started_at;
+  else classStartedAt ??= Date.now();
+}
+
+/** @param {import('./protocol.js').RoomEvent} event @param {number | undefined} at */
+function noteClassEvent(event, at) {
+  if (event.kind === 'class_started') classStartedAt = at ?? Date.now();
+  else if (event.kind === 'class_ended') classStartedAt = null;
+}
+
+/** Staff see how long the class has been live (and how long is left of a scheduled one), each second. */
+function renderClassTimer() {
+  const timer = $('class-timer');
+  const start = classStartedAt;
+  const show = welcomed && !finished && isStaffRole(me.role) && room.classState === 'live' && start !== null;
+  timer.hidden = !show;
+  if (show) {
+    const end = room.scheduledEnd;
+    timer.textContent = STRINGS.classTimer(clockText(Math.floor((Date.now() - start) / 1000)), end !== null ? timeLeft(end) : null);
+  }
+  if (show && classTimerTicker === undefined) {
+    classTimerTicker = setInterval(renderClassTimer, 1000);
+  } else if (!show && classTimerTicker !== undefined) {
+    clearInterval(classTimerTicker);
+    classTimerTicker = undefined;
+  }
 }
 
 function main() {

@@ -45,11 +45,13 @@ const WELCOME_TIMEOUT_MS = 10_000;
  * Hands and chat are oldest first; events after `seq` follow as `event` messages.
  * `scheduled_start`, `scheduled_end`, `warns_at`, `closes_at` (Unix ms) only for a scheduled
  * session's room.
+ * `class_started_at` (Unix ms): when the class went live (absent before; the staff's timer).
  * @typedef {{room_id: string, title: string, class_state: ClassState, roster: ParticipantInfo[],
  *   hand_queue: HandEntry[], presenter?: string | null, chat_locked: boolean, recording?: boolean,
  *   chat: ChatMessage[],
  *   seq: number, scheduled_start?: number, scheduled_end?: number, warns_at?: number,
- *   closes_at?: number}} Snapshot
+ *   closes_at?: number,
+ *   class_started_at?: number}} Snapshot
  */
 
 /** Why recording stopped. @typedef {'stopped' | 'class_ended' | 'disk_full' | 'failed' | 'shutdown'} RecordingStopReason */

@@ -21,6 +21,21 @@ export const STRINGS = {
   announceRecordingDiskFull: 'Recording stopped: the server is out of disk space. What was recorded is kept.',
   leave: 'Leave class',
   rejoin: 'Join again',
+  leaveDialogHeading: 'Leave class?',
+  leaveDialogBody: 'You can join again with the same link while the class is on.',
+  leaveConfirm: 'Leave',
+  leaveStay: 'Stay',
+  /** @param {string} elapsed e.g. `12:34` @param {string | null} left time to the scheduled end, if any */
+  classTimer: (elapsed, left) => (left === null ? `Live for ${elapsed}` : `Live for ${elapsed} · ${left} left`),
+  // The stage's own buttons: pin keeps the stage on the video shown now (camera or screen)
+  // instead of following the presenter's newest video; full screen shows only the stage.
+  /** @type {[string, string]} [pin, unpin] */
+  stagePin: ['Pin stage', 'Unpin stage'],
+  stagePinTitle: 'Keep the stage on this video instead of switching automatically',
+  /** @type {[string, string]} [enter, exit] */
+  stageFullscreen: ['Full screen', 'Exit full screen (Esc)'],
+  stageToolsLabel: 'Stage view',
+  reactionsShownLabel: 'Reactions',
   lobbyHeading: 'Waiting for the class to start',
   lobbyBody: 'You are in the lobby. The class opens by itself when your instructor starts it.',
   /** @param {string} left e.g. `4:59` */

@@ -8,7 +8,8 @@
 //!   `replay_done` that counts it;
 //! - nothing is sent to a connection after the room closed it or the driver reported it gone,
 //!   and a connection's first message is its `welcome` (or the error refusing its join);
-//! - a request with a `request_id` on a live connection gets exactly one `ack` or `error`, and
+//! - a request with a `request_id` on a live connection gets exactly one `ack` or `error` (or
+//!   `attendance`, the answer to `attendance_get`), and
 //!   a request on an unknown connection produces nothing;
 //! - a send tagged with a chat `persist_seq` follows the `Persist` of that chat in its drain;
 //! - `Welcomed` names a welcomed connection; `active_speaker` never goes to the lobby, and the
@@ -25,7 +26,7 @@ use std::sync::OnceLock;
 
 use arbitrary::Arbitrary;
 use lectern_proto::{
-    ChatMessage, ChatTarget, ClientMessage, HandEntry, MediaState, ParticipantId, Reaction,
+    ChatMessage, ChatTarget, ClassMode, ClientMessage, HandEntry, MediaState, ParticipantId, Reaction,
     RequestId, Role, RoomId, Seq, ServerMessage, Snapshot, UnixMillis, decode_client,
 };
 use lectern_room::{ConnId, Identity, Input, Output, PersistRecord, Room, RoomConfig, RoomInit};
@@ -82,6 +83,8 @@ struct Cfg {
     snapshot_chat_len: u8,
     replay_len: u8,
     grace_ms: u16,
+    seminar: bool,
+    late_after_ms: u16,
 }
 
 #[derive(Debug, Arbitrary)]
@@ -243,6 +246,14 @@ enum Msg {
         screen: bool,
     },
     Leave,
+    MuteAll,
+    SpeakAll(bool),
+    /// Seminar when true.
+    SetMode(bool),
+    CameraRequest(Who),
+    CameraAllow(Who),
+    CameraStop(Who),
+    AttendanceGet,
 }
 
 #[derive(Debug, Arbitrary)]
@@ -516,6 +527,25 @@ impl Harness {
                 },
             },
             Msg::Leave => ClientMessage::Leave,
+            Msg::MuteAll => ClientMessage::MuteAll,
+            Msg::SpeakAll(allowed) => ClientMessage::SpeakAll { allowed: *allowed },
+            Msg::SetMode(seminar) => ClientMessage::SetMode {
+                mode: if *seminar {
+                    ClassMode::Seminar
+                } else {
+                    ClassMode::Lecture
+                },
+            },
+            Msg::CameraRequest(who) => ClientMessage::CameraRequest {
+                participant_id: who.id(),
+            },
+            Msg::CameraAllow(who) => ClientMessage::CameraAllow {
+                participant_id: who.id(),
+            },
+            Msg::CameraStop(who) => ClientMessage::CameraStop {
+                participant_id: who.id(),
+            },
+            Msg::AttendanceGet => ClientMessage::AttendanceGet,
         }
     }
 
@@ -541,7 +571,10 @@ impl Harness {
                         to.as_slice() == [conn]
                             && match message {
                                 ServerMessage::Ack { request_id, .. } => *request_id == rid,
-                                ServerMessage::Error { request_id, .. } => *request_id == Some(rid),
+                                ServerMessage::Error { request_id, .. }
+                                | ServerMessage::Attendance { request_id, .. } => {
+                                    *request_id == Some(rid)
+                                }
                                 _ => false,
                             }
                     }
@@ -809,6 +842,12 @@ fn run(scenario: Scenario) {
         snapshot_chat_len: usize::from(cfg.snapshot_chat_len % 6),
         replay_len: usize::from(cfg.replay_len % 12),
         grace_ms: u64::from(cfg.grace_ms),
+        mode: if cfg.seminar {
+            ClassMode::Seminar
+        } else {
+            ClassMode::Lecture
+        },
+        late_after_ms: u64::from(cfg.late_after_ms),
         ..RoomConfig::new(RoomId::new("fuzz-room"), "Fuzzing 101")
     };
     let last_seq = u64::from(scenario.init.last_seq);

@@ -204,3 +204,49 @@ export async function participantId(page, name) {
     return null;
   }, name));
 }
+
+// ---- Accessibility (axe-core) ----------------------------------------------------------------
+
+/** axe-core's browser build, read once. */
+let axeSource = '';
+
+/**
+ * Runs axe-core on `page` as it is now and throws, listing them, on any serious or critical
+ * violation; returns a one-line summary (violations of lower impact named, not failed).
+ *
+ * The pages' CSP allows no inline script, so axe is not added as a `<script>` (Playwright's
+ * addScriptTag inlines the file's content, which the CSP blocks): its source is evaluated
+ * through the DevTools protocol (`page.evaluate`), which the CSP does not govern, and the page
+ * keeps its CSP for the run.
+ * @param {import('playwright-core').Page} page
+ * @param {string} what which page state, for the messages
+ * @param {{exclude?: string[]}} [options] selectors axe leaves out
+ */
+export async function axeCheck(page, what, { exclude = [] } = {}) {
+  if (!axeSource) {
+    const { createRequire } = await import('node:module');
+    const { readFileSync } = await import('node:fs');
+    axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+  }
+  if (!(await page.evaluate(() => 'axe' in window))) await page.evaluate(axeSource);
+  const result = await page.evaluate(async (exclude) => {
+    const axe = /** @type {any} */ (window).axe;
+    const context = exclude.length ? { include: [document], exclude: exclude.map((s) => [s]) } : document;
+    const r = await axe.run(context, { resultTypes: ['violations'] });
+    return {
+      version: axe.version,
+      violations: r.violations.map((v) => ({
+        id: v.id, impact: v.impact, help: v.help,
+        nodes: v.nodes.slice(0, 5).map((n) => `${n.target.join(' ')}: ${n.failureSummary?.replace(/\s+/g, ' ') ?? ''}`),
+        count: v.nodes.length,
+      })),
+    };
+  }, exclude);
+  const serious = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  if (serious.length) {
+    const list = serious.map((v) => `${v.impact} ${v.id} (${v.help}), ${v.count} element(s):\n  ${v.nodes.join('\n  ')}`).join('\n');
+    throw new Error(`axe-core ${result.version} on ${what}: ${serious.length} serious or critical violation(s):\n${list}`);
+  }
+  const minor = result.violations.map((v) => `${v.id} (${v.impact})`);
+  return `axe-core ${result.version}: no serious or critical violation${minor.length ? `; lesser: ${minor.join(', ')}` : ''}`;
+}

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
-import { BLUE, CHROMIUM, RED, checklist, chromiumArgs, close, participantId, runCli, startServer, stopServer, waitFor, writeToneWav, writeY4m } from './harness.mjs';
+import { BLUE, CHROMIUM, RED, axeCheck, checklist, chromiumArgs, close, participantId, runCli, startServer, stopServer, waitFor, writeToneWav, writeY4m } from './harness.mjs';
 
 /** A chosen playhead stays at least this far (ms) from every chat message and stage change. */
 const MARGIN_MS = 500;
@@ -538,6 +538,10 @@ async function replayChecks(viewer, browser, server, s, sent, when) {
       return y.small?.participant === s.instructorId && close(y.small.rgb, RED) ? y.small : { ok: false, small: y.small };
     });
     return `at ${t} ms (span ${Math.round(lo)}-${hi}, ${margin} ms from any message): main rgb(${x.main.rgb}), small rgb(${small.rgb}); chat ${JSON.stringify(x.chat)}`;
+  });
+
+  await check(`${name}: axe-core finds no serious or critical violation on the replay page (seeked into the presentation: videos, chapters, chat)`, async () => {
+    return axeCheck(r.page, `the replay page (${viewer})`);
   });
 
   await check(`${name}: playing from there, the stage video decodes frames (student 1, blue)`, async () => {

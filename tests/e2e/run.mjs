@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { BLUE, CHROMIUM, RED, checklist, chromiumArgs, close, delay, participantId, runCli, startServer, stopServer, waitFor, writeToneWav, writeY4m } from './harness.mjs';
+import { BLUE, CHROMIUM, RED, axeCheck, checklist, chromiumArgs, close, delay, participantId, runCli, startServer, stopServer, waitFor, writeToneWav, writeY4m } from './harness.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const SCREENSHOTS = join(here, 'screenshots');
@@ -69,6 +69,23 @@ async function startClientProxy(target) {
   await new Promise((r) => proxy.listen(0, '127.0.0.1', r));
   const address = /** @type {import('node:net').AddressInfo} */ (proxy.address());
   return { server: proxy, url: `http://127.0.0.1:${address.port}` };
+}
+
+/**
+ * For the extra servers of the later checks: with LECTERN_E2E_CLIENT_FROM_DISK=1, their pages
+ * go through a proxy of their own too (`server.proxy`, closed by `closeProxy`).
+ */
+async function clientFromDisk(server) {
+  if (!CLIENT_FROM_DISK) return server;
+  server.proxy = await startClientProxy(server.url);
+  for (const key of Object.keys(server.links)) server.links[key] = server.links[key].replace(server.url, server.proxy.url);
+  server.url = server.proxy.url;
+  return server;
+}
+
+function closeProxy(server) {
+  server?.proxy?.server.closeAllConnections();
+  server?.proxy?.server.close();
 }
 
 // ---- The browser ----------------------------------------------------------------------------
@@ -235,6 +252,26 @@ async function announced(page, who, pattern) {
 }
 
 
+/**
+ * In the page: the main landmarks not hidden (`<main>` or role="main") and whether the part of
+ * the page that should be the main content (`selector`) is inside the one main landmark.
+ */
+async function mainLandmark(page, who, selector) {
+  const found = await page.evaluate((selector) => {
+    const shown = (e) => !e.closest('[hidden]') && e.getClientRects().length > 0;
+    const mains = [...document.querySelectorAll('main, [role="main"]')].filter(shown);
+    const part = document.querySelector(selector);
+    return { mains: mains.map((m) => m.id || m.tagName), inside: !!part && mains.length === 1 && mains[0].contains(part) && shown(part) };
+  }, selector);
+  if (found.mains.length !== 1 || !found.inside) throw new Error(`${who}: main landmarks shown ${JSON.stringify(found.mains)}, ${selector} inside the one main: ${found.inside}`);
+  return `one main (#${found.mains[0]}) holding ${selector}`;
+}
+
+/** In the page: the id (or tag) of the focused element. */
+async function focused(page) {
+  return page.evaluate(() => document.activeElement?.id || document.activeElement?.tagName || '');
+}
+
 async function main() {
   const tmp = mkdtempSync(join(tmpdir(), 'lectern-e2e-'));
   const redClip = join(tmp, 'red.y4m');
@@ -297,6 +334,10 @@ async function main() {
       if (!close(panel.rgb, RED)) throw new Error(`preview colour ${panel.rgb}, want about ${RED}`);
       return `cameras ${JSON.stringify(panel.cameras)}, microphones ${JSON.stringify(panel.mics)}, preview ${panel.width}x${panel.height} rgb(${panel.rgb})`;
     });
+    await check('the camera and microphone panel is in the page\'s one main landmark; axe-core finds no serious or critical violation there', async () => {
+      const landmark = await mainLandmark(s.instructor, 'instructor', '#devices');
+      return `${landmark}; ${await axeCheck(s.instructor, 'the camera and microphone panel')}`;
+    });
     await check('instructor presses "Enter class": joins the class (not started yet: "Start class" shown), the preview stops', async () => {
       await s.instructor.locator('#enter-class').click();
       await waitFor('the classroom', () => s.instructor.locator('#classroom').isVisible());
@@ -323,6 +364,10 @@ async function main() {
         ids.every((id) => document.querySelector(`#roster > li[data-participant="${id}"] .badge-lobby`)), [s.student1Id, s.student2Id]));
       return `instructor ${s.instructorId}, students ${s.student1Id}, ${s.student2Id}`;
     });
+    await check('the lobby is in the page\'s one main landmark; axe-core finds no serious or critical violation there', async () => {
+      const landmark = await mainLandmark(s.student1, 'student 1', '#lobby');
+      return `${landmark}; ${await axeCheck(s.student1, 'the lobby')}`;
+    });
     await check('instructor presses "Start class": both students leave the lobby for the classroom', async () => {
       await s.instructor.locator('#start-class').click();
       for (const who of ['student1', 'student2']) {
@@ -332,6 +377,26 @@ async function main() {
         (await s.instructor.locator('#end-class').isVisible()) && !(await s.instructor.locator('#start-class').isVisible()));
       await waitFor("the lobby badges to leave the instructor's roster", () => s.instructor.evaluate(() => !document.querySelector('#roster .badge-lobby')));
       return await s.instructor.locator('#class-state').textContent();
+    });
+    await check('the instructor sees a class timer (role="timer", not announced) counting up from the start; students do not', async () => {
+      const timer = s.instructor.locator('#class-timer');
+      // The demo's room is a scheduled session: the time left to its end follows.
+      const pattern = /^Live for (\d+):(\d\d)(?: · (?:\d+:)?\d+:\d\d left)?$/;
+      const first = await waitFor('the timer', async () => {
+        const text = (await timer.isVisible()) ? (await timer.textContent()) ?? '' : '';
+        return pattern.test(text) ? text : { ok: false, text };
+      });
+      const [, m, sec] = first.match(pattern) ?? [];
+      if (Number(m) * 60 + Number(sec) > 120) throw new Error(`"${first}" just after the start`);
+      if (!first.endsWith(' left')) throw new Error(`"${first}": no time left to the demo session's scheduled end`);
+      const attrs = await timer.evaluate((e) => ({ role: e.getAttribute('role'), live: e.getAttribute('aria-live') }));
+      if (attrs.role !== 'timer' || (attrs.live && attrs.live !== 'off')) throw new Error(`timer attributes ${JSON.stringify(attrs)}`);
+      const next = await waitFor('the timer to advance', async () => {
+        const text = (await timer.textContent()) ?? '';
+        return text !== first && pattern.test(text) ? text : null;
+      });
+      for (const who of ['student1', 'student2']) if (await s[who].locator('#class-timer').isVisible()) throw new Error(`${who} sees the class timer`);
+      return `"${first}" -> "${next}"`;
     });
     await check('instructor turns the camera on: local preview on the stage', async () => {
       const button = s.instructor.locator('#camera-toggle');
@@ -481,6 +546,30 @@ async function main() {
       }
       return SCREENSHOTS;
     });
+    for (const [who, label] of [['instructor', 'the classroom as instructor'], ['student2', 'the classroom as student']]) {
+      await check(`${label}: one main landmark; axe-core finds no serious or critical violation (video on the stage, hands, roster, chat)`, async () => {
+        const landmark = await mainLandmark(s[who], who, '#classroom');
+        return `${landmark}; ${await axeCheck(s[who], label)}`;
+      });
+    }
+    await check('a reaction shows over the stage (inside the stage view, on every page) for a few seconds, not under the controls', async () => {
+      await s.student2.locator('#reaction-buttons button[data-reaction="clap"]').click();
+      const out = [];
+      for (const who of ['instructor', 'student1', 'student2']) {
+        const where = await waitFor(`${who}: the reaction over the stage`, () => s[who].evaluate(() => {
+          const item = document.querySelector('#reactions-shown .reaction');
+          const view = document.getElementById('stage-view');
+          if (!item || !view) return null;
+          const [r, v] = [item.getBoundingClientRect(), view.getBoundingClientRect()];
+          const over = view.contains(item) && r.width > 0 && r.left >= v.left && r.right <= v.right && r.top >= v.top && r.bottom <= v.bottom;
+          return { over, underControls: !!item.closest('#controls'), text: item.textContent };
+        }));
+        if (!where.over || where.underControls) throw new Error(`${who}: reaction ${JSON.stringify(where)}`);
+        out.push(`${who}: "${where.text}"`);
+      }
+      await waitFor('the reaction to go again', () => s.instructor.evaluate(() => !document.querySelector('#reactions-shown .reaction')), { timeout: 15_000 });
+      return `${out.join(', ')}; gone again`;
+    });
     await check('instructor turns the microphone on: students play it in an <audio> (packetsReceived rising)', async () => {
       await s.instructor.locator('#mic-toggle').click();
       const out = [];
@@ -568,6 +657,30 @@ async function main() {
       await waitFor('the microphone on again', async () => (await pressed()) === 'true');
       return 'on -> off -> on';
     });
+    await check('at 1280x800 the instructor sees the whole stage while on a roster row\'s "Give stage" (focused from the keyboard)', async () => {
+      const page = s.instructor;
+      const size = page.viewportSize();
+      if (size?.width !== 1280 || size?.height !== 800) throw new Error(`viewport ${JSON.stringify(size)}`);
+      await page.evaluate(() => window.scrollTo(0, 0));
+      // Tab from the roster row's first button to "Give stage", as a keyboard user would.
+      const give = page.locator(`#roster button[data-action="stage_grant"][data-participant="${s.student1Id}"]`);
+      await page.locator(`#roster > li[data-participant="${s.student1Id}"] button`).first().focus();
+      const onGive = () => give.evaluate((b) => b === document.activeElement);
+      for (let i = 0; i < 6 && !(await onGive()); i++) await page.keyboard.press('Tab');
+      const seen = await page.evaluate(() => {
+        const button = document.activeElement;
+        const inView = (e) => {
+          const r = e.getBoundingClientRect();
+          return r.width > 0 && r.top >= 0 && r.left >= 0 && r.bottom <= window.innerHeight && r.right <= window.innerWidth;
+        };
+        const view = document.getElementById('stage-view');
+        const rect = (e) => { const r = e.getBoundingClientRect(); return `${Math.round(r.left)},${Math.round(r.top)} ${Math.round(r.width)}x${Math.round(r.height)}`; };
+        return { action: button instanceof HTMLElement ? button.dataset.action : '', button: inView(button), stage: !!view && inView(view), stageRect: view ? rect(view) : '', buttonRect: rect(button), scrollY: window.scrollY };
+      });
+      await page.screenshot({ path: join(SCREENSHOTS, 'give-stage.png') });
+      if (seen.action !== 'stage_grant' || !seen.button || !seen.stage) throw new Error(`focused ${JSON.stringify(seen)}`);
+      return `stage ${seen.stageRect}, "Give stage" ${seen.buttonRect}, page scrolled ${seen.scrollY} px`;
+    });
     await check('instructor gives the stage to student 1', async () => {
       await s.instructor.locator(`#roster button[data-action="stage_grant"][data-participant="${s.student1Id}"]`).click();
       await waitFor('student 1 to see the camera button', () => s.student1.locator('#camera-toggle').isVisible());
@@ -635,6 +748,45 @@ async function main() {
       await waitFor('student 2 stage to go back to the camera', () => stageVideo(s.student2).then((v) => (v.trackId === before.trackId ? v : { ok: false, ...v })));
       return `screen ${stage.width}x${stage.height}, framesDecoded ${first.framesDecoded} -> ${later.framesDecoded}, pip width ${pip}`;
     });
+    await check('student 2 pins the stage on the instructor\'s camera: a screen share then goes to the small picture; unpinned, the stage shows the screen', async () => {
+      const page = s.student2;
+      const camera = await waitFor('student 2: the instructor\'s camera on the stage', () => stageVideo(page).then((v) => (v.participant === s.instructorId && v.width > 0 ? v : { ok: false, ...v })));
+      await page.locator('#stage-pin').click();
+      await waitFor('the pin button pressed', () => page.locator('#stage-pin[aria-pressed="true"]').isVisible());
+      await s.instructor.locator('#screen-toggle').click();
+      await waitFor('the screen button to read "on"', () => s.instructor.locator('#screen-toggle[aria-pressed="true"]').isVisible());
+      const pip = await waitFor('the screen in the small picture, the camera still on the stage', () => page.evaluate(() => {
+        const pipVideo = /** @type {HTMLVideoElement} */ (document.getElementById('pip-video'));
+        const track = /** @type {MediaStream | null} */ (pipVideo.srcObject)?.getVideoTracks()[0];
+        return !pipVideo.hidden && track && pipVideo.videoWidth > 0 ? { trackId: track.id, width: pipVideo.videoWidth } : null;
+      }), { timeout: 25_000 });
+      const still = await stageVideo(page);
+      if (still.trackId !== camera.trackId || pip.trackId === camera.trackId) throw new Error(`pinned: stage ${still.trackId}, pip ${pip.trackId}, camera ${camera.trackId}`);
+      await page.locator('#stage-pin').click();
+      const screen = await waitFor('unpinned: the screen on the stage', () => stageVideo(page).then((v) => (v.trackId === pip.trackId && v.width > 0 ? v : { ok: false, ...v })));
+      await s.instructor.locator('#screen-toggle').click();
+      await waitFor('student 2 stage to go back to the camera', () => stageVideo(page).then((v) => (v.trackId === camera.trackId ? v : { ok: false, ...v })));
+      return `pinned camera (track ${camera.trackId}) stayed while the screen (${pip.width} wide) was in the small picture; unpinned: screen ${screen.width}x${screen.height} on the stage`;
+    });
+    await check('student 2 puts the stage in full screen (the stage view is document.fullscreenElement) and leaves it', async () => {
+      const page = s.student2;
+      await page.locator('#stage-fullscreen').click();
+      const entered = await waitFor('the stage view in full screen', () => page.evaluate(() => {
+        const id = document.fullscreenElement?.id ?? null;
+        return id === 'stage-view' ? { id, label: document.getElementById('stage-fullscreen')?.textContent } : { ok: false, id };
+      }));
+      await page.keyboard.press('Escape');
+      await waitFor('Escape to leave full screen', () => page.evaluate(() => !document.fullscreenElement));
+      const label = await waitFor('the button to read "Full screen" again', async () => {
+        const text = await page.locator('#stage-fullscreen').textContent();
+        return text === 'Full screen' ? text : { ok: false, text };
+      });
+      await page.locator('#stage-fullscreen').click();
+      await waitFor('full screen again (the button)', () => page.evaluate(() => document.fullscreenElement?.id === 'stage-view'));
+      await page.locator('#stage-fullscreen').click();
+      await waitFor('the button to leave full screen', () => page.evaluate(() => !document.fullscreenElement));
+      return `entered (#${entered.id}, button "${entered.label}"), left with Escape (button "${label}"); again and out with the button`;
+    });
     await check('student 2 loses its WebSocket: reconnects, makes a new peer connection, decodes the instructor again', async () => {
       const page = s.student2;
       // Stay disconnected until the server has seen it and two messages were sent meanwhile.
@@ -680,6 +832,7 @@ async function main() {
       page.once('dialog', (d) => void d.accept());
       await page.locator('#end-class').click();
       await waitFor('"Start class" again', () => page.locator('#start-class').isVisible());
+      await waitFor('the class timer to go', () => page.locator('#class-timer').isHidden());
       const after = await waitFor('every local track stopped, both buttons off, the stage empty', async () => {
         const ended = await page.evaluate(() => window.__lecternBeforeEnd.every((t) => t.readyState === 'ended'));
         const [camera, mic] = await pressed();
@@ -707,10 +860,41 @@ async function main() {
       if (/start now|waiting for the class to start|starts in/i.test(text)) throw new Error(`the lobby says ${JSON.stringify(text)} while the class state is "${state}"`);
       return `${JSON.stringify(text.replace(/\s+/g, ' ').trim())}, class state "${state}"`;
     });
-    await check('student 1 presses "Leave class" in the lobby: the live region says so', async () => {
-      await s.student1.locator('#leave').click();
-      await waitFor('student 1: the notice', () => s.student1.locator('#notice').isVisible());
-      return `announced "${await announced(s.student1, 'student 1', /you left/)}"`;
+    await check('"Leave class" asks first (a dialog, "Stay" focused, no axe-core serious violation); Escape and "Stay" keep the page and give focus back to "Leave class"', async () => {
+      const page = s.student1;
+      const dialog = page.locator('#leave-dialog');
+      await page.locator('#leave').click();
+      await waitFor('the leave dialog', () => dialog.isVisible());
+      const role = await dialog.evaluate((d) => ({ open: /** @type {HTMLDialogElement} */ (d).open, modal: d.matches(':modal'), name: document.getElementById(d.getAttribute('aria-labelledby') ?? '')?.textContent }));
+      if (!role.modal) throw new Error(`the dialog is not modal: ${JSON.stringify(role)}`);
+      const first = await focused(page);
+      if (first !== 'leave-stay') throw new Error(`focus on ${first} when the dialog opens, want "Stay"`);
+      const axe = await axeCheck(page, 'the leave dialog');
+      await page.keyboard.press('Escape');
+      await waitFor('Escape to close the dialog', () => dialog.isHidden());
+      await waitFor('focus back on "Leave class"', async () => (await focused(page)) === 'leave');
+      if (!(await page.locator('#lobby').isVisible()) || (await page.locator('#notice').isVisible())) throw new Error('Escape left the class');
+      await page.locator('#leave').click();
+      await waitFor('the leave dialog again', () => dialog.isVisible());
+      await page.locator('#leave-stay').click();
+      await waitFor('"Stay" to close the dialog', () => dialog.isHidden());
+      await waitFor('focus back on "Leave class"', async () => (await focused(page)) === 'leave');
+      if (!(await page.locator('#lobby').isVisible())) throw new Error('"Stay" left the class');
+      return `dialog "${role.name}", modal; ${axe}`;
+    });
+    await check('student 1 confirms "Leave": the live region says so and focus moves to "Join again" (not the page body)', async () => {
+      const page = s.student1;
+      await page.locator('#leave').click();
+      await waitFor('the leave dialog', () => page.locator('#leave-dialog').isVisible());
+      await page.locator('#leave-confirm').click();
+      await waitFor('student 1: the notice', () => page.locator('#notice').isVisible());
+      const said = await announced(page, 'student 1', /you left/);
+      const where = await waitFor('focus on "Join again"', async () => {
+        const id = await focused(page);
+        return id === 'rejoin' ? id : { ok: false, id };
+      });
+      await mainLandmark(page, 'student 1', '#notice');
+      return `announced "${said}"; focus on #${where}`;
     });
     await check('a student early for a scheduled session sees the lobby count down to its start', async () => {
       // A course with a session five minutes from now (its room opens 15 minutes before),
@@ -790,7 +974,7 @@ async function scrollBackCheck(browsers, tmp) {
   const h = {};
   try {
     await check('a late student sees the newest chat, and "Show earlier messages" loads the rest from the server, in order, once each', async () => {
-      server = await startServer(join(tmp, 'history-data'), { LECTERN_ROOM_SNAPSHOT_CHAT: '2', LECTERN_ROOM_AUTO_START: 'true' });
+      server = await clientFromDisk(await startServer(join(tmp, 'history-data'), { LECTERN_ROOM_SNAPSHOT_CHAT: '2', LECTERN_ROOM_AUTO_START: 'true' }));
       h.teacher = await openPage(browsers[0], 'history instructor', server.links.instructor, '#devices');
       await h.teacher.locator('#enter-class').click();
       await waitFor('the history instructor in the classroom', () => h.teacher.locator('#classroom').isVisible());
@@ -836,6 +1020,7 @@ async function scrollBackCheck(browsers, tmp) {
       return `stage ${layout.stageWidth} px wide, chat starts at ${layout.chatTop} px; badge "${badge}", title "${title}", cleared`;
     });
   } finally {
+    closeProxy(server);
     await stopServer(server);
   }
 }
@@ -922,11 +1107,11 @@ async function relayChecks(browsers, tmp) {
       return `udp port ${r.turn.port}`;
     });
     await check('relay-only browsers (iceTransportPolicy "relay") join a server whose ICE servers are that coturn; the instructor turns the camera on', async () => {
-      r.server = await startServer(join(tmp, 'relay-data'), {
+      r.server = await clientFromDisk(await startServer(join(tmp, 'relay-data'), {
         LECTERN_TURN_URLS: JSON.stringify([`turn:127.0.0.1:${r.turn.port}?transport=udp`]),
         LECTERN_TURN_SECRET: TURN_SECRET,
         LECTERN_ROOM_AUTO_START: 'true',
-      });
+      }));
       r.instructor = await openPage(browsers[0], 'relay instructor', r.server.links.instructor, '#devices', { relayOnly: true });
       await r.instructor.locator('#enter-class').click();
       await waitFor('the relay instructor in the classroom', () => r.instructor.locator('#classroom').isVisible());
@@ -948,6 +1133,7 @@ async function relayChecks(browsers, tmp) {
     });
   } finally {
     if (results.some((x) => !x.ok) && r.turn) console.log(`--- coturn output (last 3000 chars) ---\n${r.turn.output.slice(-3000)}`);
+    closeProxy(r.server);
     await stopServer(r.server);
     r.turn?.child.kill('SIGTERM');
   }

@@ -158,14 +158,18 @@ impl Client {
         Ok(())
     }
 
-    /// Send a request with a fresh request id and wait for its ack or error.
+    /// Send a request with a fresh request id and wait for its ack or error (or the
+    /// `chat_page` or `attendance` that answers it instead).
     pub async fn request(&mut self, mut value: Value) -> anyhow::Result<Value> {
         let id = self.next_request_id;
         self.next_request_id += 1;
         value["request_id"] = json!(id);
         self.send(&value).await?;
         self.wait_for(|m| {
-            (m["type"] == "ack" || m["type"] == "error" || m["type"] == "chat_page")
+            (m["type"] == "ack"
+                || m["type"] == "error"
+                || m["type"] == "chat_page"
+                || m["type"] == "attendance")
                 && m["request_id"] == json!(id)
         })
         .await

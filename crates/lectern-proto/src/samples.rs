@@ -18,6 +18,7 @@ fn student(id: &str, name: &str) -> ParticipantInfo {
         speak_granted: false,
         presenter: false,
         media: MediaState::default(),
+        camera_allowed: false,
     }
 }
 
@@ -109,7 +110,23 @@ pub fn client_messages() -> Vec<ClientMessage> {
             mid: "1".into(),
             width: 320,
             height: 180,
+            paused: false,
         },
+        ClientMessage::MuteAll,
+        ClientMessage::SpeakAll { allowed: true },
+        ClientMessage::SetMode {
+            mode: ClassMode::Seminar,
+        },
+        ClientMessage::CameraRequest {
+            participant_id: pid("s-ada"),
+        },
+        ClientMessage::CameraAllow {
+            participant_id: pid("s-ada"),
+        },
+        ClientMessage::CameraStop {
+            participant_id: pid("s-bob"),
+        },
+        ClientMessage::AttendanceGet,
     ]
 }
 
@@ -188,6 +205,38 @@ pub fn server_messages() -> Vec<ServerMessage> {
         ServerMessage::ActiveSpeaker {
             participant_id: Some(pid("t-grace")),
         },
+        ServerMessage::Attendance {
+            request_id: Some(9),
+            class_started_at: Some(1_790_000_000_000),
+            entries: vec![
+                AttendanceEntry {
+                    participant_id: pid("t-grace"),
+                    name: "Grace".into(),
+                    role: Role::Instructor,
+                    present: true,
+                    first_joined_at: 1_789_999_990_000,
+                    last_left_at: None,
+                    late: false,
+                    intervals: 1,
+                },
+                AttendanceEntry {
+                    participant_id: pid("s-ada"),
+                    name: "Ada".into(),
+                    role: Role::Student,
+                    present: false,
+                    first_joined_at: 1_790_000_400_000,
+                    last_left_at: Some(1_790_003_000_000),
+                    late: true,
+                    intervals: 2,
+                },
+            ],
+        },
+        ServerMessage::NetworkQuality {
+            participants: vec![ParticipantQuality {
+                participant_id: pid("s-ada"),
+                quality: NetworkQuality::Poor,
+            }],
+        },
     ]
 }
 
@@ -223,6 +272,9 @@ pub fn snapshot() -> Snapshot {
         scheduled_end: Some(1_790_005_400_000),
         warns_at: Some(1_790_005_100_000),
         closes_at: Some(1_790_006_000_000),
+        mode: ClassMode::Lecture,
+        speak_all: false,
+        class_started_at: Some(1_790_000_000_000),
     }
 }
 
@@ -302,7 +354,7 @@ pub fn room_events() -> Vec<RoomEvent> {
         },
         RoomEvent::StageRevoked {
             participant_id: pid("s-ada"),
-            by: Some(by),
+            by: Some(by.clone()),
         },
         RoomEvent::MediaChanged {
             participant_id: pid("s-ada"),
@@ -311,6 +363,27 @@ pub fn room_events() -> Vec<RoomEvent> {
                 camera: true,
                 screen: true,
             },
+        },
+        RoomEvent::AllMuted { by: by.clone() },
+        RoomEvent::SpeakAllChanged {
+            allowed: true,
+            by: by.clone(),
+        },
+        RoomEvent::ModeChanged {
+            mode: ClassMode::Seminar,
+            by: by.clone(),
+        },
+        RoomEvent::CameraRequested {
+            participant_id: pid("s-ada"),
+            by: by.clone(),
+        },
+        RoomEvent::CameraAllowed {
+            participant_id: pid("s-ada"),
+            by: by.clone(),
+        },
+        RoomEvent::CameraStopped {
+            participant_id: pid("s-bob"),
+            by,
         },
     ]
 }

@@ -179,6 +179,11 @@ pub struct ParticipantInfo {
     pub presenter: bool,
     /// The participant's own media state, as reported by their client.
     pub media: MediaState,
+    /// Staff allowed this participant's camera (and screen) outside the stage: set by
+    /// `camera_request`, `camera_allow` and seminar mode, cleared by `camera_stop` and lecture
+    /// mode. Staff publish by role whatever this says.
+    #[serde(default)]
+    pub camera_allowed: bool,
 }
 
 /// A client's own media switches, for indicators in everyone's participant list.
@@ -233,6 +238,98 @@ pub struct Snapshot {
     /// unscheduled rooms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub closes_at: Option<UnixMillis>,
+    /// The class layout: `lecture` (the stage) or `seminar` (a gallery of cameras).
+    #[serde(default)]
+    pub mode: ClassMode,
+    /// Staff allowed everyone to speak (`speak_all`): every student in the class may unmute.
+    #[serde(default)]
+    pub speak_all: bool,
+    /// When the class last went live (for the staff's class timer). Absent before it first
+    /// went live in this room.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_started_at: Option<UnixMillis>,
+}
+
+/// How the class is laid out, and so who may send video by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClassMode {
+    /// One stage: staff and the presenter publish video; students' cameras need staff's leave.
+    #[default]
+    Lecture,
+    /// A discussion class: a gallery of everyone's camera; students may send video.
+    Seminar,
+}
+
+impl ClassMode {
+    /// Every mode, in declaration order.
+    pub const ALL: [ClassMode; 2] = [ClassMode::Lecture, ClassMode::Seminar];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClassMode::Lecture => "lecture",
+            ClassMode::Seminar => "seminar",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ClassMode> {
+        ClassMode::ALL.into_iter().find(|m| m.as_str() == s)
+    }
+}
+
+impl fmt::Display for ClassMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A participant's network quality as the SFU measures it on their peer connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NetworkQuality {
+    Good,
+    Fair,
+    Poor,
+    /// Not measured (yet): no media session, or no statistics so far.
+    Unknown,
+}
+
+impl NetworkQuality {
+    /// Every quality, in declaration order.
+    pub const ALL: &[Self] = &[
+        NetworkQuality::Good,
+        NetworkQuality::Fair,
+        NetworkQuality::Poor,
+        NetworkQuality::Unknown,
+    ];
+}
+
+/// One participant's quality in a `network_quality` message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParticipantQuality {
+    pub participant_id: ParticipantId,
+    pub quality: NetworkQuality,
+}
+
+/// One participant's attendance in this room, as the room counts it in memory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttendanceEntry {
+    pub participant_id: ParticipantId,
+    pub name: String,
+    pub role: Role,
+    /// Connected now (or within the reconnect grace period); lobby time counts.
+    pub present: bool,
+    pub first_joined_at: UnixMillis,
+    /// When their last connection ended; `null` while present or never left.
+    pub last_left_at: Option<UnixMillis>,
+    /// First joined more than the room's lateness threshold after the class went live.
+    pub late: bool,
+    /// How many connections they have had (attendance intervals).
+    pub intervals: u32,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// Messages a client sends.
@@ -331,7 +428,27 @@ pub enum ClientMessage {
         mid: String,
         width: u32,
         height: u32,
+        /// Not shown at all (a gallery tile on another page): the SFU forwards nothing of this
+        /// video until a `media_view` with `paused` false (or absent) resumes it.
+        #[serde(default, skip_serializing_if = "is_false")]
+        paused: bool,
     },
+    /// Staff: hard-mute every non-staff participant outside the lobby, clear every speech
+    /// grant and turn `speak_all` off.
+    MuteAll,
+    /// Staff: allow everyone in the class to speak (`true`), or take that back and every
+    /// speech grant with it (`false`).
+    SpeakAll { allowed: bool },
+    /// Staff: switch the class layout.
+    SetMode { mode: ClassMode },
+    /// Staff: ask a student to turn their camera on (allows it; the client asks the student).
+    CameraRequest { participant_id: ParticipantId },
+    /// Staff: allow a student's camera.
+    CameraAllow { participant_id: ParticipantId },
+    /// Staff: stop a student's camera (and screen) outside the stage.
+    CameraStop { participant_id: ParticipantId },
+    /// Staff: who is and was here. Answered with `attendance` instead of an ack.
+    AttendanceGet,
 }
 
 impl ClientMessage {
@@ -366,6 +483,13 @@ impl ClientMessage {
         "media_answer",
         "media_candidate",
         "media_view",
+        "mute_all",
+        "speak_all",
+        "set_mode",
+        "camera_request",
+        "camera_allow",
+        "camera_stop",
+        "attendance_get",
     ];
 
     /// The wire name of this message's type.
@@ -400,6 +524,13 @@ impl ClientMessage {
             ClientMessage::MediaAnswer { .. } => "media_answer",
             ClientMessage::MediaCandidate { .. } => "media_candidate",
             ClientMessage::MediaView { .. } => "media_view",
+            ClientMessage::MuteAll => "mute_all",
+            ClientMessage::SpeakAll { .. } => "speak_all",
+            ClientMessage::SetMode { .. } => "set_mode",
+            ClientMessage::CameraRequest { .. } => "camera_request",
+            ClientMessage::CameraAllow { .. } => "camera_allow",
+            ClientMessage::CameraStop { .. } => "camera_stop",
+            ClientMessage::AttendanceGet => "attendance_get",
         }
     }
 }
@@ -493,6 +624,19 @@ pub enum ServerMessage {
     ActiveSpeaker {
         participant_id: Option<ParticipantId>,
     },
+    /// The answer to `attendance_get` (to the staff member who asked only): everyone who has
+    /// been in this room, sorted by first join.
+    Attendance {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<RequestId>,
+        /// When the class last went live; `null` before it first did.
+        class_started_at: Option<UnixMillis>,
+        entries: Vec<AttendanceEntry>,
+    },
+    /// Participants whose network quality changed (ephemeral: not sequenced, not stored).
+    NetworkQuality {
+        participants: Vec<ParticipantQuality>,
+    },
 }
 
 /// One entry of `RTCConfiguration.iceServers`.
@@ -537,6 +681,8 @@ impl ServerMessage {
         server_type::SFU_OFFER,
         server_type::CHAT_PAGE,
         server_type::ACTIVE_SPEAKER,
+        server_type::ATTENDANCE,
+        server_type::NETWORK_QUALITY,
     ];
 
     /// The wire name of this message's type.
@@ -555,6 +701,8 @@ impl ServerMessage {
             ServerMessage::SfuOffer { .. } => server_type::SFU_OFFER,
             ServerMessage::ChatPage { .. } => server_type::CHAT_PAGE,
             ServerMessage::ActiveSpeaker { .. } => server_type::ACTIVE_SPEAKER,
+            ServerMessage::Attendance { .. } => server_type::ATTENDANCE,
+            ServerMessage::NetworkQuality { .. } => server_type::NETWORK_QUALITY,
         }
     }
 
@@ -584,6 +732,8 @@ pub mod server_type {
     pub const SFU_OFFER: &str = "sfu_offer";
     pub const CHAT_PAGE: &str = "chat_page";
     pub const ACTIVE_SPEAKER: &str = "active_speaker";
+    pub const ATTENDANCE: &str = "attendance";
+    pub const NETWORK_QUALITY: &str = "network_quality";
 }
 
 /// Sequenced changes to the room. Every client that may see an event receives it.
@@ -695,6 +845,36 @@ pub enum RoomEvent {
         participant_id: ParticipantId,
         media: MediaState,
     },
+    /// Staff muted every non-staff participant in the class: each is hard-muted, loses any
+    /// speech grant, and `speak_all` is off.
+    AllMuted {
+        by: ParticipantId,
+    },
+    /// Staff allowed everyone to speak (`allowed`: every hard mute is lifted) or took it back
+    /// (every speech grant is cleared too).
+    SpeakAllChanged {
+        allowed: bool,
+        by: ParticipantId,
+    },
+    /// The class layout changed. Seminar allows every student's camera; lecture stops them.
+    ModeChanged {
+        mode: ClassMode,
+        by: ParticipantId,
+    },
+    /// Staff asked a student to turn the camera on (and allowed it).
+    CameraRequested {
+        participant_id: ParticipantId,
+        by: ParticipantId,
+    },
+    CameraAllowed {
+        participant_id: ParticipantId,
+        by: ParticipantId,
+    },
+    /// Staff stopped a student's camera: their video is not forwarded unless they present.
+    CameraStopped {
+        participant_id: ParticipantId,
+        by: ParticipantId,
+    },
 }
 
 impl RoomEvent {
@@ -722,6 +902,12 @@ impl RoomEvent {
         "stage_granted",
         "stage_revoked",
         "media_changed",
+        "all_muted",
+        "speak_all_changed",
+        "mode_changed",
+        "camera_requested",
+        "camera_allowed",
+        "camera_stopped",
     ];
 }
 
@@ -1089,6 +1275,21 @@ mod all_tests {
     #[test]
     fn reaction_all_is_complete() {
         check_all(Reaction::ALL, reaction_name);
+    }
+
+    #[test]
+    fn network_quality_all_is_complete() {
+        check_all(NetworkQuality::ALL, |q| match q {
+            NetworkQuality::Good => "good",
+            NetworkQuality::Fair => "fair",
+            NetworkQuality::Poor => "poor",
+            NetworkQuality::Unknown => "unknown",
+        });
+    }
+
+    #[test]
+    fn class_mode_all_is_complete() {
+        check_all(&ClassMode::ALL, ClassMode::as_str);
     }
 
     #[test]

@@ -23,9 +23,10 @@
 //!   who is told.
 //!
 //! Modules: `room` (the state machine and its handlers: `session`, `class`, `chat`, `hands`,
-//! `moderation`, `speaker`), `roster` (participants and connections), `hand_queue`, `chat_log`
+//! `moderation`, `teaching`, `speaker`), `attendance` (the in-memory tally), `roster` (participants and connections), `hand_queue`, `chat_log`
 //! (recent chat and who may read it), `replay` (the event ring for reconnects), `error`.
 
+mod attendance;
 mod chat_log;
 mod error;
 mod hand_queue;
@@ -38,7 +39,7 @@ pub use error::RoomError;
 pub use room::{RecordingBlocked, Room};
 
 use lectern_proto::{
-    ChatMessage, ChatTarget, ClientMessage, ParticipantId, RequestId, Role, RoomId, Seq,
+    ChatMessage, ChatTarget, ClassMode, ClientMessage, ParticipantId, RequestId, Role, RoomId, Seq,
     ServerMessage, UnixMillis,
 };
 
@@ -76,6 +77,13 @@ pub struct RoomConfig {
     pub schedule: Option<SessionSchedule>,
     /// Record the class whenever it goes live (the course's `record_sessions` setting).
     pub record_automatically: bool,
+    /// The layout the room starts in (the course's `class_mode` setting). A room that starts
+    /// in seminar mode also starts with everyone allowed to speak (`speak_all`).
+    pub mode: ClassMode,
+    /// A participant who first joins more than this long after the class went live is marked
+    /// late in `attendance` (scheduled rooms: after the later of the scheduled start and the
+    /// class start).
+    pub late_after_ms: u64,
 }
 
 /// The timing of the scheduled session a room belongs to (Unix milliseconds), from the course's
@@ -117,6 +125,9 @@ impl SessionSchedule {
     }
 }
 
+/// The default of [`RoomConfig::late_after_ms`]: five minutes.
+pub const DEFAULT_LATE_AFTER_MS: u64 = 5 * 60 * 1_000;
+
 impl RoomConfig {
     pub fn new(room_id: RoomId, title: impl Into<String>) -> Self {
         RoomConfig {
@@ -130,6 +141,8 @@ impl RoomConfig {
             grace_ms: 30_000,
             schedule: None,
             record_automatically: false,
+            mode: ClassMode::Lecture,
+            late_after_ms: DEFAULT_LATE_AFTER_MS,
         }
     }
 }
@@ -271,6 +284,14 @@ pub enum ModerationAction {
     Remove,
     GrantStage,
     RevokeStage,
+    MuteAll,
+    AllowSpeakAll,
+    RevokeSpeakAll,
+    LectureMode,
+    SeminarMode,
+    CameraRequest,
+    CameraAllow,
+    CameraStop,
 }
 
 impl ModerationAction {
@@ -285,6 +306,14 @@ impl ModerationAction {
             ModerationAction::Remove => "remove",
             ModerationAction::GrantStage => "grant_stage",
             ModerationAction::RevokeStage => "revoke_stage",
+            ModerationAction::MuteAll => "mute_all",
+            ModerationAction::AllowSpeakAll => "allow_speak_all",
+            ModerationAction::RevokeSpeakAll => "revoke_speak_all",
+            ModerationAction::LectureMode => "lecture_mode",
+            ModerationAction::SeminarMode => "seminar_mode",
+            ModerationAction::CameraRequest => "camera_request",
+            ModerationAction::CameraAllow => "camera_allow",
+            ModerationAction::CameraStop => "camera_stop",
         }
     }
 }
@@ -380,6 +409,13 @@ pub fn is_staff_only(message: &ClientMessage) -> bool {
             | ClientMessage::RecordingStart
             | ClientMessage::RecordingStop
             | ClientMessage::Admit { .. }
+            | ClientMessage::MuteAll
+            | ClientMessage::SpeakAll { .. }
+            | ClientMessage::SetMode { .. }
+            | ClientMessage::CameraRequest { .. }
+            | ClientMessage::CameraAllow { .. }
+            | ClientMessage::CameraStop { .. }
+            | ClientMessage::AttendanceGet
             | ClientMessage::ChatSend {
                 to: ChatTarget::Participant { .. },
                 ..

@@ -17,14 +17,16 @@ mod recording;
 mod schedule;
 mod session;
 mod speaker;
+mod teaching;
 
 use std::collections::{HashSet, VecDeque};
 
 use lectern_proto::{
-    ClassState, ClientMessage, HandEntry, ParticipantId, ParticipantInfo, RequestId, Role,
-    RoomEvent, Seq, ServerMessage, Snapshot, UnixMillis,
+    ClassMode, ClassState, ClientMessage, HandEntry, ParticipantId, ParticipantInfo, RequestId,
+    Role, RoomEvent, Seq, ServerMessage, Snapshot, UnixMillis,
 };
 
+use crate::attendance::AttendanceTally;
 use crate::chat_log::{Audience, ChatLog, can_read};
 use crate::hand_queue::HandQueue;
 use crate::replay::ReplayRing;
@@ -64,6 +66,14 @@ pub struct Room {
     recording: bool,
     /// Why the driver cannot record now, if it cannot.
     recording_blocked: Option<RecordingBlocked>,
+    /// The class layout.
+    mode: ClassMode,
+    /// Staff allowed every student to speak.
+    speak_all: bool,
+    /// When the class last went live.
+    class_started_at: Option<UnixMillis>,
+    /// Everyone who has been in the room, for `attendance_get`.
+    attendance: AttendanceTally,
     outputs: VecDeque<Output>,
 }
 
@@ -127,6 +137,7 @@ impl Room {
             config.snapshot_chat_len.max(MIN_CHAT_KEPT),
             init.recent_chat,
         );
+        let mode = config.mode;
         let mut room = Room {
             replay: ReplayRing::new(config.replay_len, seq),
             config,
@@ -142,6 +153,10 @@ impl Room {
             speaker: None,
             recording: false,
             recording_blocked: None,
+            mode,
+            speak_all: mode == ClassMode::Seminar,
+            class_started_at: (class_state == ClassState::Live).then_some(now),
+            attendance: AttendanceTally::default(),
             outputs: VecDeque::new(),
         };
         // A room opened after moments of its schedule (a server restarted mid-class) is at once
@@ -259,6 +274,21 @@ impl Room {
 
     pub fn chat_locked(&self) -> bool {
         self.chat_locked
+    }
+
+    /// The class layout now.
+    pub fn mode(&self) -> ClassMode {
+        self.mode
+    }
+
+    /// Staff allowed every student to speak.
+    pub fn speak_all(&self) -> bool {
+        self.speak_all
+    }
+
+    /// When the class last went live, if it has.
+    pub fn class_started_at(&self) -> Option<UnixMillis> {
+        self.class_started_at
     }
 
     /// Chat messages kept in memory (not deleted), oldest first.
@@ -398,6 +428,15 @@ impl Room {
             ClientMessage::React { reaction } => self.react(req, reaction),
             ClientMessage::SetMedia { media } => self.set_media(req, media),
             ClientMessage::Leave => self.leave(req),
+            ClientMessage::MuteAll => self.mute_all(req),
+            ClientMessage::SpeakAll { allowed } => self.set_speak_all(req, allowed),
+            ClientMessage::SetMode { mode } => self.set_mode(req, mode),
+            ClientMessage::CameraRequest { participant_id } => {
+                self.camera_request(req, participant_id)
+            }
+            ClientMessage::CameraAllow { participant_id } => self.camera_allow(req, participant_id),
+            ClientMessage::CameraStop { participant_id } => self.camera_stop(req, participant_id),
+            ClientMessage::AttendanceGet => self.attendance_get(req),
         }
     }
 
@@ -457,8 +496,38 @@ impl Room {
         self.outputs.push_back(Output::Close { conn, reason });
     }
 
+    /// Queues a record for storage; attendance is also counted in the room's own tally.
     fn persist(&mut self, record: PersistRecord) {
+        if let PersistRecord::Attendance {
+            participant_id,
+            name,
+            role,
+            kind,
+            at,
+        } = &record
+        {
+            let late = self.joins_late(*role, *at);
+            self.attendance
+                .record(participant_id, name, *role, *kind, *at, || late);
+        }
         self.outputs.push_back(Output::Persist(record));
+    }
+
+    /// Whether a non-staff participant arriving at `at` is late: the class is live and went
+    /// live (for a scheduled room: the later of that and the scheduled start) more than
+    /// `late_after_ms` earlier.
+    fn joins_late(&self, role: Role, at: UnixMillis) -> bool {
+        if role.is_staff() || self.class_state != ClassState::Live {
+            return false;
+        }
+        let Some(started) = self.class_started_at else {
+            return false;
+        };
+        let reference = self
+            .config
+            .schedule
+            .map_or(started, |s| s.starts_at.max(started));
+        at > reference.saturating_add(self.config.late_after_ms)
     }
 
     fn persist_moderation(
@@ -530,17 +599,19 @@ impl Room {
     }
 
     /// `(audio, video)` the participant may publish. Nothing in the lobby, whatever they were
-    /// granted. Otherwise audio: not hard-muted, and staff, granted speech, or presenting.
-    /// Video: staff or presenting.
+    /// granted. Otherwise audio: not hard-muted, and staff, granted speech, presenting, or a
+    /// student while everyone may speak (`speak_all`). Video: staff, presenting, or their
+    /// camera allowed.
     fn media_perms(&self, p: &Participant) -> (bool, bool) {
         if p.in_lobby {
             return (false, false);
         }
         let publish = p.perms().publish;
         let presenter = self.presenter.as_ref() == Some(&p.id);
+        let speak_all = self.speak_all && p.role == Role::Student;
         (
-            !p.hard_muted && (publish || p.speak_granted || presenter),
-            publish || presenter,
+            !p.hard_muted && (publish || p.speak_granted || presenter || speak_all),
+            publish || presenter || p.camera_allowed,
         )
     }
 
@@ -572,6 +643,7 @@ impl Room {
             speak_granted: p.speak_granted,
             presenter: self.presenter.as_ref() == Some(&p.id),
             media: p.media,
+            camera_allowed: p.camera_allowed,
         }
     }
 
@@ -595,6 +667,9 @@ impl Room {
                 .filter(|s| s.warning_ms > 0)
                 .map(|s| s.warns_at()),
             closes_at: self.config.schedule.map(|s| s.closes_at()),
+            mode: self.mode,
+            speak_all: self.speak_all,
+            class_started_at: self.class_started_at,
         }
     }
 }

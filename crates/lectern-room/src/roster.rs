@@ -21,6 +21,8 @@ pub(crate) struct Participant {
     pub hard_muted: bool,
     /// Staff granted speech (call on, allow speak). Not the effective permission.
     pub speak_granted: bool,
+    /// Staff allowed their camera outside the stage (camera request or allow, seminar mode).
+    pub camera_allowed: bool,
     pub media: MediaState,
     /// When the grace period ends, while disconnected. Changed only by [`Roster`].
     pub grace_deadline: Option<UnixMillis>,
@@ -40,6 +42,7 @@ impl Participant {
             in_lobby,
             hard_muted: false,
             speak_granted: false,
+            camera_allowed: false,
             media: MediaState::default(),
             grace_deadline: None,
             needs_snapshot: false,

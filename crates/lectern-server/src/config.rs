@@ -116,6 +116,8 @@ pub struct RoomSettings {
     pub replay_events: usize,
     pub max_participants: usize,
     pub idle_close_secs: u64,
+    /// `attendance`: late after this long past the class start.
+    pub late_after_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

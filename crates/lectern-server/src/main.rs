@@ -149,6 +149,10 @@ enum CourseCommand {
         /// Students may download the course's recordings (staff always may).
         #[arg(long)]
         recording_downloads: bool,
+        /// Hold the course's classes as seminars: a gallery of everyone's camera, everyone
+        /// allowed to speak (default: lectures, with one stage).
+        #[arg(long)]
+        seminar: bool,
     },
     /// List the courses.
     List,
@@ -338,6 +342,7 @@ async fn run_admin(config: &Config, store: &Store, command: Command) -> anyhow::
             auto_start,
             record_sessions,
             recording_downloads,
+            seminar,
         }) => {
             let input = NewCourse {
                 id,
@@ -349,6 +354,11 @@ async fn run_admin(config: &Config, store: &Store, command: Command) -> anyhow::
                 auto_start: Some(auto_start),
                 record_sessions: Some(record_sessions),
                 recording_downloads: Some(recording_downloads),
+                class_mode: Some(if seminar {
+                    courses::CourseClassMode::Seminar
+                } else {
+                    courses::CourseClassMode::Lecture
+                }),
             };
             let course = courses::create_course(store, input, now)
                 .await

@@ -257,7 +257,9 @@ pub async fn dispatch<C: From<WorkerEvent>>(
                 | MediaEvent::TrackPublished { peer, .. }
                 | MediaEvent::TrackUnpublished { peer, .. },
             ) => &peer.room,
-            WorkerEvent::Media(MediaEvent::ActiveSpeaker { room, .. }) => room,
+            WorkerEvent::Media(
+                MediaEvent::ActiveSpeaker { room, .. } | MediaEvent::NetworkQuality { room, .. },
+            ) => room,
         };
         let room = RoomId::new(room.as_str());
         match room_task(&room) {

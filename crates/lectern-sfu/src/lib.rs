@@ -95,6 +95,15 @@
 //! against flicker; silence keeps the last speaker; a speaker who leaves, stops the microphone
 //! or is muted is cleared at once. Details and thresholds in the `speaker` module.
 //!
+//! ## Network quality
+//!
+//! Each peer's str0m statistics (every second: loss in receiver reports both ways and in
+//! transport-wide feedback, round-trip times) are folded into a window; every
+//! [`QUALITY_INTERVAL`] (2 s) the worst of the window decides the peer's quality (poor from
+//! 10% loss or 400 ms RTT, fair from 3% or 200 ms, else good; a window without measurements
+//! keeps the last quality; no connection is unknown) and the changes of each room are
+//! reported in one [`MediaEvent::NetworkQuality`]. Details in the `quality` module.
+//!
 //! ## Crypto backend
 //!
 //! str0m 0.25 with `default-features = false` and only `aws-lc-rs`. It is the only backend of
@@ -144,6 +153,7 @@
 mod error;
 mod layers;
 mod peer;
+mod quality;
 mod sdp;
 mod sfu;
 mod speaker;
@@ -151,6 +161,7 @@ mod types;
 mod worker;
 
 pub use error::SfuError;
+pub use quality::{FAIR_LOSS, FAIR_RTT, NetworkQuality, POOR_LOSS, POOR_RTT, QUALITY_INTERVAL};
 pub use sfu::RecordedFrame;
 pub use sfu::{DEFAULT_KEYFRAME_REQUEST_INTERVAL, Sfu, SfuConfig};
 pub use speaker::{MIN_SPEECH_PACKETS, SPEAKER_INTERVAL, SPEECH_LEVEL};

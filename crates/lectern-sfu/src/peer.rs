@@ -78,6 +78,10 @@ pub(crate) struct Peer {
     /// reported (a receiver's REMB; str0m's own estimator is not enabled, see the crate
     /// docs); `None` until there is one.
     pub bandwidth: Option<u64>,
+    /// What str0m's statistics showed since the last quality decision.
+    pub quality_window: crate::quality::QualityWindow,
+    /// The quality last decided (and reported, when it changed).
+    pub quality: crate::quality::NetworkQuality,
 }
 
 impl Peer {
@@ -224,6 +228,8 @@ pub(crate) struct TrackOut {
     pub target: usize,
     /// How big the subscriber shows this video (`media_view`), if it said.
     pub view: Option<ViewSize>,
+    /// The subscriber does not show this video at all: nothing of it is forwarded.
+    pub paused: bool,
     /// Publisher payload type -> our payload type for this subscriber (`None`: no match).
     pub pt_map: Vec<(Pt, Option<Pt>)>,
 }
@@ -243,6 +249,7 @@ impl TrackOut {
             keyframe_gen: None,
             target: 0,
             view: None,
+            paused: false,
             pt_map: Vec::new(),
         }
     }
@@ -272,15 +279,25 @@ pub(crate) struct SeqRewrite {
 #[derive(Debug, Clone, Copy)]
 struct Synced {
     run: Run,
+    /// Forwarding paused and resumes: the next packet starts a new mapping even in this run.
+    stale: bool,
     /// First incoming sequence number of this run; older (reordered) packets are dropped.
     first_in: u64,
     offset: i64,
 }
 
 impl SeqRewrite {
+    /// This subscriber's forwarding paused by itself (the run goes on for others): the next
+    /// packet continues right after the last one sent, as when a run changes.
+    pub fn rebase(&mut self) {
+        if let Some(s) = &mut self.synced {
+            s.stale = true;
+        }
+    }
+
     pub fn rewrite(&mut self, seq_in: u64, run: Run) -> Option<u64> {
         let synced = match self.synced {
-            Some(s) if s.run == run => s,
+            Some(s) if s.run == run && !s.stale => s,
             previous => {
                 let next_out = match previous {
                     Some(_) => self.max_out + 1,
@@ -288,6 +305,7 @@ impl SeqRewrite {
                 };
                 let s = Synced {
                     run,
+                    stale: false,
                     first_in: seq_in,
                     offset: next_out as i64 - seq_in as i64,
                 };
@@ -339,6 +357,16 @@ mod tests {
         assert_eq!(r.rewrite(1503, run(1)), Some(503));
         // A straggler from before the pause is dropped.
         assert_eq!(r.rewrite(1400, run(1)), None);
+    }
+
+    #[test]
+    fn a_rebase_continues_without_a_gap_in_the_same_run() {
+        let mut r = SeqRewrite::default();
+        assert_eq!(r.rewrite(500, run(0)), Some(500));
+        r.rebase();
+        // 300 packets were not sent to this subscriber.
+        assert_eq!(r.rewrite(801, run(0)), Some(501));
+        assert_eq!(r.rewrite(802, run(0)), Some(502));
     }
 
     #[test]

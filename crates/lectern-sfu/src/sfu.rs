@@ -14,7 +14,9 @@
 //!   `ingest`;
 //! - `keyframes`: keyframe requests to publishers, coalesced;
 //! - `simulcast`: which layer each subscriber is sent;
-//! - `speakers`: each room's active speaker.
+//! - `pause`: a subscriber pauses a video it does not show at all;
+//! - `speakers`: each room's active speaker;
+//! - `quality`: each peer's network quality, from str0m's statistics.
 
 mod deliver;
 mod demux;
@@ -23,7 +25,9 @@ mod ingest;
 mod keyframes;
 mod negotiation;
 mod outbox;
+mod pause;
 mod peers;
+mod quality;
 mod record;
 mod simulcast;
 mod speakers;
@@ -107,6 +111,8 @@ pub struct Sfu {
     next_speaker_check: Option<Instant>,
     /// When to reconsider every subscriber's simulcast layers next.
     next_layer_check: Option<Instant>,
+    /// When to decide every peer's network quality next; set while there are peers.
+    next_quality_check: Option<Instant>,
     /// Rooms being recorded (see `record`), and their frames waiting to be polled.
     recordings: HashMap<RoomId, record::RoomRecording>,
     recorded: VecDeque<RecordedFrame>,
@@ -178,6 +184,7 @@ impl Sfu {
             speakers: HashMap::new(),
             next_speaker_check: None,
             next_layer_check: None,
+            next_quality_check: None,
             recordings: HashMap::new(),
             recorded: VecDeque::new(),
         })
@@ -229,6 +236,9 @@ impl Sfu {
             self.next_layer_check = None;
             self.choose_layers(now);
         }
+        if self.next_quality_check.is_some_and(|t| t <= now) {
+            self.check_quality(now);
+        }
         self.recording_timeouts(now);
         self.finish(now);
     }
@@ -258,6 +268,7 @@ impl Sfu {
             })
             .chain(self.next_speaker_check)
             .chain(self.next_layer_check)
+            .chain(self.next_quality_check)
             .chain(self.recording_timeout())
             .min()
     }

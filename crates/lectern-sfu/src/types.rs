@@ -195,6 +195,14 @@ pub enum MediaEvent {
         room: RoomId,
         participant: Option<ParticipantId>,
     },
+    /// The network quality of some of the room's peers changed (see the crate docs, "Network
+    /// quality"): each listed participant's new quality. Checked every
+    /// [`crate::QUALITY_INTERVAL`]; a peer that lost its connection becomes `Unknown`. A
+    /// removed peer is not reported.
+    NetworkQuality {
+        room: RoomId,
+        changes: Vec<(ParticipantId, crate::NetworkQuality)>,
+    },
 }
 
 /// Counters for metrics and tests. Monotonic since the [`crate::Sfu`] was created.
@@ -224,6 +232,8 @@ pub struct SfuStats {
     pub demux_scans: u64,
     /// Times a subscriber was switched to another simulcast layer of a video.
     pub layer_switches: u64,
+    /// Network quality changes reported ([`MediaEvent::NetworkQuality`], per peer).
+    pub quality_changes: u64,
 }
 
 /// Sums counters of several SFUs (one per media worker). Destructured, so a new field cannot
@@ -242,6 +252,7 @@ impl std::ops::AddAssign for SfuStats {
             speaker_changes,
             demux_scans,
             layer_switches,
+            quality_changes,
         } = other;
         self.peers += peers;
         self.rtp_received += rtp_received;
@@ -254,5 +265,6 @@ impl std::ops::AddAssign for SfuStats {
         self.speaker_changes += speaker_changes;
         self.demux_scans += demux_scans;
         self.layer_switches += layer_switches;
+        self.quality_changes += quality_changes;
     }
 }

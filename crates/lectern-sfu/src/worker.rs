@@ -102,12 +102,13 @@ pub enum Command {
         audio: bool,
         video: bool,
     },
-    /// See [`Sfu::set_view_size`].
+    /// See [`Sfu::set_view`].
     SetViewSize {
         peer: PeerId,
         mid: String,
         width: u32,
         height: u32,
+        paused: bool,
     },
     /// See [`Sfu::start_recording`]; frames go to `sink`.
     StartRecording {
@@ -323,12 +324,14 @@ impl MediaWorkerHandle {
         mid: String,
         width: u32,
         height: u32,
+        paused: bool,
     ) -> Result<(), SfuError> {
         self.send(Command::SetViewSize {
             peer,
             mid,
             width,
             height,
+            paused,
         })
     }
 }
@@ -430,8 +433,9 @@ impl Worker {
                 mid,
                 width,
                 height,
+                paused,
             } => {
-                let r = self.sfu.set_view_size(now, &peer, &mid, width, height);
+                let r = self.sfu.set_view(now, &peer, &mid, width, height, paused);
                 (peer, r)
             }
             Command::StartRecording {

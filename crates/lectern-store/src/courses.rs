@@ -3,7 +3,7 @@
 //! The store checks only what the database can: ids exist or clash. Everything else (timezones,
 //! schedule specs, roles from user input) is validated by the server's service layer first.
 
-use lectern_proto::{Role, UnixMillis};
+use lectern_proto::{ClassMode, Role, UnixMillis};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 use sqlx::query::Query;
@@ -27,6 +27,8 @@ pub struct Course {
     pub record_sessions: bool,
     /// Students may download the course's recordings (staff always may).
     pub recording_downloads: bool,
+    /// The layout its rooms start in (`migrations/0005_class_mode.sql`).
+    pub class_mode: ClassMode,
     pub created_at: UnixMillis,
 }
 
@@ -217,7 +219,7 @@ impl Store {
 
 const COURSE_COLUMNS: &str = "id, title, timezone, lobby_minutes, warning_minutes, \
                               grace_minutes, auto_start, record_sessions, \
-                              recording_downloads, created_at";
+                              recording_downloads, class_mode, created_at";
 
 /// Adds one roster row; `upsert_members` appends its `ON CONFLICT` clause.
 const INSERT_MEMBER: &str = "INSERT INTO course_members (course_id, member_id, name, email, role) \
@@ -238,6 +240,11 @@ fn course_from_row(row: &SqliteRow) -> Result<Course, StoreError> {
         auto_start: row.try_get::<i64, _>("auto_start")? != 0,
         record_sessions: row.try_get::<i64, _>("record_sessions")? != 0,
         recording_downloads: row.try_get::<i64, _>("recording_downloads")? != 0,
+        class_mode: {
+            let mode: String = row.try_get("class_mode")?;
+            ClassMode::parse(&mode)
+                .ok_or_else(|| StoreError::Corrupt(format!("class_mode {mode:?}")))?
+        },
         created_at: from_db("created_at", row.try_get("created_at")?)?,
     })
 }
@@ -326,8 +333,9 @@ impl SqliteBackend {
     }
 
     async fn create_course(&self, course: &Course) -> Result<(), StoreError> {
-        let sql =
-            format!("INSERT INTO courses ({COURSE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        let sql = format!(
+            "INSERT INTO courses ({COURSE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        );
         let query = sqlx::query(&sql)
             .bind(&course.id)
             .bind(&course.title)
@@ -338,6 +346,7 @@ impl SqliteBackend {
             .bind(i64::from(course.auto_start))
             .bind(i64::from(course.record_sessions))
             .bind(i64::from(course.recording_downloads))
+            .bind(course.class_mode.as_str())
             .bind(to_db("time", course.created_at)?);
         insert(&self.writer, query, "course", &course.id, &course.id).await
     }

@@ -1,6 +1,6 @@
 //! Courses, rosters, schedules and API keys against a real SQLite file.
 
-use lectern_proto::Role;
+use lectern_proto::{ClassMode, Role};
 use lectern_store::{Course, CourseMember, Store, StoreError, StoredSchedule, hash_api_key};
 use tempfile::TempDir;
 
@@ -21,6 +21,11 @@ fn course(id: &str) -> Course {
         auto_start: true,
         record_sessions: id.ends_with("rec"),
         recording_downloads: false,
+        class_mode: if id.ends_with("sem") {
+            ClassMode::Seminar
+        } else {
+            ClassMode::Lecture
+        },
         created_at: 1_700_000_000_000,
     }
 }
@@ -39,6 +44,7 @@ async fn courses_round_trip_and_ids_are_unique() {
     let (_dir, store) = store().await;
     store.create_course(&course("physics")).await.unwrap();
     store.create_course(&course("algebra")).await.unwrap();
+    store.create_course(&course("debate-sem")).await.unwrap();
     let err = store.create_course(&course("algebra")).await.unwrap_err();
     assert!(
         matches!(err, StoreError::Conflict { what: "course", .. }),
@@ -52,11 +58,14 @@ async fn courses_round_trip_and_ids_are_unique() {
         .into_iter()
         .map(|c| c.id)
         .collect();
-    assert_eq!(ids, ["algebra", "physics"]);
+    assert_eq!(ids, ["algebra", "debate-sem", "physics"]);
     assert_eq!(
         store.course("algebra").await.unwrap(),
         Some(course("algebra"))
     );
+    let seminar = store.course("debate-sem").await.unwrap().unwrap();
+    assert_eq!(seminar.class_mode, ClassMode::Seminar);
+    assert_eq!(seminar, course("debate-sem"));
     assert_eq!(store.course("nope").await.unwrap(), None);
 }
 

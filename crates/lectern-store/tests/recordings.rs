@@ -143,6 +143,7 @@ async fn a_course_keeps_its_recording_settings() {
         auto_start: false,
         record_sessions: true,
         recording_downloads: true,
+        class_mode: lectern_proto::ClassMode::Lecture,
         created_at: 1,
     };
     store.create_course(&course).await.unwrap();

@@ -328,7 +328,16 @@ async fn courses_and_errors() -> anyhow::Result<()> {
     assert_eq!(course["title"], "Algebra I");
     assert_eq!(course["timezone"], "Europe/Paris");
     assert_eq!(course["lobby_minutes"], 15);
+    assert_eq!(course["class_mode"], "lecture");
     assert_eq!(api.get("/api/v1/courses").await.json()[0]["id"], "algebra");
+
+    let seminar = json!({"id": "debate", "title": "Debate", "timezone": "UTC",
+                         "class_mode": "seminar"});
+    let r = api.send("POST", "/api/v1/courses", &seminar).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.json()["class_mode"], "seminar");
+    let r = api.get("/api/v1/courses/debate").await;
+    assert_eq!(r.json()["class_mode"], "seminar");
 
     let again = json!({"id": "algebra", "title": "Again", "timezone": "Europe/Paris"});
     let r = api.send("POST", "/api/v1/courses", &again).await;
@@ -356,6 +365,12 @@ async fn courses_and_errors() -> anyhow::Result<()> {
             "/api/v1/courses",
             "application/json",
             r#"{"id":"BAD ID","title":"x","timezone":"UTC"}"#,
+        ),
+        (
+            "POST",
+            "/api/v1/courses",
+            "application/json",
+            r#"{"id":"circus","title":"x","timezone":"UTC","class_mode":"circus"}"#,
         ),
         ("POST", "/api/v1/courses", "text/plain", "{}"),
         (

@@ -25,6 +25,7 @@ async fn course_with_a_session(s: &TestServer, auto_start: bool) -> anyhow::Resu
         auto_start: Some(auto_start),
         record_sessions: None,
         recording_downloads: None,
+        class_mode: None,
     };
     courses::create_course(&store, input, lectern_server::clock::wall_ms()).await?;
     let start = Timestamp::now()

@@ -13,3 +13,4 @@ mod lifecycle;
 mod media;
 mod reconnect;
 mod recording;
+mod teaching;

@@ -525,6 +525,54 @@ async fn the_active_speaker_is_announced_to_the_class() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The quality `network_quality` message `m` gives `id`, if it names them.
+fn quality_of(m: &Value, id: &str) -> Option<String> {
+    if m["type"] != "network_quality" {
+        return None;
+    }
+    m["participants"]
+        .as_array()?
+        .iter()
+        .find(|p| p["participant_id"] == id)
+        .and_then(|p| p["quality"].as_str())
+        .map(str::to_owned)
+}
+
+#[tokio::test]
+async fn network_quality_is_told_to_the_room_and_to_whoever_joins() -> anyhow::Result<()> {
+    let SpeakingClass {
+        s,
+        mut grace,
+        mut ada,
+        teacher,
+    } = SpeakingClass::start().await?;
+    let student = Peer::new();
+    let answer = negotiate(&mut ada, student.offer(false)).await?;
+    student.accept_answer(&answer);
+
+    // A clean loopback link: the instructor's connection is good, for everyone (ada has no
+    // media session of her own to measure yet, or a good one).
+    for c in [&mut ada, &mut grace] {
+        let m = c.wait_for(|m| quality_of(m, "grace").is_some()).await?;
+        assert_eq!(quality_of(&m, "grace").as_deref(), Some("good"), "{m}");
+    }
+
+    // Someone entering later learns it right after the welcome, before anything else.
+    let mut bob = s.join("physics", "bob", Role::Student).await;
+    let m = bob.wait_for(|m| m["type"] != "media_config").await?;
+    assert_eq!(quality_of(&m, "grace").as_deref(), Some("good"), "{m}");
+
+    // The instructor's peer goes (a new connection replaces the old one): unknown again.
+    drop(teacher);
+    let _grace_again = s.join("physics", "grace", Role::Instructor).await;
+    let m = bob
+        .wait_for(|m| quality_of(m, "grace").is_some_and(|q| q == "unknown"))
+        .await?;
+    assert_eq!(m["participants"].as_array().map(Vec::len), Some(1), "{m}");
+    drop(student);
+    Ok(())
+}
+
 #[tokio::test]
 async fn an_offer_renumbering_extensions_is_refused_and_the_media_session_goes_on()
 -> anyhow::Result<()> {

@@ -25,6 +25,7 @@ impl Room {
     /// it. Returns the seq of `ClassStarted`.
     pub(super) fn start_class(&mut self, now: UnixMillis, by: Option<ParticipantId>) -> Seq {
         self.class_state = ClassState::Live;
+        self.class_started_at = Some(now);
         let admitted: Vec<ParticipantId> = self
             .roster
             .iter_mut()

@@ -2,8 +2,8 @@
 //! replay, leaving, dropped connections and their grace period, reactions and media switches.
 
 use lectern_proto::{
-    ClassState, CloseReason, LeaveReason, MediaState, PROTOCOL_VERSION, ParticipantId, Reaction,
-    RoomEvent, Seq, ServerMessage, UnixMillis,
+    ClassMode, ClassState, CloseReason, LeaveReason, MediaState, PROTOCOL_VERSION, ParticipantId,
+    Reaction, Role, RoomEvent, Seq, ServerMessage, UnixMillis,
 };
 
 use super::{Handled, Reply, Request, Room, attendance, can_see};
@@ -68,7 +68,9 @@ impl Room {
                 }
                 let in_lobby = Permissions::for_role(identity.role).waits_in_lobby
                     && self.class_state != ClassState::Live;
-                let p = Participant::new(identity, conn, in_lobby);
+                let mut p = Participant::new(identity, conn, in_lobby);
+                // A student arriving in a seminar may send video like everyone else.
+                p.camera_allowed = self.mode == ClassMode::Seminar && p.role == Role::Student;
                 let participant = self.info(&p);
                 self.roster.insert(p);
                 self.emit(

@@ -13,3 +13,4 @@ mod scenario;
 mod schedule;
 mod speaker;
 mod speaking;
+mod teaching;

@@ -353,6 +353,10 @@ mod tests {
         assert_eq!(listed, expected);
         let json = serde_json::to_value(doc).unwrap();
         assert!(json["components"]["schemas"]["CourseView"].is_object());
+        let mode = &json["components"]["schemas"]["CourseClassMode"]["enum"];
+        assert_eq!(*mode, serde_json::json!(["lecture", "seminar"]), "{json}");
+        let props = &json["components"]["schemas"]["NewCourse"]["properties"];
+        assert!(props["class_mode"].is_object(), "{props}");
         assert!(json["components"]["securitySchemes"]["api_key"].is_object());
     }
 }

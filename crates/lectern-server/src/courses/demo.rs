@@ -63,6 +63,7 @@ pub async fn ensure_demo_course(
                 auto_start: Some(spec.auto_start),
                 record_sessions: None,
                 recording_downloads: None,
+                class_mode: None,
             };
             let now_ms = u64::try_from(now.as_millisecond()).unwrap_or(0);
             create_course(store, input, now_ms).await?;

@@ -44,8 +44,8 @@ pub use feeds::{
 };
 pub use links::{LinkRequest, LinkView, mint_link};
 pub use roster::{
-    CourseView, ImportReport, MAX_IMPORT_ROWS, MemberView, NewCourse, RoleChange, add_member,
-    change_role, create_course, get_course, import_roster, list_courses, list_members,
+    CourseClassMode, CourseView, ImportReport, MAX_IMPORT_ROWS, MemberView, NewCourse, RoleChange,
+    add_member, change_role, create_course, get_course, import_roster, list_courses, list_members,
     parse_roster, remove_member,
 };
 pub use schedules::{

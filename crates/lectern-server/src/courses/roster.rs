@@ -1,7 +1,7 @@
 //! Courses and their rosters: create and list courses, add, remove and re-role members one by
 //! one, or import a whole roster from CSV (all rows or none).
 
-use lectern_proto::{Role, UnixMillis};
+use lectern_proto::{ClassMode, Role, UnixMillis};
 use lectern_schedule::{Lifecycle, ScheduleError};
 use lectern_store::{Course, CourseMember, Store};
 use serde::{Deserialize, Serialize};
@@ -34,6 +34,38 @@ pub struct NewCourse {
     pub record_sessions: Option<bool>,
     /// Students may download the course's recordings; staff always may (default false).
     pub recording_downloads: Option<bool>,
+    /// The layout its rooms start in (default `lecture`): `seminar` starts them with a gallery
+    /// of cameras and everyone allowed to speak.
+    pub class_mode: Option<CourseClassMode>,
+}
+
+/// A course's class layout (see `docs/PROTOCOL.md`, class mode values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CourseClassMode {
+    /// One stage; students' cameras need staff's leave.
+    #[default]
+    Lecture,
+    /// A gallery of cameras; everyone may speak.
+    Seminar,
+}
+
+impl From<CourseClassMode> for ClassMode {
+    fn from(mode: CourseClassMode) -> ClassMode {
+        match mode {
+            CourseClassMode::Lecture => ClassMode::Lecture,
+            CourseClassMode::Seminar => ClassMode::Seminar,
+        }
+    }
+}
+
+impl From<ClassMode> for CourseClassMode {
+    fn from(mode: ClassMode) -> CourseClassMode {
+        match mode {
+            ClassMode::Lecture => CourseClassMode::Lecture,
+            ClassMode::Seminar => CourseClassMode::Seminar,
+        }
+    }
 }
 
 /// A course as the API shows it.
@@ -48,6 +80,7 @@ pub struct CourseView {
     pub auto_start: bool,
     pub record_sessions: bool,
     pub recording_downloads: bool,
+    pub class_mode: CourseClassMode,
     /// RFC 3339, UTC.
     pub created_at: String,
 }
@@ -91,6 +124,7 @@ fn course_view(course: Course) -> CourseView {
         auto_start: course.auto_start,
         record_sessions: course.record_sessions,
         recording_downloads: course.recording_downloads,
+        class_mode: course.class_mode.into(),
     }
 }
 
@@ -195,6 +229,7 @@ pub async fn create_course(
         auto_start: lifecycle.auto_start,
         record_sessions: input.record_sessions.unwrap_or(false),
         recording_downloads: input.recording_downloads.unwrap_or(false),
+        class_mode: input.class_mode.unwrap_or_default().into(),
         created_at: now,
     };
     store.create_course(&course).await?;

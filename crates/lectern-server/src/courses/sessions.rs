@@ -23,6 +23,8 @@ pub struct RoomSession {
     pub occurrence: Occurrence,
     /// The course records its sessions automatically.
     pub record_sessions: bool,
+    /// The layout the course's rooms start in.
+    pub class_mode: lectern_proto::ClassMode,
 }
 
 /// The session of a course room, if the course exists and its schedule has that session;
@@ -34,6 +36,7 @@ pub async fn room_session(store: &Store, room: &str) -> Result<Option<RoomSessio
     match course_session(store, name.course(), name.session_key()).await {
         Ok((course_row, occurrence, lifecycle)) => Ok(Some(RoomSession {
             record_sessions: course_row.record_sessions,
+            class_mode: course_row.class_mode,
             course_title: course_row.title,
             lifecycle,
             occurrence,
@@ -78,6 +81,10 @@ mod tests {
     /// A store with course `algebra`: Tuesdays 10:00-11:30 UTC from 2026-09-01, lobby 15 and
     /// grace 10 minutes.
     async fn algebra() -> Store {
+        algebra_as(None).await
+    }
+
+    async fn algebra_as(class_mode: Option<crate::courses::CourseClassMode>) -> Store {
         let store = Store::open("sqlite::memory:").await.expect("store");
         let course = NewCourse {
             id: "algebra".into(),
@@ -89,6 +96,7 @@ mod tests {
             auto_start: None,
             record_sessions: None,
             recording_downloads: None,
+            class_mode,
         };
         create_course(&store, course, 0).await.expect("course");
         let spec = ScheduleSpec {
@@ -128,6 +136,16 @@ mod tests {
         let session = session.expect("the sub-room runs its session");
         assert_eq!(session.course_title, "Algebra");
         assert_eq!(session.occurrence.session_key.as_str(), KEY);
+        assert_eq!(session.class_mode, lectern_proto::ClassMode::Lecture);
+    }
+
+    #[tokio::test]
+    async fn a_seminar_course_runs_its_rooms_as_seminars() {
+        let store = algebra_as(Some(crate::courses::CourseClassMode::Seminar)).await;
+        let room = RoomName::session("algebra", KEY).to_string();
+        let session = room_session(&store, &room).await.expect("store");
+        let session = session.expect("a course room");
+        assert_eq!(session.class_mode, lectern_proto::ClassMode::Seminar);
     }
 
     #[tokio::test]

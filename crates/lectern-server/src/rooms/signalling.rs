@@ -6,7 +6,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-use lectern_proto::{ClientMessage, ErrorCode, ParticipantId, RequestId, ServerMessage};
+use lectern_proto::{
+    ClientMessage, ErrorCode, NetworkQuality, ParticipantId, ParticipantQuality, RequestId,
+    ServerMessage,
+};
 use lectern_room::{ConnId, Input, MediaIntent};
 use tracing::debug;
 
@@ -24,6 +27,9 @@ pub(super) struct MediaPeers {
     /// Held while `peers` is not empty: every peer of a room is on this worker.
     placement: Option<crate::media::Placement>,
     pending_offer: HashMap<ParticipantId, Option<RequestId>>,
+    /// Each participant's network quality as the SFU last reported it (never `unknown`:
+    /// those are removed).
+    quality: HashMap<ParticipantId, NetworkQuality>,
 }
 
 impl RoomTask {
@@ -122,7 +128,12 @@ impl RoomTask {
             ClientMessage::MediaCandidate { candidate } => {
                 handle.add_remote_candidate(peer, candidate)
             }
-            ClientMessage::MediaView { mid, width, height } => {
+            ClientMessage::MediaView {
+                mid,
+                width,
+                height,
+                paused,
+            } => {
                 if mid.is_empty()
                     || mid.len() > MAX_MID_LEN
                     || width > MAX_VIEW
@@ -134,7 +145,7 @@ impl RoomTask {
                     );
                     return self.send(conn, &error);
                 }
-                handle.set_view_size(peer, mid, width, height)
+                handle.set_view_size(peer, mid, width, height, paused)
             }
             _ => return,
         };
@@ -164,6 +175,9 @@ impl RoomTask {
                 return self
                     .room
                     .handle(now, Input::ActiveSpeaker { participant_id });
+            }
+            WorkerEvent::Media(MediaEvent::NetworkQuality { changes, .. }) => {
+                return self.network_quality(changes.clone());
             }
             WorkerEvent::Media(other) => {
                 debug!(event = ?other, "media event");
@@ -229,6 +243,72 @@ impl RoomTask {
         }
     }
 
+    /// The SFU measured new network qualities: the changes go to every connection of the room
+    /// in one `network_quality`. A report about a peer the room no longer has is stale.
+    fn network_quality(
+        &mut self,
+        changes: Vec<(lectern_sfu::ParticipantId, lectern_sfu::NetworkQuality)>,
+    ) {
+        let mut participants = Vec::new();
+        for (participant, quality) in changes {
+            let id = ParticipantId::new(participant.as_str());
+            if !self.media.peers.contains(&id) {
+                continue;
+            }
+            let quality = match quality {
+                lectern_sfu::NetworkQuality::Good => NetworkQuality::Good,
+                lectern_sfu::NetworkQuality::Fair => NetworkQuality::Fair,
+                lectern_sfu::NetworkQuality::Poor => NetworkQuality::Poor,
+                lectern_sfu::NetworkQuality::Unknown => NetworkQuality::Unknown,
+            };
+            let before = if quality == NetworkQuality::Unknown {
+                self.media.quality.remove(&id)
+            } else {
+                self.media.quality.insert(id.clone(), quality)
+            };
+            if before.unwrap_or(NetworkQuality::Unknown) != quality {
+                participants.push(ParticipantQuality {
+                    participant_id: id,
+                    quality,
+                });
+            }
+        }
+        self.send_quality(participants);
+    }
+
+    /// Sends these quality changes to every connection of the room.
+    fn send_quality(&mut self, participants: Vec<ParticipantQuality>) {
+        if participants.is_empty() {
+            return;
+        }
+        let to: Vec<ConnId> = self
+            .room
+            .roster()
+            .iter()
+            .filter_map(|p| self.room.conn_of(&p.id))
+            .collect();
+        self.outbox
+            .send(to, &ServerMessage::NetworkQuality { participants });
+    }
+
+    /// Right after a welcome: the current network quality of everyone measured.
+    pub(super) fn send_current_quality(&mut self, conn: ConnId) {
+        if self.media.quality.is_empty() {
+            return;
+        }
+        let mut participants: Vec<ParticipantQuality> = self
+            .media
+            .quality
+            .iter()
+            .map(|(id, quality)| ParticipantQuality {
+                participant_id: id.clone(),
+                quality: *quality,
+            })
+            .collect();
+        participants.sort_by(|a, b| a.participant_id.cmp(&b.participant_id));
+        self.send(conn, &ServerMessage::NetworkQuality { participants });
+    }
+
     /// The room changed what a participant may publish, or they left.
     pub(super) fn media_intent(&mut self, intent: MediaIntent) {
         match intent {
@@ -268,6 +348,13 @@ impl RoomTask {
 
     pub(super) fn drop_media_peer(&mut self, id: &ParticipantId) {
         self.media.pending_offer.remove(id);
+        // Without a media session their quality is unknown again.
+        if self.media.quality.remove(id).is_some() {
+            self.send_quality(vec![ParticipantQuality {
+                participant_id: id.clone(),
+                quality: NetworkQuality::Unknown,
+            }]);
+        }
         if self.media.peers.remove(id)
             && let Some(placement) = &mut self.media.placement
         {

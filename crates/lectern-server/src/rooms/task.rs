@@ -74,11 +74,13 @@ pub(super) async fn run_room(
     room_config.snapshot_chat_len = settings.room.snapshot_chat;
     room_config.replay_len = settings.room.replay_events;
     room_config.grace_ms = settings.room.grace_secs * 1000;
+    room_config.late_after_ms = settings.room.late_after_secs.saturating_mul(1000);
     if let Some(session) = &session {
         // A scheduled session's room follows its course's settings, not `room.auto_start`.
         room_config.auto_start = false;
         room_config.schedule = Some(session_schedule(session));
         room_config.record_automatically = session.record_sessions && settings.recording.enabled;
+        room_config.mode = session.class_mode;
     }
     let idle_close = settings.idle_close();
     let clock = env.clock.clone();
@@ -250,7 +252,10 @@ impl RoomTask {
                     Output::Welcomed {
                         conn,
                         participant_id,
-                    } => self.send_media_config(conn, &participant_id),
+                    } => {
+                        self.send_media_config(conn, &participant_id);
+                        self.send_current_quality(conn);
+                    }
                     Output::Persist(_) => {}
                     Output::Media(intent) => {
                         Metrics::inc(&self.env.metrics.media_intents);

@@ -76,6 +76,9 @@ impl Sfu {
         let OutState::Open(mid) = out.state else {
             return;
         };
+        if out.paused {
+            return;
+        }
         let run = packet.run;
         if out.keyframe_gen != Some(run) {
             // Not the run being forwarded: start it only if it is the target layer, and

@@ -35,6 +35,9 @@ impl Sfu {
     }
 
     fn on_rtc_event(&mut self, now: Instant, key: PeerKey, event: Event) {
+        if self.note_stats(key, &event) {
+            return;
+        }
         match event {
             Event::RtpPacket(packet) => self.forward(now, key, packet),
             Event::KeyframeRequest(req) => {

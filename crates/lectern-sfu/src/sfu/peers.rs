@@ -33,6 +33,8 @@ impl Sfu {
             .clear_codecs()
             .enable_opus(true, false)
             .enable_vp8(true)
+            // Loss and round-trip time for the network quality (see `crate::quality`).
+            .set_stats_interval(Some(crate::quality::STATS_INTERVAL))
             .build(now);
         let key = PeerKey(self.next_key);
         self.next_key += 1;
@@ -56,6 +58,8 @@ impl Sfu {
             tracks_out: Vec::new(),
             ssrc_routes: Vec::new(),
             bandwidth: None,
+            quality_window: Default::default(),
+            quality: Default::default(),
         };
         let advertised = self.advertised_addrs();
         for addr in advertised {
@@ -89,6 +93,7 @@ impl Sfu {
         self.by_ufrag.insert(creds.ufrag, key);
         self.peers.insert(key, peer);
         info!(room.id = %id.room, participant.id = %id.participant, "media peer added");
+        self.arm_quality_check(now);
         self.want_offer(key);
         self.finish(now);
         Ok(())

@@ -67,6 +67,9 @@ impl Sfu {
         let Some(out) = peer.tracks_out.get(n) else {
             return;
         };
+        if out.paused {
+            return; // no layer, no keyframe for a video not shown (see `pause`)
+        }
         let (source, track, view, old) = (out.source, out.track, out.view, out.target);
         let budget = self.video_budgets(sub).get(&(source, track)).copied();
         let Some(layers) = self.layers_of(source, track) else {

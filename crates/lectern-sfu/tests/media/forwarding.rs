@@ -700,3 +700,64 @@ fn simulcast_subscribers_get_the_layer_that_fits_how_they_show_the_video() {
         .unwrap_err();
     assert_eq!(err.code(), "unknown_mid");
 }
+
+#[test]
+fn a_paused_video_is_not_forwarded_to_that_subscriber_and_resumes_at_a_keyframe() {
+    let mut net = Net::new();
+    net.join("r1", "s1", "10.0.1.1:4000", &[]);
+    net.join("r1", "s2", "10.0.1.3:4000", &[]);
+    join_publishing(&mut net, "teacher", "10.0.1.2:4000");
+    net.run_until(5 * SECOND, "video reaches both", |n| {
+        n.client("s1").frames(MediaKind::Video).len() >= 5
+            && n.client("s2").frames(MediaKind::Video).len() >= 5
+    });
+
+    let mid = net.video_mid("s1");
+    let (now, peer) = (net.now, net.peer("s1"));
+    net.sfu
+        .set_view(now, &peer, &mid, 0, 0, true)
+        .expect("pause");
+    net.pump();
+    let video = net.client("s1").frames(MediaKind::Video).len();
+    let audio = net.client("s1").frames(MediaKind::Audio).len();
+    let others = net.client("s2").frames(MediaKind::Video).len();
+    net.run_for(2 * SECOND);
+    assert_eq!(
+        net.client("s1").frames(MediaKind::Video).len(),
+        video,
+        "no video while paused"
+    );
+    assert!(net.client("s1").frames(MediaKind::Audio).len() > audio + 20);
+    assert!(net.client("s2").frames(MediaKind::Video).len() > others + 20);
+
+    let requests = net.client("teacher").keyframe_requests.len();
+    let resumed_at = net.now;
+    let (now, peer) = (net.now, net.peer("s1"));
+    net.sfu
+        .set_view(now, &peer, &mid, 320, 240, false)
+        .expect("resume");
+    net.pump();
+    net.run_until(SECOND, "video again", |n| {
+        n.client("s1").frames(MediaKind::Video).len() > video
+    });
+    assert!(
+        net.client("teacher").keyframe_requests.len() > requests,
+        "resuming asks the publisher for a keyframe"
+    );
+    let again: Vec<&Received> = net
+        .client("s1")
+        .frames(MediaKind::Video)
+        .into_iter()
+        .filter(|r| r.at >= resumed_at)
+        .collect();
+    assert!(again[0].keyframe, "resumes at a keyframe");
+    net.run_for(2 * SECOND);
+    // Sequence numbers continue without a gap: every frame after the resume arrives whole.
+    let after_resume: Vec<&Received> = net
+        .client("s1")
+        .frames(MediaKind::Video)
+        .into_iter()
+        .filter(|r| r.at >= resumed_at)
+        .collect();
+    assert_no_frame_lost(&after_resume);
+}

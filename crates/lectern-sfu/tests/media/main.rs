@@ -3,6 +3,7 @@
 mod forwarding;
 mod handover;
 mod negotiation;
+mod quality;
 mod recording;
 mod support;
 mod worker;

@@ -562,8 +562,22 @@ impl Net {
                 | MediaEvent::Disconnected { peer }
                 | MediaEvent::TrackPublished { peer, .. }
                 | MediaEvent::TrackUnpublished { peer, .. } => peer.participant.as_str() == id,
-                MediaEvent::ActiveSpeaker { .. } => false,
+                MediaEvent::ActiveSpeaker { .. } | MediaEvent::NetworkQuality { .. } => false,
             })
+            .collect()
+    }
+
+    /// The network quality changes reported so far for this participant, in order.
+    pub fn qualities(&self, id: &str) -> Vec<lectern_sfu::NetworkQuality> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                MediaEvent::NetworkQuality { changes, .. } => Some(changes),
+                _ => None,
+            })
+            .flatten()
+            .filter(|(p, _)| p.as_str() == id)
+            .map(|(_, q)| *q)
             .collect()
     }
 
