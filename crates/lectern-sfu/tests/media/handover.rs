@@ -98,7 +98,8 @@ fn a_subscriber_waiting_for_its_first_keyframe_asks_again_until_one_comes() {
 /// The browser measures its videos a moment after they change: a view size for a video the
 /// SFU has just stopped (its presenter left the stage) is ignored, not an error. (The server
 /// reports a failed media command as the failure of the client's pending offer, so such an
-/// error took the next presenter's camera offer down with it.) A mid that never existed is
+/// error took the next presenter's camera offer down with it, until the worker said which
+/// command failed.) A mid that never existed is
 /// still refused.
 #[test]
 fn a_view_size_for_a_video_just_stopped_is_ignored() {
@@ -127,9 +128,20 @@ fn a_view_size_for_a_video_just_stopped_is_ignored() {
     net.sfu
         .set_view_size(net.now, &viewer, &mid, 320, 240)
         .expect("a view of a stopped video is ignored");
+    // `media_view` goes through `set_view` (size and pause): the same there.
+    for paused in [false, true] {
+        net.sfu
+            .set_view(net.now, &viewer, &mid, 320, 240, paused)
+            .expect("a view of a stopped video is ignored");
+    }
     let err = net
         .sfu
         .set_view_size(net.now, &viewer, "nope", 10, 10)
+        .unwrap_err();
+    assert_eq!(err.code(), "unknown_mid");
+    let err = net
+        .sfu
+        .set_view(net.now, &viewer, "nope", 10, 10, false)
         .unwrap_err();
     assert_eq!(err.code(), "unknown_mid");
     net.run_for(SECOND);

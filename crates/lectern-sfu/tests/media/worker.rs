@@ -83,7 +83,7 @@ fn drive_until(
                     let answer = c.client.accept_offer(Instant::now(), &sdp);
                     handle.accept_answer(peer, answer).unwrap();
                 }
-                WorkerEvent::Failed { peer, error } => {
+                WorkerEvent::Failed { peer, error, .. } => {
                     panic!("command for {peer} failed: {error}")
                 }
                 WorkerEvent::Media(_) => {}
@@ -161,7 +161,7 @@ fn a_refused_command_is_reported_as_an_event() {
             .recv_timeout(Duration::from_secs(30))
             .expect("an event")
         {
-            WorkerEvent::Failed { peer, error } => {
+            WorkerEvent::Failed { peer, error, .. } => {
                 assert_eq!(peer, ghost);
                 codes.push(error.code());
             }
