@@ -97,7 +97,7 @@ fn a_subscriber_waiting_for_its_first_keyframe_asks_again_until_one_comes() {
 
 /// The browser measures its videos a moment after they change: a view size for a video the
 /// SFU has just stopped (its presenter left the stage) is ignored, not an error. (The server
-/// reports a failed media command as the failure of the client's pending offer, so such an
+/// reported a failed media command as the failure of the client's pending offer, so such an
 /// error took the next presenter's camera offer down with it, until the worker said which
 /// command failed.) A mid that never existed is
 /// still refused.
