@@ -580,7 +580,7 @@ export class MediaSession {
       this.#endFirstAnswer();
       // Unanswered, the SFU would wait for this answer forever: roll back and offer instead
       // (the SFU drops its offer when ours arrives, and offers its changes again after it).
-      if (pc.signalingState === 'have-remote-offer') await pc.setLocalDescription({ type: 'rollback' }).catch(() => {});
+      if (/** @type {RTCSignalingState} */ (pc.signalingState) === 'have-remote-offer') await pc.setLocalDescription({ type: 'rollback' }).catch(() => {});
       if (!this.#failed(pc, error, false)) this.#retryOffer(pc);
       throw error;
     }
