@@ -109,7 +109,16 @@ const MAX_FAILURES = 3;
 /** Delay before an offer of ours is made again after a failure, times the failures so far. */
 const RETRY_MS = 300;
 
+/**
+ * Longest SDP this client sends. The server refuses frames above 64 KiB (`frame_too_large`,
+ * without a `request_id`), and JSON doubles each CRLF. Every video ever received keeps a
+ * (stopped) m-line on a peer connection: about 2.5 KB each in Chromium's SDP, so after some 25
+ * stage handovers the SDP no longer fits and starts over on a new peer connection instead.
+ */
+const MAX_SDP_CHARS = 48_000;
+
 class AnswerTimeout extends Error {}
+class SdpTooLarge extends Error {}
 
 /** @template T @param {Promise<T>} promise @param {number} ms @returns {Promise<T>} */
 function withTimeout(promise, ms) {
@@ -539,6 +548,7 @@ export class MediaSession {
     this.#awaitingAnswer = true;
     try {
       await pc.setLocalDescription(await pc.createOffer());
+      if ((pc.localDescription?.sdp.length ?? 0) > MAX_SDP_CHARS) throw new SdpTooLarge('offer too large: starting over');
       /** @type {Promise<string>} */
       const answer = new Promise((resolve, reject) => {
         this.#answerWaiter = { resolve, reject };
@@ -585,7 +595,13 @@ export class MediaSession {
       throw error;
     }
     if (pc !== this.#pc) return;
-    this.options.connection.notify('media_answer', { sdp: pc.localDescription?.sdp ?? '' });
+    const answer = pc.localDescription?.sdp ?? '';
+    if (answer.length > MAX_SDP_CHARS) {
+      // Too large to send: a new peer connection (the SFU drops its offer on `media_start`).
+      this.#failed(pc, new SdpTooLarge('answer too large: starting over'), true);
+      return;
+    }
+    this.options.connection.notify('media_answer', { sdp: answer });
     this.#firstAnswerPending = false;
     this.#syncRemote(pc);
   }
