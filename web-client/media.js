@@ -14,7 +14,13 @@
  *   each `mid`'s publisher; this client answers with `media_answer`.
  * - Glare: this client's offer wins. While our offer is queued or unanswered, the SFU's offers
  *   are ignored; the SFU drops its own pending offer when ours arrives and offers again after
- *   answering.
+ *   answering (or refusing) it.
+ * - Recovery: an offer of ours refused is rolled back and made again; an SFU offer this
+ *   browser cannot apply is rolled back and answered by an offer of ours (the SFU then offers
+ *   afresh). After MAX_FAILURES in a row, or an answer that never came (the two sides may no
+ *   longer agree on the m-lines), the peer connection starts over (`media_start`, then our
+ *   offer). So a page always converges: it sends what it publishes and receives what it is
+ *   offered.
  * Every change to the peer connection runs in one queue, one step at a time.
  */
 
@@ -104,13 +110,28 @@ const VIEW_DEBOUNCE_MS = 250;
 /** Longest a page holds back its first render for the first answer (see `firstAnswerPending`). */
 const FIRST_ANSWER_HOLD_MS = 150;
 const ANSWER_TIMEOUT_MS = 15_000;
+/** Failed negotiations in a row after which the peer connection starts over. */
+const MAX_FAILURES = 3;
+/** Delay before an offer of ours is made again after a failure, times the failures so far. */
+const RETRY_MS = 300;
+
+/**
+ * Longest SDP this client sends. The server refuses frames above 64 KiB (`frame_too_large`,
+ * without a `request_id`), and JSON doubles each CRLF. Every video ever received keeps a
+ * (stopped) m-line on a peer connection: about 2.5 KB each in Chromium's SDP, so after some 25
+ * stage handovers the SDP no longer fits and starts over on a new peer connection instead.
+ */
+const MAX_SDP_CHARS = 48_000;
+
+class AnswerTimeout extends Error {}
+class SdpTooLarge extends Error {}
 
 /** @template T @param {Promise<T>} promise @param {number} ms @returns {Promise<T>} */
 function withTimeout(promise, ms) {
   /** @type {ReturnType<typeof setTimeout> | undefined} */
   let timer;
   const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no media answer in ${ms} ms`)), ms);
+    timer = setTimeout(() => reject(new AnswerTimeout(`no media answer in ${ms} ms`)), ms);
   });
   return /** @type {Promise<T>} */ (Promise.race([promise, timeout])).finally(() => clearTimeout(timer));
 }
@@ -160,6 +181,8 @@ export class MediaSession {
   #views = new Map();
   /** @type {ReturnType<typeof setTimeout> | null} */
   #viewTimer = null;
+  /** Negotiations failed in a row (see MAX_FAILURES). */
+  #failures = 0;
 
   /** @param {MediaSessionOptions} options */
   constructor(options) {
@@ -254,7 +277,7 @@ export class MediaSession {
    * offers; with nothing yet (a student arriving), it asks the server to offer the room's
    * tracks (`media_start`): one negotiation instead of two before the lecture shows.
    */
-  start() {
+  start(fresh = false) {
     if (this.#closed || this.#pc) return;
     const pc = new RTCPeerConnection({ iceServers: this.options.iceServers ?? [], bundlePolicy: 'max-bundle' });
     this.#pc = pc;
@@ -264,7 +287,15 @@ export class MediaSession {
     // publisher switching everything off, or a student losing the last track it received. The
     // SFU adds one to its first offer too.
     pc.createDataChannel('lectern');
-    if (this.#local.size > 0) {
+    if (fresh) {
+      // Starting over on the same WebSocket: the server replaces our peer (`media_start`),
+      // then our offer makes the first negotiation (SFU offers are ignored until it is answered).
+      this.#enqueue(async () => {
+        if (pc !== this.#pc) return;
+        await this.options.connection.request('media_start');
+      });
+      if (this.#local.size > 0) this.#negotiate();
+    } else if (this.#local.size > 0) {
       this.#negotiate();
     } else {
       this.#firstAnswerPending = true;
@@ -293,6 +324,34 @@ export class MediaSession {
     if (this.#closed) return;
     this.#dropPeer();
     this.start();
+  }
+
+  /**
+   * A negotiation failed (`error`): counts it and, after MAX_FAILURES in a row or when the two
+   * sides may disagree (`startOver`), starts over with a new peer connection.
+   * @param {RTCPeerConnection} pc @param {unknown} error @param {boolean} startOver
+   * @returns {boolean} whether it started over
+   */
+  #failed(pc, error, startOver) {
+    this.#failures += 1;
+    console.warn('media negotiation failed', this.#failures, error);
+    if (!startOver && this.#failures < MAX_FAILURES) return false;
+    this.#failures = 0;
+    // Outside the queue step that failed (the new connection queues its own steps).
+    setTimeout(() => {
+      if (this.#closed || pc !== this.#pc) return;
+      this.#dropPeer();
+      this.start(true);
+    }, 0);
+    return true;
+  }
+
+  /** Makes our offer again a moment after a failure (the SFU offers its changes after it). @param {RTCPeerConnection} pc */
+  #retryOffer(pc) {
+    setTimeout(() => {
+      if (this.#closed || pc !== this.#pc) return;
+      void this.#negotiate();
+    }, RETRY_MS * this.#failures);
   }
 
   /** Stops everything; the session cannot be used again. */
@@ -502,6 +561,7 @@ export class MediaSession {
     this.#awaitingAnswer = true;
     try {
       await pc.setLocalDescription(await pc.createOffer());
+      if ((pc.localDescription?.sdp.length ?? 0) > MAX_SDP_CHARS) throw new SdpTooLarge('offer too large: starting over');
       /** @type {Promise<string>} */
       const answer = new Promise((resolve, reject) => {
         this.#answerWaiter = { resolve, reject };
@@ -515,9 +575,16 @@ export class MediaSession {
       if (pc !== this.#pc) return; // replaced by restart() or close(): nothing to report
       this.#awaitingAnswer = false;
       this.#answerWaiter = null;
-      if (pc.signalingState === 'have-local-offer') await pc.setLocalDescription({ type: 'rollback' }).catch(() => {});
+      // The SFU refused our offer (it changed nothing), or the answer could not be applied, or
+      // never came: in the last two cases the SFU may have taken the offer, so only a new
+      // peer connection is sure to agree with it again.
+      const refused = /** @type {{name?: string}} */ (error)?.name === 'RequestError';
+      const startOver = !refused;
+      if (!startOver && pc.signalingState === 'have-local-offer') await pc.setLocalDescription({ type: 'rollback' }).catch(() => {});
+      if (!this.#failed(pc, error, startOver)) this.#retryOffer(pc);
       throw error;
     }
+    this.#failures = 0;
     this.#syncRemote(pc);
   }
 
@@ -534,10 +601,20 @@ export class MediaSession {
     } catch (error) {
       if (pc !== this.#pc) return;
       this.#endFirstAnswer();
+      // Unanswered, the SFU would wait for this answer forever: roll back and offer instead
+      // (the SFU drops its offer when ours arrives, and offers its changes again after it).
+      if (/** @type {RTCSignalingState} */ (pc.signalingState) === 'have-remote-offer') await pc.setLocalDescription({ type: 'rollback' }).catch(() => {});
+      if (!this.#failed(pc, error, false)) this.#retryOffer(pc);
       throw error;
     }
     if (pc !== this.#pc) return;
-    this.options.connection.notify('media_answer', { sdp: pc.localDescription?.sdp ?? '' });
+    const answer = pc.localDescription?.sdp ?? '';
+    if (answer.length > MAX_SDP_CHARS) {
+      // Too large to send: a new peer connection (the SFU drops its offer on `media_start`).
+      this.#failed(pc, new SdpTooLarge('answer too large: starting over'), true);
+      return;
+    }
+    this.options.connection.notify('media_answer', { sdp: answer });
     this.#firstAnswerPending = false;
     this.#syncRemote(pc);
   }

@@ -170,6 +170,6 @@ pub use types::{
     SfuStats, Transmit,
 };
 pub use worker::{
-    BoxedRecordSink, Command, MediaWorker, MediaWorkerHandle, RecordSink, SOCKET_BUFFER_BYTES,
-    WorkerConfig, WorkerEvent,
+    BoxedRecordSink, Command, CommandKind, MediaWorker, MediaWorkerHandle, RecordSink,
+    SOCKET_BUFFER_BYTES, WorkerConfig, WorkerEvent,
 };

@@ -9,6 +9,7 @@ use str0m::change::SdpPendingOffer;
 use str0m::format::PayloadParams;
 use str0m::media::{Mid, Pt};
 use str0m::rtp::{RtpWrite, Ssrc};
+use tracing::debug;
 
 use crate::layers::{Layer, Run, TsRewrite, ViewSize, Vp8Rewrite};
 use crate::sdp::Numbering;
@@ -138,6 +139,7 @@ impl Peer {
                         i
                     }
                     None if t.layers.len() < MAX_LAYERS => {
+                        debug!(room.id = %self.id.room, participant.id = %self.id.participant, rid = ?rid, layer = t.layers.len(), "simulcast layer heard");
                         t.layers.push(Layer::new(rid, ssrc, now));
                         t.layers.len() - 1
                     }
@@ -145,6 +147,9 @@ impl Peer {
                 };
                 Some((t.id, layer))
             });
+        if route.is_none() {
+            debug!(room.id = %self.id.room, participant.id = %self.id.participant, ?mid, ?rid, "rtp of no published track");
+        }
         self.ssrc_routes.push((ssrc, route));
         route
     }

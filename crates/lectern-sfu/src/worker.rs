@@ -137,11 +137,24 @@ pub enum WorkerEvent {
         peer: PeerId,
         sdp: String,
     },
-    /// A command was refused.
+    /// A command was refused. `command` says which: only a failed
+    /// [`CommandKind::AcceptOffer`] answers an offer; any other failure concerns only itself.
     Failed {
         peer: PeerId,
+        command: CommandKind,
         error: SfuError,
     },
+}
+
+/// Which kind of [`Command`] a [`WorkerEvent::Failed`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommandKind {
+    AddPeer,
+    AcceptOffer,
+    AcceptAnswer,
+    AddRemoteCandidate,
+    SetPublishPermission,
+    SetViewSize,
 }
 
 /// A running media worker. Dropping it stops the thread and waits for it.
@@ -400,33 +413,33 @@ impl Worker {
 
     fn apply(&mut self, command: Command) {
         let now = Instant::now();
-        let (peer, result) = match command {
+        let (peer, command, result) = match command {
             Command::AddPeer { peer } => {
                 let r = self.sfu.add_peer(now, peer.clone());
-                (peer, r)
+                (peer, CommandKind::AddPeer, r)
             }
             Command::RemovePeer { peer } => {
                 self.sfu.remove_peer(now, &peer);
-                (peer, Ok(()))
+                return;
             }
             Command::AcceptOffer { peer, sdp } => match self.sfu.accept_offer(now, &peer, &sdp) {
                 Ok(sdp) => {
                     (self.sink)(WorkerEvent::Answer { peer, sdp });
                     return;
                 }
-                Err(e) => (peer, Err(e)),
+                Err(e) => (peer, CommandKind::AcceptOffer, Err(e)),
             },
             Command::AcceptAnswer { peer, sdp } => {
                 let r = self.sfu.accept_answer(now, &peer, &sdp);
-                (peer, r)
+                (peer, CommandKind::AcceptAnswer, r)
             }
             Command::AddRemoteCandidate { peer, candidate } => {
                 let r = self.sfu.add_remote_candidate(now, &peer, &candidate);
-                (peer, r)
+                (peer, CommandKind::AddRemoteCandidate, r)
             }
             Command::SetPublishPermission { peer, audio, video } => {
                 let r = self.sfu.set_publish_permission(now, &peer, audio, video);
-                (peer, r)
+                (peer, CommandKind::SetPublishPermission, r)
             }
             Command::SetViewSize {
                 peer,
@@ -436,7 +449,7 @@ impl Worker {
                 paused,
             } => {
                 let r = self.sfu.set_view(now, &peer, &mid, width, height, paused);
-                (peer, r)
+                (peer, CommandKind::SetViewSize, r)
             }
             Command::StartRecording {
                 room,
@@ -460,8 +473,12 @@ impl Worker {
             Command::Shutdown => return,
         };
         if let Err(error) = result {
-            debug!(room.id = %peer.room, participant.id = %peer.participant, error = %error, "media command refused");
-            (self.sink)(WorkerEvent::Failed { peer, error });
+            debug!(room.id = %peer.room, participant.id = %peer.participant, ?command, error = %error, "media command refused");
+            (self.sink)(WorkerEvent::Failed {
+                peer,
+                command,
+                error,
+            });
         }
     }
 

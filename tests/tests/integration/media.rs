@@ -656,3 +656,48 @@ async fn media_start_lets_the_sfu_make_the_only_offer() -> anyhow::Result<()> {
     assert_eq!(refused["code"], "in_lobby");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_failed_media_command_is_not_taken_for_the_failure_of_the_pending_offer()
+-> anyhow::Result<()> {
+    // A page reports the size of a video just as the SFU stops it, and at once offers its
+    // camera: the SFU refuses the view (`unknown_mid`), answers the offer. Only the view's
+    // refusal is an error; the offer gets its answer and its ack. (Repeated: the refusal must
+    // reach the room after the offer, which it mostly but not always does.)
+    let s = TestServer::start_with(&[
+        ("LECTERN_ROOM_AUTO_START", "true"),
+        ("LECTERN_LIMITS_ABUSE_STRIKES", "1000"),
+    ])
+    .await;
+    let mut grace = s.join("physics", "grace", Role::Instructor).await;
+    let teacher = Peer::new();
+    let answer = negotiate(&mut grace, teacher.offer(false)).await?;
+    teacher.accept_answer(&answer);
+    for round in 0..8u64 {
+        let offer_id = 1000 + round;
+        for _ in 0..4 {
+            grace
+                .send(&json!({"type": "media_view", "mid": "no-such-mid", "width": 320, "height": 180}))
+                .await?;
+        }
+        let offer = teacher.offer(true);
+        grace
+            .send(&json!({"type": "media_offer", "sdp": offer, "request_id": offer_id}))
+            .await?;
+        let reply = grace
+            .wait_for(|m| m["request_id"] == json!(offer_id))
+            .await?;
+        assert_eq!(
+            reply["type"], "ack",
+            "round {round}: the offer was refused: {reply}"
+        );
+        let answer = grace.wait_for(|m| m["type"] == "sfu_answer").await?;
+        teacher.accept_answer(answer["sdp"].as_str().unwrap_or_default());
+        for _ in 0..4 {
+            let refused = grace.wait_for(|m| m["type"] == "error").await?;
+            assert_eq!(refused["code"], "invalid_message", "{refused}");
+            assert!(refused["request_id"].is_null(), "{refused}");
+        }
+    }
+    Ok(())
+}

@@ -4,7 +4,7 @@
 //! offers and candidates; turns the room's media intents into permission changes; and gives
 //! each connection its ICE servers right after its welcome.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use lectern_proto::{
     ClientMessage, ErrorCode, NetworkQuality, ParticipantId, ParticipantQuality, RequestId,
@@ -26,7 +26,10 @@ pub(super) struct MediaPeers {
     peers: HashSet<ParticipantId>,
     /// Held while `peers` is not empty: every peer of a room is on this worker.
     placement: Option<crate::media::Placement>,
-    pending_offer: HashMap<ParticipantId, Option<RequestId>>,
+    /// Each participant's `media_offer`s handed to the SFU and not answered yet, oldest first
+    /// (the worker answers its commands in order: each `Answer`, or `Failed` of an
+    /// `AcceptOffer`, is the front one's).
+    pending_offer: HashMap<ParticipantId, VecDeque<Option<RequestId>>>,
     /// Each participant's network quality as the SFU last reported it (never `unknown`:
     /// those are removed).
     quality: HashMap<ParticipantId, NetworkQuality>,
@@ -111,9 +114,13 @@ impl RoomTask {
                     self.media.peers.insert(id.clone());
                 }
                 // Acknowledged once the SFU's answer is sent.
-                self.media.pending_offer.insert(id, request_id);
                 return match result.and_then(|()| handle.accept_offer(peer, sdp)) {
-                    Ok(()) => {}
+                    Ok(()) => self
+                        .media
+                        .pending_offer
+                        .entry(id)
+                        .or_default()
+                        .push_back(request_id),
                     Err(e) => self.send(conn, &refuse(ErrorCode::Internal, &e.to_string())),
                 };
             }
@@ -189,8 +196,14 @@ impl RoomTask {
             return;
         };
         match &event {
-            WorkerEvent::Failed { error, .. } => {
-                let request_id = self.media.pending_offer.remove(&id).flatten();
+            WorkerEvent::Failed { command, error, .. } => {
+                // Only the failure of an offer answers (and ends) that offer: any other
+                // failure (a `media_view` of a mid just stopped, an answer, a candidate) is
+                // reported on its own and leaves the client's pending offer alone.
+                let request_id = match command {
+                    lectern_sfu::CommandKind::AcceptOffer => self.answered_offer(&id),
+                    _ => None,
+                };
                 let (code, message) = match error {
                     lectern_sfu::SfuError::InvalidSdp(_)
                     | lectern_sfu::SfuError::InvalidCandidate(_)
@@ -229,7 +242,7 @@ impl RoomTask {
                     self.send(conn, &message);
                 }
                 if let WorkerEvent::Answer { .. } = event
-                    && let Some(Some(request_id)) = self.media.pending_offer.remove(&id)
+                    && let Some(request_id) = self.answered_offer(&id)
                 {
                     self.send(
                         conn,
@@ -241,6 +254,17 @@ impl RoomTask {
                 }
             }
         }
+    }
+
+    /// The SFU answered (or refused) the participant's oldest pending `media_offer`: its
+    /// request id, if it had one.
+    fn answered_offer(&mut self, id: &ParticipantId) -> Option<RequestId> {
+        let queue = self.media.pending_offer.get_mut(id)?;
+        let request_id = queue.pop_front().flatten();
+        if queue.is_empty() {
+            self.media.pending_offer.remove(id);
+        }
+        request_id
     }
 
     /// The SFU measured new network qualities: the changes go to every connection of the room

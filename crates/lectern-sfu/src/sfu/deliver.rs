@@ -82,13 +82,23 @@ impl Sfu {
         let run = packet.run;
         if out.keyframe_gen != Some(run) {
             // Not the run being forwarded: start it only if it is the target layer, and
-            // (video) only at a keyframe. Until then the current run goes on.
-            if out.target != packet.layer {
+            // (video) only at a keyframe. Until then the current run goes on. A subscriber
+            // shown nothing of this video yet takes any layer's keyframe: the target may be a
+            // layer the browser has not started (it adds the large ones as its bandwidth
+            // estimate grows) or has paused, and the switch to it comes at its own keyframe.
+            let nothing_yet = out.keyframe_gen.is_none() && out.kind == MediaKind::Video;
+            if out.target != packet.layer && !nothing_yet {
                 return;
             }
             if out.kind == MediaKind::Video {
                 if packet.keyframe_start == Some(false) {
                     self.stats.rtp_awaiting_keyframe += 1;
+                    if nothing_yet {
+                        // Ask for a keyframe of this layer (it is sending), as often as the
+                        // interval allows, until one comes: the one asked for when the video
+                        // was opened may have been lost, or asked of another layer.
+                        self.keyframe_wanted(now, packet.source, packet.track, packet.layer);
+                    }
                     return;
                 }
                 if out.keyframe_gen.is_some_and(|r| r.layer != run.layer) {

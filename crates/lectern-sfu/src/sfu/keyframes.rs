@@ -63,6 +63,28 @@ impl Sfu {
     }
 }
 
+impl Sfu {
+    /// A subscriber waits for a keyframe of `layer`: ask for one (PLI) unless a request is
+    /// already waiting for the interval to end. Cheap enough to call for every packet.
+    pub(super) fn keyframe_wanted(
+        &mut self,
+        now: Instant,
+        key: PeerKey,
+        track: TrackId,
+        layer: usize,
+    ) {
+        let due = self
+            .peers
+            .get(&key)
+            .and_then(|p| p.track_in_index(track).map(|i| &p.tracks_in[i]))
+            .and_then(|t| t.layers.get(layer))
+            .is_none_or(|l| l.keyframe_due.is_some());
+        if !due {
+            self.request_keyframe(now, key, track, Some(layer), KeyframeRequestKind::Pli);
+        }
+    }
+}
+
 /// Ask str0m to send PLI/FIR for layer `l` of track `i` of `peer`. False if the publisher
 /// has not sent anything on it yet (its first frame is a keyframe anyway).
 fn send_keyframe_request(

@@ -28,27 +28,31 @@ impl Sfu {
         peer_id: &PeerId,
         sdp: &str,
     ) -> Result<String, SfuError> {
-        let offer =
-            SdpOffer::from_sdp_string(sdp).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
+        let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| SfuError::InvalidSdp(e.to_string()));
+        if offer.is_err() && !self.has_peer(peer_id) {
+            return offer.map(|_| String::new());
+        }
         let key = self.key(peer_id)?;
+        // The browser ignores our offers while its own is pending (it wins the glare), so an
+        // offer of ours still pending now was never answered and never will be: abandon it,
+        // and offer its changes again after this, even if this offer is refused (else the
+        // peer would wait for that answer forever and never be offered anything again).
+        let abandoned = self.abandon_offer(key);
+        self.want_offer(key);
+        let offer = match offer {
+            Ok(offer) => offer,
+            Err(e) => {
+                self.finish(now);
+                return Err(e);
+            }
+        };
         let peer = self.peers.get_mut(&key).expect("indexed peer exists");
         // str0m would answer it with the old numbers (and without the moved extensions).
         if let Some(moved) = peer.numbering.renumbered_by(&Numbering::of_sdp(sdp)) {
             debug!(room.id = %peer_id.room, participant.id = %peer_id.participant, moved, "offer renumbers the negotiation: refused");
+            self.finish(now);
             return Err(SfuError::RenegotiationUnsupported(moved));
         }
-        // str0m invalidates our pending offer when it accepts one: forget it here as well.
-        let abandoned = peer.pending_offer.take().is_some();
-        peer.app_line_offered = false;
-        for out in &mut peer.tracks_out {
-            out.state = match out.state {
-                OutState::Negotiating(_) => OutState::ToOpen,
-                OutState::NegotiatingStop(mid) => OutState::ToStop(mid),
-                other => other,
-            };
-        }
-        peer.tracks_out
-            .retain(|o| !(o.source_gone && o.state == OutState::ToOpen));
         let result = peer.rtc.sdp_api().accept_offer(offer);
         peer.forget_negotiated();
         self.outbox.settle(key, peer, now);
@@ -56,8 +60,8 @@ impl Sfu {
             debug!(room.id = %peer_id.room, participant.id = %peer_id.participant, "offer glare: the browser's offer wins");
         }
         self.refresh_ufrag(key);
-        // Our own changes (abandoned or queued) are offered after the answer.
-        self.want_offer(key);
+        // Our own changes (abandoned or queued) are offered after the answer (`want_offer`
+        // above).
         self.finish(now);
         let answer = result
             .map(|answer| answer.to_sdp_string())
@@ -146,6 +150,28 @@ impl Sfu {
         self.outbox.settle(key, peer, now);
         self.finish(now);
         Ok(())
+    }
+
+    /// Forget our pending offer, if any (str0m invalidates it when it accepts the browser's
+    /// offer): its m-lines are to be offered again. Stops stay applied in str0m (it stops an
+    /// m-line when the offer is made), so the answer to the browser's offer already rejects
+    /// them (port 0) and the browser stops them there.
+    fn abandon_offer(&mut self, key: PeerKey) -> bool {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return false;
+        };
+        let abandoned = peer.pending_offer.take().is_some();
+        peer.app_line_offered = false;
+        for out in &mut peer.tracks_out {
+            out.state = match out.state {
+                OutState::Negotiating(_) => OutState::ToOpen,
+                OutState::NegotiatingStop(mid) => OutState::ToStop(mid),
+                other => other,
+            };
+        }
+        peer.tracks_out
+            .retain(|o| !(o.source_gone && o.state == OutState::ToOpen));
+        abandoned
     }
 
     pub(super) fn want_offer(&mut self, key: PeerKey) {

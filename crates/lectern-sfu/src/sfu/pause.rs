@@ -24,7 +24,10 @@ impl Sfu {
         paused: bool,
     ) -> Result<(), SfuError> {
         let key = self.key(peer_id)?;
-        let n = self.out_index(key, mid)?;
+        let Some(n) = self.out_index(key, mid)? else {
+            // A video being stopped or stopped already: as in `set_view_size`, no error.
+            return Ok(());
+        };
         if paused {
             self.set_out_paused(now, key, n, true);
             self.set_view_size(now, peer_id, mid, width, height)
@@ -38,15 +41,24 @@ impl Sfu {
         }
     }
 
-    fn out_index(&self, key: PeerKey, mid: &str) -> Result<usize, SfuError> {
+    /// The output on `mid`; `None` for a mid of this peer connection that is stopped (or being
+    /// stopped): the browser measured it before it learned so.
+    fn out_index(&self, key: PeerKey, mid: &str) -> Result<Option<usize>, SfuError> {
         let peer = self.peers.get(&key).expect("indexed peer exists");
-        peer.tracks_out
-            .iter()
-            .position(|o| match o.state {
-                OutState::Open(m) | OutState::Negotiating(m) => *m == *mid,
-                _ => false,
-            })
-            .ok_or_else(|| SfuError::UnknownMid(mid.to_string()))
+        let n = peer.tracks_out.iter().position(|o| match o.state {
+            OutState::Open(m) | OutState::Negotiating(m) => *m == *mid,
+            _ => false,
+        });
+        let known = || {
+            peer.rtc
+                .media(str0m::media::Mid::from(mid))
+                .is_some_and(|m| *m.mid() == *mid)
+        };
+        match n {
+            Some(n) => Ok(Some(n)),
+            None if known() => Ok(None),
+            None => Err(SfuError::UnknownMid(mid.to_string())),
+        }
     }
 
     fn set_out_paused(&mut self, now: Instant, key: PeerKey, n: usize, paused: bool) {

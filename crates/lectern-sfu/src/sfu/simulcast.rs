@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use str0m::media::KeyframeRequestKind;
+use str0m::media::{KeyframeRequestKind, Mid};
 use tracing::debug;
 
 use super::Sfu;
@@ -30,14 +30,23 @@ impl Sfu {
     ) -> Result<(), SfuError> {
         let key = self.key(peer_id)?;
         let peer = self.peers.get_mut(&key).expect("indexed peer exists");
-        let n = peer
-            .tracks_out
-            .iter()
-            .position(|o| match o.state {
-                OutState::Open(m) | OutState::Negotiating(m) => *m == *mid,
-                _ => false,
-            })
-            .ok_or_else(|| SfuError::UnknownMid(mid.to_string()))?;
+        let Some(n) = peer.tracks_out.iter().position(|o| match o.state {
+            OutState::Open(m) | OutState::Negotiating(m) => *m == *mid,
+            _ => false,
+        }) else {
+            // A video being stopped or stopped already (its publisher left the stage): the
+            // browser measured it before it learned so. Nothing to do, and no error: the mid
+            // is one of this peer connection's.
+            let known = peer
+                .rtc
+                .media(Mid::from(mid))
+                .is_some_and(|m| *m.mid() == *mid);
+            return if known {
+                Ok(())
+            } else {
+                Err(SfuError::UnknownMid(mid.to_string()))
+            };
+        };
         peer.tracks_out[n].view = Some(ViewSize { width, height });
         if matches!(peer.tracks_out[n].state, OutState::Open(_)) {
             self.retarget(now, key, n, false);
@@ -67,13 +76,16 @@ impl Sfu {
             return;
         };
         let target = layers::choose(layers, now, view, budget);
+        let heard = layers.len();
         let Some(peer) = self.peers.get_mut(&sub) else {
             return;
         };
         // A subscriber still connecting for the first time gets its video held (see
         // `Peer::held`), so its keyframe is worth asking for already.
         let may_send = peer.connected() || peer.holding;
-        if target != old {
+        if announce {
+            debug!(room.id = %peer.id.room, participant.id = %peer.id.participant, layer = target, layers = heard, may_send, "video needs a keyframe");
+        } else if target != old {
             debug!(room.id = %peer.id.room, participant.id = %peer.id.participant, layer = target, ?budget, ?view, "simulcast layer chosen");
         }
         if let Some(out) = peer.tracks_out.get_mut(n) {

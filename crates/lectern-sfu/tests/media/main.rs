@@ -1,6 +1,8 @@
 //! Media-plane tests: one binary, modules by layer.
 
 mod forwarding;
+mod glare;
+mod handover;
 mod negotiation;
 mod quality;
 mod recording;

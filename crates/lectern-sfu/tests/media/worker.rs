@@ -5,7 +5,9 @@ use std::net::UdpSocket;
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
-use lectern_sfu::{MediaEvent, MediaWorker, PeerId, SfuError, WorkerConfig, WorkerEvent};
+use lectern_sfu::{
+    CommandKind, MediaEvent, MediaWorker, PeerId, SfuError, WorkerConfig, WorkerEvent,
+};
 use str0m::media::MediaKind;
 
 use crate::support::Client;
@@ -83,7 +85,7 @@ fn drive_until(
                     let answer = c.client.accept_offer(Instant::now(), &sdp);
                     handle.accept_answer(peer, answer).unwrap();
                 }
-                WorkerEvent::Failed { peer, error } => {
+                WorkerEvent::Failed { peer, error, .. } => {
                     panic!("command for {peer} failed: {error}")
                 }
                 WorkerEvent::Media(_) => {}
@@ -156,14 +158,20 @@ fn a_refused_command_is_reported_as_an_event() {
     handle.add_peer(ghost.clone()).unwrap();
 
     let mut codes = Vec::new();
+    let mut commands = Vec::new();
     while codes.len() < 3 {
         match events
             .recv_timeout(Duration::from_secs(30))
             .expect("an event")
         {
-            WorkerEvent::Failed { peer, error } => {
+            WorkerEvent::Failed {
+                peer,
+                command,
+                error,
+            } => {
                 assert_eq!(peer, ghost);
                 codes.push(error.code());
+                commands.push(command);
             }
             other => panic!("unexpected {other:?}"),
         }
@@ -171,6 +179,15 @@ fn a_refused_command_is_reported_as_an_event() {
     assert_eq!(
         codes,
         ["invalid_sdp", "invalid_sdp", "duplicate_participant"]
+    );
+    // Each failure says which command failed: only the first answers an offer.
+    assert_eq!(
+        commands,
+        [
+            CommandKind::AcceptOffer,
+            CommandKind::AcceptAnswer,
+            CommandKind::AddPeer
+        ]
     );
     assert!(matches!(
         SfuError::UnknownParticipant(ghost).code(),
