@@ -619,12 +619,35 @@ export class MediaSession {
     this.#syncRemote(pc);
   }
 
-  /** Adds a send-only transceiver per new local track and stops those switched off. @param {RTCPeerConnection} pc */
+  /**
+   * Adds a send-only transceiver per new local track. One switched off is parked (inactive,
+   * without a track) rather than stopped, and taken up again when its source comes back:
+   * a stopped m-line stays in every later SDP (they would grow with each switch), and Chrome
+   * tears the connection down when the stopped m-line is the bundle's first (its tag), as the
+   * first published source's is.
+   * @param {RTCPeerConnection} pc
+   */
   #syncSenders(pc) {
     for (const [source, transceiver] of this.#senders) {
-      if (this.#local.get(source)?.track === transceiver.sender.track && !isStopped(transceiver)) continue;
-      if (!isStopped(transceiver)) transceiver.stop();
-      this.#senders.delete(source);
+      if (isStopped(transceiver)) {
+        this.#senders.delete(source);
+        continue;
+      }
+      const local = this.#local.get(source);
+      if (!local || local.track.readyState === 'ended') {
+        if (transceiver.direction !== 'inactive') {
+          transceiver.direction = 'inactive';
+          void transceiver.sender.replaceTrack(null).catch(() => undefined);
+        }
+        continue;
+      }
+      if (transceiver.sender.track !== local.track) {
+        void transceiver.sender.replaceTrack(local.track).catch((error) => this.options.onError?.(error, source));
+      }
+      if (transceiver.direction !== 'sendonly') {
+        transceiver.direction = 'sendonly';
+        transceiver.sender.setStreams(local.stream);
+      }
     }
     for (const [source, { track, stream }] of this.#local) {
       if (this.#senders.has(source) || track.readyState === 'ended') continue;

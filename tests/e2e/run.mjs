@@ -44,6 +44,24 @@ function closeProxy(server) {
 
 // ---- The browser ----------------------------------------------------------------------------
 
+/**
+ * An init script: keeps every WebSocket a page opens, so a test can drop the connection as a
+ * network failure would. While `window.__lecternHoldSockets` is true, new sockets go to a path
+ * the server refuses, so the client stays disconnected (retrying with its backoff) until the
+ * test lets it through.
+ */
+function recordSockets() {
+  const OriginalSocket = window.WebSocket;
+  const sockets = [];
+  Object.defineProperty(window, '__lecternSockets', { value: sockets });
+  window.WebSocket = class extends OriginalSocket {
+    constructor(url, protocols) {
+      super(window.__lecternHoldSockets ? String(url).replace('/ws?', '/ws-held-by-the-test?') : url, protocols);
+      sockets.push(this);
+    }
+  };
+}
+
 const pages = /** @type {{name: string, page: import('playwright-core').Page, log: string[]}[]} */ ([]);
 
 /** Makes every peer connection of the page relay-only, as on a network where only TURN gets through. */
@@ -64,6 +82,7 @@ function forceRelay() {
 async function openPage(browser, name, link, ready = '#classroom', { relayOnly = false } = {}) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   await context.addInitScript(recordPeerConnections);
+  await context.addInitScript(recordSockets);
   if (relayOnly) await context.addInitScript(forceRelay);
   const page = await context.newPage();
   const log = [];

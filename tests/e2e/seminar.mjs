@@ -424,6 +424,28 @@ async function main() {
       await waitFor('student 1: no gallery, the stage back', async () => !(await s.student1.locator('#gallery').isVisible()) && (await s.student1.locator('.stage-view').isVisible()));
       return await announced(s.student1, 'student 1', /lecture/);
     });
+    await check('the instructor turns camera and microphone off, then the camera on again: student 1, who received nothing else, shows it again (neither page's connection breaks when every track it had goes)', async () => {
+      const before = await waitFor('student 1: the instructor on the stage', () => videoState(s.student1, '#stage-video')
+        .then((v) => (v.width > 0 && close(v.rgb, RED) ? v : { ok: false, ...v })));
+      for (const sel of ['#camera-toggle', '#mic-toggle']) {
+        if ((await pressed(s.instructor, sel)) === 'true') await s.instructor.locator(sel).click();
+        await waitFor(`instructor: ${sel} off`, async () => (await pressed(s.instructor, sel)) === 'false');
+      }
+      // Student 1 receives nothing now: every transceiver it had is stopped (or, its own, parked).
+      const stopped = await waitFor('student 1: no receiving transceiver left', () => s.student1.evaluate(() => {
+        const pcs = /** @type {any} */ (window).__lecternPeerConnections ?? [];
+        const pc = pcs.filter((p) => p.connectionState !== 'closed').at(-1);
+        if (!pc) return null;
+        const ts = pc.getTransceivers().filter((t) => t.direction !== 'sendonly');
+        const all = ts.map((t) => `${t.mid}:${t.receiver.track.kind}:${t.direction}/${t.currentDirection}`).join(" ");
+        return ts.length > 0 && ts.every((t) => t.currentDirection === 'stopped' || t.currentDirection === 'inactive')
+          ? `${ts.length} stopped (${all}), signalling ${pc.signalingState}` : { ok: false, all, state: pc.signalingState, conn: pcs.map((p) => `${p.connectionState}/${p.iceConnectionState}/${p.sctp?.state ?? '-'}`).join(' ') };
+      }));
+      await s.instructor.locator('#camera-toggle').click();
+      const v = await waitFor('student 1: the instructor red on the stage again', () => videoState(s.student1, '#stage-video')
+        .then((v) => (v.width > 0 && v.trackId !== before.trackId && close(v.rgb, RED) ? v : { ok: false, ...v })), { timeout: 20_000 });
+      return `${stopped}; then a new track, ${v.width} wide, red`;
+    });
   } finally {
     if (results.some((r) => !r.ok)) {
       for (const { name, log } of pages) if (log.length) console.log(`--- ${name} console ---\n${log.slice(-40).join('\n')}`);

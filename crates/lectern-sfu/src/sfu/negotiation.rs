@@ -196,6 +196,14 @@ impl Sfu {
             return;
         }
         let mut api = peer.rtc.sdp_api();
+        // A data channel keeps an m-line in every later description: the one that stops this
+        // subscriber's last track would otherwise have none, and Chrome refuses it. It goes
+        // first, so it is the bundle's tag: Chrome tears the transport down (DTLS failed) when
+        // the tagged m-line is stopped, as the first track's would be when it ends.
+        let add_app_line = !peer.app_line;
+        if add_app_line {
+            api.add_channel("lectern".to_string());
+        }
         let mut offered = Vec::new();
         for out in &mut peer.tracks_out {
             match out.state {
@@ -224,12 +232,6 @@ impl Sfu {
                 }
                 _ => {}
             }
-        }
-        // A data channel keeps an m-line in every later description: the one that stops this
-        // subscriber's last track would otherwise have none, and Chrome refuses it.
-        let add_app_line = !peer.app_line;
-        if add_app_line {
-            api.add_channel("lectern".to_string());
         }
         match api.apply() {
             Some((offer, pending)) => {
