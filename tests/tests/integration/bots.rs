@@ -61,8 +61,8 @@ async fn bot_students_receive_the_bot_instructors_video_and_audio_intact() -> an
     let keyframes_before = teacher.sent().keyframes.load(Ordering::Relaxed);
     let late = Bot::subscribe(options(&s, "dee", Role::Student)).await?;
     late.wait_connected(DEADLINE).await?;
-    wait_until("the late student to receive video", || async {
-        packets(&late, &grace, "video") >= 30
+    wait_until("the late student to receive video and audio", || async {
+        packets(&late, &grace, "video") >= 30 && packets(&late, &grace, "audio") >= 10
     })
     .await?;
     let late_video = track(&late, &grace, "video").expect("video track");
