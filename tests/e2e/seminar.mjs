@@ -424,7 +424,7 @@ async function main() {
       await waitFor('student 1: no gallery, the stage back', async () => !(await s.student1.locator('#gallery').isVisible()) && (await s.student1.locator('.stage-view').isVisible()));
       return await announced(s.student1, 'student 1', /lecture/);
     });
-    await check('the instructor turns camera and microphone off, then the camera on again: student 1, who received nothing else, shows it again (neither page's connection breaks when every track it had goes)', async () => {
+    await check('the instructor turns camera and microphone off, then the camera on again: student 1, who received nothing else, shows it again (neither page\'s connection breaks when every track it had goes)', async () => {
       const before = await waitFor('student 1: the instructor on the stage', () => videoState(s.student1, '#stage-video')
         .then((v) => (v.width > 0 && close(v.rgb, RED) ? v : { ok: false, ...v })));
       for (const sel of ['#camera-toggle', '#mic-toggle']) {
