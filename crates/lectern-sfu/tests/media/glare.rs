@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use lectern_sfu::MediaEvent;
 use str0m::media::MediaKind;
 
 use crate::support::{Net, sections};
@@ -12,21 +11,9 @@ use crate::support::{Net, sections};
 const AV: &[MediaKind] = &[MediaKind::Audio, MediaKind::Video];
 const SECOND: Duration = Duration::from_secs(1);
 
-/// The SDP of the last offer the SFU made to `id`.
-fn last_offer(net: &Net, id: &str) -> String {
-    net.events_for(id)
-        .into_iter()
-        .rev()
-        .find_map(|e| match e {
-            MediaEvent::Offer { sdp, .. } => Some(sdp.clone()),
-            _ => None,
-        })
-        .expect("an offer")
-}
-
 /// Answer the SFU's last offer to `id`, as a browser in `stable` does.
 fn answer_last_offer(net: &mut Net, id: &str) {
-    let offer = last_offer(net, id);
+    let offer = net.last_offer(id);
     let (now, peer) = (net.now, net.peer(id));
     let answer = net.client_mut(id).accept_offer(now, &offer);
     net.sfu

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use lectern_sfu::{MediaEvent, PeerId, SfuError};
+use lectern_sfu::{PeerId, SfuError};
 use str0m::Rtc;
 use str0m::format::{Codec, FormatParams};
 use str0m::media::{Frequency, MediaKind};
@@ -58,17 +58,6 @@ fn candidates_of_last_mline_only(sdp: &str) -> String {
     out
 }
 
-fn the_offer_to(net: &Net, id: &str) -> String {
-    net.events_for(id)
-        .into_iter()
-        .rev()
-        .find_map(|e| match e {
-            MediaEvent::Offer { sdp, .. } => Some(sdp.clone()),
-            _ => None,
-        })
-        .expect("an offer")
-}
-
 #[test]
 fn a_client_reading_candidates_from_another_mline_connects_to_a_presentation() {
     let mut net = Net::new();
@@ -94,7 +83,7 @@ fn a_client_reading_candidates_from_another_mline_connects_to_a_presentation() {
     // application m-line that keeps the bundle from ever being empty).
     net.auto_answer = false;
     net.join("r1", "student", "10.0.1.2:4000", &[]);
-    let offer = the_offer_to(&net, "student");
+    let offer = net.last_offer("student");
     assert_eq!(sections(&offer).len(), 4, "{offer}");
     // First, so it is the bundle's tag and never the stopped one.
     assert!(sections(&offer)[0].starts_with("m=application "), "{offer}");
@@ -246,7 +235,8 @@ fn a_student_who_answered_first_then_offers_other_payload_types_is_refused() {
     net.run_until(2 * SECOND, "the student connected", |n| {
         n.client("student").connected
     });
-    let opus = the_offer_to(&net, "student")
+    let opus = net
+        .last_offer("student")
         .lines()
         .find_map(|l| l.strip_prefix("a=rtpmap:")?.strip_suffix(" opus/48000/2"))
         .expect("opus offered")
@@ -413,7 +403,7 @@ fn the_offer_that_stops_a_students_last_track_keeps_a_bundled_mline() {
         let c = n.client("student");
         !c.frames(MediaKind::Video).is_empty() && !c.frames(MediaKind::Audio).is_empty()
     });
-    let first = the_offer_to(&net, "student");
+    let first = net.last_offer("student");
     assert!(first.contains("\r\nm=application "), "{first}");
 
     // The teacher leaves: both of the student's media m-lines stop.
@@ -423,7 +413,7 @@ fn the_offer_that_stops_a_students_last_track_keeps_a_bundled_mline() {
     net.run_until(SECOND, "an offer stopping the teacher's tracks", |n| {
         n.offers_for("student") > offers
     });
-    let stop = the_offer_to(&net, "student");
+    let stop = net.last_offer("student");
     let media: Vec<&str> = sections(&stop)
         .into_iter()
         .filter(|s| !s.starts_with("m=application"))

@@ -618,6 +618,18 @@ impl Net {
         self.pump();
     }
 
+    /// The SDP of the last offer the SFU made to `id`.
+    pub fn last_offer(&self, id: &str) -> String {
+        self.events_for(id)
+            .into_iter()
+            .rev()
+            .find_map(|e| match e {
+                MediaEvent::Offer { sdp, .. } => Some(sdp.clone()),
+                _ => None,
+            })
+            .expect("an offer")
+    }
+
     pub fn offers_for(&self, id: &str) -> usize {
         self.events_for(id)
             .iter()
