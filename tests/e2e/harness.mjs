@@ -246,6 +246,35 @@ export const COLOUR_TOLERANCE = 45;
 export const close = (rgb, want) => !!rgb && rgb.every((v, i) => Math.abs(v - want[i]) <= COLOUR_TOLERANCE);
 
 /** The roster's participant id for a display name (drawn from the room state). @param {import('playwright-core').Page} page @param {string} name */
+/**
+ * In the page: what a video element shows (default: the stage): whether it is there, its size,
+ * its publisher (`data-participant`), its track and the colour at its centre (an 8x8 average,
+ * null until a frame is drawn).
+ */
+export async function videoState(page, selector = '#stage-video') {
+  return page.evaluate((selector) => {
+    const video = /** @type {HTMLVideoElement | null} */ (document.querySelector(selector));
+    if (!video) return { found: false, width: 0, height: 0, participant: '', trackId: null, rgb: null };
+    const track = /** @type {MediaStream | null} */ (video.srcObject)?.getVideoTracks()[0];
+    const result = {
+      found: true, width: video.videoWidth, height: video.videoHeight, participant: video.dataset.participant ?? '',
+      trackId: track?.id ?? null, rgb: /** @type {number[] | null} */ (null),
+    };
+    if (video.videoWidth > 0 && video.readyState >= HTMLMediaElement.HAVE_CURRENT_DATA) {
+      const canvas = document.createElement('canvas');
+      [canvas.width, canvas.height] = [video.videoWidth, video.videoHeight];
+      const g = canvas.getContext('2d', { willReadFrequently: true });
+      g.drawImage(video, 0, 0);
+      const size = 8;
+      const data = g.getImageData((canvas.width - size) >> 1, (canvas.height - size) >> 1, size, size).data;
+      const sum = [0, 0, 0];
+      for (let i = 0; i < data.length; i += 4) for (let c = 0; c < 3; c++) sum[c] += data[i + c];
+      result.rgb = sum.map((v) => Math.round(v / (size * size)));
+    }
+    return result;
+  }, selector);
+}
+
 export async function participantId(page, name) {
   return waitFor(`the roster to list ${name}`, () => page.evaluate((name) => {
     for (const li of document.querySelectorAll('#roster > li')) {

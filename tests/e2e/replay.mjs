@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import {
-  BLUE, CHROMIUM, RED, axeCheck, checklist, chromiumArgs, close, participantId, recordPeerConnections, runCli, startServer, stopServer,
+  BLUE, CHROMIUM, RED, axeCheck, checklist, chromiumArgs, close, participantId, recordPeerConnections, runCli, startServer, stopServer, videoState,
   waitFor, writeToneWav, writeY4m,
 } from './harness.mjs';
 
@@ -67,27 +67,6 @@ function keepEvents(page, into) {
   }));
 }
 
-/** In the page: what #stage-video shows (size, track, publisher) and its centre colour. */
-async function stageVideo(page) {
-  return page.evaluate(() => {
-    const video = /** @type {HTMLVideoElement} */ (document.getElementById('stage-video'));
-    const track = /** @type {MediaStream | null} */ (video.srcObject)?.getVideoTracks()[0];
-    const result = { width: video.videoWidth, participant: video.dataset.participant ?? '', trackId: track?.id ?? null, rgb: /** @type {number[] | null} */ (null) };
-    if (video.videoWidth > 0 && video.readyState >= 2) {
-      const canvas = document.createElement('canvas');
-      [canvas.width, canvas.height] = [video.videoWidth, video.videoHeight];
-      const g = canvas.getContext('2d', { willReadFrequently: true });
-      g.drawImage(video, 0, 0);
-      const size = 8;
-      const data = g.getImageData((canvas.width - size) >> 1, (canvas.height - size) >> 1, size, size).data;
-      const sum = [0, 0, 0];
-      for (let i = 0; i < data.length; i += 4) for (let c = 0; c < 3; c++) sum[c] += data[i + c];
-      result.rgb = sum.map((v) => Math.round(v / (size * size)));
-    }
-    return result;
-  });
-}
-
 /** In the page: framesDecoded of the inbound video track `trackId` (-1 when it has no stats). */
 async function framesDecoded(page, trackId) {
   return page.evaluate(async (trackId) => {
@@ -106,7 +85,7 @@ async function framesDecoded(page, trackId) {
  * `frames`; returns when the colour was first seen (Date.now()) and the frame counts.
  */
 async function decodes(page, who, participant, colour, frames = 15) {
-  const shown = await waitFor(`${who}: the stage to show ${participant} in ${colourName(colour)}`, () => stageVideo(page).then((v) =>
+  const shown = await waitFor(`${who}: the stage to show ${participant} in ${colourName(colour)}`, () => videoState(page).then((v) =>
     v.participant === participant && v.trackId && close(v.rgb, colour) ? v : { ok: false, ...v }), { timeout: 25_000 });
   const seenAt = Date.now();
   const first = await waitFor(`${who}: inbound stats of the stage track`, async () => {

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import {
   BLUE, CHROMIUM, RED, axeCheck, checklist, chromiumArgs, close, delay, participantId, recordPeerConnections, runCli, startClientProxy,
-  startServer, stopServer, waitFor, writeToneWav, writeY4m,
+  startServer, stopServer, videoState, waitFor, writeToneWav, writeY4m,
 } from './harness.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -113,34 +113,6 @@ async function inboundVideo(page, trackId = null) {
   }, trackId);
 }
 
-/** In the page: what #stage-video shows (size, track, publisher) and its centre colour. */
-async function stageVideo(page) {
-  return page.evaluate(() => {
-    const video = /** @type {HTMLVideoElement} */ (document.getElementById('stage-video'));
-    const stream = /** @type {MediaStream | null} */ (video.srcObject);
-    const track = stream?.getVideoTracks()[0];
-    const result = {
-      width: video.videoWidth, height: video.videoHeight, participant: video.dataset.participant ?? '',
-      trackId: track?.id ?? null, rgb: /** @type {number[] | null} */ (null),
-    };
-    if (video.videoWidth > 0) {
-      const canvas = document.createElement('canvas');
-      canvas.width = video.videoWidth;
-      canvas.height = video.videoHeight;
-      const g = canvas.getContext('2d', { willReadFrequently: true });
-      g.drawImage(video, 0, 0);
-      const size = 8;
-      const data = g.getImageData((canvas.width - size) >> 1, (canvas.height - size) >> 1, size, size).data;
-      const sum = [0, 0, 0];
-      for (let i = 0; i < data.length; i += 4) for (let c = 0; c < 3; c++) sum[c] += data[i + c];
-      result.rgb = sum.map((v) => Math.round(v / (size * size)));
-    }
-    return result;
-  });
-}
-
-
-
 /** In the page: the chat log as drawn, oldest first: seq, sender and text of each `li[data-seq]`. */
 async function chatLog(page) {
   return page.evaluate(() => [...document.querySelectorAll('#chat-log li[data-seq]')].map((li) => ({
@@ -175,7 +147,7 @@ async function handQueue(page) {
 /** framesDecoded of the stage track goes up by `frames` (after the current value). */
 async function decodesStage(page, who, frames = 15, timeout = 25_000) {
   const stage = await waitFor(`${who}: a decoded picture on #stage-video`, async () => {
-    const s = await stageVideo(page);
+    const s = await videoState(page);
     return s.width > 0 && s.trackId ? s : null;
   }, { timeout });
   const [first] = await waitFor(`${who}: inbound-rtp stats of the stage track`, () => inboundVideo(page, stage.trackId).then((s) => s.length && s), { timeout });
@@ -350,7 +322,7 @@ async function main() {
       await waitFor('#camera-toggle to be shown', () => button.isVisible());
       await button.click();
       // The first frame drawn may still be black on a busy machine: wait for the red picture.
-      const preview = await waitFor('a red local preview in #stage-video', () => stageVideo(s.instructor).then((v) => (v.width > 0 && close(v.rgb, RED) ? v : { ok: false, width: v.width, rgb: v.rgb })));
+      const preview = await waitFor('a red local preview in #stage-video', () => videoState(s.instructor).then((v) => (v.width > 0 && close(v.rgb, RED) ? v : { ok: false, width: v.width, rgb: v.rgb })));
       return `${preview.width}x${preview.height} rgb(${preview.rgb})`;
     });
     await check('instructor peer connection connects and sends video', async () => {
@@ -369,7 +341,7 @@ async function main() {
       await check(`${who} decodes the instructor's camera on the stage (framesDecoded rising, red centre pixel)`, async () => {
         const { stage, first, later } = await decodesStage(s[who], who);
         if (stage.participant !== s.instructorId) throw new Error(`stage shows ${stage.participant}, want ${s.instructorId}`);
-        const colour = await waitFor('the red picture', () => stageVideo(s[who]).then((v) => (close(v.rgb, RED) ? v : { ok: false, rgb: v.rgb })));
+        const colour = await waitFor('the red picture', () => videoState(s[who]).then((v) => (close(v.rgb, RED) ? v : { ok: false, rgb: v.rgb })));
         return `${stage.width}x${stage.height}, framesDecoded ${first.framesDecoded} -> ${later.framesDecoded}, rgb(${colour.rgb})`;
       });
     }
@@ -409,7 +381,7 @@ async function main() {
         window.__lecternOldCamera = pc?.getSenders().find((x) => x.track?.kind === 'video')?.track;
       });
       const stages = {};
-      for (const who of ['student1', 'student2']) stages[who] = (await stageVideo(s[who])).trackId;
+      for (const who of ['student1', 'student2']) stages[who] = (await videoState(s[who])).trackId;
       await page.locator('#devices-toggle').click();
       await waitFor('the device panel with a camera listed', () => page.evaluate(() => !document.getElementById('devices')?.hidden &&
         [...document.querySelectorAll('#camera-select option')].some((o) => /** @type {HTMLOptionElement} */ (o).value)));
@@ -422,12 +394,12 @@ async function main() {
       if (after.transceivers !== before.transceivers) throw new Error(`transceivers ${before.transceivers} -> ${after.transceivers}: renegotiated`);
       const oldState = await page.evaluate(() => window.__lecternOldCamera?.readyState);
       if (oldState !== 'ended') throw new Error(`the old camera track is ${oldState}, want ended`);
-      await waitFor("the instructor's own stage to show the new track", () => stageVideo(page).then((v) => (v.trackId === after.trackId && v.width > 0 ? v : { ok: false, ...v })));
+      await waitFor("the instructor's own stage to show the new track", () => videoState(page).then((v) => (v.trackId === after.trackId && v.width > 0 ? v : { ok: false, ...v })));
       const out = [];
       for (const who of ['student1', 'student2']) {
         const { stage, first, later } = await decodesStage(s[who], who, 15);
         if (stage.trackId !== stages[who]) throw new Error(`${who}: stage track ${stages[who]} -> ${stage.trackId}, want the same receiver track`);
-        const colour = await waitFor(`${who}: the red picture`, () => stageVideo(s[who]).then((v) => (close(v.rgb, RED) ? v : { ok: false, rgb: v.rgb })));
+        const colour = await waitFor(`${who}: the red picture`, () => videoState(s[who]).then((v) => (close(v.rgb, RED) ? v : { ok: false, rgb: v.rgb })));
         out.push(`${who} framesDecoded ${first.framesDecoded} -> ${later.framesDecoded} rgb(${colour.rgb})`);
       }
       await page.locator('#enter-class').click(); // "Done"
@@ -486,7 +458,7 @@ async function main() {
     });
     await check('screenshots of the classroom (instructor.png, student.png): video on the stage, chat shown', async () => {
       for (const [who, file] of [['instructor', 'instructor.png'], ['student2', 'student.png']]) {
-        await waitFor(`${who}: a picture on the stage`, () => stageVideo(s[who]).then((v) => v.width > 0));
+        await waitFor(`${who}: a picture on the stage`, () => videoState(s[who]).then((v) => v.width > 0));
         await s[who].evaluate(() => window.scrollTo(0, 0));
         // The whole page (stage, controls, hands, roster, chat), 1280 wide.
         await s[who].screenshot({ path: join(SCREENSHOTS, file), fullPage: true });
@@ -640,10 +612,10 @@ async function main() {
     });
     await check('student 1 turns the camera on; student 2 decodes it on the stage (blue)', async () => {
       await s.student1.locator('#camera-toggle').click();
-      await waitFor('student 2 stage to show student 1', () => stageVideo(s.student2).then((v) => (v.participant === s.student1Id && v.width > 0 ? v : { ok: false, ...v })), { timeout: 25_000 });
+      await waitFor('student 2 stage to show student 1', () => videoState(s.student2).then((v) => (v.participant === s.student1Id && v.width > 0 ? v : { ok: false, ...v })), { timeout: 25_000 });
       const { stage, first, later } = await decodesStage(s.student2, 'student2');
       if (stage.participant !== s.student1Id) throw new Error(`stage shows ${stage.participant}, want ${s.student1Id}`);
-      const colour = await waitFor('the blue picture', () => stageVideo(s.student2).then((v) => (close(v.rgb, BLUE) ? v : { ok: false, rgb: v.rgb })));
+      const colour = await waitFor('the blue picture', () => videoState(s.student2).then((v) => (close(v.rgb, BLUE) ? v : { ok: false, rgb: v.rgb })));
       s.student1TrackOnStudent2 = stage.trackId;
       return `framesDecoded ${first.framesDecoded} -> ${later.framesDecoded}, rgb(${colour.rgb})`;
     });
@@ -678,26 +650,26 @@ async function main() {
       return `announced "${muted}"; Alt+M: "${hint}"`;
     });
     await check('student 2 still decodes the instructor after the revoke', async () => {
-      await waitFor('student 2 stage to show the instructor', () => stageVideo(s.student2).then((v) => (v.participant === s.instructorId ? v : { ok: false, ...v })));
+      await waitFor('student 2 stage to show the instructor', () => videoState(s.student2).then((v) => (v.participant === s.instructorId ? v : { ok: false, ...v })));
       const { first, later } = await decodesStage(s.student2, 'student2', 10);
       return `framesDecoded ${first.framesDecoded} -> ${later.framesDecoded}`;
     });
     await check('instructor shares the screen: student 2 shows it on the stage, the camera in the picture-in-picture', async () => {
-      const before = await stageVideo(s.student2);
+      const before = await videoState(s.student2);
       await s.instructor.locator('#screen-toggle').click();
       await waitFor('the screen button to read "on"', () => s.instructor.locator('#screen-toggle[aria-pressed="true"]').isVisible());
-      const stage = await waitFor('a new instructor track on student 2 stage', () => stageVideo(s.student2).then((v) =>
+      const stage = await waitFor('a new instructor track on student 2 stage', () => videoState(s.student2).then((v) =>
         v.participant === s.instructorId && v.trackId && v.trackId !== before.trackId && v.width > 0 ? v : { ok: false, ...v }), { timeout: 25_000 });
       const { first, later } = await decodesStage(s.student2, 'student2', 5);
       const pip = await s.student2.evaluate(() => /** @type {HTMLVideoElement} */ (document.getElementById('pip-video')).videoWidth);
       await screenshots('screen');
       await s.instructor.locator('#screen-toggle').click();
-      await waitFor('student 2 stage to go back to the camera', () => stageVideo(s.student2).then((v) => (v.trackId === before.trackId ? v : { ok: false, ...v })));
+      await waitFor('student 2 stage to go back to the camera', () => videoState(s.student2).then((v) => (v.trackId === before.trackId ? v : { ok: false, ...v })));
       return `screen ${stage.width}x${stage.height}, framesDecoded ${first.framesDecoded} -> ${later.framesDecoded}, pip width ${pip}`;
     });
     await check('student 2 pins the stage on the instructor\'s camera: a screen share then goes to the small picture; unpinned, the stage shows the screen', async () => {
       const page = s.student2;
-      const camera = await waitFor('student 2: the instructor\'s camera on the stage', () => stageVideo(page).then((v) => (v.participant === s.instructorId && v.width > 0 ? v : { ok: false, ...v })));
+      const camera = await waitFor('student 2: the instructor\'s camera on the stage', () => videoState(page).then((v) => (v.participant === s.instructorId && v.width > 0 ? v : { ok: false, ...v })));
       await page.locator('#stage-pin').click();
       await waitFor('the pin button pressed', () => page.locator('#stage-pin[aria-pressed="true"]').isVisible());
       await s.instructor.locator('#screen-toggle').click();
@@ -707,12 +679,12 @@ async function main() {
         const track = /** @type {MediaStream | null} */ (pipVideo.srcObject)?.getVideoTracks()[0];
         return !pipVideo.hidden && track && pipVideo.videoWidth > 0 ? { trackId: track.id, width: pipVideo.videoWidth } : null;
       }), { timeout: 25_000 });
-      const still = await stageVideo(page);
+      const still = await videoState(page);
       if (still.trackId !== camera.trackId || pip.trackId === camera.trackId) throw new Error(`pinned: stage ${still.trackId}, pip ${pip.trackId}, camera ${camera.trackId}`);
       await page.locator('#stage-pin').click();
-      const screen = await waitFor('unpinned: the screen on the stage', () => stageVideo(page).then((v) => (v.trackId === pip.trackId && v.width > 0 ? v : { ok: false, ...v })));
+      const screen = await waitFor('unpinned: the screen on the stage', () => videoState(page).then((v) => (v.trackId === pip.trackId && v.width > 0 ? v : { ok: false, ...v })));
       await s.instructor.locator('#screen-toggle').click();
-      await waitFor('student 2 stage to go back to the camera', () => stageVideo(page).then((v) => (v.trackId === camera.trackId ? v : { ok: false, ...v })));
+      await waitFor('student 2 stage to go back to the camera', () => videoState(page).then((v) => (v.trackId === camera.trackId ? v : { ok: false, ...v })));
       return `pinned camera (track ${camera.trackId}) stayed while the screen (${pip.width} wide) was in the small picture; unpinned: screen ${screen.width}x${screen.height} on the stage`;
     });
     await check('student 2 puts the stage in full screen (the stage view is document.fullscreenElement) and leaves it', async () => {
@@ -753,7 +725,7 @@ async function main() {
         return all.length >= 2 && all.slice(0, -1).every((pc) => pc.connectionState === 'closed') ? all.map((pc) => pc.connectionState) : null;
       }), { timeout: 20_000 });
       const { first, later } = await decodesStage(page, 'student2', 10);
-      const stage = await stageVideo(page);
+      const stage = await videoState(page);
       if (stage.participant !== s.instructorId) throw new Error(`stage shows ${stage.participant}, want ${s.instructorId}`);
       return `peer connections ${JSON.stringify(pcs)}, framesDecoded ${first.framesDecoded} -> ${later.framesDecoded}`;
     });
@@ -783,7 +755,7 @@ async function main() {
       const after = await waitFor('every local track stopped, both buttons off, the stage empty', async () => {
         const ended = await page.evaluate(() => window.__lecternBeforeEnd.every((t) => t.readyState === 'ended'));
         const [camera, mic] = await pressed();
-        const stage = await stageVideo(page);
+        const stage = await videoState(page);
         const empty = await page.locator('#stage-empty').isVisible();
         const r = { ended, camera, mic, stageTrack: stage.trackId, empty };
         return ended && camera === 'false' && mic === 'false' && !stage.trackId && empty ? r : { ok: false, ...r };

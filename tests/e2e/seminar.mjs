@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import {
   BLUE, CHROMIUM, RED, axeCheck, checklist, chromiumArgs, close, delay, participantId, recordPeerConnections, startClientProxy, startServer, stopServer,
-  waitFor, writeToneWav, writeY4m,
+  videoState, waitFor, writeToneWav, writeY4m,
 } from './harness.mjs';
 
 const CLIENT_FROM_DISK = process.env.LECTERN_E2E_CLIENT_FROM_DISK === '1';
@@ -70,28 +70,6 @@ async function inboundAudioPackets(page, trackId) {
     }
     return -1;
   }, trackId);
-}
-
-/** In the page: what a video element (CSS selector) shows: size, track, and its centre colour. */
-async function videoState(page, selector) {
-  return page.evaluate((selector) => {
-    const video = /** @type {HTMLVideoElement | null} */ (document.querySelector(selector));
-    if (!video) return { found: false, width: 0, trackId: null, rgb: null, participant: '' };
-    const track = /** @type {MediaStream | null} */ (video.srcObject)?.getVideoTracks()[0];
-    const result = { found: true, width: video.videoWidth, trackId: track?.id ?? null, rgb: /** @type {number[] | null} */ (null), participant: video.dataset.participant ?? '' };
-    if (video.videoWidth > 0 && video.readyState >= HTMLMediaElement.HAVE_CURRENT_DATA) {
-      const canvas = document.createElement('canvas');
-      [canvas.width, canvas.height] = [video.videoWidth, video.videoHeight];
-      const g = canvas.getContext('2d', { willReadFrequently: true });
-      g.drawImage(video, 0, 0);
-      const size = 8;
-      const data = g.getImageData((canvas.width - size) >> 1, (canvas.height - size) >> 1, size, size).data;
-      const sum = [0, 0, 0];
-      for (let i = 0; i < data.length; i += 4) for (let c = 0; c < 3; c++) sum[c] += data[i + c];
-      result.rgb = sum.map((v) => Math.round(v / (size * size)));
-    }
-    return result;
-  }, selector);
 }
 
 const tileSelector = (id) => `#gallery-tiles > li.tile[data-participant="${id}"] video`;
