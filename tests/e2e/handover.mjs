@@ -391,7 +391,15 @@ async function main() {
         console.log(`  ${x.who.padEnd(10)} frame ${x.ms === null ? 'NEVER' : `+${x.ms} ms`} (first packet +${x.firstPacket} ms, first decoded +${x.firstDecoded} ms) ${s ? `framesDecoded ${s.framesDecoded}, keyFramesDecoded ${s.keyFramesDecoded}, ${s.frameWidth}x${s.frameHeight}, pli ${s.pliCount}, fir ${s.firCount}, nack ${s.nackCount}, lost ${s.packetsLost}` : 'no stats'}`);
       }
     }
-    const summary = { benchmark: 'handover_camera_on_to_first_frame_ms', students: STUDENTS, handovers: HANDOVERS, perPage: all, perHandover: worst, grantToCameraOn: grants, missing, binary: BIN, all: handovers.map((h) => h.pages.map((x) => x.ms)) };
+    // How large each page's description is after the run: the SFU reuses m-lines, so this
+    // stays at the most tracks a page received at once (it grew by one m-line per camera).
+    const sdp = await Promise.all(pages.map(async ({ page, who }) => ({ who, ...(await page.evaluate(() => {
+      const pc = /** @type {RTCPeerConnection[]} */ (window.__pcs ?? []).filter((p) => p.connectionState !== 'closed').at(-1);
+      const text = pc?.localDescription?.sdp ?? '';
+      return { mlines: text.split('\r\nm=').length - 1, chars: text.length, peerConnections: (window.__pcs ?? []).length };
+    })) })));
+    console.log(`descriptions after ${HANDOVERS} handovers: ${sdp.map((x) => `${x.who} ${x.mlines} m-lines ${x.chars} chars${x.peerConnections > 1 ? ` (${x.peerConnections} peer connections)` : ''}`).join(', ')}`);
+    const summary = { benchmark: 'handover_camera_on_to_first_frame_ms', students: STUDENTS, handovers: HANDOVERS, perPage: all, perHandover: worst, grantToCameraOn: grants, missing, sdp, binary: BIN, all: handovers.map((h) => h.pages.map((x) => x.ms)) };
     console.log(JSON.stringify(summary));
   } finally {
     for (const b of browsers) await b.close().catch(() => undefined);
