@@ -441,7 +441,7 @@ async function main() {
         const ts = pc.getTransceivers().filter((t) => t.direction !== 'sendonly');
         const all = ts.map((t) => `${t.mid}:${t.receiver.track.kind}:${t.direction}/${t.currentDirection}`).join(" ");
         return ts.length > 0 && ts.every((t) => t.currentDirection === 'stopped' || t.currentDirection === 'inactive')
-          ? `${ts.length} stopped (${all}), signalling ${pc.signalingState}` : { ok: false, all, state: pc.signalingState, conn: pcs.map((p) => `${p.connectionState}/${p.iceConnectionState}/${p.sctp?.state ?? '-'}`).join(' ') };
+          ? `${ts.length} inactive or stopped (${all}), signalling ${pc.signalingState}` : { ok: false, all, state: pc.signalingState, conn: pcs.map((p) => `${p.connectionState}/${p.iceConnectionState}/${p.sctp?.state ?? '-'}`).join(' ') };
       }));
       await s.instructor.locator('#camera-toggle').click();
       // The SFU sends it on the m-line it had (the same receiver track), which the client shows
