@@ -592,8 +592,12 @@ export class MediaSession {
   async #acceptOffer(pc, message) {
     if (pc !== this.#pc || pc.signalingState !== 'stable') return;
     for (const t of message.tracks ?? []) {
-      this.#mids.delete(t.mid); // a reused mid counts as new
+      // A mid is reused for another track once the SFU made it inactive: it counts as new
+      // (last in `remoteTracks`, a new stream, so elements show it afresh), and its view is
+      // sent again, since the SFU starts the new track without one.
+      this.#mids.delete(t.mid);
       this.#mids.set(t.mid, { participantId: t.participant_id, kind: t.kind });
+      this.#viewsSent.delete(t.mid);
     }
     try {
       await pc.setRemoteDescription({ type: 'offer', sdp: message.sdp });

@@ -53,9 +53,10 @@ const INSTRUCTOR_CAMERA = process.env.INSTRUCTOR_CAMERA !== '0';
  * Init script of every page (runs before the client). `window.__handover` collects:
  * - `cameraOn`: times the page's getUserMedia resolved with a live video track;
  * - `grants`: `{participant, at, t}` for each `stage_granted` event received (`at`: server);
- * - `frames`: the first frame shown on #stage-video for each new track object:
- *   `{participant, t, width, height, n}` (`n` numbers the track objects of the page);
- * - `rx`: per stage track `n`, its `inbound-rtp` polled every 50 ms until its first decoded
+ * - `frames`: the first frame shown on #stage-video for each new stream the client attaches
+ *   (one per track received, also on a reused m-line): `{participant, t, width, height, n}`
+ *   (`n` numbers the streams of the page);
+ * - `rx`: per stage stream `n`, its `inbound-rtp` polled every 50 ms until its first decoded
  *   frame (and once more after): first packet and first decoded frame times, counters;
  * - `tx`: per camera-on, the `outbound-rtp` per rid polled every 50 ms for 5 s: when each rid
  *   first encoded a frame, and its last counters.
@@ -127,17 +128,17 @@ function instrument() {
     if (track && track.readyState === 'live') {
       const t = now();
       h.cameraOn.push(t);
-      // The presenter's layers: when each rid encodes its first frame (existing mids ignored).
-      const entry = { t, known: null, first: {}, last: {} };
+      // The presenter's layers: when each rid encodes its first frame since the camera went on.
+      // Counted from where they were: the client takes up its parked camera m-line again.
+      const entry = { t, base: null, first: {}, last: {} };
       h.tx.push(entry);
       const started = performance.now();
       const poll = async () => {
         const out = await outbound().catch(() => ({}));
-        if (entry.known === null) entry.known = Object.keys(out).filter((k) => out[k].framesEncoded > 0);
+        entry.base ??= Object.fromEntries(Object.entries(out).map(([k, s]) => [k, s.framesEncoded]));
         for (const [k, s] of Object.entries(out)) {
-          if (entry.known.includes(k)) continue;
           entry.last[k] = s;
-          if (s.framesEncoded > 0) entry.first[k] ??= now() - t;
+          if (s.framesEncoded > (entry.base[k] ?? 0)) entry.first[k] ??= now() - t;
         }
         if (performance.now() - started < 5000) setTimeout(poll, 50);
       };
@@ -164,58 +165,67 @@ function instrument() {
     const rx = { participant, t0: now(), firstPacket: null, firstDecoded: null, stats: null };
     h.rx[n] = rx;
     let after = 0;
+    // The SFU reuses an m-line (and so the receiver and its track) for the next presenter: the
+    // counters are taken from where the previous one left them.
+    let base = null;
     const poll = async () => {
       const s = await inbound(track).catch(() => null);
       if (s) {
-        if (s.packetsReceived > 0) rx.firstPacket ??= now();
-        if (s.framesDecoded > 0) rx.firstDecoded ??= now();
-        rx.stats = {
-          packetsReceived: s.packetsReceived ?? 0, framesDecoded: s.framesDecoded ?? 0, keyFramesDecoded: s.keyFramesDecoded ?? 0,
-          pliCount: s.pliCount ?? 0, firCount: s.firCount ?? 0, nackCount: s.nackCount ?? 0,
-          frameWidth: s.frameWidth ?? 0, frameHeight: s.frameHeight ?? 0, packetsLost: s.packetsLost ?? 0,
-        };
+        const counters = ['packetsReceived', 'framesDecoded', 'keyFramesDecoded', 'pliCount', 'firCount', 'nackCount', 'packetsLost'];
+        base ??= Object.fromEntries(counters.map((c) => [c, s[c] ?? 0]));
+        const d = Object.fromEntries(counters.map((c) => [c, (s[c] ?? 0) - base[c]]));
+        if (d.packetsReceived > 0) rx.firstPacket ??= now();
+        if (d.framesDecoded > 0) rx.firstDecoded ??= now();
+        rx.stats = { ...d, frameWidth: s.frameWidth ?? 0, frameHeight: s.frameHeight ?? 0 };
       }
       if (rx.firstDecoded !== null) after++;
       if (after < 10 && now() - rx.t0 < 20_000 && track.readyState === 'live') setTimeout(poll, 50);
     };
     setTimeout(poll, 0);
   }
+  // What the stage shows is told apart by its stream: the client makes a new one for each
+  // track it receives, also when the SFU reuses an m-line (and so its receiver track) for the
+  // next presenter.
   const watch = () => {
     const video = /** @type {HTMLVideoElement} */ (document.getElementById('stage-video'));
     let current = null;
+    let currentSince = 0;
     let currentN = 0;
     let shown = false;
+    const start = (stream, track, participant) => {
+      current = stream;
+      currentSince = now();
+      shown = false;
+      if (!seen.has(stream)) {
+        seen.add(stream);
+        currentN = ++count;
+        watchTrack(track, participant, currentN);
+      }
+    };
     const onFrame = (_, metadata) => {
       const stream = /** @type {MediaStream | null} */ (video.srcObject);
       const track = stream?.getVideoTracks()[0] ?? null;
       const participant = video.dataset.participant ?? '';
       // Only received tracks count (a presenter's own stage shows its local camera).
       const remote = track && pcs.some((pc) => pc.getReceivers().some((r) => r.track === track));
-      if (track && remote && track !== current) {
-        current = track;
-        shown = false;
-        if (!seen.has(track)) {
-          seen.add(track);
-          currentN = ++count;
-          watchTrack(track, participant, currentN);
-        }
-      }
-      if (track === current && remote && !shown && metadata.width > 0) {
+      if (stream && track && remote && stream !== current) start(stream, track, participant);
+      // A frame of a reused track received before this stream was shown is the previous
+      // presenter's (whose camera went off before the grant, hundreds of ms earlier; the
+      // margin covers a page slow to draw the new stream).
+      const fresh = metadata.receiveTime === undefined || wall(metadata.receiveTime) >= currentSince - 200;
+      if (stream === current && remote && !shown && metadata.width > 0 && fresh) {
         shown = true;
         h.frames.push({ participant, t: wall(metadata.presentationTime), width: metadata.width, height: metadata.height, n: currentN });
       }
       video.requestVideoFrameCallback(onFrame);
     };
     video.requestVideoFrameCallback(onFrame);
-    // A new track on the stage: look at it even before its first frame (for the rx polling).
+    // A new stream on the stage: look at it even before its first frame (for the rx polling).
     setInterval(() => {
-      const track = /** @type {MediaStream | null} */ (video.srcObject)?.getVideoTracks()[0] ?? null;
-      if (!track || seen.has(track) || !pcs.some((pc) => pc.getReceivers().some((r) => r.track === track))) return;
-      seen.add(track);
-      current = track;
-      shown = false;
-      currentN = ++count;
-      watchTrack(track, video.dataset.participant ?? '', currentN);
+      const stream = /** @type {MediaStream | null} */ (video.srcObject);
+      const track = stream?.getVideoTracks()[0] ?? null;
+      if (!stream || !track || seen.has(stream) || !pcs.some((pc) => pc.getReceivers().some((r) => r.track === track))) return;
+      start(stream, track, video.dataset.participant ?? '');
     }, 20);
   };
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', watch);
@@ -381,7 +391,15 @@ async function main() {
         console.log(`  ${x.who.padEnd(10)} frame ${x.ms === null ? 'NEVER' : `+${x.ms} ms`} (first packet +${x.firstPacket} ms, first decoded +${x.firstDecoded} ms) ${s ? `framesDecoded ${s.framesDecoded}, keyFramesDecoded ${s.keyFramesDecoded}, ${s.frameWidth}x${s.frameHeight}, pli ${s.pliCount}, fir ${s.firCount}, nack ${s.nackCount}, lost ${s.packetsLost}` : 'no stats'}`);
       }
     }
-    const summary = { benchmark: 'handover_camera_on_to_first_frame_ms', students: STUDENTS, handovers: HANDOVERS, perPage: all, perHandover: worst, grantToCameraOn: grants, missing, binary: BIN, all: handovers.map((h) => h.pages.map((x) => x.ms)) };
+    // How large each page's description is after the run: the SFU reuses m-lines, so this
+    // stays at the most tracks a page received at once (it grew by one m-line per camera).
+    const sdp = await Promise.all(pages.map(async ({ page, who }) => ({ who, ...(await page.evaluate(() => {
+      const pc = /** @type {RTCPeerConnection[]} */ (window.__pcs ?? []).filter((p) => p.connectionState !== 'closed').at(-1);
+      const text = pc?.localDescription?.sdp ?? '';
+      return { mlines: text.split('\r\nm=').length - 1, chars: text.length, peerConnections: (window.__pcs ?? []).length };
+    })) })));
+    console.log(`descriptions after ${HANDOVERS} handovers: ${sdp.map((x) => `${x.who} ${x.mlines} m-lines ${x.chars} chars${x.peerConnections > 1 ? ` (${x.peerConnections} peer connections)` : ''}`).join(', ')}`);
+    const summary = { benchmark: 'handover_camera_on_to_first_frame_ms', students: STUDENTS, handovers: HANDOVERS, perPage: all, perHandover: worst, grantToCameraOn: grants, missing, sdp, binary: BIN, all: handovers.map((h) => h.pages.map((x) => x.ms)) };
     console.log(JSON.stringify(summary));
   } finally {
     for (const b of browsers) await b.close().catch(() => undefined);

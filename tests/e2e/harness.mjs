@@ -248,17 +248,20 @@ export const close = (rgb, want) => !!rgb && rgb.every((v, i) => Math.abs(v - wa
 /** The roster's participant id for a display name (drawn from the room state). @param {import('playwright-core').Page} page @param {string} name */
 /**
  * In the page: what a video element shows (default: the stage): whether it is there, its size,
- * its publisher (`data-participant`), its track and the colour at its centre (an 8x8 average,
+ * its publisher (`data-participant`), its track and stream, and the colour at its centre (an 8x8 average,
  * null until a frame is drawn).
  */
 export async function videoState(page, selector = '#stage-video') {
   return page.evaluate((selector) => {
     const video = /** @type {HTMLVideoElement | null} */ (document.querySelector(selector));
-    if (!video) return { found: false, width: 0, height: 0, participant: '', trackId: null, rgb: null };
-    const track = /** @type {MediaStream | null} */ (video.srcObject)?.getVideoTracks()[0];
+    if (!video) return { found: false, width: 0, height: 0, participant: '', trackId: null, streamId: null, rgb: null };
+    const stream = /** @type {MediaStream | null} */ (video.srcObject);
+    const track = stream?.getVideoTracks()[0];
+    // A reused m-line keeps its receiver's track: the stream (one per offered track) tells
+    // one presenter's video from the next.
     const result = {
       found: true, width: video.videoWidth, height: video.videoHeight, participant: video.dataset.participant ?? '',
-      trackId: track?.id ?? null, rgb: /** @type {number[] | null} */ (null),
+      trackId: track?.id ?? null, streamId: stream?.id ?? null, rgb: /** @type {number[] | null} */ (null),
     };
     if (video.videoWidth > 0 && video.readyState >= HTMLMediaElement.HAVE_CURRENT_DATA) {
       const canvas = document.createElement('canvas');

@@ -634,7 +634,7 @@ async function main() {
       // Student 1's client switched the camera off and reported it (set_media -> media_changed).
       await waitFor("the instructor's roster to drop student 1's camera badge", () => s.instructor.evaluate((id) =>
         !document.querySelector(`#roster > li[data-participant="${id}"] .badge-media`), s.student1Id));
-      return still.b ? `flat at ${still.b.framesDecoded} frames` : 'the track was removed (m-line stopped)';
+      return still.b ? `flat at ${still.b.framesDecoded} frames` : 'the track has no stats (its m-line is inactive)';
     });
     await check('instructor mutes student 1: student 1 hears it announced; Alt+M then says why the microphone is off', async () => {
       if (!(await s.student1.locator('#mic-toggle').isVisible())) throw new Error('student 1 (called on) should have the microphone button before the mute');

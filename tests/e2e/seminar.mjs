@@ -409,7 +409,8 @@ async function main() {
         if ((await pressed(s.instructor, sel)) === 'true') await s.instructor.locator(sel).click();
         await waitFor(`instructor: ${sel} off`, async () => (await pressed(s.instructor, sel)) === 'false');
       }
-      // Student 1 receives nothing now: every transceiver it had is stopped (or, its own, parked).
+      // Student 1 receives nothing now: every transceiver it had is inactive (the SFU keeps the
+      // m-lines for the next tracks) or stopped, and its own are parked.
       const stopped = await waitFor('student 1: no receiving transceiver left', () => s.student1.evaluate(() => {
         const pcs = /** @type {any} */ (window).__lecternPeerConnections ?? [];
         const pc = pcs.filter((p) => p.connectionState !== 'closed').at(-1);
@@ -417,12 +418,14 @@ async function main() {
         const ts = pc.getTransceivers().filter((t) => t.direction !== 'sendonly');
         const all = ts.map((t) => `${t.mid}:${t.receiver.track.kind}:${t.direction}/${t.currentDirection}`).join(" ");
         return ts.length > 0 && ts.every((t) => t.currentDirection === 'stopped' || t.currentDirection === 'inactive')
-          ? `${ts.length} stopped (${all}), signalling ${pc.signalingState}` : { ok: false, all, state: pc.signalingState, conn: pcs.map((p) => `${p.connectionState}/${p.iceConnectionState}/${p.sctp?.state ?? '-'}`).join(' ') };
+          ? `${ts.length} inactive or stopped (${all}), signalling ${pc.signalingState}` : { ok: false, all, state: pc.signalingState, conn: pcs.map((p) => `${p.connectionState}/${p.iceConnectionState}/${p.sctp?.state ?? '-'}`).join(' ') };
       }));
       await s.instructor.locator('#camera-toggle').click();
+      // The SFU sends it on the m-line it had (the same receiver track), which the client shows
+      // as a new stream.
       const v = await waitFor('student 1: the instructor red on the stage again', () => videoState(s.student1, '#stage-video')
-        .then((v) => (v.width > 0 && v.trackId !== before.trackId && close(v.rgb, RED) ? v : { ok: false, ...v })), { timeout: 20_000 });
-      return `${stopped}; then a new track, ${v.width} wide, red`;
+        .then((v) => (v.width > 0 && v.streamId !== before.streamId && close(v.rgb, RED) ? v : { ok: false, ...v })), { timeout: 20_000 });
+      return `${stopped}; then a new stream${v.trackId === before.trackId ? ' on the same m-line' : ''}, ${v.width} wide, red`;
     });
   } finally {
     if (results.some((r) => !r.ok)) {

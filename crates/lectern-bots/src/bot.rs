@@ -272,13 +272,15 @@ impl Bot {
     }
 
     /// A copy of the statistics of every track received so far, each with its publisher's
-    /// participant id taken from the `sfu_offer` that announced its `mid`.
+    /// participant id taken from the last `sfu_offer` that announced its `mid` (the SFU reuses
+    /// the m-line of an ended track for the next one).
     pub fn received(&self) -> Vec<TrackStats> {
         let mut tracks = lock(&self.shared.tracks).clone();
         let offered = lock(&self.shared.offered);
         for t in &mut tracks {
             t.publisher = offered
                 .iter()
+                .rev()
                 .find(|o| Some(&o.mid) == t.mid.as_ref())
                 .map(|o| o.participant_id.clone())
                 .unwrap_or_default();

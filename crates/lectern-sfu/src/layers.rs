@@ -190,6 +190,8 @@ pub(crate) struct TsRewrite {
 #[derive(Debug, Clone, Copy)]
 struct TsState {
     run: Run,
+    /// The next packet starts a new mapping even in this run (see `rebase`).
+    stale: bool,
     offset: u32,
     last_out: u32,
     last_at: Instant,
@@ -200,7 +202,7 @@ impl TsRewrite {
     /// in Hz). The first run keeps the publisher's timestamps.
     pub fn rewrite(&mut self, ts_in: u32, run: Run, now: Instant, clock_rate: u32) -> u32 {
         let offset = match self.state {
-            Some(s) if s.run == run => s.offset,
+            Some(s) if s.run == run && !s.stale => s.offset,
             Some(s) => {
                 let elapsed = now.saturating_duration_since(s.last_at);
                 let ticks = (elapsed.as_micros() as u64 * u64::from(clock_rate) / 1_000_000)
@@ -211,18 +213,28 @@ impl TsRewrite {
         };
         let out = ts_in.wrapping_add(offset);
         let newer = match self.state {
-            Some(s) if s.run == run => (out.wrapping_sub(s.last_out) as i32) > 0,
+            Some(s) if s.run == run && !s.stale => (out.wrapping_sub(s.last_out) as i32) > 0,
             _ => true,
         };
         if newer {
             self.state = Some(TsState {
                 run,
+                stale: false,
                 offset,
                 last_out: out,
                 last_at: now,
             });
         }
         out
+    }
+
+    /// Another track's packets follow on this stream (an idle m-line taken up again), whose
+    /// runs may compare equal to the last one's: the next packet continues from the last one
+    /// sent, as when the run changes.
+    pub fn rebase(&mut self) {
+        if let Some(s) = &mut self.state {
+            s.stale = true;
+        }
     }
 }
 
@@ -239,6 +251,8 @@ pub(crate) struct Vp8Rewrite {
 #[derive(Debug, Clone, Copy)]
 struct Vp8State {
     run: Run,
+    /// The next packet starts a new mapping even in this run (see `rebase`).
+    stale: bool,
     picture_offset: u16,
     tl0_offset: u8,
     last_picture: u16,
@@ -248,11 +262,18 @@ struct Vp8State {
 const PICTURE_ID_MASK: u16 = 0x7fff;
 
 impl Vp8Rewrite {
+    /// As `TsRewrite::rebase`.
+    pub fn rebase(&mut self) {
+        if let Some(s) = &mut self.state {
+            s.stale = true;
+        }
+    }
+
     pub fn patch(&mut self, d: &Vp8Descriptor, run: Run) -> Option<Vp8Patch> {
         let picture = d.picture_id()?;
         let tl0 = d.tl0_pic_idx();
         let (picture_offset, tl0_offset) = match self.state {
-            Some(s) if s.run == run => (s.picture_offset, s.tl0_offset),
+            Some(s) if s.run == run && !s.stale => (s.picture_offset, s.tl0_offset),
             Some(s) => (
                 s.last_picture.wrapping_add(1).wrapping_sub(picture) & PICTURE_ID_MASK,
                 tl0.map_or(0, |t| s.last_tl0.wrapping_add(1).wrapping_sub(t)),
@@ -262,7 +283,7 @@ impl Vp8Rewrite {
         let picture_out = picture.wrapping_add(picture_offset) & PICTURE_ID_MASK;
         let tl0_out = tl0.map(|t| t.wrapping_add(tl0_offset));
         let newer = match self.state {
-            Some(s) if s.run == run => {
+            Some(s) if s.run == run && !s.stale => {
                 let ahead = picture_out.wrapping_sub(s.last_picture) & PICTURE_ID_MASK;
                 ahead != 0 && ahead < PICTURE_ID_MASK / 2
             }
@@ -276,6 +297,7 @@ impl Vp8Rewrite {
             };
             self.state = Some(Vp8State {
                 run,
+                stale: false,
                 picture_offset,
                 tl0_offset,
                 last_picture: picture_out,
@@ -434,5 +456,38 @@ mod tests {
         );
         // A late packet of the same run keeps its offset and does not move "last".
         assert_eq!(ts.rewrite(7_000_000, high, t1, 90_000), 4900);
+    }
+
+    /// An idle m-line taken up by another track: its first run may equal the last one's
+    /// (generation, layer and epoch all 0), yet its numbers go on from the last ones sent.
+    #[test]
+    fn after_a_rebase_an_equal_run_continues_from_the_last_timestamp_and_picture_id() {
+        let t0 = Instant::now();
+        let run = Run {
+            generation: 0,
+            layer: 0,
+            epoch: 0,
+        };
+        let mut ts = TsRewrite::default();
+        assert_eq!(ts.rewrite(1000, run, t0, 90_000), 1000);
+        ts.rebase();
+        // The next track's base is 500_000; 1 s later: 1000 + 90_000.
+        let t1 = t0 + Duration::from_secs(1);
+        assert_eq!(ts.rewrite(500_000, run, t1, 90_000), 91_000);
+        assert_eq!(ts.rewrite(503_000, run, t1, 90_000), 94_000);
+
+        let mut r = Vp8Rewrite::default();
+        let parse = |p: &[u8]| Vp8Descriptor::parse(p).unwrap();
+        assert!(r.patch(&parse(&vp8(100, 7)), run).is_none());
+        r.rebase();
+        let p = r.patch(&parse(&vp8(5000, 40)), run).expect("patched");
+        let expected = Vp8Descriptor::parse(&vp8(101, 8))
+            .unwrap()
+            .patch()
+            .picture_id(101)
+            .tl0_pic_idx(8)
+            .build()
+            .unwrap();
+        assert_eq!(p, expected);
     }
 }

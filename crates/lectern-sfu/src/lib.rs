@@ -42,6 +42,12 @@
 //!   carries no name or room). The browser
 //!   answers ([`Sfu::accept_answer`]). At most one SFU offer is in flight per peer; changes
 //!   made meanwhile, and all changes made by one call, go into the next offer.
+//! - m-lines are reused: when a forwarded track ends, its m-line is made inactive (not
+//!   stopped) and the next track of that kind offered to the peer takes it up again (its
+//!   `OfferedTrack` names the new publisher; a line that carried the same publisher's track
+//!   is preferred, so the stream id stays right in the common case). A peer has at most as
+//!   many m-lines as tracks it received at once: stopped lines stay in a browser's SDP for
+//!   good, which grew past the signalling frame limit after some 20 stage handovers.
 //! - Glare: the browser's offer wins. A browser that has its own offer pending ignores an
 //!   SFU offer; the SFU drops its pending offer when the browser's arrives and offers again
 //!   right after answering. The answer returned by `accept_offer` must reach the browser

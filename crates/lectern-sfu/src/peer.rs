@@ -67,8 +67,9 @@ pub(crate) struct Peer {
     /// The SFU's offer waiting for the browser's answer. At most one at a time.
     pub pending_offer: Option<SdpPendingOffer>,
     /// The connection has an application m-line (a data channel), negotiated by either side.
-    /// Its only use: a description never has every m-line stopped, which Chrome refuses under
-    /// max-bundle ("no bundle group"), as when a subscriber's last track goes.
+    /// Its only use: the bundle keeps a line that is never stopped (Chrome refuses a
+    /// description whose m-lines are all stopped, "no bundle group", and tears the transport
+    /// down when the bundle's first line is stopped).
     pub app_line: bool,
     /// `pending_offer` adds the application m-line.
     pub app_line_offered: bool,
@@ -77,6 +78,9 @@ pub(crate) struct Peer {
     pub numbering: Numbering,
     pub tracks_in: Vec<TrackIn>,
     pub tracks_out: Vec<TrackOut>,
+    /// m-lines whose track ended, negotiated inactive: the next track of their kind offered
+    /// to this peer takes one up again rather than adding a line (see `IdleLine`).
+    pub idle_lines: Vec<IdleLine>,
     /// Main SSRC of incoming RTP -> the track and layer it belongs to (`None`: not
     /// forwarded). Cleared on every negotiation.
     pub ssrc_routes: Vec<(Ssrc, Option<(TrackId, usize)>)>,
@@ -202,16 +206,36 @@ impl TrackIn {
 /// Negotiation state of one send-only m-line towards a subscriber.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum OutState {
-    /// To be added in the next offer.
+    /// To be offered in the next offer: on an idle line of its kind, or a new one.
     ToOpen,
-    /// In an offer waiting for the answer.
+    /// In an offer waiting for the answer (`TrackOut::reused`: on an idle line made sending
+    /// again).
     Negotiating(Mid),
     /// Negotiated: media is forwarded.
     Open(Mid),
-    /// To be stopped in the next offer (the source went away).
-    ToStop(Mid),
-    /// A stop is in an offer waiting for the answer.
-    NegotiatingStop(Mid),
+    /// To be made inactive in the next offer (the source went away), then kept idle.
+    ToIdle(Mid),
+    /// Made inactive in an offer waiting for the answer; idle (reusable) once answered.
+    NegotiatingIdle(Mid),
+}
+
+/// An m-line towards a subscriber whose track ended, negotiated inactive and kept for the next
+/// track of its kind (as SFUs reuse idle transceivers). An m-line can never leave a
+/// description, and a stopped one stays in Chromium's at ~2.5 KB: stopping one per ended
+/// track, a page's SDP passed the 64 KiB frame limit after some 20 stage handovers. Reused,
+/// a subscriber has at most as many m-lines as tracks it received at once.
+pub(crate) struct IdleLine {
+    pub mid: Mid,
+    pub kind: MediaKind,
+    /// The publisher whose stream id (msid `p{n}`) the line carries: that of the track it was
+    /// added for. str0m cannot change a line's msid, so it stays when the line is taken up by
+    /// another publisher's track (see `Sfu::maybe_offer`).
+    pub stream_source: PeerKey,
+    /// Where its RTP numbering stopped: the line keeps its SSRC, so the next track on it goes
+    /// on from there (sequence numbers, timestamps, VP8 picture ids), as after a layer switch.
+    pub seq: SeqRewrite,
+    pub ts: TsRewrite,
+    pub vp8: Vp8Rewrite,
 }
 
 /// A publisher's track as sent to one subscriber.
@@ -221,8 +245,13 @@ pub(crate) struct TrackOut {
     pub publisher: PeerId,
     pub kind: MediaKind,
     pub state: OutState,
-    /// The source track is gone: stop this m-line once it is negotiated.
+    /// The source track is gone: make this m-line idle once it is negotiated.
     pub source_gone: bool,
+    /// Whose stream id (msid) the m-line carries (see `IdleLine::stream_source`).
+    pub stream_source: PeerKey,
+    /// The m-line was idle and is taken up again (`Negotiating`): if that offer is dropped
+    /// or fails, it goes back to `Peer::idle_lines`.
+    pub reused: bool,
     pub seq: SeqRewrite,
     pub ts: TsRewrite,
     pub vp8: Vp8Rewrite,
@@ -249,6 +278,8 @@ impl TrackOut {
             kind,
             state: OutState::ToOpen,
             source_gone: false,
+            stream_source: source,
+            reused: false,
             seq: SeqRewrite::default(),
             ts: TsRewrite::default(),
             vp8: Vp8Rewrite::default(),
@@ -257,6 +288,33 @@ impl TrackOut {
             view: None,
             paused: false,
             pt_map: Vec::new(),
+        }
+    }
+
+    /// Take up idle line `line`: its RTP numbering goes on, re-based so the first packet of
+    /// this track follows the last one sent on the line.
+    pub fn take_line(&mut self, line: IdleLine) {
+        self.state = OutState::Negotiating(line.mid);
+        self.reused = true;
+        self.stream_source = line.stream_source;
+        self.seq = line.seq;
+        self.ts = line.ts;
+        self.vp8 = line.vp8;
+        self.seq.rebase();
+        self.ts.rebase();
+        self.vp8.rebase();
+    }
+
+    /// This output's m-line as an idle line (its track ended, or its reuse was not
+    /// negotiated).
+    pub fn idle_line(&self, mid: Mid) -> IdleLine {
+        IdleLine {
+            mid,
+            kind: self.kind,
+            stream_source: self.stream_source,
+            seq: self.seq,
+            ts: self.ts,
+            vp8: self.vp8,
         }
     }
 

@@ -3,15 +3,15 @@
 
 use std::time::Instant;
 
-use str0m::Candidate;
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::media::Direction;
+use str0m::{Candidate, Rtc};
 use tracing::debug;
 
 use super::Sfu;
-use crate::peer::{OutState, PeerKey};
+use crate::peer::{IdleLine, OutState, Peer, PeerKey, TrackOut};
 use crate::sdp::{Numbering, candidates_in_every_mline};
-use crate::{MediaEvent, OfferedTrack, PeerId, SfuError};
+use crate::{MediaEvent, MediaKind, OfferedTrack, PeerId, SfuError};
 
 impl Sfu {
     /// Accept the browser's offer (the first one, or a renegotiation) and return the answer.
@@ -93,22 +93,30 @@ impl Sfu {
         }
         peer.app_line_offered = false;
         let mut opened = Vec::new();
-        for (n, out) in peer.tracks_out.iter_mut().enumerate() {
+        for out in peer.tracks_out.iter_mut() {
             out.state = match (out.state, accepted) {
-                (OutState::Negotiating(mid), true) if out.source_gone => OutState::ToStop(mid),
                 (OutState::Negotiating(mid), true) => {
-                    opened.push(n);
-                    OutState::Open(mid)
+                    out.reused = false;
+                    if out.source_gone {
+                        OutState::ToIdle(mid)
+                    } else {
+                        opened.push((out.source, out.track));
+                        OutState::Open(mid)
+                    }
                 }
-                (OutState::Negotiating(_), false) => OutState::ToOpen,
-                (OutState::NegotiatingStop(mid), false) => OutState::ToStop(mid),
+                (OutState::Negotiating(_), false) => {
+                    release_line(&mut peer.rtc, &mut peer.idle_lines, out);
+                    OutState::ToOpen
+                }
+                (OutState::NegotiatingIdle(mid), false) => OutState::ToIdle(mid),
                 (other, _) => other,
             };
         }
         if accepted {
-            peer.tracks_out
-                .retain(|o| !matches!(o.state, OutState::NegotiatingStop(_)));
+            retire_idle(peer);
         }
+        peer.tracks_out
+            .retain(|o| !(o.source_gone && o.state == OutState::ToOpen));
         peer.forget_negotiated();
         self.outbox.settle(key, peer, now);
         if let Err(e) = result {
@@ -121,8 +129,15 @@ impl Sfu {
         // of the layer it is to be sent. Before its first connection it is asked for now,
         // and held until then (see `Peer::held`): ICE and DTLS take about as long as a
         // publisher takes to send it.
-        for n in opened {
-            self.retarget(now, key, n, true);
+        for (source, track) in opened {
+            let n = self.peers.get(&key).and_then(|p| {
+                p.tracks_out
+                    .iter()
+                    .position(|o| o.source == source && o.track == track)
+            });
+            if let Some(n) = n {
+                self.retarget(now, key, n, true);
+            }
         }
         self.want_offer(key);
         self.finish(now);
@@ -153,9 +168,10 @@ impl Sfu {
     }
 
     /// Forget our pending offer, if any (str0m invalidates it when it accepts the browser's
-    /// offer): its m-lines are to be offered again. Stops stay applied in str0m (it stops an
-    /// m-line when the offer is made), so the answer to the browser's offer already rejects
-    /// them (port 0) and the browser stops them there.
+    /// offer): its m-lines are to be offered again. A line made inactive stays so in str0m (it
+    /// applies a direction when the offer is made), so the answer to the browser's offer
+    /// already says so and the line is idle once that is answered. A line taken up again goes
+    /// back to the idle ones, inactive, as the browser last agreed; its track is offered again.
     fn abandon_offer(&mut self, key: PeerKey) -> bool {
         let Some(peer) = self.peers.get_mut(&key) else {
             return false;
@@ -164,8 +180,11 @@ impl Sfu {
         peer.app_line_offered = false;
         for out in &mut peer.tracks_out {
             out.state = match out.state {
-                OutState::Negotiating(_) => OutState::ToOpen,
-                OutState::NegotiatingStop(mid) => OutState::ToStop(mid),
+                OutState::Negotiating(_) => {
+                    release_line(&mut peer.rtc, &mut peer.idle_lines, out);
+                    OutState::ToOpen
+                }
+                OutState::NegotiatingIdle(mid) => OutState::ToIdle(mid),
                 other => other,
             };
         }
@@ -180,7 +199,7 @@ impl Sfu {
         }
     }
 
-    /// If m-lines must be added or stopped and no offer is in flight, make an offer.
+    /// If m-lines must be opened or made idle and no offer is in flight, make an offer.
     pub(super) fn maybe_offer(&mut self, key: PeerKey) {
         let Some(peer) = self.peers.get_mut(&key) else {
             return;
@@ -191,53 +210,92 @@ impl Sfu {
         let wanted = peer
             .tracks_out
             .iter()
-            .any(|o| matches!(o.state, OutState::ToOpen | OutState::ToStop(_)));
+            .any(|o| matches!(o.state, OutState::ToOpen | OutState::ToIdle(_)));
         if !wanted {
             return;
         }
-        let mut api = peer.rtc.sdp_api();
-        // A data channel keeps an m-line in every later description: the one that stops this
-        // subscriber's last track would otherwise have none, and Chrome refuses it. It goes
-        // first, so it is the bundle's tag: Chrome tears the transport down (DTLS failed) when
-        // the tagged m-line is stopped, as the first track's would be when it ends.
+        // Only a line str0m has, inactive, can be taken up (the browser could have rejected
+        // one in its own offer).
+        let Peer {
+            rtc,
+            idle_lines,
+            tracks_out,
+            ..
+        } = peer;
+        idle_lines.retain(|l| {
+            rtc.media(l.mid)
+                .is_some_and(|m| !m.disabled() && m.direction() == Direction::Inactive)
+        });
+        let mut api = rtc.sdp_api();
+        // A data channel keeps an m-line that is never stopped in every later description, and
+        // goes first, so it is the bundle's tag: Chrome refuses a description whose m-lines are
+        // all stopped ("no bundle group") and tears the transport down (DTLS failed) when the
+        // tagged line is stopped. Our media lines are made idle, not stopped, but a browser may
+        // still reject one of them.
         let add_app_line = !peer.app_line;
         if add_app_line {
             api.add_channel("lectern".to_string());
         }
         let mut offered = Vec::new();
-        for out in &mut peer.tracks_out {
-            match out.state {
+        for n in 0..tracks_out.len() {
+            match tracks_out[n].state {
                 OutState::ToOpen => {
-                    // The stream id groups a publisher's audio and video (lip sync). It is the
-                    // SFU's own number for the publisher's peer: an SDP-safe token that carries
-                    // no name or room (clients learn whose media a mid is from the signalling).
-                    let stream = format!("p{}", out.source.0);
-                    let mid = api.add_media(
-                        out.kind.to_str0m(),
-                        Direction::SendOnly,
-                        Some(stream.clone()),
-                        Some(format!("{stream}-{}-{}", out.kind.as_str(), out.track.0)),
-                        None,
-                    );
-                    out.state = OutState::Negotiating(mid);
+                    let (kind, source) = (tracks_out[n].kind, tracks_out[n].source);
+                    let mid = match pick_idle_line(idle_lines, tracks_out, kind, source) {
+                        Some(i) => {
+                            // The line keeps the stream id (msid) of the publisher it was added
+                            // for: str0m cannot change it. Picked first when it is this
+                            // publisher's own, so audio and video stay grouped (lip sync) in
+                            // the common case of a camera switched off and on again; for
+                            // another publisher, the browser groups it with that stream id
+                            // (nothing else: clients learn whose media a mid carries from
+                            // `tracks`, and a line is picked whose stream id no line in use
+                            // shares when there is one).
+                            let line = idle_lines.remove(i);
+                            let mid = line.mid;
+                            api.set_direction(mid, Direction::SendOnly);
+                            tracks_out[n].take_line(line);
+                            mid
+                        }
+                        None => {
+                            // The stream id groups a publisher's audio and video (lip sync). It
+                            // is the SFU's own number for the publisher's peer: an SDP-safe
+                            // token that carries no name or room (clients learn whose media a
+                            // mid is from the signalling).
+                            let out = &mut tracks_out[n];
+                            let stream = format!("p{}", out.source.0);
+                            let mid = api.add_media(
+                                out.kind.to_str0m(),
+                                Direction::SendOnly,
+                                Some(stream.clone()),
+                                Some(format!("{stream}-{}-{}", out.kind.as_str(), out.track.0)),
+                                None,
+                            );
+                            out.state = OutState::Negotiating(mid);
+                            mid
+                        }
+                    };
+                    let out = &tracks_out[n];
                     offered.push(OfferedTrack {
                         mid: mid.to_string(),
                         publisher: out.publisher.clone(),
                         kind: out.kind,
                     });
                 }
-                OutState::ToStop(mid) => {
-                    api.stop_media(mid);
-                    out.state = OutState::NegotiatingStop(mid);
+                OutState::ToIdle(mid) => {
+                    // Inactive, not stopped: kept for the next track of its kind (`IdleLine`).
+                    api.set_direction(mid, Direction::Inactive);
+                    tracks_out[n].state = OutState::NegotiatingIdle(mid);
                 }
                 _ => {}
             }
         }
+        let reused = tracks_out.iter().filter(|o| o.reused).count();
         match api.apply() {
             Some((offer, pending)) => {
                 peer.pending_offer = Some(pending);
                 peer.app_line_offered = add_app_line;
-                debug!(room.id = %peer.id.room, participant.id = %peer.id.participant, added = offered.len(), "offer to subscriber");
+                debug!(room.id = %peer.id.room, participant.id = %peer.id.participant, offered = offered.len(), reused, idle = peer.idle_lines.len(), "offer to subscriber");
                 self.events.push_back(MediaEvent::Offer {
                     peer: peer.id.clone(),
                     sdp: candidates_in_every_mline(&offer.to_sdp_string()),
@@ -245,13 +303,71 @@ impl Sfu {
                 });
             }
             None => {
-                // Only stops of m-lines str0m already considers stopped: nothing to negotiate.
-                peer.tracks_out
-                    .retain(|o| !matches!(o.state, OutState::NegotiatingStop(_)));
+                // Only lines str0m has inactive already (the answer to a browser's offer said
+                // so after ours was dropped): nothing to negotiate, they are idle.
+                retire_idle(peer);
             }
         }
         self.outbox.drain(key, peer);
     }
+}
+
+/// A line taken up again whose offer was dropped or failed: back to the idle ones, inactive in
+/// str0m again without an offer (str0m applies a direction when it is set; the offer only tells
+/// the other side, which never agreed to this one). The output may get another line, or a new
+/// one, in the next offer.
+fn release_line(rtc: &mut Rtc, idle_lines: &mut Vec<IdleLine>, out: &mut TrackOut) {
+    let (OutState::Negotiating(mid), true) = (out.state, out.reused) else {
+        return;
+    };
+    rtc.sdp_api().set_direction(mid, Direction::Inactive);
+    idle_lines.push(out.idle_line(mid));
+    out.reused = false;
+    out.stream_source = out.source;
+    out.seq = Default::default();
+    out.ts = Default::default();
+    out.vp8 = Default::default();
+}
+
+/// Outputs whose line was answered inactive leave `tracks_out`; the line joins the idle ones.
+fn retire_idle(peer: &mut Peer) {
+    let Peer {
+        tracks_out,
+        idle_lines,
+        ..
+    } = peer;
+    tracks_out.retain(|o| match o.state {
+        OutState::NegotiatingIdle(mid) => {
+            idle_lines.push(o.idle_line(mid));
+            false
+        }
+        _ => true,
+    });
+}
+
+/// The idle line of `kind` to take up for a track of `source`: one carrying that publisher's
+/// stream id first, then one whose stream id no line in use shares, then any.
+fn pick_idle_line(
+    idle_lines: &[IdleLine],
+    tracks_out: &[TrackOut],
+    kind: MediaKind,
+    source: PeerKey,
+) -> Option<usize> {
+    let shared = |stream: PeerKey| {
+        tracks_out
+            .iter()
+            .any(|o| o.stream_source == stream && o.state != OutState::ToOpen)
+    };
+    idle_lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.kind == kind)
+        .min_by_key(|(_, l)| match l.stream_source {
+            s if s == source => 0,
+            s if !shared(s) => 1,
+            _ => 2,
+        })
+        .map(|(i, _)| i)
 }
 
 /// Whether an SDP has an application m-line that is not rejected (port 0).

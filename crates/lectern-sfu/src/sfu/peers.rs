@@ -58,6 +58,7 @@ impl Sfu {
             numbering: Numbering::default(),
             tracks_in: Vec::new(),
             tracks_out: Vec::new(),
+            idle_lines: Vec::new(),
             ssrc_routes: Vec::new(),
             bandwidth: None,
             quality_window: Default::default(),

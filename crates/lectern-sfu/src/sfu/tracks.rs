@@ -137,7 +137,8 @@ impl Sfu {
         }
     }
 
-    /// The source of `sub`'s copy of a track went away: stop that m-line.
+    /// The source of `sub`'s copy of a track went away: its m-line is made inactive and kept
+    /// for the next track of its kind (see `IdleLine`).
     pub(super) fn stop_track_out(&mut self, sub: PeerKey, source: PeerKey, track: TrackId) {
         let Some(peer) = self.peers.get_mut(&sub) else {
             return;
@@ -146,7 +147,7 @@ impl Sfu {
             if out.source == source && out.track == track {
                 out.source_gone = true;
                 if let OutState::Open(mid) = out.state {
-                    out.state = OutState::ToStop(mid);
+                    out.state = OutState::ToIdle(mid);
                 }
             }
         }

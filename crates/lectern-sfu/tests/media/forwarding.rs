@@ -449,8 +449,10 @@ fn a_forged_connectivity_check_cannot_steal_a_publishers_address() {
     );
 }
 
+/// Its m-lines are made inactive, not stopped: they carry the next tracks offered (see
+/// `reuse.rs`).
 #[test]
-fn a_publisher_leaving_stops_its_tracks_for_subscribers() {
+fn a_publisher_leaving_makes_its_tracks_idle_for_subscribers() {
     let mut net = Net::new();
     net.join("r1", "s1", "10.0.1.1:4000", &[]);
     join_publishing(&mut net, "teacher", "10.0.1.2:4000");
@@ -468,15 +470,16 @@ fn a_publisher_leaving_stops_its_tracks_for_subscribers() {
     assert_eq!(
         offers.len(),
         2,
-        "an offer adding the tracks, one stopping them"
+        "an offer adding the tracks, one making them inactive"
     );
     let MediaEvent::Offer { sdp, tracks, .. } = offers[1] else {
         unreachable!()
     };
     assert!(tracks.is_empty());
+    assert_eq!(sdp.matches("a=inactive\r\n").count(), 2, "{sdp}");
     assert_eq!(
         sdp.matches("m=audio 0 ").count() + sdp.matches("m=video 0 ").count(),
-        2,
+        0,
         "{sdp}"
     );
     assert!(!net.sfu.has_peer(&PeerId::new("r1", "teacher")));

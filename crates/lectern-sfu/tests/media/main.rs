@@ -6,5 +6,6 @@ mod handover;
 mod negotiation;
 mod quality;
 mod recording;
+mod reuse;
 mod support;
 mod worker;

@@ -390,10 +390,11 @@ fn bundle_group(sdp: &str) -> Vec<String> {
 }
 
 /// Chrome (max-bundle) refuses a description with an empty BUNDLE group ("no bundle group
-/// found"): the offer that stops a student's last received track must keep one m-line
-/// bundled, the data channel's, or that student never receives anything again.
+/// found"), and tears the transport down when the bundle's first m-line is stopped: the data
+/// channel's line comes first and stays bundled. The offer that ends a student's last received
+/// tracks makes their lines inactive (kept for the next tracks), never stopped.
 #[test]
-fn the_offer_that_stops_a_students_last_track_keeps_a_bundled_mline() {
+fn the_offer_that_ends_a_students_last_track_keeps_the_data_channel_bundled_first() {
     let mut net = Net::new();
     net.join("r1", "teacher", "10.0.2.1:4000", AV);
     net.allow("teacher", true, true);
@@ -406,31 +407,34 @@ fn the_offer_that_stops_a_students_last_track_keeps_a_bundled_mline() {
     let first = net.last_offer("student");
     assert!(first.contains("\r\nm=application "), "{first}");
 
-    // The teacher leaves: both of the student's media m-lines stop.
+    // The teacher leaves: both of the student's media m-lines go inactive.
     let offers = net.offers_for("student");
     let now = net.now;
     net.sfu.remove_peer(now, &net.peer("teacher"));
-    net.run_until(SECOND, "an offer stopping the teacher's tracks", |n| {
+    net.run_until(SECOND, "an offer ending the teacher's tracks", |n| {
         n.offers_for("student") > offers
     });
-    let stop = net.last_offer("student");
-    let media: Vec<&str> = sections(&stop)
-        .into_iter()
+    let idle = net.last_offer("student");
+    let all = sections(&idle);
+    assert!(all[0].starts_with("m=application "), "first: {idle}");
+    let media: Vec<&str> = all
+        .iter()
+        .copied()
         .filter(|s| !s.starts_with("m=application"))
         .collect();
+    assert_eq!(media.len(), 2);
     assert!(
         media
             .iter()
-            .all(|s| s.starts_with("m=audio 0 ") || s.starts_with("m=video 0 ")),
-        "{stop}"
+            .all(|s| s.contains("a=inactive\r\n") && !s.contains(" 0 UDP/")),
+        "{idle}"
     );
-    let bundled = bundle_group(&stop);
-    assert_eq!(bundled.len(), 1, "one m-line stays bundled: {stop}");
+    let bundled = bundle_group(&idle);
+    assert_eq!(bundled.len(), 3, "every line stays bundled: {idle}");
     assert!(
-        sections(&stop)
-            .iter()
+        all.iter()
             .any(|s| s.starts_with("m=application ") && !s.starts_with("m=application 0 ")),
-        "{stop}"
+        "{idle}"
     );
 
     // The student answered it (auto_answer) and is still connected: a new teacher is offered.

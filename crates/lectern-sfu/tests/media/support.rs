@@ -86,6 +86,12 @@ pub struct Received {
     pub data_ok: bool,
     /// Video: the picture size the frame says it has (which simulcast layer it came from).
     pub size: (u16, u16),
+    /// The m-line it came on.
+    pub mid: Mid,
+    /// The RTP sequence numbers (extended) of its first and last packet.
+    pub seq: (u64, u64),
+    /// Its RTP timestamp (extended).
+    pub rtp_time: u64,
 }
 
 /// One simulated browser.
@@ -206,6 +212,9 @@ impl Client {
                         keyframe: kind == MediaKind::Video && d.data[0] == 0x10,
                         data_ok: *d.data == *expected,
                         size,
+                        mid: d.mid,
+                        seq: (**d.seq_range.start(), **d.seq_range.end()),
+                        rtp_time: d.time.numer(),
                     });
                 }
             }
@@ -243,6 +252,28 @@ impl Client {
         let (offer, pending) = api.apply().expect("offer");
         self.pending = Some(pending);
         self.publish.extend(mids);
+        self.drain(now);
+        offer.to_sdp_string()
+    }
+
+    /// An offer that changes the direction of one of its m-lines (a browser switching its
+    /// camera off parks it inactive, and sends on it again when it is switched on). Media is
+    /// sent on it only while it is sending.
+    pub fn offer_direction(
+        &mut self,
+        now: Instant,
+        mid: Mid,
+        kind: MediaKind,
+        dir: Direction,
+    ) -> String {
+        let mut api = self.rtc.sdp_api();
+        api.set_direction(mid, dir);
+        let (offer, pending) = api.apply().expect("offer");
+        self.pending = Some(pending);
+        self.publish.retain(|(m, _)| *m != mid);
+        if dir.is_sending() {
+            self.publish.push((mid, kind));
+        }
         self.drain(now);
         offer.to_sdp_string()
     }
