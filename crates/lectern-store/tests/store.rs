@@ -944,5 +944,9 @@ async fn polls_round_trip_and_anonymous_answers_name_nobody() {
     assert_eq!(store.close_open_polls(&room(), T0 + 500).await.unwrap(), 1);
     let polls = store.polls(&room()).await.unwrap();
     assert_eq!(polls[1].ended_at, Some(T0 + 500));
-    assert_eq!(polls[0].ended_at, Some(T0 + 30), "an ended poll keeps its end");
+    assert_eq!(
+        polls[0].ended_at,
+        Some(T0 + 30),
+        "an ended poll keeps its end"
+    );
 }
