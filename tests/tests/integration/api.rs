@@ -207,7 +207,7 @@ async fn requests_without_an_api_key_are_refused() -> anyhow::Result<()> {
             probed += 1;
         }
     }
-    assert_eq!(probed, 24);
+    assert_eq!(probed, 25);
     for path in [
         "/courses",
         "/courses/{id}",
@@ -224,6 +224,7 @@ async fn requests_without_an_api_key_are_refused() -> anyhow::Result<()> {
         "/courses/{id}/recordings",
         "/recordings/{id}",
         "/recordings/{id}/download",
+        "/courses/{id}/sessions/{session_key}/polls",
     ] {
         assert!(
             paths.contains_key(path),
