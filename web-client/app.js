@@ -17,6 +17,7 @@ import { Moderation } from './moderation.js';
 import { Gallery } from './gallery.js';
 import { AttendancePanel } from './attendance.js';
 import { NetworkQualities } from './quality.js';
+import { Polls } from './polls.js'; // issue 13
 
 /** @typedef {import('./protocol.js').ChatMessage} ChatMessage */
 /** @typedef {import('./protocol.js').ParticipantInfo} ParticipantInfo */
@@ -104,8 +105,9 @@ const moderation = new Moderation(classPage);
 const gallery = new Gallery(classPage);
 const attendance = new AttendancePanel(classPage);
 const qualities = new NetworkQualities();
+const polls = new Polls(classPage); // issue 13
 /** @type {import('./moderation.js').Actions} */
-const moreActions = { ...moderation.actions, ...gallery.actions, ...attendance.actions };
+const moreActions = { ...moderation.actions, ...gallery.actions, ...attendance.actions, ...polls.actions };
 
 // ---- Join link and messages to the user -------------------------------------------------
 
@@ -383,6 +385,7 @@ function render() {
   $('staff-controls').hidden = !staff;
   moderation.render(staff); // issue 16
   attendance.render(staff);
+  polls.render(staff); // issue 13
   qualities.renderSelf($('my-network'), me.id);
   $('start-class').hidden = room.classState === 'live';
   $('end-class').hidden = room.classState !== 'live';
@@ -846,6 +849,7 @@ function announceEvent(event) {
     text = STRINGS.announceEndingSoon(at);
   }
   if (!text) text = moderation.announcement(event); // issue 16
+  if (!text) text = polls.announcement(event); // issue 13
   if (text && !replaying) announce(text);
 }
 
@@ -869,10 +873,12 @@ function connect(token, roomId) {
       replaying = !snapshot;
       if (snapshot) room.applySnapshot(snapshot);
       if (snapshot) noteClassStart(snapshot);
+      if (snapshot) polls.onSnapshot(snapshot); // issue 13
       scheduleRender();
     },
     onSnapshot(snapshot) {
       room.applySnapshot(snapshot);
+      polls.onSnapshot(snapshot); // issue 13
       noteClassStart(snapshot);
       scheduleRender();
     },
@@ -882,6 +888,7 @@ function connect(token, roomId) {
       announceEvent(event);
       moderation.onEvent(event); // issue 16
       attendance.onEvent(event);
+      polls.onEvent(event); // issue 13
       if (event.kind === 'class_ended') stopPublishing();
       scheduleRender();
     },
@@ -891,6 +898,7 @@ function connect(token, roomId) {
       activeSpeaker = participantId;
       scheduleRender();
     },
+    onPollResults: (results) => polls.onResults(results), // issue 13
     onNetworkQuality(changes) {
       qualities.apply(changes); // issue 16
       scheduleRender();
@@ -959,7 +967,7 @@ function setUp() {
   for (const [keys, what] of STRINGS.shortcuts) $('shortcut-list').append(make('dt', '', keys), make('dd', '', what));
   setUpLeaveDialog();
   setUpStageTools();
-  for (const tool of [moderation, gallery, attendance]) tool.setUp(); // issue 16
+  for (const tool of [moderation, gallery, attendance, polls]) tool.setUp(); // issues 16, 13
   document.addEventListener('click', onActionClick);
   document.addEventListener('keydown', onKeyDown);
   $('chat-more').addEventListener('click', () => void loadEarlierChat());

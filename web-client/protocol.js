@@ -54,7 +54,24 @@ const WELCOME_TIMEOUT_MS = 10_000;
  *   chat: ChatMessage[],
  *   seq: number, scheduled_start?: number, scheduled_end?: number, warns_at?: number,
  *   closes_at?: number,
- *   class_started_at?: number, mode?: ClassMode, speak_all?: boolean}} Snapshot
+ *   class_started_at?: number, mode?: ClassMode, speak_all?: boolean, poll?: PollState}} Snapshot
+ */
+/**
+ * A poll as everyone sees it (issue 13): answers name options by index. `poll_id` is the seq of
+ * its `poll_started`.
+ * @typedef {{poll_id: number, question: string, options: string[], multiple: boolean,
+ *   anonymous: boolean, asked_by: string, started_at: number}} Poll
+ */
+/** One named answer (staff only, never for anonymous polls). @typedef {{participant_id: string, name: string, choices: number[]}} PollVote */
+/**
+ * Counts per option and how many answered; `votes` for staff (the new answer live, every
+ * answer in a snapshot or after a replay).
+ * @typedef {{poll_id: number, counts: number[], answered: number, votes?: PollVote[]}} PollResults
+ */
+/**
+ * The snapshot's poll: open, or shared. `my_choices`: this participant's own answer; `results`:
+ * staff's live results, or everyone's shared counts.
+ * @typedef {{poll: Poll, open: boolean, shared: boolean, my_choices?: number[], results?: PollResults}} PollState
  */
 
 /** Why recording stopped. @typedef {'stopped' | 'class_ended' | 'disk_full' | 'failed' | 'shutdown'} RecordingStopReason */
@@ -88,7 +105,10 @@ const WELCOME_TIMEOUT_MS = 10_000;
  *   | {kind: 'mode_changed', mode: ClassMode, by: string}
  *   | {kind: 'camera_requested', participant_id: string, by: string}
  *   | {kind: 'camera_allowed', participant_id: string, by: string}
- *   | {kind: 'camera_stopped', participant_id: string, by: string}} RoomEvent
+ *   | {kind: 'camera_stopped', participant_id: string, by: string}
+ *   | {kind: 'poll_started', poll: Poll}
+ *   | {kind: 'poll_ended', poll_id: number, by?: string}
+ *   | {kind: 'poll_shared', poll_id: number, counts: number[], answered: number, by: string}} RoomEvent
  */
 
 /**
@@ -124,6 +144,7 @@ const WELCOME_TIMEOUT_MS = 10_000;
  * @typedef {{type: 'attendance', request_id?: number, class_started_at?: number | null,
  *   entries: AttendanceEntry[]}} AttendanceMessage
  */
+/** A poll's results so far, to staff only (not sequenced). @typedef {{type: 'poll_results', results: PollResults}} PollResultsMessage */
 /** @typedef {{type: 'ack', request_id: number, seq?: number}} AckMessage */
 /** @typedef {{type: 'error', code: string, message: string, request_id?: number}} ErrorMessage */
 /** @typedef {{type: 'closing', reason: CloseReason, message: string}} ClosingMessage */
@@ -146,7 +167,7 @@ const WELCOME_TIMEOUT_MS = 10_000;
  * @typedef {WelcomeMessage | ReplayDoneMessage | SnapshotMessage | EventMessage
  *   | ReactionMessage | AckMessage | ErrorMessage | ClosingMessage | MediaMessage
  *   | MediaConfigMessage | ActiveSpeakerMessage | ChatPageMessage
- *   | NetworkQualityMessage | AttendanceMessage} ServerMessage
+ *   | NetworkQualityMessage | AttendanceMessage | PollResultsMessage} ServerMessage
  */
 /** @typedef {{type: 'hello', protocol_version: number, token: string, last_seq?: number}} HelloMessage */
 /**
@@ -156,7 +177,7 @@ const WELCOME_TIMEOUT_MS = 10_000;
  *   | 'remove' | 'stage_grant' | 'stage_revoke' | 'class_start' | 'class_end' | 'recording_start' | 'recording_stop' | 'admit' | 'react'
  *   | 'set_media' | 'leave' | 'media_start' | 'media_offer' | 'chat_history'
  *   | 'mute_all' | 'speak_all' | 'set_mode' | 'camera_request' | 'camera_allow' | 'camera_stop'
- *   | 'attendance_get'} RequestType
+ *   | 'attendance_get' | 'poll_start' | 'poll_answer' | 'poll_end' | 'poll_share'} RequestType
  */
 /**
  * Messages sent without a `request_id` (no ack): the answer to a server `media_offer`, and
@@ -222,6 +243,8 @@ export class RequestError extends Error {
  *   audio the media server relays (also sent on entering the class while someone speaks)
  * @property {(changes: NetworkQualityMessage['participants']) => void} [onNetworkQuality]
  *   participants whose network quality changed (all known values right after a welcome)
+ * @property {(results: PollResults) => void} [onPollResults] staff: a poll's results so far
+ *   (after each answer, and after a replay)
  * @property {(code: string, message: string, requestId: number | null) => void} [onError]
  *   an error that answers no pending request: a refused hello (`invalid_token`,
  *   `token_expired`, ...) or a frame the server could not read. Errors for a `request()`
@@ -454,6 +477,9 @@ export class Connection {
         break;
       case 'network_quality':
         if (Array.isArray(message.participants)) o.onNetworkQuality?.(message.participants);
+        break;
+      case 'poll_results':
+        if (message.results) o.onPollResults?.(message.results);
         break;
       case 'chat_page':
       case 'attendance': {

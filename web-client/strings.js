@@ -318,3 +318,55 @@ export const REPLAY_STRINGS = {
   serverError: (status) => `The recording could not be loaded (error ${status}). Try again later.`,
   badAnswer: 'The server sent a recording this page cannot read. Reload the page; if it stays, tell your instructor.',
 };
+
+/** The live poll (polls.js, issue 13). */
+export const POLL_STRINGS = {
+  poll: 'Poll',
+  heading: 'Poll',
+  close: 'Close',
+  // Staff's form.
+  composeHeading: 'New poll',
+  question: 'Question',
+  option: (/** @type {number} */ n) => `Option ${n}`,
+  removeOption: (/** @type {number} */ n) => `Remove option ${n}`,
+  addOption: 'Add option',
+  multiple: 'Allow more than one answer',
+  anonymous: 'Anonymous (nobody sees who chose what)',
+  start: 'Start poll',
+  needQuestion: 'Write a question.',
+  needOptions: 'Give at least two different options.',
+  // The poll.
+  single: 'Choose one answer.',
+  several: 'Choose one or more answers.',
+  anonymousNote: 'Anonymous: nobody sees who chose what.',
+  submit: 'Submit answer',
+  chooseFirst: 'Choose an answer first.',
+  answerSent: 'Answer sent',
+  ended: 'The poll has ended.',
+  endedNoAnswer: 'The poll has ended. You did not answer.',
+  end: 'End poll',
+  share: 'Share results with the class',
+  newPoll: 'New poll',
+  sharedNote: 'Results shown to the class.',
+  resultsHeading: 'Results',
+  /** @param {number} n */
+  answered: (n) => (n === 1 ? '1 answer' : `${n} answers`),
+  /** @param {number} count @param {number} percent */
+  count: (count, percent) => `${count} (${percent}%)`,
+  whoChose: 'Who chose what',
+  youChose: 'Your answer',
+  /** @param {string} question */
+  announceStarted: (question) => `New poll: ${question}`,
+  announceEnded: 'The poll has ended.',
+  /** @param {string} summary */
+  announceShared: (summary) => `Poll results: ${summary}`,
+  announceSent: 'Answer sent.',
+  /** @type {Record<string, string>} */
+  errors: {
+    poll_invalid: 'The question or an option is empty, too long or repeated.',
+    poll_open: 'Another poll is still open. End it first.',
+    poll_closed: 'The poll has ended.',
+    already_answered: 'You already answered this poll.',
+    invalid_choice: 'That answer does not fit the poll.',
+  },
+};

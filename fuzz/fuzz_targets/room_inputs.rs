@@ -254,6 +254,19 @@ enum Msg {
     CameraAllow(Who),
     CameraStop(Who),
     AttendanceGet,
+    PollStart {
+        question: String,
+        options: Vec<String>,
+        multiple: bool,
+        anonymous: bool,
+    },
+    /// Poll ids are seqs: `back` counts from the room's current seq, so recent polls are hit.
+    PollAnswer {
+        back: u8,
+        choices: Vec<u32>,
+    },
+    PollEnd(u8),
+    PollShare(u8),
 }
 
 #[derive(Debug, Arbitrary)]
@@ -546,7 +559,33 @@ impl Harness {
                 participant_id: who.id(),
             },
             Msg::AttendanceGet => ClientMessage::AttendanceGet,
+            Msg::PollStart {
+                question,
+                options,
+                multiple,
+                anonymous,
+            } => ClientMessage::PollStart {
+                question: question.clone(),
+                options: options.clone(),
+                multiple: *multiple,
+                anonymous: *anonymous,
+            },
+            Msg::PollAnswer { back, choices } => ClientMessage::PollAnswer {
+                poll_id: self.recent_seq(*back),
+                choices: choices.clone(),
+            },
+            Msg::PollEnd(back) => ClientMessage::PollEnd {
+                poll_id: self.recent_seq(*back),
+            },
+            Msg::PollShare(back) => ClientMessage::PollShare {
+                poll_id: self.recent_seq(*back),
+            },
         }
+    }
+
+    /// A seq at most `back` before the room's current one (poll ids are seqs).
+    fn recent_seq(&self, back: u8) -> u64 {
+        self.room.seq().saturating_sub(u64::from(back))
     }
 
     fn request(&mut self, conn: ConnId, request_id: Option<RequestId>, message: ClientMessage) {

@@ -802,6 +802,7 @@ SERVER_MESSAGES = {
     "attendance",
     "network_quality",
     "active_speaker",
+    "poll_results",
 }
 
 

@@ -127,6 +127,18 @@ pub fn client_messages() -> Vec<ClientMessage> {
             participant_id: pid("s-bob"),
         },
         ClientMessage::AttendanceGet,
+        ClientMessage::PollStart {
+            question: "Which method converges fastest?".into(),
+            options: vec!["Bisection".into(), "Newton".into(), "Secant".into()],
+            multiple: false,
+            anonymous: false,
+        },
+        ClientMessage::PollAnswer {
+            poll_id: 50,
+            choices: vec![1],
+        },
+        ClientMessage::PollEnd { poll_id: 50 },
+        ClientMessage::PollShare { poll_id: 50 },
     ]
 }
 
@@ -237,6 +249,18 @@ pub fn server_messages() -> Vec<ServerMessage> {
                 quality: NetworkQuality::Poor,
             }],
         },
+        ServerMessage::PollResults {
+            results: PollResults {
+                poll_id: 50,
+                counts: vec![0, 1, 0],
+                answered: 1,
+                votes: vec![PollVote {
+                    participant_id: pid("s-ada"),
+                    name: "Ada".into(),
+                    choices: vec![1],
+                }],
+            },
+        },
     ]
 }
 
@@ -275,6 +299,26 @@ pub fn snapshot() -> Snapshot {
         mode: ClassMode::Lecture,
         speak_all: false,
         class_started_at: Some(1_790_000_000_000),
+        poll: Some(PollState {
+            poll: poll(),
+            open: true,
+            shared: false,
+            my_choices: Some(vec![1]),
+            results: None,
+        }),
+    }
+}
+
+/// The poll of the samples.
+pub fn poll() -> Poll {
+    Poll {
+        poll_id: 50,
+        question: "Which method converges fastest?".into(),
+        options: vec!["Bisection".into(), "Newton".into(), "Secant".into()],
+        multiple: false,
+        anonymous: false,
+        asked_by: pid("t-grace"),
+        started_at: 1_790_000_900_000,
     }
 }
 
@@ -383,6 +427,17 @@ pub fn room_events() -> Vec<RoomEvent> {
         },
         RoomEvent::CameraStopped {
             participant_id: pid("s-bob"),
+            by: by.clone(),
+        },
+        RoomEvent::PollStarted { poll: poll() },
+        RoomEvent::PollEnded {
+            poll_id: 50,
+            by: Some(by.clone()),
+        },
+        RoomEvent::PollShared {
+            poll_id: 50,
+            counts: vec![3, 12, 5],
+            answered: 19,
             by,
         },
     ]

@@ -248,6 +248,9 @@ pub struct Snapshot {
     /// went live in this room.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub class_started_at: Option<UnixMillis>,
+    /// The open poll, or the last one once its results were shared, as this viewer may see it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poll: Option<PollState>,
 }
 
 /// How the class is laid out, and so who may send video by default.
@@ -326,6 +329,79 @@ pub struct AttendanceEntry {
     pub late: bool,
     /// How many connections they have had (attendance intervals).
     pub intervals: u32,
+}
+
+/// A poll's id: the sequence number of the `poll_started` event that opened it, so unique in
+/// its room across restarts.
+pub type PollId = u64;
+
+/// The most options a poll may have.
+pub const POLL_MAX_OPTIONS: usize = 10;
+/// The fewest options a poll may have.
+pub const POLL_MIN_OPTIONS: usize = 2;
+/// The longest poll question, in characters (Unicode scalar values), after trimming.
+pub const POLL_MAX_QUESTION_CHARS: usize = 300;
+/// The longest poll option, in characters, after trimming.
+pub const POLL_MAX_OPTION_CHARS: usize = 120;
+
+/// A poll as everyone in the room sees it: the question, never any answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Poll {
+    pub poll_id: PollId,
+    pub question: String,
+    /// The options, in the order they are shown; answers name them by index (from 0).
+    pub options: Vec<String>,
+    /// Several options may be chosen (check boxes) instead of exactly one (radio buttons).
+    pub multiple: bool,
+    /// Nobody, staff included, is told who chose what; only counts are kept.
+    pub anonymous: bool,
+    /// The staff member who asked.
+    pub asked_by: ParticipantId,
+    /// When the poll was opened (Unix milliseconds).
+    pub started_at: UnixMillis,
+}
+
+/// How a poll's options were chosen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PollResults {
+    pub poll_id: PollId,
+    /// How many participants chose each option, by option index.
+    pub counts: Vec<u32>,
+    /// How many participants answered.
+    pub answered: u32,
+    /// Who chose what (staff only, never for an anonymous poll). In a live `poll_results` the
+    /// answer that caused it; in a snapshot, and in the `poll_results` after a replay, every
+    /// answer so far. Each participant answers once, so a client keeps them by participant.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub votes: Vec<PollVote>,
+}
+
+/// One participant's answer to a poll that is not anonymous.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PollVote {
+    pub participant_id: ParticipantId,
+    /// Their display name (they may have left since).
+    pub name: String,
+    /// The option indices they chose, ascending.
+    pub choices: Vec<u32>,
+}
+
+/// The room's current poll in a snapshot: the open poll, or the last one after staff shared its
+/// results (until the next poll starts or the class starts again).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PollState {
+    pub poll: Poll,
+    /// Answers are still taken.
+    pub open: bool,
+    /// Staff showed the results to the class.
+    pub shared: bool,
+    /// The viewer's own answer, when they gave one (ascending option indices).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub my_choices: Option<Vec<u32>>,
+    /// Staff: the results so far (with `votes` unless anonymous). Everyone else: the shared
+    /// counts once shared (never `votes`); absent before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub results: Option<PollResults>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -449,6 +525,23 @@ pub enum ClientMessage {
     CameraStop { participant_id: ParticipantId },
     /// Staff: who is and was here. Answered with `attendance` instead of an ack.
     AttendanceGet,
+    /// Staff: open a poll (one at a time per room). Answered with the ack of `poll_started`.
+    PollStart {
+        question: String,
+        options: Vec<String>,
+        /// Several options may be chosen.
+        #[serde(default)]
+        multiple: bool,
+        /// Nobody, staff included, is told who chose what.
+        #[serde(default)]
+        anonymous: bool,
+    },
+    /// Students: answer the open poll, once. `choices` are option indices.
+    PollAnswer { poll_id: PollId, choices: Vec<u32> },
+    /// Staff: close the poll to answers.
+    PollEnd { poll_id: PollId },
+    /// Staff: show the poll's counts to the class (closes it first when open).
+    PollShare { poll_id: PollId },
 }
 
 impl ClientMessage {
@@ -490,6 +583,10 @@ impl ClientMessage {
         "camera_allow",
         "camera_stop",
         "attendance_get",
+        "poll_start",
+        "poll_answer",
+        "poll_end",
+        "poll_share",
     ];
 
     /// The wire name of this message's type.
@@ -531,6 +628,10 @@ impl ClientMessage {
             ClientMessage::CameraAllow { .. } => "camera_allow",
             ClientMessage::CameraStop { .. } => "camera_stop",
             ClientMessage::AttendanceGet => "attendance_get",
+            ClientMessage::PollStart { .. } => "poll_start",
+            ClientMessage::PollAnswer { .. } => "poll_answer",
+            ClientMessage::PollEnd { .. } => "poll_end",
+            ClientMessage::PollShare { .. } => "poll_share",
         }
     }
 }
@@ -637,6 +738,9 @@ pub enum ServerMessage {
     NetworkQuality {
         participants: Vec<ParticipantQuality>,
     },
+    /// A poll's results so far, to staff only (ephemeral: not sequenced, not stored): after
+    /// each answer, and after a replay while a poll is open.
+    PollResults { results: PollResults },
 }
 
 /// One entry of `RTCConfiguration.iceServers`.
@@ -683,6 +787,7 @@ impl ServerMessage {
         server_type::ACTIVE_SPEAKER,
         server_type::ATTENDANCE,
         server_type::NETWORK_QUALITY,
+        server_type::POLL_RESULTS,
     ];
 
     /// The wire name of this message's type.
@@ -703,6 +808,7 @@ impl ServerMessage {
             ServerMessage::ActiveSpeaker { .. } => server_type::ACTIVE_SPEAKER,
             ServerMessage::Attendance { .. } => server_type::ATTENDANCE,
             ServerMessage::NetworkQuality { .. } => server_type::NETWORK_QUALITY,
+            ServerMessage::PollResults { .. } => server_type::POLL_RESULTS,
         }
     }
 
@@ -734,6 +840,7 @@ pub mod server_type {
     pub const ACTIVE_SPEAKER: &str = "active_speaker";
     pub const ATTENDANCE: &str = "attendance";
     pub const NETWORK_QUALITY: &str = "network_quality";
+    pub const POLL_RESULTS: &str = "poll_results";
 }
 
 /// Sequenced changes to the room. Every client that may see an event receives it.
@@ -875,6 +982,23 @@ pub enum RoomEvent {
         participant_id: ParticipantId,
         by: ParticipantId,
     },
+    /// Staff opened a poll. Never carries answers.
+    PollStarted {
+        poll: Poll,
+    },
+    /// The poll takes no more answers (`by` absent when the class ended and closed it).
+    PollEnded {
+        poll_id: PollId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<ParticipantId>,
+    },
+    /// Staff showed the poll's results to the class: counts only, never who chose what.
+    PollShared {
+        poll_id: PollId,
+        counts: Vec<u32>,
+        answered: u32,
+        by: ParticipantId,
+    },
 }
 
 impl RoomEvent {
@@ -908,6 +1032,9 @@ impl RoomEvent {
         "camera_requested",
         "camera_allowed",
         "camera_stopped",
+        "poll_started",
+        "poll_ended",
+        "poll_shared",
     ];
 }
 
@@ -1039,6 +1166,18 @@ pub enum ErrorCode {
     /// The server cannot record now: recording is turned off, or the disk is too full. The
     /// message says which.
     RecordingUnavailable,
+    /// `poll_start` with a question or options the server does not accept (empty, too long,
+    /// too few or too many options, the same option twice). The message says which.
+    PollInvalid,
+    /// `poll_start` while another poll is open.
+    PollOpen,
+    /// `poll_answer` or `poll_end` for a poll that is closed.
+    PollClosed,
+    /// `poll_answer` for a poll you already answered.
+    AlreadyAnswered,
+    /// `poll_answer` whose choices do not fit the poll (an index out of range, the same one
+    /// twice, none, or more than one for a single-choice poll).
+    InvalidChoice,
     /// The message could not be stored; it was not delivered.
     StoreUnavailable,
     /// Something went wrong on the server.
@@ -1083,6 +1222,11 @@ impl ErrorCode {
         ErrorCode::RenegotiationUnsupported,
         ErrorCode::ClassNotLive,
         ErrorCode::RecordingUnavailable,
+        ErrorCode::PollInvalid,
+        ErrorCode::PollOpen,
+        ErrorCode::PollClosed,
+        ErrorCode::AlreadyAnswered,
+        ErrorCode::InvalidChoice,
         ErrorCode::StoreUnavailable,
         ErrorCode::Internal,
     ];
@@ -1115,6 +1259,11 @@ impl ErrorCode {
             }
             ErrorCode::ClassNotLive => "the class is not live",
             ErrorCode::RecordingUnavailable => "recording is not available on this server now",
+            ErrorCode::PollInvalid => "the poll's question or options are not valid",
+            ErrorCode::PollOpen => "another poll is open",
+            ErrorCode::PollClosed => "the poll is closed",
+            ErrorCode::AlreadyAnswered => "you already answered this poll",
+            ErrorCode::InvalidChoice => "the choices do not fit the poll",
             ErrorCode::StoreUnavailable => "the message could not be stored",
             ErrorCode::Internal => "internal server error",
         }
@@ -1156,6 +1305,11 @@ mod all_tests {
             ErrorCode::RenegotiationUnsupported => "renegotiation_unsupported",
             ErrorCode::ClassNotLive => "class_not_live",
             ErrorCode::RecordingUnavailable => "recording_unavailable",
+            ErrorCode::PollInvalid => "poll_invalid",
+            ErrorCode::PollOpen => "poll_open",
+            ErrorCode::PollClosed => "poll_closed",
+            ErrorCode::AlreadyAnswered => "already_answered",
+            ErrorCode::InvalidChoice => "invalid_choice",
             ErrorCode::StoreUnavailable => "store_unavailable",
             ErrorCode::Internal => "internal",
         }

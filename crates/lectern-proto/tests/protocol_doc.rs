@@ -14,7 +14,8 @@ use std::collections::BTreeMap;
 use lectern_proto::samples;
 use lectern_proto::{
     ChatMessage, ChatTarget, ClientMessage, CloseReason, ErrorCode, HandEntry, LeaveReason,
-    MediaState, ParticipantInfo, Reaction, RoomEvent, ServerMessage, Snapshot, decode_client,
+    MediaState, ParticipantInfo, Poll, PollResults, PollState, Reaction, RoomEvent, ServerMessage,
+    Snapshot, decode_client,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -201,13 +202,16 @@ fn check_example(value: &Value) -> Result<(), String> {
             round_trips::<ChatTarget>(value),
             round_trips::<MediaState>(value),
             round_trips::<HandEntry>(value),
+            round_trips::<Poll>(value),
+            round_trips::<PollResults>(value),
+            round_trips::<PollState>(value),
         ];
         return if shapes.iter().any(Result::is_ok) {
             Ok(())
         } else {
             Err(
                 "has no \"type\" and is not a snapshot, participant, chat message, chat \
-                 target, media state or hand entry"
+                 target, media state, hand entry, poll, poll results or poll state"
                     .to_owned(),
             )
         };

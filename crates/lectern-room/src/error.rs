@@ -51,6 +51,48 @@ pub enum RoomError {
     /// WebRTC signalling reached the room; the driver handles it.
     #[error("media signalling is handled by the media plane")]
     NotForTheRoom,
+    /// `poll_start` with a question or options that are not accepted.
+    #[error("{0}")]
+    PollInvalid(PollProblem),
+    /// `poll_start` while a poll is open.
+    #[error("another poll is open; end it first")]
+    PollOpen,
+    /// An answer to, or the end of, a closed poll.
+    #[error("the poll is closed")]
+    PollClosed,
+    /// A second answer to the same poll.
+    #[error("you already answered this poll")]
+    AlreadyAnswered,
+    /// The choices do not fit the poll.
+    #[error("the choices do not fit the poll")]
+    InvalidChoice,
+}
+
+/// What is wrong with a poll's question or options (see [`RoomError::PollInvalid`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PollProblem {
+    #[error("the question is empty")]
+    EmptyQuestion,
+    #[error(
+        "the question is longer than {} characters",
+        lectern_proto::POLL_MAX_QUESTION_CHARS
+    )]
+    QuestionTooLong,
+    #[error(
+        "a poll has {} to {} options",
+        lectern_proto::POLL_MIN_OPTIONS,
+        lectern_proto::POLL_MAX_OPTIONS
+    )]
+    OptionCount,
+    #[error("an option is empty")]
+    EmptyOption,
+    #[error(
+        "an option is longer than {} characters",
+        lectern_proto::POLL_MAX_OPTION_CHARS
+    )]
+    OptionTooLong,
+    #[error("two options are the same")]
+    DuplicateOption,
 }
 
 impl RoomError {
@@ -71,6 +113,11 @@ impl RoomError {
             RoomError::SessionClosed => ErrorCode::SessionNotOpen,
             RoomError::ClassNotLive => ErrorCode::ClassNotLive,
             RoomError::RecordingUnavailable(_) => ErrorCode::RecordingUnavailable,
+            RoomError::PollInvalid(_) => ErrorCode::PollInvalid,
+            RoomError::PollOpen => ErrorCode::PollOpen,
+            RoomError::PollClosed => ErrorCode::PollClosed,
+            RoomError::AlreadyAnswered => ErrorCode::AlreadyAnswered,
+            RoomError::InvalidChoice => ErrorCode::InvalidChoice,
         }
     }
 

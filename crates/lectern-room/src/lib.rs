@@ -23,19 +23,21 @@
 //!   who is told.
 //!
 //! Modules: `room` (the state machine and its handlers: `session`, `class`, `chat`, `hands`,
-//! `moderation`, `teaching`, `speaker`), `attendance` (the in-memory tally), `roster` (participants and connections), `hand_queue`, `chat_log`
+//! `moderation`, `teaching`, `polls`, `speaker`), `attendance` (the in-memory tally), `roster`
+//! (participants and connections), `hand_queue`, `poll` (the current poll), `chat_log`
 //! (recent chat and who may read it), `replay` (the event ring for reconnects), `error`.
 
 mod attendance;
 mod chat_log;
 mod error;
 mod hand_queue;
+mod poll;
 mod replay;
 mod room;
 mod roster;
 
 pub use chat_log::ChatReader;
-pub use error::RoomError;
+pub use error::{PollProblem, RoomError};
 pub use room::{RecordingBlocked, Room};
 
 use lectern_proto::{
@@ -264,6 +266,29 @@ pub enum PersistRecord {
     ClassEnded {
         at: UnixMillis,
     },
+    /// Staff opened a poll (`poll.asked_by` is the id; `asked_by_name` their name).
+    PollStarted {
+        poll: lectern_proto::Poll,
+        asked_by_name: String,
+    },
+    /// An answer to a poll. `voter` (id and name) is `None` for an anonymous poll: nothing
+    /// that names who answered is stored.
+    PollAnswered {
+        poll_id: lectern_proto::PollId,
+        voter: Option<(ParticipantId, String)>,
+        choices: Vec<u32>,
+        /// `None` for an anonymous poll (a time could tell who answered).
+        at: Option<UnixMillis>,
+    },
+    PollEnded {
+        poll_id: lectern_proto::PollId,
+        at: UnixMillis,
+    },
+    /// Staff showed the poll's results to the class.
+    PollShared {
+        poll_id: lectern_proto::PollId,
+        at: UnixMillis,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -416,6 +441,9 @@ pub fn is_staff_only(message: &ClientMessage) -> bool {
             | ClientMessage::CameraAllow { .. }
             | ClientMessage::CameraStop { .. }
             | ClientMessage::AttendanceGet
+            | ClientMessage::PollStart { .. }
+            | ClientMessage::PollEnd { .. }
+            | ClientMessage::PollShare { .. }
             | ClientMessage::ChatSend {
                 to: ChatTarget::Participant { .. },
                 ..

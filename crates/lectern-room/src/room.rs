@@ -13,6 +13,7 @@ mod chat;
 mod class;
 mod hands;
 mod moderation;
+mod polls;
 mod recording;
 mod schedule;
 mod session;
@@ -74,6 +75,8 @@ pub struct Room {
     class_started_at: Option<UnixMillis>,
     /// Everyone who has been in the room, for `attendance_get`.
     attendance: AttendanceTally,
+    /// The open poll, or the last one.
+    poll: Option<crate::poll::LivePoll>,
     outputs: VecDeque<Output>,
 }
 
@@ -157,6 +160,7 @@ impl Room {
             speak_all: mode == ClassMode::Seminar,
             class_started_at: (class_state == ClassState::Live).then_some(now),
             attendance: AttendanceTally::default(),
+            poll: None,
             outputs: VecDeque::new(),
         };
         // A room opened after moments of its schedule (a server restarted mid-class) is at once
@@ -245,7 +249,7 @@ impl Room {
         let chat = self
             .chat
             .visible_tail(self.config.snapshot_chat_len, |m| can_read(viewer, m));
-        Some(self.build_snapshot(chat))
+        Some(self.build_snapshot(chat, Some(viewer)))
     }
 
     /// One participant as everyone sees them.
@@ -437,6 +441,17 @@ impl Room {
             ClientMessage::CameraAllow { participant_id } => self.camera_allow(req, participant_id),
             ClientMessage::CameraStop { participant_id } => self.camera_stop(req, participant_id),
             ClientMessage::AttendanceGet => self.attendance_get(req),
+            ClientMessage::PollStart {
+                question,
+                options,
+                multiple,
+                anonymous,
+            } => self.poll_start(req, question, options, multiple, anonymous),
+            ClientMessage::PollAnswer { poll_id, choices } => {
+                self.poll_answer(req, poll_id, choices)
+            }
+            ClientMessage::PollEnd { poll_id } => self.poll_end(req, poll_id),
+            ClientMessage::PollShare { poll_id } => self.poll_share(req, poll_id),
         }
     }
 
@@ -647,7 +662,13 @@ impl Room {
         }
     }
 
-    fn build_snapshot(&self, chat: Vec<lectern_proto::ChatMessage>) -> Snapshot {
+    /// The room as `viewer` sees it with this chat; `None` stands for a student who has not
+    /// answered the current poll (see [`Room::poll_state_for`]).
+    fn build_snapshot(
+        &self,
+        chat: Vec<lectern_proto::ChatMessage>,
+        viewer: Option<&Participant>,
+    ) -> Snapshot {
         Snapshot {
             room_id: self.config.room_id.clone(),
             title: self.config.title.clone(),
@@ -670,6 +691,7 @@ impl Room {
             mode: self.mode,
             speak_all: self.speak_all,
             class_started_at: self.class_started_at,
+            poll: self.poll_state_for(viewer),
         }
     }
 }

@@ -96,6 +96,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../../web-client/quality.js"),
     ),
+    (
+        "/polls.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../web-client/polls.js"),
+    ),
 ];
 
 pub fn asset(path: &str) -> Response {

@@ -1,4 +1,4 @@
-//! Lectern's persistence: rooms, the chat log, attendance, moderation and class sessions;
+//! Lectern's persistence: rooms, the chat log, attendance, moderation, class sessions and polls;
 //! courses with their rosters and schedules, and admin API keys (see `courses.rs`).
 //!
 //! [`Store`] is the one seam between the server and a database. Today it is backed by SQLite (a
@@ -34,7 +34,7 @@
 
 use std::path::PathBuf;
 
-use lectern_proto::{ChatMessage, ParticipantId, Role, RoomId, Seq, UnixMillis};
+use lectern_proto::{ChatMessage, ParticipantId, PollId, Role, RoomId, Seq, UnixMillis};
 
 mod courses;
 mod recordings;
@@ -144,6 +144,45 @@ pub enum StoreOp {
     ClassStarted { at: UnixMillis },
     /// Staff ended the class: closes the open class session (nothing happens if none is open).
     ClassEnded { at: UnixMillis },
+    /// Staff opened a poll: one row keyed by `(room, poll.poll_id)`.
+    PollStarted {
+        poll: lectern_proto::Poll,
+        asked_by_name: String,
+    },
+    /// An answer. `voter` (id, name) and `at` are `None` for an anonymous poll: nothing that
+    /// names who answered is stored.
+    PollAnswered {
+        poll_id: PollId,
+        voter: Option<(ParticipantId, String)>,
+        choices: Vec<u32>,
+        at: Option<UnixMillis>,
+    },
+    /// The poll closed (nothing happens if it already had).
+    PollEnded { poll_id: PollId, at: UnixMillis },
+    /// Staff showed the results to the class (the first time counts).
+    PollShared { poll_id: PollId, at: UnixMillis },
+}
+
+/// A poll of a room, with its answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPoll {
+    pub poll: lectern_proto::Poll,
+    pub asked_by_name: String,
+    pub ended_at: Option<UnixMillis>,
+    pub shared_at: Option<UnixMillis>,
+    /// In the order given.
+    pub answers: Vec<StoredPollAnswer>,
+}
+
+/// One answer to a poll.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPollAnswer {
+    /// Id and name; `None` for an anonymous poll.
+    pub voter: Option<(ParticipantId, String)>,
+    /// Option indices, ascending.
+    pub choices: Vec<u32>,
+    /// `None` for an anonymous poll.
+    pub at: Option<UnixMillis>,
 }
 
 /// The moderation action that locks chat; [`LoadedRoom::chat_locked`] follows the latest of this
@@ -332,6 +371,21 @@ impl Store {
     ) -> Result<u64, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.close_open_class_session(room, at).await,
+        }
+    }
+
+    /// Every poll of the room with its answers, in the order they were asked.
+    pub async fn polls(&self, room: &RoomId) -> Result<Vec<StoredPoll>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.polls(room).await,
+        }
+    }
+
+    /// Ends the room's polls left open (a crash, or a restart: a new room task starts with no
+    /// poll) at `at` (never before they started). Returns how many it closed.
+    pub async fn close_open_polls(&self, room: &RoomId, at: UnixMillis) -> Result<u64, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.close_open_polls(room, at).await,
         }
     }
 

@@ -13,7 +13,7 @@ use tracing::{debug, info, warn};
 
 use crate::{
     ACTION_LOCK_CHAT, ACTION_UNLOCK_CHAT, AttendanceInterval, ClassSession, LoadedRoom,
-    ModerationEntry, StoreError, StoreOp, StoredChat, from_db, to_db,
+    ModerationEntry, StoreError, StoreOp, StoredChat, StoredPoll, StoredPollAnswer, from_db, to_db,
 };
 
 /// How long a statement waits for a lock held by another connection (or another process, such as
@@ -310,6 +310,77 @@ impl SqliteBackend {
             .collect()
     }
 
+    pub(crate) async fn polls(&self, room: &RoomId) -> Result<Vec<StoredPoll>, StoreError> {
+        let polls = sqlx::query(
+            "SELECT poll_id, question, options, multiple, anonymous, asked_by, asked_by_name, \
+             started_at, ended_at, shared_at FROM polls WHERE room_id = ? ORDER BY poll_id",
+        )
+        .bind(room.as_str())
+        .fetch_all(&self.reader)
+        .await?;
+        let answers = sqlx::query(
+            "SELECT poll_id, participant_id, name, choices, answered_at FROM poll_answers \
+             WHERE room_id = ? ORDER BY poll_id, id",
+        )
+        .bind(room.as_str())
+        .fetch_all(&self.reader)
+        .await?;
+        let mut out = Vec::with_capacity(polls.len());
+        for row in &polls {
+            let options: String = row.try_get("options")?;
+            let options: Vec<String> = serde_json::from_str(&options)
+                .map_err(|e| StoreError::Corrupt(format!("poll options: {e}")))?;
+            out.push(StoredPoll {
+                poll: lectern_proto::Poll {
+                    poll_id: from_db("poll id", row.try_get("poll_id")?)?,
+                    question: row.try_get("question")?,
+                    options,
+                    multiple: row.try_get("multiple")?,
+                    anonymous: row.try_get("anonymous")?,
+                    asked_by: ParticipantId(row.try_get("asked_by")?),
+                    started_at: from_db("started_at", row.try_get("started_at")?)?,
+                },
+                asked_by_name: row.try_get("asked_by_name")?,
+                ended_at: opt_from_db("ended_at", row.try_get("ended_at")?)?,
+                shared_at: opt_from_db("shared_at", row.try_get("shared_at")?)?,
+                answers: Vec::new(),
+            });
+        }
+        for row in &answers {
+            let poll_id = from_db("poll id", row.try_get("poll_id")?)?;
+            let choices: String = row.try_get("choices")?;
+            let choices: Vec<u32> = serde_json::from_str(&choices)
+                .map_err(|e| StoreError::Corrupt(format!("poll choices: {e}")))?;
+            let id: Option<String> = row.try_get("participant_id")?;
+            let name: Option<String> = row.try_get("name")?;
+            let answer = StoredPollAnswer {
+                voter: id.map(ParticipantId).zip(name),
+                choices,
+                at: opt_from_db("answered_at", row.try_get("answered_at")?)?,
+            };
+            if let Some(poll) = out.iter_mut().find(|p| p.poll.poll_id == poll_id) {
+                poll.answers.push(answer);
+            }
+        }
+        Ok(out)
+    }
+
+    pub(crate) async fn close_open_polls(
+        &self,
+        room: &RoomId,
+        at: UnixMillis,
+    ) -> Result<u64, StoreError> {
+        let closed = sqlx::query(
+            "UPDATE polls SET ended_at = MAX(started_at, ?) \
+             WHERE room_id = ? AND ended_at IS NULL",
+        )
+        .bind(to_db("time", at)?)
+        .bind(room.as_str())
+        .execute(&self.writer)
+        .await?;
+        Ok(closed.rows_affected())
+    }
+
     pub(crate) async fn class_sessions(
         &self,
         room: &RoomId,
@@ -491,6 +562,72 @@ async fn apply(conn: &mut SqliteConnection, room: &RoomId, op: &StoreOp) -> Resu
         }
         StoreOp::ClassEnded { at } => {
             close_open_class_session(conn, room, to_db("time", *at)?).await?;
+        }
+        StoreOp::PollStarted {
+            poll,
+            asked_by_name,
+        } => {
+            let options = serde_json::to_string(&poll.options)
+                .map_err(|e| StoreError::Corrupt(format!("poll options: {e}")))?;
+            sqlx::query(
+                "INSERT INTO polls (room_id, poll_id, question, options, multiple, anonymous, \
+                 asked_by, asked_by_name, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(room.as_str())
+            .bind(to_db("poll id", poll.poll_id)?)
+            .bind(&poll.question)
+            .bind(options)
+            .bind(poll.multiple)
+            .bind(poll.anonymous)
+            .bind(poll.asked_by.as_str())
+            .bind(asked_by_name)
+            .bind(to_db("time", poll.started_at)?)
+            .execute(&mut *conn)
+            .await
+            .map_err(|err| duplicate_or(err, "poll", room, poll.poll_id))?;
+        }
+        StoreOp::PollAnswered {
+            poll_id,
+            voter,
+            choices,
+            at,
+        } => {
+            let choices = serde_json::to_string(choices)
+                .map_err(|e| StoreError::Corrupt(format!("poll choices: {e}")))?;
+            sqlx::query(
+                "INSERT INTO poll_answers (room_id, poll_id, participant_id, name, choices, \
+                 answered_at) VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(room.as_str())
+            .bind(to_db("poll id", *poll_id)?)
+            .bind(voter.as_ref().map(|(id, _)| id.as_str()))
+            .bind(voter.as_ref().map(|(_, name)| name.as_str()))
+            .bind(choices)
+            .bind(at.map(|at| to_db("time", at)).transpose()?)
+            .execute(&mut *conn)
+            .await?;
+        }
+        StoreOp::PollEnded { poll_id, at } => {
+            sqlx::query(
+                "UPDATE polls SET ended_at = MAX(started_at, ?) \
+                 WHERE room_id = ? AND poll_id = ? AND ended_at IS NULL",
+            )
+            .bind(to_db("time", *at)?)
+            .bind(room.as_str())
+            .bind(to_db("poll id", *poll_id)?)
+            .execute(&mut *conn)
+            .await?;
+        }
+        StoreOp::PollShared { poll_id, at } => {
+            sqlx::query(
+                "UPDATE polls SET shared_at = ? \
+                 WHERE room_id = ? AND poll_id = ? AND shared_at IS NULL",
+            )
+            .bind(to_db("time", *at)?)
+            .bind(room.as_str())
+            .bind(to_db("poll id", *poll_id)?)
+            .execute(&mut *conn)
+            .await?;
         }
     }
     Ok(())

@@ -823,3 +823,130 @@ fn durability_acknowledged_batches_survive_sigkill() {
         store.close().await;
     });
 }
+
+fn poll(poll_id: u64, anonymous: bool) -> lectern_proto::Poll {
+    lectern_proto::Poll {
+        poll_id,
+        question: "Which method converges fastest?".into(),
+        options: vec!["Bisection".into(), "Newton ✓".into(), "Secant".into()],
+        multiple: true,
+        anonymous,
+        asked_by: pid("t"),
+        started_at: T0,
+    }
+}
+
+/// Polls are stored with their answers; an anonymous poll's answers keep no identity or time;
+/// ending and sharing keep their first time; a poll a crash left open is closed on load.
+#[tokio::test]
+async fn polls_round_trip_and_anonymous_answers_name_nobody() {
+    use lectern_store::{StoredPoll, StoredPollAnswer};
+    let (dir, store) = file_store().await;
+    let ops = vec![
+        StoreOp::PollStarted {
+            poll: poll(5, false),
+            asked_by_name: "Grace".into(),
+        },
+        StoreOp::PollAnswered {
+            poll_id: 5,
+            voter: Some((pid("s1"), "Ada".into())),
+            choices: vec![0, 2],
+            at: Some(T0 + 10),
+        },
+        StoreOp::PollAnswered {
+            poll_id: 5,
+            voter: Some((pid("s2"), "Alan".into())),
+            choices: vec![1],
+            at: Some(T0 + 20),
+        },
+        StoreOp::PollEnded {
+            poll_id: 5,
+            at: T0 + 30,
+        },
+        StoreOp::PollEnded {
+            poll_id: 5,
+            at: T0 + 99,
+        },
+        StoreOp::PollShared {
+            poll_id: 5,
+            at: T0 + 40,
+        },
+        StoreOp::PollStarted {
+            poll: poll(9, true),
+            asked_by_name: "Grace".into(),
+        },
+        StoreOp::PollAnswered {
+            poll_id: 9,
+            voter: None,
+            choices: vec![1],
+            at: None,
+        },
+    ];
+    store.write_batch(&room(), 10, &ops).await.unwrap();
+    let polls = store.polls(&room()).await.unwrap();
+    assert_eq!(
+        polls,
+        vec![
+            StoredPoll {
+                poll: poll(5, false),
+                asked_by_name: "Grace".into(),
+                ended_at: Some(T0 + 30),
+                shared_at: Some(T0 + 40),
+                answers: vec![
+                    StoredPollAnswer {
+                        voter: Some((pid("s1"), "Ada".into())),
+                        choices: vec![0, 2],
+                        at: Some(T0 + 10),
+                    },
+                    StoredPollAnswer {
+                        voter: Some((pid("s2"), "Alan".into())),
+                        choices: vec![1],
+                        at: Some(T0 + 20),
+                    },
+                ],
+            },
+            StoredPoll {
+                poll: poll(9, true),
+                asked_by_name: "Grace".into(),
+                ended_at: None,
+                shared_at: None,
+                answers: vec![StoredPollAnswer {
+                    voter: None,
+                    choices: vec![1],
+                    at: None,
+                }],
+            },
+        ]
+    );
+    // The anonymous answer's row holds no identity at all.
+    let raw = sqlx::SqlitePool::connect(&format!("{}?mode=ro", db_url(&dir)))
+        .await
+        .unwrap();
+    let row: (Option<String>, Option<String>, Option<i64>) = sqlx::query_as(
+        "SELECT participant_id, name, answered_at FROM poll_answers WHERE poll_id = 9",
+    )
+    .fetch_one(&raw)
+    .await
+    .unwrap();
+    assert_eq!(row, (None, None, None));
+    raw.close().await;
+
+    // The same poll id twice is refused, and the whole batch with it.
+    let again = StoreOp::PollStarted {
+        poll: poll(5, false),
+        asked_by_name: "Grace".into(),
+    };
+    assert!(matches!(
+        store.write_batch(&room(), 11, &[again]).await,
+        Err(StoreError::DuplicateSeq { what: "poll", .. })
+    ));
+
+    assert_eq!(store.close_open_polls(&room(), T0 + 500).await.unwrap(), 1);
+    let polls = store.polls(&room()).await.unwrap();
+    assert_eq!(polls[1].ended_at, Some(T0 + 500));
+    assert_eq!(
+        polls[0].ended_at,
+        Some(T0 + 30),
+        "an ended poll keeps its end"
+    );
+}

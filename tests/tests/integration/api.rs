@@ -15,21 +15,21 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A response: status, lowercase head, body.
 #[derive(Debug)]
-struct Reply {
-    status: u16,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
     head: String,
     /// The head as sent (header values keep their case).
     raw_head: String,
-    body: String,
+    pub(crate) body: String,
 }
 
 impl Reply {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
     }
 
     /// The stable error code of a JSON error body.
-    fn code(&self) -> String {
+    pub(crate) fn code(&self) -> String {
         self.json()["error"]["code"]
             .as_str()
             .unwrap_or("")
@@ -89,7 +89,7 @@ async fn read_reply(stream: &mut tokio::net::TcpStream) -> anyhow::Result<Reply>
 
 /// A JSON request: `key` (an API key or a join token) as the bearer token when given, `body`
 /// serialized, or no body at all when `None`.
-async fn call(
+pub(crate) async fn call(
     addr: SocketAddr,
     method: &str,
     path: &str,
@@ -102,13 +102,13 @@ async fn call(
 
 /// The server and an admin key created through the service layer (as `lectern apikey create`
 /// does), on a second handle to the server's database file.
-struct Api {
-    s: TestServer,
+pub(crate) struct Api {
+    pub(crate) s: TestServer,
     key: String,
 }
 
 impl Api {
-    async fn start() -> Api {
+    pub(crate) async fn start() -> Api {
         let s = TestServer::start().await;
         let store = Store::open(&s.server.config().store_url()).await.unwrap();
         let (_, key) = courses::create_api_key(&store, "tests", lectern_server::clock::wall_ms())
@@ -118,25 +118,25 @@ impl Api {
         Api { s, key }
     }
 
-    async fn get(&self, path: &str) -> Reply {
+    pub(crate) async fn get(&self, path: &str) -> Reply {
         call(self.s.addr, "GET", path, Some(&self.key), None)
             .await
             .unwrap()
     }
 
-    async fn send(&self, method: &str, path: &str, body: &Value) -> Reply {
+    pub(crate) async fn send(&self, method: &str, path: &str, body: &Value) -> Reply {
         call(self.s.addr, method, path, Some(&self.key), Some(body))
             .await
             .unwrap()
     }
 
-    async fn csv(&self, path: &str, body: &str) -> Reply {
+    pub(crate) async fn csv(&self, path: &str, body: &str) -> Reply {
         request(self.s.addr, "POST", path, Some(&self.key), "text/csv", body)
             .await
             .unwrap()
     }
 
-    async fn course(&self, id: &str) {
+    pub(crate) async fn course(&self, id: &str) {
         let r = self
             .send(
                 "POST",
@@ -207,7 +207,7 @@ async fn requests_without_an_api_key_are_refused() -> anyhow::Result<()> {
             probed += 1;
         }
     }
-    assert_eq!(probed, 24);
+    assert_eq!(probed, 25);
     for path in [
         "/courses",
         "/courses/{id}",
@@ -224,6 +224,7 @@ async fn requests_without_an_api_key_are_refused() -> anyhow::Result<()> {
         "/courses/{id}/recordings",
         "/recordings/{id}",
         "/recordings/{id}/download",
+        "/courses/{id}/sessions/{session_key}/polls",
     ] {
         assert!(
             paths.contains_key(path),
@@ -881,7 +882,7 @@ async fn session_attendance_merges_reconnects_and_the_transcript_has_the_chat() 
 
 /// A daily schedule whose session today started three minutes ago (Paris time), so its room is
 /// open now. Returns that session's key.
-async fn open_session(api: &Api, course: &str) -> anyhow::Result<String> {
+pub(crate) async fn open_session(api: &Api, course: &str) -> anyhow::Result<String> {
     let started = Timestamp::now()
         .checked_sub(SignedDuration::from_mins(3))?
         .in_tz("Europe/Paris")?;

@@ -11,6 +11,7 @@ mod history;
 mod http;
 mod lifecycle;
 mod media;
+mod polls;
 mod reconnect;
 mod recording;
 mod teaching;

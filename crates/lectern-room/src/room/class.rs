@@ -1,5 +1,5 @@
 //! The class lifecycle: start (the lobby is let in), admit one participant early, and end
-//! (students and observers are sent away, class-scoped state is cleared).
+//! (students and observers are sent away, class-scoped state is cleared, an open poll closes).
 
 use lectern_proto::{
     ChatTarget, ClassState, CloseReason, LeaveReason, ParticipantId, RecordingStopReason,
@@ -26,6 +26,7 @@ impl Room {
     pub(super) fn start_class(&mut self, now: UnixMillis, by: Option<ParticipantId>) -> Seq {
         self.class_state = ClassState::Live;
         self.class_started_at = Some(now);
+        self.forget_closed_poll();
         let admitted: Vec<ParticipantId> = self
             .roster
             .iter_mut()
@@ -79,6 +80,7 @@ impl Room {
     /// it. Returns the seq of the last event.
     pub(super) fn end_class(&mut self, now: UnixMillis, by: Option<ParticipantId>) -> Seq {
         self.stop_recording(now, None, RecordingStopReason::ClassEnded);
+        self.close_poll_at_class_end(now);
         self.class_state = ClassState::Ended;
         self.presenter = None;
         self.hands.clear();
@@ -127,7 +129,7 @@ impl Room {
             if !p.in_lobby {
                 in_class.push(conn);
             }
-            if p.is_staff() || p.in_lobby || parties.contains(id) {
+            if p.is_staff() || p.in_lobby || parties.contains(id) || self.answered_poll(id) {
                 own.push((id, conn));
             } else {
                 shared.push(conn);
@@ -137,7 +139,7 @@ impl Room {
             let chat = self.chat.visible_tail(self.config.snapshot_chat_len, |m| {
                 m.to == ChatTarget::Everyone
             });
-            let snapshot = self.build_snapshot(chat);
+            let snapshot = self.build_snapshot(chat, None);
             self.send(shared, None, ServerMessage::Snapshot { snapshot });
         }
         for (id, conn) in own {

@@ -21,7 +21,7 @@ impl Room {
         let chat = self
             .chat
             .visible_tail(self.config.snapshot_chat_len, |_| true);
-        self.build_snapshot(chat)
+        self.build_snapshot(chat, None)
     }
 
     /// True while the class is being recorded.

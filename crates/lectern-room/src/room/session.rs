@@ -100,6 +100,7 @@ impl Room {
             return;
         };
         let role = viewer.role;
+        let staff = viewer.is_staff();
         let in_class = !viewer.in_lobby;
         let welcome = |snapshot| ServerMessage::Welcome {
             protocol_version: PROTOCOL_VERSION,
@@ -131,6 +132,7 @@ impl Room {
                     replayed,
                 };
                 self.send(vec![conn], None, done);
+                self.poll_results_after_replay(conn, staff);
             }
             None => {
                 let message = welcome(self.snapshot_for(id));

@@ -6,6 +6,7 @@ mod chat;
 mod class;
 mod hands;
 mod join;
+mod polls;
 mod props;
 mod recording;
 mod replay;

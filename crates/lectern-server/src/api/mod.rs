@@ -47,8 +47,8 @@ type AppState = Arc<Shared>;
 #[openapi(
     info(
         title = "Lectern admin API",
-        description = "Courses, rosters, schedules, sessions, join links, attendance and \
-                       chat transcripts. \
+        description = "Courses, rosters, schedules, sessions, join links, attendance, \
+                       chat transcripts and polls. \
                        Authenticate with `Authorization: Bearer <api key>` \
                        (create keys with `lectern apikey create`)."
     ),
@@ -89,6 +89,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(feed_join))
         .routes(routes!(session_attendance))
         .routes(routes!(session_transcript))
+        .routes(routes!(session_polls))
         .routes(routes!(list_recordings))
         .routes(routes!(get_recording, delete_recording))
         .routes(routes!(download_recording))
@@ -117,8 +118,8 @@ pub struct ErrorBody {
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ErrorInfo {
-    /// Stable: `unauthorized`, `not_found`, `invalid_input`, `conflict`, `payload_too_large`,
-    /// `method_not_allowed`, `unsupported_media_type`, `internal`.
+    /// Stable: `unauthorized`, `forbidden`, `not_found`, `invalid_input`, `conflict`,
+    /// `payload_too_large`, `method_not_allowed`, `unsupported_media_type`, `internal`.
     pub code: String,
     pub message: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -146,6 +147,10 @@ impl ApiError {
 
     fn unauthorized(message: &str) -> ApiError {
         ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    fn forbidden(message: &str) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
     }
 
     fn not_found(message: &str) -> ApiError {
@@ -342,6 +347,7 @@ mod tests {
             "GET /feeds/{token}/join",
             "GET /courses/{id}/sessions/{session_key}/attendance",
             "GET /courses/{id}/sessions/{session_key}/transcript",
+            "GET /courses/{id}/sessions/{session_key}/polls",
             "GET /courses/{id}/recordings",
             "GET /recordings/{id}",
             "DELETE /recordings/{id}",

@@ -1,4 +1,4 @@
-//! Reports of a session: attendance and the chat transcript, as JSON or CSV/text.
+//! Reports of a session: attendance, the chat transcript (as JSON or CSV/text) and polls.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -8,8 +8,9 @@ use lectern_schedule::jiff::Timestamp;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::{AdminKey, ApiResult, AppState, ErrorBody};
-use crate::courses::{self, AttendanceReport, TranscriptEntry};
+use super::{AdminKey, ApiError, ApiResult, AppState, ErrorBody};
+use crate::courses::{self, AttendanceReport, PollReport, TranscriptEntry};
+use crate::room_name::RoomName;
 
 /// Whether the alternative to JSON is wanted: `?format=` if given, else the `Accept` header
 /// naming `mime`.
@@ -138,4 +139,77 @@ pub(super) async fn session_transcript(
     } else {
         Ok(Json(entries).into_response())
     }
+}
+
+/// Who reads a session's polls: an admin API key, or a course member's own join token (staff
+/// only; see [`session_polls`]).
+#[derive(Debug)]
+pub(super) enum SessionReader {
+    Admin,
+    Member { course: String, staff: bool },
+}
+
+impl axum::extract::FromRequestParts<AppState> for SessionReader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        shared: &AppState,
+    ) -> Result<Self, ApiError> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty());
+        let Some(token) = token else {
+            return Err(ApiError::unauthorized(
+                "an API key or a join token is required: Authorization: Bearer <key or token>",
+            ));
+        };
+        match shared.store.verify_api_key(token).await {
+            Ok(Some(_)) => return Ok(SessionReader::Admin),
+            Ok(None) => {}
+            Err(err) => return Err(courses::ServiceError::from(err).into()),
+        }
+        let (room, identity) = shared
+            .auth
+            .verify(token, None)
+            .map_err(|_| ApiError::unauthorized("invalid API key or join token"))?;
+        let course = RoomName::parse(room.as_str())
+            .map_or_else(|| room.as_str().to_owned(), |r| r.course().to_owned());
+        Ok(SessionReader::Member {
+            course,
+            staff: identity.role.is_staff(),
+        })
+    }
+}
+
+/// The polls of one session, oldest first, with their results: per option how many chose it
+/// and, unless the poll was anonymous, who chose what. Readable with an admin API key, or with
+/// the join token of an instructor or TA of the course (a student's or observer's token, or one
+/// for another course, gets 403).
+#[utoipa::path(get, path = "/courses/{id}/sessions/{session_key}/polls", tag = "sessions",
+    params(("id" = String, Path, description = "Course id"),
+           ("session_key" = String, Path, description = "Session key, e.g. `2026-09-01T10:00`")),
+    responses((status = 200, description = "The session's polls", body = Vec<PollReport>),
+              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(super) async fn session_polls(
+    reader: SessionReader,
+    State(s): State<AppState>,
+    Path((id, session_key)): Path<(String, String)>,
+) -> ApiResult<Json<Vec<PollReport>>> {
+    if let SessionReader::Member { course, staff } = &reader {
+        if *course != id {
+            return Err(ApiError::forbidden("this join token is for another course"));
+        }
+        if !staff {
+            return Err(ApiError::forbidden(
+                "only the course's staff may read its polls",
+            ));
+        }
+    }
+    Ok(Json(courses::polls(&s.store, &id, &session_key).await?))
 }

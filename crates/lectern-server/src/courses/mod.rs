@@ -27,6 +27,7 @@ pub mod attendance;
 pub mod demo;
 pub mod feeds;
 pub mod links;
+pub mod polls;
 pub mod roster;
 pub mod schedules;
 pub mod service;
@@ -43,6 +44,7 @@ pub use feeds::{
     FeedView, calendar, create_member_feed, feed_join_link, member_calendar, revoke_member_feed,
 };
 pub use links::{LinkRequest, LinkView, mint_link};
+pub use polls::{PollAnswerReport, PollOptionReport, PollReport, polls};
 pub use roster::{
     CourseClassMode, CourseView, ImportReport, MAX_IMPORT_ROWS, MemberView, NewCourse, RoleChange,
     add_member, change_role, create_course, get_course, import_roster, list_courses, list_members,

@@ -366,8 +366,8 @@ async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
     }
 }
 
-/// The room's stored state. Its row is made if new, and attendance intervals left open by a
-/// crash end now: nobody is connected to a new room task.
+/// The room's stored state. Its row is made if new, and attendance intervals and polls left open
+/// by a crash end now: nobody is connected to a new room task.
 async fn load(
     env: &RoomEnv,
     room_id: &RoomId,
@@ -376,6 +376,8 @@ async fn load(
     let now = env.clock.now_ms();
     env.store.ensure_room(room_id, title, now).await?;
     env.store.close_open_attendance(room_id, now).await?;
+    // A new room task has no open poll: one a crash or restart left open ends now.
+    env.store.close_open_polls(room_id, now).await?;
     let loaded = env
         .store
         .load_room(room_id, env.settings.room.snapshot_chat.max(1000))
@@ -450,5 +452,31 @@ fn store_op(record: &PersistRecord) -> StoreOp {
         },
         PersistRecord::ClassStarted { at } => StoreOp::ClassStarted { at: *at },
         PersistRecord::ClassEnded { at } => StoreOp::ClassEnded { at: *at },
+        PersistRecord::PollStarted {
+            poll,
+            asked_by_name,
+        } => StoreOp::PollStarted {
+            poll: poll.clone(),
+            asked_by_name: asked_by_name.clone(),
+        },
+        PersistRecord::PollAnswered {
+            poll_id,
+            voter,
+            choices,
+            at,
+        } => StoreOp::PollAnswered {
+            poll_id: *poll_id,
+            voter: voter.clone(),
+            choices: choices.clone(),
+            at: *at,
+        },
+        PersistRecord::PollEnded { poll_id, at } => StoreOp::PollEnded {
+            poll_id: *poll_id,
+            at: *at,
+        },
+        PersistRecord::PollShared { poll_id, at } => StoreOp::PollShared {
+            poll_id: *poll_id,
+            at: *at,
+        },
     }
 }
