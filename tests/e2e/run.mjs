@@ -583,9 +583,14 @@ async function main() {
       await page.evaluate(() => window.scrollTo(0, 0));
       // Tab from the roster row's first button to "Give stage", as a keyboard user would.
       const give = page.locator(`#roster button[data-action="stage_grant"][data-participant="${s.student1Id}"]`);
-      await page.locator(`#roster > li[data-participant="${s.student1Id}"] button`).first().focus();
       const onGive = () => give.evaluate((b) => b === document.activeElement);
-      for (let i = 0; i < 6 && !(await onGive()); i++) await page.keyboard.press('Tab');
+      // Again from the row's first button if the row was redrawn under the keys (a roster
+      // update between the focus and a Tab): a keyboard user would simply press Tab again.
+      await waitFor('"Give stage" focused by Tab from its row\'s first button', async () => {
+        await page.locator(`#roster > li[data-participant="${s.student1Id}"] button`).first().focus();
+        for (let i = 0; i < 6 && !(await onGive()); i++) await page.keyboard.press('Tab');
+        return onGive();
+      }, { timeout: 10_000 });
       const seen = await page.evaluate(() => {
         const button = document.activeElement;
         const inView = (e) => {
