@@ -191,6 +191,13 @@ impl Store {
         }
     }
 
+    /// What `member` has not read of one topic, as in [`TopicSummary::unread`].
+    pub async fn topic_unread(&self, topic: i64, member: &str) -> Result<u64, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.topic_unread(topic, member).await,
+        }
+    }
+
     /// The topic's replies, oldest first, deleted ones included (with empty bodies).
     pub async fn replies(&self, topic: i64) -> Result<Vec<Reply>, StoreError> {
         match &self.backend {
@@ -563,6 +570,20 @@ impl SqliteBackend {
         .fetch_one(&self.reader)
         .await?;
         from_db("unread", total)
+    }
+
+    async fn topic_unread(&self, topic: i64, member: &str) -> Result<u64, StoreError> {
+        let unread: Option<i64> = sqlx::query_scalar(&format!(
+            "SELECT {UNREAD} FROM board_topics t \
+             LEFT JOIN board_reads m ON m.topic_id = t.id AND m.member_id = ?3 \
+             WHERE t.id = ?1 AND ?2 IS NOT NULL"
+        ))
+        .bind(topic)
+        .bind(true)
+        .bind(member)
+        .fetch_optional(&self.reader)
+        .await?;
+        from_db("unread", unread.unwrap_or(0))
     }
 
     async fn replies(&self, topic: i64) -> Result<Vec<Reply>, StoreError> {

@@ -27,6 +27,7 @@ use utoipa_axum::routes;
 use crate::courses::{ErrorDetail, ServiceError};
 use crate::shared::Shared;
 
+pub mod board_routes;
 mod course_routes;
 mod feeds;
 mod recording_routes;
