@@ -62,7 +62,9 @@ cat >"$work/seeded.toml" <<TOML
 "path.course" = "algebra"
 TOML
 # The member API: an instructor's join token (the first line `lectern link` prints).
-member_token="$("$lectern" link --course algebra --member grace 2>/dev/null | head -n 1)"
+# (Read whole, not through `head`: a closed pipe would make the CLI fail under pipefail.)
+link_output="$("$lectern" link --course algebra --member grace 2>/dev/null)"
+member_token="${link_output%%$'\n'*}"
 [[ -n "$member_token" ]] || { echo "schemathesis.sh: could not mint a join token" >&2; exit 1; }
 
 run() {
