@@ -573,6 +573,7 @@ impl SqliteBackend {
     }
 
     async fn topic_unread(&self, topic: i64, member: &str) -> Result<u64, StoreError> {
+        // UNREAD names the reader ?3; ?2 is bound (to true) only to keep the numbering whole.
         let unread: Option<i64> = sqlx::query_scalar(&format!(
             "SELECT {UNREAD} FROM board_topics t \
              LEFT JOIN board_reads m ON m.topic_id = t.id AND m.member_id = ?3 \

@@ -119,7 +119,8 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ErrorInfo {
     /// Stable: `unauthorized`, `not_found`, `invalid_input`, `conflict`, `payload_too_large`,
-    /// `method_not_allowed`, `unsupported_media_type`, `internal`.
+    /// `method_not_allowed`, `unsupported_media_type`, `internal`; in the member API also
+    /// `forbidden`, `locked` (a locked board topic) and `deleted` (a deleted board post).
     pub code: String,
     pub message: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
