@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Property-based tests of the admin REST API with schemathesis, against its own OpenAPI document:
-# no 5xx for any generated input, and every response matches the documented schema.
+# Property-based tests of the admin REST API (/api/v1) and the member API (/course/v1, the course
+# board) with schemathesis, each against its own OpenAPI document: no 5xx for any generated input,
+# and every response matches the documented schema.
 #
 # Builds target/debug/lectern (in $CARGO_TARGET_DIR when set), makes a Python venv under
 # target/schemathesis-venv with a pinned schemathesis, starts the server on 127.0.0.1 (any port)
 # with a temporary data dir and an API key created by `lectern apikey create` on that data dir,
-# runs schemathesis, stops the server. Exits non-zero if schemathesis finds a failure.
+# runs schemathesis, stops the server. The member API is called with an instructor's join token
+# minted by `lectern link`; its event stream (which never ends by itself) is left out. Exits non-zero if schemathesis finds a failure.
 #
 # Bounded: SCHEMATHESIS_MAX_EXAMPLES cases per operation (default 20), the whole run killed after
 # SCHEMATHESIS_TIMEOUT seconds (default 600). Extra arguments are passed to `schemathesis run`.
@@ -57,14 +59,23 @@ cat >"$work/seeded.toml" <<TOML
 "path.id" = "algebra"
 "path.member" = "ada"
 "path.session_key" = "$(date -u -d yesterday +%F)T10:00"
+"path.course" = "algebra"
 TOML
+# The member API: an instructor's join token (the first line `lectern link` prints).
+# (Read whole, not through `head`: a closed pipe would make the CLI fail under pipefail.)
+link_output="$("$lectern" link --course algebra --member grace 2>/dev/null)"
+member_token="${link_output%%$'\n'*}"
+[[ -n "$member_token" ]] || { echo "schemathesis.sh: could not mint a join token" >&2; exit 1; }
 
 run() {
+    local api="$1" auth="$2"
+    shift 2
     # From the temporary dir: schemathesis keeps a cache (.schemathesis/) in its working dir.
     (cd "$work" && timeout --signal=INT --kill-after=30 "$TIME_LIMIT" \
-        "$venv/bin/schemathesis" "$@" run "$base/api/v1/openapi.json" \
-        --url "$base/api/v1" \
-        --header "Authorization: Bearer $key" \
+        "$venv/bin/schemathesis" "$@" run "$base/$api/openapi.json" \
+        --url "$base/$api" \
+        --header "Authorization: Bearer $auth" \
+        --exclude-path-regex '/board/events$' \
         --checks not_a_server_error,response_schema_conformance \
         --max-examples "$MAX_EXAMPLES" \
         --request-timeout 10 \
@@ -74,11 +85,19 @@ run() {
 }
 extra=("$@")
 status=0
-echo "schemathesis.sh: pass 1 of 2: generated path parameters"
-run || status=$?
+echo "schemathesis.sh: pass 1 of 4: admin API, generated path parameters"
+run api/v1 "$key" || status=$?
 if [[ "$status" -eq 0 ]]; then
-    echo "schemathesis.sh: pass 2 of 2: path parameters of the seeded course (algebra, ada)"
-    run --config-file "$work/seeded.toml" || status=$?
+    echo "schemathesis.sh: pass 2 of 4: admin API, path parameters of the seeded course (algebra, ada)"
+    run api/v1 "$key" --config-file "$work/seeded.toml" || status=$?
+fi
+if [[ "$status" -eq 0 ]]; then
+    echo "schemathesis.sh: pass 3 of 4: member API, generated path parameters"
+    run course/v1 "$member_token" || status=$?
+fi
+if [[ "$status" -eq 0 ]]; then
+    echo "schemathesis.sh: pass 4 of 4: member API, the seeded course's board (as grace)"
+    run course/v1 "$member_token" --config-file "$work/seeded.toml" || status=$?
 fi
 
 if server_panicked schemathesis.sh; then

@@ -370,3 +370,64 @@ export const POLL_STRINGS = {
     invalid_choice: 'That answer does not fit the poll.',
   },
 };
+
+/** The course board page (course.js). */
+export const COURSE_STRINGS = {
+  pageTitle: 'Course board',
+  loading: 'Loading the course board…',
+  /** @param {string} course */
+  title: (course) => `Course board: ${course}`,
+  /** @param {string} name @param {string} role */
+  who: (name, role) => `Signed in as ${name} (${role})`,
+  /** @param {number} n */
+  unreadTotal: (n) => (n === 0 ? 'Nothing unread' : n === 1 ? '1 unread post' : `${n} unread posts`),
+  topicsHeading: 'Topics',
+  topicsEmpty: 'No topics yet. Start one with the form.',
+  moreTopics: 'More topics',
+  searchLabel: 'Search the board',
+  searchButton: 'Search',
+  searchHeading: 'Search results',
+  searchEmpty: 'Nothing found.',
+  newTopicHeading: 'New topic',
+  titleLabel: 'Title',
+  bodyLabel: 'Message',
+  privateLabel: 'Ask the staff privately (only staff will see it)',
+  postTopic: 'Post topic',
+  back: '← All topics',
+  repliesHeading: 'Replies',
+  replyLabel: 'Your reply',
+  postReply: 'Post reply',
+  lockedNote: 'This topic is locked: only staff may reply.',
+  pinned: 'Pinned',
+  locked: 'Locked',
+  private: 'Private',
+  deletedTopic: 'This topic was deleted.',
+  deletedReply: 'This reply was deleted.',
+  /** @param {number} n */
+  unread: (n) => `${n} new`,
+  /** @param {string} name @param {string} when @param {number} replies */
+  topicMeta: (name, when, replies) => `${name} · ${when} · ${replies === 1 ? '1 reply' : `${replies} replies`}`,
+  /** @param {string} name @param {string} when */
+  postMeta: (name, when) => `${name} · ${when}`,
+  edited: ' (edited)',
+  /** @param {string} name @param {string} session */
+  fromClass: (name, session) => (session ? `Asked by ${name} in class ${session}` : `Asked by ${name} in class`),
+  pin: 'Pin',
+  unpin: 'Unpin',
+  lock: 'Lock',
+  unlock: 'Unlock',
+  deleteTopic: 'Delete topic',
+  deleteReply: 'Delete reply',
+  confirmDelete: 'Delete this post? Its text will be gone for everyone.',
+  /** @param {string} name */
+  announceReply: (name) => `New reply from ${name}`,
+  /** @param {string} title */
+  announceTopic: (title) => `New topic: ${title}`,
+  linkMissing: 'This page needs your course link. Open the link from your course again.',
+  unauthorized: 'Your course link is not valid or has expired. Open the link from your course again.',
+  forbidden: 'Your link is for another course.',
+  notFound: 'This course or post does not exist.',
+  networkError: 'The server could not be reached. Check your connection and try again.',
+  /** @param {number} status */
+  serverError: (status) => `The request failed (error ${status}). Try again later.`,
+};

@@ -15,6 +15,7 @@
 
 mod api;
 pub mod auth;
+pub mod board;
 pub mod clock;
 pub mod config;
 mod conn;

@@ -310,6 +310,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/metrics", get(metrics))
         .nest("/api/v1", crate::api::router())
         .nest("/replay/v1", crate::api::replay_routes::router())
+        .nest("/course/v1", crate::api::board_routes::router())
         .fallback(get(static_asset))
         .layer(axum::middleware::from_fn(crate::web::security_headers))
         .with_state(shared)

@@ -30,6 +30,8 @@ pub struct Shared {
     pub clock: Arc<Clock>,
     /// One-file exports of recordings running now.
     pub exports: Arc<crate::recordings::export::ExportJobs>,
+    /// Live updates of the course boards to their open pages.
+    pub board: crate::board::BoardHub,
     /// Cloned by every task; dropped at shutdown so we can wait for all tasks to end.
     done: std::sync::Mutex<Option<mpsc::Sender<()>>>,
     ready: AtomicBool,
@@ -66,6 +68,7 @@ impl Shared {
             media: parts.media,
             clock: parts.clock,
             exports: parts.exports,
+            board: crate::board::BoardHub::default(),
             done: std::sync::Mutex::new(Some(parts.done)),
             ready: AtomicBool::new(true),
         }

@@ -57,6 +57,21 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../../web-client/replay-model.js"),
     ),
     (
+        "/course.html",
+        "text/html; charset=utf-8",
+        include_str!("../../../web-client/course.html"),
+    ),
+    (
+        "/course.css",
+        "text/css; charset=utf-8",
+        include_str!("../../../web-client/course.css"),
+    ),
+    (
+        "/course.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../web-client/course.js"),
+    ),
+    (
         "/media.js",
         "text/javascript; charset=utf-8",
         include_str!("../../../web-client/media.js"),

@@ -1,5 +1,6 @@
 //! Lectern's persistence: rooms, the chat log, attendance, moderation, class sessions and polls;
-//! courses with their rosters and schedules, and admin API keys (see `courses.rs`).
+//! courses with their rosters and schedules, and admin API keys (see `courses.rs`); the course
+//! discussion board (see `board.rs`).
 //!
 //! [`Store`] is the one seam between the server and a database. Today it is backed by SQLite (a
 //! file by default, or memory for tests); PostgreSQL, for multi-node deployments, will be a second
@@ -36,10 +37,15 @@ use std::path::PathBuf;
 
 use lectern_proto::{ChatMessage, ParticipantId, PollId, Role, RoomId, Seq, UnixMillis};
 
+mod board;
 mod courses;
 mod recordings;
 mod sqlite;
 
+pub use board::{
+    BoardAuthor, BoardReader, MAX_SEARCH_TERMS, NewTopic, Reply, SearchHit, Topic, TopicSource,
+    TopicSummary, search_query,
+};
 pub use courses::{ApiKey, Course, CourseMember, StoredSchedule, hash_api_key};
 pub use recordings::{Recording, RecordingState, RecordingUpdate};
 
@@ -87,6 +93,12 @@ pub enum StoreError {
     /// A course, member, schedule or key with this id already exists.
     #[error("{what} {id:?} already exists")]
     Conflict { what: &'static str, id: String },
+    /// A board post that is deleted cannot be edited, flagged or replied to.
+    #[error("{what} {id} is deleted")]
+    Deleted { what: &'static str, id: i64 },
+    /// A board topic is locked: only staff may reply.
+    #[error("topic {0} is locked")]
+    TopicLocked(i64),
     #[error("{what} with seq {seq} is already stored in room {room}")]
     DuplicateSeq {
         what: &'static str,

@@ -4,6 +4,7 @@
 mod api;
 mod auth;
 mod bad_input;
+mod board;
 mod bots;
 mod class;
 mod durability;

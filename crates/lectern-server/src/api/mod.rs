@@ -27,6 +27,7 @@ use utoipa_axum::routes;
 use crate::courses::{ErrorDetail, ServiceError};
 use crate::shared::Shared;
 
+pub mod board_routes;
 mod course_routes;
 mod feeds;
 mod recording_routes;
@@ -119,7 +120,8 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ErrorInfo {
     /// Stable: `unauthorized`, `forbidden`, `not_found`, `invalid_input`, `conflict`,
-    /// `payload_too_large`, `method_not_allowed`, `unsupported_media_type`, `internal`.
+    /// `payload_too_large`, `method_not_allowed`, `unsupported_media_type`, `internal`; in the
+    /// member API also `locked` (a locked board topic) and `deleted` (a deleted board post).
     pub code: String,
     pub message: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
