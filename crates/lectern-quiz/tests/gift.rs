@@ -379,3 +379,18 @@ fn imported_questions_make_a_valid_quiz() {
     let back: lectern_quiz::Quiz = serde_json::from_str(&json).unwrap();
     assert_eq!(back, quiz);
 }
+
+#[test]
+fn the_gift_example_in_the_docs_imports() {
+    let doc = include_str!("../../../docs/QUIZZES.md");
+    let section = &doc[doc.find("## Importing GIFT").unwrap()..];
+    let start = section.find("```\n").unwrap() + 4;
+    let end = start + section[start..].find("```").unwrap();
+    let questions = gift::parse(&section[start..end]).unwrap();
+    assert_eq!(questions.len(), 9);
+    assert_eq!(questions[0].title.as_deref(), Some("Capitals"));
+    assert!(matches!(
+        questions[1].kind,
+        QuestionKind::MultipleChoice { .. }
+    ));
+}
