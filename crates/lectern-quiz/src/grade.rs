@@ -305,15 +305,17 @@ pub fn numeric_matches(range: &NumericRange, x: f64) -> bool {
 }
 
 /// The form short-text answers are compared in: Unicode NFC, leading and trailing whitespace
-/// removed, inner runs of whitespace made one space, and (unless `case_sensitive`) lower case.
+/// removed, inner runs of whitespace made one space, and (unless `case_sensitive`) case folded.
+/// Folding is upper case then lower case, which approximates Unicode full case folding with
+/// the standard library: "ß", "SS" and "ss" match, and so do "ς", "Σ" and "σ".
 pub fn normalise(text: &str, case_sensitive: bool) -> String {
     let nfc: String = text.nfc().collect();
     let collapsed = nfc.split_whitespace().collect::<Vec<_>>().join(" ");
     if case_sensitive {
         collapsed
     } else {
-        // Lower case can change a string's composition (e.g. 'İ'): normalise once more.
-        collapsed.to_lowercase().nfc().collect()
+        // Changing case can change a string's composition (e.g. 'İ'): normalise once more.
+        collapsed.to_uppercase().to_lowercase().nfc().collect()
     }
 }
 

@@ -29,7 +29,7 @@
 //! - Numeric: accepted intervals (value ± tolerance, or min..max), bounds included, with a
 //!   relative slack of 1e-9 for decimal rounding; the best-weighted matching answer counts.
 //! - Short text: compared after [`normalise`] (NFC, trimmed, inner whitespace collapsed,
-//!   lower case unless the question is case-sensitive); the best-weighted match counts.
+//!   case folded unless the question is case-sensitive); the best-weighted match counts.
 
 mod error;
 pub mod gift;
