@@ -487,3 +487,33 @@ fn case_folding_matches_sharp_s_and_final_sigma() {
     assert_eq!(normalise("οδος", false), normalise("οδοσ", false));
     assert_ne!(normalise("Straße", true), normalise("STRASSE", true));
 }
+
+#[test]
+fn submissions_and_results_in_json() {
+    let quiz = sample();
+    let answers: Vec<QuestionAnswer> = serde_json::from_str(
+        r#"[{"question": "single", "type": "single_choice", "choice": 0},
+            {"question": "multi", "type": "multiple_choice", "choices": [0, 1]},
+            {"question": "pi", "type": "numeric", "value": 3},
+            {"question": "author", "type": "short_text", "text": " william shakespeare"}]"#,
+    )
+    .unwrap();
+    let attempt = grade(&quiz, &answers).unwrap();
+    assert_eq!(attempt.score, 7.0);
+    let json = serde_json::to_value(&attempt).unwrap();
+    assert_eq!(
+        json["questions"][2],
+        serde_json::json!({
+            "question": "pi", "score": 1.0, "max": 2.0, "outcome": "partial",
+            "explanation": "Why pi", "feedback": ["Roughly"],
+            "solution": {"type": "numeric", "accepted": [{"value": 3.14, "tolerance": 0.01}]}
+        })
+    );
+    // A number sent as a string is refused when decoding, before grading.
+    assert!(
+        serde_json::from_str::<QuestionAnswer>(
+            r#"{"question": "pi", "type": "numeric", "value": "3"}"#
+        )
+        .is_err()
+    );
+}
