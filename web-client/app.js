@@ -1154,6 +1154,12 @@ function main() {
   if (!claims) return showError(STRINGS.linkInvalid, true);
   if (claims.exp * 1000 <= Date.now()) return showError(STRINGS.linkExpired, true);
   sessionStorage.setItem(TOKEN_KEY, token);
+  // A course session's room (`course.session`): its members have a course home.
+  if (claims.room.includes('.')) {
+    const home = /** @type {HTMLAnchorElement} */ ($('course-home'));
+    home.href = `/course.html#token=${encodeURIComponent(token)}`;
+    home.hidden = false;
+  }
   me.name = claims.name;
   // Staff see the camera and microphone panel first; the class connects meanwhile.
   if (claims.role && isStaffRole(claims.role)) {

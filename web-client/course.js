@@ -1,14 +1,18 @@
 // @ts-check
 /**
- * The course board page (`/course.html#token=<join token>`, optionally `?course=<id>`): the
- * course's topics with unread counts, one topic with its replies, new topics and replies,
+ * The course home (`/course.html#token=<join token>`, optionally `?course=<id>`): the next class
+ * (with a "Join class" link once its lobby is open), past classes (the student's own attendance,
+ * or the counts and the attendance list for staff; recordings to watch), and the course board:
+ * the course's topics with unread counts, one topic with its replies, new topics and replies,
  * search, and live updates over Server-Sent Events (`EventSource` on the list's `events_url`).
- * It talks to the member API, `/course/v1/courses/<course>/board/...` (docs/API.md, "Board
- * API"), with the member's own join token. User text goes in through textContent only.
+ * It talks to the member API, `/course/v1/courses/<course>/...` (docs/API.md, "Member API"),
+ * with the member's own join token. User text goes in through textContent only.
  *
- * For tests: the page root carries `data-state` (loading, ready, error) and `data-live` (open
- * once the event stream said `ready`); each listed topic its `data-topic-id` and
- * `data-unread`; each reply its `data-reply-id`.
+ * For tests: the page root carries `data-state` (loading, ready, error), `data-home` (ready once
+ * the classes are drawn) and `data-live` (open once the event stream said `ready`); the next
+ * class panel its `data-state` (none, upcoming, lobby_open, live); each past class its
+ * `data-session`; each listed topic its `data-topic-id` and `data-unread`; each reply its
+ * `data-reply-id`.
  */
 import { $, make } from './dom.js';
 import { COURSE_STRINGS as S, STRINGS } from './strings.js';
@@ -28,6 +32,15 @@ import { COURSE_STRINGS as S, STRINGS } from './strings.js';
  * @typedef {{topic: Topic, replies: Reply[], unread: number}} Thread
  * @typedef {{topic_id: number, reply_id: number | null, title: string, excerpt: string}} Hit
  * @typedef {{ok: boolean, status: number, body: any}} Answer
+ * @typedef {{session_key: string, start: string, end: string, lobby_opens_at: string,
+ *   closes_at: string, state: 'upcoming' | 'lobby_open' | 'live', join_url: string | null}} NextSession
+ * @typedef {{id: string, title: string, started_at: string, duration_ms: number, replay_url: string}} HomeRecording
+ * @typedef {{present: number, late: number, absent: number}} Counts
+ * @typedef {{session_key: string, start: string, end: string, your_attendance: string | null,
+ *   attendance_counts: Counts | null, recordings: HomeRecording[]}} PastSession
+ * @typedef {{course: {id: string, title: string, timezone: string}, viewer: Viewer,
+ *   next_session: NextSession | null, past_sessions: PastSession[], past_has_more: boolean}} Home
+ * @typedef {{member_id: string, name: string, status: string, minutes_present: number}} Attendee
  */
 
 /** This page's own key: the class page's token stays the class page's. */
@@ -36,6 +49,9 @@ const PAGE = 50;
 const MAX_TOPICS = 100;
 /** Live changes arriving together reload the list once. */
 const RELOAD_DELAY_MS = 150;
+/** How often the next class is checked (its lobby opening, its end). */
+const HOME_REFRESH_MS = 30_000;
+const PAST_PAGE = 10;
 
 const root = document.documentElement;
 const state = {
@@ -51,6 +67,12 @@ const state = {
   events: null,
   /** @type {ReturnType<typeof setTimeout> | undefined} */
   reloadTimer: undefined,
+  /** The course's timezone, for dates. */
+  timezone: 'UTC',
+  /** The next class's key and state as last drawn. */
+  nextShown: '',
+  /** Past classes shown. */
+  pastShown: 0,
 };
 
 // ---- Talking to the server ------------------------------------------------------------------
@@ -84,16 +106,30 @@ function boardUrl(rest) {
 }
 
 /**
- * One request to the member API. Never throws: a network failure is status 0.
+ * One request to the board's part of the member API.
  * @param {string} method @param {string} rest @param {unknown} [body]
  * @returns {Promise<Answer>}
  */
-async function api(method, rest, body) {
+function api(method, rest, body) {
+  return memberApi(method, boardUrl(rest), body);
+}
+
+/** @param {string} rest the path after the course */
+function courseUrl(rest) {
+  return `/course/v1/courses/${encodeURIComponent(state.course)}${rest}`;
+}
+
+/**
+ * One request to the member API. Never throws: a network failure is status 0.
+ * @param {string} method @param {string} url @param {unknown} [body]
+ * @returns {Promise<Answer>}
+ */
+async function memberApi(method, url, body) {
   /** @type {Record<string, string>} */
   const headers = { Authorization: `Bearer ${state.token}` };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   try {
-    const response = await fetch(boardUrl(rest), {
+    const response = await fetch(url, {
       method,
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
@@ -133,7 +169,7 @@ function showError(text) {
 /** The page cannot work: say why, and stay so. @param {string} text */
 function fail(text) {
   $('page-loading').hidden = true;
-  $('board').hidden = true;
+  $('home').hidden = true;
   showError(text);
   root.dataset.state = 'error';
 }
@@ -147,6 +183,150 @@ function announce(text) {
 function when(iso) {
   const date = new Date(iso);
   return Number.isNaN(date.getTime()) ? '' : date.toLocaleString([], { dateStyle: 'medium', timeStyle: 'short' });
+}
+
+// ---- The classes: next and past -------------------------------------------------------------
+
+/**
+ * A date and time in the viewer's locale and the course's timezone.
+ * @param {string} iso @param {Intl.DateTimeFormatOptions} [style]
+ */
+function courseTime(iso, style = { dateStyle: 'full', timeStyle: 'short' }) {
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return '';
+  try {
+    return date.toLocaleString([], { ...style, timeZone: state.timezone });
+  } catch {
+    // A timezone this browser does not know: the viewer's own.
+    return date.toLocaleString([], style);
+  }
+}
+
+/** Load the home: the course, the next class and the first past classes. */
+async function loadHome() {
+  const answer = await memberApi('GET', courseUrl(`/home?past_limit=${PAST_PAGE}`));
+  if (!answer.ok) {
+    if (!state.viewer) return fail(refusal(answer));
+    return showError(refusal(answer));
+  }
+  const home = /** @type {Home} */ (answer.body);
+  state.timezone = home.course.timezone;
+  $('course-title').textContent = home.course.title;
+  document.title = `${home.course.title} · ${STRINGS.appName}`;
+  if (!state.viewer) {
+    state.viewer = home.viewer;
+    $('course-who').textContent = S.who(home.viewer.name, home.viewer.role);
+  }
+  drawNext(home.next_session);
+  $('past-list').replaceChildren(...home.past_sessions.map(pastItem));
+  state.pastShown = home.past_sessions.length;
+  $('past-empty').hidden = home.past_sessions.length > 0;
+  $('more-past').hidden = !home.past_has_more;
+  $('page-loading').hidden = true;
+  $('home').hidden = false;
+  root.dataset.home = 'ready';
+  setTimeout(refreshNext, HOME_REFRESH_MS);
+}
+
+/** Check the next class again (its lobby opens, it ends); past classes stay as drawn. */
+async function refreshNext() {
+  const answer = await memberApi('GET', courseUrl('/home?past_limit=1'));
+  if (answer.ok) drawNext(/** @type {Home} */ (answer.body).next_session);
+  setTimeout(refreshNext, HOME_REFRESH_MS);
+}
+
+/** @param {NextSession | null} next */
+function drawNext(next) {
+  const panel = $('next-panel');
+  const join = /** @type {HTMLAnchorElement} */ ($('join-link'));
+  const shown = next ? `${next.session_key} ${next.state}` : 'none';
+  // Tell a screen reader when the lobby of the class on the page opens (not on first load).
+  if (state.nextShown && next?.join_url && state.nextShown === `${next.session_key} upcoming`) announce(S.announceLobby);
+  state.nextShown = shown;
+  panel.dataset.state = next ? next.state : 'none';
+  if (!next) {
+    $('next-when').textContent = S.nextNone;
+    $('next-status').textContent = '';
+    join.hidden = true;
+    return;
+  }
+  $('next-when').textContent = S.inZone(courseTime(next.start), state.timezone);
+  if (next.join_url) {
+    $('next-status').textContent = next.state === 'live' ? S.live : S.lobbyOpen;
+    join.href = next.join_url;
+    join.hidden = false;
+  } else {
+    $('next-status').textContent = S.lobbyOpens(courseTime(next.lobby_opens_at, { timeStyle: 'short' }));
+    join.removeAttribute('href');
+    join.hidden = true;
+  }
+}
+
+/** @param {PastSession} session */
+function pastItem(session) {
+  const li = make('li');
+  li.dataset.session = session.session_key;
+  const date = courseTime(session.start, { dateStyle: 'medium', timeStyle: 'short' });
+  li.append(make('span', 'past-date', date));
+  // A pause for screen readers between the parts the layout spaces apart.
+  const pause = () => make('span', 'visually-hidden', '. ');
+  if (session.your_attendance) li.append(pause(), make('span', 'muted-text', S.yourAttendance[session.your_attendance] ?? session.your_attendance));
+  const counts = session.attendance_counts;
+  if (counts) li.append(pause(), make('span', 'muted-text past-counts', S.counts(counts.present, counts.late, counts.absent)));
+  session.recordings.forEach((recording, i) => {
+    const link = /** @type {HTMLAnchorElement} */ (make('a', 'recording-link', S.watchRecording(i + 1, session.recordings.length)));
+    link.href = recording.replay_url;
+    if (session.recordings.length === 1) link.setAttribute('aria-label', S.watchRecordingOf(date));
+    li.append(link);
+  });
+  if (counts) {
+    const button = /** @type {HTMLButtonElement} */ (make('button', 'small', S.attendanceList));
+    button.type = 'button';
+    button.dataset.attendance = session.session_key;
+    button.setAttribute('aria-expanded', 'false');
+    button.setAttribute('aria-label', S.attendanceListOf(date));
+    li.append(button);
+  }
+  return li;
+}
+
+/** More past classes, older ones after those shown. */
+async function morePast() {
+  const answer = await memberApi('GET', courseUrl(`/home?past_limit=${PAST_PAGE}&past_offset=${state.pastShown}`));
+  if (!answer.ok) return showError(refusal(answer));
+  const home = /** @type {Home} */ (answer.body);
+  const items = home.past_sessions.map(pastItem);
+  $('past-list').append(...items);
+  state.pastShown += items.length;
+  $('more-past').hidden = !home.past_has_more;
+  // Keep the keyboard where the new rows are.
+  const first = items[0]?.querySelector('a, button');
+  if (first instanceof HTMLElement) first.focus();
+}
+
+/** Show or hide one past class's attendance list (staff). @param {MouseEvent} event */
+async function onPastClick(event) {
+  const button = event.target instanceof Element ? event.target.closest('button[data-attendance]') : null;
+  if (!(button instanceof HTMLButtonElement)) return;
+  const li = /** @type {HTMLElement} */ (button.closest('li'));
+  const open = li.querySelector('.attendance-list');
+  if (open) {
+    open.remove();
+    button.setAttribute('aria-expanded', 'false');
+    return;
+  }
+  const key = button.dataset.attendance ?? '';
+  const answer = await memberApi('GET', courseUrl(`/sessions/${encodeURIComponent(key)}/attendance`));
+  if (!answer.ok) return showError(refusal(answer));
+  showError('');
+  const attendees = /** @type {Attendee[]} */ (answer.body.attendees);
+  const list = make('ul', 'attendance-list');
+  list.id = `attendance-${key.replace(/[^A-Za-z0-9-]/g, '-')}`;
+  list.append(...attendees.map((a) => make('li', '', S.attendee(a.name, S.status[a.status] ?? a.status, a.minutes_present))));
+  if (!attendees.length) list.append(make('li', 'muted-text', S.attendanceEmpty));
+  li.append(list);
+  button.setAttribute('aria-controls', list.id);
+  button.setAttribute('aria-expanded', 'true');
 }
 
 // ---- The topic list --------------------------------------------------------------------------
@@ -168,7 +348,7 @@ async function loadTopics() {
   $('more-topics').hidden = !list.has_more || state.limit >= MAX_TOPICS;
   if (!state.events) listen(list.events_url);
   $('page-loading').hidden = true;
-  $('board').hidden = false;
+  $('home').hidden = false;
   root.dataset.state = 'ready';
 }
 
@@ -446,6 +626,8 @@ function start() {
   if (!state.course) return fail(S.linkMissing);
   $('course-title').textContent = S.title(state.course);
   document.title = `${S.title(state.course)} · ${STRINGS.appName}`;
+  $('past-list').addEventListener('click', onPastClick);
+  $('more-past').addEventListener('click', morePast);
 
   $('new-topic').addEventListener('submit', postTopic);
   $('reply-form').addEventListener('submit', postReply);
@@ -459,6 +641,7 @@ function start() {
     state.limit = Math.min(state.limit + PAGE, MAX_TOPICS);
     loadTopics();
   });
+  loadHome();
   loadTopics();
 }
 

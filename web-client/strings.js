@@ -159,6 +159,7 @@ export const STRINGS = {
     ['Alt+N', 'Staff: call on the next raised hand'],
   ],
   linkMissing: 'This page needs a join link. Open the link your instructor or school sent you.',
+  courseHome: 'Course home (new tab)',
   linkInvalid: 'This join link is not valid. Check that you copied all of it, or ask for a new one.',
   linkExpired: 'This join link has expired. Ask your instructor for a new one.',
   /** @type {Record<string, string>} */
@@ -371,12 +372,41 @@ export const POLL_STRINGS = {
   },
 };
 
-/** The course board page (course.js). */
+/** The course home page (course.js): the next class, past classes and the board. */
 export const COURSE_STRINGS = {
-  pageTitle: 'Course board',
-  loading: 'Loading the course board…',
+  pageTitle: 'Course home',
+  loading: 'Loading the course home…',
   /** @param {string} course */
-  title: (course) => `Course board: ${course}`,
+  title: (course) => `Course home: ${course}`,
+  nextHeading: 'Next class',
+  joinClass: 'Join class',
+  nextNone: 'No class is scheduled.',
+  /** @param {string} time */
+  lobbyOpens: (time) => `The lobby opens at ${time}.`,
+  lobbyOpen: 'The lobby is open: the class starts soon.',
+  live: 'The class is on now.',
+  announceLobby: 'The lobby of the next class is open: you can join now.',
+  /** @param {string} when @param {string} zone */
+  inZone: (when, zone) => `${when} (${zone} time)`,
+  pastHeading: 'Past classes',
+  pastEmpty: 'No past classes yet.',
+  morePast: 'More past classes',
+  /** @type {Record<string, string>} */
+  yourAttendance: { present: 'You attended', late: 'You came late', absent: 'You were absent' },
+  /** @param {number} present @param {number} late @param {number} absent */
+  counts: (present, late, absent) => `${present} present, ${late} late, ${absent} absent`,
+  attendanceList: 'Attendance list',
+  /** @param {string} date */
+  attendanceListOf: (date) => `Attendance list of ${date}`,
+  attendanceEmpty: 'No students on the roster.',
+  /** @type {Record<string, string>} */
+  status: { present: 'present', late: 'late', absent: 'absent' },
+  /** @param {string} name @param {string} status @param {number} minutes */
+  attendee: (name, status, minutes) => `${name}: ${status}, ${minutes} min`,
+  /** @param {number} n @param {number} total */
+  watchRecording: (n, total) => (total > 1 ? `Watch recording (part ${n})` : 'Watch recording'),
+  /** @param {string} date */
+  watchRecordingOf: (date) => `Watch recording of ${date}`,
   /** @param {string} name @param {string} role */
   who: (name, role) => `Signed in as ${name} (${role})`,
   /** @param {number} n */

@@ -1,17 +1,20 @@
-// The course board page in a real browser: the `lectern` binary with the demo course, Debian's
-// Chromium through playwright-core. Two students and the instructor open `/course.html` with
-// their own demo join links; a student posts a topic through the form and the other student's
+// The course home in a real browser: the `lectern` binary with the demo course (plus a class two
+// days ago, added with `lectern schedule add`), Debian's Chromium through playwright-core. Two
+// students and the instructor open `/course.html` with their own demo join links. The home shows
+// the next class with a "Join class" link (its lobby is open), the past class with the student's
+// own attendance, or the counts and the attendance list for the instructor; the classroom links
+// to the course home. On the board: a student posts a topic through the form and the other student's
 // open page shows it live with an unread count; a reply posted through the page reaches an open
 // thread live; a private question never shows on the other student's page; a title with markup
-// stays text; the instructor pins and locks; axe-core finds no serious violation on the list or
-// on an open topic. See README.md.
+// stays text; the instructor pins and locks; axe-core finds no serious violation on the home
+// (1280 and 375 px wide) or on an open topic. See README.md.
 //
 // Exit code 0 when every check passed; the last line printed is `N passed, N failed`.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
-import { CHROMIUM, axeCheck, checklist, startServer, stopServer, waitFor } from './harness.mjs';
+import { CHROMIUM, axeCheck, checklist, runCli, startServer, stopServer, waitFor } from './harness.mjs';
 
 const { results, check } = checklist();
 
@@ -42,6 +45,33 @@ function boardState() {
   };
 }
 
+/** The home's own view: the next class and the past classes as shown. */
+function homeState() {
+  const next = document.getElementById('next-panel');
+  const join = /** @type {HTMLAnchorElement | null} */ (document.getElementById('join-link'));
+  return {
+    home: document.documentElement.dataset.home,
+    next: next?.dataset.state,
+    when: document.getElementById('next-when')?.textContent ?? '',
+    join: join && !join.hidden ? join.href : '',
+    past: [...document.querySelectorAll('#past-list > li')].map((li) => ({
+      session: /** @type {HTMLElement} */ (li).dataset.session,
+      text: li.textContent,
+      counts: li.querySelector('.past-counts')?.textContent ?? null,
+      attendance: [...li.querySelectorAll('.attendance-list > li')].map((x) => x.textContent),
+    })),
+    headings: [...document.querySelectorAll('h1, h2')]
+      .filter((h) => /** @type {HTMLElement} */ (h).offsetParent !== null)
+      .map((h) => `${h.tagName.toLowerCase()} ${h.textContent}`),
+  };
+}
+
+/** A date `days` from today (UTC) and its weekday as the CLI names it. @param {number} days */
+function dayFromToday(days) {
+  const date = new Date(Date.now() + days * 86_400_000);
+  return { date: date.toISOString().slice(0, 10), weekday: ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'][date.getUTCDay()] };
+}
+
 const pages = /** @type {{name: string, log: string[]}[]} */ ([]);
 
 async function main() {
@@ -50,6 +80,10 @@ async function main() {
   let browser = null;
   try {
     server = await startServer(dataDir);
+    // A class two days ago (whatever the demo course's timezone): a past class on the home.
+    const past = dayFromToday(-2);
+    await runCli(dataDir, ['schedule', 'add', '--course', 'demo', '--days', past.weekday, '--start', '09:00', '--minutes', '60', '--from', past.date, '--to', past.date]);
+    const pastKey = `${past.date}T09:00`;
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       headless: true,
@@ -88,7 +122,7 @@ async function main() {
     let topicId = 0;
     await check('three members open the board with their join links; the token leaves the address bar', async () => {
       ada = await open('student 1');
-      alan = await open('student 2', { width: 390 });
+      alan = await open('student 2', { width: 375 });
       grace = await open('instructor');
       const hash = await ada.evaluate(() => location.hash);
       if (hash) throw new Error(`the token is still in the address bar: ${hash}`);
@@ -96,9 +130,52 @@ async function main() {
       return `topics: ${s.topics.length}, ${s.unreadTotal}`;
     });
 
-    await check('axe-core: the topic list (desktop, and 390 px wide)', async () => {
-      const wide = await axeCheck(ada, 'the course board');
-      await axeCheck(alan, 'the course board at phone width');
+    await check('the home: the next class with a Join class link, the past class with her own attendance only', async () => {
+      const s = await waitFor('Ada: the home drawn', async () => {
+        const s = await ada.evaluate(homeState);
+        return s.home === 'ready' && s;
+      });
+      if (!['lobby_open', 'live'].includes(s.next ?? '')) throw new Error(`the next class is ${s.next}, not open`);
+      if (!s.join.includes('/#token=')) throw new Error(`no Join class link: ${JSON.stringify(s)}`);
+      const row = s.past.find((p) => p.session === pastKey);
+      if (!row) throw new Error(`the past class ${pastKey} is not listed: ${JSON.stringify(s.past)}`);
+      if (!row.text.includes('You were absent') || row.counts !== null) throw new Error(`Ada's past class: ${JSON.stringify(row)}`);
+      const expected = ['h1 Demo class', 'h2 Next class', 'h2 Past classes', 'h2 Topics', 'h2 New topic'];
+      if (JSON.stringify(s.headings) !== JSON.stringify(expected)) throw new Error(`headings: ${JSON.stringify(s.headings)}`);
+      // Keyboard: the Join class link is among the first stops.
+      await ada.evaluate(() => /** @type {HTMLElement} */ (document.activeElement)?.blur());
+      let reached = false;
+      for (let i = 0; i < 6 && !reached; i++) {
+        await ada.keyboard.press('Tab');
+        reached = await ada.evaluate(() => document.activeElement?.id === 'join-link');
+      }
+      if (!reached) throw new Error('Tab never reached the Join class link');
+      return `${s.when}; ${row.text}`;
+    });
+
+    await check('the home for staff: attendance counts, and the attendance list from its button', async () => {
+      await waitFor('Grace: the home drawn', async () => (await grace.evaluate(homeState)).home === 'ready');
+      const button = `#past-list li[data-session="${pastKey}"] button[data-attendance]`;
+      await grace.focus(button);
+      await grace.keyboard.press('Enter');
+      const s = await waitFor('Grace: the attendance list shown', async () => {
+        const s = await grace.evaluate(homeState);
+        const row = s.past.find((p) => p.session === pastKey);
+        return row?.attendance.length === 2 && row;
+      });
+      if (s.counts !== '0 present, 0 late, 2 absent') throw new Error(`counts: ${s.counts}`);
+      if (!s.attendance.includes('Student Ada: absent, 0 min')) throw new Error(`list: ${JSON.stringify(s.attendance)}`);
+      const expanded = await grace.getAttribute(button, 'aria-expanded');
+      if (expanded !== 'true') throw new Error(`aria-expanded is ${expanded}`);
+      return `${s.counts}; ${s.attendance.join('; ')}`;
+    });
+
+    await check('axe-core: the home with the board (1280 px, 375 px, staff with an attendance list)', async () => {
+      const wide = await axeCheck(ada, 'the course home');
+      await axeCheck(alan, 'the course home at phone width');
+      await axeCheck(grace, 'the course home as the instructor');
+      const overflow = await alan.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      if (overflow > 0) throw new Error(`the page is ${overflow} px wider than a 375 px phone`);
       return wide;
     });
 
@@ -206,6 +283,19 @@ async function main() {
       await alan.click('#search-results button');
       await waitFor('Alan: the hit opens its topic', async () => (await state(alan)).open?.title === 'Ring axioms');
       return `${hits} hit(s)`;
+    });
+
+    await check('the classroom links to the course home with the same token', async () => {
+      const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+      const page = await context.newPage();
+      await page.goto(server.links['student 2']);
+      const href = await waitFor('the Course home link', async () => {
+        const link = page.locator('#course-home');
+        return (await link.isVisible()) && (await link.getAttribute('href'));
+      });
+      await context.close();
+      if (href !== `/course.html#token=${tokenOf('student 2')}`) throw new Error(`href: ${href}`);
+      return href.slice(0, 24);
     });
 
     await check('no errors on the pages', async () => {

@@ -36,6 +36,9 @@ pub struct CalendarFeed<'a> {
     /// A member's own join link (member feeds), added to each event as `URL` and in the
     /// description. `None` for the plain course feed.
     pub join_link: Option<&'a str>,
+    /// A member's course home link (member feeds), added to each event's description after the
+    /// join link.
+    pub home_link: Option<&'a str>,
 }
 
 /// The feed for `occurrences` (written in the given order), stamped with `now`.
@@ -67,6 +70,7 @@ pub fn course_calendar(
 
     let stamp = utc_datetime(now);
     let link = feed.join_link.map(uri_value);
+    let home = feed.home_link.map(uri_value);
     for occ in occurrences {
         w.line("BEGIN:VEVENT");
         w.line(&format!(
@@ -84,10 +88,11 @@ pub fn course_calendar(
         w.line(&format!("SUMMARY:{}", escape_text(feed.title)));
         if let Some(link) = &link {
             w.line(&format!("URL:{link}"));
-            w.line(&format!(
-                "DESCRIPTION:{}",
-                escape_text(&format!("Join the class: {link}"))
-            ));
+            let mut description = format!("Join the class: {link}");
+            if let Some(home) = &home {
+                description.push_str(&format!("\nCourse home: {home}"));
+            }
+            w.line(&format!("DESCRIPTION:{}", escape_text(&description)));
         }
         w.line("END:VEVENT");
     }

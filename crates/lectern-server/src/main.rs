@@ -68,7 +68,8 @@ enum Command {
     /// Recordings of classes.
     #[command(subcommand)]
     Recording(recording_cli::RecordingCommand),
-    /// Print a join token and link for a course member and a session.
+    /// Print a join token, its join link and its course home link for a course member and a
+    /// session.
     Link {
         #[arg(long)]
         course: String,
@@ -444,6 +445,7 @@ async fn run_admin(config: &Config, store: &Store, command: Command) -> anyhow::
             );
             println!("{}", link.token);
             println!("{}", link.link);
+            println!("{}", link.home_link);
         }
         Command::Feed {
             course,
@@ -466,10 +468,12 @@ async fn run_admin(config: &Config, store: &Store, command: Command) -> anyhow::
                 .await
                 .map_err(explain)?;
                 eprintln!(
-                    "calendar feed of {member} (shown once; each event opens the second URL)"
+                    "calendar feed of {member} (shown once; each event opens the second URL, \
+                     the third opens the course home)"
                 );
                 println!("{}", feed.calendar_url);
                 println!("{}", feed.join_url);
+                println!("{}", feed.home_url);
             }
         }
         Command::Attendance {

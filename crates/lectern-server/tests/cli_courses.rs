@@ -180,6 +180,10 @@ fn courses_rosters_schedules_and_links_from_the_command_line() {
         lines.next(),
         Some(format!("https://class.example.edu/#token={token}").as_str())
     );
+    assert_eq!(
+        lines.next(),
+        Some(format!("https://class.example.edu/course.html#token={token}").as_str())
+    );
     let auth =
         Authenticator::new(&Config::defaults().auth, SECRET.as_bytes().to_vec()).expect("auth");
     let (room, who) = auth.verify(token, None).expect("valid token");
@@ -196,6 +200,7 @@ fn courses_rosters_schedules_and_links_from_the_command_line() {
     let mut lines = out.lines();
     let calendar = lines.next().expect("calendar URL");
     let join = lines.next().expect("join URL");
+    let home = lines.next().expect("course home URL");
     let base = calendar
         .strip_suffix("/calendar.ics")
         .expect("ends with calendar.ics");
@@ -204,6 +209,7 @@ fn courses_rosters_schedules_and_links_from_the_command_line() {
         "{calendar}"
     );
     assert_eq!(join, format!("{base}/join"));
+    assert_eq!(home, format!("{base}/home"));
     ok(
         d,
         &[

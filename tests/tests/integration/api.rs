@@ -207,7 +207,7 @@ async fn requests_without_an_api_key_are_refused() -> anyhow::Result<()> {
             probed += 1;
         }
     }
-    assert_eq!(probed, 25);
+    assert_eq!(probed, 26);
     for path in [
         "/courses",
         "/courses/{id}",
@@ -221,6 +221,7 @@ async fn requests_without_an_api_key_are_refused() -> anyhow::Result<()> {
         "/courses/{id}/members/{member}/calendar",
         "/feeds/{token}/calendar.ics",
         "/feeds/{token}/join",
+        "/feeds/{token}/home",
         "/courses/{id}/recordings",
         "/recordings/{id}",
         "/recordings/{id}/download",
@@ -739,7 +740,12 @@ async fn session_attendance_merges_reconnects_and_the_transcript_has_the_chat() 
         let r = api.send("POST", &link, &session).await;
         assert_eq!(r.status, 200, "{}", r.body);
         assert_eq!(r.json()["room"], room.as_str());
-        tokens.insert(member, r.json()["token"].as_str().unwrap().to_owned());
+        let token = r.json()["token"].as_str().unwrap().to_owned();
+        assert_eq!(
+            r.json()["home_link"],
+            format!("http://localhost/course.html#token={token}")
+        );
+        tokens.insert(member, token);
     }
 
     // The instructor starts the class; Ada comes, chats, loses her connection, comes back.
@@ -1024,6 +1030,7 @@ async fn a_member_feed_carries_their_own_join_link_and_can_be_revoked() -> anyho
     let feed = r.json();
     let calendar_url = feed["calendar_url"].as_str().unwrap().to_owned();
     let join_url = feed["join_url"].as_str().unwrap().to_owned();
+    let home_url = feed["home_url"].as_str().unwrap().to_owned();
     assert!(
         calendar_url.starts_with("http://localhost/api/v1/feeds/feed_"),
         "{calendar_url}"
@@ -1053,7 +1060,45 @@ async fn a_member_feed_carries_their_own_join_link_and_can_be_revoked() -> anyho
             .find(|p| p.name.as_str() == "URL")
             .map(|p| p.val.as_str().to_owned());
         assert_eq!(url.as_deref(), Some(join_url.as_str()), "{}", r.body);
+        let description = event
+            .properties
+            .iter()
+            .find(|p| p.name.as_str() == "DESCRIPTION")
+            .map(|p| p.val.as_str().to_owned())
+            .unwrap_or_default();
+        assert!(
+            description.contains(&format!("Course home: {home_url}")),
+            "{description}"
+        );
     }
+
+    // The home URL opens Ada's course home with a token for the course.
+    let r = anon("GET", path_of(&home_url)).await?;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let home_location = r
+        .raw_head
+        .lines()
+        .find_map(|l| {
+            l.split_once(':')
+                .filter(|(name, _)| name.eq_ignore_ascii_case("location"))
+                .map(|(_, value)| value.trim().to_owned())
+        })
+        .expect("a Location header");
+    assert!(
+        home_location.starts_with("http://localhost/course.html#token="),
+        "{home_location}"
+    );
+    let home_token = home_location.split_once("#token=").unwrap().1;
+    let r = call(
+        addr,
+        "GET",
+        "/course/v1/courses/algebra/home",
+        Some(home_token),
+        None,
+    )
+    .await?;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["viewer"]["member_id"], "ada", "{}", r.body);
 
     // The join URL opens Ada's session with a fresh token for her.
     let r = anon("GET", path_of(&join_url)).await?;

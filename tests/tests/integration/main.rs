@@ -9,6 +9,7 @@ mod bots;
 mod class;
 mod durability;
 mod history;
+mod home;
 mod http;
 mod lifecycle;
 mod media;

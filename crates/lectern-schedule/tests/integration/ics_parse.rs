@@ -20,6 +20,7 @@ fn feed<'a>(zone: &'a str, title: &'a str, link: Option<&'a str>) -> CalendarFee
         timezone: zone,
         uid_domain: "lectern.example.org",
         join_link: link,
+        home_link: None,
     }
 }
 

@@ -1,4 +1,5 @@
-//! The member API under `/course/v1`: the course discussion board. Like the replay API, a member
+//! The member API under `/course/v1`: the course home (`home.rs`) and the course discussion
+//! board. Like the replay API, a member
 //! authenticates with their own join token for any room of the course (`Authorization: Bearer`),
 //! not an admin key, so it lives outside `/api/v1` (which operators may keep off the public
 //! network). It has its own OpenAPI document, `/course/v1/openapi.json`, generated from the
@@ -24,9 +25,11 @@ use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+mod home;
 mod live;
 mod replies;
 
+use home::*;
 use live::*;
 use replies::*;
 
@@ -46,7 +49,7 @@ const MAX_PAGE: u32 = 100;
 #[openapi(
     info(
         title = "Lectern member API",
-        description = "The course discussion board, for course members. Authenticate with \
+        description = "The course home and the course discussion board, for course members. Authenticate with \
                        `Authorization: Bearer <join token>`: the member's own join token for \
                        any room of the course."
     ),
@@ -79,6 +82,8 @@ fn member_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(search))
         .routes(routes!(events))
         .routes(routes!(topic_from_chat))
+        .routes(routes!(course_home))
+        .routes(routes!(session_attendance))
 }
 
 /// The member API router, to nest under `/course/v1`.
@@ -584,6 +589,8 @@ mod tests {
             "GET /courses/{course}/board/search",
             "GET /courses/{course}/board/events",
             "POST /courses/{course}/board/from-chat",
+            "GET /courses/{course}/home",
+            "GET /courses/{course}/sessions/{session}/attendance",
         ]
         .into_iter()
         .map(str::to_owned)
@@ -592,6 +599,7 @@ mod tests {
         let json = serde_json::to_value(doc).unwrap();
         assert!(json["components"]["schemas"]["TopicView"].is_object());
         assert!(json["components"]["schemas"]["BoardNotice"].is_object());
+        assert!(json["components"]["schemas"]["CourseHome"].is_object());
         assert!(json["components"]["securitySchemes"]["join_token"].is_object());
         assert_eq!(json["servers"][0]["url"], "/course/v1");
     }

@@ -97,7 +97,8 @@ pub(super) async fn revoke_member_feed(
 }
 
 /// A member's personal iCalendar feed, for calendar apps: no API key, the feed token in the
-/// path is the credential. Every event links to the member's own join link (`…/join`).
+/// path is the credential. Every event links to the member's own join link (`…/join`) and
+/// names their course home (`…/home`).
 #[utoipa::path(get, path = "/feeds/{token}/calendar.ics", tag = "schedules", security(()),
     params(("token" = String, Path, description = "The member's feed token")),
     responses((status = 200, description = "RFC 5545 calendar", content_type = "text/calendar",
@@ -110,10 +111,15 @@ pub(super) async fn member_calendar(
 ) -> ApiResult<Response> {
     let base = public_url(&s, &headers);
     let join_url = format!("{base}/api/v1/feeds/{token}/join");
+    let home_url = format!("{base}/api/v1/feeds/{token}/home");
+    let links = courses::FeedLinks {
+        join_url: &join_url,
+        home_url: &home_url,
+    };
     let ics = courses::member_calendar(
         &s.store,
         &token,
-        &join_url,
+        links,
         &uid_domain(&base),
         Timestamp::now(),
     )
@@ -137,7 +143,31 @@ pub(super) async fn feed_join(
     let link = courses::feed_join_link(&s.store, &s.auth, &base, &token, Timestamp::now())
         .await
         .map_err(feed_error)?;
-    let location = HeaderValue::from_str(&link.link)
+    redirect(&link.link)
+}
+
+/// Opens the feed member's course home (next class, past classes and recordings, the board): a
+/// redirect to `course.html` with a fresh join token for the course. No API key: the feed
+/// token is the credential.
+#[utoipa::path(get, path = "/feeds/{token}/home", tag = "sessions", security(()),
+    params(("token" = String, Path, description = "The member's feed token")),
+    responses((status = 303, description = "To the course home with the member's join token"),
+              (status = 404, body = ErrorBody)))]
+pub(super) async fn feed_home(
+    State(s): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let base = public_url(&s, &headers);
+    let link = courses::feed_home_link(&s.store, &s.auth, &base, &token, s.clock.now())
+        .await
+        .map_err(feed_error)?;
+    redirect(&link)
+}
+
+/// A `303 See Other` to a link carrying a token: never cached, never sent on as a referrer.
+fn redirect(link: &str) -> ApiResult<Response> {
+    let location = HeaderValue::from_str(link)
         .map_err(|_| ApiError::from(ServiceError::Internal("join link header".to_owned())))?;
     Ok((
         StatusCode::SEE_OTHER,

@@ -88,6 +88,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(create_member_feed, revoke_member_feed))
         .routes(routes!(member_calendar))
         .routes(routes!(feed_join))
+        .routes(routes!(feed_home))
         .routes(routes!(session_attendance))
         .routes(routes!(session_transcript))
         .routes(routes!(session_polls))
@@ -273,7 +274,7 @@ impl FromRequestParts<AppState> for AdminKey {
 }
 
 /// The base URL for join links: the configured public URL, else the request's host.
-fn public_url(shared: &Shared, headers: &HeaderMap) -> String {
+pub(crate) fn public_url(shared: &Shared, headers: &HeaderMap) -> String {
     let configured = shared.config.server.public_url.trim_end_matches('/');
     if !configured.is_empty() {
         return configured.to_owned();
@@ -347,6 +348,7 @@ mod tests {
             "DELETE /courses/{id}/members/{member}/calendar",
             "GET /feeds/{token}/calendar.ics",
             "GET /feeds/{token}/join",
+            "GET /feeds/{token}/home",
             "GET /courses/{id}/sessions/{session_key}/attendance",
             "GET /courses/{id}/sessions/{session_key}/transcript",
             "GET /courses/{id}/sessions/{session_key}/polls",

@@ -7,10 +7,11 @@ use lectern_store::Store;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::links::{LinkRequest, LinkView, mint_link};
+use super::links::{LinkRequest, LinkView, home_link, mint_link};
 use super::schedules::course_schedules;
-use super::service::{ServiceError, random_hex, require_course};
+use super::service::{ServiceError, lifecycle_of, random_hex, require_course};
 use crate::auth::Authenticator;
+use crate::room_name::RoomName;
 
 /// A member's personal calendar feed, as created. The token in both URLs is the secret: it is
 /// shown once (only its hash is stored) and revoked by creating a new feed or deleting it.
@@ -20,6 +21,9 @@ pub struct FeedView {
     pub calendar_url: String,
     /// Each event's link: opens the member's join link for the current or next session.
     pub join_url: String,
+    /// Opens the member's course home (next class, past classes, recordings, the board) with
+    /// a fresh token; also in each event's description.
+    pub home_url: String,
     /// RFC 3339, UTC.
     pub created_at: String,
 }
@@ -58,6 +62,7 @@ pub async fn create_member_feed(
     Ok(FeedView {
         calendar_url: format!("{base}/calendar.ics"),
         join_url: format!("{base}/join"),
+        home_url: format!("{base}/home"),
         created_at,
     })
 }
@@ -91,16 +96,70 @@ async fn feed_member(store: &Store, token: &str) -> Result<(String, String), Ser
 }
 
 /// A member's personal feed: the course's sessions, each event linking to `join_url` (the
-/// member's own join link for the session at hand).
+/// member's own join link for the session at hand) and naming `home_url` (their course home).
 pub async fn member_calendar(
     store: &Store,
     token: &str,
-    join_url: &str,
+    links: FeedLinks<'_>,
     uid_domain: &str,
     now: Timestamp,
 ) -> Result<String, ServiceError> {
     let (course, _) = feed_member(store, token).await?;
-    calendar_with_link(store, &course, uid_domain, Some(join_url), now).await
+    calendar_with_link(store, &course, uid_domain, Some(links), now).await
+}
+
+/// The two links of a member feed's events.
+#[derive(Debug, Clone, Copy)]
+pub struct FeedLinks<'a> {
+    pub join_url: &'a str,
+    pub home_url: &'a str,
+}
+
+/// How long the token of a feed's course home link lasts (at most the longest token lifetime).
+const HOME_LINK_TTL_SECS: u64 = 12 * 3600;
+
+/// The course home link of a feed's member: a fresh token for the room of the session open now
+/// or next (the last one once the schedule is over), valid [`HOME_LINK_TTL_SECS`]. The room
+/// still admits only while that session is open, as with any join link.
+pub async fn feed_home_link(
+    store: &Store,
+    auth: &Authenticator,
+    public_url: &str,
+    token: &str,
+    now: Timestamp,
+) -> Result<String, ServiceError> {
+    let (course, member) = feed_member(store, token).await?;
+    let member_row =
+        store
+            .member(&course, &member)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound {
+                what: "member",
+                id: member.clone(),
+            })?;
+    let (course_row, schedules) = course_schedules(store, &course).await?;
+    let lifecycle = lifecycle_of(&course_row);
+    let all = lectern_schedule::expand_all(&schedules);
+    let occ = all
+        .iter()
+        .find(|o| lifecycle.times(o).closes_at > now)
+        .or(all.last())
+        .ok_or_else(|| ServiceError::NotFound {
+            what: "session of course",
+            id: course.clone(),
+        })?;
+    let room = RoomName::session(&course, occ.session_key.as_str()).to_string();
+    let ttl = HOME_LINK_TTL_SECS.min(auth.max_lifetime_secs());
+    let token = auth
+        .mint(
+            &room,
+            &member_row.member_id,
+            &member_row.name,
+            member_row.role,
+            ttl,
+        )
+        .map_err(|e| ServiceError::Internal(e.to_string()))?;
+    Ok(home_link(public_url, &token))
 }
 
 /// The join link of a feed's member for the session open now or next (see [`mint_link`]).
@@ -120,7 +179,7 @@ async fn calendar_with_link(
     store: &Store,
     course: &str,
     uid_domain: &str,
-    join_link: Option<&str>,
+    links: Option<FeedLinks<'_>>,
     now: Timestamp,
 ) -> Result<String, ServiceError> {
     let (course_row, schedules) = course_schedules(store, course).await?;
@@ -130,7 +189,8 @@ async fn calendar_with_link(
         title: &course_row.title,
         timezone: &course_row.timezone,
         uid_domain,
-        join_link,
+        join_link: links.map(|l| l.join_url),
+        home_link: links.map(|l| l.home_url),
     };
     lectern_schedule::ics::course_calendar(&feed, &occurrences, now)
         .map_err(|e| ServiceError::Internal(e.to_string()))

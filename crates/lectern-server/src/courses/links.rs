@@ -1,6 +1,7 @@
 //! Join links: a join token for one member of a course and one of its sessions, and the web
 //! client's URL that carries it.
 
+use lectern_proto::Role;
 use lectern_schedule::jiff::Timestamp;
 use lectern_store::Store;
 use serde::{Deserialize, Serialize};
@@ -31,6 +32,9 @@ pub struct LinkView {
     pub token: String,
     /// The web client's URL with the token in the fragment.
     pub link: String,
+    /// The course home (`course.html`) with the same token in the fragment: the next class,
+    /// past classes and recordings, the board.
+    pub home_link: String,
     /// When the token expires (the session's room closes), RFC 3339.
     pub expires_at: String,
 }
@@ -83,6 +87,49 @@ pub async fn mint_link(
             ),
         ));
     }
+    let holder = LinkHolder {
+        member_id: &member_row.member_id,
+        name: &member_row.name,
+        role: member_row.role,
+    };
+    session_link(
+        auth,
+        public_url,
+        course,
+        occ.session_key.as_str(),
+        closes_at,
+        &holder,
+        now,
+    )
+}
+
+/// The course home page with a member's join token in the fragment.
+pub fn home_link(public_url: &str, token: &str) -> String {
+    format!(
+        "{}/course.html#token={token}",
+        public_url.trim_end_matches('/')
+    )
+}
+
+/// Who a join link is for.
+#[derive(Debug, Clone, Copy)]
+pub struct LinkHolder<'a> {
+    pub member_id: &'a str,
+    pub name: &'a str,
+    pub role: Role,
+}
+
+/// A join token and link for `holder` to the room of one session of `course`, valid until the
+/// room closes (`closes_at`, at least [`MIN_LINK_TTL_SECS`] from now).
+pub fn session_link(
+    auth: &Authenticator,
+    public_url: &str,
+    course: &str,
+    session_key: &str,
+    closes_at: Timestamp,
+    holder: &LinkHolder<'_>,
+    now: Timestamp,
+) -> Result<LinkView, ServiceError> {
     let ttl = u64::try_from(closes_at.as_second() - now.as_second())
         .unwrap_or(0)
         .max(MIN_LINK_TTL_SECS);
@@ -90,30 +137,24 @@ pub async fn mint_link(
         return Err(ServiceError::field(
             "session",
             format!(
-                "session {} is too far ahead: a join link is valid for at most {} s \
+                "session {session_key} is too far ahead: a join link is valid for at most {} s \
                  (auth.max_token_lifetime_secs); ask for it closer to the session",
-                occ.session_key,
                 auth.max_lifetime_secs()
             ),
         ));
     }
-    let room = RoomName::session(course, occ.session_key.as_str()).to_string();
+    let room = RoomName::session(course, session_key).to_string();
     let token = auth
-        .mint(
-            &room,
-            &member_row.member_id,
-            &member_row.name,
-            member_row.role,
-            ttl,
-        )
+        .mint(&room, holder.member_id, holder.name, holder.role, ttl)
         .map_err(|e| ServiceError::Internal(e.to_string()))?;
     let expires_at = Timestamp::from_second(now.as_second().saturating_add(ttl as i64))
         .map(|t| t.to_string())
         .unwrap_or_default();
     Ok(LinkView {
-        session_key: occ.session_key.to_string(),
+        session_key: session_key.to_owned(),
         room,
         link: format!("{}/#token={token}", public_url.trim_end_matches('/')),
+        home_link: home_link(public_url, &token),
         token,
         expires_at,
     })

@@ -15,6 +15,7 @@
 //! - [`sessions`](mod@sessions): the live path's view, the join check and a room's session.
 //!   `ws.rs` and the room tasks import this module only.
 //! - [`links`]: join links (a token for one member and one session).
+//! - [`home`]: a member's course home (next session, past sessions, recordings).
 //! - [`demo`]: the demo course printed by `lectern serve`.
 //! - [`attendance`](mod@attendance), [`transcript`](mod@transcript): the reports of one session.
 //!
@@ -26,6 +27,7 @@
 pub mod attendance;
 pub mod demo;
 pub mod feeds;
+pub mod home;
 pub mod links;
 pub mod polls;
 pub mod roster;
@@ -41,9 +43,11 @@ pub use attendance::{
 };
 pub use demo::{DEMO_MEMBERS, DemoSpec, ensure_demo_course};
 pub use feeds::{
-    FeedView, calendar, create_member_feed, feed_join_link, member_calendar, revoke_member_feed,
+    FeedLinks, FeedView, calendar, create_member_feed, feed_home_link, feed_join_link,
+    member_calendar, revoke_member_feed,
 };
-pub use links::{LinkRequest, LinkView, mint_link};
+pub use home::{CourseHome, HomeViewer, MAX_PAST_SESSIONS, course_home};
+pub use links::{LinkRequest, LinkView, home_link, mint_link};
 pub use polls::{PollAnswerReport, PollOptionReport, PollReport, polls};
 pub use roster::{
     CourseClassMode, CourseView, ImportReport, MAX_IMPORT_ROWS, MemberView, NewCourse, RoleChange,
