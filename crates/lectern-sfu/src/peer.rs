@@ -1,6 +1,7 @@
 //! Per-participant state: the str0m `Rtc` plus what it publishes (`TrackIn`) and what it is
 //! sent (`TrackOut`).
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,10 @@ use crate::{MediaKind, PeerId, PublishPermission};
 /// The SFU's own handle for a peer. Never reused, so a stale key simply finds nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) struct PeerKey(pub u64);
+
+/// A map by [`PeerKey`]. Looked up per forwarded packet and subscriber, and keyed by the SFU's
+/// own counter (nothing from outside), so hashed with FxHash rather than SipHash.
+pub(crate) type PeerMap<V> = HashMap<PeerKey, V, rustc_hash::FxBuildHasher>;
 
 /// Identifies a published track within the whole SFU. Never reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -42,7 +42,7 @@ use str0m::Input;
 use str0m::config::{CryptoProvider, DtlsCert};
 use tracing::warn;
 
-use crate::peer::{Peer, PeerKey};
+use crate::peer::{Peer, PeerKey, PeerMap};
 use crate::{MediaEvent, PeerId, RoomId, SfuError, SfuStats, Transmit};
 
 pub use self::record::RecordedFrame;
@@ -92,7 +92,7 @@ pub struct Sfu {
     keyframe_interval: Duration,
     next_key: u64,
     next_track: u64,
-    peers: HashMap<PeerKey, Peer>,
+    peers: PeerMap<Peer>,
     /// The API's names of peers -> the SFU's own handles.
     by_id: HashMap<PeerId, PeerKey>,
     /// Remote address -> peer: the demultiplexer for everything but STUN.
@@ -168,7 +168,7 @@ impl Sfu {
             keyframe_interval: config.keyframe_request_interval,
             next_key: 0,
             next_track: 0,
-            peers: HashMap::new(),
+            peers: PeerMap::default(),
             by_id: HashMap::new(),
             by_addr: HashMap::new(),
             by_ufrag: HashMap::new(),

@@ -146,7 +146,7 @@ impl Sfu {
             return;
         }
         self.stats.rtp_forwarded += 1;
-        self.outbox.settle(sub_key, sub, now);
+        self.outbox.send_written(sub_key, sub, now);
     }
 }
 
@@ -181,7 +181,7 @@ pub(super) fn flush_held_when_due(
     for (mid, write) in std::mem::take(&mut peer.held) {
         if write_rtp(&mut peer.rtc, mid, write) {
             stats.rtp_forwarded += 1;
-            outbox.settle(key, peer, now);
+            outbox.send_written(key, peer, now);
         }
     }
 }

@@ -62,17 +62,38 @@ impl Outbox {
     /// Drain, then let str0m act on `now` if it asks to (queued RTP leaves on a timeout).
     pub(super) fn settle(&mut self, key: PeerKey, peer: &mut Peer, now: Instant) {
         self.drain(key, peer);
+        self.timeouts_due(key, peer, now);
+    }
+
+    /// After RTP was written to `peer`: str0m sends a written packet only once a timeout has
+    /// stamped it (its send queue asks for one at once), so give it `now` straight away and
+    /// drain once, instead of draining first only to be told the time is due. The same
+    /// outputs as [`Outbox::settle`], one pass through str0m's output tree fewer per packet.
+    pub(super) fn send_written(&mut self, key: PeerKey, peer: &mut Peer, now: Instant) {
+        if timeout_now(peer, now) {
+            self.drain(key, peer);
+            self.timeouts_due(key, peer, now);
+        }
+    }
+
+    /// While `peer`'s timeout is due, hand str0m `now` and drain.
+    fn timeouts_due(&mut self, key: PeerKey, peer: &mut Peer, now: Instant) {
         // Bounded: str0m asks again at most a couple of times for the same instant.
         for _ in 0..3 {
-            if !peer.rtc.is_alive() || peer.timeout > now {
-                return;
-            }
-            if let Err(e) = peer.rtc.handle_input(Input::Timeout(now)) {
-                warn!(room.id = %peer.id.room, participant.id = %peer.id.participant, error = %e, "peer failed");
-                peer.rtc.disconnect();
+            if !peer.rtc.is_alive() || peer.timeout > now || !timeout_now(peer, now) {
                 return;
             }
             self.drain(key, peer);
         }
     }
+}
+
+/// Hand str0m `now`. False if the peer failed (it is disconnected).
+fn timeout_now(peer: &mut Peer, now: Instant) -> bool {
+    if let Err(e) = peer.rtc.handle_input(Input::Timeout(now)) {
+        warn!(room.id = %peer.id.room, participant.id = %peer.id.participant, error = %e, "peer failed");
+        peer.rtc.disconnect();
+        return false;
+    }
+    true
 }
