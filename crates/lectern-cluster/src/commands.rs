@@ -34,7 +34,8 @@ use crate::error::{ClusterError, Result};
 use crate::ids::{FencingToken, NodeId, check_room_id};
 use crate::lease::Leases;
 
-/// The envelope version this crate writes and reads.
+/// The envelope version this crate writes and reads. A request in another version is answered
+/// [`CommandReply::Unsupported`]; adding a command or a reply variant does not change it.
 const ENVELOPE_VERSION: u32 = 1;
 
 /// A command for the node hosting a room. New commands are new variants; a node that does not
@@ -248,21 +249,31 @@ impl CommandBus {
             pending: &self.inner.pending,
             id,
         };
-        let receivers = publish(&self.inner.redis, target, &envelope).await?;
-        if receivers == 0 {
-            return Err(ClusterError::TargetGone {
-                node: target.clone(),
-            });
-        }
-        tracing::debug!(node.id = %self.inner.node, target.id = %target, room.id = %room, request.id = id, "command sent");
-        match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(reply)) => reply,
-            Ok(Err(_)) => Err(ClusterError::BusClosed),
-            Err(_) => Err(ClusterError::Timeout {
-                node: target.clone(),
-                timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
-            }),
-        }
+        // The timeout covers the publish too: while Redis reconnects, a publish waits for it.
+        let exchange = async {
+            let receivers = publish(&self.inner.redis, target, &envelope).await?;
+            if receivers == 0 {
+                return Err(ClusterError::TargetGone {
+                    node: target.clone(),
+                });
+            }
+            tracing::debug!(
+                node.id = %self.inner.node,
+                target.id = %target,
+                room.id = %room,
+                request.id = id,
+                "command sent"
+            );
+            rx.await.map_err(|_| ClusterError::BusClosed)?
+        };
+        tokio::time::timeout(timeout, exchange)
+            .await
+            .unwrap_or_else(|_| {
+                Err(ClusterError::Timeout {
+                    node: target.clone(),
+                    timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+                })
+            })
     }
 
     /// Looks up who hosts `room` and sends it `command` with the holder's token.
@@ -416,6 +427,11 @@ async fn handle_message(
             let from = envelope.from;
             let id = envelope.id;
             let answer = |reply: CommandReply| answer_logged(redis, me, &from, id, reply);
+            if envelope.v != ENVELOPE_VERSION {
+                tracing::info!(node.id = %me, from.id = %from, envelope.v = envelope.v, "command envelope of another version");
+                answer(CommandReply::Unsupported).await;
+                return;
+            }
             if check_room_id(&room).is_err() {
                 tracing::warn!(node.id = %me, from.id = %from, "command with an invalid room id");
                 answer(CommandReply::NotHosted).await;

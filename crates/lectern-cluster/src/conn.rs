@@ -15,15 +15,21 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long one command may wait for its answer. Lease renewals are also bounded by the
 /// lease's local deadline, whichever comes first.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// The first pause between reconnection attempts; each next one doubles.
+const MIN_RECONNECT_DELAY: Duration = Duration::from_millis(50);
 /// The longest pause between reconnection attempts.
 const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(1);
+/// Reconnection attempts in one round (50 + 100 + 200 ms of pauses). Commands sent during a round
+/// wait for it, so it is kept short; the next command after a failed round starts a new one.
+const RECONNECT_ATTEMPTS: usize = 3;
 
 /// A connection to the cluster's Redis with the key prefix every key and channel of this crate
 /// starts with. Cheap to clone: clones share one multiplexed connection.
 ///
 /// Commands go through redis-rs's `ConnectionManager`, which reconnects in the background after
 /// the connection drops: a command sent while Redis is away fails with a [`ClusterError::Redis`]
-/// at once (or after at most two seconds), and a later one uses the new connection.
+/// after the current reconnection round (well under a second; two seconds at most for a command
+/// whose answer does not come), and a later one uses the new connection.
 #[derive(Clone)]
 pub struct Redis {
     client: redis::Client,
@@ -55,7 +61,9 @@ impl Redis {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_max_delay(MAX_RECONNECT_DELAY);
+            .set_min_delay(MIN_RECONNECT_DELAY)
+            .set_max_delay(MAX_RECONNECT_DELAY)
+            .set_number_of_retries(RECONNECT_ATTEMPTS);
         let mut conn = ConnectionManager::new_with_config(client.clone(), config).await?;
         let _: String = redis::cmd("PING").query_async(&mut conn).await?;
         Ok(Redis {

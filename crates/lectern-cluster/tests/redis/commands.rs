@@ -7,7 +7,9 @@ use lectern_cluster::{
     ClaimOutcome, ClusterError, CommandBus, CommandReply, LeaseConfig, Leases, NodeId, RoomCommand,
 };
 
-use crate::support::{cleanup, connect, random_prefix, raw, redis_url, wait_until};
+use crate::support::{
+    OwnRedis, cleanup, connect, connect_to, random_prefix, raw, redis_url, wait_for, wait_until,
+};
 
 fn node(id: &str) -> NodeId {
     NodeId::new(id).expect("node id")
@@ -247,4 +249,79 @@ async fn an_unknown_command_is_answered_unsupported() {
     // Neither reached the room.
     assert!(inbox_b.try_recv().is_err());
     cleanup(&redis_url(), &prefix).await;
+}
+
+#[tokio::test]
+async fn the_bus_and_leases_work_again_after_a_redis_restart() {
+    let Some(mut server) = OwnRedis::start().await else {
+        return;
+    };
+    let prefix = random_prefix();
+    let redis_a = connect_to(&server.url, &prefix)
+        .await
+        .expect("own redis-server");
+    let redis_b = connect_to(&server.url, &prefix)
+        .await
+        .expect("own redis-server");
+    let (bus_a, _inbox_a) = CommandBus::start(redis_a.clone(), node("node-a"), 16)
+        .await
+        .expect("bus a");
+    let (_bus_b, mut inbox_b) = CommandBus::start(redis_b, node("node-b"), 16)
+        .await
+        .expect("bus b");
+    tokio::spawn(async move {
+        while let Some(cmd) = inbox_b.recv().await {
+            let _ = cmd.reply(CommandReply::Done).await;
+        }
+    });
+    let (leases_a, _) = Leases::new(redis_a, node("node-a"), LeaseConfig::default()).expect("a");
+    let room = "music";
+    let target = node("node-b");
+    let send = || {
+        bus_a.send(
+            &target,
+            room,
+            None,
+            &RoomCommand::EndClass,
+            Duration::from_millis(500),
+        )
+    };
+    assert_eq!(send().await.expect("before"), CommandReply::Done);
+
+    server.kill().await;
+    assert!(send().await.is_err(), "a command while Redis is down fails");
+    assert!(
+        leases_a.try_claim(room).await.is_err(),
+        "a claim while Redis is down fails"
+    );
+    server.restart().await;
+    let restarted = tokio::time::Instant::now();
+
+    // Both listeners resubscribe and the command connection reconnects by themselves.
+    wait_until(
+        Duration::from_secs(15),
+        "a command round-trips again",
+        || {
+            let result = send();
+            async move { matches!(result.await, Ok(CommandReply::Done)) }
+        },
+    )
+    .await;
+    println!(
+        "restart: commands back {:?} after the restart",
+        restarted.elapsed()
+    );
+    let claimed = wait_for(Duration::from_secs(15), "a claim works again", || {
+        let leases = leases_a.clone();
+        async move { leases.try_claim(room).await.ok() }
+    })
+    .await;
+    println!(
+        "restart: claims back {:?} after the restart",
+        restarted.elapsed()
+    );
+    assert!(
+        claimed.is_ok(),
+        "the restarted Redis is empty, so the room is free"
+    );
 }

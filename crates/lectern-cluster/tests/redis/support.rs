@@ -100,6 +100,7 @@ where
 /// A `redis-server` of the test's own, on a free port, killed on drop.
 pub struct OwnRedis {
     child: Child,
+    port: u16,
     pub url: String,
 }
 
@@ -118,38 +119,52 @@ impl OwnRedis {
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start redis-server");
-        let url = format!("redis://127.0.0.1:{port}");
-        let client = redis::Client::open(url.as_str()).expect("redis url");
-        wait_until(
-            Duration::from_secs(10),
-            "the private redis-server answers",
-            || {
-                let client = client.clone();
-                async move {
-                    match client.get_multiplexed_async_connection().await {
-                        Ok(mut c) => redis::cmd("PING")
-                            .query_async::<String>(&mut c)
-                            .await
-                            .is_ok(),
-                        Err(_) => false,
-                    }
-                }
-            },
-        )
-        .await;
-        Some(OwnRedis { child, url })
+        let child = spawn_redis(port).await;
+        Some(OwnRedis {
+            child,
+            port,
+            url: format!("redis://127.0.0.1:{port}"),
+        })
     }
 
     /// Kills the server (SIGKILL) and waits for it to be gone.
     pub async fn kill(&mut self) {
         self.child.kill().await.expect("kill redis-server");
     }
+
+    /// Starts a fresh, empty server on the same port (after [`OwnRedis::kill`]).
+    pub async fn restart(&mut self) {
+        self.child = spawn_redis(self.port).await;
+    }
+}
+
+/// Starts `redis-server` on `port`, without persistence, and waits until it answers.
+async fn spawn_redis(port: u16) -> Child {
+    let child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start redis-server");
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).expect("redis url");
+    wait_until(
+        Duration::from_secs(10),
+        "the private redis-server answers",
+        || {
+            let client = client.clone();
+            async move {
+                match client.get_multiplexed_async_connection().await {
+                    Ok(mut c) => redis::cmd("PING")
+                        .query_async::<String>(&mut c)
+                        .await
+                        .is_ok(),
+                    Err(_) => false,
+                }
+            }
+        },
+    )
+    .await;
+    child
 }
