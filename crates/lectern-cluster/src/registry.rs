@@ -168,7 +168,8 @@ impl NodeRegistry {
 
     /// Heartbeats on a schedule: every `every`, and at once whenever `status` changes (a new
     /// load figure, the drain flag). A failed heartbeat is logged and retried at the next tick;
-    /// the entry survives as long as one heartbeat per TTL gets through.
+    /// the entry survives as long as one heartbeat per TTL gets through. `every` is at least
+    /// 10 ms (a smaller one is raised to that).
     pub fn spawn_heartbeat(
         &self,
         mut status: watch::Receiver<NodeInfo>,
@@ -177,7 +178,7 @@ impl NodeRegistry {
         let registry = self.clone();
         let node = status.borrow().node.clone();
         let task = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
+            let mut tick = tokio::time::interval(every.max(Duration::from_millis(10)));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {

@@ -74,11 +74,12 @@ async fn heartbeats_keep_a_node_listed_with_its_load_and_drain_flag() {
     let Some(redis) = connect(&prefix).await else {
         return;
     };
-    let registry = NodeRegistry::new(redis, Duration::from_millis(300)).expect("registry");
+    // A TTL that a busy test machine's scheduling hiccups stay well inside.
+    let registry = NodeRegistry::new(redis, Duration::from_secs(1)).expect("registry");
     let (status_a, status_rx_a) = watch::channel(info("node-a", 1));
-    let heartbeat_a = registry.spawn_heartbeat(status_rx_a, Duration::from_millis(80));
+    let heartbeat_a = registry.spawn_heartbeat(status_rx_a, Duration::from_millis(100));
     let (_status_b, status_rx_b) = watch::channel(info("node-b", 3));
-    let heartbeat_b = registry.spawn_heartbeat(status_rx_b, Duration::from_millis(80));
+    let heartbeat_b = registry.spawn_heartbeat(status_rx_b, Duration::from_millis(100));
     wait_until(Duration::from_secs(5), "both nodes are listed", || {
         let registry = registry.clone();
         async move { registry.live_nodes().await.expect("live").len() == 2 }
@@ -91,8 +92,8 @@ async fn heartbeats_keep_a_node_listed_with_its_load_and_drain_flag() {
         Some("node-a")
     );
 
-    // Over six TTLs, the heartbeats keep node-a listed.
-    let until = Instant::now() + Duration::from_millis(1_800);
+    // Over three TTLs, the heartbeats keep node-a listed.
+    let until = Instant::now() + Duration::from_secs(3);
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     while Instant::now() < until {
         tick.tick().await;
