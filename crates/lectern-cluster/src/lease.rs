@@ -168,7 +168,8 @@ pub struct Claimed {
 pub enum ClaimOutcome {
     /// This node now hosts the room; the lease renews itself until released or lost.
     Claimed(RoomLease),
-    /// Another node (or this one, under an earlier claim) holds the room.
+    /// Another node holds the room; or this node does, under an earlier claim (for example one
+    /// from before a restart with the same node id, which expires after the TTL).
     HeldBy(LeaseHolder),
 }
 

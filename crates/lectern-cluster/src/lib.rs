@@ -42,6 +42,58 @@
 //! target that is not listening fails at once ([`ClusterError::TargetGone`]); a reply that does
 //! not come in time is a [`ClusterError::Timeout`] (done or not: commands are safe to repeat).
 //!
+//! # Wiring it into a node
+//!
+//! ```no_run
+//! # async fn node() -> Result<(), lectern_cluster::ClusterError> {
+//! use std::time::Duration;
+//! use lectern_cluster::*;
+//!
+//! let redis = Redis::connect("redis://127.0.0.1:6379", "lectern:").await?;
+//! let me = NodeId::new("node-1")?;
+//!
+//! // Registry: heartbeat every 2 s, gone 6 s after the last one.
+//! let registry = NodeRegistry::new(redis.clone(), Duration::from_secs(6))?;
+//! let (status, status_rx) = tokio::sync::watch::channel(NodeInfo {
+//!     node: me.clone(),
+//!     base_url: "https://node-1.example.org".into(),
+//!     media_ips: vec!["192.0.2.10".parse().expect("an IP")],
+//!     draining: false,
+//!     load: NodeLoad::default(),
+//! });
+//! let heartbeat = registry.spawn_heartbeat(status_rx, Duration::from_secs(2));
+//!
+//! // Leases, with one channel for every lease this node loses.
+//! let (leases, mut lost) = Leases::new(redis.clone(), me.clone(), LeaseConfig::default())?;
+//! // Commands for the rooms this node hosts arrive on `incoming`.
+//! let (bus, mut incoming) = CommandBus::start(redis, me.clone(), 256).await?;
+//!
+//! // A join for a room nobody hosts: host it here if this node is the placement's choice.
+//! let room = "algebra-101";
+//! let nodes = registry.live_nodes().await?;
+//! if choose_node(&nodes, &PlacementWeights::default()) == Some(&me) {
+//!     match leases.claim(room).await? {
+//!         ClaimOutcome::Claimed(mut lease) => {
+//!             // Run the room; stop it (and send its clients away) when this returns.
+//!             let _lost: LeaseLost = lease.lost().await;
+//!         }
+//!         ClaimOutcome::HeldBy(holder) => {
+//!             // Send the client to `registry.node(&holder.node)`'s base URL.
+//!             let _host = registry.node(&holder.node).await?;
+//!         }
+//!     }
+//! }
+//!
+//! // The REST API acting on a room wherever it is hosted.
+//! let reply = bus
+//!     .send_to_room(&leases, room, &RoomCommand::EndClass, Duration::from_secs(3))
+//!     .await?;
+//! # let _ = (reply, &mut lost, &mut incoming, status);
+//! heartbeat.stop().await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Failure modes
 //!
 //! - **Redis unreachable**: commands fail with [`ClusterError::Redis`] and the connection
