@@ -654,3 +654,116 @@ async fn gift_import_and_validation_errors() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn admin_api_authors_quizzes_and_reads_results() -> anyhow::Result<()> {
+    let s = server().await?;
+    let store = Store::open(&s.server.config().store_url()).await?;
+    let (_, key) =
+        lectern_server::courses::create_api_key(&store, "tests", lectern_server::clock::wall_ms())
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    store.close().await;
+    let admin = |method: &'static str, path: String, content_type: &'static str, body: String| {
+        let key = key.clone();
+        async move {
+            call(
+                s.addr,
+                method,
+                &format!("/api/v1{path}"),
+                Some(&key),
+                content_type,
+                &body,
+            )
+            .await
+        }
+    };
+
+    let answer = call(
+        s.addr,
+        "GET",
+        "/api/v1/courses/algebra/quizzes",
+        None,
+        "",
+        "",
+    )
+    .await?;
+    assert_eq!(answer.status, 401);
+    let answer = admin(
+        "POST",
+        "/courses/algebra/quizzes?format=gift&published=true".into(),
+        "text/plain",
+        "Capital of Norway? {=Oslo ~Bergen}".into(),
+    )
+    .await?;
+    assert_eq!(answer.status, 201, "{answer:?}");
+    let quiz = answer.body["quiz"]["id"].as_i64().context("quiz id")?;
+    let answer = admin(
+        "GET",
+        format!("/courses/algebra/quizzes/{quiz}"),
+        "",
+        String::new(),
+    )
+    .await?;
+    assert_eq!(
+        answer.body["authored"]["questions"][0]["choices"][0]["correct"],
+        true
+    );
+    let answer = admin(
+        "PATCH",
+        format!("/courses/algebra/quizzes/{quiz}"),
+        "application/json",
+        json!({"quiz": week1(Some(1), None, None)}).to_string(),
+    )
+    .await?;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(answer.body["quiz"]["question_count"], 4);
+    assert_eq!(answer.body["quiz"]["published"], true);
+
+    // A student takes it through the member API; the admin API reads the results.
+    let ada = Member::new(&s, ALGEBRA, "ada", Role::Student);
+    let started = ada.start(quiz).await?;
+    let attempt = started.body["id"].as_i64().context("attempt id")?;
+    assert_eq!(
+        ada.submit(quiz, attempt, &right_answers()).await?.status,
+        200
+    );
+    let answer = admin("GET", "/courses/algebra/quizzes".into(), "", String::new()).await?;
+    assert_eq!(answer.body[0]["id"], quiz);
+    let answer = admin(
+        "GET",
+        format!("/courses/algebra/quizzes/{quiz}/results?format=csv"),
+        "",
+        String::new(),
+    )
+    .await?;
+    assert!(
+        answer.text.contains("\nada,Name of ada,true,1,1,5,5,5,"),
+        "{answer:?}"
+    );
+    let answer = admin(
+        "GET",
+        format!("/courses/algebra/quizzes/{quiz}/stats"),
+        "",
+        String::new(),
+    )
+    .await?;
+    assert_eq!(answer.body["questions"][0]["share_correct"], 1.0);
+    let answer = admin(
+        "GET",
+        format!("/courses/physics/quizzes/{quiz}"),
+        "",
+        String::new(),
+    )
+    .await?;
+    assert_eq!(answer.status, 404, "{answer:?}");
+    let answer = admin(
+        "DELETE",
+        format!("/courses/algebra/quizzes/{quiz}"),
+        "",
+        String::new(),
+    )
+    .await?;
+    assert_eq!(answer.status, 204);
+    Ok(())
+}
