@@ -739,11 +739,11 @@ pub async fn my_attempts(
 /// Grades and stores a submission of the member's own open attempt. Refused with `time_up`
 /// or `past_due` (beyond [`SUBMIT_GRACE_SECS`]) and `already_submitted`; bad answers are
 /// `invalid_input`. Of two simultaneous submissions, one is stored, the other refused.
+/// `(id, attempt)`: the quiz and the attempt.
 pub async fn submit_attempt(
     store: &Store,
     course: &str,
-    id: i64,
-    attempt: i64,
+    (id, attempt): (i64, i64),
     member_id: &str,
     staff: bool,
     answers: &[QuestionAnswer],

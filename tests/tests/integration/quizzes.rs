@@ -31,8 +31,8 @@ fn week1(max_attempts: Option<u32>, time_limit: Option<u32>, due_at: Option<i64>
             {"id": "even", "text": "Which are even?", "points": 2, "type": "multiple_choice",
              "choices": [{"text": "2", "weight": 0.5}, {"text": "4", "weight": 0.5},
                          {"text": "5", "weight": -1}]},
-            {"id": "pi", "text": "Pi to two places?", "type": "numeric",
-             "answers": [{"value": 3.14, "tolerance": 0.005}]},
+            {"id": "pi", "text": "Seven and a quarter, as a decimal?", "type": "numeric",
+             "answers": [{"value": 7.25, "tolerance": 0.005}]},
             {"id": "author", "text": "Who wrote Hamlet?", "type": "short_text",
              "answers": [{"text": "Shakespeare"}]}
         ]
@@ -49,7 +49,7 @@ const SECRETS: [&str; 9] = [
     "Yes, Oslo",
     "West coast",
     "Shakespeare",
-    "3.14",
+    "7.25",
 ];
 
 fn assert_no_keys(what: &str, body: &Value) {
@@ -64,7 +64,7 @@ fn right_answers() -> Value {
     json!({"answers": [
         {"question": "capital", "type": "single_choice", "choice": 0},
         {"question": "even", "type": "multiple_choice", "choices": [0, 1]},
-        {"question": "pi", "type": "numeric", "value": 3.14},
+        {"question": "pi", "type": "numeric", "value": 7.25},
         {"question": "author", "type": "short_text", "text": " shakespeare "}
     ]})
 }

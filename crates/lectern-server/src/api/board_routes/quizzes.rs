@@ -319,8 +319,7 @@ pub(super) async fn submit_attempt(
     let view = quizzes::submit_attempt(
         &s.store,
         &course,
-        quiz,
-        attempt,
+        (quiz, attempt),
         &member.author.member_id,
         member.staff(),
         &input.answers,
