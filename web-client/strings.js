@@ -492,7 +492,7 @@ export const QUIZ_STRINGS = {
   /** @param {number} secs */
   timeLimit: (secs) => `Time limit: ${duration(secs)}`,
   /** @type {Record<string, string>} */
-  blocked: { no_attempts_left: 'No attempts left.', past_due: 'The due date has passed.' },
+  blocked: { no_attempts_left: 'No attempts left.', past_due: 'The due date has passed.', observer: 'Observers do not take quizzes.' },
   attemptsHeading: 'Your attempts',
   /** @param {number} n @param {number | null} score @param {number} max */
   attemptLine: (n, score, max) => (score === null ? `Attempt ${n}: not submitted` : `Attempt ${n}: ${fmt(score)} of ${fmt(max)}`),

@@ -90,7 +90,8 @@ pub struct MyQuizState {
     pub open_attempt: Option<i64>,
     /// Whether the member may start (or continue) an attempt now.
     pub can_attempt: bool,
-    /// Why not, when `can_attempt` is false: `no_attempts_left` or `past_due`.
+    /// Why not, when `can_attempt` is false: `no_attempts_left`, `past_due` or (in the member
+    /// API) `observer`.
     pub blocked: Option<String>,
 }
 

@@ -332,6 +332,8 @@ async fn quiz_permission_matrix() -> anyhow::Result<()> {
     assert_eq!(answer.status, 404, "{answer:?}");
     let answer = olga.start(quiz).await?;
     assert_eq!(answer.status, 403, "{answer:?}");
+    let answer = olga.get("").await?;
+    assert_eq!(answer.body["quizzes"][0]["mine"]["blocked"], "observer");
 
     // Results, statistics, edits and deletion are staff only.
     for rest in [

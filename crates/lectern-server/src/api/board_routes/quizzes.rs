@@ -41,6 +41,16 @@ fn now(s: &AppState) -> u64 {
     s.clock.now_ms()
 }
 
+/// Observers see quizzes but do not take them: their standing says so.
+fn for_role(member: &Member, mut item: QuizListItem) -> QuizListItem {
+    if member.author.role == Role::Observer {
+        item.mine.can_attempt = false;
+        item.mine.open_attempt = None;
+        item.mine.blocked = Some("observer".to_owned());
+    }
+    item
+}
+
 /// The quizzes a member sees.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub(super) struct QuizList {
@@ -85,7 +95,7 @@ pub(super) async fn list_quizzes(
     )
     .await?;
     Ok(Json(QuizList {
-        quizzes,
+        quizzes: quizzes.into_iter().map(|q| for_role(&member, q)).collect(),
         staff: member.staff(),
         server_now: at,
     }))
@@ -148,7 +158,10 @@ pub(super) async fn get_quiz(
     } else {
         None
     };
-    Ok(Json(MemberQuizView { item, authored }))
+    Ok(Json(MemberQuizView {
+        item: for_role(&member, item),
+        authored,
+    }))
 }
 
 /// Replace a quiz and/or publish or unpublish it (staff).
