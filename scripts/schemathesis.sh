@@ -54,12 +54,16 @@ printf 'member_id,name,role\nada,Ada Lovelace,student\nalan,Alan Turing,student\
 "$lectern" roster import --course algebra "$work/roster.csv" >/dev/null
 "$lectern" schedule add --course algebra --days mon,tue,wed,thu,fri,sat,sun --start 10:00 \
     --minutes 60 --from "$(date -u -d '-30 days' +%F)" --to "$(date -u -d '+30 days' +%F)" >/dev/null
+# A published quiz (id 1) for the quiz routes.
+printf 'Capital of Norway? {=Oslo ~Bergen}\n\nThe Earth is flat. {F}\n' >"$work/quiz.gift"
+"$lectern" quiz import --course algebra --publish "$work/quiz.gift" >/dev/null 2>&1
 cat >"$work/seeded.toml" <<TOML
 [parameters]
 "path.id" = "algebra"
 "path.member" = "ada"
 "path.session_key" = "$(date -u -d yesterday +%F)T10:00"
 "path.course" = "algebra"
+"path.quiz" = "1"
 TOML
 # The member API: an instructor's join token (the first line `lectern link` prints).
 # (Read whole, not through `head`: a closed pipe would make the CLI fail under pipefail.)

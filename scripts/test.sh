@@ -3,7 +3,8 @@
 # full-server integration with real WebSockets and real WebRTC peers) and the real-browser
 # end-to-end tests (Debian Chromium driven by playwright-core, tests/e2e: the live class,
 # run.mjs, the seminar tools of issue 16, seminar.mjs, the live polls of issue 13, polls.mjs,
-# then a class recorded and replayed, replay.mjs, and the course board of issue 13, course.mjs).
+# then a class recorded and replayed, replay.mjs, the course board of issue 13, course.mjs, and
+# its quizzes, quiz.mjs).
 #
 # Before them, the browser client's JSDoc types are checked with TypeScript (web-client/package.json:
 # `tsc -p .`, strict, no emit); a type error fails the script. Then the client's unit tests
@@ -75,7 +76,7 @@ if [ "${LECTERN_SKIP_E2E:-0}" != 1 ]; then
     (cd web-client && npm test) 2>&1 | tee -a "$log"
     echo "== the replay page against a fixture API (web-client/test/replay-page.mjs)"
     node web-client/test/replay-page.mjs 2>&1 | tee -a "$log"
-    echo "== browser end-to-end tests (tests/e2e: run.mjs, seminar.mjs, polls.mjs, replay.mjs, course.mjs)"
+    echo "== browser end-to-end tests (tests/e2e: run.mjs, seminar.mjs, polls.mjs, replay.mjs, course.mjs, quiz.mjs)"
     cargo build -p lectern-server
     bin="$(realpath "${CARGO_TARGET_DIR:-target}")/debug/lectern"
     (cd tests/e2e && LECTERN_BIN="$bin" node run.mjs) 2>&1 | tee -a "$log"
@@ -83,6 +84,7 @@ if [ "${LECTERN_SKIP_E2E:-0}" != 1 ]; then
     (cd tests/e2e && LECTERN_BIN="$bin" node polls.mjs) 2>&1 | tee -a "$log"
     (cd tests/e2e && LECTERN_BIN="$bin" node replay.mjs) 2>&1 | tee -a "$log"
     (cd tests/e2e && LECTERN_BIN="$bin" node course.mjs) 2>&1 | tee -a "$log"
+    (cd tests/e2e && LECTERN_BIN="$bin" node quiz.mjs) 2>&1 | tee -a "$log"
 fi
 
 # One closing line for the whole run: cargo prints one per test binary (the last often a

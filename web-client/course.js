@@ -12,10 +12,10 @@
  * the classes are drawn) and `data-live` (open once the event stream said `ready`); the next
  * class panel its `data-state` (none, upcoming, lobby_open, live); each past class its
  * `data-session`; each listed topic its `data-topic-id` and `data-unread`; each reply its
- * `data-reply-id`.
+ * `data-reply-id`; each listed quiz its `data-quiz-id`.
  */
 import { $, make } from './dom.js';
-import { COURSE_STRINGS as S, STRINGS } from './strings.js';
+import { COURSE_STRINGS as S, QUIZ_STRINGS as Q, STRINGS } from './strings.js';
 
 /**
  * @typedef {{member_id: string, name: string, role: string}} Author
@@ -183,6 +183,56 @@ function announce(text) {
 function when(iso) {
   const date = new Date(iso);
   return Number.isNaN(date.getTime()) ? '' : date.toLocaleString([], { dateStyle: 'medium', timeStyle: 'short' });
+}
+
+// ---- Quizzes ---------------------------------------------------------------------------------
+
+/**
+ * @typedef {{id: number, title: string, published: boolean, due_at: number | null,
+ *   max_score: number, question_count: number}} QuizSummary
+ * @typedef {{attempts_used: number, attempts_left: number | null, best_score: number | null,
+ *   open_attempt: number | null, can_attempt: boolean, blocked: string | null}} QuizState
+ */
+
+/** The course's quizzes with the member's standing, each with a link to take it. */
+async function loadQuizzes() {
+  $('quizzes-heading').textContent = Q.quizzesHeading;
+  const answer = await memberApi('GET', courseUrl('/quizzes'));
+  if (!answer.ok) return;
+  const items = /** @type {{quiz: QuizSummary, mine: QuizState}[]} */ (answer.body.quizzes);
+  $('quiz-list').replaceChildren(...items.map(({ quiz, mine }) => quizItem(quiz, mine)));
+  const empty = $('quizzes-empty');
+  empty.textContent = Q.quizzesEmpty;
+  empty.hidden = items.length > 0;
+}
+
+/** @param {QuizSummary} quiz @param {QuizState} mine */
+function quizItem(quiz, mine) {
+  const li = make('li');
+  li.dataset.quizId = String(quiz.id);
+  const pause = () => make('span', 'visually-hidden', '. ');
+  li.append(make('span', 'quiz-title', quiz.title));
+  if (!quiz.published) li.append(pause(), make('span', 'tag', Q.draft));
+  const due = quiz.due_at === null ? Q.noDue : Q.due(when(new Date(quiz.due_at * 1000).toISOString()));
+  li.append(pause(), make('span', 'muted-text', due));
+  li.append(pause(), make('span', 'muted-text', Q.attemptsLeft(mine.attempts_left)));
+  const best = mine.best_score === null ? Q.notAttempted : Q.best(mine.best_score, quiz.max_score);
+  li.append(pause(), make('span', 'muted-text', best));
+  const href = `/quiz.html?course=${encodeURIComponent(state.course)}&quiz=${quiz.id}`;
+  /** @type {[string, string] | null} */
+  let label = null;
+  if (mine.open_attempt !== null) label = [Q.continue, Q.continueOf(quiz.title)];
+  else if (mine.can_attempt) label = [Q.start, Q.startOf(quiz.title)];
+  else if (mine.attempts_used > 0) label = [Q.review, Q.reviewOf(quiz.title)];
+  if (label) {
+    const link = /** @type {HTMLAnchorElement} */ (make('a', 'button', label[0]));
+    link.href = href;
+    link.setAttribute('aria-label', label[1]);
+    li.append(link);
+  } else if (mine.blocked) {
+    li.append(pause(), make('span', 'muted-text', Q.blocked[mine.blocked] ?? mine.blocked));
+  }
+  return li;
 }
 
 // ---- The classes: next and past -------------------------------------------------------------
@@ -642,6 +692,7 @@ function start() {
     loadTopics();
   });
   loadHome();
+  loadQuizzes();
   loadTopics();
 }
 

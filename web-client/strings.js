@@ -461,3 +461,87 @@ export const COURSE_STRINGS = {
   /** @param {number} status */
   serverError: (status) => `The request failed (error ${status}). Try again later.`,
 };
+
+/** The quizzes: their list on the course home and the quiz page (quiz.html). */
+export const QUIZ_STRINGS = {
+  pageTitle: 'Quiz',
+  loading: 'Loading the quiz…',
+  quizzesHeading: 'Quizzes',
+  quizzesEmpty: 'No quizzes yet.',
+  backHome: '← Course home',
+  start: 'Start quiz',
+  continue: 'Continue quiz',
+  review: 'Review',
+  /** @param {string} title */
+  startOf: (title) => `Start quiz: ${title}`,
+  /** @param {string} title */
+  continueOf: (title) => `Continue quiz: ${title}`,
+  /** @param {string} title */
+  reviewOf: (title) => `Review quiz: ${title}`,
+  draft: 'Not published',
+  /** @param {string} when */
+  due: (when) => `Due ${when}`,
+  noDue: 'No due date',
+  /** @param {number | null} left */
+  attemptsLeft: (left) => (left === null ? 'Unlimited attempts' : left === 1 ? '1 attempt left' : `${left} attempts left`),
+  /** @param {number} score @param {number} max */
+  best: (score, max) => `Best score ${fmt(score)} of ${fmt(max)}`,
+  notAttempted: 'Not attempted yet',
+  /** @param {number} n */
+  questionCount: (n) => (n === 1 ? '1 question' : `${n} questions`),
+  /** @param {number} secs */
+  timeLimit: (secs) => `Time limit: ${duration(secs)}`,
+  /** @type {Record<string, string>} */
+  blocked: { no_attempts_left: 'No attempts left.', past_due: 'The due date has passed.', observer: 'Observers do not take quizzes.' },
+  attemptsHeading: 'Your attempts',
+  /** @param {number} n @param {number | null} score @param {number} max */
+  attemptLine: (n, score, max) => (score === null ? `Attempt ${n}: not submitted` : `Attempt ${n}: ${fmt(score)} of ${fmt(max)}`),
+  /** @param {number} n */
+  reviewAttempt: (n) => `Review attempt ${n}`,
+  /** @param {number} n @param {number} total @param {number} points */
+  questionLegend: (n, total, points) => `Question ${n} of ${total} (${points === 1 ? '1 point' : `${fmt(points)} points`})`,
+  numberLabel: 'Your answer (a number)',
+  textLabel: 'Your answer',
+  pickOne: 'Pick one answer.',
+  pickAny: 'Pick every answer that applies.',
+  submit: 'Submit answers',
+  confirmSubmit: 'Submit your answers? You cannot change them afterwards.',
+  /** @param {string} left */
+  timeLeft: (left) => `Time left: ${left}`,
+  oneMinuteLeft: 'One minute left.',
+  timeUpSubmitting: 'Time is up: your answers are being submitted.',
+  /** @param {string} id */
+  notANumber: (id) => `The answer to ${id} is not a number.`,
+  /** @param {number} score @param {number} max */
+  scoreHeading: (score, max) => `Your score: ${fmt(score)} of ${fmt(max)}`,
+  /** @type {Record<string, string>} */
+  outcome: { correct: 'Correct', partial: 'Partly correct', wrong: 'Wrong', unanswered: 'Not answered' },
+  /** @param {string} outcome @param {number} score @param {number} max */
+  outcomeLine: (outcome, score, max) => `${outcome}: ${fmt(score)} of ${fmt(max)}`,
+  yourAnswer: 'Your answer: ',
+  noAnswer: 'Your answer: none',
+  solution: 'Correct answer: ',
+  explanation: 'Explanation: ',
+  feedback: 'Feedback: ',
+  /** @param {number} value @param {number} tolerance */
+  plusMinus: (value, tolerance) => (tolerance ? `${fmt(value)} ± ${fmt(tolerance)}` : fmt(value)),
+  /** @param {number} min @param {number} max */
+  range: (min, max) => `${fmt(min)} to ${fmt(max)}`,
+  or: ' or ',
+  again: 'Take the quiz again',
+  linkMissing: 'This page needs your course link. Open the course home from your course link first.',
+};
+
+/** A number as people write it (no trailing zeros). @param {number} n */
+function fmt(n) {
+  return Number.isInteger(n) ? String(n) : String(Math.round(n * 100) / 100);
+}
+
+/** Seconds as "m:ss" (or "h:mm:ss"). @param {number} secs */
+export function duration(secs) {
+  const s = Math.max(0, Math.floor(secs));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const pad = (/** @type {number} */ x) => String(x).padStart(2, '0');
+  return h > 0 ? `${h}:${pad(m)}:${pad(s % 60)}` : `${m}:${pad(s % 60)}`;
+}

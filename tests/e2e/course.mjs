@@ -140,7 +140,7 @@ async function main() {
       const row = s.past.find((p) => p.session === pastKey);
       if (!row) throw new Error(`the past class ${pastKey} is not listed: ${JSON.stringify(s.past)}`);
       if (!row.text.includes('You were absent') || row.counts !== null) throw new Error(`Ada's past class: ${JSON.stringify(row)}`);
-      const expected = ['h1 Demo class', 'h2 Next class', 'h2 Past classes', 'h2 Topics', 'h2 New topic'];
+      const expected = ['h1 Demo class', 'h2 Next class', 'h2 Past classes', 'h2 Quizzes', 'h2 Topics', 'h2 New topic'];
       if (JSON.stringify(s.headings) !== JSON.stringify(expected)) throw new Error(`headings: ${JSON.stringify(s.headings)}`);
       // Keyboard: the Join class link is among the first stops.
       await ada.evaluate(() => /** @type {HTMLElement} */ (document.activeElement)?.blur());

@@ -22,6 +22,7 @@ mod conn;
 pub mod courses;
 mod media;
 pub mod metrics;
+pub mod quizzes;
 pub mod recordings;
 pub mod room_name;
 mod rooms;

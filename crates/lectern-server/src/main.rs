@@ -1,5 +1,6 @@
-//! `lectern`: run the server, mint a join token, or manage courses, rosters, schedules and API
-//! keys in the store (through the same service layer as the REST API; no server needed).
+//! `lectern`: run the server, mint a join token, or manage courses, rosters, schedules, API
+//! keys, recordings and quizzes in the store (through the same service layer as the REST API;
+//! no server needed).
 
 use std::path::PathBuf;
 
@@ -14,6 +15,7 @@ use lectern_server::config::Config;
 use lectern_server::courses::{self, LinkRequest, NewCourse, ScheduleSpec, ServiceError};
 use lectern_store::Store;
 
+mod quiz_cli;
 mod recording_cli;
 
 #[derive(Debug, Parser)]
@@ -68,6 +70,9 @@ enum Command {
     /// Recordings of classes.
     #[command(subcommand)]
     Recording(recording_cli::RecordingCommand),
+    /// Quizzes: import (GIFT or JSON), list, publish, results.
+    #[command(subcommand)]
+    Quiz(quiz_cli::QuizCommand),
     /// Print a join token, its join link and its course home link for a course member and a
     /// session.
     Link {
@@ -420,6 +425,7 @@ async fn run_admin(config: &Config, store: &Store, command: Command) -> anyhow::
             }
         }
         Command::Recording(command) => recording_cli::run(config, store, command).await?,
+        Command::Quiz(command) => quiz_cli::run(store, command).await?,
         Command::Link {
             course,
             member,

@@ -72,6 +72,21 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../../web-client/course.js"),
     ),
     (
+        "/quiz.html",
+        "text/html; charset=utf-8",
+        include_str!("../../../web-client/quiz.html"),
+    ),
+    (
+        "/quiz.css",
+        "text/css; charset=utf-8",
+        include_str!("../../../web-client/quiz.css"),
+    ),
+    (
+        "/quiz.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../web-client/quiz.js"),
+    ),
+    (
         "/media.js",
         "text/javascript; charset=utf-8",
         include_str!("../../../web-client/media.js"),

@@ -1,6 +1,6 @@
 //! Lectern's persistence: rooms, the chat log, attendance, moderation, class sessions and polls;
 //! courses with their rosters and schedules, and admin API keys (see `courses.rs`); the course
-//! discussion board (see `board.rs`).
+//! discussion board (see `board.rs`); quizzes and attempts (see `quizzes.rs`).
 //!
 //! [`Store`] is the one seam between the server and a database. Today it is backed by SQLite (a
 //! file by default, or memory for tests); PostgreSQL, for multi-node deployments, will be a second
@@ -39,6 +39,7 @@ use lectern_proto::{ChatMessage, ParticipantId, PollId, Role, RoomId, Seq, UnixM
 
 mod board;
 mod courses;
+mod quizzes;
 mod recordings;
 mod sqlite;
 
@@ -47,6 +48,7 @@ pub use board::{
     TopicSummary, search_query,
 };
 pub use courses::{ApiKey, Course, CourseMember, StoredSchedule, hash_api_key};
+pub use quizzes::{AttemptSubmission, NewAttempt, NewQuiz, QuizAttempt, StoredQuiz};
 pub use recordings::{Recording, RecordingState, RecordingUpdate};
 
 /// A handle to the database. Cheap to clone: clones share the connection pools.

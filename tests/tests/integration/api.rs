@@ -192,7 +192,8 @@ async fn requests_without_an_api_key_are_refused() -> anyhow::Result<()> {
                 .replace("{id}", "algebra")
                 .replace("{member}", "ada")
                 .replace("{session_key}", "2026-09-01T10:00")
-                .replace("{token}", "feed_0000");
+                .replace("{token}", "feed_0000")
+                .replace("{quiz}", "1");
             let url = format!("/api/v1{concrete}");
             let r = call(addr, &method.to_uppercase(), &url, None, Some(&json!({}))).await?;
             // Member feeds need no key (a calendar app sends none): an unknown token is 404.
@@ -207,7 +208,7 @@ async fn requests_without_an_api_key_are_refused() -> anyhow::Result<()> {
             probed += 1;
         }
     }
-    assert_eq!(probed, 26);
+    assert_eq!(probed, 33);
     for path in [
         "/courses",
         "/courses/{id}",

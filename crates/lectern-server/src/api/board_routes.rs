@@ -27,10 +27,12 @@ use utoipa_axum::routes;
 
 mod home;
 mod live;
+mod quizzes;
 mod replies;
 
 use home::*;
 use live::*;
+use quizzes::*;
 use replies::*;
 
 use super::{ApiError, ApiResult, AppState, ErrorBody, ErrorInfo, MAX_BODY_BYTES, json_errors};
@@ -49,7 +51,7 @@ const MAX_PAGE: u32 = 100;
 #[openapi(
     info(
         title = "Lectern member API",
-        description = "The course home and the course discussion board, for course members. Authenticate with \
+        description = "The course home, the course discussion board and quizzes, for course members. Authenticate with \
                        `Authorization: Bearer <join token>`: the member's own join token for \
                        any room of the course."
     ),
@@ -84,6 +86,13 @@ fn member_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(topic_from_chat))
         .routes(routes!(course_home))
         .routes(routes!(session_attendance))
+        .routes(routes!(list_quizzes, create_quiz))
+        .routes(routes!(get_quiz, change_quiz, delete_quiz))
+        .routes(routes!(start_attempt, list_attempts))
+        .routes(routes!(get_attempt))
+        .routes(routes!(submit_attempt))
+        .routes(routes!(quiz_results))
+        .routes(routes!(quiz_stats))
 }
 
 /// The member API router, to nest under `/course/v1`.
@@ -591,6 +600,17 @@ mod tests {
             "POST /courses/{course}/board/from-chat",
             "GET /courses/{course}/home",
             "GET /courses/{course}/sessions/{session}/attendance",
+            "GET /courses/{course}/quizzes",
+            "POST /courses/{course}/quizzes",
+            "GET /courses/{course}/quizzes/{quiz}",
+            "PATCH /courses/{course}/quizzes/{quiz}",
+            "DELETE /courses/{course}/quizzes/{quiz}",
+            "POST /courses/{course}/quizzes/{quiz}/attempts",
+            "GET /courses/{course}/quizzes/{quiz}/attempts",
+            "GET /courses/{course}/quizzes/{quiz}/attempts/{attempt}",
+            "POST /courses/{course}/quizzes/{quiz}/attempts/{attempt}/submit",
+            "GET /courses/{course}/quizzes/{quiz}/results",
+            "GET /courses/{course}/quizzes/{quiz}/stats",
         ]
         .into_iter()
         .map(str::to_owned)
@@ -600,6 +620,7 @@ mod tests {
         assert!(json["components"]["schemas"]["TopicView"].is_object());
         assert!(json["components"]["schemas"]["BoardNotice"].is_object());
         assert!(json["components"]["schemas"]["CourseHome"].is_object());
+        assert!(json["components"]["schemas"]["AttemptView"].is_object());
         assert!(json["components"]["securitySchemes"]["join_token"].is_object());
         assert_eq!(json["servers"][0]["url"], "/course/v1");
     }

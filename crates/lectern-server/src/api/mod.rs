@@ -30,12 +30,14 @@ use crate::shared::Shared;
 pub mod board_routes;
 mod course_routes;
 mod feeds;
+mod quiz_routes;
 mod recording_routes;
 pub mod replay_routes;
 mod reports;
 
 use course_routes::*;
 use feeds::*;
+use quiz_routes::*;
 use recording_routes::*;
 use reports::*;
 
@@ -49,7 +51,7 @@ type AppState = Arc<Shared>;
     info(
         title = "Lectern admin API",
         description = "Courses, rosters, schedules, sessions, join links, attendance, \
-                       chat transcripts and polls. \
+                       chat transcripts, polls and quizzes. \
                        Authenticate with `Authorization: Bearer <api key>` \
                        (create keys with `lectern apikey create`)."
     ),
@@ -95,6 +97,14 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_recordings))
         .routes(routes!(get_recording, delete_recording))
         .routes(routes!(download_recording))
+        .routes(routes!(admin_list_quizzes, admin_create_quiz))
+        .routes(routes!(
+            admin_get_quiz,
+            admin_change_quiz,
+            admin_delete_quiz
+        ))
+        .routes(routes!(admin_quiz_results))
+        .routes(routes!(admin_quiz_stats))
 }
 
 /// The API router, to nest under `/api/v1`.
@@ -122,7 +132,8 @@ pub struct ErrorBody {
 pub struct ErrorInfo {
     /// Stable: `unauthorized`, `forbidden`, `not_found`, `invalid_input`, `conflict`,
     /// `payload_too_large`, `method_not_allowed`, `unsupported_media_type`, `internal`; in the
-    /// member API also `locked` (a locked board topic) and `deleted` (a deleted board post).
+    /// member API also `locked` (a locked board topic) and `deleted` (a deleted board post);
+    /// for quiz attempts (409) `no_attempts_left`, `past_due`, `time_up`, `already_submitted`.
     pub code: String,
     pub message: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -166,7 +177,9 @@ impl From<ServiceError> for ApiError {
         let status = match &err {
             ServiceError::NotFound { .. } => StatusCode::NOT_FOUND,
             ServiceError::InvalidInput { .. } => StatusCode::BAD_REQUEST,
-            ServiceError::Conflict(_) | ServiceError::SessionNotOpen(_) => StatusCode::CONFLICT,
+            ServiceError::Conflict(_)
+            | ServiceError::SessionNotOpen(_)
+            | ServiceError::Refused { .. } => StatusCode::CONFLICT,
             ServiceError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let code = err.code();
@@ -356,6 +369,13 @@ mod tests {
             "GET /recordings/{id}",
             "DELETE /recordings/{id}",
             "GET /recordings/{id}/download",
+            "GET /courses/{id}/quizzes",
+            "POST /courses/{id}/quizzes",
+            "GET /courses/{id}/quizzes/{quiz}",
+            "PATCH /courses/{id}/quizzes/{quiz}",
+            "DELETE /courses/{id}/quizzes/{quiz}",
+            "GET /courses/{id}/quizzes/{quiz}/results",
+            "GET /courses/{id}/quizzes/{quiz}/stats",
         ]
         .into_iter()
         .map(str::to_owned)

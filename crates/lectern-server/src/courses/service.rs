@@ -22,6 +22,10 @@ pub enum ServiceError {
     },
     #[error("{0}")]
     Conflict(String),
+    /// A rule refuses the request now (a quiz attempt: no attempts left, past due, time up,
+    /// already submitted); `code` is its stable name.
+    #[error("{message}")]
+    Refused { code: &'static str, message: String },
     #[error("internal error")]
     Internal(String),
 }
@@ -46,6 +50,7 @@ impl ServiceError {
             ServiceError::InvalidInput { .. } => "invalid_input",
             ServiceError::Conflict(_) => "conflict",
             ServiceError::SessionNotOpen(_) => "session_not_open",
+            ServiceError::Refused { code, .. } => code,
             ServiceError::Internal(_) => "internal",
         }
     }

@@ -1,0 +1,270 @@
+// Quizzes in a real browser: the `lectern` binary with the demo course and a quiz imported with
+// `lectern quiz import --publish`, Debian's Chromium through playwright-core. A student who
+// missed class opens the course home from their demo join link, sees the quiz (due date,
+// attempts left, no score yet, a Start button), takes it on the quiz page (a visible timer,
+// since it is time-limited), submits and sees the score with per-question feedback and
+// explanations; back on the home, the best score and attempts left are updated. The other
+// student takes it with the keyboard only (Tab, Space, Enter and typing the text answers), at
+// phone width (375 px), with nothing wider than the screen. axe-core finds no serious or
+// critical violation on the quiz page while taking it and after submitting, at 1280 and 375 px,
+// nor on the home with its quiz list. See README.md.
+//
+// Exit code 0 when every check passed; the last line printed is `N passed, N failed`.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+import { CHROMIUM, axeCheck, checklist, runCli, startServer, stopServer, waitFor } from './harness.mjs';
+
+const { results, check } = checklist();
+
+/** A quiz with every kind of question; the first choice of each choice question is right. */
+const QUIZ = {
+  title: 'Week 1 catch-up',
+  description: 'Four questions on the class you may have missed.',
+  settings: { max_attempts: 2, time_limit_secs: 900, due_at: Math.floor(Date.now() / 1000) + 7 * 86_400 },
+  questions: [
+    {
+      id: 'capital', text: 'Which city is the capital of Norway?', explanation: 'Oslo has been the capital since 1814.',
+      type: 'single_choice',
+      choices: [{ text: 'Oslo', correct: true, feedback: 'Yes, Oslo.' }, { text: 'Bergen', feedback: 'Bergen is on the west coast.' }],
+    },
+    {
+      id: 'even', text: 'Which numbers are even?', points: 2, type: 'multiple_choice',
+      choices: [{ text: '2', weight: 0.5 }, { text: '4', weight: 0.5 }, { text: '5', weight: -1, feedback: '5 is odd.' }],
+    },
+    { id: 'pi', text: 'Give pi to two decimal places.', type: 'numeric', answers: [{ value: 3.14, tolerance: 0.005, feedback: 'Good.' }] },
+    { id: 'author', text: 'Who wrote <b>Hamlet</b>?', type: 'short_text', answers: [{ text: 'Shakespeare' }] },
+  ],
+};
+
+/** The quiz page's own view. */
+function quizState() {
+  const root = document.documentElement;
+  const visible = (id) => !document.getElementById(id)?.hidden;
+  return {
+    state: root.dataset.state,
+    error: visible('error') ? document.getElementById('error')?.textContent : '',
+    title: document.getElementById('quiz-title')?.textContent ?? '',
+    timer: visible('timer') ? document.getElementById('timer')?.textContent : '',
+    fieldsets: [...document.querySelectorAll('#questions fieldset')].map((f) => ({
+      question: /** @type {HTMLElement} */ (f).dataset.question,
+      legend: f.querySelector('legend')?.textContent ?? '',
+      inputs: [...f.querySelectorAll('input')].map((i) => ({ type: i.type, labelled: !!(i.labels && i.labels.length) })),
+    })),
+    score: visible('review') ? document.getElementById('score-heading')?.textContent : '',
+    graded: [...document.querySelectorAll('#graded > li')].map((li) => ({
+      question: /** @type {HTMLElement} */ (li).dataset.question,
+      outcome: /** @type {HTMLElement} */ (li).dataset.outcome,
+      text: li.textContent,
+      markup: li.querySelector('b') !== null,
+    })),
+    focused: document.activeElement?.id ?? '',
+    overflow: document.documentElement.scrollWidth - window.innerWidth,
+  };
+}
+
+/** The home's quiz list. */
+function homeQuizzes() {
+  return [...document.querySelectorAll('#quiz-list > li')].map((li) => {
+    const link = /** @type {HTMLAnchorElement | null} */ (li.querySelector('a'));
+    return { id: /** @type {HTMLElement} */ (li).dataset.quizId, text: li.textContent, link: link?.textContent ?? '', href: link?.getAttribute('href') ?? '' };
+  });
+}
+
+const pages = /** @type {{name: string, log: string[]}[]} */ ([]);
+
+async function main() {
+  const dataDir = mkdtempSync(join(tmpdir(), 'lectern-quiz-e2e-'));
+  let server = null;
+  let browser = null;
+  try {
+    server = await startServer(dataDir);
+    const file = join(dataDir, 'week1.json');
+    writeFileSync(file, JSON.stringify(QUIZ));
+    const quizId = (await runCli(dataDir, ['quiz', 'import', '--course', 'demo', '--publish', file])).trim();
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
+    });
+    const tokenOf = (who) => new URLSearchParams(new URL(server.links[who]).hash.slice(1)).get('token');
+
+    /** A page on the course home as `who`, with its quiz list drawn. */
+    const openHome = async (who, width) => {
+      const context = await browser.newContext({ viewport: { width, height: 800 } });
+      const page = await context.newPage();
+      const log = [];
+      page.on('console', (m) => log.push(`[${m.type()}] ${m.text()}`));
+      page.on('pageerror', (e) => log.push(`[pageerror] ${e.message}`));
+      page.on('response', (r) => r.status() >= 400 && log.push(`[http ${r.status()}] ${r.url()}`));
+      page.on('dialog', (d) => d.accept());
+      pages.push({ name: who, log });
+      await page.goto(`${server.url}/course.html#token=${tokenOf(who)}`);
+      await waitFor(`${who}: the quiz list`, async () => (await page.evaluate(homeQuizzes)).length > 0);
+      return page;
+    };
+
+    let ada = null;
+    await check('a student who missed class sees the quiz on the course home', async () => {
+      ada = await openHome('student 1', 1280);
+      const [quiz] = await ada.evaluate(homeQuizzes);
+      if (quiz.id !== quizId) throw new Error(`quiz id ${quiz.id}, imported ${quizId}`);
+      for (const part of ['Week 1 catch-up', 'Due ', '2 attempts left', 'Not attempted yet']) {
+        if (!quiz.text.includes(part)) throw new Error(`"${part}" missing: ${quiz.text}`);
+      }
+      if (quiz.link !== 'Start quiz') throw new Error(`link: ${quiz.link}`);
+      return quiz.text;
+    });
+
+    await check('axe-core: the course home with its quizzes (1280 px)', () => axeCheck(ada, 'the course home with a quiz'));
+
+    await check('Start opens the quiz page; starting shows the questions and a timer', async () => {
+      await ada.click('#quiz-list a');
+      await waitFor('the quiz intro', async () => (await ada.evaluate(quizState)).state === 'intro');
+      await ada.click('#start');
+      const s = await waitFor('the questions', async () => {
+        const q = await ada.evaluate(quizState);
+        return q.state === 'taking' && q.fieldsets.length === 4 && q;
+      });
+      if (!/^Time left: 1[45]:\d\d$/.test(s.timer)) throw new Error(`timer: ${s.timer}`);
+      const unlabelled = s.fieldsets.flatMap((f) => f.inputs.filter((i) => !i.labelled));
+      if (unlabelled.length) throw new Error(`inputs without a label: ${JSON.stringify(s.fieldsets)}`);
+      const types = s.fieldsets.map((f) => f.inputs.map((i) => i.type).join('+'));
+      if (types.join(' ') !== 'radio+radio checkbox+checkbox+checkbox text text') throw new Error(`types: ${types}`);
+      if (!s.fieldsets[0].legend.startsWith('Question 1 of 4')) throw new Error(`legend: ${s.fieldsets[0].legend}`);
+      const html = await ada.content();
+      for (const key of ['Shakespeare', 'since 1814', 'Yes, Oslo', '3.14']) {
+        if (html.includes(key)) throw new Error(`the page holds "${key}" before submitting`);
+      }
+      return `${s.timer}; ${types.join(', ')}`;
+    });
+
+    await check('axe-core: taking the quiz (1280 px)', () => axeCheck(ada, 'the quiz form'));
+
+    await check('submitting shows the score, feedback and explanations', async () => {
+      await ada.check('#questions fieldset[data-question="capital"] input[value="1"]');
+      await ada.check('#questions fieldset[data-question="even"] input[value="0"]');
+      await ada.check('#questions fieldset[data-question="even"] input[value="1"]');
+      await ada.fill('#questions fieldset[data-question="pi"] input', '3,14');
+      await ada.fill('#questions fieldset[data-question="author"] input', 'shakespeare');
+      await ada.click('#submit');
+      const s = await waitFor('the review', async () => {
+        const q = await ada.evaluate(quizState);
+        return q.state === 'review' && q;
+      });
+      if (s.score !== 'Your score: 4 of 5') throw new Error(`score: ${s.score}`);
+      if (s.focused !== 'score-heading') throw new Error(`focus on #${s.focused}`);
+      const capital = s.graded.find((g) => g.question === 'capital');
+      for (const part of ['Wrong', 'Bergen is on the west coast.', 'Correct answer: Oslo', 'Oslo has been the capital since 1814.']) {
+        if (!capital?.text.includes(part)) throw new Error(`"${part}" missing: ${capital?.text}`);
+      }
+      const pi = s.graded.find((g) => g.question === 'pi');
+      if (pi?.outcome !== 'correct' || !pi.text.includes('Good.')) throw new Error(`pi: ${JSON.stringify(pi)}`);
+      const author = s.graded.find((g) => g.question === 'author');
+      if (author?.markup || !author?.text.includes('<b>Hamlet</b>')) throw new Error(`the question text is not shown as text: ${author?.text}`);
+      return s.graded.map((g) => `${g.question} ${g.outcome}`).join(', ');
+    });
+
+    await check('axe-core: the graded attempt (1280 px)', () => axeCheck(ada, 'the graded attempt'));
+
+    await check('back on the home: best score and attempts left', async () => {
+      await ada.click('#home-link');
+      const quiz = await waitFor('the updated quiz list', async () => {
+        const [q] = await ada.evaluate(homeQuizzes);
+        return q?.text.includes('Best score 4 of 5') && q;
+      });
+      if (!quiz.text.includes('1 attempt left')) throw new Error(quiz.text);
+      if (quiz.link !== 'Start quiz') throw new Error(`link: ${quiz.link}`);
+      return quiz.text;
+    });
+
+    let alan = null;
+    await check('keyboard only at 375 px: Tab, Space and Enter take the whole quiz', async () => {
+      alan = await openHome('student 2', 375);
+      // Tab to the quiz's Start link, Enter.
+      const reached = await tabTo(alan, async () => alan.evaluate(() => document.activeElement?.closest('#quiz-list') !== null));
+      if (!reached) throw new Error('Tab never reached the quiz link');
+      await alan.keyboard.press('Enter');
+      await waitFor('the quiz intro', async () => (await alan.evaluate(quizState)).state === 'intro');
+      if (!(await tabTo(alan, async () => alan.evaluate(() => document.activeElement?.id === 'start')))) throw new Error('Tab never reached Start');
+      await alan.keyboard.press('Enter');
+      await waitFor('the questions, the first choice focused', async () => {
+        const q = await alan.evaluate(quizState);
+        return q.state === 'taking' && q.focused === 'q-0-0';
+      });
+      await alan.keyboard.press('Space'); // capital: Oslo
+      await alan.keyboard.press('Tab'); // even: "2"
+      await alan.keyboard.press('Space');
+      await alan.keyboard.press('Tab'); // even: "4"
+      await alan.keyboard.press('Space');
+      await alan.keyboard.press('Tab'); // even: "5", left unticked
+      await alan.keyboard.press('Tab'); // pi
+      await alan.keyboard.type('3.14');
+      await alan.keyboard.press('Tab'); // author
+      await alan.keyboard.type('William Shakespeare');
+      await alan.keyboard.press('Tab'); // submit
+      const focused = await alan.evaluate(() => document.activeElement?.id);
+      if (focused !== 'submit') throw new Error(`focus on #${focused}, not the submit button`);
+      await alan.keyboard.press('Enter');
+      const s = await waitFor('the review', async () => {
+        const q = await alan.evaluate(quizState);
+        return q.state === 'review' && q;
+      });
+      // "William Shakespeare" is not an accepted answer: 4 of 5.
+      if (s.score !== 'Your score: 4 of 5') throw new Error(`score: ${s.score} ${JSON.stringify(s.graded)}`);
+      if (s.overflow > 0) throw new Error(`the page is ${s.overflow} px wider than the screen`);
+      return s.score;
+    });
+
+    await check('axe-core: the graded attempt (375 px)', () => axeCheck(alan, 'the graded attempt at 375 px'));
+
+    await check('axe-core: taking the quiz (375 px), nothing wider than the screen', async () => {
+      await alan.click('#again');
+      await waitFor('the intro', async () => (await alan.evaluate(quizState)).state === 'intro');
+      await alan.click('#start');
+      const s = await waitFor('the questions', async () => {
+        const q = await alan.evaluate(quizState);
+        return q.state === 'taking' && q;
+      });
+      if (s.overflow > 0) throw new Error(`the page is ${s.overflow} px wider than the screen`);
+      return axeCheck(alan, 'the quiz form at 375 px');
+    });
+
+    await check('no errors on the pages', async () => {
+      const errors = pages.flatMap((p) => p.log.filter((line) => line.startsWith('[pageerror]') || line.startsWith('[error]') || line.startsWith('[http')).map((l) => `${p.name}: ${l}`));
+      if (errors.length) throw new Error(errors.join('\n'));
+      return '';
+    });
+  } finally {
+    if (results.some((r) => !r.ok)) {
+      for (const p of pages) console.log(`--- ${p.name} console ---\n${p.log.join('\n')}`);
+      if (server) console.log(`--- server output ---\n${server.output.slice(-4000)}`);
+    }
+    await browser?.close();
+    await stopServer(server);
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Presses Tab until `reached()` is true, at most 60 times; whether it got there.
+ * @param {import('playwright-core').Page} page @param {() => Promise<boolean>} reached
+ */
+async function tabTo(page, reached) {
+  for (let i = 0; i < 60; i += 1) {
+    await page.keyboard.press('Tab');
+    if (await reached()) return true;
+  }
+  return false;
+}
+
+try {
+  await main();
+} catch (error) {
+  results.push({ name: 'harness', ok: false, detail: String(error) });
+  console.log(`FAIL harness: ${error?.stack ?? error}`);
+}
+const passed = results.filter((r) => r.ok).length;
+console.log(`${passed} passed, ${results.length - passed} failed`);
+process.exitCode = passed === results.length ? 0 : 1;
