@@ -141,6 +141,8 @@ pub struct WebSocketConfig {
     pub ping_interval_secs: u64,
     pub idle_timeout_secs: u64,
     pub write_timeout_secs: u64,
+    /// Send a message longer than this as fragments of this many bytes (0: always one frame).
+    pub send_fragment_bytes: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -321,6 +323,12 @@ impl Config {
             if value == 0 {
                 return bad(format!("{name} must be greater than 0"));
             }
+        }
+        let fragment = self.websocket.send_fragment_bytes;
+        if fragment != 0 && !(1024..=1 << 20).contains(&fragment) {
+            return bad(
+                "websocket.send_fragment_bytes must be 0 (off) or from 1024 to 1048576".into(),
+            );
         }
         if self.websocket.idle_timeout_secs <= self.websocket.ping_interval_secs {
             return bad(

@@ -5,9 +5,9 @@
 //! A leaf: it uses nothing else from this crate, so the room tasks (`rooms`) and the
 //! connection tasks (`ws`) both depend on it and not on each other's internals.
 
-use axum::extract::ws::Utf8Bytes;
 use lectern_proto::{CloseReason, ServerMessage, encode_server};
 use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 /// What a connection's writer receives.
 #[derive(Debug)]

@@ -31,5 +31,6 @@ mod shared;
 mod turn;
 mod web;
 mod ws;
+mod ws_upgrade;
 
 pub use server::{Server, ServerError, resolve_secret};

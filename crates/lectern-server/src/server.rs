@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Query, State, WebSocketUpgrade};
+use axum::extract::{Query, Request, State};
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -15,6 +15,7 @@ use lectern_proto::Role;
 use lectern_store::Store;
 use serde::Deserialize;
 use tokio::sync::{mpsc, watch};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tracing::{info, warn};
 
 use crate::auth::{Authenticator, KeyError};
@@ -23,6 +24,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::rooms::{Registry, RoomEnv, Settings};
 use crate::shared::{Parts, Shared};
+use crate::ws_upgrade::Handshake;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -317,18 +319,29 @@ fn router(shared: Arc<Shared>) -> Router {
 }
 
 async fn ws_upgrade(
-    ws: WebSocketUpgrade,
     Query(query): Query<WsQuery>,
     State(shared): State<Arc<Shared>>,
+    mut request: Request,
 ) -> Response {
+    let handshake = match Handshake::check(&mut request) {
+        Ok(handshake) => handshake,
+        Err(e) => return e.into_response(),
+    };
     // Frames between max_frame_bytes and this hard cap get a typed `frame_too_large` error and
     // the connection goes on; beyond it the WebSocket layer refuses the frame and closes.
     let hard_cap = (shared.config.limits.max_frame_bytes * 4).max(1 << 20);
-    // A small read buffer: the default (128 KiB per connection) dominated memory per student.
-    ws.read_buffer_size(4096)
-        .max_message_size(hard_cap)
-        .max_frame_size(hard_cap)
-        .on_upgrade(move |socket| crate::ws::serve(socket, shared, query.room))
+    let fragment = shared.config.websocket.send_fragment_bytes;
+    let config = WebSocketConfig::default()
+        // A small read buffer: the default (128 KiB per connection) dominated memory per student.
+        .read_buffer_size(4096)
+        // Write out what is buffered once it passes one fragment, so the write buffer stays
+        // near that size too (the default waits for 128 KiB).
+        .write_buffer_size(if fragment == 0 { 128 << 10 } else { fragment })
+        .max_message_size(Some(hard_cap))
+        .max_frame_size(Some(hard_cap));
+    handshake.accept(config, move |socket| {
+        crate::ws::serve(socket, shared, query.room)
+    })
 }
 
 async fn readyz(State(shared): State<Arc<Shared>>) -> Response {

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -23,6 +22,10 @@ use lectern_proto::{
 use lectern_room::ConnId;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tracing::{Instrument, debug, info_span, trace};
 
 use crate::conn::{ConnTx, Outbound, close_code, close_text, closing_frame};
@@ -30,9 +33,10 @@ use crate::courses::sessions;
 use crate::metrics::Metrics;
 use crate::rooms::RoomCommand;
 use crate::shared::Shared;
+use crate::ws_upgrade::Socket;
 
 /// Serve one upgraded socket until it closes.
-pub async fn serve(socket: WebSocket, shared: Arc<Shared>, expected_room: Option<String>) {
+pub async fn serve(socket: Socket, shared: Arc<Shared>, expected_room: Option<String>) {
     let Some(_done) = shared.task_guard() else {
         return;
     };
@@ -49,7 +53,7 @@ pub async fn serve(socket: WebSocket, shared: Arc<Shared>, expected_room: Option
     .await;
 }
 
-async fn run(socket: WebSocket, shared: &Arc<Shared>, conn: ConnId, expected_room: Option<String>) {
+async fn run(socket: Socket, shared: &Arc<Shared>, conn: ConnId, expected_room: Option<String>) {
     let limits = &shared.config.limits;
     let (sink, mut stream) = socket.split();
     let (tx, rx) = mpsc::channel(limits.outbound_queue);
@@ -184,7 +188,7 @@ impl<'a> Reader<'a> {
     /// closing.
     async fn handshake(
         &mut self,
-        stream: &mut SplitStream<WebSocket>,
+        stream: &mut SplitStream<Socket>,
         expected_room: Option<&str>,
     ) -> Option<Joined> {
         let shared = self.shared;
@@ -287,7 +291,7 @@ impl<'a> Reader<'a> {
     /// The next text frame, answering limits with typed errors. `None` when the socket ends.
     async fn next_text(
         &mut self,
-        stream: &mut SplitStream<WebSocket>,
+        stream: &mut SplitStream<Socket>,
     ) -> Option<Result<Utf8Bytes, (ErrorCode, String)>> {
         let idle = Duration::from_secs(self.shared.config.websocket.idle_timeout_secs);
         loop {
@@ -312,7 +316,8 @@ impl<'a> Reader<'a> {
                     self.pong.store(true, Ordering::Relaxed);
                     continue;
                 }
-                Message::Ping(_) => continue,
+                // Fragments arrive reassembled: a raw frame is never read.
+                Message::Ping(_) | Message::Frame(_) => continue,
                 Message::Close(_) => return None,
             };
             if self.frames.check().is_err() {
@@ -336,7 +341,7 @@ impl<'a> Reader<'a> {
     /// left (sent `leave`).
     async fn read_requests(
         &mut self,
-        stream: &mut SplitStream<WebSocket>,
+        stream: &mut SplitStream<Socket>,
         conn: ConnId,
         room: &mpsc::Sender<RoomCommand>,
     ) -> bool {
@@ -402,7 +407,7 @@ enum Stop {
 }
 
 async fn write_loop(
-    mut sink: SplitSink<WebSocket, Message>,
+    mut sink: SplitSink<Socket, Message>,
     rx: mpsc::Receiver<Outbound>,
     kill: oneshot::Receiver<CloseReason>,
     pong: Arc<AtomicBool>,
@@ -434,7 +439,7 @@ async fn bounded<E>(
 }
 
 async fn write_until_done(
-    sink: &mut SplitSink<WebSocket, Message>,
+    sink: &mut SplitSink<Socket, Message>,
     mut rx: mpsc::Receiver<Outbound>,
     mut kill: oneshot::Receiver<CloseReason>,
     pong: &AtomicBool,
@@ -444,6 +449,7 @@ async fn write_until_done(
     let stall = Duration::from_secs(shared.config.websocket.write_timeout_secs);
     let limits = &shared.config.limits;
     let window = Duration::from_secs(limits.abuse_window_secs);
+    let fragment = shared.config.websocket.send_fragment_bytes;
     let mut refusals: VecDeque<Instant> = VecDeque::new();
     // Pings go out on a fixed schedule, busy or not: the reader closes a connection that has
     // sent nothing for `idle_timeout_secs`, and a student who only listens answers nothing but
@@ -489,7 +495,7 @@ async fn write_until_done(
                                 Metrics::inc(&shared.metrics.abuse_closed);
                                 debug!("closing an abusive connection");
                                 let close = async {
-                                    let _ = sink.feed(Message::Text(bytes)).await;
+                                    let _ = feed_text(sink, bytes, fragment).await;
                                     let reason = CloseReason::Abuse;
                                     close_with(sink, reason, closing_frame(reason)).await;
                                 };
@@ -503,7 +509,7 @@ async fn write_until_done(
                             return Stop::Done;
                         }
                     };
-                    if let Err(stop) = bounded(stall, sink.feed(Message::Text(bytes))).await {
+                    if let Err(stop) = bounded(stall, feed_text(sink, bytes, fragment)).await {
                         return stop;
                     }
                     batch += 1;
@@ -541,16 +547,85 @@ async fn write_until_done(
     }
 }
 
-async fn close_with(
-    sink: &mut SplitSink<WebSocket, Message>,
-    reason: CloseReason,
-    frame: Utf8Bytes,
-) {
+async fn close_with(sink: &mut SplitSink<Socket, Message>, reason: CloseReason, frame: Utf8Bytes) {
     let _ = sink.feed(Message::Text(frame)).await;
     let _ = sink
         .send(Message::Close(Some(CloseFrame {
-            code: close_code(reason),
+            code: CloseCode::from(close_code(reason)),
             reason: close_text(reason),
         })))
         .await;
+}
+
+/// Queue one text message: as one frame when it fits in `fragment` bytes (or `fragment` is 0),
+/// else as fragments of at most that size, cut between characters (RFC 6455, section 5.4).
+/// tungstenite's write buffer keeps the capacity of the largest frame it held, so this is what
+/// bounds a connection's memory after a large `welcome` (see `ws_upgrade`).
+async fn feed_text(
+    sink: &mut SplitSink<Socket, Message>,
+    text: Utf8Bytes,
+    fragment: usize,
+) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+    if fragment == 0 || text.len() <= fragment {
+        return sink.feed(Message::Text(text)).await;
+    }
+    for frame in fragments(&text, fragment) {
+        sink.feed(Message::Frame(frame)).await?;
+    }
+    Ok(())
+}
+
+/// The frames of one text message cut into pieces of at most `size` bytes (at least one
+/// character each), each cut on a character boundary.
+fn fragments(text: &Utf8Bytes, size: usize) -> Vec<Frame> {
+    let bytes = tokio_tungstenite::tungstenite::Bytes::from(text.clone());
+    let s = text.as_str();
+    let mut frames = Vec::with_capacity(s.len() / size.max(1) + 1);
+    let mut start = 0;
+    while start < s.len() {
+        let mut end = (start + size).min(s.len());
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        if end == start {
+            // `size` is smaller than one character: send that character whole.
+            end = start + s[start..].chars().next().map_or(1, char::len_utf8);
+        }
+        let opcode = if start == 0 {
+            OpCode::Data(Data::Text)
+        } else {
+            OpCode::Data(Data::Continue)
+        };
+        frames.push(Frame::message(
+            bytes.slice(start..end),
+            opcode,
+            end == s.len(),
+        ));
+        start = end;
+    }
+    frames
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fragments_cut_between_characters_and_rebuild_the_message() {
+        let text = "é".repeat(10) + "abc" + &"😀".repeat(5);
+        for size in [1, 2, 3, 5, 8, 64] {
+            let frames = fragments(&Utf8Bytes::from(text.clone()), size);
+            let mut joined = Vec::new();
+            for (i, frame) in frames.iter().enumerate() {
+                let header = frame.header();
+                assert_eq!(header.is_final, i + 1 == frames.len());
+                let expected = if i == 0 { Data::Text } else { Data::Continue };
+                assert_eq!(header.opcode, OpCode::Data(expected));
+                let piece = std::str::from_utf8(frame.payload()).expect("cut between characters");
+                assert!(piece.len() <= size.max(4), "{size}: {}", piece.len());
+                joined.extend_from_slice(piece.as_bytes());
+            }
+            assert_eq!(String::from_utf8(joined).expect("utf-8"), text);
+        }
+    }
 }

@@ -8,6 +8,7 @@ mod board;
 mod bots;
 mod class;
 mod durability;
+mod frames;
 mod history;
 mod home;
 mod http;

@@ -10,10 +10,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::ws::Utf8Bytes;
 use lectern_proto::{CloseReason, ServerMessage, encode_server};
 use lectern_room::ConnId;
 use tokio::sync::mpsc::error::TrySendError;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tracing::warn;
 
 use crate::conn::{ConnTx, Outbound};
