@@ -14,6 +14,29 @@ use str0m::{Candidate, Event, Input, Output, Rtc};
 
 pub const SFU_ADDR: &str = "10.0.0.1:5000";
 
+/// Where the SFU's own work starts and ends: [`Net`] runs every call into its `Sfu` through
+/// [`scope::in_sfu`], so that `examples/peer_memory.rs` can count the SFU's heap apart from the
+/// simulated browsers' (it sets [`scope::HOOK`] to run those calls in an allocation group).
+/// Without a hook, as in the tests, the call just runs.
+pub mod scope {
+    use std::sync::OnceLock;
+
+    /// Runs the SFU work it is given, wrapped as it needs.
+    pub static HOOK: OnceLock<fn(&mut dyn FnMut())> = OnceLock::new();
+
+    /// Run `f` as SFU work.
+    pub fn in_sfu<R>(f: impl FnOnce() -> R) -> R {
+        let Some(hook) = HOOK.get() else {
+            return f();
+        };
+        let mut f = Some(f);
+        let mut result = None;
+        hook(&mut || result = f.take().map(|f| f()));
+        result.expect("the scope hook runs the SFU work once")
+    }
+}
+use scope::in_sfu;
+
 /// Logs for debugging a test: `RUST_LOG=lectern_sfu=debug,str0m=debug cargo test ...`.
 pub fn init_log() {
     if std::env::var_os("RUST_LOG").is_some() {
@@ -410,7 +433,7 @@ impl Net {
         init_log();
         let now = Instant::now();
         let sfu_addr: SocketAddr = SFU_ADDR.parse().unwrap();
-        let sfu = Sfu::new(SfuConfig::new(vec![sfu_addr])).expect("sfu");
+        let sfu = in_sfu(|| Sfu::new(SfuConfig::new(vec![sfu_addr]))).expect("sfu");
         Net {
             now,
             sfu,
@@ -465,13 +488,11 @@ impl Net {
         client.id = PeerId::new(room, id);
         let pid = client.id.clone();
         self.clients.push(client);
-        self.sfu.add_peer(now, pid.clone()).expect("add peer");
+        in_sfu(|| self.sfu.add_peer(now, pid.clone())).expect("add peer");
         if !publish.is_empty() {
             let offer = self.client_mut(id).make_offer(now, publish);
-            let answer = self
-                .sfu
-                .accept_offer(now, &pid, &offer)
-                .expect("sfu answers");
+            let answer =
+                in_sfu(|| self.sfu.accept_offer(now, &pid, &offer)).expect("sfu answers");
             assert_answer_within_offer(&offer, &answer);
             self.client_mut(id).accept_answer(now, &answer);
         }
@@ -493,20 +514,19 @@ impl Net {
         client.id = PeerId::new(room, id);
         let pid = client.id.clone();
         self.clients.push(client);
-        self.sfu.add_peer(now, pid.clone()).expect("add peer");
+        in_sfu(|| self.sfu.add_peer(now, pid.clone())).expect("add peer");
         let offer = self
             .client_mut(id)
             .make_offer(now, &[MediaKind::Audio, MediaKind::Video]);
-        let answer = self.sfu.accept_offer(now, &pid, &offer).expect("answer");
+        let answer = in_sfu(|| self.sfu.accept_offer(now, &pid, &offer)).expect("answer");
         self.client_mut(id).accept_answer(now, &answer);
         self.pump();
     }
 
     pub fn allow(&mut self, id: &str, audio: bool, video: bool) {
         let now = self.now;
-        self.sfu
-            .set_publish_permission(now, &self.peer(id), audio, video)
-            .expect("permission");
+        let peer = self.peer(id);
+        in_sfu(|| self.sfu.set_publish_permission(now, &peer, audio, video)).expect("permission");
         self.pump();
     }
 
@@ -533,11 +553,12 @@ impl Net {
                     moved = true;
                     if dest == self.sfu_addr && !self.lose(dest, bytes.len()) {
                         let seen_as = self.clients[i].seen_as;
-                        self.sfu.handle_receive(now, seen_as, self.sfu_addr, &bytes);
+                        let sfu_addr = self.sfu_addr;
+                        in_sfu(|| self.sfu.handle_receive(now, seen_as, sfu_addr, &bytes));
                     }
                 }
             }
-            while let Some(t) = self.sfu.poll_transmit() {
+            while let Some(t) = in_sfu(|| self.sfu.poll_transmit()) {
                 moved = true;
                 assert_eq!(t.source, self.sfu_addr);
                 if self.lose(t.destination, t.contents.len()) {
@@ -547,7 +568,7 @@ impl Net {
                     c.receive(now, self.sfu_addr, &t.contents);
                 }
             }
-            while let Some(e) = self.sfu.poll_event() {
+            while let Some(e) = in_sfu(|| self.sfu.poll_event()) {
                 moved = true;
                 if let (MediaEvent::Offer { peer, sdp, .. }, true) = (&e, self.auto_answer) {
                     let c = self
@@ -556,8 +577,7 @@ impl Net {
                         .find(|c| &c.id == peer)
                         .expect("offer for a known client");
                     let answer = c.accept_offer(now, sdp);
-                    self.sfu
-                        .accept_answer(now, peer, &answer)
+                    in_sfu(|| self.sfu.accept_answer(now, peer, &answer))
                         .expect("sfu accepts answer");
                 }
                 self.events.push(e);
@@ -577,8 +597,8 @@ impl Net {
             for c in &mut self.clients {
                 c.tick(now);
             }
-            if self.sfu.poll_timeout().is_some_and(|t| t <= now) {
-                self.sfu.handle_timeout(now);
+            if in_sfu(|| self.sfu.poll_timeout()).is_some_and(|t| t <= now) {
+                in_sfu(|| self.sfu.handle_timeout(now));
             }
             self.pump();
         }
@@ -643,9 +663,8 @@ impl Net {
     /// `id` shows its video at `width` x `height` (what the browser client reports).
     pub fn view(&mut self, id: &str, width: u32, height: u32) {
         let (now, mid) = (self.now, self.video_mid(id));
-        self.sfu
-            .set_view_size(now, &self.peer(id), &mid, width, height)
-            .expect("view size");
+        let peer = self.peer(id);
+        in_sfu(|| self.sfu.set_view_size(now, &peer, &mid, width, height)).expect("view size");
         self.pump();
     }
 
