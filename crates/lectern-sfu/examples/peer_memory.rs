@@ -17,6 +17,9 @@
 //! new allocation by whoever grows the block.) The harness keeps every `MediaEvent` (offers
 //! hold SDP text the real server sends and drops), so its list is cleared before each reading.
 //!
+//! `--exit-after-reading` ends the program at the first reading, without freeing anything:
+//! run under `heaptrack`, the blocks live then show as leaked, with their call stacks.
+//!
 //! For each N, in a fresh `Net`: the publisher joins and sends for `--seconds` simulated
 //! seconds (its buffers fill), and the SFU's live bytes are the base; then N subscribers join,
 //! every one receives audio and video, the media flows for `--seconds` more, and the SFU's
@@ -130,15 +133,21 @@ fn start_counting() {
 struct Args {
     subscribers: Vec<usize>,
     seconds: f64,
+    exit_after_reading: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         subscribers: vec![10, 50, 200],
         seconds: 5.0,
+        exit_after_reading: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
+        if flag == "--exit-after-reading" {
+            args.exit_after_reading = true;
+            continue;
+        }
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--subscribers" => {
@@ -204,7 +213,7 @@ fn large_blocks() -> BTreeMap<usize, i64> {
     LARGE_BLOCKS.lock().map(|l| l.clone()).unwrap_or_default()
 }
 
-fn measure(n: usize, seconds: Duration) -> Reading {
+fn measure(n: usize, seconds: Duration, exit_after: bool) -> Reading {
     let mut net = Net::new();
     net.join(
         "r1",
@@ -246,13 +255,23 @@ fn measure(n: usize, seconds: Duration) -> Reading {
         .filter(|&(_, count)| count != 0)
         .collect();
     let browsers = LIVE[0].load(Ordering::Relaxed) - browsers_base;
+    if exit_after {
+        // For heaptrack: what is live now shows as leaked, with where it was allocated.
+        println!(
+            "SFU KiB per subscriber {:.1}",
+            (live - base) as f64 / n as f64 / 1024.0
+        );
+        std::process::exit(0);
+    }
     drop(net);
     Reading {
         n,
         base,
         live,
         browsers_per_peer: browsers as f64 / n as f64 / 1024.0,
-        classes: std::array::from_fn(|i| (now[i].0 - base_classes[i].0, now[i].1 - base_classes[i].1)),
+        classes: std::array::from_fn(|i| {
+            (now[i].0 - base_classes[i].0, now[i].1 - base_classes[i].1)
+        }),
         large,
     }
 }
@@ -279,17 +298,28 @@ fn main() {
         Ok(args) => args,
         Err(e) => {
             eprintln!("peer_memory: {e}");
-            eprintln!("usage: peer_memory [--subscribers N,N,...] [--seconds S]");
+            eprintln!(
+                "usage: peer_memory [--subscribers N,N,...] [--seconds S] [--exit-after-reading]"
+            );
             std::process::exit(2);
         }
     };
     start_counting();
     let seconds = Duration::from_secs_f64(args.seconds);
-    let readings: Vec<Reading> = args.subscribers.iter().map(|&n| measure(n, seconds)).collect();
+    let readings: Vec<Reading> = args
+        .subscribers
+        .iter()
+        .map(|&n| measure(n, seconds, args.exit_after_reading))
+        .collect();
 
-    println!("simulated seconds of media before each reading: {}", args.seconds);
+    println!(
+        "simulated seconds of media before each reading: {}",
+        args.seconds
+    );
     println!();
-    println!("| N | SFU live base (KiB) | SFU live with N (KiB) | SFU KiB per subscriber | browser KiB per peer |");
+    println!(
+        "| N | SFU live base (KiB) | SFU live with N (KiB) | SFU KiB per subscriber | browser KiB per peer |"
+    );
     println!("|---|---|---|---|---|");
     for r in &readings {
         println!(
@@ -305,7 +335,10 @@ fn main() {
         return;
     };
     println!();
-    println!("SFU live bytes per subscriber by allocation size (N = {}):", last.n);
+    println!(
+        "SFU live bytes per subscriber by allocation size (N = {}):",
+        last.n
+    );
     println!();
     println!("| allocation size | KiB per subscriber | blocks per subscriber |");
     println!("|---|---|---|");
@@ -330,7 +363,7 @@ fn main() {
     println!("| block size (bytes) | blocks per subscriber |");
     println!("|---|---|");
     for &(size, count) in &last.large {
-        if count.unsigned_abs() * 10 < last.n as u64 {
+        if count.unsigned_abs() * 10 < last.n as u64 && size < 128 * 1024 {
             continue;
         }
         println!("| {size} | {:.2} |", count as f64 / last.n as f64);

@@ -426,6 +426,11 @@ pub struct Net {
     pub lossy_link: Option<(SocketAddr, usize)>,
     pub dropped: usize,
     large_seen: usize,
+    /// Every datagram the SFU sends to this address, recorded as sent.
+    pub tap: Option<(SocketAddr, Vec<Vec<u8>>)>,
+    /// Datagrams from the client seen at this address to the SFU, held back instead of
+    /// delivered (the test hands them over later, as a late NACK).
+    pub held_uplink: Option<(SocketAddr, Vec<Vec<u8>>)>,
 }
 
 impl Net {
@@ -445,6 +450,8 @@ impl Net {
             lossy_link: None,
             dropped: 0,
             large_seen: 0,
+            tap: None,
+            held_uplink: None,
         }
     }
 
@@ -491,8 +498,7 @@ impl Net {
         in_sfu(|| self.sfu.add_peer(now, pid.clone())).expect("add peer");
         if !publish.is_empty() {
             let offer = self.client_mut(id).make_offer(now, publish);
-            let answer =
-                in_sfu(|| self.sfu.accept_offer(now, &pid, &offer)).expect("sfu answers");
+            let answer = in_sfu(|| self.sfu.accept_offer(now, &pid, &offer)).expect("sfu answers");
             assert_answer_within_offer(&offer, &answer);
             self.client_mut(id).accept_answer(now, &answer);
         }
@@ -551,8 +557,14 @@ impl Net {
             for i in 0..self.clients.len() {
                 while let Some((dest, bytes)) = self.clients[i].outbox.pop_front() {
                     moved = true;
+                    let seen_as = self.clients[i].seen_as;
+                    if let Some((_, held)) =
+                        self.held_uplink.as_mut().filter(|(a, _)| *a == seen_as)
+                    {
+                        held.push(bytes);
+                        continue;
+                    }
                     if dest == self.sfu_addr && !self.lose(dest, bytes.len()) {
-                        let seen_as = self.clients[i].seen_as;
                         let sfu_addr = self.sfu_addr;
                         in_sfu(|| self.sfu.handle_receive(now, seen_as, sfu_addr, &bytes));
                     }
@@ -561,6 +573,9 @@ impl Net {
             while let Some(t) = in_sfu(|| self.sfu.poll_transmit()) {
                 moved = true;
                 assert_eq!(t.source, self.sfu_addr);
+                if let Some((_, sent)) = self.tap.as_mut().filter(|(a, _)| *a == t.destination) {
+                    sent.push(t.contents.to_vec());
+                }
                 if self.lose(t.destination, t.contents.len()) {
                     continue;
                 }
