@@ -79,10 +79,10 @@ impl Counter {
             CLASS_BYTES[c].fetch_add(sign * size as i64, Ordering::Relaxed);
             CLASS_COUNT[c].fetch_add(sign, Ordering::Relaxed);
             // The tracker's own allocations are not tracked, so the map may allocate.
-            if size >= LARGE {
-                if let Ok(mut large) = LARGE_BLOCKS.lock() {
-                    *large.entry(size).or_default() += sign;
-                }
+            if size >= LARGE
+                && let Ok(mut large) = LARGE_BLOCKS.lock()
+            {
+                *large.entry(size).or_default() += sign;
             }
         }
     }

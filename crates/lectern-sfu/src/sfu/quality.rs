@@ -42,7 +42,9 @@ impl Sfu {
                 // Receiver reports count a packet repaired by a resend as received, so
                 // their loss misses what NACKs repair; transport-cc feedback would not, but
                 // it is not negotiated where the SFU only sends (`crate::sdp`). The resends
-                // str0m made since the last statistics show that loss instead.
+                // str0m made since the last statistics show that loss instead (it resends
+                // nothing unasked while its bandwidth estimator, which probes with resends,
+                // is off).
                 window.note_loss(s.loss);
                 window.note_rtt(s.rtt);
                 let out = peer
