@@ -139,12 +139,16 @@
 //!   ~150 kbit/s with no loss or delay, and it paces video when on. So layers are chosen from
 //!   the size a subscriber shows the video at (`set_view_size`), capped only by a REMB
 //!   estimate when a receiver sends one. No pausing of video when even the smallest layer
-//!   does not fit.
+//!   does not fit. Transport-cc is negotiated only on the m-lines the SFU receives on (see
+//!   `sdp`): str0m keeps a fixed 1,000-packet record (~88 KiB per peer) of what it sends
+//!   with it. Turning the estimator on for subscribers needs it back there, and that record
+//!   made configurable upstream to stay within the memory budget.
 //! - TURN (relay candidates), ICE over TCP, several sockets per worker; IPv6 is untested.
 //! - Batching: `recvmmsg`/`sendmmsg`/GSO; each forwarded packet advances that subscriber's
 //!   str0m clock once. [`Sfu::poll_timeout`] scans all peers (a timer heap would not).
 //! - Codecs beyond Opus and VP8 (keyframe gating reads the VP8 descriptor only); RED/FEC;
-//!   tuning of the RTX cache (str0m's default: 1024 packets / 3 s per stream).
+//!   an RTX cache sized to the stream's rate (now 3 s, at most 152 video packets per stream:
+//!   `RTX_PACKETS_VIDEO`).
 //! - Subscription control (everyone in a room receives every allowed track), removing the
 //!   m-lines of a long-revoked track, per-peer stats export.
 //! - Peers whose connection died stay until the driver calls [`Sfu::remove_peer`] after

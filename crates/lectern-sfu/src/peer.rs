@@ -272,6 +272,12 @@ pub(crate) struct TrackOut {
     pub paused: bool,
     /// Publisher payload type -> our payload type for this subscriber (`None`: no match).
     pub pt_map: Vec<(Pt, Option<Pt>)>,
+    /// RTP packets handed to str0m for this m-line.
+    pub written: u64,
+    /// At str0m's last statistics of the m-line: the packets it had sent (resends included)
+    /// and `written`. What it sent beyond what was written since is resends: the subscriber's
+    /// loss (see `Sfu::note_stats`).
+    pub egress_seen: Option<(u64, u64)>,
 }
 
 impl TrackOut {
@@ -293,6 +299,8 @@ impl TrackOut {
             view: None,
             paused: false,
             pt_map: Vec::new(),
+            written: 0,
+            egress_seen: None,
         }
     }
 

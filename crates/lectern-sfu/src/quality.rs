@@ -1,7 +1,8 @@
 //! Network quality of a peer's connection, from str0m's statistics: the worst packet loss seen
-//! either way (what the browser reports losing of what we send, in RTCP receiver reports and
-//! transport-wide feedback; what we lose of what it sends) and the longest round-trip time
-//! measured, over a window of [`QUALITY_INTERVAL`].
+//! either way (what the browser reports losing of what we send, in RTCP receiver reports and,
+//! since those count a packet repaired by a resend as received, the share of video str0m had
+//! to resend; what we lose of what it sends, also from transport-wide feedback) and the longest
+//! round-trip time measured, over a window of [`QUALITY_INTERVAL`].
 //!
 //! | quality | when |
 //! |---|---|

@@ -7,6 +7,12 @@
 //!   has no way to change them later: an offer that renumbers them gets a wrong answer (no
 //!   extensions, payload types the offer lacks). [`Numbering`] records what was agreed, so
 //!   such an offer is refused before str0m sees it.
+//! - str0m stamps a transport-wide sequence number (transport-cc) on every RTP packet it sends
+//!   on an m-line where the remote agreed to the extension, and keeps a record of the last 1,000
+//!   (~88 KiB a peer, not configurable in str0m 0.25) for a send-side bandwidth estimator the
+//!   SFU does not run. [`without_transport_cc_on_send_only`] leaves the extension out of the
+//!   m-lines the SFU only sends on, so it is negotiated only where the SFU receives (the
+//!   publishing browser's own estimator needs our feedback there).
 
 /// `sdp` with the ICE candidate lines (and `a=end-of-candidates`, if present) of whichever
 /// m-line has them copied into every other m-line that is part of the bundle (port not 0), so
@@ -55,6 +61,54 @@ pub(crate) fn candidates_in_every_mline(sdp: &str) -> String {
             }
             i = end;
         }
+    }
+    out
+}
+
+/// The transport-cc header extension (draft-holmer-rmcat-transport-wide-cc-extensions).
+const TRANSPORT_CC_URI: &str =
+    "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
+
+/// Who wrote an SDP: the direction attribute of an m-line on which the SFU only sends reads
+/// `a=sendonly` in the SFU's own SDP and `a=recvonly` in the browser's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Writer {
+    Sfu,
+    Browser,
+}
+
+/// `sdp` without the transport-cc extension (`a=extmap` of its URI, `a=rtcp-fb:<pt>
+/// transport-cc`) in the m-lines on which the SFU only sends (or nothing flows: `a=inactive`).
+/// Applied to the browser's SDP before str0m reads it and to the SFU's offers before they are
+/// sent, so neither side stamps or expects it there; m-lines the SFU receives on keep it.
+/// Other lines are kept as they are.
+pub(crate) fn without_transport_cc_on_send_only(sdp: &str, writer: Writer) -> String {
+    let send_only = match writer {
+        Writer::Sfu => "a=sendonly",
+        Writer::Browser => "a=recvonly",
+    };
+    let is_transport_cc = |l: &str| {
+        (l.starts_with("a=extmap:") && l.split(' ').nth(1) == Some(TRANSPORT_CC_URI))
+            || (l.starts_with("a=rtcp-fb:") && l.split(' ').nth(1) == Some("transport-cc"))
+    };
+    let lines: Vec<&str> = sdp.lines().collect();
+    let mut out = String::with_capacity(sdp.len());
+    let mut start = 0;
+    while start < lines.len() {
+        // One section: the session part, or an m-line and its attributes.
+        let end = lines[start + 1..]
+            .iter()
+            .position(|l| l.starts_with("m="))
+            .map_or(lines.len(), |n| start + 1 + n);
+        let section = &lines[start..end];
+        let strip = section[0].starts_with("m=")
+            && section.iter().any(|&l| l == send_only || l == "a=inactive");
+        for &line in section {
+            if !(strip && is_transport_cc(line)) {
+                push_line(&mut out, line);
+            }
+        }
+        start = end;
     }
     out
 }
@@ -423,5 +477,43 @@ mod tests {
         let mut n = Numbering::default();
         n.record(&Numbering::of_sdp(&format!("m=video 9 X\r\n{many}")));
         assert_eq!((n.exts.len(), n.pts.len()), (MAX_RECORDED, MAX_RECORDED));
+    }
+
+    #[test]
+    fn transport_cc_is_left_out_only_where_the_sfu_only_sends() {
+        let cc =
+            "a=extmap:3 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
+        let sdp = format!(
+            "v=0\r\na=group:BUNDLE 0 1 2\r\n\
+             m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n{cc}\r\na=rtcp-fb:111 transport-cc\r\na=sendonly\r\n\
+             m=video 9 UDP/TLS/RTP/SAVPF 96\r\n{cc}\r\na=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\n\
+             a=rtcp-fb:96 transport-cc\r\na=rtcp-fb:96 nack\r\na=recvonly\r\n\
+             m=video 9 UDP/TLS/RTP/SAVPF 96\r\n{cc}\r\na=rtcp-fb:96 transport-cc\r\na=inactive\r\n"
+        );
+        let browser = without_transport_cc_on_send_only(&sdp, Writer::Browser);
+        let s = sections(&browser);
+        // The browser sends on the first: the SFU receives there and keeps it.
+        assert!(
+            s[0].contains(cc) && s[0].contains("a=rtcp-fb:111 transport-cc"),
+            "{browser}"
+        );
+        for section in &s[1..] {
+            assert!(
+                !section.contains("transport-cc") && !section.contains(cc),
+                "{browser}"
+            );
+        }
+        assert!(s[1].contains("a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid"));
+        assert!(s[1].contains("a=rtcp-fb:96 nack"));
+        assert!(browser.starts_with("v=0\r\na=group:BUNDLE 0 1 2\r\n"));
+        // In the SFU's own SDP `a=sendonly` is where it only sends.
+        let sfu = without_transport_cc_on_send_only(&sdp, Writer::Sfu);
+        let s = sections(&sfu);
+        assert!(!s[0].contains("transport-cc"), "{sfu}");
+        assert!(
+            s[1].contains(cc) && s[1].contains("a=rtcp-fb:96 transport-cc"),
+            "{sfu}"
+        );
+        assert!(!s[2].contains("transport-cc"), "{sfu}");
     }
 }

@@ -92,7 +92,7 @@ pub struct Sfu {
     keyframe_interval: Duration,
     next_key: u64,
     next_track: u64,
-    peers: PeerMap<Peer>,
+    peers: PeerMap<Box<Peer>>,
     /// The API's names of peers -> the SFU's own handles.
     by_id: HashMap<PeerId, PeerKey>,
     /// Remote address -> peer: the demultiplexer for everything but STUN.

@@ -61,6 +61,7 @@ impl Sfu {
         {
             return;
         }
+        let sub: &mut Peer = sub;
         let Peer {
             rtc,
             tracks_out,
@@ -145,6 +146,7 @@ impl Sfu {
         if !write_rtp(rtc, mid, write) {
             return;
         }
+        out.written += 1;
         self.stats.rtp_forwarded += 1;
         self.outbox.send_written(sub_key, sub, now);
     }
@@ -180,6 +182,13 @@ pub(super) fn flush_held_when_due(
     // to, ~20 KiB per subscriber for a whole hold at once.
     for (mid, write) in std::mem::take(&mut peer.held) {
         if write_rtp(&mut peer.rtc, mid, write) {
+            if let Some(out) = peer
+                .tracks_out
+                .iter_mut()
+                .find(|o| matches!(o.state, OutState::Open(m) if m == mid))
+            {
+                out.written += 1;
+            }
             stats.rtp_forwarded += 1;
             outbox.send_written(key, peer, now);
         }

@@ -102,6 +102,7 @@ impl Sfu {
             return None;
         }
         let pt = packet.header.payload_type;
+        let peer: &mut Peer = peer;
         let Peer { rtc, tracks_in, .. } = peer;
         let track = &mut tracks_in[i];
 

@@ -10,7 +10,7 @@ use tracing::debug;
 
 use super::Sfu;
 use crate::peer::{IdleLine, OutState, Peer, PeerKey, TrackOut};
-use crate::sdp::{Numbering, candidates_in_every_mline};
+use crate::sdp::{Numbering, Writer, candidates_in_every_mline, without_transport_cc_on_send_only};
 use crate::{MediaEvent, MediaKind, OfferedTrack, PeerId, SfuError};
 
 impl Sfu {
@@ -28,7 +28,10 @@ impl Sfu {
         peer_id: &PeerId,
         sdp: &str,
     ) -> Result<String, SfuError> {
-        let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| SfuError::InvalidSdp(e.to_string()));
+        // The m-lines we only send on get no transport-cc (see `crate::sdp`).
+        let offer =
+            SdpOffer::from_sdp_string(&without_transport_cc_on_send_only(sdp, Writer::Browser))
+                .map_err(|e| SfuError::InvalidSdp(e.to_string()));
         if offer.is_err() && !self.has_peer(peer_id) {
             return offer.map(|_| String::new());
         }
@@ -81,7 +84,8 @@ impl Sfu {
         sdp: &str,
     ) -> Result<(), SfuError> {
         let answer =
-            SdpAnswer::from_sdp_string(sdp).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
+            SdpAnswer::from_sdp_string(&without_transport_cc_on_send_only(sdp, Writer::Browser))
+                .map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
         let key = self.key(peer_id)?;
         let peer = self.peers.get_mut(&key).expect("indexed peer exists");
         let pending = peer.pending_offer.take().ok_or(SfuError::NoPendingOffer)?;
@@ -216,6 +220,7 @@ impl Sfu {
         }
         // Only a line str0m has, inactive, can be taken up (the browser could have rejected
         // one in its own offer).
+        let peer: &mut Peer = peer;
         let Peer {
             rtc,
             idle_lines,
@@ -298,7 +303,10 @@ impl Sfu {
                 debug!(room.id = %peer.id.room, participant.id = %peer.id.participant, offered = offered.len(), reused, idle = peer.idle_lines.len(), "offer to subscriber");
                 self.events.push_back(MediaEvent::Offer {
                     peer: peer.id.clone(),
-                    sdp: candidates_in_every_mline(&offer.to_sdp_string()),
+                    sdp: candidates_in_every_mline(&without_transport_cc_on_send_only(
+                        &offer.to_sdp_string(),
+                        Writer::Sfu,
+                    )),
                     tracks: offered,
                 });
             }

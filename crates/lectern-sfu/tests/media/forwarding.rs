@@ -207,6 +207,119 @@ fn packets_lost_towards_a_subscriber_are_retransmitted() {
     assert_no_frame_lost(&net.client("s1").frames(MediaKind::Video));
 }
 
+/// The SSRC of an RTP datagram (SRTP leaves the header in clear); `None` for anything else
+/// (RTCP, STUN, DTLS).
+fn rtp_ssrc(datagram: &[u8]) -> Option<u32> {
+    let rtp = datagram.len() >= 12 && datagram[0] >> 6 == 2 && !(192..=223).contains(&datagram[1]);
+    rtp.then(|| u32::from_be_bytes([datagram[8], datagram[9], datagram[10], datagram[11]]))
+}
+
+/// The SFU keeps `RTX_PACKETS_VIDEO` (152) video packets per subscriber stream for resends:
+/// a packet lost towards a subscriber and NACKed only after 140 more video packets were sent
+/// to it is still resent. Fails if the SFU keeps fewer (try 115).
+#[test]
+fn a_loss_nacked_late_is_still_resent() {
+    const DEPTH: usize = 140;
+    let s1: std::net::SocketAddr = "10.0.1.1:4000".parse().unwrap();
+    let mut net = Net::new();
+    net.join("r1", "s1", "10.0.1.1:4000", &[]);
+    join_publishing(&mut net, "teacher", "10.0.1.2:4000");
+    net.run_until(10 * SECOND, "s1 receives video", |n| {
+        n.client("s1").frames(MediaKind::Video).len() > 10
+    });
+
+    // Hold back everything s1 sends (its NACKs), and lose video packets towards it.
+    net.held_uplink = Some((s1, Vec::new()));
+    net.tap = Some((s1, Vec::new()));
+    net.lossy_link = Some((s1, 1));
+    net.run_until(SECOND, "a video packet lost towards s1", |n| n.dropped > 0);
+    net.lossy_link = None;
+    let sent = |n: &Net| {
+        n.tap
+            .as_ref()
+            .map(|(_, sent)| sent.clone())
+            .unwrap_or_default()
+    };
+    let at_loss = sent(&net);
+    let video = at_loss
+        .iter()
+        .rev()
+        .find(|d| d.len() >= 500)
+        .and_then(|d| rtp_ssrc(d))
+        .expect("the lost video packet was recorded");
+    net.run_until(
+        10 * SECOND,
+        "the SFU sends the depth in video packets",
+        |n| {
+            let later = sent(n).split_off(at_loss.len());
+            later.iter().filter(|d| rtp_ssrc(d) == Some(video)).count() >= DEPTH
+        },
+    );
+
+    // Now the NACKs arrive: the SFU resends from its RTX cache, on the RTX SSRC.
+    let before_nacks = sent(&net);
+    let known: Vec<u32> = before_nacks.iter().filter_map(|d| rtp_ssrc(d)).collect();
+    let (_, held) = net.held_uplink.take().expect("held");
+    assert!(!held.is_empty(), "s1 sent nothing while held");
+    let (now, sfu_addr) = (net.now, net.sfu_addr);
+    for datagram in held {
+        net.sfu.handle_receive(now, s1, sfu_addr, &datagram);
+    }
+    net.pump();
+    let resent = sent(&net)
+        .split_off(before_nacks.len())
+        .iter()
+        .filter(|d| rtp_ssrc(d).is_some_and(|ssrc| !known.contains(&ssrc)))
+        .count();
+    assert!(resent > 0, "nothing resent for a loss {DEPTH} packets back");
+}
+
+const TRANSPORT_CC: &str = "transport-wide-cc-extensions";
+
+/// str0m keeps a 1,000-packet record (~88 KiB) of what it sends with transport-cc, for a
+/// send-side estimator the SFU does not run: the extension is left out of the m-lines the SFU
+/// only sends on, and kept where it receives (the publishing browser estimates its uplink
+/// from our feedback).
+#[test]
+fn transport_cc_is_negotiated_only_where_the_sfu_receives() {
+    let mut net = Net::new();
+    let now = net.now;
+    let mut teacher = crate::support::Client::new(now, "teacher", "10.0.1.2:4000");
+    teacher.id = PeerId::new("r1", "teacher");
+    let pid = teacher.id.clone();
+    net.clients.push(teacher);
+    net.sfu.add_peer(now, pid.clone()).expect("add peer");
+    let offer = net.client_mut("teacher").make_offer(now, AV);
+    assert!(offer.contains(TRANSPORT_CC), "the browser offers it");
+    let answer = net.sfu.accept_offer(now, &pid, &offer).expect("answer");
+    net.client_mut("teacher").accept_answer(now, &answer);
+    net.pump();
+    for section in crate::support::sections(&answer) {
+        assert!(section.contains("a=recvonly"), "{section}");
+        assert!(
+            section.contains(TRANSPORT_CC),
+            "kept where the SFU receives: {section}"
+        );
+    }
+    net.allow("teacher", true, true);
+    net.client_mut("teacher").sending = true;
+
+    net.join("r1", "s1", "10.0.1.1:4000", &[]);
+    net.run_until(10 * SECOND, "s1 receives video", |n| {
+        !n.client("s1").frames(MediaKind::Video).is_empty()
+    });
+    let to_subscriber = net.last_offer("s1");
+    let sending: Vec<&str> = crate::support::sections(&to_subscriber)
+        .into_iter()
+        .filter(|s| s.contains("a=sendonly"))
+        .collect();
+    assert_eq!(sending.len(), 2, "{to_subscriber}");
+    for section in sending {
+        assert!(!section.contains(TRANSPORT_CC), "{section}");
+        assert!(!section.contains(" transport-cc"), "{section}");
+    }
+}
+
 #[test]
 fn packets_lost_from_a_publisher_are_recovered_and_forwarded() {
     let mut net = Net::new();

@@ -14,6 +14,29 @@ use str0m::{Candidate, Event, Input, Output, Rtc};
 
 pub const SFU_ADDR: &str = "10.0.0.1:5000";
 
+/// Where the SFU's own work starts and ends: [`Net`] runs every call into its `Sfu` through
+/// [`scope::in_sfu`], so that `examples/peer_memory.rs` can count the SFU's heap apart from the
+/// simulated browsers' (it sets [`scope::HOOK`] to run those calls in an allocation group).
+/// Without a hook, as in the tests, the call just runs.
+pub mod scope {
+    use std::sync::OnceLock;
+
+    /// Runs the SFU work it is given, wrapped as it needs.
+    pub static HOOK: OnceLock<fn(&mut dyn FnMut())> = OnceLock::new();
+
+    /// Run `f` as SFU work.
+    pub fn in_sfu<R>(f: impl FnOnce() -> R) -> R {
+        let Some(hook) = HOOK.get() else {
+            return f();
+        };
+        let mut f = Some(f);
+        let mut result = None;
+        hook(&mut || result = f.take().map(|f| f()));
+        result.expect("the scope hook runs the SFU work once")
+    }
+}
+use scope::in_sfu;
+
 /// Logs for debugging a test: `RUST_LOG=lectern_sfu=debug,str0m=debug cargo test ...`.
 pub fn init_log() {
     if std::env::var_os("RUST_LOG").is_some() {
@@ -403,6 +426,11 @@ pub struct Net {
     pub lossy_link: Option<(SocketAddr, usize)>,
     pub dropped: usize,
     large_seen: usize,
+    /// Every datagram the SFU sends to this address, recorded as sent.
+    pub tap: Option<(SocketAddr, Vec<Vec<u8>>)>,
+    /// Datagrams from the client seen at this address to the SFU, held back instead of
+    /// delivered (the test hands them over later, as a late NACK).
+    pub held_uplink: Option<(SocketAddr, Vec<Vec<u8>>)>,
 }
 
 impl Net {
@@ -410,7 +438,7 @@ impl Net {
         init_log();
         let now = Instant::now();
         let sfu_addr: SocketAddr = SFU_ADDR.parse().unwrap();
-        let sfu = Sfu::new(SfuConfig::new(vec![sfu_addr])).expect("sfu");
+        let sfu = in_sfu(|| Sfu::new(SfuConfig::new(vec![sfu_addr]))).expect("sfu");
         Net {
             now,
             sfu,
@@ -422,6 +450,8 @@ impl Net {
             lossy_link: None,
             dropped: 0,
             large_seen: 0,
+            tap: None,
+            held_uplink: None,
         }
     }
 
@@ -465,13 +495,10 @@ impl Net {
         client.id = PeerId::new(room, id);
         let pid = client.id.clone();
         self.clients.push(client);
-        self.sfu.add_peer(now, pid.clone()).expect("add peer");
+        in_sfu(|| self.sfu.add_peer(now, pid.clone())).expect("add peer");
         if !publish.is_empty() {
             let offer = self.client_mut(id).make_offer(now, publish);
-            let answer = self
-                .sfu
-                .accept_offer(now, &pid, &offer)
-                .expect("sfu answers");
+            let answer = in_sfu(|| self.sfu.accept_offer(now, &pid, &offer)).expect("sfu answers");
             assert_answer_within_offer(&offer, &answer);
             self.client_mut(id).accept_answer(now, &answer);
         }
@@ -493,20 +520,19 @@ impl Net {
         client.id = PeerId::new(room, id);
         let pid = client.id.clone();
         self.clients.push(client);
-        self.sfu.add_peer(now, pid.clone()).expect("add peer");
+        in_sfu(|| self.sfu.add_peer(now, pid.clone())).expect("add peer");
         let offer = self
             .client_mut(id)
             .make_offer(now, &[MediaKind::Audio, MediaKind::Video]);
-        let answer = self.sfu.accept_offer(now, &pid, &offer).expect("answer");
+        let answer = in_sfu(|| self.sfu.accept_offer(now, &pid, &offer)).expect("answer");
         self.client_mut(id).accept_answer(now, &answer);
         self.pump();
     }
 
     pub fn allow(&mut self, id: &str, audio: bool, video: bool) {
         let now = self.now;
-        self.sfu
-            .set_publish_permission(now, &self.peer(id), audio, video)
-            .expect("permission");
+        let peer = self.peer(id);
+        in_sfu(|| self.sfu.set_publish_permission(now, &peer, audio, video)).expect("permission");
         self.pump();
     }
 
@@ -531,15 +557,25 @@ impl Net {
             for i in 0..self.clients.len() {
                 while let Some((dest, bytes)) = self.clients[i].outbox.pop_front() {
                     moved = true;
+                    let seen_as = self.clients[i].seen_as;
+                    if let Some((_, held)) =
+                        self.held_uplink.as_mut().filter(|(a, _)| *a == seen_as)
+                    {
+                        held.push(bytes);
+                        continue;
+                    }
                     if dest == self.sfu_addr && !self.lose(dest, bytes.len()) {
-                        let seen_as = self.clients[i].seen_as;
-                        self.sfu.handle_receive(now, seen_as, self.sfu_addr, &bytes);
+                        let sfu_addr = self.sfu_addr;
+                        in_sfu(|| self.sfu.handle_receive(now, seen_as, sfu_addr, &bytes));
                     }
                 }
             }
-            while let Some(t) = self.sfu.poll_transmit() {
+            while let Some(t) = in_sfu(|| self.sfu.poll_transmit()) {
                 moved = true;
                 assert_eq!(t.source, self.sfu_addr);
+                if let Some((_, sent)) = self.tap.as_mut().filter(|(a, _)| *a == t.destination) {
+                    sent.push(t.contents.to_vec());
+                }
                 if self.lose(t.destination, t.contents.len()) {
                     continue;
                 }
@@ -547,7 +583,7 @@ impl Net {
                     c.receive(now, self.sfu_addr, &t.contents);
                 }
             }
-            while let Some(e) = self.sfu.poll_event() {
+            while let Some(e) = in_sfu(|| self.sfu.poll_event()) {
                 moved = true;
                 if let (MediaEvent::Offer { peer, sdp, .. }, true) = (&e, self.auto_answer) {
                     let c = self
@@ -556,8 +592,7 @@ impl Net {
                         .find(|c| &c.id == peer)
                         .expect("offer for a known client");
                     let answer = c.accept_offer(now, sdp);
-                    self.sfu
-                        .accept_answer(now, peer, &answer)
+                    in_sfu(|| self.sfu.accept_answer(now, peer, &answer))
                         .expect("sfu accepts answer");
                 }
                 self.events.push(e);
@@ -577,8 +612,8 @@ impl Net {
             for c in &mut self.clients {
                 c.tick(now);
             }
-            if self.sfu.poll_timeout().is_some_and(|t| t <= now) {
-                self.sfu.handle_timeout(now);
+            if in_sfu(|| self.sfu.poll_timeout()).is_some_and(|t| t <= now) {
+                in_sfu(|| self.sfu.handle_timeout(now));
             }
             self.pump();
         }
@@ -643,9 +678,8 @@ impl Net {
     /// `id` shows its video at `width` x `height` (what the browser client reports).
     pub fn view(&mut self, id: &str, width: u32, height: u32) {
         let (now, mid) = (self.now, self.video_mid(id));
-        self.sfu
-            .set_view_size(now, &self.peer(id), &mid, width, height)
-            .expect("view size");
+        let peer = self.peer(id);
+        in_sfu(|| self.sfu.set_view_size(now, &peer, &mid, width, height)).expect("view size");
         self.pump();
     }
 
