@@ -14,7 +14,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
-import { CHROMIUM, axeCheck, checklist, runCli, startServer, stopServer, waitFor } from './harness.mjs';
+import { CHROMIUM, axeCheck, checklist, runCli, startServer, stopServer, waitFor, finish } from './harness.mjs';
 
 const { results, check } = checklist();
 
@@ -314,12 +314,4 @@ async function main() {
   }
 }
 
-try {
-  await main();
-} catch (error) {
-  results.push({ name: 'harness', ok: false, detail: String(error) });
-  console.log(`FAIL harness: ${error?.stack ?? error}`);
-}
-const passed = results.filter((r) => r.ok).length;
-console.log(`${passed} passed, ${results.length - passed} failed`);
-process.exitCode = passed === results.length ? 0 : 1;
+await finish(results, main);

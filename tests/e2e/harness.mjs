@@ -236,6 +236,23 @@ export function checklist() {
   return { results, check };
 }
 
+/**
+ * Runs a script's checks (`main`), counts an exception outside any check as a failed `harness`
+ * check, prints the closing `N passed, N failed` line and sets the exit code (1 on any failure).
+ * @param {{name: string, ok: boolean, detail?: string}[]} results @param {() => Promise<void>} main
+ */
+export async function finish(results, main) {
+  try {
+    await main();
+  } catch (error) {
+    results.push({ name: 'harness', ok: false, detail: String(error) });
+    console.log(`FAIL harness: ${error instanceof Error ? error.stack : error}`);
+  }
+  const passed = results.filter((r) => r.ok).length;
+  console.log(`${passed} passed, ${results.length - passed} failed`);
+  process.exitCode = passed === results.length ? 0 : 1;
+}
+
 /** The published colours (RGB): the instructor's browser films red, the students' blue. */
 export const RED = [200, 40, 40];
 export const BLUE = [40, 100, 220];

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import {
   BLUE, CHROMIUM, axeCheck, checklist, chromiumArgs, startClientProxy, startServer, stopServer, waitFor, writeY4m,
+  finish,
 } from './harness.mjs';
 
 const CLIENT_FROM_DISK = process.env.LECTERN_E2E_CLIENT_FROM_DISK === '1';
@@ -219,12 +220,4 @@ async function main() {
   }
 }
 
-try {
-  await main();
-} catch (error) {
-  results.push({ name: 'harness', ok: false, detail: String(error) });
-  console.log(`FAIL harness: ${error?.stack ?? error}`);
-}
-const passed = results.filter((r) => r.ok).length;
-console.log(`${passed} passed, ${results.length - passed} failed`);
-process.exitCode = passed === results.length ? 0 : 1;
+await finish(results, main);

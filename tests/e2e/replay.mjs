@@ -12,6 +12,7 @@ import { chromium } from 'playwright-core';
 import {
   BLUE, CHROMIUM, RED, axeCheck, checklist, chromiumArgs, close, participantId, recordPeerConnections, runCli, startServer, stopServer, videoState,
   waitFor, writeToneWav, writeY4m,
+  finish,
 } from './harness.mjs';
 
 /** A chosen playhead stays at least this far (ms) from every chat message and stage change. */
@@ -648,12 +649,4 @@ async function replayChecks(viewer, browser, server, s, sent, when) {
   });
 }
 
-try {
-  await main();
-} catch (error) {
-  results.push({ name: 'harness', ok: false, detail: String(error) });
-  console.log(`FAIL harness: ${error?.stack ?? error}`);
-}
-const passed = results.filter((r) => r.ok).length;
-console.log(`${passed} passed, ${results.length - passed} failed`);
-process.exitCode = passed === results.length ? 0 : 1;
+await finish(results, main);

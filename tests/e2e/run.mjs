@@ -12,6 +12,7 @@ import { chromium } from 'playwright-core';
 import {
   BLUE, CHROMIUM, RED, axeCheck, checklist, chromiumArgs, close, delay, participantId, recordPeerConnections, runCli, startClientProxy,
   startServer, stopServer, videoState, waitFor, writeToneWav, writeY4m,
+  finish,
 } from './harness.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -1070,12 +1071,4 @@ async function screenshots(label) {
   }
 }
 
-try {
-  await main();
-} catch (error) {
-  results.push({ name: 'harness', ok: false, detail: String(error) });
-  console.log(`FAIL harness: ${error?.stack ?? error}`);
-}
-const passed = results.filter((r) => r.ok).length;
-console.log(`${passed} passed, ${results.length - passed} failed`);
-process.exitCode = passed === results.length ? 0 : 1;
+await finish(results, main);

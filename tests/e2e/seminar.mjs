@@ -13,6 +13,7 @@ import { chromium } from 'playwright-core';
 import {
   BLUE, CHROMIUM, RED, axeCheck, checklist, chromiumArgs, close, delay, participantId, recordPeerConnections, startClientProxy, startServer, stopServer,
   videoState, waitFor, writeToneWav, writeY4m,
+  finish,
 } from './harness.mjs';
 
 const CLIENT_FROM_DISK = process.env.LECTERN_E2E_CLIENT_FROM_DISK === '1';
@@ -440,12 +441,4 @@ async function main() {
   }
 }
 
-try {
-  await main();
-} catch (error) {
-  results.push({ name: 'harness', ok: false, detail: String(error) });
-  console.log(`FAIL harness: ${error?.stack ?? error}`);
-}
-const passed = results.filter((r) => r.ok).length;
-console.log(`${passed} passed, ${results.length - passed} failed`);
-process.exitCode = passed === results.length ? 0 : 1;
+await finish(results, main);

@@ -20,8 +20,7 @@ use lectern_proto::Role;
 use lectern_store::{BoardAuthor, BoardReader, NewTopic, StoreError, Topic};
 use serde::{Deserialize, Serialize};
 use tracing::info;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -56,23 +55,13 @@ const MAX_PAGE: u32 = 100;
                        any room of the course."
     ),
     servers((url = "/course/v1")),
-    modifiers(&JoinTokenAuth),
+    modifiers(&JOIN_TOKEN_AUTH),
     security(("join_token" = [])),
     components(schemas(ErrorBody, ErrorInfo, ErrorDetail, BoardNotice))
 )]
 struct MemberApiDoc;
 
-struct JoinTokenAuth;
-
-impl Modify for JoinTokenAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "join_token",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
-    }
-}
+const JOIN_TOKEN_AUTH: super::BearerAuth = super::BearerAuth("join_token");
 
 fn member_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(MemberApiDoc::openapi())
@@ -119,6 +108,19 @@ async fn member_openapi_json() -> Json<&'static utoipa::openapi::OpenApi> {
 
 fn forbidden(message: &str) -> ApiError {
     ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+}
+
+/// An optional text field of a body: absent stays `None`; present, it must pass `check`, else a
+/// 400 that names the field.
+fn optional(
+    field: &str,
+    value: Option<&str>,
+    check: fn(&str) -> Result<String, String>,
+) -> Result<Option<String>, ApiError> {
+    value
+        .map(check)
+        .transpose()
+        .map_err(|reason| invalid(field, reason))
 }
 
 fn invalid(field: &str, reason: String) -> ApiError {
@@ -480,18 +482,8 @@ async fn change_topic(
     if flags && !member.staff() {
         return Err(forbidden("only staff may pin or lock a topic"));
     }
-    let title = change
-        .title
-        .as_deref()
-        .map(check_title)
-        .transpose()
-        .map_err(|r| invalid("title", r))?;
-    let body = change
-        .body
-        .as_deref()
-        .map(check_body)
-        .transpose()
-        .map_err(|r| invalid("body", r))?;
+    let title = optional("title", change.title.as_deref(), check_title)?;
+    let body = optional("body", change.body.as_deref(), check_body)?;
     let mut updated = topic.clone();
     if edits_text {
         updated = s

@@ -56,19 +56,23 @@ type AppState = Arc<Shared>;
                        (create keys with `lectern apikey create`)."
     ),
     servers((url = "/api/v1")),
-    modifiers(&BearerAuth),
+    modifiers(&API_KEY_AUTH),
     security(("api_key" = [])),
     components(schemas(ErrorBody, ErrorInfo, ErrorDetail))
 )]
 struct ApiDoc;
 
-struct BearerAuth;
+/// An HTTP bearer security scheme of this name in an OpenAPI document (the admin API's
+/// `api_key`, the member API's `join_token`).
+pub(crate) struct BearerAuth(pub &'static str);
+
+const API_KEY_AUTH: BearerAuth = BearerAuth("api_key");
 
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
-            "api_key",
+            self.0,
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
     }

@@ -18,7 +18,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tracing::{debug, info};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{Member, bearer, course_of_room, forbidden, invalid, member, store_error};
+use super::{Member, bearer, course_of_room, forbidden, invalid, member, optional, store_error};
 use crate::api::{ApiError, ApiResult, AppState, ErrorBody};
 use crate::auth::unix_now;
 use crate::board::{
@@ -206,12 +206,7 @@ pub(super) async fn topic_from_chat(
     if course_of_room(&input.room) != course {
         return Err(forbidden("this room belongs to another course"));
     }
-    let title = input
-        .title
-        .as_deref()
-        .map(check_title)
-        .transpose()
-        .map_err(|r| invalid("title", r))?;
+    let title = optional("title", input.title.as_deref(), check_title)?;
     let no_message = || ApiError::not_found("no such chat message in this room");
     // Seqs are stored as signed 64-bit integers.
     if input.seq == 0 || input.seq > i64::MAX as u64 {
