@@ -2,9 +2,11 @@
 //! courses with their rosters and schedules, and admin API keys (see `courses.rs`); the course
 //! discussion board (see `board.rs`).
 //!
-//! [`Store`] is the one seam between the server and a database. Today it is backed by SQLite (a
-//! file by default, or memory for tests); PostgreSQL, for multi-node deployments, will be a second
-//! variant behind the same methods and the same table shapes (`migrations/0001_init.sql`).
+//! [`Store`] is the one seam between the server and a database. It is backed by SQLite (a file
+//! by default, or memory for tests; `migrations/`) or by PostgreSQL (`postgres://` URLs, for
+//! several nodes sharing one database; `migrations-postgres/`). Both backends have the same
+//! methods, the same table shapes and the same semantics; the store's test suite runs against
+//! both.
 //!
 //! # Contract
 //! - A room task owns its room's rows. It calls [`Store::ensure_room`] once, [`Store::load_room`]
@@ -32,6 +34,25 @@
 //! Writes go through a single writer connection, so batches from different rooms queue in the
 //! pool instead of spinning on SQLite's busy handler; reads use a separate read-only pool, which
 //! WAL lets run alongside the writer.
+//!
+//! # Durability (PostgreSQL)
+//! `write_batch` is one transaction, and `COMMIT` returns only once PostgreSQL has flushed the
+//! commit's WAL record to its disk: that is `synchronous_commit = on`, the server's default. So
+//! an acknowledged batch survives a crash of Lectern, of PostgreSQL and of its machine (power cut
+//! included, where the disk honours flushes). With a synchronous standby configured,
+//! `remote_write` or `remote_apply` also wait for the standby; Lectern keeps whatever the server
+//! or the role sets, except `off` (a commit that returns before its WAL is flushed, so a
+//! PostgreSQL crash could lose acknowledged chat): on a connection where it is `off`, the store
+//! sets it back to `on` and logs a warning.
+//!
+//! Rooms commit in parallel over a pool of connections. `write_batch` updates the room's row
+//! first, which locks it until the commit, so two batches of one room never interleave, even
+//! when two nodes write it. A unique violation aborts the transaction as on SQLite: the batch is
+//! rolled back and reported as [`StoreError::DuplicateSeq`].
+//!
+//! The tables are created in the first schema of the connection's `search_path` (`public` by
+//! default; `?options[search_path]=lectern` in the URL picks another). Error messages and logs
+//! name the server as `user@host:port/database`, never with the password.
 
 use std::path::PathBuf;
 
@@ -39,6 +60,7 @@ use lectern_proto::{ChatMessage, ParticipantId, PollId, Role, RoomId, Seq, UnixM
 
 mod board;
 mod courses;
+mod postgres;
 mod recordings;
 mod sqlite;
 
@@ -55,10 +77,11 @@ pub struct Store {
     backend: Backend,
 }
 
-/// The engines behind [`Store`]. PostgreSQL will be the second variant.
+/// The engines behind [`Store`].
 #[derive(Debug, Clone)]
 enum Backend {
     Sqlite(sqlite::SqliteBackend),
+    Postgres(postgres::PgBackend),
 }
 
 /// What went wrong in the store. Callers log it once, where they handle it.
@@ -72,6 +95,10 @@ pub enum StoreError {
     /// which may hold a password.
     #[error("unsupported database URL: {0}")]
     UnsupportedUrl(String),
+    /// The PostgreSQL server did not answer or refused the connection. `server` is
+    /// `user@host:port/database`, without the password.
+    #[error("cannot connect to PostgreSQL at {server}: {source}")]
+    Connect { server: String, source: sqlx::Error },
     #[error("cannot create the database directory {path}: {source}")]
     CreateDir {
         path: PathBuf,
@@ -255,22 +282,34 @@ impl Store {
     /// - `sqlite://path/to/file.db` (relative to the working directory) or
     ///   `sqlite:///absolute/path.db`: the file and its parent directory are created if missing.
     /// - `sqlite::memory:`: a private in-memory database, gone when the store is dropped.
+    /// - `postgres://user:password@host:5432/database` (or `postgresql://`): an existing
+    ///   PostgreSQL database; the tables are created in the first schema of the `search_path`
+    ///   (add `?options[search_path]=lectern` for a schema of its own). The usual libpq
+    ///   parameters apply (`sslmode`, `application_name`, ...), and `PGPASSWORD` or `~/.pgpass`
+    ///   can hold the password instead of the URL.
     ///
-    /// Any other URL is [`StoreError::UnsupportedUrl`]; PostgreSQL is planned.
+    /// Any other URL is [`StoreError::UnsupportedUrl`]. No error message repeats the URL.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
         let scheme = url.split_once(':').map(|(scheme, _)| scheme).unwrap_or("");
         match scheme {
             "sqlite" => Ok(Store {
                 backend: Backend::Sqlite(sqlite::SqliteBackend::open(url).await?),
             }),
-            "postgres" | "postgresql" => Err(StoreError::UnsupportedUrl(
-                "PostgreSQL is not supported yet (planned for multi-node); \
-                 use sqlite://path/to/lectern.db"
-                    .to_owned(),
-            )),
+            "postgres" | "postgresql" => Ok(Store {
+                backend: Backend::Postgres(postgres::PgBackend::open(url).await?),
+            }),
             _ => Err(StoreError::UnsupportedUrl(format!(
-                "unknown scheme {scheme:?}; expected sqlite://path/to/lectern.db or sqlite::memory:"
+                "unknown scheme {scheme:?}; expected sqlite://path/to/lectern.db, \
+                 sqlite::memory: or postgres://user@host/database"
             ))),
+        }
+    }
+
+    /// Which engine this store runs on: `"sqlite"` or `"postgres"` (for logs and health).
+    pub fn kind(&self) -> &'static str {
+        match &self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
         }
     }
 
@@ -283,6 +322,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.ensure_room(room, title, now).await,
+            Backend::Postgres(db) => db.ensure_room(room, title, now).await,
         }
     }
 
@@ -295,6 +335,7 @@ impl Store {
     ) -> Result<LoadedRoom, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.load_room(room, recent_chat).await,
+            Backend::Postgres(db) => db.load_room(room, recent_chat).await,
         }
     }
 
@@ -308,6 +349,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.write_batch(room, last_seq, ops).await,
+            Backend::Postgres(db) => db.write_batch(room, last_seq, ops).await,
         }
     }
 
@@ -321,6 +363,7 @@ impl Store {
     ) -> Result<Vec<StoredChat>, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.chat_log(room, after_seq, limit).await,
+            Backend::Postgres(db) => db.chat_log(room, after_seq, limit).await,
         }
     }
 
@@ -338,6 +381,7 @@ impl Store {
     ) -> Result<Vec<StoredChat>, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.chat_before(room, before_seq, limit, reader).await,
+            Backend::Postgres(db) => db.chat_before(room, before_seq, limit, reader).await,
         }
     }
 
@@ -345,6 +389,7 @@ impl Store {
     pub async fn attendance(&self, room: &RoomId) -> Result<Vec<AttendanceInterval>, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.attendance(room).await,
+            Backend::Postgres(db) => db.attendance(room).await,
         }
     }
 
@@ -352,6 +397,7 @@ impl Store {
     pub async fn moderation_log(&self, room: &RoomId) -> Result<Vec<ModerationEntry>, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.moderation_log(room).await,
+            Backend::Postgres(db) => db.moderation_log(room).await,
         }
     }
 
@@ -359,6 +405,7 @@ impl Store {
     pub async fn class_sessions(&self, room: &RoomId) -> Result<Vec<ClassSession>, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.class_sessions(room).await,
+            Backend::Postgres(db) => db.class_sessions(room).await,
         }
     }
 
@@ -371,6 +418,7 @@ impl Store {
     ) -> Result<u64, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.close_open_attendance(room, at).await,
+            Backend::Postgres(db) => db.close_open_attendance(room, at).await,
         }
     }
 
@@ -383,6 +431,7 @@ impl Store {
     ) -> Result<u64, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.close_open_class_session(room, at).await,
+            Backend::Postgres(db) => db.close_open_class_session(room, at).await,
         }
     }
 
@@ -390,6 +439,7 @@ impl Store {
     pub async fn polls(&self, room: &RoomId) -> Result<Vec<StoredPoll>, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.polls(room).await,
+            Backend::Postgres(db) => db.polls(room).await,
         }
     }
 
@@ -398,13 +448,16 @@ impl Store {
     pub async fn close_open_polls(&self, room: &RoomId, at: UnixMillis) -> Result<u64, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.close_open_polls(room, at).await,
+            Backend::Postgres(db) => db.close_open_polls(room, at).await,
         }
     }
 
-    /// Checkpoints and closes the database. Waits for queries in flight; later calls fail.
+    /// Closes the database (SQLite: after a checkpoint). Waits for queries in flight; later
+    /// calls fail.
     pub async fn close(&self) {
         match &self.backend {
             Backend::Sqlite(db) => db.close().await,
+            Backend::Postgres(db) => db.close().await,
         }
     }
 }
