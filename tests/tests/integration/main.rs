@@ -14,6 +14,7 @@ mod http;
 mod lifecycle;
 mod media;
 mod polls;
+mod postgres;
 mod reconnect;
 mod recording;
 mod teaching;
