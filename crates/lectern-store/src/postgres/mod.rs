@@ -714,3 +714,80 @@ pub(crate) async fn finish(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The test server, as the store tests find it (see `tests/common`).
+    fn server_url() -> Option<String> {
+        if std::env::var("LECTERN_SKIP_POSTGRES").is_ok_and(|v| v == "1") {
+            eprintln!("skipped: needs PostgreSQL (LECTERN_SKIP_POSTGRES=1)");
+            return None;
+        }
+        Some(
+            std::env::var("LECTERN_TEST_POSTGRES_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned()),
+        )
+    }
+
+    /// A connection where `synchronous_commit` starts `off` (a startup option, as a server or
+    /// role default would be) gets it back `on`; a stronger setting is kept.
+    #[tokio::test]
+    async fn commits_wait_for_the_wal_flush_even_if_the_server_says_off() {
+        let Some(server) = server_url() else {
+            return;
+        };
+        let schema = format!("lectern_unit_{:016x}", std::process::id() as u64 ^ 0x5eed);
+        let mut admin = PgConnection::connect(&server).await.unwrap_or_else(|err| {
+            panic!(
+                "PostgreSQL is not reachable ({err}): start it, set LECTERN_TEST_POSTGRES_URL, \
+                 or set LECTERN_SKIP_POSTGRES=1"
+            )
+        });
+        admin
+            .execute(
+                format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}").as_str(),
+            )
+            .await
+            .unwrap();
+        let sep = if server.contains('?') { '&' } else { '?' };
+        let url = format!("{server}{sep}options[search_path]={schema}");
+
+        let result = async {
+            let off = PgBackend::open(&format!("{url}&options[synchronous_commit]=off"))
+                .await
+                .unwrap();
+            let setting: String = sqlx::query_scalar("SHOW synchronous_commit")
+                .fetch_one(&off.pool)
+                .await
+                .unwrap();
+            off.close().await;
+            let strong =
+                PgBackend::open(&format!("{url}&options[synchronous_commit]=remote_apply"))
+                    .await
+                    .unwrap();
+            let kept: String = sqlx::query_scalar("SHOW synchronous_commit")
+                .fetch_one(&strong.pool)
+                .await
+                .unwrap();
+            strong.close().await;
+            (setting, kept)
+        }
+        .await;
+        admin
+            .execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
+            .await
+            .unwrap();
+        assert_eq!(result, ("on".to_owned(), "remote_apply".to_owned()));
+    }
+
+    #[test]
+    fn only_user_host_port_and_database_are_shown() {
+        let options = PgConnectOptions::from_str(
+            "postgres://lectern:s3cret@db.example:6543/class?password=x",
+        )
+        .unwrap();
+        assert_eq!(redacted(&options), "lectern@db.example:6543/class");
+    }
+}
