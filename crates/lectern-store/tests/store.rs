@@ -1005,7 +1005,39 @@ async fn polls_round_trip_and_anonymous_answers_name_nobody(db: Db) {
     );
 }
 
+/// Two stores on one database, as two nodes share one PostgreSQL: each sees what the other
+/// committed, and a seq stored by one is refused to the other.
+async fn two_stores_share_one_database(db: Db) {
+    let first = room_store(&db).await;
+    let second = db.open().await;
+    first
+        .write_batch(&room(), 1, &[StoreOp::Chat(chat(1, ChatTarget::Everyone))])
+        .await
+        .unwrap();
+    let loaded = second.load_room(&room(), 10).await.unwrap();
+    assert_eq!(loaded.last_seq, 1);
+    assert_eq!(seqs(&loaded.recent_chat), vec![1]);
+    let err = second
+        .write_batch(&room(), 1, &[StoreOp::Chat(chat(1, ChatTarget::Staff))])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::DuplicateSeq { seq: 1, .. }),
+        "{err:?}"
+    );
+    second
+        .write_batch(&room(), 2, &[StoreOp::Chat(chat(2, ChatTarget::Everyone))])
+        .await
+        .unwrap();
+    let log = all_chat(&first, &room()).await;
+    assert_eq!(log.len(), 2);
+    assert_eq!(log[0].message, chat(1, ChatTarget::Everyone));
+    first.close().await;
+    second.close().await;
+}
+
 both_backends!(
+    two_stores_share_one_database,
     chat_round_trips_every_target,
     chat_delete_marks_the_row_and_keeps_the_first_deletion,
     recent_chat_skips_deleted_is_oldest_first_and_bounded,
