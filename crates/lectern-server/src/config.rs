@@ -74,30 +74,9 @@ pub struct StoreConfig {
 
 impl std::fmt::Debug for StoreConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoreConfig")
-            .field("url", &redact_url(&self.url))
-            .finish()
+        let url = lectern_store::redact_url(&self.url);
+        f.debug_struct("StoreConfig").field("url", &url).finish()
     }
-}
-
-/// A database URL as logs and messages may show it: the password after `user:` and the whole
-/// query string (`?password=...` is possible too) are replaced by `***`.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let (rest, query) = match rest.split_once('?') {
-        Some((rest, _)) => (rest, "?***"),
-        None => (rest, ""),
-    };
-    let rest = match rest.rsplit_once('@') {
-        Some((user, host)) => match user.split_once(':') {
-            Some((name, _)) => format!("{name}:***@{host}"),
-            None => format!("{user}@{host}"),
-        },
-        None => rest.to_owned(),
-    };
-    format!("{scheme}://{rest}{query}")
 }
 
 #[derive(Clone, Deserialize)]
@@ -625,12 +604,6 @@ mod tests {
         let err = with("mysql://lectern:s3cret@db.example/lectern").unwrap_err();
         assert!(!err.to_string().contains("s3cret"), "{err}");
         assert!(err.to_string().contains("postgres://"), "{err}");
-        assert_eq!(
-            redact_url("postgres://u:p@h/d?password=p"),
-            "postgres://u:***@h/d?***"
-        );
-        assert_eq!(redact_url("postgres://h/d"), "postgres://h/d");
-        assert_eq!(redact_url("sqlite::memory:"), "sqlite::memory:");
     }
 
     #[test]

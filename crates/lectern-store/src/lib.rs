@@ -462,6 +462,26 @@ impl Store {
     }
 }
 
+/// A store URL as logs and messages may show it: the password after `user:` and the whole query
+/// string (which may hold `password=...` too) are replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (rest, query) = match rest.split_once('?') {
+        Some((rest, _)) => (rest, "?***"),
+        None => (rest, ""),
+    };
+    let rest = match rest.rsplit_once('@') {
+        Some((user, host)) => match user.split_once(':') {
+            Some((name, _)) => format!("{name}:***@{host}"),
+            None => format!("{user}@{host}"),
+        },
+        None => rest.to_owned(),
+    };
+    format!("{scheme}://{rest}{query}")
+}
+
 /// A `u64` as the database's signed integer.
 fn to_db(what: &'static str, value: u64) -> Result<i64, StoreError> {
     i64::try_from(value).map_err(|_| StoreError::OutOfRange { what, value })
@@ -470,4 +490,21 @@ fn to_db(what: &'static str, value: u64) -> Result<i64, StoreError> {
 /// A stored signed integer back as `u64`.
 fn from_db(what: &'static str, value: i64) -> Result<u64, StoreError> {
     u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("negative {what} {value}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn redacted_urls_keep_no_password() {
+        assert_eq!(
+            redact_url("postgres://u:p@h:5432/d?password=p"),
+            "postgres://u:***@h:5432/d?***"
+        );
+        assert_eq!(redact_url("postgres://u@h/d"), "postgres://u@h/d");
+        assert_eq!(redact_url("postgres://h/d"), "postgres://h/d");
+        assert_eq!(redact_url("sqlite::memory:"), "sqlite::memory:");
+        assert_eq!(redact_url("sqlite://a/b.db"), "sqlite://a/b.db");
+    }
 }
