@@ -19,6 +19,7 @@ use crate::{
 
 mod board;
 mod courses;
+mod quizzes;
 mod recordings;
 
 /// Connections in the pool. Rooms commit their batches concurrently (one transaction each), and
