@@ -349,11 +349,21 @@ pub fn spawn_child_server(
     test: &str,
     dir: &std::path::Path,
 ) -> anyhow::Result<(std::process::Child, SocketAddr)> {
+    spawn_child_server_with_env(test, dir, &[])
+}
+
+/// [`spawn_child_server`] with extra environment variables for the child (for its test to read).
+pub fn spawn_child_server_with_env(
+    test: &str,
+    dir: &std::path::Path,
+    env: &[(&str, &str)],
+) -> anyhow::Result<(std::process::Child, SocketAddr)> {
     use std::io::BufRead;
     use std::process::{Command, Stdio};
     let mut child = Command::new(std::env::current_exe()?)
         .args([test, "--exact", "--ignored", "--nocapture"])
         .env(CHILD_DIR_VAR, dir)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()?;
@@ -371,4 +381,77 @@ pub fn spawn_child_server(
     });
     let addr = rx.recv_timeout(DEADLINE)?;
     Ok((child, addr.parse()?))
+}
+
+/// A PostgreSQL schema of its own for one test, on the server at `LECTERN_TEST_POSTGRES_URL`
+/// (default `postgres://postgres@127.0.0.1:5432/test`); [`PostgresSchema::url`] is a store URL
+/// whose every connection uses it. Drop it with [`PostgresSchema::remove`].
+#[derive(Debug)]
+pub struct PostgresSchema {
+    server: String,
+    schema: String,
+    url: String,
+}
+
+impl PostgresSchema {
+    /// A new schema; `None` (after saying so) when `LECTERN_SKIP_POSTGRES=1`. Fails with what to
+    /// start when PostgreSQL cannot be reached.
+    pub async fn create() -> anyhow::Result<Option<PostgresSchema>> {
+        if std::env::var("LECTERN_SKIP_POSTGRES").is_ok_and(|v| v == "1") {
+            eprintln!("skipped: this test needs PostgreSQL (LECTERN_SKIP_POSTGRES=1)");
+            return Ok(None);
+        }
+        let server = std::env::var("LECTERN_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+        let schema = format!("lectern_test_{:016x}", rand_u64());
+        let mut conn = Self::connect(&server).await?;
+        sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            .execute(&mut conn)
+            .await?;
+        sqlx::Connection::close(conn).await?;
+        let sep = if server.contains('?') { '&' } else { '?' };
+        let url = format!("{server}{sep}options[search_path]={schema}");
+        Ok(Some(PostgresSchema {
+            server,
+            schema,
+            url,
+        }))
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Drops the schema and everything in it.
+    pub async fn remove(&self) -> anyhow::Result<()> {
+        let mut conn = Self::connect(&self.server).await?;
+        sqlx::query(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema))
+            .execute(&mut conn)
+            .await?;
+        sqlx::Connection::close(conn).await?;
+        Ok(())
+    }
+
+    async fn connect(server: &str) -> anyhow::Result<sqlx::PgConnection> {
+        let attempt = tokio::time::timeout(
+            DEADLINE,
+            <sqlx::PgConnection as sqlx::Connection>::connect(server),
+        )
+        .await;
+        match attempt {
+            Ok(Ok(conn)) => Ok(conn),
+            Ok(Err(err)) => bail!(
+                "PostgreSQL is not reachable ({err}): start it (e.g. `pg_ctlcluster 15 main \
+                 start`) and set LECTERN_TEST_POSTGRES_URL if it is not at \
+                 postgres://postgres@127.0.0.1:5432/test, or set LECTERN_SKIP_POSTGRES=1"
+            ),
+            Err(_) => bail!("PostgreSQL did not answer within {DEADLINE:?}"),
+        }
+    }
+}
+
+/// A random number for names, from the standard library's randomly seeded hasher.
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(std::time::SystemTime::now())
 }

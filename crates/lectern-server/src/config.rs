@@ -65,10 +65,18 @@ pub struct ServerConfig {
     pub shutdown_timeout_secs: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
+    /// `sqlite://...`, `sqlite::memory:` or `postgres://...`; may hold a password.
     pub url: String,
+}
+
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = lectern_store::redact_url(&self.url);
+        f.debug_struct("StoreConfig").field("url", &url).finish()
+    }
 }
 
 #[derive(Clone, Deserialize)]
@@ -395,11 +403,18 @@ impl Config {
         if self.demo.enabled && self.demo.title.trim().is_empty() {
             return bad("demo.title must not be empty when the demo is enabled".into());
         }
-        if !self.store.url.is_empty() && !self.store.url.starts_with("sqlite:") {
-            return bad(format!(
-                "store.url {:?}: only sqlite: URLs are supported for now",
-                self.store.url
-            ));
+        let url = &self.store.url;
+        if !url.is_empty()
+            && !["sqlite:", "postgres://", "postgresql://"]
+                .iter()
+                .any(|scheme| url.starts_with(scheme))
+        {
+            // The URL is not repeated: it may hold a password.
+            return bad(
+                "store.url must start with sqlite: (a file, or sqlite::memory:) or postgres:// \
+                 (e.g. postgres://lectern:PASSWORD@db.example:5432/lectern)"
+                    .into(),
+            );
         }
         Ok(())
     }
@@ -580,6 +595,23 @@ mod tests {
         assert_eq!(c.server.listen, "127.0.0.1:8080");
         assert_eq!(c.limits.max_chat_chars, 2000);
         assert!(c.store_url().starts_with("sqlite://"));
+    }
+
+    #[test]
+    fn store_urls_take_postgres_and_never_show_a_password() {
+        let with = |url: &str| Config::from_layers(None, env(&[("LECTERN_STORE_URL", url)]));
+        let c = with("postgres://lectern:s3cret@db.example:5432/lectern").unwrap();
+        assert_eq!(
+            c.store_url(),
+            "postgres://lectern:s3cret@db.example:5432/lectern"
+        );
+        assert!(!format!("{c:?}").contains("s3cret"));
+        assert!(format!("{:?}", c.store).contains("lectern:***@db.example:5432/lectern"));
+        with("postgresql://db.example/lectern").unwrap();
+        with("sqlite::memory:").unwrap();
+        let err = with("mysql://lectern:s3cret@db.example/lectern").unwrap_err();
+        assert!(!err.to_string().contains("s3cret"), "{err}");
+        assert!(err.to_string().contains("postgres://"), "{err}");
     }
 
     #[test]

@@ -145,6 +145,7 @@ impl Store {
     pub async fn create_topic(&self, topic: &NewTopic) -> Result<Topic, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.create_topic(topic).await,
+            Backend::Postgres(db) => db.create_topic(topic).await,
         }
     }
 
@@ -155,6 +156,7 @@ impl Store {
                 let mut conn = db.reader.acquire().await?;
                 topic_by_id(&mut conn, id).await
             }
+            Backend::Postgres(db) => db.topic(id).await,
         }
     }
 
@@ -162,6 +164,7 @@ impl Store {
     pub async fn topic_from_chat(&self, room: &str, seq: u64) -> Result<Option<i64>, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.topic_from_chat(room, seq).await,
+            Backend::Postgres(db) => db.topic_from_chat(room, seq).await,
         }
     }
 
@@ -176,6 +179,7 @@ impl Store {
     ) -> Result<Vec<TopicSummary>, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.board_topics(course, reader, limit, offset).await,
+            Backend::Postgres(db) => db.board_topics(course, reader, limit, offset).await,
         }
     }
 
@@ -188,6 +192,7 @@ impl Store {
     ) -> Result<u64, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.board_unread(course, reader).await,
+            Backend::Postgres(db) => db.board_unread(course, reader).await,
         }
     }
 
@@ -195,6 +200,7 @@ impl Store {
     pub async fn topic_unread(&self, topic: i64, member: &str) -> Result<u64, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.topic_unread(topic, member).await,
+            Backend::Postgres(db) => db.topic_unread(topic, member).await,
         }
     }
 
@@ -202,6 +208,7 @@ impl Store {
     pub async fn replies(&self, topic: i64) -> Result<Vec<Reply>, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.replies(topic).await,
+            Backend::Postgres(db) => db.replies(topic).await,
         }
     }
 
@@ -212,6 +219,7 @@ impl Store {
                 let mut conn = db.reader.acquire().await?;
                 reply_by_id(&mut conn, id).await
             }
+            Backend::Postgres(db) => db.reply(id).await,
         }
     }
 
@@ -224,6 +232,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.mark_topic_read(topic, member, at).await,
+            Backend::Postgres(db) => db.mark_topic_read(topic, member, at).await,
         }
     }
 
@@ -240,6 +249,7 @@ impl Store {
     ) -> Result<Reply, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.add_reply(topic, author, body, bypass_lock, at).await,
+            Backend::Postgres(db) => db.add_reply(topic, author, body, bypass_lock, at).await,
         }
     }
 
@@ -253,6 +263,7 @@ impl Store {
     ) -> Result<Topic, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.edit_topic(id, title, body, at).await,
+            Backend::Postgres(db) => db.edit_topic(id, title, body, at).await,
         }
     }
 
@@ -265,6 +276,7 @@ impl Store {
     ) -> Result<Reply, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.edit_reply(id, body, at).await,
+            Backend::Postgres(db) => db.edit_reply(id, body, at).await,
         }
     }
 
@@ -278,6 +290,7 @@ impl Store {
     ) -> Result<Topic, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.delete_topic(id, by, at).await,
+            Backend::Postgres(db) => db.delete_topic(id, by, at).await,
         }
     }
 
@@ -291,6 +304,7 @@ impl Store {
     ) -> Result<Reply, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.delete_reply(id, by, at).await,
+            Backend::Postgres(db) => db.delete_reply(id, by, at).await,
         }
     }
 
@@ -304,6 +318,7 @@ impl Store {
     ) -> Result<Topic, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.set_topic_flags(id, pinned, locked).await,
+            Backend::Postgres(db) => db.set_topic_flags(id, pinned, locked).await,
         }
     }
 
@@ -322,6 +337,8 @@ impl Store {
         };
         match &self.backend {
             Backend::Sqlite(db) => db.search_board(course, reader, &query, limit).await,
+            // PostgreSQL takes the same words from `text` (see `postgres/board.rs`).
+            Backend::Postgres(db) => db.search_board(course, reader, text, limit).await,
         }
     }
 }

@@ -73,6 +73,7 @@ impl Store {
     pub async fn create_course(&self, course: &Course) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.create_course(course).await,
+            Backend::Postgres(db) => db.create_course(course).await,
         }
     }
 
@@ -80,12 +81,14 @@ impl Store {
     pub async fn list_courses(&self) -> Result<Vec<Course>, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.list_courses().await,
+            Backend::Postgres(db) => db.list_courses().await,
         }
     }
 
     pub async fn course(&self, id: &str) -> Result<Option<Course>, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.course(id).await,
+            Backend::Postgres(db) => db.course(id).await,
         }
     }
 
@@ -94,6 +97,7 @@ impl Store {
     pub async fn add_member(&self, course: &str, member: &CourseMember) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.add_member(course, member).await,
+            Backend::Postgres(db) => db.add_member(course, member).await,
         }
     }
 
@@ -105,6 +109,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.upsert_members(course, members).await,
+            Backend::Postgres(db) => db.upsert_members(course, members).await,
         }
     }
 
@@ -112,6 +117,7 @@ impl Store {
     pub async fn remove_member(&self, course: &str, member: &str) -> Result<bool, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.remove_member(course, member).await,
+            Backend::Postgres(db) => db.remove_member(course, member).await,
         }
     }
 
@@ -124,6 +130,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.set_member_role(course, member, role).await,
+            Backend::Postgres(db) => db.set_member_role(course, member, role).await,
         }
     }
 
@@ -131,6 +138,7 @@ impl Store {
     pub async fn members(&self, course: &str) -> Result<Vec<CourseMember>, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.members(course, None).await,
+            Backend::Postgres(db) => db.members(course, None).await,
         }
     }
 
@@ -141,6 +149,7 @@ impl Store {
     ) -> Result<Option<CourseMember>, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => Ok(db.members(course, Some(member)).await?.pop()),
+            Backend::Postgres(db) => Ok(db.members(course, Some(member)).await?.pop()),
         }
     }
 
@@ -148,6 +157,7 @@ impl Store {
     pub async fn add_schedule(&self, schedule: &StoredSchedule) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.add_schedule(schedule).await,
+            Backend::Postgres(db) => db.add_schedule(schedule).await,
         }
     }
 
@@ -155,6 +165,7 @@ impl Store {
     pub async fn schedules(&self, course: &str) -> Result<Vec<StoredSchedule>, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.schedules(course).await,
+            Backend::Postgres(db) => db.schedules(course).await,
         }
     }
 
@@ -162,6 +173,7 @@ impl Store {
     pub async fn delete_schedule(&self, course: &str, id: &str) -> Result<bool, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.delete_schedule(course, id).await,
+            Backend::Postgres(db) => db.delete_schedule(course, id).await,
         }
     }
 
@@ -175,6 +187,7 @@ impl Store {
     ) -> Result<ApiKey, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.create_api_key(id, name, key, now).await,
+            Backend::Postgres(db) => db.create_api_key(id, name, key, now).await,
         }
     }
 
@@ -182,6 +195,7 @@ impl Store {
     pub async fn verify_api_key(&self, key: &str) -> Result<Option<ApiKey>, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.verify_api_key(key).await,
+            Backend::Postgres(db) => db.verify_api_key(key).await,
         }
     }
 
@@ -196,6 +210,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.set_member_feed(course, member, token, now).await,
+            Backend::Postgres(db) => db.set_member_feed(course, member, token, now).await,
         }
     }
 
@@ -203,6 +218,7 @@ impl Store {
     pub async fn revoke_member_feed(&self, course: &str, member: &str) -> Result<bool, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.revoke_member_feed(course, member).await,
+            Backend::Postgres(db) => db.revoke_member_feed(course, member).await,
         }
     }
 
@@ -213,6 +229,7 @@ impl Store {
     ) -> Result<Option<(String, CourseMember)>, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.member_by_feed(token).await,
+            Backend::Postgres(db) => db.member_by_feed(token).await,
         }
     }
 }

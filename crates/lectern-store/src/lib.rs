@@ -2,9 +2,11 @@
 //! courses with their rosters and schedules, and admin API keys (see `courses.rs`); the course
 //! discussion board (see `board.rs`); quizzes and attempts (see `quizzes.rs`).
 //!
-//! [`Store`] is the one seam between the server and a database. Today it is backed by SQLite (a
-//! file by default, or memory for tests); PostgreSQL, for multi-node deployments, will be a second
-//! variant behind the same methods and the same table shapes (`migrations/0001_init.sql`).
+//! [`Store`] is the one seam between the server and a database. It is backed by SQLite (a file
+//! by default, or memory for tests; `migrations/`) or by PostgreSQL (`postgres://` URLs, for
+//! several nodes sharing one database; `migrations-postgres/`). Both backends have the same
+//! methods, the same table shapes and the same semantics; the store's test suite runs against
+//! both.
 //!
 //! # Contract
 //! - A room task owns its room's rows. It calls [`Store::ensure_room`] once, [`Store::load_room`]
@@ -32,6 +34,25 @@
 //! Writes go through a single writer connection, so batches from different rooms queue in the
 //! pool instead of spinning on SQLite's busy handler; reads use a separate read-only pool, which
 //! WAL lets run alongside the writer.
+//!
+//! # Durability (PostgreSQL)
+//! `write_batch` is one transaction, and `COMMIT` returns only once PostgreSQL has flushed the
+//! commit's WAL record to its disk: that is `synchronous_commit = on`, the server's default. So
+//! an acknowledged batch survives a crash of Lectern, of PostgreSQL and of its machine (power cut
+//! included, where the disk honours flushes). With a synchronous standby configured,
+//! `remote_write` or `remote_apply` also wait for the standby; Lectern keeps whatever the server
+//! or the role sets, except `off` (a commit that returns before its WAL is flushed, so a
+//! PostgreSQL crash could lose acknowledged chat): on a connection where it is `off`, the store
+//! sets it back to `on` and logs a warning.
+//!
+//! Rooms commit in parallel over a pool of connections. `write_batch` updates the room's row
+//! first, which locks it until the commit, so two batches of one room never interleave, even
+//! when two nodes write it. A unique violation aborts the transaction as on SQLite: the batch is
+//! rolled back and reported as [`StoreError::DuplicateSeq`].
+//!
+//! The tables are created in the first schema of the connection's `search_path` (`public` by
+//! default; `?options[search_path]=lectern` in the URL picks another). Error messages and logs
+//! name the server as `user@host:port/database`, never with the password.
 
 use std::path::PathBuf;
 
@@ -39,6 +60,7 @@ use lectern_proto::{ChatMessage, ParticipantId, PollId, Role, RoomId, Seq, UnixM
 
 mod board;
 mod courses;
+mod postgres;
 mod quizzes;
 mod recordings;
 mod sqlite;
@@ -57,10 +79,11 @@ pub struct Store {
     backend: Backend,
 }
 
-/// The engines behind [`Store`]. PostgreSQL will be the second variant.
+/// The engines behind [`Store`].
 #[derive(Debug, Clone)]
 enum Backend {
     Sqlite(sqlite::SqliteBackend),
+    Postgres(postgres::PgBackend),
 }
 
 /// What went wrong in the store. Callers log it once, where they handle it.
@@ -74,6 +97,10 @@ pub enum StoreError {
     /// which may hold a password.
     #[error("unsupported database URL: {0}")]
     UnsupportedUrl(String),
+    /// The PostgreSQL server did not answer or refused the connection. `server` is
+    /// `user@host:port/database`, without the password.
+    #[error("cannot connect to PostgreSQL at {server}: {source}")]
+    Connect { server: String, source: sqlx::Error },
     #[error("cannot create the database directory {path}: {source}")]
     CreateDir {
         path: PathBuf,
@@ -257,22 +284,34 @@ impl Store {
     /// - `sqlite://path/to/file.db` (relative to the working directory) or
     ///   `sqlite:///absolute/path.db`: the file and its parent directory are created if missing.
     /// - `sqlite::memory:`: a private in-memory database, gone when the store is dropped.
+    /// - `postgres://user:password@host:5432/database` (or `postgresql://`): an existing
+    ///   PostgreSQL database; the tables are created in the first schema of the `search_path`
+    ///   (add `?options[search_path]=lectern` for a schema of its own). The usual libpq
+    ///   parameters apply (`sslmode`, `application_name`, ...), and `PGPASSWORD` or `~/.pgpass`
+    ///   can hold the password instead of the URL.
     ///
-    /// Any other URL is [`StoreError::UnsupportedUrl`]; PostgreSQL is planned.
+    /// Any other URL is [`StoreError::UnsupportedUrl`]. No error message repeats the URL.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
         let scheme = url.split_once(':').map(|(scheme, _)| scheme).unwrap_or("");
         match scheme {
             "sqlite" => Ok(Store {
                 backend: Backend::Sqlite(sqlite::SqliteBackend::open(url).await?),
             }),
-            "postgres" | "postgresql" => Err(StoreError::UnsupportedUrl(
-                "PostgreSQL is not supported yet (planned for multi-node); \
-                 use sqlite://path/to/lectern.db"
-                    .to_owned(),
-            )),
+            "postgres" | "postgresql" => Ok(Store {
+                backend: Backend::Postgres(postgres::PgBackend::open(url).await?),
+            }),
             _ => Err(StoreError::UnsupportedUrl(format!(
-                "unknown scheme {scheme:?}; expected sqlite://path/to/lectern.db or sqlite::memory:"
+                "unknown scheme {scheme:?}; expected sqlite://path/to/lectern.db, \
+                 sqlite::memory: or postgres://user@host/database"
             ))),
+        }
+    }
+
+    /// Which engine this store runs on: `"sqlite"` or `"postgres"` (for logs and health).
+    pub fn kind(&self) -> &'static str {
+        match &self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
         }
     }
 
@@ -285,6 +324,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.ensure_room(room, title, now).await,
+            Backend::Postgres(db) => db.ensure_room(room, title, now).await,
         }
     }
 
@@ -297,6 +337,7 @@ impl Store {
     ) -> Result<LoadedRoom, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.load_room(room, recent_chat).await,
+            Backend::Postgres(db) => db.load_room(room, recent_chat).await,
         }
     }
 
@@ -310,6 +351,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.write_batch(room, last_seq, ops).await,
+            Backend::Postgres(db) => db.write_batch(room, last_seq, ops).await,
         }
     }
 
@@ -323,6 +365,7 @@ impl Store {
     ) -> Result<Vec<StoredChat>, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.chat_log(room, after_seq, limit).await,
+            Backend::Postgres(db) => db.chat_log(room, after_seq, limit).await,
         }
     }
 
@@ -340,6 +383,7 @@ impl Store {
     ) -> Result<Vec<StoredChat>, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.chat_before(room, before_seq, limit, reader).await,
+            Backend::Postgres(db) => db.chat_before(room, before_seq, limit, reader).await,
         }
     }
 
@@ -347,6 +391,7 @@ impl Store {
     pub async fn attendance(&self, room: &RoomId) -> Result<Vec<AttendanceInterval>, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.attendance(room).await,
+            Backend::Postgres(db) => db.attendance(room).await,
         }
     }
 
@@ -354,6 +399,7 @@ impl Store {
     pub async fn moderation_log(&self, room: &RoomId) -> Result<Vec<ModerationEntry>, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.moderation_log(room).await,
+            Backend::Postgres(db) => db.moderation_log(room).await,
         }
     }
 
@@ -361,6 +407,7 @@ impl Store {
     pub async fn class_sessions(&self, room: &RoomId) -> Result<Vec<ClassSession>, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.class_sessions(room).await,
+            Backend::Postgres(db) => db.class_sessions(room).await,
         }
     }
 
@@ -373,6 +420,7 @@ impl Store {
     ) -> Result<u64, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.close_open_attendance(room, at).await,
+            Backend::Postgres(db) => db.close_open_attendance(room, at).await,
         }
     }
 
@@ -385,6 +433,7 @@ impl Store {
     ) -> Result<u64, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.close_open_class_session(room, at).await,
+            Backend::Postgres(db) => db.close_open_class_session(room, at).await,
         }
     }
 
@@ -392,6 +441,7 @@ impl Store {
     pub async fn polls(&self, room: &RoomId) -> Result<Vec<StoredPoll>, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.polls(room).await,
+            Backend::Postgres(db) => db.polls(room).await,
         }
     }
 
@@ -400,15 +450,38 @@ impl Store {
     pub async fn close_open_polls(&self, room: &RoomId, at: UnixMillis) -> Result<u64, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.close_open_polls(room, at).await,
+            Backend::Postgres(db) => db.close_open_polls(room, at).await,
         }
     }
 
-    /// Checkpoints and closes the database. Waits for queries in flight; later calls fail.
+    /// Closes the database (SQLite: after a checkpoint). Waits for queries in flight; later
+    /// calls fail.
     pub async fn close(&self) {
         match &self.backend {
             Backend::Sqlite(db) => db.close().await,
+            Backend::Postgres(db) => db.close().await,
         }
     }
+}
+
+/// A store URL as logs and messages may show it: the password after `user:` and the whole query
+/// string (which may hold `password=...` too) are replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (rest, query) = match rest.split_once('?') {
+        Some((rest, _)) => (rest, "?***"),
+        None => (rest, ""),
+    };
+    let rest = match rest.rsplit_once('@') {
+        Some((user, host)) => match user.split_once(':') {
+            Some((name, _)) => format!("{name}:***@{host}"),
+            None => format!("{user}@{host}"),
+        },
+        None => rest.to_owned(),
+    };
+    format!("{scheme}://{rest}{query}")
 }
 
 /// A `u64` as the database's signed integer.
@@ -419,4 +492,21 @@ fn to_db(what: &'static str, value: u64) -> Result<i64, StoreError> {
 /// A stored signed integer back as `u64`.
 fn from_db(what: &'static str, value: i64) -> Result<u64, StoreError> {
     u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("negative {what} {value}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn redacted_urls_keep_no_password() {
+        assert_eq!(
+            redact_url("postgres://u:p@h:5432/d?password=p"),
+            "postgres://u:***@h:5432/d?***"
+        );
+        assert_eq!(redact_url("postgres://u@h/d"), "postgres://u@h/d");
+        assert_eq!(redact_url("postgres://h/d"), "postgres://h/d");
+        assert_eq!(redact_url("sqlite::memory:"), "sqlite::memory:");
+        assert_eq!(redact_url("sqlite://a/b.db"), "sqlite://a/b.db");
+    }
 }

@@ -7,8 +7,9 @@
 //! the server validated (lectern-quiz); who may do what, attempt limits, due dates and time
 //! limits are the server's business.
 //!
-//! All SQL of this module is in the SQLite section at the end, in portable SQL (`?`
-//! placeholders, `RETURNING`, no SQLite-only function), so a PostgreSQL twin is a copy.
+//! The SQLite SQL is in the section at the end of this module; the PostgreSQL twin, with the
+//! same semantics (rows locked where SQLite relies on its single writer), is in
+//! `postgres/quizzes.rs`.
 
 use lectern_proto::UnixMillis;
 use sqlx::Row;
@@ -88,6 +89,7 @@ impl Store {
     pub async fn create_quiz(&self, quiz: &NewQuiz) -> Result<StoredQuiz, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.create_quiz(quiz).await,
+            Backend::Postgres(db) => db.create_quiz(quiz).await,
         }
     }
 
@@ -95,6 +97,7 @@ impl Store {
     pub async fn quiz(&self, id: i64) -> Result<Option<StoredQuiz>, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.quiz(id).await,
+            Backend::Postgres(db) => db.quiz(id).await,
         }
     }
 
@@ -102,6 +105,7 @@ impl Store {
     pub async fn quizzes(&self, course: &str) -> Result<Vec<StoredQuiz>, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.quizzes(course).await,
+            Backend::Postgres(db) => db.quizzes(course).await,
         }
     }
 
@@ -116,6 +120,7 @@ impl Store {
     ) -> Result<StoredQuiz, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.update_quiz(id, title, spec, at).await,
+            Backend::Postgres(db) => db.update_quiz(id, title, spec, at).await,
         }
     }
 
@@ -129,6 +134,7 @@ impl Store {
     ) -> Result<StoredQuiz, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.set_quiz_published(id, published, at).await,
+            Backend::Postgres(db) => db.set_quiz_published(id, published, at).await,
         }
     }
 
@@ -136,6 +142,7 @@ impl Store {
     pub async fn delete_quiz(&self, id: i64) -> Result<bool, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.delete_quiz(id).await,
+            Backend::Postgres(db) => db.delete_quiz(id).await,
         }
     }
 
@@ -144,6 +151,7 @@ impl Store {
     pub async fn start_attempt(&self, attempt: &NewAttempt) -> Result<QuizAttempt, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.start_attempt(attempt).await,
+            Backend::Postgres(db) => db.start_attempt(attempt).await,
         }
     }
 
@@ -151,6 +159,7 @@ impl Store {
     pub async fn attempt(&self, id: i64) -> Result<Option<QuizAttempt>, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.attempt(id).await,
+            Backend::Postgres(db) => db.attempt(id).await,
         }
     }
 
@@ -162,6 +171,7 @@ impl Store {
     ) -> Result<Vec<QuizAttempt>, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.attempts(quiz, member).await,
+            Backend::Postgres(db) => db.attempts(quiz, member).await,
         }
     }
 
@@ -174,11 +184,12 @@ impl Store {
     ) -> Result<QuizAttempt, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.submit_attempt(id, submission).await,
+            Backend::Postgres(db) => db.submit_attempt(id, submission).await,
         }
     }
 }
 
-fn not_found(what: &'static str, id: i64) -> StoreError {
+pub(crate) fn not_found(what: &'static str, id: i64) -> StoreError {
     StoreError::NotFound {
         what,
         id: id.to_string(),
@@ -189,11 +200,17 @@ fn opt_time(what: &'static str, value: Option<i64>) -> Result<Option<u64>, Store
     value.map(|v| from_db(what, v)).transpose()
 }
 
+/// A stored attempt number as the `u32` it was written from.
+pub(crate) fn attempt_number(number: i64) -> Result<u32, StoreError> {
+    u32::try_from(number).map_err(|_| StoreError::Corrupt(format!("attempt number {number}")))
+}
+
 // ---- SQLite ----
 
-const QUIZ_COLUMNS: &str = "id, course_id, title, spec, published, created_at, updated_at";
-const ATTEMPT_COLUMNS: &str = "id, quiz_id, member_id, member_name, number, seed, started_at, \
-                               submitted_at, answers, result, score, max_score";
+pub(crate) const QUIZ_COLUMNS: &str =
+    "id, course_id, title, spec, published, created_at, updated_at";
+pub(crate) const ATTEMPT_COLUMNS: &str = "id, quiz_id, member_id, member_name, number, seed, started_at, \
+                                          submitted_at, answers, result, score, max_score";
 
 fn quiz_from_row(row: &SqliteRow) -> Result<StoredQuiz, StoreError> {
     Ok(StoredQuiz {
@@ -214,8 +231,7 @@ fn attempt_from_row(row: &SqliteRow) -> Result<QuizAttempt, StoreError> {
         quiz_id: row.try_get("quiz_id")?,
         member_id: row.try_get("member_id")?,
         member_name: row.try_get("member_name")?,
-        number: u32::try_from(number)
-            .map_err(|_| StoreError::Corrupt(format!("attempt number {number}")))?,
+        number: attempt_number(number)?,
         seed: row.try_get("seed")?,
         started_at: from_db("started_at", row.try_get("started_at")?)?,
         submitted_at: opt_time("submitted_at", row.try_get("submitted_at")?)?,

@@ -94,6 +94,7 @@ impl Store {
     pub async fn create_recording(&self, recording: &Recording) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.create_recording(recording).await,
+            Backend::Postgres(db) => db.create_recording(recording).await,
         }
     }
 
@@ -105,6 +106,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.update_recording(id, update).await,
+            Backend::Postgres(db) => db.update_recording(id, update).await,
         }
     }
 
@@ -112,6 +114,10 @@ impl Store {
         match &self.backend {
             Backend::Sqlite(db) => db
                 .select_recordings("WHERE id = ?", &[id])
+                .await
+                .map(|mut v| v.pop()),
+            Backend::Postgres(db) => db
+                .select_recordings("WHERE id = $1", id)
                 .await
                 .map(|mut v| v.pop()),
         }
@@ -127,6 +133,10 @@ impl Store {
                 )
                 .await
             }
+            Backend::Postgres(db) => {
+                db.select_recordings("WHERE course_id = $1 ORDER BY started_at DESC, id", course)
+                    .await
+            }
         }
     }
 
@@ -140,6 +150,7 @@ impl Store {
                 db.select_recordings("WHERE state = ? ORDER BY started_at, id", &[state.as_str()])
                     .await
             }
+            Backend::Postgres(db) => db.recordings_in_state(state).await,
         }
     }
 
@@ -151,6 +162,7 @@ impl Store {
     ) -> Result<Vec<Recording>, StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.recordings_started_before(before).await,
+            Backend::Postgres(db) => db.recordings_started_before(before).await,
         }
     }
 
@@ -164,6 +176,7 @@ impl Store {
                     .await?;
                 Ok(done.rows_affected() > 0)
             }
+            Backend::Postgres(db) => db.delete_recording(id).await,
         }
     }
 }

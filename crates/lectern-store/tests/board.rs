@@ -1,16 +1,16 @@
-//! The course discussion board against a real SQLite file: topics, replies, soft deletion,
-//! read marks and unread counts, full-text search and its visibility.
+//! The course discussion board on SQLite and PostgreSQL (see `common`): topics, replies, soft
+//! deletion, read marks and unread counts, full-text search and its visibility.
 
 use lectern_proto::{ClassMode, Role};
 use lectern_store::{
     BoardAuthor, BoardReader, Course, NewTopic, Store, StoreError, TopicSource, search_query,
 };
-use tempfile::TempDir;
+mod common;
 
-async fn store() -> (TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("lectern.db").display());
-    let store = Store::open(&url).await.unwrap();
+use common::Db;
+
+async fn store(db: &Db) -> Store {
+    let store = db.open().await;
     for id in ["algebra", "physics"] {
         store
             .create_course(&Course {
@@ -29,7 +29,7 @@ async fn store() -> (TempDir, Store) {
             .await
             .unwrap();
     }
-    (dir, store)
+    store
 }
 
 fn author(id: &str, role: Role) -> BoardAuthor {
@@ -59,9 +59,8 @@ fn topic(course: &str, by: &BoardAuthor, title: &str, body: &str, at: u64) -> Ne
     }
 }
 
-#[tokio::test]
-async fn topics_list_pinned_first_then_latest_activity() {
-    let (_dir, store) = store().await;
+async fn topics_list_pinned_first_then_latest_activity(db: Db) {
+    let store = store(&db).await;
     let ada = author("ada", Role::Student);
     let first = store
         .create_topic(&topic("algebra", &ada, "First", "one", 10))
@@ -116,9 +115,8 @@ async fn topics_list_pinned_first_then_latest_activity() {
     );
 }
 
-#[tokio::test]
-async fn unread_counts_follow_read_marks_per_member() {
-    let (_dir, store) = store().await;
+async fn unread_counts_follow_read_marks_per_member(db: Db) {
+    let store = store(&db).await;
     let ada = author("ada", Role::Student);
     let grace = author("grace", Role::Instructor);
     let t = store
@@ -191,9 +189,8 @@ async fn unread_counts_follow_read_marks_per_member() {
     );
 }
 
-#[tokio::test]
-async fn private_topics_are_seen_by_staff_and_their_asker_only() {
-    let (_dir, store) = store().await;
+async fn private_topics_are_seen_by_staff_and_their_asker_only(db: Db) {
+    let store = store(&db).await;
     let ada = author("ada", Role::Student);
     let mut question = topic(
         "algebra",
@@ -273,9 +270,8 @@ async fn private_topics_are_seen_by_staff_and_their_asker_only() {
     );
 }
 
-#[tokio::test]
-async fn search_finds_words_with_prefixes_and_never_fails_on_syntax() {
-    let (_dir, store) = store().await;
+async fn search_finds_words_with_prefixes_and_never_fails_on_syntax(db: Db) {
+    let store = store(&db).await;
     let ada = author("ada", Role::Student);
     let t = store
         .create_topic(&topic(
@@ -358,9 +354,8 @@ async fn search_finds_words_with_prefixes_and_never_fails_on_syntax() {
     );
 }
 
-#[tokio::test]
-async fn soft_delete_erases_text_and_removes_it_from_the_index() {
-    let (_dir, store) = store().await;
+async fn soft_delete_erases_text_and_removes_it_from_the_index(db: Db) {
+    let store = store(&db).await;
     let ada = author("ada", Role::Student);
     let grace = author("grace", Role::Instructor);
     let t = store
@@ -489,9 +484,8 @@ async fn soft_delete_erases_text_and_removes_it_from_the_index() {
     );
 }
 
-#[tokio::test]
-async fn locked_topics_take_replies_only_when_the_lock_is_bypassed() {
-    let (_dir, store) = store().await;
+async fn locked_topics_take_replies_only_when_the_lock_is_bypassed(db: Db) {
+    let store = store(&db).await;
     let ada = author("ada", Role::Student);
     let t = store
         .create_topic(&topic("algebra", &ada, "Closed", "done", 10))
@@ -536,9 +530,8 @@ async fn locked_topics_take_replies_only_when_the_lock_is_bypassed() {
     );
 }
 
-#[tokio::test]
-async fn a_chat_message_makes_at_most_one_topic() {
-    let (_dir, store) = store().await;
+async fn a_chat_message_makes_at_most_one_topic(db: Db) {
+    let store = store(&db).await;
     let grace = author("grace", Role::Instructor);
     let mut moved = topic(
         "algebra",
@@ -566,11 +559,8 @@ async fn a_chat_message_makes_at_most_one_topic() {
     assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
 }
 
-#[tokio::test]
-async fn the_board_survives_a_reopen() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("lectern.db").display());
-    let store = Store::open(&url).await.unwrap();
+async fn the_board_survives_a_reopen(db: Db) {
+    let store = db.open().await;
     store
         .create_course(&Course {
             id: "algebra".to_owned(),
@@ -593,7 +583,7 @@ async fn the_board_survives_a_reopen() {
         .await
         .unwrap();
     store.close().await;
-    let store = Store::open(&url).await.unwrap();
+    let store = db.open().await;
     assert_eq!(
         store.topic(t.id).await.unwrap().unwrap().title,
         "Persistent"
@@ -604,3 +594,14 @@ async fn the_board_survives_a_reopen() {
         .unwrap();
     assert_eq!(hits.len(), 1);
 }
+
+both_backends!(
+    topics_list_pinned_first_then_latest_activity,
+    unread_counts_follow_read_marks_per_member,
+    private_topics_are_seen_by_staff_and_their_asker_only,
+    search_finds_words_with_prefixes_and_never_fails_on_syntax,
+    soft_delete_erases_text_and_removes_it_from_the_index,
+    locked_topics_take_replies_only_when_the_lock_is_bypassed,
+    a_chat_message_makes_at_most_one_topic,
+    the_board_survives_a_reopen,
+);

@@ -1,15 +1,15 @@
-//! Quizzes and attempts against a real SQLite file: create, list, edit, publish, delete with
-//! cascade, attempt numbers that cannot be taken twice, and a submission stored once even when
-//! two race.
+//! Quizzes and attempts, on SQLite and PostgreSQL (see `common`): create, list, edit, publish,
+//! delete with cascade, attempt numbers that cannot be taken twice (even by two racing starts),
+//! and a submission stored once even when two race.
 
 use lectern_proto::ClassMode;
 use lectern_store::{AttemptSubmission, Course, NewAttempt, NewQuiz, Store, StoreError};
-use tempfile::TempDir;
+mod common;
 
-async fn store() -> (TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("lectern.db").display());
-    let store = Store::open(&url).await.unwrap();
+use common::Db;
+
+async fn store(db: &Db) -> Store {
+    let store = db.open().await;
     for id in ["algebra", "physics"] {
         store
             .create_course(&Course {
@@ -28,7 +28,7 @@ async fn store() -> (TempDir, Store) {
             .await
             .unwrap();
     }
-    (dir, store)
+    store
 }
 
 fn new_quiz(course: &str, title: &str, at: u64) -> NewQuiz {
@@ -62,9 +62,8 @@ fn submission(score: f64, at: u64) -> AttemptSubmission {
     }
 }
 
-#[tokio::test]
-async fn quizzes_are_created_listed_edited_published_and_deleted() {
-    let (_dir, store) = store().await;
+async fn quizzes_are_created_listed_edited_published_and_deleted(db: Db) {
+    let store = store(&db).await;
     let week1 = store
         .create_quiz(&new_quiz("algebra", "Week 1", 10))
         .await
@@ -127,9 +126,8 @@ async fn quizzes_are_created_listed_edited_published_and_deleted() {
     ));
 }
 
-#[tokio::test]
-async fn attempts_are_numbered_once_and_submitted_once() {
-    let (_dir, store) = store().await;
+async fn attempts_are_numbered_once_and_submitted_once(db: Db) {
+    let store = store(&db).await;
     let quiz = store
         .create_quiz(&new_quiz("algebra", "Week 1", 10))
         .await
@@ -197,9 +195,8 @@ async fn attempts_are_numbered_once_and_submitted_once() {
     );
 }
 
-#[tokio::test]
-async fn racing_submissions_store_one_result() {
-    let (_dir, store) = store().await;
+async fn racing_submissions_store_one_result(db: Db) {
+    let store = store(&db).await;
     let quiz = store
         .create_quiz(&new_quiz("algebra", "Week 1", 10))
         .await
@@ -227,7 +224,62 @@ async fn racing_submissions_store_one_result() {
         let (a, b) = (&results[0], &results[1]);
         let won: Vec<_> = [a, b].into_iter().filter(|r| r.is_ok()).collect();
         assert_eq!(won.len(), 1, "round {round}: {a:?} {b:?}");
+        assert!(
+            [a, b]
+                .into_iter()
+                .any(|r| matches!(r, Err(StoreError::Conflict { .. }))),
+            "round {round}: {a:?} {b:?}"
+        );
         let stored = store.attempt(attempt.id).await.unwrap().unwrap();
         assert_eq!(Some(&stored), won[0].as_ref().ok());
     }
 }
+
+async fn racing_starts_take_a_number_once(db: Db) {
+    let store = store(&db).await;
+    let quiz = store
+        .create_quiz(&new_quiz("algebra", "Week 1", 10))
+        .await
+        .unwrap();
+    for number in 1..=20 {
+        let racers: Vec<_> = (0..2)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store
+                        .start_attempt(&new_attempt(quiz.id, "ana", number, 100))
+                        .await
+                })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for racer in racers {
+            results.push(racer.await.unwrap());
+        }
+        let won: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+        assert_eq!(won.len(), 1, "number {number}: {results:?}");
+        assert!(
+            results.iter().any(|r| matches!(
+                r,
+                Err(StoreError::Conflict {
+                    what: "attempt",
+                    ..
+                })
+            )),
+            "number {number}: {results:?}"
+        );
+        assert_eq!(won[0].number, number);
+    }
+    let ana = store.attempts(quiz.id, Some("ana")).await.unwrap();
+    assert_eq!(
+        ana.iter().map(|a| a.number).collect::<Vec<_>>(),
+        (1..=20).collect::<Vec<_>>()
+    );
+}
+
+both_backends!(
+    quizzes_are_created_listed_edited_published_and_deleted,
+    attempts_are_numbered_once_and_submitted_once,
+    racing_submissions_store_one_result,
+    racing_starts_take_a_number_once,
+);

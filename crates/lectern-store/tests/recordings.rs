@@ -1,14 +1,14 @@
-//! Recordings' rows against a real SQLite file: create, read, move through their states, list
-//! by course, find those a crash left open, retention, delete; and the course settings that
-//! govern recording.
+//! Recordings' rows on SQLite and PostgreSQL (see `common`): create, read, move through their
+//! states, list by course, find those a crash left open, retention, delete; and the course
+//! settings that govern recording.
 
 use lectern_store::{Course, Recording, RecordingState, RecordingUpdate, Store, StoreError};
-use tempfile::TempDir;
+mod common;
 
-async fn store() -> (TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("lectern.db").display());
-    (dir, Store::open(&url).await.unwrap())
+use common::Db;
+
+async fn store(db: &Db) -> Store {
+    db.open().await
 }
 
 fn recording(id: &str, course: &str, started_at: u64) -> Recording {
@@ -29,9 +29,8 @@ fn recording(id: &str, course: &str, started_at: u64) -> Recording {
     }
 }
 
-#[tokio::test]
-async fn recordings_round_trip_through_their_states() {
-    let (_dir, store) = store().await;
+async fn recordings_round_trip_through_their_states(db: Db) {
+    let store = store(&db).await;
     let r = recording("rec_1", "physics", 1_000);
     store.create_recording(&r).await.unwrap();
     let err = store.create_recording(&r).await.unwrap_err();
@@ -79,9 +78,8 @@ async fn recordings_round_trip_through_their_states() {
     );
 }
 
-#[tokio::test]
-async fn lists_by_course_newest_first_retention_and_delete() {
-    let (_dir, store) = store().await;
+async fn lists_by_course_newest_first_retention_and_delete(db: Db) {
+    let store = store(&db).await;
     for (id, course, t) in [
         ("rec_a", "physics", 1_000),
         ("rec_b", "physics", 3_000),
@@ -130,9 +128,8 @@ async fn lists_by_course_newest_first_retention_and_delete() {
     );
 }
 
-#[tokio::test]
-async fn a_course_keeps_its_recording_settings() {
-    let (_dir, store) = store().await;
+async fn a_course_keeps_its_recording_settings(db: Db) {
+    let store = store(&db).await;
     let course = Course {
         id: "physics".into(),
         title: "Physics".into(),
@@ -149,3 +146,9 @@ async fn a_course_keeps_its_recording_settings() {
     store.create_course(&course).await.unwrap();
     assert_eq!(store.course("physics").await.unwrap(), Some(course));
 }
+
+both_backends!(
+    recordings_round_trip_through_their_states,
+    lists_by_course_newest_first_retention_and_delete,
+    a_course_keeps_its_recording_settings,
+);

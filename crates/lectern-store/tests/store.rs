@@ -1,4 +1,5 @@
-//! The store against real SQLite databases: files in temporary directories, and memory.
+//! The store against real databases: most tests run on a SQLite file and on a PostgreSQL schema
+//! (see `common`); a few check what only one engine has (memory databases, files, URLs).
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
@@ -11,7 +12,9 @@ use lectern_store::{
     ACTION_LOCK_CHAT, ACTION_UNLOCK_CHAT, AttendanceInterval, ClassSession, ModerationEntry, Store,
     StoreError, StoreOp, StoredChat,
 };
-use tempfile::TempDir;
+mod common;
+
+use common::{Db, Kind, TestDb};
 
 const T0: UnixMillis = 1_700_000_000_000;
 
@@ -35,16 +38,12 @@ fn chat(seq: Seq, to: ChatTarget) -> ChatMessage {
     }
 }
 
-fn db_url(dir: &TempDir) -> String {
-    format!("sqlite://{}", dir.path().join("lectern.db").display())
-}
-
-/// A file database (so reads go through the read-only pool) with `room()` created.
-async fn file_store() -> (TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&db_url(&dir)).await.unwrap();
+/// The test's database (a SQLite file, so reads go through the read-only pool, or a PostgreSQL
+/// schema) with `room()` created.
+async fn room_store(db: &Db) -> Store {
+    let store = db.open().await;
     store.ensure_room(&room(), "Algebra", T0).await.unwrap();
-    (dir, store)
+    store
 }
 
 async fn all_chat(store: &Store, room: &RoomId) -> Vec<StoredChat> {
@@ -55,9 +54,8 @@ fn seqs(chat: &[ChatMessage]) -> Vec<Seq> {
     chat.iter().map(|m| m.seq).collect()
 }
 
-#[tokio::test]
-async fn chat_round_trips_every_target() {
-    let (_dir, store) = file_store().await;
+async fn chat_round_trips_every_target(db: Db) {
+    let store = room_store(&db).await;
     let messages = [
         chat(1, ChatTarget::Everyone),
         chat(2, ChatTarget::Staff),
@@ -114,9 +112,8 @@ async fn in_memory_store_round_trips() {
     store.close().await;
 }
 
-#[tokio::test]
-async fn chat_delete_marks_the_row_and_keeps_the_first_deletion() {
-    let (_dir, store) = file_store().await;
+async fn chat_delete_marks_the_row_and_keeps_the_first_deletion(db: Db) {
+    let store = room_store(&db).await;
     store
         .write_batch(
             &room(),
@@ -175,9 +172,8 @@ async fn chat_delete_marks_the_row_and_keeps_the_first_deletion() {
     assert_eq!(seqs(&loaded.recent_chat), vec![2, 5]);
 }
 
-#[tokio::test]
-async fn recent_chat_skips_deleted_is_oldest_first_and_bounded() {
-    let (_dir, store) = file_store().await;
+async fn recent_chat_skips_deleted_is_oldest_first_and_bounded(db: Db) {
+    let store = room_store(&db).await;
     let mut ops: Vec<_> = (1..=10)
         .map(|seq| StoreOp::Chat(chat(seq, ChatTarget::Everyone)))
         .collect();
@@ -214,9 +210,8 @@ async fn recent_chat_skips_deleted_is_oldest_first_and_bounded() {
     assert_eq!(all_chat(&store, &room()).await.len(), 10);
 }
 
-#[tokio::test]
-async fn attendance_intervals_open_and_close() {
-    let (_dir, store) = file_store().await;
+async fn attendance_intervals_open_and_close(db: Db) {
+    let store = room_store(&db).await;
     let join = |id: &str, name: &str, role, at| StoreOp::AttendanceJoin {
         participant_id: pid(id),
         name: name.to_owned(),
@@ -271,9 +266,8 @@ async fn attendance_intervals_open_and_close() {
     );
 }
 
-#[tokio::test]
-async fn close_open_attendance_closes_only_open_intervals_of_that_room() {
-    let (_dir, store) = file_store().await;
+async fn close_open_attendance_closes_only_open_intervals_of_that_room(db: Db) {
+    let store = room_store(&db).await;
     let other = RoomId::new("other");
     store.ensure_room(&other, "Other", T0).await.unwrap();
     let join = |id: &str, at| StoreOp::AttendanceJoin {
@@ -335,9 +329,8 @@ async fn close_open_attendance_closes_only_open_intervals_of_that_room() {
     );
 }
 
-#[tokio::test]
-async fn moderation_round_trips_and_drives_chat_lock() {
-    let (_dir, store) = file_store().await;
+async fn moderation_round_trips_and_drives_chat_lock(db: Db) {
+    let store = room_store(&db).await;
     let entry = |seq, action: &str, target: Option<&str>| ModerationEntry {
         seq,
         action: action.to_owned(),
@@ -390,9 +383,8 @@ async fn moderation_round_trips_and_drives_chat_lock() {
     assert!(!store.load_room(&room(), 0).await.unwrap().chat_locked);
 }
 
-#[tokio::test]
-async fn class_sessions_open_and_close() {
-    let (_dir, store) = file_store().await;
+async fn class_sessions_open_and_close(db: Db) {
+    let store = room_store(&db).await;
     let spans = |sessions: Vec<ClassSession>| -> Vec<_> {
         sessions
             .into_iter()
@@ -441,9 +433,8 @@ async fn class_sessions_open_and_close() {
     );
 }
 
-#[tokio::test]
-async fn a_failing_batch_leaves_nothing_behind() {
-    let (_dir, store) = file_store().await;
+async fn a_failing_batch_leaves_nothing_behind(db: Db) {
+    let store = room_store(&db).await;
     store
         .write_batch(&room(), 1, &[StoreOp::Chat(chat(1, ChatTarget::Everyone))])
         .await
@@ -517,9 +508,8 @@ async fn a_failing_batch_leaves_nothing_behind() {
     assert_eq!(all_chat(&store, &room()).await.len(), 2);
 }
 
-#[tokio::test]
-async fn write_batch_for_an_unknown_room_fails() {
-    let (_dir, store) = file_store().await;
+async fn write_batch_for_an_unknown_room_fails(db: Db) {
+    let store = room_store(&db).await;
     let ghost = RoomId::new("ghost");
     let err = store
         .write_batch(&ghost, 1, &[StoreOp::Chat(chat(1, ChatTarget::Everyone))])
@@ -532,9 +522,8 @@ async fn write_batch_for_an_unknown_room_fails() {
     assert!(all_chat(&store, &ghost).await.is_empty());
 }
 
-#[tokio::test]
-async fn values_beyond_i64_are_refused() {
-    let (_dir, store) = file_store().await;
+async fn values_beyond_i64_are_refused(db: Db) {
+    let store = room_store(&db).await;
     let err = store
         .write_batch(
             &room(),
@@ -549,9 +538,8 @@ async fn values_beyond_i64_are_refused() {
     assert_eq!(store.load_room(&room(), 1).await.unwrap().last_seq, 0);
 }
 
-#[tokio::test]
-async fn last_seq_is_the_max_of_the_column_chat_and_moderation() {
-    let (_dir, store) = file_store().await;
+async fn last_seq_is_the_max_of_the_column_chat_and_moderation(db: Db) {
+    let store = room_store(&db).await;
     assert_eq!(store.load_room(&room(), 0).await.unwrap().last_seq, 0);
     assert_eq!(
         store
@@ -662,8 +650,6 @@ async fn reopening_a_file_keeps_data_and_last_seq() {
 #[tokio::test]
 async fn unsupported_urls_are_refused_readably() {
     for url in [
-        "postgres://lectern:s3cret@db.example/lectern",
-        "postgresql://lectern:s3cret@db.example/lectern",
         "mysql://lectern:s3cret@db.example/lectern",
         "lectern.db",
         "",
@@ -678,14 +664,73 @@ async fn unsupported_urls_are_refused_readably() {
         assert!(!message.contains("s3cret"), "{url:?}: leaks the password");
         assert!(message.contains("sqlite://"), "{url:?}: {message}");
     }
-    let err = Store::open("postgres://x/y").await.unwrap_err();
-    assert!(err.to_string().contains("PostgreSQL"), "{err}");
+    // A PostgreSQL URL that cannot be parsed, and a server that is not there: neither message
+    // repeats the password.
+    let err = Store::open("postgres://lectern:s3cret@db.example:notaport/lectern")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::UnsupportedUrl(_)), "{err:?}");
+    assert!(!err.to_string().contains("s3cret"), "{err}");
+    assert!(err.to_string().contains("postgres://"), "{err}");
+    let err = Store::open("postgresql://lectern:s3cret@127.0.0.1:1/lectern?password=s3cret")
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, StoreError::Connect { .. }), "{err:?}");
+    assert!(!message.contains("s3cret"), "leaks the password: {message}");
+    assert!(
+        !format!("{err:?}").contains("s3cret"),
+        "leaks the password: {err:?}"
+    );
+    assert!(
+        message.contains("PostgreSQL at lectern@127.0.0.1:1/lectern"),
+        "{message}"
+    );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn rooms_write_concurrently_while_others_read() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&db_url(&dir)).await.unwrap();
+/// Data and the last seq outlive the store: close, open again (a new pool), read it back.
+async fn reopening_keeps_data_and_last_seq(db: Db) {
+    let store = room_store(&db).await;
+    store
+        .write_batch(
+            &room(),
+            10,
+            &[
+                StoreOp::Chat(chat(3, ChatTarget::Staff)),
+                StoreOp::Moderation {
+                    seq: 4,
+                    action: ACTION_LOCK_CHAT.to_owned(),
+                    by: pid("prof"),
+                    target: None,
+                    at: T0,
+                },
+                StoreOp::ClassStarted { at: T0 },
+            ],
+        )
+        .await
+        .unwrap();
+    store.close().await;
+    assert!(store.load_room(&room(), 1).await.is_err(), "closed");
+
+    let store = db.open().await;
+    store
+        .ensure_room(&room(), "Algebra II", T0 + 1)
+        .await
+        .unwrap();
+    let loaded = store.load_room(&room(), 10).await.unwrap();
+    assert_eq!(loaded.last_seq, 10);
+    assert!(loaded.chat_locked);
+    assert_eq!(loaded.recent_chat, vec![chat(3, ChatTarget::Staff)]);
+    assert_eq!(store.class_sessions(&room()).await.unwrap().len(), 1);
+    store.close().await;
+    let (title,): (String,) = db
+        .raw_row("SELECT title FROM rooms WHERE id = 'algebra-101'")
+        .await;
+    assert_eq!(title, "Algebra II");
+}
+
+async fn rooms_write_concurrently_while_others_read(db: Db) {
+    let store = db.open().await;
     const ROOMS: u64 = 8;
     const BATCHES: u64 = 40;
     let mut tasks = Vec::new();
@@ -718,7 +763,7 @@ async fn rooms_write_concurrently_while_others_read() {
     store.close().await;
 }
 
-/// Set in the child process of the durability test: the database file it writes to.
+/// Set in the child process of the durability tests: the database URL it writes to.
 const CHILD_ENV: &str = "LECTERN_STORE_CHILD";
 const CHILD_TEST: &str = "durability_child_writer";
 
@@ -726,10 +771,10 @@ const CHILD_TEST: &str = "durability_child_writer";
 /// writes batches as fast as it can and prints `ACK <seq>` after each `write_batch` returns.
 #[tokio::test]
 async fn durability_child_writer() {
-    let Ok(path) = std::env::var(CHILD_ENV) else {
+    let Ok(url) = std::env::var(CHILD_ENV) else {
         return;
     };
-    let store = Store::open(&format!("sqlite://{path}")).await.unwrap();
+    let store = Store::open(&url).await.unwrap();
     store.ensure_room(&room(), "Algebra", T0).await.unwrap();
     for seq in 1..=1_000_000 {
         let ops = [
@@ -749,13 +794,36 @@ async fn durability_child_writer() {
 
 #[test]
 fn durability_acknowledged_batches_survive_sigkill() {
-    const KILL_AFTER: usize = 300;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("durable.db");
+    durability_for(Kind::Sqlite);
+}
 
+/// On PostgreSQL, killing the client proves the same thing from Lectern's side: a batch whose
+/// `write_batch` returned was committed by the server.
+#[test]
+fn durability_acknowledged_batches_survive_sigkill_postgres() {
+    durability_for(Kind::Postgres);
+}
+
+fn durability_for(kind: Kind) {
+    const KILL_AFTER: usize = 300;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let Some(db) = rt.block_on(TestDb::create(kind)) else {
+        return;
+    };
+    let result = std::panic::catch_unwind(|| durability_run(&rt, &db, KILL_AFTER));
+    rt.block_on(db.remove());
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+fn durability_run(rt: &tokio::runtime::Runtime, db: &TestDb, kill_after: usize) {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([CHILD_TEST, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, &path)
+        .env(CHILD_ENV, db.url())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -776,7 +844,7 @@ fn durability_acknowledged_batches_survive_sigkill() {
     // Wait for some acknowledged batches, then kill the child in the middle of its next ones.
     let mut acked = BTreeSet::new();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while acked.len() < KILL_AFTER {
+    while acked.len() < kill_after {
         let left = deadline.saturating_duration_since(Instant::now());
         match lines_rx.recv_timeout(left) {
             Ok(seq) => {
@@ -801,14 +869,8 @@ fn durability_acknowledged_batches_survive_sigkill() {
     // Lines the child printed before it died were acknowledged too.
     acked.extend(lines_rx.try_iter());
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     rt.block_on(async {
-        let store = Store::open(&format!("sqlite://{}", path.display()))
-            .await
-            .unwrap();
+        let store = db.open().await;
         let stored: BTreeSet<Seq> = all_chat(&store, &room())
             .await
             .into_iter()
@@ -838,10 +900,9 @@ fn poll(poll_id: u64, anonymous: bool) -> lectern_proto::Poll {
 
 /// Polls are stored with their answers; an anonymous poll's answers keep no identity or time;
 /// ending and sharing keep their first time; a poll a crash left open is closed on load.
-#[tokio::test]
-async fn polls_round_trip_and_anonymous_answers_name_nobody() {
+async fn polls_round_trip_and_anonymous_answers_name_nobody(db: Db) {
     use lectern_store::{StoredPoll, StoredPollAnswer};
-    let (dir, store) = file_store().await;
+    let store = room_store(&db).await;
     let ops = vec![
         StoreOp::PollStarted {
             poll: poll(5, false),
@@ -919,17 +980,10 @@ async fn polls_round_trip_and_anonymous_answers_name_nobody() {
         ]
     );
     // The anonymous answer's row holds no identity at all.
-    let raw = sqlx::SqlitePool::connect(&format!("{}?mode=ro", db_url(&dir)))
-        .await
-        .unwrap();
-    let row: (Option<String>, Option<String>, Option<i64>) = sqlx::query_as(
-        "SELECT participant_id, name, answered_at FROM poll_answers WHERE poll_id = 9",
-    )
-    .fetch_one(&raw)
-    .await
-    .unwrap();
+    let row: (Option<String>, Option<String>, Option<i64>) = db
+        .raw_row("SELECT participant_id, name, answered_at FROM poll_answers WHERE poll_id = 9")
+        .await;
     assert_eq!(row, (None, None, None));
-    raw.close().await;
 
     // The same poll id twice is refused, and the whole batch with it.
     let again = StoreOp::PollStarted {
@@ -950,3 +1004,52 @@ async fn polls_round_trip_and_anonymous_answers_name_nobody() {
         "an ended poll keeps its end"
     );
 }
+
+/// Two stores on one database, as two nodes share one PostgreSQL: each sees what the other
+/// committed, and a seq stored by one is refused to the other.
+async fn two_stores_share_one_database(db: Db) {
+    let first = room_store(&db).await;
+    let second = db.open().await;
+    first
+        .write_batch(&room(), 1, &[StoreOp::Chat(chat(1, ChatTarget::Everyone))])
+        .await
+        .unwrap();
+    let loaded = second.load_room(&room(), 10).await.unwrap();
+    assert_eq!(loaded.last_seq, 1);
+    assert_eq!(seqs(&loaded.recent_chat), vec![1]);
+    let err = second
+        .write_batch(&room(), 1, &[StoreOp::Chat(chat(1, ChatTarget::Staff))])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::DuplicateSeq { seq: 1, .. }),
+        "{err:?}"
+    );
+    second
+        .write_batch(&room(), 2, &[StoreOp::Chat(chat(2, ChatTarget::Everyone))])
+        .await
+        .unwrap();
+    let log = all_chat(&first, &room()).await;
+    assert_eq!(log.len(), 2);
+    assert_eq!(log[0].message, chat(1, ChatTarget::Everyone));
+    first.close().await;
+    second.close().await;
+}
+
+both_backends!(
+    two_stores_share_one_database,
+    chat_round_trips_every_target,
+    chat_delete_marks_the_row_and_keeps_the_first_deletion,
+    recent_chat_skips_deleted_is_oldest_first_and_bounded,
+    attendance_intervals_open_and_close,
+    close_open_attendance_closes_only_open_intervals_of_that_room,
+    moderation_round_trips_and_drives_chat_lock,
+    class_sessions_open_and_close,
+    a_failing_batch_leaves_nothing_behind,
+    write_batch_for_an_unknown_room_fails,
+    values_beyond_i64_are_refused,
+    last_seq_is_the_max_of_the_column_chat_and_moderation,
+    polls_round_trip_and_anonymous_answers_name_nobody,
+    rooms_write_concurrently_while_others_read,
+    reopening_keeps_data_and_last_seq,
+);

@@ -15,6 +15,7 @@ mod http;
 mod lifecycle;
 mod media;
 mod polls;
+mod postgres;
 mod quizzes;
 mod reconnect;
 mod recording;
