@@ -26,11 +26,14 @@ use crate::courses::service::{require_course, rfc3339};
 use crate::courses::{ErrorDetail, ServiceError};
 
 mod attempts;
+pub mod live;
 mod reports;
 
 pub use attempts::{
-    get_attempt, member_quiz, member_quizzes, my_attempts, start_attempt, submit_attempt,
+    get_attempt, live_launch_title, member_quiz, member_quizzes, my_attempts, start_attempt,
+    submit_attempt,
 };
+pub use live::LiveQuizzes;
 pub use reports::{results, results_csv, stats};
 
 /// A submission this many seconds after the time limit or the due date still counts: the
