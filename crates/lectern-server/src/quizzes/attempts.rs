@@ -282,8 +282,7 @@ pub async fn get_attempt(
     attempt: i64,
     member_id: &str,
     staff: bool,
-    now: UnixMillis,
-    live: &LiveQuizzes,
+    (now, live): (UnixMillis, &LiveQuizzes),
 ) -> Result<AttemptView, ServiceError> {
     let (_, quiz) = visible_quiz(store, course, id, staff).await?;
     let attempt = own_attempt(store, id, attempt, member_id, staff).await?;
@@ -317,7 +316,8 @@ pub async fn my_attempts(
 /// Grades and stores a submission of the member's own open attempt. Refused with `time_up`
 /// (the time limit, or the end of the live run the attempt was started in) or `past_due` (beyond [`SUBMIT_GRACE_SECS`]) and `already_submitted`; bad answers are
 /// `invalid_input`. Of two simultaneous submissions, one is stored, the other refused.
-/// `(id, attempt)`: the quiz and the attempt.
+/// `(id, attempt)`: the quiz and the attempt; `(now, live)`: the server's clock and the live
+/// quiz windows.
 pub async fn submit_attempt(
     store: &Store,
     course: &str,
@@ -325,8 +325,7 @@ pub async fn submit_attempt(
     member_id: &str,
     staff: bool,
     answers: &[QuestionAnswer],
-    now: UnixMillis,
-    live: &LiveQuizzes,
+    (now, live): (UnixMillis, &LiveQuizzes),
 ) -> Result<AttemptView, ServiceError> {
     // Staff reach an unpublished quiz (to try it out); everyone submits only their own
     // attempts.

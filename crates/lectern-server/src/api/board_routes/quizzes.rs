@@ -305,8 +305,7 @@ pub(super) async fn get_attempt(
         attempt,
         &member.author.member_id,
         member.staff(),
-        now(&s),
-        s.registry.live_quizzes(),
+        (now(&s), s.registry.live_quizzes()),
     )
     .await?;
     Ok(Json(view))
@@ -340,8 +339,7 @@ pub(super) async fn submit_attempt(
         &member.author.member_id,
         member.staff(),
         &input.answers,
-        now(&s),
-        s.registry.live_quizzes(),
+        (now(&s), s.registry.live_quizzes()),
     )
     .await?;
     info!(course.id = %course, quiz.id = quiz, quiz.attempt = attempt, "quiz attempt submitted");
