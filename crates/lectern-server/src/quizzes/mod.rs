@@ -133,7 +133,8 @@ pub struct AttemptView {
     /// Unix milliseconds, by the server's clock.
     pub started_at: u64,
     pub submitted_at: Option<u64>,
-    /// While open: when submissions stop being accepted (the time limit or the due date,
+    /// While open: when submissions stop being accepted (the time limit, the due date or,
+    /// for an attempt started while the quiz was live in class, the end of that live quiz,
     /// whichever comes first), Unix milliseconds. `null`: no limit.
     pub deadline_at: Option<u64>,
     /// The server's clock when this was sent, Unix milliseconds: a timer counts down
