@@ -18,6 +18,7 @@ import { Gallery } from './gallery.js';
 import { AttendancePanel } from './attendance.js';
 import { NetworkQualities } from './quality.js';
 import { Polls } from './polls.js'; // issue 13
+import { LiveQuizPanel } from './livequiz.js'; // issue 13
 
 /** @typedef {import('./protocol.js').ChatMessage} ChatMessage */
 /** @typedef {import('./protocol.js').ParticipantInfo} ParticipantInfo */
@@ -106,8 +107,9 @@ const gallery = new Gallery(classPage);
 const attendance = new AttendancePanel(classPage);
 const qualities = new NetworkQualities();
 const polls = new Polls(classPage); // issue 13
+const liveQuiz = new LiveQuizPanel(classPage); // issue 13
 /** @type {import('./moderation.js').Actions} */
-const moreActions = { ...moderation.actions, ...gallery.actions, ...attendance.actions, ...polls.actions };
+const moreActions = { ...moderation.actions, ...gallery.actions, ...attendance.actions, ...polls.actions, ...liveQuiz.actions };
 
 // ---- Join link and messages to the user -------------------------------------------------
 
@@ -386,6 +388,7 @@ function render() {
   moderation.render(staff); // issue 16
   attendance.render(staff);
   polls.render(staff); // issue 13
+  liveQuiz.render(staff);
   qualities.renderSelf($('my-network'), me.id);
   $('start-class').hidden = room.classState === 'live';
   $('end-class').hidden = room.classState !== 'live';
@@ -850,6 +853,7 @@ function announceEvent(event) {
   }
   if (!text) text = moderation.announcement(event); // issue 16
   if (!text) text = polls.announcement(event); // issue 13
+  if (!text) text = liveQuiz.announcement(event);
   if (text && !replaying) announce(text);
 }
 
@@ -874,11 +878,13 @@ function connect(token, roomId) {
       if (snapshot) room.applySnapshot(snapshot);
       if (snapshot) noteClassStart(snapshot);
       if (snapshot) polls.onSnapshot(snapshot); // issue 13
+      if (snapshot) liveQuiz.onSnapshot(snapshot);
       scheduleRender();
     },
     onSnapshot(snapshot) {
       room.applySnapshot(snapshot);
       polls.onSnapshot(snapshot); // issue 13
+      liveQuiz.onSnapshot(snapshot);
       noteClassStart(snapshot);
       scheduleRender();
     },
@@ -889,6 +895,7 @@ function connect(token, roomId) {
       moderation.onEvent(event); // issue 16
       attendance.onEvent(event);
       polls.onEvent(event); // issue 13
+      liveQuiz.onEvent(event);
       if (event.kind === 'class_ended') stopPublishing();
       scheduleRender();
     },
@@ -899,6 +906,7 @@ function connect(token, roomId) {
       scheduleRender();
     },
     onPollResults: (results) => polls.onResults(results), // issue 13
+    onQuizProgress: (quizId, submitted) => liveQuiz.onProgress(quizId, submitted),
     onNetworkQuality(changes) {
       qualities.apply(changes); // issue 16
       scheduleRender();
@@ -967,7 +975,7 @@ function setUp() {
   for (const [keys, what] of STRINGS.shortcuts) $('shortcut-list').append(make('dt', '', keys), make('dd', '', what));
   setUpLeaveDialog();
   setUpStageTools();
-  for (const tool of [moderation, gallery, attendance, polls]) tool.setUp(); // issues 16, 13
+  for (const tool of [moderation, gallery, attendance, polls, liveQuiz]) tool.setUp(); // issues 16, 13
   document.addEventListener('click', onActionClick);
   document.addEventListener('keydown', onKeyDown);
   $('chat-more').addEventListener('click', () => void loadEarlierChat());
@@ -1159,6 +1167,7 @@ function main() {
     const home = /** @type {HTMLAnchorElement} */ ($('course-home'));
     home.href = `/course.html#token=${encodeURIComponent(token)}`;
     home.hidden = false;
+    liveQuiz.setCourse(claims.room.split('.')[0], token);
   }
   me.name = claims.name;
   // Staff see the camera and microphone panel first; the class connects meanwhile.

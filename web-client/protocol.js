@@ -54,13 +54,19 @@ const WELCOME_TIMEOUT_MS = 10_000;
  *   chat: ChatMessage[],
  *   seq: number, scheduled_start?: number, scheduled_end?: number, warns_at?: number,
  *   closes_at?: number,
- *   class_started_at?: number, mode?: ClassMode, speak_all?: boolean, poll?: PollState}} Snapshot
+ *   class_started_at?: number, mode?: ClassMode, speak_all?: boolean, poll?: PollState,
+ *   live_quiz?: LiveQuiz}} Snapshot
  */
 /**
  * A poll as everyone sees it (issue 13): answers name options by index. `poll_id` is the seq of
  * its `poll_started`.
  * @typedef {{poll_id: number, question: string, options: string[], multiple: boolean,
  *   anonymous: boolean, asked_by: string, started_at: number}} Poll
+ */
+/**
+ * A course quiz staff launched live in class (issue 13): students take it on the quiz page.
+ * @typedef {{quiz_id: number, title: string, launched_by: string, launched_at: number,
+ *   ends_at: number}} LiveQuiz
  */
 /** One named answer (staff only, never for anonymous polls). @typedef {{participant_id: string, name: string, choices: number[]}} PollVote */
 /**
@@ -108,7 +114,9 @@ const WELCOME_TIMEOUT_MS = 10_000;
  *   | {kind: 'camera_stopped', participant_id: string, by: string}
  *   | {kind: 'poll_started', poll: Poll}
  *   | {kind: 'poll_ended', poll_id: number, by?: string}
- *   | {kind: 'poll_shared', poll_id: number, counts: number[], answered: number, by: string}} RoomEvent
+ *   | {kind: 'poll_shared', poll_id: number, counts: number[], answered: number, by: string}
+ *   | {kind: 'quiz_live', quiz: LiveQuiz}
+ *   | {kind: 'quiz_ended', quiz_id: number, by?: string}} RoomEvent
  */
 
 /**
@@ -145,6 +153,7 @@ const WELCOME_TIMEOUT_MS = 10_000;
  *   entries: AttendanceEntry[]}} AttendanceMessage
  */
 /** A poll's results so far, to staff only (not sequenced). @typedef {{type: 'poll_results', results: PollResults}} PollResultsMessage */
+/** How many submitted the live quiz, to staff only (not sequenced). @typedef {{type: 'quiz_progress', quiz_id: number, submitted: number}} QuizProgressMessage */
 /** @typedef {{type: 'ack', request_id: number, seq?: number}} AckMessage */
 /** @typedef {{type: 'error', code: string, message: string, request_id?: number}} ErrorMessage */
 /** @typedef {{type: 'closing', reason: CloseReason, message: string}} ClosingMessage */
@@ -167,7 +176,8 @@ const WELCOME_TIMEOUT_MS = 10_000;
  * @typedef {WelcomeMessage | ReplayDoneMessage | SnapshotMessage | EventMessage
  *   | ReactionMessage | AckMessage | ErrorMessage | ClosingMessage | MediaMessage
  *   | MediaConfigMessage | ActiveSpeakerMessage | ChatPageMessage
- *   | NetworkQualityMessage | AttendanceMessage | PollResultsMessage} ServerMessage
+ *   | NetworkQualityMessage | AttendanceMessage | PollResultsMessage
+ *   | QuizProgressMessage} ServerMessage
  */
 /** @typedef {{type: 'hello', protocol_version: number, token: string, last_seq?: number}} HelloMessage */
 /**
@@ -177,7 +187,8 @@ const WELCOME_TIMEOUT_MS = 10_000;
  *   | 'remove' | 'stage_grant' | 'stage_revoke' | 'class_start' | 'class_end' | 'recording_start' | 'recording_stop' | 'admit' | 'react'
  *   | 'set_media' | 'leave' | 'media_start' | 'media_offer' | 'chat_history'
  *   | 'mute_all' | 'speak_all' | 'set_mode' | 'camera_request' | 'camera_allow' | 'camera_stop'
- *   | 'attendance_get' | 'poll_start' | 'poll_answer' | 'poll_end' | 'poll_share'} RequestType
+ *   | 'attendance_get' | 'poll_start' | 'poll_answer' | 'poll_end' | 'poll_share'
+ *   | 'quiz_launch' | 'quiz_end'} RequestType
  */
 /**
  * Messages sent without a `request_id` (no ack): the answer to a server `media_offer`, and
@@ -244,6 +255,8 @@ export class RequestError extends Error {
  * @property {(changes: NetworkQualityMessage['participants']) => void} [onNetworkQuality]
  *   participants whose network quality changed (all known values right after a welcome)
  * @property {(results: PollResults) => void} [onPollResults] staff: a poll's results so far
+ * @property {(quizId: number, submitted: number) => void} [onQuizProgress] staff: how many
+ *   submitted the live quiz so far
  *   (after each answer, and after a replay)
  * @property {(code: string, message: string, requestId: number | null) => void} [onError]
  *   an error that answers no pending request: a refused hello (`invalid_token`,
@@ -480,6 +493,9 @@ export class Connection {
         break;
       case 'poll_results':
         if (message.results) o.onPollResults?.(message.results);
+        break;
+      case 'quiz_progress':
+        o.onQuizProgress?.(message.quiz_id, message.submitted);
         break;
       case 'chat_page':
       case 'attendance': {

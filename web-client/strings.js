@@ -532,6 +532,29 @@ export const QUIZ_STRINGS = {
   linkMissing: 'This page needs your course link. Open the course home from your course link first.',
 };
 
+/** A quiz live in class (issue 13, livequiz.js). */
+export const LIVE_QUIZ_STRINGS = {
+  open: 'Live quiz',
+  heading: 'Live quiz',
+  close: 'Close',
+  quizLabel: 'Quiz',
+  minutesLabel: 'Minutes to answer',
+  launch: 'Launch quiz',
+  end: 'End quiz',
+  none: 'This course has no published quiz yet.',
+  noCourse: 'Live quizzes need a course session room.',
+  loadFailed: 'The course quizzes could not be loaded.',
+  take: 'Take the quiz (opens a new tab)',
+  /** @param {string} time */
+  endsAt: (time) => `Answer by ${time}.`,
+  ended: 'This quiz has ended.',
+  /** @param {number} n */
+  submitted: (n) => `Submitted so far: ${n}`,
+  /** @param {string} title */
+  announceLive: (title) => `Quiz now: ${title}. Use Take the quiz to answer it.`,
+  announceEnded: 'The live quiz has ended.',
+};
+
 /** A number as people write it (no trailing zeros). @param {number} n */
 function fmt(n) {
   return Number.isInteger(n) ? String(n) : String(Math.round(n * 100) / 100);

@@ -803,6 +803,7 @@ SERVER_MESSAGES = {
     "network_quality",
     "active_speaker",
     "poll_results",
+    "quiz_progress",
 }
 
 

@@ -7,14 +7,19 @@
 // student takes it with the keyboard only (Tab, Space, Enter and typing the text answers), at
 // phone width (375 px), with nothing wider than the screen. axe-core finds no serious or
 // critical violation on the quiz page while taking it and after submitting, at 1280 and 375 px,
-// nor on the home with its quiz list. See README.md.
+// nor on the home with its quiz list. Live in class: the instructor launches a second quiz from
+// the classroom ("Live quiz"), a student in class gets the prompt (announced), takes it in the
+// new tab and sees the feedback, the instructor sees the submitted count and ends the quiz;
+// axe-core on the classroom with the prompt shown. See README.md.
 //
 // Exit code 0 when every check passed; the last line printed is `N passed, N failed`.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
-import { CHROMIUM, axeCheck, checklist, runCli, startServer, stopServer, waitFor, finish } from './harness.mjs';
+import {
+  BLUE, CHROMIUM, axeCheck, checklist, chromiumArgs, runCli, startServer, stopServer, waitFor, writeY4m, finish,
+} from './harness.mjs';
 
 const { results, check } = checklist();
 
@@ -35,6 +40,17 @@ const QUIZ = {
     },
     { id: 'pi', text: 'Give pi to two decimal places.', type: 'numeric', answers: [{ value: 3.14, tolerance: 0.005, feedback: 'Good.' }] },
     { id: 'author', text: 'Who wrote <b>Hamlet</b>?', type: 'short_text', answers: [{ text: 'Shakespeare' }] },
+  ],
+};
+
+/** The quiz launched live in class: one question, no limits. */
+const LIVE_QUIZ = {
+  title: 'Live check',
+  questions: [
+    {
+      id: 'sum', text: 'What is 2 + 2?', explanation: 'Two and two make four.', type: 'single_choice',
+      choices: [{ text: '4', correct: true, feedback: 'Right.' }, { text: '5', feedback: 'One too many.' }],
+    },
   ],
 };
 
@@ -83,6 +99,9 @@ async function main() {
     const file = join(dataDir, 'week1.json');
     writeFileSync(file, JSON.stringify(QUIZ));
     const quizId = (await runCli(dataDir, ['quiz', 'import', '--course', 'demo', '--publish', file])).trim();
+    const liveFile = join(dataDir, 'live.json');
+    writeFileSync(liveFile, JSON.stringify(LIVE_QUIZ));
+    const liveQuizId = (await runCli(dataDir, ['quiz', 'import', '--course', 'demo', '--publish', liveFile])).trim();
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       headless: true,
@@ -230,6 +249,94 @@ async function main() {
       if (s.overflow > 0) throw new Error(`the page is ${s.overflow} px wider than the screen`);
       return axeCheck(alan, 'the quiz form at 375 px');
     });
+
+    // ---- Live in class ---------------------------------------------------------------------
+    const clip = join(dataDir, 'blue.y4m');
+    writeY4m(clip, BLUE);
+    const classBrowser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: chromiumArgs(clip) });
+    /** A classroom page as `who`, waiting for `ready`. */
+    const openClass = async (who, ready) => {
+      const context = await classBrowser.newContext({ viewport: { width: 1280, height: 800 } });
+      const page = await context.newPage();
+      const log = [];
+      page.on('console', (m) => log.push(`[${m.type()}] ${m.text()}`));
+      page.on('pageerror', (e) => log.push(`[pageerror] ${e.message}`));
+      page.on('dialog', (d) => void d.accept());
+      pages.push({ name: `${who} in class`, log });
+      await page.goto(server.links[who]);
+      await waitFor(`${who}: ${ready}`, () => page.locator(ready).isVisible());
+      return page;
+    };
+    try {
+      let teacher = null;
+      let student = null;
+      await check('live: the instructor starts the class; a student joins it', async () => {
+        teacher = await openClass('instructor', '#devices');
+        await teacher.locator('#enter-class').click();
+        await waitFor('Start class', async () =>
+          (await teacher.locator('#start-class').isVisible()) || teacher.locator('#end-class').isVisible());
+        if (await teacher.locator('#start-class').isVisible()) await teacher.locator('#start-class').click();
+        await waitFor('End class', () => teacher.locator('#end-class').isVisible());
+        student = await openClass('student 1', '#classroom');
+        if (await student.locator('#livequiz-open').isVisible()) throw new Error('a student has the Live quiz button');
+      });
+
+      await check('live: "Live quiz" lists the published quizzes; the instructor launches one for 5 minutes', async () => {
+        await teacher.locator('#livequiz-open').click();
+        await waitFor('the launch form', () => teacher.locator('#livequiz-form').isVisible());
+        const options = await teacher.locator('#livequiz-quiz option').allTextContents();
+        if (!options.includes('Live check') || !options.includes('Week 1 catch-up')) throw new Error(`options: ${options}`);
+        await teacher.locator('#livequiz-quiz').selectOption(liveQuizId);
+        await teacher.locator('#livequiz-minutes').fill('5');
+        await teacher.locator('#livequiz-launch').click();
+        await waitFor('the instructor: the live quiz with 0 submitted', async () =>
+          (await teacher.locator('#livequiz-title').textContent()) === 'Live check'
+          && (await teacher.locator('#livequiz-progress').textContent()) === 'Submitted so far: 0');
+        if (await teacher.locator('#livequiz-take').isVisible()) throw new Error('staff get the Take link');
+      });
+
+      await check('live: the student in class gets the prompt, announced, with a Take link', async () => {
+        await waitFor('the prompt', () => student.locator('#livequiz-take').isVisible());
+        await waitFor('announced', async () =>
+          (await student.locator('#announcer').textContent()) === 'Quiz now: Live check. Use Take the quiz to answer it.');
+        const href = await student.locator('#livequiz-take').getAttribute('href');
+        if (!href?.includes(`quiz=${liveQuizId}`)) throw new Error(`href ${href}`);
+        return `${await student.locator('#livequiz-ends').textContent()}`;
+      });
+
+      await check('axe-core: the classroom with the live quiz prompt', () => axeCheck(student, 'the classroom with the live quiz prompt'));
+
+      await check('live: the student takes it in the new tab and sees the feedback', async () => {
+        const [tab] = await Promise.all([student.context().waitForEvent('page'), student.locator('#livequiz-take').click()]);
+        const log = [];
+        tab.on('pageerror', (e) => log.push(`[pageerror] ${e.message}`));
+        tab.on('dialog', (d) => void d.accept());
+        pages.push({ name: 'student 1 live quiz tab', log });
+        await waitFor('the quiz intro', async () => (await tab.evaluate(quizState)).state === 'intro');
+        await tab.click('#start');
+        await waitFor('the question', async () => (await tab.evaluate(quizState)).state === 'taking');
+        await tab.check('#questions fieldset[data-question="sum"] input[value="0"]');
+        await tab.click('#submit');
+        const q = await waitFor('the review', async () => {
+          const v = await tab.evaluate(quizState);
+          return v.state === 'review' && v;
+        });
+        if (q.score !== 'Your score: 1 of 1') throw new Error(`score: ${q.score}`);
+        if (!q.graded[0]?.text.includes('Two and two make four.')) throw new Error(`feedback: ${q.graded[0]?.text}`);
+        return q.score;
+      });
+
+      await check('live: the instructor sees 1 submitted, ends the quiz; the student is told', async () => {
+        await waitFor('1 submitted', async () => (await teacher.locator('#livequiz-progress').textContent()) === 'Submitted so far: 1');
+        await teacher.locator('#livequiz-end').click();
+        await waitFor('the student: ended', async () =>
+          (await student.locator('#livequiz-note').textContent()) === 'This quiz has ended.'
+          && !(await student.locator('#livequiz-take').isVisible()));
+        await waitFor('announced', async () => (await student.locator('#announcer').textContent()) === 'The live quiz has ended.');
+      });
+    } finally {
+      await classBrowser.close();
+    }
 
     await check('no errors on the pages', async () => {
       const errors = pages.flatMap((p) => p.log.filter((line) => line.startsWith('[pageerror]') || line.startsWith('[error]') || line.startsWith('[http')).map((l) => `${p.name}: ${l}`));

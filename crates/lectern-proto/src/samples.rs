@@ -139,6 +139,11 @@ pub fn client_messages() -> Vec<ClientMessage> {
         },
         ClientMessage::PollEnd { poll_id: 50 },
         ClientMessage::PollShare { poll_id: 50 },
+        ClientMessage::QuizLaunch {
+            quiz_id: 7,
+            duration_secs: 600,
+        },
+        ClientMessage::QuizEnd { quiz_id: 7 },
     ]
 }
 
@@ -261,6 +266,10 @@ pub fn server_messages() -> Vec<ServerMessage> {
                 }],
             },
         },
+        ServerMessage::QuizProgress {
+            quiz_id: 7,
+            submitted: 12,
+        },
     ]
 }
 
@@ -306,6 +315,18 @@ pub fn snapshot() -> Snapshot {
             my_choices: Some(vec![1]),
             results: None,
         }),
+        live_quiz: Some(live_quiz()),
+    }
+}
+
+/// The live quiz of the samples.
+pub fn live_quiz() -> LiveQuiz {
+    LiveQuiz {
+        quiz_id: 7,
+        title: "Week 3: roots".into(),
+        launched_by: pid("t-grace"),
+        launched_at: 1_790_000_900_000,
+        ends_at: 1_790_001_500_000,
     }
 }
 
@@ -438,7 +459,12 @@ pub fn room_events() -> Vec<RoomEvent> {
             poll_id: 50,
             counts: vec![3, 12, 5],
             answered: 19,
-            by,
+            by: by.clone(),
+        },
+        RoomEvent::QuizLive { quiz: live_quiz() },
+        RoomEvent::QuizEnded {
+            quiz_id: 7,
+            by: Some(by),
         },
     ]
 }

@@ -251,6 +251,31 @@ pub struct Snapshot {
     /// The open poll, or the last one once its results were shared, as this viewer may see it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub poll: Option<PollState>,
+    /// The quiz staff launched live in class, while it runs (until `ends_at` or `quiz_ended`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live_quiz: Option<LiveQuiz>,
+}
+
+/// A course quiz, by its id in the course (the REST API's `quiz_id`).
+pub type QuizId = i64;
+
+/// The shortest live quiz, in seconds.
+pub const LIVE_QUIZ_MIN_SECS: u32 = 30;
+/// The longest live quiz, in seconds (three hours).
+pub const LIVE_QUIZ_MAX_SECS: u32 = 3 * 60 * 60;
+
+/// A quiz staff launched live in class: everyone in the class is asked to take it now. Never
+/// carries a question or a key: students open the quiz through the REST API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveQuiz {
+    pub quiz_id: QuizId,
+    pub title: String,
+    pub launched_by: ParticipantId,
+    /// When it was launched (Unix milliseconds).
+    pub launched_at: UnixMillis,
+    /// When it ends by itself (Unix milliseconds). An attempt started while it runs takes no
+    /// submission after this (plus the REST API's few seconds of grace).
+    pub ends_at: UnixMillis,
 }
 
 /// How the class is laid out, and so who may send video by default.
@@ -542,6 +567,11 @@ pub enum ClientMessage {
     PollEnd { poll_id: PollId },
     /// Staff: show the poll's counts to the class (closes it first when open).
     PollShare { poll_id: PollId },
+    /// Staff: ask the class to take one of the course's published quizzes now, within
+    /// `duration_secs`. Answered with the ack of `quiz_live`.
+    QuizLaunch { quiz_id: QuizId, duration_secs: u32 },
+    /// Staff: end the live quiz before its time.
+    QuizEnd { quiz_id: QuizId },
 }
 
 impl ClientMessage {
@@ -587,6 +617,8 @@ impl ClientMessage {
         "poll_answer",
         "poll_end",
         "poll_share",
+        "quiz_launch",
+        "quiz_end",
     ];
 
     /// The wire name of this message's type.
@@ -632,6 +664,8 @@ impl ClientMessage {
             ClientMessage::PollAnswer { .. } => "poll_answer",
             ClientMessage::PollEnd { .. } => "poll_end",
             ClientMessage::PollShare { .. } => "poll_share",
+            ClientMessage::QuizLaunch { .. } => "quiz_launch",
+            ClientMessage::QuizEnd { .. } => "quiz_end",
         }
     }
 }
@@ -741,6 +775,10 @@ pub enum ServerMessage {
     /// A poll's results so far, to staff only (ephemeral: not sequenced, not stored): after
     /// each answer, and after a replay while a poll is open.
     PollResults { results: PollResults },
+    /// How many students in the class submitted the live quiz so far, to staff only
+    /// (ephemeral: not sequenced, not stored): after each submission, and to staff joining
+    /// while it runs.
+    QuizProgress { quiz_id: QuizId, submitted: u32 },
 }
 
 /// One entry of `RTCConfiguration.iceServers`.
@@ -788,6 +826,7 @@ impl ServerMessage {
         server_type::ATTENDANCE,
         server_type::NETWORK_QUALITY,
         server_type::POLL_RESULTS,
+        server_type::QUIZ_PROGRESS,
     ];
 
     /// The wire name of this message's type.
@@ -809,6 +848,7 @@ impl ServerMessage {
             ServerMessage::Attendance { .. } => server_type::ATTENDANCE,
             ServerMessage::NetworkQuality { .. } => server_type::NETWORK_QUALITY,
             ServerMessage::PollResults { .. } => server_type::POLL_RESULTS,
+            ServerMessage::QuizProgress { .. } => server_type::QUIZ_PROGRESS,
         }
     }
 
@@ -841,6 +881,7 @@ pub mod server_type {
     pub const ATTENDANCE: &str = "attendance";
     pub const NETWORK_QUALITY: &str = "network_quality";
     pub const POLL_RESULTS: &str = "poll_results";
+    pub const QUIZ_PROGRESS: &str = "quiz_progress";
 }
 
 /// Sequenced changes to the room. Every client that may see an event receives it.
@@ -999,6 +1040,17 @@ pub enum RoomEvent {
         answered: u32,
         by: ParticipantId,
     },
+    /// Staff launched a quiz live: everyone in the class is asked to take it.
+    QuizLive {
+        quiz: LiveQuiz,
+    },
+    /// The live quiz ended: staff ended it (`by`), or its time ran out or the class ended
+    /// (`by` absent).
+    QuizEnded {
+        quiz_id: QuizId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<ParticipantId>,
+    },
 }
 
 impl RoomEvent {
@@ -1035,6 +1087,8 @@ impl RoomEvent {
         "poll_started",
         "poll_ended",
         "poll_shared",
+        "quiz_live",
+        "quiz_ended",
     ];
 }
 
@@ -1178,6 +1232,12 @@ pub enum ErrorCode {
     /// `poll_answer` whose choices do not fit the poll (an index out of range, the same one
     /// twice, none, or more than one for a single-choice poll).
     InvalidChoice,
+    /// `quiz_launch` for a quiz that is not one of this room's course's published quizzes (or
+    /// in a room that belongs to no course).
+    QuizUnavailable,
+    /// `quiz_launch` while another quiz is live, or with a duration out of range; `quiz_end`
+    /// when that quiz is not live. The message says which.
+    QuizInvalid,
     /// The message could not be stored; it was not delivered.
     StoreUnavailable,
     /// Something went wrong on the server.
@@ -1227,6 +1287,8 @@ impl ErrorCode {
         ErrorCode::PollClosed,
         ErrorCode::AlreadyAnswered,
         ErrorCode::InvalidChoice,
+        ErrorCode::QuizUnavailable,
+        ErrorCode::QuizInvalid,
         ErrorCode::StoreUnavailable,
         ErrorCode::Internal,
     ];
@@ -1264,6 +1326,8 @@ impl ErrorCode {
             ErrorCode::PollClosed => "the poll is closed",
             ErrorCode::AlreadyAnswered => "you already answered this poll",
             ErrorCode::InvalidChoice => "the choices do not fit the poll",
+            ErrorCode::QuizUnavailable => "no such published quiz in this course",
+            ErrorCode::QuizInvalid => "the live quiz request does not fit the room",
             ErrorCode::StoreUnavailable => "the message could not be stored",
             ErrorCode::Internal => "internal server error",
         }
@@ -1310,6 +1374,8 @@ mod all_tests {
             ErrorCode::PollClosed => "poll_closed",
             ErrorCode::AlreadyAnswered => "already_answered",
             ErrorCode::InvalidChoice => "invalid_choice",
+            ErrorCode::QuizUnavailable => "quiz_unavailable",
+            ErrorCode::QuizInvalid => "quiz_invalid",
             ErrorCode::StoreUnavailable => "store_unavailable",
             ErrorCode::Internal => "internal",
         }

@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 use lectern_proto::samples;
 use lectern_proto::{
     ChatMessage, ChatTarget, ClientMessage, CloseReason, ErrorCode, HandEntry, LeaveReason,
-    MediaState, ParticipantInfo, Poll, PollResults, PollState, Reaction, RoomEvent, ServerMessage,
-    Snapshot, decode_client,
+    LiveQuiz, MediaState, ParticipantInfo, Poll, PollResults, PollState, Reaction, RoomEvent,
+    ServerMessage, Snapshot, decode_client,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -205,13 +205,14 @@ fn check_example(value: &Value) -> Result<(), String> {
             round_trips::<Poll>(value),
             round_trips::<PollResults>(value),
             round_trips::<PollState>(value),
+            round_trips::<LiveQuiz>(value),
         ];
         return if shapes.iter().any(Result::is_ok) {
             Ok(())
         } else {
             Err(
                 "has no \"type\" and is not a snapshot, participant, chat message, chat \
-                 target, media state, hand entry, poll, poll results or poll state"
+                 target, media state, hand entry, poll, poll results, poll state or live quiz"
                     .to_owned(),
             )
         };

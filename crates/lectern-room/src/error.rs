@@ -66,6 +66,35 @@ pub enum RoomError {
     /// The choices do not fit the poll.
     #[error("the choices do not fit the poll")]
     InvalidChoice,
+    /// `quiz_launch` for a quiz that is not one of the room's course's published quizzes.
+    #[error("{0}")]
+    QuizUnavailable(QuizUnavailable),
+    /// `quiz_launch` while another quiz is live.
+    #[error("another quiz is live; end it first")]
+    QuizAlreadyLive,
+    /// `quiz_launch` with a duration out of range.
+    #[error(
+        "a live quiz lasts {} to {} seconds",
+        lectern_proto::LIVE_QUIZ_MIN_SECS,
+        lectern_proto::LIVE_QUIZ_MAX_SECS
+    )]
+    QuizDuration,
+    /// `quiz_end` for a quiz that is not live.
+    #[error("that quiz is not live")]
+    QuizNotLive,
+}
+
+/// Why the driver found a quiz not launchable (see [`RoomError::QuizUnavailable`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum QuizUnavailable {
+    #[error("this room belongs to no course, so it has no quizzes")]
+    NoCourse,
+    #[error("no such quiz in this course")]
+    NotFound,
+    #[error("the quiz is not published")]
+    NotPublished,
+    #[error("the quizzes cannot be read right now")]
+    StoreUnavailable,
 }
 
 /// What is wrong with a poll's question or options (see [`RoomError::PollInvalid`]).
@@ -118,6 +147,13 @@ impl RoomError {
             RoomError::PollClosed => ErrorCode::PollClosed,
             RoomError::AlreadyAnswered => ErrorCode::AlreadyAnswered,
             RoomError::InvalidChoice => ErrorCode::InvalidChoice,
+            RoomError::QuizUnavailable(QuizUnavailable::StoreUnavailable) => {
+                ErrorCode::StoreUnavailable
+            }
+            RoomError::QuizUnavailable(_) => ErrorCode::QuizUnavailable,
+            RoomError::QuizAlreadyLive | RoomError::QuizDuration | RoomError::QuizNotLive => {
+                ErrorCode::QuizInvalid
+            }
         }
     }
 

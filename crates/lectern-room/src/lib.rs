@@ -37,7 +37,7 @@ mod room;
 mod roster;
 
 pub use chat_log::ChatReader;
-pub use error::{PollProblem, RoomError};
+pub use error::{PollProblem, QuizUnavailable, RoomError};
 pub use room::{RecordingBlocked, Room};
 
 use lectern_proto::{
@@ -197,6 +197,22 @@ pub enum Input {
     /// tells the class with `recording_stopped`.
     RecordingStopped {
         reason: lectern_proto::RecordingStopReason,
+    },
+    /// Staff asked to launch a quiz live (`quiz_launch`), and the driver looked it up in the
+    /// room's course: `Ok` with its title when it is one of the course's published quizzes.
+    /// The room checks the rest (who asks, the duration, no other live quiz).
+    QuizLaunch {
+        conn: ConnId,
+        request_id: Option<RequestId>,
+        quiz_id: lectern_proto::QuizId,
+        duration_secs: u32,
+        quiz: Result<String, QuizUnavailable>,
+    },
+    /// A member submitted an attempt at the quiz live in this room (`member_id` as the
+    /// course knows them). Staff get the new `quiz_progress`; other quizzes are ignored.
+    QuizSubmitted {
+        quiz_id: lectern_proto::QuizId,
+        member_id: String,
     },
 }
 
@@ -444,6 +460,8 @@ pub fn is_staff_only(message: &ClientMessage) -> bool {
             | ClientMessage::PollStart { .. }
             | ClientMessage::PollEnd { .. }
             | ClientMessage::PollShare { .. }
+            | ClientMessage::QuizLaunch { .. }
+            | ClientMessage::QuizEnd { .. }
             | ClientMessage::ChatSend {
                 to: ChatTarget::Participant { .. },
                 ..

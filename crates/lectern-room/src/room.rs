@@ -14,6 +14,7 @@ mod class;
 mod hands;
 mod moderation;
 mod polls;
+mod quiz;
 mod recording;
 mod schedule;
 mod session;
@@ -77,6 +78,8 @@ pub struct Room {
     attendance: AttendanceTally,
     /// The open poll, or the last one.
     poll: Option<crate::poll::LivePoll>,
+    /// The live quiz, or the last one.
+    quiz: Option<quiz::QuizRun>,
     outputs: VecDeque<Output>,
 }
 
@@ -161,6 +164,7 @@ impl Room {
             class_started_at: (class_state == ClassState::Live).then_some(now),
             attendance: AttendanceTally::default(),
             poll: None,
+            quiz: None,
             outputs: VecDeque::new(),
         };
         // A room opened after moments of its schedule (a server restarted mid-class) is at once
@@ -180,6 +184,7 @@ impl Room {
     /// A scheduled session's due moments (start, warning, close) are acted on first.
     pub fn handle(&mut self, now: UnixMillis, input: Input) {
         self.run_schedule(now);
+        self.expire_quiz(now);
         match input {
             Input::Join {
                 conn,
@@ -197,6 +202,31 @@ impl Room {
             Input::ActiveSpeaker { participant_id } => self.handle_active_speaker(participant_id),
             Input::RecordingAvailability { blocked } => self.handle_recording_availability(blocked),
             Input::RecordingStopped { reason } => self.handle_recording_stopped(now, reason),
+            Input::QuizLaunch {
+                conn,
+                request_id,
+                quiz_id,
+                duration_secs,
+                quiz,
+            } => {
+                let Some(actor) = self.roster.id_by_conn(conn).cloned() else {
+                    return;
+                };
+                let req = Request {
+                    now,
+                    conn,
+                    actor,
+                    request_id,
+                };
+                match self.quiz_launch(&req, quiz_id, duration_secs, quiz) {
+                    Ok(Reply::Ack { seq, persist_seq }) => self.ack(&req, seq, persist_seq),
+                    Ok(Reply::Done) => {}
+                    Err(err) => self.send(vec![conn], None, err.to_message(request_id)),
+                }
+            }
+            Input::QuizSubmitted { quiz_id, member_id } => {
+                self.handle_quiz_submitted(quiz_id, member_id)
+            }
         }
     }
 
@@ -208,10 +238,14 @@ impl Room {
     /// When the room next needs `Input::Tick`, if ever: the earliest end of a grace period, or
     /// the next moment of a scheduled session's lifecycle (see [`crate::SessionSchedule`]).
     pub fn poll_timeout(&self) -> Option<UnixMillis> {
-        [self.roster.next_deadline(), self.next_schedule_deadline()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.roster.next_deadline(),
+            self.next_schedule_deadline(),
+            self.next_quiz_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// True once a scheduled session's room has closed for everyone; it refuses joins.
@@ -452,6 +486,9 @@ impl Room {
             }
             ClientMessage::PollEnd { poll_id } => self.poll_end(req, poll_id),
             ClientMessage::PollShare { poll_id } => self.poll_share(req, poll_id),
+            // The driver looks the quiz up first and hands it over as `Input::QuizLaunch`.
+            ClientMessage::QuizLaunch { .. } => Err(RoomError::NotForTheRoom),
+            ClientMessage::QuizEnd { quiz_id } => self.quiz_end(req, quiz_id),
         }
     }
 
@@ -692,6 +729,7 @@ impl Room {
             speak_all: self.speak_all,
             class_started_at: self.class_started_at,
             poll: self.poll_state_for(viewer),
+            live_quiz: self.live_quiz().cloned(),
         }
     }
 }

@@ -131,6 +131,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../../web-client/polls.js"),
     ),
+    (
+        "/livequiz.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../web-client/livequiz.js"),
+    ),
 ];
 
 pub fn asset(path: &str) -> Response {

@@ -769,3 +769,118 @@ async fn admin_api_authors_quizzes_and_reads_results() -> anyhow::Result<()> {
     assert_eq!(answer.status, 204);
     Ok(())
 }
+
+/// A quiz launched live in class (docs/PROTOCOL.md "Live quizzes") over real WebSockets and the
+/// REST API: a student may not launch; an unpublished or unknown quiz is refused; everyone sees
+/// `quiz_live` (a late joiner in the snapshot); staff see the submitted count; an attempt
+/// started in the live window takes no submission after `ends_at` plus the grace, and the room
+/// ends the quiz by itself at `ends_at`.
+#[tokio::test]
+async fn a_quiz_launched_live_in_class_ends_attempts_at_its_end() -> anyhow::Result<()> {
+    use crate::api::{Api, open_session};
+    use lectern_tests::Client;
+
+    let api = Api::start().await;
+    api.course("algebra").await;
+    let key = open_session(&api, "algebra").await?;
+    let room = format!("algebra.{key}");
+    let roster = "member_id,name,role\n\
+                  ada,Ada Lovelace,student\n\
+                  alan,Alan Turing,student\n\
+                  carl,Carl Gauss,student\n\
+                  grace,Grace Hopper,instructor\n";
+    let r = api
+        .csv("/api/v1/courses/algebra/members/import", roster)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let mut members = std::collections::HashMap::new();
+    for member in ["ada", "alan", "carl", "grace"] {
+        let link = format!("/api/v1/courses/algebra/members/{member}/link");
+        let r = api.send("POST", &link, &json!({"session": key})).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let token = r.json()["token"].as_str().context("token")?.to_owned();
+        members.insert(
+            member,
+            Member {
+                addr: api.s.addr,
+                token,
+                course: "algebra",
+            },
+        );
+    }
+    let connect = |member: &'static str| {
+        let (addr, room, token) = (api.s.addr, room.clone(), members[member].token.clone());
+        async move {
+            let mut c = Client::connect(addr, Some(&room)).await?;
+            c.hello(&token, None).await?;
+            anyhow::Ok(c)
+        }
+    };
+    let published = members["grace"]
+        .create(&week1(None, None, None), true)
+        .await?;
+    let draft = members["grace"]
+        .create(&week1(None, None, None), false)
+        .await?;
+
+    let mut grace = connect("grace").await?;
+    grace.ok(json!({"type": "class_start"})).await?;
+    let mut ada = connect("ada").await?;
+
+    let launch = |quiz: i64| json!({"type": "quiz_launch", "quiz_id": quiz, "duration_secs": 60});
+    let refused = ada.request(launch(published)).await?;
+    assert_eq!(refused["code"], "not_permitted", "{refused}");
+    for quiz in [draft, 999_999] {
+        let refused = grace.request(launch(quiz)).await?;
+        assert_eq!(refused["code"], "quiz_unavailable", "{refused}");
+    }
+    let refused = grace
+        .request(json!({"type": "quiz_launch", "quiz_id": published, "duration_secs": 5}))
+        .await?;
+    assert_eq!(refused["code"], "quiz_invalid", "{refused}");
+
+    grace.ok(launch(published)).await?;
+    let live = ada.wait_event("quiz_live").await?;
+    let quiz = &live["event"]["quiz"];
+    assert_eq!(quiz["quiz_id"], published, "{live}");
+    assert_eq!(quiz["title"], "Week 1");
+    let ends_at = quiz["ends_at"].as_u64().context("ends_at")?;
+    let progress =
+        |n: u64| move |m: &Value| m["type"] == "quiz_progress" && m["submitted"] == json!(n);
+    grace.wait_for(progress(0)).await?;
+    // A late joiner finds it in the snapshot.
+    let mut alan = Client::connect(api.s.addr, Some(&room)).await?;
+    let welcome = alan.hello(&members["alan"].token, None).await?;
+    assert_eq!(welcome["snapshot"]["live_quiz"]["quiz_id"], published);
+
+    // Two attempts started while it is live: the deadline is the quiz's end.
+    let ada_attempt = members["ada"].start(published).await?;
+    assert_eq!(ada_attempt.status, 201, "{ada_attempt:?}");
+    assert_eq!(ada_attempt.body["deadline_at"].as_u64(), Some(ends_at));
+    let carl_attempt = members["carl"].start(published).await?;
+    let id_of = |a: &Answer| a.body["id"].as_i64().context("attempt id");
+
+    // Ada submits in time: staff see the count.
+    let done = members["ada"]
+        .submit(published, id_of(&ada_attempt)?, &right_answers())
+        .await?;
+    assert_eq!(done.status, 200, "{done:?}");
+    grace.wait_for(progress(1)).await?;
+
+    // Past the end plus the grace, Carl's attempt is refused; the room ended the quiz.
+    let clock = api.s.server.clock();
+    clock.set_now(ends_at + 6_000);
+    let ended = ada.wait_event("quiz_ended").await?;
+    assert_eq!(ended["event"]["quiz_id"], published);
+    assert!(ended["event"].get("by").is_none(), "{ended}");
+    let late = members["carl"]
+        .submit(published, id_of(&carl_attempt)?, &right_answers())
+        .await?;
+    assert_eq!((late.status, late.code()), (409, "time_up"), "{late:?}");
+    // An attempt started after the end follows the quiz's own rules (no time limit).
+    let after = members["alan"].start(published).await?;
+    assert_eq!(after.status, 201, "{after:?}");
+    assert!(after.body["deadline_at"].is_null(), "{after:?}");
+    let _ = &mut alan;
+    Ok(())
+}

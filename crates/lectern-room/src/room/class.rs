@@ -81,6 +81,7 @@ impl Room {
     pub(super) fn end_class(&mut self, now: UnixMillis, by: Option<ParticipantId>) -> Seq {
         self.stop_recording(now, None, RecordingStopReason::ClassEnded);
         self.close_poll_at_class_end(now);
+        self.end_quiz_at_class_end(now);
         self.class_state = ClassState::Ended;
         self.presenter = None;
         self.hands.clear();

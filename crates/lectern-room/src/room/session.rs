@@ -133,11 +133,13 @@ impl Room {
                 };
                 self.send(vec![conn], None, done);
                 self.poll_results_after_replay(conn, staff);
+                self.quiz_progress_after_join(conn, staff);
             }
             None => {
                 let message = welcome(self.snapshot_for(id));
                 self.send(vec![conn], None, message);
                 self.after_welcome(conn, id, in_class);
+                self.quiz_progress_after_join(conn, staff);
             }
         }
     }

@@ -8,6 +8,7 @@ mod hands;
 mod join;
 mod polls;
 mod props;
+mod quiz;
 mod recording;
 mod replay;
 mod scenario;

@@ -27,14 +27,14 @@ fn staff_only_messages() -> Vec<ClientMessage> {
 proptest! {
     #[test]
     fn staff_only_actions_are_refused_to_students_and_observers(
-        index in 0..27usize,
+        index in 0..29usize,
         observer in any::<bool>(),
         live in any::<bool>(),
         hands in any::<bool>(),
         request_id in proptest::option::of(any::<u64>()),
     ) {
         let messages = staff_only_messages();
-        prop_assert_eq!(messages.len(), 27);
+        prop_assert_eq!(messages.len(), 29);
         let mut h = if live { H::live() } else { H::new() };
         h.join(1, "t-grace", Role::Instructor);
         h.join(2, "s-ada", Role::Student);

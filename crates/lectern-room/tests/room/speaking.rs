@@ -467,7 +467,7 @@ fn students_and_observers_are_refused_every_staff_action() {
         to: lectern_proto::ChatTarget::Participant { id: pid("t") },
         text: "hi".into(),
     });
-    assert_eq!(staff_only.len(), 27);
+    assert_eq!(staff_only.len(), 29);
     let seq = h.room.seq();
     for conn in [2, 4] {
         for message in &staff_only {

@@ -7,17 +7,57 @@ fn secs(ms: UnixMillis) -> i64 {
     i64::try_from(ms / 1000).unwrap_or(i64::MAX)
 }
 
-/// Whether an open attempt still takes a submission at `now` (grace included).
-fn still_open(quiz: &Quiz, attempt: &QuizAttempt, now: UnixMillis) -> Result<(), AttemptError> {
+/// Whether an open attempt still takes a submission at `now` (grace included): the quiz's own
+/// rules, and for an attempt started while the quiz was live in class, the end of that run.
+fn still_open(
+    quiz: &Quiz,
+    attempt: &QuizAttempt,
+    now: UnixMillis,
+    live: &LiveQuizzes,
+) -> Result<(), ServiceError> {
     may_submit(
         &quiz.settings,
         secs(attempt.started_at),
         secs(now).saturating_sub(SUBMIT_GRACE_SECS),
     )
+    .map_err(refused)?;
+    let grace_ms = u64::try_from(SUBMIT_GRACE_SECS).unwrap_or(0) * 1000;
+    match live.cap(attempt.quiz_id, attempt.started_at) {
+        Some(end) if now > end.saturating_add(grace_ms) => Err(ServiceError::Refused {
+            code: "time_up",
+            message: format!(
+                "this attempt was started while the quiz was live in class, which ended at {}",
+                rfc3339(end)
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The title of quiz `id` for `quiz_launch` in a room of `course`: it must be one of the
+/// course's published quizzes.
+pub async fn live_launch_title(
+    store: &Store,
+    course: &str,
+    id: i64,
+) -> Result<String, lectern_room::QuizUnavailable> {
+    use lectern_room::QuizUnavailable;
+    match store.quiz(id).await {
+        Ok(Some(q)) if q.course_id == course => {
+            if q.published {
+                Ok(q.title)
+            } else {
+                Err(QuizUnavailable::NotPublished)
+            }
+        }
+        Ok(_) => Err(QuizUnavailable::NotFound),
+        Err(_) => Err(QuizUnavailable::StoreUnavailable),
+    }
 }
 
 /// When an open attempt stops taking submissions (without the grace), Unix milliseconds.
-fn deadline(quiz: &Quiz, started_at: UnixMillis) -> Option<u64> {
+fn deadline(quiz: &Quiz, attempt: &QuizAttempt, live: &LiveQuizzes) -> Option<u64> {
+    let started_at = attempt.started_at;
     let limit = quiz
         .settings
         .time_limit_secs
@@ -27,18 +67,21 @@ fn deadline(quiz: &Quiz, started_at: UnixMillis) -> Option<u64> {
         .settings
         .due_at
         .map(|d| u64::try_from(d).unwrap_or(0).saturating_mul(1000) + 999);
-    match (limit, due) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
+    let live = live.cap(attempt.quiz_id, started_at);
+    [limit, due, live].into_iter().flatten().min()
 }
 
-fn state(quiz: &Quiz, attempts: &[QuizAttempt], now: UnixMillis) -> MyQuizState {
+fn state(
+    quiz: &Quiz,
+    attempts: &[QuizAttempt],
+    now: UnixMillis,
+    live: &LiveQuizzes,
+) -> MyQuizState {
     let used = u32::try_from(attempts.len()).unwrap_or(u32::MAX);
     let open = attempts
         .iter()
         .rev()
-        .find(|a| a.submitted_at.is_none() && still_open(quiz, a, now).is_ok())
+        .find(|a| a.submitted_at.is_none() && still_open(quiz, a, now, live).is_ok())
         .map(|a| a.id);
     let blocked = if open.is_some() {
         None
@@ -72,6 +115,7 @@ pub async fn member_quizzes(
     member_id: &str,
     staff: bool,
     now: UnixMillis,
+    live: &LiveQuizzes,
 ) -> Result<Vec<QuizListItem>, ServiceError> {
     let mut out = Vec::new();
     for stored in store.quizzes(course).await? {
@@ -82,7 +126,7 @@ pub async fn member_quizzes(
         let attempts = store.attempts(stored.id, Some(member_id)).await?;
         out.push(QuizListItem {
             quiz: summary(&stored, &quiz),
-            mine: state(&quiz, &attempts, now),
+            mine: state(&quiz, &attempts, now, live),
         });
     }
     Ok(out)
@@ -97,12 +141,13 @@ pub async fn member_quiz(
     member_id: &str,
     staff: bool,
     now: UnixMillis,
+    live: &LiveQuizzes,
 ) -> Result<QuizListItem, ServiceError> {
     let (stored, quiz) = visible_quiz(store, course, id, staff).await?;
     let attempts = store.attempts(id, Some(member_id)).await?;
     Ok(QuizListItem {
         quiz: summary(&stored, &quiz),
-        mine: state(&quiz, &attempts, now),
+        mine: state(&quiz, &attempts, now, live),
     })
 }
 
@@ -123,6 +168,7 @@ fn attempt_view(
     quiz: &Quiz,
     attempt: &QuizAttempt,
     now: UnixMillis,
+    live: &LiveQuizzes,
 ) -> Result<AttemptView, ServiceError> {
     let answers = attempt
         .answers
@@ -146,7 +192,7 @@ fn attempt_view(
         deadline_at: attempt
             .submitted_at
             .is_none()
-            .then(|| deadline(quiz, attempt.started_at))
+            .then(|| deadline(quiz, attempt, live))
             .flatten(),
         server_now: now,
         score: attempt.score,
@@ -166,6 +212,7 @@ pub async fn start_attempt(
     taker: &Taker<'_>,
     staff: bool,
     now: UnixMillis,
+    live: &LiveQuizzes,
 ) -> Result<(AttemptView, bool), ServiceError> {
     let (_, quiz) = visible_quiz(store, course, id, staff).await?;
     // Two starts may race: the loser's insert conflicts on the attempt number; it then finds
@@ -175,9 +222,9 @@ pub async fn start_attempt(
         if let Some(open) = attempts
             .iter()
             .rev()
-            .find(|a| a.submitted_at.is_none() && still_open(&quiz, a, now).is_ok())
+            .find(|a| a.submitted_at.is_none() && still_open(&quiz, a, now, live).is_ok())
         {
-            return Ok((attempt_view(&quiz, open, now)?, false));
+            return Ok((attempt_view(&quiz, open, now, live)?, false));
         }
         let used = u32::try_from(attempts.len()).unwrap_or(u32::MAX);
         may_attempt(&quiz.settings, used, secs(now)).map_err(refused)?;
@@ -198,7 +245,7 @@ pub async fn start_attempt(
             })
             .await
         {
-            Ok(attempt) => return Ok((attempt_view(&quiz, &attempt, now)?, true)),
+            Ok(attempt) => return Ok((attempt_view(&quiz, &attempt, now, live)?, true)),
             Err(StoreError::Conflict { .. }) => continue,
             Err(other) => return Err(other.into()),
         }
@@ -235,11 +282,11 @@ pub async fn get_attempt(
     attempt: i64,
     member_id: &str,
     staff: bool,
-    now: UnixMillis,
+    (now, live): (UnixMillis, &LiveQuizzes),
 ) -> Result<AttemptView, ServiceError> {
     let (_, quiz) = visible_quiz(store, course, id, staff).await?;
     let attempt = own_attempt(store, id, attempt, member_id, staff).await?;
-    attempt_view(&quiz, &attempt, now)
+    attempt_view(&quiz, &attempt, now, live)
 }
 
 /// The member's own attempts at a quiz, oldest first.
@@ -267,9 +314,10 @@ pub async fn my_attempts(
 }
 
 /// Grades and stores a submission of the member's own open attempt. Refused with `time_up`
-/// or `past_due` (beyond [`SUBMIT_GRACE_SECS`]) and `already_submitted`; bad answers are
+/// (the time limit, or the end of the live run the attempt was started in) or `past_due` (beyond [`SUBMIT_GRACE_SECS`]) and `already_submitted`; bad answers are
 /// `invalid_input`. Of two simultaneous submissions, one is stored, the other refused.
-/// `(id, attempt)`: the quiz and the attempt.
+/// `(id, attempt)`: the quiz and the attempt; `(now, live)`: the server's clock and the live
+/// quiz windows.
 pub async fn submit_attempt(
     store: &Store,
     course: &str,
@@ -277,7 +325,7 @@ pub async fn submit_attempt(
     member_id: &str,
     staff: bool,
     answers: &[QuestionAnswer],
-    now: UnixMillis,
+    (now, live): (UnixMillis, &LiveQuizzes),
 ) -> Result<AttemptView, ServiceError> {
     // Staff reach an unpublished quiz (to try it out); everyone submits only their own
     // attempts.
@@ -286,7 +334,7 @@ pub async fn submit_attempt(
     if attempt.submitted_at.is_some() {
         return Err(already_submitted());
     }
-    still_open(&quiz, &attempt, now).map_err(refused)?;
+    still_open(&quiz, &attempt, now, live)?;
     let graded = grade(&quiz, answers).map_err(|err| answers_invalid(&err))?;
     let submission = AttemptSubmission {
         answers: to_json(&answers)?,
@@ -295,7 +343,7 @@ pub async fn submit_attempt(
         at: now,
     };
     match store.submit_attempt(attempt.id, &submission).await {
-        Ok(stored) => attempt_view(&quiz, &stored, now),
+        Ok(stored) => attempt_view(&quiz, &stored, now, live),
         Err(StoreError::Conflict { .. }) => Err(already_submitted()),
         Err(other) => Err(other.into()),
     }

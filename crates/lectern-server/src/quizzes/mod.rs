@@ -26,11 +26,14 @@ use crate::courses::service::{require_course, rfc3339};
 use crate::courses::{ErrorDetail, ServiceError};
 
 mod attempts;
+pub mod live;
 mod reports;
 
 pub use attempts::{
-    get_attempt, member_quiz, member_quizzes, my_attempts, start_attempt, submit_attempt,
+    get_attempt, live_launch_title, member_quiz, member_quizzes, my_attempts, start_attempt,
+    submit_attempt,
 };
+pub use live::LiveQuizzes;
 pub use reports::{results, results_csv, stats};
 
 /// A submission this many seconds after the time limit or the due date still counts: the
@@ -130,7 +133,8 @@ pub struct AttemptView {
     /// Unix milliseconds, by the server's clock.
     pub started_at: u64,
     pub submitted_at: Option<u64>,
-    /// While open: when submissions stop being accepted (the time limit or the due date,
+    /// While open: when submissions stop being accepted (the time limit, the due date or,
+    /// for an attempt started while the quiz was live in class, the end of that live quiz,
     /// whichever comes first), Unix milliseconds. `null`: no limit.
     pub deadline_at: Option<u64>,
     /// The server's clock when this was sent, Unix milliseconds: a timer counts down

@@ -66,6 +66,19 @@ pub enum RoomCommand {
         conn: ConnId,
         frame: Encoded,
     },
+    /// A `quiz_launch`, with the quiz looked up in the room's course off the task.
+    QuizChecked {
+        conn: ConnId,
+        request_id: Option<RequestId>,
+        quiz_id: lectern_proto::QuizId,
+        duration_secs: u32,
+        quiz: Result<String, lectern_room::QuizUnavailable>,
+    },
+    /// A member submitted an attempt at the quiz live in this room.
+    QuizSubmitted {
+        quiz_id: lectern_proto::QuizId,
+        member_id: String,
+    },
 }
 
 impl From<lectern_sfu::WorkerEvent> for RoomCommand {
@@ -126,6 +139,8 @@ impl Settings {
 pub struct Registry {
     env: RoomEnv,
     rooms: std::sync::Mutex<HashMap<RoomId, mpsc::Sender<RoomCommand>>>,
+    /// Quizzes launched live in class, for the REST API's attempt rules.
+    live_quizzes: Arc<crate::quizzes::LiveQuizzes>,
 }
 
 impl Registry {
@@ -134,6 +149,26 @@ impl Registry {
         Registry {
             env,
             rooms: std::sync::Mutex::default(),
+            live_quizzes: Arc::default(),
+        }
+    }
+
+    /// The live windows of quizzes launched in class.
+    pub fn live_quizzes(&self) -> &crate::quizzes::LiveQuizzes {
+        &self.live_quizzes
+    }
+
+    /// A member submitted an attempt at `quiz_id` started at `started_at`: every room where
+    /// that attempt's live run is (or was) is told, if its task still runs. Never waits: a room
+    /// whose inbox is full misses one count update.
+    pub fn quiz_submitted(&self, quiz_id: lectern_proto::QuizId, started_at: u64, member_id: &str) {
+        for room in self.live_quizzes.rooms(quiz_id, started_at) {
+            if let Some(tx) = self.get(&room) {
+                let _ = tx.try_send(RoomCommand::QuizSubmitted {
+                    quiz_id,
+                    member_id: member_id.to_owned(),
+                });
+            }
         }
     }
 

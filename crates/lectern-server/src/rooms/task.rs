@@ -35,6 +35,12 @@ pub(super) struct RoomTask {
     pub(super) inbox: mpsc::WeakSender<RoomCommand>,
     /// The recording running in this room, if any.
     pub(super) recorder: super::recorder::Recorder,
+    /// The course this room belongs to (a scheduled session's room), for `quiz_launch`.
+    course: Option<String>,
+    /// Live quiz windows, shared with the REST API.
+    live_quizzes: Arc<crate::quizzes::LiveQuizzes>,
+    /// The live quiz as last recorded in `live_quizzes`.
+    live_seen: Option<lectern_proto::LiveQuiz>,
 }
 
 /// Runs the room `room_id` until it has been empty for `room.idle_close_secs` or the server
@@ -82,6 +88,9 @@ pub(super) async fn run_room(
         room_config.record_automatically = session.record_sessions && settings.recording.enabled;
         room_config.mode = session.class_mode;
     }
+    let course = session.as_ref().and_then(|_| {
+        crate::room_name::RoomName::parse(room_id.as_str()).map(|n| n.course().to_owned())
+    });
     let idle_close = settings.idle_close();
     let clock = env.clock.clone();
     let mut clock_moved = clock.subscribe();
@@ -94,6 +103,9 @@ pub(super) async fn run_room(
         room_id: room_id.clone(),
         inbox: own_tx,
         recorder: Default::default(),
+        course,
+        live_quizzes: registry.live_quizzes.clone(),
+        live_seen: None,
         env,
     };
     info!("room opened");
@@ -190,6 +202,15 @@ impl RoomTask {
             RoomCommand::Request {
                 conn,
                 request_id,
+                message:
+                    ClientMessage::QuizLaunch {
+                        quiz_id,
+                        duration_secs,
+                    },
+            } => self.quiz_launch(conn, request_id, quiz_id, duration_secs),
+            RoomCommand::Request {
+                conn,
+                request_id,
                 message: ClientMessage::ChatHistory { before_seq, limit },
             } => self.chat_history(conn, request_id, before_seq, limit),
             RoomCommand::Request {
@@ -209,6 +230,25 @@ impl RoomTask {
                     },
                 )
             }
+            RoomCommand::QuizChecked {
+                conn,
+                request_id,
+                quiz_id,
+                duration_secs,
+                quiz,
+            } => self.room.handle(
+                now,
+                Input::QuizLaunch {
+                    conn,
+                    request_id,
+                    quiz_id,
+                    duration_secs,
+                    quiz,
+                },
+            ),
+            RoomCommand::QuizSubmitted { quiz_id, member_id } => self
+                .room
+                .handle(now, Input::QuizSubmitted { quiz_id, member_id }),
             RoomCommand::Disconnected { conn } => self.disconnected(now, conn),
             RoomCommand::Deliver { conn, frame } => self.outbox.deliver([conn], &frame),
         }
@@ -233,6 +273,7 @@ impl RoomTask {
             for conn in self.outbox.take_slow() {
                 self.disconnected(now, conn);
             }
+            self.sync_live_quiz(now);
             let outputs: Vec<Output> = std::iter::from_fn(|| self.room.poll_output()).collect();
             if outputs.is_empty() {
                 return;
@@ -316,6 +357,58 @@ impl RoomTask {
             }
         }
         failed
+    }
+}
+
+impl RoomTask {
+    /// A `quiz_launch`: the quiz is looked up in the room's course off the task, then handed
+    /// to the room (which checks the rest) as `Input::QuizLaunch`.
+    fn quiz_launch(
+        &mut self,
+        conn: ConnId,
+        request_id: Option<lectern_proto::RequestId>,
+        quiz_id: lectern_proto::QuizId,
+        duration_secs: u32,
+    ) {
+        let checked = move |quiz| RoomCommand::QuizChecked {
+            conn,
+            request_id,
+            quiz_id,
+            duration_secs,
+            quiz,
+        };
+        let Some(course) = self.course.clone() else {
+            self.apply(checked(Err(lectern_room::QuizUnavailable::NoCourse)));
+            return;
+        };
+        // The task is stopping when its channel is gone; nobody is left to answer.
+        let Some(room_task) = self.inbox.upgrade() else {
+            return;
+        };
+        let store = self.env.store.clone();
+        tokio::spawn(async move {
+            let quiz = crate::quizzes::live_launch_title(&store, &course, quiz_id).await;
+            if let Err(lectern_room::QuizUnavailable::StoreUnavailable) = quiz {
+                error!("cannot read the quiz for quiz_launch");
+            }
+            let _ = room_task.send(checked(quiz)).await;
+        });
+    }
+
+    /// Records a launched or ended live quiz in the windows the REST API reads.
+    fn sync_live_quiz(&mut self, now: u64) {
+        let current = self.room.live_quiz();
+        if current == self.live_seen.as_ref() {
+            return;
+        }
+        if let Some(old) = self.live_seen.take() {
+            self.live_quizzes.ended(&self.room_id, &old, now);
+        }
+        if let Some(new) = current {
+            self.live_quizzes.launched(&self.room_id, new);
+            info!(quiz.id = new.quiz_id, "quiz launched live");
+        }
+        self.live_seen = current.cloned();
     }
 }
 

@@ -92,6 +92,7 @@ pub(super) async fn list_quizzes(
         &member.author.member_id,
         member.staff(),
         at,
+        s.registry.live_quizzes(),
     )
     .await?;
     Ok(Json(QuizList {
@@ -147,6 +148,7 @@ pub(super) async fn get_quiz(
         &member.author.member_id,
         member.staff(),
         now(&s),
+        s.registry.live_quizzes(),
     )
     .await?;
     let authored = if member.staff() {
@@ -242,6 +244,7 @@ pub(super) async fn start_attempt(
         },
         member.staff(),
         now(&s),
+        s.registry.live_quizzes(),
     )
     .await?;
     if new {
@@ -302,7 +305,7 @@ pub(super) async fn get_attempt(
         attempt,
         &member.author.member_id,
         member.staff(),
-        now(&s),
+        (now(&s), s.registry.live_quizzes()),
     )
     .await?;
     Ok(Json(view))
@@ -336,10 +339,13 @@ pub(super) async fn submit_attempt(
         &member.author.member_id,
         member.staff(),
         &input.answers,
-        now(&s),
+        (now(&s), s.registry.live_quizzes()),
     )
     .await?;
     info!(course.id = %course, quiz.id = quiz, quiz.attempt = attempt, "quiz attempt submitted");
+    // Staff in a class where this attempt's quiz was live see the count go up.
+    s.registry
+        .quiz_submitted(quiz, view.started_at, &member.author.member_id);
     Ok(Json(view))
 }
 
