@@ -15,6 +15,7 @@
  * `data-reply-id`; each listed quiz its `data-quiz-id`.
  */
 import { $, make } from './dom.js';
+import { memberApi as request } from './member-api.js';
 import { COURSE_STRINGS as S, QUIZ_STRINGS as Q, STRINGS } from './strings.js';
 
 /**
@@ -31,7 +32,7 @@ import { COURSE_STRINGS as S, QUIZ_STRINGS as Q, STRINGS } from './strings.js';
  *   viewer: Viewer, events_url: string}} TopicList
  * @typedef {{topic: Topic, replies: Reply[], unread: number}} Thread
  * @typedef {{topic_id: number, reply_id: number | null, title: string, excerpt: string}} Hit
- * @typedef {{ok: boolean, status: number, body: any}} Answer
+ * @typedef {import('./member-api.js').Answer} Answer
  * @typedef {{session_key: string, start: string, end: string, lobby_opens_at: string,
  *   closes_at: string, state: 'upcoming' | 'lobby_open' | 'live', join_url: string | null}} NextSession
  * @typedef {{id: string, title: string, started_at: string, duration_ms: number, replay_url: string}} HomeRecording
@@ -120,32 +121,13 @@ function courseUrl(rest) {
 }
 
 /**
- * One request to the member API. Never throws: a network failure is status 0.
+ * One request to the member API with this page's token. Never throws: a network failure is
+ * status 0.
  * @param {string} method @param {string} url @param {unknown} [body]
  * @returns {Promise<Answer>}
  */
-async function memberApi(method, url, body) {
-  /** @type {Record<string, string>} */
-  const headers = { Authorization: `Bearer ${state.token}` };
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
-  try {
-    const response = await fetch(url, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      cache: 'no-store',
-    });
-    const text = await response.text();
-    let parsed = null;
-    try {
-      parsed = text ? JSON.parse(text) : null;
-    } catch {
-      // Not JSON (a proxy's page, say): the status speaks.
-    }
-    return { ok: response.ok, status: response.status, body: parsed };
-  } catch {
-    return { ok: false, status: 0, body: null };
-  }
+function memberApi(method, url, body) {
+  return request(state.token, method, url, body);
 }
 
 /** What to tell the member about a refused request. @param {Answer} answer */

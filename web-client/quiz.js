@@ -13,6 +13,7 @@
  * question fieldset its `data-question`.
  */
 import { $, make } from './dom.js';
+import { memberApi as request } from './member-api.js';
 import { QUIZ_STRINGS as Q, STRINGS, duration } from './strings.js';
 
 /**
@@ -36,7 +37,7 @@ import { QUIZ_STRINGS as Q, STRINGS, duration } from './strings.js';
  *   open_attempt: number | null, can_attempt: boolean, blocked: string | null}} QuizState
  * @typedef {{id: number, number: number, submitted_at: number | null, score: number | null,
  *   max_score: number}} AttemptBrief
- * @typedef {{ok: boolean, status: number, body: any}} Answer
+ * @typedef {import('./member-api.js').Answer} Answer
  */
 
 const TOKEN_KEY = 'lectern.course-token';
@@ -70,40 +71,21 @@ function quizUrl(rest) {
 }
 
 /**
- * One request to the member API. Never throws: a network failure is status 0.
+ * One request to the member API with this page's token. Never throws: a network failure is
+ * status 0.
  * @param {string} method @param {string} url @param {unknown} [body]
  * @returns {Promise<Answer>}
  */
-async function memberApi(method, url, body) {
-  /** @type {Record<string, string>} */
-  const headers = { Authorization: `Bearer ${state.token}` };
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
-  try {
-    const response = await fetch(url, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      cache: 'no-store',
-    });
-    const text = await response.text();
-    let parsed = null;
-    try {
-      parsed = text ? JSON.parse(text) : null;
-    } catch {
-      // Not JSON: the status speaks.
-    }
-    return { ok: response.ok, status: response.status, body: parsed };
-  } catch {
-    return { ok: false, status: 0, body: null };
-  }
+function memberApi(method, url, body) {
+  return request(state.token, method, url, body);
 }
 
 /** @param {Answer} answer */
 function refusal(answer) {
   const message = answer.body?.error?.message;
-  if (answer.status === 0) return 'The server could not be reached. Check your connection and try again.';
+  if (answer.status === 0) return Q.networkError;
   if (typeof message === 'string' && message) return message;
-  return `The request failed (error ${answer.status}).`;
+  return Q.requestFailed(answer.status);
 }
 
 /** @param {string} text */

@@ -465,6 +465,9 @@ export const COURSE_STRINGS = {
 /** The quizzes: their list on the course home and the quiz page (quiz.html). */
 export const QUIZ_STRINGS = {
   pageTitle: 'Quiz',
+  networkError: 'The server could not be reached. Check your connection and try again.',
+  /** @param {number} status */
+  requestFailed: (status) => `The request failed (error ${status}).`,
   loading: 'Loading the quiz…',
   quizzesHeading: 'Quizzes',
   quizzesEmpty: 'No quizzes yet.',

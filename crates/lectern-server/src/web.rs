@@ -72,6 +72,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../../web-client/course.js"),
     ),
     (
+        "/member-api.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../web-client/member-api.js"),
+    ),
+    (
         "/quiz.html",
         "text/html; charset=utf-8",
         include_str!("../../../web-client/quiz.html"),
