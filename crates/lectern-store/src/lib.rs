@@ -484,6 +484,18 @@ pub fn redact_url(url: &str) -> String {
     format!("{scheme}://{rest}{query}")
 }
 
+/// A unique violation on insert (either backend) as [`StoreError::DuplicateSeq`]; anything else as it is.
+fn duplicate_or(err: sqlx::Error, what: &'static str, room: &RoomId, seq: Seq) -> StoreError {
+    match &err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::DuplicateSeq {
+            what,
+            room: room.clone(),
+            seq,
+        },
+        _ => StoreError::Database(err),
+    }
+}
+
 /// A `u64` as the database's signed integer.
 fn to_db(what: &'static str, value: u64) -> Result<i64, StoreError> {
     i64::try_from(value).map_err(|_| StoreError::OutOfRange { what, value })

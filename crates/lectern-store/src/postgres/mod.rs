@@ -14,7 +14,8 @@ use tracing::{debug, info, warn};
 use crate::sqlite::role_from_db;
 use crate::{
     ACTION_LOCK_CHAT, ACTION_UNLOCK_CHAT, AttendanceInterval, ClassSession, LoadedRoom,
-    ModerationEntry, StoreError, StoreOp, StoredChat, StoredPoll, StoredPollAnswer, from_db, to_db,
+    ModerationEntry, StoreError, StoreOp, StoredChat, StoredPoll, StoredPollAnswer, duplicate_or,
+    from_db, to_db,
 };
 
 mod board;
@@ -648,18 +649,6 @@ async fn close_open_class_session(
     .execute(&mut *conn)
     .await?;
     Ok(closed.rows_affected())
-}
-
-/// A unique violation on insert as [`StoreError::DuplicateSeq`]; anything else as it is.
-fn duplicate_or(err: sqlx::Error, what: &'static str, room: &RoomId, seq: Seq) -> StoreError {
-    match &err {
-        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::DuplicateSeq {
-            what,
-            room: room.clone(),
-            seq,
-        },
-        _ => StoreError::Database(err),
-    }
 }
 
 fn chat_from_row(row: &PgRow) -> Result<StoredChat, StoreError> {
