@@ -52,13 +52,21 @@ impl Janus {
     /// transport answers an `info` request.
     /// `debug_level`: Janus's log level (3 = warnings; 5 and up for ICE/DTLS details).
     /// `ip`: the only address Janus gathers ICE candidates on (see [`media_ip`]).
-    pub async fn spawn(bin: &Path, debug_level: u8, ip: Ipv4Addr) -> anyhow::Result<Janus> {
+    /// `event_loops`: Janus's `event_loops` (`general` section): `Some(n)` runs every handle on
+    /// a pool of `n` loops, as Janus's docs advise for many handles; `None` keeps its default,
+    /// a thread per handle.
+    pub async fn spawn(
+        bin: &Path,
+        debug_level: u8,
+        ip: Ipv4Addr,
+        event_loops: Option<u16>,
+    ) -> anyhow::Result<Janus> {
         let dir = tempfile::Builder::new()
             .prefix("lectern-bench-janus-")
             .tempdir()
             .context("creating a temp dir for janus")?;
         let port = free_port()?;
-        write_configs(dir.path(), port, debug_level, ip)?;
+        write_configs(dir.path(), port, debug_level, ip, event_loops)?;
         let log_path = dir.path().join("janus.log");
         let log = std::fs::File::create(&log_path).context("creating the janus log")?;
         let log2 = log.try_clone()?;
@@ -176,9 +184,19 @@ fn tail(path: &Path) -> String {
 
 /// Janus's main config, the VideoRoom's (no rooms: the bench creates one) and the WebSocket
 /// transport's (plain `ws` on 127.0.0.1:`port`). Every other plugin and transport is disabled.
-fn write_configs(dir: &Path, port: u16, debug_level: u8, ip: Ipv4Addr) -> anyhow::Result<()> {
+fn write_configs(
+    dir: &Path,
+    port: u16,
+    debug_level: u8,
+    ip: Ipv4Addr,
+    event_loops: Option<u16>,
+) -> anyhow::Result<()> {
     let disabled_plugins = list_disabled(PLUGINS_DIR, "libjanus_videoroom.so")?;
     let disabled_transports = list_disabled(TRANSPORTS_DIR, "libjanus_websockets.so")?;
+    let event_loops = match event_loops {
+        Some(n) => format!("\tevent_loops = {n}\n"),
+        None => String::new(),
+    };
     let main = format!(
         "general: {{\n\
          \tconfigs_folder = \"{configs}\"\n\
@@ -186,6 +204,7 @@ fn write_configs(dir: &Path, port: u16, debug_level: u8, ip: Ipv4Addr) -> anyhow
          \ttransports_folder = \"{TRANSPORTS_DIR}\"\n\
          \tdebug_level = {debug_level}\n\
          \tsession_timeout = 60\n\
+         {event_loops}\
          }}\n\
          media: {{\n}}\n\
          nat: {{\n\
@@ -472,13 +491,19 @@ mod tests {
             return; // janus is not installed here
         }
         let dir = tempfile::tempdir().unwrap();
-        write_configs(dir.path(), 12345, 3, Ipv4Addr::new(192, 0, 2, 2)).unwrap();
+        write_configs(dir.path(), 12345, 3, Ipv4Addr::new(192, 0, 2, 2), Some(2)).unwrap();
         let main = std::fs::read_to_string(dir.path().join("janus.jcfg")).unwrap();
         assert!(main.contains("nice_debug = false"));
+        let general = &main[..main.find("media:").unwrap()];
+        assert!(general.contains("\tevent_loops = 2\n"), "{general}");
         assert!(!main.contains("libjanus_videoroom.so"));
         assert!(!main.contains("libjanus_websockets.so\""));
         let ws =
             std::fs::read_to_string(dir.path().join("janus.transport.websockets.jcfg")).unwrap();
         assert!(ws.contains("ws_port = 12345") && ws.contains("127.0.0.1"));
+
+        write_configs(dir.path(), 12345, 3, Ipv4Addr::new(192, 0, 2, 2), None).unwrap();
+        let main = std::fs::read_to_string(dir.path().join("janus.jcfg")).unwrap();
+        assert!(!main.contains("event_loops"), "{main}");
     }
 }

@@ -92,7 +92,9 @@ pub struct MediaArgs {
     #[arg(long)]
     server_bin: Option<PathBuf>,
     /// Servers to load, one after the other for each N with the same settings: `lectern`,
-    /// `janus` (Janus's VideoRoom, the Debian `janus` package), e.g. `lectern,janus`.
+    /// `janus` (Janus's VideoRoom, the Debian `janus` package, tuned as its docs advise for
+    /// many handles: see `--janus-event-loops`), `janus-default` (the same Janus at its
+    /// default, a thread per handle), e.g. `lectern,janus,janus-default`.
     #[arg(long, value_delimiter = ',', default_value = "lectern")]
     servers: Vec<ServerKind>,
     /// The `janus` binary to spawn.
@@ -106,6 +108,10 @@ pub struct MediaArgs {
     /// when a Janus run fails.
     #[arg(long, default_value_t = 3)]
     janus_debug_level: u8,
+    /// Janus's `event_loops` for the `janus` server (a pool of loops shared by all handles)
+    /// [default: one per core]. `janus-default` always runs without it.
+    #[arg(long)]
+    janus_event_loops: Option<u16>,
 }
 
 /// A server `media` can load.
@@ -116,28 +122,40 @@ pub enum ServerKind {
     /// Lectern with the class recorded (the same load; see `recording`).
     #[serde(rename = "lectern-rec")]
     LecternRec,
+    /// Janus with `event_loops` (one per core unless `--janus-event-loops`).
     Janus,
+    /// Janus at its defaults: a thread per handle.
+    #[serde(rename = "janus-default")]
+    #[value(name = "janus-default")]
+    JanusDefault,
+}
+
+impl ServerKind {
+    fn is_janus(self) -> bool {
+        matches!(self, ServerKind::Janus | ServerKind::JanusDefault)
+    }
 }
 
 /// The server of one run, as the run needs it.
 enum UnderTest<'a> {
     /// The server, and whether the class is recorded.
     Lectern(&'a mut Server, bool),
-    Janus(&'a mut Janus),
+    /// Janus, and which configuration (`Janus` or `JanusDefault`).
+    Janus(&'a mut Janus, ServerKind),
 }
 
 impl UnderTest<'_> {
     fn pid(&self) -> anyhow::Result<u32> {
         match self {
             UnderTest::Lectern(s, _) => s.pid().context("the spawned server has no pid"),
-            UnderTest::Janus(j) => Ok(j.pid()),
+            UnderTest::Janus(j, _) => Ok(j.pid()),
         }
     }
 
     fn check_alive(&mut self) -> anyhow::Result<()> {
         match self {
             UnderTest::Lectern(s, _) => s.check_alive(),
-            UnderTest::Janus(j) => j.check_alive(),
+            UnderTest::Janus(j, _) => j.check_alive(),
         }
     }
 
@@ -155,7 +173,7 @@ impl UnderTest<'_> {
                     get("lectern_media_rtp_forwarded_total")?,
                 )))
             }
-            UnderTest::Janus(_) => Ok(None),
+            UnderTest::Janus(..) => Ok(None),
         }
     }
 }
@@ -244,6 +262,11 @@ pub async fn run(args: MediaArgs) -> anyhow::Result<()> {
     if args.servers.is_empty() {
         bail!("--servers takes lectern, janus or both");
     }
+    let janus_loops = match args.janus_event_loops {
+        Some(0) => bail!("--janus-event-loops takes 1 or more (leave it out for one per core)"),
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get().min(64) as u16),
+    };
     let mut runs = Vec::new();
     for &n in &args.subscribers {
         for &kind in &args.servers {
@@ -259,15 +282,21 @@ pub async fn run(args: MediaArgs) -> anyhow::Result<()> {
                     server.shutdown().await;
                     result
                 }
-                ServerKind::Janus => {
-                    eprintln!("N={n}: starting {}", args.janus_bin.display());
+                ServerKind::Janus | ServerKind::JanusDefault => {
+                    let event_loops = (kind == ServerKind::Janus).then_some(janus_loops);
+                    eprintln!(
+                        "N={n}: starting {} (event_loops: {})",
+                        args.janus_bin.display(),
+                        event_loops.map_or("default".to_owned(), |l| l.to_string())
+                    );
                     let ip = match args.janus_ip {
                         Some(ip) => ip,
                         None => janus::media_ip()?,
                     };
                     let mut janus =
-                        Janus::spawn(&args.janus_bin, args.janus_debug_level, ip).await?;
-                    let result = one_run(&args, UnderTest::Janus(&mut janus), n).await;
+                        Janus::spawn(&args.janus_bin, args.janus_debug_level, ip, event_loops)
+                            .await?;
+                    let result = one_run(&args, UnderTest::Janus(&mut janus, kind), n).await;
                     if result.is_err() {
                         eprintln!("N={n}: the end of janus's log:\n{}", janus.log_tail());
                     }
@@ -281,7 +310,7 @@ pub async fn run(args: MediaArgs) -> anyhow::Result<()> {
         }
     }
     print_table(&runs);
-    print_ratios(&runs);
+    print_ratios(&runs, janus_loops);
     print_recording_cost(&runs);
     for pair in runs.windows(2) {
         let (a, b) = (&pair[0], &pair[1]);
@@ -342,7 +371,7 @@ async fn one_run(
             };
             (teacher, target, kind)
         }
-        UnderTest::Janus(janus) => {
+        UnderTest::Janus(janus, kind) => {
             let (url, ip) = (janus.ws_url(), janus.media_ip());
             let (teacher, room, feed) = janus::publish(&url, ip, publish).await?;
             (
@@ -353,7 +382,7 @@ async fn one_run(
                     feed,
                     ip,
                 },
-                ServerKind::Janus,
+                *kind,
             )
         }
     };
@@ -466,7 +495,7 @@ async fn one_run(
         (Some((r0, f0)), Some((r1, f1))) => ((r1 - r0).max(0.0) as u64, (f1 - f0).max(0.0) as u64),
         _ => (0, 0),
     };
-    let counted = kind != ServerKind::Janus;
+    let counted = !kind.is_janus();
     let received = total.packets;
     let published_packets = sent1 - sent0;
     let expected = published_packets * n as u64;
@@ -954,16 +983,17 @@ fn print_table(runs: &[MediaRun]) {
     }
 }
 
-/// For each N measured on both servers: Lectern's CPU per packet the students received ÷
-/// Janus's (the only basis both have), and the other figures side by side.
-fn print_ratios(runs: &[MediaRun]) {
+/// For each N measured on Lectern and on a Janus configuration: Lectern's CPU per packet the
+/// students received ÷ that Janus's (the only basis both have), and the other figures side by
+/// side; one row per Janus configuration (`janus_loops`: the tuned one's `event_loops`).
+fn print_ratios(runs: &[MediaRun], janus_loops: u16) {
     let pairs: Vec<(&MediaRun, &MediaRun)> = runs
         .iter()
         .filter(|l| l.server == ServerKind::Lectern)
-        .filter_map(|l| {
+        .flat_map(|l| {
             runs.iter()
-                .find(|j| j.server == ServerKind::Janus && j.subscribers == l.subscribers)
-                .map(|j| (l, j))
+                .filter(|j| j.server.is_janus() && j.subscribers == l.subscribers)
+                .map(move |j| (l, j))
         })
         .collect();
     if pairs.is_empty() {
@@ -971,14 +1001,19 @@ fn print_ratios(runs: &[MediaRun]) {
     }
     println!();
     println!(
-        "| N | procs | CPU µs per received pkt, Lectern / Janus | ratio Lectern/Janus | Lectern µs per forwarded pkt | loss % Lectern / Janus | latency p50 / p99 ms, Lectern | latency p50 / p99 ms, Janus | KiB per student Lectern / Janus |"
+        "| N | procs | Janus | CPU µs per received pkt, Lectern / Janus | ratio Lectern/Janus | Lectern µs per forwarded pkt | loss % Lectern / Janus | latency p50 / p99 ms, Lectern | latency p50 / p99 ms, Janus | KiB per student Lectern / Janus |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for (l, j) in pairs {
+        let config = match j.server {
+            ServerKind::Janus => format!("event_loops = {janus_loops}"),
+            _ => "default (thread per handle)".to_owned(),
+        };
         println!(
-            "| {} | {} | {:.2} / {:.2} | {:.2} | {:.2} | {:.3} / {:.3} | {:.2} / {:.2} | {:.2} / {:.2} | {:.0} / {:.0} |",
+            "| {} | {} | {} | {:.2} / {:.2} | {:.2} | {:.2} | {:.3} / {:.3} | {:.2} / {:.2} | {:.2} / {:.2} | {:.0} / {:.0} |",
             l.subscribers,
             l.procs,
+            config,
             l.server_cpu_us_per_received,
             j.server_cpu_us_per_received,
             l.server_cpu_us_per_received / j.server_cpu_us_per_received,
