@@ -1,7 +1,8 @@
 //! A live class survives `kill -9` of its server: the room created again (by the same server
 //! restarted on its SQLite file, or by a new server on the same PostgreSQL, as another node
 //! would) restores the class state, the stage, the hand queue and the hard mutes, and the
-//! clients that reconnect see them in their welcome.
+//! clients that reconnect see them in their welcome. A room closed for being empty keeps none
+//! of it.
 //!
 //! The killed server is this test binary re-run as a child process (`server_child`).
 
@@ -171,4 +172,33 @@ fn participant<'a>(snapshot: &'a Value, id: &str) -> &'a Value {
         .as_array()
         .and_then(|r| r.iter().find(|p| p["id"] == id))
         .unwrap_or(&Value::Null)
+}
+
+/// A room closed for being empty keeps nothing for a restore: it opens again as a new class.
+#[tokio::test]
+async fn a_room_closed_for_being_empty_opens_afresh() -> anyhow::Result<()> {
+    let s = lectern_tests::TestServer::start_with(&[
+        ("LECTERN_ROOM_AUTO_START", "false"),
+        ("LECTERN_ROOM_IDLE_CLOSE_SECS", "1"),
+    ])
+    .await;
+    let mut t = s.join(ROOM, "t", Role::Instructor).await;
+    let mut s1 = s.join(ROOM, "s1", Role::Student).await;
+    t.ok(json!({"type": "class_start"})).await?;
+    s1.wait_for(|m| m["type"] == "snapshot").await?;
+    s1.ok(json!({"type": "hand_raise"})).await?;
+    for client in [&mut s1, &mut t] {
+        client.ok(json!({"type": "leave"})).await?;
+        client.wait_closed().await?;
+    }
+    lectern_tests::wait_until("the empty room to close", || async {
+        s.metric("lectern_rooms").await == 0
+    })
+    .await?;
+
+    let s1 = s.join(ROOM, "s1", Role::Student).await;
+    let snap = &s1.welcome["snapshot"];
+    assert_eq!(snap["class_state"], "not_started", "{snap}");
+    assert_eq!(participant(snap, "s1")["in_lobby"], true, "{snap}");
+    Ok(())
 }
