@@ -911,6 +911,7 @@ fn run(scenario: Scenario) {
         last_seq,
         recent_chat,
         chat_locked: scenario.init.chat_locked,
+        ..RoomInit::default()
     };
     let now = BASE_TIME + u64::from(scenario.start);
     let mut h = Harness {

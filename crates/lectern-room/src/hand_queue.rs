@@ -1,21 +1,26 @@
 //! The hand queue: raised hands in the order they were raised, never duplicated.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 use lectern_proto::{HandEntry, ParticipantId, UnixMillis};
+
+use crate::SavedHand;
 
 #[derive(Debug, Default)]
 pub(crate) struct HandQueue {
     entries: VecDeque<HandEntry>,
-    raised: HashSet<ParticipantId>,
+    /// Each raised hand's order key (see [`SavedHand::order`]).
+    raised: HashMap<ParticipantId, u64>,
 }
 
 impl HandQueue {
-    /// Raises `id`'s hand at the back of the queue. False if it was already raised.
-    pub fn raise(&mut self, id: &ParticipantId, at: UnixMillis) -> bool {
-        if !self.raised.insert(id.clone()) {
+    /// Raises `id`'s hand at the back of the queue, with `order` (larger than any before) as
+    /// its stored place. False if it was already raised.
+    pub fn raise(&mut self, id: &ParticipantId, at: UnixMillis, order: u64) -> bool {
+        if self.raised.contains_key(id) {
             return false;
         }
+        self.raised.insert(id.clone(), order);
         self.entries.push_back(HandEntry {
             participant_id: id.clone(),
             raised_at: at,
@@ -23,9 +28,17 @@ impl HandQueue {
         true
     }
 
+    /// Rebuilds the queue from stored hands, in their order.
+    pub fn restore(&mut self, mut hands: Vec<(ParticipantId, SavedHand)>) {
+        hands.sort_by_key(|(id, hand)| (hand.order, id.clone()));
+        for (id, hand) in hands {
+            self.raise(&id, hand.raised_at, hand.order);
+        }
+    }
+
     /// Lowers `id`'s hand. False if it was not raised.
     pub fn lower(&mut self, id: &ParticipantId) -> bool {
-        if !self.raised.remove(id) {
+        if self.raised.remove(id).is_none() {
             return false;
         }
         self.entries.retain(|e| e.participant_id != *id);
@@ -43,6 +56,21 @@ impl HandQueue {
     /// Whose hand has been up longest.
     pub fn first(&self) -> Option<&ParticipantId> {
         self.entries.front().map(|e| &e.participant_id)
+    }
+
+    /// Every raised hand with its stored form.
+    pub fn saved(&self) -> HashMap<&ParticipantId, SavedHand> {
+        self.entries
+            .iter()
+            .filter_map(|e| {
+                let order = *self.raised.get(&e.participant_id)?;
+                let hand = SavedHand {
+                    raised_at: e.raised_at,
+                    order,
+                };
+                Some((&e.participant_id, hand))
+            })
+            .collect()
     }
 
     /// Oldest first.

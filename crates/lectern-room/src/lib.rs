@@ -23,7 +23,7 @@
 //!   who is told.
 //!
 //! Modules: `room` (the state machine and its handlers: `session`, `class`, `chat`, `hands`,
-//! `moderation`, `teaching`, `polls`, `speaker`), `attendance` (the in-memory tally), `roster`
+//! `moderation`, `teaching`, `polls`, `speaker`, `restore`), `attendance` (the in-memory tally), `roster`
 //! (participants and connections), `hand_queue`, `poll` (the current poll), `chat_log`
 //! (recent chat and who may read it), `replay` (the event ring for reconnects), `error`.
 
@@ -157,6 +157,56 @@ pub struct RoomInit {
     /// The most recent chat messages (not deleted), oldest first.
     pub recent_chat: Vec<ChatMessage>,
     pub chat_locked: bool,
+    /// The class as the room last stored it ([`PersistRecord::RoomState`]); `None` for a room
+    /// that never stored one (a new room, or one that closed while empty).
+    pub state: Option<SavedRoom>,
+    /// The participants the room last stored ([`PersistRecord::ParticipantState`]). They are
+    /// restored disconnected, in their grace period from the room's creation (see
+    /// [`Room::new`]).
+    pub participants: Vec<SavedParticipant>,
+}
+
+/// The room-wide class state a restore needs (a room recreated on another node or after a
+/// crash). Stored whole on every change, as one small row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedRoom {
+    pub class_state: lectern_proto::ClassState,
+    /// When the class last went live.
+    pub class_started_at: Option<UnixMillis>,
+    /// The student holding the stage (always one of the saved participants).
+    pub presenter: Option<ParticipantId>,
+    pub mode: ClassMode,
+    /// Staff allowed every student to speak.
+    pub speak_all: bool,
+    /// Removed by staff during the current class, sorted.
+    pub banned: Vec<ParticipantId>,
+    /// A scheduled session's end warning was given (it is not given twice).
+    pub end_warned: bool,
+}
+
+/// One participant whose state a restore needs: only those who differ from what a fresh join
+/// would give them (a hand up, the stage, a speech grant, a hard mute, a camera allowed or
+/// stopped against the mode, let in from the lobby before the class started). Everyone else
+/// simply joins again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedParticipant {
+    pub id: ParticipantId,
+    pub name: String,
+    pub role: Role,
+    pub in_lobby: bool,
+    pub hard_muted: bool,
+    pub speak_granted: bool,
+    pub camera_allowed: bool,
+    pub hand: Option<SavedHand>,
+}
+
+/// A raised hand: when, and its place in the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SavedHand {
+    pub raised_at: UnixMillis,
+    /// Orders the queue (smaller first): the seq of the `hand_raised` event, so it never
+    /// changes while the hand is up and keeps growing across restores.
+    pub order: u64,
 }
 
 /// What the room is told.
@@ -304,6 +354,14 @@ pub enum PersistRecord {
     PollShared {
         poll_id: lectern_proto::PollId,
         at: UnixMillis,
+    },
+    /// The room-wide class state changed: store it in place of the last one.
+    RoomState(SavedRoom),
+    /// A participant's restorable state changed: store it in place of the last one.
+    ParticipantState(SavedParticipant),
+    /// A participant has nothing left to restore (left, or back to what a fresh join gives).
+    ParticipantStateCleared {
+        participant_id: ParticipantId,
     },
 }
 

@@ -6,8 +6,8 @@
 //! with it.
 //!
 //! Only a client that saw an event of this room instance can resume: a room recreated from
-//! storage starts with an empty ring and fresh class state, which a client of the earlier
-//! instance must replace with a snapshot.
+//! storage starts with an empty ring (and the class state it restored, see `room/restore.rs`),
+//! which a client of the earlier instance must take as a snapshot.
 
 use std::collections::VecDeque;
 

@@ -16,6 +16,7 @@ mod moderation;
 mod polls;
 mod quiz;
 mod recording;
+mod restore;
 mod schedule;
 mod session;
 mod speaker;
@@ -80,6 +81,8 @@ pub struct Room {
     poll: Option<crate::poll::LivePoll>,
     /// The live quiz, or the last one.
     quiz: Option<quiz::QuizRun>,
+    /// What the room last stored for a restore (see `restore.rs`).
+    saved: restore::SavedState,
     outputs: VecDeque<Output>,
 }
 
@@ -128,6 +131,11 @@ type Handled = Result<Reply, RoomError>;
 impl Room {
     /// A room with the class not started (live at once with `config.auto_start`), continuing
     /// the sequence numbers, recent chat and chat lock loaded from storage.
+    ///
+    /// With a stored state (`init.state`), the room takes back its class state, stage, hand
+    /// queue, grants, mutes, mode and removals as stored, and its stored participants come back
+    /// disconnected, each in a grace period of `grace_ms` from `now`: as if every connection had
+    /// just dropped. See `room/restore.rs`.
     pub fn new(config: RoomConfig, init: RoomInit, now: UnixMillis) -> Room {
         let class_state = if config.auto_start {
             ClassState::Live
@@ -165,14 +173,17 @@ impl Room {
             attendance: AttendanceTally::default(),
             poll: None,
             quiz: None,
+            saved: restore::SavedState::default(),
             outputs: VecDeque::new(),
         };
+        room.restore(init.state, init.participants, now);
         // A room opened after moments of its schedule (a server restarted mid-class) is at once
         // where its schedule says, so `class_state` and `poll_timeout` hold before any input.
         room.run_schedule(now);
         if room.class_state == ClassState::Live {
             room.record_automatically(now);
         }
+        room.persist_saved_state();
         room
     }
 
@@ -228,6 +239,7 @@ impl Room {
                 self.handle_quiz_submitted(quiz_id, member_id)
             }
         }
+        self.persist_saved_state();
     }
 
     /// The next output, in order; `None` when drained.
@@ -634,6 +646,7 @@ impl Room {
     ) -> Seq {
         self.seq += 1;
         let seq = self.seq;
+        self.saved.dirty |= restore::changes_saved_state(&event);
         let to = self
             .roster
             .recipients(|p| p.conn != except && can_see(p, &event, audience.as_ref()));

@@ -121,6 +121,15 @@ impl Roster {
         self.list.push(p);
     }
 
+    /// Adds a participant restored from storage: not connected, in their grace period until
+    /// `deadline`.
+    pub fn insert_in_grace(&mut self, mut p: Participant, deadline: UnixMillis) {
+        p.conn = None;
+        p.grace_deadline = Some(deadline);
+        self.grace.insert((deadline, p.id.clone()));
+        self.insert(p);
+    }
+
     /// Attaches `conn` to a participant who has none, ending their grace period.
     pub fn attach(&mut self, id: &ParticipantId, conn: ConnId) {
         let Some(&i) = self.index.get(id) else {

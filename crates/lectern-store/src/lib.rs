@@ -10,7 +10,8 @@
 //!
 //! # Contract
 //! - A room task owns its room's rows. It calls [`Store::ensure_room`] once, [`Store::load_room`]
-//!   to recover its sequence number, chat lock and recent chat, then commits what happened as
+//!   to recover its sequence number, chat lock, recent chat and the state it stored for a
+//!   restore (`room_state.rs`), then commits what happened as
 //!   [`StoreOp`]s with [`Store::write_batch`]: one transaction per batch (the room's group commit).
 //!   When `write_batch` returns `Ok`, every op of the batch is durable; when it returns `Err`,
 //!   none of it is stored.
@@ -63,6 +64,7 @@ mod courses;
 mod postgres;
 mod quizzes;
 mod recordings;
+mod room_state;
 mod sqlite;
 
 pub use board::{
@@ -146,6 +148,42 @@ pub struct LoadedRoom {
     pub recent_chat: Vec<ChatMessage>,
     /// Whether the last chat-lock moderation action locked the chat.
     pub chat_locked: bool,
+    /// The class state the room last stored ([`StoreOp::RoomState`]); `None` if it never stored
+    /// one or closed while empty ([`StoreOp::RoomStateCleared`]).
+    pub state: Option<StoredRoomState>,
+    /// The participants the room last stored ([`StoreOp::ParticipantState`]), by id.
+    pub participants: Vec<StoredParticipantState>,
+}
+
+/// The room-wide class state a restore needs: one row per room, replaced whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRoomState {
+    pub class_state: lectern_proto::ClassState,
+    /// When the class last went live.
+    pub class_started_at: Option<UnixMillis>,
+    /// The student holding the stage.
+    pub presenter: Option<ParticipantId>,
+    pub mode: lectern_proto::ClassMode,
+    /// Staff let every student speak.
+    pub speak_all: bool,
+    /// Removed by staff during the current class.
+    pub banned: Vec<ParticipantId>,
+    /// A scheduled session's end warning was given.
+    pub end_warned: bool,
+}
+
+/// One participant's state a restore needs: one row per participant, replaced whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredParticipantState {
+    pub participant_id: ParticipantId,
+    pub name: String,
+    pub role: Role,
+    pub in_lobby: bool,
+    pub hard_muted: bool,
+    pub speak_granted: bool,
+    pub camera_allowed: bool,
+    /// A raised hand: `(raised_at, order)`, the queue going by `order`, smallest first.
+    pub hand: Option<(UnixMillis, u64)>,
 }
 
 /// One change to persist, as part of a [`Store::write_batch`].
@@ -202,6 +240,15 @@ pub enum StoreOp {
     PollEnded { poll_id: PollId, at: UnixMillis },
     /// Staff showed the results to the class (the first time counts).
     PollShared { poll_id: PollId, at: UnixMillis },
+    /// The room's class state for a restore: replaces the one stored (an upsert).
+    RoomState(StoredRoomState),
+    /// A participant's state for a restore: replaces theirs (an upsert).
+    ParticipantState(StoredParticipantState),
+    /// The participant has nothing left to restore: their row goes (nothing happens if none).
+    ParticipantStateCleared { participant_id: ParticipantId },
+    /// Nothing of the room is to be restored (it closed while empty): its class state and
+    /// every participant's go.
+    RoomStateCleared,
 }
 
 /// A poll of a room, with its answers.
@@ -328,8 +375,9 @@ impl Store {
         }
     }
 
-    /// What the room task needs to resume: its last seq, chat lock and the `recent_chat` most
-    /// recent messages that were not deleted. A room that was never stored loads as the default.
+    /// What the room task needs to resume: its last seq, chat lock, the `recent_chat` most
+    /// recent messages that were not deleted, and the class state and participants it stored
+    /// for a restore. A room that was never stored loads as the default.
     pub async fn load_room(
         &self,
         room: &RoomId,

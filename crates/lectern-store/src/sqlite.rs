@@ -134,7 +134,7 @@ impl SqliteBackend {
         room: &RoomId,
         recent_chat: usize,
     ) -> Result<LoadedRoom, StoreError> {
-        // One read transaction, so the three answers come from the same snapshot.
+        // One read transaction, so every answer comes from the same snapshot.
         let mut conn = self.reader.acquire().await?;
         let mut tx = conn.begin().await?;
 
@@ -167,6 +167,8 @@ impl SqliteBackend {
         .bind(limit)
         .fetch_all(&mut *tx)
         .await?;
+        let state = crate::room_state::load_sqlite(&mut *tx, room).await?;
+        let participants = crate::room_state::load_participants_sqlite(&mut *tx, room).await?;
         tx.commit().await?;
 
         let mut recent = rows
@@ -179,6 +181,8 @@ impl SqliteBackend {
             last_seq: from_db("last_seq", last_seq)?,
             recent_chat: recent,
             chat_locked: last_lock_action.as_deref() == Some(ACTION_LOCK_CHAT),
+            state,
+            participants,
         })
     }
 
@@ -630,6 +634,10 @@ async fn apply(conn: &mut SqliteConnection, room: &RoomId, op: &StoreOp) -> Resu
             .execute(&mut *conn)
             .await?;
         }
+        StoreOp::RoomState(_)
+        | StoreOp::ParticipantState(_)
+        | StoreOp::ParticipantStateCleared { .. }
+        | StoreOp::RoomStateCleared => crate::room_state::apply_sqlite(conn, room, op).await?,
     }
     Ok(())
 }

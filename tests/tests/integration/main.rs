@@ -19,4 +19,5 @@ mod postgres;
 mod quizzes;
 mod reconnect;
 mod recording;
+mod restore;
 mod teaching;

@@ -10,7 +10,8 @@ impl Room {
     /// Raises the actor's hand at the back of the queue; already raised is a no-op.
     pub(super) fn hand_raise(&mut self, req: &Request) -> Handled {
         self.check_participation(req)?;
-        if !self.hands.raise(&req.actor, req.now) {
+        // The order key is the seq `hand_raised` is about to take: it grows across restores.
+        if !self.hands.raise(&req.actor, req.now, self.seq + 1) {
             return Reply::no_event();
         }
         let event = RoomEvent::HandRaised {

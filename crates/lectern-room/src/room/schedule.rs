@@ -39,6 +39,7 @@ impl Room {
         }
         if !self.progress.warned && schedule.warning_ms > 0 && now >= schedule.warns_at() {
             self.progress.warned = true;
+            self.saved.dirty = true;
             if self.class_state == ClassState::Live && now < schedule.ends_at {
                 let event = RoomEvent::ClassEndingSoon {
                     ends_at: schedule.ends_at,

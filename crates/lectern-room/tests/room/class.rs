@@ -26,6 +26,7 @@ fn students_and_observers_wait_in_the_lobby_until_the_class_starts() {
         last_seq: 10,
         recent_chat: vec![public_chat(9, "earlier")],
         chat_locked: false,
+        ..RoomInit::default()
     };
     let mut h = H::with(config(), init);
     assert_eq!(h.room.class_state(), ClassState::NotStarted);

@@ -11,6 +11,7 @@ mod props;
 mod quiz;
 mod recording;
 mod replay;
+mod restore;
 mod scenario;
 mod schedule;
 mod speaker;

@@ -4,8 +4,8 @@
 use std::collections::HashSet;
 
 use lectern_proto::{
-    ChatTarget, ClientMessage, ErrorCode, MediaState, ParticipantId, Reaction, Role, ServerMessage,
-    samples,
+    ChatTarget, ClassMode, ClassState, ClientMessage, ErrorCode, MediaState, ParticipantId,
+    Reaction, Role, ServerMessage, samples,
 };
 use lectern_room::{ConnId, Input, Output, RoomConfig, RoomInit};
 use proptest::prelude::*;
@@ -101,7 +101,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         3 => (1..7u64, 0..IDS.len(), role(), proptest::option::of(0..12u64))
             .prop_map(|(conn, who, role, back)| Op::Join { conn, who, role, back }),
-        10 => (1..8u64, 0..23u8, 0..IDS.len(), any::<bool>(), proptest::option::of(0..1_000u64))
+        10 => (1..8u64, 0..28u8, 0..IDS.len(), any::<bool>(), proptest::option::of(0..1_000u64))
             .prop_map(|(conn, kind, who, flag, request_id)| Op::Request { conn, kind, who, flag, request_id }),
         // Extra hand-queue traffic: raise, lower, lower for, call on (next or given).
         6 => (1..7u64, prop::sample::select(vec![5u8, 5, 6, 7, 9, 10]), 0..IDS.len(), any::<bool>())
@@ -188,7 +188,22 @@ fn message(kind: u8, target: ParticipantId, flag: bool, seq: u64) -> ClientMessa
                 screen: false,
             },
         },
-        _ => ClientMessage::Leave,
+        22 => ClientMessage::Leave,
+        23 => ClientMessage::MuteAll,
+        24 => ClientMessage::SpeakAll { allowed: flag },
+        25 => ClientMessage::SetMode {
+            mode: if flag {
+                ClassMode::Seminar
+            } else {
+                ClassMode::Lecture
+            },
+        },
+        26 => ClientMessage::CameraAllow {
+            participant_id: target,
+        },
+        _ => ClientMessage::CameraStop {
+            participant_id: target,
+        },
     }
 }
 
@@ -257,8 +272,9 @@ proptest! {
             grace_ms: 10_000,
             ..config()
         };
-        let mut h = H::with(config, RoomInit { last_seq: 7, ..RoomInit::default() });
+        let mut h = H::with(config.clone(), RoomInit { last_seq: 7, ..RoomInit::default() });
         let mut checker = Checker::default();
+        let mut stored = Stored::default();
         for op in ops {
             let seq = h.room.seq();
             let was_tick = matches!(op, Op::Tick { .. });
@@ -285,6 +301,7 @@ proptest! {
                 }
             };
             checker.check(&outs, h.room.seq())?;
+            stored.apply(&outs);
 
             let queue = h.room.hand_queue();
             let unique: HashSet<&ParticipantId> = queue.iter().collect();
@@ -312,5 +329,63 @@ proptest! {
                 prop_assert!(deadline > h.now || !was_tick, "a due deadline survived a tick");
             }
         }
+        stored.apply(&h.drain());
+        check_restore(&h, &stored, config)?;
     }
+}
+
+/// A room recreated from the stored records alone has the same class state, stage, hands,
+/// mode and "everyone may speak", and each participant it brings back (disconnected) has the
+/// grants, mutes, camera and lobby place they had; those it leaves out had nothing to keep.
+fn check_restore(h: &H, stored: &Stored, config: RoomConfig) -> Result<(), TestCaseError> {
+    let restored = H::at(config, stored.init(h.room.seq()), h.now);
+    let (before, after) = (&h.room, &restored.room);
+    prop_assert_eq!(after.class_state(), before.class_state());
+    prop_assert_eq!(after.class_started_at(), before.class_started_at());
+    prop_assert_eq!(after.presenter(), before.presenter());
+    prop_assert_eq!(after.hand_entries(), before.hand_entries());
+    prop_assert_eq!(after.mode(), before.mode());
+    prop_assert_eq!(after.speak_all(), before.speak_all());
+    for p in before.roster() {
+        match after.participant(&p.id) {
+            Some(q) => {
+                prop_assert!(!q.connected);
+                prop_assert_eq!(
+                    (
+                        q.in_lobby,
+                        q.hard_muted,
+                        q.speak_granted,
+                        q.camera_allowed,
+                        q.can_speak
+                    ),
+                    (
+                        p.in_lobby,
+                        p.hard_muted,
+                        p.speak_granted,
+                        p.camera_allowed,
+                        p.can_speak
+                    ),
+                    "{}",
+                    p.id
+                );
+            }
+            None => {
+                prop_assert!(!p.hard_muted && !p.speak_granted && !p.presenter, "{:?}", p);
+                prop_assert!(!before.hand_queue().contains(&p.id));
+                let waits = matches!(p.role, Role::Student | Role::Observer)
+                    && before.class_state() != ClassState::Live;
+                prop_assert_eq!(p.in_lobby, waits, "{:?}", p);
+                let camera = before.mode() == ClassMode::Seminar && p.role == Role::Student;
+                prop_assert_eq!(p.camera_allowed, camera, "{:?}", p);
+            }
+        }
+    }
+    for p in after.roster() {
+        prop_assert!(
+            before.participant(&p.id).is_some(),
+            "{} came back from nowhere",
+            p.id
+        );
+    }
+    Ok(())
 }

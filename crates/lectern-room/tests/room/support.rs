@@ -6,8 +6,11 @@ use lectern_proto::{
     ChatTarget, ClientMessage, CloseReason, ErrorCode, ParticipantId, RequestId, Role, RoomEvent,
     RoomId, Seq, ServerMessage, Snapshot,
 };
+use std::collections::BTreeMap;
+
 use lectern_room::{
     ConnId, Identity, Input, MediaIntent, Output, PersistRecord, Room, RoomConfig, RoomInit,
+    SavedParticipant, SavedRoom,
 };
 
 pub const T0: u64 = 1_790_000_000_000;
@@ -57,9 +60,14 @@ impl H {
     }
 
     pub fn with(config: RoomConfig, init: RoomInit) -> H {
+        H::at(config, init, T0)
+    }
+
+    /// A room created at `now`.
+    pub fn at(config: RoomConfig, init: RoomInit, now: u64) -> H {
         H {
-            room: Room::new(config, init, T0),
-            now: T0,
+            room: Room::new(config, init, now),
+            now,
             next_request: 1,
         }
     }
@@ -220,12 +228,41 @@ pub fn events_to(outs: &[Output], conn: u64) -> Vec<(Seq, RoomEvent)> {
         .collect()
 }
 
+/// The records to store, without the ones that keep the state for a restore (see
+/// [`saved_records`]).
 pub fn persists(outs: &[Output]) -> Vec<PersistRecord> {
     outs.iter()
         .filter_map(|o| match o {
-            Output::Persist(r) => Some(r.clone()),
+            Output::Persist(r) if !is_saved_state(r) => Some(r.clone()),
             _ => None,
         })
+        .collect()
+}
+
+/// The records that keep the room's state for a restore (`RoomState`, `ParticipantState`,
+/// `ParticipantStateCleared`).
+pub fn saved_records(outs: &[Output]) -> Vec<PersistRecord> {
+    outs.iter()
+        .filter_map(|o| match o {
+            Output::Persist(r) if is_saved_state(r) => Some(r.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+pub fn is_saved_state(record: &PersistRecord) -> bool {
+    matches!(
+        record,
+        PersistRecord::RoomState(_)
+            | PersistRecord::ParticipantState(_)
+            | PersistRecord::ParticipantStateCleared { .. }
+    )
+}
+
+/// The outputs without the records that keep the state for a restore.
+pub fn without_saved(outs: Vec<Output>) -> Vec<Output> {
+    outs.into_iter()
+        .filter(|o| !matches!(o, Output::Persist(r) if is_saved_state(r)))
         .collect()
 }
 
@@ -267,5 +304,39 @@ pub fn publish(id: &str, audio: bool, video: bool) -> MediaIntent {
 pub fn stop(id: &str) -> MediaIntent {
     MediaIntent::Stop {
         participant_id: pid(id),
+    }
+}
+
+/// What a store would hold after applying every saved-state record, as the server's store does
+/// (one row for the room, one per participant, upserted or deleted).
+#[derive(Debug, Default)]
+pub struct Stored {
+    pub room: Option<SavedRoom>,
+    pub participants: BTreeMap<ParticipantId, SavedParticipant>,
+}
+
+impl Stored {
+    pub fn apply(&mut self, outs: &[Output]) {
+        for record in saved_records(outs) {
+            match record {
+                PersistRecord::RoomState(room) => self.room = Some(room),
+                PersistRecord::ParticipantState(p) => {
+                    self.participants.insert(p.id.clone(), p);
+                }
+                PersistRecord::ParticipantStateCleared { participant_id } => {
+                    self.participants.remove(&participant_id);
+                }
+                other => unreachable!("{other:?}"),
+            }
+        }
+    }
+
+    pub fn init(&self, last_seq: u64) -> RoomInit {
+        RoomInit {
+            last_seq,
+            state: self.room.clone(),
+            participants: self.participants.values().cloned().collect(),
+            ..RoomInit::default()
+        }
     }
 }

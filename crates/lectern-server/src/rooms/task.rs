@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use lectern_proto::{ClientMessage, ErrorCode, RoomId, Seq, ServerMessage};
 use lectern_room::{
-    AttendanceKind, ConnId, Input, Output, PersistRecord, Room, RoomConfig, RoomInit,
+    AttendanceKind, ConnId, Input, Output, PersistRecord, Room, RoomConfig, RoomInit, SavedHand,
+    SavedParticipant, SavedRoom,
 };
 use lectern_store::StoreOp;
 use tokio::sync::mpsc;
@@ -113,6 +114,8 @@ pub(super) async fn run_room(
     // server was down) is stored before anyone joins.
     task.pump().await;
     let mut idle_since = tokio::time::Instant::now();
+    // Set when the room closes for being empty: it then keeps nothing for a restore.
+    let mut closed_empty = false;
     let mut recording_check = tokio::time::interval(Duration::from_secs(2));
     loop {
         let timer = task.room.poll_timeout().map(|at| {
@@ -142,6 +145,7 @@ pub(super) async fn run_room(
             _ = tokio::time::sleep_until(idle_since + idle_close), if idle => {
                 if registry.remove_if_idle(&room_id, &inbox) {
                     info!("room closed after being empty");
+                    closed_empty = true;
                     break;
                 }
             }
@@ -155,11 +159,18 @@ pub(super) async fn run_room(
         task.pump().await;
     }
     // Persist the room's sequence number even when the last events were not stored, so a
-    // restarted room never reuses one.
+    // restarted room never reuses one. A room closed for being empty is opened afresh next
+    // time, as before restores existed (its class state is not kept); one stopped any other way
+    // (shutdown, a lost lease, a crash) is restored from what it stored.
+    let last = if closed_empty {
+        vec![StoreOp::RoomStateCleared]
+    } else {
+        Vec::new()
+    };
     if let Err(e) = task
         .env
         .store
-        .write_batch(&room_id, task.room.seq(), &[])
+        .write_batch(&room_id, task.room.seq(), &last)
         .await
     {
         warn!(error = %e, "could not record the room's last sequence number");
@@ -479,7 +490,41 @@ async fn load(
         last_seq: loaded.last_seq,
         recent_chat: loaded.recent_chat,
         chat_locked: loaded.chat_locked,
+        state: loaded.state.map(saved_room),
+        participants: loaded
+            .participants
+            .into_iter()
+            .map(saved_participant)
+            .collect(),
     })
+}
+
+/// The stored class state as the room takes it back.
+fn saved_room(s: lectern_store::StoredRoomState) -> SavedRoom {
+    SavedRoom {
+        class_state: s.class_state,
+        class_started_at: s.class_started_at,
+        presenter: s.presenter,
+        mode: s.mode,
+        speak_all: s.speak_all,
+        banned: s.banned,
+        end_warned: s.end_warned,
+    }
+}
+
+fn saved_participant(p: lectern_store::StoredParticipantState) -> SavedParticipant {
+    SavedParticipant {
+        id: p.participant_id,
+        name: p.name,
+        role: p.role,
+        in_lobby: p.in_lobby,
+        hard_muted: p.hard_muted,
+        speak_granted: p.speak_granted,
+        camera_allowed: p.camera_allowed,
+        hand: p
+            .hand
+            .map(|(raised_at, order)| SavedHand { raised_at, order }),
+    }
 }
 
 /// The store is unreachable: tell every joining connection and stop.
@@ -571,5 +616,31 @@ fn store_op(record: &PersistRecord) -> StoreOp {
             poll_id: *poll_id,
             at: *at,
         },
+        PersistRecord::RoomState(s) => StoreOp::RoomState(lectern_store::StoredRoomState {
+            class_state: s.class_state,
+            class_started_at: s.class_started_at,
+            presenter: s.presenter.clone(),
+            mode: s.mode,
+            speak_all: s.speak_all,
+            banned: s.banned.clone(),
+            end_warned: s.end_warned,
+        }),
+        PersistRecord::ParticipantState(p) => {
+            StoreOp::ParticipantState(lectern_store::StoredParticipantState {
+                participant_id: p.id.clone(),
+                name: p.name.clone(),
+                role: p.role,
+                in_lobby: p.in_lobby,
+                hard_muted: p.hard_muted,
+                speak_granted: p.speak_granted,
+                camera_allowed: p.camera_allowed,
+                hand: p.hand.map(|h| (h.raised_at, h.order)),
+            })
+        }
+        PersistRecord::ParticipantStateCleared { participant_id } => {
+            StoreOp::ParticipantStateCleared {
+                participant_id: participant_id.clone(),
+            }
+        }
     }
 }

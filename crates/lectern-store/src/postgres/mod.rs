@@ -22,6 +22,7 @@ mod board;
 mod courses;
 mod quizzes;
 mod recordings;
+mod room_state;
 
 /// Connections in the pool. Rooms commit their batches concurrently (one transaction each), and
 /// PostgreSQL serves them in parallel, unlike SQLite's single writer.
@@ -106,7 +107,7 @@ impl PgBackend {
         room: &RoomId,
         recent_chat: usize,
     ) -> Result<LoadedRoom, StoreError> {
-        // One read-only REPEATABLE READ transaction: the three answers come from one snapshot.
+        // One read-only REPEATABLE READ transaction: every answer comes from one snapshot.
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn
             .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -141,6 +142,8 @@ impl PgBackend {
         .bind(limit)
         .fetch_all(&mut *tx)
         .await?;
+        let state = room_state::load(&mut *tx, room).await?;
+        let participants = room_state::load_participants(&mut *tx, room).await?;
         tx.commit().await?;
 
         let mut recent = rows
@@ -153,6 +156,8 @@ impl PgBackend {
             last_seq: from_db("last_seq", last_seq)?,
             recent_chat: recent,
             chat_locked: last_lock_action.as_deref() == Some(ACTION_LOCK_CHAT),
+            state,
+            participants,
         })
     }
 
@@ -615,6 +620,10 @@ async fn apply(conn: &mut PgConnection, room: &RoomId, op: &StoreOp) -> Result<(
             .execute(&mut *conn)
             .await?;
         }
+        StoreOp::RoomState(_)
+        | StoreOp::ParticipantState(_)
+        | StoreOp::ParticipantStateCleared { .. }
+        | StoreOp::RoomStateCleared => room_state::apply(conn, room, op).await?,
     }
     Ok(())
 }
