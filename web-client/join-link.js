@@ -1,11 +1,16 @@
 // The join link, read as early as the page can: the token and its claims, and the class's
 // WebSocket opened with its hello sent before the rest of the page (app.js and the modules it
-// imports) has loaded. index.html loads this module with `async`, ahead of app.js, so its only
-// import is protocol.js (no DOM); app.js imports it too, and the browser runs it once.
+// imports) has loaded. index.html loads this module with `async`, ahead of app.js; it imports
+// nothing, so it runs as soon as it arrives. app.js imports it too, and the browser runs it once.
 //
 // What it saves: the join waits for the server's `welcome` and the media offer, not for the
 // page's other modules to be fetched and compiled (issue 15, point 8).
-import { PROTOCOL_VERSION } from './protocol.js';
+
+/**
+ * protocol.js's PROTOCOL_VERSION, for the hello (not imported, so that this module waits for
+ * no other; test/early-socket.test.mjs checks the two are equal).
+ */
+export const HELLO_PROTOCOL_VERSION = 1;
 
 /** Where the join token is kept for reloads of the page (the link's `#token=` is removed). */
 export const TOKEN_KEY = 'lectern.token';
@@ -76,7 +81,7 @@ export function openEarly(url, token) {
   /** @type {EarlySocket} */
   const early = { socket, url, token, helloSent: false, received: [], deliver: null };
   socket.onopen = () => {
-    socket.send(JSON.stringify({ type: 'hello', protocol_version: PROTOCOL_VERSION, token }));
+    socket.send(JSON.stringify({ type: 'hello', protocol_version: HELLO_PROTOCOL_VERSION, token }));
     early.helloSent = true;
   };
   socket.onmessage = (message) => {

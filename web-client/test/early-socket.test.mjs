@@ -51,8 +51,8 @@ class SocketDouble {
 }
 globalThis.WebSocket = /** @type {any} */ (SocketDouble);
 
-const { Connection } = await import('../protocol.js');
-const { openEarly } = await import('../join-link.js');
+const { Connection, PROTOCOL_VERSION } = await import('../protocol.js');
+const { openEarly, HELLO_PROTOCOL_VERSION } = await import('../join-link.js');
 
 const URL = 'ws://lectern.test/ws?room=algebra';
 const TOKEN = 'a.b.c';
@@ -77,6 +77,10 @@ function connection(early, extra = {}) {
 }
 
 const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+test('the early hello speaks the protocol version protocol.js speaks', () => {
+  assert.equal(HELLO_PROTOCOL_VERSION, PROTOCOL_VERSION);
+});
 
 test('an early socket already welcomed is adopted: one hello, the welcome handled, later frames too', async () => {
   SocketDouble.made.length = 0;
