@@ -8,6 +8,7 @@
  * dom.js (element helpers).
  */
 import { Connection, RoomState, isStaffRole } from './protocol.js';
+import { classSocketUrl, joinLink } from './join-link.js';
 import { MediaSession } from './media.js';
 import { DevicePicker, chosenDevice } from './devices.js';
 import { $, make, shownSize } from './dom.js';
@@ -27,7 +28,6 @@ import { LiveQuizPanel } from './livequiz.js'; // issue 13
 /** @typedef {import('./protocol.js').Role} Role */
 /** @typedef {import('./media.js').Source} Source */
 
-const TOKEN_KEY = 'lectern.token';
 const REACTION_SHOWN_MS = 4000;
 /** How long "You may not speak now" stays under the controls after Alt+M. */
 const HINT_SHOWN_MS = 6000;
@@ -112,30 +112,6 @@ const liveQuiz = new LiveQuizPanel(classPage); // issue 13
 const moreActions = { ...moderation.actions, ...gallery.actions, ...attendance.actions, ...polls.actions, ...liveQuiz.actions };
 
 // ---- Join link and messages to the user -------------------------------------------------
-
-/** The token from `#token=...` (then hidden from the address bar) or from this tab's storage. */
-function readToken() {
-  const fromLink = new URLSearchParams(location.hash.slice(1)).get('token');
-  if (!fromLink) return sessionStorage.getItem(TOKEN_KEY);
-  history.replaceState(null, '', location.pathname + location.search);
-  return fromLink;
-}
-
-/**
- * The JWT payload, unverified (the server checks the signature), or null when malformed.
- * @param {string} token
- * @returns {{name: string, room: string, exp: number, role?: Role} | null}
- */
-function readClaims(token) {
-  try {
-    const base64 = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
-    const claims = JSON.parse(new TextDecoder().decode(Uint8Array.from(atob(base64), (c) => c.charCodeAt(0))));
-    const ok = typeof claims.name === 'string' && typeof claims.room === 'string' && typeof claims.exp === 'number';
-    return ok ? claims : null;
-  } catch {
-    return null;
-  }
-}
 
 /** @param {string} text @param {boolean} [sticky] keep it until the page is reloaded */
 function showError(text, sticky = false) {
@@ -857,12 +833,15 @@ function announceEvent(event) {
   if (text && !replaying) announce(text);
 }
 
-/** @param {string} token @param {string} roomId */
-function connect(token, roomId) {
-  const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+/**
+ * @param {string} token @param {string} roomId
+ * @param {import('./join-link.js').EarlySocket | null} early the socket join-link.js opened
+ */
+function connect(token, roomId, early) {
   connection = new Connection({
-    url: `${scheme}://${location.host}/ws?room=${encodeURIComponent(roomId)}`,
+    url: classSocketUrl(roomId),
     token,
+    early,
     onWelcome(snapshot, welcome) {
       if (media?.started) mediaRestart = true;
       activeSpeaker = null; // the server says again who speaks, right after the welcome
@@ -1156,12 +1135,11 @@ function renderClassTimer() {
 
 function main() {
   setUp();
-  const token = readToken();
+  // join-link.js read the link (and opened the class's socket) before this module loaded.
+  const { token, claims, early } = joinLink;
   if (!token) return showError(STRINGS.linkMissing, true);
-  const claims = readClaims(token);
   if (!claims) return showError(STRINGS.linkInvalid, true);
   if (claims.exp * 1000 <= Date.now()) return showError(STRINGS.linkExpired, true);
-  sessionStorage.setItem(TOKEN_KEY, token);
   // A course session's room (`course.session`): its members have a course home.
   if (claims.room.includes('.')) {
     const home = /** @type {HTMLAnchorElement} */ ($('course-home'));
@@ -1175,7 +1153,7 @@ function main() {
     me.role = claims.role;
     devices.openBeforeClass();
   }
-  connect(token, claims.room);
+  connect(token, claims.room, early);
 }
 
 main();

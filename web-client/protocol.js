@@ -16,6 +16,10 @@ const BACKOFF_START_MS = 500;
 const BACKOFF_MAX_MS = 10_000;
 /** A socket that opened but got no welcome in this time is closed and retried. */
 const WELCOME_TIMEOUT_MS = 10_000;
+/** `WebSocket.readyState` values (named here: Node, where the unit tests run, may lack WebSocket). */
+const SOCKET_CONNECTING = 0;
+const SOCKET_OPEN = 1;
+const SOCKET_CLOSED = 3;
 
 /** @typedef {'instructor' | 'ta' | 'student' | 'observer'} Role */
 /** @typedef {'not_started' | 'live' | 'ended'} ClassState */
@@ -240,6 +244,10 @@ export class RequestError extends Error {
  * @typedef {object} ConnectionOptions
  * @property {string} url `ws(s)://HOST/ws?room=ROOM`
  * @property {string} token the join token (JWT)
+ * @property {import('./join-link.js').EarlySocket | null} [early] a socket the page opened
+ *   before this connection existed (join-link.js), with its hello sent or about to be: the
+ *   first connect adopts it, and handles what it received meanwhile, instead of opening
+ *   another, when it was opened with the same `url` and `token`
  * @property {(snapshot: Snapshot | null, welcome: WelcomeMessage) => void} [onWelcome]
  *   The hello was accepted. `snapshot` is the whole room, or null on a reconnect where the
  *   server replays exactly the missed events instead: they follow through `onEvent`, then
@@ -410,22 +418,65 @@ export class Connection {
 
   #open() {
     this.#setStatus(this.#attempt === 0 ? 'connecting' : 'reconnecting');
-    const socket = new WebSocket(this.options.url);
+    const early = this.#takeEarly();
+    const socket = early?.socket ?? new WebSocket(this.options.url);
     this.#socket = socket;
     this.#welcomed = false;
-    socket.onopen = () => {
-      /** @type {HelloMessage} */
-      const hello = { type: 'hello', protocol_version: PROTOCOL_VERSION, token: this.options.token };
-      if (this.lastSeq !== null) hello.last_seq = this.lastSeq;
-      this.#send(socket, hello);
-      this.#timer = setTimeout(() => {
-        if (!this.#welcomed) socket.close();
-      }, WELCOME_TIMEOUT_MS);
-    };
-    socket.onmessage = (message) => {
-      if (socket === this.#socket && typeof message.data === 'string') this.#receive(message.data);
+    /** @param {string} text */
+    const receive = (text) => {
+      if (socket === this.#socket) this.#receive(text);
     };
     socket.onclose = () => this.#closed(socket);
+    if (!early) {
+      socket.onopen = () => this.#hello(socket);
+      socket.onmessage = (message) => {
+        if (typeof message.data === 'string') receive(message.data);
+      };
+      return;
+    }
+    // The early socket: it may still be opening (then our onopen says hello), be open with
+    // its hello sent (then only the welcome's deadline starts here), or have closed already.
+    if (socket.readyState === SOCKET_CONNECTING) socket.onopen = () => this.#hello(socket);
+    else if (socket.readyState === SOCKET_OPEN && !early.helloSent) this.#hello(socket);
+    else if (socket.readyState === SOCKET_OPEN) this.#welcomeDeadline(socket);
+    // What it received meanwhile is handled after connect() returns, in order; frames arriving
+    // until then still queue up in `received`, and the close of a socket that closed before
+    // it was adopted (no close event will come) is handled after them.
+    queueMicrotask(() => {
+      for (const text of early.received.splice(0)) receive(text);
+      early.deliver = receive;
+      if (socket.readyState === SOCKET_CLOSED) this.#closed(socket);
+    });
+  }
+
+  /**
+   * The early socket, for the first connect only, when it suits this connection; otherwise it
+   * is closed (unused) and null is returned.
+   * @returns {import('./join-link.js').EarlySocket | null}
+   */
+  #takeEarly() {
+    const early = this.options.early ?? null;
+    this.options.early = null;
+    if (!early) return null;
+    if (this.#attempt === 0 && early.url === this.options.url && early.token === this.options.token) return early;
+    early.socket.close(1000);
+    return null;
+  }
+
+  /** Says hello on `socket`, now open, and starts the welcome's deadline. @param {WebSocket} socket */
+  #hello(socket) {
+    /** @type {HelloMessage} */
+    const hello = { type: 'hello', protocol_version: PROTOCOL_VERSION, token: this.options.token };
+    if (this.lastSeq !== null) hello.last_seq = this.lastSeq;
+    this.#send(socket, hello);
+    this.#welcomeDeadline(socket);
+  }
+
+  /** No welcome within WELCOME_TIMEOUT_MS: close, and the reconnect logic retries. @param {WebSocket} socket */
+  #welcomeDeadline(socket) {
+    this.#timer = setTimeout(() => {
+      if (!this.#welcomed) socket.close();
+    }, WELCOME_TIMEOUT_MS);
   }
 
   /** @param {WebSocket} socket */

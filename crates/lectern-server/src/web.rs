@@ -32,6 +32,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../../web-client/protocol.js"),
     ),
     (
+        "/join-link.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../web-client/join-link.js"),
+    ),
+    (
         "/app.js",
         "text/javascript; charset=utf-8",
         include_str!("../../../web-client/app.js"),

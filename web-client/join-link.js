@@ -1,0 +1,107 @@
+// The join link, read as early as the page can: the token and its claims, and the class's
+// WebSocket opened with its hello sent before the rest of the page (app.js and the modules it
+// imports) has loaded. index.html loads this module with `async`, ahead of app.js; it imports
+// nothing, so it runs as soon as it arrives. app.js imports it too, and the browser runs it once.
+//
+// What it saves: the join waits for the server's `welcome` and the media offer, not for the
+// page's other modules to be fetched and compiled (issue 15, point 8).
+
+/**
+ * protocol.js's PROTOCOL_VERSION, for the hello (not imported, so that this module waits for
+ * no other; test/early-socket.test.mjs checks the two are equal).
+ */
+export const HELLO_PROTOCOL_VERSION = 1;
+
+/** Where the join token is kept for reloads of the page (the link's `#token=` is removed). */
+export const TOKEN_KEY = 'lectern.token';
+
+/**
+ * @typedef {{name: string, room: string, exp: number, role?: import('./protocol.js').Role}} JoinClaims
+ */
+
+/**
+ * A WebSocket opened before the page's `Connection` existed, for it to adopt
+ * (`ConnectionOptions.early`).
+ * @typedef {object} EarlySocket
+ * @property {WebSocket} socket
+ * @property {string} url the URL it was opened with
+ * @property {string} token the token its hello carries
+ * @property {boolean} helloSent whether the hello has been sent on it
+ * @property {string[]} received the text frames received so far, in order, not yet handled
+ * @property {((text: string) => void) | null} deliver set by the adopter: frames go there
+ *   instead of `received` from then on
+ */
+
+/**
+ * The join token: from the link (`#token=...`, then removed from the address bar so it is not
+ * shared by a copied URL or a screenshot) or, on a reload, from this tab's session storage.
+ * @returns {string | null}
+ */
+export function readToken() {
+  const fromLink = new URLSearchParams(location.hash.slice(1)).get('token');
+  if (!fromLink) return sessionStorage.getItem(TOKEN_KEY);
+  history.replaceState(null, '', location.pathname + location.search);
+  return fromLink;
+}
+
+/**
+ * The JWT payload, unverified (the server checks the signature), or null when malformed.
+ * @param {string} token
+ * @returns {JoinClaims | null}
+ */
+export function readClaims(token) {
+  try {
+    const base64 = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    const claims = JSON.parse(new TextDecoder().decode(Uint8Array.from(atob(base64), (c) => c.charCodeAt(0))));
+    const ok = typeof claims.name === 'string' && typeof claims.room === 'string' && typeof claims.exp === 'number';
+    return ok ? claims : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The class's WebSocket URL on this page's server.
+ * @param {string} roomId
+ */
+export function classSocketUrl(roomId) {
+  const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+  return `${scheme}://${location.host}/ws?room=${encodeURIComponent(roomId)}`;
+}
+
+/**
+ * Opens `url` and sends the hello with `token` as soon as it opens, keeping what arrives until
+ * a `Connection` adopts it.
+ * @param {string} url
+ * @param {string} token
+ * @returns {EarlySocket}
+ */
+export function openEarly(url, token) {
+  const socket = new WebSocket(url);
+  /** @type {EarlySocket} */
+  const early = { socket, url, token, helloSent: false, received: [], deliver: null };
+  socket.onopen = () => {
+    socket.send(JSON.stringify({ type: 'hello', protocol_version: HELLO_PROTOCOL_VERSION, token }));
+    early.helloSent = true;
+  };
+  socket.onmessage = (message) => {
+    if (typeof message.data !== 'string') return;
+    if (early.deliver) early.deliver(message.data);
+    else early.received.push(message.data);
+  };
+  return early;
+}
+
+/**
+ * The link as this page read it, once: `token` and `claims` (null when missing or malformed)
+ * and, when they are usable, the class's socket already opening.
+ * @type {{token: string | null, claims: JoinClaims | null, early: EarlySocket | null}}
+ */
+export const joinLink = (() => {
+  if (typeof location === 'undefined') return { token: null, claims: null, early: null };
+  const token = readToken();
+  const claims = token ? readClaims(token) : null;
+  if (!token || !claims || claims.exp * 1000 <= Date.now()) return { token, claims, early: null };
+  sessionStorage.setItem(TOKEN_KEY, token);
+  return { token, claims, early: openEarly(classSocketUrl(claims.room), token) };
+})();
