@@ -136,6 +136,9 @@ impl Cluster {
         match self.leases.claim(room).await? {
             ClaimOutcome::Claimed(lease) => {
                 Metrics::inc(&self.metrics.leases_claimed);
+                // Published at once (the heartbeat writes on every change), so that placements
+                // right after this one, here or on other nodes, see the room.
+                self.status.send_modify(|info| info.load.rooms += 1);
                 Ok(Placement::Here(lease))
             }
             ClaimOutcome::HeldBy(holder) => self.to_holder(room, holder).await,
