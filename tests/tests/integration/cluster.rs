@@ -239,7 +239,7 @@ async fn rooms_spread_a_class_meets_on_one_node_and_survives_kill9_of_it() -> an
 
 async fn three_nodes(engines: &Engines) -> anyhow::Result<()> {
     let redis = redis_url();
-    let mut nodes = vec![
+    let mut nodes = [
         engines.node("node-a", &redis)?,
         engines.node("node-b", &redis)?,
         engines.node("node-c", &redis)?,
