@@ -898,7 +898,10 @@ function connect(token, roomId, early) {
     onMedia: (message) => media?.handleMessage(message),
     onError: (code, message) => showError(STRINGS.errors[code] ?? message, JOIN_ERRORS.includes(code)),
     onClosing(reason) {
-      if (reason === 'server_shutdown' || reason === 'slow_consumer') showError(STRINGS.closing[reason]);
+      // Several nodes: a redirect is followed at once, silently.
+      if (reason === 'redirected') return;
+      const reconnecting = reason === 'server_shutdown' || reason === 'slow_consumer' || reason === 'room_moved';
+      if (reconnecting) showError(STRINGS.closing[reason]);
       else if (reason !== 'handshake_failed') finish(reason);
       else if ($('error').hidden) showError(STRINGS.closing[reason], true);
     },

@@ -12,6 +12,9 @@ export const PROTOCOL_VERSION = 1;
 /** After a `closing` with one of these reasons, reconnecting would be wrong or pointless. */
 const FINAL_CLOSE_REASONS = new Set(['removed', 'class_ended', 'replaced', 'left', 'abuse', 'handshake_failed']);
 
+/** Redirects (several nodes) followed in one connection attempt, at most. */
+export const MAX_REDIRECTS = 3;
+
 const BACKOFF_START_MS = 500;
 const BACKOFF_MAX_MS = 10_000;
 /** A socket that opened but got no welcome in this time is closed and retried. */
@@ -27,7 +30,7 @@ const SOCKET_CLOSED = 3;
 /** @typedef {'left' | 'timed_out' | 'removed' | 'class_ended'} LeaveReason */
 /**
  * @typedef {'server_shutdown' | 'removed' | 'class_ended' | 'replaced' | 'slow_consumer'
- *   | 'abuse' | 'handshake_failed' | 'left'} CloseReason
+ *   | 'abuse' | 'handshake_failed' | 'left' | 'redirected' | 'room_moved'} CloseReason
  */
 /** @typedef {'connecting' | 'open' | 'reconnecting' | 'closed'} Status */
 /** The class layout: the stage alone, or a gallery of cameras under it. @typedef {'lecture' | 'seminar'} ClassMode */
@@ -162,6 +165,10 @@ const SOCKET_CLOSED = 3;
 /** @typedef {{type: 'error', code: string, message: string, request_id?: number}} ErrorMessage */
 /** @typedef {{type: 'closing', reason: CloseReason, message: string}} ClosingMessage */
 /**
+ * Several nodes: the room is on another node; open `url` and say the same hello there.
+ * @typedef {{type: 'redirect', room_id: string, url: string}} RedirectMessage
+ */
+/**
  * One m-line the SFU adds in an `sfu_offer`: whose media the `mid` carries.
  * @typedef {{mid: string, participant_id: string, kind: 'audio' | 'video'}} OfferedTrack
  */
@@ -181,7 +188,7 @@ const SOCKET_CLOSED = 3;
  *   | ReactionMessage | AckMessage | ErrorMessage | ClosingMessage | MediaMessage
  *   | MediaConfigMessage | ActiveSpeakerMessage | ChatPageMessage
  *   | NetworkQualityMessage | AttendanceMessage | PollResultsMessage
- *   | QuizProgressMessage} ServerMessage
+ *   | QuizProgressMessage | RedirectMessage} ServerMessage
  */
 /** @typedef {{type: 'hello', protocol_version: number, token: string, last_seq?: number}} HelloMessage */
 /**
@@ -283,6 +290,22 @@ export class RequestError extends Error {
  */
 
 /**
+ * Whether a `redirect.url` may be followed: a `ws:` or `wss:` URL (anything else, e.g.
+ * `javascript:` or `file:`, is ignored).
+ * @param {unknown} url
+ * @returns {boolean}
+ */
+export function followableRedirect(url) {
+  if (typeof url !== 'string' || url.length > 2048) return false;
+  try {
+    const parsed = new URL(url);
+    return (parsed.protocol === 'ws:' || parsed.protocol === 'wss:') && parsed.host !== '';
+  } catch {
+    return false;
+  }
+}
+
+/**
  * A participant's connection to a room: says hello, matches requests with their answers,
  * remembers the last event seen and reconnects after an unexpected close (backoff from 0.5 s
  * doubling to 10 s, with jitter), asking the server for only the events it missed.
@@ -296,6 +319,13 @@ export class Connection {
   /** No more reconnects: a final `closing`, `leave()` or `close()`. */
   #stopped = false;
   #attempt = 0;
+  /** Several nodes: where the `redirect` just received says to go next, if anywhere. */
+  /** @type {string | null} */
+  #redirectTo = null;
+  /** Redirects followed in this connection attempt. */
+  #redirects = 0;
+  /** The server said `room_moved`: reconnect at once rather than after a backoff. */
+  #reconnectNow = false;
   /** @type {ReturnType<typeof setTimeout> | undefined} */
   #timer = undefined;
   #nextRequestId = 1;
@@ -416,10 +446,14 @@ export class Connection {
     }
   }
 
-  #open() {
+  /**
+   * Opens a socket and says hello.
+   * @param {string} url the address first used, or a redirect's
+   */
+  #open(url = this.options.url) {
     this.#setStatus(this.#attempt === 0 ? 'connecting' : 'reconnecting');
     const early = this.#takeEarly();
-    const socket = early?.socket ?? new WebSocket(this.options.url);
+    const socket = early?.socket ?? new WebSocket(url);
     this.#socket = socket;
     this.#welcomed = false;
     /** @param {string} text */
@@ -493,6 +527,22 @@ export class Connection {
       this.#setStatus('closed');
       return;
     }
+    const redirect = this.#redirectTo;
+    this.#redirectTo = null;
+    if (redirect !== null) {
+      // Several nodes: straight to the room's node, same token and last_seq.
+      this.#open(redirect);
+      return;
+    }
+    // A new attempt starts again from the address first used (which sends it on to wherever
+    // the room is now).
+    this.#redirects = 0;
+    if (this.#reconnectNow) {
+      this.#reconnectNow = false;
+      this.#setStatus('reconnecting');
+      this.#timer = setTimeout(() => this.#open(), Math.random() * 250);
+      return;
+    }
     this.#setStatus('reconnecting');
     const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_START_MS * 2 ** this.#attempt);
     this.#attempt += 1;
@@ -515,6 +565,7 @@ export class Connection {
       case 'welcome':
         this.#welcomed = true;
         this.#attempt = 0;
+        this.#redirects = 0;
         clearTimeout(this.#timer);
         if (message.snapshot) this.lastSeq = message.snapshot.seq;
         this.#setStatus('open');
@@ -581,8 +632,16 @@ export class Connection {
       case 'sfu_answer':
         o.onMedia?.(message);
         break;
+      case 'redirect':
+        // Followed when the socket closes (after the `closing` that comes next).
+        if (!this.#welcomed && this.#redirects < MAX_REDIRECTS && followableRedirect(message.url)) {
+          this.#redirects += 1;
+          this.#redirectTo = message.url;
+        }
+        break;
       case 'closing':
         if (FINAL_CLOSE_REASONS.has(message.reason)) this.#stopped = true;
+        if (message.reason === 'room_moved') this.#reconnectNow = true;
         o.onClosing?.(message.reason, message.message);
         break;
     }

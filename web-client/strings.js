@@ -192,6 +192,8 @@ export const STRINGS = {
     handshake_failed: 'Could not join the class. Reload the page to try again.',
     server_shutdown: 'The server is restarting. Reconnecting…',
     slow_consumer: 'Your connection could not keep up. Reconnecting…',
+    redirected: 'Connecting to the class…',
+    room_moved: 'The class is moving to another server. Reconnecting…',
   },
 };
 

@@ -113,6 +113,11 @@ impl Client {
             Some(r) => format!("ws://{addr}/ws?room={r}"),
             None => format!("ws://{addr}/ws"),
         };
+        Self::connect_url(&url).await
+    }
+
+    /// Open this WebSocket URL (e.g. a `redirect`'s), without sending anything.
+    pub async fn connect_url(url: &str) -> anyhow::Result<Client> {
         let (ws, _) = tokio::time::timeout(DEADLINE, tokio_tungstenite::connect_async(url))
             .await
             .context("connect timed out")??;

@@ -132,6 +132,7 @@ pub struct Bot {
     shared: Arc<Shared>,
     tasks: Vec<JoinHandle<()>>,
     participant_id: String,
+    joined_url: String,
 }
 
 impl std::fmt::Debug for Bot {
@@ -163,27 +164,7 @@ impl Bot {
     }
 
     async fn start(options: BotOptions, publish: Option<PublishOptions>) -> Result<Bot, BotError> {
-        let (mut ws, _) = tokio_tungstenite::connect_async(options.url.as_str()).await?;
-        let hello = ClientMessage::Hello {
-            protocol_version: PROTOCOL_VERSION,
-            token: options.token,
-            last_seq: None,
-        };
-        send(&mut ws, None, hello).await?;
-        let mut early = VecDeque::new();
-        let participant_id = loop {
-            match next_message(&mut ws).await? {
-                ServerMessage::Welcome { participant_id, .. } => break participant_id.0,
-                ServerMessage::Error { code, .. } => {
-                    return Err(BotError::Refused {
-                        what: "hello",
-                        code,
-                    });
-                }
-                m => early.push_back(m),
-            }
-        };
-
+        let (mut ws, participant_id, early, joined_url) = join(&options).await?;
         let shared = Arc::new(Shared::default());
         let (pc, candidates_rx) = new_pc(options.bind_ip, &shared).await?;
 
@@ -239,7 +220,14 @@ impl Bot {
             shared,
             tasks,
             participant_id,
+            joined_url,
         })
+    }
+
+    /// The WebSocket URL the bot joined at: its `url`, or where redirects sent it (several
+    /// nodes).
+    pub fn joined_url(&self) -> &str {
+        &self.joined_url
     }
 
     /// The participant id the server gave this bot.
@@ -562,6 +550,59 @@ async fn send(
     Ok(())
 }
 
+/// Redirects (several nodes) a bot follows while joining, at most.
+pub const MAX_REDIRECTS: usize = 3;
+
+/// Opens the WebSocket and says hello until welcomed, following `redirect`s (only to `ws://`
+/// and `wss://` URLs, at most [`MAX_REDIRECTS`]). Returns the socket, the participant id, the
+/// messages that came before the welcome, and the URL joined at.
+async fn join(
+    options: &BotOptions,
+) -> Result<(Ws, String, VecDeque<ServerMessage>, String), BotError> {
+    let mut url = options.url.clone();
+    for _ in 0..=MAX_REDIRECTS {
+        let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str()).await?;
+        let hello = ClientMessage::Hello {
+            protocol_version: PROTOCOL_VERSION,
+            token: options.token.clone(),
+            last_seq: None,
+        };
+        send(&mut ws, None, hello).await?;
+        let mut early = VecDeque::new();
+        let mut redirect = None;
+        loop {
+            match next_message(&mut ws).await {
+                Ok(ServerMessage::Welcome { participant_id, .. }) => {
+                    return Ok((ws, participant_id.0, early, url));
+                }
+                Ok(ServerMessage::Error { code, .. }) => {
+                    return Err(BotError::Refused {
+                        what: "hello",
+                        code,
+                    });
+                }
+                Ok(ServerMessage::Redirect { url, .. }) => redirect = Some(url),
+                Ok(m) => early.push_back(m),
+                // The socket closes after a redirect's `closing`.
+                Err(_) if redirect.is_some() => break,
+                Err(e) => return Err(e),
+            }
+        }
+        let next = redirect.unwrap_or_default();
+        if !(next.starts_with("ws://") || next.starts_with("wss://")) {
+            return Err(BotError::Protocol(format!(
+                "refusing to follow a redirect to a non-WebSocket URL ({} characters)",
+                next.len()
+            )));
+        }
+        debug!("bot follows a redirect");
+        url = next;
+    }
+    Err(BotError::Protocol(format!(
+        "more than {MAX_REDIRECTS} redirects while joining"
+    )))
+}
+
 /// The wire name of a protocol value that is a plain string on the wire (an error code, a
 /// close reason, a media kind), as the bot reports it.
 pub(crate) fn wire_name(value: &impl serde::Serialize) -> String {
@@ -852,6 +893,7 @@ impl PendingPublish {
             shared: self.shared,
             tasks,
             participant_id: String::new(),
+            joined_url: String::new(),
         })
     }
 }
@@ -995,6 +1037,7 @@ impl Bot {
                 shared,
                 tasks: Vec::new(),
                 participant_id: String::new(),
+                joined_url: String::new(),
             },
             sdp,
         ))

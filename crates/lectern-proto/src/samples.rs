@@ -189,6 +189,10 @@ pub fn server_messages() -> Vec<ServerMessage> {
             reason: CloseReason::ServerShutdown,
             message: "the server is restarting; reconnect in a moment".into(),
         },
+        ServerMessage::Redirect {
+            room_id: RoomId::new("algebra-101"),
+            url: "wss://node-2.example.edu/ws?room=algebra-101&placed=1".into(),
+        },
         ServerMessage::MediaConfig {
             ice_servers: vec![IceServer {
                 urls: vec!["turn:turn.example.edu:3478?transport=udp".into()],

@@ -733,6 +733,10 @@ pub enum ServerMessage {
         reason: CloseReason,
         message: String,
     },
+    /// The answer to a hello for a room that another node of the cluster hosts, or where this
+    /// node placed it: open `url` (a `ws://` or `wss://` WebSocket URL) and send the same hello
+    /// there. A `closing` with reason `redirected` follows.
+    Redirect { room_id: RoomId, url: String },
     /// WebRTC settings for this connection, sent right after the `welcome` when the server
     /// relays media: the ICE servers (TURN with time-limited credentials) for the client's
     /// `RTCPeerConnection`.
@@ -818,6 +822,7 @@ impl ServerMessage {
         server_type::ACK,
         server_type::ERROR,
         server_type::CLOSING,
+        server_type::REDIRECT,
         server_type::MEDIA_CONFIG,
         server_type::SFU_ANSWER,
         server_type::SFU_OFFER,
@@ -840,6 +845,7 @@ impl ServerMessage {
             ServerMessage::Ack { .. } => server_type::ACK,
             ServerMessage::Error { .. } => server_type::ERROR,
             ServerMessage::Closing { .. } => server_type::CLOSING,
+            ServerMessage::Redirect { .. } => server_type::REDIRECT,
             ServerMessage::MediaConfig { .. } => server_type::MEDIA_CONFIG,
             ServerMessage::SfuAnswer { .. } => server_type::SFU_ANSWER,
             ServerMessage::SfuOffer { .. } => server_type::SFU_OFFER,
@@ -873,6 +879,7 @@ pub mod server_type {
     pub const ACK: &str = "ack";
     pub const ERROR: &str = "error";
     pub const CLOSING: &str = "closing";
+    pub const REDIRECT: &str = "redirect";
     pub const MEDIA_CONFIG: &str = "media_config";
     pub const SFU_ANSWER: &str = "sfu_answer";
     pub const SFU_OFFER: &str = "sfu_offer";
@@ -1152,6 +1159,12 @@ pub enum CloseReason {
     HandshakeFailed,
     /// You left.
     Left,
+    /// The hello was for a room another node hosts (or should host): a `redirect` just before
+    /// the `closing` says where to connect. Follow it at once.
+    Redirected,
+    /// This node stopped hosting the room (it lost the room's lease, for example cut off from
+    /// the cluster): reconnect now, to the address you first used, and resume with `last_seq`.
+    RoomMoved,
 }
 
 impl CloseReason {
@@ -1165,6 +1178,8 @@ impl CloseReason {
         CloseReason::Abuse,
         CloseReason::HandshakeFailed,
         CloseReason::Left,
+        CloseReason::Redirected,
+        CloseReason::RoomMoved,
     ];
 }
 
@@ -1391,6 +1406,8 @@ mod all_tests {
             CloseReason::Abuse => "abuse",
             CloseReason::HandshakeFailed => "handshake_failed",
             CloseReason::Left => "left",
+            CloseReason::Redirected => "redirected",
+            CloseReason::RoomMoved => "room_moved",
         }
     }
 

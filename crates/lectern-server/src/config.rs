@@ -41,6 +41,7 @@ pub enum ConfigError {
 pub struct Config {
     pub server: ServerConfig,
     pub store: StoreConfig,
+    pub cluster: crate::cluster::ClusterConfig,
     pub auth: AuthConfig,
     pub room: RoomSettings,
     pub limits: Limits,
@@ -416,7 +417,9 @@ impl Config {
                     .into(),
             );
         }
-        Ok(())
+        self.cluster
+            .validate(&self.store_url())
+            .map_err(ConfigError::Invalid)
     }
 
     /// The media socket's address (checked in validate()).

@@ -52,6 +52,8 @@ pub fn closing_frame(reason: CloseReason) -> Utf8Bytes {
         CloseReason::Abuse => "too many invalid or refused requests",
         CloseReason::HandshakeFailed => "the connection could not join the class",
         CloseReason::Left => "you left the class",
+        CloseReason::Redirected => "the class is on another server; connecting there",
+        CloseReason::RoomMoved => "the class is moving to another server; reconnect now",
     };
     Utf8Bytes::from(encode_server(&ServerMessage::Closing {
         reason,
@@ -63,7 +65,7 @@ pub fn closing_frame(reason: CloseReason) -> Utf8Bytes {
 /// violation, 1013 try again later, 1000 normal).
 pub fn close_code(reason: CloseReason) -> u16 {
     match reason {
-        CloseReason::ServerShutdown => 1012,
+        CloseReason::ServerShutdown | CloseReason::RoomMoved => 1012,
         CloseReason::Abuse | CloseReason::HandshakeFailed => 1008,
         CloseReason::SlowConsumer => 1013,
         _ => 1000,

@@ -17,6 +17,7 @@ mod api;
 pub mod auth;
 pub mod board;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 mod conn;
 pub mod courses;

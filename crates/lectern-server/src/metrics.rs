@@ -19,6 +19,11 @@ pub struct Metrics {
     pub store_batches: AtomicU64,
     pub store_failures: AtomicU64,
     pub media_intents: AtomicU64,
+    /// Several nodes: rooms this node hosts under a lease.
+    pub rooms_hosted: AtomicI64,
+    pub leases_claimed: AtomicU64,
+    pub leases_lost: AtomicU64,
+    pub redirects_sent: AtomicU64,
 }
 
 impl Metrics {
@@ -39,6 +44,11 @@ impl Metrics {
                 &self.connections,
             ),
             ("lectern_rooms", "Rooms with a running task.", &self.rooms),
+            (
+                "lectern_cluster_rooms_hosted",
+                "Rooms this node hosts under a cluster lease (0 on a single node).",
+                &self.rooms_hosted,
+            ),
         ];
         for (name, help, g) in gauges {
             write_metric(&mut out, name, help, "gauge", g.load(Ordering::Relaxed));
@@ -98,6 +108,21 @@ impl Metrics {
                 "lectern_media_intents_total",
                 "Media intents emitted by rooms.",
                 &self.media_intents,
+            ),
+            (
+                "lectern_cluster_leases_claimed_total",
+                "Room leases this node claimed.",
+                &self.leases_claimed,
+            ),
+            (
+                "lectern_cluster_leases_lost_total",
+                "Room leases this node lost before releasing them (its rooms then stopped).",
+                &self.leases_lost,
+            ),
+            (
+                "lectern_cluster_redirects_total",
+                "Hellos answered with a redirect to another node.",
+                &self.redirects_sent,
             ),
         ];
         for (name, help, c) in counters {

@@ -39,6 +39,8 @@ pub enum ServerError {
     Key(#[from] KeyError),
     #[error("cannot start the media worker: {0}")]
     Media(#[from] lectern_sfu::SfuError),
+    #[error("cannot join the cluster: {0}")]
+    Cluster(#[from] lectern_cluster::ClusterError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -159,15 +161,45 @@ impl Server {
                 done,
             ));
         }
-        let registry = Arc::new(Registry::new(RoomEnv {
-            exports: exports.clone(),
-            store: store.clone(),
-            clock: clock.clone(),
-            metrics: metrics.clone(),
-            media: media_plane.clone(),
-            settings: Arc::new(Settings::new(&config)),
-            shutdown: shutdown_rx.clone(),
-        }));
+        let cluster = if config.cluster.enabled() {
+            let cluster = crate::cluster::Cluster::start(
+                &config.cluster,
+                addr,
+                &config.server.public_url,
+                config.media_public_ips(),
+                metrics.clone(),
+            )
+            .await?;
+            let media = media_plane.clone();
+            let media_peers = move || {
+                media.as_ref().map_or(0, |m| {
+                    u32::try_from(m.loads().iter().sum::<usize>()).unwrap_or(u32::MAX)
+                })
+            };
+            let every = Duration::from_millis(config.cluster.heartbeat_interval_ms)
+                .min(Duration::from_millis(250));
+            tokio::spawn(crate::cluster::report_load(
+                cluster.clone(),
+                every,
+                media_peers,
+                shutdown_rx.clone(),
+            ));
+            Some(cluster)
+        } else {
+            None
+        };
+        let registry = Arc::new(Registry::new(
+            RoomEnv {
+                exports: exports.clone(),
+                store: store.clone(),
+                clock: clock.clone(),
+                metrics: metrics.clone(),
+                media: media_plane.clone(),
+                settings: Arc::new(Settings::new(&config)),
+                shutdown: shutdown_rx.clone(),
+            },
+            cluster.clone(),
+        ));
         if let Some(events) = media_events {
             let registry = registry.clone();
             tokio::spawn(crate::media::dispatch(events, move |room| {
@@ -184,6 +216,7 @@ impl Server {
             media: media_plane,
             clock,
             exports,
+            cluster,
             done: done_tx,
         }));
         tokio::spawn(retention(shared.clone()));
@@ -284,6 +317,9 @@ impl Server {
             warn!("some tasks did not finish before the shutdown timeout");
         }
         let _ = tokio::time::timeout(Duration::from_secs(2), &mut self.http).await;
+        if let Some(cluster) = &self.shared.cluster {
+            cluster.stop().await;
+        }
         let workers = std::mem::take(&mut self.media_workers);
         if !workers.is_empty() {
             // Joining the worker threads blocks briefly: keep it off the async threads.
@@ -302,6 +338,8 @@ impl Server {
 #[derive(Debug, Deserialize)]
 struct WsQuery {
     room: Option<String>,
+    /// `1`: this node was chosen to host the room (see `cluster`).
+    placed: Option<String>,
 }
 
 fn router(shared: Arc<Shared>) -> Router {
@@ -339,17 +377,28 @@ async fn ws_upgrade(
         .write_buffer_size(if fragment == 0 { 128 << 10 } else { fragment })
         .max_message_size(Some(hard_cap))
         .max_frame_size(Some(hard_cap));
+    let placed = query.placed.as_deref() == Some("1");
     handshake.accept(config, move |socket| {
-        crate::ws::serve(socket, shared, query.room)
+        crate::ws::serve(socket, shared, query.room, placed)
     })
 }
 
+/// Ready: not shutting down and, on a node of a cluster, PostgreSQL and Redis both answer.
 async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
-    if shared.is_ready() {
-        (StatusCode::OK, "ready\n").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
+    let unavailable = |why: &str| (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n"));
+    if !shared.is_ready() {
+        return unavailable("shutting down").into_response();
     }
+    if let Some(cluster) = &shared.cluster {
+        let store = tokio::time::timeout(Duration::from_secs(2), shared.store.ping()).await;
+        if !matches!(store, Ok(Ok(()))) {
+            return unavailable("the store (PostgreSQL) does not answer").into_response();
+        }
+        if !cluster.redis_ok().await {
+            return unavailable("the cluster's Redis does not answer").into_response();
+        }
+    }
+    (StatusCode::OK, "ready\n").into_response()
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {

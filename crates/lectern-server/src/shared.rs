@@ -32,6 +32,8 @@ pub struct Shared {
     pub exports: Arc<crate::recordings::export::ExportJobs>,
     /// Live updates of the course boards to their open pages.
     pub board: crate::board::BoardHub,
+    /// This node in a cluster; `None` for a single node.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
     /// Cloned by every task; dropped at shutdown so we can wait for all tasks to end.
     done: std::sync::Mutex<Option<mpsc::Sender<()>>>,
     ready: AtomicBool,
@@ -50,6 +52,8 @@ pub struct Parts {
     pub clock: Arc<Clock>,
     /// One-file exports of recordings running now.
     pub exports: Arc<crate::recordings::export::ExportJobs>,
+    /// This node in a cluster; `None` for a single node.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
     /// The sender every task holds a clone of (see [`Shared::task_guard`]).
     pub done: mpsc::Sender<()>,
 }
@@ -69,6 +73,7 @@ impl Shared {
             clock: parts.clock,
             exports: parts.exports,
             board: crate::board::BoardHub::default(),
+            cluster: parts.cluster,
             done: std::sync::Mutex::new(Some(parts.done)),
             ready: AtomicBool::new(true),
         }

@@ -31,12 +31,18 @@ use tracing::{Instrument, debug, info_span, trace};
 use crate::conn::{ConnTx, Outbound, close_code, close_text, closing_frame};
 use crate::courses::sessions;
 use crate::metrics::Metrics;
-use crate::rooms::RoomCommand;
+use crate::rooms::{Opened, RoomCommand};
 use crate::shared::Shared;
 use crate::ws_upgrade::Socket;
 
 /// Serve one upgraded socket until it closes.
-pub async fn serve(socket: Socket, shared: Arc<Shared>, expected_room: Option<String>) {
+/// `placed`: the URL had `placed=1` (a redirect from the node that placed the room here).
+pub async fn serve(
+    socket: Socket,
+    shared: Arc<Shared>,
+    expected_room: Option<String>,
+    placed: bool,
+) {
     let Some(_done) = shared.task_guard() else {
         return;
     };
@@ -46,14 +52,20 @@ pub async fn serve(socket: Socket, shared: Arc<Shared>, expected_room: Option<St
         let metrics = &shared.metrics;
         metrics.connections.fetch_add(1, Ordering::Relaxed);
         Metrics::inc(&metrics.connections_total);
-        run(socket, &shared, conn, expected_room).await;
+        run(socket, &shared, conn, expected_room, placed).await;
         metrics.connections.fetch_sub(1, Ordering::Relaxed);
     }
     .instrument(span)
     .await;
 }
 
-async fn run(socket: Socket, shared: &Arc<Shared>, conn: ConnId, expected_room: Option<String>) {
+async fn run(
+    socket: Socket,
+    shared: &Arc<Shared>,
+    conn: ConnId,
+    expected_room: Option<String>,
+    placed: bool,
+) {
     let limits = &shared.config.limits;
     let (sink, mut stream) = socket.split();
     let (tx, rx) = mpsc::channel(limits.outbound_queue);
@@ -68,7 +80,7 @@ async fn run(socket: Socket, shared: &Arc<Shared>, conn: ConnId, expected_room: 
 
     let mut writer_done = false;
     let joined = tokio::select! {
-        joined = reader.handshake(&mut stream, expected_room.as_deref()) => joined,
+        joined = reader.handshake(&mut stream, expected_room.as_deref(), placed) => joined,
         _ = &mut writer => {
             writer_done = true;
             None
@@ -151,6 +163,19 @@ type Joined = (
     Option<u64>,
 );
 
+/// Where an accepted hello goes.
+enum Opening {
+    /// Into the room, on this node.
+    Joined(Joined),
+    /// To the node that hosts the room (several nodes).
+    Redirect {
+        room_id: lectern_proto::RoomId,
+        url: String,
+    },
+    /// Nowhere yet: the room is between nodes.
+    Moving,
+}
+
 impl<'a> Reader<'a> {
     fn new(shared: &'a Arc<Shared>, tx: mpsc::Sender<Outbound>, pong: Arc<AtomicBool>) -> Self {
         let l = &shared.config.limits;
@@ -190,6 +215,7 @@ impl<'a> Reader<'a> {
         &mut self,
         stream: &mut SplitStream<Socket>,
         expected_room: Option<&str>,
+        placed: bool,
     ) -> Option<Joined> {
         let shared = self.shared;
         let limit = Duration::from_secs(shared.config.limits.hello_timeout_secs);
@@ -210,12 +236,27 @@ impl<'a> Reader<'a> {
             Ok(None) => return None,
             Ok(Some(Err((code, message)))) => Err((code, message, None)),
             Ok(Some(Ok(text))) => match self.check_hello(&text, expected_room) {
-                Ok(hello) => self.open_room(hello).await,
+                Ok(hello) => self.open_room(hello, placed).await,
                 Err(refusal) => Err(refusal),
             },
         };
         match result {
-            Ok(joined) => Some(joined),
+            Ok(Opening::Joined(joined)) => Some(joined),
+            Ok(Opening::Redirect { room_id, url }) => {
+                debug!(room.id = %room_id, "hello redirected to the room's node");
+                Metrics::inc(&self.shared.metrics.redirects_sent);
+                let redirect = ServerMessage::Redirect { room_id, url };
+                let _ = self
+                    .tx
+                    .send(Outbound::Frame(Utf8Bytes::from(encode_server(&redirect))))
+                    .await;
+                self.close(CloseReason::Redirected).await;
+                None
+            }
+            Ok(Opening::Moving) => {
+                self.close(CloseReason::RoomMoved).await;
+                None
+            }
             Err((code, message, request_id)) => {
                 debug!(code = ?code, "handshake refused");
                 self.refuse(code, message, request_id).await;
@@ -266,7 +307,7 @@ impl<'a> Reader<'a> {
 
     /// The room of an accepted hello, if it is open now: a scheduled session's room only within
     /// its window (see `courses::sessions::check_join`).
-    async fn open_room(&self, hello: Hello) -> Result<Joined, Refusal> {
+    async fn open_room(&self, hello: Hello, placed: bool) -> Result<Opening, Refusal> {
         let now = self.shared.clock.now();
         let store = &self.shared.store;
         if let Err(e) = sessions::check_join(store, hello.room_id.as_str(), now).await {
@@ -276,16 +317,24 @@ impl<'a> Reader<'a> {
             };
             return Err((code, e.to_string(), hello.request_id));
         }
-        let room_tx = self
+        let opened = self
             .shared
             .registry
-            .get_or_start(&hello.room_id, self.shared.task_guard())
+            .open(&hello.room_id, self.shared.task_guard(), placed)
+            .await
             .ok_or((
                 ErrorCode::Internal,
                 "the server is shutting down".to_owned(),
                 hello.request_id,
             ))?;
-        Ok((room_tx, hello.identity, hello.last_seq))
+        Ok(match opened {
+            Opened::Here(room_tx) => Opening::Joined((room_tx, hello.identity, hello.last_seq)),
+            Opened::Redirect(url) => Opening::Redirect {
+                room_id: hello.room_id,
+                url,
+            },
+            Opened::Moving => Opening::Moving,
+        })
     }
 
     /// The next text frame, answering limits with typed errors. `None` when the socket ends.

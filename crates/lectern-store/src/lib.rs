@@ -502,6 +502,20 @@ impl Store {
         }
     }
 
+    /// One cheap query (`SELECT 1`), for health checks (`/readyz`): whether the database
+    /// answers now.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(db) => {
+                sqlx::query("SELECT 1").execute(&db.reader).await?;
+            }
+            Backend::Postgres(db) => {
+                sqlx::query("SELECT 1").execute(&db.pool).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Closes the database (SQLite: after a checkpoint). Waits for queries in flight; later
     /// calls fail.
     pub async fn close(&self) {

@@ -7,6 +7,7 @@ mod bad_input;
 mod board;
 mod bots;
 mod class;
+mod cluster;
 mod durability;
 mod frames;
 mod history;

@@ -18,6 +18,7 @@
 //! whole shared state.
 
 mod history;
+mod lease;
 mod outbox;
 mod recorder;
 mod signalling;
@@ -138,18 +139,41 @@ impl Settings {
 #[derive(Debug)]
 pub struct Registry {
     env: RoomEnv,
-    rooms: std::sync::Mutex<HashMap<RoomId, mpsc::Sender<RoomCommand>>>,
+    rooms: std::sync::Mutex<Rooms>,
     /// Quizzes launched live in class, for the REST API's attempt rules.
     live_quizzes: Arc<crate::quizzes::LiveQuizzes>,
+    /// This node in a cluster; `None` for a single node.
+    cluster: Option<Arc<crate::cluster::Cluster>>,
+}
+
+#[derive(Debug, Default)]
+struct Rooms {
+    running: HashMap<RoomId, mpsc::Sender<RoomCommand>>,
+    /// Several nodes: rooms whose placement (a lease claim in Redis) is under way. Others who
+    /// want the room wait until the sender is dropped, then look again.
+    starting: HashMap<RoomId, watch::Receiver<()>>,
+}
+
+/// What a hello's room is on this node.
+#[derive(Debug)]
+pub enum Opened {
+    /// The room's task runs here.
+    Here(mpsc::Sender<RoomCommand>),
+    /// Another node hosts it (or was chosen to): send the client to this WebSocket URL.
+    Redirect(String),
+    /// The room is between nodes, or the cluster cannot be reached: the client retries shortly.
+    Moving,
 }
 
 impl Registry {
-    /// No rooms yet; each room task started gets a clone of `env`.
-    pub fn new(env: RoomEnv) -> Self {
+    /// No rooms yet; each room task started gets a clone of `env`. With `cluster`, a room task
+    /// starts only under the room's lease.
+    pub fn new(env: RoomEnv, cluster: Option<Arc<crate::cluster::Cluster>>) -> Self {
         Registry {
             env,
             rooms: std::sync::Mutex::default(),
             live_quizzes: Arc::default(),
+            cluster,
         }
     }
 
@@ -172,22 +196,109 @@ impl Registry {
         }
     }
 
-    /// The room's command channel, starting its task if it has none. Starting one needs a
-    /// `task_guard` (the server's shutdown waits for every holder); `None` once shutdown began.
-    pub fn get_or_start(
+    /// The room of a hello: its running task, else (one node) a task started now, else (several
+    /// nodes) wherever [`Cluster::place`](crate::cluster::Cluster::place) puts it. Starting a
+    /// task needs a `task_guard` (the server's shutdown waits for every holder); `None` once
+    /// shutdown began. `placed_here`: the hello came with `placed=1` (see `cluster`).
+    pub async fn open(
         self: &Arc<Self>,
         room_id: &RoomId,
         task_guard: Option<mpsc::Sender<()>>,
+        placed_here: bool,
+    ) -> Option<Opened> {
+        let Some(cluster) = &self.cluster else {
+            let mut rooms = self.lock();
+            return self
+                .get_or_start_locked(&mut rooms, room_id, task_guard, None)
+                .map(Opened::Here);
+        };
+        // A placement under way for the same room is waited for, then looked at again; a few
+        // rounds at most (each is one claim in Redis).
+        for _ in 0..3 {
+            match self.running_or_starting(room_id) {
+                Lookup::Running(tx) => return Some(Opened::Here(tx)),
+                // The starter drops its sender when done (or cancelled).
+                Lookup::Wait(mut rx) => {
+                    let _ = rx.changed().await;
+                }
+                Lookup::Start(started) => {
+                    let starting = Starting {
+                        registry: self,
+                        room_id,
+                        _started: started,
+                    };
+                    return self.place(cluster, starting, task_guard, placed_here).await;
+                }
+            }
+        }
+        Some(Opened::Moving)
+    }
+
+    /// Several nodes: the room has no task here and nobody else is placing it.
+    async fn place(
+        self: &Arc<Self>,
+        cluster: &crate::cluster::Cluster,
+        starting: Starting<'_>,
+        task_guard: Option<mpsc::Sender<()>>,
+        placed_here: bool,
+    ) -> Option<Opened> {
+        use crate::cluster::Placement;
+        let room_id = starting.room_id;
+        let placement = cluster.place(room_id.as_str(), placed_here).await;
+        let mut rooms = self.lock();
+        rooms.starting.remove(room_id);
+        match placement {
+            Ok(Placement::Here(lease)) => self
+                .get_or_start_locked(&mut rooms, room_id, task_guard, Some(lease))
+                .map(Opened::Here),
+            Ok(Placement::Elsewhere { url }) => Some(Opened::Redirect(url)),
+            Ok(Placement::Moving) => Some(Opened::Moving),
+            Err(e) => {
+                tracing::warn!(room.id = %room_id, error = %e, "cannot place the room: the cluster's Redis fails");
+                Some(Opened::Moving)
+            }
+        }
+    }
+
+    /// The room's running task, or the placement under way to wait for, or (none) a new
+    /// `starting` entry whose sender the caller holds.
+    fn running_or_starting(&self, room_id: &RoomId) -> Lookup {
+        let mut rooms = self.lock();
+        if let Some(tx) = rooms.running.get(room_id)
+            && !tx.is_closed()
+        {
+            return Lookup::Running(tx.clone());
+        }
+        if let Some(rx) = rooms.starting.get(room_id) {
+            return Lookup::Wait(rx.clone());
+        }
+        let (started_tx, started_rx) = watch::channel(());
+        rooms.starting.insert(room_id.clone(), started_rx);
+        Lookup::Start(started_tx)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Rooms> {
+        self.rooms.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The room's command channel, starting its task (under `lease` when clustered) if it has
+    /// none.
+    fn get_or_start_locked(
+        self: &Arc<Self>,
+        rooms: &mut Rooms,
+        room_id: &RoomId,
+        task_guard: Option<mpsc::Sender<()>>,
+        lease: Option<lectern_cluster::RoomLease>,
     ) -> Option<mpsc::Sender<RoomCommand>> {
-        let mut rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(tx) = rooms.get(room_id)
+        if let Some(tx) = rooms.running.get(room_id)
             && !tx.is_closed()
         {
             return Some(tx.clone());
         }
+        // Shutting down: a lease just claimed is dropped and expires.
         let done = task_guard?;
         let (tx, rx) = mpsc::channel(1024);
-        rooms.insert(room_id.clone(), tx.clone());
+        rooms.running.insert(room_id.clone(), tx.clone());
         let span = info_span!("room", room.id = %room_id);
         let task = task::run_room(
             self.env.clone(),
@@ -195,6 +306,7 @@ impl Registry {
             room_id.clone(),
             (tx.downgrade(), rx),
             done,
+            lease,
         );
         tokio::spawn(task.instrument(span));
         Some(tx)
@@ -202,19 +314,49 @@ impl Registry {
 
     /// The room's command channel, if its task is running (never starts one).
     pub fn get(&self, room_id: &RoomId) -> Option<mpsc::Sender<RoomCommand>> {
-        let rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
-        rooms.get(room_id).filter(|tx| !tx.is_closed()).cloned()
+        let rooms = self.lock();
+        rooms
+            .running
+            .get(room_id)
+            .filter(|tx| !tx.is_closed())
+            .cloned()
     }
 
     /// Remove the room if its channel is empty; the task then stops. Called by the room task
     /// itself when idle, under the lock so no new command can slip in unseen.
     fn remove_if_idle(&self, room_id: &RoomId, inbox: &mpsc::Receiver<RoomCommand>) -> bool {
-        let mut rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
+        let mut rooms = self.lock();
         if inbox.is_empty() {
-            rooms.remove(room_id);
+            rooms.running.remove(room_id);
             true
         } else {
             false
         }
+    }
+
+    /// Remove the room at once: its task stops (it lost its lease). Hellos that come next
+    /// place the room again.
+    fn remove(&self, room_id: &RoomId) {
+        self.lock().running.remove(room_id);
+    }
+}
+
+enum Lookup {
+    Running(mpsc::Sender<RoomCommand>),
+    Wait(watch::Receiver<()>),
+    Start(watch::Sender<()>),
+}
+
+/// A placement under way: removes its `starting` entry however it ends (a connection that
+/// goes away mid-claim drops it), which wakes whoever waits for the room.
+struct Starting<'a> {
+    registry: &'a Registry,
+    room_id: &'a RoomId,
+    _started: watch::Sender<()>,
+}
+
+impl Drop for Starting<'_> {
+    fn drop(&mut self) {
+        self.registry.lock().starting.remove(self.room_id);
     }
 }

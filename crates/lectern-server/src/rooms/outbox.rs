@@ -82,6 +82,11 @@ impl Outbox {
         self.conns.is_empty()
     }
 
+    /// Every connection here.
+    pub fn conns(&self) -> Vec<ConnId> {
+        self.conns.keys().copied().collect()
+    }
+
     /// Serialize `message` once and send it to each of `to` (see [`Outbox::deliver`]).
     pub fn send(&mut self, to: impl IntoIterator<Item = ConnId>, message: &ServerMessage) {
         self.deliver(to, &Encoded::new(message));

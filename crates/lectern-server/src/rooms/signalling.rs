@@ -370,6 +370,11 @@ impl RoomTask {
         self.media.placement = None;
     }
 
+    /// The participants with a media peer.
+    pub(super) fn media_participants(&self) -> Vec<ParticipantId> {
+        self.media.peers.iter().cloned().collect()
+    }
+
     pub(super) fn drop_media_peer(&mut self, id: &ParticipantId) {
         self.media.pending_offer.remove(id);
         // Without a media session their quality is unknown again.

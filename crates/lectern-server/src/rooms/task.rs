@@ -52,8 +52,10 @@ pub(super) async fn run_room(
     room_id: RoomId,
     (own_tx, mut inbox): (mpsc::WeakSender<RoomCommand>, mpsc::Receiver<RoomCommand>),
     _done: mpsc::Sender<()>,
+    mut lease: Option<lectern_cluster::RoomLease>,
 ) {
     let _open = OpenRoom::count(&env.metrics);
+    let _hosted = super::lease::Hosted::count(&env.metrics, &lease);
     let mut shutdown = env.shutdown.clone();
     let session = match crate::courses::room_session(&env.store, room_id.as_str()).await {
         Ok(session) => session,
@@ -155,6 +157,11 @@ pub(super) async fn run_room(
                 task.pump().await;
                 break;
             }
+            lost = super::lease::lost(&mut lease) => {
+                registry.remove(&room_id);
+                task.lease_lost(&lost);
+                return;
+            }
         }
         task.pump().await;
     }
@@ -175,6 +182,7 @@ pub(super) async fn run_room(
     {
         warn!(error = %e, "could not record the room's last sequence number");
     }
+    super::lease::release(lease).await;
 }
 
 impl RoomTask {

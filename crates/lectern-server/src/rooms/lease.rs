@@ -1,0 +1,71 @@
+//! Several nodes: the room task under its lease. A task whose lease is lost stops at once,
+//! without writing anything more (another node may already host the room), and tells every
+//! client to reconnect (`closing` with `room_moved`); the next hellos place the room again.
+
+use lectern_cluster::{LeaseLost, RoomLease};
+use lectern_proto::CloseReason;
+use tracing::{info, warn};
+
+use super::task::RoomTask;
+use crate::metrics::Metrics;
+
+/// Waits until the lease is lost; never returns without one (a single node).
+pub(super) async fn lost(lease: &mut Option<RoomLease>) -> LeaseLost {
+    match lease {
+        Some(lease) => lease.lost().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Gives the lease back after the room task stored its last state (idle close, shutdown).
+pub(super) async fn release(lease: Option<RoomLease>) {
+    let Some(lease) = lease else { return };
+    if let Err(e) = lease.release().await {
+        // It expires after its TTL anyway.
+        warn!(error = %e, "could not release the room's lease");
+    }
+}
+
+impl RoomTask {
+    /// The lease is lost: drop every media peer and close every connection with `room_moved`.
+    /// Nothing is stored: the room's state in the store is what the next host restores.
+    pub(super) fn lease_lost(&mut self, lost: &LeaseLost) {
+        Metrics::inc(&self.env.metrics.leases_lost);
+        warn!(lease.token = lost.token.0, reason = ?lost.reason, "room lease lost: stopping the room");
+        for id in self.media_participants() {
+            self.drop_media_peer(&id);
+        }
+        let conns = self.outbox.conns();
+        info!(
+            connections = conns.len(),
+            "sending clients to the room's next host"
+        );
+        for conn in conns {
+            self.outbox.close(conn, CloseReason::RoomMoved);
+        }
+    }
+}
+
+/// Counts a room hosted under a lease in `lectern_cluster_rooms_hosted` while it lives.
+pub(super) struct Hosted(std::sync::Arc<Metrics>);
+
+impl Hosted {
+    pub(super) fn count(
+        metrics: &std::sync::Arc<Metrics>,
+        lease: &Option<RoomLease>,
+    ) -> Option<Hosted> {
+        lease.as_ref()?;
+        metrics
+            .rooms_hosted
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Some(Hosted(metrics.clone()))
+    }
+}
+
+impl Drop for Hosted {
+    fn drop(&mut self) {
+        self.0
+            .rooms_hosted
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,467 @@
+//! Several nodes (issue 14): three `lectern` processes on loopback sharing one PostgreSQL schema
+//! and one Redis (a random key prefix per test). Rooms spread by load; a class whose members
+//! first hit different nodes ends up on one node, with chat and media; `kill -9` of the hosting
+//! node moves the class to a survivor with nothing acknowledged lost; a node cut off from Redis
+//! stops its rooms and sends its clients away instead of running them twice.
+//!
+//! Needs PostgreSQL and Redis (skipped with `LECTERN_SKIP_POSTGRES=1` / `LECTERN_SKIP_REDIS=1`).
+
+use std::collections::HashSet;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use lectern_bots::{Bot, BotOptions, PublishOptions};
+use lectern_cluster::{LeaseConfig, Leases, NodeId, Redis};
+use lectern_proto::Role;
+use lectern_tests::{Client, DEADLINE, PostgresSchema, test_config, wait_until};
+use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+
+const CHILD_TEST: &str = "cluster::node_child";
+const STORE_VAR: &str = "LECTERN_TEST_CLUSTER_STORE";
+const REDIS_VAR: &str = "LECTERN_TEST_CLUSTER_REDIS";
+const PREFIX_VAR: &str = "LECTERN_TEST_CLUSTER_PREFIX";
+const NODE_VAR: &str = "LECTERN_TEST_CLUSTER_NODE";
+
+fn redis_url() -> String {
+    std::env::var("LECTERN_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// Run as a child: one node of the test's cluster.
+#[tokio::test]
+#[ignore = "run by the cluster tests as a child process"]
+async fn node_child() {
+    let var = |name: &str| std::env::var(name).unwrap_or_default();
+    lectern_tests::serve_as_child(&[
+        ("LECTERN_STORE_URL", &var(STORE_VAR)),
+        ("LECTERN_CLUSTER_REDIS_URL", &var(REDIS_VAR)),
+        ("LECTERN_CLUSTER_KEY_PREFIX", &var(PREFIX_VAR)),
+        ("LECTERN_CLUSTER_NODE_ID", &var(NODE_VAR)),
+        ("LECTERN_ROOM_AUTO_START", "true"),
+        ("LECTERN_LIMITS_CHAT_PER_SECOND", "1000"),
+        ("LECTERN_LIMITS_CHAT_BURST", "1000"),
+    ])
+    .await;
+}
+
+/// The shared engines of one test: a PostgreSQL schema and a Redis key prefix.
+struct Engines {
+    schema: PostgresSchema,
+    prefix: String,
+    redis: Redis,
+}
+
+impl Engines {
+    /// `None` (after saying so) when either engine is skipped; a clear error when one is absent.
+    async fn start() -> anyhow::Result<Option<Engines>> {
+        if std::env::var("LECTERN_SKIP_REDIS").is_ok_and(|v| v == "1") {
+            eprintln!("skipped: this test needs Redis (LECTERN_SKIP_REDIS=1)");
+            return Ok(None);
+        }
+        let prefix = format!("lectern-test-{:x}:", random());
+        let redis = Redis::connect(&redis_url(), &prefix)
+            .await
+            .with_context(|| {
+                format!(
+                    "Redis is not reachable at {}: start it (e.g. `redis-server --daemonize yes`), \
+                 set LECTERN_TEST_REDIS_URL, or set LECTERN_SKIP_REDIS=1",
+                    redis_url()
+                )
+            })?;
+        let Some(schema) = PostgresSchema::create().await? else {
+            return Ok(None);
+        };
+        Ok(Some(Engines {
+            schema,
+            prefix,
+            redis,
+        }))
+    }
+
+    /// A node named `id` whose Redis is at `redis` (the real one, or a proxy in front of it).
+    fn node(&self, id: &str, redis: &str) -> anyhow::Result<Node> {
+        let dir = tempfile::tempdir()?;
+        let env = [
+            (STORE_VAR, self.schema.url()),
+            (REDIS_VAR, redis),
+            (PREFIX_VAR, self.prefix.as_str()),
+            (NODE_VAR, id),
+        ];
+        let (child, addr) =
+            lectern_tests::spawn_child_server_with_env(CHILD_TEST, dir.path(), &env)?;
+        Ok(Node {
+            id: id.to_owned(),
+            child,
+            addr,
+            _dir: dir,
+        })
+    }
+
+    /// Which node holds the room's lease, if any.
+    async fn host(&self, room: &str) -> anyhow::Result<Option<String>> {
+        let (leases, _) = Leases::new(
+            self.redis.clone(),
+            NodeId::new("observer")?,
+            LeaseConfig::default(),
+        )?;
+        Ok(leases.holder(room).await?.map(|h| h.node.to_string()))
+    }
+}
+
+struct Node {
+    id: String,
+    child: std::process::Child,
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Node {
+    fn url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn token(room: &str, sub: &str, role: Role) -> anyhow::Result<String> {
+    let dir = tempfile::tempdir()?;
+    let auth = lectern_server::auth::Authenticator::new(
+        &test_config(dir.path(), &[]).auth,
+        lectern_tests::SECRET.as_bytes().to_vec(),
+    )?;
+    Ok(auth.mint(room, sub, sub, role, 600)?)
+}
+
+/// Says hello at `url`, following redirects (and retrying a room that is between nodes) until
+/// welcomed. Returns the client and the URL it was welcomed at.
+async fn join(url: &str, token: &str, last_seq: Option<u64>) -> anyhow::Result<(Client, String)> {
+    let start = Instant::now();
+    let mut at = url.to_owned();
+    let mut redirects = 0;
+    let mut visited = Vec::new();
+    while start.elapsed() < DEADLINE * 2 {
+        let mut hello = json!({"type": "hello", "protocol_version": 1, "token": token});
+        if let Some(seq) = last_seq {
+            hello["last_seq"] = json!(seq);
+        }
+        let Ok(mut client) = Client::connect_url(&at).await else {
+            // Sent to a node that just died (its registry entry not expired yet): start over
+            // from the first address, as the web client does.
+            at = url.to_owned();
+            redirects = 0;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        client.send(&hello).await?;
+        let reply = client
+            .wait_for(|m| {
+                matches!(
+                    m["type"].as_str(),
+                    Some("welcome" | "error" | "redirect" | "closing")
+                )
+            })
+            .await?;
+        match reply["type"].as_str() {
+            Some("welcome") => {
+                client.welcome = reply;
+                return Ok((client, at));
+            }
+            Some("redirect") => {
+                redirects += 1;
+                visited.push(at.clone());
+                assert!(
+                    redirects <= 3,
+                    "too many redirects: {reply} after {visited:?}"
+                );
+                at = reply["url"].as_str().context("redirect url")?.to_owned();
+                assert!(at.starts_with("ws://"), "{reply}");
+            }
+            Some("closing") if reply["reason"] == "room_moved" => {
+                // Between nodes: retry from the first address shortly.
+                at = url.to_owned();
+                redirects = 0;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            _ => bail!("hello refused: {reply}"),
+        }
+    }
+    bail!("not welcomed within {:?}", DEADLINE * 2)
+}
+
+fn chat_seqs(messages: &[Value]) -> Vec<(u64, String)> {
+    messages
+        .iter()
+        .map(|m| {
+            (
+                m["seq"].as_u64().unwrap_or(0),
+                m["text"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn bot(url: &str, room: &str, sub: &str, role: Role) -> anyhow::Result<BotOptions> {
+    Ok(BotOptions {
+        url: url.to_owned(),
+        token: token(room, sub, role)?,
+        bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+    })
+}
+
+fn video_packets(bot: &Bot, publisher: &str) -> u64 {
+    bot.received()
+        .iter()
+        .filter(|t| t.publisher == publisher && t.kind == "video")
+        .map(|t| t.packets)
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_spread_a_class_meets_on_one_node_and_survives_kill9_of_it() -> anyhow::Result<()> {
+    let Some(engines) = Engines::start().await? else {
+        return Ok(());
+    };
+    let result = three_nodes(&engines).await;
+    engines.schema.remove().await?;
+    result
+}
+
+async fn three_nodes(engines: &Engines) -> anyhow::Result<()> {
+    let redis = redis_url();
+    let mut nodes = [
+        engines.node("node-a", &redis)?,
+        engines.node("node-b", &redis)?,
+        engines.node("node-c", &redis)?,
+    ];
+
+    // Rooms opened through one node spread over the cluster by load.
+    let mut kept = Vec::new();
+    let mut hosts = HashSet::new();
+    for i in 0..6 {
+        let room = format!("spread-{i}");
+        let (client, _) = join(&nodes[0].url(), &token(&room, "ada", Role::Student)?, None).await?;
+        kept.push(client);
+        let host = engines
+            .host(&room)
+            .await?
+            .context("a hosted room has a lease")?;
+        hosts.insert(host);
+    }
+    assert!(hosts.len() > 1, "six rooms all on {hosts:?}");
+
+    // A class: the instructor (a publishing bot) enters through node A; students through B
+    // and C are sent to the same node.
+    let room = "cluster-class";
+    let teacher = Bot::publish(
+        bot(&nodes[0].url(), room, "grace", Role::Instructor)?,
+        PublishOptions::default(),
+    )
+    .await?;
+    teacher.wait_connected(DEADLINE).await?;
+    let host = engines.host(room).await?.context("the class is hosted")?;
+    let host_index = nodes
+        .iter()
+        .position(|n| n.id == host)
+        .context("known host")?;
+    let others: Vec<usize> = (0..3).filter(|i| *i != host_index).collect();
+    let host_url = format!("ws://{}/ws", nodes[host_index].addr);
+    assert!(
+        teacher.joined_url().starts_with(&host_url),
+        "{}",
+        teacher.joined_url()
+    );
+
+    let viewer = Bot::subscribe(bot(&nodes[others[0]].url(), room, "bob", Role::Student)?).await?;
+    assert!(
+        viewer.joined_url().starts_with(&host_url),
+        "{}",
+        viewer.joined_url()
+    );
+    viewer.wait_connected(DEADLINE).await?;
+    wait_until("the student bot to receive the lecture", || async {
+        video_packets(&viewer, "grace") >= 60
+    })
+    .await?;
+
+    let ada_token = token(room, "ada", Role::Student)?;
+    let cy_token = token(room, "cy", Role::Student)?;
+    let (mut ada, ada_at) = join(&nodes[others[0]].url(), &ada_token, None).await?;
+    let (mut cy, cy_at) = join(&nodes[others[1]].url(), &cy_token, None).await?;
+    assert!(ada_at.starts_with(&host_url) && cy_at.starts_with(&host_url));
+    let mut acked = Vec::new();
+    for i in 0..10 {
+        let text = format!("before the crash {i}");
+        let ack = ada.ok(json!({"type": "chat_send", "text": text})).await?;
+        acked.push((ack["seq"].as_u64().context("seq")?, text));
+    }
+    let last = acked.last().cloned().context("messages")?;
+    cy.wait_for(|m| m["type"] == "event" && m["event"]["message"]["text"] == last.1)
+        .await?;
+
+    // kill -9 of the hosting node.
+    let killed_at = Instant::now();
+    nodes[host_index].kill();
+    drop(teacher);
+    drop(viewer);
+    ada.wait_closed().await?;
+    let survivor = nodes[others[0]].url();
+    let survivor2 = nodes[others[1]].url();
+    // The clients come back through the nodes they first used, with what they had seen.
+    let (mut ada, _) = join(&survivor, &ada_token, Some(ada.last_seq())).await?;
+    let after_kill_chat = killed_at.elapsed();
+    let (cy2, _) = join(&survivor2, &cy_token, None).await?;
+    let new_host = engines
+        .host(room)
+        .await?
+        .context("the class is hosted again")?;
+    assert_ne!(new_host, host, "the class must have moved");
+    let restored = chat_seqs(
+        cy2.welcome["snapshot"]["chat"]
+            .as_array()
+            .context("a snapshot with chat")?,
+    );
+    assert_eq!(restored, acked, "acknowledged messages lost or changed");
+    let ack = ada
+        .ok(json!({"type": "chat_send", "text": "after the crash"}))
+        .await?;
+    assert!(
+        ack["seq"].as_u64().unwrap_or(0) > last.0,
+        "{ack} reuses a sequence number"
+    );
+
+    // Media again: the instructor and a student come back through survivors.
+    let teacher = Bot::publish(
+        bot(&survivor, room, "grace", Role::Instructor)?,
+        PublishOptions::default(),
+    )
+    .await?;
+    let viewer = Bot::subscribe(bot(&survivor2, room, "bob", Role::Student)?).await?;
+    teacher.wait_connected(DEADLINE).await?;
+    viewer.wait_connected(DEADLINE).await?;
+    wait_until("media after the failover", || async {
+        video_packets(&viewer, "grace") >= 30
+    })
+    .await?;
+    println!(
+        "cluster failover: kill -9 to chat back {:?}, to media back {:?}",
+        after_kill_chat,
+        killed_at.elapsed()
+    );
+    teacher.close().await;
+    viewer.close().await;
+    drop(kept);
+    Ok(())
+}
+
+/// A TCP proxy in front of Redis whose connections the test can cut (a network partition).
+struct Proxy {
+    addr: SocketAddr,
+    cut: tokio::sync::watch::Sender<bool>,
+}
+
+impl Proxy {
+    async fn start(target: SocketAddr) -> anyhow::Result<Proxy> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (cut, cut_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if *cut_rx.borrow() {
+                    let _ = inbound.shutdown().await;
+                    continue;
+                }
+                let mut cut = cut_rx.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut.wait_for(|c| *c) => {}
+                    }
+                });
+            }
+        });
+        Ok(Proxy { addr, cut })
+    }
+}
+
+// The proxy runs on this test's runtime while the main thread waits for the children to start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_off_from_redis_stops_its_rooms_and_sends_clients_away() -> anyhow::Result<()> {
+    let Some(engines) = Engines::start().await? else {
+        return Ok(());
+    };
+    let result = partition(&engines).await;
+    engines.schema.remove().await?;
+    result
+}
+
+async fn partition(engines: &Engines) -> anyhow::Result<()> {
+    let target: SocketAddr = redis_url()
+        .trim_start_matches("redis://")
+        .trim_end_matches('/')
+        .parse()
+        .context("LECTERN_TEST_REDIS_URL must be redis://IP:PORT for this test")?;
+    let proxy = Proxy::start(target).await?;
+    let cut_off = engines.node("node-p", &format!("redis://{}", proxy.addr))?;
+    let healthy = engines.node("node-q", &redis_url())?;
+
+    // `placed=1` makes node P host the room (no placement elsewhere).
+    let room = "partitioned";
+    let ada_token = token(room, "ada", Role::Student)?;
+    let placed = format!("ws://{}/ws?room={room}&placed=1", cut_off.addr);
+    let (mut ada, at) = join(&placed, &ada_token, None).await?;
+    assert_eq!(at, placed);
+    assert_eq!(engines.host(room).await?.as_deref(), Some("node-p"));
+    let ack = ada
+        .ok(json!({"type": "chat_send", "text": "before the cut"}))
+        .await?;
+    let before = ack["seq"].as_u64().context("seq")?;
+
+    let _ = proxy.cut.send(true);
+    let cut_at = Instant::now();
+    let closing = ada.wait_for(|m| m["type"] == "closing").await?;
+    assert_eq!(closing["reason"], "room_moved", "{closing}");
+    ada.wait_closed().await?;
+    println!(
+        "partitioned node stopped its room {:?} after the cut",
+        cut_at.elapsed()
+    );
+
+    // Node Q takes the room over (once P's lease expired in Redis) with the chat intact; P
+    // does not run it any more.
+    let (mut ada, _) = join(&healthy.url(), &ada_token, Some(ada.last_seq())).await?;
+    assert_eq!(engines.host(room).await?.as_deref(), Some("node-q"));
+    let ack = ada
+        .ok(json!({"type": "chat_send", "text": "after the cut"}))
+        .await?;
+    assert!(ack["seq"].as_u64().unwrap_or(0) > before, "{ack}");
+    let mut bob = Client::connect_url(&placed).await?;
+    bob.send(&json!({"type": "hello", "protocol_version": 1, "token": token(room, "bob", Role::Student)?}))
+        .await?;
+    let reply = bob
+        .wait_for(|m| m["type"] == "welcome" || m["type"] == "closing")
+        .await?;
+    assert_ne!(
+        reply["type"], "welcome",
+        "the cut-off node must not host the room again: {reply}"
+    );
+    Ok(())
+}
+
+fn random() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(std::time::SystemTime::now())
+}
