@@ -630,6 +630,18 @@ fn fragments(text: &Utf8Bytes, size: usize) -> Vec<Frame> {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn a_write_that_completes_at_once_needs_no_timer_and_one_that_hangs_is_stalled() {
+        let limit = Duration::from_millis(20);
+        let done = bounded(limit, async { Ok::<(), ()>(()) }).await;
+        assert!(matches!(done, Ok(())));
+        let failed = bounded(limit, async { Err::<(), ()>(()) }).await;
+        assert!(matches!(failed, Err(Stop::Done)));
+        // Pending at its first poll: the timer starts then, and ends it.
+        let hung = bounded(limit, std::future::pending::<Result<(), ()>>()).await;
+        assert!(matches!(hung, Err(Stop::Stalled)));
+    }
+
     #[test]
     fn fragments_cut_between_characters_and_rebuild_the_message() {
         let text = "é".repeat(10) + "abc" + &"😀".repeat(5);
