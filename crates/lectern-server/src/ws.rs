@@ -8,8 +8,10 @@
 
 use std::collections::VecDeque;
 use std::num::NonZeroU32;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
 use std::time::Duration;
 
 use futures_util::stream::{SplitSink, SplitStream};
@@ -72,10 +74,17 @@ async fn run(
     let (kill_tx, kill_rx) = oneshot::channel();
     // True while no Ping is waiting for its Pong (none is before the first).
     let pong = Arc::new(AtomicBool::new(true));
-    let mut writer = tokio::spawn(
-        write_loop(sink, rx, kill_rx, pong.clone(), shared.clone())
-            .instrument(tracing::Span::current()),
-    );
+    // Not instrumented with the connection's span: the writer is polled once per delivery,
+    // and entering and leaving a span each time costs more than the write itself. Its few
+    // events carry the connection id as a field instead.
+    let mut writer = tokio::spawn(write_loop(
+        sink,
+        rx,
+        kill_rx,
+        pong.clone(),
+        shared.clone(),
+        conn,
+    ));
     let mut reader = Reader::new(shared, tx.clone(), pong);
 
     let mut writer_done = false;
@@ -461,10 +470,11 @@ async fn write_loop(
     kill: oneshot::Receiver<CloseReason>,
     pong: Arc<AtomicBool>,
     shared: Arc<Shared>,
+    conn: ConnId,
 ) {
-    if let Stop::Stalled = write_until_done(&mut sink, rx, kill, &pong, &shared).await {
+    if let Stop::Stalled = write_until_done(&mut sink, rx, kill, &pong, &shared, conn).await {
         Metrics::inc(&shared.metrics.slow_clients_dropped);
-        debug!("closing a connection that takes no data");
+        debug!(conn = conn.0, "closing a connection that takes no data");
         let reason = CloseReason::SlowConsumer;
         let _ = tokio::time::timeout(
             Duration::from_millis(200),
@@ -476,15 +486,24 @@ async fn write_loop(
 
 /// A write to the socket, bounded by `websocket.write_timeout_secs`: a client whose socket
 /// takes no data for that long (its buffers full) is stalled.
+///
+/// The timer starts only when the write does not complete at its first poll. Nearly every
+/// write does (the socket's send buffer has room), and this runs for every delivery: a
+/// `tokio::time::timeout` would read the clock and clone the runtime handle each time.
 async fn bounded<E>(
     limit: Duration,
     write: impl Future<Output = Result<(), E>>,
 ) -> Result<(), Stop> {
-    match tokio::time::timeout(limit, write).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(_)) => Err(Stop::Done),
-        Err(_) => Err(Stop::Stalled),
-    }
+    let mut write = std::pin::pin!(write);
+    let mut timer: Option<Pin<Box<tokio::time::Sleep>>> = None;
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(written) = write.as_mut().poll(cx) {
+            return Poll::Ready(written.map_err(|_| Stop::Done));
+        }
+        let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        timer.as_mut().poll(cx).map(|()| Err(Stop::Stalled))
+    })
+    .await
 }
 
 async fn write_until_done(
@@ -493,6 +512,7 @@ async fn write_until_done(
     mut kill: oneshot::Receiver<CloseReason>,
     pong: &AtomicBool,
     shared: &Shared,
+    conn: ConnId,
 ) -> Stop {
     let ping_every = Duration::from_secs(shared.config.websocket.ping_interval_secs);
     let stall = Duration::from_secs(shared.config.websocket.write_timeout_secs);
@@ -542,7 +562,7 @@ async fn write_until_done(
                             }
                             if refusals.len() > limits.abuse_strikes as usize {
                                 Metrics::inc(&shared.metrics.abuse_closed);
-                                debug!("closing an abusive connection");
+                                debug!(conn = conn.0, "closing an abusive connection");
                                 let close = async {
                                     let _ = feed_text(sink, bytes, fragment).await;
                                     let reason = CloseReason::Abuse;
@@ -658,6 +678,18 @@ fn fragments(text: &Utf8Bytes, size: usize) -> Vec<Frame> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_write_that_completes_at_once_needs_no_timer_and_one_that_hangs_is_stalled() {
+        let limit = Duration::from_millis(20);
+        let done = bounded(limit, async { Ok::<(), ()>(()) }).await;
+        assert!(matches!(done, Ok(())));
+        let failed = bounded(limit, async { Err::<(), ()>(()) }).await;
+        assert!(matches!(failed, Err(Stop::Done)));
+        // Pending at its first poll: the timer starts then, and ends it.
+        let hung = bounded(limit, std::future::pending::<Result<(), ()>>()).await;
+        assert!(matches!(hung, Err(Stop::Stalled)));
+    }
 
     #[test]
     fn fragments_cut_between_characters_and_rebuild_the_message() {

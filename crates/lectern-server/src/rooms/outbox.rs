@@ -8,6 +8,7 @@
 //! hears that it is gone.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use lectern_proto::{CloseReason, ServerMessage, encode_server};
@@ -51,10 +52,34 @@ impl Encoded {
     }
 }
 
+/// Hashes a [`ConnId`] with one multiplication. The map is looked up once per recipient of
+/// every message, where SipHash was a visible share of the cost; connection ids are handed out
+/// by the server in sequence, never chosen by a client, so there is no flooding to resist, and
+/// the multiplication spreads sequential ids over the hash's high bits (hashbrown's tags) while
+/// keeping the low bits (its bucket index) distinct.
+#[derive(Debug, Default, Clone, Copy)]
+struct ConnIdHasher(u64);
+
+impl Hasher for ConnIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
 /// A room's connections, and the send path to them.
 #[derive(Debug)]
 pub struct Outbox {
-    conns: HashMap<ConnId, ConnTx>,
+    conns: HashMap<ConnId, ConnTx, BuildHasherDefault<ConnIdHasher>>,
     metrics: Arc<Metrics>,
     /// Closed as slow consumers since [`Outbox::take_slow`] was last called.
     slow: Vec<ConnId>,
@@ -63,7 +88,7 @@ pub struct Outbox {
 impl Outbox {
     pub fn new(metrics: Arc<Metrics>) -> Self {
         Outbox {
-            conns: HashMap::new(),
+            conns: HashMap::default(),
             metrics,
             slow: Vec::new(),
         }
