@@ -103,20 +103,7 @@ where
     .bind(room.as_str())
     .fetch_optional(conn)
     .await?;
-    row.map(|row| {
-        RoomRow {
-            class_state: row.try_get("class_state")?,
-            class_started_at: row.try_get("class_started_at")?,
-            banned: row.try_get("banned")?,
-        }
-        .into_state(
-            row.try_get("presenter_id")?,
-            &row.try_get::<String, _>("class_mode")?,
-            row.try_get("speak_all")?,
-            row.try_get("end_warned")?,
-        )
-    })
-    .transpose()
+    row.as_ref().map(room_state_from_row).transpose()
 }
 
 /// The stored participants of `room`, by id, on SQLite.
@@ -134,21 +121,51 @@ where
     .bind(room.as_str())
     .fetch_all(conn)
     .await?;
-    rows.iter()
-        .map(|row| {
-            participant_from_parts(ParticipantParts {
-                participant_id: row.try_get("participant_id")?,
-                name: row.try_get("name")?,
-                role: row.try_get("role")?,
-                in_lobby: row.try_get("in_lobby")?,
-                hard_muted: row.try_get("hard_muted")?,
-                speak_granted: row.try_get("speak_granted")?,
-                camera_allowed: row.try_get("camera_allowed")?,
-                hand_raised_at: row.try_get("hand_raised_at")?,
-                hand_order: row.try_get("hand_order")?,
-            })
-        })
-        .collect()
+    rows.iter().map(participant_from_row).collect()
+}
+
+/// A `room_states` row (its `ROOM_COLUMNS`), read on either backend.
+pub(crate) fn room_state_from_row<'r, R>(row: &'r R) -> Result<StoredRoomState, StoreError>
+where
+    R: Row,
+    &'static str: sqlx::ColumnIndex<R>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    bool: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    RoomRow {
+        class_state: row.try_get("class_state")?,
+        class_started_at: row.try_get("class_started_at")?,
+        banned: row.try_get("banned")?,
+    }
+    .into_state(
+        row.try_get("presenter_id")?,
+        &row.try_get::<String, _>("class_mode")?,
+        row.try_get("speak_all")?,
+        row.try_get("end_warned")?,
+    )
+}
+
+/// A `participant_states` row (its `PARTICIPANT_COLUMNS`), read on either backend.
+pub(crate) fn participant_from_row<'r, R>(row: &'r R) -> Result<StoredParticipantState, StoreError>
+where
+    R: Row,
+    &'static str: sqlx::ColumnIndex<R>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    bool: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    participant_from_parts(ParticipantParts {
+        participant_id: row.try_get("participant_id")?,
+        name: row.try_get("name")?,
+        role: row.try_get("role")?,
+        in_lobby: row.try_get("in_lobby")?,
+        hard_muted: row.try_get("hard_muted")?,
+        speak_granted: row.try_get("speak_granted")?,
+        camera_allowed: row.try_get("camera_allowed")?,
+        hand_raised_at: row.try_get("hand_raised_at")?,
+        hand_order: row.try_get("hand_order")?,
+    })
 }
 
 /// The columns of a `room_states` row that need converting, in their stored form.

@@ -2,12 +2,12 @@
 //! PostgreSQL's dialect (`migrations-postgres/0003_room_state.sql`).
 
 use lectern_proto::{ParticipantId, RoomId};
+use sqlx::PgExecutor;
 use sqlx::postgres::PgConnection;
-use sqlx::{PgExecutor, Row};
 
 use crate::room_state::{
-    PARTICIPANT_COLUMNS, ParticipantParts, ROOM_COLUMNS, RoomRow, hand_to_db,
-    participant_from_parts,
+    PARTICIPANT_COLUMNS, ROOM_COLUMNS, RoomRow, hand_to_db, participant_from_row,
+    room_state_from_row,
 };
 use crate::{StoreError, StoreOp, StoredParticipantState, StoredRoomState};
 
@@ -100,20 +100,7 @@ where
     .bind(room.as_str())
     .fetch_optional(conn)
     .await?;
-    row.map(|row| {
-        RoomRow {
-            class_state: row.try_get("class_state")?,
-            class_started_at: row.try_get("class_started_at")?,
-            banned: row.try_get("banned")?,
-        }
-        .into_state(
-            row.try_get("presenter_id")?,
-            &row.try_get::<String, _>("class_mode")?,
-            row.try_get("speak_all")?,
-            row.try_get("end_warned")?,
-        )
-    })
-    .transpose()
+    row.as_ref().map(room_state_from_row).transpose()
 }
 
 /// The stored participants of `room`, by id.
@@ -131,19 +118,5 @@ where
     .bind(room.as_str())
     .fetch_all(conn)
     .await?;
-    rows.iter()
-        .map(|row| {
-            participant_from_parts(ParticipantParts {
-                participant_id: row.try_get("participant_id")?,
-                name: row.try_get("name")?,
-                role: row.try_get("role")?,
-                in_lobby: row.try_get("in_lobby")?,
-                hard_muted: row.try_get("hard_muted")?,
-                speak_granted: row.try_get("speak_granted")?,
-                camera_allowed: row.try_get("camera_allowed")?,
-                hand_raised_at: row.try_get("hand_raised_at")?,
-                hand_order: row.try_get("hand_order")?,
-            })
-        })
-        .collect()
+    rows.iter().map(participant_from_row).collect()
 }
