@@ -924,6 +924,14 @@ fn run(scenario: Scenario) {
         chat_seqs: Vec::new(),
     };
     assert_eq!(h.room.seq(), last_seq);
+    // A new room talks to nobody (nobody is connected yet); it may only ask to store what it
+    // is (an auto-started class's state, for a restore).
+    while let Some(output) = h.room.poll_output() {
+        assert!(
+            matches!(output, Output::Persist(_)),
+            "a new room produced {output:?}"
+        );
+    }
 
     for op in scenario.ops.iter().take(200) {
         match op {
