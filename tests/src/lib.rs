@@ -336,16 +336,20 @@ where
 const CHILD_DIR_VAR: &str = "LECTERN_TEST_CHILD_DIR";
 
 /// In a test run as a child process ([`spawn_child_server`]): serve from the data directory the
-/// parent gave, with these extra settings, print the address and run until killed. Returns at
+/// parent gave, with these extra settings, print the address and run until killed (or, after
+/// SIGUSR1, until drained). Returns at
 /// once when the test runs on its own (it is `#[ignore]`d, so only when asked for).
 pub async fn serve_as_child(extra: &[(&str, &str)]) {
     let Ok(dir) = std::env::var(CHILD_DIR_VAR) else {
         return;
     };
     let config = test_config(std::path::Path::new(&dir), extra);
+    // Like `lectern serve`: SIGUSR1 drains the node, which then returns (exit status 0) once no
+    // room runs in it.
+    let drain = lectern_server::drain_signal().expect("SIGUSR1 handler");
     let server = Server::start(config).await.expect("child server starts");
     println!("CHILD_ADDR={}", server.local_addr());
-    std::future::pending::<()>().await;
+    server.run(std::future::pending(), drain).await;
 }
 
 /// Runs this test binary's `test` (one that calls [`serve_as_child`]) as a child process serving

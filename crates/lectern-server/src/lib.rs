@@ -21,6 +21,7 @@ pub mod cluster;
 pub mod config;
 mod conn;
 pub mod courses;
+mod drain;
 mod media;
 pub mod metrics;
 pub mod quizzes;
@@ -34,4 +35,5 @@ mod web;
 mod ws;
 mod ws_upgrade;
 
+pub use drain::drain_signal;
 pub use server::{Server, ServerError, resolve_secret};

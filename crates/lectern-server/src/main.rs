@@ -564,6 +564,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let demo = config.demo.clone();
     let config_for_demo = config.clone();
     let stop = shutdown_signal()?;
+    let drain = lectern_server::drain_signal().context("SIGUSR1 handler")?;
     let server = Server::start(config).await?;
     println!("lectern listening on {}", server.public_url());
     match server.media_addrs().as_slice() {
@@ -576,8 +577,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if demo.enabled {
         print_demo_links(&config_for_demo, &demo, &server).await?;
     }
-    stop.await;
-    server.shutdown().await;
+    // SIGUSR1 drains: no new rooms here, exit (status 0) once the rooms running here closed.
+    server.run(stop, drain).await;
     Ok(())
 }
 

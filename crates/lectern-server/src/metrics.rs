@@ -24,6 +24,8 @@ pub struct Metrics {
     pub leases_claimed: AtomicU64,
     pub leases_lost: AtomicU64,
     pub redirects_sent: AtomicU64,
+    /// 1 while this node drains (SIGUSR1), else 0.
+    pub draining: AtomicI64,
 }
 
 impl Metrics {
@@ -48,6 +50,11 @@ impl Metrics {
                 "lectern_cluster_rooms_hosted",
                 "Rooms this node hosts under a cluster lease (0 on a single node).",
                 &self.rooms_hosted,
+            ),
+            (
+                "lectern_cluster_draining",
+                "1 while this node drains (after SIGUSR1): it takes no new rooms and exits once it hosts none.",
+                &self.draining,
             ),
         ];
         for (name, help, g) in gauges {

@@ -247,6 +247,10 @@ impl Server {
         })
     }
 
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
     }
@@ -383,11 +387,18 @@ async fn ws_upgrade(
     })
 }
 
-/// Ready: not shutting down and, on a node of a cluster, PostgreSQL and Redis both answer.
+/// Ready: not shutting down, not draining and, on a node of a cluster, PostgreSQL and Redis
+/// both answer.
 async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
     let unavailable = |why: &str| (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n"));
     if !shared.is_ready() {
         return unavailable("shutting down").into_response();
+    }
+    if shared.is_draining() {
+        return unavailable(
+            "draining: this node takes no new rooms and stops once its classes have ended",
+        )
+        .into_response();
     }
     if let Some(cluster) = &shared.cluster {
         let store = tokio::time::timeout(Duration::from_secs(2), shared.store.ping()).await;

@@ -37,6 +37,8 @@ pub struct Shared {
     /// Cloned by every task; dropped at shutdown so we can wait for all tasks to end.
     done: std::sync::Mutex<Option<mpsc::Sender<()>>>,
     ready: AtomicBool,
+    /// Draining (see `drain`): no new rooms here, `/readyz` fails, exit once no room is left.
+    draining: AtomicBool,
 }
 
 /// The parts [`Shared::new`] puts together.
@@ -76,6 +78,7 @@ impl Shared {
             cluster: parts.cluster,
             done: std::sync::Mutex::new(Some(parts.done)),
             ready: AtomicBool::new(true),
+            draining: AtomicBool::new(false),
         }
     }
 
@@ -98,6 +101,16 @@ impl Shared {
     pub fn stop_tasks(&self) {
         self.ready.store(false, Ordering::Relaxed);
         self.done.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+
+    /// Starts draining; `false` if it had already started.
+    pub fn start_draining(&self) -> bool {
+        !self.draining.swap(true, Ordering::Relaxed)
+    }
+
+    /// Whether this node is draining.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
     }
 
     /// Whether `/readyz` says ready: not shutting down.

@@ -24,6 +24,8 @@ const STORE_VAR: &str = "LECTERN_TEST_CLUSTER_STORE";
 const REDIS_VAR: &str = "LECTERN_TEST_CLUSTER_REDIS";
 const PREFIX_VAR: &str = "LECTERN_TEST_CLUSTER_PREFIX";
 const NODE_VAR: &str = "LECTERN_TEST_CLUSTER_NODE";
+/// `room.idle_close_secs` and `room.grace_secs` of the node, when set.
+const IDLE_VAR: &str = "LECTERN_TEST_CLUSTER_IDLE_CLOSE";
 
 fn redis_url() -> String {
     std::env::var("LECTERN_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
@@ -34,16 +36,27 @@ fn redis_url() -> String {
 #[ignore = "run by the cluster tests as a child process"]
 async fn node_child() {
     let var = |name: &str| std::env::var(name).unwrap_or_default();
-    lectern_tests::serve_as_child(&[
-        ("LECTERN_STORE_URL", &var(STORE_VAR)),
-        ("LECTERN_CLUSTER_REDIS_URL", &var(REDIS_VAR)),
-        ("LECTERN_CLUSTER_KEY_PREFIX", &var(PREFIX_VAR)),
-        ("LECTERN_CLUSTER_NODE_ID", &var(NODE_VAR)),
+    let (store, redis, prefix, node, idle) = (
+        var(STORE_VAR),
+        var(REDIS_VAR),
+        var(PREFIX_VAR),
+        var(NODE_VAR),
+        var(IDLE_VAR),
+    );
+    let mut settings = vec![
+        ("LECTERN_STORE_URL", store.as_str()),
+        ("LECTERN_CLUSTER_REDIS_URL", &redis),
+        ("LECTERN_CLUSTER_KEY_PREFIX", &prefix),
+        ("LECTERN_CLUSTER_NODE_ID", &node),
         ("LECTERN_ROOM_AUTO_START", "true"),
         ("LECTERN_LIMITS_CHAT_PER_SECOND", "1000"),
         ("LECTERN_LIMITS_CHAT_BURST", "1000"),
-    ])
-    .await;
+    ];
+    if !idle.is_empty() {
+        settings.push(("LECTERN_ROOM_IDLE_CLOSE_SECS", &idle));
+        settings.push(("LECTERN_ROOM_GRACE_SECS", &idle));
+    }
+    lectern_tests::serve_as_child(&settings).await;
 }
 
 /// The shared engines of one test: a PostgreSQL schema and a Redis key prefix.
@@ -82,13 +95,19 @@ impl Engines {
 
     /// A node named `id` whose Redis is at `redis` (the real one, or a proxy in front of it).
     fn node(&self, id: &str, redis: &str) -> anyhow::Result<Node> {
+        self.node_with(id, redis, &[])
+    }
+
+    /// [`Engines::node`] with more variables for the child (e.g. [`IDLE_VAR`]).
+    fn node_with(&self, id: &str, redis: &str, more: &[(&str, &str)]) -> anyhow::Result<Node> {
         let dir = tempfile::tempdir()?;
-        let env = [
+        let mut env = vec![
             (STORE_VAR, self.schema.url()),
             (REDIS_VAR, redis),
             (PREFIX_VAR, self.prefix.as_str()),
             (NODE_VAR, id),
         ];
+        env.extend_from_slice(more);
         let (child, addr) =
             lectern_tests::spawn_child_server_with_env(CHILD_TEST, dir.path(), &env)?;
         Ok(Node {
@@ -464,4 +483,110 @@ async fn partition(engines: &Engines) -> anyhow::Result<()> {
 fn random() -> u64 {
     use std::hash::{BuildHasher, RandomState};
     RandomState::new().hash_one(std::time::SystemTime::now())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_node_takes_no_new_rooms_keeps_its_class_and_exits_when_empty()
+-> anyhow::Result<()> {
+    let Some(engines) = Engines::start().await? else {
+        return Ok(());
+    };
+    let result = drain(&engines).await;
+    engines.schema.remove().await?;
+    result
+}
+
+async fn drain(engines: &Engines) -> anyhow::Result<()> {
+    let redis = redis_url();
+    let idle = [(IDLE_VAR, "1")];
+    let mut a = engines.node_with("node-a", &redis, &idle)?;
+    let b = engines.node_with("node-b", &redis, &idle)?;
+
+    // A class on A (placed=1 makes A host it), with two students chatting.
+    let room = "drain-class";
+    let placed = format!("{}?room={room}&placed=1", a.url());
+    let (mut ada, ada_at) = join(&placed, &token(room, "ada", Role::Student)?, None).await?;
+    assert!(ada_at.starts_with(&a.url()), "{ada_at}");
+    assert_eq!(engines.host(room).await?.as_deref(), Some("node-a"));
+
+    // SIGUSR1: A drains.
+    let pid = a.child.id().to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-USR1", &pid])
+        .status()?;
+    assert!(status.success(), "kill -USR1 failed");
+    wait_until("A's /readyz to say it is draining", || async {
+        http_get(a.addr, "/readyz")
+            .await
+            .is_ok_and(|(status, body)| status == 503 && body.contains("draining"))
+    })
+    .await?;
+    let metrics = http_get(a.addr, "/metrics").await?.1;
+    assert_eq!(
+        lectern_tests::metric_value(&metrics, "lectern_cluster_draining"),
+        1
+    );
+
+    // A new room opened through A (even with placed=1) is hosted on B.
+    for (i, url) in [a.url(), format!("{}?placed=1", a.url())]
+        .iter()
+        .enumerate()
+    {
+        let new_room = format!("drain-new-{i}");
+        let (client, at) = join(url, &token(&new_room, "cy", Role::Student)?, None).await?;
+        assert!(at.starts_with(&b.url()), "{new_room} welcomed at {at}");
+        assert_eq!(engines.host(&new_room).await?.as_deref(), Some("node-b"));
+        client.close().await;
+    }
+
+    // The class on A goes on: chat, and a second student (a first hit) joins it there.
+    let (mut bo, bo_at) = join(&a.url(), &token(room, "bo", Role::Student)?, None).await?;
+    assert!(bo_at.starts_with(&a.url()), "{bo_at}");
+    ada.ok(json!({"type": "chat_send", "text": "still here"}))
+        .await?;
+    bo.wait_for(|m| m["type"] == "event" && m["event"]["message"]["text"] == "still here")
+        .await?;
+    assert!(a.child.try_wait()?.is_none(), "A exited with a class in it");
+
+    // Everyone leaves: the room closes after idle_close_secs and A exits on its own.
+    ada.close().await;
+    bo.close().await;
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = a.child.try_wait()? {
+            break status;
+        }
+        if start.elapsed() > DEADLINE * 2 {
+            bail!("the drained node did not exit within {:?}", DEADLINE * 2);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(status.success(), "the drained node exited with {status}");
+    assert_eq!(
+        engines.host(room).await?,
+        None,
+        "the lease was not released"
+    );
+    drop(b);
+    Ok(())
+}
+
+/// `GET path` on the node at `addr`: the status and the body.
+async fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
+    use tokio::io::AsyncReadExt;
+    let mut tcp = TcpStream::connect(addr).await?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    tcp.write_all(request.as_bytes()).await?;
+    let mut reply = String::new();
+    tcp.read_to_string(&mut reply).await?;
+    let status = reply
+        .split_whitespace()
+        .nth(1)
+        .context("a status line")?
+        .parse()?;
+    let body = reply
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
+    Ok((status, body))
 }

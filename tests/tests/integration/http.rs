@@ -215,3 +215,26 @@ async fn a_client_that_stops_reading_is_dropped_soon() -> anyhow::Result<()> {
     pinger.abort();
     Ok(())
 }
+
+/// One node drains too: `/readyz` says so, rooms still open (there is nowhere else to send a
+/// class), and the node is drained once its last room has closed.
+#[tokio::test]
+async fn a_single_node_drains_when_its_rooms_have_closed() -> anyhow::Result<()> {
+    let s = TestServer::start_with(&[
+        ("LECTERN_ROOM_IDLE_CLOSE_SECS", "1"),
+        ("LECTERN_ROOM_GRACE_SECS", "1"),
+    ])
+    .await;
+    let ada = s.join("r", "ada", Role::Student).await;
+    s.server.drain();
+    let (status, _, body) = get(s.addr, "/readyz").await?;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("draining"), "{body}");
+    assert_eq!(s.metric("lectern_cluster_draining").await, 1);
+    let bo = s.join("other-room", "bo", Role::Student).await;
+    ada.close().await;
+    bo.close().await;
+    tokio::time::timeout(lectern_tests::DEADLINE, s.server.drained()).await?;
+    assert_eq!(s.metric("lectern_rooms").await, 0);
+    Ok(())
+}

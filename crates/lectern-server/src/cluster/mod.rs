@@ -15,6 +15,12 @@
 //!    hello came with `placed=1`), claim the lease (a lost race redirects to the winner) and
 //!    host the room.
 //!
+//! **Draining** ([`Cluster::drain`]): the entry says `draining` at once, and step 3 always
+//! places the room among the other live nodes that are not draining (`placed=1` included,
+//! since it may come from a node whose view is older); only when there is none does this node
+//! claim the room itself, so that a class is never refused. Steps 1 and 2 are unchanged, and a
+//! room already running here never reaches [`Cluster::place`].
+//!
 //! `placed=1` is what keeps a client from bouncing between nodes whose views of the loads
 //! differ: a node that receives it hosts the room rather than place it again. It is one
 //! placement hop at most; a client can set it by hand, which only makes that node host an
@@ -122,8 +128,13 @@ impl Cluster {
         if let Some(holder) = self.leases.holder(room).await? {
             return self.to_holder(room, holder).await;
         }
-        if !placed_here {
-            let nodes = self.registry.live_nodes().await?;
+        let draining = self.status.borrow().draining;
+        if !placed_here || draining {
+            let mut nodes = self.registry.live_nodes().await?;
+            if draining {
+                // Our own entry may not say so yet.
+                nodes.retain(|n| n.node != self.me);
+            }
             if let Some(chosen) = choose_node(&nodes, &self.weights)
                 && *chosen != self.me
                 && let Some(info) = nodes.iter().find(|n| &n.node == chosen)
@@ -157,6 +168,13 @@ impl Cluster {
             },
             None => Placement::Moving,
         })
+    }
+
+    /// Starts draining: the registry entry says so with the next heartbeat (at once), and
+    /// [`Cluster::place`] sends new rooms to the other nodes.
+    pub fn drain(&self) {
+        self.status
+            .send_if_modified(|info| !std::mem::replace(&mut info.draining, true));
     }
 
     /// Whether Redis answers now (for `/readyz`).

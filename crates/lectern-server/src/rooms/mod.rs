@@ -322,6 +322,13 @@ impl Registry {
             .cloned()
     }
 
+    /// Whether a room task runs here or a placement is under way (for draining: the node
+    /// exits once this is `false`).
+    pub fn hosts_rooms(&self) -> bool {
+        let rooms = self.lock();
+        !rooms.starting.is_empty() || rooms.running.values().any(|tx| !tx.is_closed())
+    }
+
     /// Remove the room if its channel is empty; the task then stops. Called by the room task
     /// itself when idle, under the lock so no new command can slip in unseen.
     fn remove_if_idle(&self, room_id: &RoomId, inbox: &mpsc::Receiver<RoomCommand>) -> bool {
