@@ -27,7 +27,7 @@ const NODE_VAR: &str = "LECTERN_TEST_CLUSTER_NODE";
 /// `room.idle_close_secs` and `room.grace_secs` of the node, when set.
 const IDLE_VAR: &str = "LECTERN_TEST_CLUSTER_IDLE_CLOSE";
 
-fn redis_url() -> String {
+pub(crate) fn redis_url() -> String {
     std::env::var("LECTERN_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
@@ -60,15 +60,15 @@ async fn node_child() {
 }
 
 /// The shared engines of one test: a PostgreSQL schema and a Redis key prefix.
-struct Engines {
-    schema: PostgresSchema,
-    prefix: String,
-    redis: Redis,
+pub(crate) struct Engines {
+    pub(crate) schema: PostgresSchema,
+    pub(crate) prefix: String,
+    pub(crate) redis: Redis,
 }
 
 impl Engines {
     /// `None` (after saying so) when either engine is skipped; a clear error when one is absent.
-    async fn start() -> anyhow::Result<Option<Engines>> {
+    pub(crate) async fn start() -> anyhow::Result<Option<Engines>> {
         if std::env::var("LECTERN_SKIP_REDIS").is_ok_and(|v| v == "1") {
             eprintln!("skipped: this test needs Redis (LECTERN_SKIP_REDIS=1)");
             return Ok(None);
@@ -94,15 +94,32 @@ impl Engines {
     }
 
     /// A node named `id` whose Redis is at `redis` (the real one, or a proxy in front of it).
-    fn node(&self, id: &str, redis: &str) -> anyhow::Result<Node> {
+    pub(crate) fn node(&self, id: &str, redis: &str) -> anyhow::Result<Node> {
         self.node_with(id, redis, &[])
     }
 
     /// [`Engines::node`] with more variables for the child (e.g. [`IDLE_VAR`]).
-    fn node_with(&self, id: &str, redis: &str, more: &[(&str, &str)]) -> anyhow::Result<Node> {
+    pub(crate) fn node_with(
+        &self,
+        id: &str,
+        redis: &str,
+        more: &[(&str, &str)],
+    ) -> anyhow::Result<Node> {
+        self.node_on(id, self.schema.url(), redis, more)
+    }
+
+    /// [`Engines::node_with`] whose store is at `store` (this test's schema, maybe through a
+    /// proxy).
+    pub(crate) fn node_on(
+        &self,
+        id: &str,
+        store: &str,
+        redis: &str,
+        more: &[(&str, &str)],
+    ) -> anyhow::Result<Node> {
         let dir = tempfile::tempdir()?;
         let mut env = vec![
-            (STORE_VAR, self.schema.url()),
+            (STORE_VAR, store),
             (REDIS_VAR, redis),
             (PREFIX_VAR, self.prefix.as_str()),
             (NODE_VAR, id),
@@ -119,7 +136,7 @@ impl Engines {
     }
 
     /// Which node holds the room's lease, if any.
-    async fn host(&self, room: &str) -> anyhow::Result<Option<String>> {
+    pub(crate) async fn host(&self, room: &str) -> anyhow::Result<Option<String>> {
         let (leases, _) = Leases::new(
             self.redis.clone(),
             NodeId::new("observer")?,
@@ -129,19 +146,19 @@ impl Engines {
     }
 }
 
-struct Node {
+pub(crate) struct Node {
     id: String,
-    child: std::process::Child,
-    addr: SocketAddr,
+    pub(crate) child: std::process::Child,
+    pub(crate) addr: SocketAddr,
     _dir: tempfile::TempDir,
 }
 
 impl Node {
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("ws://{}/ws", self.addr)
     }
 
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -153,7 +170,7 @@ impl Drop for Node {
     }
 }
 
-fn token(room: &str, sub: &str, role: Role) -> anyhow::Result<String> {
+pub(crate) fn token(room: &str, sub: &str, role: Role) -> anyhow::Result<String> {
     let dir = tempfile::tempdir()?;
     let auth = lectern_server::auth::Authenticator::new(
         &test_config(dir.path(), &[]).auth,
@@ -164,7 +181,11 @@ fn token(room: &str, sub: &str, role: Role) -> anyhow::Result<String> {
 
 /// Says hello at `url`, following redirects (and retrying a room that is between nodes) until
 /// welcomed. Returns the client and the URL it was welcomed at.
-async fn join(url: &str, token: &str, last_seq: Option<u64>) -> anyhow::Result<(Client, String)> {
+pub(crate) async fn join(
+    url: &str,
+    token: &str,
+    last_seq: Option<u64>,
+) -> anyhow::Result<(Client, String)> {
     let start = Instant::now();
     let mut at = url.to_owned();
     let mut redirects = 0;
@@ -218,7 +239,7 @@ async fn join(url: &str, token: &str, last_seq: Option<u64>) -> anyhow::Result<(
     bail!("not welcomed within {:?}", DEADLINE * 2)
 }
 
-fn chat_seqs(messages: &[Value]) -> Vec<(u64, String)> {
+pub(crate) fn chat_seqs(messages: &[Value]) -> Vec<(u64, String)> {
     messages
         .iter()
         .map(|m| {
@@ -383,14 +404,14 @@ async fn three_nodes(engines: &Engines) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A TCP proxy in front of Redis whose connections the test can cut (a network partition).
-struct Proxy {
-    addr: SocketAddr,
-    cut: tokio::sync::watch::Sender<bool>,
+/// A TCP proxy in front of Redis (or PostgreSQL) whose connections the test can cut (a network partition).
+pub(crate) struct Proxy {
+    pub(crate) addr: SocketAddr,
+    pub(crate) cut: tokio::sync::watch::Sender<bool>,
 }
 
 impl Proxy {
-    async fn start(target: SocketAddr) -> anyhow::Result<Proxy> {
+    pub(crate) async fn start(target: SocketAddr) -> anyhow::Result<Proxy> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (cut, cut_rx) = tokio::sync::watch::channel(false);
@@ -480,7 +501,7 @@ async fn partition(engines: &Engines) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn random() -> u64 {
+pub(crate) fn random() -> u64 {
     use std::hash::{BuildHasher, RandomState};
     RandomState::new().hash_one(std::time::SystemTime::now())
 }
@@ -572,7 +593,7 @@ async fn drain(engines: &Engines) -> anyhow::Result<()> {
 }
 
 /// `GET path` on the node at `addr`: the status and the body.
-async fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
+pub(crate) async fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
     use tokio::io::AsyncReadExt;
     let mut tcp = TcpStream::connect(addr).await?;
     let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");

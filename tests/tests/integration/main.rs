@@ -15,6 +15,7 @@ mod home;
 mod http;
 mod lifecycle;
 mod media;
+mod outage;
 mod polls;
 mod postgres;
 mod quizzes;
