@@ -22,6 +22,7 @@
 mod chat;
 mod client;
 mod janus;
+mod joins;
 mod media;
 mod procfs;
 mod recording;
@@ -54,6 +55,15 @@ enum Command {
     /// Media forwarding: one bot publisher (VP8 + Opus) to N bot subscribers; server CPU per
     /// forwarded packet, loss, latency, memory per subscriber.
     Media(media::MediaArgs),
+    /// Joins per second into a cluster: --rooms classes of --per-room students filling at once,
+    /// each student entering through a node picked in turn (redirects followed), for each
+    /// --nodes cluster size on one PostgreSQL and one Redis.
+    #[command(
+        after_help = "Three nodes against one (PostgreSQL and Redis on 127.0.0.1):\n  \
+                      cargo build --release -p lectern-server -p lectern-bench\n  \
+                      target/release/lectern-bench joins --nodes 1,3 --rooms 30 --per-room 20"
+    )]
+    Joins(joins::JoinsArgs),
     /// Soak: hold one class for --minutes; per interval, disconnects, server memory and CPU,
     /// chat latency, media loss.
     ///
@@ -109,6 +119,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Media(args) => runtime.block_on(media::run(args)),
         Command::MediaStudents(args) => runtime.block_on(media::students(args)),
         Command::Soak(args) => runtime.block_on(soak::run(args)),
+        Command::Joins(args) => runtime.block_on(joins::run(args)),
     }
 }
 

@@ -54,6 +54,9 @@ pub struct SpawnConfig {
     pub max_participants: usize,
     pub chat_per_second: u32,
     pub chat_burst: u32,
+    /// More `LECTERN_*` settings, applied after (so over) the ones above (e.g. a PostgreSQL
+    /// store and a cluster for `joins`).
+    pub env: Vec<(String, String)>,
 }
 
 impl SpawnConfig {
@@ -66,6 +69,7 @@ impl SpawnConfig {
             max_participants: participants + SPARE_PLACES,
             chat_per_second,
             chat_burst: chat_per_second.saturating_mul(2).max(10),
+            env: Vec::new(),
         }
     }
 }
@@ -147,6 +151,7 @@ impl Server {
                 config.chat_per_second.to_string(),
             )
             .env("LECTERN_LIMITS_CHAT_BURST", config.chat_burst.to_string())
+            .envs(config.env.iter().map(|(k, v)| (k, v)))
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

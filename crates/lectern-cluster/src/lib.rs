@@ -34,8 +34,9 @@
 //! fencing token lets storage refuse a stale host's writes if a stop comes late anyway (a
 //! process paused for longer than the margin).
 //!
-//! **Placement** ([`choose_node`]): pure; the least loaded node that is not draining, by a
-//! documented score, with a deterministic tie-break.
+//! **Placement** ([`choose_node`]): pure; of the two live nodes that rank highest for the room
+//! (rendezvous hashing), the less loaded by a documented score ("the power of two choices", so
+//! a burst of rooms placed on one heartbeat's figures spreads); deterministic per room.
 //!
 //! **Commands** ([`CommandBus`], see the [`commands`] module): a typed [`RoomCommand`] is
 //! published to the hosting node's inbox and its [`CommandReply`] awaited with a timeout. A
@@ -71,7 +72,7 @@
 //! // A join for a room nobody hosts: host it here if this node is the placement's choice.
 //! let room = "algebra-101";
 //! let nodes = registry.live_nodes().await?;
-//! if choose_node(&nodes, &PlacementWeights::default()) == Some(&me) {
+//! if choose_node(&nodes, &PlacementWeights::default(), room) == Some(&me) {
 //!     match leases.claim(room).await? {
 //!         ClaimOutcome::Claimed(mut lease) => {
 //!             // Run the room; stop it (and send its clients away) when this returns.

@@ -48,25 +48,58 @@ impl PlacementWeights {
     }
 }
 
-/// The node a new room should go to: among the nodes that are not draining, the one with the
-/// lowest [`PlacementWeights::score`]; on equal scores the one with fewer rooms, then the smallest
-/// node id, so every node makes the same choice from the same list whatever its order. `None`
-/// when every node drains (or there is none).
+/// The node a new room should go to: the less loaded of two candidates, the live nodes (not
+/// draining) that rank highest for this room by a hash of the room id and the node id
+/// (rendezvous hashing), as "the power of two choices" does. `None` when every node drains (or
+/// there is none). With one or two live nodes that is the least loaded one.
 ///
-/// The loads are those of the last heartbeats, so rooms placed in a burst between two heartbeats
-/// all see the same figures; the caller may add what it placed since to the chosen node's load.
-pub fn choose_node<'a>(nodes: &'a [NodeInfo], weights: &PlacementWeights) -> Option<&'a NodeId> {
-    nodes
+/// Why not simply the least loaded node: the loads are those of the last heartbeats, so rooms
+/// placed in a burst between two heartbeats all see the same figures, and the node with the
+/// lowest score at that moment (a few percent less CPU, say) would take the whole burst. Two
+/// candidates per room spread a burst over the nodes, and never pick the most loaded of three
+/// or more. The choice depends only on the room and the list (not on its order or on chance), so
+/// two nodes placing the same room at once choose the same node.
+///
+/// Between the two candidates: the lower [`PlacementWeights::score`], then fewer rooms, then the
+/// higher rank.
+pub fn choose_node<'a>(
+    nodes: &'a [NodeInfo],
+    weights: &PlacementWeights,
+    room: &str,
+) -> Option<&'a NodeId> {
+    let mut ranked: Vec<(u64, &NodeInfo)> = nodes
         .iter()
         .filter(|n| !n.draining)
-        .min_by(|a, b| {
+        .map(|n| (rank(room, n.node.as_str()), n))
+        .collect();
+    // Highest rank first (equal ranks, almost impossible, by id: the order never matters).
+    ranked.sort_unstable_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.node.cmp(&b.1.node)));
+    ranked
+        .iter()
+        .take(2)
+        .min_by(|(rank_a, a), (rank_b, b)| {
             weights
                 .score(&a.load)
                 .cmp(&weights.score(&b.load))
                 .then(a.load.rooms.cmp(&b.load.rooms))
-                .then_with(|| a.node.cmp(&b.node))
+                .then_with(|| rank_b.cmp(rank_a))
         })
-        .map(|n| &n.node)
+        .map(|(_, n)| &n.node)
+}
+
+/// A node's rank for a room: 64-bit FNV-1a over the room id, a separator and the node id. Fixed
+/// here (not std's hasher, which may change between Rust releases), so nodes of two builds agree.
+fn rank(room: &str, node: &str) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0100_0000_01b3;
+    let bytes = room.bytes().chain([0xff]).chain(node.bytes());
+    let hash = bytes.fold(OFFSET, |h, b| (h ^ u64::from(b)).wrapping_mul(PRIME));
+    // FNV's low bits mix poorly for short keys that differ at the end: finish with a
+    // multiply-xorshift (splitmix64's).
+    let mut z = hash;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 #[cfg(test)]
@@ -90,7 +123,7 @@ mod tests {
     }
 
     fn chosen(nodes: &[NodeInfo]) -> Option<&str> {
-        choose_node(nodes, &PlacementWeights::default()).map(NodeId::as_str)
+        choose_node(nodes, &PlacementWeights::default(), "room").map(NodeId::as_str)
     }
 
     #[test]
@@ -116,12 +149,45 @@ mod tests {
     }
 
     #[test]
-    fn ties_go_to_fewer_rooms_then_smallest_id() {
+    fn ties_go_to_fewer_rooms_then_the_rooms_rank() {
         // Same score (10 × 1 peer + 5 × 2 rooms = 20 = 10 × 2 peers + 5 × 0 rooms).
         let nodes = [node("z", 0, 2, 0.0, false), node("y", 2, 1, 0.0, false)];
         assert_eq!(chosen(&nodes), Some("z"));
+        // Equal in every way: each room goes where it ranks higher, so rooms spread.
         let nodes = [node("b", 1, 1, 0.0, false), node("a", 1, 1, 0.0, false)];
-        assert_eq!(chosen(&nodes), Some("a"));
+        let weights = PlacementWeights::default();
+        let on_a = (0..200)
+            .filter(|i| {
+                choose_node(&nodes, &weights, &format!("room-{i}")).map(NodeId::as_str) == Some("a")
+            })
+            .count();
+        assert!((60..=140).contains(&on_a), "{on_a} of 200 rooms on a");
+    }
+
+    #[test]
+    fn a_burst_on_stale_loads_spreads_and_never_takes_the_most_loaded() {
+        // One heartbeat's figures for a whole burst: node a looks a little less busy.
+        let nodes = [
+            node("a", 4, 0, 0.10, false),
+            node("b", 4, 0, 0.14, false),
+            node("c", 4, 0, 0.12, false),
+            node("d", 9, 30, 0.60, false),
+        ];
+        let weights = PlacementWeights::default();
+        let mut counts = std::collections::HashMap::new();
+        for i in 0..300 {
+            let node = choose_node(&nodes, &weights, &format!("class-{i}")).unwrap();
+            *counts.entry(node.as_str()).or_insert(0) += 1;
+        }
+        assert_eq!(counts.get("d"), None, "{counts:?}");
+        for id in ["a", "b", "c"] {
+            assert!(counts.get(id).copied().unwrap_or(0) >= 30, "{counts:?}");
+        }
+        // The least loaded still gets the largest share.
+        assert!(
+            counts["a"] > counts["b"] && counts["a"] > counts["c"],
+            "{counts:?}"
+        );
     }
 
     #[test]
@@ -131,11 +197,12 @@ mod tests {
             node("ok", 0, 0, 0.5, false),
         ];
         assert_eq!(chosen(&nodes), Some("ok"));
-        let nodes = [node("neg", 0, 0, -5.0, false), node("ok", 0, 0, 0.0, false)];
+        let weights = PlacementWeights::default();
+        let (neg, ok) = (node("neg", 0, 0, -5.0, false), node("ok", 0, 0, 0.0, false));
         assert_eq!(
-            chosen(&nodes),
-            Some("neg"),
-            "a negative share counts as 0, then the id decides"
+            weights.score(&neg.load),
+            weights.score(&ok.load),
+            "a negative share counts as 0"
         );
         let huge = node("huge", u32::MAX, u32::MAX, f32::INFINITY, false);
         assert_eq!(
@@ -157,26 +224,39 @@ mod tests {
 
     proptest! {
         #[test]
-        fn choice_is_a_least_loaded_live_node_whatever_the_order(
+        fn choice_is_a_live_node_never_the_most_loaded_whatever_the_order(
             nodes in prop::collection::vec(arb_node(), 0..12),
+            room in "[a-z0-9-]{1,12}",
             seed in any::<u64>(),
         ) {
+            // The registry lists each node once.
+            let mut nodes = nodes;
+            let mut seen = std::collections::HashSet::new();
+            nodes.retain(|n| seen.insert(n.node.clone()));
             let weights = PlacementWeights::default();
-            let choice = choose_node(&nodes, &weights).cloned();
+            let choice = choose_node(&nodes, &weights, &room).cloned();
             let live: Vec<&NodeInfo> = nodes.iter().filter(|n| !n.draining).collect();
             match &choice {
                 None => prop_assert!(live.is_empty()),
                 Some(id) => {
                     let best = nodes.iter().find(|n| &n.node == id && !n.draining);
                     prop_assert!(best.is_some(), "chose a draining or unknown node");
-                    let best_score = live
+                    let chosen_score = live
                         .iter()
                         .filter(|n| &n.node == id)
                         .map(|n| weights.score(&n.load))
                         .min()
                         .unwrap_or(u64::MAX);
-                    for n in &live {
-                        prop_assert!(best_score <= weights.score(&n.load));
+                    // Never strictly worse than every other live node.
+                    let others: Vec<u64> = live
+                        .iter()
+                        .filter(|n| &n.node != id)
+                        .map(|n| weights.score(&n.load))
+                        .collect();
+                    prop_assert!(others.is_empty() || others.iter().any(|s| chosen_score <= *s));
+                    // With one or two live nodes, it is the least loaded.
+                    if live.len() <= 2 {
+                        prop_assert!(others.iter().all(|s| chosen_score <= *s));
                     }
                 }
             }
@@ -191,7 +271,7 @@ mod tests {
                     shuffled.swap(i, j);
                 }
             }
-            prop_assert_eq!(choose_node(&shuffled, &weights).cloned(), choice);
+            prop_assert_eq!(choose_node(&shuffled, &weights, &room).cloned(), choice);
         }
     }
 }

@@ -88,7 +88,7 @@ async fn heartbeats_keep_a_node_listed_with_its_load_and_drain_flag() {
     let weights = PlacementWeights::default();
     let nodes = registry.live_nodes().await.expect("live");
     assert_eq!(
-        choose_node(&nodes, &weights).map(NodeId::as_str),
+        choose_node(&nodes, &weights, "room").map(NodeId::as_str),
         Some("node-a")
     );
 
@@ -123,7 +123,7 @@ async fn heartbeats_keep_a_node_listed_with_its_load_and_drain_flag() {
     .await;
     let nodes = registry.live_nodes().await.expect("live");
     assert_eq!(
-        choose_node(&nodes, &weights).map(NodeId::as_str),
+        choose_node(&nodes, &weights, "room").map(NodeId::as_str),
         Some("node-b")
     );
 

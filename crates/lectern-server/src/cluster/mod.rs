@@ -135,7 +135,7 @@ impl Cluster {
                 // Our own entry may not say so yet.
                 nodes.retain(|n| n.node != self.me);
             }
-            if let Some(chosen) = choose_node(&nodes, &self.weights)
+            if let Some(chosen) = choose_node(&nodes, &self.weights, room)
                 && *chosen != self.me
                 && let Some(info) = nodes.iter().find(|n| &n.node == chosen)
             {
