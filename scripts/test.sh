@@ -3,8 +3,9 @@
 # full-server integration with real WebSockets and real WebRTC peers) and the real-browser
 # end-to-end tests (Debian Chromium driven by playwright-core, tests/e2e: the live class,
 # run.mjs, the seminar tools of issue 16, seminar.mjs, the live polls of issue 13, polls.mjs,
-# then a class recorded and replayed, replay.mjs, the course board of issue 13, course.mjs, and
-# its quizzes, quiz.mjs).
+# then a class recorded and replayed, replay.mjs, the course board of issue 13, course.mjs, its
+# quizzes, quiz.mjs, and a class on two nodes surviving kill -9 of its host, cluster.mjs, which
+# needs PostgreSQL, Redis and psql).
 #
 # Before them, the browser client's JSDoc types are checked with TypeScript (web-client/package.json:
 # `tsc -p .`, strict, no emit); a type error fails the script. Then the client's unit tests
@@ -55,14 +56,17 @@ if [ "${LECTERN_SKIP_E2E:-0}" != 1 ]; then
     # An emoji font as every desktop has: the reaction buttons are emoji, and without one
     # Chromium searches every font for each of them (and screenshots show boxes).
     emoji_font=/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf
-    if [ ! -x /usr/bin/chromium ] || ! command -v turnserver >/dev/null || [ ! -f "$emoji_font" ]; then
+    if [ ! -x /usr/bin/chromium ] || ! command -v turnserver >/dev/null || [ ! -f "$emoji_font" ] \
+        || ! command -v psql >/dev/null; then
         if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-            echo "== installing Debian's chromium, coturn and emoji font for the browser test"
+            echo "== installing Debian's chromium, coturn, emoji font and psql for the browser test"
             apt-get update -qq
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium coturn fonts-noto-color-emoji >/dev/null
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium coturn fonts-noto-color-emoji \
+                postgresql-client >/dev/null
         else
             echo "The browser test needs Debian's chromium at /usr/bin/chromium, coturn's"
-            echo "turnserver and an emoji font (apt-get install chromium coturn fonts-noto-color-emoji)."
+            echo "turnserver, an emoji font and psql (apt-get install chromium coturn"
+            echo "fonts-noto-color-emoji postgresql-client)."
             echo "Install them, or run with LECTERN_SKIP_E2E=1 to run only the Rust tests."
             exit 1
         fi
@@ -76,7 +80,7 @@ if [ "${LECTERN_SKIP_E2E:-0}" != 1 ]; then
     (cd web-client && npm test) 2>&1 | tee -a "$log"
     echo "== the replay page against a fixture API (web-client/test/replay-page.mjs)"
     node web-client/test/replay-page.mjs 2>&1 | tee -a "$log"
-    echo "== browser end-to-end tests (tests/e2e: run.mjs, seminar.mjs, polls.mjs, replay.mjs, course.mjs, quiz.mjs)"
+    echo "== browser end-to-end tests (tests/e2e: run.mjs, seminar.mjs, polls.mjs, replay.mjs, course.mjs, quiz.mjs, cluster.mjs)"
     cargo build -p lectern-server
     bin="$(realpath "${CARGO_TARGET_DIR:-target}")/debug/lectern"
     (cd tests/e2e && LECTERN_BIN="$bin" node run.mjs) 2>&1 | tee -a "$log"
@@ -85,6 +89,7 @@ if [ "${LECTERN_SKIP_E2E:-0}" != 1 ]; then
     (cd tests/e2e && LECTERN_BIN="$bin" node replay.mjs) 2>&1 | tee -a "$log"
     (cd tests/e2e && LECTERN_BIN="$bin" node course.mjs) 2>&1 | tee -a "$log"
     (cd tests/e2e && LECTERN_BIN="$bin" node quiz.mjs) 2>&1 | tee -a "$log"
+    (cd tests/e2e && LECTERN_BIN="$bin" node cluster.mjs) 2>&1 | tee -a "$log"
 fi
 
 # One closing line for the whole run: cargo prints one per test binary (the last often a
