@@ -10,7 +10,8 @@ use lectern_proto::{Role, UnixMillis};
 use sqlx::Row;
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
 
-use crate::sqlite::{SqliteBackend, finish, role_from_db};
+use crate::row::role_from_db;
+use crate::sqlite::{SqliteBackend, finish};
 use crate::{Backend, Store, StoreError, from_db, to_db};
 
 /// Who wrote a post, as their join token said when they wrote it.

@@ -7,10 +7,11 @@ use lectern_proto::{ClassMode, Role, UnixMillis};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 use sqlx::query::Query;
-use sqlx::sqlite::{Sqlite, SqliteArguments, SqliteExecutor, SqliteRow};
+use sqlx::sqlite::{Sqlite, SqliteArguments, SqliteExecutor};
 
-use crate::sqlite::{SqliteBackend, finish, role_from_db};
-use crate::{Backend, Store, StoreError, from_db, to_db};
+use crate::row::Columns;
+use crate::sqlite::{SqliteBackend, finish};
+use crate::{Backend, Store, StoreError, classify, to_db};
 
 /// A course and its room timing settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -242,53 +243,51 @@ const COURSE_COLUMNS: &str = "id, title, timezone, lobby_minutes, warning_minute
 const INSERT_MEMBER: &str = "INSERT INTO course_members (course_id, member_id, name, email, role) \
                              VALUES (?, ?, ?, ?, ?)";
 
-fn minutes_from_db(what: &'static str, value: i64) -> Result<u32, StoreError> {
+pub(crate) fn minutes_from_db(what: &'static str, value: i64) -> Result<u32, StoreError> {
     u32::try_from(value).map_err(|_| StoreError::Corrupt(format!("{what} {value}")))
 }
 
-fn course_from_row(row: &SqliteRow) -> Result<Course, StoreError> {
+pub(crate) fn course_from_row(row: &impl Columns) -> Result<Course, StoreError> {
+    let mode = row.text("class_mode")?;
     Ok(Course {
-        id: row.try_get("id")?,
-        title: row.try_get("title")?,
-        timezone: row.try_get("timezone")?,
-        lobby_minutes: minutes_from_db("lobby_minutes", row.try_get("lobby_minutes")?)?,
-        warning_minutes: minutes_from_db("warning_minutes", row.try_get("warning_minutes")?)?,
-        grace_minutes: minutes_from_db("grace_minutes", row.try_get("grace_minutes")?)?,
-        auto_start: row.try_get::<i64, _>("auto_start")? != 0,
-        record_sessions: row.try_get::<i64, _>("record_sessions")? != 0,
-        recording_downloads: row.try_get::<i64, _>("recording_downloads")? != 0,
-        class_mode: {
-            let mode: String = row.try_get("class_mode")?;
-            ClassMode::parse(&mode)
-                .ok_or_else(|| StoreError::Corrupt(format!("class_mode {mode:?}")))?
-        },
-        created_at: from_db("created_at", row.try_get("created_at")?)?,
+        id: row.text("id")?,
+        title: row.text("title")?,
+        timezone: row.text("timezone")?,
+        lobby_minutes: minutes_from_db("lobby_minutes", row.int("lobby_minutes")?)?,
+        warning_minutes: minutes_from_db("warning_minutes", row.int("warning_minutes")?)?,
+        grace_minutes: minutes_from_db("grace_minutes", row.int("grace_minutes")?)?,
+        auto_start: row.flag("auto_start")?,
+        record_sessions: row.flag("record_sessions")?,
+        recording_downloads: row.flag("recording_downloads")?,
+        class_mode: ClassMode::parse(&mode)
+            .ok_or_else(|| StoreError::Corrupt(format!("class_mode {mode:?}")))?,
+        created_at: row.unsigned("created_at")?,
     })
 }
 
-fn member_from_row(row: &SqliteRow) -> Result<CourseMember, StoreError> {
+pub(crate) fn member_from_row(row: &impl Columns) -> Result<CourseMember, StoreError> {
     Ok(CourseMember {
-        member_id: row.try_get("member_id")?,
-        name: row.try_get("name")?,
-        email: row.try_get("email")?,
-        role: role_from_db(row.try_get("role")?)?,
+        member_id: row.text("member_id")?,
+        name: row.text("name")?,
+        email: row.opt_text("email")?,
+        role: row.role("role")?,
     })
 }
 
-fn schedule_from_row(row: &SqliteRow) -> Result<StoredSchedule, StoreError> {
+pub(crate) fn schedule_from_row(row: &impl Columns) -> Result<StoredSchedule, StoreError> {
     Ok(StoredSchedule {
-        id: row.try_get("id")?,
-        course_id: row.try_get("course_id")?,
-        spec: row.try_get("spec")?,
-        created_at: from_db("created_at", row.try_get("created_at")?)?,
+        id: row.text("id")?,
+        course_id: row.text("course_id")?,
+        spec: row.text("spec")?,
+        created_at: row.unsigned("created_at")?,
     })
 }
 
-fn api_key_from_row(row: &SqliteRow) -> Result<ApiKey, StoreError> {
+pub(crate) fn api_key_from_row(row: &impl Columns) -> Result<ApiKey, StoreError> {
     Ok(ApiKey {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        created_at: from_db("created_at", row.try_get("created_at")?)?,
+        id: row.text("id")?,
+        name: row.text("name")?,
+        created_at: row.unsigned("created_at")?,
     })
 }
 
@@ -319,24 +318,8 @@ async fn insert<'c, 'q>(
     query
         .execute(conn)
         .await
-        .map_err(|err| classify(err, what, id, course))?;
+        .map_err(|err| classify(err, (what, id), ("course", course)))?;
     Ok(())
-}
-
-/// A unique violation as [`StoreError::Conflict`], a foreign-key violation as the parent course
-/// being [`StoreError::NotFound`]; anything else as it is.
-fn classify(err: sqlx::Error, what: &'static str, id: &str, course: &str) -> StoreError {
-    match &err {
-        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict {
-            what,
-            id: id.to_owned(),
-        },
-        sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound {
-            what: "course",
-            id: course.to_owned(),
-        },
-        _ => StoreError::Database(err),
-    }
 }
 
 impl SqliteBackend {

@@ -65,6 +65,7 @@ mod postgres;
 mod quizzes;
 mod recordings;
 mod room_state;
+mod row;
 mod sqlite;
 
 pub use board::{
@@ -566,6 +567,31 @@ fn to_db(what: &'static str, value: u64) -> Result<i64, StoreError> {
 /// A stored signed integer back as `u64`.
 fn from_db(what: &'static str, value: i64) -> Result<u64, StoreError> {
     u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("negative {what} {value}")))
+}
+
+/// An INSERT's error as the caller should see it: a unique violation is a
+/// [`StoreError::Conflict`] on `conflict` (what, id), a foreign-key violation means the parent
+/// `parent` (what, id) does not exist ([`StoreError::NotFound`]); anything else as it is.
+fn classify(
+    err: sqlx::Error,
+    conflict: (&'static str, &str),
+    parent: (&'static str, &str),
+) -> StoreError {
+    match &err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict {
+            what: conflict.0,
+            id: conflict.1.to_owned(),
+        },
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound {
+            what: parent.0,
+            id: parent.1.to_owned(),
+        },
+        _ => StoreError::Database(err),
+    }
+}
+
+fn opt_from_db(what: &'static str, value: Option<i64>) -> Result<Option<u64>, StoreError> {
+    value.map(|value| from_db(what, value)).transpose()
 }
 
 #[cfg(test)]

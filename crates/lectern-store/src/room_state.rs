@@ -9,7 +9,7 @@ use lectern_proto::{ClassMode, ClassState, ParticipantId, RoomId};
 use sqlx::sqlite::SqliteConnection;
 use sqlx::{Row, SqliteExecutor};
 
-use crate::sqlite::role_from_db;
+use crate::row::role_from_db;
 use crate::{StoreError, StoreOp, StoredParticipantState, StoredRoomState, from_db, to_db};
 
 pub(crate) const ROOM_COLUMNS: &str =

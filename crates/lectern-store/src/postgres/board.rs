@@ -22,12 +22,13 @@ use sqlx::postgres::{PgConnection, PgRow};
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
 
-use super::{PgBackend, finish, opt_from_db};
+use super::{PgBackend, finish};
 use crate::MAX_SEARCH_TERMS;
 use crate::board::{
     BoardAuthor, BoardReader, NewTopic, Reply, SearchHit, Topic, TopicSource, TopicSummary,
 };
-use crate::sqlite::role_from_db;
+use crate::opt_from_db;
+use crate::row::role_from_db;
 use crate::{StoreError, from_db, to_db};
 
 const TOPIC_COLUMNS: &str = "t.id, t.course_id, t.author_id, t.author_name, t.author_role, \

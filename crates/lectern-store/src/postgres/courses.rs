@@ -1,14 +1,16 @@
 //! Courses, rosters, schedules, API keys and calendar feeds on PostgreSQL (see `courses.rs`
 //! for the semantics, which are the same).
 
-use lectern_proto::{ClassMode, Role, UnixMillis};
+use lectern_proto::{Role, UnixMillis};
 use sqlx::Row;
-use sqlx::postgres::{PgExecutor, PgRow};
+use sqlx::postgres::PgExecutor;
 
 use super::{PgBackend, finish};
-use crate::courses::{ApiKey, Course, CourseMember, StoredSchedule, hash_api_key};
-use crate::sqlite::role_from_db;
-use crate::{StoreError, from_db, to_db};
+use crate::courses::{
+    ApiKey, Course, CourseMember, StoredSchedule, api_key_from_row, course_from_row, hash_api_key,
+    member_from_row, schedule_from_row,
+};
+use crate::{StoreError, classify, to_db};
 
 const COURSE_COLUMNS: &str = "id, title, timezone, lobby_minutes, warning_minutes, \
                               grace_minutes, auto_start, record_sessions, \
@@ -16,72 +18,6 @@ const COURSE_COLUMNS: &str = "id, title, timezone, lobby_minutes, warning_minute
 
 const INSERT_MEMBER: &str = "INSERT INTO course_members (course_id, member_id, name, email, role) \
                              VALUES ($1, $2, $3, $4, $5)";
-
-fn minutes_from_db(what: &'static str, value: i64) -> Result<u32, StoreError> {
-    u32::try_from(value).map_err(|_| StoreError::Corrupt(format!("{what} {value}")))
-}
-
-fn course_from_row(row: &PgRow) -> Result<Course, StoreError> {
-    Ok(Course {
-        id: row.try_get("id")?,
-        title: row.try_get("title")?,
-        timezone: row.try_get("timezone")?,
-        lobby_minutes: minutes_from_db("lobby_minutes", row.try_get("lobby_minutes")?)?,
-        warning_minutes: minutes_from_db("warning_minutes", row.try_get("warning_minutes")?)?,
-        grace_minutes: minutes_from_db("grace_minutes", row.try_get("grace_minutes")?)?,
-        auto_start: row.try_get("auto_start")?,
-        record_sessions: row.try_get("record_sessions")?,
-        recording_downloads: row.try_get("recording_downloads")?,
-        class_mode: {
-            let mode: String = row.try_get("class_mode")?;
-            ClassMode::parse(&mode)
-                .ok_or_else(|| StoreError::Corrupt(format!("class_mode {mode:?}")))?
-        },
-        created_at: from_db("created_at", row.try_get("created_at")?)?,
-    })
-}
-
-fn member_from_row(row: &PgRow) -> Result<CourseMember, StoreError> {
-    Ok(CourseMember {
-        member_id: row.try_get("member_id")?,
-        name: row.try_get("name")?,
-        email: row.try_get("email")?,
-        role: role_from_db(row.try_get("role")?)?,
-    })
-}
-
-fn schedule_from_row(row: &PgRow) -> Result<StoredSchedule, StoreError> {
-    Ok(StoredSchedule {
-        id: row.try_get("id")?,
-        course_id: row.try_get("course_id")?,
-        spec: row.try_get("spec")?,
-        created_at: from_db("created_at", row.try_get("created_at")?)?,
-    })
-}
-
-fn api_key_from_row(row: &PgRow) -> Result<ApiKey, StoreError> {
-    Ok(ApiKey {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        created_at: from_db("created_at", row.try_get("created_at")?)?,
-    })
-}
-
-/// A unique violation as [`StoreError::Conflict`], a foreign-key violation as the parent course
-/// being [`StoreError::NotFound`]; anything else as it is.
-fn classify(err: sqlx::Error, what: &'static str, id: &str, course: &str) -> StoreError {
-    match &err {
-        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict {
-            what,
-            id: id.to_owned(),
-        },
-        sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound {
-            what: "course",
-            id: course.to_owned(),
-        },
-        _ => StoreError::Database(err),
-    }
-}
 
 async fn write_member<'c>(
     conn: impl PgExecutor<'c>,
@@ -97,7 +33,7 @@ async fn write_member<'c>(
         .bind(member.role.as_str())
         .execute(conn)
         .await
-        .map_err(|err| classify(err, "member", &member.member_id, course))?;
+        .map_err(|err| classify(err, ("member", &member.member_id), ("course", course)))?;
     Ok(())
 }
 
@@ -130,7 +66,7 @@ impl PgBackend {
             .bind(to_db("time", course.created_at)?)
             .execute(&self.pool)
             .await
-            .map_err(|err| classify(err, "course", &course.id, &course.id))?;
+            .map_err(|err| classify(err, ("course", &course.id), ("course", &course.id)))?;
         Ok(())
     }
 
@@ -224,7 +160,13 @@ impl PgBackend {
         .bind(to_db("time", schedule.created_at)?)
         .execute(&self.pool)
         .await
-        .map_err(|err| classify(err, "schedule", &schedule.id, &schedule.course_id))?;
+        .map_err(|err| {
+            classify(
+                err,
+                ("schedule", &schedule.id),
+                ("course", &schedule.course_id),
+            )
+        })?;
         Ok(())
     }
 
@@ -258,7 +200,7 @@ impl PgBackend {
             .bind(to_db("time", now)?)
             .execute(&self.pool)
             .await
-            .map_err(|err| classify(err, "api key", id, ""))?;
+            .map_err(|err| classify(err, ("api key", id), ("course", "")))?;
         Ok(ApiKey {
             id: id.to_owned(),
             name: name.to_owned(),
@@ -293,7 +235,7 @@ impl PgBackend {
         .bind(to_db("time", now)?)
         .execute(&self.pool)
         .await
-        .map_err(|err| classify(err, "member", member, course))?;
+        .map_err(|err| classify(err, ("member", member), ("course", course)))?;
         Ok(())
     }
 

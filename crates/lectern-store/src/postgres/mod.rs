@@ -6,16 +6,15 @@
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use lectern_proto::{ChatMessage, ChatTarget, ParticipantId, RoomId, Seq, UnixMillis};
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
-use sqlx::{Connection, Executor, Row};
+use lectern_proto::{ChatTarget, ParticipantId, RoomId, Seq, UnixMillis};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::{Connection, Executor};
 use tracing::{debug, info, warn};
 
-use crate::sqlite::role_from_db;
+use crate::row::{self, CHAT_COLUMNS};
 use crate::{
     ACTION_LOCK_CHAT, ACTION_UNLOCK_CHAT, AttendanceInterval, ClassSession, LoadedRoom,
-    ModerationEntry, StoreError, StoreOp, StoredChat, StoredPoll, StoredPollAnswer, duplicate_or,
-    from_db, to_db,
+    ModerationEntry, StoreError, StoreOp, StoredChat, StoredPoll, duplicate_or, from_db, to_db,
 };
 
 mod board;
@@ -31,9 +30,6 @@ const MAX_CONNECTIONS: u32 = 16;
 /// How long a caller waits for a free connection (or for the server to answer a connect)
 /// before the call fails.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
-
-const CHAT_COLUMNS: &str = "seq, sender_id, sender_name, sender_role, target_kind, target_id, \
-                            body, sent_at, deleted_at, deleted_by";
 
 #[derive(Debug, Clone)]
 pub(crate) struct PgBackend {
@@ -148,7 +144,7 @@ impl PgBackend {
 
         let mut recent = rows
             .iter()
-            .map(|row| chat_from_row(row).map(|stored| stored.message))
+            .map(|r| row::chat(r).map(|stored| stored.message))
             .collect::<Result<Vec<_>, _>>()?;
         recent.reverse();
 
@@ -212,7 +208,7 @@ impl PgBackend {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(chat_from_row).collect()
+        rows.iter().map(row::chat).collect()
     }
 
     pub(crate) async fn chat_before(
@@ -236,7 +232,7 @@ impl PgBackend {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(chat_from_row).collect()
+        rows.iter().map(row::chat).collect()
     }
 
     pub(crate) async fn attendance(
@@ -250,17 +246,7 @@ impl PgBackend {
         .bind(room.as_str())
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(AttendanceInterval {
-                    participant_id: ParticipantId(row.try_get("participant_id")?),
-                    name: row.try_get("name")?,
-                    role: role_from_db(&row.try_get::<String, _>("role")?)?,
-                    joined_at: from_db("joined_at", row.try_get("joined_at")?)?,
-                    left_at: opt_from_db("left_at", row.try_get("left_at")?)?,
-                })
-            })
-            .collect()
+        rows.iter().map(row::attendance).collect()
     }
 
     pub(crate) async fn moderation_log(
@@ -274,19 +260,7 @@ impl PgBackend {
         .bind(room.as_str())
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(ModerationEntry {
-                    seq: from_db("seq", row.try_get("seq")?)?,
-                    action: row.try_get("action")?,
-                    by: ParticipantId(row.try_get("actor_id")?),
-                    target: row
-                        .try_get::<Option<String>, _>("target_id")?
-                        .map(ParticipantId),
-                    at: from_db("at", row.try_get("at")?)?,
-                })
-            })
-            .collect()
+        rows.iter().map(row::moderation).collect()
     }
 
     pub(crate) async fn polls(&self, room: &RoomId) -> Result<Vec<StoredPoll>, StoreError> {
@@ -309,44 +283,7 @@ impl PgBackend {
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
-        let mut out = Vec::with_capacity(polls.len());
-        for row in &polls {
-            let options: String = row.try_get("options")?;
-            let options: Vec<String> = serde_json::from_str(&options)
-                .map_err(|e| StoreError::Corrupt(format!("poll options: {e}")))?;
-            out.push(StoredPoll {
-                poll: lectern_proto::Poll {
-                    poll_id: from_db("poll id", row.try_get("poll_id")?)?,
-                    question: row.try_get("question")?,
-                    options,
-                    multiple: row.try_get("multiple")?,
-                    anonymous: row.try_get("anonymous")?,
-                    asked_by: ParticipantId(row.try_get("asked_by")?),
-                    started_at: from_db("started_at", row.try_get("started_at")?)?,
-                },
-                asked_by_name: row.try_get("asked_by_name")?,
-                ended_at: opt_from_db("ended_at", row.try_get("ended_at")?)?,
-                shared_at: opt_from_db("shared_at", row.try_get("shared_at")?)?,
-                answers: Vec::new(),
-            });
-        }
-        for row in &answers {
-            let poll_id = from_db("poll id", row.try_get("poll_id")?)?;
-            let choices: String = row.try_get("choices")?;
-            let choices: Vec<u32> = serde_json::from_str(&choices)
-                .map_err(|e| StoreError::Corrupt(format!("poll choices: {e}")))?;
-            let id: Option<String> = row.try_get("participant_id")?;
-            let name: Option<String> = row.try_get("name")?;
-            let answer = StoredPollAnswer {
-                voter: id.map(ParticipantId).zip(name),
-                choices,
-                at: opt_from_db("answered_at", row.try_get("answered_at")?)?,
-            };
-            if let Some(poll) = out.iter_mut().find(|p| p.poll.poll_id == poll_id) {
-                poll.answers.push(answer);
-            }
-        }
-        Ok(out)
+        row::polls(&polls, &answers)
     }
 
     pub(crate) async fn close_open_polls(
@@ -376,15 +313,7 @@ impl PgBackend {
         .bind(room.as_str())
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(ClassSession {
-                    id: row.try_get("id")?,
-                    started_at: from_db("started_at", row.try_get("started_at")?)?,
-                    ended_at: opt_from_db("ended_at", row.try_get("ended_at")?)?,
-                })
-            })
-            .collect()
+        rows.iter().map(row::class_session).collect()
     }
 
     pub(crate) async fn close_open_attendance(
@@ -658,45 +587,6 @@ async fn close_open_class_session(
     .execute(&mut *conn)
     .await?;
     Ok(closed.rows_affected())
-}
-
-fn chat_from_row(row: &PgRow) -> Result<StoredChat, StoreError> {
-    let seq = from_db("seq", row.try_get("seq")?)?;
-    let target_id: Option<String> = row.try_get("target_id")?;
-    let to = match (row.try_get::<&str, _>("target_kind")?, target_id) {
-        ("everyone", None) => ChatTarget::Everyone,
-        ("staff", None) => ChatTarget::Staff,
-        ("participant", Some(id)) => ChatTarget::Participant {
-            id: ParticipantId(id),
-        },
-        (kind, id) => {
-            return Err(StoreError::Corrupt(format!(
-                "chat message {seq}: target kind {kind:?} with target id {id:?}"
-            )));
-        }
-    };
-    Ok(StoredChat {
-        message: ChatMessage {
-            seq,
-            from: ParticipantId(row.try_get("sender_id")?),
-            from_name: row.try_get("sender_name")?,
-            from_role: role_from_db(row.try_get("sender_role")?)?,
-            to,
-            text: row.try_get("body")?,
-            sent_at: from_db("sent_at", row.try_get("sent_at")?)?,
-        },
-        deleted_at: opt_from_db("deleted_at", row.try_get("deleted_at")?)?,
-        deleted_by: row
-            .try_get::<Option<String>, _>("deleted_by")?
-            .map(ParticipantId),
-    })
-}
-
-pub(crate) fn opt_from_db(
-    what: &'static str,
-    value: Option<i64>,
-) -> Result<Option<u64>, StoreError> {
-    value.map(|value| from_db(what, value)).transpose()
 }
 
 /// Commit the transaction if its work succeeded, else roll it back and return the work's error.

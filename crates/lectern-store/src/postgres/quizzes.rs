@@ -10,7 +10,8 @@ use lectern_proto::UnixMillis;
 use sqlx::Row;
 use sqlx::postgres::{PgConnection, PgRow};
 
-use super::{PgBackend, opt_from_db};
+use super::PgBackend;
+use crate::opt_from_db;
 use crate::quizzes::{
     ATTEMPT_COLUMNS, AttemptSubmission, NewAttempt, NewQuiz, QUIZ_COLUMNS, QuizAttempt, StoredQuiz,
     attempt_number, not_found,

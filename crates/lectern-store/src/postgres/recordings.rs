@@ -4,7 +4,8 @@ use lectern_proto::UnixMillis;
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 
-use super::{PgBackend, opt_from_db};
+use super::PgBackend;
+use crate::opt_from_db;
 use crate::recordings::{Recording, RecordingState, RecordingUpdate};
 use crate::{StoreError, from_db, to_db};
 
