@@ -8,9 +8,9 @@
 
 use lectern_proto::{Role, UnixMillis};
 use sqlx::Row;
-use sqlx::sqlite::{SqliteConnection, SqliteRow};
+use sqlx::sqlite::SqliteConnection;
 
-use crate::row::role_from_db;
+use crate::row::Columns;
 use crate::sqlite::{SqliteBackend, finish};
 use crate::{Backend, Store, StoreError, from_db, to_db};
 
@@ -362,67 +362,60 @@ const UNREAD: &str = "(CASE WHEN m.topic_id IS NULL AND t.author_id <> ?3 THEN 1
      (SELECT COUNT(*) FROM board_replies r WHERE r.topic_id = t.id AND r.deleted_at IS NULL \
       AND r.author_id <> ?3 AND r.id > COALESCE(m.last_reply_id, 0))";
 
-fn opt_time(what: &'static str, value: Option<i64>) -> Result<Option<u64>, StoreError> {
-    value.map(|v| from_db(what, v)).transpose()
-}
-
-fn author_from_row(row: &SqliteRow) -> Result<BoardAuthor, StoreError> {
+fn author_from_row(row: &impl Columns) -> Result<BoardAuthor, StoreError> {
     Ok(BoardAuthor {
-        member_id: row.try_get("author_id")?,
-        name: row.try_get("author_name")?,
-        role: role_from_db(row.try_get("author_role")?)?,
+        member_id: row.text("author_id")?,
+        name: row.text("author_name")?,
+        role: row.role("author_role")?,
     })
 }
 
-fn topic_from_row(row: &SqliteRow) -> Result<Topic, StoreError> {
-    let source_room: Option<String> = row.try_get("source_room")?;
-    let source = match source_room {
+/// A `board_topics` row (`TOPIC_COLUMNS`, with the reply count), read on either backend.
+pub(crate) fn topic_from_row(row: &impl Columns) -> Result<Topic, StoreError> {
+    let source = match row.opt_text("source_room")? {
         None => None,
+        // A topic moved from chat has all of its source columns (a missing one reads as
+        // corrupt, through -1).
         Some(room) => Some(TopicSource {
             room,
-            seq: from_db(
-                "source_seq",
-                row.try_get::<Option<i64>, _>("source_seq")?.unwrap_or(-1),
-            )?,
-            author_name: row
-                .try_get::<Option<String>, _>("source_name")?
-                .unwrap_or_default(),
+            seq: from_db("source_seq", row.opt_int("source_seq")?.unwrap_or(-1))?,
+            author_name: row.opt_text("source_name")?.unwrap_or_default(),
             sent_at: from_db(
                 "source_sent_at",
-                row.try_get::<Option<i64>, _>("source_sent_at")?
-                    .unwrap_or(-1),
+                row.opt_int("source_sent_at")?.unwrap_or(-1),
             )?,
         }),
     };
     Ok(Topic {
-        id: row.try_get("id")?,
-        course_id: row.try_get("course_id")?,
+        id: row.int("id")?,
+        course_id: row.text("course_id")?,
         author: author_from_row(row)?,
-        title: row.try_get("title")?,
-        body: row.try_get("body")?,
-        private_to: row.try_get("private_to")?,
-        pinned: row.try_get::<i64, _>("pinned")? != 0,
-        locked: row.try_get::<i64, _>("locked")? != 0,
-        created_at: from_db("created_at", row.try_get("created_at")?)?,
-        edited_at: opt_time("edited_at", row.try_get("edited_at")?)?,
-        deleted_at: opt_time("deleted_at", row.try_get("deleted_at")?)?,
-        deleted_by: row.try_get("deleted_by")?,
-        last_activity_at: from_db("last_activity_at", row.try_get("last_activity_at")?)?,
-        reply_count: from_db("reply_count", row.try_get("reply_count")?)?,
+        title: row.text("title")?,
+        body: row.text("body")?,
+        private_to: row.opt_text("private_to")?,
+        pinned: row.flag("pinned")?,
+        locked: row.flag("locked")?,
+        created_at: row.unsigned("created_at")?,
+        edited_at: row.opt_unsigned("edited_at")?,
+        deleted_at: row.opt_unsigned("deleted_at")?,
+        deleted_by: row.opt_text("deleted_by")?,
+        last_activity_at: row.unsigned("last_activity_at")?,
+        reply_count: row.unsigned("reply_count")?,
         source,
     })
 }
 
-fn reply_from_row(row: &SqliteRow) -> Result<Reply, StoreError> {
+/// A `board_replies` row (`REPLY_COLUMNS`), read on either backend.
+pub(crate) fn reply_from_row(row: &impl Columns) -> Result<Reply, StoreError> {
     Ok(Reply {
-        id: row.try_get("id")?,
-        topic_id: row.try_get("topic_id")?,
+        id: row.int("id")?,
+        topic_id: row.int("topic_id")?,
         author: author_from_row(row)?,
-        body: row.try_get("body")?,
-        created_at: from_db("created_at", row.try_get("created_at")?)?,
-        edited_at: opt_time("edited_at", row.try_get("edited_at")?)?,
-        deleted_at: opt_time("deleted_at", row.try_get("deleted_at")?)?,
-        deleted_by: row.try_get("deleted_by")?,
+        body: row.text("body")?,
+        created_at: row.unsigned("created_at")?,
+        edited_at: row.opt_unsigned("edited_at")?,
+        deleted_at: row.opt_unsigned("deleted_at")?,
+        deleted_by: row.opt_text("deleted_by")?,
     })
 }
 

@@ -590,10 +590,6 @@ fn classify(
     }
 }
 
-fn opt_from_db(what: &'static str, value: Option<i64>) -> Result<Option<u64>, StoreError> {
-    value.map(|value| from_db(what, value)).transpose()
-}
-
 #[cfg(test)]
 mod tests {
     use super::redact_url;

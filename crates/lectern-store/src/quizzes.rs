@@ -12,11 +12,11 @@
 //! `postgres/quizzes.rs`.
 
 use lectern_proto::UnixMillis;
-use sqlx::Row;
-use sqlx::sqlite::{SqliteConnection, SqliteRow};
+use sqlx::sqlite::SqliteConnection;
 
+use crate::row::Columns;
 use crate::sqlite::SqliteBackend;
-use crate::{Backend, Store, StoreError, from_db, to_db};
+use crate::{Backend, Store, StoreError, classify, to_db};
 
 /// A quiz to create.
 #[derive(Debug, Clone)]
@@ -196,8 +196,15 @@ pub(crate) fn not_found(what: &'static str, id: i64) -> StoreError {
     }
 }
 
-fn opt_time(what: &'static str, value: Option<i64>) -> Result<Option<u64>, StoreError> {
-    value.map(|v| from_db(what, v)).transpose()
+/// Starting an attempt failed: a taken number is a [`StoreError::Conflict`] (a racing start won),
+/// a missing quiz [`StoreError::NotFound`].
+pub(crate) fn attempt_insert_error(err: sqlx::Error, attempt: &NewAttempt) -> StoreError {
+    let number = format!("{}#{}", attempt.quiz_id, attempt.number);
+    classify(
+        err,
+        ("attempt", &number),
+        ("quiz", &attempt.quiz_id.to_string()),
+    )
 }
 
 /// A stored attempt number as the `u32` it was written from.
@@ -212,33 +219,32 @@ pub(crate) const QUIZ_COLUMNS: &str =
 pub(crate) const ATTEMPT_COLUMNS: &str = "id, quiz_id, member_id, member_name, number, seed, started_at, \
                                           submitted_at, answers, result, score, max_score";
 
-fn quiz_from_row(row: &SqliteRow) -> Result<StoredQuiz, StoreError> {
+pub(crate) fn quiz_from_row(row: &impl Columns) -> Result<StoredQuiz, StoreError> {
     Ok(StoredQuiz {
-        id: row.try_get("id")?,
-        course_id: row.try_get("course_id")?,
-        title: row.try_get("title")?,
-        spec: row.try_get("spec")?,
-        published: row.try_get::<i64, _>("published")? != 0,
-        created_at: from_db("created_at", row.try_get("created_at")?)?,
-        updated_at: from_db("updated_at", row.try_get("updated_at")?)?,
+        id: row.int("id")?,
+        course_id: row.text("course_id")?,
+        title: row.text("title")?,
+        spec: row.text("spec")?,
+        published: row.flag("published")?,
+        created_at: row.unsigned("created_at")?,
+        updated_at: row.unsigned("updated_at")?,
     })
 }
 
-fn attempt_from_row(row: &SqliteRow) -> Result<QuizAttempt, StoreError> {
-    let number: i64 = row.try_get("number")?;
+pub(crate) fn attempt_from_row(row: &impl Columns) -> Result<QuizAttempt, StoreError> {
     Ok(QuizAttempt {
-        id: row.try_get("id")?,
-        quiz_id: row.try_get("quiz_id")?,
-        member_id: row.try_get("member_id")?,
-        member_name: row.try_get("member_name")?,
-        number: attempt_number(number)?,
-        seed: row.try_get("seed")?,
-        started_at: from_db("started_at", row.try_get("started_at")?)?,
-        submitted_at: opt_time("submitted_at", row.try_get("submitted_at")?)?,
-        answers: row.try_get("answers")?,
-        result: row.try_get("result")?,
-        score: row.try_get("score")?,
-        max_score: row.try_get("max_score")?,
+        id: row.int("id")?,
+        quiz_id: row.int("quiz_id")?,
+        member_id: row.text("member_id")?,
+        member_name: row.text("member_name")?,
+        number: attempt_number(row.int("number")?)?,
+        seed: row.int("seed")?,
+        started_at: row.unsigned("started_at")?,
+        submitted_at: row.opt_unsigned("submitted_at")?,
+        answers: row.opt_text("answers")?,
+        result: row.opt_text("result")?,
+        score: row.opt_real("score")?,
+        max_score: row.real("max_score")?,
     })
 }
 
@@ -286,13 +292,7 @@ impl SqliteBackend {
         .bind(at)
         .fetch_one(&mut *conn)
         .await
-        .map_err(|err| match &err {
-            sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound {
-                what: "course",
-                id: quiz.course_id.clone(),
-            },
-            _ => StoreError::Database(err),
-        })?;
+        .map_err(|err| classify(err, ("quiz", &quiz.title), ("course", &quiz.course_id)))?;
         quiz_from_row(&row)
     }
 
@@ -379,16 +379,7 @@ impl SqliteBackend {
         .bind(attempt.max_score)
         .fetch_one(&self.writer)
         .await
-        .map_err(|err| match &err {
-            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict {
-                what: "attempt",
-                id: format!("{}#{}", attempt.quiz_id, attempt.number),
-            },
-            sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
-                not_found("quiz", attempt.quiz_id)
-            }
-            _ => StoreError::Database(err),
-        })?;
+        .map_err(|err| attempt_insert_error(err, attempt))?;
         attempt_from_row(&row)
     }
 

@@ -5,11 +5,10 @@ use std::fmt;
 use std::str::FromStr;
 
 use lectern_proto::UnixMillis;
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 
+use crate::row::Columns;
 use crate::sqlite::SqliteBackend;
-use crate::{Backend, Store, StoreError, from_db, to_db};
+use crate::{Backend, Store, StoreError, classify, to_db};
 
 /// Where a recording is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -181,22 +180,21 @@ impl Store {
     }
 }
 
-fn recording_from_row(row: &SqliteRow) -> Result<Recording, StoreError> {
-    let ended_at: Option<i64> = row.try_get("ended_at")?;
+pub(crate) fn recording_from_row(row: &impl Columns) -> Result<Recording, StoreError> {
     Ok(Recording {
-        id: row.try_get("id")?,
-        room_id: row.try_get("room_id")?,
-        course_id: row.try_get("course_id")?,
-        title: row.try_get("title")?,
-        state: row.try_get::<String, _>("state")?.parse()?,
-        started_at: from_db("started_at", row.try_get("started_at")?)?,
-        ended_at: ended_at.map(|t| from_db("ended_at", t)).transpose()?,
-        duration_ms: from_db("duration_ms", row.try_get("duration_ms")?)?,
-        bytes: from_db("bytes", row.try_get("bytes")?)?,
-        interrupted: row.try_get::<i64, _>("interrupted")? != 0,
-        stop_reason: row.try_get("stop_reason")?,
-        error: row.try_get("error")?,
-        dir: row.try_get("dir")?,
+        id: row.text("id")?,
+        room_id: row.text("room_id")?,
+        course_id: row.text("course_id")?,
+        title: row.text("title")?,
+        state: row.text("state")?.parse()?,
+        started_at: row.unsigned("started_at")?,
+        ended_at: row.opt_unsigned("ended_at")?,
+        duration_ms: row.unsigned("duration_ms")?,
+        bytes: row.unsigned("bytes")?,
+        interrupted: row.flag("interrupted")?,
+        stop_reason: row.opt_text("stop_reason")?,
+        error: row.opt_text("error")?,
+        dir: row.text("dir")?,
     })
 }
 
@@ -221,13 +219,7 @@ impl SqliteBackend {
             .bind(&r.dir)
             .execute(&self.writer)
             .await
-            .map_err(|err| match &err {
-                sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict {
-                    what: "recording",
-                    id: r.id.clone(),
-                },
-                _ => StoreError::Database(err),
-            })?;
+            .map_err(|err| classify(err, ("recording", &r.id), ("course", &r.course_id)))?;
         Ok(())
     }
 

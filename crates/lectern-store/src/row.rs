@@ -17,13 +17,16 @@ pub(crate) const CHAT_COLUMNS: &str = "seq, sender_id, sender_name, sender_role,
                                        target_id, body, sent_at, deleted_at, deleted_by";
 
 /// A row of either backend, read by column name with the types the schema uses: text, 64-bit
-/// integers (times, sequence numbers, ids) and flags (BOOLEAN in PostgreSQL, 0/1 in SQLite).
+/// integers (times, sequence numbers, ids), reals (scores) and flags (BOOLEAN in PostgreSQL, 0/1
+/// in SQLite).
 pub(crate) trait Columns {
     fn text(&self, column: &str) -> Result<String, StoreError>;
     fn opt_text(&self, column: &str) -> Result<Option<String>, StoreError>;
     fn int(&self, column: &str) -> Result<i64, StoreError>;
     fn opt_int(&self, column: &str) -> Result<Option<i64>, StoreError>;
     fn flag(&self, column: &str) -> Result<bool, StoreError>;
+    fn real(&self, column: &str) -> Result<f64, StoreError>;
+    fn opt_real(&self, column: &str) -> Result<Option<f64>, StoreError>;
 
     /// A column that is never negative (times, sequence numbers); a negative one is corrupt.
     fn unsigned(&self, column: &'static str) -> Result<u64, StoreError> {
@@ -71,6 +74,12 @@ macro_rules! columns_for {
                 Ok(self.try_get(column)?)
             }
             fn flag(&self, column: &str) -> Result<bool, StoreError> {
+                Ok(self.try_get(column)?)
+            }
+            fn real(&self, column: &str) -> Result<f64, StoreError> {
+                Ok(self.try_get(column)?)
+            }
+            fn opt_real(&self, column: &str) -> Result<Option<f64>, StoreError> {
                 Ok(self.try_get(column)?)
             }
         }

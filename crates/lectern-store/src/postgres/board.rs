@@ -18,17 +18,16 @@
 
 use lectern_proto::UnixMillis;
 use sqlx::Row;
-use sqlx::postgres::{PgConnection, PgRow};
+use sqlx::postgres::PgConnection;
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
 
 use super::{PgBackend, finish};
 use crate::MAX_SEARCH_TERMS;
 use crate::board::{
-    BoardAuthor, BoardReader, NewTopic, Reply, SearchHit, Topic, TopicSource, TopicSummary,
+    BoardAuthor, BoardReader, NewTopic, Reply, SearchHit, Topic, TopicSummary, reply_from_row,
+    topic_from_row,
 };
-use crate::opt_from_db;
-use crate::row::role_from_db;
 use crate::{StoreError, from_db, to_db};
 
 const TOPIC_COLUMNS: &str = "t.id, t.course_id, t.author_id, t.author_name, t.author_role, \
@@ -136,66 +135,6 @@ fn excerpt(text: &str, terms: &[String]) -> Option<String> {
         out.push('…');
     }
     Some(out)
-}
-
-fn author_from_row(row: &PgRow) -> Result<BoardAuthor, StoreError> {
-    Ok(BoardAuthor {
-        member_id: row.try_get("author_id")?,
-        name: row.try_get("author_name")?,
-        role: role_from_db(row.try_get("author_role")?)?,
-    })
-}
-
-fn topic_from_row(row: &PgRow) -> Result<Topic, StoreError> {
-    let source_room: Option<String> = row.try_get("source_room")?;
-    let source = match source_room {
-        None => None,
-        Some(room) => Some(TopicSource {
-            room,
-            seq: from_db(
-                "source_seq",
-                row.try_get::<Option<i64>, _>("source_seq")?.unwrap_or(-1),
-            )?,
-            author_name: row
-                .try_get::<Option<String>, _>("source_name")?
-                .unwrap_or_default(),
-            sent_at: from_db(
-                "source_sent_at",
-                row.try_get::<Option<i64>, _>("source_sent_at")?
-                    .unwrap_or(-1),
-            )?,
-        }),
-    };
-    Ok(Topic {
-        id: row.try_get("id")?,
-        course_id: row.try_get("course_id")?,
-        author: author_from_row(row)?,
-        title: row.try_get("title")?,
-        body: row.try_get("body")?,
-        private_to: row.try_get("private_to")?,
-        pinned: row.try_get("pinned")?,
-        locked: row.try_get("locked")?,
-        created_at: from_db("created_at", row.try_get("created_at")?)?,
-        edited_at: opt_from_db("edited_at", row.try_get("edited_at")?)?,
-        deleted_at: opt_from_db("deleted_at", row.try_get("deleted_at")?)?,
-        deleted_by: row.try_get("deleted_by")?,
-        last_activity_at: from_db("last_activity_at", row.try_get("last_activity_at")?)?,
-        reply_count: from_db("reply_count", row.try_get("reply_count")?)?,
-        source,
-    })
-}
-
-fn reply_from_row(row: &PgRow) -> Result<Reply, StoreError> {
-    Ok(Reply {
-        id: row.try_get("id")?,
-        topic_id: row.try_get("topic_id")?,
-        author: author_from_row(row)?,
-        body: row.try_get("body")?,
-        created_at: from_db("created_at", row.try_get("created_at")?)?,
-        edited_at: opt_from_db("edited_at", row.try_get("edited_at")?)?,
-        deleted_at: opt_from_db("deleted_at", row.try_get("deleted_at")?)?,
-        deleted_by: row.try_get("deleted_by")?,
-    })
 }
 
 async fn topic_by_id(conn: &mut PgConnection, id: i64) -> Result<Option<Topic>, StoreError> {

@@ -7,45 +7,14 @@
 //! finds the attempt submitted and changes nothing.
 
 use lectern_proto::UnixMillis;
-use sqlx::Row;
-use sqlx::postgres::{PgConnection, PgRow};
+use sqlx::postgres::PgConnection;
 
 use super::PgBackend;
-use crate::opt_from_db;
 use crate::quizzes::{
     ATTEMPT_COLUMNS, AttemptSubmission, NewAttempt, NewQuiz, QUIZ_COLUMNS, QuizAttempt, StoredQuiz,
-    attempt_number, not_found,
+    attempt_from_row, attempt_insert_error, not_found, quiz_from_row,
 };
-use crate::{StoreError, from_db, to_db};
-
-fn quiz_from_row(row: &PgRow) -> Result<StoredQuiz, StoreError> {
-    Ok(StoredQuiz {
-        id: row.try_get("id")?,
-        course_id: row.try_get("course_id")?,
-        title: row.try_get("title")?,
-        spec: row.try_get("spec")?,
-        published: row.try_get("published")?,
-        created_at: from_db("created_at", row.try_get("created_at")?)?,
-        updated_at: from_db("updated_at", row.try_get("updated_at")?)?,
-    })
-}
-
-fn attempt_from_row(row: &PgRow) -> Result<QuizAttempt, StoreError> {
-    Ok(QuizAttempt {
-        id: row.try_get("id")?,
-        quiz_id: row.try_get("quiz_id")?,
-        member_id: row.try_get("member_id")?,
-        member_name: row.try_get("member_name")?,
-        number: attempt_number(row.try_get("number")?)?,
-        seed: row.try_get("seed")?,
-        started_at: from_db("started_at", row.try_get("started_at")?)?,
-        submitted_at: opt_from_db("submitted_at", row.try_get("submitted_at")?)?,
-        answers: row.try_get("answers")?,
-        result: row.try_get("result")?,
-        score: row.try_get("score")?,
-        max_score: row.try_get("max_score")?,
-    })
-}
+use crate::{StoreError, classify, to_db};
 
 /// The attempt, its row locked until the transaction ends.
 async fn lock_attempt(conn: &mut PgConnection, id: i64) -> Result<Option<QuizAttempt>, StoreError> {
@@ -74,13 +43,7 @@ impl PgBackend {
         .bind(at)
         .fetch_one(&self.pool)
         .await
-        .map_err(|err| match &err {
-            sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound {
-                what: "course",
-                id: quiz.course_id.clone(),
-            },
-            _ => StoreError::Database(err),
-        })?;
+        .map_err(|err| classify(err, ("quiz", &quiz.title), ("course", &quiz.course_id)))?;
         quiz_from_row(&row)
     }
 
@@ -176,16 +139,7 @@ impl PgBackend {
         .bind(attempt.max_score)
         .fetch_one(&self.pool)
         .await
-        .map_err(|err| match &err {
-            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict {
-                what: "attempt",
-                id: format!("{}#{}", attempt.quiz_id, attempt.number),
-            },
-            sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
-                not_found("quiz", attempt.quiz_id)
-            }
-            _ => StoreError::Database(err),
-        })?;
+        .map_err(|err| attempt_insert_error(err, attempt))?;
         attempt_from_row(&row)
     }
 

@@ -1,34 +1,13 @@
 //! Recordings on PostgreSQL (see `recordings.rs` for the semantics, which are the same).
 
 use lectern_proto::UnixMillis;
-use sqlx::Row;
-use sqlx::postgres::PgRow;
 
 use super::PgBackend;
-use crate::opt_from_db;
-use crate::recordings::{Recording, RecordingState, RecordingUpdate};
-use crate::{StoreError, from_db, to_db};
+use crate::recordings::{Recording, RecordingState, RecordingUpdate, recording_from_row};
+use crate::{StoreError, classify, to_db};
 
 const COLUMNS: &str = "id, room_id, course_id, title, state, started_at, ended_at, duration_ms, \
                        bytes, interrupted, stop_reason, error, dir";
-
-fn recording_from_row(row: &PgRow) -> Result<Recording, StoreError> {
-    Ok(Recording {
-        id: row.try_get("id")?,
-        room_id: row.try_get("room_id")?,
-        course_id: row.try_get("course_id")?,
-        title: row.try_get("title")?,
-        state: row.try_get::<String, _>("state")?.parse()?,
-        started_at: from_db("started_at", row.try_get("started_at")?)?,
-        ended_at: opt_from_db("ended_at", row.try_get("ended_at")?)?,
-        duration_ms: from_db("duration_ms", row.try_get("duration_ms")?)?,
-        bytes: from_db("bytes", row.try_get("bytes")?)?,
-        interrupted: row.try_get("interrupted")?,
-        stop_reason: row.try_get("stop_reason")?,
-        error: row.try_get("error")?,
-        dir: row.try_get("dir")?,
-    })
-}
 
 impl PgBackend {
     pub(crate) async fn create_recording(&self, r: &Recording) -> Result<(), StoreError> {
@@ -52,13 +31,7 @@ impl PgBackend {
             .bind(&r.dir)
             .execute(&self.pool)
             .await
-            .map_err(|err| match &err {
-                sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict {
-                    what: "recording",
-                    id: r.id.clone(),
-                },
-                _ => StoreError::Database(err),
-            })?;
+            .map_err(|err| classify(err, ("recording", &r.id), ("course", &r.course_id)))?;
         Ok(())
     }
 
