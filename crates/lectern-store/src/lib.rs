@@ -55,6 +55,7 @@
 //! default; `?options[search_path]=lectern` in the URL picks another). Error messages and logs
 //! name the server as `user@host:port/database`, never with the password.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use lectern_proto::{ChatMessage, ParticipantId, PollId, Role, RoomId, Seq, UnixMillis};
@@ -276,6 +277,9 @@ pub struct StoredPollAnswer {
 
 /// The moderation action that locks chat; [`LoadedRoom::chat_locked`] follows the latest of this
 /// and [`ACTION_UNLOCK_CHAT`].
+/// Most rooms [`Store::attendance_of_rooms`] reads at once.
+pub const MAX_ROOMS_PER_READ: usize = 200;
+
 pub const ACTION_LOCK_CHAT: &str = "lock_chat";
 /// The moderation action that unlocks chat.
 pub const ACTION_UNLOCK_CHAT: &str = "unlock_chat";
@@ -442,6 +446,33 @@ impl Store {
             Backend::Sqlite(db) => db.attendance(room).await,
             Backend::Postgres(db) => db.attendance(room).await,
         }
+    }
+
+    /// The attendance intervals of several rooms in one query (a page of a course's past
+    /// sessions), by room, each room's in the order they opened. A room without any is absent.
+    /// At most [`MAX_ROOMS_PER_READ`] rooms: more is [`StoreError::OutOfRange`].
+    pub async fn attendance_of_rooms(
+        &self,
+        rooms: &[RoomId],
+    ) -> Result<HashMap<RoomId, Vec<AttendanceInterval>>, StoreError> {
+        if rooms.len() > MAX_ROOMS_PER_READ {
+            return Err(StoreError::OutOfRange {
+                what: "rooms in one attendance read",
+                value: rooms.len() as u64,
+            });
+        }
+        if rooms.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows = match &self.backend {
+            Backend::Sqlite(db) => db.attendance_of_rooms(rooms).await?,
+            Backend::Postgres(db) => db.attendance_of_rooms(rooms).await?,
+        };
+        let mut by_room: HashMap<RoomId, Vec<AttendanceInterval>> = HashMap::new();
+        for (room, interval) in rows {
+            by_room.entry(room).or_default().push(interval);
+        }
+        Ok(by_room)
     }
 
     /// Every moderation action of the room, by seq.

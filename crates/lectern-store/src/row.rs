@@ -2,7 +2,7 @@
 //! dialect only; the columns and what they mean do not, so each row becomes the store's types
 //! once, here, through [`Columns`], which both backends' rows implement.
 
-use lectern_proto::{ChatMessage, ChatTarget, ParticipantId, Role};
+use lectern_proto::{ChatMessage, ChatTarget, ParticipantId, Role, RoomId};
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
@@ -135,6 +135,13 @@ pub(crate) fn attendance(row: &impl Columns) -> Result<AttendanceInterval, Store
         joined_at: row.unsigned("joined_at")?,
         left_at: row.opt_unsigned("left_at")?,
     })
+}
+
+/// An `attendance` row with its `room_id`.
+pub(crate) fn attendance_in_room(
+    row: &impl Columns,
+) -> Result<(RoomId, AttendanceInterval), StoreError> {
+    Ok((RoomId::new(row.text("room_id")?), attendance(row)?))
 }
 
 /// A `moderation_log` row: seq, action, actor_id, target_id, at.

@@ -276,6 +276,25 @@ impl SqliteBackend {
         rows.iter().map(row::attendance).collect()
     }
 
+    /// `(room, interval)` rows of several rooms, by room, then as [`Self::attendance`] orders
+    /// them.
+    pub(crate) async fn attendance_of_rooms(
+        &self,
+        rooms: &[RoomId],
+    ) -> Result<Vec<(RoomId, AttendanceInterval)>, StoreError> {
+        let marks = vec!["?"; rooms.len()].join(", ");
+        let sql = format!(
+            "SELECT room_id, participant_id, name, role, joined_at, left_at FROM attendance \
+             WHERE room_id IN ({marks}) ORDER BY room_id, joined_at, id"
+        );
+        let mut query = sqlx::query(&sql);
+        for room in rooms {
+            query = query.bind(room.as_str());
+        }
+        let rows = query.fetch_all(&self.reader).await?;
+        rows.iter().map(row::attendance_in_room).collect()
+    }
+
     pub(crate) async fn moderation_log(
         &self,
         room: &RoomId,

@@ -329,6 +329,68 @@ async fn close_open_attendance_closes_only_open_intervals_of_that_room(db: Db) {
     );
 }
 
+async fn attendance_of_rooms_reads_several_rooms_in_one_call(db: Db) {
+    let store = room_store(&db).await;
+    let (other, quiet) = (RoomId::new("other"), RoomId::new("quiet"));
+    store.ensure_room(&other, "Other", T0).await.unwrap();
+    store.ensure_room(&quiet, "Quiet", T0).await.unwrap();
+    let join = |id: &str, at| StoreOp::AttendanceJoin {
+        participant_id: pid(id),
+        name: id.to_owned(),
+        role: Role::Student,
+        at,
+    };
+    let leave = |id: &str, at| StoreOp::AttendanceLeave {
+        participant_id: pid(id),
+        at,
+    };
+    store
+        .write_batch(
+            &room(),
+            1,
+            &[join("b", T0 + 5), join("a", T0), leave("a", T0 + 9)],
+        )
+        .await
+        .unwrap();
+    store
+        .write_batch(&other, 1, &[join("z", T0 + 1)])
+        .await
+        .unwrap();
+
+    let asked = [
+        room(),
+        other.clone(),
+        quiet.clone(),
+        RoomId::new("never-created"),
+    ];
+    let by_room = store.attendance_of_rooms(&asked).await.unwrap();
+    assert_eq!(
+        by_room.len(),
+        2,
+        "rooms without intervals are absent: {by_room:?}"
+    );
+    for room in [room(), other] {
+        assert_eq!(
+            by_room[&room],
+            store.attendance(&room).await.unwrap(),
+            "{room}"
+        );
+    }
+    assert_eq!(
+        by_room[&room()][0].participant_id,
+        pid("a"),
+        "in the order they opened"
+    );
+    assert!(store.attendance_of_rooms(&[]).await.unwrap().is_empty());
+    let too_many: Vec<RoomId> = (0..=lectern_store::MAX_ROOMS_PER_READ)
+        .map(|i| RoomId::new(format!("r{i}")))
+        .collect();
+    assert!(matches!(
+        store.attendance_of_rooms(&too_many).await,
+        Err(StoreError::OutOfRange { .. })
+    ));
+}
+
 async fn moderation_round_trips_and_drives_chat_lock(db: Db) {
     let store = room_store(&db).await;
     let entry = |seq, action: &str, target: Option<&str>| ModerationEntry {
@@ -1043,6 +1105,7 @@ both_backends!(
     recent_chat_skips_deleted_is_oldest_first_and_bounded,
     attendance_intervals_open_and_close,
     close_open_attendance_closes_only_open_intervals_of_that_room,
+    attendance_of_rooms_reads_several_rooms_in_one_call,
     moderation_round_trips_and_drives_chat_lock,
     class_sessions_open_and_close,
     a_failing_batch_leaves_nothing_behind,

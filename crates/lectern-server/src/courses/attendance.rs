@@ -3,7 +3,8 @@
 
 use lectern_proto::{Role, UnixMillis};
 use lectern_schedule::jiff::Timestamp;
-use lectern_store::Store;
+use lectern_schedule::{Lifecycle, Occurrence};
+use lectern_store::{AttendanceInterval, Course, CourseMember, Store};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -225,7 +226,46 @@ pub async fn attendance(
         ));
     }
     let (course_row, occ, lifecycle) = course_session(store, course, session_key).await?;
-    let times = lifecycle.times(&occ);
+    let room = RoomName::session(&course_row.id, occ.session_key.as_str());
+    let intervals = store.attendance(&room.room_id()).await?;
+    let roster = store.members(course).await?;
+    let session = Session {
+        course: &course_row,
+        occurrence: &occ,
+        lifecycle: &lifecycle,
+    };
+    Ok(build_report(
+        session,
+        &roster,
+        &intervals,
+        late_after_minutes,
+        now,
+    ))
+}
+
+/// The session a report is about: its course, its occurrence and the course's lifecycle.
+#[derive(Clone, Copy)]
+pub(super) struct Session<'a> {
+    pub course: &'a Course,
+    pub occurrence: &'a Occurrence,
+    pub lifecycle: &'a Lifecycle,
+}
+
+/// One session's report from what the caller read: the course's roster and the intervals of
+/// the session's room (the course home reads those once for a page of sessions).
+pub(super) fn build_report(
+    session: Session<'_>,
+    roster: &[CourseMember],
+    intervals: &[AttendanceInterval],
+    late_after_minutes: u32,
+    now: Timestamp,
+) -> AttendanceReport {
+    let Session {
+        course: course_row,
+        occurrence: occ,
+        lifecycle,
+    } = session;
+    let times = lifecycle.times(occ);
     let window = SessionWindow {
         opens_at: to_ms(times.opens_at),
         starts_at: to_ms(times.starts_at),
@@ -233,12 +273,11 @@ pub async fn attendance(
         late_after_ms: u64::from(late_after_minutes) * 60_000,
     };
     let room = RoomName::session(&course_row.id, occ.session_key.as_str());
-    let intervals = store.attendance(&room.room_id()).await?;
     let now_ms = to_ms(now);
 
     // Stays by participant, in the order they first joined.
-    let mut stays: Vec<(String, Vec<&lectern_store::AttendanceInterval>)> = Vec::new();
-    for interval in &intervals {
+    let mut stays: Vec<(String, Vec<&AttendanceInterval>)> = Vec::new();
+    for interval in intervals {
         let id = interval.participant_id.as_str();
         match stays.iter_mut().find(|(p, _)| p == id) {
             Some((_, list)) => list.push(interval),
@@ -266,7 +305,6 @@ pub async fn attendance(
             status: p.status,
         };
 
-    let roster = store.members(course).await?;
     let mut attendees = Vec::new();
     for member in roster.iter().filter(|m| m.role == Role::Student) {
         let p = presence(&stays_of(&member.member_id), window, now_ms);
@@ -283,8 +321,8 @@ pub async fn attendance(
         let last = list.last().expect("a participant has at least one stay");
         attendees.push(row(id, &last.name, last.role, false, p));
     }
-    Ok(AttendanceReport {
-        course_id: course_row.id,
+    AttendanceReport {
+        course_id: course_row.id.clone(),
         session_key: occ.session_key.to_string(),
         room: room.to_string(),
         start: occ.start_utc.to_string(),
@@ -294,7 +332,7 @@ pub async fn attendance(
         late_after_minutes,
         generated_at: now.to_string(),
         attendees,
-    })
+    }
 }
 
 #[cfg(test)]

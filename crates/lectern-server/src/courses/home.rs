@@ -2,13 +2,13 @@
 //! its lobby is open), and the past sessions with the member's attendance (students: their own
 //! only; staff: the counts) and the recordings ready to watch.
 
-use lectern_proto::Role;
+use lectern_proto::{Role, RoomId};
 use lectern_schedule::jiff::Timestamp;
 use lectern_store::{RecordingState, Store};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::attendance::{AttendanceStatus, attendance};
+use super::attendance::{AttendanceStatus, DEFAULT_LATE_AFTER_MINUTES, Session, build_report};
 use super::links::{LinkHolder, session_link};
 use super::schedules::course_schedules;
 use super::service::{ServiceError, lifecycle_of, rfc3339};
@@ -205,10 +205,24 @@ pub async fn course_home(
         .filter(|r| r.state == RecordingState::Ready)
         .collect();
     let staff = viewer.role.is_staff();
+    let past: Vec<_> = past.into_iter().take(limit as usize).collect();
+    // The roster and the page's attendance are read once, not per session.
+    let roster = store.members(course).await?;
+    let rooms: Vec<RoomId> = past
+        .iter()
+        .map(|occ| RoomName::session(&course_row.id, occ.session_key.as_str()).room_id())
+        .collect();
+    let mut intervals = store.attendance_of_rooms(&rooms).await?;
     let mut past_sessions = Vec::new();
-    for occ in past.into_iter().take(limit as usize) {
+    for (occ, room) in past.into_iter().zip(&rooms) {
         let key = occ.session_key.as_str();
-        let report = attendance(store, course, key, None, now).await?;
+        let session = Session {
+            course: &course_row,
+            occurrence: occ,
+            lifecycle: &lifecycle,
+        };
+        let stays = intervals.remove(room).unwrap_or_default();
+        let report = build_report(session, &roster, &stays, DEFAULT_LATE_AFTER_MINUTES, now);
         let statuses = report.attendees.iter().map(|a| a.status);
         let (your_attendance, attendance_counts) = if staff {
             let mut counts = AttendanceCounts::default();

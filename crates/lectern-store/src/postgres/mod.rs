@@ -249,6 +249,23 @@ impl PgBackend {
         rows.iter().map(row::attendance).collect()
     }
 
+    /// `(room, interval)` rows of several rooms, by room, then as [`Self::attendance`] orders
+    /// them.
+    pub(crate) async fn attendance_of_rooms(
+        &self,
+        rooms: &[RoomId],
+    ) -> Result<Vec<(RoomId, AttendanceInterval)>, StoreError> {
+        let ids: Vec<&str> = rooms.iter().map(RoomId::as_str).collect();
+        let rows = sqlx::query(
+            "SELECT room_id, participant_id, name, role, joined_at, left_at FROM attendance \
+             WHERE room_id = ANY($1) ORDER BY room_id, joined_at, id",
+        )
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(row::attendance_in_room).collect()
+    }
+
     pub(crate) async fn moderation_log(
         &self,
         room: &RoomId,
