@@ -198,7 +198,7 @@ fn staff_admit_one_participant_early() {
         evs[0].1,
         RoomEvent::Admitted {
             participant_id: pid("s1"),
-            by: pid("t")
+            by: Some(pid("t"))
         }
     );
     assert_eq!(evs[0].2, vec![c(1), c(2), c(3)]);
