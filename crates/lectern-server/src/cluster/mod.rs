@@ -74,6 +74,10 @@ pub struct Cluster {
 /// Most commands from other nodes waiting here; more are answered "busy".
 const COMMAND_QUEUE: usize = 256;
 
+/// How long an administrator's action on a room may take: the room task's answer on this node,
+/// or the hosting node's reply over the command bus.
+pub const ACTION_TIMEOUT: Duration = Duration::from_secs(5);
+
 impl Cluster {
     /// Connects to Redis, registers this node and starts its heartbeat. `addr` is the address
     /// the HTTP server listens on (for the default node id and URL), `public_url` the server's
@@ -195,7 +199,7 @@ impl Cluster {
     }
 
     /// Sends `command` for `room` (hosted under `token`) to node `target` and waits for its
-    /// reply, at most `rooms::admin::ACTION_TIMEOUT`.
+    /// reply, at most [`ACTION_TIMEOUT`].
     pub async fn send_command(
         &self,
         target: &NodeId,
@@ -203,9 +207,8 @@ impl Cluster {
         token: FencingToken,
         command: &RoomCommand,
     ) -> Result<CommandReply, ClusterError> {
-        let timeout = crate::rooms::ACTION_TIMEOUT;
         self.bus
-            .send(target, room, Some(token), command, timeout)
+            .send(target, room, Some(token), command, ACTION_TIMEOUT)
             .await
     }
 

@@ -9,7 +9,6 @@
 //! a timeout.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use lectern_cluster::{ClusterError, CommandReply, IncomingCommand, NodeId};
 use lectern_proto::{ErrorCode, ParticipantId, RoomId};
@@ -19,8 +18,7 @@ use tracing::{info, warn};
 
 use super::{Registry, RoomCommand};
 
-/// How long an action may take: the room task's answer here, or the hosting node's reply.
-pub const ACTION_TIMEOUT: Duration = Duration::from_secs(5);
+use crate::cluster::ACTION_TIMEOUT;
 
 /// Why an administrator's action was not done (or may not have been).
 #[derive(Debug, thiserror::Error)]

@@ -36,7 +36,7 @@ use lectern_store::Store;
 use tokio::sync::{mpsc, watch};
 use tracing::{Instrument, info_span};
 
-pub use admin::{ACTION_TIMEOUT, ActError, serve_commands};
+pub use admin::{ActError, serve_commands};
 pub use outbox::Encoded;
 
 use crate::clock::Clock;
