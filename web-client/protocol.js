@@ -94,7 +94,7 @@ const SOCKET_CLOSED = 3;
  * @typedef {{kind: 'participant_joined', participant: ParticipantInfo}
  *   | {kind: 'participant_connection', participant_id: string, connected: boolean}
  *   | {kind: 'participant_left', participant_id: string, reason: LeaveReason}
- *   | {kind: 'admitted', participant_id: string, by: string}
+ *   | {kind: 'admitted', participant_id: string, by?: string}
  *   | {kind: 'class_started', by?: string}
  *   | {kind: 'class_ended', by?: string}
  *   | {kind: 'class_ending_soon', ends_at: number, closes_at: number}

@@ -364,7 +364,7 @@ pub fn room_events() -> Vec<RoomEvent> {
         },
         RoomEvent::Admitted {
             participant_id: pid("s-ada"),
-            by: by.clone(),
+            by: Some(by.clone()),
         },
         RoomEvent::ClassStarted {
             by: Some(by.clone()),

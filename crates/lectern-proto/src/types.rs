@@ -909,10 +909,12 @@ pub enum RoomEvent {
         participant_id: ParticipantId,
         reason: LeaveReason,
     },
-    /// Staff let a participant in from the lobby.
+    /// Staff let a participant in from the lobby. `by` is absent when an administrator did,
+    /// through the REST API.
     Admitted {
         participant_id: ParticipantId,
-        by: ParticipantId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<ParticipantId>,
     },
     /// The class went live: everyone in the lobby is let in. `by` is absent when the schedule
     /// started it (a course with auto-start, at the scheduled start).

@@ -22,6 +22,8 @@
 //! - The media plane's view of who speaks comes in as [`Input::ActiveSpeaker`]; the room decides
 //!   who is told.
 //!
+//! Administrators act on a room with [`Room::handle_admin`] ([`AdminAction`]).
+//!
 //! Modules: `room` (the state machine and its handlers: `session`, `class`, `chat`, `hands`,
 //! `moderation`, `teaching`, `polls`, `speaker`, `restore`), `attendance` (the in-memory tally), `roster`
 //! (participants and connections), `hand_queue`, `poll` (the current poll), `chat_log`
@@ -265,6 +267,33 @@ pub enum Input {
         member_id: String,
     },
 }
+
+/// An administrator's action on the room (the REST API), applied with [`Room::handle_admin`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminAction {
+    /// End the class, as staff's `class_end` does.
+    EndClass,
+    /// Let a participant in from the lobby, as staff's `admit` does.
+    Admit { participant_id: ParticipantId },
+    /// Remove a participant (not an instructor) for the rest of the class, as staff's `remove`.
+    Remove { participant_id: ParticipantId },
+}
+
+impl AdminAction {
+    /// `end_class`, `admit` or `remove`, for logs and replies.
+    pub fn name(&self) -> &'static str {
+        match self {
+            AdminAction::EndClass => "end_class",
+            AdminAction::Admit { .. } => "admit",
+            AdminAction::Remove { .. } => "remove",
+        }
+    }
+}
+
+/// The actor named in the audit record ([`PersistRecord::Moderation`]) of an administrator's
+/// action. Not a participant id a join token could carry in practice (it has spaces and
+/// parentheses), and read only by people reviewing the log.
+pub const ADMIN_ACTOR: &str = "(admin api)";
 
 /// What the room asks its driver to do.
 #[derive(Debug, Clone, PartialEq)]

@@ -9,6 +9,7 @@
 //! - Records for storage are queued after the event they describe (so storing them never delays
 //!   the broadcast), except chat messages, which are stored before they are delivered.
 
+mod admin;
 mod chat;
 mod class;
 mod hands;

@@ -200,6 +200,9 @@ impl Server {
             },
             cluster.clone(),
         ));
+        if let Some(incoming) = cluster.as_ref().and_then(|c| c.take_commands()) {
+            tokio::spawn(crate::rooms::serve_commands(registry.clone(), incoming));
+        }
         if let Some(events) = media_events {
             let registry = registry.clone();
             tokio::spawn(crate::media::dispatch(events, move |room| {

@@ -193,7 +193,8 @@ async fn requests_without_an_api_key_are_refused() -> anyhow::Result<()> {
                 .replace("{member}", "ada")
                 .replace("{session_key}", "2026-09-01T10:00")
                 .replace("{token}", "feed_0000")
-                .replace("{quiz}", "1");
+                .replace("{quiz}", "1")
+                .replace("{room}", "algebra.2026-09-01T10:00");
             let url = format!("/api/v1{concrete}");
             let r = call(addr, &method.to_uppercase(), &url, None, Some(&json!({}))).await?;
             // Member feeds need no key (a calendar app sends none): an unknown token is 404.
@@ -208,7 +209,7 @@ async fn requests_without_an_api_key_are_refused() -> anyhow::Result<()> {
             probed += 1;
         }
     }
-    assert_eq!(probed, 33);
+    assert_eq!(probed, 36);
     for path in [
         "/courses",
         "/courses/{id}",
@@ -227,6 +228,9 @@ async fn requests_without_an_api_key_are_refused() -> anyhow::Result<()> {
         "/recordings/{id}",
         "/recordings/{id}/download",
         "/courses/{id}/sessions/{session_key}/polls",
+        "/rooms/{room}/end",
+        "/rooms/{room}/admit",
+        "/rooms/{room}/remove",
     ] {
         assert!(
             paths.contains_key(path),

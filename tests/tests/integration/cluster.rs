@@ -26,6 +26,10 @@ const PREFIX_VAR: &str = "LECTERN_TEST_CLUSTER_PREFIX";
 const NODE_VAR: &str = "LECTERN_TEST_CLUSTER_NODE";
 /// `room.idle_close_secs` and `room.grace_secs` of the node, when set.
 const IDLE_VAR: &str = "LECTERN_TEST_CLUSTER_IDLE_CLOSE";
+/// `room.auto_start` of the node (`true` unless set).
+const AUTO_START_VAR: &str = "LECTERN_TEST_CLUSTER_AUTO_START";
+/// `cluster.lease_ttl_ms` of the node, when set.
+const LEASE_TTL_VAR: &str = "LECTERN_TEST_CLUSTER_LEASE_TTL";
 
 pub(crate) fn redis_url() -> String {
     std::env::var("LECTERN_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
@@ -36,25 +40,30 @@ pub(crate) fn redis_url() -> String {
 #[ignore = "run by the cluster tests as a child process"]
 async fn node_child() {
     let var = |name: &str| std::env::var(name).unwrap_or_default();
-    let (store, redis, prefix, node, idle) = (
+    let (store, redis, prefix, node, idle, ttl) = (
         var(STORE_VAR),
         var(REDIS_VAR),
         var(PREFIX_VAR),
         var(NODE_VAR),
         var(IDLE_VAR),
+        var(LEASE_TTL_VAR),
     );
+    let auto_start = std::env::var(AUTO_START_VAR).unwrap_or_else(|_| "true".into());
     let mut settings = vec![
         ("LECTERN_STORE_URL", store.as_str()),
         ("LECTERN_CLUSTER_REDIS_URL", &redis),
         ("LECTERN_CLUSTER_KEY_PREFIX", &prefix),
         ("LECTERN_CLUSTER_NODE_ID", &node),
-        ("LECTERN_ROOM_AUTO_START", "true"),
+        ("LECTERN_ROOM_AUTO_START", &auto_start),
         ("LECTERN_LIMITS_CHAT_PER_SECOND", "1000"),
         ("LECTERN_LIMITS_CHAT_BURST", "1000"),
     ];
     if !idle.is_empty() {
         settings.push(("LECTERN_ROOM_IDLE_CLOSE_SECS", &idle));
         settings.push(("LECTERN_ROOM_GRACE_SECS", &idle));
+    }
+    if !ttl.is_empty() {
+        settings.push(("LECTERN_CLUSTER_LEASE_TTL_MS", &ttl));
     }
     lectern_tests::serve_as_child(&settings).await;
 }
@@ -610,4 +619,224 @@ pub(crate) async fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u1
         .map_or("", |(_, b)| b)
         .to_owned();
     Ok((status, body))
+}
+
+/// An admin API call (`POST`, JSON body) to one node, with `key`.
+async fn admin_post(
+    node: &Node,
+    key: &str,
+    path: &str,
+    body: &Value,
+) -> anyhow::Result<(u16, Value)> {
+    let reply = crate::api::call(node.addr, "POST", path, Some(key), Some(body)).await?;
+    let json = serde_json::from_str(&reply.body).unwrap_or(Value::Null);
+    Ok((reply.status, json))
+}
+
+/// An admin API key in the cluster's shared store.
+async fn admin_key(engines: &Engines) -> anyhow::Result<String> {
+    let store = lectern_store::Store::open(engines.schema.url()).await?;
+    let (_, key) =
+        lectern_server::courses::create_api_key(&store, "tests", lectern_server::clock::wall_ms())
+            .await?;
+    store.close().await;
+    Ok(key)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_on_any_node_acts_on_a_room_hosted_elsewhere() -> anyhow::Result<()> {
+    let Some(engines) = Engines::start().await? else {
+        return Ok(());
+    };
+    let result = room_actions_across_nodes(&engines).await;
+    engines.schema.remove().await?;
+    result
+}
+
+async fn room_actions_across_nodes(engines: &Engines) -> anyhow::Result<()> {
+    let redis = redis_url();
+    // A lease that outlives the 5 s of a command timeout, so the host paused below still holds
+    // the room when it is killed.
+    let lobby = [(AUTO_START_VAR, "false"), (LEASE_TTL_VAR, "30000")];
+    let mut nodes = [
+        engines.node_with("node-a", &redis, &lobby)?,
+        engines.node_with("node-b", &redis, &lobby)?,
+        engines.node_with("node-c", &redis, &lobby)?,
+    ];
+    let key = admin_key(engines).await?;
+    let room = "cross-node-class";
+    let base = format!("/api/v1/rooms/{room}");
+
+    let (mut grace, _) = join(
+        &nodes[0].url(),
+        &token(room, "grace", Role::Instructor)?,
+        None,
+    )
+    .await?;
+    let (mut ada, _) = join(&nodes[0].url(), &token(room, "ada", Role::Student)?, None).await?;
+    let host = engines.host(room).await?.context("the class is hosted")?;
+    let host_index = nodes
+        .iter()
+        .position(|n| n.id == host)
+        .context("known host")?;
+    let others: Vec<usize> = (0..3).filter(|i| *i != host_index).collect();
+    let (b, c) = (&nodes[others[0]], &nodes[others[1]]);
+
+    // Admit through B: Ada, in the lobby on the host, is let in.
+    let (status, body) = admin_post(
+        b,
+        &key,
+        &format!("{base}/admit"),
+        &json!({"participant": "ada"}),
+    )
+    .await?;
+    assert_eq!(status, 200, "{body}");
+    let admitted = ada.wait_event("admitted").await?;
+    assert!(admitted["event"].get("by").is_none(), "{admitted}");
+    ada.wait_for(|m| m["type"] == "snapshot").await?;
+    // Refusals come back from the host typed: unknown participant, an instructor.
+    let (status, body) = admin_post(
+        c,
+        &key,
+        &format!("{base}/admit"),
+        &json!({"participant": "zed"}),
+    )
+    .await?;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (404, &json!("not_found")),
+        "{body}"
+    );
+    let (status, body) = admin_post(
+        c,
+        &key,
+        &format!("{base}/remove"),
+        &json!({"participant": "grace"}),
+    )
+    .await?;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (409, &json!("conflict")),
+        "{body}"
+    );
+
+    // Remove through C: Bob is sent away.
+    grace.ok(json!({"type": "class_start"})).await?;
+    let (mut bob, _) = join(&c.url(), &token(room, "bob", Role::Student)?, None).await?;
+    let (status, body) = admin_post(
+        c,
+        &key,
+        &format!("{base}/remove"),
+        &json!({"participant": "bob"}),
+    )
+    .await?;
+    assert_eq!(status, 200, "{body}");
+    let closing = bob.wait_for(|m| m["type"] == "closing").await?;
+    assert_eq!(closing["reason"], "removed");
+
+    // End through B: Ada is sent away, the instructor sees the class end.
+    let (status, body) = admin_post(b, &key, &format!("{base}/end"), &json!({})).await?;
+    assert_eq!(status, 200, "{body}");
+    grace.wait_event("class_ended").await?;
+    let closing = ada.wait_for(|m| m["type"] == "closing").await?;
+    assert_eq!(closing["reason"], "class_ended");
+
+    // A room nobody hosts.
+    let (status, body) = admin_post(b, &key, "/api/v1/rooms/nowhere/end", &json!({})).await?;
+    assert_eq!(status, 404, "{body}");
+
+    // The host is paused (SIGSTOP: still subscribed, never answers): a 503 that says the action
+    // may or may not have happened.
+    let pid = nodes[host_index].child.id().to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-STOP", &pid])
+        .status()?;
+    assert!(status.success(), "kill -STOP failed");
+    let end = format!("{base}/end");
+    let (status, body) = admin_post(&nodes[others[0]], &key, &end, &json!({})).await?;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (503, &json!("unavailable")),
+        "{body}"
+    );
+    let message = body["error"]["message"].as_str().unwrap_or("").to_owned();
+    assert!(
+        message.contains(&host) && message.contains("may or may not"),
+        "{message}"
+    );
+
+    // The host is killed (its lease not expired yet): a 503 that says nothing was done. Redis
+    // drops the dead subscriber as soon as the kernel closes its socket.
+    nodes[host_index].kill();
+    let last = std::cell::RefCell::new(Value::Null);
+    wait_until("a 503 saying the host is gone", || async {
+        let Ok((status, body)) = admin_post(&nodes[others[0]], &key, &end, &json!({})).await else {
+            return false;
+        };
+        let gone = status == 503
+            && body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("nothing was done"));
+        *last.borrow_mut() = body;
+        gone
+    })
+    .await?;
+    let last = last.into_inner();
+    let message = last["error"]["message"].as_str().unwrap_or("");
+    assert!(message.contains(&host), "{message}");
+    assert_eq!(engines.host(room).await?.as_deref(), Some(host.as_str()));
+    drop(grace);
+    Ok(())
+}
+
+/// A room whose load fails (the store refuses its row) gives its lease back at once instead of
+/// holding it for a whole TTL (60 s here, longer than any wait in this test), so the next hello
+/// can open it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_that_fails_to_load_releases_its_lease() -> anyhow::Result<()> {
+    let Some(engines) = Engines::start().await? else {
+        return Ok(());
+    };
+    let result = failed_load(&engines).await;
+    engines.schema.remove().await?;
+    result
+}
+
+async fn failed_load(engines: &Engines) -> anyhow::Result<()> {
+    use sqlx::Connection;
+    let node = engines.node_with("node-a", &redis_url(), &[(LEASE_TTL_VAR, "60000")])?;
+    let room = "broken-room";
+    // The node ran its migrations before it printed its address.
+    let mut db = sqlx::PgConnection::connect(engines.schema.url()).await?;
+    sqlx::query(
+        "CREATE FUNCTION refuse_room() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$",
+    )
+    .execute(&mut db)
+    .await?;
+    sqlx::query(
+        "CREATE TRIGGER refuse_room BEFORE INSERT ON rooms FOR EACH ROW \
+         WHEN (NEW.id = 'broken-room') EXECUTE FUNCTION refuse_room()",
+    )
+    .execute(&mut db)
+    .await?;
+
+    let mut client = Client::connect_url(&node.url()).await?;
+    let hello = json!({"type": "hello", "protocol_version": 1, "token": token(room, "ada", Role::Student)?});
+    client.send(&hello).await?;
+    let refused = client.wait_for(|m| m["type"] == "error").await?;
+    assert_eq!(refused["code"], "store_unavailable", "{refused}");
+    wait_until("the failed room's lease to be released", || async {
+        matches!(engines.host(room).await, Ok(None))
+    })
+    .await?;
+
+    // Once the store takes the room again, the next hello opens it.
+    sqlx::query("DROP TRIGGER refuse_room ON rooms")
+        .execute(&mut db)
+        .await?;
+    let (_ada, _) = join(&node.url(), &token(room, "ada", Role::Student)?, None).await?;
+    assert_eq!(engines.host(room).await?.as_deref(), Some("node-a"));
+    db.close().await?;
+    Ok(())
 }

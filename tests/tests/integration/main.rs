@@ -22,4 +22,5 @@ mod quizzes;
 mod reconnect;
 mod recording;
 mod restore;
+mod room_admin;
 mod teaching;

@@ -50,18 +50,30 @@ impl Room {
     /// if connected, they are sent a fresh snapshot. The media plane is told what they may
     /// now publish.
     pub(super) fn admit(&mut self, req: &Request, target: ParticipantId) -> Handled {
+        let seq = self.let_in_one(req.now, target, Some(req.actor.clone()))?;
+        Reply::event(seq)
+    }
+
+    /// Lets `target` in from the lobby (see [`Room::admit`]); `by` is `None` for an
+    /// administrator. [`RoomError::NotFound`] unless they wait in the lobby.
+    pub(super) fn let_in_one(
+        &mut self,
+        now: UnixMillis,
+        target: ParticipantId,
+        by: Option<ParticipantId>,
+    ) -> Result<Seq, RoomError> {
         let Some(p) = self.roster.get_mut(&target).filter(|p| p.in_lobby) else {
             return Err(RoomError::NotFound);
         };
         let_in(p);
         let event = RoomEvent::Admitted {
             participant_id: target.clone(),
-            by: req.actor.clone(),
+            by,
         };
-        let seq = self.emit(req.now, event, None);
+        let seq = self.emit(now, event, None);
         self.send_snapshots(std::slice::from_ref(&target));
         self.publish_intent(&target);
-        Reply::event(seq)
+        Ok(seq)
     }
 
     /// Staff end the class. The stage, hands, speech grants and hard mutes are cleared (clients

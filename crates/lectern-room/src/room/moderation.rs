@@ -124,28 +124,53 @@ impl Room {
         if p.role == Role::Instructor {
             return Err(RoomError::NotPermitted);
         }
-        let by = Some(req.actor.clone());
-        let Some((p, seq)) = self.remove_for_good(req.now, &target, LeaveReason::Removed, by)
-        else {
-            return Err(RoomError::NotFound);
-        };
         // A TA may remove themselves: their ack must then precede their close.
         let removed_self = p.conn == Some(req.conn);
-        if removed_self {
-            self.ack(req, Some(seq), None);
-        }
-        if let Some(conn) = p.conn {
-            self.close(conn, CloseReason::Removed);
-        }
-        self.persist_moderation(req, seq, ModerationAction::Remove, Some(target.clone()));
-        if p.conn.is_some() {
-            self.persist(attendance(&p, AttendanceKind::Leave, req.now));
-        }
-        self.banned.insert(target);
+        let seq =
+            self.remove_participant(req.now, target, Some(req.actor.clone()), |room, seq| {
+                if removed_self {
+                    room.ack(req, Some(seq), None);
+                }
+            })?;
         if removed_self {
             Ok(Reply::Done)
         } else {
             Reply::event(seq)
         }
+    }
+
+    /// Removes `target` for the rest of the class (see [`Room::remove`]); `by` is the staff
+    /// member, `None` for an administrator (the audit record then names
+    /// [`crate::ADMIN_ACTOR`]). `before_close` runs after the announcement and before the
+    /// close (for the remover's own ack). The caller checks who may be removed.
+    pub(super) fn remove_participant(
+        &mut self,
+        now: lectern_proto::UnixMillis,
+        target: ParticipantId,
+        by: Option<ParticipantId>,
+        before_close: impl FnOnce(&mut Room, lectern_proto::Seq),
+    ) -> Result<lectern_proto::Seq, RoomError> {
+        let actor = by
+            .clone()
+            .unwrap_or_else(|| ParticipantId::new(crate::ADMIN_ACTOR));
+        let Some((p, seq)) = self.remove_for_good(now, &target, LeaveReason::Removed, by) else {
+            return Err(RoomError::NotFound);
+        };
+        before_close(self, seq);
+        if let Some(conn) = p.conn {
+            self.close(conn, CloseReason::Removed);
+        }
+        self.persist(crate::PersistRecord::Moderation {
+            seq,
+            action: ModerationAction::Remove,
+            by: actor,
+            target: Some(target.clone()),
+            at: now,
+        });
+        if p.conn.is_some() {
+            self.persist(attendance(&p, AttendanceKind::Leave, now));
+        }
+        self.banned.insert(target);
+        Ok(seq)
     }
 }

@@ -198,7 +198,7 @@ fn staff_admit_one_participant_early() {
         evs[0].1,
         RoomEvent::Admitted {
             participant_id: pid("s1"),
-            by: pid("t")
+            by: Some(pid("t"))
         }
     );
     assert_eq!(evs[0].2, vec![c(1), c(2), c(3)]);
@@ -403,4 +403,90 @@ fn a_participant_let_in_while_disconnected_gets_a_snapshot_on_return() {
         to_conn(&outs, 10).last(),
         Some(ServerMessage::ReplayDone { .. })
     ));
+}
+
+/// An administrator's actions (the REST API) do what staff's do, without a `by`, and are safe
+/// to repeat.
+#[test]
+fn administrators_admit_remove_and_end_without_a_participant() {
+    use lectern_room::{ADMIN_ACTOR, AdminAction, ModerationAction, RoomError};
+    let mut h = H::new();
+    h.join(1, "t", Role::Instructor);
+    h.join(2, "s1", Role::Student);
+    h.join(3, "s2", Role::Student);
+    h.drain();
+    let admin = |h: &mut H, action| {
+        let result = h.room.handle_admin(h.now, action);
+        (result, h.drain())
+    };
+
+    let (result, outs) = admin(
+        &mut h,
+        AdminAction::Admit {
+            participant_id: pid("s1"),
+        },
+    );
+    assert_eq!(result, Ok(()));
+    let evs = events(&outs);
+    assert_eq!(
+        evs[0].1,
+        RoomEvent::Admitted {
+            participant_id: pid("s1"),
+            by: None
+        }
+    );
+    assert!(snapshot_to(&outs, 2).is_some());
+    let seq = h.room.seq();
+    let (result, outs) = admin(
+        &mut h,
+        AdminAction::Admit {
+            participant_id: pid("s1"),
+        },
+    );
+    assert_eq!(
+        (result, events(&outs).len(), h.room.seq()),
+        (Ok(()), 0, seq)
+    );
+    let (result, _) = admin(
+        &mut h,
+        AdminAction::Admit {
+            participant_id: pid("nobody"),
+        },
+    );
+    assert_eq!(result, Err(RoomError::NotFound));
+
+    let (result, outs) = admin(
+        &mut h,
+        AdminAction::Remove {
+            participant_id: pid("s2"),
+        },
+    );
+    assert_eq!(result, Ok(()));
+    assert_eq!(closes(&outs), vec![(c(3), CloseReason::Removed)]);
+    assert!(persists(&outs).iter().any(|p| matches!(p,
+        PersistRecord::Moderation { action: ModerationAction::Remove, by, .. } if by.as_str() == ADMIN_ACTOR)));
+    assert!(h.room.is_banned(&pid("s2")));
+    let (result, outs) = admin(
+        &mut h,
+        AdminAction::Remove {
+            participant_id: pid("s2"),
+        },
+    );
+    assert_eq!((result, outs.len()), (Ok(()), 0));
+    let (result, _) = admin(
+        &mut h,
+        AdminAction::Remove {
+            participant_id: pid("t"),
+        },
+    );
+    assert_eq!(result, Err(RoomError::NotPermitted));
+
+    h.req(1, ClientMessage::ClassStart);
+    let (result, outs) = admin(&mut h, AdminAction::EndClass);
+    assert_eq!(result, Ok(()));
+    assert_eq!(events(&outs)[0].1, RoomEvent::ClassEnded { by: None });
+    assert_eq!(closes(&outs), vec![(c(2), CloseReason::ClassEnded)]);
+    assert_eq!(h.room.class_state(), ClassState::Ended);
+    let (result, outs) = admin(&mut h, AdminAction::EndClass);
+    assert_eq!((result, events(&outs).len()), (Ok(()), 0));
 }

@@ -34,12 +34,14 @@ mod quiz_routes;
 mod recording_routes;
 pub mod replay_routes;
 mod reports;
+mod room_routes;
 
 use course_routes::*;
 use feeds::*;
 use quiz_routes::*;
 use recording_routes::*;
 use reports::*;
+use room_routes::*;
 
 /// The largest request body the API reads (a roster CSV of a few thousand rows fits).
 pub const MAX_BODY_BYTES: usize = 1 << 20;
@@ -51,7 +53,7 @@ type AppState = Arc<Shared>;
     info(
         title = "Lectern admin API",
         description = "Courses, rosters, schedules, sessions, join links, attendance, \
-                       chat transcripts, polls and quizzes. \
+                       chat transcripts, polls and quizzes; actions on live rooms. \
                        Authenticate with `Authorization: Bearer <api key>` \
                        (create keys with `lectern apikey create`)."
     ),
@@ -109,6 +111,9 @@ fn api_routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(admin_quiz_results))
         .routes(routes!(admin_quiz_stats))
+        .routes(routes!(room_end))
+        .routes(routes!(room_admit))
+        .routes(routes!(room_remove))
 }
 
 /// The API router, to nest under `/api/v1`.
@@ -135,7 +140,8 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ErrorInfo {
     /// Stable: `unauthorized`, `forbidden`, `not_found`, `invalid_input`, `conflict`,
-    /// `payload_too_large`, `method_not_allowed`, `unsupported_media_type`, `internal`; in the
+    /// `payload_too_large`, `method_not_allowed`, `unsupported_media_type`, `internal`,
+    /// `unavailable` (a live room's hosting node is gone or did not answer); in the
     /// member API also `locked` (a locked board topic) and `deleted` (a deleted board post);
     /// for quiz attempts (409) `no_attempts_left`, `past_due`, `time_up`, `already_submitted`.
     pub code: String,
@@ -380,6 +386,9 @@ mod tests {
             "DELETE /courses/{id}/quizzes/{quiz}",
             "GET /courses/{id}/quizzes/{quiz}/results",
             "GET /courses/{id}/quizzes/{quiz}/stats",
+            "POST /rooms/{room}/end",
+            "POST /rooms/{room}/admit",
+            "POST /rooms/{room}/remove",
         ]
         .into_iter()
         .map(str::to_owned)

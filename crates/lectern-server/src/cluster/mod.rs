@@ -33,10 +33,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lectern_cluster::{
-    ClaimOutcome, ClusterError, HeartbeatTask, LeaseHolder, Leases, NodeId, NodeInfo, NodeLoad,
-    NodeRegistry, PlacementWeights, Redis, RoomLease, choose_node,
+    ClaimOutcome, ClusterError, CommandBus, CommandReply, FencingToken, HeartbeatTask,
+    IncomingCommand, LeaseHolder, Leases, NodeId, NodeInfo, NodeLoad, NodeRegistry,
+    PlacementWeights, Redis, RoomCommand, RoomLease, choose_node,
 };
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 pub use config::{ClusterConfig, check_base_url};
@@ -64,7 +65,18 @@ pub struct Cluster {
     heartbeat: std::sync::Mutex<Option<HeartbeatTask>>,
     weights: PlacementWeights,
     metrics: Arc<Metrics>,
+    /// Commands to and from the rooms of other nodes (see `rooms::admin`).
+    bus: CommandBus,
+    /// The commands other nodes send here, until [`Cluster::take_commands`].
+    incoming: std::sync::Mutex<Option<mpsc::Receiver<IncomingCommand>>>,
 }
+
+/// Most commands from other nodes waiting here; more are answered "busy".
+const COMMAND_QUEUE: usize = 256;
+
+/// How long an administrator's action on a room may take: the room task's answer on this node,
+/// or the hosting node's reply over the command bus.
+pub const ACTION_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Cluster {
     /// Connects to Redis, registers this node and starts its heartbeat. `addr` is the address
@@ -93,7 +105,8 @@ impl Cluster {
         let beat = Duration::from_millis(config.heartbeat_interval_ms);
         let registry = NodeRegistry::new(redis.clone(), beat * 3)?;
         // Each room task watches its own lease; the node-wide channel is not needed.
-        let (leases, _lost) = Leases::new(redis, me.clone(), config.lease())?;
+        let (leases, _lost) = Leases::new(redis.clone(), me.clone(), config.lease())?;
+        let (bus, incoming) = CommandBus::start(redis, me.clone(), COMMAND_QUEUE).await?;
         let info = NodeInfo {
             node: me.clone(),
             base_url: base_url.clone(),
@@ -114,6 +127,8 @@ impl Cluster {
             heartbeat: std::sync::Mutex::new(Some(heartbeat)),
             weights: PlacementWeights::default(),
             metrics,
+            bus,
+            incoming: std::sync::Mutex::new(Some(incoming)),
         }))
     }
 
@@ -170,6 +185,33 @@ impl Cluster {
         })
     }
 
+    /// The commands other nodes send to this node's rooms, once (for `rooms::serve_commands`).
+    pub fn take_commands(&self) -> Option<mpsc::Receiver<IncomingCommand>> {
+        self.incoming
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    /// Who holds `room`'s lease, if anyone.
+    pub async fn holder(&self, room: &str) -> Result<Option<LeaseHolder>, ClusterError> {
+        self.leases.holder(room).await
+    }
+
+    /// Sends `command` for `room` (hosted under `token`) to node `target` and waits for its
+    /// reply, at most [`ACTION_TIMEOUT`].
+    pub async fn send_command(
+        &self,
+        target: &NodeId,
+        room: &str,
+        token: FencingToken,
+        command: &RoomCommand,
+    ) -> Result<CommandReply, ClusterError> {
+        self.bus
+            .send(target, room, Some(token), command, ACTION_TIMEOUT)
+            .await
+    }
+
     /// Starts draining: the registry entry says so with the next heartbeat (at once), and
     /// [`Cluster::place`] sends new rooms to the other nodes.
     pub fn drain(&self) {
@@ -195,8 +237,10 @@ impl Cluster {
         });
     }
 
-    /// Leaves the cluster: stops the heartbeat and removes this node's entry at once.
+    /// Leaves the cluster: stops taking commands, stops the heartbeat and removes this node's
+    /// entry at once.
     pub async fn stop(&self) {
+        self.bus.stop();
         let heartbeat = self
             .heartbeat
             .lock()

@@ -12,11 +12,13 @@
 //!   and storing the room;
 //! - `outbox`: the one way anything reaches a connection, and the slow-consumer rule;
 //! - `history`: scroll-back, older chat read from the store off the task;
-//! - `signalling`: WebRTC signalling between a participant's connection and the media worker.
+//! - `signalling`: WebRTC signalling between a participant's connection and the media worker;
+//! - `admin`: administrators' actions (the REST API) on a room, here or on the node hosting it.
 //!
 //! A room task sees a [`RoomEnv`] (store, clock, metrics, media, settings), not the server's
 //! whole shared state.
 
+mod admin;
 mod history;
 mod lease;
 mod outbox;
@@ -34,6 +36,7 @@ use lectern_store::Store;
 use tokio::sync::{mpsc, watch};
 use tracing::{Instrument, info_span};
 
+pub use admin::{ActError, serve_commands};
 pub use outbox::Encoded;
 
 use crate::clock::Clock;
@@ -79,6 +82,12 @@ pub enum RoomCommand {
     QuizSubmitted {
         quiz_id: lectern_proto::QuizId,
         member_id: String,
+    },
+    /// An administrator's action (the REST API, on this node or another one); the room's
+    /// verdict goes back on `reply` (see `room_admin`).
+    Admin {
+        action: lectern_room::AdminAction,
+        reply: tokio::sync::oneshot::Sender<Result<(), lectern_room::RoomError>>,
     },
 }
 
@@ -149,6 +158,9 @@ pub struct Registry {
 #[derive(Debug, Default)]
 struct Rooms {
     running: HashMap<RoomId, mpsc::Sender<RoomCommand>>,
+    /// Several nodes: the lease token each running room was started under, so that a command
+    /// sent for another claim of the room is not applied to this one.
+    tokens: HashMap<RoomId, lectern_cluster::FencingToken>,
     /// Several nodes: rooms whose placement (a lease claim in Redis) is under way. Others who
     /// want the room wait until the sender is dropped, then look again.
     starting: HashMap<RoomId, watch::Receiver<()>>,
@@ -299,6 +311,10 @@ impl Registry {
         let done = task_guard?;
         let (tx, rx) = mpsc::channel(1024);
         rooms.running.insert(room_id.clone(), tx.clone());
+        match &lease {
+            Some(lease) => rooms.tokens.insert(room_id.clone(), lease.token()),
+            None => rooms.tokens.remove(room_id),
+        };
         let span = info_span!("room", room.id = %room_id);
         let task = task::run_room(
             self.env.clone(),
@@ -322,6 +338,21 @@ impl Registry {
             .cloned()
     }
 
+    /// The room's command channel for a command sent under lease `token` (`None`: whatever
+    /// the claim): `None` unless its task runs here under that token.
+    pub fn for_command(
+        &self,
+        room_id: &RoomId,
+        token: Option<lectern_cluster::FencingToken>,
+    ) -> Option<mpsc::Sender<RoomCommand>> {
+        let rooms = self.lock();
+        let tx = rooms.running.get(room_id).filter(|tx| !tx.is_closed())?;
+        match token {
+            Some(token) if rooms.tokens.get(room_id) != Some(&token) => None,
+            _ => Some(tx.clone()),
+        }
+    }
+
     /// Whether a room task runs here or a placement is under way (for draining: the node
     /// exits once this is `false`).
     pub fn hosts_rooms(&self) -> bool {
@@ -335,6 +366,7 @@ impl Registry {
         let mut rooms = self.lock();
         if inbox.is_empty() {
             rooms.running.remove(room_id);
+            rooms.tokens.remove(room_id);
             true
         } else {
             false
@@ -344,7 +376,9 @@ impl Registry {
     /// Remove the room at once: its task stops (it lost its lease). Hellos that come next
     /// place the room again.
     fn remove(&self, room_id: &RoomId) {
-        self.lock().running.remove(room_id);
+        let mut rooms = self.lock();
+        rooms.running.remove(room_id);
+        rooms.tokens.remove(room_id);
     }
 }
 

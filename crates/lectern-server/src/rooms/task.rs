@@ -61,7 +61,9 @@ pub(super) async fn run_room(
         Ok(session) => session,
         Err(e) => {
             error!(error = %e, "cannot load the room's session from the store");
-            return refuse_all(&mut inbox, &env.metrics).await;
+            refuse_all(&mut inbox, &env.metrics).await;
+            // Given back at once, so that the next hello can try again here or elsewhere.
+            return super::lease::release(lease).await;
         }
     };
     let title = match &session {
@@ -72,7 +74,8 @@ pub(super) async fn run_room(
         Ok(init) => init,
         Err(e) => {
             error!(error = %e, "cannot load room from the store");
-            return refuse_all(&mut inbox, &env.metrics).await;
+            refuse_all(&mut inbox, &env.metrics).await;
+            return super::lease::release(lease).await;
         }
     };
     let settings = &env.settings;
@@ -270,6 +273,10 @@ impl RoomTask {
                 .handle(now, Input::QuizSubmitted { quiz_id, member_id }),
             RoomCommand::Disconnected { conn } => self.disconnected(now, conn),
             RoomCommand::Deliver { conn, frame } => self.outbox.deliver([conn], &frame),
+            RoomCommand::Admin { action, reply } => {
+                info!(action = action.name(), "administrator's action");
+                let _ = reply.send(self.room.handle_admin(now, action));
+            }
         }
     }
 
