@@ -17,6 +17,14 @@ export const MAX_REDIRECTS = 3;
 
 const BACKOFF_START_MS = 500;
 const BACKOFF_MAX_MS = 10_000;
+/**
+ * After `room_moved`: the first reconnect goes within 250 ms (the room is usually placed
+ * again at once); while the room stays between nodes (a `room_moved` again before any welcome,
+ * e.g. while a dead node's lease runs out or Redis is away) each next one waits 0.5 to 1 s, so a
+ * class of hundreds does not hammer the nodes with hellos.
+ */
+export const ROOM_MOVED_FIRST_MS = 250;
+export const ROOM_MOVED_AGAIN_MS = 1000;
 /** A socket that opened but got no welcome in this time is closed and retried. */
 const WELCOME_TIMEOUT_MS = 10_000;
 /** `WebSocket.readyState` values (named here: Node, where the unit tests run, may lack WebSocket). */
@@ -324,6 +332,8 @@ export class Connection {
   #redirectTo = null;
   /** Redirects followed in this connection attempt. */
   #redirects = 0;
+  /** `room_moved` answers since the last welcome (paces the reconnects, see ROOM_MOVED_AGAIN_MS). */
+  #movedInARow = 0;
   /** The server said `room_moved`: reconnect at once rather than after a backoff. */
   #reconnectNow = false;
   /** @type {ReturnType<typeof setTimeout> | undefined} */
@@ -540,7 +550,10 @@ export class Connection {
     if (this.#reconnectNow) {
       this.#reconnectNow = false;
       this.#setStatus('reconnecting');
-      this.#timer = setTimeout(() => this.#open(), Math.random() * 250);
+      const delay = this.#movedInARow <= 1
+        ? Math.random() * ROOM_MOVED_FIRST_MS
+        : ROOM_MOVED_AGAIN_MS / 2 + (Math.random() * ROOM_MOVED_AGAIN_MS) / 2;
+      this.#timer = setTimeout(() => this.#open(), delay);
       return;
     }
     this.#setStatus('reconnecting');
@@ -565,6 +578,7 @@ export class Connection {
       case 'welcome':
         this.#welcomed = true;
         this.#attempt = 0;
+        this.#movedInARow = 0;
         this.#redirects = 0;
         clearTimeout(this.#timer);
         if (message.snapshot) this.lastSeq = message.snapshot.seq;
@@ -641,7 +655,10 @@ export class Connection {
         break;
       case 'closing':
         if (FINAL_CLOSE_REASONS.has(message.reason)) this.#stopped = true;
-        if (message.reason === 'room_moved') this.#reconnectNow = true;
+        if (message.reason === 'room_moved') {
+          this.#reconnectNow = true;
+          this.#movedInARow += 1;
+        }
         o.onClosing?.(message.reason, message.message);
         break;
     }

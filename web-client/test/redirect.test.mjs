@@ -3,7 +3,8 @@
 // reconnects at once to the address first used (node --test, with a fake WebSocket).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Connection, MAX_REDIRECTS, followableRedirect } from '../protocol.js';
+import { mock } from 'node:test';
+import { Connection, MAX_REDIRECTS, ROOM_MOVED_AGAIN_MS, ROOM_MOVED_FIRST_MS, followableRedirect } from '../protocol.js';
 
 /** A WebSocket stand-in: records what is sent; the test plays the server. */
 class FakeSocket {
@@ -100,4 +101,44 @@ test('bad redirect URLs are ignored and redirects are capped per attempt', async
   await waitFor('the reconnect after too many redirects', () => FakeSocket.opened.length === before + 1);
   assert.equal(FakeSocket.opened.at(-1).url, 'ws://a/ws');
   connection.close();
+});
+
+test('while the room stays between nodes, reconnects after room_moved are paced', async () => {
+  FakeSocket.opened = [];
+  mock.timers.enable({ apis: ['setTimeout'] });
+  const connection = new Connection({ url: 'ws://a/ws', token: 'T' });
+  try {
+    connection.connect();
+    await Promise.resolve();
+    const moved = async () => {
+      const socket = FakeSocket.opened.at(-1);
+      socket.receive({ type: 'closing', reason: 'room_moved', message: 'moving' });
+      socket.onclose?.();
+      await Promise.resolve();
+    };
+    // The first room_moved: back within ROOM_MOVED_FIRST_MS.
+    await moved();
+    mock.timers.tick(ROOM_MOVED_FIRST_MS);
+    assert.equal(FakeSocket.opened.length, 2);
+    // Again before any welcome: not before half of ROOM_MOVED_AGAIN_MS, always by all of it.
+    for (let round = 0; round < 3; round++) {
+      const before = FakeSocket.opened.length;
+      await moved();
+      mock.timers.tick(ROOM_MOVED_AGAIN_MS / 2 - 1);
+      assert.equal(FakeSocket.opened.length, before, `round ${round}: reconnected too soon`);
+      mock.timers.tick(ROOM_MOVED_AGAIN_MS / 2 + 1);
+      assert.equal(FakeSocket.opened.length, before + 1, `round ${round}: not reconnected`);
+    }
+    // A welcome resets it: the next room_moved is quick again.
+    FakeSocket.opened.at(-1).receive({ type: 'welcome', protocol_version: 1, participant_id: 'p', role: 'student', resumed: false,
+      snapshot: { room_id: 'r', title: 't', class_state: 'live', chat_locked: false, chat: [], hand_queue: [], roster: [], seq: 1 } });
+    const before = FakeSocket.opened.length;
+    await moved();
+    mock.timers.tick(ROOM_MOVED_FIRST_MS);
+    assert.equal(FakeSocket.opened.length, before + 1);
+  } finally {
+    // Also on a failed assertion, so no reconnect loop keeps the test process alive.
+    connection.close();
+    mock.timers.reset();
+  }
 });
