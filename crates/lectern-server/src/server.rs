@@ -403,14 +403,18 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
         )
         .into_response();
     }
-    if let Some(cluster) = &shared.cluster {
-        let store = tokio::time::timeout(Duration::from_secs(2), shared.store.ping()).await;
-        if !matches!(store, Ok(Ok(()))) {
-            return unavailable("the store (PostgreSQL) does not answer").into_response();
-        }
-        if !cluster.redis_ok().await {
-            return unavailable("the cluster's Redis does not answer").into_response();
-        }
+    // The store on every node (a single node on PostgreSQL loses it as a cluster does).
+    let store = tokio::time::timeout(Duration::from_secs(2), shared.store.ping()).await;
+    if !matches!(store, Ok(Ok(()))) {
+        return unavailable(
+            "the store (the database: PostgreSQL or the SQLite file) does not answer",
+        )
+        .into_response();
+    }
+    if let Some(cluster) = &shared.cluster
+        && !cluster.redis_ok().await
+    {
+        return unavailable("the cluster's Redis does not answer").into_response();
     }
     (StatusCode::OK, "ready\n").into_response()
 }

@@ -249,7 +249,10 @@ async fn postgres_outage(engines: &Engines) -> anyhow::Result<()> {
     let proxy = Proxy::start(target).await?;
     let proxied = format!("postgres://{user}@{}/{path}", proxy.addr);
     let a = engines.node_on("node-a", &proxied, &redis_url(), &[])?;
+    // And one node alone (no Redis) on the same store: its /readyz watches PostgreSQL too.
+    let solo = engines.node_on("solo", &proxied, "", &[])?;
     wait_ready(a.addr, 200, "ready").await?;
+    wait_ready(solo.addr, 200, "ready").await?;
 
     let room = "postgres-outage";
     let ada_token = token(room, "ada", Role::Student)?;
@@ -264,6 +267,7 @@ async fn postgres_outage(engines: &Engines) -> anyhow::Result<()> {
     // that cannot be stored is refused with `store_unavailable` and reaches nobody.
     let _ = proxy.cut.send(true);
     wait_ready(a.addr, 503, "PostgreSQL").await?;
+    wait_ready(solo.addr, 503, "PostgreSQL").await?;
     let refused = ada
         .request(json!({"type": "chat_send", "text": "during the outage"}))
         .await?;
@@ -273,6 +277,7 @@ async fn postgres_outage(engines: &Engines) -> anyhow::Result<()> {
     // Back: new messages are stored again; everything acknowledged is there, in order.
     let _ = proxy.cut.send(false);
     wait_ready(a.addr, 200, "ready").await?;
+    wait_ready(solo.addr, 200, "ready").await?;
     let start = Instant::now();
     let after = loop {
         let reply = ada
