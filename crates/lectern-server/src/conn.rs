@@ -5,6 +5,7 @@
 //! A leaf: it uses nothing else from this crate, so the room tasks (`rooms`) and the
 //! connection tasks (`ws`) both depend on it and not on each other's internals.
 
+use bytes::Bytes;
 use lectern_proto::{CloseReason, ServerMessage, encode_server};
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
@@ -12,15 +13,21 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 /// What a connection's writer receives.
 #[derive(Debug)]
 pub enum Outbound {
-    /// A message to write.
-    Frame(Utf8Bytes),
-    /// An error reply: written like a frame, and counted toward the abuse limit.
-    Refusal(Utf8Bytes),
+    /// A message to write, already framed (`ws_frame::text`): the same bytes for every
+    /// recipient.
+    Frame(Bytes),
+    /// An error reply, framed: written like a frame, and counted toward the abuse limit.
+    Refusal(Bytes),
     /// Write this `closing` message, then close the socket.
     Close {
         reason: CloseReason,
         frame: Utf8Bytes,
     },
+    /// The client pinged with this payload: answer with a pong (the reader asks).
+    Pong(Bytes),
+    /// The client sent a close frame with this status code (or none): answer with a close
+    /// frame of the same code and end the connection (RFC 6455, section 5.5.1).
+    CloseReply(Option<u16>),
 }
 
 impl Outbound {

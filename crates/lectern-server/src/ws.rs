@@ -2,11 +2,13 @@
 //!
 //! The reader checks the hello, then forwards decoded requests to the room task. Limits that
 //! need no room state (frame size, frame rate, chat rate, malformed JSON) are enforced here with
-//! typed errors. The writer drains the bounded outbound queue, coalescing what is waiting into
-//! one flush, pings when idle, and closes the connection after too many refusals. Whichever half
+//! typed errors. The reader never writes: a client's ping or close frame is answered by the
+//! writer (the reader queues `Outbound::Pong` / `Outbound::CloseReply`), so control frames go
+//! out between whole messages, never inside a fragmented one. The writer drains the bounded
+//! outbound queue of pre-framed bytes, writing what is waiting in one vectored write, pings on
+//! a schedule, and closes the connection after too many refusals. Whichever half
 //! ends first ends the other, and the room always hears that the connection is gone.
 
-use std::collections::VecDeque;
 use std::num::NonZeroU32;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -14,8 +16,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
 use std::time::Duration;
 
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use bytes::Bytes;
+use futures_util::StreamExt;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use lectern_proto::{
     ClientFrame, ClientMessage, CloseReason, ErrorCode, PROTOCOL_VERSION, RequestId, ServerMessage,
@@ -24,9 +26,6 @@ use lectern_proto::{
 use lectern_room::ConnId;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::Frame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tracing::{Instrument, debug, info_span, trace};
 
@@ -35,7 +34,8 @@ use crate::courses::sessions;
 use crate::metrics::Metrics;
 use crate::rooms::{Opened, RoomCommand};
 use crate::shared::Shared;
-use crate::ws_upgrade::Socket;
+use crate::ws_frame;
+use crate::ws_upgrade::{Socket, WriteSide};
 
 mod writer;
 
@@ -45,6 +45,7 @@ use writer::write_loop;
 /// `placed`: the URL had `placed=1` (a redirect from the node that placed the room here).
 pub async fn serve(
     socket: Socket,
+    write: WriteSide,
     shared: Arc<Shared>,
     expected_room: Option<String>,
     placed: bool,
@@ -58,7 +59,7 @@ pub async fn serve(
         let metrics = &shared.metrics;
         metrics.connections.fetch_add(1, Ordering::Relaxed);
         Metrics::inc(&metrics.connections_total);
-        run(socket, &shared, conn, expected_room, placed).await;
+        run(socket, write, &shared, conn, expected_room, placed).await;
         metrics.connections.fetch_sub(1, Ordering::Relaxed);
     }
     .instrument(span)
@@ -66,14 +67,14 @@ pub async fn serve(
 }
 
 async fn run(
-    socket: Socket,
+    mut stream: Socket,
+    write: WriteSide,
     shared: &Arc<Shared>,
     conn: ConnId,
     expected_room: Option<String>,
     placed: bool,
 ) {
     let limits = &shared.config.limits;
-    let (sink, mut stream) = socket.split();
     let (tx, rx) = mpsc::channel(limits.outbound_queue);
     let (kill_tx, kill_rx) = oneshot::channel();
     // True while no Ping is waiting for its Pong (none is before the first).
@@ -82,7 +83,7 @@ async fn run(
     // and entering and leaving a span each time costs more than the write itself. Its few
     // events carry the connection id as a field instead.
     let mut writer = tokio::spawn(write_loop(
-        sink,
+        write,
         rx,
         kill_rx,
         pong.clone(),
@@ -214,8 +215,14 @@ impl<'a> Reader<'a> {
         Metrics::inc(&self.shared.metrics.errors_sent);
         let _ = self
             .tx
-            .send(Outbound::Refusal(Utf8Bytes::from(encode_server(&error))))
+            .send(Outbound::Refusal(self.framed(&error)))
             .await;
+    }
+
+    /// `message` serialized and framed, like the room's messages (`rooms::Encoded`).
+    fn framed(&self, message: &ServerMessage) -> Bytes {
+        let fragment = self.shared.config.websocket.send_fragment_bytes;
+        ws_frame::text(&encode_server(message), fragment)
     }
 
     async fn close(&self, reason: CloseReason) {
@@ -226,7 +233,7 @@ impl<'a> Reader<'a> {
     /// closing.
     async fn handshake(
         &mut self,
-        stream: &mut SplitStream<Socket>,
+        stream: &mut Socket,
         expected_room: Option<&str>,
         placed: bool,
     ) -> Option<Joined> {
@@ -261,7 +268,7 @@ impl<'a> Reader<'a> {
                 let redirect = ServerMessage::Redirect { room_id, url };
                 let _ = self
                     .tx
-                    .send(Outbound::Frame(Utf8Bytes::from(encode_server(&redirect))))
+                    .send(Outbound::Frame(self.framed(&redirect)))
                     .await;
                 self.close(CloseReason::Redirected).await;
                 None
@@ -353,7 +360,7 @@ impl<'a> Reader<'a> {
     /// The next text frame, answering limits with typed errors. `None` when the socket ends.
     async fn next_text(
         &mut self,
-        stream: &mut SplitStream<Socket>,
+        stream: &mut Socket,
     ) -> Option<Result<Utf8Bytes, (ErrorCode, String)>> {
         let idle = Duration::from_secs(self.shared.config.websocket.idle_timeout_secs);
         loop {
@@ -378,9 +385,19 @@ impl<'a> Reader<'a> {
                     self.pong.store(true, Ordering::Relaxed);
                     continue;
                 }
+                // tungstenite's own pong goes nowhere (see `ws_upgrade`): the writer answers.
+                Message::Ping(payload) => {
+                    let _ = self.tx.send(Outbound::Pong(payload)).await;
+                    continue;
+                }
                 // Fragments arrive reassembled: a raw frame is never read.
-                Message::Ping(_) | Message::Frame(_) => continue,
-                Message::Close(_) => return None,
+                Message::Frame(_) => continue,
+                Message::Close(frame) => {
+                    // tungstenite has checked the code (1002 in place of one not allowed).
+                    let code = frame.map(|f| u16::from(f.code));
+                    let _ = self.tx.send(Outbound::CloseReply(code)).await;
+                    return None;
+                }
             };
             if self.frames.check().is_err() {
                 return Some(Err((
@@ -403,7 +420,7 @@ impl<'a> Reader<'a> {
     /// left (sent `leave`).
     async fn read_requests(
         &mut self,
-        stream: &mut SplitStream<Socket>,
+        stream: &mut Socket,
         conn: ConnId,
         room: &mpsc::Sender<RoomCommand>,
     ) -> bool {

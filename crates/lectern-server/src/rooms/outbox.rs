@@ -1,7 +1,9 @@
 //! The one way a room task sends to its connections.
 //!
-//! A message is serialized once ([`Encoded`]) and each recipient's bounded queue gets a clone
-//! of the same bytes with `try_send`: the room never waits for anyone. A recipient whose queue
+//! A message is serialized and framed once ([`Encoded`]: the WebSocket frames that carry it,
+//! cut into fragments per `websocket.send_fragment_bytes`) and each recipient's bounded queue
+//! gets a clone of the same bytes with `try_send`: the room never waits for anyone, and each
+//! writer writes those bytes to its socket as they are. A recipient whose queue
 //! is full is a slow consumer, wherever the message came from (a broadcast, a signalling reply,
 //! a scroll-back page): it is closed at once through its kill switch, counted in
 //! `lectern_slow_clients_dropped_total`, and handed back by [`Outbox::take_slow`] so the room
@@ -11,19 +13,20 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
+use bytes::Bytes;
 use lectern_proto::{CloseReason, ServerMessage, encode_server};
 use lectern_room::ConnId;
 use tokio::sync::mpsc::error::TrySendError;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tracing::warn;
 
 use crate::conn::{ConnTx, Outbound};
 use crate::metrics::Metrics;
 
-/// A server message serialized once, ready for any number of recipients.
+/// A server message serialized and framed once, ready for any number of recipients.
 #[derive(Debug, Clone)]
 pub struct Encoded {
-    bytes: Utf8Bytes,
+    /// The frames that carry it (`ws_frame::text`).
+    bytes: Bytes,
     /// An error reply: counted in `lectern_errors_sent_total`.
     error: bool,
     /// The client's fault (a refused request): counts toward the abuse limit.
@@ -31,13 +34,14 @@ pub struct Encoded {
 }
 
 impl Encoded {
-    pub fn new(message: &ServerMessage) -> Self {
+    /// `fragment`: `websocket.send_fragment_bytes`.
+    pub fn new(message: &ServerMessage, fragment: usize) -> Self {
         let (error, refusal) = match message {
             ServerMessage::Error { code, .. } => (true, code.is_client_fault()),
             _ => (false, false),
         };
         Encoded {
-            bytes: Utf8Bytes::from(encode_server(message)),
+            bytes: crate::ws_frame::text(&encode_server(message), fragment),
             error,
             refusal,
         }
@@ -81,15 +85,18 @@ impl Hasher for ConnIdHasher {
 pub struct Outbox {
     conns: HashMap<ConnId, ConnTx, BuildHasherDefault<ConnIdHasher>>,
     metrics: Arc<Metrics>,
+    /// `websocket.send_fragment_bytes`.
+    fragment: usize,
     /// Closed as slow consumers since [`Outbox::take_slow`] was last called.
     slow: Vec<ConnId>,
 }
 
 impl Outbox {
-    pub fn new(metrics: Arc<Metrics>) -> Self {
+    pub fn new(metrics: Arc<Metrics>, fragment: usize) -> Self {
         Outbox {
             conns: HashMap::default(),
             metrics,
+            fragment,
             slow: Vec::new(),
         }
     }
@@ -114,7 +121,8 @@ impl Outbox {
 
     /// Serialize `message` once and send it to each of `to` (see [`Outbox::deliver`]).
     pub fn send(&mut self, to: impl IntoIterator<Item = ConnId>, message: &ServerMessage) {
-        self.deliver(to, &Encoded::new(message));
+        let frame = Encoded::new(message, self.fragment);
+        self.deliver(to, &frame);
     }
 
     /// Queue `frame` for each of `to` that is still here; close any whose queue is full.
@@ -189,7 +197,7 @@ mod tests {
     #[test]
     fn a_full_queue_closes_that_connection_as_a_slow_consumer_and_only_once() {
         let metrics = Arc::new(Metrics::default());
-        let mut outbox = Outbox::new(metrics.clone());
+        let mut outbox = Outbox::new(metrics.clone(), 4096);
         let mut fast = conn(&mut outbox, 1, 8);
         let mut slow = conn(&mut outbox, 2, 1);
         let hello = ServerMessage::ReplayDone {
@@ -218,7 +226,7 @@ mod tests {
     #[test]
     fn client_faults_are_refusals_and_every_error_is_counted() {
         let metrics = Arc::new(Metrics::default());
-        let mut outbox = Outbox::new(metrics.clone());
+        let mut outbox = Outbox::new(metrics.clone(), 4096);
         let mut c = conn(&mut outbox, 1, 8);
         outbox.send([ConnId(1)], &ServerMessage::error(ErrorCode::InLobby, None));
         outbox.send(
@@ -232,7 +240,7 @@ mod tests {
 
     #[test]
     fn a_close_that_does_not_fit_pulls_the_kill_switch_with_its_reason() {
-        let mut outbox = Outbox::new(Arc::new(Metrics::default()));
+        let mut outbox = Outbox::new(Arc::new(Metrics::default()), 4096);
         let mut roomy = conn(&mut outbox, 1, 8);
         let mut full = conn(&mut outbox, 2, 1);
         outbox.send(

@@ -61,7 +61,7 @@ pub(super) async fn run_room(
         Ok(session) => session,
         Err(e) => {
             error!(error = %e, "cannot load the room's session from the store");
-            return refuse_all(&mut inbox, &env.metrics).await;
+            return refuse_all(&mut inbox, &env.metrics, env.settings.send_fragment_bytes).await;
         }
     };
     let title = match &session {
@@ -72,7 +72,7 @@ pub(super) async fn run_room(
         Ok(init) => init,
         Err(e) => {
             error!(error = %e, "cannot load room from the store");
-            return refuse_all(&mut inbox, &env.metrics).await;
+            return refuse_all(&mut inbox, &env.metrics, env.settings.send_fragment_bytes).await;
         }
     };
     let settings = &env.settings;
@@ -101,7 +101,7 @@ pub(super) async fn run_room(
     let mut task = RoomTask {
         room: Room::new(room_config, init, clock.now_ms()),
         stored_seq,
-        outbox: Outbox::new(env.metrics.clone()),
+        outbox: Outbox::new(env.metrics.clone(), env.settings.send_fragment_bytes),
         media: MediaPeers::default(),
         room_id: room_id.clone(),
         inbox: own_tx,
@@ -536,9 +536,13 @@ fn saved_participant(p: lectern_store::StoredParticipantState) -> SavedParticipa
 }
 
 /// The store is unreachable: tell every joining connection and stop.
-async fn refuse_all(inbox: &mut mpsc::Receiver<RoomCommand>, metrics: &Arc<Metrics>) {
+async fn refuse_all(
+    inbox: &mut mpsc::Receiver<RoomCommand>,
+    metrics: &Arc<Metrics>,
+    fragment: usize,
+) {
     inbox.close();
-    let mut outbox = Outbox::new(metrics.clone());
+    let mut outbox = Outbox::new(metrics.clone(), fragment);
     let error = ServerMessage::Error {
         code: ErrorCode::StoreUnavailable,
         message: "the class could not be opened; try again shortly".into(),
