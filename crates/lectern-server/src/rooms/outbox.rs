@@ -220,6 +220,9 @@ mod tests {
             panic!("two frames");
         };
         assert_eq!(a, b);
+        // Framed once: one final text frame, and the very same buffer for every delivery.
+        assert_eq!((a[0], usize::from(a[1])), (0x81, a.len() - 2));
+        assert_eq!(a.as_ptr(), b.as_ptr());
         assert!(fast.killed.try_recv().is_err());
     }
 
