@@ -213,10 +213,7 @@ impl<'a> Reader<'a> {
             request_id,
         };
         Metrics::inc(&self.shared.metrics.errors_sent);
-        let _ = self
-            .tx
-            .send(Outbound::Refusal(self.framed(&error)))
-            .await;
+        let _ = self.tx.send(Outbound::Refusal(self.framed(&error))).await;
     }
 
     /// `message` serialized and framed, like the room's messages (`rooms::Encoded`).
@@ -266,10 +263,7 @@ impl<'a> Reader<'a> {
                 debug!(room.id = %room_id, "hello redirected to the room's node");
                 Metrics::inc(&self.shared.metrics.redirects_sent);
                 let redirect = ServerMessage::Redirect { room_id, url };
-                let _ = self
-                    .tx
-                    .send(Outbound::Frame(self.framed(&redirect)))
-                    .await;
+                let _ = self.tx.send(Outbound::Frame(self.framed(&redirect))).await;
                 self.close(CloseReason::Redirected).await;
                 None
             }

@@ -282,7 +282,10 @@ async fn a_close_from_the_client_gets_a_close_with_its_code_and_the_connection_e
     let read = tokio::time::timeout(DEADLINE, raw.tcp.read_to_end(&mut rest))
         .await
         .expect("the connection ends before the deadline");
-    assert!(read.is_ok() && rest.is_empty(), "nothing after the close: {rest:?}");
+    assert!(
+        read.is_ok() && rest.is_empty(),
+        "nothing after the close: {rest:?}"
+    );
 }
 
 #[tokio::test]
@@ -336,5 +339,8 @@ async fn pings_during_a_fragmented_welcome_are_answered_between_messages_never_i
     let expected: Vec<Vec<u8>> = (0..30u8).map(|n| vec![b'p', n]).collect();
     assert_eq!(pongs, expected, "every ping answered, in order");
     let welcome = welcome.expect("welcome");
-    assert_eq!(welcome["snapshot"]["chat"].as_array().map(Vec::len), Some(20));
+    assert_eq!(
+        welcome["snapshot"]["chat"].as_array().map(Vec::len),
+        Some(20)
+    );
 }
