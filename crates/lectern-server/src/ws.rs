@@ -24,12 +24,12 @@ use lectern_proto::{
     decode_client, encode_server,
 };
 use lectern_room::ConnId;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tracing::{Instrument, debug, info_span, trace};
 
-use crate::conn::{ConnTx, Outbound, close_code, close_text, closing_frame};
+use crate::conn::{ConnTx, KillSwitch, Outbound, close_code, close_text, closing_frame};
 use crate::courses::sessions;
 use crate::metrics::Metrics;
 use crate::rooms::{Opened, RoomCommand};
@@ -76,20 +76,17 @@ async fn run(
 ) {
     let limits = &shared.config.limits;
     let (tx, rx) = mpsc::channel(limits.outbound_queue);
-    let (kill_tx, kill_rx) = oneshot::channel();
+    let kill = Arc::new(KillSwitch::default());
     // True while no Ping is waiting for its Pong (none is before the first).
     let pong = Arc::new(AtomicBool::new(true));
+    // Runs alongside the reader, never ends: polled when the reader wakes or its timer is due,
+    // not on every delivery as it would be in the writer.
+    let keepalive = keepalive(tx.clone(), kill.clone(), pong.clone(), shared, conn);
+    let mut keepalive = Box::pin(keepalive);
     // Not instrumented with the connection's span: the writer is polled once per delivery,
     // and entering and leaving a span each time costs more than the write itself. Its few
     // events carry the connection id as a field instead.
-    let mut writer = tokio::spawn(write_loop(
-        write,
-        rx,
-        kill_rx,
-        pong.clone(),
-        shared.clone(),
-        conn,
-    ));
+    let mut writer = tokio::spawn(write_loop(write, rx, kill.clone(), shared.clone(), conn));
     let mut reader = Reader::new(shared, tx.clone(), pong);
 
     let mut writer_done = false;
@@ -99,6 +96,7 @@ async fn run(
             writer_done = true;
             None
         }
+        _ = &mut keepalive => None,
     };
     let room = match joined {
         Some((room_tx, identity, last_seq)) => {
@@ -108,7 +106,7 @@ async fn run(
                 last_seq,
                 outbound: ConnTx {
                     tx: tx.clone(),
-                    kill: kill_tx,
+                    kill: kill.clone(),
                 },
             };
             if room_tx.send(command).await.is_ok() {
@@ -128,6 +126,7 @@ async fn run(
         tokio::select! {
             l = reader.read_requests(&mut stream, conn, room_tx) => left = l,
             _ = &mut writer => writer_done = true,
+            _ = &mut keepalive => {}
         }
         // After `leave` the room answers (ack, then `closing`) and closes the socket itself:
         // give the writer time to write that before the room hears the connection is gone,
@@ -141,6 +140,7 @@ async fn run(
     }
     // Let the writer flush what it has (e.g. a closing message), then stop it.
     drop(reader);
+    drop(keepalive);
     drop(tx);
     if !writer_done
         && tokio::time::timeout(Duration::from_secs(2), &mut writer)
@@ -148,6 +148,37 @@ async fn run(
             .is_err()
     {
         writer.abort();
+    }
+}
+
+/// The server's keepalive: a Ping every `websocket.ping_interval_secs`, busy or not (queued
+/// to the writer). The reader closes a connection that has sent nothing for
+/// `idle_timeout_secs`, and a student who only listens answers nothing but pings (outbound
+/// traffic must not put them off). A Ping still unanswered when the next is due means the
+/// client is not reading its socket: it is closed as a slow consumer. Never returns.
+async fn keepalive(
+    tx: mpsc::Sender<Outbound>,
+    kill: Arc<KillSwitch>,
+    pong: Arc<AtomicBool>,
+    shared: &Shared,
+    conn: ConnId,
+) {
+    let every = Duration::from_secs(shared.config.websocket.ping_interval_secs);
+    let mut ping = tokio::time::interval_at(Instant::now() + every, every);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ping.tick().await;
+        // Unanswered since the last Ping, or answered: either way this one now waits.
+        if !pong.swap(false, Ordering::Relaxed) {
+            if kill.pulled().is_none() {
+                Metrics::inc(&shared.metrics.slow_clients_dropped);
+                debug!(conn = conn.0, "closing a connection that answers no ping");
+                kill.pull(CloseReason::SlowConsumer);
+            }
+            return std::future::pending().await;
+        }
+        // A full queue: the room closes this connection as a slow consumer.
+        let _ = tx.try_send(Outbound::Ping);
     }
 }
 

@@ -151,7 +151,7 @@ impl Outbox {
         if let Some(c) = self.conns.remove(&conn)
             && c.tx.try_send(Outbound::close(reason)).is_err()
         {
-            let _ = c.kill.send(reason);
+            c.kill.pull(reason);
         }
     }
 
@@ -165,7 +165,7 @@ impl Outbox {
         if let Some(c) = self.conns.remove(&conn) {
             Metrics::inc(&self.metrics.slow_clients_dropped);
             warn!(conn = conn.0, "closing a connection that cannot keep up");
-            let _ = c.kill.send(CloseReason::SlowConsumer);
+            c.kill.pull(CloseReason::SlowConsumer);
             self.slow.push(conn);
         }
     }
@@ -174,20 +174,21 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use lectern_proto::ErrorCode;
-    use tokio::sync::{mpsc, oneshot};
+    use tokio::sync::mpsc;
 
     use super::*;
 
     fn conn(outbox: &mut Outbox, id: u64, queue: usize) -> ConnHalves {
         let (tx, rx) = mpsc::channel(queue);
-        let (kill, killed) = oneshot::channel();
+        let kill = Arc::new(crate::conn::KillSwitch::default());
+        let killed = kill.clone();
         outbox.insert(ConnId(id), ConnTx { tx, kill });
         ConnHalves { rx, killed }
     }
 
     struct ConnHalves {
         rx: mpsc::Receiver<Outbound>,
-        killed: oneshot::Receiver<CloseReason>,
+        killed: Arc<crate::conn::KillSwitch>,
     }
 
     fn load(counter: &std::sync::atomic::AtomicU64) -> u64 {
@@ -205,10 +206,10 @@ mod tests {
             replayed: 0,
         };
         outbox.send([ConnId(1), ConnId(2)], &hello);
-        assert!(slow.killed.try_recv().is_err(), "one item fits");
+        assert!(slow.killed.pulled().is_none(), "one item fits");
         outbox.send([ConnId(1), ConnId(2)], &hello);
         outbox.send([ConnId(2)], &hello);
-        assert_eq!(slow.killed.try_recv(), Ok(CloseReason::SlowConsumer));
+        assert_eq!(slow.killed.pulled(), Some(CloseReason::SlowConsumer));
         assert_eq!(outbox.take_slow(), [ConnId(2)]);
         assert!(outbox.take_slow().is_empty());
         assert_eq!(load(&metrics.slow_clients_dropped), 1);
@@ -226,7 +227,7 @@ mod tests {
             panic!("the slow one got the first");
         };
         assert_eq!(a.as_ptr(), first_to_slow.as_ptr());
-        assert!(fast.killed.try_recv().is_err());
+        assert!(fast.killed.pulled().is_none());
     }
 
     #[test]
@@ -248,7 +249,7 @@ mod tests {
     fn a_close_that_does_not_fit_pulls_the_kill_switch_with_its_reason() {
         let mut outbox = Outbox::new(Arc::new(Metrics::default()), 4096);
         let mut roomy = conn(&mut outbox, 1, 8);
-        let mut full = conn(&mut outbox, 2, 1);
+        let full = conn(&mut outbox, 2, 1);
         outbox.send(
             [ConnId(2)],
             &ServerMessage::ReplayDone {
@@ -265,7 +266,7 @@ mod tests {
                 ..
             })
         ));
-        assert_eq!(full.killed.try_recv(), Ok(CloseReason::Removed));
+        assert_eq!(full.killed.pulled(), Some(CloseReason::Removed));
         assert!(outbox.is_empty());
         assert!(
             outbox.take_slow().is_empty(),

@@ -103,13 +103,12 @@ impl Wire {
 pub(super) async fn write_loop(
     out: WriteSide,
     rx: mpsc::Receiver<Outbound>,
-    kill: oneshot::Receiver<CloseReason>,
-    pong: Arc<AtomicBool>,
+    kill: Arc<KillSwitch>,
     shared: Arc<Shared>,
     conn: ConnId,
 ) {
     let mut wire = Wire::new(out);
-    if let Stop::Stalled = write_until_done(&mut wire, rx, kill, &pong, &shared, conn).await {
+    if let Stop::Stalled = write_until_done(&mut wire, rx, &kill, &shared, conn).await {
         Metrics::inc(&shared.metrics.slow_clients_dropped);
         debug!(conn = conn.0, "closing a connection that takes no data");
         let reason = CloseReason::SlowConsumer;
@@ -145,35 +144,22 @@ async fn bounded<E>(
 async fn write_until_done(
     wire: &mut Wire,
     mut rx: mpsc::Receiver<Outbound>,
-    mut kill: oneshot::Receiver<CloseReason>,
-    pong: &AtomicBool,
+    kill: &KillSwitch,
     shared: &Shared,
     conn: ConnId,
 ) -> Stop {
-    let ping_every = Duration::from_secs(shared.config.websocket.ping_interval_secs);
     let stall = Duration::from_secs(shared.config.websocket.write_timeout_secs);
     let limits = &shared.config.limits;
     let window = Duration::from_secs(limits.abuse_window_secs);
     let fragment = shared.config.websocket.send_fragment_bytes;
     let mut refusals: VecDeque<Instant> = VecDeque::new();
     let mut items: Vec<Outbound> = Vec::new();
-    // Pings go out on a fixed schedule, busy or not: the reader closes a connection that has
-    // sent nothing for `idle_timeout_secs`, and a student who only listens answers nothing but
-    // pings (outbound traffic must not put them off). A Ping still unanswered when the next is
-    // due means the client is not reading its socket.
-    let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
-    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut kill_armed = true;
+    // Pings come through the queue (`ws::keepalive`): a timer polled here would be polled at
+    // every delivery.
     loop {
         tokio::select! {
             biased;
-            reason = &mut kill, if kill_armed => {
-                // The room dropped its handle without pulling the switch (e.g. after queueing a
-                // polite close): carry on with the queue.
-                let Ok(reason) = reason else {
-                    kill_armed = false;
-                    continue;
-                };
+            reason = std::future::poll_fn(|cx| kill.poll_pulled(cx)) => {
                 wire.push_close(reason, &closing_frame(reason), fragment);
                 let _ = tokio::time::timeout(Duration::from_millis(200), wire.write_all()).await;
                 return Stop::Done;
@@ -211,6 +197,7 @@ async fn write_until_done(
                             last = true;
                             break;
                         }
+                        Outbound::Ping => wire.push(ws_frame::ping()),
                         Outbound::Pong(payload) => wire.push(ws_frame::pong(&payload)),
                         Outbound::CloseReply(code) => {
                             wire.push(ws_frame::close(code.map(|code| (code, ""))));
@@ -224,35 +211,15 @@ async fn write_until_done(
                     let _ = tokio::time::timeout(stall, wire.write_all()).await;
                     return Stop::Done;
                 }
-                if kill_armed {
-                    tokio::select! {
-                        r = bounded(stall, wire.write_all()) => if let Err(stop) = r { return stop },
-                        r = &mut kill => {
-                            let Ok(reason) = r else {
-                                kill_armed = false;
-                                if let Err(stop) = bounded(stall, wire.write_all()).await {
-                                    return stop;
-                                }
-                                continue;
-                            };
-                            wire.cut();
-                            wire.push_close(reason, &closing_frame(reason), fragment);
-                            let _ = tokio::time::timeout(Duration::from_millis(200), wire.write_all()).await;
-                            return Stop::Done;
-                        }
+                tokio::select! {
+                    biased;
+                    r = bounded(stall, wire.write_all()) => if let Err(stop) = r { return stop },
+                    reason = std::future::poll_fn(|cx| kill.poll_pulled(cx)) => {
+                        wire.cut();
+                        wire.push_close(reason, &closing_frame(reason), fragment);
+                        let _ = tokio::time::timeout(Duration::from_millis(200), wire.write_all()).await;
+                        return Stop::Done;
                     }
-                } else if let Err(stop) = bounded(stall, wire.write_all()).await {
-                    return stop;
-                }
-            }
-            _ = ping.tick() => {
-                // Unanswered since the last Ping, or answered: either way this one now waits.
-                if !pong.swap(false, Ordering::Relaxed) {
-                    return Stop::Stalled;
-                }
-                wire.push(ws_frame::ping());
-                if let Err(stop) = bounded(stall, wire.write_all()).await {
-                    return stop;
                 }
             }
         }
