@@ -5,9 +5,10 @@
 //! typed errors. The reader never writes: a client's ping or close frame is answered by the
 //! writer (the reader queues `Outbound::Pong` / `Outbound::CloseReply`), so control frames go
 //! out between whole messages, never inside a fragmented one. The writer drains the bounded
-//! outbound queue of pre-framed bytes, writing what is waiting in one vectored write, pings on
-//! a schedule, and closes the connection after too many refusals. Whichever half
-//! ends first ends the other, and the room always hears that the connection is gone.
+//! outbound queue of pre-framed bytes, writing what is waiting in one vectored write, and
+//! closes the connection after too many refusals. A keepalive beside the reader queues a Ping
+//! on a schedule. Whichever half ends first ends the other, and the room always hears that the
+//! connection is gone.
 
 use std::num::NonZeroU32;
 use std::pin::Pin;

@@ -9,8 +9,7 @@
 //!   queued in one vectored write. A long message goes out as fragments of
 //!   `websocket.send_fragment_bytes` each, which every WebSocket client reassembles.
 //!
-//! The upgraded connection is normally the accepted `TcpStream`, split into owned halves (no
-//! lock between them); any other transport is split with `tokio::io::split`.
+//! The upgraded connection is split in two with `tokio::io::split`.
 //!
 //! Only HTTP/1.1 upgrades are accepted (browsers and reverse proxies use them for `ws://` and
 //! `wss://`); an HTTP/2 extended CONNECT gets 400.
@@ -22,11 +21,9 @@ use std::task::{Context, Poll};
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
-use bytes::{Buf, Bytes};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
@@ -38,10 +35,9 @@ pub type Socket = WebSocketStream<ReadSide>;
 /// The writing side of an accepted WebSocket connection: raw bytes, already framed.
 pub type WriteSide = Pin<Box<dyn AsyncWrite + Send>>;
 
-/// The connection's read half, with what hyper had read past the handshake first. Writes to it
-/// (tungstenite's automatic pongs and close replies) are dropped: the writer sends those.
+/// The connection's read half. Writes to it (tungstenite's automatic pongs and close replies)
+/// are dropped: the writer sends those.
 pub struct ReadSide {
-    early: Bytes,
     io: Pin<Box<dyn AsyncRead + Send>>,
 }
 
@@ -51,12 +47,6 @@ impl AsyncRead for ReadSide {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        if !self.early.is_empty() {
-            let n = self.early.len().min(buf.remaining());
-            buf.put_slice(&self.early[..n]);
-            self.early.advance(n);
-            return Poll::Ready(Ok(()));
-        }
         self.io.as_mut().poll_read(cx, buf)
     }
 }
@@ -80,25 +70,13 @@ impl AsyncWrite for ReadSide {
 }
 
 /// Split an upgraded connection into its read side and write side.
+///
+/// Not `TcpStream::into_split`: axum's server hands hyper the socket inside hyper-util's
+/// private `Rewind`, so `Upgraded::downcast` cannot reach the `TcpStream`.
 fn split(upgraded: hyper::upgrade::Upgraded) -> (ReadSide, WriteSide) {
-    match upgraded.downcast::<TokioIo<TcpStream>>() {
-        Ok(parts) => {
-            let (read, write) = parts.io.into_inner().into_split();
-            let read = ReadSide {
-                early: parts.read_buf,
-                io: Box::pin(read),
-            };
-            (read, Box::pin(write))
-        }
-        Err(upgraded) => {
-            let (read, write) = tokio::io::split(TokioIo::new(upgraded));
-            let read = ReadSide {
-                early: Bytes::new(),
-                io: Box::pin(read),
-            };
-            (read, Box::pin(write))
-        }
-    }
+    let (read, write) = tokio::io::split(TokioIo::new(upgraded));
+    let read = ReadSide { io: Box::pin(read) };
+    (read, Box::pin(write))
 }
 
 /// Why a request could not be upgraded, as the client is told it.
