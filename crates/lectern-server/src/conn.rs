@@ -5,22 +5,36 @@
 //! A leaf: it uses nothing else from this crate, so the room tasks (`rooms`) and the
 //! connection tasks (`ws`) both depend on it and not on each other's internals.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures_util::task::AtomicWaker;
 use lectern_proto::{CloseReason, ServerMessage, encode_server};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 /// What a connection's writer receives.
 #[derive(Debug)]
 pub enum Outbound {
-    /// A message to write.
-    Frame(Utf8Bytes),
-    /// An error reply: written like a frame, and counted toward the abuse limit.
-    Refusal(Utf8Bytes),
+    /// A message to write, already framed (`ws_frame::text`): the same bytes for every
+    /// recipient.
+    Frame(Bytes),
+    /// An error reply, framed: written like a frame, and counted toward the abuse limit.
+    Refusal(Bytes),
     /// Write this `closing` message, then close the socket.
     Close {
         reason: CloseReason,
         frame: Utf8Bytes,
     },
+    /// Time for the server's keepalive ping.
+    Ping,
+    /// The client pinged with this payload: answer with a pong (the reader asks).
+    Pong(Bytes),
+    /// The client sent a close frame with this status code (or none): answer with a close
+    /// frame of the same code and end the connection (RFC 6455, section 5.5.1).
+    CloseReply(Option<u16>),
 }
 
 impl Outbound {
@@ -38,7 +52,48 @@ impl Outbound {
 #[derive(Debug)]
 pub struct ConnTx {
     pub tx: mpsc::Sender<Outbound>,
-    pub kill: oneshot::Sender<CloseReason>,
+    pub kill: Arc<KillSwitch>,
+}
+
+/// Closes a connection at once, bypassing its queue: pulled by the room when the connection
+/// cannot keep up (or a close does not fit), and by the connection's keepalive when a Ping goes
+/// unanswered. The first pull's reason wins. The writer checks it at every wake-up, so checking
+/// is an atomic load (and a waker registration when not pulled).
+#[derive(Debug, Default)]
+pub struct KillSwitch {
+    /// 0 while not pulled, else 1 + the reason's index in `CloseReason::ALL`.
+    reason: AtomicUsize,
+    waker: AtomicWaker,
+}
+
+impl KillSwitch {
+    pub fn pull(&self, reason: CloseReason) {
+        let code = CloseReason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .map_or(1, |i| i + 1);
+        let _ = self
+            .reason
+            .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire);
+        self.waker.wake();
+    }
+
+    /// The reason, once pulled.
+    pub fn pulled(&self) -> Option<CloseReason> {
+        match self.reason.load(Ordering::Acquire) {
+            0 => None,
+            code => CloseReason::ALL.get(code - 1).copied(),
+        }
+    }
+
+    /// Ready with the reason once pulled.
+    pub fn poll_pulled(&self, cx: &mut Context<'_>) -> Poll<CloseReason> {
+        if let Some(reason) = self.pulled() {
+            return Poll::Ready(reason);
+        }
+        self.waker.register(cx.waker());
+        self.pulled().map_or(Poll::Pending, Poll::Ready)
+    }
 }
 
 /// The `closing` message a client gets before the socket closes, with a short explanation.
@@ -100,5 +155,19 @@ mod tests {
             "slow_consumer"
         );
         assert_eq!(close_code(CloseReason::SlowConsumer), 1013);
+    }
+
+    #[test]
+    fn a_kill_switch_keeps_the_first_reason_it_was_pulled_with() {
+        let kill = KillSwitch::default();
+        assert_eq!(kill.pulled(), None);
+        for &reason in CloseReason::ALL {
+            let k = KillSwitch::default();
+            k.pull(reason);
+            assert_eq!(k.pulled(), Some(reason));
+        }
+        kill.pull(CloseReason::Removed);
+        kill.pull(CloseReason::SlowConsumer);
+        assert_eq!(kill.pulled(), Some(CloseReason::Removed));
     }
 }

@@ -11,7 +11,8 @@
 //! `ws -> rooms, conn`): `server` (start-up, router, shutdown), `shared` (what handlers and
 //! connection tasks share), `ws` (one WebSocket connection), `rooms` (the registry and room
 //! tasks, which see only a `RoomEnv`), `conn` (a leaf: outbound items and how a connection is
-//! closed), `media` (media workers and room placement), `clock` (the one clock).
+//! closed), `ws_frame` (a leaf: WebSocket frames as bytes on the wire), `media` (media
+//! workers and room placement), `clock` (the one clock).
 
 mod api;
 pub mod auth;
@@ -33,6 +34,7 @@ mod shared;
 mod turn;
 mod web;
 mod ws;
+mod ws_frame;
 mod ws_upgrade;
 
 pub use drain::drain_signal;

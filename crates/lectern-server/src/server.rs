@@ -375,18 +375,16 @@ async fn ws_upgrade(
     // Frames between max_frame_bytes and this hard cap get a typed `frame_too_large` error and
     // the connection goes on; beyond it the WebSocket layer refuses the frame and closes.
     let hard_cap = (shared.config.limits.max_frame_bytes * 4).max(1 << 20);
-    let fragment = shared.config.websocket.send_fragment_bytes;
     let config = WebSocketConfig::default()
         // A small read buffer: the default (128 KiB per connection) dominated memory per student.
         .read_buffer_size(4096)
-        // Write out what is buffered once it passes one fragment, so the write buffer stays
-        // near that size too (the default waits for 128 KiB).
-        .write_buffer_size(if fragment == 0 { 128 << 10 } else { fragment })
+        // tungstenite only reads (its writes go nowhere, see `ws_upgrade`): no write buffer.
+        .write_buffer_size(0)
         .max_message_size(Some(hard_cap))
         .max_frame_size(Some(hard_cap));
     let placed = query.placed.as_deref() == Some("1");
-    handshake.accept(config, move |socket| {
-        crate::ws::serve(socket, shared, query.room, placed)
+    handshake.accept(config, move |socket, write| {
+        crate::ws::serve(socket, write, shared, query.room, placed)
     })
 }
 

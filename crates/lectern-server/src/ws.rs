@@ -2,11 +2,14 @@
 //!
 //! The reader checks the hello, then forwards decoded requests to the room task. Limits that
 //! need no room state (frame size, frame rate, chat rate, malformed JSON) are enforced here with
-//! typed errors. The writer drains the bounded outbound queue, coalescing what is waiting into
-//! one flush, pings when idle, and closes the connection after too many refusals. Whichever half
-//! ends first ends the other, and the room always hears that the connection is gone.
+//! typed errors. The reader never writes: a client's ping or close frame is answered by the
+//! writer (the reader queues `Outbound::Pong` / `Outbound::CloseReply`), so control frames go
+//! out between whole messages, never inside a fragmented one. The writer drains the bounded
+//! outbound queue of pre-framed bytes, writing what is waiting in one vectored write, and
+//! closes the connection after too many refusals. A keepalive beside the reader queues a Ping
+//! on a schedule. Whichever half ends first ends the other, and the room always hears that the
+//! connection is gone.
 
-use std::collections::VecDeque;
 use std::num::NonZeroU32;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -14,28 +17,26 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
 use std::time::Duration;
 
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use bytes::Bytes;
+use futures_util::StreamExt;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use lectern_proto::{
     ClientFrame, ClientMessage, CloseReason, ErrorCode, PROTOCOL_VERSION, RequestId, ServerMessage,
     decode_client, encode_server,
 };
 use lectern_room::ConnId;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::Frame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tracing::{Instrument, debug, info_span, trace};
 
-use crate::conn::{ConnTx, Outbound, close_code, close_text, closing_frame};
+use crate::conn::{ConnTx, KillSwitch, Outbound, close_code, close_text, closing_frame};
 use crate::courses::sessions;
 use crate::metrics::Metrics;
 use crate::rooms::{Opened, RoomCommand};
 use crate::shared::Shared;
-use crate::ws_upgrade::Socket;
+use crate::ws_frame;
+use crate::ws_upgrade::{Socket, WriteSide};
 
 mod writer;
 
@@ -45,6 +46,7 @@ use writer::write_loop;
 /// `placed`: the URL had `placed=1` (a redirect from the node that placed the room here).
 pub async fn serve(
     socket: Socket,
+    write: WriteSide,
     shared: Arc<Shared>,
     expected_room: Option<String>,
     placed: bool,
@@ -58,7 +60,7 @@ pub async fn serve(
         let metrics = &shared.metrics;
         metrics.connections.fetch_add(1, Ordering::Relaxed);
         Metrics::inc(&metrics.connections_total);
-        run(socket, &shared, conn, expected_room, placed).await;
+        run(socket, write, &shared, conn, expected_room, placed).await;
         metrics.connections.fetch_sub(1, Ordering::Relaxed);
     }
     .instrument(span)
@@ -66,29 +68,26 @@ pub async fn serve(
 }
 
 async fn run(
-    socket: Socket,
+    mut stream: Socket,
+    write: WriteSide,
     shared: &Arc<Shared>,
     conn: ConnId,
     expected_room: Option<String>,
     placed: bool,
 ) {
     let limits = &shared.config.limits;
-    let (sink, mut stream) = socket.split();
     let (tx, rx) = mpsc::channel(limits.outbound_queue);
-    let (kill_tx, kill_rx) = oneshot::channel();
+    let kill = Arc::new(KillSwitch::default());
     // True while no Ping is waiting for its Pong (none is before the first).
     let pong = Arc::new(AtomicBool::new(true));
+    // Runs alongside the reader, never ends: polled when the reader wakes or its timer is due,
+    // not on every delivery as it would be in the writer.
+    let keepalive = keepalive(tx.clone(), kill.clone(), pong.clone(), shared, conn);
+    let mut keepalive = Box::pin(keepalive);
     // Not instrumented with the connection's span: the writer is polled once per delivery,
     // and entering and leaving a span each time costs more than the write itself. Its few
     // events carry the connection id as a field instead.
-    let mut writer = tokio::spawn(write_loop(
-        sink,
-        rx,
-        kill_rx,
-        pong.clone(),
-        shared.clone(),
-        conn,
-    ));
+    let mut writer = tokio::spawn(write_loop(write, rx, kill.clone(), shared.clone(), conn));
     let mut reader = Reader::new(shared, tx.clone(), pong);
 
     let mut writer_done = false;
@@ -98,6 +97,7 @@ async fn run(
             writer_done = true;
             None
         }
+        _ = &mut keepalive => None,
     };
     let room = match joined {
         Some((room_tx, identity, last_seq)) => {
@@ -107,7 +107,7 @@ async fn run(
                 last_seq,
                 outbound: ConnTx {
                     tx: tx.clone(),
-                    kill: kill_tx,
+                    kill: kill.clone(),
                 },
             };
             if room_tx.send(command).await.is_ok() {
@@ -127,6 +127,7 @@ async fn run(
         tokio::select! {
             l = reader.read_requests(&mut stream, conn, room_tx) => left = l,
             _ = &mut writer => writer_done = true,
+            _ = &mut keepalive => {}
         }
         // After `leave` the room answers (ack, then `closing`) and closes the socket itself:
         // give the writer time to write that before the room hears the connection is gone,
@@ -140,6 +141,7 @@ async fn run(
     }
     // Let the writer flush what it has (e.g. a closing message), then stop it.
     drop(reader);
+    drop(keepalive);
     drop(tx);
     if !writer_done
         && tokio::time::timeout(Duration::from_secs(2), &mut writer)
@@ -147,6 +149,37 @@ async fn run(
             .is_err()
     {
         writer.abort();
+    }
+}
+
+/// The server's keepalive: a Ping every `websocket.ping_interval_secs`, busy or not (queued
+/// to the writer). The reader closes a connection that has sent nothing for
+/// `idle_timeout_secs`, and a student who only listens answers nothing but pings (outbound
+/// traffic must not put them off). A Ping still unanswered when the next is due means the
+/// client is not reading its socket: it is closed as a slow consumer. Never returns.
+async fn keepalive(
+    tx: mpsc::Sender<Outbound>,
+    kill: Arc<KillSwitch>,
+    pong: Arc<AtomicBool>,
+    shared: &Shared,
+    conn: ConnId,
+) {
+    let every = Duration::from_secs(shared.config.websocket.ping_interval_secs);
+    let mut ping = tokio::time::interval_at(Instant::now() + every, every);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ping.tick().await;
+        // Unanswered since the last Ping, or answered: either way this one now waits.
+        if !pong.swap(false, Ordering::Relaxed) {
+            if kill.pulled().is_none() {
+                Metrics::inc(&shared.metrics.slow_clients_dropped);
+                debug!(conn = conn.0, "closing a connection that answers no ping");
+                kill.pull(CloseReason::SlowConsumer);
+            }
+            return std::future::pending().await;
+        }
+        // A full queue: the room closes this connection as a slow consumer.
+        let _ = tx.try_send(Outbound::Ping);
     }
 }
 
@@ -212,10 +245,13 @@ impl<'a> Reader<'a> {
             request_id,
         };
         Metrics::inc(&self.shared.metrics.errors_sent);
-        let _ = self
-            .tx
-            .send(Outbound::Refusal(Utf8Bytes::from(encode_server(&error))))
-            .await;
+        let _ = self.tx.send(Outbound::Refusal(self.framed(&error))).await;
+    }
+
+    /// `message` serialized and framed, like the room's messages (`rooms::Encoded`).
+    fn framed(&self, message: &ServerMessage) -> Bytes {
+        let fragment = self.shared.config.websocket.send_fragment_bytes;
+        ws_frame::text(&encode_server(message), fragment)
     }
 
     async fn close(&self, reason: CloseReason) {
@@ -226,7 +262,7 @@ impl<'a> Reader<'a> {
     /// closing.
     async fn handshake(
         &mut self,
-        stream: &mut SplitStream<Socket>,
+        stream: &mut Socket,
         expected_room: Option<&str>,
         placed: bool,
     ) -> Option<Joined> {
@@ -259,10 +295,7 @@ impl<'a> Reader<'a> {
                 debug!(room.id = %room_id, "hello redirected to the room's node");
                 Metrics::inc(&self.shared.metrics.redirects_sent);
                 let redirect = ServerMessage::Redirect { room_id, url };
-                let _ = self
-                    .tx
-                    .send(Outbound::Frame(Utf8Bytes::from(encode_server(&redirect))))
-                    .await;
+                let _ = self.tx.send(Outbound::Frame(self.framed(&redirect))).await;
                 self.close(CloseReason::Redirected).await;
                 None
             }
@@ -353,7 +386,7 @@ impl<'a> Reader<'a> {
     /// The next text frame, answering limits with typed errors. `None` when the socket ends.
     async fn next_text(
         &mut self,
-        stream: &mut SplitStream<Socket>,
+        stream: &mut Socket,
     ) -> Option<Result<Utf8Bytes, (ErrorCode, String)>> {
         let idle = Duration::from_secs(self.shared.config.websocket.idle_timeout_secs);
         loop {
@@ -378,9 +411,19 @@ impl<'a> Reader<'a> {
                     self.pong.store(true, Ordering::Relaxed);
                     continue;
                 }
+                // tungstenite's own pong goes nowhere (see `ws_upgrade`): the writer answers.
+                Message::Ping(payload) => {
+                    let _ = self.tx.send(Outbound::Pong(payload)).await;
+                    continue;
+                }
                 // Fragments arrive reassembled: a raw frame is never read.
-                Message::Ping(_) | Message::Frame(_) => continue,
-                Message::Close(_) => return None,
+                Message::Frame(_) => continue,
+                Message::Close(frame) => {
+                    // tungstenite has checked the code (1002 in place of one not allowed).
+                    let code = frame.map(|f| u16::from(f.code));
+                    let _ = self.tx.send(Outbound::CloseReply(code)).await;
+                    return None;
+                }
             };
             if self.frames.check().is_err() {
                 return Some(Err((
@@ -403,7 +446,7 @@ impl<'a> Reader<'a> {
     /// left (sent `leave`).
     async fn read_requests(
         &mut self,
-        stream: &mut SplitStream<Socket>,
+        stream: &mut Socket,
         conn: ConnId,
         room: &mpsc::Sender<RoomCommand>,
     ) -> bool {

@@ -1,29 +1,83 @@
 //! The WebSocket opening handshake (RFC 6455, section 4.2) over HTTP/1.1, done here rather than
-//! with axum's `WebSocketUpgrade` so that the connection is a tokio-tungstenite stream we can
-//! send raw frames on.
+//! with axum's `WebSocketUpgrade` so that the connection's two directions can go separate ways:
 //!
-//! Why: tungstenite buffers each outgoing frame whole, and its buffer keeps the capacity of the
-//! largest frame it ever wrote. A `welcome` that lists a class of 1,000 is ~150 KiB, so every
-//! connection kept ~100 KiB it used once. `ws::write_until_done` sends a long message as
-//! fragments of `websocket.send_fragment_bytes` each (RFC 6455, section 5.4), which every
-//! WebSocket client reassembles before it sees the message, so the buffer stays that small.
-//! axum's `Message` has no way to send a fragment.
+//! - reading stays with tungstenite (a [`Socket`]: unmasking, reassembling fragments, limits);
+//!   its own writes (the pongs and close replies it would send) go nowhere, and the reader asks
+//!   the writer for them instead;
+//! - writing is raw bytes ([`WriteSide`]): every message is framed once for all its recipients
+//!   (`ws_frame`), and the connection's writer writes the shared frames as they are, all that is
+//!   queued in one vectored write. A long message goes out as fragments of
+//!   `websocket.send_fragment_bytes` each, which every WebSocket client reassembles.
+//!
+//! The upgraded connection is split in two with `tokio::io::split`.
 //!
 //! Only HTTP/1.1 upgrades are accepted (browsers and reverse proxies use them for `ws://` and
 //! `wss://`); an HTTP/2 extended CONNECT gets 400.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tracing::debug;
 
-/// An accepted WebSocket connection.
-pub type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+/// The reading side of an accepted WebSocket connection.
+pub type Socket = WebSocketStream<ReadSide>;
+
+/// The writing side of an accepted WebSocket connection: raw bytes, already framed.
+pub type WriteSide = Pin<Box<dyn AsyncWrite + Send>>;
+
+/// The connection's read half. Writes to it (tungstenite's automatic pongs and close replies)
+/// are dropped: the writer sends those.
+pub struct ReadSide {
+    io: Pin<Box<dyn AsyncRead + Send>>,
+}
+
+impl AsyncRead for ReadSide {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.io.as_mut().poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for ReadSide {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Split an upgraded connection into its read side and write side.
+///
+/// Not `TcpStream::into_split`: axum's server hands hyper the socket inside hyper-util's
+/// private `Rewind`, so `Upgraded::downcast` cannot reach the `TcpStream`.
+fn split(upgraded: hyper::upgrade::Upgraded) -> (ReadSide, WriteSide) {
+    let (read, write) = tokio::io::split(TokioIo::new(upgraded));
+    let read = ReadSide { io: Box::pin(read) };
+    (read, Box::pin(write))
+}
 
 /// Why a request could not be upgraded, as the client is told it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -99,10 +153,11 @@ impl Handshake {
         Ok(Handshake { accept, on_upgrade })
     }
 
-    /// Answer `101 Switching Protocols` and run `serve` on the socket once the client has it.
+    /// Answer `101 Switching Protocols` and run `serve` on the connection's read and write
+    /// sides once the client has it. `config` is for reading (tungstenite never writes here).
     pub fn accept<F, Fut>(self, config: WebSocketConfig, serve: F) -> Response
     where
-        F: FnOnce(Socket) -> Fut + Send + 'static,
+        F: FnOnce(Socket, WriteSide) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
         let Handshake { accept, on_upgrade } = self;
@@ -114,13 +169,9 @@ impl Handshake {
                     return;
                 }
             };
-            let socket = WebSocketStream::from_raw_socket(
-                TokioIo::new(upgraded),
-                Role::Server,
-                Some(config),
-            )
-            .await;
-            serve(socket).await;
+            let (read, write) = split(upgraded);
+            let socket = WebSocketStream::from_raw_socket(read, Role::Server, Some(config)).await;
+            serve(socket, write).await;
         });
         let mut response = Response::new(Body::empty());
         *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;

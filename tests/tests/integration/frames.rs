@@ -44,18 +44,12 @@ impl RawClient {
 
     /// Send one masked text frame (clients must mask).
     async fn send_text(&mut self, text: &str) {
-        let payload = text.as_bytes();
-        let mut frame = vec![0x81];
-        let mask = [0x12, 0x34, 0x56, 0x78];
-        match payload.len() {
-            n if n < 126 => frame.push(0x80 | n as u8),
-            n => {
-                frame.push(0x80 | 126);
-                frame.extend_from_slice(&u16::try_from(n).expect("short").to_be_bytes());
-            }
-        }
-        frame.extend_from_slice(&mask);
-        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        self.send_frame(0x1, text.as_bytes()).await;
+    }
+
+    /// Send one masked, final frame.
+    async fn send_frame(&mut self, opcode: u8, payload: &[u8]) {
+        let frame = masked(opcode, payload);
         self.tcp.write_all(&frame).await.expect("send");
     }
 
@@ -104,6 +98,22 @@ impl RawClient {
             }
         }
     }
+}
+
+/// One masked, final client frame (payloads under 64 KiB).
+fn masked(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut frame = vec![0x80 | opcode];
+    let mask = [0x12, 0x34, 0x56, 0x78];
+    match payload.len() {
+        n if n < 126 => frame.push(0x80 | n as u8),
+        n => {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&u16::try_from(n).expect("short").to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
 }
 
 async fn read_head(tcp: &mut TcpStream) -> String {
@@ -224,4 +234,113 @@ async fn what_is_not_a_websocket_handshake_gets_a_readable_refusal() {
         let text = String::from_utf8_lossy(&response);
         assert!(text.starts_with(&format!("HTTP/1.1 {status}")), "{text}");
     }
+}
+
+/// A raw client in the room "frames", past its hello and welcome.
+async fn joined_raw(s: &TestServer, sub: &str) -> RawClient {
+    let mut raw = RawClient::connect(s.addr).await;
+    let token = s.token("frames", sub, &display_name(sub), Role::Student);
+    raw.send_text(&json!({"type": "hello", "protocol_version": 1, "token": token}).to_string())
+        .await;
+    let (welcome, _) = raw.message().await;
+    assert_eq!(welcome["type"], "welcome", "{welcome}");
+    raw
+}
+
+#[tokio::test]
+async fn a_ping_is_answered_with_a_pong_of_the_same_payload() {
+    let s = TestServer::start().await;
+    let mut raw = joined_raw(&s, "ada").await;
+    raw.send_frame(0x9, b"are you there").await;
+    loop {
+        let frame = raw.frame().await;
+        if frame.opcode == 0xa {
+            assert!(frame.fin);
+            assert_eq!(frame.payload, b"are you there");
+            break;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_close_from_the_client_gets_a_close_with_its_code_and_the_connection_ends() {
+    let s = TestServer::start().await;
+    let mut raw = joined_raw(&s, "ada").await;
+    let mut payload = 1001u16.to_be_bytes().to_vec();
+    payload.extend_from_slice(b"going away");
+    raw.send_frame(0x8, &payload).await;
+    let close = loop {
+        let frame = raw.frame().await;
+        if frame.opcode == 0x8 {
+            break frame;
+        }
+    };
+    assert!(close.fin);
+    assert_eq!(close.payload[..2], 1001u16.to_be_bytes(), "the code echoed");
+    // Then the server ends the TCP connection.
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(DEADLINE, raw.tcp.read_to_end(&mut rest))
+        .await
+        .expect("the connection ends before the deadline");
+    assert!(
+        read.is_ok() && rest.is_empty(),
+        "nothing after the close: {rest:?}"
+    );
+}
+
+#[tokio::test]
+async fn pings_during_a_fragmented_welcome_are_answered_between_messages_never_inside_one() {
+    let s = TestServer::start_with(&[
+        ("LECTERN_LIMITS_CHAT_BURST", "40"),
+        ("LECTERN_LIMITS_CHAT_PER_SECOND", "40"),
+        ("LECTERN_WEBSOCKET_SEND_FRAGMENT_BYTES", "1024"),
+    ])
+    .await;
+    let _teacher = busy_room(&s).await;
+    let mut raw = RawClient::connect(s.addr).await;
+    let token = s.token("frames", "ada", &display_name("ada"), Role::Student);
+    // The hello and 30 pings in one write: the pongs are queued while the ~60 KB welcome (some
+    // 60 fragments) is on its way.
+    let hello = json!({"type": "hello", "protocol_version": 1, "token": token}).to_string();
+    let mut burst = masked(0x1, hello.as_bytes());
+    for n in 0..30u8 {
+        burst.extend(masked(0x9, &[b'p', n]));
+    }
+    raw.tcp.write_all(&burst).await.expect("send");
+    let mut pongs = Vec::new();
+    let mut open: Option<Vec<u8>> = None;
+    let mut welcome = None;
+    while pongs.len() < 30 || welcome.is_none() {
+        let frame = raw.frame().await;
+        match frame.opcode {
+            0xa => {
+                assert!(open.is_none(), "a pong inside a fragmented message");
+                pongs.push(frame.payload);
+            }
+            0x9 => assert!(open.is_none(), "a ping inside a fragmented message"),
+            0x1 => {
+                assert!(open.is_none(), "a text frame inside a fragmented message");
+                open = Some(frame.payload);
+            }
+            0x0 => open
+                .as_mut()
+                .expect("a continuation frame first")
+                .extend_from_slice(&frame.payload),
+            other => panic!("unexpected opcode {other}"),
+        }
+        if frame.fin && matches!(frame.opcode, 0x0 | 0x1) {
+            let text = String::from_utf8(open.take().expect("a message")).expect("UTF-8");
+            let message: Value = serde_json::from_str(&text).expect("JSON");
+            if message["type"] == "welcome" {
+                welcome = Some(message);
+            }
+        }
+    }
+    let expected: Vec<Vec<u8>> = (0..30u8).map(|n| vec![b'p', n]).collect();
+    assert_eq!(pongs, expected, "every ping answered, in order");
+    let welcome = welcome.expect("welcome");
+    assert_eq!(
+        welcome["snapshot"]["chat"].as_array().map(Vec::len),
+        Some(20)
+    );
 }

@@ -59,6 +59,7 @@ impl RoomTask {
         };
         let store = self.env.store.clone();
         let room = self.room_id.clone();
+        let fragment = self.env.settings.send_fragment_bytes;
         tokio::spawn(async move {
             let filter = lectern_store::ChatReaderFilter {
                 participant_id: reader.participant_id().clone(),
@@ -89,7 +90,7 @@ impl RoomTask {
                 }
             };
             // Serialized here, off the room task; the room only queues the bytes.
-            let frame = Encoded::new(&message);
+            let frame = Encoded::new(&message, fragment);
             let _ = room_task.send(RoomCommand::Deliver { conn, frame }).await;
         });
     }

@@ -125,6 +125,8 @@ pub struct Settings {
     /// `[recording]`, and where recordings are kept.
     pub recording: crate::config::RecordingConfig,
     pub recordings_dir: std::path::PathBuf,
+    /// `websocket.send_fragment_bytes`: how messages are framed (see `ws_frame::text`).
+    pub send_fragment_bytes: usize,
 }
 
 impl Settings {
@@ -135,6 +137,7 @@ impl Settings {
             turn: config.turn.clone(),
             recording: config.recording.clone(),
             recordings_dir: config.recordings_dir(),
+            send_fragment_bytes: config.websocket.send_fragment_bytes,
         }
     }
 

@@ -1,7 +1,9 @@
 //! The one way a room task sends to its connections.
 //!
-//! A message is serialized once ([`Encoded`]) and each recipient's bounded queue gets a clone
-//! of the same bytes with `try_send`: the room never waits for anyone. A recipient whose queue
+//! A message is serialized and framed once ([`Encoded`]: the WebSocket frames that carry it,
+//! cut into fragments per `websocket.send_fragment_bytes`) and each recipient's bounded queue
+//! gets a clone of the same bytes with `try_send`: the room never waits for anyone, and each
+//! writer writes those bytes to its socket as they are. A recipient whose queue
 //! is full is a slow consumer, wherever the message came from (a broadcast, a signalling reply,
 //! a scroll-back page): it is closed at once through its kill switch, counted in
 //! `lectern_slow_clients_dropped_total`, and handed back by [`Outbox::take_slow`] so the room
@@ -11,19 +13,20 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
+use bytes::Bytes;
 use lectern_proto::{CloseReason, ServerMessage, encode_server};
 use lectern_room::ConnId;
 use tokio::sync::mpsc::error::TrySendError;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tracing::warn;
 
 use crate::conn::{ConnTx, Outbound};
 use crate::metrics::Metrics;
 
-/// A server message serialized once, ready for any number of recipients.
+/// A server message serialized and framed once, ready for any number of recipients.
 #[derive(Debug, Clone)]
 pub struct Encoded {
-    bytes: Utf8Bytes,
+    /// The frames that carry it (`ws_frame::text`).
+    bytes: Bytes,
     /// An error reply: counted in `lectern_errors_sent_total`.
     error: bool,
     /// The client's fault (a refused request): counts toward the abuse limit.
@@ -31,13 +34,14 @@ pub struct Encoded {
 }
 
 impl Encoded {
-    pub fn new(message: &ServerMessage) -> Self {
+    /// `fragment`: `websocket.send_fragment_bytes`.
+    pub fn new(message: &ServerMessage, fragment: usize) -> Self {
         let (error, refusal) = match message {
             ServerMessage::Error { code, .. } => (true, code.is_client_fault()),
             _ => (false, false),
         };
         Encoded {
-            bytes: Utf8Bytes::from(encode_server(message)),
+            bytes: crate::ws_frame::text(&encode_server(message), fragment),
             error,
             refusal,
         }
@@ -81,15 +85,18 @@ impl Hasher for ConnIdHasher {
 pub struct Outbox {
     conns: HashMap<ConnId, ConnTx, BuildHasherDefault<ConnIdHasher>>,
     metrics: Arc<Metrics>,
+    /// `websocket.send_fragment_bytes`.
+    fragment: usize,
     /// Closed as slow consumers since [`Outbox::take_slow`] was last called.
     slow: Vec<ConnId>,
 }
 
 impl Outbox {
-    pub fn new(metrics: Arc<Metrics>) -> Self {
+    pub fn new(metrics: Arc<Metrics>, fragment: usize) -> Self {
         Outbox {
             conns: HashMap::default(),
             metrics,
+            fragment,
             slow: Vec::new(),
         }
     }
@@ -114,7 +121,8 @@ impl Outbox {
 
     /// Serialize `message` once and send it to each of `to` (see [`Outbox::deliver`]).
     pub fn send(&mut self, to: impl IntoIterator<Item = ConnId>, message: &ServerMessage) {
-        self.deliver(to, &Encoded::new(message));
+        let frame = Encoded::new(message, self.fragment);
+        self.deliver(to, &frame);
     }
 
     /// Queue `frame` for each of `to` that is still here; close any whose queue is full.
@@ -143,7 +151,7 @@ impl Outbox {
         if let Some(c) = self.conns.remove(&conn)
             && c.tx.try_send(Outbound::close(reason)).is_err()
         {
-            let _ = c.kill.send(reason);
+            c.kill.pull(reason);
         }
     }
 
@@ -157,7 +165,7 @@ impl Outbox {
         if let Some(c) = self.conns.remove(&conn) {
             Metrics::inc(&self.metrics.slow_clients_dropped);
             warn!(conn = conn.0, "closing a connection that cannot keep up");
-            let _ = c.kill.send(CloseReason::SlowConsumer);
+            c.kill.pull(CloseReason::SlowConsumer);
             self.slow.push(conn);
         }
     }
@@ -166,20 +174,21 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use lectern_proto::ErrorCode;
-    use tokio::sync::{mpsc, oneshot};
+    use tokio::sync::mpsc;
 
     use super::*;
 
     fn conn(outbox: &mut Outbox, id: u64, queue: usize) -> ConnHalves {
         let (tx, rx) = mpsc::channel(queue);
-        let (kill, killed) = oneshot::channel();
+        let kill = Arc::new(crate::conn::KillSwitch::default());
+        let killed = kill.clone();
         outbox.insert(ConnId(id), ConnTx { tx, kill });
         ConnHalves { rx, killed }
     }
 
     struct ConnHalves {
         rx: mpsc::Receiver<Outbound>,
-        killed: oneshot::Receiver<CloseReason>,
+        killed: Arc<crate::conn::KillSwitch>,
     }
 
     fn load(counter: &std::sync::atomic::AtomicU64) -> u64 {
@@ -189,7 +198,7 @@ mod tests {
     #[test]
     fn a_full_queue_closes_that_connection_as_a_slow_consumer_and_only_once() {
         let metrics = Arc::new(Metrics::default());
-        let mut outbox = Outbox::new(metrics.clone());
+        let mut outbox = Outbox::new(metrics.clone(), 4096);
         let mut fast = conn(&mut outbox, 1, 8);
         let mut slow = conn(&mut outbox, 2, 1);
         let hello = ServerMessage::ReplayDone {
@@ -197,10 +206,10 @@ mod tests {
             replayed: 0,
         };
         outbox.send([ConnId(1), ConnId(2)], &hello);
-        assert!(slow.killed.try_recv().is_err(), "one item fits");
+        assert!(slow.killed.pulled().is_none(), "one item fits");
         outbox.send([ConnId(1), ConnId(2)], &hello);
         outbox.send([ConnId(2)], &hello);
-        assert_eq!(slow.killed.try_recv(), Ok(CloseReason::SlowConsumer));
+        assert_eq!(slow.killed.pulled(), Some(CloseReason::SlowConsumer));
         assert_eq!(outbox.take_slow(), [ConnId(2)]);
         assert!(outbox.take_slow().is_empty());
         assert_eq!(load(&metrics.slow_clients_dropped), 1);
@@ -212,13 +221,19 @@ mod tests {
             panic!("two frames");
         };
         assert_eq!(a, b);
-        assert!(fast.killed.try_recv().is_err());
+        // Framed once: one final text frame, the very same buffer for every recipient.
+        assert_eq!((a[0], usize::from(a[1])), (0x81, a.len() - 2));
+        let Ok(Outbound::Frame(first_to_slow)) = slow.rx.try_recv() else {
+            panic!("the slow one got the first");
+        };
+        assert_eq!(a.as_ptr(), first_to_slow.as_ptr());
+        assert!(fast.killed.pulled().is_none());
     }
 
     #[test]
     fn client_faults_are_refusals_and_every_error_is_counted() {
         let metrics = Arc::new(Metrics::default());
-        let mut outbox = Outbox::new(metrics.clone());
+        let mut outbox = Outbox::new(metrics.clone(), 4096);
         let mut c = conn(&mut outbox, 1, 8);
         outbox.send([ConnId(1)], &ServerMessage::error(ErrorCode::InLobby, None));
         outbox.send(
@@ -232,9 +247,9 @@ mod tests {
 
     #[test]
     fn a_close_that_does_not_fit_pulls_the_kill_switch_with_its_reason() {
-        let mut outbox = Outbox::new(Arc::new(Metrics::default()));
+        let mut outbox = Outbox::new(Arc::new(Metrics::default()), 4096);
         let mut roomy = conn(&mut outbox, 1, 8);
-        let mut full = conn(&mut outbox, 2, 1);
+        let full = conn(&mut outbox, 2, 1);
         outbox.send(
             [ConnId(2)],
             &ServerMessage::ReplayDone {
@@ -251,7 +266,7 @@ mod tests {
                 ..
             })
         ));
-        assert_eq!(full.killed.try_recv(), Ok(CloseReason::Removed));
+        assert_eq!(full.killed.pulled(), Some(CloseReason::Removed));
         assert!(outbox.is_empty());
         assert!(
             outbox.take_slow().is_empty(),

@@ -61,7 +61,7 @@ pub(super) async fn run_room(
         Ok(session) => session,
         Err(e) => {
             error!(error = %e, "cannot load the room's session from the store");
-            refuse_all(&mut inbox, &env.metrics).await;
+            refuse_all(&mut inbox, &env.metrics, env.settings.send_fragment_bytes).await;
             // Given back at once, so that the next hello can try again here or elsewhere.
             return super::lease::release(lease).await;
         }
@@ -74,7 +74,7 @@ pub(super) async fn run_room(
         Ok(init) => init,
         Err(e) => {
             error!(error = %e, "cannot load room from the store");
-            refuse_all(&mut inbox, &env.metrics).await;
+            refuse_all(&mut inbox, &env.metrics, env.settings.send_fragment_bytes).await;
             return super::lease::release(lease).await;
         }
     };
@@ -104,7 +104,7 @@ pub(super) async fn run_room(
     let mut task = RoomTask {
         room: Room::new(room_config, init, clock.now_ms()),
         stored_seq,
-        outbox: Outbox::new(env.metrics.clone()),
+        outbox: Outbox::new(env.metrics.clone(), env.settings.send_fragment_bytes),
         media: MediaPeers::default(),
         room_id: room_id.clone(),
         inbox: own_tx,
@@ -543,9 +543,13 @@ fn saved_participant(p: lectern_store::StoredParticipantState) -> SavedParticipa
 }
 
 /// The store is unreachable: tell every joining connection and stop.
-async fn refuse_all(inbox: &mut mpsc::Receiver<RoomCommand>, metrics: &Arc<Metrics>) {
+async fn refuse_all(
+    inbox: &mut mpsc::Receiver<RoomCommand>,
+    metrics: &Arc<Metrics>,
+    fragment: usize,
+) {
     inbox.close();
-    let mut outbox = Outbox::new(metrics.clone());
+    let mut outbox = Outbox::new(metrics.clone(), fragment);
     let error = ServerMessage::Error {
         code: ErrorCode::StoreUnavailable,
         message: "the class could not be opened; try again shortly".into(),

@@ -1,6 +1,18 @@
-//! The connection's writer: drains its bounded outbound queue into the WebSocket, coalescing
-//! what is waiting into one flush, cuts long messages into fragments, and gives up on a client
-//! that takes no data (a write pending for longer than the limit: a slow consumer).
+//! The connection's writer: drains its bounded outbound queue of pre-framed messages (the same
+//! bytes for every recipient, see `ws_frame`) straight into the socket, all that is waiting in
+//! one vectored write; answers the client's pings and close frame (the reader asks); and gives
+//! up on a client that takes no data (a write pending for longer than the limit: a slow
+//! consumer).
+//!
+//! Every item is a whole message (all its fragments) or a whole control frame, and the queue is
+//! written in order, so a control frame never lands inside a fragmented message. When the
+//! writer stops in the middle of a write (kill switch, stalled client), it finishes only the
+//! message it had started before its close frames, so what the client reads stays well framed.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+
+use bytes::Buf;
 
 use super::*;
 
@@ -12,23 +24,98 @@ enum Stop {
     Stalled,
 }
 
+/// The most buffers given to one vectored write (Linux takes up to 1,024).
+const MAX_SLICES: usize = 64;
+
+/// Frames on their way into the socket.
+struct Wire {
+    out: WriteSide,
+    /// Whole messages or control frames, oldest first. The first may be partly written.
+    queue: VecDeque<Bytes>,
+    /// The first item of `queue` is partly written.
+    started: bool,
+}
+
+impl Wire {
+    fn new(out: WriteSide) -> Self {
+        Wire {
+            out,
+            queue: VecDeque::new(),
+            started: false,
+        }
+    }
+
+    fn push(&mut self, frames: Bytes) {
+        self.queue.push_back(frames);
+    }
+
+    /// Write everything queued.
+    async fn write_all(&mut self) -> io::Result<()> {
+        std::future::poll_fn(|cx| self.poll_write_all(cx)).await
+    }
+
+    fn poll_write_all(&mut self, cx: &mut std::task::Context<'_>) -> Poll<io::Result<()>> {
+        while !self.queue.is_empty() {
+            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+            let mut n = 0;
+            for (slot, frames) in slices.iter_mut().zip(&self.queue) {
+                *slot = IoSlice::new(frames);
+                n += 1;
+            }
+            let written = match self.out.as_mut().poll_write_vectored(cx, &slices[..n]) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(written)) => written,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            };
+            self.advance(written);
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn advance(&mut self, mut written: usize) {
+        while let Some(front) = self.queue.front_mut() {
+            if written < front.len() {
+                front.advance(written);
+                self.started = written > 0 || self.started;
+                return;
+            }
+            written -= front.len();
+            self.queue.pop_front();
+            self.started = false;
+        }
+    }
+
+    /// Drop what has not started; keep the rest of a message partly written, so the frames
+    /// that follow (a close) start on a frame boundary.
+    fn cut(&mut self) {
+        self.queue.truncate(usize::from(self.started));
+    }
+
+    /// Queue the `closing` message and the close frame for `reason`.
+    fn push_close(&mut self, reason: CloseReason, closing: &Utf8Bytes, fragment: usize) {
+        self.push(ws_frame::text(closing, fragment));
+        let text = close_text(reason);
+        self.push(ws_frame::close(Some((close_code(reason), &text))));
+    }
+}
+
 pub(super) async fn write_loop(
-    mut sink: SplitSink<Socket, Message>,
+    out: WriteSide,
     rx: mpsc::Receiver<Outbound>,
-    kill: oneshot::Receiver<CloseReason>,
-    pong: Arc<AtomicBool>,
+    kill: Arc<KillSwitch>,
     shared: Arc<Shared>,
     conn: ConnId,
 ) {
-    if let Stop::Stalled = write_until_done(&mut sink, rx, kill, &pong, &shared, conn).await {
+    let mut wire = Wire::new(out);
+    if let Stop::Stalled = write_until_done(&mut wire, rx, &kill, &shared, conn).await {
         Metrics::inc(&shared.metrics.slow_clients_dropped);
         debug!(conn = conn.0, "closing a connection that takes no data");
         let reason = CloseReason::SlowConsumer;
-        let _ = tokio::time::timeout(
-            Duration::from_millis(200),
-            close_with(&mut sink, reason, closing_frame(reason)),
-        )
-        .await;
+        let fragment = shared.config.websocket.send_fragment_bytes;
+        wire.cut();
+        wire.push_close(reason, &closing_frame(reason), fragment);
+        let _ = tokio::time::timeout(Duration::from_millis(200), wire.write_all()).await;
     }
 }
 
@@ -55,54 +142,42 @@ async fn bounded<E>(
 }
 
 async fn write_until_done(
-    sink: &mut SplitSink<Socket, Message>,
+    wire: &mut Wire,
     mut rx: mpsc::Receiver<Outbound>,
-    mut kill: oneshot::Receiver<CloseReason>,
-    pong: &AtomicBool,
+    kill: &KillSwitch,
     shared: &Shared,
     conn: ConnId,
 ) -> Stop {
-    let ping_every = Duration::from_secs(shared.config.websocket.ping_interval_secs);
     let stall = Duration::from_secs(shared.config.websocket.write_timeout_secs);
     let limits = &shared.config.limits;
     let window = Duration::from_secs(limits.abuse_window_secs);
     let fragment = shared.config.websocket.send_fragment_bytes;
     let mut refusals: VecDeque<Instant> = VecDeque::new();
-    // Pings go out on a fixed schedule, busy or not: the reader closes a connection that has
-    // sent nothing for `idle_timeout_secs`, and a student who only listens answers nothing but
-    // pings (outbound traffic must not put them off). A Ping still unanswered when the next is
-    // due means the client is not reading its socket.
-    let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
-    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut kill_armed = true;
+    let mut items: Vec<Outbound> = Vec::new();
+    // Pings come through the queue (`ws::keepalive`): a timer polled here would be polled at
+    // every delivery.
     loop {
         tokio::select! {
             biased;
-            reason = &mut kill, if kill_armed => {
-                // The room dropped its handle without pulling the switch (e.g. after queueing a
-                // polite close): carry on with the queue.
-                let Ok(reason) = reason else {
-                    kill_armed = false;
-                    continue;
-                };
-                let _ = tokio::time::timeout(
-                    Duration::from_millis(200),
-                    close_with(sink, reason, closing_frame(reason)),
-                )
-                .await;
+            reason = std::future::poll_fn(|cx| kill.poll_pulled(cx)) => {
+                wire.push_close(reason, &closing_frame(reason), fragment);
+                let _ = tokio::time::timeout(Duration::from_millis(200), wire.write_all()).await;
                 return Stop::Done;
             }
-            item = rx.recv() => {
-                let Some(first) = item else {
-                    let _ = bounded(stall, sink.send(Message::Close(None))).await;
+            received = rx.recv_many(&mut items, 256) => {
+                if received == 0 {
+                    // Every sender is gone: the connection is over.
+                    wire.push(ws_frame::close(None));
+                    let _ = bounded(stall, wire.write_all()).await;
                     return Stop::Done;
-                };
-                let mut next = Some(first);
-                let mut batch = 0;
-                while let Some(item) = next.take() {
-                    let bytes = match item {
-                        Outbound::Frame(bytes) => bytes,
-                        Outbound::Refusal(bytes) => {
+                }
+                // The last write when this batch ends the connection.
+                let mut last = false;
+                for item in items.drain(..) {
+                    match item {
+                        Outbound::Frame(frames) => wire.push(frames),
+                        Outbound::Refusal(frames) => {
+                            wire.push(frames);
                             let now = Instant::now();
                             refusals.push_back(now);
                             while refusals.front().is_some_and(|t| now.duration_since(*t) > window) {
@@ -111,120 +186,50 @@ async fn write_until_done(
                             if refusals.len() > limits.abuse_strikes as usize {
                                 Metrics::inc(&shared.metrics.abuse_closed);
                                 debug!(conn = conn.0, "closing an abusive connection");
-                                let close = async {
-                                    let _ = feed_text(sink, bytes, fragment).await;
-                                    let reason = CloseReason::Abuse;
-                                    close_with(sink, reason, closing_frame(reason)).await;
-                                };
-                                let _ = tokio::time::timeout(stall, close).await;
-                                return Stop::Done;
+                                let reason = CloseReason::Abuse;
+                                wire.push_close(reason, &closing_frame(reason), fragment);
+                                last = true;
+                                break;
                             }
-                            bytes
                         }
                         Outbound::Close { reason, frame } => {
-                            let _ = tokio::time::timeout(stall, close_with(sink, reason, frame)).await;
-                            return Stop::Done;
+                            wire.push_close(reason, &frame, fragment);
+                            last = true;
+                            break;
                         }
-                    };
-                    if let Err(stop) = bounded(stall, feed_text(sink, bytes, fragment)).await {
-                        return stop;
-                    }
-                    batch += 1;
-                    if batch < 256 {
-                        next = rx.try_recv().ok();
-                    }
-                }
-                if kill_armed {
-                    tokio::select! {
-                        r = bounded(stall, sink.flush()) => if let Err(stop) = r { return stop },
-                        r = &mut kill => {
-                            if r.is_ok() {
-                                return Stop::Done;
-                            }
-                            kill_armed = false;
-                            if let Err(stop) = bounded(stall, sink.flush()).await {
-                                return stop;
-                            }
+                        Outbound::Ping => wire.push(ws_frame::ping()),
+                        Outbound::Pong(payload) => wire.push(ws_frame::pong(&payload)),
+                        Outbound::CloseReply(code) => {
+                            wire.push(ws_frame::close(code.map(|code| (code, ""))));
+                            last = true;
+                            break;
                         }
                     }
-                } else if let Err(stop) = bounded(stall, sink.flush()).await {
-                    return stop;
                 }
-            }
-            _ = ping.tick() => {
-                // Unanswered since the last Ping, or answered: either way this one now waits.
-                if !pong.swap(false, Ordering::Relaxed) {
-                    return Stop::Stalled;
+                if last {
+                    items.clear();
+                    let _ = tokio::time::timeout(stall, wire.write_all()).await;
+                    return Stop::Done;
                 }
-                if let Err(stop) = bounded(stall, sink.send(Message::Ping(Default::default()))).await {
-                    return stop;
+                tokio::select! {
+                    biased;
+                    r = bounded(stall, wire.write_all()) => if let Err(stop) = r { return stop },
+                    reason = std::future::poll_fn(|cx| kill.poll_pulled(cx)) => {
+                        wire.cut();
+                        wire.push_close(reason, &closing_frame(reason), fragment);
+                        let _ = tokio::time::timeout(Duration::from_millis(200), wire.write_all()).await;
+                        return Stop::Done;
+                    }
                 }
             }
         }
     }
-}
-
-async fn close_with(sink: &mut SplitSink<Socket, Message>, reason: CloseReason, frame: Utf8Bytes) {
-    let _ = sink.feed(Message::Text(frame)).await;
-    let _ = sink
-        .send(Message::Close(Some(CloseFrame {
-            code: CloseCode::from(close_code(reason)),
-            reason: close_text(reason),
-        })))
-        .await;
-}
-
-/// Queue one text message: as one frame when it fits in `fragment` bytes (or `fragment` is 0),
-/// else as fragments of at most that size, cut between characters (RFC 6455, section 5.4).
-/// tungstenite's write buffer keeps the capacity of the largest frame it held, so this is what
-/// bounds a connection's memory after a large `welcome` (see `ws_upgrade`).
-async fn feed_text(
-    sink: &mut SplitSink<Socket, Message>,
-    text: Utf8Bytes,
-    fragment: usize,
-) -> Result<(), tokio_tungstenite::tungstenite::Error> {
-    if fragment == 0 || text.len() <= fragment {
-        return sink.feed(Message::Text(text)).await;
-    }
-    for frame in fragments(&text, fragment) {
-        sink.feed(Message::Frame(frame)).await?;
-    }
-    Ok(())
-}
-
-/// The frames of one text message cut into pieces of at most `size` bytes (at least one
-/// character each), each cut on a character boundary.
-fn fragments(text: &Utf8Bytes, size: usize) -> Vec<Frame> {
-    let bytes = tokio_tungstenite::tungstenite::Bytes::from(text.clone());
-    let s = text.as_str();
-    let mut frames = Vec::with_capacity(s.len() / size.max(1) + 1);
-    let mut start = 0;
-    while start < s.len() {
-        let mut end = (start + size).min(s.len());
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        if end == start {
-            // `size` is smaller than one character: send that character whole.
-            end = start + s[start..].chars().next().map_or(1, char::len_utf8);
-        }
-        let opcode = if start == 0 {
-            OpCode::Data(Data::Text)
-        } else {
-            OpCode::Data(Data::Continue)
-        };
-        frames.push(Frame::message(
-            bytes.slice(start..end),
-            opcode,
-            end == s.len(),
-        ));
-        start = end;
-    }
-    frames
 }
 
 #[cfg(test)]
 mod tests {
+    use tokio::io::AsyncReadExt;
+
     use super::*;
 
     #[tokio::test]
@@ -239,22 +244,30 @@ mod tests {
         assert!(matches!(hung, Err(Stop::Stalled)));
     }
 
-    #[test]
-    fn fragments_cut_between_characters_and_rebuild_the_message() {
-        let text = "é".repeat(10) + "abc" + &"😀".repeat(5);
-        for size in [1, 2, 3, 5, 8, 64] {
-            let frames = fragments(&Utf8Bytes::from(text.clone()), size);
-            let mut joined = Vec::new();
-            for (i, frame) in frames.iter().enumerate() {
-                let header = frame.header();
-                assert_eq!(header.is_final, i + 1 == frames.len());
-                let expected = if i == 0 { Data::Text } else { Data::Continue };
-                assert_eq!(header.opcode, OpCode::Data(expected));
-                let piece = std::str::from_utf8(frame.payload()).expect("cut between characters");
-                assert!(piece.len() <= size.max(4), "{size}: {}", piece.len());
-                joined.extend_from_slice(piece.as_bytes());
+    #[tokio::test]
+    async fn a_cut_keeps_the_message_partly_written_and_drops_the_ones_not_started() {
+        // A pipe that takes 10 bytes before it is full.
+        let (write, mut read) = tokio::io::duplex(10);
+        let mut wire = Wire::new(Box::pin(write));
+        wire.push(Bytes::from_static(b"0123456"));
+        wire.push(Bytes::from_static(b"abcdefgh"));
+        wire.push(Bytes::from_static(b"ABCD"));
+        let stalled = bounded(Duration::from_millis(50), wire.write_all()).await;
+        assert!(matches!(stalled, Err(Stop::Stalled)));
+        assert!(wire.started, "the second item is partly written");
+        wire.cut();
+        wire.push(Bytes::from_static(b"!"));
+        let mut got = Vec::new();
+        let reading = async {
+            let mut buf = [0u8; 4];
+            while got.len() < 16 {
+                let n = read.read(&mut buf).await.expect("read");
+                got.extend_from_slice(&buf[..n]);
             }
-            assert_eq!(String::from_utf8(joined).expect("utf-8"), text);
-        }
+        };
+        let (_, written) = tokio::join!(reading, wire.write_all());
+        written.expect("written");
+        assert_eq!(got, b"0123456abcdefgh!");
+        assert!(wire.queue.is_empty() && !wire.started);
     }
 }
