@@ -29,6 +29,11 @@ pub(super) struct RoomTask {
     pub(super) room: Room,
     /// The last sequence number known to be stored.
     stored_seq: Seq,
+    /// Several nodes: the lease's fencing token, passed with every write (see
+    /// `Store::write_batch`); `None` on a single node.
+    fence: Option<u64>,
+    /// The store refused a batch as a stale holder's: the task stops without writing more.
+    pub(super) fenced: bool,
     pub(super) outbox: Outbox,
     pub(super) media: MediaPeers,
     /// This task's own inbox, for work it finishes off the task (scroll-back). Weak, so it
@@ -70,7 +75,8 @@ pub(super) async fn run_room(
         Some(s) => s.course_title.clone(),
         None => room_id.as_str().to_owned(),
     };
-    let init = match load(&env, &room_id, &title).await {
+    let fence = lease.as_ref().map(|l| l.token().0);
+    let init = match load(&env, &room_id, &title, fence).await {
         Ok(init) => init,
         Err(e) => {
             error!(error = %e, "cannot load room from the store");
@@ -104,6 +110,8 @@ pub(super) async fn run_room(
     let mut task = RoomTask {
         room: Room::new(room_config, init, clock.now_ms()),
         stored_seq,
+        fence,
+        fenced: false,
         outbox: Outbox::new(env.metrics.clone()),
         media: MediaPeers::default(),
         room_id: room_id.clone(),
@@ -118,6 +126,9 @@ pub(super) async fn run_room(
     // What the schedule already asked for when the room opened (a class started while the
     // server was down) is stored before anyone joins.
     task.pump().await;
+    if task.fenced {
+        return task.stop_fenced(&registry);
+    }
     let mut idle_since = tokio::time::Instant::now();
     // Set when the room closes for being empty: it then keeps nothing for a restore.
     let mut closed_empty = false;
@@ -167,6 +178,13 @@ pub(super) async fn run_room(
             }
         }
         task.pump().await;
+        if task.fenced {
+            return task.stop_fenced(&registry);
+        }
+    }
+    if task.fenced {
+        // Refused while shutting down: another node hosts the room, nothing more is written.
+        return task.stop_fenced(&registry);
     }
     // Persist the room's sequence number even when the last events were not stored, so a
     // restarted room never reuses one. A room closed for being empty is opened afresh next
@@ -180,7 +198,7 @@ pub(super) async fn run_room(
     if let Err(e) = task
         .env
         .store
-        .write_batch(&room_id, task.room.seq(), &last)
+        .write_batch(&room_id, task.fence, task.room.seq(), &last)
         .await
     {
         warn!(error = %e, "could not record the room's last sequence number");
@@ -305,6 +323,11 @@ impl RoomTask {
                 return;
             }
             let failed = self.persist(&outputs).await;
+            if self.fenced {
+                // Another node hosts the room: nothing of this batch is delivered (no ack, no
+                // broadcast, no media change); the task stops (`stop_fenced`).
+                return;
+            }
             for output in outputs {
                 match output {
                     Output::Send {
@@ -364,7 +387,7 @@ impl RoomTask {
         match self
             .env
             .store
-            .write_batch(&self.room_id, self.room.seq(), &ops)
+            .write_batch(&self.room_id, self.fence, self.room.seq(), &ops)
             .await
         {
             Ok(()) => {
@@ -372,6 +395,9 @@ impl RoomTask {
                 Metrics::inc(&metrics.store_batches);
                 let chats = ops.iter().filter(|o| matches!(o, StoreOp::Chat(_))).count();
                 Metrics::add(&metrics.chat_messages, chats as u64);
+            }
+            Err(lectern_store::StoreError::Fenced { token, newest, .. }) => {
+                self.refused_as_stale(token, newest, ops.len())
             }
             Err(e) => {
                 Metrics::inc(&metrics.store_failures);
@@ -486,14 +512,20 @@ async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
 }
 
 /// The room's stored state. Its row is made if new, and attendance intervals and polls left open
-/// by a crash end now: nobody is connected to a new room task.
+/// by a crash end now: nobody is connected to a new room task. Under a lease, the lease's token
+/// is given to the store first (an empty fenced batch): from then on a previous holder's writes
+/// are refused, and what it committed before is in what is loaded.
 async fn load(
     env: &RoomEnv,
     room_id: &RoomId,
     title: &str,
+    fence: Option<u64>,
 ) -> Result<RoomInit, lectern_store::StoreError> {
     let now = env.clock.now_ms();
     env.store.ensure_room(room_id, title, now).await?;
+    if fence.is_some() {
+        env.store.write_batch(room_id, fence, 0, &[]).await?;
+    }
     env.store.close_open_attendance(room_id, now).await?;
     // A new room task has no open poll: one a crash or restart left open ends now.
     env.store.close_open_polls(room_id, now).await?;
