@@ -1,6 +1,9 @@
 //! Several nodes: the room task under its lease. A task whose lease is lost stops at once,
 //! without writing anything more (another node may already host the room), and tells every
 //! client to reconnect (`closing` with `room_moved`); the next hellos place the room again.
+//! A task whose batch the store refused as a stale holder's (`StoreError::Fenced`: another node
+//! took the room over while this one was stalled) stops the same way, having delivered nothing
+//! of that batch.
 
 use lectern_cluster::{LeaseLost, RoomLease};
 use lectern_proto::CloseReason;

@@ -10,6 +10,7 @@
 //! - this file: the commands a room task takes, its environment, the registry;
 //! - `task`: the task's loop, the drain of the room's outputs (persist, then deliver), loading
 //!   and storing the room;
+//! - `records`: the room's records as store rows, and stored state back for the room;
 //! - `outbox`: the one way anything reaches a connection, and the slow-consumer rule;
 //! - `history`: scroll-back, older chat read from the store off the task;
 //! - `signalling`: WebRTC signalling between a participant's connection and the media worker;
@@ -23,6 +24,7 @@ mod history;
 mod lease;
 mod outbox;
 mod recorder;
+mod records;
 mod signalling;
 mod task;
 

@@ -6,15 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lectern_proto::{ClientMessage, ErrorCode, RoomId, Seq, ServerMessage};
-use lectern_room::{
-    AttendanceKind, ConnId, Input, Output, PersistRecord, Room, RoomConfig, RoomInit, SavedHand,
-    SavedParticipant, SavedRoom,
-};
+use lectern_room::{ConnId, Input, Output, Room, RoomConfig, RoomInit};
 use lectern_store::StoreOp;
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
 use super::outbox::Outbox;
+use super::records::{saved_participant, saved_room, store_op};
 use super::signalling::MediaPeers;
 use super::{Registry, RoomCommand, RoomEnv};
 use crate::metrics::Metrics;
@@ -66,7 +64,7 @@ pub(super) async fn run_room(
         Ok(session) => session,
         Err(e) => {
             error!(error = %e, "cannot load the room's session from the store");
-            refuse_all(&mut inbox, &env.metrics).await;
+            refuse_all(&mut inbox, &env.metrics, false).await;
             // Given back at once, so that the next hello can try again here or elsewhere.
             return super::lease::release(lease).await;
         }
@@ -80,7 +78,9 @@ pub(super) async fn run_room(
         Ok(init) => init,
         Err(e) => {
             error!(error = %e, "cannot load room from the store");
-            refuse_all(&mut inbox, &env.metrics).await;
+            // Fenced: another node claimed the room since; the joins go and find it there.
+            let moved = matches!(e, lectern_store::StoreError::Fenced { .. });
+            refuse_all(&mut inbox, &env.metrics, moved).await;
             return super::lease::release(lease).await;
         }
     };
@@ -546,36 +546,9 @@ async fn load(
     })
 }
 
-/// The stored class state as the room takes it back.
-fn saved_room(s: lectern_store::StoredRoomState) -> SavedRoom {
-    SavedRoom {
-        class_state: s.class_state,
-        class_started_at: s.class_started_at,
-        presenter: s.presenter,
-        mode: s.mode,
-        speak_all: s.speak_all,
-        banned: s.banned,
-        end_warned: s.end_warned,
-    }
-}
-
-fn saved_participant(p: lectern_store::StoredParticipantState) -> SavedParticipant {
-    SavedParticipant {
-        id: p.participant_id,
-        name: p.name,
-        role: p.role,
-        in_lobby: p.in_lobby,
-        hard_muted: p.hard_muted,
-        speak_granted: p.speak_granted,
-        camera_allowed: p.camera_allowed,
-        hand: p
-            .hand
-            .map(|(raised_at, order)| SavedHand { raised_at, order }),
-    }
-}
-
-/// The store is unreachable: tell every joining connection and stop.
-async fn refuse_all(inbox: &mut mpsc::Receiver<RoomCommand>, metrics: &Arc<Metrics>) {
+/// The store is unreachable: tell every joining connection and stop. `moved`: the store
+/// fenced this claim (another node took the room since): the joins are sent to reconnect.
+async fn refuse_all(inbox: &mut mpsc::Receiver<RoomCommand>, metrics: &Arc<Metrics>, moved: bool) {
     inbox.close();
     let mut outbox = Outbox::new(metrics.clone());
     let error = ServerMessage::Error {
@@ -586,108 +559,13 @@ async fn refuse_all(inbox: &mut mpsc::Receiver<RoomCommand>, metrics: &Arc<Metri
     while let Some(command) = inbox.recv().await {
         if let RoomCommand::Join { conn, outbound, .. } = command {
             outbox.insert(conn, outbound);
+            if moved {
+                outbox.close(conn, lectern_proto::CloseReason::RoomMoved);
+                continue;
+            }
             outbox.send([conn], &error);
             outbox.close(conn, lectern_proto::CloseReason::HandshakeFailed);
             Metrics::inc(&metrics.handshake_failed);
-        }
-    }
-}
-
-fn store_op(record: &PersistRecord) -> StoreOp {
-    match record {
-        PersistRecord::Chat(message) => StoreOp::Chat(message.clone()),
-        PersistRecord::ChatDeleted { seq, by, at } => StoreOp::ChatDeleted {
-            seq: *seq,
-            by: by.clone(),
-            at: *at,
-        },
-        PersistRecord::Attendance {
-            participant_id,
-            name,
-            role,
-            kind: AttendanceKind::Join,
-            at,
-        } => StoreOp::AttendanceJoin {
-            participant_id: participant_id.clone(),
-            name: name.clone(),
-            role: *role,
-            at: *at,
-        },
-        PersistRecord::Attendance {
-            participant_id,
-            kind: AttendanceKind::Leave,
-            at,
-            ..
-        } => StoreOp::AttendanceLeave {
-            participant_id: participant_id.clone(),
-            at: *at,
-        },
-        PersistRecord::Moderation {
-            seq,
-            action,
-            by,
-            target,
-            at,
-        } => StoreOp::Moderation {
-            seq: *seq,
-            action: action.as_str().to_owned(),
-            by: by.clone(),
-            target: target.clone(),
-            at: *at,
-        },
-        PersistRecord::ClassStarted { at } => StoreOp::ClassStarted { at: *at },
-        PersistRecord::ClassEnded { at } => StoreOp::ClassEnded { at: *at },
-        PersistRecord::PollStarted {
-            poll,
-            asked_by_name,
-        } => StoreOp::PollStarted {
-            poll: poll.clone(),
-            asked_by_name: asked_by_name.clone(),
-        },
-        PersistRecord::PollAnswered {
-            poll_id,
-            voter,
-            choices,
-            at,
-        } => StoreOp::PollAnswered {
-            poll_id: *poll_id,
-            voter: voter.clone(),
-            choices: choices.clone(),
-            at: *at,
-        },
-        PersistRecord::PollEnded { poll_id, at } => StoreOp::PollEnded {
-            poll_id: *poll_id,
-            at: *at,
-        },
-        PersistRecord::PollShared { poll_id, at } => StoreOp::PollShared {
-            poll_id: *poll_id,
-            at: *at,
-        },
-        PersistRecord::RoomState(s) => StoreOp::RoomState(lectern_store::StoredRoomState {
-            class_state: s.class_state,
-            class_started_at: s.class_started_at,
-            presenter: s.presenter.clone(),
-            mode: s.mode,
-            speak_all: s.speak_all,
-            banned: s.banned.clone(),
-            end_warned: s.end_warned,
-        }),
-        PersistRecord::ParticipantState(p) => {
-            StoreOp::ParticipantState(lectern_store::StoredParticipantState {
-                participant_id: p.id.clone(),
-                name: p.name.clone(),
-                role: p.role,
-                in_lobby: p.in_lobby,
-                hard_muted: p.hard_muted,
-                speak_granted: p.speak_granted,
-                camera_allowed: p.camera_allowed,
-                hand: p.hand.map(|h| (h.raised_at, h.order)),
-            })
-        }
-        PersistRecord::ParticipantStateCleared { participant_id } => {
-            StoreOp::ParticipantStateCleared {
-                participant_id: participant_id.clone(),
-            }
         }
     }
 }
