@@ -6,8 +6,14 @@
 //! successful claim) and never expires, so a later claim always carries a larger token.
 //!
 //! Three Lua scripts do the work, each atomic on the Redis server:
-//! - claim: if the lease key exists, answer its value; else `INCR` the fence and `SET` the lease
-//!   with `PX ttl`.
+//! - claim: if the lease key exists, answer its value; else raise the fence to at least the
+//!   caller's floor, `INCR` it and `SET` the lease with `PX ttl`.
+//!
+//! The floor is for a Redis that restarted without persistence: its counters start again from
+//! zero, and tokens handed out after it would be lower than those the store has already seen
+//! (the store refuses a write whose token is older than the newest it saw). A node passes the
+//! room's newest stored token as the floor ([`Leases::claim_above`]), so a new claim's token is
+//! always above every token the store knows.
 //! - renew: `PEXPIRE` the lease only if its value is still exactly `"{token} {node}"`.
 //! - release: `DEL` the lease only if its value is still exactly `"{token} {node}"`.
 //!
@@ -180,6 +186,11 @@ local current = redis.call('GET', KEYS[1])
 if current then
   return {0, current}
 end
+local floor = tonumber(ARGV[3])
+local fence = tonumber(redis.call('GET', KEYS[2]) or '0')
+if floor and fence < floor then
+  redis.call('SET', KEYS[2], ARGV[3])
+end
 local token = redis.call('INCR', KEYS[2])
 redis.call('SET', KEYS[1], token .. ' ' .. ARGV[1], 'PX', ARGV[2])
 return {1, tostring(token)}
@@ -255,7 +266,14 @@ impl Leases {
 
     /// Claims `room` and, if it was free, starts renewing it.
     pub async fn claim(&self, room: &str) -> Result<ClaimOutcome> {
-        match self.try_claim(room).await? {
+        self.claim_above(room, FencingToken(0)).await
+    }
+
+    /// Claims `room` as [`Leases::claim`] does, with a token above `floor` whatever the
+    /// counter in Redis says (see the module docs): pass the newest token the store has seen
+    /// for the room.
+    pub async fn claim_above(&self, room: &str, floor: FencingToken) -> Result<ClaimOutcome> {
+        match self.try_claim_above(room, floor).await? {
             Err(holder) => Ok(ClaimOutcome::HeldBy(holder)),
             Ok(claimed) => Ok(ClaimOutcome::Claimed(RoomLease::start(
                 self.clone(),
@@ -268,6 +286,15 @@ impl Leases {
     /// Claims `room` once, without starting renewals: `Ok(Claimed)` if it was free, else the
     /// current holder. [`Leases::claim`] is what a node normally uses.
     pub async fn try_claim(&self, room: &str) -> Result<Result<Claimed, LeaseHolder>> {
+        self.try_claim_above(room, FencingToken(0)).await
+    }
+
+    /// [`Leases::try_claim`] with a token above `floor` (see [`Leases::claim_above`]).
+    pub async fn try_claim_above(
+        &self,
+        room: &str,
+        floor: FencingToken,
+    ) -> Result<Result<Claimed, LeaseHolder>> {
         check_room_id(room)?;
         let sent_at = Instant::now();
         let (won, value): (i64, String) = CLAIM
@@ -275,6 +302,7 @@ impl Leases {
             .key(self.redis.fence_key(room))
             .arg(self.node.as_str())
             .arg(millis(self.config.ttl))
+            .arg(floor.0.to_string())
             .invoke_async(&mut self.redis.conn())
             .await?;
         if won == 1 {

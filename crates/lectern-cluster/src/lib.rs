@@ -24,7 +24,7 @@
 //!
 //! **Leases** ([`Leases`], see the [`lease`] module): a room is hosted by the node holding its
 //! lease. [`Leases::claim`] is atomic (one Lua script: take the lease only if free, with a
-//! token from the room's counter); renewal and release act only while the stored value is still
+//! token from the room's counter, raised first to a floor with [`Leases::claim_above`]); renewal and release act only while the stored value is still
 //! this node's token. The holder renews every TTL/3 and keeps a local deadline on the monotonic
 //! clock (claim or last renewal *sent* + TTL − safety margin): if no renewal has succeeded by
 //! then, the lease is reported lost ([`LeaseLost`], reason [`LostReason::DeadlineExpired`])
@@ -104,8 +104,9 @@
 //! - **Node crash**: its entry and leases expire after their TTLs; its rooms can then be
 //!   claimed elsewhere. Commands to it fail with `TargetGone`.
 //! - **Redis restart without persistence**: the fencing counters restart from zero, so tokens
-//!   could repeat. Run Redis with AOF (`appendonly yes`), or keep the largest token seen per room
-//!   in PostgreSQL and refuse smaller ones. Registry entries come back with the next heartbeat.
+//!   could repeat. The Lectern server keeps the newest token of each room in its store (which
+//!   refuses older ones) and claims with [`Leases::claim_above`] that token, so new tokens stay
+//!   above it; AOF (`appendonly yes`) also keeps the leases themselves. Registry entries come back with the next heartbeat.
 //!   Leases do not: the next renewal of a lease Redis forgot answers "not yours", the room stops
 //!   ([`LostReason::Superseded`]) and is claimed afresh when its clients reconnect.
 //! - **Clock**: only the monotonic clock of each node and Redis's own TTLs are used; wall clocks

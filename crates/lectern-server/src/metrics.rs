@@ -23,6 +23,8 @@ pub struct Metrics {
     pub rooms_hosted: AtomicI64,
     pub leases_claimed: AtomicU64,
     pub leases_lost: AtomicU64,
+    /// Batches the store refused as a stale lease holder's (the room then stopped).
+    pub writes_fenced: AtomicU64,
     pub redirects_sent: AtomicU64,
     /// 1 while this node drains (SIGUSR1), else 0.
     pub draining: AtomicI64,
@@ -125,6 +127,12 @@ impl Metrics {
                 "lectern_cluster_leases_lost_total",
                 "Room leases this node lost before releasing them (its rooms then stopped).",
                 &self.leases_lost,
+            ),
+            (
+                "lectern_cluster_writes_fenced_total",
+                "Room batches the store refused because another node took the room over since \
+                 this node's claim (the room then stopped).",
+                &self.writes_fenced,
             ),
             (
                 "lectern_cluster_redirects_total",

@@ -119,7 +119,6 @@ pub enum StoreError {
     /// `write_batch` for a room that [`Store::ensure_room`] never created.
     #[error("room {0} does not exist in the store")]
     UnknownRoom(RoomId),
-    /// A chat message or moderation entry with this seq is already stored for the room.
     /// A course, member, schedule or key that the call needs does not exist.
     #[error("{what} {id:?} does not exist")]
     NotFound { what: &'static str, id: String },
@@ -132,11 +131,21 @@ pub enum StoreError {
     /// A board topic is locked: only staff may reply.
     #[error("topic {0} is locked")]
     TopicLocked(i64),
+    /// A chat message or moderation entry with this seq is already stored for the room.
     #[error("{what} with seq {seq} is already stored in room {room}")]
     DuplicateSeq {
         what: &'static str,
         room: RoomId,
         seq: Seq,
+    },
+    /// `write_batch` under lease token `token`, but the room already took a write under the
+    /// newer token `newest`: another node hosts the room now, and this writer must stop it.
+    /// Nothing of the batch is stored.
+    #[error("room {room} is fenced: the write's lease token {token} is older than {newest}")]
+    Fenced {
+        room: RoomId,
+        token: u64,
+        newest: u64,
     },
 }
 
@@ -396,16 +405,59 @@ impl Store {
 
     /// Stores `ops` in order, in one transaction, and raises the room's stored last seq to
     /// `last_seq` (it never goes down). All or nothing.
+    ///
+    /// `fence` is the fencing token of the lease the room runs under (several nodes), or `None`
+    /// (a single node: no check). With a token, the same transaction first raises the room's
+    /// newest seen token to it, and refuses the batch with [`StoreError::Fenced`] if the room
+    /// has already seen a newer one: a holder that stalled past its lease (a GC-like pause,
+    /// SIGSTOP, a frozen VM) and woke up after another node took the room over cannot commit
+    /// anything more. An equal or newer token is accepted. An empty `ops` with a token only
+    /// raises the fence: a new holder does that before it loads the room, so whatever a stale
+    /// holder committed before is in what it loads, and nothing it sends later is stored.
+    ///
+    /// Concurrency: the check and the raise are one `UPDATE` of the room's row with the check
+    /// in its `WHERE`. On PostgreSQL that statement takes the row's lock until the commit, so
+    /// a stale holder's batch and a newer holder's serialize: if the newer one holds the lock,
+    /// the stale one waits, then (READ COMMITTED re-reads the row it waited for) sees the newer
+    /// token and is refused; if the stale one got the lock first it commits first, before the
+    /// newer holder's fence raise, which then comes after it. On SQLite every write goes
+    /// through the one writer connection inside `BEGIN IMMEDIATE`, so batches never overlap.
     pub async fn write_batch(
         &self,
         room: &RoomId,
+        fence: Option<u64>,
         last_seq: Seq,
         ops: &[StoreOp],
     ) -> Result<(), StoreError> {
         match &self.backend {
-            Backend::Sqlite(db) => db.write_batch(room, last_seq, ops).await,
-            Backend::Postgres(db) => db.write_batch(room, last_seq, ops).await,
+            Backend::Sqlite(db) => db.write_batch(room, fence, last_seq, ops).await,
+            Backend::Postgres(db) => db.write_batch(room, fence, last_seq, ops).await,
         }
+    }
+
+    /// The newest lease fencing token a write of the room carried, `None` if none did (or the
+    /// room is not stored). One read by primary key: a node reads it before claiming the room's
+    /// lease, so that its token is above it even if Redis lost its counters (see
+    /// `lectern_cluster::Leases::claim_above`).
+    pub async fn room_fence(&self, room: &RoomId) -> Result<Option<u64>, StoreError> {
+        let token: Option<Option<i64>> = match &self.backend {
+            Backend::Sqlite(db) => {
+                sqlx::query_scalar("SELECT fence_token FROM rooms WHERE id = ?")
+                    .bind(room.as_str())
+                    .fetch_optional(&db.reader)
+                    .await?
+            }
+            Backend::Postgres(db) => {
+                sqlx::query_scalar("SELECT fence_token FROM rooms WHERE id = $1")
+                    .bind(room.as_str())
+                    .fetch_optional(&db.pool)
+                    .await?
+            }
+        };
+        token
+            .flatten()
+            .map(|t| from_db("fence token", t))
+            .transpose()
     }
 
     /// The chat log after `after_seq`, oldest first, at most `limit` messages, deleted ones
@@ -587,6 +639,19 @@ fn duplicate_or(err: sqlx::Error, what: &'static str, room: &RoomId, seq: Seq) -
             seq,
         },
         _ => StoreError::Database(err),
+    }
+}
+
+/// Why a fenced `UPDATE rooms` changed no row: `stored` is the room's row (its fence token), if
+/// the room exists.
+fn fence_refusal(room: &RoomId, token: u64, stored: Option<Option<i64>>) -> StoreError {
+    match stored {
+        Some(Some(newest)) => StoreError::Fenced {
+            room: room.clone(),
+            token,
+            newest: u64::try_from(newest).unwrap_or(0),
+        },
+        _ => StoreError::UnknownRoom(room.clone()),
     }
 }
 

@@ -186,22 +186,41 @@ impl SqliteBackend {
     pub(crate) async fn write_batch(
         &self,
         room: &RoomId,
+        fence: Option<u64>,
         last_seq: Seq,
         ops: &[StoreOp],
     ) -> Result<(), StoreError> {
         let started = Instant::now();
         let last_seq = to_db("seq", last_seq)?;
+        let fence_db = fence.map(|t| to_db("fence token", t)).transpose()?;
         // IMMEDIATE takes the write lock up front, so the batch can only wait (busy_timeout) for
         // another process's writer, never fail midway on a lock upgrade.
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let result = async {
-            let updated = sqlx::query("UPDATE rooms SET last_seq = MAX(last_seq, ?) WHERE id = ?")
-                .bind(last_seq)
-                .bind(room.as_str())
-                .execute(&mut *tx)
-                .await?;
+            // Fenced: the token check and raise are in the WHERE and SET of this one UPDATE
+            // (see `Store::write_batch`).
+            let updated = sqlx::query(
+                "UPDATE rooms SET last_seq = MAX(last_seq, ?1), \
+                 fence_token = COALESCE(?2, fence_token) \
+                 WHERE id = ?3 AND (?2 IS NULL OR fence_token IS NULL OR fence_token <= ?2)",
+            )
+            .bind(last_seq)
+            .bind(fence_db)
+            .bind(room.as_str())
+            .execute(&mut *tx)
+            .await?;
             if updated.rows_affected() == 0 {
-                return Err(StoreError::UnknownRoom(room.clone()));
+                return Err(match fence {
+                    None => StoreError::UnknownRoom(room.clone()),
+                    Some(token) => {
+                        let stored: Option<Option<i64>> =
+                            sqlx::query_scalar("SELECT fence_token FROM rooms WHERE id = ?")
+                                .bind(room.as_str())
+                                .fetch_optional(&mut *tx)
+                                .await?;
+                        crate::fence_refusal(room, token, stored)
+                    }
+                });
             }
             for op in ops {
                 apply(&mut tx, room, op).await?;

@@ -57,7 +57,7 @@ async fn room_state_round_trips_and_is_replaced_whole(db: Db) {
     assert!(loaded.participants.is_empty());
 
     store
-        .write_batch(&room(), 5, &[StoreOp::RoomState(live())])
+        .write_batch(&room(), None, 5, &[StoreOp::RoomState(live())])
         .await
         .unwrap();
     assert_eq!(
@@ -76,7 +76,7 @@ async fn room_state_round_trips_and_is_replaced_whole(db: Db) {
         end_warned: true,
     };
     store
-        .write_batch(&room(), 6, &[StoreOp::RoomState(ended.clone())])
+        .write_batch(&room(), None, 6, &[StoreOp::RoomState(ended.clone())])
         .await
         .unwrap();
     // A second store on the same database (another node) reads the same.
@@ -91,7 +91,7 @@ async fn room_state_round_trips_and_is_replaced_whole(db: Db) {
             ..live()
         };
         store
-            .write_batch(&room(), 7, &[StoreOp::RoomState(s.clone())])
+            .write_batch(&room(), None, 7, &[StoreOp::RoomState(s.clone())])
             .await
             .unwrap();
         assert_eq!(store.load_room(&room(), 10).await.unwrap().state, Some(s));
@@ -113,7 +113,7 @@ async fn participant_states_upsert_clear_and_load_by_id(db: Db) {
         StoreOp::ParticipantState(s3.clone()),
         StoreOp::ParticipantState(s1.clone()),
     ];
-    store.write_batch(&room(), 13, &ops).await.unwrap();
+    store.write_batch(&room(), None, 13, &ops).await.unwrap();
     let loaded = store.load_room(&room(), 10).await.unwrap();
     assert_eq!(
         loaded.participants,
@@ -139,7 +139,7 @@ async fn participant_states_upsert_clear_and_load_by_id(db: Db) {
         },
         StoreOp::ParticipantState(observer.clone()),
     ];
-    store.write_batch(&room(), 14, &ops).await.unwrap();
+    store.write_batch(&room(), None, 14, &ops).await.unwrap();
     let loaded = store.load_room(&room(), 10).await.unwrap();
     assert_eq!(loaded.participants, vec![observer, s1, s3_lowered]);
     assert_eq!(loaded.last_seq, 14);
@@ -155,10 +155,10 @@ async fn clearing_the_room_forgets_its_state_and_no_other(db: Db) {
             StoreOp::RoomState(live()),
             StoreOp::ParticipantState(student("s1", Some((T0, 3)))),
         ];
-        store.write_batch(&r, 3, &ops).await.unwrap();
+        store.write_batch(&r, None, 3, &ops).await.unwrap();
     }
     store
-        .write_batch(&room(), 4, &[StoreOp::RoomStateCleared])
+        .write_batch(&room(), None, 4, &[StoreOp::RoomStateCleared])
         .await
         .unwrap();
     let loaded = store.load_room(&room(), 10).await.unwrap();
@@ -175,6 +175,7 @@ async fn a_failed_batch_keeps_the_previous_state(db: Db) {
     store
         .write_batch(
             &room(),
+            None,
             3,
             &[
                 StoreOp::RoomState(live()),
@@ -191,7 +192,7 @@ async fn a_failed_batch_keeps_the_previous_state(db: Db) {
         }),
         StoreOp::ParticipantState(student("s2", Some((u64::MAX, 4)))),
     ];
-    assert!(store.write_batch(&room(), 4, &ops).await.is_err());
+    assert!(store.write_batch(&room(), None, 4, &ops).await.is_err());
     let loaded = store.load_room(&room(), 10).await.unwrap();
     assert_eq!(loaded.state, Some(live()));
     assert_eq!(loaded.participants, vec![student("s1", None)]);

@@ -67,7 +67,7 @@ async fn chat_round_trips_every_target(db: Db) {
         ),
     ];
     let ops: Vec<_> = messages.iter().cloned().map(StoreOp::Chat).collect();
-    store.write_batch(&room(), 3, &ops).await.unwrap();
+    store.write_batch(&room(), None, 3, &ops).await.unwrap();
 
     let log = all_chat(&store, &room()).await;
     let expected: Vec<_> = messages
@@ -97,6 +97,7 @@ async fn in_memory_store_round_trips() {
         store
             .write_batch(
                 &room(),
+                None,
                 seq,
                 &[StoreOp::Chat(chat(seq, ChatTarget::Everyone))],
             )
@@ -117,6 +118,7 @@ async fn chat_delete_marks_the_row_and_keeps_the_first_deletion(db: Db) {
     store
         .write_batch(
             &room(),
+            None,
             2,
             &[
                 StoreOp::Chat(chat(1, ChatTarget::Everyone)),
@@ -128,6 +130,7 @@ async fn chat_delete_marks_the_row_and_keeps_the_first_deletion(db: Db) {
     store
         .write_batch(
             &room(),
+            None,
             3,
             &[StoreOp::ChatDeleted {
                 seq: 1,
@@ -142,6 +145,7 @@ async fn chat_delete_marks_the_row_and_keeps_the_first_deletion(db: Db) {
     store
         .write_batch(
             &room(),
+            None,
             5,
             &[
                 StoreOp::ChatDeleted {
@@ -184,7 +188,7 @@ async fn recent_chat_skips_deleted_is_oldest_first_and_bounded(db: Db) {
             at: T0 + 50,
         });
     }
-    store.write_batch(&room(), 10, &ops).await.unwrap();
+    store.write_batch(&room(), None, 10, &ops).await.unwrap();
 
     let loaded = store.load_room(&room(), 5).await.unwrap();
     assert_eq!(seqs(&loaded.recent_chat), vec![4, 5, 6, 8, 10]);
@@ -225,6 +229,7 @@ async fn attendance_intervals_open_and_close(db: Db) {
     store
         .write_batch(
             &room(),
+            None,
             1,
             &[
                 join("prof", "Prof. X", Role::Instructor, T0),
@@ -279,6 +284,7 @@ async fn close_open_attendance_closes_only_open_intervals_of_that_room(db: Db) {
     store
         .write_batch(
             &room(),
+            None,
             1,
             &[
                 join("a", T0),
@@ -293,7 +299,7 @@ async fn close_open_attendance_closes_only_open_intervals_of_that_room(db: Db) {
         .await
         .unwrap();
     store
-        .write_batch(&other, 1, &[join("z", T0)])
+        .write_batch(&other, None, 1, &[join("z", T0)])
         .await
         .unwrap();
 
@@ -347,13 +353,14 @@ async fn attendance_of_rooms_reads_several_rooms_in_one_call(db: Db) {
     store
         .write_batch(
             &room(),
+            None,
             1,
             &[join("b", T0 + 5), join("a", T0), leave("a", T0 + 9)],
         )
         .await
         .unwrap();
     store
-        .write_batch(&other, 1, &[join("z", T0 + 1)])
+        .write_batch(&other, None, 1, &[join("z", T0 + 1)])
         .await
         .unwrap();
 
@@ -414,7 +421,7 @@ async fn moderation_round_trips_and_drives_chat_lock(db: Db) {
         entry(4, ACTION_LOCK_CHAT, None),
     ];
     store
-        .write_batch(&room(), 4, &first.iter().map(op).collect::<Vec<_>>())
+        .write_batch(&room(), None, 4, &first.iter().map(op).collect::<Vec<_>>())
         .await
         .unwrap();
     assert!(store.load_room(&room(), 0).await.unwrap().chat_locked);
@@ -424,7 +431,7 @@ async fn moderation_round_trips_and_drives_chat_lock(db: Db) {
         entry(9, "remove", Some("s2")),
     ];
     store
-        .write_batch(&room(), 9, &second.iter().map(op).collect::<Vec<_>>())
+        .write_batch(&room(), None, 9, &second.iter().map(op).collect::<Vec<_>>())
         .await
         .unwrap();
     assert!(!store.load_room(&room(), 0).await.unwrap().chat_locked);
@@ -434,7 +441,7 @@ async fn moderation_round_trips_and_drives_chat_lock(db: Db) {
 
     // One entry per seq: writing seq 9 again fails and changes nothing.
     let err = store
-        .write_batch(&room(), 10, &[op(&entry(9, ACTION_LOCK_CHAT, None))])
+        .write_batch(&room(), None, 10, &[op(&entry(9, ACTION_LOCK_CHAT, None))])
         .await
         .unwrap_err();
     assert!(
@@ -456,6 +463,7 @@ async fn class_sessions_open_and_close(db: Db) {
     store
         .write_batch(
             &room(),
+            None,
             1,
             &[
                 StoreOp::ClassEnded { at: T0 }, // nothing open: no-op
@@ -475,7 +483,7 @@ async fn class_sessions_open_and_close(db: Db) {
 
     // A start while one is open (a crash left it so) closes the old one first.
     store
-        .write_batch(&room(), 2, &[StoreOp::ClassStarted { at: T0 + 50 }])
+        .write_batch(&room(), None, 2, &[StoreOp::ClassStarted { at: T0 + 50 }])
         .await
         .unwrap();
     assert_eq!(
@@ -498,7 +506,12 @@ async fn class_sessions_open_and_close(db: Db) {
 async fn a_failing_batch_leaves_nothing_behind(db: Db) {
     let store = room_store(&db).await;
     store
-        .write_batch(&room(), 1, &[StoreOp::Chat(chat(1, ChatTarget::Everyone))])
+        .write_batch(
+            &room(),
+            None,
+            1,
+            &[StoreOp::Chat(chat(1, ChatTarget::Everyone))],
+        )
         .await
         .unwrap();
 
@@ -526,7 +539,10 @@ async fn a_failing_batch_leaves_nothing_behind(db: Db) {
         StoreOp::ClassStarted { at: T0 },
         StoreOp::Chat(chat(2, ChatTarget::Staff)),
     ];
-    let err = store.write_batch(&room(), 50, &batch).await.unwrap_err();
+    let err = store
+        .write_batch(&room(), None, 50, &batch)
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, StoreError::DuplicateSeq { seq: 2, .. }),
         "{err:?}"
@@ -538,6 +554,7 @@ async fn a_failing_batch_leaves_nothing_behind(db: Db) {
     let err = store
         .write_batch(
             &room(),
+            None,
             60,
             &[
                 StoreOp::Chat(chat(4, ChatTarget::Everyone)),
@@ -564,7 +581,12 @@ async fn a_failing_batch_leaves_nothing_behind(db: Db) {
 
     // The store still works after the failures.
     store
-        .write_batch(&room(), 2, &[StoreOp::Chat(chat(2, ChatTarget::Everyone))])
+        .write_batch(
+            &room(),
+            None,
+            2,
+            &[StoreOp::Chat(chat(2, ChatTarget::Everyone))],
+        )
         .await
         .unwrap();
     assert_eq!(all_chat(&store, &room()).await.len(), 2);
@@ -574,7 +596,12 @@ async fn write_batch_for_an_unknown_room_fails(db: Db) {
     let store = room_store(&db).await;
     let ghost = RoomId::new("ghost");
     let err = store
-        .write_batch(&ghost, 1, &[StoreOp::Chat(chat(1, ChatTarget::Everyone))])
+        .write_batch(
+            &ghost,
+            None,
+            1,
+            &[StoreOp::Chat(chat(1, ChatTarget::Everyone))],
+        )
         .await
         .unwrap_err();
     assert!(
@@ -589,13 +616,17 @@ async fn values_beyond_i64_are_refused(db: Db) {
     let err = store
         .write_batch(
             &room(),
+            None,
             1,
             &[StoreOp::Chat(chat(u64::MAX, ChatTarget::Everyone))],
         )
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::OutOfRange { .. }), "{err:?}");
-    let err = store.write_batch(&room(), u64::MAX, &[]).await.unwrap_err();
+    let err = store
+        .write_batch(&room(), None, u64::MAX, &[])
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::OutOfRange { .. }), "{err:?}");
     assert_eq!(store.load_room(&room(), 1).await.unwrap().last_seq, 0);
 }
@@ -613,20 +644,26 @@ async fn last_seq_is_the_max_of_the_column_chat_and_moderation(db: Db) {
     );
 
     // Events without rows still count.
-    store.write_batch(&room(), 42, &[]).await.unwrap();
+    store.write_batch(&room(), None, 42, &[]).await.unwrap();
     assert_eq!(store.load_room(&room(), 0).await.unwrap().last_seq, 42);
     // It never goes down.
-    store.write_batch(&room(), 7, &[]).await.unwrap();
+    store.write_batch(&room(), None, 7, &[]).await.unwrap();
     assert_eq!(store.load_room(&room(), 0).await.unwrap().last_seq, 42);
     // Rows above the column count too.
     store
-        .write_batch(&room(), 0, &[StoreOp::Chat(chat(50, ChatTarget::Everyone))])
+        .write_batch(
+            &room(),
+            None,
+            0,
+            &[StoreOp::Chat(chat(50, ChatTarget::Everyone))],
+        )
         .await
         .unwrap();
     assert_eq!(store.load_room(&room(), 0).await.unwrap().last_seq, 50);
     store
         .write_batch(
             &room(),
+            None,
             0,
             &[StoreOp::Moderation {
                 seq: 60,
@@ -654,6 +691,7 @@ async fn reopening_a_file_keeps_data_and_last_seq() {
         store
             .write_batch(
                 &room(),
+                None,
                 10,
                 &[
                     StoreOp::Chat(chat(3, ChatTarget::Staff)),
@@ -756,6 +794,7 @@ async fn reopening_keeps_data_and_last_seq(db: Db) {
     store
         .write_batch(
             &room(),
+            None,
             10,
             &[
                 StoreOp::Chat(chat(3, ChatTarget::Staff)),
@@ -805,6 +844,7 @@ async fn rooms_write_concurrently_while_others_read(db: Db) {
                 store
                     .write_batch(
                         &room,
+                        None,
                         seq,
                         &[StoreOp::Chat(chat(seq, ChatTarget::Everyone))],
                     )
@@ -848,7 +888,7 @@ async fn durability_child_writer() {
                 at: T0 + seq,
             },
         ];
-        store.write_batch(&room(), seq, &ops).await.unwrap();
+        store.write_batch(&room(), None, seq, &ops).await.unwrap();
         // Rust's stdout is line-buffered: the line is in the pipe when println! returns.
         println!("ACK {seq}");
     }
@@ -1005,7 +1045,7 @@ async fn polls_round_trip_and_anonymous_answers_name_nobody(db: Db) {
             at: None,
         },
     ];
-    store.write_batch(&room(), 10, &ops).await.unwrap();
+    store.write_batch(&room(), None, 10, &ops).await.unwrap();
     let polls = store.polls(&room()).await.unwrap();
     assert_eq!(
         polls,
@@ -1053,7 +1093,7 @@ async fn polls_round_trip_and_anonymous_answers_name_nobody(db: Db) {
         asked_by_name: "Grace".into(),
     };
     assert!(matches!(
-        store.write_batch(&room(), 11, &[again]).await,
+        store.write_batch(&room(), None, 11, &[again]).await,
         Err(StoreError::DuplicateSeq { what: "poll", .. })
     ));
 
@@ -1073,14 +1113,24 @@ async fn two_stores_share_one_database(db: Db) {
     let first = room_store(&db).await;
     let second = db.open().await;
     first
-        .write_batch(&room(), 1, &[StoreOp::Chat(chat(1, ChatTarget::Everyone))])
+        .write_batch(
+            &room(),
+            None,
+            1,
+            &[StoreOp::Chat(chat(1, ChatTarget::Everyone))],
+        )
         .await
         .unwrap();
     let loaded = second.load_room(&room(), 10).await.unwrap();
     assert_eq!(loaded.last_seq, 1);
     assert_eq!(seqs(&loaded.recent_chat), vec![1]);
     let err = second
-        .write_batch(&room(), 1, &[StoreOp::Chat(chat(1, ChatTarget::Staff))])
+        .write_batch(
+            &room(),
+            None,
+            1,
+            &[StoreOp::Chat(chat(1, ChatTarget::Staff))],
+        )
         .await
         .unwrap_err();
     assert!(
@@ -1088,7 +1138,12 @@ async fn two_stores_share_one_database(db: Db) {
         "{err:?}"
     );
     second
-        .write_batch(&room(), 2, &[StoreOp::Chat(chat(2, ChatTarget::Everyone))])
+        .write_batch(
+            &room(),
+            None,
+            2,
+            &[StoreOp::Chat(chat(2, ChatTarget::Everyone))],
+        )
         .await
         .unwrap();
     let log = all_chat(&first, &room()).await;

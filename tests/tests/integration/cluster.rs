@@ -27,9 +27,9 @@ const NODE_VAR: &str = "LECTERN_TEST_CLUSTER_NODE";
 /// `room.idle_close_secs` and `room.grace_secs` of the node, when set.
 const IDLE_VAR: &str = "LECTERN_TEST_CLUSTER_IDLE_CLOSE";
 /// `room.auto_start` of the node (`true` unless set).
-const AUTO_START_VAR: &str = "LECTERN_TEST_CLUSTER_AUTO_START";
+pub(crate) const AUTO_START_VAR: &str = "LECTERN_TEST_CLUSTER_AUTO_START";
 /// `cluster.lease_ttl_ms` of the node, when set.
-const LEASE_TTL_VAR: &str = "LECTERN_TEST_CLUSTER_LEASE_TTL";
+pub(crate) const LEASE_TTL_VAR: &str = "LECTERN_TEST_CLUSTER_LEASE_TTL";
 
 pub(crate) fn redis_url() -> String {
     std::env::var("LECTERN_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())

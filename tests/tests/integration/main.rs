@@ -9,6 +9,7 @@ mod bots;
 mod class;
 mod cluster;
 mod durability;
+mod fencing;
 mod frames;
 mod history;
 mod home;

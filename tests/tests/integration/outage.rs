@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use lectern_cluster::{LeaseConfig, Leases, NodeId, Redis};
+use lectern_cluster::{LeaseConfig, LeaseHolder, Leases, NodeId, Redis};
 use lectern_proto::Role;
 use lectern_tests::{Client, DEADLINE, wait_until};
 use serde_json::json;
@@ -92,11 +92,14 @@ impl Drop for OwnRedis {
     }
 }
 
-/// Which node holds `room`'s lease in the Redis at `url` under `prefix`.
-async fn host(url: &str, prefix: &str, room: &str) -> anyhow::Result<Option<String>> {
+/// `room`'s lease holder (node and fencing token) in the Redis at `url` under `prefix`.
+async fn holder(url: &str, prefix: &str, room: &str) -> anyhow::Result<Option<LeaseHolder>> {
+    Ok(observer(url, prefix).await?.holder(room).await?)
+}
+
+async fn observer(url: &str, prefix: &str) -> anyhow::Result<Leases> {
     let redis = Redis::connect(url, prefix).await?;
-    let (leases, _) = Leases::new(redis, NodeId::new("observer")?, LeaseConfig::default())?;
-    Ok(leases.holder(room).await?.map(|h| h.node.to_string()))
+    Ok(Leases::new(redis, NodeId::new("observer")?, LeaseConfig::default())?.0)
 }
 
 /// Waits until `/readyz` at `addr` answers `status` with a body containing `text`.
@@ -147,8 +150,16 @@ async fn redis_restart(engines: &Engines, mut redis: OwnRedis) -> anyhow::Result
     wait_ready(a.addr, 200, "ready").await?;
     wait_ready(b.addr, 200, "ready").await?;
 
-    // A class on A (placed=1), a second student sent there from B, messages acknowledged.
+    // The room has been hosted before (five claims): its fencing counter in Redis is at 5, and
+    // the restart below takes it back to zero.
     let room = "redis-restart";
+    let earlier = observer(&url, &engines.prefix).await?;
+    for _ in 0..5 {
+        let claimed = earlier.try_claim(room).await?.ok().context("a free room")?;
+        earlier.release(room, claimed.token).await?;
+    }
+
+    // A class on A (placed=1), a second student sent there from B, messages acknowledged.
     let ada_token = token(room, "ada", Role::Student)?;
     let bo_token = token(room, "bo", Role::Student)?;
     let (mut ada, _) = join(
@@ -159,10 +170,11 @@ async fn redis_restart(engines: &Engines, mut redis: OwnRedis) -> anyhow::Result
     .await?;
     let (mut bo, bo_at) = join(&b.url(), &bo_token, None).await?;
     assert!(bo_at.starts_with(&a.url()), "{bo_at}");
-    assert_eq!(
-        host(&url, &engines.prefix, room).await?.as_deref(),
-        Some("node-a")
-    );
+    let before = holder(&url, &engines.prefix, room)
+        .await?
+        .context("the class is hosted")?;
+    assert_eq!(before.node.as_str(), "node-a");
+    assert_eq!(before.token.0, 6);
     let mut acked = Vec::new();
     for i in 0..5 {
         acked.push(send_acked(&mut ada, &format!("before the restart {i}")).await?);
@@ -209,11 +221,25 @@ async fn redis_restart(engines: &Engines, mut redis: OwnRedis) -> anyhow::Result
         acked,
         "acknowledged messages lost or changed"
     );
+    // With store-side fencing on, writes go on after the restart: the new claim's token is
+    // above the one the store saw before (the claim's floor), not 1 from the reset counter.
+    let now = holder(&url, &engines.prefix, room)
+        .await?
+        .context("the class is hosted again")?;
+    assert!(now.token > before.token, "{now:?} after {before:?}");
     let after = send_acked(&mut ada, "after the restart").await?;
     assert!(
         after.0 > last.0,
         "{after:?} reuses a sequence number after {last:?}"
     );
+    for node in [&a, &b] {
+        let (_, metrics) = http_get(node.addr, "/metrics").await?;
+        assert_eq!(
+            lectern_tests::metric_value(&metrics, "lectern_cluster_writes_fenced_total"),
+            0,
+            "a write was refused after the restart"
+        );
+    }
     println!(
         "redis restart: room stopped {stopped_after:?} after Redis died; class back \
          {back_after:?} after Redis restarted"

@@ -281,3 +281,52 @@ async fn a_partitioned_holder_reports_lease_lost_by_its_local_deadline() {
         config.safety_margin
     );
 }
+
+/// A Redis that lost its counters (a restart without persistence, simulated by deleting the
+/// prefix's keys) hands out tokens from 1 again; a claim with a floor (the newest token the
+/// store saw) gets one above it, and a floor below the counter never lowers it.
+#[tokio::test]
+async fn a_claim_above_a_floor_gets_a_token_above_it_even_after_the_counters_are_lost() {
+    let prefix = random_prefix();
+    let config = LeaseConfig::with_ttl(Duration::from_millis(300));
+    let Some((a, _)) = leases(&prefix, "node-a", config).await else {
+        return;
+    };
+    let room = "physics-101";
+    let first = a
+        .try_claim_above(room, FencingToken(41))
+        .await
+        .expect("claim")
+        .expect("free room");
+    assert_eq!(first.token, FencingToken(42));
+    assert!(a.release(room, first.token).await.expect("release"));
+    let second = a
+        .try_claim_above(room, FencingToken(10))
+        .await
+        .expect("claim")
+        .expect("free room");
+    assert_eq!(
+        second.token,
+        FencingToken(43),
+        "a low floor lowered the counter"
+    );
+    assert!(a.release(room, second.token).await.expect("release"));
+
+    // Redis forgets everything.
+    cleanup(&redis_url(), &prefix).await;
+    let reset = a.try_claim(room).await.expect("claim").expect("free room");
+    assert_eq!(
+        reset.token,
+        FencingToken(1),
+        "the counter starts again without a floor"
+    );
+    assert!(a.release(room, reset.token).await.expect("release"));
+    cleanup(&redis_url(), &prefix).await;
+    let floored = match a.claim_above(room, second.token).await.expect("claim") {
+        ClaimOutcome::Claimed(lease) => lease,
+        ClaimOutcome::HeldBy(holder) => panic!("held by {holder:?}"),
+    };
+    assert_eq!(floored.token(), FencingToken(44));
+    assert!(floored.release().await.expect("release"));
+    cleanup(&redis_url(), &prefix).await;
+}

@@ -138,8 +138,15 @@ impl Cluster {
     }
 
     /// Decides where `room` is hosted (see the module docs). `placed_here`: the hello came
-    /// with `placed=1`, so this node hosts the room if nobody does.
-    pub async fn place(&self, room: &str, placed_here: bool) -> Result<Placement, ClusterError> {
+    /// with `placed=1`, so this node hosts the room if nobody does. `floor`: the newest fencing
+    /// token the store has seen for the room; a claim made here gets a token above it, even if
+    /// Redis lost its counters (see `Leases::claim_above`).
+    pub async fn place(
+        &self,
+        room: &str,
+        placed_here: bool,
+        floor: FencingToken,
+    ) -> Result<Placement, ClusterError> {
         if let Some(holder) = self.leases.holder(room).await? {
             return self.to_holder(room, holder).await;
         }
@@ -159,7 +166,7 @@ impl Cluster {
                 });
             }
         }
-        match self.leases.claim(room).await? {
+        match self.leases.claim_above(room, floor).await? {
             ClaimOutcome::Claimed(lease) => {
                 Metrics::inc(&self.metrics.leases_claimed);
                 // Published at once (the heartbeat writes on every change), so that placements

@@ -10,6 +10,7 @@
 //! - this file: the commands a room task takes, its environment, the registry;
 //! - `task`: the task's loop, the drain of the room's outputs (persist, then deliver), loading
 //!   and storing the room;
+//! - `records`: the room's records as store rows, and stored state back for the room;
 //! - `outbox`: the one way anything reaches a connection, and the slow-consumer rule;
 //! - `history`: scroll-back, older chat read from the store off the task;
 //! - `signalling`: WebRTC signalling between a participant's connection and the media worker;
@@ -23,6 +24,7 @@ mod history;
 mod lease;
 mod outbox;
 mod recorder;
+mod records;
 mod signalling;
 mod task;
 
@@ -259,7 +261,17 @@ impl Registry {
     ) -> Option<Opened> {
         use crate::cluster::Placement;
         let room_id = starting.room_id;
-        let placement = cluster.place(room_id.as_str(), placed_here).await;
+        // The newest token the store saw for the room (one read by primary key): a claim here
+        // goes above it, so a Redis that lost its counters cannot hand out a token the store
+        // would refuse (see `Store::write_batch`).
+        let floor = match self.env.store.room_fence(room_id).await {
+            Ok(token) => lectern_cluster::FencingToken(token.unwrap_or(0)),
+            Err(e) => {
+                tracing::warn!(room.id = %room_id, error = %e, "cannot place the room: the store fails");
+                return Some(Opened::Moving);
+            }
+        };
+        let placement = cluster.place(room_id.as_str(), placed_here, floor).await;
         let mut rooms = self.lock();
         rooms.starting.remove(room_id);
         match placement {

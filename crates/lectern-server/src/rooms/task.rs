@@ -6,15 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lectern_proto::{ClientMessage, ErrorCode, RoomId, Seq, ServerMessage};
-use lectern_room::{
-    AttendanceKind, ConnId, Input, Output, PersistRecord, Room, RoomConfig, RoomInit, SavedHand,
-    SavedParticipant, SavedRoom,
-};
+use lectern_room::{ConnId, Input, Output, Room, RoomConfig, RoomInit};
 use lectern_store::StoreOp;
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
 use super::outbox::Outbox;
+use super::records::{saved_participant, saved_room, store_op};
 use super::signalling::MediaPeers;
 use super::{Registry, RoomCommand, RoomEnv};
 use crate::metrics::Metrics;
@@ -29,6 +27,11 @@ pub(super) struct RoomTask {
     pub(super) room: Room,
     /// The last sequence number known to be stored.
     stored_seq: Seq,
+    /// Several nodes: the lease's fencing token, passed with every write (see
+    /// `Store::write_batch`); `None` on a single node.
+    fence: Option<u64>,
+    /// The store refused a batch as a stale holder's: the task stops without writing more.
+    pub(super) fenced: bool,
     pub(super) outbox: Outbox,
     pub(super) media: MediaPeers,
     /// This task's own inbox, for work it finishes off the task (scroll-back). Weak, so it
@@ -61,7 +64,13 @@ pub(super) async fn run_room(
         Ok(session) => session,
         Err(e) => {
             error!(error = %e, "cannot load the room's session from the store");
-            refuse_all(&mut inbox, &env.metrics, env.settings.send_fragment_bytes).await;
+            refuse_all(
+                &mut inbox,
+                &env.metrics,
+                env.settings.send_fragment_bytes,
+                false,
+            )
+            .await;
             // Given back at once, so that the next hello can try again here or elsewhere.
             return super::lease::release(lease).await;
         }
@@ -70,11 +79,20 @@ pub(super) async fn run_room(
         Some(s) => s.course_title.clone(),
         None => room_id.as_str().to_owned(),
     };
-    let init = match load(&env, &room_id, &title).await {
+    let fence = lease.as_ref().map(|l| l.token().0);
+    let init = match load(&env, &room_id, &title, fence).await {
         Ok(init) => init,
         Err(e) => {
             error!(error = %e, "cannot load room from the store");
-            refuse_all(&mut inbox, &env.metrics, env.settings.send_fragment_bytes).await;
+            // Fenced: another node claimed the room since; the joins go and find it there.
+            let moved = matches!(e, lectern_store::StoreError::Fenced { .. });
+            refuse_all(
+                &mut inbox,
+                &env.metrics,
+                env.settings.send_fragment_bytes,
+                moved,
+            )
+            .await;
             return super::lease::release(lease).await;
         }
     };
@@ -104,6 +122,8 @@ pub(super) async fn run_room(
     let mut task = RoomTask {
         room: Room::new(room_config, init, clock.now_ms()),
         stored_seq,
+        fence,
+        fenced: false,
         outbox: Outbox::new(env.metrics.clone(), env.settings.send_fragment_bytes),
         media: MediaPeers::default(),
         room_id: room_id.clone(),
@@ -118,6 +138,9 @@ pub(super) async fn run_room(
     // What the schedule already asked for when the room opened (a class started while the
     // server was down) is stored before anyone joins.
     task.pump().await;
+    if task.fenced {
+        return task.stop_fenced(&registry);
+    }
     let mut idle_since = tokio::time::Instant::now();
     // Set when the room closes for being empty: it then keeps nothing for a restore.
     let mut closed_empty = false;
@@ -167,6 +190,13 @@ pub(super) async fn run_room(
             }
         }
         task.pump().await;
+        if task.fenced {
+            return task.stop_fenced(&registry);
+        }
+    }
+    if task.fenced {
+        // Refused while shutting down: another node hosts the room, nothing more is written.
+        return task.stop_fenced(&registry);
     }
     // Persist the room's sequence number even when the last events were not stored, so a
     // restarted room never reuses one. A room closed for being empty is opened afresh next
@@ -180,7 +210,7 @@ pub(super) async fn run_room(
     if let Err(e) = task
         .env
         .store
-        .write_batch(&room_id, task.room.seq(), &last)
+        .write_batch(&room_id, task.fence, task.room.seq(), &last)
         .await
     {
         warn!(error = %e, "could not record the room's last sequence number");
@@ -305,6 +335,11 @@ impl RoomTask {
                 return;
             }
             let failed = self.persist(&outputs).await;
+            if self.fenced {
+                // Another node hosts the room: nothing of this batch is delivered (no ack, no
+                // broadcast, no media change); the task stops (`stop_fenced`).
+                return;
+            }
             for output in outputs {
                 match output {
                     Output::Send {
@@ -364,7 +399,7 @@ impl RoomTask {
         match self
             .env
             .store
-            .write_batch(&self.room_id, self.room.seq(), &ops)
+            .write_batch(&self.room_id, self.fence, self.room.seq(), &ops)
             .await
         {
             Ok(()) => {
@@ -372,6 +407,9 @@ impl RoomTask {
                 Metrics::inc(&metrics.store_batches);
                 let chats = ops.iter().filter(|o| matches!(o, StoreOp::Chat(_))).count();
                 Metrics::add(&metrics.chat_messages, chats as u64);
+            }
+            Err(lectern_store::StoreError::Fenced { token, newest, .. }) => {
+                self.refused_as_stale(token, newest, ops.len())
             }
             Err(e) => {
                 Metrics::inc(&metrics.store_failures);
@@ -486,14 +524,20 @@ async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
 }
 
 /// The room's stored state. Its row is made if new, and attendance intervals and polls left open
-/// by a crash end now: nobody is connected to a new room task.
+/// by a crash end now: nobody is connected to a new room task. Under a lease, the lease's token
+/// is given to the store first (an empty fenced batch): from then on a previous holder's writes
+/// are refused, and what it committed before is in what is loaded.
 async fn load(
     env: &RoomEnv,
     room_id: &RoomId,
     title: &str,
+    fence: Option<u64>,
 ) -> Result<RoomInit, lectern_store::StoreError> {
     let now = env.clock.now_ms();
     env.store.ensure_room(room_id, title, now).await?;
+    if fence.is_some() {
+        env.store.write_batch(room_id, fence, 0, &[]).await?;
+    }
     env.store.close_open_attendance(room_id, now).await?;
     // A new room task has no open poll: one a crash or restart left open ends now.
     env.store.close_open_polls(room_id, now).await?;
@@ -514,39 +558,13 @@ async fn load(
     })
 }
 
-/// The stored class state as the room takes it back.
-fn saved_room(s: lectern_store::StoredRoomState) -> SavedRoom {
-    SavedRoom {
-        class_state: s.class_state,
-        class_started_at: s.class_started_at,
-        presenter: s.presenter,
-        mode: s.mode,
-        speak_all: s.speak_all,
-        banned: s.banned,
-        end_warned: s.end_warned,
-    }
-}
-
-fn saved_participant(p: lectern_store::StoredParticipantState) -> SavedParticipant {
-    SavedParticipant {
-        id: p.participant_id,
-        name: p.name,
-        role: p.role,
-        in_lobby: p.in_lobby,
-        hard_muted: p.hard_muted,
-        speak_granted: p.speak_granted,
-        camera_allowed: p.camera_allowed,
-        hand: p
-            .hand
-            .map(|(raised_at, order)| SavedHand { raised_at, order }),
-    }
-}
-
-/// The store is unreachable: tell every joining connection and stop.
+/// The store is unreachable: tell every joining connection and stop. `moved`: the store
+/// fenced this claim (another node took the room since): the joins are sent to reconnect.
 async fn refuse_all(
     inbox: &mut mpsc::Receiver<RoomCommand>,
     metrics: &Arc<Metrics>,
     fragment: usize,
+    moved: bool,
 ) {
     inbox.close();
     let mut outbox = Outbox::new(metrics.clone(), fragment);
@@ -558,108 +576,13 @@ async fn refuse_all(
     while let Some(command) = inbox.recv().await {
         if let RoomCommand::Join { conn, outbound, .. } = command {
             outbox.insert(conn, outbound);
+            if moved {
+                outbox.close(conn, lectern_proto::CloseReason::RoomMoved);
+                continue;
+            }
             outbox.send([conn], &error);
             outbox.close(conn, lectern_proto::CloseReason::HandshakeFailed);
             Metrics::inc(&metrics.handshake_failed);
-        }
-    }
-}
-
-fn store_op(record: &PersistRecord) -> StoreOp {
-    match record {
-        PersistRecord::Chat(message) => StoreOp::Chat(message.clone()),
-        PersistRecord::ChatDeleted { seq, by, at } => StoreOp::ChatDeleted {
-            seq: *seq,
-            by: by.clone(),
-            at: *at,
-        },
-        PersistRecord::Attendance {
-            participant_id,
-            name,
-            role,
-            kind: AttendanceKind::Join,
-            at,
-        } => StoreOp::AttendanceJoin {
-            participant_id: participant_id.clone(),
-            name: name.clone(),
-            role: *role,
-            at: *at,
-        },
-        PersistRecord::Attendance {
-            participant_id,
-            kind: AttendanceKind::Leave,
-            at,
-            ..
-        } => StoreOp::AttendanceLeave {
-            participant_id: participant_id.clone(),
-            at: *at,
-        },
-        PersistRecord::Moderation {
-            seq,
-            action,
-            by,
-            target,
-            at,
-        } => StoreOp::Moderation {
-            seq: *seq,
-            action: action.as_str().to_owned(),
-            by: by.clone(),
-            target: target.clone(),
-            at: *at,
-        },
-        PersistRecord::ClassStarted { at } => StoreOp::ClassStarted { at: *at },
-        PersistRecord::ClassEnded { at } => StoreOp::ClassEnded { at: *at },
-        PersistRecord::PollStarted {
-            poll,
-            asked_by_name,
-        } => StoreOp::PollStarted {
-            poll: poll.clone(),
-            asked_by_name: asked_by_name.clone(),
-        },
-        PersistRecord::PollAnswered {
-            poll_id,
-            voter,
-            choices,
-            at,
-        } => StoreOp::PollAnswered {
-            poll_id: *poll_id,
-            voter: voter.clone(),
-            choices: choices.clone(),
-            at: *at,
-        },
-        PersistRecord::PollEnded { poll_id, at } => StoreOp::PollEnded {
-            poll_id: *poll_id,
-            at: *at,
-        },
-        PersistRecord::PollShared { poll_id, at } => StoreOp::PollShared {
-            poll_id: *poll_id,
-            at: *at,
-        },
-        PersistRecord::RoomState(s) => StoreOp::RoomState(lectern_store::StoredRoomState {
-            class_state: s.class_state,
-            class_started_at: s.class_started_at,
-            presenter: s.presenter.clone(),
-            mode: s.mode,
-            speak_all: s.speak_all,
-            banned: s.banned.clone(),
-            end_warned: s.end_warned,
-        }),
-        PersistRecord::ParticipantState(p) => {
-            StoreOp::ParticipantState(lectern_store::StoredParticipantState {
-                participant_id: p.id.clone(),
-                name: p.name.clone(),
-                role: p.role,
-                in_lobby: p.in_lobby,
-                hard_muted: p.hard_muted,
-                speak_granted: p.speak_granted,
-                camera_allowed: p.camera_allowed,
-                hand: p.hand.map(|h| (h.raised_at, h.order)),
-            })
-        }
-        PersistRecord::ParticipantStateCleared { participant_id } => {
-            StoreOp::ParticipantStateCleared {
-                participant_id: participant_id.clone(),
-            }
         }
     }
 }

@@ -160,22 +160,41 @@ impl PgBackend {
     pub(crate) async fn write_batch(
         &self,
         room: &RoomId,
+        fence: Option<u64>,
         last_seq: Seq,
         ops: &[StoreOp],
     ) -> Result<(), StoreError> {
         let started = Instant::now();
         let last_seq = to_db("seq", last_seq)?;
+        let fence_db = fence.map(|t| to_db("fence token", t)).transpose()?;
         let mut tx = self.pool.begin().await?;
         let result = async {
             // Locks the room's row: batches of one room never interleave, even from two nodes.
-            let updated =
-                sqlx::query("UPDATE rooms SET last_seq = GREATEST(last_seq, $1) WHERE id = $2")
-                    .bind(last_seq)
-                    .bind(room.as_str())
-                    .execute(&mut *tx)
-                    .await?;
+            // A fenced batch that waited for the lock is checked against the row as the holder
+            // of the lock committed it (READ COMMITTED re-evaluates the WHERE on the new row):
+            // see `Store::write_batch`.
+            let updated = sqlx::query(
+                "UPDATE rooms SET last_seq = GREATEST(last_seq, $1), \
+                 fence_token = COALESCE($2, fence_token) \
+                 WHERE id = $3 AND ($2::BIGINT IS NULL OR fence_token IS NULL OR fence_token <= $2)",
+            )
+            .bind(last_seq)
+            .bind(fence_db)
+            .bind(room.as_str())
+            .execute(&mut *tx)
+            .await?;
             if updated.rows_affected() == 0 {
-                return Err(StoreError::UnknownRoom(room.clone()));
+                return Err(match fence {
+                    None => StoreError::UnknownRoom(room.clone()),
+                    Some(token) => {
+                        let stored: Option<Option<i64>> =
+                            sqlx::query_scalar("SELECT fence_token FROM rooms WHERE id = $1")
+                                .bind(room.as_str())
+                                .fetch_optional(&mut *tx)
+                                .await?;
+                        crate::fence_refusal(room, token, stored)
+                    }
+                });
             }
             for op in ops {
                 apply(&mut tx, room, op).await?;
