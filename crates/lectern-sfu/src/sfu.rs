@@ -10,8 +10,10 @@
 //! - `negotiation`: offers, answers and candidates (SDP helpers in `crate::sdp`);
 //! - `ingest`, `deliver`: RTP forwarding in two steps, a publisher's packet taken in once
 //!   (`ingest`), then delivered to each subscriber (`deliver`). Their seam, `Ingested`, is where
-//!   a consumer fed once per packet (a recorder, another worker's subscribers) plugs in; see
-//!   `ingest`;
+//!   a consumer fed once per packet (a recorder, another worker's subscribers: `relay`) plugs
+//!   in; see `ingest`;
+//! - `relay`: a room over several linked SFUs: packets handed once to each other SFU with
+//!   peers of the room, delivered there through mirrors of the remote publishers;
 //! - `keyframes`: keyframe requests to publishers, coalesced;
 //! - `simulcast`: which layer each subscriber is sent;
 //! - `pause`: a subscriber pauses a video it does not show at all;
@@ -29,6 +31,7 @@ mod pause;
 mod peers;
 mod quality;
 mod record;
+mod relay;
 mod simulcast;
 mod speakers;
 mod tracks;
@@ -46,6 +49,7 @@ use crate::peer::{Peer, PeerKey, PeerMap};
 use crate::{MediaEvent, PeerId, RoomId, SfuError, SfuStats, Transmit};
 
 pub use self::record::RecordedFrame;
+pub use self::relay::{LinkId, RelayMessage};
 
 use self::deliver::flush_held_when_due;
 use self::keyframes::send_due_keyframe_requests;
@@ -116,6 +120,17 @@ pub struct Sfu {
     /// Rooms being recorded (see `record`), and their frames waiting to be polled.
     recordings: HashMap<RoomId, record::RoomRecording>,
     recorded: VecDeque<RecordedFrame>,
+    /// The SFUs this one relays with (see `relay`).
+    links: Vec<LinkId>,
+    /// Rooms whose media linked SFUs joined: each packet of the room's publishers here is
+    /// handed once to each of them.
+    relay_to: HashMap<RoomId, Vec<LinkId>>,
+    /// Mirrors of other SFUs' publishers: (link, their `PeerKey`) -> ours.
+    mirrors: HashMap<(LinkId, u64), PeerKey>,
+    /// Mirrored tracks: (link, their `TrackId`) -> our mirror and track; looked up per
+    /// relayed packet.
+    mirror_tracks:
+        HashMap<(LinkId, u64), (PeerKey, crate::peer::TrackId), rustc_hash::FxBuildHasher>,
 }
 
 impl std::fmt::Debug for Sfu {
@@ -177,6 +192,7 @@ impl Sfu {
                 local,
                 transmits: VecDeque::new(),
                 rtc_events: VecDeque::new(),
+                relay: VecDeque::new(),
             },
             offer_wanted: Vec::new(),
             events: VecDeque::new(),
@@ -187,6 +203,10 @@ impl Sfu {
             next_quality_check: None,
             recordings: HashMap::new(),
             recorded: VecDeque::new(),
+            links: Vec::new(),
+            relay_to: HashMap::new(),
+            mirrors: HashMap::new(),
+            mirror_tracks: HashMap::default(),
         })
     }
 
@@ -197,7 +217,7 @@ impl Sfu {
 
     pub fn stats(&self) -> SfuStats {
         SfuStats {
-            peers: self.peers.len(),
+            peers: self.by_id.len(),
             ..self.stats
         }
     }
@@ -216,6 +236,10 @@ impl Sfu {
     pub fn handle_timeout(&mut self, now: Instant) {
         for (&key, peer) in self.peers.iter_mut() {
             if !peer.rtc.is_alive() {
+                if peer.mirror.is_some() {
+                    // A mirror's requests go to its SFU (see `relay`).
+                    send_due_keyframe_requests(now, key, peer, &mut self.outbox, &mut self.stats);
+                }
                 continue;
             }
             send_due_keyframe_requests(now, key, peer, &mut self.outbox, &mut self.stats);
@@ -257,14 +281,16 @@ impl Sfu {
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.peers
             .values()
-            .filter(|p| p.rtc.is_alive())
+            .filter(|p| p.rtc.is_alive() || p.mirror.is_some())
             .flat_map(|p| {
                 let due = p
                     .tracks_in
                     .iter()
                     .flat_map(|t| &t.layers)
                     .filter_map(|l| l.keyframe_due.map(|(d, _)| d));
-                std::iter::once(p.timeout).chain(due).chain(p.flush_at)
+                // A mirror has no connection of its own to time.
+                let own = p.mirror.is_none().then_some(p.timeout);
+                own.into_iter().chain(due).chain(p.flush_at)
             })
             .chain(self.next_speaker_check)
             .chain(self.next_layer_check)
