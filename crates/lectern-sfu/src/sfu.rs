@@ -70,6 +70,10 @@ pub struct SfuConfig {
     /// At most one keyframe request per publisher track per interval; extra requests inside
     /// the interval are coalesced into one sent when it ends.
     pub keyframe_request_interval: Duration,
+    /// The first number given to a published track ([`RecordedFrame::track`]): linked SFUs
+    /// that record parts of one room each take their own range, so that a participant's
+    /// tracks never share a number across them.
+    pub track_id_base: u64,
 }
 
 impl SfuConfig {
@@ -78,6 +82,7 @@ impl SfuConfig {
             sockets,
             public_ips: Vec::new(),
             keyframe_request_interval: DEFAULT_KEYFRAME_REQUEST_INTERVAL,
+            track_id_base: 0,
         }
     }
 }
@@ -182,7 +187,7 @@ impl Sfu {
             cert,
             keyframe_interval: config.keyframe_request_interval,
             next_key: 0,
-            next_track: 0,
+            next_track: config.track_id_base,
             peers: PeerMap::default(),
             by_id: HashMap::new(),
             by_addr: HashMap::new(),
