@@ -1,4 +1,9 @@
 //! The thin driver: one OS thread owning one UDP socket and one [`Sfu`].
+//!
+//! Workers linked with [`Command::Link`] relay a room's media to each other (see the crate docs,
+//! "Relaying"): what the `Sfu` polls for a link goes to that worker's [`MediaWorkerHandle::relay`],
+//! into its command channel, and is read there like a command (a batch of relayed messages is
+//! handled before the datagrams they produce are sent).
 
 use std::collections::HashMap;
 use std::io::ErrorKind;
