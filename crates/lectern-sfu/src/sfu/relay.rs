@@ -90,7 +90,7 @@ pub(super) enum Relay {
         tracks: Vec<RelayTrack>,
     },
     /// One packet of a track in the last `Tracks` (source and track are the sender's).
-    Media(Box<Ingested>),
+    Media(Ingested),
     /// Please ask the publisher of the receiver's track for a keyframe.
     Keyframe {
         source: u64,
@@ -136,7 +136,7 @@ impl Sfu {
     /// A message from linked SFU `from` (what its [`Sfu::poll_relay`] gave for this one).
     pub fn handle_relay(&mut self, now: Instant, from: LinkId, message: RelayMessage) {
         match message.0 {
-            Relay::Media(packet) => self.relayed_media(now, from, *packet),
+            Relay::Media(packet) => self.relayed_media(now, from, packet),
             Relay::Join { room } => {
                 let joined = self.relay_to.entry(room.clone()).or_default();
                 if !joined.contains(&from) {
@@ -272,7 +272,7 @@ impl Sfu {
         for &link in links {
             self.outbox
                 .relay
-                .push_back((link, RelayMessage(Relay::Media(Box::new(packet.clone())))));
+                .push_back((link, RelayMessage(Relay::Media(packet.clone()))));
             self.stats.rtp_relayed += 1;
         }
     }
