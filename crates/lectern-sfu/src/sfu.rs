@@ -284,24 +284,28 @@ impl Sfu {
 
     /// When to call [`Sfu::handle_timeout`] next; `None` when there are no peers.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.peers
-            .values()
-            .filter(|p| p.rtc.is_alive() || p.mirror.is_some())
-            .flat_map(|p| {
-                let due = p
-                    .tracks_in
-                    .iter()
-                    .flat_map(|t| &t.layers)
-                    .filter_map(|l| l.keyframe_due.map(|(d, _)| d));
-                // A mirror has no connection of its own to time.
-                let own = p.mirror.is_none().then_some(p.timeout);
-                own.into_iter().chain(due).chain(p.flush_at)
-            })
-            .chain(self.next_speaker_check)
-            .chain(self.next_layer_check)
-            .chain(self.next_quality_check)
-            .chain(self.recording_timeout())
-            .min()
+        // A plain loop: it scans every peer, and is called after every datagram.
+        let mut next = None;
+        for p in self.peers.values() {
+            let own = p.rtc.is_alive() && p.mirror.is_none();
+            // A mirror has no connection of its own to time, only keyframe requests.
+            if !own && p.mirror.is_none() {
+                continue;
+            }
+            if own {
+                next = earliest(next, Some(p.timeout));
+                next = earliest(next, p.flush_at);
+            }
+            for track in &p.tracks_in {
+                for layer in &track.layers {
+                    next = earliest(next, layer.keyframe_due.map(|(d, _)| d));
+                }
+            }
+        }
+        next = earliest(next, self.next_speaker_check);
+        next = earliest(next, self.next_layer_check);
+        next = earliest(next, self.next_quality_check);
+        earliest(next, self.recording_timeout())
     }
 
     fn key(&self, peer: &PeerId) -> Result<PeerKey, SfuError> {
@@ -309,5 +313,13 @@ impl Sfu {
             .get(peer)
             .copied()
             .ok_or_else(|| SfuError::UnknownParticipant(peer.clone()))
+    }
+}
+
+/// The earlier of two optional instants.
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
