@@ -2,13 +2,20 @@
 //! core by default, each a thread with its own UDP port), room placement on them, and the glue
 //! that carries WebRTC signalling between room tasks and the workers.
 //!
-//! Placement: forwarding never leaves a worker, so all peers of a room live on one worker. A
-//! room task asks [`MediaPlane::place`] for a worker when its first participant starts media
-//! and keeps that [`Placement`] while any of its participants has a peer; the plane picks the
-//! worker with the fewest peers at that moment. When a room's last peer goes, the placement is
-//! released, and the room may land elsewhere next time.
+//! Placement: each participant's peer goes on the worker with the fewest peers at that moment
+//! ([`MediaPlane::place`]; of equals, one the room already uses), so a large lecture spreads
+//! over every core. The workers are linked to each other at start (`lectern_sfu::Sfu::add_link`):
+//! a packet is taken in once on its publisher's worker (decrypted, routed, recorded) and handed
+//! once to each other worker that has peers of its room, which delivers it to its own
+//! subscribers; nothing per subscriber crosses threads. The room task keeps each peer's
+//! [`Placement`] while it has one. With one worker (`media.workers = 1`) nothing is linked and
+//! everything stays on it, as before.
 //!
-//! Room tasks send commands straight to their worker (its handle never blocks). Workers report
+//! A recorded room is recorded by every worker it has peers on, each its own publishers'
+//! tracks into the one writer (workers number tracks in ranges of their own, so they never
+//! collide).
+//!
+//! Room tasks send commands straight to a peer's worker (its handle never blocks). Workers report
 //! answers, offers and failures on their own threads into one channel; a dispatcher task hands
 //! each event to the room task it concerns, which sends it down that participant's connection.
 //! A participant's peer is named by room and participant id (`lectern_sfu::PeerId`), so the same
@@ -20,8 +27,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use lectern_proto::{MediaKind, MediaTrack, ParticipantId, RoomId, ServerMessage};
 use lectern_sfu::{
-    MediaEvent, MediaWorker, MediaWorkerHandle, PeerId, SfuError, SfuStats, WorkerConfig,
-    WorkerEvent,
+    Command, LinkId, MediaEvent, MediaWorker, MediaWorkerHandle, PeerId, SfuError, SfuStats,
+    WorkerConfig, WorkerEvent,
 };
 use tokio::sync::mpsc;
 use tracing::{debug, info};
@@ -43,17 +50,15 @@ pub struct MediaPlane {
 #[derive(Debug)]
 struct Slot {
     handle: MediaWorkerHandle,
-    /// Peers of the rooms placed here (kept by [`Placement`]s).
+    /// Peers placed here (one per [`Placement`]).
     peers: AtomicUsize,
 }
 
-/// A room's worker, held by its room task while the room has media peers.
+/// The worker of one participant's peer, held by its room task while the peer exists.
 #[derive(Debug)]
 pub struct Placement {
     plane: Arc<MediaPlane>,
     index: usize,
-    /// This room's peers, counted into the worker's load.
-    peers: usize,
 }
 
 impl Placement {
@@ -65,44 +70,37 @@ impl Placement {
     pub fn worker(&self) -> usize {
         self.index
     }
-
-    pub fn peer_added(&mut self) {
-        self.peers += 1;
-        self.plane.slots[self.index]
-            .peers
-            .fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub fn peer_removed(&mut self) {
-        if self.peers > 0 {
-            self.peers -= 1;
-            self.plane.slots[self.index]
-                .peers
-                .fetch_sub(1, Ordering::Relaxed);
-        }
-    }
 }
 
 impl Drop for Placement {
     fn drop(&mut self) {
         self.plane.slots[self.index]
             .peers
-            .fetch_sub(self.peers, Ordering::Relaxed);
+            .fetch_sub(1, Ordering::Relaxed);
     }
 }
 
 impl MediaPlane {
-    /// A worker for a room starting media: the one with the fewest peers now (the first of
-    /// equals).
-    pub fn place(self: &Arc<Self>) -> Placement {
+    /// A worker for a new peer, counted into its load: the one with the fewest peers now; of
+    /// equals, one of `room_workers` (the workers the room's other peers are on, so small
+    /// classes stay together), else the first.
+    pub fn place(self: &Arc<Self>, room_workers: &[usize]) -> Placement {
         let index = (0..self.slots.len())
-            .min_by_key(|&i| self.slots[i].peers.load(Ordering::Relaxed))
+            .min_by_key(|&i| {
+                let load = self.slots[i].peers.load(Ordering::Relaxed);
+                (load, !room_workers.contains(&i), i)
+            })
             .unwrap_or(0);
+        self.slots[index].peers.fetch_add(1, Ordering::Relaxed);
         Placement {
             plane: self.clone(),
             index,
-            peers: 0,
         }
+    }
+
+    /// Worker `index`'s handle.
+    pub fn handle(&self, index: usize) -> Option<&MediaWorkerHandle> {
+        self.slots.get(index).map(|s| &s.handle)
     }
 
     /// Each worker's placed peers, in worker order.
@@ -177,6 +175,12 @@ impl MediaPlane {
                 "UDP datagrams no peer accepted.",
                 s.datagrams_unmatched,
             ),
+            (
+                "lectern_media_rtp_relayed_total",
+                "RTP packets handed to another media worker (once per packet and worker with \
+                 peers of its room).",
+                s.rtp_relayed,
+            ),
         ];
         for (name, help, v) in counters {
             write_metric(&mut out, name, help, "counter", v);
@@ -220,6 +224,8 @@ pub fn start(
         let mut worker_config = WorkerConfig::new(SocketAddr::new(base.ip(), port));
         worker_config.public_ips = config.media_public_ips();
         worker_config.name = format!("media-{i}");
+        // Each worker numbers tracks in its own range (see `Placement` on recording).
+        worker_config.track_id_base = (i as u64) << 40;
         let tx = tx.clone();
         // The sink runs on the worker thread: hand the event over and return at once.
         let worker = MediaWorker::spawn(worker_config, move |event| {
@@ -227,6 +233,18 @@ pub fn start(
         })?;
         info!(media.worker = i, media.addr = %worker.local_addr(), "media worker listening");
         workers.push(worker);
+    }
+    // Every worker relays with every other: a room's peers may be on any of them.
+    if workers.len() > 1 {
+        for (i, worker) in workers.iter().enumerate() {
+            for (j, other) in workers.iter().enumerate().filter(|(j, _)| *j != i) {
+                worker.handle().send(Command::Link {
+                    own: LinkId(i as u32),
+                    other: LinkId(j as u32),
+                    to: other.handle(),
+                })?;
+            }
+        }
     }
     let plane = MediaPlane {
         slots: workers

@@ -22,9 +22,13 @@
 //!   [`Sfu::add_remote_candidate`]: signalling relayed from the room's WebSocket.
 //! - [`Sfu::handle_receive`]: a UDP datagram from `source` to our socket `destination`.
 //! - [`Sfu::handle_timeout`]: when [`Sfu::poll_timeout`] says so.
+//! - [`Sfu::add_link`] / [`Sfu::handle_relay`]: another `Sfu` to relay with, and a message
+//!   from it (see "Relaying" below).
 //!
 //! After every input, drain [`Sfu::poll_transmit`] (send each datagram from its `source`
-//! socket) and [`Sfu::poll_event`] (act on each [`MediaEvent`]), in that order. Errors are
+//! socket), [`Sfu::poll_event`] (act on each [`MediaEvent`]) and, when linked,
+//! [`Sfu::poll_relay`] (hand each [`RelayMessage`] to the `Sfu` its [`LinkId`] names), in that
+//! order. Errors are
 //! [`SfuError`]s with stable [`SfuError::code`]s; after a refused call the peer stays usable.
 //!
 //! ## Signalling and renegotiation
@@ -93,13 +97,28 @@
 //! prefers `AEAD_AES_256_GCM`, then `AEAD_AES_128_GCM`, then `AES128_CM_SHA1_80`, in both
 //! DTLS roles; nothing to configure.
 //!
+//! ## Relaying (a room over several SFUs)
+//!
+//! A room's peers may be spread over several linked `Sfu`s (the server's media workers, one
+//! per core). Each packet is taken in once, on the SFU of its publisher, and handed once to
+//! each other SFU that has peers of the room ([`RelayMessage`], payload shared), which
+//! delivers it to its own subscribers as if the publisher were local: it keeps a *mirror* of
+//! each remote publisher, offers its tracks to its peers, chooses their simulcast layers,
+//! rewrites their sequence numbers and sends keyframe requests back to the publisher's SFU.
+//! SFUs tell each other when they get their first and lose their last peer of a room, and the
+//! publisher's SFU sends the room's track list; nothing per subscriber crosses. Recording,
+//! permission checks and loss repair stay with the publisher's SFU. Details in `sfu/relay.rs`.
+//! The messages are in-process values; a relay between nodes would carry the same ones over
+//! the network.
+//!
 //! ## Active speaker
 //!
 //! From the audio level header extension of the audio the SFU forwards (never decoded; a
 //! muted publisher does not count): every [`SPEAKER_INTERVAL`] a room's publisher with the
 //! most speech packets becomes its speaker ([`MediaEvent::ActiveSpeaker`]), with a margin
 //! against flicker; silence keeps the last speaker; a speaker who leaves, stops the microphone
-//! or is muted is cleared at once. Details and thresholds in the `speaker` module.
+//! or is muted is cleared at once. Details and thresholds in the `speaker` module. Over
+//! linked SFUs each one decides from the publishers it sees (its own and mirrored ones).
 //!
 //! ## Network quality
 //!
@@ -123,9 +142,8 @@
 //!
 //! An `Sfu` has exactly one owner and no locks; it is `Send`, not shared. The server runs a
 //! small fixed set of [`MediaWorker`]s (one per core by default), each on its own thread with
-//! its own UDP socket (one port per worker) and its own `Sfu`, and places each room on one
-//! worker: all peers of a room must be on the same worker, since forwarding never leaves an
-//! `Sfu`. The worker blocks in `recv_from` with a read timeout set to the next timer; a
+//! its own UDP socket (one port per worker) and its own `Sfu`. With relaying, a room's peers
+//! may be on any of the workers (see "Relaying"). The worker blocks in `recv_from` with a read timeout set to the next timer; a
 //! [`MediaWorkerHandle`] queues commands on a channel and wakes the worker with a one-byte
 //! datagram from a loopback waker socket. Events are passed to a callback on the worker
 //! thread, in order, which must not block (forward them into a channel). No tokio here.
@@ -173,7 +191,7 @@ mod worker;
 pub use error::SfuError;
 pub use quality::{FAIR_LOSS, FAIR_RTT, NetworkQuality, POOR_LOSS, POOR_RTT, QUALITY_INTERVAL};
 pub use sfu::RecordedFrame;
-pub use sfu::{DEFAULT_KEYFRAME_REQUEST_INTERVAL, Sfu, SfuConfig};
+pub use sfu::{DEFAULT_KEYFRAME_REQUEST_INTERVAL, LinkId, RelayMessage, Sfu, SfuConfig};
 pub use speaker::{MIN_SPEECH_PACKETS, SPEAKER_INTERVAL, SPEECH_LEVEL};
 pub use types::{
     MediaEvent, MediaKind, OfferedTrack, ParticipantId, PeerId, PublishPermission, RoomId,

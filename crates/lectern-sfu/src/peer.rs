@@ -97,9 +97,53 @@ pub(crate) struct Peer {
     pub quality_window: crate::quality::QualityWindow,
     /// The quality last decided (and reported, when it changed).
     pub quality: crate::quality::NetworkQuality,
+    /// Set on a publisher that lives on another SFU (a mirror, see `sfu/relay.rs`): its
+    /// tracks' packets come in relayed, and its `rtc` is a placeholder that never connects.
+    pub mirror: Option<Mirror>,
+}
+
+/// A publisher of another SFU, mirrored here for this SFU's subscribers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Mirror {
+    /// The SFU it publishes on.
+    pub link: crate::LinkId,
+    /// Its `PeerKey` there.
+    pub origin: u64,
 }
 
 impl Peer {
+    /// A new peer: nothing allowed, nothing published or received, holding video until it
+    /// first connects.
+    pub fn new(id: PeerId, rtc: Rtc, ufrag: String, now: Instant) -> Peer {
+        Peer {
+            id,
+            rtc,
+            ufrag,
+            addrs: Vec::new(),
+            timeout: now,
+            dtls_up: false,
+            ice_up: false,
+            up_reported: false,
+            down_reported: false,
+            holding: true,
+            held: Vec::new(),
+            flush_at: None,
+            permission: PublishPermission::NONE,
+            pending_offer: None,
+            app_line: false,
+            app_line_offered: false,
+            numbering: Numbering::default(),
+            tracks_in: Vec::new(),
+            tracks_out: Vec::new(),
+            idle_lines: Vec::new(),
+            ssrc_routes: Vec::new(),
+            bandwidth: None,
+            quality_window: Default::default(),
+            quality: Default::default(),
+            mirror: None,
+        }
+    }
+
     pub fn connected(&self) -> bool {
         self.dtls_up && self.ice_up
     }
@@ -181,6 +225,8 @@ pub(crate) struct TrackIn {
     pub pt_params: Vec<(Pt, PayloadParams)>,
     /// Speech in the current active-speaker window (audio tracks only).
     pub levels: LevelWindow,
+    /// A mirror's track: the `TrackId` it has on the SFU it is published on.
+    pub origin: Option<u64>,
 }
 
 impl TrackIn {
@@ -195,6 +241,7 @@ impl TrackIn {
             subscribers: Vec::new(),
             pt_params: Vec::new(),
             levels: LevelWindow::default(),
+            origin: None,
         }
     }
 

@@ -10,8 +10,10 @@
 //! - `negotiation`: offers, answers and candidates (SDP helpers in `crate::sdp`);
 //! - `ingest`, `deliver`: RTP forwarding in two steps, a publisher's packet taken in once
 //!   (`ingest`), then delivered to each subscriber (`deliver`). Their seam, `Ingested`, is where
-//!   a consumer fed once per packet (a recorder, another worker's subscribers) plugs in; see
-//!   `ingest`;
+//!   a consumer fed once per packet (a recorder, another worker's subscribers: `relay`) plugs
+//!   in; see `ingest`;
+//! - `relay`: a room over several linked SFUs: packets handed once to each other SFU with
+//!   peers of the room, delivered there through mirrors of the remote publishers;
 //! - `keyframes`: keyframe requests to publishers, coalesced;
 //! - `simulcast`: which layer each subscriber is sent;
 //! - `pause`: a subscriber pauses a video it does not show at all;
@@ -29,6 +31,7 @@ mod pause;
 mod peers;
 mod quality;
 mod record;
+mod relay;
 mod simulcast;
 mod speakers;
 mod tracks;
@@ -46,6 +49,7 @@ use crate::peer::{Peer, PeerKey, PeerMap};
 use crate::{MediaEvent, PeerId, RoomId, SfuError, SfuStats, Transmit};
 
 pub use self::record::RecordedFrame;
+pub use self::relay::{LinkId, RelayMessage};
 
 use self::deliver::flush_held_when_due;
 use self::keyframes::send_due_keyframe_requests;
@@ -66,6 +70,10 @@ pub struct SfuConfig {
     /// At most one keyframe request per publisher track per interval; extra requests inside
     /// the interval are coalesced into one sent when it ends.
     pub keyframe_request_interval: Duration,
+    /// The first number given to a published track ([`RecordedFrame::track`]): linked SFUs
+    /// that record parts of one room each take their own range, so that a participant's
+    /// tracks never share a number across them.
+    pub track_id_base: u64,
 }
 
 impl SfuConfig {
@@ -74,6 +82,7 @@ impl SfuConfig {
             sockets,
             public_ips: Vec::new(),
             keyframe_request_interval: DEFAULT_KEYFRAME_REQUEST_INTERVAL,
+            track_id_base: 0,
         }
     }
 }
@@ -116,6 +125,17 @@ pub struct Sfu {
     /// Rooms being recorded (see `record`), and their frames waiting to be polled.
     recordings: HashMap<RoomId, record::RoomRecording>,
     recorded: VecDeque<RecordedFrame>,
+    /// The SFUs this one relays with (see `relay`).
+    links: Vec<LinkId>,
+    /// Rooms whose media linked SFUs joined: each packet of the room's publishers here is
+    /// handed once to each of them.
+    relay_to: HashMap<RoomId, Vec<LinkId>>,
+    /// Mirrors of other SFUs' publishers: (link, their `PeerKey`) -> ours.
+    mirrors: HashMap<(LinkId, u64), PeerKey>,
+    /// Mirrored tracks: (link, their `TrackId`) -> our mirror and track; looked up per
+    /// relayed packet.
+    mirror_tracks:
+        HashMap<(LinkId, u64), (PeerKey, crate::peer::TrackId), rustc_hash::FxBuildHasher>,
 }
 
 impl std::fmt::Debug for Sfu {
@@ -167,7 +187,7 @@ impl Sfu {
             cert,
             keyframe_interval: config.keyframe_request_interval,
             next_key: 0,
-            next_track: 0,
+            next_track: config.track_id_base,
             peers: PeerMap::default(),
             by_id: HashMap::new(),
             by_addr: HashMap::new(),
@@ -177,6 +197,7 @@ impl Sfu {
                 local,
                 transmits: VecDeque::new(),
                 rtc_events: VecDeque::new(),
+                relay: VecDeque::new(),
             },
             offer_wanted: Vec::new(),
             events: VecDeque::new(),
@@ -187,6 +208,10 @@ impl Sfu {
             next_quality_check: None,
             recordings: HashMap::new(),
             recorded: VecDeque::new(),
+            links: Vec::new(),
+            relay_to: HashMap::new(),
+            mirrors: HashMap::new(),
+            mirror_tracks: HashMap::default(),
         })
     }
 
@@ -197,7 +222,7 @@ impl Sfu {
 
     pub fn stats(&self) -> SfuStats {
         SfuStats {
-            peers: self.peers.len(),
+            peers: self.by_id.len(),
             ..self.stats
         }
     }
@@ -216,6 +241,10 @@ impl Sfu {
     pub fn handle_timeout(&mut self, now: Instant) {
         for (&key, peer) in self.peers.iter_mut() {
             if !peer.rtc.is_alive() {
+                if peer.mirror.is_some() {
+                    // A mirror's requests go to its SFU (see `relay`).
+                    send_due_keyframe_requests(now, key, peer, &mut self.outbox, &mut self.stats);
+                }
                 continue;
             }
             send_due_keyframe_requests(now, key, peer, &mut self.outbox, &mut self.stats);
@@ -255,22 +284,28 @@ impl Sfu {
 
     /// When to call [`Sfu::handle_timeout`] next; `None` when there are no peers.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.peers
-            .values()
-            .filter(|p| p.rtc.is_alive())
-            .flat_map(|p| {
-                let due = p
-                    .tracks_in
-                    .iter()
-                    .flat_map(|t| &t.layers)
-                    .filter_map(|l| l.keyframe_due.map(|(d, _)| d));
-                std::iter::once(p.timeout).chain(due).chain(p.flush_at)
-            })
-            .chain(self.next_speaker_check)
-            .chain(self.next_layer_check)
-            .chain(self.next_quality_check)
-            .chain(self.recording_timeout())
-            .min()
+        // A plain loop: it scans every peer, and is called after every datagram.
+        let mut next = None;
+        for p in self.peers.values() {
+            let own = p.rtc.is_alive() && p.mirror.is_none();
+            // A mirror has no connection of its own to time, only keyframe requests.
+            if !own && p.mirror.is_none() {
+                continue;
+            }
+            if own {
+                next = earliest(next, Some(p.timeout));
+                next = earliest(next, p.flush_at);
+            }
+            for track in &p.tracks_in {
+                for layer in &track.layers {
+                    next = earliest(next, layer.keyframe_due.map(|(d, _)| d));
+                }
+            }
+        }
+        next = earliest(next, self.next_speaker_check);
+        next = earliest(next, self.next_layer_check);
+        next = earliest(next, self.next_quality_check);
+        earliest(next, self.recording_timeout())
     }
 
     fn key(&self, peer: &PeerId) -> Result<PeerKey, SfuError> {
@@ -278,5 +313,13 @@ impl Sfu {
             .get(peer)
             .copied()
             .ok_or_else(|| SfuError::UnknownParticipant(peer.clone()))
+    }
+}
+
+/// The earlier of two optional instants.
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }

@@ -234,6 +234,10 @@ pub struct SfuStats {
     pub layer_switches: u64,
     /// Network quality changes reported ([`MediaEvent::NetworkQuality`], per peer).
     pub quality_changes: u64,
+    /// RTP packets handed to linked SFUs (once per packet and SFU that joined its room).
+    pub rtp_relayed: u64,
+    /// RTP packets relayed here by linked SFUs, for this SFU's subscribers.
+    pub rtp_relay_received: u64,
 }
 
 /// Sums counters of several SFUs (one per media worker). Destructured, so a new field cannot
@@ -253,6 +257,8 @@ impl std::ops::AddAssign for SfuStats {
             demux_scans,
             layer_switches,
             quality_changes,
+            rtp_relayed,
+            rtp_relay_received,
         } = other;
         self.peers += peers;
         self.rtp_received += rtp_received;
@@ -266,5 +272,7 @@ impl std::ops::AddAssign for SfuStats {
         self.demux_scans += demux_scans;
         self.layer_switches += layer_switches;
         self.quality_changes += quality_changes;
+        self.rtp_relayed += rtp_relayed;
+        self.rtp_relay_received += rtp_relay_received;
     }
 }

@@ -1,8 +1,14 @@
 //! The thin driver: one OS thread owning one UDP socket and one [`Sfu`].
+//!
+//! Workers linked with [`Command::Link`] relay a room's media to each other (see the crate docs,
+//! "Relaying"): what the `Sfu` polls for a link goes to that worker's [`MediaWorkerHandle::relay`],
+//! into its command channel, and is read there like a command (a batch of relayed messages is
+//! handled before the datagrams they produce are sent).
 
 use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
@@ -12,7 +18,8 @@ use tracing::{debug, info, warn};
 
 use crate::sfu::DEFAULT_KEYFRAME_REQUEST_INTERVAL;
 use crate::{
-    MediaEvent, ParticipantId, PeerId, RecordedFrame, RoomId, Sfu, SfuConfig, SfuError, SfuStats,
+    LinkId, MediaEvent, ParticipantId, PeerId, RecordedFrame, RelayMessage, RoomId, Sfu, SfuConfig,
+    SfuError, SfuStats,
 };
 
 /// Longest wait for a datagram when no timer is due. Bounds how stale `Instant::now()` gets;
@@ -43,6 +50,8 @@ pub struct WorkerConfig {
     pub keyframe_request_interval: Duration,
     /// Used for the thread name and logs.
     pub name: String,
+    /// See [`SfuConfig::track_id_base`].
+    pub track_id_base: u64,
 }
 
 impl WorkerConfig {
@@ -52,6 +61,7 @@ impl WorkerConfig {
             public_ips: Vec::new(),
             keyframe_request_interval: DEFAULT_KEYFRAME_REQUEST_INTERVAL,
             name: "media-0".into(),
+            track_id_base: 0,
         }
     }
 }
@@ -124,6 +134,25 @@ pub enum Command {
     RecordingKeyframes {
         room: RoomId,
     },
+    /// A track of `room` whose recording lost frames, passed on by a linked worker that does
+    /// not record it (the writer is shared by the workers recording the room).
+    RecordingKeyframe {
+        room: RoomId,
+        participant: ParticipantId,
+        track: u64,
+    },
+    /// Relay with another worker (see [`Sfu::add_link`]): this worker is `own` to it, it is
+    /// `other` here. Links are made once, at start, in both directions.
+    Link {
+        own: LinkId,
+        other: LinkId,
+        to: MediaWorkerHandle,
+    },
+    /// A message from linked worker `from` (see [`MediaWorkerHandle::relay`]).
+    Relay {
+        from: LinkId,
+        message: RelayMessage,
+    },
     Shutdown,
 }
 
@@ -189,6 +218,7 @@ impl MediaWorker {
             sockets: vec![local_addr],
             public_ips: config.public_ips.clone(),
             keyframe_request_interval: config.keyframe_request_interval,
+            track_id_base: config.track_id_base,
         })?;
 
         // Commands arrive on a channel, but the worker sleeps in recv_from: a one-byte datagram
@@ -208,10 +238,12 @@ impl MediaWorker {
 
         let (tx, rx) = mpsc::channel();
         let stats = Arc::new(Mutex::new(SfuStats::default()));
+        let wake_pending = Arc::new(AtomicBool::new(false));
         let handle = MediaWorkerHandle {
             tx,
             waker: Arc::new(waker),
             wake_to,
+            wake_pending: wake_pending.clone(),
             stats: stats.clone(),
         };
         let name = config.name.clone();
@@ -226,6 +258,9 @@ impl MediaWorker {
                     commands: rx,
                     sink: Box::new(sink),
                     record_sinks: HashMap::new(),
+                    own: None,
+                    links: HashMap::new(),
+                    wake_pending,
                     stats,
                     stats_due: Instant::now(),
                 };
@@ -284,6 +319,9 @@ pub struct MediaWorkerHandle {
     tx: Sender<Command>,
     waker: Arc<UdpSocket>,
     wake_to: SocketAddr,
+    /// A relayed message woke the worker and it has not read its channel since: the next
+    /// one need not wake it again (one wake-up per batch, not per packet).
+    wake_pending: Arc<AtomicBool>,
     stats: Arc<Mutex<SfuStats>>,
 }
 
@@ -297,6 +335,20 @@ impl MediaWorkerHandle {
         self.tx.send(command).map_err(|_| SfuError::WorkerGone)?;
         // A lost wake-up costs at most IDLE_WAIT of latency, so errors are only logged.
         if let Err(e) = self.waker.send_to(&[0], self.wake_to) {
+            debug!(error = %e, "media worker wake-up failed");
+        }
+        Ok(())
+    }
+
+    /// Hand the worker a message from linked worker `from`. Wakes it only if no earlier
+    /// message is waiting to be read.
+    pub fn relay(&self, from: LinkId, message: RelayMessage) -> Result<(), SfuError> {
+        self.tx
+            .send(Command::Relay { from, message })
+            .map_err(|_| SfuError::WorkerGone)?;
+        if !self.wake_pending.swap(true, Ordering::SeqCst)
+            && let Err(e) = self.waker.send_to(&[0], self.wake_to)
+        {
             debug!(error = %e, "media worker wake-up failed");
         }
         Ok(())
@@ -358,6 +410,11 @@ struct Worker {
     sink: Box<dyn FnMut(WorkerEvent) + Send>,
     /// The writers of the rooms recorded here.
     record_sinks: HashMap<RoomId, Box<dyn RecordSink>>,
+    /// What the linked workers call this one, and their handles (see [`Command::Link`]).
+    own: Option<LinkId>,
+    links: HashMap<LinkId, MediaWorkerHandle>,
+    /// Cleared before the channel is read (see [`MediaWorkerHandle::relay`]).
+    wake_pending: Arc<AtomicBool>,
     stats: Arc<Mutex<SfuStats>>,
     stats_due: Instant,
 }
@@ -366,11 +423,16 @@ impl Worker {
     fn run(&mut self) {
         let mut buf = vec![0u8; RECV_BUF];
         loop {
+            self.wake_pending.store(false, Ordering::SeqCst);
             loop {
                 match self.commands.try_recv() {
                     Ok(Command::Shutdown) | Err(TryRecvError::Disconnected) => {
                         self.close_all();
                         return;
+                    }
+                    Ok(Command::Relay { from, message }) => {
+                        // Media relayed in a batch is sent on at the end of it.
+                        self.sfu.handle_relay(Instant::now(), from, message);
                     }
                     Ok(command) => {
                         self.apply(command);
@@ -464,6 +526,25 @@ impl Worker {
                 self.sfu.request_recording_keyframes(now, &room);
                 return;
             }
+            Command::RecordingKeyframe {
+                room,
+                participant,
+                track,
+            } => {
+                self.sfu
+                    .request_recording_keyframe(now, &room, &participant, track);
+                return;
+            }
+            Command::Link { own, other, to } => {
+                self.own = Some(own);
+                self.links.insert(other, to);
+                self.sfu.add_link(other);
+                return;
+            }
+            Command::Relay { from, message } => {
+                self.sfu.handle_relay(now, from, message);
+                return;
+            }
             Command::StopRecording { room } => {
                 self.sfu.stop_recording(now, &room);
                 self.flush();
@@ -492,6 +573,14 @@ impl Worker {
         while let Some(event) = self.sfu.poll_event() {
             (self.sink)(WorkerEvent::Media(event));
         }
+        if let Some(own) = self.own {
+            while let Some((link, message)) = self.sfu.poll_relay() {
+                if let Some(to) = self.links.get(&link) {
+                    // A worker that is gone takes nothing more; the others go on.
+                    let _ = to.relay(own, message);
+                }
+            }
+        }
         if self.record_sinks.is_empty() {
             return;
         }
@@ -503,8 +592,19 @@ impl Worker {
         let now = Instant::now();
         for (room, sink) in &mut self.record_sinks {
             for (participant, track) in sink.keyframes_wanted() {
-                self.sfu
+                let here = self
+                    .sfu
                     .request_recording_keyframe(now, room, &participant, track);
+                if !here {
+                    // Recorded by a linked worker (the writer is shared): pass it on.
+                    for to in self.links.values() {
+                        let _ = to.send(Command::RecordingKeyframe {
+                            room: room.clone(),
+                            participant: participant.clone(),
+                            track,
+                        });
+                    }
+                }
             }
         }
         while let Some(t) = self.sfu.poll_transmit() {

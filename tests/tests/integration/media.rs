@@ -402,7 +402,7 @@ async fn turn_credentials_follow_the_welcome() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
-async fn rooms_are_placed_on_media_workers_and_a_rooms_peers_share_one() -> anyhow::Result<()> {
+async fn peers_are_placed_on_the_least_loaded_media_worker() -> anyhow::Result<()> {
     let s = TestServer::start_with(&[
         ("LECTERN_ROOM_AUTO_START", "true"),
         ("LECTERN_MEDIA_WORKERS", "2"),
@@ -414,7 +414,7 @@ async fn rooms_are_placed_on_media_workers_and_a_rooms_peers_share_one() -> anyh
     assert_eq!(s.server.media_loads(), [0, 0]);
     assert_eq!(s.metric("lectern_media_workers").await, 2);
 
-    // Two classes start media: each goes to the least loaded worker, so one each.
+    // Two classes start media: each peer goes to the least loaded worker, so one each.
     let mut rooms = Vec::new();
     for room in ["physics", "history"] {
         let mut teacher = s.join(room, "grace", Role::Instructor).await;
@@ -425,8 +425,8 @@ async fn rooms_are_placed_on_media_workers_and_a_rooms_peers_share_one() -> anyh
     }
     assert_eq!(s.server.media_loads(), [1, 1]);
 
-    // A student of each class lands on their class's worker and receives its video (forwarding
-    // never crosses workers, so a student placed elsewhere would receive nothing).
+    // A student of each class: the first lands on its class's worker (equal loads: the
+    // room's own worker is preferred), the second on the less loaded one, its class's too.
     let mut students = Vec::new();
     for (room, _, _) in &rooms {
         let mut ada = s.join(room, "ada", Role::Student).await;
@@ -458,6 +458,57 @@ async fn rooms_are_placed_on_media_workers_and_a_rooms_peers_share_one() -> anyh
         s.server.media_loads() == [0, 0]
     })
     .await?;
+    Ok(())
+}
+
+/// Issue 15, point 1: a lecture over every core. Its peers are spread over both workers, the
+/// instructor's packets are taken in on one and handed once to the other, and every student
+/// receives the video wherever they landed.
+#[tokio::test]
+async fn a_lecture_spreads_over_both_media_workers_and_every_student_receives_it()
+-> anyhow::Result<()> {
+    let s = TestServer::start_with(&[
+        ("LECTERN_ROOM_AUTO_START", "true"),
+        ("LECTERN_MEDIA_WORKERS", "2"),
+    ])
+    .await;
+    let mut grace = s.join("lecture", "grace", Role::Instructor).await;
+    let teacher = Peer::new();
+    let answer = negotiate(&mut grace, teacher.offer(true)).await?;
+    teacher.accept_answer(&answer);
+
+    let mut students = Vec::new();
+    for i in 0..4 {
+        let mut client = s
+            .join("lecture", &format!("student{i}"), Role::Student)
+            .await;
+        let peer = Peer::new();
+        let answer = negotiate(&mut client, peer.offer(false)).await?;
+        peer.accept_answer(&answer);
+        let track = track_of(&mut client, &peer, "grace").await?;
+        let mid = track["mid"].as_str().unwrap_or_default().to_owned();
+        students.push((client, peer, mid));
+    }
+    // Each peer on the less loaded worker: grace and two students on one, three on the other.
+    assert_eq!(s.server.media_loads(), [3, 2]);
+    for (i, (_, peer, mid)) in students.iter().enumerate() {
+        wait_until(
+            &format!("student{i} to receive the instructor's frames"),
+            || async { peer.frames_on(mid) >= 10 },
+        )
+        .await?;
+    }
+    // Crossed once per packet (to the one other worker), not once per student over there.
+    wait_until("relayed packets to reach /metrics", || async {
+        s.metric("lectern_media_rtp_relayed_total").await >= 10
+    })
+    .await?;
+    let relayed = s.metric("lectern_media_rtp_relayed_total").await;
+    let received = s.metric("lectern_media_rtp_received_total").await;
+    assert!(
+        relayed <= received,
+        "{relayed} relayed of {received} received"
+    );
     Ok(())
 }
 

@@ -146,15 +146,20 @@ impl RoomTask {
             sink,
             writer,
         });
-        self.record_on_placement();
+        for worker in self.media_workers() {
+            self.record_on_worker(worker);
+        }
         Ok(())
     }
 
-    /// The room's worker records it too (called when recording starts and whenever the room is
-    /// placed on a worker).
-    pub(super) fn record_on_placement(&mut self) {
-        let (Some(active), Some(placement)) = (&self.recorder.active, &self.media_placement())
-        else {
+    /// Media worker `worker` records the room too (called for each of the room's workers when
+    /// recording starts, and when a peer of the room is placed on a worker it had none on):
+    /// each worker records the tracks published on it, into the one writer.
+    pub(super) fn record_on_worker(&mut self, worker: usize) {
+        let (Some(active), Some(plane)) = (&self.recorder.active, &self.env.media) else {
+            return;
+        };
+        let Some(handle) = plane.handle(worker) else {
             return;
         };
         let sink = FrameSink {
@@ -165,22 +170,25 @@ impl RoomTask {
             started: active.started,
             sink: BoxedRecordSink(Box::new(sink)),
         };
-        let _ = placement.handle().send(command);
+        let _ = handle.send(command);
     }
 
-    /// The room's worker stops recording it (recording stops, or the room leaves the worker).
-    pub(super) fn stop_recording_on_placement(&self) {
+    /// Media worker `worker` stops recording the room (recording stops, or the room's last peer
+    /// there left).
+    pub(super) fn stop_recording_on_worker(&self, worker: usize) {
         if self.recorder.active.is_none() {
             return;
         }
-        if let Some(placement) = self.media_placement() {
+        if let Some(handle) = self.env.media.as_ref().and_then(|p| p.handle(worker)) {
             let room = lectern_sfu::RoomId::new(self.room_id.as_str());
-            let _ = placement.handle().send(Command::StopRecording { room });
+            let _ = handle.send(Command::StopRecording { room });
         }
     }
 
     async fn stop_recording(&mut self, reason: RecordingStopReason) {
-        self.stop_recording_on_placement();
+        for worker in self.media_workers() {
+            self.stop_recording_on_worker(worker);
+        }
         let Some(active) = self.recorder.active.take() else {
             return;
         };
@@ -261,12 +269,14 @@ impl RoomTask {
                 | lectern_proto::RoomEvent::StageRevoked { .. },
             ..
         } = message
-            && let Some(placement) = self.media_placement()
+            && let Some(plane) = &self.env.media
         {
-            let room = lectern_sfu::RoomId::new(self.room_id.as_str());
-            let _ = placement
-                .handle()
-                .send(Command::RecordingKeyframes { room });
+            for worker in self.media_workers() {
+                if let Some(handle) = plane.handle(worker) {
+                    let room = lectern_sfu::RoomId::new(self.room_id.as_str());
+                    let _ = handle.send(Command::RecordingKeyframes { room });
+                }
+            }
         }
         let Ok(mut value) = serde_json::to_value(message) else {
             return;

@@ -1,10 +1,10 @@
-//! WebRTC signalling: between a participant's connection and the media worker the room is
-//! placed on. The room task adds a participant's peer on their first `media_offer` (or
+//! WebRTC signalling: between a participant's connection and the media worker their peer is
+//! placed on (a room's peers may be on several: the workers relay to each other). The room task adds a participant's peer on their first `media_offer` (or
 //! `media_start`), never in the lobby, with the permissions the room computes; relays answers,
 //! offers and candidates; turns the room's media intents into permission changes; and gives
 //! each connection its ICE servers right after its welcome.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 use lectern_proto::{
     ClientMessage, ErrorCode, NetworkQuality, ParticipantId, ParticipantQuality, RequestId,
@@ -19,13 +19,12 @@ use super::task::RoomTask;
 const MAX_MID_LEN: usize = 32;
 const MAX_VIEW: u32 = 16_384;
 
-/// The room's participants that have a peer on the media worker, the worker they are on, and
+/// The room's participants that have a peer on a media worker, the worker each is on, and
 /// the requests waiting for the SFU's answer.
 #[derive(Debug, Default)]
 pub(super) struct MediaPeers {
-    peers: HashSet<ParticipantId>,
-    /// Held while `peers` is not empty: every peer of a room is on this worker.
-    placement: Option<crate::media::Placement>,
+    /// Each participant with a peer, and its worker.
+    peers: HashMap<ParticipantId, crate::media::Placement>,
     /// Each participant's `media_offer`s handed to the SFU and not answered yet, oldest first
     /// (the worker answers its commands in order: each `Answer`, or `Failed` of an
     /// `AcceptOffer`, is the front one's).
@@ -82,23 +81,31 @@ impl RoomTask {
             self.drop_media_peer(&id);
         }
         let peer = crate::media::peer_id(&self.room_id, &id);
-        let has_peer = self.media.peers.contains(&id);
-        if self.media.placement.is_none() {
-            let placement = plane.place();
-            debug!(room.id = %self.room_id, media.worker = placement.worker(), "room placed");
-            self.media.placement = Some(placement);
-            self.record_on_placement();
+        let has_peer = self.media.peers.contains_key(&id);
+        // A new peer is placed on the least loaded worker.
+        if !has_peer
+            && matches!(
+                message,
+                ClientMessage::MediaStart | ClientMessage::MediaOffer { .. }
+            )
+        {
+            let room_workers = self.media_workers();
+            let placement = plane.place(&room_workers);
+            let worker = placement.worker();
+            debug!(room.id = %self.room_id, media.worker = worker, "media peer placed");
+            self.media.peers.insert(id.clone(), placement);
+            if !room_workers.contains(&worker) {
+                self.record_on_worker(worker);
+            }
         }
-        let Some(placement) = self.media.placement.as_mut() else {
-            return;
+        let Some(handle) = self.media.peers.get(&id).map(|p| p.handle().clone()) else {
+            let error = refuse(ErrorCode::InvalidMessage, "send a media_offer first");
+            return self.send(conn, &error);
         };
-        let handle = placement.handle().clone();
         let result = match message {
             // The SFU offers the room's tracks right after adding the peer (if there are any).
             ClientMessage::MediaStart => {
-                placement.peer_added();
                 let (audio, video) = self.room.media_permissions(&id).unwrap_or((false, false));
-                self.media.peers.insert(id.clone());
                 handle
                     .add_peer(peer.clone())
                     .and_then(|()| handle.set_publish_permission(peer.clone(), audio, video))
@@ -106,12 +113,10 @@ impl RoomTask {
             ClientMessage::MediaOffer { sdp } => {
                 let mut result = Ok(());
                 if !has_peer {
-                    placement.peer_added();
                     let (audio, video) = self.room.media_permissions(&id).unwrap_or((false, false));
                     result = handle
                         .add_peer(peer.clone())
                         .and_then(|()| handle.set_publish_permission(peer.clone(), audio, video));
-                    self.media.peers.insert(id.clone());
                 }
                 // Acknowledged once the SFU's answer is sent.
                 return match result.and_then(|()| handle.accept_offer(peer, sdp)) {
@@ -123,13 +128,6 @@ impl RoomTask {
                         .push_back(request_id),
                     Err(e) => self.send(conn, &refuse(ErrorCode::Internal, &e.to_string())),
                 };
-            }
-            _ if !has_peer => {
-                if self.media.peers.is_empty() {
-                    self.release_placement();
-                }
-                let error = refuse(ErrorCode::InvalidMessage, "send a media_offer first");
-                return self.send(conn, &error);
             }
             ClientMessage::MediaAnswer { sdp } => handle.accept_answer(peer, sdp),
             ClientMessage::MediaCandidate { candidate } => {
@@ -276,7 +274,7 @@ impl RoomTask {
         let mut participants = Vec::new();
         for (participant, quality) in changes {
             let id = ParticipantId::new(participant.as_str());
-            if !self.media.peers.contains(&id) {
+            if !self.media.peers.contains_key(&id) {
                 continue;
             }
             let quality = match quality {
@@ -342,9 +340,7 @@ impl RoomTask {
                 video,
             } => {
                 debug!(participant.id = %participant_id, audio, video, "media intent: publish");
-                if let Some(placement) = &self.media.placement
-                    && self.media.peers.contains(&participant_id)
-                {
+                if let Some(placement) = self.media.peers.get(&participant_id) {
                     let peer = crate::media::peer_id(&self.room_id, &participant_id);
                     let _ = placement
                         .handle()
@@ -358,21 +354,17 @@ impl RoomTask {
         }
     }
 
-    /// The worker the room's media is on, while it has media peers.
-    pub(super) fn media_placement(&self) -> Option<&crate::media::Placement> {
-        self.media.placement.as_ref()
-    }
-
-    /// The room's last media peer went: its worker is free to take other rooms, and stops
-    /// recording this one (the next placement records it again).
-    fn release_placement(&mut self) {
-        self.stop_recording_on_placement();
-        self.media.placement = None;
+    /// The workers the room's media peers are on (each once, in order).
+    pub(super) fn media_workers(&self) -> Vec<usize> {
+        let mut workers: Vec<usize> = self.media.peers.values().map(|p| p.worker()).collect();
+        workers.sort_unstable();
+        workers.dedup();
+        workers
     }
 
     /// The participants with a media peer.
     pub(super) fn media_participants(&self) -> Vec<ParticipantId> {
-        self.media.peers.iter().cloned().collect()
+        self.media.peers.keys().cloned().collect()
     }
 
     pub(super) fn drop_media_peer(&mut self, id: &ParticipantId) {
@@ -384,15 +376,16 @@ impl RoomTask {
                 quality: NetworkQuality::Unknown,
             }]);
         }
-        if self.media.peers.remove(id)
-            && let Some(placement) = &mut self.media.placement
-        {
+        if let Some(placement) = self.media.peers.remove(id) {
             let _ = placement
                 .handle()
                 .remove_peer(crate::media::peer_id(&self.room_id, id));
-            placement.peer_removed();
-            if self.media.peers.is_empty() {
-                self.release_placement();
+            // The room's last peer on that worker: it stops recording the room (a peer
+            // placed there again records it again).
+            let worker = placement.worker();
+            drop(placement);
+            if !self.media_workers().contains(&worker) {
+                self.stop_recording_on_worker(worker);
             }
         }
     }

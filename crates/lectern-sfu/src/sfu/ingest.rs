@@ -19,9 +19,9 @@
 //! is the one place it is crossed. Another consumer of media plugs in there, fed once per
 //! ingested packet and never per subscriber: a recorder takes each `Ingested` (its run says
 //! where a new sequence space or layer starts, `keyframe_start` where a decoder can begin),
-//! and subscribers on another media worker would be sent the `Ingested` (the payload `Arc`
+//! and subscribers on another media worker are sent the `Ingested` (the payload `Arc`
 //! crosses threads as it is) for that worker's deliver step, with the publisher's `PeerKey`
-//! and `TrackId` mapped to that worker's own.
+//! and `TrackId` mapped to that worker's own mirror (`relay.rs`).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -37,7 +37,9 @@ use crate::peer::{Peer, PeerKey, TrackId};
 use crate::speaker::SPEAKER_INTERVAL;
 
 /// One RTP packet from a publisher, taken in once: routed to its track and layer, accounted
-/// for, and read for what every delivery of it needs. Consumers take it by reference.
+/// for, and read for what every delivery of it needs. Consumers take it by reference; a
+/// linked SFU is handed a copy (see `relay.rs`).
+#[derive(Clone)]
 pub(super) struct Ingested {
     /// The publisher's peer.
     pub source: PeerKey,
@@ -79,6 +81,9 @@ impl Sfu {
         };
         if !self.recordings.is_empty() {
             self.record(now, &packet);
+        }
+        if !self.relay_to.is_empty() {
+            self.relay(&packet);
         }
         self.deliver(now, &packet);
     }

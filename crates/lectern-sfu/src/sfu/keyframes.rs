@@ -52,7 +52,7 @@ impl Sfu {
                     continue;
                 }
             }
-            if send_keyframe_request(peer, i, l, kind, now) {
+            if send_keyframe_request(peer, i, l, kind, now, &mut self.outbox) {
                 self.stats.keyframe_requests_sent += 1;
                 sent = true;
             }
@@ -93,8 +93,18 @@ fn send_keyframe_request(
     l: usize,
     kind: KeyframeRequestKind,
     now: Instant,
+    outbox: &mut Outbox,
 ) -> bool {
+    let mirror = peer.mirror;
     let track = &mut peer.tracks_in[i];
+    if let Some(mirror) = mirror {
+        if l >= track.layers.len() {
+            return false;
+        }
+        Sfu::relay_keyframe_request(outbox, mirror, track, l, kind);
+        track.layers[l].last_keyframe_request = Some(now);
+        return true;
+    }
     let mid = track.mid;
     let Some(layer) = track.layers.get_mut(l) else {
         return false;
@@ -122,7 +132,7 @@ pub(super) fn send_due_keyframe_requests(
             match peer.tracks_in[i].layers[l].keyframe_due {
                 Some((due, kind)) if due <= now => {
                     peer.tracks_in[i].layers[l].keyframe_due = None;
-                    if send_keyframe_request(peer, i, l, kind, now) {
+                    if send_keyframe_request(peer, i, l, kind, now, outbox) {
                         stats.keyframe_requests_sent += 1;
                     }
                     outbox.drain(key, peer);

@@ -24,6 +24,8 @@ pub(super) struct Outbox {
     /// str0m events not handled yet. Handling one may touch other peers, so events are queued
     /// and handled after the drain that produced them, never inside it.
     pub rtc_events: VecDeque<(PeerKey, Event)>,
+    /// Messages for linked SFUs (see `relay.rs`).
+    pub relay: VecDeque<(crate::LinkId, crate::RelayMessage)>,
 }
 
 impl Outbox {

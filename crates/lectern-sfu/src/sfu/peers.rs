@@ -7,8 +7,7 @@ use tracing::info;
 
 use super::Sfu;
 use crate::peer::{Peer, PeerKey, TrackOut};
-use crate::sdp::Numbering;
-use crate::{PeerId, PublishPermission, SfuError};
+use crate::{PeerId, SfuError};
 
 /// The most video packets kept for resending (NACK, RTX) on each stream the SFU sends; str0m
 /// keeps them 3 s, up to this many (its default: 1,000). Each takes ~430 B of str0m's
@@ -52,32 +51,7 @@ impl Sfu {
             .build(now);
         let key = PeerKey(self.next_key);
         self.next_key += 1;
-        let mut peer = Peer {
-            id: id.clone(),
-            rtc,
-            ufrag: creds.ufrag.clone(),
-            addrs: Vec::new(),
-            timeout: now,
-            dtls_up: false,
-            ice_up: false,
-            up_reported: false,
-            down_reported: false,
-            holding: true,
-            held: Vec::new(),
-            flush_at: None,
-            permission: PublishPermission::NONE,
-            pending_offer: None,
-            app_line: false,
-            app_line_offered: false,
-            numbering: Numbering::default(),
-            tracks_in: Vec::new(),
-            tracks_out: Vec::new(),
-            idle_lines: Vec::new(),
-            ssrc_routes: Vec::new(),
-            bandwidth: None,
-            quality_window: Default::default(),
-            quality: Default::default(),
-        };
+        let mut peer = Peer::new(id.clone(), rtc, creds.ufrag.clone(), now);
         let advertised = self.advertised_addrs();
         for addr in advertised {
             match Candidate::host(addr, "udp") {
@@ -89,7 +63,8 @@ impl Sfu {
             self.outbox.drain(key, &mut peer);
         }
 
-        // Subscribe to what the room already publishes.
+        let first_here = !self.has_local_peers(&id.room);
+        // Subscribe to what the room already publishes (here, or mirrored from a linked SFU).
         let members = self.rooms.entry(id.room.clone()).or_default();
         for &other in members.iter() {
             let Some(publisher) = self.peers.get_mut(&other) else {
@@ -111,6 +86,9 @@ impl Sfu {
         self.peers.insert(key, Box::new(peer));
         info!(room.id = %id.room, participant.id = %id.participant, "media peer added");
         self.arm_quality_check(now);
+        if first_here {
+            self.relay_room_joined(&id.room);
+        }
         self.want_offer(key);
         self.finish(now);
         Ok(())
@@ -166,6 +144,12 @@ impl Sfu {
             }
         }
         self.clear_speaker(&peer.id.room, key);
+        if peer.tracks_in.iter().any(|t| t.announced) {
+            self.relay_tracks_changed(&peer.id.room);
+        }
+        if !self.has_local_peers(&peer.id.room) {
+            self.relay_room_left(&peer.id.room);
+        }
         info!(room.id = %id.room, participant.id = %id.participant, "media peer removed");
         self.finish(now);
     }

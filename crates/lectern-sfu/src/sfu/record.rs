@@ -100,16 +100,17 @@ impl Sfu {
         self.recorded.pop_front()
     }
 
-    /// The writer lost frames of this track: ask its publisher for a keyframe.
+    /// The writer lost frames of this track: ask its publisher for a keyframe. False if the
+    /// track is not recorded here (with linked SFUs, it may be recorded by another).
     pub fn request_recording_keyframe(
         &mut self,
         now: Instant,
         room: &RoomId,
         participant: &ParticipantId,
         track: u64,
-    ) {
+    ) -> bool {
         let Some(recording) = self.recordings.get(room) else {
-            return;
+            return false;
         };
         let found = recording
             .tracks
@@ -119,6 +120,7 @@ impl Sfu {
         if let Some((key, t, layer)) = found {
             self.request_keyframe(now, key, t, Some(layer), KeyframeRequestKind::Pli);
         }
+        found.is_some()
     }
 
     /// The stage moved: every recorded video track of `room` is asked for a keyframe, so that a

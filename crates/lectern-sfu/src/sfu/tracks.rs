@@ -105,10 +105,13 @@ impl Sfu {
         if !still_audible {
             self.clear_speaker(&room, key);
         }
+        if track.announced {
+            self.relay_tracks_changed(&room);
+        }
     }
 
     /// Offer a publisher's track to every other peer of its room.
-    fn announce(&mut self, key: PeerKey, track_id: TrackId) {
+    pub(super) fn announce(&mut self, key: PeerKey, track_id: TrackId) {
         let Some(peer) = self.peers.get(&key) else {
             return;
         };
@@ -120,8 +123,14 @@ impl Sfu {
         let subscribers: Vec<PeerKey> = self
             .rooms
             .get(&room)
-            .map(|m| m.iter().copied().filter(|k| *k != key).collect())
+            .map(|m| {
+                m.iter()
+                    .copied()
+                    .filter(|k| *k != key && self.peers.get(k).is_some_and(|p| p.mirror.is_none()))
+                    .collect()
+            })
             .unwrap_or_default();
+        let local = peer.mirror.is_none();
         for &sub in &subscribers {
             if let Some(s) = self.peers.get_mut(&sub) {
                 s.tracks_out
@@ -134,6 +143,9 @@ impl Sfu {
         track.subscribers.extend_from_slice(&subscribers);
         for sub in subscribers {
             self.want_offer(sub);
+        }
+        if local {
+            self.relay_tracks_changed(&room);
         }
     }
 

@@ -6,6 +6,7 @@ mod handover;
 mod negotiation;
 mod quality;
 mod recording;
+mod relay;
 mod reuse;
 mod support;
 mod worker;

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use lectern_sfu::{MediaEvent, PeerId, Sfu, SfuConfig};
+use lectern_sfu::{LinkId, MediaEvent, PeerId, Sfu, SfuConfig};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
 use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid, Simulcast, SimulcastLayer};
@@ -146,6 +146,8 @@ pub struct Client {
     pub last_audio: Option<Instant>,
     /// Publish video as simulcast: (rid, picture size) per layer.
     pub simulcast: Vec<(&'static str, (u16, u16))>,
+    /// The SFU it is a peer of: 0 is [`Net::sfu`], n is `Net::linked[n - 1]`.
+    pub on: usize,
     timeout: Instant,
     outbox: VecDeque<(SocketAddr, Vec<u8>)>,
 }
@@ -182,6 +184,7 @@ impl Client {
             last_video: None,
             last_audio: None,
             simulcast: Vec::new(),
+            on: 0,
             timeout: now,
             outbox: VecDeque::new(),
         };
@@ -417,6 +420,14 @@ pub struct Net {
     pub now: Instant,
     pub sfu: Sfu,
     pub sfu_addr: SocketAddr,
+    /// More SFUs (media workers), each linked with every other: a room's peers spread over
+    /// them, with relayed media between them. SFU n (n > 0) is `linked[n - 1]`, named
+    /// `LinkId(n)` by the others.
+    pub linked: Vec<(Sfu, SocketAddr)>,
+    /// Relayed messages seen so far, per sending SFU: (media packets, others).
+    pub relayed: Vec<(usize, usize)>,
+    /// Relaying between SFUs stops (to show what depends on it).
+    pub relay_off: bool,
     pub clients: Vec<Client>,
     pub events: Vec<MediaEvent>,
     /// Answer SFU offers automatically (as the browser client does).
@@ -443,6 +454,9 @@ impl Net {
             now,
             sfu,
             sfu_addr,
+            linked: Vec::new(),
+            relayed: vec![(0, 0)],
+            relay_off: false,
             clients: Vec::new(),
             events: Vec::new(),
             auto_answer: true,
@@ -453,6 +467,43 @@ impl Net {
             tap: None,
             held_uplink: None,
         }
+    }
+
+    /// Add an SFU linked with every other; returns its number (for [`Net::join_on`]).
+    pub fn add_linked_sfu(&mut self) -> usize {
+        let n = self.linked.len() + 1;
+        let addr: SocketAddr = format!("10.0.0.{}:5000", n + 1).parse().unwrap();
+        let mut sfu = in_sfu(|| Sfu::new(SfuConfig::new(vec![addr]))).expect("sfu");
+        for other in 0..n {
+            in_sfu(|| sfu.add_link(LinkId(other as u32)));
+            let other_sfu = self.sfu_at(other);
+            in_sfu(|| other_sfu.add_link(LinkId(n as u32)));
+        }
+        self.linked.push((sfu, addr));
+        self.relayed.push((0, 0));
+        self.pump();
+        n
+    }
+
+    /// SFU `n` (0: [`Net::sfu`]).
+    pub fn sfu_at(&mut self, n: usize) -> &mut Sfu {
+        match n {
+            0 => &mut self.sfu,
+            n => &mut self.linked[n - 1].0,
+        }
+    }
+
+    fn sfu_addr_of(&self, n: usize) -> SocketAddr {
+        match n {
+            0 => self.sfu_addr,
+            n => self.linked[n - 1].1,
+        }
+    }
+
+    /// The SFU client `id` is a peer of.
+    pub fn sfu_of(&mut self, id: &str) -> &mut Sfu {
+        let n = self.client(id).on;
+        self.sfu_at(n)
     }
 
     pub fn client(&self, id: &str) -> &Client {
@@ -480,9 +531,26 @@ impl Net {
         self.join_via(room, id, addr, addr, publish);
     }
 
+    /// [`Net::join`] as a peer of SFU `on` (see [`Net::add_linked_sfu`]).
+    pub fn join_on(&mut self, on: usize, room: &str, id: &str, addr: &str, publish: &[MediaKind]) {
+        self.join_full(on, room, id, addr, addr, publish);
+    }
+
     /// Join from behind a NAT: the client advertises `addr`, the SFU sees `seen_as`.
     pub fn join_via(
         &mut self,
+        room: &str,
+        id: &str,
+        addr: &str,
+        seen_as: &str,
+        publish: &[MediaKind],
+    ) {
+        self.join_full(0, room, id, addr, seen_as, publish);
+    }
+
+    fn join_full(
+        &mut self,
+        on: usize,
         room: &str,
         id: &str,
         addr: &str,
@@ -493,12 +561,15 @@ impl Net {
         let mut client = Client::new(now, id, addr);
         client.seen_as = seen_as.parse().unwrap();
         client.id = PeerId::new(room, id);
+        client.on = on;
         let pid = client.id.clone();
         self.clients.push(client);
-        in_sfu(|| self.sfu.add_peer(now, pid.clone())).expect("add peer");
+        let sfu = self.sfu_at(on);
+        in_sfu(|| sfu.add_peer(now, pid.clone())).expect("add peer");
         if !publish.is_empty() {
             let offer = self.client_mut(id).make_offer(now, publish);
-            let answer = in_sfu(|| self.sfu.accept_offer(now, &pid, &offer)).expect("sfu answers");
+            let sfu = self.sfu_at(on);
+            let answer = in_sfu(|| sfu.accept_offer(now, &pid, &offer)).expect("sfu answers");
             assert_answer_within_offer(&offer, &answer);
             self.client_mut(id).accept_answer(now, &answer);
         }
@@ -532,7 +603,8 @@ impl Net {
     pub fn allow(&mut self, id: &str, audio: bool, video: bool) {
         let now = self.now;
         let peer = self.peer(id);
-        in_sfu(|| self.sfu.set_publish_permission(now, &peer, audio, video)).expect("permission");
+        let sfu = self.sfu_of(id);
+        in_sfu(|| sfu.set_publish_permission(now, &peer, audio, video)).expect("permission");
         self.pump();
     }
 
@@ -564,43 +636,70 @@ impl Net {
                         held.push(bytes);
                         continue;
                     }
-                    if dest == self.sfu_addr && !self.lose(dest, bytes.len()) {
-                        let sfu_addr = self.sfu_addr;
-                        in_sfu(|| self.sfu.handle_receive(now, seen_as, sfu_addr, &bytes));
+                    let on = (0..=self.linked.len()).find(|&n| self.sfu_addr_of(n) == dest);
+                    if let Some(on) = on
+                        && !self.lose(dest, bytes.len())
+                    {
+                        let sfu = self.sfu_at(on);
+                        in_sfu(|| sfu.handle_receive(now, seen_as, dest, &bytes));
                     }
                 }
             }
-            while let Some(t) = in_sfu(|| self.sfu.poll_transmit()) {
-                moved = true;
-                assert_eq!(t.source, self.sfu_addr);
-                if let Some((_, sent)) = self.tap.as_mut().filter(|(a, _)| *a == t.destination) {
-                    sent.push(t.contents.to_vec());
-                }
-                if self.lose(t.destination, t.contents.len()) {
-                    continue;
-                }
-                if let Some(c) = self.clients.iter_mut().find(|c| c.seen_as == t.destination) {
-                    c.receive(now, self.sfu_addr, &t.contents);
-                }
-            }
-            while let Some(e) = in_sfu(|| self.sfu.poll_event()) {
-                moved = true;
-                if let (MediaEvent::Offer { peer, sdp, .. }, true) = (&e, self.auto_answer) {
-                    let c = self
-                        .clients
-                        .iter_mut()
-                        .find(|c| &c.id == peer)
-                        .expect("offer for a known client");
-                    let answer = c.accept_offer(now, sdp);
-                    in_sfu(|| self.sfu.accept_answer(now, peer, &answer))
-                        .expect("sfu accepts answer");
-                }
-                self.events.push(e);
+            for on in 0..=self.linked.len() {
+                moved |= self.pump_sfu(now, on);
             }
             if !moved {
                 return;
             }
         }
+    }
+
+    /// Move what SFU `on` produced: datagrams, events (answering offers), relayed messages.
+    fn pump_sfu(&mut self, now: Instant, on: usize) -> bool {
+        let mut moved = false;
+        let sfu_addr = self.sfu_addr_of(on);
+        while let Some(t) = in_sfu(|| self.sfu_at(on).poll_transmit()) {
+            moved = true;
+            assert_eq!(t.source, sfu_addr);
+            if let Some((_, sent)) = self.tap.as_mut().filter(|(a, _)| *a == t.destination) {
+                sent.push(t.contents.to_vec());
+            }
+            if self.lose(t.destination, t.contents.len()) {
+                continue;
+            }
+            if let Some(c) = self.clients.iter_mut().find(|c| c.seen_as == t.destination) {
+                c.receive(now, sfu_addr, &t.contents);
+            }
+        }
+        while let Some(e) = in_sfu(|| self.sfu_at(on).poll_event()) {
+            moved = true;
+            if let (MediaEvent::Offer { peer, sdp, .. }, true) = (&e, self.auto_answer) {
+                let c = self
+                    .clients
+                    .iter_mut()
+                    .find(|c| &c.id == peer && c.on == on)
+                    .expect("offer for a known client");
+                let answer = c.accept_offer(now, sdp);
+                let sfu = self.sfu_at(on);
+                in_sfu(|| sfu.accept_answer(now, peer, &answer)).expect("sfu accepts answer");
+            }
+            self.events.push(e);
+        }
+        while let Some((to, message)) = in_sfu(|| self.sfu_at(on).poll_relay()) {
+            moved = true;
+            let seen = &mut self.relayed[on];
+            if message.is_media() {
+                seen.0 += 1;
+            } else {
+                seen.1 += 1;
+            }
+            if self.relay_off && message.is_media() {
+                continue;
+            }
+            let sfu = self.sfu_at(to.0 as usize);
+            in_sfu(|| sfu.handle_relay(now, LinkId(on as u32), message));
+        }
+        moved
     }
 
     /// Run the simulated clock forward.
@@ -612,8 +711,11 @@ impl Net {
             for c in &mut self.clients {
                 c.tick(now);
             }
-            if in_sfu(|| self.sfu.poll_timeout()).is_some_and(|t| t <= now) {
-                in_sfu(|| self.sfu.handle_timeout(now));
+            for on in 0..=self.linked.len() {
+                let sfu = self.sfu_at(on);
+                if in_sfu(|| sfu.poll_timeout()).is_some_and(|t| t <= now) {
+                    in_sfu(|| sfu.handle_timeout(now));
+                }
             }
             self.pump();
         }
@@ -679,7 +781,8 @@ impl Net {
     pub fn view(&mut self, id: &str, width: u32, height: u32) {
         let (now, mid) = (self.now, self.video_mid(id));
         let peer = self.peer(id);
-        in_sfu(|| self.sfu.set_view_size(now, &peer, &mid, width, height)).expect("view size");
+        let sfu = self.sfu_of(id);
+        in_sfu(|| sfu.set_view_size(now, &peer, &mid, width, height)).expect("view size");
         self.pump();
     }
 
