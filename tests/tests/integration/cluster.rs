@@ -68,6 +68,19 @@ async fn node_child() {
     lectern_tests::serve_as_child(&settings).await;
 }
 
+/// Runs `test` with engines of its own (skipped, saying so, without them), then drops the
+/// schema whatever the outcome.
+pub(crate) async fn with_engines(
+    test: impl AsyncFnOnce(&Engines) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let Some(engines) = Engines::start().await? else {
+        return Ok(());
+    };
+    let result = test(&engines).await;
+    engines.schema.remove().await?;
+    result
+}
+
 /// The shared engines of one test: a PostgreSQL schema and a Redis key prefix.
 pub(crate) struct Engines {
     pub(crate) schema: PostgresSchema,
@@ -278,12 +291,7 @@ fn video_packets(bot: &Bot, publisher: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rooms_spread_a_class_meets_on_one_node_and_survives_kill9_of_it() -> anyhow::Result<()> {
-    let Some(engines) = Engines::start().await? else {
-        return Ok(());
-    };
-    let result = three_nodes(&engines).await;
-    engines.schema.remove().await?;
-    result
+    with_engines(three_nodes).await
 }
 
 async fn three_nodes(engines: &Engines) -> anyhow::Result<()> {
@@ -449,12 +457,7 @@ impl Proxy {
 // The proxy runs on this test's runtime while the main thread waits for the children to start.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_cut_off_from_redis_stops_its_rooms_and_sends_clients_away() -> anyhow::Result<()> {
-    let Some(engines) = Engines::start().await? else {
-        return Ok(());
-    };
-    let result = partition(&engines).await;
-    engines.schema.remove().await?;
-    result
+    with_engines(partition).await
 }
 
 async fn partition(engines: &Engines) -> anyhow::Result<()> {
@@ -518,12 +521,7 @@ pub(crate) fn random() -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_draining_node_takes_no_new_rooms_keeps_its_class_and_exits_when_empty()
 -> anyhow::Result<()> {
-    let Some(engines) = Engines::start().await? else {
-        return Ok(());
-    };
-    let result = drain(&engines).await;
-    engines.schema.remove().await?;
-    result
+    with_engines(drain).await
 }
 
 async fn drain(engines: &Engines) -> anyhow::Result<()> {
@@ -645,12 +643,7 @@ async fn admin_key(engines: &Engines) -> anyhow::Result<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rest_on_any_node_acts_on_a_room_hosted_elsewhere() -> anyhow::Result<()> {
-    let Some(engines) = Engines::start().await? else {
-        return Ok(());
-    };
-    let result = room_actions_across_nodes(&engines).await;
-    engines.schema.remove().await?;
-    result
+    with_engines(room_actions_across_nodes).await
 }
 
 async fn room_actions_across_nodes(engines: &Engines) -> anyhow::Result<()> {
@@ -794,12 +787,7 @@ async fn room_actions_across_nodes(engines: &Engines) -> anyhow::Result<()> {
 /// can open it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_room_that_fails_to_load_releases_its_lease() -> anyhow::Result<()> {
-    let Some(engines) = Engines::start().await? else {
-        return Ok(());
-    };
-    let result = failed_load(&engines).await;
-    engines.schema.remove().await?;
-    result
+    with_engines(failed_load).await
 }
 
 async fn failed_load(engines: &Engines) -> anyhow::Result<()> {

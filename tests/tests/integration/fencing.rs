@@ -19,7 +19,9 @@ use lectern_proto::{Role, RoomId};
 use lectern_tests::{metric_value, wait_until};
 use serde_json::json;
 
-use crate::cluster::{Engines, LEASE_TTL_VAR, chat_seqs, http_get, join, redis_url, token};
+use crate::cluster::{
+    Engines, LEASE_TTL_VAR, chat_seqs, http_get, join, redis_url, token, with_engines,
+};
 
 fn signal(child: &std::process::Child, sig: &str) -> anyhow::Result<()> {
     let status = std::process::Command::new("kill")
@@ -31,12 +33,7 @@ fn signal(child: &std::process::Child, sig: &str) -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_host_that_wakes_after_a_takeover_stores_and_acks_nothing() -> anyhow::Result<()> {
-    let Some(engines) = Engines::start().await? else {
-        return Ok(());
-    };
-    let result = stale_host(&engines).await;
-    engines.schema.remove().await?;
-    result
+    with_engines(stale_host).await
 }
 
 async fn stale_host(engines: &Engines) -> anyhow::Result<()> {

@@ -19,7 +19,7 @@ use lectern_proto::Role;
 use lectern_tests::{Client, DEADLINE, wait_until};
 use serde_json::json;
 
-use crate::cluster::{Engines, Proxy, chat_seqs, http_get, join, redis_url, token};
+use crate::cluster::{Engines, Proxy, chat_seqs, http_get, join, redis_url, token, with_engines};
 
 /// A `redis-server` of the test's own, without persistence, that the test stops and starts
 /// again on the same port.
@@ -250,12 +250,7 @@ async fn redis_restart(engines: &Engines, mut redis: OwnRedis) -> anyhow::Result
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_out_of_reach_refuses_chat_clearly_then_the_class_goes_on_intact()
 -> anyhow::Result<()> {
-    let Some(engines) = Engines::start().await? else {
-        return Ok(());
-    };
-    let result = postgres_outage(&engines).await;
-    engines.schema.remove().await?;
-    result
+    with_engines(postgres_outage).await
 }
 
 async fn postgres_outage(engines: &Engines) -> anyhow::Result<()> {
