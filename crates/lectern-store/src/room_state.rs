@@ -6,10 +6,10 @@
 //! share (the text forms of the columns); `postgres/room_state.rs` mirrors the statements.
 
 use lectern_proto::{ClassMode, ClassState, ParticipantId, RoomId};
+use sqlx::SqliteExecutor;
 use sqlx::sqlite::SqliteConnection;
-use sqlx::{Row, SqliteExecutor};
 
-use crate::row::role_from_db;
+use crate::row::Columns;
 use crate::{StoreError, StoreOp, StoredParticipantState, StoredRoomState, from_db, to_db};
 
 pub(crate) const ROOM_COLUMNS: &str =
@@ -125,50 +125,46 @@ where
 }
 
 /// A `room_states` row (its `ROOM_COLUMNS`), read on either backend.
-pub(crate) fn room_state_from_row<'r, R>(row: &'r R) -> Result<StoredRoomState, StoreError>
-where
-    R: Row,
-    &'static str: sqlx::ColumnIndex<R>,
-    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    bool: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-{
-    RoomRow {
-        class_state: row.try_get("class_state")?,
-        class_started_at: row.try_get("class_started_at")?,
-        banned: row.try_get("banned")?,
-    }
-    .into_state(
-        row.try_get("presenter_id")?,
-        &row.try_get::<String, _>("class_mode")?,
-        row.try_get("speak_all")?,
-        row.try_get("end_warned")?,
-    )
-}
-
-/// A `participant_states` row (its `PARTICIPANT_COLUMNS`), read on either backend.
-pub(crate) fn participant_from_row<'r, R>(row: &'r R) -> Result<StoredParticipantState, StoreError>
-where
-    R: Row,
-    &'static str: sqlx::ColumnIndex<R>,
-    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    bool: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-{
-    participant_from_parts(ParticipantParts {
-        participant_id: row.try_get("participant_id")?,
-        name: row.try_get("name")?,
-        role: row.try_get("role")?,
-        in_lobby: row.try_get("in_lobby")?,
-        hard_muted: row.try_get("hard_muted")?,
-        speak_granted: row.try_get("speak_granted")?,
-        camera_allowed: row.try_get("camera_allowed")?,
-        hand_raised_at: row.try_get("hand_raised_at")?,
-        hand_order: row.try_get("hand_order")?,
+pub(crate) fn room_state_from_row(row: &impl Columns) -> Result<StoredRoomState, StoreError> {
+    let banned: Vec<String> = serde_json::from_str(&row.text("banned")?)
+        .map_err(|e| StoreError::Corrupt(format!("banned list: {e}")))?;
+    let mode = row.text("class_mode")?;
+    Ok(StoredRoomState {
+        class_state: class_state_from_db(&row.text("class_state")?)?,
+        class_started_at: row.opt_unsigned("class_started_at")?,
+        presenter: row.opt_participant("presenter_id")?,
+        mode: ClassMode::parse(&mode)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown class mode {mode:?}")))?,
+        speak_all: row.flag("speak_all")?,
+        banned: banned.into_iter().map(ParticipantId).collect(),
+        end_warned: row.flag("end_warned")?,
     })
 }
 
-/// The columns of a `room_states` row that need converting, in their stored form.
+/// A `participant_states` row (its `PARTICIPANT_COLUMNS`), read on either backend.
+pub(crate) fn participant_from_row(
+    row: &impl Columns,
+) -> Result<StoredParticipantState, StoreError> {
+    let hand = match (row.opt_int("hand_raised_at")?, row.opt_int("hand_order")?) {
+        (Some(at), Some(order)) => Some((
+            from_db("hand_raised_at", at)?,
+            from_db("hand_order", order)?,
+        )),
+        _ => None,
+    };
+    Ok(StoredParticipantState {
+        participant_id: row.participant("participant_id")?,
+        name: row.text("name")?,
+        role: row.role("role")?,
+        in_lobby: row.flag("in_lobby")?,
+        hard_muted: row.flag("hard_muted")?,
+        speak_granted: row.flag("speak_granted")?,
+        camera_allowed: row.flag("camera_allowed")?,
+        hand,
+    })
+}
+
+/// The columns of a `room_states` row that need converting, in their stored form (for writing).
 pub(crate) struct RoomRow {
     pub class_state: String,
     pub class_started_at: Option<i64>,
@@ -189,65 +185,6 @@ impl RoomRow {
                 .map_err(|e| StoreError::Corrupt(format!("banned list: {e}")))?,
         })
     }
-
-    pub(crate) fn into_state(
-        self,
-        presenter: Option<String>,
-        mode: &str,
-        speak_all: bool,
-        end_warned: bool,
-    ) -> Result<StoredRoomState, StoreError> {
-        let banned: Vec<String> = serde_json::from_str(&self.banned)
-            .map_err(|e| StoreError::Corrupt(format!("banned list: {e}")))?;
-        Ok(StoredRoomState {
-            class_state: class_state_from_db(&self.class_state)?,
-            class_started_at: self
-                .class_started_at
-                .map(|at| from_db("class_started_at", at))
-                .transpose()?,
-            presenter: presenter.map(ParticipantId),
-            mode: ClassMode::parse(mode)
-                .ok_or_else(|| StoreError::Corrupt(format!("unknown class mode {mode:?}")))?,
-            speak_all,
-            banned: banned.into_iter().map(ParticipantId).collect(),
-            end_warned,
-        })
-    }
-}
-
-/// A `participant_states` row as read.
-pub(crate) struct ParticipantParts {
-    pub participant_id: String,
-    pub name: String,
-    pub role: String,
-    pub in_lobby: bool,
-    pub hard_muted: bool,
-    pub speak_granted: bool,
-    pub camera_allowed: bool,
-    pub hand_raised_at: Option<i64>,
-    pub hand_order: Option<i64>,
-}
-
-pub(crate) fn participant_from_parts(
-    p: ParticipantParts,
-) -> Result<StoredParticipantState, StoreError> {
-    let hand = match (p.hand_raised_at, p.hand_order) {
-        (Some(at), Some(order)) => Some((
-            from_db("hand_raised_at", at)?,
-            from_db("hand_order", order)?,
-        )),
-        _ => None,
-    };
-    Ok(StoredParticipantState {
-        participant_id: ParticipantId(p.participant_id),
-        name: p.name,
-        role: role_from_db(&p.role)?,
-        in_lobby: p.in_lobby,
-        hard_muted: p.hard_muted,
-        speak_granted: p.speak_granted,
-        camera_allowed: p.camera_allowed,
-        hand,
-    })
 }
 
 /// `(hand_raised_at, hand_order)` as stored.
