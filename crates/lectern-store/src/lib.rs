@@ -161,41 +161,15 @@ pub struct LoadedRoom {
     pub chat_locked: bool,
     /// The class state the room last stored ([`StoreOp::RoomState`]); `None` if it never stored
     /// one or closed while empty ([`StoreOp::RoomStateCleared`]).
-    pub state: Option<StoredRoomState>,
+    pub state: Option<SavedRoom>,
     /// The participants the room last stored ([`StoreOp::ParticipantState`]), by id.
-    pub participants: Vec<StoredParticipantState>,
+    pub participants: Vec<SavedParticipant>,
 }
 
-/// The room-wide class state a restore needs: one row per room, replaced whole.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredRoomState {
-    pub class_state: lectern_proto::ClassState,
-    /// When the class last went live.
-    pub class_started_at: Option<UnixMillis>,
-    /// The student holding the stage.
-    pub presenter: Option<ParticipantId>,
-    pub mode: lectern_proto::ClassMode,
-    /// Staff let every student speak.
-    pub speak_all: bool,
-    /// Removed by staff during the current class.
-    pub banned: Vec<ParticipantId>,
-    /// A scheduled session's end warning was given.
-    pub end_warned: bool,
-}
-
-/// One participant's state a restore needs: one row per participant, replaced whole.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredParticipantState {
-    pub participant_id: ParticipantId,
-    pub name: String,
-    pub role: Role,
-    pub in_lobby: bool,
-    pub hard_muted: bool,
-    pub speak_granted: bool,
-    pub camera_allowed: bool,
-    /// A raised hand: `(raised_at, order)`, the queue going by `order`, smallest first.
-    pub hand: Option<(UnixMillis, u64)>,
-}
+/// The class state and participants a restore needs are the room's own types: the store keeps
+/// what the room saves ([`StoreOp::RoomState`], [`StoreOp::ParticipantState`]) and gives it back
+/// in [`StoredRoom`] as the room takes it.
+pub use lectern_room::{SavedHand, SavedParticipant, SavedRoom};
 
 /// One change to persist, as part of a [`Store::write_batch`].
 #[derive(Debug, Clone)]
@@ -252,9 +226,9 @@ pub enum StoreOp {
     /// Staff showed the results to the class (the first time counts).
     PollShared { poll_id: PollId, at: UnixMillis },
     /// The room's class state for a restore: replaces the one stored (an upsert).
-    RoomState(StoredRoomState),
+    RoomState(SavedRoom),
     /// A participant's state for a restore: replaces theirs (an upsert).
-    ParticipantState(StoredParticipantState),
+    ParticipantState(SavedParticipant),
     /// The participant has nothing left to restore: their row goes (nothing happens if none).
     ParticipantStateCleared { participant_id: ParticipantId },
     /// Nothing of the room is to be restored (it closed while empty): its class state and

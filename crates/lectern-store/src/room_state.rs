@@ -10,7 +10,7 @@ use sqlx::SqliteExecutor;
 use sqlx::sqlite::SqliteConnection;
 
 use crate::row::Columns;
-use crate::{StoreError, StoreOp, StoredParticipantState, StoredRoomState, from_db, to_db};
+use crate::{SavedHand, SavedParticipant, SavedRoom, StoreError, StoreOp, from_db, to_db};
 
 pub(crate) const ROOM_COLUMNS: &str =
     "class_state, class_started_at, presenter_id, class_mode, speak_all, banned, end_warned";
@@ -57,7 +57,7 @@ pub(crate) async fn apply_sqlite(
                  hand_raised_at = excluded.hand_raised_at, hand_order = excluded.hand_order"
             ))
             .bind(room.as_str())
-            .bind(p.participant_id.as_str())
+            .bind(p.id.as_str())
             .bind(&p.name)
             .bind(p.role.as_str())
             .bind(p.in_lobby)
@@ -93,7 +93,7 @@ pub(crate) async fn apply_sqlite(
 pub(crate) async fn load_sqlite<'c, E>(
     conn: E,
     room: &RoomId,
-) -> Result<Option<StoredRoomState>, StoreError>
+) -> Result<Option<SavedRoom>, StoreError>
 where
     E: SqliteExecutor<'c>,
 {
@@ -110,7 +110,7 @@ where
 pub(crate) async fn load_participants_sqlite<'c, E>(
     conn: E,
     room: &RoomId,
-) -> Result<Vec<StoredParticipantState>, StoreError>
+) -> Result<Vec<SavedParticipant>, StoreError>
 where
     E: SqliteExecutor<'c>,
 {
@@ -125,11 +125,11 @@ where
 }
 
 /// A `room_states` row (its `ROOM_COLUMNS`), read on either backend.
-pub(crate) fn room_state_from_row(row: &impl Columns) -> Result<StoredRoomState, StoreError> {
+pub(crate) fn room_state_from_row(row: &impl Columns) -> Result<SavedRoom, StoreError> {
     let banned: Vec<String> = serde_json::from_str(&row.text("banned")?)
         .map_err(|e| StoreError::Corrupt(format!("banned list: {e}")))?;
     let mode = row.text("class_mode")?;
-    Ok(StoredRoomState {
+    Ok(SavedRoom {
         class_state: class_state_from_db(&row.text("class_state")?)?,
         class_started_at: row.opt_unsigned("class_started_at")?,
         presenter: row.opt_participant("presenter_id")?,
@@ -142,18 +142,16 @@ pub(crate) fn room_state_from_row(row: &impl Columns) -> Result<StoredRoomState,
 }
 
 /// A `participant_states` row (its `PARTICIPANT_COLUMNS`), read on either backend.
-pub(crate) fn participant_from_row(
-    row: &impl Columns,
-) -> Result<StoredParticipantState, StoreError> {
+pub(crate) fn participant_from_row(row: &impl Columns) -> Result<SavedParticipant, StoreError> {
     let hand = match (row.opt_int("hand_raised_at")?, row.opt_int("hand_order")?) {
-        (Some(at), Some(order)) => Some((
-            from_db("hand_raised_at", at)?,
-            from_db("hand_order", order)?,
-        )),
+        (Some(at), Some(order)) => Some(SavedHand {
+            raised_at: from_db("hand_raised_at", at)?,
+            order: from_db("hand_order", order)?,
+        }),
         _ => None,
     };
-    Ok(StoredParticipantState {
-        participant_id: row.participant("participant_id")?,
+    Ok(SavedParticipant {
+        id: row.participant("participant_id")?,
         name: row.text("name")?,
         role: row.role("role")?,
         in_lobby: row.flag("in_lobby")?,
@@ -173,7 +171,7 @@ pub(crate) struct RoomRow {
 }
 
 impl RoomRow {
-    pub(crate) fn from_state(state: &StoredRoomState) -> Result<Self, StoreError> {
+    pub(crate) fn from_state(state: &SavedRoom) -> Result<Self, StoreError> {
         let banned: Vec<&str> = state.banned.iter().map(ParticipantId::as_str).collect();
         Ok(RoomRow {
             class_state: class_state_to_db(state.class_state).to_owned(),
@@ -188,11 +186,12 @@ impl RoomRow {
 }
 
 /// `(hand_raised_at, hand_order)` as stored.
-pub(crate) fn hand_to_db(
-    p: &StoredParticipantState,
-) -> Result<(Option<i64>, Option<i64>), StoreError> {
+pub(crate) fn hand_to_db(p: &SavedParticipant) -> Result<(Option<i64>, Option<i64>), StoreError> {
     match p.hand {
-        Some((at, order)) => Ok((Some(to_db("time", at)?), Some(to_db("hand order", order)?))),
+        Some(SavedHand { raised_at, order }) => Ok((
+            Some(to_db("time", raised_at)?),
+            Some(to_db("hand order", order)?),
+        )),
         None => Ok((None, None)),
     }
 }

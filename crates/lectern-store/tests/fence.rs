@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use lectern_proto::{ChatMessage, ChatTarget, ParticipantId, Role, RoomId, Seq, UnixMillis};
-use lectern_store::{Store, StoreError, StoreOp, StoredRoomState};
+use lectern_store::{SavedRoom, Store, StoreError, StoreOp};
 use sqlx::Connection;
 
 mod common;
@@ -39,7 +39,7 @@ fn full_batch(seq: Seq) -> Vec<StoreOp> {
             role: Role::Student,
             at: T0 + seq,
         },
-        StoreOp::RoomState(StoredRoomState {
+        StoreOp::RoomState(SavedRoom {
             class_state: lectern_proto::ClassState::Ended,
             class_started_at: None,
             presenter: None,

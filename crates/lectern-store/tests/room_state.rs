@@ -4,7 +4,7 @@
 //! removes them; a failed batch leaves the previous state; other rooms are untouched.
 
 use lectern_proto::{ClassMode, ClassState, ParticipantId, Role, RoomId, UnixMillis};
-use lectern_store::{Store, StoreOp, StoredParticipantState, StoredRoomState};
+use lectern_store::{SavedHand, SavedParticipant, SavedRoom, Store, StoreOp};
 mod common;
 
 use common::Db;
@@ -19,8 +19,8 @@ fn pid(id: &str) -> ParticipantId {
     ParticipantId::new(id)
 }
 
-fn live() -> StoredRoomState {
-    StoredRoomState {
+fn live() -> SavedRoom {
+    SavedRoom {
         class_state: ClassState::Live,
         class_started_at: Some(T0),
         presenter: Some(pid("s1")),
@@ -31,16 +31,16 @@ fn live() -> StoredRoomState {
     }
 }
 
-fn student(id: &str, hand: Option<(UnixMillis, u64)>) -> StoredParticipantState {
-    StoredParticipantState {
-        participant_id: pid(id),
+fn student(id: &str, hand: Option<(UnixMillis, u64)>) -> SavedParticipant {
+    SavedParticipant {
+        id: pid(id),
         name: format!("Student {id} — é"),
         role: Role::Student,
         in_lobby: false,
         hard_muted: false,
         speak_granted: false,
         camera_allowed: false,
-        hand,
+        hand: hand.map(|(raised_at, order)| SavedHand { raised_at, order }),
     }
 }
 
@@ -66,7 +66,7 @@ async fn room_state_round_trips_and_is_replaced_whole(db: Db) {
     );
 
     // Every field replaced, NULLs included.
-    let ended = StoredRoomState {
+    let ended = SavedRoom {
         class_state: ClassState::Ended,
         class_started_at: None,
         presenter: None,
@@ -86,7 +86,7 @@ async fn room_state_round_trips_and_is_replaced_whole(db: Db) {
         Some(ended)
     );
     for state in [ClassState::NotStarted, ClassState::Live] {
-        let s = StoredRoomState {
+        let s = SavedRoom {
             class_state: state,
             ..live()
         };
@@ -125,7 +125,7 @@ async fn participant_states_upsert_clear_and_load_by_id(db: Db) {
     s3_lowered.hand = None;
     s3_lowered.in_lobby = true;
     s3_lowered.speak_granted = true;
-    let observer = StoredParticipantState {
+    let observer = SavedParticipant {
         role: Role::Observer,
         ..student("o", None)
     };
@@ -186,7 +186,7 @@ async fn a_failed_batch_keeps_the_previous_state(db: Db) {
         .unwrap();
     // The second op fails (a time beyond i64): the first is rolled back with it.
     let ops = [
-        StoreOp::RoomState(StoredRoomState {
+        StoreOp::RoomState(SavedRoom {
             class_state: ClassState::Ended,
             ..live()
         }),

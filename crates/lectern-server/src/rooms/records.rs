@@ -1,35 +1,7 @@
-//! The room's records as the store's rows, and the stored state as the room takes it back.
+//! The room's records as the store's operations.
 
-use lectern_room::{AttendanceKind, PersistRecord, SavedHand, SavedParticipant, SavedRoom};
+use lectern_room::{AttendanceKind, PersistRecord};
 use lectern_store::StoreOp;
-
-/// The stored class state as the room takes it back.
-pub(super) fn saved_room(s: lectern_store::StoredRoomState) -> SavedRoom {
-    SavedRoom {
-        class_state: s.class_state,
-        class_started_at: s.class_started_at,
-        presenter: s.presenter,
-        mode: s.mode,
-        speak_all: s.speak_all,
-        banned: s.banned,
-        end_warned: s.end_warned,
-    }
-}
-
-pub(super) fn saved_participant(p: lectern_store::StoredParticipantState) -> SavedParticipant {
-    SavedParticipant {
-        id: p.participant_id,
-        name: p.name,
-        role: p.role,
-        in_lobby: p.in_lobby,
-        hard_muted: p.hard_muted,
-        speak_granted: p.speak_granted,
-        camera_allowed: p.camera_allowed,
-        hand: p
-            .hand
-            .map(|(raised_at, order)| SavedHand { raised_at, order }),
-    }
-}
 
 pub(super) fn store_op(record: &PersistRecord) -> StoreOp {
     match record {
@@ -101,27 +73,8 @@ pub(super) fn store_op(record: &PersistRecord) -> StoreOp {
             poll_id: *poll_id,
             at: *at,
         },
-        PersistRecord::RoomState(s) => StoreOp::RoomState(lectern_store::StoredRoomState {
-            class_state: s.class_state,
-            class_started_at: s.class_started_at,
-            presenter: s.presenter.clone(),
-            mode: s.mode,
-            speak_all: s.speak_all,
-            banned: s.banned.clone(),
-            end_warned: s.end_warned,
-        }),
-        PersistRecord::ParticipantState(p) => {
-            StoreOp::ParticipantState(lectern_store::StoredParticipantState {
-                participant_id: p.id.clone(),
-                name: p.name.clone(),
-                role: p.role,
-                in_lobby: p.in_lobby,
-                hard_muted: p.hard_muted,
-                speak_granted: p.speak_granted,
-                camera_allowed: p.camera_allowed,
-                hand: p.hand.map(|h| (h.raised_at, h.order)),
-            })
-        }
+        PersistRecord::RoomState(s) => StoreOp::RoomState(s.clone()),
+        PersistRecord::ParticipantState(p) => StoreOp::ParticipantState(p.clone()),
         PersistRecord::ParticipantStateCleared { participant_id } => {
             StoreOp::ParticipantStateCleared {
                 participant_id: participant_id.clone(),

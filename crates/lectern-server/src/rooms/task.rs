@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
 use super::outbox::Outbox;
-use super::records::{saved_participant, saved_room, store_op};
+use super::records::store_op;
 use super::signalling::MediaPeers;
 use super::{Registry, RoomCommand, RoomEnv};
 use crate::metrics::Metrics;
@@ -549,12 +549,8 @@ async fn load(
         last_seq: loaded.last_seq,
         recent_chat: loaded.recent_chat,
         chat_locked: loaded.chat_locked,
-        state: loaded.state.map(saved_room),
-        participants: loaded
-            .participants
-            .into_iter()
-            .map(saved_participant)
-            .collect(),
+        state: loaded.state,
+        participants: loaded.participants,
     })
 }
 

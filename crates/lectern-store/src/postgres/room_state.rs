@@ -9,7 +9,7 @@ use crate::room_state::{
     PARTICIPANT_COLUMNS, ROOM_COLUMNS, RoomRow, hand_to_db, participant_from_row,
     room_state_from_row,
 };
-use crate::{StoreError, StoreOp, StoredParticipantState, StoredRoomState};
+use crate::{SavedParticipant, SavedRoom, StoreError, StoreOp};
 
 /// One room-state op of a batch (other ops are not this file's: nothing happens).
 pub(super) async fn apply(
@@ -52,7 +52,7 @@ pub(super) async fn apply(
                  hand_raised_at = excluded.hand_raised_at, hand_order = excluded.hand_order"
             ))
             .bind(room.as_str())
-            .bind(p.participant_id.as_str())
+            .bind(p.id.as_str())
             .bind(&p.name)
             .bind(p.role.as_str())
             .bind(p.in_lobby)
@@ -87,10 +87,7 @@ pub(super) async fn apply(
 }
 
 /// The stored state of `room` (inside the caller's read transaction).
-pub(super) async fn load<'c, E>(
-    conn: E,
-    room: &RoomId,
-) -> Result<Option<StoredRoomState>, StoreError>
+pub(super) async fn load<'c, E>(conn: E, room: &RoomId) -> Result<Option<SavedRoom>, StoreError>
 where
     E: PgExecutor<'c>,
 {
@@ -107,7 +104,7 @@ where
 pub(super) async fn load_participants<'c, E>(
     conn: E,
     room: &RoomId,
-) -> Result<Vec<StoredParticipantState>, StoreError>
+) -> Result<Vec<SavedParticipant>, StoreError>
 where
     E: PgExecutor<'c>,
 {
