@@ -9,88 +9,17 @@
 //! Needs PostgreSQL, Redis and the `redis-server` binary (each skipped with a message when absent
 //! or when `LECTERN_SKIP_POSTGRES=1` / `LECTERN_SKIP_REDIS=1`).
 
-use std::net::{SocketAddr, TcpListener as StdListener};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use lectern_cluster::{LeaseConfig, LeaseHolder, Leases, NodeId, Redis};
 use lectern_proto::Role;
+use lectern_testkit::OwnRedis;
 use lectern_tests::{Client, DEADLINE, wait_until};
 use serde_json::json;
 
 use crate::cluster::{Engines, Proxy, chat_seqs, http_get, join, redis_url, token, with_engines};
-
-/// A `redis-server` of the test's own, without persistence, that the test stops and starts
-/// again on the same port.
-struct OwnRedis {
-    port: u16,
-    dir: tempfile::TempDir,
-    child: Option<Child>,
-}
-
-impl OwnRedis {
-    /// `None` (after saying so) when the machine has no `redis-server`.
-    fn start() -> anyhow::Result<Option<OwnRedis>> {
-        if Command::new("redis-server")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .status()
-            .is_err()
-        {
-            eprintln!(
-                "skipped: this test needs the `redis-server` binary (apt-get install redis-server)"
-            );
-            return Ok(None);
-        }
-        let port = StdListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let mut redis = OwnRedis {
-            port,
-            dir: tempfile::tempdir()?,
-            child: None,
-        };
-        redis.restart()?;
-        Ok(Some(redis))
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// Starts the server (again) and waits until it answers.
-    fn restart(&mut self) -> anyhow::Result<()> {
-        let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .stdout(Stdio::null())
-            .spawn()
-            .context("start redis-server")?;
-        self.child = Some(child);
-        let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            if start.elapsed() > DEADLINE {
-                bail!("redis-server did not listen on port {}", self.port);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(())
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 /// `room`'s lease holder (node and fencing token) in the Redis at `url` under `prefix`.
 async fn holder(url: &str, prefix: &str, room: &str) -> anyhow::Result<Option<LeaseHolder>> {
@@ -134,7 +63,7 @@ async fn a_redis_restart_stops_rooms_until_it_is_back_then_the_class_goes_on_int
     let Some(engines) = Engines::start().await? else {
         return Ok(());
     };
-    let Some(redis) = OwnRedis::start()? else {
+    let Some(redis) = OwnRedis::start().await else {
         engines.schema.remove().await?;
         return Ok(());
     };
@@ -185,7 +114,7 @@ async fn redis_restart(engines: &Engines, mut redis: OwnRedis) -> anyhow::Result
 
     // Redis goes away: the room's lease can no longer be renewed, so A stops the room at the
     // lease's local deadline and sends its clients away to come back later.
-    redis.kill();
+    redis.kill().await;
     let killed_at = Instant::now();
     for client in [&mut ada, &mut bo] {
         let closing = client.wait_for(|m| m["type"] == "closing").await?;
@@ -209,7 +138,7 @@ async fn redis_restart(engines: &Engines, mut redis: OwnRedis) -> anyhow::Result
 
     // Redis is back, empty: the nodes register again and the class is placed afresh, restored
     // from PostgreSQL with every acknowledged message.
-    redis.restart()?;
+    redis.restart().await;
     let restarted_at = Instant::now();
     wait_ready(a.addr, 200, "ready").await?;
     wait_ready(b.addr, 200, "ready").await?;

@@ -257,10 +257,10 @@ async fn the_bus_and_leases_work_again_after_a_redis_restart() {
         return;
     };
     let prefix = random_prefix();
-    let redis_a = connect_to(&server.url, &prefix)
+    let redis_a = connect_to(&server.url(), &prefix)
         .await
         .expect("own redis-server");
-    let redis_b = connect_to(&server.url, &prefix)
+    let redis_b = connect_to(&server.url(), &prefix)
         .await
         .expect("own redis-server");
     let (bus_a, _inbox_a) = CommandBus::start(redis_a.clone(), node("node-a"), 16)

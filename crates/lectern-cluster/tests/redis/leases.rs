@@ -220,7 +220,7 @@ async fn a_partitioned_holder_reports_lease_lost_by_its_local_deadline() {
     };
     let prefix = random_prefix();
     let config = LeaseConfig::with_ttl(Duration::from_millis(600));
-    let redis = connect_to(&server.url, &prefix)
+    let redis = connect_to(&server.url(), &prefix)
         .await
         .expect("own redis-server");
     let (a, mut a_lost) = Leases::new(redis, node("node-a"), config).expect("config");

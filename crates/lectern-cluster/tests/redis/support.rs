@@ -1,11 +1,10 @@
-//! Connecting to Redis, waiting on conditions, and a private `redis-server` to kill.
+//! Connecting to Redis, waiting on conditions, and a private `redis-server` to kill
+//! (`lectern_testkit::OwnRedis`).
 
 use std::future::Future;
-use std::process::Stdio;
 use std::time::Duration;
 
 use lectern_cluster::Redis;
-use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
 /// The shared Redis these tests use.
@@ -97,74 +96,4 @@ where
     }
 }
 
-/// A `redis-server` of the test's own, on a free port, killed on drop.
-pub struct OwnRedis {
-    child: Child,
-    port: u16,
-    pub url: String,
-}
-
-impl OwnRedis {
-    /// Starts one, or `None` (the test skips, with a message) if `redis-server` is not installed.
-    pub async fn start() -> Option<OwnRedis> {
-        let which = std::process::Command::new("sh")
-            .args(["-c", "command -v redis-server"])
-            .output();
-        if !which.is_ok_and(|o| o.status.success()) {
-            eprintln!("SKIPPED: no redis-server binary on this machine to start and kill");
-            return None;
-        }
-        // A port the kernel just handed out and we released: free unless someone races us.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let child = spawn_redis(port).await;
-        Some(OwnRedis {
-            child,
-            port,
-            url: format!("redis://127.0.0.1:{port}"),
-        })
-    }
-
-    /// Kills the server (SIGKILL) and waits for it to be gone.
-    pub async fn kill(&mut self) {
-        self.child.kill().await.expect("kill redis-server");
-    }
-
-    /// Starts a fresh, empty server on the same port (after [`OwnRedis::kill`]).
-    pub async fn restart(&mut self) {
-        self.child = spawn_redis(self.port).await;
-    }
-}
-
-/// Starts `redis-server` on `port`, without persistence, and waits until it answers.
-async fn spawn_redis(port: u16) -> Child {
-    let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start redis-server");
-    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).expect("redis url");
-    wait_until(
-        Duration::from_secs(10),
-        "the private redis-server answers",
-        || {
-            let client = client.clone();
-            async move {
-                match client.get_multiplexed_async_connection().await {
-                    Ok(mut c) => redis::cmd("PING")
-                        .query_async::<String>(&mut c)
-                        .await
-                        .is_ok(),
-                    Err(_) => false,
-                }
-            }
-        },
-    )
-    .await;
-    child
-}
+pub use lectern_testkit::OwnRedis;
