@@ -182,7 +182,7 @@ async function main() {
       const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
       await context.addInitScript(recordPeerConnections);
       const page = await context.newPage();
-      await page.goto(link);
+      await page.goto(link, { timeout: 60_000 });
       await waitFor(ready, () => page.locator(ready).isVisible(), { timeout: 30_000 });
       return page;
     };
