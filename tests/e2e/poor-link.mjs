@@ -36,6 +36,8 @@ const SWITCH_WITHIN_MS = 5_000;
  */
 const MAX_FREEZE_MS = 1_000;
 const SAME_GAP_MS = 250;
+/** Tries when the instructor's browser lets its 640 layer fall below the limit by itself. */
+const ATTEMPTS = 3;
 
 /** @param {string[]} args */
 function ip(...args) {
@@ -198,64 +200,80 @@ async function main() {
       }
     });
     await check(`the limited student's link drops to ${LIMIT}: switched to the 320 layer within ${SWITCH_WITHIN_MS / 1000} s, decoding on without a gap over ${MAX_FREEZE_MS / 1000} s; the open student keeps 640`, async () => {
-      // The 640 layer must need well more than the limit when it comes. An instructor's Chromium
-      // short of CPU (or whose own estimate of its uplink dipped) sends it slower for a while, at
-      // times hardly above 400 kbit/s, and a link that is hardly full shows congestion only after
-      // many seconds (one such run took 26 s); wait for it to send at least 1.5 times the limit.
-      let large = { bytes: await largeLayerBytes(s.instructor), at: Date.now() };
-      let largeKbps = 0;
-      await waitFor('the 640 layer sent at 600 kbit/s or more', async () => {
-        await new Promise((r) => setTimeout(r, 1_000));
-        const now = { bytes: await largeLayerBytes(s.instructor), at: Date.now() };
-        largeKbps = Math.round(((now.bytes - large.bytes) * 8) / (now.at - large.at));
-        large = now;
-        return largeKbps >= 600;
-      }, { timeout: 30_000, interval: 0 });
-      tc('qdisc', 'add', 'dev', HOST_IF, 'root', 'tbf', 'rate', LIMIT, 'burst', '16kb', 'latency', '300ms');
-      const limitedAt = Date.now();
-      if (process.env.POOR_LINK_SERVER_LOG) console.log(`limit on at ${new Date(limitedAt).toISOString()}`);
-      const switchedAfter = await waitFor('the limited student on the 320 layer', async () => {
-        const v = await inbound(s.limited);
-        return v.some((x) => x.width === 320) ? Date.now() - limitedAt : null;
-      }, { timeout: 30_000, interval: 100 });
-      const largeUntilSwitch = Math.round(((await largeLayerBytes(s.instructor)) - large.bytes) * 8 / (Date.now() - large.at));
-      // Decoding goes on: sample frames decoded every 100 ms for 8 s.
-      // The open student's longest gap alongside: what the instructor's encoder and this
-      // machine allow at all.
-      const gaps = { limited: 0, open: 0 };
-      const last = { limited: { frames: 0, at: Date.now() }, open: { frames: 0, at: Date.now() } };
-      for (const who of ['limited', 'open']) last[who].frames = (await inbound(s[who])).reduce((n, v) => n + v.frames, 0);
-      const until = Date.now() + 8_000;
-      while (Date.now() < until) {
-        await new Promise((r) => setTimeout(r, 100));
-        for (const who of ['limited', 'open']) {
-          const frames = (await inbound(s[who])).reduce((n, v) => n + v.frames, 0);
-          if (frames > last[who].frames) {
-            gaps[who] = Math.max(gaps[who], Date.now() - last[who].at);
-            last[who] = { frames, at: Date.now() };
+      for (let attempt = 1; ; attempt++) {
+        // The 640 layer must need well more than the limit when it comes. An instructor's Chromium
+        // short of CPU (or whose own estimate of its uplink dipped) sends it slower for a while, at
+        // times hardly above 400 kbit/s, and a link that is hardly full shows congestion only after
+        // many seconds (one such run took 26 s); wait for it to send at least 1.5 times the limit.
+        let large = { bytes: await largeLayerBytes(s.instructor), at: Date.now() };
+        let largeKbps = 0;
+        await waitFor('the 640 layer sent at 600 kbit/s or more', async () => {
+          await new Promise((r) => setTimeout(r, 1_000));
+          const now = { bytes: await largeLayerBytes(s.instructor), at: Date.now() };
+          largeKbps = Math.round(((now.bytes - large.bytes) * 8) / (now.at - large.at));
+          large = now;
+          return largeKbps >= 600;
+        }, { timeout: 60_000, interval: 0 });
+        tc('qdisc', 'add', 'dev', HOST_IF, 'root', 'tbf', 'rate', LIMIT, 'burst', '16kb', 'latency', '300ms');
+        const limitedAt = Date.now();
+        if (process.env.POOR_LINK_SERVER_LOG) console.log(`limit on at ${new Date(limitedAt).toISOString()}`);
+        // No switch in 30 s: Infinity, judged below (too slow, unless the 640 layer fell).
+        const switchedAfter = await waitFor('the limited student on the 320 layer', async () => {
+          const v = await inbound(s.limited);
+          return v.some((x) => x.width === 320) ? Date.now() - limitedAt : null;
+        }, { timeout: 30_000, interval: 100 }).catch(() => Infinity);
+        const switchedAt = Date.now();
+        const largeAtSwitch = await largeLayerBytes(s.instructor);
+        const largeUntilSwitch = Math.round((largeAtSwitch - large.bytes) * 8 / (switchedAt - large.at));
+        // Decoding goes on: sample frames decoded every 100 ms for 8 s.
+        // The open student's longest gap alongside: what the instructor's encoder and this
+        // machine allow at all.
+        const gaps = { limited: 0, open: 0 };
+        const last = { limited: { frames: 0, at: Date.now() }, open: { frames: 0, at: Date.now() } };
+        for (const who of ['limited', 'open']) last[who].frames = (await inbound(s[who])).reduce((n, v) => n + v.frames, 0);
+        const until = Date.now() + 8_000;
+        while (Date.now() < until) {
+          await new Promise((r) => setTimeout(r, 100));
+          for (const who of ['limited', 'open']) {
+            const frames = (await inbound(s[who])).reduce((n, v) => n + v.frames, 0);
+            if (frames > last[who].frames) {
+              gaps[who] = Math.max(gaps[who], Date.now() - last[who].at);
+              last[who] = { frames, at: Date.now() };
+            }
           }
         }
-      }
-      for (const who of ['limited', 'open']) gaps[who] = Math.max(gaps[who], Date.now() - last[who].at);
-      const longestGap = gaps.limited;
-      const openWidths = (await inbound(s.open)).map((v) => v.width);
-      const limitedWidths = (await inbound(s.limited)).map((v) => v.width);
-      const sent = await s.instructor.evaluate(async () => {
-        const out = [];
-        for (const pc of window.__lecternPeerConnections) {
-          (await pc.getStats()).forEach((st) => {
-            if (st.type === 'outbound-rtp' && st.kind === 'video') out.push(`${st.rid}:${st.frameWidth ?? 0}${st.qualityLimitationReason && st.qualityLimitationReason !== 'none' ? `(${st.qualityLimitationReason})` : ''}`);
-          });
+        for (const who of ['limited', 'open']) gaps[who] = Math.max(gaps[who], Date.now() - last[who].at);
+        const longestGap = gaps.limited;
+        const openWidths = (await inbound(s.open)).map((v) => v.width);
+        const limitedWidths = (await inbound(s.limited)).map((v) => v.width);
+        const sent = await s.instructor.evaluate(async () => {
+          const out = [];
+          for (const pc of window.__lecternPeerConnections) {
+            (await pc.getStats()).forEach((st) => {
+              if (st.type === 'outbound-rtp' && st.kind === 'video') out.push(`${st.rid}:${st.frameWidth ?? 0}${st.qualityLimitationReason && st.qualityLimitationReason !== 'none' ? `(${st.qualityLimitationReason})` : ''}`);
+            });
+          }
+          return out.join(' ');
+        });
+        const largeAfter = Math.round(((await largeLayerBytes(s.instructor)) - largeAtSwitch) * 8 / (Date.now() - switchedAt));
+        const detail = `attempt ${attempt}: 640 layer sent at ${largeKbps} kbit/s before the limit, ${largeUntilSwitch} kbit/s until the switch, ${largeAfter} kbit/s after; switched after ${switchedAfter} ms; longest gap in decoded frames ${longestGap} ms (open student: ${gaps.open} ms); open student ${openWidths}, limited ${limitedWidths}; instructor sends ${sent}`;
+        console.log(`poor link: ${detail}`);
+        if (largeUntilSwitch < 600 || largeAfter < 400) {
+          // The instructor's own browser stopped or slowed its 640 layer (short of CPU): the run
+          // says nothing about the SFU. Lift the limit, wait for the limited student to be back on
+          // 640 (after the SFU's hold) and try again.
+          tc('qdisc', 'del', 'dev', HOST_IF, 'root');
+          if (attempt === ATTEMPTS) throw new Error(`the instructor's browser did not keep its 640 layer above the limit in ${ATTEMPTS} attempts: ${detail}`);
+          console.log('poor link: the 640 layer fell below the limit by itself; trying again');
+          await waitFor('the limited student back on the 640 layer', async () => (await inbound(s.limited)).some((v) => v.width === 640), { timeout: 90_000, interval: 500 });
+          continue;
         }
-        return out.join(' ');
-      });
-      const detail = `640 layer sent at ${largeKbps} kbit/s before the limit, ${largeUntilSwitch} kbit/s until the switch; switched after ${switchedAfter} ms; longest gap in decoded frames ${longestGap} ms (open student: ${gaps.open} ms); open student ${openWidths}, limited ${limitedWidths}; instructor sends ${sent}`;
-      console.log(`poor link: ${detail}`);
-      if (switchedAfter > SWITCH_WITHIN_MS) throw new Error(`too slow: ${detail}`);
-      if (longestGap > Math.max(MAX_FREEZE_MS, gaps.open + SAME_GAP_MS)) throw new Error(`froze: ${detail}`);
-      if (!openWidths.includes(640)) throw new Error(`the open student lost the 640 layer: ${detail}`);
-      if (limitedWidths.includes(640)) throw new Error(`the limited student is back on the 640 layer: ${detail}`);
-      return detail;
+        if (switchedAfter > SWITCH_WITHIN_MS) throw new Error(`too slow: ${detail}`);
+        if (longestGap > Math.max(MAX_FREEZE_MS, gaps.open + SAME_GAP_MS)) throw new Error(`froze: ${detail}`);
+        if (!openWidths.includes(640)) throw new Error(`the open student lost the 640 layer: ${detail}`);
+        if (limitedWidths.includes(640)) throw new Error(`the limited student is back on the 640 layer: ${detail}`);
+        return detail;
+      }
     });
   } finally {
     for (const b of browsers) await b.close().catch(() => {});
