@@ -4,8 +4,9 @@
 # end-to-end tests (Debian Chromium driven by playwright-core, tests/e2e: the live class,
 # run.mjs, the seminar tools of issue 16, seminar.mjs, the live polls of issue 13, polls.mjs,
 # then a class recorded and replayed, replay.mjs, the course board of issue 13, course.mjs, its
-# quizzes, quiz.mjs, and a class on two nodes surviving kill -9 of its host, cluster.mjs, which
-# needs PostgreSQL, Redis and psql).
+# quizzes, quiz.mjs, a class on two nodes surviving kill -9 of its host, cluster.mjs, which
+# needs PostgreSQL, Redis and psql, and a student on a 400 kbit/s link, poor-link.mjs, which needs
+# root for a network namespace and tc, and skips, saying so, without).
 #
 # Before them, the browser client's JSDoc types are checked with TypeScript (web-client/package.json:
 # `tsc -p .`, strict, no emit); a type error fails the script. Then the client's unit tests
@@ -80,7 +81,7 @@ if [ "${LECTERN_SKIP_E2E:-0}" != 1 ]; then
     (cd web-client && npm test) 2>&1 | tee -a "$log"
     echo "== the replay page against a fixture API (web-client/test/replay-page.mjs)"
     node web-client/test/replay-page.mjs 2>&1 | tee -a "$log"
-    echo "== browser end-to-end tests (tests/e2e: run.mjs, seminar.mjs, polls.mjs, replay.mjs, course.mjs, quiz.mjs, cluster.mjs)"
+    echo "== browser end-to-end tests (tests/e2e: run.mjs, seminar.mjs, polls.mjs, replay.mjs, course.mjs, quiz.mjs, cluster.mjs, poor-link.mjs)"
     cargo build -p lectern-server
     bin="$(realpath "${CARGO_TARGET_DIR:-target}")/debug/lectern"
     (cd tests/e2e && LECTERN_BIN="$bin" node run.mjs) 2>&1 | tee -a "$log"
@@ -90,6 +91,7 @@ if [ "${LECTERN_SKIP_E2E:-0}" != 1 ]; then
     (cd tests/e2e && LECTERN_BIN="$bin" node course.mjs) 2>&1 | tee -a "$log"
     (cd tests/e2e && LECTERN_BIN="$bin" node quiz.mjs) 2>&1 | tee -a "$log"
     (cd tests/e2e && LECTERN_BIN="$bin" node cluster.mjs) 2>&1 | tee -a "$log"
+    (cd tests/e2e && LECTERN_BIN="$bin" node poor-link.mjs) 2>&1 | tee -a "$log"
 fi
 
 # One closing line for the whole run: cargo prints one per test binary (the last often a

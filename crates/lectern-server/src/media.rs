@@ -166,6 +166,11 @@ impl MediaPlane {
                 s.layer_switches,
             ),
             (
+                "lectern_media_downlink_cuts_total",
+                "Subscribers whose link was found congested and their video capped a layer down.",
+                s.downlink_cuts,
+            ),
+            (
                 "lectern_media_speaker_changes_total",
                 "Active-speaker changes reported to rooms.",
                 s.speaker_changes,

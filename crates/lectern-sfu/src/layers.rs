@@ -4,8 +4,8 @@
 //! A browser publishing simulcast sends the same camera as several RTP streams, each with its
 //! own SSRC and `rid` (e.g. 320x180 and 640x360). The SFU forwards one of them to each
 //! subscriber: the smallest whose picture is at least as tall as the subscriber shows it
-//! (a thumbnail gets a thumbnail), and no more than the subscriber's bandwidth estimate lets
-//! through. Switching happens on a keyframe of the new layer, with sequence numbers and
+//! (a thumbnail gets a thumbnail), and no more than the subscriber's link lets through when it
+//! was found congested (`crate::downlink`). Switching happens on a keyframe of the new layer, with sequence numbers and
 //! timestamps rewritten so the subscriber sees one continuous stream.
 
 use std::time::{Duration, Instant};
@@ -14,8 +14,11 @@ use str0m::media::{KeyframeRequestKind, Rid};
 use str0m::rtp::{Ssrc, Vp8Descriptor, Vp8Patch};
 
 /// A layer that sent nothing for this long is not chosen (the browser paused it, e.g. for
-/// lack of CPU or uplink bandwidth).
+/// lack of CPU or uplink bandwidth), unless it usually is silent for longer (see
+/// [`Layer::active`]).
 pub(crate) const LAYER_IDLE: Duration = Duration::from_secs(1);
+/// The longest silence after which a layer still counts as sending, however slowly it sends.
+const LAYER_IDLE_MAX: Duration = Duration::from_secs(3);
 
 /// How often the SFU reconsiders which layer each subscriber gets.
 pub(crate) const LAYER_CHECK_INTERVAL: Duration = Duration::from_millis(250);
@@ -65,6 +68,9 @@ pub(crate) struct Layer {
     pub height: u16,
     pub rate: RateMeter,
     pub last_packet: Instant,
+    /// The longest silence between its packets lately (a frame interval, more when its
+    /// encoder falls behind): rises at once, falls by 1/16 of the difference a packet.
+    usual_gap: Duration,
     pub last_keyframe_request: Option<Instant>,
     /// A coalesced keyframe request waiting for the interval to pass.
     pub keyframe_due: Option<(Instant, KeyframeRequestKind)>,
@@ -80,13 +86,32 @@ impl Layer {
             height: 0,
             rate: RateMeter::new(now),
             last_packet: now,
+            usual_gap: Duration::ZERO,
             last_keyframe_request: None,
             keyframe_due: None,
         }
     }
 
+    /// A packet of `bytes` arrived on the layer.
+    pub fn heard(&mut self, now: Instant, bytes: usize) {
+        self.rate.add(now, bytes);
+        let gap = now.saturating_duration_since(self.last_packet);
+        self.usual_gap = if gap >= self.usual_gap {
+            gap
+        } else {
+            self.usual_gap - (self.usual_gap - gap) / 16
+        };
+        self.last_packet = now;
+    }
+
+    /// Whether the layer is sending: heard from within [`LAYER_IDLE`], or within three of its
+    /// usual silences when it sends more slowly than that (up to [`LAYER_IDLE_MAX`]). A browser
+    /// short of CPU sends a frame a second or less on its large layer: without this, that layer
+    /// would count as paused and back again every few seconds, and each subscriber would be
+    /// switched down and up with it, a keyframe asked for at every switch.
     pub fn active(&self, now: Instant) -> bool {
-        now.saturating_duration_since(self.last_packet) < LAYER_IDLE
+        let idle = (self.usual_gap * 3).clamp(LAYER_IDLE, LAYER_IDLE_MAX);
+        now.saturating_duration_since(self.last_packet) < idle
     }
 }
 
@@ -111,28 +136,40 @@ pub(crate) struct ViewSize {
 /// The layer to send a subscriber, as an index into `layers`.
 ///
 /// `view`: how big the subscriber shows the video (`None`: not said, so the best there is;
-/// 0x0: not shown, so the smallest). `budget`: bits per second this track may use towards the
-/// subscriber (`None`: no estimate yet, no limit). Only layers heard from recently are
-/// candidates (all of them if none is).
+/// 0x0: not shown, so the smallest). `ceiling`: the tallest picture the subscriber's link
+/// takes, once found congested (`None`: no limit; see `crate::downlink`); the smallest layer
+/// if none is that small. Only layers heard from recently are candidates (all of them if none
+/// is).
 pub(crate) fn choose(
     layers: &[Layer],
     now: Instant,
     view: Option<ViewSize>,
-    budget: Option<u64>,
+    ceiling: Option<u16>,
 ) -> usize {
     if layers.len() <= 1 {
         return 0;
     }
-    let mut order: Vec<usize> = (0..layers.len())
+    // Under a ceiling, only the layers under it (any of them if none is sending: the
+    // subscriber's link takes nothing larger); if none is that small, the smallest.
+    let under = |i: &usize| ceiling.is_none_or(|max| layers[*i].height <= max);
+    let mut candidates: Vec<usize> = (0..layers.len()).filter(under).collect();
+    let smallest_only = candidates.is_empty();
+    if smallest_only {
+        candidates = (0..layers.len()).collect();
+    }
+    let mut order: Vec<usize> = candidates
+        .iter()
+        .copied()
         .filter(|&i| layers[i].active(now))
         .collect();
     if order.is_empty() {
-        order = (0..layers.len()).collect();
+        order = candidates;
     }
     // Smallest first: by picture height, then by bit rate (sizes are unknown until a
     // keyframe of the layer passed through).
     order.sort_by_key(|&i| (layers[i].height, layers[i].rate.bps));
     let by_size = match view {
+        _ if smallest_only => 0,
         None => order.len() - 1,
         Some(v) if v.width == 0 || v.height == 0 => 0,
         Some(v) => order
@@ -143,14 +180,7 @@ pub(crate) fn choose(
             })
             .unwrap_or(order.len() - 1),
     };
-    let chosen = match budget {
-        None => by_size,
-        Some(budget) => (0..=by_size)
-            .rev()
-            .find(|&n| layers[order[n]].rate.bps <= budget)
-            .unwrap_or(0),
-    };
-    order[chosen]
+    order[by_size]
 }
 
 /// The picture size in an RTP VP8 payload that starts a keyframe (the payload descriptor of
@@ -349,19 +379,51 @@ mod tests {
     }
 
     #[test]
-    fn the_bandwidth_estimate_caps_the_layer() {
+    fn a_congested_link_caps_the_picture_height() {
         let now = Instant::now();
         let layers = [
             layer(now, 1, 180, 150_000),
             layer(now, 2, 360, 500_000),
             layer(now, 3, 720, 1_500_000),
         ];
-        assert_eq!(choose(&layers, now, None, Some(2_000_000)), 2);
-        assert_eq!(choose(&layers, now, None, Some(800_000)), 1);
-        // Less than even the smallest needs: the smallest anyway.
-        assert_eq!(choose(&layers, now, None, Some(50_000)), 0);
-        // The view's choice is not exceeded because bandwidth allows more.
-        assert_eq!(choose(&layers, now, view(320, 180), Some(5_000_000)), 0);
+        assert_eq!(choose(&layers, now, None, Some(720)), 2);
+        assert_eq!(choose(&layers, now, None, Some(719)), 1);
+        assert_eq!(choose(&layers, now, None, Some(180)), 0);
+        // Lower than even the smallest: the smallest anyway.
+        assert_eq!(choose(&layers, now, None, Some(0)), 0);
+        // The view's choice is not exceeded because the link allows more.
+        assert_eq!(choose(&layers, now, view(320, 180), Some(720)), 0);
+        // Under the ceiling even when the layers under it are silent.
+        let later = now + Duration::from_secs(5);
+        let mut layers = layers;
+        layers[2].last_packet = later;
+        assert_eq!(choose(&layers, later, None, None), 2);
+        assert_eq!(choose(&layers, later, None, Some(360)), 1);
+    }
+
+    #[test]
+    fn a_layer_that_sends_slowly_is_not_taken_for_paused() {
+        let start = Instant::now();
+        let mut l = layer(start, 1, 360, 500_000);
+        // A frame (three packets) every 900 ms: a browser short of CPU.
+        let mut now = start;
+        for _ in 0..5 {
+            now += Duration::from_millis(900);
+            for _ in 0..3 {
+                l.heard(now, 1000);
+            }
+        }
+        assert!(l.active(now + Duration::from_millis(2000)));
+        assert!(!l.active(now + LAYER_IDLE_MAX));
+        // At 15 frames a second, a second of silence is a pause.
+        let mut l = layer(start, 1, 360, 500_000);
+        let mut now = start;
+        for _ in 0..30 {
+            now += Duration::from_millis(66);
+            l.heard(now, 1000);
+        }
+        assert!(l.active(now + Duration::from_millis(900)));
+        assert!(!l.active(now + LAYER_IDLE));
     }
 
     #[test]

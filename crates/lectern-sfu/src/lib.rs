@@ -122,12 +122,25 @@
 //!
 //! ## Network quality
 //!
-//! Each peer's str0m statistics (every second: loss in receiver reports both ways and in
+//! Each peer's str0m statistics (every 500 ms: loss in receiver reports both ways and in
 //! transport-wide feedback, round-trip times) are folded into a window; every
 //! [`QUALITY_INTERVAL`] (2 s) the worst of the window decides the peer's quality (poor from
 //! 10% loss or 400 ms RTT, fair from 3% or 200 ms, else good; a window without measurements
 //! keeps the last quality; no connection is unknown) and the changes of each room are
 //! reported in one [`MediaEvent::NetworkQuality`]. Details in the `quality` module.
+//!
+//! ## Subscribers on poor links
+//!
+//! The same statistics decide, per subscriber, whether the video sent to it fits its link:
+//! congested from [`CONGESTED_LOSS`] (8%) loss (the share str0m resent on its NACKs, or its
+//! receiver reports' fraction lost) or [`CONGESTED_RTT_GROWTH`] (250 ms) of round-trip time over
+//! the lowest seen. Then each simulcast video it gets is capped one layer down (by picture
+//! height), the layer above the cap is not sent one packet more (the queue in front of the link
+//! drains) and the smaller layer's keyframe is asked for at once. The cap holds [`FIRST_HOLD`]
+//! (20 s), then the larger layer is tried again (switched at its keyframe, as any switch up);
+//! congestion within [`TRIAL`] of that doubles the hold, up to [`MAX_HOLD`]. A subscriber that
+//! loses nothing and whose round trip does not grow is never moved. Receivers' REMB estimates
+//! are not used (see `sfu/downlink.rs`). Details in the `downlink` module.
 //!
 //! ## Crypto backend
 //!
@@ -155,12 +168,14 @@
 //! - Bandwidth: str0m's send-side estimator (TWCC) is not enabled. Tried with simulcast: in
 //!   the simulated network of the tests its estimate fell steadily from the start value to
 //!   ~150 kbit/s with no loss or delay, and it paces video when on. So layers are chosen from
-//!   the size a subscriber shows the video at (`set_view_size`), capped only by a REMB
-//!   estimate when a receiver sends one. No pausing of video when even the smallest layer
-//!   does not fit. Transport-cc is negotiated only on the m-lines the SFU receives on (see
-//!   `sdp`): str0m keeps a fixed 1,000-packet record (~88 KiB per peer) of what it sends
-//!   with it. Turning the estimator on for subscribers needs it back there, and that record
-//!   made configurable upstream to stay within the memory budget.
+//!   the size a subscriber shows the video at (`set_view_size`), capped one layer down while
+//!   its link is found congested from loss and round trip (see "Subscribers on poor links");
+//!   there is no estimate of how much a link takes, so going back up is a timed try. No
+//!   pausing of video when even the smallest layer does not fit. Transport-cc is negotiated
+//!   only on the m-lines the SFU receives on (see `sdp`): str0m keeps a fixed 1,000-packet
+//!   record (~88 KiB per peer) of what it sends with it. Turning the estimator on for
+//!   subscribers needs it back there, and that record made configurable upstream to stay
+//!   within the memory budget.
 //! - TURN (relay candidates), ICE over TCP, several sockets per worker; IPv6 is untested.
 //! - Batching: `recvmmsg`/`sendmmsg`/GSO; each forwarded packet advances that subscriber's
 //!   str0m clock once. [`Sfu::poll_timeout`] scans all peers (a timer heap would not).
@@ -178,6 +193,7 @@
 //!
 //! [str0m]: https://github.com/algesten/str0m
 
+mod downlink;
 mod error;
 mod layers;
 mod peer;
@@ -188,6 +204,7 @@ mod speaker;
 mod types;
 mod worker;
 
+pub use downlink::{CONGESTED_LOSS, CONGESTED_RTT_GROWTH, FIRST_HOLD, MAX_HOLD, SETTLE, TRIAL};
 pub use error::SfuError;
 pub use quality::{FAIR_LOSS, FAIR_RTT, NetworkQuality, POOR_LOSS, POOR_RTT, QUALITY_INTERVAL};
 pub use sfu::RecordedFrame;

@@ -89,10 +89,8 @@ pub(crate) struct Peer {
     /// Main SSRC of incoming RTP -> the track and layer it belongs to (`None`: not
     /// forwarded). Cleared on every negotiation.
     pub ssrc_routes: Vec<(Ssrc, Option<(TrackId, usize)>)>,
-    /// The latest estimate of the bandwidth towards this peer (bits per second) that str0m
-    /// reported (a receiver's REMB; str0m's own estimator is not enabled, see the crate
-    /// docs); `None` until there is one.
-    pub bandwidth: Option<u64>,
+    /// Whether the video sent to this peer fits its link (see `crate::downlink`).
+    pub downlink: crate::downlink::Downlink,
     /// What str0m's statistics showed since the last quality decision.
     pub quality_window: crate::quality::QualityWindow,
     /// The quality last decided (and reported, when it changed).
@@ -137,7 +135,7 @@ impl Peer {
             tracks_out: Vec::new(),
             idle_lines: Vec::new(),
             ssrc_routes: Vec::new(),
-            bandwidth: None,
+            downlink: Default::default(),
             quality_window: Default::default(),
             quality: Default::default(),
             mirror: None,
@@ -313,6 +311,12 @@ pub(crate) struct TrackOut {
     /// The layer (index into the source track's layers) to forward; a switch to it happens
     /// at its next keyframe.
     pub target: usize,
+    /// The run in `keyframe_gen` no longer fits the subscriber's link (see `crate::downlink`):
+    /// none of its packets are sent; the target's next keyframe starts a new run.
+    pub drop_run: bool,
+    /// The tallest picture this video may be sent at while the subscriber's link is found
+    /// congested (see `crate::downlink`); `None`: no limit.
+    pub ceiling: Option<u16>,
     /// How big the subscriber shows this video (`media_view`), if it said.
     pub view: Option<ViewSize>,
     /// The subscriber does not show this video at all: nothing of it is forwarded.
@@ -343,6 +347,8 @@ impl TrackOut {
             vp8: Vp8Rewrite::default(),
             keyframe_gen: None,
             target: 0,
+            drop_run: false,
+            ceiling: None,
             view: None,
             paused: false,
             pt_map: Vec::new(),

@@ -18,8 +18,9 @@ use std::time::Duration;
 
 /// How often each peer's quality is decided (and changes reported).
 pub const QUALITY_INTERVAL: Duration = Duration::from_secs(2);
-/// How often str0m produces statistics for each peer: twice per quality window.
-pub(crate) const STATS_INTERVAL: Duration = Duration::from_secs(1);
+/// How often str0m produces statistics for each peer: four times per quality window, and often
+/// enough for a congested downlink to show within a second (`crate::downlink`).
+pub(crate) const STATS_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Loss fraction (0 to 1) from which a connection is poor.
 pub const POOR_LOSS: f32 = 0.10;

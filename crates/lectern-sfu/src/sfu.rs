@@ -16,12 +16,14 @@
 //!   peers of the room, delivered there through mirrors of the remote publishers;
 //! - `keyframes`: keyframe requests to publishers, coalesced;
 //! - `simulcast`: which layer each subscriber is sent;
+//! - `downlink`: a subscriber whose link congests gets its video capped (and a smaller layer);
 //! - `pause`: a subscriber pauses a video it does not show at all;
 //! - `speakers`: each room's active speaker;
 //! - `quality`: each peer's network quality, from str0m's statistics.
 
 mod deliver;
 mod demux;
+mod downlink;
 mod events;
 mod ingest;
 mod keyframes;

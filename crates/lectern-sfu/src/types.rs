@@ -232,6 +232,9 @@ pub struct SfuStats {
     pub demux_scans: u64,
     /// Times a subscriber was switched to another simulcast layer of a video.
     pub layer_switches: u64,
+    /// Times a subscriber's link was found congested and its video capped (see
+    /// [`crate::CONGESTED_LOSS`]).
+    pub downlink_cuts: u64,
     /// Network quality changes reported ([`MediaEvent::NetworkQuality`], per peer).
     pub quality_changes: u64,
     /// RTP packets handed to linked SFUs (once per packet and SFU that joined its room).
@@ -256,6 +259,7 @@ impl std::ops::AddAssign for SfuStats {
             speaker_changes,
             demux_scans,
             layer_switches,
+            downlink_cuts,
             quality_changes,
             rtp_relayed,
             rtp_relay_received,
@@ -271,6 +275,7 @@ impl std::ops::AddAssign for SfuStats {
         self.speaker_changes += speaker_changes;
         self.demux_scans += demux_scans;
         self.layer_switches += layer_switches;
+        self.downlink_cuts += downlink_cuts;
         self.quality_changes += quality_changes;
         self.rtp_relayed += rtp_relayed;
         self.rtp_relay_received += rtp_relay_received;

@@ -81,9 +81,10 @@ impl Sfu {
             return;
         }
         let run = packet.run;
-        if out.keyframe_gen != Some(run) {
-            // Not the run being forwarded: start it only if it is the target layer, and
-            // (video) only at a keyframe. Until then the current run goes on. A subscriber
+        if out.keyframe_gen != Some(run) || out.drop_run {
+            // Not the run being forwarded (or one stopped because the subscriber's link is
+            // congested): start it only if it is the target layer, and (video) only at a
+            // keyframe. Until then the current run goes on, unless stopped. A subscriber
             // shown nothing of this video yet takes any layer's keyframe: the target may be a
             // layer the browser has not started (it adds the large ones as its bandwidth
             // estimate grows) or has paused, and the switch to it comes at its own keyframe.
@@ -108,6 +109,7 @@ impl Sfu {
                 debug!(room.id = %sub.id.room, participant.id = %sub.id.participant, layer = packet.layer, "video run starts at a keyframe");
             }
             out.keyframe_gen = Some(run);
+            out.drop_run = false;
         }
 
         // The header for this subscriber, around the shared payload.

@@ -35,7 +35,7 @@ impl Sfu {
     }
 
     fn on_rtc_event(&mut self, now: Instant, key: PeerKey, event: Event) {
-        if self.note_stats(key, &event) {
+        if self.note_stats(now, key, &event) {
             return;
         }
         match event {
@@ -73,9 +73,9 @@ impl Sfu {
             Event::EgressBitrateEstimate(
                 BweKind::Twcc { estimate, .. } | BweKind::Remb { estimate, .. },
             ) => {
-                if let Some(peer) = self.peers.get_mut(&key) {
+                // Not used for layer choice (see `Sfu::media_budget`); kept for diagnosis.
+                if let Some(peer) = self.peers.get(&key) {
                     trace!(room.id = %peer.id.room, participant.id = %peer.id.participant, estimate = estimate.as_u64(), "bandwidth estimate");
-                    peer.bandwidth = Some(estimate.as_u64());
                 }
             }
             Event::Connected => {

@@ -132,8 +132,7 @@ impl Sfu {
 
         // The layer: its rate, activity and picture size (read from its keyframes).
         let layer = &mut track.layers[layer_index];
-        layer.rate.add(now, packet.payload.len());
-        layer.last_packet = now;
+        layer.heard(now, packet.payload.len());
         if keyframe_start == Some(true)
             && let Some((w, h)) = layers::vp8_keyframe_size(&packet.payload)
         {

@@ -8,18 +8,14 @@ use std::time::Instant;
 use str0m::Event;
 
 use super::Sfu;
-use crate::peer::{OutState, PeerKey};
+use crate::peer::PeerKey;
 use crate::quality::{NetworkQuality, QUALITY_INTERVAL};
 use crate::{MediaEvent, ParticipantId, RoomId};
-
-/// Fewest packets written to an m-line between two statistics for its resends to count as a
-/// loss measurement (a handful of audio packets says little).
-const MIN_PACKETS_FOR_LOSS: u64 = 20;
 
 impl Sfu {
     /// Folds one of str0m's statistics events into the peer's window; `false` if `event` is
     /// not one.
-    pub(super) fn note_stats(&mut self, key: PeerKey, event: &Event) -> bool {
+    pub(super) fn note_stats(&mut self, now: Instant, key: PeerKey, event: &Event) -> bool {
         let Some(peer) = self.peers.get_mut(&key) else {
             return matches!(
                 event,
@@ -44,22 +40,11 @@ impl Sfu {
                 // it is not negotiated where the SFU only sends (`crate::sdp`). The resends
                 // str0m made since the last statistics show that loss instead (it resends
                 // nothing unasked while its bandwidth estimator, which probes with resends,
-                // is off).
+                // is off); `note_downlink` counts them.
                 window.note_loss(s.loss);
                 window.note_rtt(s.rtt);
-                let out = peer
-                    .tracks_out
-                    .iter_mut()
-                    .find(|o| matches!(o.state, OutState::Open(m) if m == s.mid));
-                if let Some(out) = out {
-                    if let Some((packets, written)) = out.egress_seen {
-                        let written = out.written.saturating_sub(written);
-                        let resent = s.packets.saturating_sub(packets).saturating_sub(written);
-                        if written >= MIN_PACKETS_FOR_LOSS {
-                            window.note_loss(Some(resent as f32 / written as f32));
-                        }
-                    }
-                    out.egress_seen = Some((s.packets, out.written));
+                if let Some(why) = self.note_downlink(now, key, s) {
+                    self.on_congestion(now, key, why);
                 }
             }
             Event::MediaIngressStats(s) => {

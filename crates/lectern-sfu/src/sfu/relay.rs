@@ -422,8 +422,7 @@ impl Sfu {
             }
         }
         let layer = &mut t.layers[packet.layer];
-        layer.rate.add(now, packet.payload.len());
-        layer.last_packet = now;
+        layer.heard(now, packet.payload.len());
         if packet.keyframe_start == Some(true)
             && let Some((w, h)) = layers::vp8_keyframe_size(&packet.payload)
         {

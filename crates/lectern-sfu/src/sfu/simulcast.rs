@@ -1,7 +1,7 @@
-//! Which simulcast layer each subscriber is sent: from how big it shows the video and, when a
-//! receiver reports one, its bandwidth estimate (the choice itself is `crate::layers`).
+//! Which simulcast layer each subscriber is sent: from how big it shows the video and, when its
+//! link was found congested, the ceiling it got (`sfu/downlink.rs`; the choice itself is
+//! `crate::layers`).
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use str0m::media::{KeyframeRequestKind, Mid};
@@ -12,13 +12,10 @@ use crate::layers::{self, LAYER_CHECK_INTERVAL, Layer, ViewSize};
 use crate::peer::{OutState, PeerKey, TrackId};
 use crate::{MediaKind, PeerId, SfuError};
 
-/// What audio is assumed to take from a subscriber's bandwidth (Opus voice with headers).
-const AUDIO_BITRATE: u64 = 64_000;
-
 impl Sfu {
     /// How big a subscriber shows one of the videos it receives (`mid` of the SFU's offer), in
     /// device pixels; 0x0 when it is not shown. The subscriber is sent the smallest simulcast
-    /// layer that fills that size (within its bandwidth estimate); without simulcast this
+    /// layer that fills that size (under its congestion ceiling, if any); without simulcast this
     /// changes nothing.
     pub fn set_view_size(
         &mut self,
@@ -70,12 +67,12 @@ impl Sfu {
         if out.paused {
             return; // no layer, no keyframe for a video not shown (see `pause`)
         }
-        let (source, track, view, old) = (out.source, out.track, out.view, out.target);
-        let budget = self.video_budgets(sub).get(&(source, track)).copied();
+        let (source, track, view, ceiling, old) =
+            (out.source, out.track, out.view, out.ceiling, out.target);
         let Some(layers) = self.layers_of(source, track) else {
             return;
         };
-        let target = layers::choose(layers, now, view, budget);
+        let target = layers::choose(layers, now, view, ceiling);
         let heard = layers.len();
         let Some(peer) = self.peers.get_mut(&sub) else {
             return;
@@ -86,7 +83,7 @@ impl Sfu {
         if announce {
             debug!(room.id = %peer.id.room, participant.id = %peer.id.participant, layer = target, layers = heard, may_send, "video needs a keyframe");
         } else if target != old {
-            debug!(room.id = %peer.id.room, participant.id = %peer.id.participant, layer = target, ?budget, ?view, "simulcast layer chosen");
+            debug!(room.id = %peer.id.room, participant.id = %peer.id.participant, layer = target, ?ceiling, ?view, "simulcast layer chosen");
         }
         if let Some(out) = peer.tracks_out.get_mut(n) {
             out.target = target;
@@ -102,51 +99,17 @@ impl Sfu {
         Some(&peer.tracks_in[i].layers)
     }
 
-    /// The bandwidth each simulcast video sent to `sub` may use: its estimate, less what its
-    /// audio and single-stream videos take, shared equally. Empty without an estimate.
-    fn video_budgets(&self, sub: PeerKey) -> HashMap<(PeerKey, TrackId), u64> {
-        let mut budgets = HashMap::new();
-        let Some(peer) = self.peers.get(&sub) else {
-            return budgets;
-        };
-        let Some(estimate) = peer.bandwidth else {
-            return budgets;
-        };
-        let mut fixed = 0u64;
-        let mut simulcast = Vec::new();
-        for out in &peer.tracks_out {
-            if !matches!(out.state, OutState::Open(_)) {
-                continue;
-            }
-            match (out.kind, self.layers_of(out.source, out.track)) {
-                (MediaKind::Audio, _) => fixed += AUDIO_BITRATE,
-                (MediaKind::Video, Some(layers)) if layers.len() > 1 => {
-                    simulcast.push((out.source, out.track));
-                }
-                (MediaKind::Video, Some(layers)) => {
-                    fixed += layers.first().map_or(0, |l| l.rate.bps);
-                }
-                (MediaKind::Video, None) => {}
-            }
-        }
-        if !simulcast.is_empty() {
-            let share = estimate.saturating_sub(fixed) / simulcast.len() as u64;
-            budgets.extend(simulcast.into_iter().map(|k| (k, share)));
-        }
-        budgets
-    }
-
     /// Reconsider every subscriber's simulcast layers: views, estimates and the layers a
     /// publisher sends all change. A subscriber still waiting for the keyframe of its layer
     /// asks again (a request may have been ignored or its keyframe lost).
     pub(super) fn choose_layers(&mut self, now: Instant) {
+        self.lift_downlink_ceilings(now);
         let mut retarget = Vec::new();
         let mut waiting = Vec::new();
         for (&sub, peer) in &self.peers {
             if !peer.connected() {
                 continue;
             }
-            let budgets = self.video_budgets(sub);
             for (n, out) in peer.tracks_out.iter().enumerate() {
                 if out.kind != MediaKind::Video || !matches!(out.state, OutState::Open(_)) {
                     continue;
@@ -155,10 +118,11 @@ impl Sfu {
                     continue;
                 };
                 if layers.len() > 1 {
-                    let budget = budgets.get(&(out.source, out.track)).copied();
-                    if layers::choose(layers, now, out.view, budget) != out.target {
+                    if layers::choose(layers, now, out.view, out.ceiling) != out.target {
                         retarget.push((sub, n));
-                    } else if out.keyframe_gen.map(|r| usize::from(r.layer)) != Some(out.target) {
+                    } else if out.drop_run
+                        || out.keyframe_gen.map(|r| usize::from(r.layer)) != Some(out.target)
+                    {
                         waiting.push((out.source, out.track, out.target));
                     }
                 }

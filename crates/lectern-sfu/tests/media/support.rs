@@ -62,6 +62,18 @@ fn tag_offset(kind: MediaKind) -> usize {
 /// so a receiver can tell exactly which frame arrived. Video says its picture `size` (a
 /// simulcast layer's).
 pub fn frame_payload_sized(kind: MediaKind, n: u32, keyframe: bool, size: (u16, u16)) -> Vec<u8> {
+    let len = if kind == MediaKind::Video { 2500 } else { 120 };
+    frame_payload_of(kind, n, keyframe, size, len)
+}
+
+/// [`frame_payload_sized`] of `len` bytes.
+pub fn frame_payload_of(
+    kind: MediaKind,
+    n: u32,
+    keyframe: bool,
+    size: (u16, u16),
+    len: usize,
+) -> Vec<u8> {
     let mut data = Vec::new();
     match kind {
         // A VP8 frame header: bit 0 of the first byte is P (0 = keyframe), then (written in
@@ -75,8 +87,7 @@ pub fn frame_payload_sized(kind: MediaKind, n: u32, keyframe: bool, size: (u16, 
     }
     data.extend_from_slice(b"LECTERN");
     data.extend_from_slice(&n.to_be_bytes());
-    // Video frames span several RTP packets; audio fits in one.
-    let len = if kind == MediaKind::Video { 2500 } else { 120 };
+    // Video frames span several RTP packets (2500 bytes unless said); audio fits in one.
     while data.len() < len {
         data.push((data.len() % 251) as u8);
     }
@@ -146,6 +157,8 @@ pub struct Client {
     pub last_audio: Option<Instant>,
     /// Publish video as simulcast: (rid, picture size) per layer.
     pub simulcast: Vec<(&'static str, (u16, u16))>,
+    /// Bytes of each video frame per simulcast layer (as `simulcast`); 2500 each when empty.
+    pub layer_bytes: Vec<usize>,
     /// The SFU it is a peer of: 0 is [`Net::sfu`], n is `Net::linked[n - 1]`.
     pub on: usize,
     timeout: Instant,
@@ -184,6 +197,7 @@ impl Client {
             last_video: None,
             last_audio: None,
             simulcast: Vec::new(),
+            layer_bytes: Vec::new(),
             on: 0,
             timeout: now,
             outbox: VecDeque::new(),
@@ -230,7 +244,9 @@ impl Client {
                         MediaKind::Video => frame_size(&d.data),
                         MediaKind::Audio => (0, 0),
                     };
-                    let expected = frame_payload_sized(kind, frame, d.data[0] == 0x10, size);
+                    // Whatever its length (see `Client::layer_bytes`), byte for byte.
+                    let expected =
+                        frame_payload_of(kind, frame, d.data[0] == 0x10, size, d.data.len());
                     self.received.push(Received {
                         at: now,
                         kind,
@@ -385,7 +401,7 @@ impl Client {
                 }
                 _ => vec![(None, CAMERA_SIZE)],
             };
-            for (rid, size) in layers {
+            for (l, (rid, size)) in layers.into_iter().enumerate() {
                 let Some(writer) = self.rtc.writer(mid) else {
                     break; // closed
                 };
@@ -402,9 +418,13 @@ impl Client {
                     Some(rid) => writer.rid(rid.into()),
                     None => writer,
                 };
-                writer
-                    .write(pt, now, time, frame_payload_sized(kind, n, keyframe, size))
-                    .expect("write");
+                let payload = match (kind, self.layer_bytes.get(l)) {
+                    (MediaKind::Video, Some(&len)) => {
+                        frame_payload_of(kind, n, keyframe, size, len)
+                    }
+                    _ => frame_payload_sized(kind, n, keyframe, size),
+                };
+                writer.write(pt, now, time, payload).expect("write");
                 self.drain(now);
             }
         }
@@ -442,6 +462,60 @@ pub struct Net {
     /// Datagrams from the client seen at this address to the SFU, held back instead of
     /// delivered (the test hands them over later, as a late NACK).
     pub held_uplink: Option<(SocketAddr, Vec<Vec<u8>>)>,
+    /// A slow link in front of one client (see [`Bottleneck`]).
+    pub bottleneck: Option<Bottleneck>,
+}
+
+/// A slow link towards one client, as `tc qdisc ... tbf` makes one: what the SFU sends to
+/// `to` leaves at `rate` bits per second through a queue of at most `queue` bytes, and what
+/// does not fit in the queue is dropped.
+pub struct Bottleneck {
+    pub to: SocketAddr,
+    pub rate: u64,
+    pub queue: usize,
+    /// Datagrams dropped so far.
+    pub dropped: usize,
+    queued: VecDeque<(Instant, SocketAddr, Vec<u8>)>,
+    queued_bytes: usize,
+    free_at: Option<Instant>,
+}
+
+impl Bottleneck {
+    pub fn new(to: &str, rate: u64, queue: usize) -> Bottleneck {
+        Bottleneck {
+            to: to.parse().unwrap(),
+            rate,
+            queue,
+            dropped: 0,
+            queued: VecDeque::new(),
+            queued_bytes: 0,
+            free_at: None,
+        }
+    }
+
+    /// Queue a datagram from `from` (or drop it when the queue is full).
+    fn enqueue(&mut self, now: Instant, from: SocketAddr, bytes: Vec<u8>) {
+        if self.queued_bytes + bytes.len() > self.queue {
+            self.dropped += 1;
+            return;
+        }
+        let start = self.free_at.map_or(now, |t| t.max(now));
+        let leaves =
+            start + Duration::from_nanos(bytes.len() as u64 * 8 * 1_000_000_000 / self.rate);
+        self.free_at = Some(leaves);
+        self.queued_bytes += bytes.len();
+        self.queued.push_back((leaves, from, bytes));
+    }
+
+    /// The next datagram that has crossed the link by `now`.
+    fn arrived(&mut self, now: Instant) -> Option<(SocketAddr, Vec<u8>)> {
+        if self.queued.front().is_none_or(|(t, _, _)| *t > now) {
+            return None;
+        }
+        let (_, from, bytes) = self.queued.pop_front()?;
+        self.queued_bytes -= bytes.len();
+        Some((from, bytes))
+    }
 }
 
 impl Net {
@@ -466,6 +540,7 @@ impl Net {
             large_seen: 0,
             tap: None,
             held_uplink: None,
+            bottleneck: None,
         }
     }
 
@@ -648,6 +723,13 @@ impl Net {
             for on in 0..=self.linked.len() {
                 moved |= self.pump_sfu(now, on);
             }
+            while let Some((from, bytes)) = self.bottleneck.as_mut().and_then(|b| b.arrived(now)) {
+                moved = true;
+                let to = self.bottleneck.as_ref().map(|b| b.to);
+                if let Some(c) = self.clients.iter_mut().find(|c| Some(c.seen_as) == to) {
+                    c.receive(now, from, &bytes);
+                }
+            }
             if !moved {
                 return;
             }
@@ -665,6 +747,10 @@ impl Net {
                 sent.push(t.contents.to_vec());
             }
             if self.lose(t.destination, t.contents.len()) {
+                continue;
+            }
+            if let Some(b) = self.bottleneck.as_mut().filter(|b| b.to == t.destination) {
+                b.enqueue(now, sfu_addr, t.contents.to_vec());
                 continue;
             }
             if let Some(c) = self.clients.iter_mut().find(|c| c.seen_as == t.destination) {
