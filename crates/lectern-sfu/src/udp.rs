@@ -38,10 +38,10 @@ pub const RECV_BATCH: usize = 32;
 /// Largest datagram read. WebRTC keeps datagrams under ~1200 bytes; anything bigger is junk.
 pub const RECV_BUF: usize = 2048;
 
-/// Datagrams held while the socket is not writable; more are dropped (and counted). About two
-/// seconds of a 200-student lecture's video at 1.5 Mbit/s: the kernel's own send buffer (4 MiB,
-/// see `worker::SOCKET_BUFFER_BYTES`) is full before this is reached.
-pub const MAX_QUEUED: usize = 65_536;
+/// Datagrams held while the socket is not writable; more are dropped (and counted). A third of
+/// a second of a 200-student lecture (47,000 datagrams/s), ~20 MB at most; the kernel's own send
+/// buffer (4 MiB, see `worker::SOCKET_BUFFER_BYTES`, ~1,800 such datagrams) is full before.
+pub const MAX_QUEUED: usize = 16_384;
 
 /// Counters of a [`SendQueue`], monotonic.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
