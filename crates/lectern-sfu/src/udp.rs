@@ -101,7 +101,6 @@ impl SendQueue {
         true
     }
 
-    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.queue.len()
     }

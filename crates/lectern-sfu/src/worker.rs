@@ -444,8 +444,9 @@ impl Worker {
                         return;
                     }
                     Ok(Command::Relay { from, message }) => {
-                        // Media relayed in a batch is sent on at the end of it.
+                        // Media relayed in a batch leaves in full batches as it goes.
                         self.sfu.handle_relay(Instant::now(), from, message);
+                        self.queue_transmits();
                     }
                     Ok(command) => {
                         self.apply(command);
@@ -479,7 +480,6 @@ impl Worker {
                     .handle_receive(Instant::now(), source, self.local_addr, data);
                 // Send as we go, a batch at a time, rather than hold the whole read's datagrams.
                 self.queue_transmits();
-                self.out.send_full_batches(&self.socket);
             }
             // Timers once per read, not per datagram.
             let now = Instant::now();
@@ -506,10 +506,18 @@ impl Worker {
         }
     }
 
-    /// Move the SFU's datagrams to the send queue (a full queue drops and counts).
+    /// Move the SFU's datagrams to the send queue, sending each batch as it fills: a backlog
+    /// of relayed packets can make far more datagrams than the queue holds, and only a full
+    /// socket may hold them back (a full queue drops and counts).
     fn queue_transmits(&mut self) {
         while let Some(t) = self.sfu.poll_transmit() {
-            self.out.push(t.destination, t.contents);
+            // Once per SEND_BATCH queued: when the socket is full, one try per batch, not
+            // per datagram.
+            if self.out.push(t.destination, t.contents)
+                && self.out.len().is_multiple_of(udp::SEND_BATCH)
+            {
+                self.out.send_full_batches(&self.socket);
+            }
         }
     }
 
@@ -606,7 +614,6 @@ impl Worker {
     /// Send what the SFU produced and hand its events to the sink.
     fn flush(&mut self) {
         self.queue_transmits();
-        self.out.send_full_batches(&self.socket);
         while let Some(event) = self.sfu.poll_event() {
             (self.sink)(WorkerEvent::Media(event));
         }
