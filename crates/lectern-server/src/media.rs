@@ -186,6 +186,31 @@ impl MediaPlane {
                  peers of its room).",
                 s.rtp_relayed,
             ),
+            (
+                "lectern_media_datagrams_sent_total",
+                "UDP datagrams the media workers sent.",
+                s.udp_sent,
+            ),
+            (
+                "lectern_media_datagrams_send_failed_total",
+                "UDP datagrams the kernel refused for their destination (skipped).",
+                s.udp_send_failed,
+            ),
+            (
+                "lectern_media_datagrams_send_dropped_total",
+                "UDP datagrams dropped: a worker's send queue was full while its socket was.",
+                s.udp_send_dropped,
+            ),
+            (
+                "lectern_media_send_calls_total",
+                "sendmmsg system calls of the media workers (batches of datagrams).",
+                s.udp_send_calls,
+            ),
+            (
+                "lectern_media_recv_calls_total",
+                "recvmmsg system calls of the media workers.",
+                s.udp_recv_calls,
+            ),
         ];
         for (name, help, v) in counters {
             write_metric(&mut out, name, help, "counter", v);

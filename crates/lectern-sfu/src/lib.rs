@@ -177,8 +177,10 @@
 //!   subscribers needs it back there, and that record made configurable upstream to stay
 //!   within the memory budget.
 //! - TURN (relay candidates), ICE over TCP, several sockets per worker; IPv6 is untested.
-//! - Batching: `recvmmsg`/`sendmmsg`/GSO; each forwarded packet advances that subscriber's
-//!   str0m clock once. [`Sfu::poll_timeout`] scans all peers (a timer heap would not).
+//! - Batching inside str0m: each forwarded packet advances that subscriber's str0m clock once
+//!   and str0m allocates each datagram. The worker's socket I/O is batched (`recvmmsg`,
+//!   `sendmmsg`: see `udp.rs`); UDP GSO is not used (it batches segments to one destination).
+//!   [`Sfu::poll_timeout`] scans all peers (a timer heap would not).
 //! - Codecs beyond Opus and VP8 (keyframe gating reads the VP8 descriptor only); RED/FEC;
 //!   an RTX cache sized to the stream's rate (now 3 s, at most 152 video packets per stream:
 //!   `RTX_PACKETS_VIDEO`).
@@ -202,6 +204,7 @@ mod sdp;
 mod sfu;
 mod speaker;
 mod types;
+mod udp;
 mod worker;
 
 pub use downlink::{CONGESTED_LOSS, CONGESTED_RTT_GROWTH, FIRST_HOLD, MAX_HOLD, SETTLE, TRIAL};

@@ -241,6 +241,17 @@ pub struct SfuStats {
     pub rtp_relayed: u64,
     /// RTP packets relayed here by linked SFUs, for this SFU's subscribers.
     pub rtp_relay_received: u64,
+    /// Datagrams the media worker's socket sent (set by the worker, not the `Sfu`).
+    pub udp_sent: u64,
+    /// Datagrams the kernel refused for their destination (no route, bad address); skipped.
+    pub udp_send_failed: u64,
+    /// Datagrams dropped because the worker's send queue was full while its socket's send
+    /// buffer was (see `udp.rs`).
+    pub udp_send_dropped: u64,
+    /// `sendmmsg` calls of the worker.
+    pub udp_send_calls: u64,
+    /// `recvmmsg` calls of the worker.
+    pub udp_recv_calls: u64,
 }
 
 /// Sums counters of several SFUs (one per media worker). Destructured, so a new field cannot
@@ -263,6 +274,11 @@ impl std::ops::AddAssign for SfuStats {
             quality_changes,
             rtp_relayed,
             rtp_relay_received,
+            udp_sent,
+            udp_send_failed,
+            udp_send_dropped,
+            udp_send_calls,
+            udp_recv_calls,
         } = other;
         self.peers += peers;
         self.rtp_received += rtp_received;
@@ -279,5 +295,10 @@ impl std::ops::AddAssign for SfuStats {
         self.quality_changes += quality_changes;
         self.rtp_relayed += rtp_relayed;
         self.rtp_relay_received += rtp_relay_received;
+        self.udp_sent += udp_sent;
+        self.udp_send_failed += udp_send_failed;
+        self.udp_send_dropped += udp_send_dropped;
+        self.udp_send_calls += udp_send_calls;
+        self.udp_recv_calls += udp_recv_calls;
     }
 }

@@ -4,9 +4,15 @@
 //! "Relaying"): what the `Sfu` polls for a link goes to that worker's [`MediaWorkerHandle::relay`],
 //! into its command channel, and is read there like a command (a batch of relayed messages is
 //! handled before the datagrams they produce are sent).
+//!
+//! I/O is batched (see `udp.rs`): the socket is non-blocking; the worker reads up to
+//! [`udp::RECV_BATCH`] datagrams with one `recvmmsg`, hands each to the `Sfu`, runs its timers
+//! once for the batch, and sends the datagrams produced with one `sendmmsg` per
+//! [`udp::SEND_BATCH`], in order. It sleeps in `poll` only when the last read left the socket
+//! empty, until a datagram (or a command's wake-up datagram) arrives, the next timer is due, or
+//! (while datagrams wait for a full send buffer) the socket is writable again.
 
 use std::collections::HashMap;
-use std::io::ErrorKind;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
@@ -17,6 +23,7 @@ use std::time::{Duration, Instant};
 use tracing::{debug, info, warn};
 
 use crate::sfu::DEFAULT_KEYFRAME_REQUEST_INTERVAL;
+use crate::udp::{self, RecvBatch, SendQueue};
 use crate::{
     LinkId, MediaEvent, ParticipantId, PeerId, RecordedFrame, RelayMessage, RoomId, Sfu, SfuConfig,
     SfuError, SfuStats,
@@ -34,9 +41,6 @@ const STATS_EVERY: Duration = Duration::from_millis(100);
 /// thousands of datagrams a second, and Linux's default (~208 KiB) overflowed in the media
 /// benchmark (drops in /proc/net/udp). Linux caps it at `net.core.rmem_max`/`wmem_max`.
 pub const SOCKET_BUFFER_BYTES: usize = 4 << 20;
-
-/// Largest datagram read. WebRTC keeps datagrams under ~1200 bytes; anything bigger is junk.
-const RECV_BUF: usize = 2048;
 
 /// How to start one media worker.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -214,6 +218,7 @@ impl MediaWorker {
             warn!(error = %e, "media socket send buffer");
         }
         let recv_buffer = sock.recv_buffer_size().unwrap_or(0);
+        socket.set_nonblocking(true).map_err(io)?;
         let sfu = Sfu::new(SfuConfig {
             sockets: vec![local_addr],
             public_ips: config.public_ips.clone(),
@@ -263,6 +268,8 @@ impl MediaWorker {
                     wake_pending,
                     stats,
                     stats_due: Instant::now(),
+                    out: SendQueue::default(),
+                    recv_calls: 0,
                 };
                 worker.run();
                 info!(worker = %name, "media worker stopped");
@@ -417,11 +424,17 @@ struct Worker {
     wake_pending: Arc<AtomicBool>,
     stats: Arc<Mutex<SfuStats>>,
     stats_due: Instant,
+    /// Datagrams to send, in order (see `udp.rs`).
+    out: SendQueue,
+    /// `recvmmsg` calls, for [`SfuStats::udp_recv_calls`].
+    recv_calls: u64,
 }
 
 impl Worker {
     fn run(&mut self) {
-        let mut buf = vec![0u8; RECV_BUF];
+        let mut batch = RecvBatch::default();
+        // The last read left the socket empty: wait before reading again.
+        let mut drained = true;
         loop {
             self.wake_pending.store(false, Ordering::SeqCst);
             loop {
@@ -431,8 +444,9 @@ impl Worker {
                         return;
                     }
                     Ok(Command::Relay { from, message }) => {
-                        // Media relayed in a batch is sent on at the end of it.
+                        // Media relayed in a batch leaves in full batches as it goes.
                         self.sfu.handle_relay(Instant::now(), from, message);
+                        self.queue_transmits();
                     }
                     Ok(command) => {
                         self.apply(command);
@@ -443,32 +457,66 @@ impl Worker {
             }
             self.flush();
 
-            let wait = self
-                .sfu
-                .poll_timeout()
-                .map_or(IDLE_WAIT, |t| t.saturating_duration_since(Instant::now()));
-            // A zero read timeout is an error; 1 ms is the floor.
-            let wait = wait.clamp(Duration::from_millis(1), IDLE_WAIT);
-            if let Err(e) = self.socket.set_read_timeout(Some(wait)) {
-                warn!(error = %e, "media socket read timeout");
-            }
-            match self.socket.recv_from(&mut buf) {
-                Ok((_, source)) if source == self.waker_addr => {}
-                Ok((n, source)) => {
-                    self.sfu
-                        .handle_receive(Instant::now(), source, self.local_addr, &buf[..n]);
+            if drained {
+                let wait = self
+                    .sfu
+                    .poll_timeout()
+                    .map_or(IDLE_WAIT, |t| t.saturating_duration_since(Instant::now()));
+                // Datagrams waiting for a full send buffer: wake when it has room as well.
+                let ready = udp::wait(&self.socket, wait.min(IDLE_WAIT), !self.out.is_empty());
+                if ready.writable {
+                    self.out.flush(&self.socket);
                 }
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-                // E.g. an ICMP error surfacing on the socket: not fatal for the others.
-                Err(e) => debug!(error = %e, "media socket receive"),
             }
+            let n = batch.recv(&self.socket);
+            self.recv_calls += 1;
+            drained = n < udp::RECV_BATCH;
+            for i in 0..n {
+                let (source, data) = batch.datagram(i);
+                if source == self.waker_addr || data.is_empty() {
+                    continue;
+                }
+                self.sfu
+                    .handle_receive(Instant::now(), source, self.local_addr, data);
+                // Send as we go, a batch at a time, rather than hold the whole read's datagrams.
+                self.queue_transmits();
+            }
+            // Timers once per read, not per datagram.
             let now = Instant::now();
             if self.sfu.poll_timeout().is_some_and(|t| t <= now) {
                 self.sfu.handle_timeout(now);
             }
             if now >= self.stats_due {
                 self.stats_due = now + STATS_EVERY;
-                *self.stats.lock().unwrap_or_else(PoisonError::into_inner) = self.sfu.stats();
+                *self.stats.lock().unwrap_or_else(PoisonError::into_inner) = self.io_stats();
+            }
+        }
+    }
+
+    /// The SFU's counters with the socket's.
+    fn io_stats(&self) -> SfuStats {
+        let out = self.out.stats();
+        SfuStats {
+            udp_sent: out.sent,
+            udp_send_failed: out.failed,
+            udp_send_dropped: out.dropped,
+            udp_send_calls: out.calls,
+            udp_recv_calls: self.recv_calls,
+            ..self.sfu.stats()
+        }
+    }
+
+    /// Move the SFU's datagrams to the send queue, sending each batch as it fills: a backlog
+    /// of relayed packets can make far more datagrams than the queue holds, and only a full
+    /// socket may hold them back (a full queue drops and counts).
+    fn queue_transmits(&mut self) {
+        while let Some(t) = self.sfu.poll_transmit() {
+            // Once per SEND_BATCH queued: when the socket is full, one try per batch, not
+            // per datagram.
+            if self.out.push(t.destination, t.contents)
+                && self.out.len().is_multiple_of(udp::SEND_BATCH)
+            {
+                self.out.send_full_batches(&self.socket);
             }
         }
     }
@@ -565,11 +613,7 @@ impl Worker {
 
     /// Send what the SFU produced and hand its events to the sink.
     fn flush(&mut self) {
-        while let Some(t) = self.sfu.poll_transmit() {
-            if let Err(e) = self.socket.send_to(&t.contents, t.destination) {
-                debug!(error = %e, "media socket send");
-            }
-        }
+        self.queue_transmits();
         while let Some(event) = self.sfu.poll_event() {
             (self.sink)(WorkerEvent::Media(event));
         }
@@ -582,6 +626,7 @@ impl Worker {
             }
         }
         if self.record_sinks.is_empty() {
+            self.out.flush(&self.socket);
             return;
         }
         while let Some(frame) = self.sfu.poll_recorded() {
@@ -607,11 +652,9 @@ impl Worker {
                 }
             }
         }
-        while let Some(t) = self.sfu.poll_transmit() {
-            if let Err(e) = self.socket.send_to(&t.contents, t.destination) {
-                debug!(error = %e, "media socket send");
-            }
-        }
+        self.queue_transmits();
+        // What does not fit now waits for writability (see `run`), in order.
+        self.out.flush(&self.socket);
     }
 
     fn close_all(&mut self) {
@@ -620,8 +663,13 @@ impl Worker {
         for p in peers {
             self.sfu.remove_peer(now, &p);
         }
-        while let Some(t) = self.sfu.poll_transmit() {
-            let _ = self.socket.send_to(&t.contents, t.destination);
+        // Best effort: the last datagrams (DTLS close alerts) get a moment for a full buffer.
+        self.queue_transmits();
+        for _ in 0..10 {
+            if self.out.flush(&self.socket) {
+                break;
+            }
+            udp::wait(&self.socket, Duration::from_millis(10), true);
         }
     }
 }

@@ -1,0 +1,326 @@
+//! Batched UDP I/O for a media worker (issue 15, point 2).
+//!
+//! One received RTP packet becomes one datagram per subscriber: at 200 students a `send_to`
+//! per datagram was about half of the server's CPU per forwarded packet (a system call each).
+//! [`SendQueue`] keeps the datagrams a pass of the worker produces, in order, and writes them
+//! with one `sendmmsg` per [`SEND_BATCH`]; [`RecvBatch`] reads up to [`RECV_BATCH`] datagrams
+//! with one `recvmmsg`, so the SFU's timers and polls run once per batch, not per datagram.
+//!
+//! The socket is non-blocking. A full send buffer (`EAGAIN`) leaves the rest queued, in order,
+//! until the socket is writable again ([`wait`]); the queue is bounded ([`MAX_QUEUED`]) and what
+//! does not fit is dropped and counted, never silently. A datagram the kernel refuses for its
+//! destination (unreachable network, bad address) is counted and skipped: one bad peer does not
+//! hold up the others. quinn-udp's GSO is not used: it batches segments to one destination, and
+//! a forwarded packet goes to as many destinations as there are subscribers.
+//!
+//! Safe code only: `nix`'s `sendmmsg`, `recvmmsg` and `poll` wrap the system calls.
+
+use std::collections::VecDeque;
+use std::io::{IoSlice, IoSliceMut};
+use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
+use std::os::fd::{AsFd, AsRawFd};
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::socket::{
+    ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg,
+};
+use tracing::debug;
+
+/// Datagrams per `sendmmsg`. One forwarded packet to 200 subscribers is four calls; larger
+/// batches save little more and keep more datagrams waiting behind the first.
+pub const SEND_BATCH: usize = 64;
+
+/// Datagrams per `recvmmsg`.
+pub const RECV_BATCH: usize = 32;
+
+/// Largest datagram read. WebRTC keeps datagrams under ~1200 bytes; anything bigger is junk.
+pub const RECV_BUF: usize = 2048;
+
+/// Datagrams held while the socket is not writable; more are dropped (and counted). A third of
+/// a second of a 200-student lecture (47,000 datagrams/s), ~20 MB at most; the kernel's own send
+/// buffer (4 MiB, see `worker::SOCKET_BUFFER_BYTES`, ~1,800 such datagrams) is full before.
+pub const MAX_QUEUED: usize = 16_384;
+
+/// Counters of a [`SendQueue`], monotonic.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SendStats {
+    /// Datagrams the kernel took.
+    pub sent: u64,
+    /// Datagrams the kernel refused for their destination (e.g. no route); skipped.
+    pub failed: u64,
+    /// Datagrams dropped because the queue was full while the socket was not writable.
+    pub dropped: u64,
+    /// `sendmmsg` calls.
+    pub calls: u64,
+    /// Times the socket's send buffer was full (`EAGAIN`).
+    pub blocked: u64,
+}
+
+/// Datagrams waiting to be sent, in order. See the module docs.
+#[derive(Debug)]
+pub struct SendQueue {
+    queue: VecDeque<(SocketAddr, Vec<u8>)>,
+    limit: usize,
+    /// `sendmmsg`'s headers and addresses, allocated once.
+    headers: MultiHeaders<SockaddrStorage>,
+    addrs: Vec<Option<SockaddrStorage>>,
+    /// Empty between calls; kept for its allocation (see [`recycle`]).
+    slices: Vec<[IoSlice<'static>; 1]>,
+    stats: SendStats,
+}
+
+impl Default for SendQueue {
+    fn default() -> Self {
+        SendQueue::new(MAX_QUEUED)
+    }
+}
+
+impl SendQueue {
+    /// A queue holding at most `limit` datagrams.
+    pub fn new(limit: usize) -> Self {
+        SendQueue {
+            queue: VecDeque::with_capacity(SEND_BATCH * 4),
+            limit,
+            headers: MultiHeaders::preallocate(SEND_BATCH, None),
+            addrs: Vec::with_capacity(SEND_BATCH),
+            slices: Vec::with_capacity(SEND_BATCH),
+            stats: SendStats::default(),
+        }
+    }
+
+    /// Queue a datagram after the others. False (and counted in [`SendStats::dropped`]) when
+    /// the queue is full.
+    pub fn push(&mut self, destination: SocketAddr, contents: Vec<u8>) -> bool {
+        if self.queue.len() >= self.limit {
+            self.stats.dropped += 1;
+            return false;
+        }
+        self.queue.push_back((destination, contents));
+        true
+    }
+
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    pub fn stats(&self) -> SendStats {
+        self.stats
+    }
+
+    /// Send whole batches while at least [`SEND_BATCH`] datagrams wait; the rest stays for
+    /// [`SendQueue::flush`]. Lets the worker send as it goes without holding a whole pass's
+    /// datagrams. False when the socket is full.
+    pub fn send_full_batches(&mut self, socket: &UdpSocket) -> bool {
+        while self.queue.len() >= SEND_BATCH {
+            if !self.send_batch(socket) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Send everything queued, in order. True when the queue is empty; false when the socket's
+    /// buffer is full (the rest stays queued: [`wait`] for writability and flush again).
+    pub fn flush(&mut self, socket: &UdpSocket) -> bool {
+        while !self.queue.is_empty() {
+            if !self.send_batch(socket) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// One `sendmmsg` of up to [`SEND_BATCH`] datagrams from the front. False when the socket
+    /// is full.
+    fn send_batch(&mut self, socket: &UdpSocket) -> bool {
+        let n = self.queue.len().min(SEND_BATCH);
+        self.addrs.clear();
+        self.addrs.extend(
+            self.queue
+                .iter()
+                .take(n)
+                .map(|(to, _)| Some(SockaddrStorage::from(*to))),
+        );
+        let mut slices: Vec<[IoSlice<'_>; 1]> = recycle(std::mem::take(&mut self.slices));
+        slices.extend(self.queue.iter().take(n).map(|(_, c)| [IoSlice::new(c)]));
+        let no_control: [ControlMessage<'_>; 0] = [];
+        let result = sendmmsg(
+            socket.as_raw_fd(),
+            &mut self.headers,
+            &slices,
+            &self.addrs,
+            no_control,
+            MsgFlags::MSG_DONTWAIT,
+        )
+        // The results say only how many went (their addresses are not read).
+        .map(Iterator::count);
+        self.slices = recycle(slices);
+        self.stats.calls += 1;
+        match result {
+            Ok(0) => {
+                // Not expected (the kernel reports the first datagram's error instead); treat
+                // it as a full buffer rather than spin.
+                self.stats.blocked += 1;
+                false
+            }
+            Ok(sent) => {
+                // A short count means datagram `sent` failed or the buffer filled: the next
+                // call starts with it and reports which.
+                self.stats.sent += sent as u64;
+                self.queue.drain(..sent);
+                true
+            }
+            Err(Errno::EAGAIN) => {
+                self.stats.blocked += 1;
+                false
+            }
+            Err(Errno::EINTR) => true,
+            Err(e) => {
+                // The first datagram's own error (no route, bad address, too big): skip it.
+                self.stats.failed += 1;
+                self.queue.pop_front();
+                debug!(error = %e, "media datagram refused");
+                true
+            }
+        }
+    }
+}
+
+/// Datagrams read by one `recvmmsg`: `buffers` and where each came from.
+#[derive(Debug)]
+pub struct RecvBatch {
+    buffers: Vec<[u8; RECV_BUF]>,
+    headers: MultiHeaders<SockaddrStorage>,
+    /// Length and source of each datagram of the last read.
+    got: Vec<(usize, SocketAddr)>,
+    /// `recvmmsg` calls.
+    pub calls: u64,
+    /// Datagrams read.
+    pub datagrams: u64,
+}
+
+impl Default for RecvBatch {
+    fn default() -> Self {
+        RecvBatch {
+            buffers: vec![[0; RECV_BUF]; RECV_BATCH],
+            headers: MultiHeaders::preallocate(RECV_BATCH, None),
+            got: Vec::with_capacity(RECV_BATCH),
+            calls: 0,
+            datagrams: 0,
+        }
+    }
+}
+
+impl RecvBatch {
+    /// Read what is waiting, up to [`RECV_BATCH`] datagrams, without blocking. Returns how
+    /// many ([`RecvBatch::datagram`] reads them); 0 when none is waiting. Errors (e.g. an ICMP
+    /// error surfacing on the socket) are logged and read as 0: they are not fatal for the
+    /// other peers.
+    pub fn recv(&mut self, socket: &UdpSocket) -> usize {
+        self.got.clear();
+        // On the stack: `recvmmsg` borrows them for as long as their buffers.
+        let mut buffers = self.buffers.iter_mut();
+        let mut slices: [[IoSliceMut<'_>; 1]; RECV_BATCH] =
+            std::array::from_fn(|_| [IoSliceMut::new(buffers.next().expect("RECV_BATCH"))]);
+        self.calls += 1;
+        match recvmmsg(
+            socket.as_raw_fd(),
+            &mut self.headers,
+            slices.iter_mut(),
+            MsgFlags::MSG_DONTWAIT,
+            None,
+        ) {
+            Ok(results) => {
+                for m in results {
+                    // Truncated: bigger than any WebRTC datagram, so junk. Keep the slot (the
+                    // buffers line up with the results) but mark it empty.
+                    let len = if m.flags.contains(MsgFlags::MSG_TRUNC) {
+                        0
+                    } else {
+                        m.bytes
+                    };
+                    let from = m.address.as_ref().and_then(to_std);
+                    self.got.push((len, from.unwrap_or(UNKNOWN)));
+                }
+            }
+            Err(Errno::EAGAIN | Errno::EINTR) => {}
+            Err(e) => debug!(error = %e, "media socket receive"),
+        }
+        self.datagrams += self.got.len() as u64;
+        self.got.len()
+    }
+
+    /// Datagram `i` of the last read: its source and contents. An empty datagram was junk (or
+    /// had no address) and is to be skipped.
+    pub fn datagram(&self, i: usize) -> (SocketAddr, &[u8]) {
+        let (len, from) = self.got[i];
+        if from == UNKNOWN {
+            return (from, &[]);
+        }
+        (from, &self.buffers[i][..len])
+    }
+}
+
+/// Stands for a source address that could not be read (never a peer's).
+const UNKNOWN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, 0));
+
+fn to_std(a: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = a.as_sockaddr_in() {
+        return Some(SocketAddr::V4(SocketAddrV4::from(*v4)));
+    }
+    a.as_sockaddr_in6()
+        .map(|v6| SocketAddr::V6(SocketAddrV6::from(*v6)))
+}
+
+/// What [`wait`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Ready {
+    pub readable: bool,
+    pub writable: bool,
+}
+
+/// Wait until `socket` is readable (or also writable, with `write`) or `timeout` passes.
+/// Rounded up to whole milliseconds (poll's unit), at most ~65 s.
+pub fn wait(socket: &UdpSocket, timeout: Duration, write: bool) -> Ready {
+    let mut events = PollFlags::POLLIN;
+    if write {
+        events |= PollFlags::POLLOUT;
+    }
+    let millis = timeout.as_micros().div_ceil(1000).min(u128::from(u16::MAX));
+    let timeout = PollTimeout::from(u16::try_from(millis).unwrap_or(u16::MAX));
+    let mut fds = [PollFd::new(socket.as_fd(), events)];
+    match poll(&mut fds, timeout) {
+        Ok(0) => Ready::default(),
+        Ok(_) => {
+            let got = fds[0].revents().unwrap_or(PollFlags::empty());
+            // An error condition reads as readable: the next read reports (and clears) it.
+            let error = got.intersects(PollFlags::POLLERR | PollFlags::POLLHUP);
+            Ready {
+                readable: got.contains(PollFlags::POLLIN) || error,
+                writable: got.contains(PollFlags::POLLOUT),
+            }
+        }
+        Err(Errno::EINTR) => Ready::default(),
+        Err(e) => {
+            debug!(error = %e, "media socket poll");
+            Ready::default()
+        }
+    }
+}
+
+/// An empty vector's allocation, for borrows of another lifetime. Nothing is transmuted (the
+/// vector is empty); std collects a `Vec`'s own iterator into its buffer in place, so the
+/// batch's slice arrays are not allocated per call.
+fn recycle<T, U>(mut v: Vec<T>) -> Vec<U> {
+    v.clear();
+    v.into_iter().map(|_| unreachable!("empty")).collect()
+}
+
+#[cfg(test)]
+mod tests;
