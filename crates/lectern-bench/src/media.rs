@@ -626,14 +626,43 @@ async fn join_students(
 }
 
 async fn wait_receiving(students: &[Bot]) -> anyhow::Result<()> {
-    wait_for("every student to receive audio and video", || {
-        students.iter().all(|s| {
-            let r = s.received();
-            r.iter().any(|t| t.kind == "video" && t.packets > 0)
-                && r.iter().any(|t| t.kind == "audio" && t.packets > 0)
-        })
+    let receiving = |s: &Bot| {
+        let r = s.received();
+        r.iter().any(|t| t.kind == "video" && t.packets > 0)
+            && r.iter().any(|t| t.kind == "audio" && t.packets > 0)
+    };
+    let waited = wait_for("every student to receive audio and video", || {
+        students.iter().all(receiving)
     })
-    .await
+    .await;
+    if waited.is_err() {
+        // Say who waited and for what, so that a run that never gets every student receiving
+        // can be told apart: no connection, no offer, or an offer with nothing arriving.
+        let waiting: Vec<&Bot> = students.iter().filter(|s| !receiving(s)).collect();
+        eprintln!(
+            "{} of {} students never received both audio and video; the first of them:",
+            waiting.len(),
+            students.len()
+        );
+        for s in waiting.iter().take(5) {
+            let offered: Vec<String> = s.offered().iter().map(|t| t.kind.clone()).collect();
+            let received: Vec<String> = s
+                .received()
+                .iter()
+                .map(|t| format!("{} {} packets", t.kind, t.packets))
+                .collect();
+            eprintln!(
+                "  {}: connected {}, failed {}, offered {offered:?}, received {received:?}, \
+                 signalling ended {:?}, errors {:?}",
+                s.participant_id(),
+                s.is_connected(),
+                s.has_failed(),
+                s.signalling_ended(),
+                s.errors()
+            );
+        }
+    }
+    waited
 }
 
 fn snapshot(students: &[Bot]) -> (u64, Histogram) {
