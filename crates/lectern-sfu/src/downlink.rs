@@ -71,11 +71,10 @@ pub(crate) enum Congestion {
 /// A subscriber's downlink state.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Downlink {
-    /// The subscriber's videos have ceilings (`TrackOut::ceiling`).
-    capped: bool,
     /// When the last cut was made.
     cut_at: Option<Instant>,
-    /// When the ceilings are lifted.
+    /// When the ceilings are lifted; `Some` while the subscriber's videos have ceilings
+    /// (`TrackOut::ceiling`).
     lift_at: Option<Instant>,
     /// The hold of the current (or next) ceilings.
     hold: Duration,
@@ -86,9 +85,9 @@ pub(crate) struct Downlink {
 }
 
 impl Downlink {
-    #[cfg(test)]
+    /// The subscriber's videos have ceilings.
     pub fn capped(&self) -> bool {
-        self.capped
+        self.lift_at.is_some()
     }
 
     /// Whether `sample` shows the link congested (and not just cut: see [`SETTLE`]).
@@ -128,13 +127,12 @@ impl Downlink {
         let in_trial = self
             .lifted_at
             .is_some_and(|t| now.saturating_duration_since(t) < TRIAL);
-        self.hold = match (self.capped, in_trial) {
+        self.hold = match (self.capped(), in_trial) {
             // Already capped (a further step down): the hold restarts, as long as it was.
             (true, _) => self.hold.max(FIRST_HOLD),
             (false, true) => (self.hold * 2).clamp(FIRST_HOLD, MAX_HOLD),
             (false, false) => FIRST_HOLD,
         };
-        self.capped = true;
         self.cut_at = Some(now);
         self.lift_at = Some(now + self.hold);
         self.lifted_at = None;
@@ -144,7 +142,6 @@ impl Downlink {
     pub fn lift_if_due(&mut self, now: Instant) -> bool {
         match self.lift_at {
             Some(at) if at <= now => {
-                self.capped = false;
                 self.lift_at = None;
                 self.lifted_at = Some(now);
                 true

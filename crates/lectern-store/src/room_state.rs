@@ -10,7 +10,7 @@ use sqlx::SqliteExecutor;
 use sqlx::sqlite::SqliteConnection;
 
 use crate::row::Columns;
-use crate::{SavedHand, SavedParticipant, SavedRoom, StoreError, StoreOp, from_db, to_db};
+use crate::{SavedHand, SavedParticipant, SavedRoom, StoreError, StoreOp, to_db};
 
 pub(crate) const ROOM_COLUMNS: &str =
     "class_state, class_started_at, presenter_id, class_mode, speak_all, banned, end_warned";
@@ -143,11 +143,11 @@ pub(crate) fn room_state_from_row(row: &impl Columns) -> Result<SavedRoom, Store
 
 /// A `participant_states` row (its `PARTICIPANT_COLUMNS`), read on either backend.
 pub(crate) fn participant_from_row(row: &impl Columns) -> Result<SavedParticipant, StoreError> {
-    let hand = match (row.opt_int("hand_raised_at")?, row.opt_int("hand_order")?) {
-        (Some(at), Some(order)) => Some(SavedHand {
-            raised_at: from_db("hand_raised_at", at)?,
-            order: from_db("hand_order", order)?,
-        }),
+    let hand = match (
+        row.opt_unsigned("hand_raised_at")?,
+        row.opt_unsigned("hand_order")?,
+    ) {
+        (Some(raised_at), Some(order)) => Some(SavedHand { raised_at, order }),
         _ => None,
     };
     Ok(SavedParticipant {
