@@ -1,49 +1,20 @@
 //! One simulated participant: a WebSocket session speaking Lectern's protocol plus one
 //! webrtc-rs peer connection, either publishing generated VP8 + Opus or receiving and checking.
 
-use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
-use lectern_proto::{
-    ClientFrame, ClientMessage, DecodeError, PROTOCOL_VERSION, RequestId, ServerMessage,
-    decode_server, encode_client,
-};
-use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
-use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::configuration::interceptor_registry::{
-    Registry, register_default_interceptors,
-};
-use rtc::peer_connection::configuration::media_engine::{
-    MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
-};
-use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
-use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
-    RtpCodecKind,
-};
-use rtc::sansio::Protocol;
-use tokio::sync::mpsc;
+use lectern_proto::ClientMessage;
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use tokio::task::JoinHandle;
-use tokio_tungstenite::tungstenite::Message;
-use tracing::{debug, warn};
-use webrtc::media_stream::Track;
+use tracing::debug;
+use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
-use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
-use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
-use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription,
-};
-use webrtc::rtp_transceiver::RtpSender;
+use webrtc::peer_connection::PeerConnection;
 
 use crate::BotError;
-use crate::payload::{self, PacketInfo};
 use crate::stats::TrackStats;
 
 mod external;
@@ -53,7 +24,7 @@ mod signalling;
 
 pub use self::external::PendingPublish;
 use self::media::send_media;
-use self::peer::{is_keyframe_request, local_sdp_with_candidates, local_track, new_pc, rand_u32};
+use self::peer::{local_track, new_pc};
 pub(crate) use self::signalling::wire_name;
 use self::signalling::{join, send, signalling};
 

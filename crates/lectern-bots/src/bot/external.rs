@@ -1,7 +1,19 @@
 //! Bots for signalling other than Lectern's (a reference SFU in `lectern-bench`): the offer is
 //! made here and the answer comes from the caller.
 
-use super::*;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::peer_connection::{PeerConnection, RTCSessionDescription};
+use webrtc::rtp_transceiver::RtpSender;
+
+use super::media::send_media;
+use super::peer::{local_sdp_with_candidates, local_track, new_pc};
+use super::{Bot, PublishOptions, Shared};
+use crate::BotError;
 
 /// A publishing bot whose offer is made but not yet answered: for signalling other than
 /// Lectern's (e.g. a reference SFU in `lectern-bench`). [`Bot::publish_offer`] makes it.

@@ -1,6 +1,20 @@
 //! What a publishing bot sends: generated VP8 and Opus, keyframes on request.
 
-use super::*;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use tracing::warn;
+use webrtc::media_stream::Track;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
+use webrtc::rtp_transceiver::RtpSender;
+
+use super::peer::{is_keyframe_request, rand_u32};
+use super::{PublishOptions, Shared, now_us};
+use crate::payload::{self, PacketInfo};
 
 /// Once connected, send generated media on one track until aborted.
 pub(super) async fn send_media(

@@ -1,7 +1,38 @@
 //! The bot's webrtc-rs peer connection: codecs and interceptors, the event handler that keeps
 //! what arrives, and the local description with its candidates.
 
-use super::*;
+use std::collections::VecDeque;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::interceptor_registry::{
+    Registry, register_default_interceptors,
+};
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
+};
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
+    RtpCodecKind,
+};
+use rtc::sansio::Protocol;
+use tokio::sync::mpsc;
+use tracing::debug;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
+    RTCPeerConnectionIceEvent, RTCPeerConnectionState,
+};
+
+use super::{Shared, lock, now_us};
+use crate::BotError;
+use crate::stats::TrackStats;
 
 /// VP8 and Opus only (what the SFU negotiates), NACK and reports from the default
 /// interceptors, and one interceptor that hands keyframe requests to the publisher.

@@ -1,7 +1,21 @@
 //! Lectern's signalling over the WebSocket: the join (with redirects) and the session that
 //! answers the SFU's offers and trickles candidates.
 
-use super::*;
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use futures_util::{SinkExt, StreamExt};
+use lectern_proto::{
+    ClientFrame, ClientMessage, DecodeError, PROTOCOL_VERSION, RequestId, ServerMessage,
+    decode_server, encode_client,
+};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use tracing::{debug, warn};
+use webrtc::peer_connection::{PeerConnection, RTCSessionDescription};
+
+use super::{BotOptions, OfferedTrack, Shared, Ws, lock};
+use crate::BotError;
 
 /// Send one client message.
 pub(super) async fn send(
@@ -201,9 +215,13 @@ pub(super) async fn handle_message(
 
 #[cfg(test)]
 mod signalling_tests {
+    use std::net::IpAddr;
+    use std::time::{Duration, Instant};
+
     use lectern_proto::{CloseReason, ParticipantId, Role, decode_client, encode_server};
 
     use super::*;
+    use crate::bot::Bot;
 
     async fn read_message(
         ws: &mut tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
