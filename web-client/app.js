@@ -49,6 +49,10 @@ const me = { id: '', role: 'student', name: '' };
 /** @type {Connection | null} */
 let connection = null;
 let welcomed = false;
+/** The server starts this page's media at the welcome (see `onWelcome`); used by the next start. */
+let mediaStartedByServer = false;
+/** An `sfu_offer` that came before the MediaSession was made. @type {import('./protocol.js').MediaOfferMessage | null} */
+let earlyOffer = null;
 /** Replayed events are news, but announcing a burst of them would drown a screen reader. */
 let replaying = false;
 /** The page reached a final state (left, removed, class ended, ...). */
@@ -562,8 +566,12 @@ function updateMedia() {
     mediaRestart = false;
     media.restart();
   } else {
-    media.start();
+    media.start(false, mediaStartedByServer);
   }
+  mediaStartedByServer = false;
+  const offer = earlyOffer;
+  earlyOffer = null;
+  if (offer) media.handleMessage(offer);
 }
 
 /** @param {Source} source */
@@ -844,6 +852,9 @@ function connect(token, roomId, early) {
     early,
     onWelcome(snapshot, welcome) {
       if (media?.started) mediaRestart = true;
+      // The hello asked for media at the welcome: the server started it if we are in class.
+      const self = snapshot?.roster.find((p) => p.id === welcome.participant_id);
+      mediaStartedByServer = !!connection?.mediaStartAsked && !!self && !self.in_lobby;
       activeSpeaker = null; // the server says again who speaks, right after the welcome
       qualities.clear(); // and the network qualities (issue 16)
       me.id = welcome.participant_id;
@@ -895,7 +906,12 @@ function connect(token, roomId, early) {
       media?.setIceServers(servers);
       updateMedia();
     },
-    onMedia: (message) => media?.handleMessage(message),
+    onMedia(message) {
+      // The SFU's first offer may come before the page has made its MediaSession (it follows
+      // the welcome when the hello asked for `media_start`): kept until then.
+      if (media) media.handleMessage(message);
+      else if (message.type === 'sfu_offer') earlyOffer = message;
+    },
     onError: (code, message) => showError(STRINGS.errors[code] ?? message, JOIN_ERRORS.includes(code)),
     onClosing(reason) {
       // Several nodes: a redirect is followed at once, silently.

@@ -27,6 +27,7 @@ export const TOKEN_KEY = 'lectern.token';
  * @property {string} url the URL it was opened with
  * @property {string} token the token its hello carries
  * @property {boolean} helloSent whether the hello has been sent on it
+ * @property {boolean} mediaStart whether its hello asks for `media_start` at the welcome
  * @property {string[]} received the text frames received so far, in order, not yet handled
  * @property {((text: string) => void) | null} deliver set by the adopter: frames go there
  *   instead of `received` from then on
@@ -70,18 +71,34 @@ export function classSocketUrl(roomId) {
 }
 
 /**
+ * Whether a participant with this role starts with nothing to send, so that their first
+ * negotiation is the SFU's offer of the room's tracks: students and observers. Staff choose
+ * their camera and microphone first and make the first offer themselves.
+ * @param {JoinClaims} claims
+ */
+export function receivesFirst(claims) {
+  return claims.role === undefined || claims.role === 'student' || claims.role === 'observer';
+}
+
+/**
  * Opens `url` and sends the hello with `token` as soon as it opens, keeping what arrives until
- * a `Connection` adopts it.
+ * a `Connection` adopts it. With `mediaStart`, the hello asks the server to start this
+ * participant's media at the welcome (`media_start: true`): the SFU's offer then follows the
+ * welcome without the page asking (PROTOCOL.md, "hello").
  * @param {string} url
  * @param {string} token
+ * @param {boolean} [mediaStart]
  * @returns {EarlySocket}
  */
-export function openEarly(url, token) {
+export function openEarly(url, token, mediaStart = false) {
   const socket = new WebSocket(url);
   /** @type {EarlySocket} */
-  const early = { socket, url, token, helloSent: false, received: [], deliver: null };
+  const early = { socket, url, token, helloSent: false, mediaStart, received: [], deliver: null };
   socket.onopen = () => {
-    socket.send(JSON.stringify({ type: 'hello', protocol_version: HELLO_PROTOCOL_VERSION, token }));
+    /** @type {{type: 'hello', protocol_version: number, token: string, media_start?: boolean}} */
+    const hello = { type: 'hello', protocol_version: HELLO_PROTOCOL_VERSION, token };
+    if (mediaStart) hello.media_start = true;
+    socket.send(JSON.stringify(hello));
     early.helloSent = true;
   };
   socket.onmessage = (message) => {
@@ -103,5 +120,5 @@ export const joinLink = (() => {
   const claims = token ? readClaims(token) : null;
   if (!token || !claims || claims.exp * 1000 <= Date.now()) return { token, claims, early: null };
   sessionStorage.setItem(TOKEN_KEY, token);
-  return { token, claims, early: openEarly(classSocketUrl(claims.room), token) };
+  return { token, claims, early: openEarly(classSocketUrl(claims.room), token, receivesFirst(claims)) };
 })();

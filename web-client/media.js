@@ -276,8 +276,12 @@ export class MediaSession {
    * Creates the peer connection. Call when admitted to the class. With something to send, it
    * offers; with nothing yet (a student arriving), it asks the server to offer the room's
    * tracks (`media_start`): one negotiation instead of two before the lecture shows.
+   * `serverStarted`: the hello asked for that already (`media_start` in the hello) and the
+   * welcome let us into the class, so the SFU's offer is on its way without a request.
+   * @param {boolean} [fresh]
+   * @param {boolean} [serverStarted]
    */
-  start(fresh = false) {
+  start(fresh = false, serverStarted = false) {
     if (this.#closed || this.#pc) return;
     const pc = new RTCPeerConnection({ iceServers: this.options.iceServers ?? [], bundlePolicy: 'max-bundle' });
     this.#pc = pc;
@@ -300,6 +304,7 @@ export class MediaSession {
     } else {
       this.#firstAnswerPending = true;
       setTimeout(() => this.#endFirstAnswer(), FIRST_ANSWER_HOLD_MS);
+      if (serverStarted) return;
       this.#enqueue(async () => {
         if (pc !== this.#pc) return;
         await this.options.connection.request('media_start');

@@ -198,7 +198,7 @@ const SOCKET_CLOSED = 3;
  *   | NetworkQualityMessage | AttendanceMessage | PollResultsMessage
  *   | QuizProgressMessage | RedirectMessage} ServerMessage
  */
-/** @typedef {{type: 'hello', protocol_version: number, token: string, last_seq?: number}} HelloMessage */
+/** @typedef {{type: 'hello', protocol_version: number, token: string, last_seq?: number, media_start?: boolean}} HelloMessage */
 /**
  * Every request a client may send after its hello.
  * @typedef {'chat_send' | 'chat_delete' | 'chat_lock' | 'hand_raise' | 'hand_lower'
@@ -324,6 +324,8 @@ export class Connection {
   /** @type {Status} */
   #status = 'closed';
   #welcomed = false;
+  /** The current socket's hello asks for `media_start` at the welcome (the early socket's). */
+  #mediaStart = false;
   /** No more reconnects: a final `closing`, `leave()` or `close()`. */
   #stopped = false;
   #attempt = 0;
@@ -354,6 +356,15 @@ export class Connection {
   }
 
   /** @returns {Status} */
+  /**
+   * Whether the current socket's hello asked the server to start this participant's media at
+   * the welcome (`media_start`): when the welcome let them into the class, the SFU's offer
+   * comes without a `media_start` request.
+   */
+  get mediaStartAsked() {
+    return this.#mediaStart;
+  }
+
   get status() {
     return this.#status;
   }
@@ -466,6 +477,7 @@ export class Connection {
     const socket = early?.socket ?? new WebSocket(url);
     this.#socket = socket;
     this.#welcomed = false;
+    this.#mediaStart = early?.mediaStart ?? false;
     /** @param {string} text */
     const receive = (text) => {
       if (socket === this.#socket) this.#receive(text);
@@ -512,6 +524,7 @@ export class Connection {
     /** @type {HelloMessage} */
     const hello = { type: 'hello', protocol_version: PROTOCOL_VERSION, token: this.options.token };
     if (this.lastSeq !== null) hello.last_seq = this.lastSeq;
+    if (this.#mediaStart) hello.media_start = true;
     this.#send(socket, hello);
     this.#welcomeDeadline(socket);
   }

@@ -211,6 +211,7 @@ enum Msg {
         protocol_version: u32,
         token: String,
         last_seq: Option<u64>,
+        media_start: bool,
     },
     ChatSend {
         to: Target,
@@ -475,10 +476,12 @@ impl Harness {
                 protocol_version,
                 token,
                 last_seq,
+                media_start,
             } => ClientMessage::Hello {
                 protocol_version: *protocol_version,
                 token: token.clone(),
                 last_seq: *last_seq,
+                media_start: *media_start,
             },
             Msg::ChatSend { to, text } => ClientMessage::ChatSend {
                 to: to.target(),

@@ -21,8 +21,10 @@
 // Like the browser test it wants an emoji font (fonts-noto-color-emoji; scripts/test.sh
 // installs it): without one, Chromium's first layout of the classroom searches every font for
 // the reaction buttons' emoji, tens of milliseconds that no real desktop spends.
-// Environment: LECTERN_BIN (default ../../target/debug/lectern), CHROMIUM, JOINS (default 10).
-import { mkdtempSync, rmSync } from 'node:fs';
+// Environment: LECTERN_BIN (default ../../target/debug/lectern), CHROMIUM, JOINS (default 10),
+// JOIN_SPEED_SERVER_LOG (a file: the server's log, e.g. with RUST_LOG=info,lectern_server=debug,
+// then each join's navigation start as Unix ms, to place the server's steps on the page's clock).
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -124,6 +126,8 @@ async function main() {
     await delay(1000); // let the publisher settle before the first join
     console.log(`server ${server.url}, Chromium ${studentBrowser.version()}, ${JOINS} joins`);
     const joins = [];
+    /** Each join's navigation start, Unix ms. @type {number[]} */
+    const origins = [];
     /** Per join: step name to page-clock ms. @type {Record<string, number | null>[]} */
     const steps = [];
     for (let i = 0; i < JOINS; i++) {
@@ -135,8 +139,9 @@ async function main() {
       const marks = await waitFor(`join ${i + 1}: the first frame`, () => page.evaluate(() => (window.__joinMarks.firstFrame !== null ? window.__joinMarks : null)), { timeout: 30_000, interval: 20 });
       const nav = await page.evaluate(() => {
         const n = /** @type {PerformanceNavigationTiming} */ (performance.getEntriesByType('navigation')[0]);
-        return { responseEnd: n.responseEnd, domContentLoaded: n.domContentLoadedEventEnd };
+        return { responseEnd: n.responseEnd, domContentLoaded: n.domContentLoadedEventEnd, timeOrigin: performance.timeOrigin };
       });
+      origins.push(nav.timeOrigin);
       const r = (x) => (x === null ? null : Math.round(x));
       steps.push({ ...Object.fromEntries(Object.entries(marks.steps).map(([k, v]) => [k, r(v)])), 'page HTML received': r(nav.responseEnd), 'DOMContentLoaded': r(nav.domContentLoaded), 'first frame shown': r(marks.firstFrame) });
       const row = { join: i + 1, firstFrameMs: r(marks.firstFrame), wsOpenMs: r(marks.wsOpen), pcConnectedMs: r(marks.pcConnected), domContentLoadedMs: r(nav.domContentLoaded), frameWidth: marks.frameWidth };
@@ -155,6 +160,10 @@ async function main() {
       wsOpenMedian: median(joins.map((j) => j.wsOpenMs)), pcConnectedMedian: median(joins.map((j) => j.pcConnectedMs)), timeline, binary: BIN };
     console.log(`join to first decoded frame: median ${summary.median} ms, worst ${summary.worst} ms (target <= 300 ms)`);
     console.log(JSON.stringify(summary));
+    if (process.env.JOIN_SPEED_SERVER_LOG) {
+      const starts = origins.map((o, i) => `join ${i + 1} navigation start ${new Date(o).toISOString()} (${o.toFixed(1)})`).join('\n');
+      writeFileSync(process.env.JOIN_SPEED_SERVER_LOG, `${server.output}\n${starts}\n`);
+    }
   } finally {
     for (const b of browsers) await b.close().catch(() => undefined);
     await stopServer(server);

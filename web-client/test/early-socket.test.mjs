@@ -52,7 +52,7 @@ class SocketDouble {
 globalThis.WebSocket = /** @type {any} */ (SocketDouble);
 
 const { Connection, PROTOCOL_VERSION } = await import('../protocol.js');
-const { openEarly, HELLO_PROTOCOL_VERSION } = await import('../join-link.js');
+const { openEarly, receivesFirst, HELLO_PROTOCOL_VERSION } = await import('../join-link.js');
 
 const URL = 'ws://lectern.test/ws?room=algebra';
 const TOKEN = 'a.b.c';
@@ -145,3 +145,65 @@ test('an early socket refused and closed before app.js loaded: its error and clo
   assert.equal(c.status, 'closed', 'a final closing stops the connection, as on any socket');
   assert.equal(SocketDouble.made.length, 1, 'and it does not reconnect');
 });
+
+test('a student\'s or observer\'s early hello asks for media at the welcome; staff\'s does not', () => {
+  const claims = (role) => ({ name: 'n', room: 'algebra', exp: 2e9, role });
+  assert.equal(receivesFirst(claims('student')), true);
+  assert.equal(receivesFirst(claims('observer')), true);
+  assert.equal(receivesFirst(claims(undefined)), true, 'a token without a role is a student\'s');
+  assert.equal(receivesFirst(claims('instructor')), false, 'staff choose devices and offer first');
+  assert.equal(receivesFirst(claims('ta')), false);
+});
+
+test('media_start in the early hello: sent once, known to the connection, never on a reconnect', async () => {
+  SocketDouble.made.length = 0;
+  const early = openEarly(URL, TOKEN, true);
+  const socket = SocketDouble.made[0];
+  socket.open();
+  assert.equal(socket.hellos()[0].media_start, true);
+  socket.receive(WELCOME);
+  const { c } = connection(early);
+  c.connect();
+  await tick();
+  assert.equal(c.mediaStartAsked, true, 'the page knows the server starts its media');
+  socket.end();
+  // The reconnect opens a new socket after a backoff; say hello there.
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  await waitForSocket(2);
+  const again = SocketDouble.made[1];
+  again.open();
+  assert.equal(again.hellos().length, 1);
+  assert.equal('media_start' in again.hellos()[0], false, 'a reconnect makes its own peer connection');
+  assert.equal(c.mediaStartAsked, false);
+  c.close();
+});
+
+test('media_start in the hello the connection says on an early socket still opening', async () => {
+  SocketDouble.made.length = 0;
+  const early = openEarly(URL, TOKEN, true);
+  const socket = SocketDouble.made[0];
+  const { c } = connection(early);
+  c.connect();
+  socket.open();
+  assert.equal(socket.hellos().length, 1);
+  assert.equal(socket.hellos()[0].media_start, true);
+  assert.equal(c.mediaStartAsked, true);
+  c.close();
+});
+
+test('without it, no media_start in the early hello', () => {
+  SocketDouble.made.length = 0;
+  openEarly(URL, TOKEN);
+  const socket = SocketDouble.made[0];
+  socket.open();
+  assert.equal('media_start' in socket.hellos()[0], false);
+});
+
+/** Waits (up to 5 s) until `n` sockets have been made. @param {number} n */
+async function waitForSocket(n) {
+  const deadline = Date.now() + 5000;
+  while (SocketDouble.made.length < n) {
+    if (Date.now() > deadline) throw new Error(`only ${SocketDouble.made.length} sockets were made`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}

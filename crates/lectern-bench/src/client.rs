@@ -264,6 +264,7 @@ async fn join(spec: &ClientSpec) -> anyhow::Result<Ws> {
             protocol_version: PROTOCOL_VERSION,
             token: spec.token.clone(),
             last_seq: None,
+            media_start: false,
         },
     };
     ws.send(Message::text(encode_client(&hello)))

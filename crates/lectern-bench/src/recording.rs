@@ -38,6 +38,7 @@ pub async fn start(url: &str, token: String) -> anyhow::Result<Recording> {
                 protocol_version: PROTOCOL_VERSION,
                 token,
                 last_seq: None,
+                media_start: false,
             },
         },
         ClientFrame {

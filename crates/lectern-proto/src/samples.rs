@@ -41,6 +41,7 @@ pub fn client_messages() -> Vec<ClientMessage> {
             protocol_version: PROTOCOL_VERSION,
             token: "eyJhbGciOiJIUzI1NiJ9...".into(),
             last_seq: Some(41),
+            media_start: false,
         },
         ClientMessage::ChatSend {
             to: ChatTarget::Staff,

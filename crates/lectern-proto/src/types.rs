@@ -444,6 +444,11 @@ pub enum ClientMessage {
         /// The last event sequence number this client saw, when it reconnects.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         last_seq: Option<Seq>,
+        /// Start this participant's media right after the welcome, as a `media_start` sent
+        /// then would, when the welcome lets them straight into the class: the `sfu_offer`
+        /// follows the welcome without waiting for the client's request (see PROTOCOL.md).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        media_start: bool,
     },
     /// Send a chat message.
     ChatSend {

@@ -100,11 +100,12 @@ async fn run(
         _ = &mut keepalive => None,
     };
     let room = match joined {
-        Some((room_tx, identity, last_seq)) => {
+        Some((room_tx, identity, last_seq, media_start)) => {
             let command = RoomCommand::Join {
                 conn,
                 identity,
                 last_seq,
+                media_start,
                 outbound: ConnTx {
                     tx: tx.clone(),
                     kill: kill.clone(),
@@ -200,13 +201,16 @@ struct Hello {
     room_id: lectern_proto::RoomId,
     identity: lectern_room::Identity,
     last_seq: Option<u64>,
+    media_start: bool,
     request_id: Option<RequestId>,
 }
 
+/// The room, who joined, their `last_seq` and whether their hello asked for `media_start`.
 type Joined = (
     mpsc::Sender<RoomCommand>,
     lectern_room::Identity,
     Option<u64>,
+    bool,
 );
 
 /// Where an accepted hello goes.
@@ -284,10 +288,16 @@ impl<'a> Reader<'a> {
             )),
             Ok(None) => return None,
             Ok(Some(Err((code, message)))) => Err((code, message, None)),
-            Ok(Some(Ok(text))) => match self.check_hello(&text, expected_room) {
-                Ok(hello) => self.open_room(hello, placed).await,
-                Err(refusal) => Err(refusal),
-            },
+            Ok(Some(Ok(text))) => {
+                let received = Instant::now();
+                let opened = match self.check_hello(&text, expected_room) {
+                    Ok(hello) => self.open_room(hello, placed).await,
+                    Err(refusal) => Err(refusal),
+                };
+                let open_us = u64::try_from(received.elapsed().as_micros()).unwrap_or(u64::MAX);
+                debug!(open_us, "hello checked and its room opened");
+                opened
+            }
         };
         match result {
             Ok(Opening::Joined(joined)) => Some(joined),
@@ -321,6 +331,7 @@ impl<'a> Reader<'a> {
                     protocol_version,
                     token,
                     last_seq,
+                    media_start,
                 },
         } = frame
         else {
@@ -347,6 +358,7 @@ impl<'a> Reader<'a> {
             room_id,
             identity,
             last_seq,
+            media_start,
             request_id,
         })
     }
@@ -374,7 +386,9 @@ impl<'a> Reader<'a> {
                 hello.request_id,
             ))?;
         Ok(match opened {
-            Opened::Here(room_tx) => Opening::Joined((room_tx, hello.identity, hello.last_seq)),
+            Opened::Here(room_tx) => {
+                Opening::Joined((room_tx, hello.identity, hello.last_seq, hello.media_start))
+            }
             Opened::Redirect(url) => Opening::Redirect {
                 room_id: hello.room_id,
                 url,

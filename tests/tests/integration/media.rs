@@ -708,6 +708,84 @@ async fn media_start_lets_the_sfu_make_the_only_offer() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Connect and say a hello with `media_start: true`; returns the client once welcomed.
+async fn join_asking_media_start(s: &TestServer, room: &str, sub: &str) -> anyhow::Result<Client> {
+    let token = s.token(room, sub, sub, Role::Student);
+    let mut client = Client::connect(s.addr, None).await?;
+    client
+        .send(&json!({"type": "hello", "protocol_version": 1, "token": token, "media_start": true}))
+        .await?;
+    let welcome = client
+        .wait_for(|m| m["type"] == "welcome" || m["type"] == "error")
+        .await?;
+    anyhow::ensure!(welcome["type"] == "welcome", "refused: {welcome}");
+    client.welcome = welcome;
+    Ok(client)
+}
+
+#[tokio::test]
+async fn media_start_in_the_hello_brings_the_sfu_offer_after_the_welcome_unasked()
+-> anyhow::Result<()> {
+    let s = TestServer::start_with(&[("LECTERN_ROOM_AUTO_START", "true")]).await;
+    let mut grace = s.join("physics", "grace", Role::Instructor).await;
+    let teacher = Peer::new();
+    let answer = negotiate(&mut grace, teacher.offer(true)).await?;
+    teacher.accept_answer(&answer);
+
+    // The student sends nothing after its hello: the SFU's offer follows the welcome and the
+    // ICE servers, with the instructor's video, and is answered as usual.
+    let mut ada = join_asking_media_start(&s, "physics", "ada").await?;
+    let offer = ada.wait_for(|m| m["type"] == "sfu_offer").await?;
+    let order: Vec<&str> = ada
+        .received
+        .iter()
+        .filter_map(|m| m["type"].as_str())
+        .filter(|t| ["welcome", "media_config", "sfu_offer"].contains(t))
+        .collect();
+    assert_eq!(order, ["welcome", "media_config", "sfu_offer"]);
+    assert!(
+        !ada.received.iter().any(|m| m["type"] == "ack"),
+        "no request, no ack"
+    );
+    let tracks = offer["tracks"].as_array().cloned().unwrap_or_default();
+    let mid = tracks
+        .iter()
+        .find(|t| t["participant_id"] == "grace")
+        .and_then(|t| t["mid"].as_str())
+        .ok_or_else(|| anyhow::anyhow!("the offer lacks the instructor: {offer}"))?
+        .to_owned();
+    let student = Peer::new();
+    let answer = student.accept_offer(offer["sdp"].as_str().unwrap_or_default());
+    ada.ok(json!({"type": "media_answer", "sdp": answer}))
+        .await?;
+    wait_until("the student to receive the instructor's frames", || async {
+        student.frames_on(&mid) >= 10
+    })
+    .await?;
+
+    // Welcomed into the lobby: nothing starts (no `in_lobby` error either); let in, the client
+    // asks with `media_start` as without the field.
+    let lobby = TestServer::start().await;
+    let mut early = join_asking_media_start(&lobby, "r", "early").await?;
+    // A request the lobby allows: answered after anything the welcome set off in the room.
+    early
+        .ok(json!({"type": "set_media", "media": {"mic": false, "camera": false, "screen": false}}))
+        .await?;
+    assert!(
+        !early
+            .received
+            .iter()
+            .any(|m| m["type"] == "sfu_offer" || m["code"] == "in_lobby"),
+        "{:?}",
+        early.received
+    );
+    let mut instructor = lobby.join("r", "instructor", Role::Instructor).await;
+    instructor.ok(json!({"type": "class_start"})).await?;
+    early.wait_event("class_started").await?;
+    early.ok(json!({"type": "media_start"})).await?;
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_failed_media_command_is_not_taken_for_the_failure_of_the_pending_offer()
 -> anyhow::Result<()> {

@@ -47,6 +47,7 @@ pub(super) async fn join(
             protocol_version: PROTOCOL_VERSION,
             token: options.token.clone(),
             last_seq: None,
+            media_start: false,
         };
         send(&mut ws, None, hello).await?;
         let mut early = VecDeque::new();

@@ -422,6 +422,7 @@ fn a_hello_inside_the_room_is_refused() {
             protocol_version: 1,
             token: "x".into(),
             last_seq: None,
+            media_start: false,
         },
     });
     assert_eq!(

@@ -54,6 +54,8 @@ pub enum RoomCommand {
         conn: ConnId,
         identity: Identity,
         last_seq: Option<Seq>,
+        /// The hello asked for `media_start` at the welcome.
+        media_start: bool,
         outbound: ConnTx,
     },
     Request {

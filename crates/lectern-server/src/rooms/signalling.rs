@@ -51,6 +51,21 @@ impl RoomTask {
         self.send(conn, &ServerMessage::MediaConfig { ice_servers });
     }
 
+    /// A hello with `media_start`: right after the welcome (and the `media_config`), the
+    /// participant's peer starts as a `media_start` request would start it, when the welcome let
+    /// them into the class (in the lobby, the client asks once it is let in). The SFU's offer
+    /// then follows the welcome without waiting for a round trip to the client.
+    pub(super) fn media_start_after_welcome(&mut self, conn: ConnId, id: &ParticipantId) {
+        if !self.media_start_at_welcome.remove(&conn) || self.env.media.is_none() {
+            return;
+        }
+        if self.room.participant(id).is_none_or(|p| p.in_lobby) {
+            return;
+        }
+        debug!(room.id = %self.room_id, "media started at the welcome");
+        self.media_request(conn, None, ClientMessage::MediaStart);
+    }
+
     pub(super) fn media_request(
         &mut self,
         conn: ConnId,
@@ -237,6 +252,9 @@ impl RoomTask {
             }
             _ => {
                 if let Some(message) = crate::media::to_client(&event) {
+                    if matches!(message, ServerMessage::SfuOffer { .. }) {
+                        debug!(conn = conn.0, "sfu offer sent");
+                    }
                     self.send(conn, &message);
                 }
                 if let WorkerEvent::Answer { .. } = event

@@ -9,7 +9,7 @@ use lectern_proto::{ClientMessage, ErrorCode, RoomId, Seq, ServerMessage};
 use lectern_room::{ConnId, Input, Output, Room, RoomConfig, RoomInit};
 use lectern_store::StoreOp;
 use tokio::sync::mpsc;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::outbox::Outbox;
 use super::records::store_op;
@@ -45,6 +45,8 @@ pub(super) struct RoomTask {
     live_quizzes: Arc<crate::quizzes::LiveQuizzes>,
     /// The live quiz as last recorded in `live_quizzes`.
     live_seen: Option<lectern_proto::LiveQuiz>,
+    /// Connections whose hello asked for `media_start` and whose welcome has not gone yet.
+    pub(super) media_start_at_welcome: HashSet<ConnId>,
 }
 
 /// Runs the room `room_id` until it has been empty for `room.idle_close_secs` or the server
@@ -132,6 +134,7 @@ pub(super) async fn run_room(
         course,
         live_quizzes: registry.live_quizzes.clone(),
         live_seen: None,
+        media_start_at_welcome: HashSet::new(),
         env,
     };
     info!("room opened");
@@ -226,11 +229,15 @@ impl RoomTask {
                 conn,
                 identity,
                 last_seq,
+                media_start,
                 outbound,
             } => {
                 // A new connection comes with a new peer connection.
                 self.drop_media_peer(&identity.id);
                 self.outbox.insert(conn, outbound);
+                if media_start {
+                    self.media_start_at_welcome.insert(conn);
+                }
                 self.room.handle(
                     now,
                     Input::Join {
@@ -318,6 +325,7 @@ impl RoomTask {
             self.drop_media_peer(&id);
         }
         self.outbox.remove(conn);
+        self.media_start_at_welcome.remove(&conn);
         self.room.handle(now, Input::Disconnected { conn });
     }
 
@@ -334,7 +342,9 @@ impl RoomTask {
             if outputs.is_empty() {
                 return;
             }
+            let persisting = std::time::Instant::now();
             let failed = self.persist(&outputs).await;
+            let persist_us = u64::try_from(persisting.elapsed().as_micros()).unwrap_or(u64::MAX);
             if self.fenced {
                 // Another node hosts the room: nothing of this batch is delivered (no ack, no
                 // broadcast, no media change); the task stops (`stop_fenced`).
@@ -355,8 +365,10 @@ impl RoomTask {
                         conn,
                         participant_id,
                     } => {
+                        debug!(conn = conn.0, persist_us, "welcome sent");
                         self.send_media_config(conn, &participant_id);
                         self.send_current_quality(conn);
+                        self.media_start_after_welcome(conn, &participant_id);
                     }
                     Output::Persist(_) => {}
                     Output::Media(intent) => {
