@@ -8,12 +8,15 @@
 #
 #   scripts/bench-forward.sh [SUBSCRIBERS...]      # default: 10 50 200
 #
-# Environment: SHORT and LONG (simulated seconds, default 1 and 3), CARGO_TARGET_DIR.
+# Environment: SHORT and LONG (simulated seconds, default 1 and 3), BATCH (on or off: hand the
+# SFU each simulated instant's datagrams as one batch, as the media worker does; default on),
+# CARGO_TARGET_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "bench-forward: needs valgrind (apt-get install valgrind)"; exit 1; }
 short=${SHORT:-1}
 long=${LONG:-3}
+batch=${BATCH:-on}
 subscribers=("$@")
 [ ${#subscribers[@]} -gt 0 ] || subscribers=(10 50 200)
 
@@ -30,11 +33,11 @@ trap 'rm -rf "$work"' EXIT
 run() {
     local n=$1 seconds=$2 out="$work/cg.$1.$2"
     valgrind --tool=callgrind --callgrind-out-file="$out" \
-        "$bin" --subscribers "$n" --seconds "$seconds" >"$out.stdout" 2>"$out.stderr" \
+        "$bin" --subscribers "$n" --seconds "$seconds" --batch "$batch" >"$out.stdout" 2>"$out.stderr" \
         || { cat "$out.stderr"; exit 1; }
     local ir forwarded
     ir=$(callgrind_annotate --inclusive=yes --threshold=100 "$out" 2>/dev/null | awk '
-        /Sfu>::handle_receive \[|Sfu::(handle_timeout|poll_transmit|poll_event|poll_timeout) \[/ \
+        /Sfu>?::(handle_receive|handle_timeout|end_batch|poll_transmit|poll_event|poll_timeout) \[/ \
             && !/=>/ { gsub(",", "", $1); sum += $1 }
         END { printf "%.0f", sum }')
     forwarded=$(awk '/^rtp_forwarded / {print $2}' "$out.stdout")

@@ -211,6 +211,13 @@ impl MediaPlane {
                 "recvmmsg system calls of the media workers.",
                 s.udp_recv_calls,
             ),
+            (
+                "lectern_media_subscriber_sends_total",
+                "Passes through a subscriber's connection that sent the RTP written to it (once \
+                 per subscriber and batch of received packets; RTP forwarded over this is the \
+                 mean batch).",
+                s.subscriber_sends,
+            ),
         ];
         for (name, help, v) in counters {
             write_metric(&mut out, name, help, "counter", v);

@@ -11,6 +11,12 @@
 //!
 //! On its own it prints what it forwarded and the wall-clock time per forwarded packet (that
 //! one is noisy on a shared machine; the instruction count is not).
+//!
+//! `--batch on` (the default) hands the SFU what arrives at one simulated instant (every 2 ms)
+//! as one batch, as the media worker does with one read of its socket (`Sfu::begin_batch`);
+//! `--batch off` hands it one datagram at a time, each packet sent to the subscribers as it is
+//! forwarded (the SFU before batches). `subscriber_sends` is how many passes through the
+//! subscribers' `Rtc`s sent them RTP.
 
 #[path = "../tests/media/support.rs"]
 #[allow(dead_code)]
@@ -24,12 +30,14 @@ use support::Net;
 struct Args {
     subscribers: usize,
     seconds: f64,
+    batch: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         subscribers: 50,
         seconds: 2.0,
+        batch: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -44,6 +52,13 @@ fn parse_args() -> Result<Args, String> {
                 args.seconds = value
                     .parse()
                     .map_err(|_| format!("--seconds: not a number: {value}"))?
+            }
+            "--batch" => {
+                args.batch = match value.as_str() {
+                    "on" => true,
+                    "off" => false,
+                    _ => return Err(format!("--batch: on or off, not {value}")),
+                }
             }
             _ => return Err(format!("unknown argument {flag}")),
         }
@@ -71,11 +86,12 @@ fn main() {
         Ok(args) => args,
         Err(e) => {
             eprintln!("forward_cost: {e}");
-            eprintln!("usage: forward_cost [--subscribers N] [--seconds S]");
+            eprintln!("usage: forward_cost [--subscribers N] [--seconds S] [--batch on|off]");
             std::process::exit(2);
         }
     };
     let mut net = Net::new();
+    net.batch = args.batch;
     net.join(
         "r1",
         "teacher",
@@ -112,6 +128,11 @@ fn main() {
     println!("rtp_received {received}");
     println!("rtp_forwarded {forwarded}");
     println!("rtp_forwarded_total {}", after.rtp_forwarded);
+    let sends = after.subscriber_sends - before.subscriber_sends;
+    println!("subscriber_sends {sends}");
+    if sends > 0 {
+        println!("packets_per_send {:.2}", forwarded as f64 / sends as f64);
+    }
     // Wall clock of the whole window, simulated browsers included: an upper bound only.
     if forwarded > 0 {
         println!(

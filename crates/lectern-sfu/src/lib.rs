@@ -24,6 +24,9 @@
 //! - [`Sfu::handle_timeout`]: when [`Sfu::poll_timeout`] says so.
 //! - [`Sfu::add_link`] / [`Sfu::handle_relay`]: another `Sfu` to relay with, and a message
 //!   from it (see "Relaying" below).
+//! - [`Sfu::begin_batch`] / [`Sfu::end_batch`] around a run of `handle_receive` and
+//!   `handle_relay` calls (what one read of the socket returned): RTP for a subscriber is
+//!   sent at the end, in one pass through its `Rtc` instead of one per packet.
 //!
 //! After every input, drain [`Sfu::poll_transmit`] (send each datagram from its `source`
 //! socket), [`Sfu::poll_event`] (act on each [`MediaEvent`]) and, when linked,

@@ -53,6 +53,10 @@ pub(crate) struct Peer {
     pub addrs: Vec<SocketAddr>,
     /// When str0m next wants `handle_input(Timeout)`.
     pub timeout: Instant,
+    /// RTP packets written to str0m during the current batch and not sent yet (see
+    /// `Sfu::begin_batch`): the peer is in the SFU's list of subscribers to send to at the
+    /// batch's end.
+    pub unsent: u16,
     pub dtls_up: bool,
     pub ice_up: bool,
     /// The last connectivity event reported was `Connected`.
@@ -119,6 +123,7 @@ impl Peer {
             ufrag,
             addrs: Vec::new(),
             timeout: now,
+            unsent: 0,
             dtls_up: false,
             ice_up: false,
             up_reported: false,

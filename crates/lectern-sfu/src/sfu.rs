@@ -200,6 +200,9 @@ impl Sfu {
                 transmits: VecDeque::new(),
                 rtc_events: VecDeque::new(),
                 relay: VecDeque::new(),
+                batching: false,
+                unsent: Vec::new(),
+                unsent_since: None,
             },
             offer_wanted: Vec::new(),
             events: VecDeque::new(),
@@ -241,6 +244,9 @@ impl Sfu {
     /// Advance time: str0m timers (retransmissions, reports, ICE consent) and coalesced
     /// keyframe requests that are due.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if !self.outbox.unsent.is_empty() {
+            self.send_unsent(now);
+        }
         for (&key, peer) in self.peers.iter_mut() {
             if !peer.rtc.is_alive() {
                 if peer.mirror.is_some() {
@@ -272,6 +278,51 @@ impl Sfu {
         }
         self.recording_timeouts(now);
         self.finish(now);
+    }
+
+    /// A batch of inputs starts: until [`Sfu::end_batch`], RTP forwarded to a subscriber is
+    /// written to its `Rtc` and sent at the batch's end (a subscriber with `MAX_PER_PASS` packets
+    /// waiting is sent them at once), so that str0m's fixed cost per send pass (a timeout, and a walk through
+    /// ICE, DTLS, SCTP and the session per poll) is paid once per subscriber and batch instead
+    /// of once per packet. Meant for what one read of the socket returned, or a run of
+    /// relayed messages: between the two calls, hand the `Sfu` only
+    /// [`Sfu::handle_receive`] and [`Sfu::handle_relay`]. Outside a batch every packet is sent
+    /// as it is forwarded. Repeating the call is harmless.
+    pub fn begin_batch(&mut self) {
+        self.outbox.batching = true;
+    }
+
+    /// The batch started by [`Sfu::begin_batch`] ends: each subscriber written to during it is
+    /// handed `now` and drained once, and what that produced is handled. Poll as after any
+    /// input. Without an open batch it does nothing.
+    pub fn end_batch(&mut self, now: Instant) {
+        self.outbox.batching = false;
+        if !self.outbox.unsent.is_empty() {
+            self.send_unsent(now);
+            self.finish(now);
+        }
+    }
+
+    /// Send what waits in subscribers' `Rtc`s for the end of a batch.
+    fn send_unsent(&mut self, now: Instant) {
+        self.outbox.unsent_since = None;
+        // The list is kept (not reallocated per batch); nothing is added to it meanwhile.
+        let mut unsent = std::mem::take(&mut self.outbox.unsent);
+        for key in unsent.drain(..) {
+            let Some(peer) = self.peers.get_mut(&key) else {
+                continue;
+            };
+            if peer.unsent == 0 {
+                continue;
+            }
+            peer.unsent = 0;
+            if !peer.rtc.is_alive() {
+                continue;
+            }
+            self.stats.subscriber_sends += 1;
+            self.outbox.send_written(key, peer, now);
+        }
+        self.outbox.unsent = unsent;
     }
 
     /// The next datagram to send, if any.
@@ -307,6 +358,7 @@ impl Sfu {
         next = earliest(next, self.next_speaker_check);
         next = earliest(next, self.next_layer_check);
         next = earliest(next, self.next_quality_check);
+        next = earliest(next, self.outbox.unsent_since);
         earliest(next, self.recording_timeout())
     }
 

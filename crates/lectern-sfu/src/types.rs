@@ -252,6 +252,11 @@ pub struct SfuStats {
     pub udp_send_calls: u64,
     /// `recvmmsg` calls of the worker.
     pub udp_recv_calls: u64,
+    /// Times a subscriber's `Rtc` was handed a timeout and drained to send the RTP packets
+    /// written to it: once per packet, or once per subscriber and batch of received packets
+    /// (see [`Sfu::begin_batch`](crate::Sfu::begin_batch)). `rtp_forwarded` over this is the
+    /// mean number of packets sent per pass.
+    pub subscriber_sends: u64,
 }
 
 /// Sums counters of several SFUs (one per media worker). Destructured, so a new field cannot
@@ -279,6 +284,7 @@ impl std::ops::AddAssign for SfuStats {
             udp_send_dropped,
             udp_send_calls,
             udp_recv_calls,
+            subscriber_sends,
         } = other;
         self.peers += peers;
         self.rtp_received += rtp_received;
@@ -300,5 +306,6 @@ impl std::ops::AddAssign for SfuStats {
         self.udp_send_dropped += udp_send_dropped;
         self.udp_send_calls += udp_send_calls;
         self.udp_recv_calls += udp_recv_calls;
+        self.subscriber_sends += subscriber_sends;
     }
 }

@@ -6,8 +6,9 @@
 //! handled before the datagrams they produce are sent).
 //!
 //! I/O is batched (see `udp.rs`): the socket is non-blocking; the worker reads up to
-//! [`udp::RECV_BATCH`] datagrams with one `recvmmsg`, hands each to the `Sfu`, runs its timers
-//! once for the batch, and sends the datagrams produced with one `sendmmsg` per
+//! [`udp::RECV_BATCH`] datagrams with one `recvmmsg`, hands them to the `Sfu` as one batch
+//! ([`Sfu::begin_batch`]: each subscriber is sent the read's packets in one pass through its
+//! `Rtc`), runs its timers once for the batch, and sends the datagrams produced with one `sendmmsg` per
 //! [`udp::SEND_BATCH`], in order. It sleeps in `poll` only when the last read left the socket
 //! empty, until a datagram (or a command's wake-up datagram) arrives, the next timer is due, or
 //! (while datagrams wait for a full send buffer) the socket is writable again.
@@ -437,6 +438,8 @@ impl Worker {
         let mut drained = true;
         loop {
             self.wake_pending.store(false, Ordering::SeqCst);
+            // Relayed media read in one go is one batch for the `Sfu` (see `Sfu::begin_batch`).
+            self.sfu.begin_batch();
             loop {
                 match self.commands.try_recv() {
                     Ok(Command::Shutdown) | Err(TryRecvError::Disconnected) => {
@@ -444,17 +447,19 @@ impl Worker {
                         return;
                     }
                     Ok(Command::Relay { from, message }) => {
-                        // Media relayed in a batch leaves in full batches as it goes.
                         self.sfu.handle_relay(Instant::now(), from, message);
                         self.queue_transmits();
                     }
                     Ok(command) => {
+                        self.sfu.end_batch(Instant::now());
                         self.apply(command);
                         self.flush();
+                        self.sfu.begin_batch();
                     }
                     Err(TryRecvError::Empty) => break,
                 }
             }
+            self.sfu.end_batch(Instant::now());
             self.flush();
 
             if drained {
@@ -471,6 +476,9 @@ impl Worker {
             let n = batch.recv(&self.socket);
             self.recv_calls += 1;
             drained = n < udp::RECV_BATCH;
+            // One batch for the `Sfu`: each subscriber is sent what the read brought for it in
+            // one pass through its `Rtc`, at the end (see `Sfu::begin_batch`).
+            self.sfu.begin_batch();
             for i in 0..n {
                 let (source, data) = batch.datagram(i);
                 if source == self.waker_addr || data.is_empty() {
@@ -481,6 +489,8 @@ impl Worker {
                 // Send as we go, a batch at a time, rather than hold the whole read's datagrams.
                 self.queue_transmits();
             }
+            self.sfu.end_batch(Instant::now());
+            self.queue_transmits();
             // Timers once per read, not per datagram.
             let now = Instant::now();
             if self.sfu.poll_timeout().is_some_and(|t| t <= now) {

@@ -150,7 +150,7 @@ impl Sfu {
         }
         out.written += 1;
         self.stats.rtp_forwarded += 1;
-        self.outbox.send_written(sub_key, sub, now);
+        self.outbox.written(sub_key, sub, now, &mut self.stats);
     }
 }
 
@@ -192,6 +192,7 @@ pub(super) fn flush_held_when_due(
                 out.written += 1;
             }
             stats.rtp_forwarded += 1;
+            stats.subscriber_sends += 1;
             outbox.send_written(key, peer, now);
         }
     }

@@ -7,8 +7,14 @@ use std::time::Instant;
 use str0m::{Event, Input, Output};
 use tracing::warn;
 
-use crate::Transmit;
 use crate::peer::{Peer, PeerKey};
+use crate::{SfuStats, Transmit};
+
+/// In a batch, a subscriber's `Rtc` is sent what was written to it at the latest when this many
+/// RTP packets wait (else at the batch's end). Bounds what str0m's send queues grow to (they
+/// keep their capacity) and how long the first packet of a long batch waits; 8 packets per
+/// pass already take 7/8 of the per-pass cost off each packet.
+pub(super) const MAX_PER_PASS: u16 = 8;
 
 /// A local socket and the address advertised for it in candidates.
 #[derive(Debug, Clone, Copy)]
@@ -26,6 +32,15 @@ pub(super) struct Outbox {
     pub rtc_events: VecDeque<(PeerKey, Event)>,
     /// Messages for linked SFUs (see `relay.rs`).
     pub relay: VecDeque<(crate::LinkId, crate::RelayMessage)>,
+    /// A batch of received packets is being taken in (`Sfu::begin_batch`): RTP written to a
+    /// subscriber is sent at the batch's end, in one pass per subscriber.
+    pub batching: bool,
+    /// Subscribers with RTP written and not sent yet (`Peer::unsent` > 0; a key may appear
+    /// twice, the second time with nothing left to send).
+    pub unsent: Vec<PeerKey>,
+    /// When the first of them was written: the SFU's timeout is due then, so that a batch
+    /// left open by mistake is sent by `handle_timeout`.
+    pub unsent_since: Option<Instant>,
 }
 
 impl Outbox {
@@ -76,6 +91,33 @@ impl Outbox {
             self.drain(key, peer);
             self.timeouts_due(key, peer, now);
         }
+    }
+
+    /// After an RTP packet was written to `peer`: send it now ([`Outbox::send_written`]), or,
+    /// while a batch is open, note the subscriber and send at the batch's end with the
+    /// packets written to it after this one (`Sfu::send_unsent`).
+    pub(super) fn written(
+        &mut self,
+        key: PeerKey,
+        peer: &mut Peer,
+        now: Instant,
+        stats: &mut SfuStats,
+    ) {
+        if self.batching {
+            if peer.unsent == 0 {
+                self.unsent.push(key);
+                self.unsent_since.get_or_insert(now);
+            }
+            peer.unsent += 1;
+            if peer.unsent < MAX_PER_PASS {
+                return;
+            }
+        }
+        // Sent now, with whatever waited for the batch's end (the key stays listed; the end
+        // skips it if nothing more is written).
+        peer.unsent = 0;
+        stats.subscriber_sends += 1;
+        self.send_written(key, peer, now);
     }
 
     /// While `peer`'s timeout is due, hand str0m `now` and drain.

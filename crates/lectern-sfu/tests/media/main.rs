@@ -1,5 +1,6 @@
 //! Media-plane tests: one binary, modules by layer.
 
+mod batch;
 mod downlink;
 mod forwarding;
 mod glare;

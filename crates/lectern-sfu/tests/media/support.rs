@@ -464,6 +464,11 @@ pub struct Net {
     pub held_uplink: Option<(SocketAddr, Vec<Vec<u8>>)>,
     /// A slow link in front of one client (see [`Bottleneck`]).
     pub bottleneck: Option<Bottleneck>,
+    /// Hand the SFUs what arrives at one instant as one batch (`Sfu::begin_batch`), as the
+    /// media worker does with what one read of its socket returns: the datagrams the clients
+    /// sent since the last round, and the messages relayed by one SFU. On by default; off,
+    /// each packet is sent to the subscribers as it is forwarded.
+    pub batch: bool,
 }
 
 /// A slow link towards one client, as `tc qdisc ... tbf` makes one: what the SFU sends to
@@ -541,6 +546,7 @@ impl Net {
             tap: None,
             held_uplink: None,
             bottleneck: None,
+            batch: true,
         }
     }
 
@@ -701,6 +707,7 @@ impl Net {
         let now = self.now;
         loop {
             let mut moved = false;
+            self.begin_batches();
             for i in 0..self.clients.len() {
                 while let Some((dest, bytes)) = self.clients[i].outbox.pop_front() {
                     moved = true;
@@ -720,6 +727,7 @@ impl Net {
                     }
                 }
             }
+            self.end_batches(now);
             for on in 0..=self.linked.len() {
                 moved |= self.pump_sfu(now, on);
             }
@@ -733,6 +741,25 @@ impl Net {
             if !moved {
                 return;
             }
+        }
+    }
+
+    /// With [`Net::batch`], every SFU starts a batch.
+    fn begin_batches(&mut self) {
+        if !self.batch {
+            return;
+        }
+        for on in 0..=self.linked.len() {
+            let sfu = self.sfu_at(on);
+            in_sfu(|| sfu.begin_batch());
+        }
+    }
+
+    /// Every SFU ends its batch (nothing to do without one).
+    fn end_batches(&mut self, now: Instant) {
+        for on in 0..=self.linked.len() {
+            let sfu = self.sfu_at(on);
+            in_sfu(|| sfu.end_batch(now));
         }
     }
 
@@ -771,6 +798,8 @@ impl Net {
             }
             self.events.push(e);
         }
+        // What SFU `on` relayed this round is one batch for each SFU it goes to.
+        self.begin_batches();
         while let Some((to, message)) = in_sfu(|| self.sfu_at(on).poll_relay()) {
             moved = true;
             let seen = &mut self.relayed[on];
@@ -785,6 +814,7 @@ impl Net {
             let sfu = self.sfu_at(to.0 as usize);
             in_sfu(|| sfu.handle_relay(now, LinkId(on as u32), message));
         }
+        self.end_batches(now);
         moved
     }
 
