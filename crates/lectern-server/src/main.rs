@@ -15,6 +15,14 @@ use lectern_server::config::Config;
 use lectern_server::courses::{self, LinkRequest, NewCourse, ScheduleSpec, ServiceError};
 use lectern_store::Store;
 
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[cfg(all(feature = "jemalloc", not(feature = "mimalloc")))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 mod quiz_cli;
 mod recording_cli;
 
