@@ -28,8 +28,14 @@ const REPORT_TIMEOUT: Duration = Duration::from_secs(15);
 
 #[derive(Debug, clap::Args)]
 pub struct ChatArgs {
-    /// Participants in the room (one instructor, the rest students).
-    #[arg(long, default_value_t = 100)]
+    /// Participants in the room (one instructor, the rest students). A comma-separated list
+    /// (`100,1000`) runs once per size, each with a fresh server, and then prints the server's
+    /// memory per participant: the slope of RSS over room size between the smallest and the
+    /// largest.
+    #[arg(long = "clients", value_delimiter = ',', default_value = "100")]
+    client_counts: Vec<usize>,
+    /// The room size of the run under way (one of `client_counts`).
+    #[arg(skip)]
     clients: usize,
     /// Chat messages per second, in total over all senders.
     #[arg(long, default_value_t = 20.0)]
@@ -64,8 +70,16 @@ pub struct ChatArgs {
 
 impl ChatArgs {
     fn validate(&self) -> anyhow::Result<()> {
-        if !(2..=MAX_CLIENTS).contains(&self.clients) {
-            bail!("--clients must be between 2 and {MAX_CLIENTS}");
+        if self.client_counts.is_empty()
+            || self
+                .client_counts
+                .iter()
+                .any(|n| !(2..=MAX_CLIENTS).contains(n))
+        {
+            bail!("--clients must be between 2 and {MAX_CLIENTS} (or a list of such sizes)");
+        }
+        if self.client_counts.len() > 1 && self.server.attaches() {
+            bail!("several --clients sizes need a server of their own each (not --url)");
         }
         if !(self.rate > 0.0 && self.rate <= 1_000_000.0) {
             bail!("--rate must be positive (at most 1,000,000)");
@@ -78,7 +92,8 @@ impl ChatArgs {
                  and together at most {MAX_RUN_SECONDS} s"
             );
         }
-        if self.senders == Some(0) || self.senders.is_some_and(|s| s > self.clients) {
+        let smallest = self.client_counts.iter().copied().min().unwrap_or(0);
+        if self.senders == Some(0) || self.senders.is_some_and(|s| s > smallest) {
             bail!("--senders must be between 1 and --clients");
         }
         if self.connect_concurrency == 0 {
@@ -92,8 +107,64 @@ impl ChatArgs {
     }
 }
 
-pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
+pub async fn run(mut args: ChatArgs) -> anyhow::Result<()> {
     args.validate()?;
+    let mut summaries = Vec::new();
+    for clients in args.client_counts.clone() {
+        args.clients = clients;
+        summaries.push(run_one(&args).await?);
+    }
+    let sizes: Vec<_> = summaries
+        .iter()
+        .map(|s| (s.clients, s.server_rss_mib_end))
+        .collect();
+    if let Some(slope) = RssSlope::of(&sizes) {
+        slope.print();
+    }
+    Ok(())
+}
+
+/// Server memory per participant: how RSS grew from the smallest room to the largest.
+#[derive(Debug, PartialEq, serde::Serialize)]
+struct RssSlope {
+    clients: [usize; 2],
+    server_rss_mib_end: [f64; 2],
+    rss_kib_per_participant: f64,
+}
+
+impl RssSlope {
+    /// From each run's (room size, server RSS at its end in MiB); none without two sizes
+    /// whose RSS was read (a server not spawned by this tool).
+    fn of(runs: &[(usize, Option<f64>)]) -> Option<RssSlope> {
+        let &(small, a) = runs.iter().min_by_key(|r| r.0)?;
+        let &(large, b) = runs.iter().max_by_key(|r| r.0)?;
+        let (a, b) = (a?, b?);
+        let participants = large.checked_sub(small).filter(|n| *n > 0)?;
+        Some(RssSlope {
+            clients: [small, large],
+            server_rss_mib_end: [a, b],
+            rss_kib_per_participant: (b - a) * 1024.0 / participants as f64,
+        })
+    }
+
+    fn print(&self) {
+        println!(
+            "server memory per participant: {:.1} KiB (RSS {:.1} MiB at {} clients, {:.1} MiB \
+             at {})",
+            self.rss_kib_per_participant,
+            self.server_rss_mib_end[0],
+            self.clients[0],
+            self.server_rss_mib_end[1],
+            self.clients[1]
+        );
+        println!(
+            "{}",
+            serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+        );
+    }
+}
+
+async fn run_one(args: &ChatArgs) -> anyhow::Result<ChatSummary> {
     let per_sender = args.rate / args.sender_count() as f64;
     if args.server.attaches() && per_sender > 5.0 {
         eprintln!(
@@ -104,14 +175,14 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
     let mut server = Server::start_or_attach(&args.server, args.clients, per_sender).await?;
     // Whatever happens (error, Ctrl-C), a spawned server is stopped before we return.
     let outcome = tokio::select! {
-        outcome = measure(&args, &mut server) => outcome,
+        outcome = measure(args, &mut server) => outcome,
         _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
     };
     server.shutdown().await;
     let summary = outcome?;
     summary.print_table();
     println!("{}", summary.to_json_line());
-    Ok(())
+    Ok(summary)
 }
 
 async fn measure(args: &ChatArgs, server: &mut Server) -> anyhow::Result<ChatSummary> {
@@ -427,5 +498,23 @@ fn summarize(
             messages_out: delta("lectern_messages_out_total"),
             slow_clients_dropped: delta("lectern_slow_clients_dropped_total"),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rss_slope_is_taken_between_the_smallest_and_the_largest_room() {
+        let slope = RssSlope::of(&[(1000, Some(50.0)), (100, Some(20.0)), (500, Some(99.0))])
+            .expect("two sizes");
+        assert_eq!(slope.clients, [100, 1000]);
+        assert_eq!(slope.server_rss_mib_end, [20.0, 50.0]);
+        // 30 MiB over 900 participants.
+        assert!((slope.rss_kib_per_participant - 30.0 * 1024.0 / 900.0).abs() < 1e-9);
+        assert_eq!(RssSlope::of(&[(100, Some(20.0))]), None);
+        assert_eq!(RssSlope::of(&[(100, Some(20.0)), (100, Some(21.0))]), None);
+        assert_eq!(RssSlope::of(&[(100, None), (1000, Some(50.0))]), None);
     }
 }

@@ -15,6 +15,12 @@ use lectern_server::config::Config;
 use lectern_server::courses::{self, LinkRequest, NewCourse, ScheduleSpec, ServiceError};
 use lectern_store::Store;
 
+/// Opt-in, for comparison only: measured on the chat load it used more memory than glibc's
+/// malloc, not less (docs/BENCHMARKS.md, "What still holds memory per chat participant").
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod quiz_cli;
 mod recording_cli;
 

@@ -27,6 +27,16 @@ enum Stop {
 /// The most buffers given to one vectored write (Linux takes up to 1,024).
 const MAX_SLICES: usize = 64;
 
+/// The most items taken from the outbound queue at once.
+const BATCH: usize = 256;
+
+/// Room kept for this many items in the writer's own queues once a burst is written. They grow
+/// to what a burst needed (a join storm queues hundreds of `participant_joined` notices per
+/// connection, ~40 bytes each in each queue) and would keep it for the connection's life: given
+/// back once the burst is out, they cost memory only while it lasts. Steady chat rarely has
+/// more than a few items waiting, so this frees nothing (and costs nothing) per delivery.
+const KEEP_ITEMS: usize = 16;
+
 /// Frames on their way into the socket.
 struct Wire {
     out: WriteSide,
@@ -70,6 +80,7 @@ impl Wire {
             };
             self.advance(written);
         }
+        self.queue.shrink_to(KEEP_ITEMS);
         Poll::Ready(Ok(()))
     }
 
@@ -164,7 +175,7 @@ async fn write_until_done(
                 let _ = tokio::time::timeout(Duration::from_millis(200), wire.write_all()).await;
                 return Stop::Done;
             }
-            received = rx.recv_many(&mut items, 256) => {
+            received = rx.recv_many(&mut items, BATCH) => {
                 if received == 0 {
                     // Every sender is gone: the connection is over.
                     wire.push(ws_frame::close(None));
@@ -206,6 +217,8 @@ async fn write_until_done(
                         }
                     }
                 }
+                // Empty now (drained): give back what a burst made it grow to.
+                items.shrink_to(KEEP_ITEMS);
                 if last {
                     items.clear();
                     let _ = tokio::time::timeout(stall, wire.write_all()).await;
@@ -269,5 +282,27 @@ mod tests {
         written.expect("written");
         assert_eq!(got, b"0123456abcdefgh!");
         assert!(wire.queue.is_empty() && !wire.started);
+    }
+
+    #[tokio::test]
+    async fn the_queue_gives_back_what_a_burst_made_it_grow_to() {
+        let (write, mut read) = tokio::io::duplex(1 << 16);
+        let mut wire = Wire::new(Box::pin(write));
+        for _ in 0..BATCH {
+            wire.push(Bytes::from_static(b"0123456789"));
+        }
+        assert!(wire.queue.capacity() >= BATCH);
+        let reading = async {
+            let mut got = vec![0u8; BATCH * 10];
+            read.read_exact(&mut got).await.expect("read");
+        };
+        let (_, written) = tokio::join!(reading, wire.write_all());
+        written.expect("written");
+        assert!(wire.queue.is_empty());
+        assert!(
+            wire.queue.capacity() <= KEEP_ITEMS,
+            "{} items of room kept after the burst",
+            wire.queue.capacity()
+        );
     }
 }
