@@ -682,19 +682,7 @@ async fn media_start_lets_the_sfu_make_the_only_offer() -> anyhow::Result<()> {
     let student = Peer::new();
     ada.ok(json!({"type": "media_start"})).await?;
     let offer = ada.wait_for(|m| m["type"] == "sfu_offer").await?;
-    let tracks = offer["tracks"].as_array().cloned().unwrap_or_default();
-    let track = tracks
-        .iter()
-        .find(|t| t["participant_id"] == "grace")
-        .ok_or_else(|| anyhow::anyhow!("the first offer lacks the instructor: {offer}"))?;
-    let mid = track["mid"].as_str().unwrap_or_default().to_owned();
-    let answer = student.accept_offer(offer["sdp"].as_str().unwrap_or_default());
-    ada.ok(json!({"type": "media_answer", "sdp": answer}))
-        .await?;
-    wait_until("the student to receive the instructor's frames", || async {
-        student.frames_on(&mid) >= 10
-    })
-    .await?;
+    answer_and_receive_the_instructor(&mut ada, &student, &offer).await?;
     assert!(
         !ada.received.iter().any(|m| m["type"] == "sfu_answer"),
         "one negotiation only"
@@ -709,6 +697,30 @@ async fn media_start_lets_the_sfu_make_the_only_offer() -> anyhow::Result<()> {
 }
 
 /// Connect and say a hello with `media_start: true`; returns the client once welcomed.
+/// Answer `offer` (which must carry the instructor `grace`'s video) from `student` and wait
+/// until its frames arrive.
+async fn answer_and_receive_the_instructor(
+    client: &mut Client,
+    student: &Peer,
+    offer: &Value,
+) -> anyhow::Result<()> {
+    let tracks = offer["tracks"].as_array().cloned().unwrap_or_default();
+    let mid = tracks
+        .iter()
+        .find(|t| t["participant_id"] == "grace")
+        .and_then(|t| t["mid"].as_str())
+        .ok_or_else(|| anyhow::anyhow!("the offer lacks the instructor: {offer}"))?
+        .to_owned();
+    let answer = student.accept_offer(offer["sdp"].as_str().unwrap_or_default());
+    client
+        .ok(json!({"type": "media_answer", "sdp": answer}))
+        .await?;
+    wait_until("the student to receive the instructor's frames", || async {
+        student.frames_on(&mid) >= 10
+    })
+    .await
+}
+
 async fn join_asking_media_start(s: &TestServer, room: &str, sub: &str) -> anyhow::Result<Client> {
     let token = s.token(room, sub, sub, Role::Student);
     let mut client = Client::connect(s.addr, None).await?;
@@ -747,21 +759,8 @@ async fn media_start_in_the_hello_brings_the_sfu_offer_after_the_welcome_unasked
         !ada.received.iter().any(|m| m["type"] == "ack"),
         "no request, no ack"
     );
-    let tracks = offer["tracks"].as_array().cloned().unwrap_or_default();
-    let mid = tracks
-        .iter()
-        .find(|t| t["participant_id"] == "grace")
-        .and_then(|t| t["mid"].as_str())
-        .ok_or_else(|| anyhow::anyhow!("the offer lacks the instructor: {offer}"))?
-        .to_owned();
     let student = Peer::new();
-    let answer = student.accept_offer(offer["sdp"].as_str().unwrap_or_default());
-    ada.ok(json!({"type": "media_answer", "sdp": answer}))
-        .await?;
-    wait_until("the student to receive the instructor's frames", || async {
-        student.frames_on(&mid) >= 10
-    })
-    .await?;
+    answer_and_receive_the_instructor(&mut ada, &student, &offer).await?;
 
     // Welcomed into the lobby: nothing starts (no `in_lobby` error either); let in, the client
     // asks with `media_start` as without the field.
