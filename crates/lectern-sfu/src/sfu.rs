@@ -315,12 +315,11 @@ impl Sfu {
             if peer.unsent == 0 {
                 continue;
             }
-            peer.unsent = 0;
             if !peer.rtc.is_alive() {
+                peer.unsent = 0;
                 continue;
             }
-            self.stats.subscriber_sends += 1;
-            self.outbox.send_written(key, peer, now);
+            self.outbox.send_pass(key, peer, now, &mut self.stats);
         }
         self.outbox.unsent = unsent;
     }

@@ -115,6 +115,18 @@ impl Outbox {
         }
         // Sent now, with whatever waited for the batch's end (the key stays listed; the end
         // skips it if nothing more is written).
+        self.send_pass(key, peer, now, stats);
+    }
+
+    /// One send pass through `peer`: everything written to it leaves (see
+    /// [`Outbox::send_written`]), and nothing waits for a batch's end any more.
+    pub(super) fn send_pass(
+        &mut self,
+        key: PeerKey,
+        peer: &mut Peer,
+        now: Instant,
+        stats: &mut SfuStats,
+    ) {
         peer.unsent = 0;
         stats.subscriber_sends += 1;
         self.send_written(key, peer, now);
