@@ -982,12 +982,16 @@ async function stunResponds(port) {
   }
 }
 
-/** Debian's coturn on loopback, with the TURN REST API secret Lectern signs credentials with. */
-async function startTurn() {
+/** One coturn on loopback at a free UDP port; rejects with coturn's output if it does not answer STUN within 10 s. */
+async function startTurnOnce() {
   const port = await freeUdpPort();
   const child = spawn('turnserver', [
     '-n', '--no-cli', '--no-tls', '--no-dtls', '--log-file=stdout', '--simple-log',
     '--listening-ip=127.0.0.1', '--relay-ip=127.0.0.1', `--listening-port=${port}`,
+    // The browsers reach it over UDP only (`?transport=udp`). Without this coturn also binds a TCP
+    // listener on the same port number, which nothing checked was free: when another process held
+    // it, coturn kept retrying that bind before it answered on UDP at all.
+    '--no-tcp',
     '--min-port=49200', '--max-port=49400',
     '--use-auth-secret', `--static-auth-secret=${TURN_SECRET}`, '--realm=lectern.test',
     // The SFU listens on 127.0.0.1 in this test: coturn refuses loopback peers unless told.
@@ -998,11 +1002,36 @@ async function startTurn() {
   child.on('error', (error) => (turn.exited = { error: String(error) }));
   child.stdout.on('data', (chunk) => (turn.output += chunk));
   child.stderr.on('data', (chunk) => (turn.output += chunk));
-  await waitFor('coturn to listen', () => {
-    if (turn.exited) throw Object.assign(new Error(`turnserver exited: ${JSON.stringify(turn.exited)}\n${turn.output}`), { fatal: true });
-    return stunResponds(port);
-  }, { timeout: 15_000 });
+  try {
+    await waitFor(`coturn to answer STUN on udp port ${port}`, () => {
+      if (turn.exited) throw Object.assign(new Error(`turnserver exited: ${JSON.stringify(turn.exited)}`), { fatal: true });
+      return stunResponds(port);
+    }, { timeout: 10_000 });
+  } catch (error) {
+    child.kill('SIGKILL');
+    throw new Error(`${error.message}\n--- coturn output (last 2000 chars) ---\n${turn.output.slice(-2000)}`);
+  }
   return turn;
+}
+
+/**
+ * Debian's coturn on loopback, with the TURN REST API secret Lectern signs credentials with. The
+ * port is free when chosen, but another process (a browser's or a server's UDP socket) may take it
+ * before coturn binds it: a coturn that does not answer is stopped and started again on another
+ * port, three times at most, and every failed start is reported with its output.
+ */
+async function startTurn() {
+  const failures = [];
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    try {
+      const turn = await startTurnOnce();
+      if (failures.length) console.log(`coturn answered at attempt ${attempt}; earlier:\n${failures.join('\n')}`);
+      return turn;
+    } catch (error) {
+      failures.push(`attempt ${attempt}: ${error.message}`);
+    }
+  }
+  throw new Error(failures.join('\n'));
 }
 
 /** In the page: the candidate types of the selected pair of each live peer connection. */
