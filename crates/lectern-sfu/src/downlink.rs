@@ -29,8 +29,9 @@
 //! link carries what it would carry on the larger layer. The filler is made of copies of the
 //! packets the subscriber gets anyway, with the same sequence number and the same bytes: the
 //! receiver drops a copy as a replay (SRTP's replay check in browsers, str0m's duplicate check)
-//! before anything decodes it or counts it, and, encrypted with the same key stream over the
-//! same bytes, a copy tells an eavesdropper nothing. The copies go through the same queue as
+//! before anything decodes it or counts it. A copy is the very same datagram as its original
+//! (same SRTP index, header and payload, serialized in the same send pass: see `sfu/deliver.rs`),
+//! so it tells an eavesdropper nothing; under AES-GCM different bytes under one index would. The copies go through the same queue as
 //! the video, so the signals above measure them:
 //!
 //! - a link without room for the larger layer queues: the round trip of the next receiver

@@ -90,6 +90,7 @@ impl Sfu {
             return;
         };
         peer.downlink.cut(now);
+        stop_fillers(peer);
         self.stats.downlink_cuts += 1;
         info!(room.id = %peer.id.room, participant.id = %peer.id.participant, ?why, "downlink congested: videos one layer down");
         for n in 0..peer.tracks_out.len() {

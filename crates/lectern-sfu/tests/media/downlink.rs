@@ -160,10 +160,52 @@ fn print_gaps(net: &Net, id: &str, since: Instant, what: &str) {
     eprintln!("{what}: gaps over 100 ms in {id}'s video (s after, ms): {gaps:?}");
 }
 
+/// How many of the SRTP datagrams in `sent` repeat an earlier one's SSRC and sequence number;
+/// asserts that each is byte for byte that earlier one.
+fn same_index_identical(sent: &[Vec<u8>]) -> usize {
+    let mut first: std::collections::HashMap<(u32, u16), &[u8]> = Default::default();
+    let mut copies = 0;
+    for d in sent {
+        // RTP (not RTCP: packet types 192-223 in the second byte), version 2.
+        if d.len() < 12 || d[0] >> 6 != 2 || (192..224).contains(&d[1]) {
+            continue;
+        }
+        let ssrc = u32::from_be_bytes([d[8], d[9], d[10], d[11]]);
+        let seq = u16::from_be_bytes([d[2], d[3]]);
+        match first.get(&(ssrc, seq)) {
+            Some(earlier) => {
+                assert_eq!(
+                    *earlier,
+                    &d[..],
+                    "ssrc {ssrc} seq {seq} sent with other bytes"
+                );
+                copies += 1;
+            }
+            None => {
+                first.insert((ssrc, seq), d);
+            }
+        }
+    }
+    copies
+}
+
 #[test]
 fn on_a_link_still_too_slow_probes_fail_and_the_student_never_gets_the_large_layer() {
     let (mut net, cut, small) = limited_class();
     let dropped = net.bottleneck.as_ref().unwrap().dropped;
+    // Through the first probe, what the SFU sends the student: a probe's copies are the very
+    // datagram of their original (the same SRTP index over other bytes would give the key
+    // stream, and under AES-GCM the authentication key, away).
+    net.tap = Some(("10.0.1.3:4000".parse().unwrap(), Vec::new()));
+    net.run_until(
+        lectern_sfu::FIRST_HOLD + 5 * SECOND,
+        "a failed probe",
+        |n| n.sfu.stats().downlink_probes_failed > 0,
+    );
+    let (_, sent) = net.tap.take().unwrap();
+    let copies = same_index_identical(&sent);
+    eprintln!("a probe: {copies} copies among {} datagrams", sent.len());
+    assert!(copies > 100, "{copies} copies");
     // Long enough for four probes (holds of 10, 20, 40 and 40 s) and, before probes, for
     // three timed tries of the large layer (holds of 20, 40 and 80 s).
     net.run_for(150 * SECOND - (net.now - cut));
