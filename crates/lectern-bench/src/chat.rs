@@ -34,6 +34,13 @@ pub struct ChatArgs {
     /// largest.
     #[arg(long = "clients", value_delimiter = ',', default_value = "100")]
     client_counts: Vec<usize>,
+    /// Run the list of `--clients` sizes this many times over, alternating (`100,1000` with
+    /// `--repeat 3`: 100, 1000, 100, 1000, 100, 1000), each run with a fresh server; the
+    /// memory per participant is then taken from each size's median RSS. RSS after a join storm
+    /// differs from one run to the next by several MiB (how the allocator's heap was laid out
+    /// while hundreds of connections joined at once), so a single pair is a noisy figure.
+    #[arg(long, default_value_t = 1)]
+    repeat: usize,
     /// The room size of the run under way (one of `client_counts`).
     #[arg(skip)]
     clients: usize,
@@ -78,8 +85,13 @@ impl ChatArgs {
         {
             bail!("--clients must be between 2 and {MAX_CLIENTS} (or a list of such sizes)");
         }
-        if self.client_counts.len() > 1 && self.server.attaches() {
-            bail!("several --clients sizes need a server of their own each (not --url)");
+        if (self.client_counts.len() > 1 || self.repeat > 1) && self.server.attaches() {
+            bail!(
+                "several --clients sizes or --repeat need a server of their own each (not --url)"
+            );
+        }
+        if !(1..=100).contains(&self.repeat) {
+            bail!("--repeat must be from 1 to 100");
         }
         if !(self.rate > 0.0 && self.rate <= 1_000_000.0) {
             bail!("--rate must be positive (at most 1,000,000)");
@@ -110,9 +122,11 @@ impl ChatArgs {
 pub async fn run(mut args: ChatArgs) -> anyhow::Result<()> {
     args.validate()?;
     let mut summaries = Vec::new();
-    for clients in args.client_counts.clone() {
-        args.clients = clients;
-        summaries.push(run_one(&args).await?);
+    for _ in 0..args.repeat {
+        for clients in args.client_counts.clone() {
+            args.clients = clients;
+            summaries.push(run_one(&args).await?);
+        }
     }
     let sizes: Vec<_> = summaries
         .iter()
@@ -128,39 +142,72 @@ pub async fn run(mut args: ChatArgs) -> anyhow::Result<()> {
 #[derive(Debug, PartialEq, serde::Serialize)]
 struct RssSlope {
     clients: [usize; 2],
+    /// The median of each size's runs (with `--repeat`; else its one run).
     server_rss_mib_end: [f64; 2],
+    /// From the medians.
     rss_kib_per_participant: f64,
+    /// Each repetition's own figure: its run of the largest size against its run of the
+    /// smallest, in the order run.
+    rss_kib_per_participant_each: Vec<f64>,
 }
 
 impl RssSlope {
-    /// From each run's (room size, server RSS at its end in MiB); none without two sizes
-    /// whose RSS was read (a server not spawned by this tool).
+    /// From each run's (room size, server RSS at its end in MiB), in the order run; none
+    /// without two sizes whose RSS was read (a server not spawned by this tool).
     fn of(runs: &[(usize, Option<f64>)]) -> Option<RssSlope> {
-        let &(small, a) = runs.iter().min_by_key(|r| r.0)?;
-        let &(large, b) = runs.iter().max_by_key(|r| r.0)?;
-        let (a, b) = (a?, b?);
+        let small = runs.iter().map(|r| r.0).min()?;
+        let large = runs.iter().map(|r| r.0).max()?;
         let participants = large.checked_sub(small).filter(|n| *n > 0)?;
+        let of_size = |size: usize| -> Option<Vec<f64>> {
+            runs.iter().filter(|r| r.0 == size).map(|r| r.1).collect()
+        };
+        let (smalls, larges) = (of_size(small)?, of_size(large)?);
+        let kib = |a: f64, b: f64| (b - a) * 1024.0 / participants as f64;
+        let (a, b) = (median(&smalls), median(&larges));
         Some(RssSlope {
             clients: [small, large],
             server_rss_mib_end: [a, b],
-            rss_kib_per_participant: (b - a) * 1024.0 / participants as f64,
+            rss_kib_per_participant: kib(a, b),
+            rss_kib_per_participant_each: smalls
+                .iter()
+                .zip(&larges)
+                .map(|(&a, &b)| kib(a, b))
+                .collect(),
         })
     }
 
     fn print(&self) {
+        let each: Vec<String> = self
+            .rss_kib_per_participant_each
+            .iter()
+            .map(|k| format!("{k:.1}"))
+            .collect();
         println!(
             "server memory per participant: {:.1} KiB (RSS {:.1} MiB at {} clients, {:.1} MiB \
-             at {})",
+             at {}; each run: {} KiB)",
             self.rss_kib_per_participant,
             self.server_rss_mib_end[0],
             self.clients[0],
             self.server_rss_mib_end[1],
-            self.clients[1]
+            self.clients[1],
+            each.join(", ")
         );
         println!(
             "{}",
             serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
         );
+    }
+}
+
+/// The middle value (the mean of the two middle ones for an even count); `values` not empty.
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    if sorted.len().is_multiple_of(2) {
+        (sorted[mid - 1] + sorted[mid]) / 2.0
+    } else {
+        sorted[mid]
     }
 }
 
@@ -516,5 +563,29 @@ mod tests {
         assert_eq!(RssSlope::of(&[(100, Some(20.0))]), None);
         assert_eq!(RssSlope::of(&[(100, Some(20.0)), (100, Some(21.0))]), None);
         assert_eq!(RssSlope::of(&[(100, None), (1000, Some(50.0))]), None);
+    }
+
+    #[test]
+    fn with_repeats_the_slope_is_taken_between_medians_and_each_pair_is_kept() {
+        let runs = [
+            (100, Some(20.0)),
+            (1000, Some(50.0)),
+            (100, Some(21.0)),
+            (1000, Some(44.0)),
+            (100, Some(19.0)),
+            (1000, Some(47.0)),
+        ];
+        let slope = RssSlope::of(&runs).expect("two sizes");
+        assert_eq!(slope.server_rss_mib_end, [20.0, 47.0]);
+        assert!((slope.rss_kib_per_participant - 27.0 * 1024.0 / 900.0).abs() < 1e-9);
+        let each: Vec<f64> = [30.0, 23.0, 28.0]
+            .iter()
+            .map(|mib| mib * 1024.0 / 900.0)
+            .collect();
+        assert_eq!(slope.rss_kib_per_participant_each.len(), 3);
+        for (got, want) in slope.rss_kib_per_participant_each.iter().zip(&each) {
+            assert!((got - want).abs() < 1e-9, "{got} vs {want}");
+        }
+        assert_eq!(median(&[3.0, 1.0, 2.0, 10.0]), 2.5);
     }
 }

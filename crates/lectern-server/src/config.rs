@@ -152,6 +152,8 @@ pub struct WebSocketConfig {
     pub write_timeout_secs: u64,
     /// Send a message longer than this as fragments of this many bytes (0: always one frame).
     pub send_fragment_bytes: usize,
+    /// Each connection's read buffer (frames longer than it are still read whole).
+    pub read_buffer_bytes: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -338,6 +340,9 @@ impl Config {
             return bad(
                 "websocket.send_fragment_bytes must be 0 (off) or from 1024 to 1048576".into(),
             );
+        }
+        if !(256..=1 << 20).contains(&self.websocket.read_buffer_bytes) {
+            return bad("websocket.read_buffer_bytes must be from 256 to 1048576".into());
         }
         if self.websocket.idle_timeout_secs <= self.websocket.ping_interval_secs {
             return bad(

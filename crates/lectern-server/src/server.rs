@@ -376,8 +376,10 @@ async fn ws_upgrade(
     // the connection goes on; beyond it the WebSocket layer refuses the frame and closes.
     let hard_cap = (shared.config.limits.max_frame_bytes * 4).max(1 << 20);
     let config = WebSocketConfig::default()
-        // A small read buffer: the default (128 KiB per connection) dominated memory per student.
-        .read_buffer_size(4096)
+        // A small read buffer (`websocket.read_buffer_bytes`, 1 KiB): the default (128 KiB per
+        // connection) dominated memory per student. A longer frame is still read whole:
+        // tungstenite reserves its length once its header is in.
+        .read_buffer_size(shared.config.websocket.read_buffer_bytes)
         // tungstenite only reads (its writes go nowhere, see `ws_upgrade`): no write buffer.
         .write_buffer_size(0)
         .max_message_size(Some(hard_cap))

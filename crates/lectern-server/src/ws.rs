@@ -44,37 +44,36 @@ use writer::write_loop;
 
 /// Serve one upgraded socket until it closes.
 /// `placed`: the URL had `placed=1` (a redirect from the node that placed the room here).
-pub async fn serve(
+///
+/// Not an `async fn` wrapping `run`: each layer of async fn would keep its own copy of the
+/// arguments (the socket is ~300 bytes) in the connection's task for its whole life.
+pub fn serve(
     socket: Socket,
     write: WriteSide,
     shared: Arc<Shared>,
+    expected_room: Option<String>,
+    placed: bool,
+) -> impl Future<Output = ()> + Send {
+    let conn = ConnId(shared.next_conn.fetch_add(1, Ordering::Relaxed));
+    let span = info_span!("conn", conn = conn.0);
+    run(socket, write, shared, conn, expected_room, placed).instrument(span)
+}
+
+async fn run(
+    mut stream: Socket,
+    write: WriteSide,
+    shared: Arc<Shared>,
+    conn: ConnId,
     expected_room: Option<String>,
     placed: bool,
 ) {
     let Some(_done) = shared.task_guard() else {
         return;
     };
-    let conn = ConnId(shared.next_conn.fetch_add(1, Ordering::Relaxed));
-    let span = info_span!("conn", conn = conn.0);
-    async move {
-        let metrics = &shared.metrics;
-        metrics.connections.fetch_add(1, Ordering::Relaxed);
-        Metrics::inc(&metrics.connections_total);
-        run(socket, write, &shared, conn, expected_room, placed).await;
-        metrics.connections.fetch_sub(1, Ordering::Relaxed);
-    }
-    .instrument(span)
-    .await;
-}
-
-async fn run(
-    mut stream: Socket,
-    write: WriteSide,
-    shared: &Arc<Shared>,
-    conn: ConnId,
-    expected_room: Option<String>,
-    placed: bool,
-) {
+    let shared = &shared;
+    let metrics = &shared.metrics;
+    metrics.connections.fetch_add(1, Ordering::Relaxed);
+    Metrics::inc(&metrics.connections_total);
     let limits = &shared.config.limits;
     let (tx, rx) = mpsc::channel(limits.outbound_queue);
     let kill = Arc::new(KillSwitch::default());
@@ -91,8 +90,13 @@ async fn run(
     let mut reader = Reader::new(shared, tx.clone(), pong);
 
     let mut writer_done = false;
+    // Boxed: the handshake (the hello's checks, the store's session check, opening the room)
+    // is by far the largest state of this task, and it is over once the client has joined.
+    // Inline, its room would stay in the task for the connection's life (see
+    // `tests::a_connections_tasks_stay_small`).
+    let handshake = Box::pin(reader.handshake(&mut stream, expected_room.as_deref(), placed));
     let joined = tokio::select! {
-        joined = reader.handshake(&mut stream, expected_room.as_deref(), placed) => joined,
+        joined = handshake => joined,
         _ = &mut writer => {
             writer_done = true;
             None
@@ -101,17 +105,25 @@ async fn run(
     };
     let room = match joined {
         Some((room_tx, identity, last_seq, media_start)) => {
-            let command = RoomCommand::Join {
-                conn,
-                identity,
-                last_seq,
-                media_start,
-                outbound: ConnTx {
-                    tx: tx.clone(),
-                    kill: kill.clone(),
-                },
+            // A place in the room's queue first, then the command: a `send(command)` would keep
+            // the command (and its copy in the send) in this task's state.
+            let joined = match room_tx.reserve().await {
+                Ok(permit) => {
+                    permit.send(RoomCommand::Join {
+                        conn,
+                        identity,
+                        last_seq,
+                        media_start,
+                        outbound: ConnTx {
+                            tx: tx.clone(),
+                            kill: kill.clone(),
+                        },
+                    });
+                    true
+                }
+                Err(_) => false,
             };
-            if room_tx.send(command).await.is_ok() {
+            if joined {
                 Some(room_tx)
             } else {
                 reader.close(CloseReason::ServerShutdown).await;
@@ -151,6 +163,7 @@ async fn run(
     {
         writer.abort();
     }
+    metrics.connections.fetch_sub(1, Ordering::Relaxed);
 }
 
 /// The server's keepalive: a Ping every `websocket.ping_interval_secs`, busy or not (queued
@@ -243,13 +256,15 @@ impl<'a> Reader<'a> {
     }
 
     async fn refuse(&self, code: ErrorCode, message: String, request_id: Option<RequestId>) {
-        let error = ServerMessage::Error {
+        // Framed before the await: the message itself (the largest enum of the protocol) is
+        // not kept in the reader's state while the queue has no room.
+        let frames = self.framed(&ServerMessage::Error {
             code,
             message,
             request_id,
-        };
+        });
         Metrics::inc(&self.shared.metrics.errors_sent);
-        let _ = self.tx.send(Outbound::Refusal(self.framed(&error))).await;
+        let _ = self.tx.send(Outbound::Refusal(frames)).await;
     }
 
     /// `message` serialized and framed, like the room's messages (`rooms::Encoded`).
@@ -501,18 +516,57 @@ impl<'a> Reader<'a> {
                 _ => {}
             }
             let leave = matches!(frame.message, ClientMessage::Leave);
-            let command = RoomCommand::Request {
+            // Reserve, then build the command (see `run`'s join): one request in this state.
+            let Ok(permit) = room.reserve().await else {
+                return false;
+            };
+            permit.send(RoomCommand::Request {
                 conn,
                 request_id: frame.request_id,
                 message: frame.message,
-            };
-            if room.send(command).await.is_err() {
-                return false;
-            }
+            });
             if leave {
                 return true;
             }
         }
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bounds on each task's future, in bytes, with some margin over a debug build's sizes
+    /// (1,880 and 480 with Rust 1.95; the reader's was 4,264 while it kept the handshake's
+    /// state, the protocol's largest message in a refusal and three copies of the socket).
+    /// (A release build lays futures out on its own; not checked here.)
+    const READER_MAX: usize = 2048;
+    const WRITER_MAX: usize = 640;
+
+    /// The size of the future that `f` returns, without calling it.
+    fn future_size<A, B, C, D, E, Fut, F>(_: &F) -> usize
+    where
+        F: FnOnce(A, B, C, D, E) -> Fut,
+    {
+        std::mem::size_of::<Fut>()
+    }
+
+    /// Each connection holds two tasks for its whole life (this reader and its writer), and
+    /// each task holds its future's largest state: with a thousand in a room, every KiB here is
+    /// a MiB of the server's memory.
+    #[test]
+    fn a_connections_tasks_stay_small() {
+        let reader = future_size(&serve);
+        let writer = future_size(&write_loop);
+        eprintln!("reader task future: {reader} bytes, writer task future: {writer} bytes");
+        assert!(
+            reader <= READER_MAX,
+            "the reader's future grew to {reader} bytes"
+        );
+        assert!(
+            writer <= WRITER_MAX,
+            "the writer's future grew to {writer} bytes"
+        );
     }
 }

@@ -102,7 +102,12 @@ impl RawClient {
 
 /// One masked, final client frame (payloads under 64 KiB).
 fn masked(opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let mut frame = vec![0x80 | opcode];
+    masked_part(true, opcode, payload)
+}
+
+/// One masked client frame, final or not (payloads under 64 KiB).
+fn masked_part(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut frame = vec![if fin { 0x80 } else { 0 } | opcode];
     let mask = [0x12, 0x34, 0x56, 0x78];
     match payload.len() {
         n if n < 126 => frame.push(0x80 | n as u8),
@@ -343,4 +348,87 @@ async fn pings_during_a_fragmented_welcome_are_answered_between_messages_never_i
         welcome["snapshot"]["chat"].as_array().map(Vec::len),
         Some(20)
     );
+}
+
+impl RawClient {
+    /// Write `bytes` a few hundred at a time, so the server reads a frame in several pieces.
+    async fn dribble(&mut self, bytes: &[u8]) {
+        self.tcp.set_nodelay(true).expect("nodelay");
+        for piece in bytes.chunks(300) {
+            self.tcp.write_all(piece).await.expect("send");
+            self.tcp.flush().await.expect("flush");
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// The next message whose `type` is `kind`.
+    async fn next_of(&mut self, kind: &str) -> Value {
+        loop {
+            let (message, _) = self.message().await;
+            if message["type"] == kind {
+                return message;
+            }
+        }
+    }
+}
+
+/// The server reads with a small buffer (`websocket.read_buffer_bytes`, 1 KiB by default):
+/// frames many times longer, whole or in fragments, and arriving in pieces, are still read whole.
+#[tokio::test]
+async fn frames_longer_than_the_read_buffer_arrive_whole() {
+    for read_buffer in ["256", "1024"] {
+        long_frames_arrive_whole(read_buffer).await;
+    }
+}
+
+async fn long_frames_arrive_whole(read_buffer: &str) {
+    let s = TestServer::start_with(&[
+        ("LECTERN_ROOM_AUTO_START", "true"),
+        ("LECTERN_WEBSOCKET_READ_BUFFER_BYTES", read_buffer),
+    ])
+    .await;
+    let mut bob = s.join("frames", "bob", Role::Student).await;
+    let mut ada = joined_raw(&s, "ada").await;
+
+    // The longest chat allowed: 2,000 two-byte characters in one ~4 KB frame.
+    let long = "é".repeat(2000);
+    let chat = json!({"type": "chat_send", "text": long}).to_string();
+    ada.dribble(&masked(0x1, chat.as_bytes())).await;
+    let got = bob
+        .wait_for(|m| {
+            m["event"]["message"]["text"]
+                .as_str()
+                .is_some_and(|t| t.len() > 1000)
+        })
+        .await
+        .expect("the long chat");
+    assert_eq!(got["event"]["message"]["text"], long.as_str());
+
+    // A ~60 KB frame, under `limits.max_frame_bytes` (64 KiB): read whole and answered as the
+    // request it is (too long a chat), not as a broken frame; the connection goes on.
+    let huge = json!({"type": "chat_send", "text": "x".repeat(60_000)}).to_string();
+    assert!(huge.len() > 60_000 && huge.len() < 65_536);
+    ada.dribble(&masked(0x1, huge.as_bytes())).await;
+    let error = ada.next_of("error").await;
+    assert_eq!(error["code"], "chat_too_long", "{error}");
+
+    // A message in three fragments of ~2 KB each.
+    let text = format!("fragments {}", "ü".repeat(1500));
+    let chat = json!({"type": "chat_send", "text": text}).to_string();
+    let third = chat.len() / 3;
+    let (a, rest) = chat.as_bytes().split_at(third);
+    let (b, c) = rest.split_at(third);
+    let mut frames = masked_part(false, 0x1, a);
+    frames.extend(masked_part(false, 0x0, b));
+    frames.extend(masked_part(true, 0x0, c));
+    ada.dribble(&frames).await;
+    let got = bob
+        .wait_for(|m| {
+            m["event"]["message"]["text"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("fragments"))
+        })
+        .await
+        .expect("the fragmented chat");
+    assert_eq!(got["event"]["message"]["text"], text.as_str());
 }
