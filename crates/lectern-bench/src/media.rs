@@ -279,6 +279,11 @@ pub async fn run(args: MediaArgs) -> anyhow::Result<()> {
                     let under_test =
                         UnderTest::Lectern(&mut server, kind == ServerKind::LecternRec);
                     let result = one_run(&args, under_test, n).await;
+                    if result.is_err()
+                        && let Some(log) = server.keep_log()
+                    {
+                        eprintln!("N={n}: the server's log is kept at {}", log.display());
+                    }
                     server.shutdown().await;
                     result
                 }
@@ -637,7 +642,8 @@ async fn wait_receiving(students: &[Bot]) -> anyhow::Result<()> {
     .await;
     if waited.is_err() {
         // Say who waited and for what, so that a run that never gets every student receiving
-        // can be told apart: no connection, no offer, or an offer with nothing arriving.
+        // can be told apart: no connection, no offer, an offer with nothing arriving at the
+        // socket, or packets that webrtc-rs took in but the bot never read.
         let waiting: Vec<&Bot> = students.iter().filter(|s| !receiving(s)).collect();
         eprintln!(
             "{} of {} students never received both audio and video; the first of them:",
@@ -645,14 +651,40 @@ async fn wait_receiving(students: &[Bot]) -> anyhow::Result<()> {
             students.len()
         );
         for s in waiting.iter().take(5) {
-            let offered: Vec<String> = s.offered().iter().map(|t| t.kind.clone()).collect();
+            let offered: Vec<String> = s
+                .offered()
+                .iter()
+                .map(|t| format!("{} mid {}", t.kind, t.mid))
+                .collect();
             let received: Vec<String> = s
                 .received()
                 .iter()
-                .map(|t| format!("{} {} packets", t.kind, t.packets))
+                .map(|t| {
+                    format!(
+                        "{} mid {} {} packets, {} keyframes, first a keyframe {:?}",
+                        t.kind,
+                        t.mid.as_deref().unwrap_or("?"),
+                        t.packets,
+                        t.keyframes,
+                        t.first_is_keyframe
+                    )
+                })
                 .collect();
+            let inbound: Vec<String> = s
+                .inbound()
+                .await
+                .iter()
+                .map(|i| {
+                    format!(
+                        "{} mid {} ssrc {}: {} packets, {} discarded, {} PLI, {} NACK",
+                        i.kind, i.mid, i.ssrc, i.packets, i.discarded, i.plis, i.nacks
+                    )
+                })
+                .collect();
+            let transport = s.transport_received().await;
             eprintln!(
                 "  {}: connected {}, failed {}, offered {offered:?}, received {received:?}, \
+                 webrtc-rs inbound {inbound:?}, transport packets received {transport:?}, \
                  signalling ended {:?}, errors {:?}",
                 s.participant_id(),
                 s.is_connected(),

@@ -231,6 +231,20 @@ impl Server {
         self.spawned.as_ref().map(|s| s.dir.path())
     }
 
+    /// Copy a spawned server's log out of its temp dir (which goes with the server) to
+    /// `lectern-bench-server-PID.log` in the system's temp dir, for a run that failed; returns
+    /// where. Run the bench with `RUST_LOG=lectern_sfu=debug` to have the SFU's story of every
+    /// peer in it.
+    pub fn keep_log(&self) -> Option<std::path::PathBuf> {
+        let dir = self.data_dir()?;
+        let to = std::env::temp_dir().join(format!(
+            "lectern-bench-server-{}.log",
+            self.pid.unwrap_or_default()
+        ));
+        std::fs::copy(dir.join("server.log"), &to).ok()?;
+        Some(to)
+    }
+
     pub fn secret(&self) -> &str {
         &self.secret
     }

@@ -94,6 +94,18 @@ pub struct OfferedTrack {
     pub kind: String,
 }
 
+/// One inbound RTP stream as webrtc-rs counts it (see [`Bot::inbound`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundStream {
+    pub kind: String,
+    pub mid: String,
+    pub ssrc: u32,
+    pub packets: u64,
+    pub discarded: u64,
+    pub plis: u32,
+    pub nacks: u32,
+}
+
 #[derive(Debug, Default)]
 struct Shared {
     connected: AtomicBool,
@@ -261,6 +273,51 @@ impl Bot {
     /// Packets received on all tracks so far.
     pub fn packets_received(&self) -> u64 {
         lock(&self.shared.tracks).iter().map(|t| t.packets).sum()
+    }
+
+    /// What webrtc-rs itself took in, per inbound RTP stream (one per SSRC it bound, at its
+    /// first packet): the kind, mid, packets received and discarded (its track's queue was
+    /// full), and PLIs and NACKs sent. A stream missing here never got a packet through SRTP
+    /// to webrtc-rs's RTP layer; one counted here but not in [`Bot::received`] was lost
+    /// between webrtc-rs and the bot's reader. For diagnostics when a student waits for media.
+    pub async fn inbound(&self) -> Vec<InboundStream> {
+        let report = self
+            .pc
+            .get_stats(Instant::now(), webrtc::peer_connection::StatsSelector::None)
+            .await;
+        let mut out: Vec<InboundStream> = report
+            .inbound_rtp_streams()
+            .map(|s| {
+                let r = &s.received_rtp_stream_stats;
+                InboundStream {
+                    kind: if r.rtp_stream_stats.kind == RtpCodecKind::Video {
+                        "video"
+                    } else {
+                        "audio"
+                    }
+                    .to_owned(),
+                    mid: s.mid.clone(),
+                    ssrc: r.rtp_stream_stats.ssrc,
+                    packets: r.packets_received,
+                    discarded: s.packets_discarded,
+                    plis: s.pli_count,
+                    nacks: s.nack_count,
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.mid.cmp(&b.mid));
+        out
+    }
+
+    /// Datagrams webrtc-rs's transport received in all (its own count, before SRTP): far more
+    /// than [`Bot::inbound`] and the data channel account for means packets it could not
+    /// decrypt. For diagnostics, as [`Bot::inbound`].
+    pub async fn transport_received(&self) -> Option<u64> {
+        let report = self
+            .pc
+            .get_stats(Instant::now(), webrtc::peer_connection::StatsSelector::None)
+            .await;
+        report.transport().map(|t| t.packets_received)
     }
 
     /// Tracks the SFU has offered this bot.

@@ -26,7 +26,8 @@ pub mod payload;
 pub mod stats;
 
 pub use bot::{
-    Bot, BotOptions, OfferedTrack, PendingPublish, PublishCounters, PublishOptions, now_us,
+    Bot, BotOptions, InboundStream, OfferedTrack, PendingPublish, PublishCounters, PublishOptions,
+    now_us,
 };
 pub use error::BotError;
 pub use stats::{Histogram, SeqTracker, TrackStats};

@@ -407,10 +407,20 @@ impl TrackOut {
 
 /// Rewrites a publisher's extended RTP sequence numbers for one subscriber.
 ///
-/// A subscriber must start below 65536 (its SRTP rollover counter starts at 0, and str0m takes
-/// the ROC from the extended number), and must see no gap when forwarding pauses and resumes
-/// (a gap would make it NACK packets that will never come). So each (re)start maps the next
-/// packet to "last sent + 1" and shifts everything after it by the same offset.
+/// A subscriber's first packet is numbered below 32768 (see [`FIRST_SEQ_MASK`]), and it must see
+/// no gap when forwarding pauses and resumes (a gap would make it NACK packets that will never
+/// come). So each (re)start maps the next packet to "last sent + 1" and shifts everything after
+/// it by the same offset.
+/// The first packet sent on a stream is numbered `seq_in & FIRST_SEQ_MASK`: below 32768, as
+/// libwebrtc numbers its own streams. A receiver's SRTP rollover counter (ROC) is not signalled:
+/// it starts at 0 and is guessed from the first packet the receiver decrypts (str0m takes the
+/// sender's ROC from the extended number). Starting at 65,500, say, the ROC would turn 1 after
+/// 36 packets: a subscriber that lost those (the first ones arrive while its browser may not
+/// have its SRTP keys yet) would guess ROC 0 for a packet sent with ROC 1, fail to decrypt it
+/// and every later one, and never see the video (issue 15, point 7). Below 32768, the first
+/// 32,768 packets can all be lost without that.
+pub(crate) const FIRST_SEQ_MASK: u64 = 0x7fff;
+
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct SeqRewrite {
     synced: Option<Synced>,
@@ -442,7 +452,7 @@ impl SeqRewrite {
             previous => {
                 let next_out = match previous {
                     Some(_) => self.max_out + 1,
-                    None => seq_in & 0xffff,
+                    None => seq_in & FIRST_SEQ_MASK,
                 };
                 let s = Synced {
                     run,
@@ -473,6 +483,17 @@ mod tests {
             generation,
             layer: 0,
             epoch: 0,
+        }
+    }
+
+    #[test]
+    fn first_packet_is_far_enough_from_a_wrap_that_losing_the_first_ones_keeps_roc_zero() {
+        for seq_in in [65_535, 65_500, 32_768, 3 * 65536 + 40_000] {
+            let mut r = SeqRewrite::default();
+            let first = r.rewrite(seq_in, run(0)).expect("mapped");
+            assert!(first < 32_768, "{seq_in} -> {first}");
+            // The next 32,767 packets are all below the wrap (ROC 0).
+            assert!(r.rewrite(seq_in + 32_767, run(0)).unwrap() < 65_536);
         }
     }
 
@@ -513,7 +534,8 @@ mod tests {
     #[test]
     fn wraps_into_the_next_rollover_counter() {
         let mut r = SeqRewrite::default();
-        assert_eq!(r.rewrite(65535, run(0)), Some(65535));
-        assert_eq!(r.rewrite(65536, run(0)), Some(65536));
+        assert_eq!(r.rewrite(32_767, run(0)), Some(32_767));
+        assert_eq!(r.rewrite(65_535, run(0)), Some(65_535));
+        assert_eq!(r.rewrite(65_536, run(0)), Some(65_536));
     }
 }

@@ -146,9 +146,15 @@ impl Sfu {
                 held.push((mid, write));
             } else {
                 // Connecting takes too long: drop this video's share and start again from a
-                // keyframe once connected. Nothing of it was sent yet.
+                // keyframe once connected. Nothing of it was sent yet, so its numbering starts
+                // again too: the packets dropped must not use up the numbers before a wrap (see
+                // `FIRST_SEQ_MASK`).
                 held.retain(|(m, _)| *m != mid);
                 out.keyframe_gen = None;
+                out.seq = Default::default();
+                out.ts = Default::default();
+                out.vp8 = Default::default();
+                debug!(room.id = %sub.id.room, participant.id = %sub.id.participant, "video held while connecting given up");
             }
             return;
         }

@@ -5,6 +5,7 @@ mod downlink;
 mod forwarding;
 mod glare;
 mod handover;
+mod joins;
 mod negotiation;
 mod quality;
 mod recording;

@@ -10,6 +10,7 @@ use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
 use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid, Simulcast, SimulcastLayer};
 use str0m::net::{Protocol, Receive};
+use str0m::rtp::RtpWrite;
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
 pub const SFU_ADDR: &str = "10.0.0.1:5000";
@@ -159,6 +160,11 @@ pub struct Client {
     pub simulcast: Vec<(&'static str, (u16, u16))>,
     /// Bytes of each video frame per simulcast layer (as `simulcast`); 2500 each when empty.
     pub layer_bytes: Vec<usize>,
+    /// Publish video (without simulcast) as RTP written directly, one packet per frame, with
+    /// these extended sequence numbers (the next one to use): a camera that has been sending
+    /// for a while is anywhere in its sequence space, e.g. just before a wrap. `None`: str0m
+    /// packetizes the frames and numbers the packets from 1.
+    pub rtp_video_seq: Option<u64>,
     /// The SFU it is a peer of: 0 is [`Net::sfu`], n is `Net::linked[n - 1]`.
     pub on: usize,
     timeout: Instant,
@@ -198,6 +204,7 @@ impl Client {
             last_audio: None,
             simulcast: Vec::new(),
             layer_bytes: Vec::new(),
+            rtp_video_seq: None,
             on: 0,
             timeout: now,
             outbox: VecDeque::new(),
@@ -395,6 +402,13 @@ impl Client {
                 MediaKind::Audio => 960,
             };
             let time = MediaTime::new(n as u64 * period_ticks, clock);
+            if kind == MediaKind::Video
+                && let Some(seq) = self.rtp_video_seq
+            {
+                self.send_rtp_frame(now, mid, seq, n, keyframe, n.wrapping_mul(3000));
+                self.rtp_video_seq = Some(seq + 1);
+                continue;
+            }
             let layers: Vec<(Option<&str>, (u16, u16))> = match (kind, self.simulcast.is_empty()) {
                 (MediaKind::Video, false) => {
                     self.simulcast.iter().map(|(r, s)| (Some(*r), *s)).collect()
@@ -428,6 +442,32 @@ impl Client {
                 self.drain(now);
             }
         }
+    }
+
+    /// One video frame as one RTP packet with sequence number `seq`: a VP8 payload
+    /// descriptor (start of partition 0), then the frame (see [`frame_payload_of`]).
+    fn send_rtp_frame(&mut self, now: Instant, mid: Mid, seq: u64, n: u32, key: bool, time: u32) {
+        let Some(pt) = self.rtc.writer(mid).and_then(|w| {
+            w.payload_params()
+                .find(|p| p.spec().codec == Codec::Vp8)
+                .map(|p| p.pt())
+        }) else {
+            return;
+        };
+        let mut payload = vec![0x10];
+        payload.extend(frame_payload_of(
+            MediaKind::Video,
+            n,
+            key,
+            CAMERA_SIZE,
+            1000,
+        ));
+        let mut api = self.rtc.direct_api();
+        let Some(tx) = api.stream_tx_by_mid(mid, None) else {
+            return;
+        };
+        tx.write_rtp(RtpWrite::new(pt, seq.into(), time, now, payload).marker(true));
+        self.drain(now);
     }
 
     pub fn frames(&self, kind: MediaKind) -> Vec<&Received> {
