@@ -405,12 +405,6 @@ impl TrackOut {
     }
 }
 
-/// Rewrites a publisher's extended RTP sequence numbers for one subscriber.
-///
-/// A subscriber's first packet is numbered below 32768 (see [`FIRST_SEQ_MASK`]), and it must see
-/// no gap when forwarding pauses and resumes (a gap would make it NACK packets that will never
-/// come). So each (re)start maps the next packet to "last sent + 1" and shifts everything after
-/// it by the same offset.
 /// The first packet sent on a stream is numbered `seq_in & FIRST_SEQ_MASK`: below 32768, as
 /// libwebrtc numbers its own streams. A receiver's SRTP rollover counter (ROC) is not signalled:
 /// it starts at 0 and is guessed from the first packet the receiver decrypts (str0m takes the
@@ -421,6 +415,12 @@ impl TrackOut {
 /// 32,768 packets can all be lost without that.
 pub(crate) const FIRST_SEQ_MASK: u64 = 0x7fff;
 
+/// Rewrites a publisher's extended RTP sequence numbers for one subscriber.
+///
+/// A subscriber's first packet is numbered below 32768 (see [`FIRST_SEQ_MASK`]), and it must see
+/// no gap when forwarding pauses and resumes (a gap would make it NACK packets that will never
+/// come). So each (re)start maps the next packet to "last sent + 1" and shifts everything after
+/// it by the same offset.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct SeqRewrite {
     synced: Option<Synced>,
