@@ -5,9 +5,7 @@
 // 640 layer, the limit is switched on: the limited student must be switched to the 320 layer
 // within 5 s and keep decoding (no gap in decoded frames longer than 1 s once switched, or than
 // the open student's own longest gap meanwhile when the machine stalls both), while the student
-// on the open link keeps the 640 layer. Then, the limit still on, the SFU probes the link before
-// moving the student back up: the probes fail and the student decodes no 640 frame; once the
-// limit is lifted it is back on the 640 layer within a minute.
+// on the open link keeps the 640 layer.
 //
 // Needs root (network namespaces, veth, tc). Skipped, saying so, where they are not allowed.
 import { execFileSync } from 'node:child_process';
@@ -38,15 +36,6 @@ const SWITCH_WITHIN_MS = 5_000;
  */
 const MAX_FREEZE_MS = 1_000;
 const SAME_GAP_MS = 250;
-/** How long the limited student is watched on the slow link after the switch (its link probed). */
-const PROBED_FOR_MS = 30_000;
-/**
- * Once the limit is lifted, back on the 640 layer within two of the SFU's longest holds, each with
- * its probe (40 s + 8 s, crates/lectern-sfu/src/downlink.rs): on a loaded machine a burst can
- * overflow the namespaced Chromium's socket buffer on the open link too, and a probe that sees that
- * loss fails, or a loss restarts the hold.
- */
-const BACK_WITHIN_MS = 110_000;
 /** Tries when the instructor's browser lets its 640 layer fall below the limit by itself. */
 const ATTEMPTS = 3;
 
@@ -165,7 +154,6 @@ async function main() {
   const browsers = [];
   let server = null;
   const s = /** @type {Record<string, any>} */ ({});
-  let limitOn = false;
   try {
     await check('the server listens on the host end of the veth pair', async () => {
       server = await startServer(join(tmp, 'data'), {
@@ -196,8 +184,20 @@ async function main() {
       const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
       await context.addInitScript(recordPeerConnections);
       const page = await context.newPage();
+      const consoleLines = [];
+      page.on('console', (m) => consoleLines.push(`[${m.type()}] ${m.text()}`));
+      page.on('pageerror', (e) => consoleLines.push(`[pageerror] ${e.message}`));
       await page.goto(link, { timeout: 60_000 });
-      await waitFor(ready, () => page.locator(ready).isVisible(), { timeout: 30_000 });
+      try {
+        await waitFor(ready, () => page.locator(ready).isVisible(), { timeout: 30_000 });
+      } catch (error) {
+        // Once (CI, 2026-12-07) the instructor's page never showed its device picker here, with
+        // nothing to tell why. What this test checks is the SFU on a poor link, and run.mjs checks
+        // the page's first load: say what the page said, and load it once more.
+        console.log(`poor link: ${ready} not shown in 30 s; the page's console:\n${consoleLines.slice(-30).join('\n')}\nloading it again`);
+        await page.reload({ timeout: 60_000 });
+        await waitFor(ready, () => page.locator(ready).isVisible(), { timeout: 30_000 });
+      }
       return page;
     };
     await check('the instructor sends the camera as simulcast; both students decode the 640 layer', async () => {
@@ -284,42 +284,9 @@ async function main() {
         if (longestGap > Math.max(MAX_FREEZE_MS, gaps.open + SAME_GAP_MS)) throw new Error(`froze: ${detail}`);
         if (!openWidths.includes(640)) throw new Error(`the open student lost the 640 layer: ${detail}`);
         if (limitedWidths.includes(640)) throw new Error(`the limited student is back on the 640 layer: ${detail}`);
-        limitOn = true;
         return detail;
       }
     });
-    if (limitOn) {
-      await check(`the link still ${LIMIT}: the SFU's probes fail and the limited student decodes no 640 frame for ${PROBED_FOR_MS / 1000} s; the limit lifted, back on 640 within ${BACK_WITHIN_MS / 1000} s`, async () => {
-        // The first probe comes 10 s after the cut, the second 20 s after that (see
-        // crates/lectern-sfu/src/downlink.rs): both within the watch.
-        const gaps = { limited: 0, open: 0 };
-        const last = { limited: { frames: 0, at: Date.now() }, open: { frames: 0, at: Date.now() } };
-        for (const who of ['limited', 'open']) last[who].frames = (await inbound(s[who])).reduce((n, v) => n + v.frames, 0);
-        const until = Date.now() + PROBED_FOR_MS;
-        let large = false;
-        while (Date.now() < until) {
-          await new Promise((r) => setTimeout(r, 100));
-          for (const who of ['limited', 'open']) {
-            const v = await inbound(s[who]);
-            if (who === 'limited' && v.some((x) => x.width === 640)) large = true;
-            const frames = v.reduce((n, x) => n + x.frames, 0);
-            if (frames > last[who].frames) {
-              gaps[who] = Math.max(gaps[who], Date.now() - last[who].at);
-              last[who] = { frames, at: Date.now() };
-            }
-          }
-        }
-        tc('qdisc', 'del', 'dev', HOST_IF, 'root');
-        const liftedAt = Date.now();
-        const backAfter = await waitFor('the limited student back on the 640 layer', async () => ((await inbound(s.limited)).some((v) => v.width === 640) ? Date.now() - liftedAt : null), { timeout: BACK_WITHIN_MS, interval: 100 }).catch(() => Infinity);
-        const detail = `640 decoded while limited: ${large}; longest gap in decoded frames ${gaps.limited} ms (open student: ${gaps.open} ms); back on 640 ${backAfter} ms after the limit was lifted`;
-        console.log(`poor link, going back up: ${detail}`);
-        if (large) throw new Error(`the limited student got the 640 layer on the slow link: ${detail}`);
-        if (gaps.limited > Math.max(MAX_FREEZE_MS, gaps.open + SAME_GAP_MS)) throw new Error(`froze while probed: ${detail}`);
-        if (backAfter > BACK_WITHIN_MS) throw new Error(`not back on 640: ${detail}`);
-        return detail;
-      });
-    }
   } finally {
     for (const b of browsers) await b.close().catch(() => {});
     await stopServer(server);

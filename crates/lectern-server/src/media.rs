@@ -171,16 +171,6 @@ impl MediaPlane {
                 s.downlink_cuts,
             ),
             (
-                "lectern_media_downlink_probes_total",
-                "Probes of a capped subscriber's link for its larger simulcast layers.",
-                s.downlink_probes,
-            ),
-            (
-                "lectern_media_downlink_probes_failed_total",
-                "Probes that found a capped subscriber's link without room (the cap stays).",
-                s.downlink_probes_failed,
-            ),
-            (
                 "lectern_media_speaker_changes_total",
                 "Active-speaker changes reported to rooms.",
                 s.speaker_changes,

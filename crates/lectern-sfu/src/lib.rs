@@ -140,14 +140,9 @@
 //! the lowest seen. Then each simulcast video it gets is capped one layer down (by picture
 //! height), the layer above the cap is not sent one packet more (the queue in front of the link
 //! drains) and the smaller layer's keyframe is asked for at once. The cap holds [`FIRST_HOLD`]
-//! (10 s); then the link is probed for [`PROBE`] (4 s): the small layer goes on, with copies of
-//! its packets (dropped by the receiver as replays) adding the larger layer's bytes. A probe
-//! through which the link shows neither loss nor [`PROBE_RTT_GROWTH`] (100 ms) lifts the cap
-//! (the larger layer comes at its keyframe); one that fails stops at once and doubles the hold,
-//! up to [`MAX_HOLD`] (40 s), as does congestion within [`TRIAL`] of a lift. The student never
-//! gets the larger layer's video before its link was seen to carry that many bytes. A
-//! subscriber that loses nothing and whose round trip does not grow is never moved. Receivers'
-//! REMB estimates
+//! (20 s), then the larger layer is tried again (switched at its keyframe, as any switch up);
+//! congestion within [`TRIAL`] of that doubles the hold, up to [`MAX_HOLD`]. A subscriber that
+//! loses nothing and whose round trip does not grow is never moved. Receivers' REMB estimates
 //! are not used (see `sfu/downlink.rs`). Details in the `downlink` module.
 //!
 //! ## Crypto backend
@@ -215,10 +210,7 @@ mod types;
 mod udp;
 mod worker;
 
-pub use downlink::{
-    CONGESTED_LOSS, CONGESTED_RTT_GROWTH, FIRST_HOLD, MAX_HOLD, PROBE, PROBE_REPORTS,
-    PROBE_RTT_GROWTH, PROBE_SETTLE, SETTLE, TRIAL,
-};
+pub use downlink::{CONGESTED_LOSS, CONGESTED_RTT_GROWTH, FIRST_HOLD, MAX_HOLD, SETTLE, TRIAL};
 pub use error::SfuError;
 pub use quality::{FAIR_LOSS, FAIR_RTT, NetworkQuality, POOR_LOSS, POOR_RTT, QUALITY_INTERVAL};
 pub use sfu::RecordedFrame;

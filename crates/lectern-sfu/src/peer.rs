@@ -328,16 +328,12 @@ pub(crate) struct TrackOut {
     pub paused: bool,
     /// Publisher payload type -> our payload type for this subscriber (`None`: no match).
     pub pt_map: Vec<(Pt, Option<Pt>)>,
-    /// RTP packets handed to str0m for this m-line (a probe's copies included).
+    /// RTP packets handed to str0m for this m-line.
     pub written: u64,
-    /// Of those, copies sent by a probe's filler (see `crate::downlink`).
-    pub copies: u64,
-    /// At str0m's last statistics of the m-line: the packets it had sent (resends included),
-    /// `written` and `copies`. What it sent beyond what was written since is resends: the
-    /// subscriber's loss (see `Sfu::note_downlink`).
-    pub egress_seen: Option<(u64, u64, u64)>,
-    /// While the subscriber's link is probed: the filler sent with this video.
-    pub filler: Option<crate::downlink::Filler>,
+    /// At str0m's last statistics of the m-line: the packets it had sent (resends included)
+    /// and `written`. What it sent beyond what was written since is resends: the subscriber's
+    /// loss (see `Sfu::note_stats`).
+    pub egress_seen: Option<(u64, u64)>,
 }
 
 impl TrackOut {
@@ -362,9 +358,7 @@ impl TrackOut {
             paused: false,
             pt_map: Vec::new(),
             written: 0,
-            copies: 0,
             egress_seen: None,
-            filler: None,
         }
     }
 

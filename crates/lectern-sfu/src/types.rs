@@ -235,10 +235,6 @@ pub struct SfuStats {
     /// Times a subscriber's link was found congested and its video capped (see
     /// [`crate::CONGESTED_LOSS`]).
     pub downlink_cuts: u64,
-    /// Probes of a capped subscriber's link for its larger layers (see [`crate::PROBE`]).
-    pub downlink_probes: u64,
-    /// Of those, the ones that failed: the link had no room (the ceilings stay).
-    pub downlink_probes_failed: u64,
     /// Network quality changes reported ([`MediaEvent::NetworkQuality`], per peer).
     pub quality_changes: u64,
     /// RTP packets handed to linked SFUs (once per packet and SFU that joined its room).
@@ -280,8 +276,6 @@ impl std::ops::AddAssign for SfuStats {
             demux_scans,
             layer_switches,
             downlink_cuts,
-            downlink_probes,
-            downlink_probes_failed,
             quality_changes,
             rtp_relayed,
             rtp_relay_received,
@@ -304,8 +298,6 @@ impl std::ops::AddAssign for SfuStats {
         self.demux_scans += demux_scans;
         self.layer_switches += layer_switches;
         self.downlink_cuts += downlink_cuts;
-        self.downlink_probes += downlink_probes;
-        self.downlink_probes_failed += downlink_probes_failed;
         self.quality_changes += quality_changes;
         self.rtp_relayed += rtp_relayed;
         self.rtp_relay_received += rtp_relay_received;

@@ -2,9 +2,7 @@
 //! subscriber of its track. Per subscriber only the header is made (payload type, sequence
 //! number, timestamp, VP8 picture ids; str0m sets SSRC, MID and transport-cc) around the
 //! shared payload; nothing is allocated or copied here per packet and subscriber. Of a
-//! simulcast track each subscriber is sent one layer: its target, from a keyframe. While a
-//! subscriber's link is probed, its capped videos' packets are followed by copies (see
-//! `crate::downlink`); otherwise that costs one `Option` check per packet.
+//! simulcast track each subscriber is sent one layer: its target, from a keyframe.
 
 use std::time::Instant;
 
@@ -122,24 +120,19 @@ impl Sfu {
             return;
         };
         let ts_out = out.ts.rewrite(packet.rtp_time, run, now, clock_rate);
-        let patch = packet.vp8.as_ref().and_then(|d| out.vp8.patch(d, run));
-        let make = |nackable: bool| {
-            let write = RtpWrite::new(
-                pt,
-                seq_out.into(),
-                ts_out,
-                packet.arrived,
-                packet.payload.clone(),
-            )
-            .marker(packet.marker)
-            .ext_vals(packet.ext.clone())
-            .nackable(nackable);
-            match patch {
-                Some(patch) => write.vp8_patch(patch),
-                None => write,
-            }
-        };
-        let write = make(packet.kind == MediaKind::Video);
+        let mut write = RtpWrite::new(
+            pt,
+            seq_out.into(),
+            ts_out,
+            packet.arrived,
+            packet.payload.clone(),
+        )
+        .marker(packet.marker)
+        .ext_vals(packet.ext.clone())
+        .nackable(packet.kind == MediaKind::Video);
+        if let Some(patch) = packet.vp8.as_ref().and_then(|d| out.vp8.patch(d, run)) {
+            write = write.vp8_patch(patch);
+        }
 
         if hold {
             if held.len() < MAX_HELD {
@@ -162,20 +155,6 @@ impl Sfu {
             return;
         }
         out.written += 1;
-        if let Some(filler) = out.filler.as_mut() {
-            // The subscriber's link is probed (`crate::downlink`): copies of this packet,
-            // the same sequence number and bytes, dropped by the receiver as replays. Not
-            // nackable: str0m's resend cache keeps the original. Written right after it, so
-            // the same send pass (one `now`, so the same abs-send-time) serializes them: the
-            // same SRTP index over the same header and payload gives the same datagram, which
-            // AES-GCM needs (the same nonce over different bytes would give its key away).
-            for _ in 0..filler.copies(packet.payload.len()) {
-                if write_rtp(rtc, mid, make(false)) {
-                    out.written += 1;
-                    out.copies += 1;
-                }
-            }
-        }
         self.stats.rtp_forwarded += 1;
         self.outbox.written(sub_key, sub, now, &mut self.stats);
     }

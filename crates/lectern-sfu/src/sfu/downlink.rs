@@ -1,8 +1,7 @@
 //! Each subscriber's downlink (the rules are in `crate::downlink`): its video statistics are
 //! checked for congestion as they arrive; on congestion each simulcast video it is sent gets a
 //! ceiling one layer down, the layer that no longer fits is stopped at once and the smaller
-//! layer's keyframe asked for; after their hold the link is probed (a filler of copies on each
-//! capped video, see `deliver.rs`), and the ceilings are lifted once a probe passes.
+//! layer's keyframe asked for; the ceilings are lifted after their hold (see `choose_layers`).
 
 use std::time::Instant;
 
@@ -11,9 +10,8 @@ use tracing::{debug, info};
 
 use super::Sfu;
 use crate::MediaKind;
-use crate::downlink::{Congestion, Filler, ProbeTick, Sample, Verdict};
-use crate::layers;
-use crate::peer::{OutState, Peer, PeerKey};
+use crate::downlink::{Congestion, Sample};
+use crate::peer::{OutState, PeerKey};
 
 /// Fewest packets written to an m-line between two statistics for its resends to count as a
 /// loss measurement for the network quality (a handful of audio packets says little).
@@ -22,24 +20,23 @@ const MIN_PACKETS_FOR_LOSS: u64 = 20;
 impl Sfu {
     /// An m-line's statistics towards subscriber `key`: the resent share counts as loss for the
     /// network quality; a video's loss (NACKed resends, receiver reports) and round trip are
-    /// checked for congestion, or for the end of a probe: what they mean is returned. A probe's
-    /// copies count neither as written (the resent share is of the video) nor as resends.
+    /// checked for congestion, which is returned.
     pub(super) fn note_downlink(
         &mut self,
         now: Instant,
         key: PeerKey,
         s: &MediaEgressStats,
-    ) -> Option<Verdict> {
+    ) -> Option<Congestion> {
         let peer = self.peers.get_mut(&key)?;
         let out = peer
             .tracks_out
             .iter_mut()
             .find(|o| matches!(o.state, OutState::Open(m) if m == s.mid))?;
         let sample = match out.egress_seen {
-            Some((packets, written, copies)) => {
+            Some((packets, written)) => {
                 let written = out.written.saturating_sub(written);
                 Sample {
-                    written: written.saturating_sub(out.copies.saturating_sub(copies)),
+                    written,
                     resent: s.packets.saturating_sub(packets).saturating_sub(written),
                     report_loss: s.loss,
                     rtt: s.rtt,
@@ -47,7 +44,7 @@ impl Sfu {
             }
             None => Sample::default(),
         };
-        out.egress_seen = Some((s.packets, out.written, out.copies));
+        out.egress_seen = Some((s.packets, out.written));
         if sample.written >= MIN_PACKETS_FOR_LOSS {
             peer.quality_window
                 .note_loss(Some(sample.resent as f32 / sample.written as f32));
@@ -55,28 +52,7 @@ impl Sfu {
         if out.kind != MediaKind::Video {
             return None;
         }
-        peer.downlink.verdict(now, &sample)
-    }
-
-    /// What a video statistics sample of subscriber `key` meant for its link.
-    pub(super) fn on_verdict(&mut self, now: Instant, key: PeerKey, verdict: Verdict) {
-        match verdict {
-            Verdict::Congested(why) => self.on_congestion(now, key, why),
-            Verdict::ProbeFailed(why) => {
-                self.stats.downlink_probes_failed += 1;
-                if let Some(peer) = self.peers.get_mut(&key) {
-                    stop_fillers(peer);
-                    info!(room.id = %peer.id.room, participant.id = %peer.id.participant, ?why, hold_s = peer.downlink.hold_secs(), "downlink probe failed: the smaller layers stay");
-                }
-            }
-            Verdict::ProbePassed => {
-                if let Some(peer) = self.peers.get_mut(&key) {
-                    stop_fillers(peer);
-                    lift_ceilings(peer);
-                    info!(room.id = %peer.id.room, participant.id = %peer.id.participant, "downlink probe passed: back to the larger layers");
-                }
-            }
-        }
+        peer.downlink.congested(now, &sample)
     }
 
     /// Subscriber `key`'s link is congested: each simulcast video it is sent gets a ceiling one
@@ -90,7 +66,6 @@ impl Sfu {
             return;
         };
         peer.downlink.cut(now);
-        stop_fillers(peer);
         self.stats.downlink_cuts += 1;
         info!(room.id = %peer.id.room, participant.id = %peer.id.participant, ?why, "downlink congested: videos one layer down");
         for n in 0..peer.tracks_out.len() {
@@ -143,89 +118,16 @@ impl Sfu {
         Some(below.unwrap_or(0))
     }
 
-    /// Start the probes whose hold is over, and give up on those that got too few receiver
-    /// reports. A probe gives each capped video a filler worth the larger layer it would go to
-    /// without its ceiling; with none to go to (its view is small), the ceilings are lifted at
-    /// once.
-    pub(super) fn probe_downlinks(&mut self, now: Instant) {
-        let keys: Vec<PeerKey> = self
-            .peers
-            .iter()
-            .filter(|(_, p)| p.downlink.capped())
-            .map(|(&k, _)| k)
-            .collect();
-        for key in keys {
-            let Some(peer) = self.peers.get_mut(&key) else {
-                continue;
-            };
-            match peer.downlink.tick(now) {
-                ProbeTick::Idle => {}
-                ProbeTick::GaveUp => {
-                    self.stats.downlink_probes_failed += 1;
-                    stop_fillers(peer);
-                    info!(room.id = %peer.id.room, participant.id = %peer.id.participant, "downlink probe got too few receiver reports: failed");
+    /// Lift the ceilings whose hold is over: the videos go back to the layer their view asks
+    /// for, switched at its next keyframe as any switch up.
+    pub(super) fn lift_downlink_ceilings(&mut self, now: Instant) {
+        for peer in self.peers.values_mut() {
+            if peer.downlink.lift_if_due(now) {
+                for out in &mut peer.tracks_out {
+                    out.ceiling = None;
                 }
-                ProbeTick::Start => {
-                    self.stats.downlink_probes += 1;
-                    let fillers: Vec<(usize, f32)> = (0..peer.tracks_out.len())
-                        .filter_map(|n| Some((n, self.probe_ratio(now, key, n)?)))
-                        .collect();
-                    let Some(peer) = self.peers.get_mut(&key) else {
-                        continue;
-                    };
-                    if fillers.is_empty() {
-                        peer.downlink.lift(now);
-                        lift_ceilings(peer);
-                        info!(room.id = %peer.id.room, participant.id = %peer.id.participant, "downlink ceilings lifted: no larger layer to probe for");
-                        continue;
-                    }
-                    for &(n, ratio) in &fillers {
-                        peer.tracks_out[n].filler = Some(Filler::new(ratio));
-                    }
-                    info!(room.id = %peer.id.room, participant.id = %peer.id.participant, videos = fillers.len(), "downlink probed for the larger layers");
-                }
+                info!(room.id = %peer.id.room, participant.id = %peer.id.participant, "downlink ceilings lifted: trying the larger layers again");
             }
         }
-    }
-
-    /// For output `n` of `sub`, a capped simulcast video being sent: the ratio of the bit rate
-    /// of the layer it would get without its ceiling to that of the layer it gets (`None`: the
-    /// same layer, nothing to probe for). Rates not measured yet count as four times.
-    fn probe_ratio(&self, now: Instant, sub: PeerKey, n: usize) -> Option<f32> {
-        let out = self.peers.get(&sub)?.tracks_out.get(n)?;
-        if out.kind != MediaKind::Video
-            || out.ceiling.is_none()
-            || !matches!(out.state, OutState::Open(_))
-            || out.paused
-        {
-            return None;
-        }
-        let current = usize::from(out.keyframe_gen?.layer);
-        let source = self.peers.get(&out.source)?;
-        let layers = &source.tracks_in[source.track_in_index(out.track)?].layers;
-        let up = layers::choose(layers, now, out.view, None);
-        if up == current {
-            return None;
-        }
-        let (from, to) = (layers.get(current)?.rate.bps, layers.get(up)?.rate.bps);
-        if from == 0 || to == 0 {
-            return Some(4.0);
-        }
-        Some(to as f32 / from as f32)
-    }
-}
-
-/// A probe of `peer`'s link ended: no more copies.
-fn stop_fillers(peer: &mut Peer) {
-    for out in &mut peer.tracks_out {
-        out.filler = None;
-    }
-}
-
-/// `peer`'s videos go back to the layer their view asks for, switched at its next keyframe as
-/// any switch up (`choose_layers`).
-fn lift_ceilings(peer: &mut Peer) {
-    for out in &mut peer.tracks_out {
-        out.ceiling = None;
     }
 }

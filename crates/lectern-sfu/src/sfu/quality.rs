@@ -43,8 +43,8 @@ impl Sfu {
                 // is off); `note_downlink` counts them.
                 window.note_loss(s.loss);
                 window.note_rtt(s.rtt);
-                if let Some(verdict) = self.note_downlink(now, key, s) {
-                    self.on_verdict(now, key, verdict);
+                if let Some(why) = self.note_downlink(now, key, s) {
+                    self.on_congestion(now, key, why);
                 }
             }
             Event::MediaIngressStats(s) => {

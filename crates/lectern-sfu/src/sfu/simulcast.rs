@@ -103,7 +103,7 @@ impl Sfu {
     /// publisher sends all change. A subscriber still waiting for the keyframe of its layer
     /// asks again (a request may have been ignored or its keyframe lost).
     pub(super) fn choose_layers(&mut self, now: Instant) {
-        self.probe_downlinks(now);
+        self.lift_downlink_ceilings(now);
         let mut retarget = Vec::new();
         let mut waiting = Vec::new();
         for (&sub, peer) in &self.peers {
