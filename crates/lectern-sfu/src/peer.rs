@@ -376,6 +376,14 @@ impl TrackOut {
         self.vp8.rebase();
     }
 
+    /// Its RTP numbering (sequence numbers, timestamps, VP8 picture ids) starts over, as on a
+    /// fresh line: nothing numbered so far was sent.
+    pub fn restart_numbering(&mut self) {
+        self.seq = SeqRewrite::default();
+        self.ts = TsRewrite::default();
+        self.vp8 = Vp8Rewrite::default();
+    }
+
     /// This output's m-line as an idle line (its track ended, or its reuse was not
     /// negotiated).
     pub fn idle_line(&self, mid: Mid) -> IdleLine {

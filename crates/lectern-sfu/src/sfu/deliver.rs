@@ -144,9 +144,7 @@ impl Sfu {
                 // `FIRST_SEQ_MASK`).
                 held.retain(|(m, _)| *m != mid);
                 out.keyframe_gen = None;
-                out.seq = Default::default();
-                out.ts = Default::default();
-                out.vp8 = Default::default();
+                out.restart_numbering();
                 debug!(room.id = %sub.id.room, participant.id = %sub.id.participant, "video held while connecting given up");
             }
             return;

@@ -332,9 +332,7 @@ fn release_line(rtc: &mut Rtc, idle_lines: &mut Vec<IdleLine>, out: &mut TrackOu
     idle_lines.push(out.idle_line(mid));
     out.reused = false;
     out.stream_source = out.source;
-    out.seq = Default::default();
-    out.ts = Default::default();
-    out.vp8 = Default::default();
+    out.restart_numbering();
 }
 
 /// Outputs whose line was answered inactive leave `tracks_out`; the line joins the idle ones.
