@@ -670,9 +670,8 @@ async fn wait_receiving(students: &[Bot]) -> anyhow::Result<()> {
                     )
                 })
                 .collect();
-            let inbound: Vec<String> = s
-                .inbound()
-                .await
+            let (streams, transport) = s.inbound().await;
+            let inbound: Vec<String> = streams
                 .iter()
                 .map(|i| {
                     format!(
@@ -681,7 +680,6 @@ async fn wait_receiving(students: &[Bot]) -> anyhow::Result<()> {
                     )
                 })
                 .collect();
-            let transport = s.transport_received().await;
             eprintln!(
                 "  {}: connected {}, failed {}, offered {offered:?}, received {received:?}, \
                  webrtc-rs inbound {inbound:?}, transport packets received {transport:?}, \

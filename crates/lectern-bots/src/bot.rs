@@ -275,17 +275,20 @@ impl Bot {
         lock(&self.shared.tracks).iter().map(|t| t.packets).sum()
     }
 
-    /// What webrtc-rs itself took in, per inbound RTP stream (one per SSRC it bound, at its
-    /// first packet): the kind, mid, packets received and discarded (its track's queue was
-    /// full), and PLIs and NACKs sent. A stream missing here never got a packet through SRTP
-    /// to webrtc-rs's RTP layer; one counted here but not in [`Bot::received`] was lost
-    /// between webrtc-rs and the bot's reader. For diagnostics when a student waits for media.
-    pub async fn inbound(&self) -> Vec<InboundStream> {
+    /// What webrtc-rs itself took in, from one stats report: per inbound RTP stream (one per
+    /// SSRC it bound, at its first packet) the kind, mid, packets received and discarded (its
+    /// track's queue was full), and PLIs and NACKs sent; and the datagrams its transport
+    /// received in all (before SRTP). A stream missing here never got a packet through SRTP to
+    /// webrtc-rs's RTP layer; one counted here but not in [`Bot::received`] was lost between
+    /// webrtc-rs and the bot's reader; far more datagrams than the streams and the data channel
+    /// account for means packets it could not decrypt. For diagnostics when a student waits
+    /// for media.
+    pub async fn inbound(&self) -> (Vec<InboundStream>, Option<u64>) {
         let report = self
             .pc
             .get_stats(Instant::now(), webrtc::peer_connection::StatsSelector::None)
             .await;
-        let mut out: Vec<InboundStream> = report
+        let mut streams: Vec<InboundStream> = report
             .inbound_rtp_streams()
             .map(|s| {
                 let r = &s.received_rtp_stream_stats;
@@ -305,19 +308,8 @@ impl Bot {
                 }
             })
             .collect();
-        out.sort_by(|a, b| a.mid.cmp(&b.mid));
-        out
-    }
-
-    /// Datagrams webrtc-rs's transport received in all (its own count, before SRTP): far more
-    /// than [`Bot::inbound`] and the data channel account for means packets it could not
-    /// decrypt. For diagnostics, as [`Bot::inbound`].
-    pub async fn transport_received(&self) -> Option<u64> {
-        let report = self
-            .pc
-            .get_stats(Instant::now(), webrtc::peer_connection::StatsSelector::None)
-            .await;
-        report.transport().map(|t| t.packets_received)
+        streams.sort_by(|a, b| a.mid.cmp(&b.mid));
+        (streams, report.transport().map(|t| t.packets_received))
     }
 
     /// Tracks the SFU has offered this bot.
