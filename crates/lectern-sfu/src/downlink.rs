@@ -16,10 +16,14 @@
 //! the next smaller layer than the one it gets (by picture height, not by bit rate: a browser
 //! short of CPU sends a few large frames a second, and a rate measured over half a second swings
 //! so much that a layer seems to fit one moment and not the next). The SFU stops sending the
-//! layer that no longer fits at once, rather than at the next keyframe of the smaller one, so the
-//! queue in front of the link drains while that keyframe is asked for and comes. Congestion
-//! again after [`SETTLE`] takes one more layer off. The ceilings are lifted only after a hold
-//! ([`FIRST_HOLD`]): a subscriber whose link is still too slow is congested again soon after,
+//! layer that no longer fits at once, rather than at the next keyframe of the smaller one, and
+//! forgets what it sent of it (the browser's NACKs for what the link dropped of it go
+//! unanswered: resent, it would only fill the queue again). The smaller layer's keyframe is
+//! asked for once the queue in front of the link had time to drain ([`DRAIN_MIN`]): sent into
+//! it, the keyframe waits behind it or is dropped, and the picture freezes again just after the
+//! switch. Congestion again [`SETTLE`] after the smaller layer started takes one more layer off
+//! (before, the statistics still show the queue it waited for). The ceilings are lifted only
+//! after a hold ([`FIRST_HOLD`]): a subscriber whose link is still too slow is congested again soon after,
 //! within [`TRIAL`], and then waits twice as long before the next try (up to [`MAX_HOLD`]); one
 //! that stays on the larger layer through a trial starts from [`FIRST_HOLD`] again. So a student
 //! on a poor link tries the large layer a few times, minutes apart, rather than oscillating.
@@ -39,6 +43,13 @@ pub(crate) const MIN_PACKETS: u64 = 15;
 /// How long after a cut further congestion is not acted on: the queue built before it drains
 /// (its loss and delay still show in the next statistics).
 pub const SETTLE: Duration = Duration::from_secs(2);
+/// After a cut, the smaller layer does not start before the queue in front of the link had
+/// time to drain: as long as the round trip had grown over the lowest seen (what the queue
+/// held), at least [`DRAIN_MIN`] (a link found congested by its loss before a report showed
+/// the delay has a full queue) and at most [`DRAIN_MAX`].
+pub const DRAIN_MIN: Duration = Duration::from_millis(400);
+/// The longest wait for the queue to drain after a cut.
+pub const DRAIN_MAX: Duration = Duration::from_secs(1);
 /// How long the first ceilings hold before the larger layers are tried again.
 pub const FIRST_HOLD: Duration = Duration::from_secs(20);
 /// The longest ceilings hold.
@@ -71,8 +82,13 @@ pub(crate) enum Congestion {
 /// A subscriber's downlink state.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Downlink {
-    /// When the last cut was made.
+    /// When the last cut was made, or (later) when the smaller layer it chose started: the
+    /// statistics of the next [`SETTLE`] still show the queue built before.
     cut_at: Option<Instant>,
+    /// Until when the smaller layers wait for the queue to drain after the last cut.
+    drain_until: Option<Instant>,
+    /// The round trip's growth over the lowest seen in the last receiver report.
+    growth: Duration,
     /// When the ceilings are lifted; `Some` while the subscriber's videos have ceilings
     /// (`TrackOut::ceiling`).
     lift_at: Option<Instant>,
@@ -97,6 +113,9 @@ impl Downlink {
             self.base_rtt = Some(base);
             rtt - base
         });
+        if let (Some(g), Some(_)) = (growth, sample.report_loss) {
+            self.growth = g;
+        }
         if self
             .cut_at
             .is_some_and(|t| now.saturating_duration_since(t) < SETTLE)
@@ -134,8 +153,29 @@ impl Downlink {
             (false, false) => FIRST_HOLD,
         };
         self.cut_at = Some(now);
+        self.drain_until = Some(now + self.growth.clamp(DRAIN_MIN, DRAIN_MAX));
         self.lift_at = Some(now + self.hold);
         self.lifted_at = None;
+    }
+
+    /// The queue in front of the link may still be draining after the last cut: no smaller
+    /// layer starts yet (nor is its keyframe asked for).
+    pub fn draining(&self, now: Instant) -> bool {
+        self.drain_until.is_some_and(|t| now < t)
+    }
+
+    /// When the queue is taken to have drained after the last cut.
+    pub fn drained_at(&self) -> Option<Instant> {
+        self.drain_until
+    }
+
+    /// A smaller layer chosen by a cut started: what the link shows from now on is that
+    /// layer's, after [`SETTLE`] (the statistics until then still show the queue it waited
+    /// for, round trips measured of sender reports that waited in it).
+    pub fn resumed(&mut self, now: Instant) {
+        if self.capped() {
+            self.cut_at = Some(now);
+        }
     }
 
     /// Lifts the ceilings once their hold is over; true if they are to be lifted now.
@@ -215,6 +255,34 @@ mod tests {
         // The queue built before the cut still shows for a moment: not acted on.
         assert_eq!(d.congested(t + SETTLE / 2, &loss(100, 20)), None);
         assert!(d.congested(t + SETTLE, &loss(100, 20)).is_some());
+    }
+
+    #[test]
+    fn after_a_cut_the_queue_drains_and_settles_from_the_smaller_layer() {
+        let t = Instant::now();
+        let mut d = Downlink::default();
+        // The queue had grown by 700 ms: the smaller layer waits that long.
+        assert_eq!(d.congested(t, &rtt(40)), None);
+        assert!(d.congested(t, &rtt(740)).is_some());
+        d.cut(t);
+        let ms = Duration::from_millis;
+        assert!(d.draining(t + ms(699)));
+        assert!(!d.draining(t + ms(700)));
+        // Found by loss before a report showed the delay: at least `DRAIN_MIN`; never more
+        // than `DRAIN_MAX`.
+        let mut d = Downlink::default();
+        d.cut(t);
+        assert_eq!(d.drained_at(), Some(t + DRAIN_MIN));
+        d.congested(t, &rtt(40));
+        d.congested(t, &rtt(3040));
+        d.cut(t);
+        assert_eq!(d.drained_at(), Some(t + DRAIN_MAX));
+        // The smaller layer starts after the drain: the statistics of the queue it waited for
+        // (a report of a sender report that waited in it) are not a second congestion.
+        let started = t + DRAIN_MAX;
+        d.resumed(started);
+        assert_eq!(d.congested(t + SETTLE, &loss(100, 20)), None);
+        assert!(d.congested(started + SETTLE, &loss(100, 20)).is_some());
     }
 
     #[test]
