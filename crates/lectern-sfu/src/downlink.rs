@@ -40,6 +40,11 @@ pub const CONGESTED_RTT_GROWTH: Duration = Duration::from_millis(250);
 /// Fewest video packets written to a subscriber between two statistics for their resends to
 /// count (a handful says little).
 pub(crate) const MIN_PACKETS: u64 = 15;
+/// Fewest resends between two statistics for them to count: one or two NACKed packets of the
+/// small layer (~15 packets in half a second) are 7–13% of it, and a Chromium student on an
+/// open link, on a busy machine, NACKed that many again and again (so it was cut, and cut
+/// again every [`SETTLE`], and never tried the large layer).
+pub(crate) const MIN_RESENT: u64 = 3;
 /// How long after a cut further congestion is not acted on: the queue built before it drains
 /// (its loss and delay still show in the next statistics).
 pub const SETTLE: Duration = Duration::from_secs(2);
@@ -122,7 +127,7 @@ impl Downlink {
         {
             return None;
         }
-        let resent = if sample.written >= MIN_PACKETS {
+        let resent = if sample.written >= MIN_PACKETS && sample.resent >= MIN_RESENT {
             sample.resent as f32 / sample.written as f32
         } else {
             0.0
@@ -223,7 +228,10 @@ mod tests {
         let mut d = Downlink::default();
         assert_eq!(d.congested(t, &loss(100, 7)), None);
         assert_eq!(d.congested(t, &loss(100, 8)), Some(Congestion::Loss(0.08)));
-        // Too few packets for their resends to count; a receiver report's loss counts.
+        // Too few packets for their resends to count, or too few resends (one or two of the
+        // small layer's ~15 packets in half a second); a receiver report's loss counts.
+        assert_eq!(d.congested(t, &loss(16, 2)), None);
+        assert_eq!(d.congested(t, &loss(30, 3)), Some(Congestion::Loss(0.1)));
         assert_eq!(d.congested(t, &loss(10, 5)), None);
         let report = Sample {
             report_loss: Some(0.2),
