@@ -11,7 +11,7 @@ use tracing::{debug, info};
 
 use super::Sfu;
 use crate::MediaKind;
-use crate::downlink::{Congestion, Sample};
+use crate::downlink::{Congestion, Sample, resends};
 use crate::peer::{OutState, PeerKey};
 
 /// Fewest packets written to an m-line between two statistics for its resends to count as a
@@ -38,19 +38,22 @@ impl Sfu {
             .tracks_out
             .iter_mut()
             .find(|o| matches!(o.state, OutState::Open(m) if m == s.mid))?;
-        let sample = match out.egress_seen {
-            Some((packets, written)) => {
+        let (sample, unsent) = match out.egress_seen {
+            Some((packets, written, unsent)) => {
                 let written = out.written.saturating_sub(written);
-                Sample {
+                let sent = s.packets.saturating_sub(packets);
+                let (resent, unsent) = resends(sent, written, unsent);
+                let sample = Sample {
                     written,
-                    resent: s.packets.saturating_sub(packets).saturating_sub(written),
+                    resent,
                     report_loss: s.loss,
                     rtt: s.rtt,
-                }
+                };
+                (sample, unsent)
             }
-            None => Sample::default(),
+            None => (Sample::default(), 0),
         };
-        out.egress_seen = Some((s.packets, out.written));
+        out.egress_seen = Some((s.packets, out.written, unsent));
         if sample.written >= MIN_PACKETS_FOR_LOSS {
             peer.quality_window
                 .note_loss(Some(sample.resent as f32 / sample.written as f32));
