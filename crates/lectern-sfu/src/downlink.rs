@@ -40,10 +40,11 @@ pub const CONGESTED_RTT_GROWTH: Duration = Duration::from_millis(250);
 /// Fewest video packets written to a subscriber between two statistics for their resends to
 /// count (a handful says little).
 pub(crate) const MIN_PACKETS: u64 = 15;
-/// Fewest resends between two statistics for them to count: one or two NACKed packets of the
-/// small layer (~15 packets in half a second) are 7–13% of it, and a Chromium student on an
-/// open link, on a busy machine, NACKed that many again and again (so it was cut, and cut
-/// again every [`SETTLE`], and never tried the large layer).
+/// Fewest resends between two statistics for them to count: one or two of the small layer
+/// (~15 packets in half a second) are 7–13% of it. A Chromium student on an open link, on a
+/// busy machine, showed that many again and again (some, perhaps all, packets not yet sent
+/// at the statistics before, see [`resends`]), so it was cut every [`SETTLE`] and never
+/// tried the large layer.
 pub(crate) const MIN_RESENT: u64 = 3;
 /// How long after a cut further congestion is not acted on: the queue built before it drains
 /// (its loss and delay still show in the next statistics).
