@@ -10,6 +10,7 @@ use str0m::stats::MediaEgressStats;
 use tracing::{debug, info};
 
 use super::Sfu;
+use super::peers::RTX_PACKETS_VIDEO;
 use crate::MediaKind;
 use crate::downlink::{Congestion, Sample, resends};
 use crate::peer::{OutState, PeerKey};
@@ -18,8 +19,8 @@ use crate::peer::{OutState, PeerKey};
 /// loss measurement for the network quality (a handful of audio packets says little).
 const MIN_PACKETS_FOR_LOSS: u64 = 20;
 
-/// str0m's defaults for a video's resend cache, given again when it is emptied at a cut.
-const RTX_PACKETS: usize = 2000;
+/// A video's resend cache as the SFU configures it (`peers::RTX_PACKETS_VIDEO`, str0m's 3 s
+/// and 15% cap), given again when it is emptied at a cut.
 const RTX_AGE: Duration = Duration::from_secs(3);
 const RTX_RATIO_CAP: Option<f32> = Some(0.15);
 
@@ -106,7 +107,7 @@ impl Sfu {
             // browser asks until that keyframe is decoded) would fill the queue the keyframe
             // has to cross: forget it, so those NACKs go unanswered.
             if let Some(tx) = peer.rtc.direct_api().stream_tx_by_mid(mid, None) {
-                tx.set_rtx_cache(RTX_PACKETS, RTX_AGE, RTX_RATIO_CAP);
+                tx.set_rtx_cache(RTX_PACKETS_VIDEO, RTX_AGE, RTX_RATIO_CAP);
             }
             // Its keyframe is asked for once the queue in front of the link drained
             // (`choose_layers`): sent now, it would wait behind that queue, or be dropped.
