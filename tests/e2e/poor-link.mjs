@@ -289,6 +289,17 @@ async function main() {
     });
   } finally {
     for (const b of browsers) await b.close().catch(() => {});
+    // Whether the SFU itself dropped datagrams (its send queue full while its socket was): a
+    // student on an open link that loses packets is otherwise taken for a congested one.
+    if (server) {
+      try {
+        const text = await (await fetch(`${server.url}/metrics`)).text();
+        const sends = text.split('\n').filter((l) => /^lectern_media_datagrams_send_(failed|dropped)_total/.test(l));
+        console.log(`poor link: the SFU's sends: ${sends.join(', ')}`);
+      } catch (e) {
+        console.log(`poor link: no metrics (${e})`);
+      }
+    }
     await stopServer(server);
     if (results.some((r) => !r.ok) && server) {
       const lines = server.output.split('\n').filter((l) => l.includes('downlink'));

@@ -16,10 +16,14 @@
 //! the next smaller layer than the one it gets (by picture height, not by bit rate: a browser
 //! short of CPU sends a few large frames a second, and a rate measured over half a second swings
 //! so much that a layer seems to fit one moment and not the next). The SFU stops sending the
-//! layer that no longer fits at once, rather than at the next keyframe of the smaller one, so the
-//! queue in front of the link drains while that keyframe is asked for and comes. Congestion
-//! again after [`SETTLE`] takes one more layer off. The ceilings are lifted only after a hold
-//! ([`FIRST_HOLD`]): a subscriber whose link is still too slow is congested again soon after,
+//! layer that no longer fits at once, rather than at the next keyframe of the smaller one, and
+//! forgets what it sent of it (the browser's NACKs for what the link dropped of it go
+//! unanswered: resent, it would only fill the queue again). The smaller layer's keyframe is
+//! asked for once the queue in front of the link had time to drain ([`DRAIN_MIN`]): sent into
+//! it, the keyframe waits behind it or is dropped, and the picture freezes again just after the
+//! switch. Congestion again [`SETTLE`] after the smaller layer started takes one more layer off
+//! (before, the statistics still show the queue it waited for). The ceilings are lifted only
+//! after a hold ([`FIRST_HOLD`]): a subscriber whose link is still too slow is congested again soon after,
 //! within [`TRIAL`], and then waits twice as long before the next try (up to [`MAX_HOLD`]); one
 //! that stays on the larger layer through a trial starts from [`FIRST_HOLD`] again. So a student
 //! on a poor link tries the large layer a few times, minutes apart, rather than oscillating.
@@ -36,9 +40,22 @@ pub const CONGESTED_RTT_GROWTH: Duration = Duration::from_millis(250);
 /// Fewest video packets written to a subscriber between two statistics for their resends to
 /// count (a handful says little).
 pub(crate) const MIN_PACKETS: u64 = 15;
+/// Fewest resends between two statistics for them to count: one or two of the small layer
+/// (~15 packets in half a second) are 7–13% of it. A Chromium student on an open link, on a
+/// busy machine, showed that many again and again (some, perhaps all, packets not yet sent
+/// at the statistics before, see [`resends`]), so it was cut every [`SETTLE`] and never
+/// tried the large layer.
+pub(crate) const MIN_RESENT: u64 = 3;
 /// How long after a cut further congestion is not acted on: the queue built before it drains
 /// (its loss and delay still show in the next statistics).
 pub const SETTLE: Duration = Duration::from_secs(2);
+/// After a cut, the smaller layer does not start before the queue in front of the link had
+/// time to drain: as long as the round trip had grown over the lowest seen (what the queue
+/// held), at least [`DRAIN_MIN`] (a link found congested by its loss before a report showed
+/// the delay has a full queue) and at most [`DRAIN_MAX`].
+pub const DRAIN_MIN: Duration = Duration::from_millis(400);
+/// The longest wait for the queue to drain after a cut.
+pub const DRAIN_MAX: Duration = Duration::from_secs(1);
 /// How long the first ceilings hold before the larger layers are tried again.
 pub const FIRST_HOLD: Duration = Duration::from_secs(20);
 /// The longest ceilings hold.
@@ -61,6 +78,19 @@ pub(crate) struct Sample {
     pub rtt: Option<Duration>,
 }
 
+/// Of the packets str0m sent on an m-line between two statistics (`sent`), how many were
+/// resends, given the packets written to it meanwhile (`written`) and those written before
+/// that it had not sent yet (`unsent`); and how many written it has not sent now. str0m sends
+/// what is written when polled, and its statistics may come before that: on a busy machine
+/// (bigger batches) up to a keyframe's worth of packets (5–8 seen in Chromium runs) was written
+/// but not sent at one statistics and counted as resends at the next, so a student on an open
+/// link was found congested. Resends while packets wait are counted only beyond them (a loss
+/// then shows a little later, at the next statistics).
+pub(crate) fn resends(sent: u64, written: u64, unsent: u64) -> (u64, u64) {
+    let due = written + unsent;
+    (sent.saturating_sub(due), due.saturating_sub(sent))
+}
+
 /// Why a subscriber's link was found congested.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Congestion {
@@ -71,8 +101,13 @@ pub(crate) enum Congestion {
 /// A subscriber's downlink state.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Downlink {
-    /// When the last cut was made.
+    /// When the last cut was made, or (later) when the smaller layer it chose started: the
+    /// statistics of the next [`SETTLE`] still show the queue built before.
     cut_at: Option<Instant>,
+    /// Until when the smaller layers wait for the queue to drain after the last cut.
+    drain_until: Option<Instant>,
+    /// The round trip's growth over the lowest seen in the last receiver report.
+    growth: Duration,
     /// When the ceilings are lifted; `Some` while the subscriber's videos have ceilings
     /// (`TrackOut::ceiling`).
     lift_at: Option<Instant>,
@@ -97,13 +132,16 @@ impl Downlink {
             self.base_rtt = Some(base);
             rtt - base
         });
+        if let (Some(g), Some(_)) = (growth, sample.report_loss) {
+            self.growth = g;
+        }
         if self
             .cut_at
             .is_some_and(|t| now.saturating_duration_since(t) < SETTLE)
         {
             return None;
         }
-        let resent = if sample.written >= MIN_PACKETS {
+        let resent = if sample.written >= MIN_PACKETS && sample.resent >= MIN_RESENT {
             sample.resent as f32 / sample.written as f32
         } else {
             0.0
@@ -134,8 +172,29 @@ impl Downlink {
             (false, false) => FIRST_HOLD,
         };
         self.cut_at = Some(now);
+        self.drain_until = Some(now + self.growth.clamp(DRAIN_MIN, DRAIN_MAX));
         self.lift_at = Some(now + self.hold);
         self.lifted_at = None;
+    }
+
+    /// The queue in front of the link may still be draining after the last cut: no smaller
+    /// layer starts yet (nor is its keyframe asked for).
+    pub fn draining(&self, now: Instant) -> bool {
+        self.drain_until.is_some_and(|t| now < t)
+    }
+
+    /// When the queue is taken to have drained after the last cut.
+    pub fn drained_at(&self) -> Option<Instant> {
+        self.drain_until
+    }
+
+    /// A smaller layer chosen by a cut started: what the link shows from now on is that
+    /// layer's, after [`SETTLE`] (the statistics until then still show the queue it waited
+    /// for, round trips measured of sender reports that waited in it).
+    pub fn resumed(&mut self, now: Instant) {
+        if self.capped() {
+            self.cut_at = Some(now);
+        }
     }
 
     /// Lifts the ceilings once their hold is over; true if they are to be lifted now.
@@ -178,12 +237,25 @@ mod tests {
     }
 
     #[test]
+    fn packets_written_but_not_sent_yet_are_no_resends_when_they_go() {
+        // 79 written, 71 sent: 8 wait; next, 80 written and 88 sent: those 8, no resend.
+        assert_eq!(resends(71, 79, 0), (0, 8));
+        assert_eq!(resends(88, 80, 8), (0, 0));
+        // Beyond what waited, resends.
+        assert_eq!(resends(95, 80, 8), (7, 0));
+        assert_eq!(resends(90, 80, 0), (10, 0));
+    }
+
+    #[test]
     fn loss_and_delay_thresholds() {
         let t = Instant::now();
         let mut d = Downlink::default();
         assert_eq!(d.congested(t, &loss(100, 7)), None);
         assert_eq!(d.congested(t, &loss(100, 8)), Some(Congestion::Loss(0.08)));
-        // Too few packets for their resends to count; a receiver report's loss counts.
+        // Too few packets for their resends to count, or too few resends (one or two of the
+        // small layer's ~15 packets in half a second); a receiver report's loss counts.
+        assert_eq!(d.congested(t, &loss(16, 2)), None);
+        assert_eq!(d.congested(t, &loss(30, 3)), Some(Congestion::Loss(0.1)));
         assert_eq!(d.congested(t, &loss(10, 5)), None);
         let report = Sample {
             report_loss: Some(0.2),
@@ -215,6 +287,34 @@ mod tests {
         // The queue built before the cut still shows for a moment: not acted on.
         assert_eq!(d.congested(t + SETTLE / 2, &loss(100, 20)), None);
         assert!(d.congested(t + SETTLE, &loss(100, 20)).is_some());
+    }
+
+    #[test]
+    fn after_a_cut_the_queue_drains_and_settles_from_the_smaller_layer() {
+        let t = Instant::now();
+        let mut d = Downlink::default();
+        // The queue had grown by 700 ms: the smaller layer waits that long.
+        assert_eq!(d.congested(t, &rtt(40)), None);
+        assert!(d.congested(t, &rtt(740)).is_some());
+        d.cut(t);
+        let ms = Duration::from_millis;
+        assert!(d.draining(t + ms(699)));
+        assert!(!d.draining(t + ms(700)));
+        // Found by loss before a report showed the delay: at least `DRAIN_MIN`; never more
+        // than `DRAIN_MAX`.
+        let mut d = Downlink::default();
+        d.cut(t);
+        assert_eq!(d.drained_at(), Some(t + DRAIN_MIN));
+        d.congested(t, &rtt(40));
+        d.congested(t, &rtt(3040));
+        d.cut(t);
+        assert_eq!(d.drained_at(), Some(t + DRAIN_MAX));
+        // The smaller layer starts after the drain: the statistics of the queue it waited for
+        // (a report of a sender report that waited in it) are not a second congestion.
+        let started = t + DRAIN_MAX;
+        d.resumed(started);
+        assert_eq!(d.congested(t + SETTLE, &loss(100, 20)), None);
+        assert!(d.congested(started + SETTLE, &loss(100, 20)).is_some());
     }
 
     #[test]

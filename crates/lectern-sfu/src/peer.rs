@@ -330,10 +330,11 @@ pub(crate) struct TrackOut {
     pub pt_map: Vec<(Pt, Option<Pt>)>,
     /// RTP packets handed to str0m for this m-line.
     pub written: u64,
-    /// At str0m's last statistics of the m-line: the packets it had sent (resends included)
-    /// and `written`. What it sent beyond what was written since is resends: the subscriber's
-    /// loss (see `Sfu::note_stats`).
-    pub egress_seen: Option<(u64, u64)>,
+    /// At str0m's last statistics of the m-line: the packets it had sent (resends included),
+    /// `written`, and how many of those written it had not sent yet (see
+    /// `downlink::resends`). What it sent beyond what was written since is resends: the
+    /// subscriber's loss (see `Sfu::note_stats`).
+    pub egress_seen: Option<(u64, u64, u64)>,
 }
 
 impl TrackOut {

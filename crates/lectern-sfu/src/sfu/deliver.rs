@@ -66,6 +66,7 @@ impl Sfu {
             rtc,
             tracks_out,
             held,
+            downlink,
             ..
         } = sub;
         let Some(out) = tracks_out
@@ -92,6 +93,11 @@ impl Sfu {
             if out.target != packet.layer && !nothing_yet {
                 return;
             }
+            // A layer stopped for a congested link: the smaller one waits for the queue in
+            // front of the link to drain (see `crate::downlink::DRAIN_MIN`).
+            if out.drop_run && downlink.draining(now) {
+                return;
+            }
             if out.kind == MediaKind::Video {
                 if packet.keyframe_start == Some(false) {
                     self.stats.rtp_awaiting_keyframe += 1;
@@ -107,6 +113,9 @@ impl Sfu {
                     self.stats.layer_switches += 1;
                 }
                 debug!(room.id = %sub.id.room, participant.id = %sub.id.participant, layer = packet.layer, "video run starts at a keyframe");
+            }
+            if out.drop_run {
+                downlink.resumed(now);
             }
             out.keyframe_gen = Some(run);
             out.drop_run = false;

@@ -7,7 +7,7 @@ use std::time::Instant;
 use str0m::media::{KeyframeRequestKind, Mid};
 use tracing::debug;
 
-use super::Sfu;
+use super::{Sfu, earliest};
 use crate::layers::{self, LAYER_CHECK_INTERVAL, Layer, ViewSize};
 use crate::peer::{OutState, PeerKey, TrackId};
 use crate::{MediaKind, PeerId, SfuError};
@@ -88,7 +88,10 @@ impl Sfu {
         if let Some(out) = peer.tracks_out.get_mut(n) {
             out.target = target;
         }
-        if may_send && (announce || target != old) {
+        // While the queue in front of a congested link drains, its keyframe waits (see
+        // `choose_layers`, which asks once the drain is over).
+        let draining = peer.downlink.draining(now);
+        if may_send && (announce || target != old) && !draining {
             self.request_keyframe(now, source, track, Some(target), KeyframeRequestKind::Pli);
         }
     }
@@ -106,9 +109,14 @@ impl Sfu {
         self.lift_downlink_ceilings(now);
         let mut retarget = Vec::new();
         let mut waiting = Vec::new();
+        let mut drained_at = None;
         for (&sub, peer) in &self.peers {
             if !peer.connected() {
                 continue;
+            }
+            let draining = peer.downlink.draining(now);
+            if draining {
+                drained_at = earliest(drained_at, peer.downlink.drained_at());
             }
             for (n, out) in peer.tracks_out.iter().enumerate() {
                 if out.kind != MediaKind::Video || !matches!(out.state, OutState::Open(_)) {
@@ -120,8 +128,9 @@ impl Sfu {
                 if layers.len() > 1 {
                     if layers::choose(layers, now, out.view, out.ceiling) != out.target {
                         retarget.push((sub, n));
-                    } else if out.drop_run
-                        || out.keyframe_gen.map(|r| usize::from(r.layer)) != Some(out.target)
+                    } else if !draining
+                        && (out.drop_run
+                            || out.keyframe_gen.map(|r| usize::from(r.layer)) != Some(out.target))
                     {
                         waiting.push((out.source, out.track, out.target));
                     }
@@ -139,7 +148,7 @@ impl Sfu {
             .values()
             .any(|p| p.tracks_in.iter().any(|t| t.layers.len() > 1))
         {
-            self.next_layer_check = Some(now + LAYER_CHECK_INTERVAL);
+            self.next_layer_check = earliest(Some(now + LAYER_CHECK_INTERVAL), drained_at);
         }
     }
 }

@@ -16,6 +16,12 @@ const LARGE: (u16, u16) = (640, 360);
 /// A teacher sending 30 frames a second on two layers: ~170 kbit/s small, ~800 kbit/s large
 /// (with headers), and two students receiving it, both on the large layer.
 fn class() -> Net {
+    class_sending(3000, 1)
+}
+
+/// [`class`] with the large layer's frames of `large_bytes` and keyframes `keyframe_factor`
+/// times a delta frame.
+fn class_sending(large_bytes: usize, keyframe_factor: usize) -> Net {
     let mut net = Net::new();
     net.join("r1", "open", "10.0.1.1:4000", &[]);
     net.join("r1", "poor", "10.0.1.3:4000", &[]);
@@ -26,7 +32,8 @@ fn class() -> Net {
         &[("l", SMALL), ("h", LARGE)],
     );
     let teacher = net.client_mut("teacher");
-    teacher.layer_bytes = vec![600, 3000];
+    teacher.layer_bytes = vec![600, large_bytes];
+    teacher.keyframe_factor = keyframe_factor;
     net.allow("teacher", true, true);
     net.client_mut("teacher").sending = true;
     net.run_until(5 * SECOND, "both students on the large layer", |n| {
@@ -172,6 +179,42 @@ fn the_large_layer_is_tried_again_after_a_hold_that_grows_while_the_link_stays_s
     );
     assert!(
         frames_since(&net, "open", opened)
+            .iter()
+            .all(|r| r.size == LARGE)
+    );
+}
+
+/// As in Chromium with the browser test's clip: the large layer at ~3.5 times the link (its
+/// encoder spends all it may on the detail only that layer shows), keyframes 8 times a delta
+/// frame. What the large layer left behind must not hold back the small one: the link drops
+/// nothing once the large layer stopped (no resends of it fill the queue; the small layer starts
+/// once the queue drained), and it is found congested once, not again when the statistics of
+/// the queue left behind come in.
+#[test]
+fn a_large_layer_far_above_the_link_leaves_no_queue_behind_for_the_small_one() {
+    let mut net = class_sending(5500, 8);
+    let limited = net.now;
+    net.bottleneck = Some(slow_link());
+    net.run_until(3 * SECOND, "the link found congested", |n| {
+        n.sfu.stats().downlink_cuts > 0
+    });
+    // What was queued when the large layer stopped still leaves; nothing more is dropped.
+    net.run_for(SECOND / 2);
+    let dropped = net.bottleneck.as_ref().unwrap().dropped;
+    net.run_until(5 * SECOND, "the limited student on the small layer", |n| {
+        on(n, "poor") == Some(SMALL)
+    });
+    let switched = net.now;
+    net.run_for(8 * SECOND);
+    assert_eq!(net.bottleneck.as_ref().unwrap().dropped, dropped);
+    assert_eq!(net.sfu.stats().downlink_cuts, 1, "congested once");
+    let after = frames_since(&net, "poor", switched);
+    assert!(after.iter().all(|r| r.size == SMALL && r.data_ok));
+    assert!(after.len() > 200, "{} frames in 8 s", after.len());
+    let gap = longest_gap(&net, "poor", switched);
+    assert!(gap <= Duration::from_millis(200), "longest gap {gap:?}");
+    assert!(
+        frames_since(&net, "open", limited)
             .iter()
             .all(|r| r.size == LARGE)
     );

@@ -160,6 +160,9 @@ pub struct Client {
     pub simulcast: Vec<(&'static str, (u16, u16))>,
     /// Bytes of each video frame per simulcast layer (as `simulcast`); 2500 each when empty.
     pub layer_bytes: Vec<usize>,
+    /// How many times a delta frame's bytes a keyframe takes (1 unless said), as an encoder's
+    /// keyframes are several times its delta frames.
+    pub keyframe_factor: usize,
     /// Publish video (without simulcast) as RTP written directly, one packet per frame, with
     /// these extended sequence numbers (the next one to use): a camera that has been sending
     /// for a while is anywhere in its sequence space, e.g. just before a wrap. `None`: str0m
@@ -204,6 +207,7 @@ impl Client {
             last_audio: None,
             simulcast: Vec::new(),
             layer_bytes: Vec::new(),
+            keyframe_factor: 1,
             rtp_video_seq: None,
             on: 0,
             timeout: now,
@@ -434,6 +438,11 @@ impl Client {
                 };
                 let payload = match (kind, self.layer_bytes.get(l)) {
                     (MediaKind::Video, Some(&len)) => {
+                        let len = if keyframe {
+                            len * self.keyframe_factor.max(1)
+                        } else {
+                            len
+                        };
                         frame_payload_of(kind, n, keyframe, size, len)
                     }
                     _ => frame_payload_sized(kind, n, keyframe, size),
