@@ -34,15 +34,27 @@ export const TOKEN_KEY = 'lectern.token';
  */
 
 /**
- * The join token: from the link (`#token=...`, then removed from the address bar so it is not
- * shared by a copied URL or a screenshot) or, on a reload, from this tab's session storage.
- * @returns {string | null}
+ * The join token: from the link (`#token=...`) or, on a reload, from this tab's session storage
+ * (read only when the link has none). Reads the address bar and nothing else when the link has
+ * one: `rememberToken` then removes it from the address bar and keeps it for reloads, once the
+ * socket is opening (both ask other processes of the browser, see `readJoinLink`).
+ * @returns {{token: string | null, fromLink: boolean}}
  */
 export function readToken() {
   const fromLink = new URLSearchParams(location.hash.slice(1)).get('token');
-  if (!fromLink) return sessionStorage.getItem(TOKEN_KEY);
-  history.replaceState(null, '', location.pathname + location.search);
-  return fromLink;
+  if (fromLink) return { token: fromLink, fromLink: true };
+  return { token: sessionStorage.getItem(TOKEN_KEY), fromLink: false };
+}
+
+/**
+ * Removes the link's `#token=` from the address bar (so it is not shared by a copied URL or a
+ * screenshot) and keeps the token in this tab's session storage for reloads.
+ * @param {string} token
+ * @param {boolean} fromLink whether it came from the link (then the address bar has it)
+ */
+export function rememberToken(token, fromLink) {
+  if (fromLink) history.replaceState(null, '', location.pathname + location.search);
+  sessionStorage.setItem(TOKEN_KEY, token);
 }
 
 /**
@@ -110,15 +122,32 @@ export function openEarly(url, token, mediaStart = false) {
 }
 
 /**
- * The link as this page read it, once: `token` and `claims` (null when missing or malformed)
- * and, when they are usable, the class's socket already opening.
+ * Reads the join link and, when it is usable, opens the class's socket: `token` and `claims`
+ * (null when missing or malformed) and `early`, the socket already opening.
+ *
+ * The socket is created first and the token remembered after: the first use of session storage
+ * in a page loads its storage area and asks the browser process whether storage is allowed, and
+ * `history.replaceState` tells the browser process of the new address, each a synchronous
+ * round trip to another process that waits when that process is busy (a Chromium trace of a
+ * join: `StorageArea::GetAll` and `ContentSettingsManager::AllowStorageAccess` inside this
+ * module's evaluation, 4–60 ms together). A link without a token reads the storage first: it
+ * has nothing else to go on.
+ * @returns {{token: string | null, claims: JoinClaims | null, early: EarlySocket | null}}
+ */
+export function readJoinLink() {
+  const { token, fromLink } = readToken();
+  const claims = token ? readClaims(token) : null;
+  if (!token || !claims || claims.exp * 1000 <= Date.now()) {
+    if (token && fromLink) history.replaceState(null, '', location.pathname + location.search);
+    return { token, claims, early: null };
+  }
+  const early = openEarly(classSocketUrl(claims.room), token, receivesFirst(claims));
+  rememberToken(token, fromLink);
+  return { token, claims, early };
+}
+
+/**
+ * The link as this page read it, once (`readJoinLink`).
  * @type {{token: string | null, claims: JoinClaims | null, early: EarlySocket | null}}
  */
-export const joinLink = (() => {
-  if (typeof location === 'undefined') return { token: null, claims: null, early: null };
-  const token = readToken();
-  const claims = token ? readClaims(token) : null;
-  if (!token || !claims || claims.exp * 1000 <= Date.now()) return { token, claims, early: null };
-  sessionStorage.setItem(TOKEN_KEY, token);
-  return { token, claims, early: openEarly(classSocketUrl(claims.room), token, receivesFirst(claims)) };
-})();
+export const joinLink = typeof location === 'undefined' ? { token: null, claims: null, early: null } : readJoinLink();

@@ -199,7 +199,12 @@ export function chromiumArgs(y4m, wav = null) {
     '--disable-background-networking', '--disable-component-update', '--disable-sync',
     '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
     '--allow-loopback-in-peer-connection',
-    '--disable-features=WebRtcHideLocalIpsWithMdns',
+    // WebUIOmnibox*: each new browser context is a new window, whose omnibox popup Chromium
+    // builds as a WebUI page in a renderer of its own (chrome://omnibox-popup.top-chrome:
+    // ~200 ms of that renderer's main thread, ~200 ms of its workers and ~200 ms of the browser's
+    // main thread in a trace of a join, on 2 cores shared with the page under test). A real
+    // student's browser built it when its window opened, not when the join link is clicked.
+    '--disable-features=WebRtcHideLocalIpsWithMdns,WebUIOmniboxPopup,WebUIOmniboxFullPopup,WebUIOmniboxAimPopup',
     '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1',
     `--use-file-for-fake-video-capture=${y4m}`,
     ...(wav ? [`--use-file-for-fake-audio-capture=${wav}`] : []),

@@ -52,7 +52,7 @@ class SocketDouble {
 globalThis.WebSocket = /** @type {any} */ (SocketDouble);
 
 const { Connection, PROTOCOL_VERSION } = await import('../protocol.js');
-const { openEarly, receivesFirst, HELLO_PROTOCOL_VERSION } = await import('../join-link.js');
+const { openEarly, receivesFirst, readJoinLink, HELLO_PROTOCOL_VERSION, TOKEN_KEY } = await import('../join-link.js');
 
 const URL = 'ws://lectern.test/ws?room=algebra';
 const TOKEN = 'a.b.c';
@@ -197,6 +197,72 @@ test('without it, no media_start in the early hello', () => {
   const socket = SocketDouble.made[0];
   socket.open();
   assert.equal('media_start' in socket.hellos()[0], false);
+});
+
+/**
+ * A page at `hash` with its address bar, history and session storage, each recording into one
+ * log with the sockets made (what `readJoinLink` asks of other processes, in order).
+ * @param {string} hash
+ * @param {Record<string, string>} [stored]
+ */
+function pageAt(hash, stored = {}) {
+  const log = /** @type {string[]} */ ([]);
+  const store = new Map(Object.entries(stored));
+  const g = /** @type {any} */ (globalThis);
+  g.location = { hash, pathname: '/', search: '', protocol: 'http:', host: 'lectern.test' };
+  g.history = { replaceState: (_state, _title, url) => { log.push(`replaceState ${url}`); g.location.hash = ''; } };
+  g.sessionStorage = {
+    getItem: (k) => { log.push(`getItem ${k}`); return store.get(k) ?? null; },
+    setItem: (k, v) => { log.push(`setItem ${k}`); store.set(k, v); },
+  };
+  return { log, store, logSocket: () => log.push('socket') };
+}
+
+/** A join token with these claims (unsigned: the page does not check the signature). @param {object} claims */
+const tokenWith = (claims) => `e30.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.sig`;
+
+test('the join link opens the socket before it touches session storage or history', () => {
+  const token = tokenWith({ name: 'Ada', room: 'algebra', exp: Date.now() / 1000 + 3600, role: 'student' });
+  const page = pageAt(`#token=${token}`);
+  const made = SocketDouble.made.length;
+  // The socket double cannot see the log: mark its construction by where the log was then.
+  const original = globalThis.WebSocket;
+  globalThis.WebSocket = /** @type {any} */ (class extends SocketDouble { constructor(url) { super(url); page.logSocket(); } });
+  try {
+    const link = readJoinLink();
+    assert.equal(link.token, token);
+    assert.equal(link.early?.mediaStart, true);
+    assert.equal(SocketDouble.made.length, made + 1);
+    assert.equal(SocketDouble.made[made].url, 'ws://lectern.test/ws?room=algebra');
+    assert.deepEqual(page.log, ['socket', 'replaceState /', `setItem ${TOKEN_KEY}`]);
+    assert.equal(page.store.get(TOKEN_KEY), token);
+  } finally {
+    globalThis.WebSocket = original;
+  }
+});
+
+test('a reload (no token in the link) reads the kept token, then opens the socket', () => {
+  const token = tokenWith({ name: 'Ada', room: 'algebra', exp: Date.now() / 1000 + 3600 });
+  const page = pageAt('', { [TOKEN_KEY]: token });
+  const original = globalThis.WebSocket;
+  globalThis.WebSocket = /** @type {any} */ (class extends SocketDouble { constructor(url) { super(url); page.logSocket(); } });
+  try {
+    const link = readJoinLink();
+    assert.equal(link.token, token);
+    assert.deepEqual(page.log, [`getItem ${TOKEN_KEY}`, 'socket', `setItem ${TOKEN_KEY}`]);
+  } finally {
+    globalThis.WebSocket = original;
+  }
+});
+
+test('an expired link opens no socket, keeps nothing, and still leaves the address bar', () => {
+  const token = tokenWith({ name: 'Ada', room: 'algebra', exp: Date.now() / 1000 - 10 });
+  const page = pageAt(`#token=${token}`);
+  const made = SocketDouble.made.length;
+  const link = readJoinLink();
+  assert.equal(link.early, null);
+  assert.equal(SocketDouble.made.length, made);
+  assert.deepEqual(page.log, ['replaceState /']);
 });
 
 /** Waits (up to 5 s) until `n` sockets have been made. @param {number} n */
