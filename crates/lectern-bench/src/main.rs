@@ -105,8 +105,15 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// The variable that turns on this tool's own log (the bots' webrtc-rs included), filtered as
+/// `RUST_LOG` is. Not `RUST_LOG` itself: a spawned server inherits that.
+const LOG_ENV: &str = "LECTERN_BENCH_LOG";
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     raise_nofile_limit();
+    if let Ok(filter) = std::env::var(LOG_ENV) {
+        init_log(&filter)?;
+    }
     let _ = THREADS.set(cli.threads);
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.enable_all();
@@ -121,6 +128,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Soak(args) => runtime.block_on(soak::run(args)),
         Command::Joins(args) => runtime.block_on(joins::run(args)),
     }
+}
+
+/// This process's log to `lectern-bench-PID.log` in the system's temp dir (one file per
+/// process: `media --procs` runs several).
+fn init_log(filter: &str) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .with_context(|| format!("{LOG_ENV} is not a log filter"))?;
+    let path = std::env::temp_dir().join(format!("lectern-bench-{}.log", std::process::id()));
+    let file =
+        std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::sync::Mutex::new(file))
+        .with_ansi(false)
+        .init();
+    eprintln!(
+        "this process (pid {}) logs to {}",
+        std::process::id(),
+        path.display()
+    );
+    Ok(())
 }
 
 /// Each client is a socket here and another one in a spawned server (which inherits the limit):

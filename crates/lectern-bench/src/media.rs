@@ -598,8 +598,18 @@ async fn join_students(
                     let minter = TokenMinter::new(secret, room.clone());
                     let o = bot_options(&minter, url, &sub, Role::Student)?;
                     joins.push(tokio::spawn(async move {
+                        let began = Instant::now();
                         let bot = Bot::subscribe(o).await?;
-                        bot.wait_connected(CONNECT_TIMEOUT).await?;
+                        if let Err(e) = bot.wait_connected(CONNECT_TIMEOUT).await {
+                            // Which side gave up, and when: the peer connection (webrtc-rs)
+                            // or the WebSocket (the server's close, if it sent one).
+                            let websocket = bot.signalling_ended();
+                            return Err(anyhow::Error::new(e).context(format!(
+                                "student {sub}, {:.1} s after it began joining (its WebSocket: {})",
+                                began.elapsed().as_secs_f64(),
+                                websocket.as_deref().unwrap_or("open")
+                            )));
+                        }
                         Ok::<Bot, anyhow::Error>(bot)
                     }));
                 }
@@ -620,10 +630,19 @@ async fn join_students(
         }
         for j in joins {
             let joined = students.len();
-            let bot = j
-                .await
-                .context("a student task")?
-                .with_context(|| format!("after {joined} students of this process had joined"))?;
+            let bot = j.await.context("a student task")?.with_context(|| {
+                // The students already joined: whether they are still connected says if the
+                // failure is this student's alone or the whole process's.
+                let failed = students.iter().filter(|s| s.has_failed()).count();
+                let closed = students
+                    .iter()
+                    .filter(|s| s.signalling_ended().is_some())
+                    .count();
+                format!(
+                    "after {joined} students of this process had joined \
+                     ({failed} of them with a failed peer connection, {closed} with a closed WebSocket)"
+                )
+            })?;
             students.push(bot);
         }
     }

@@ -243,7 +243,7 @@ impl Bot {
         let end = Instant::now() + deadline;
         while !self.is_connected() {
             if self.has_failed() {
-                return Err(BotError::Closed);
+                return Err(BotError::PeerConnectionFailed);
             }
             if Instant::now() > end {
                 return Err(BotError::Timeout("the peer connection"));

@@ -27,6 +27,10 @@ pub enum BotError {
     /// The WebSocket closed (without a close frame) before the step finished.
     #[error("the connection closed")]
     Closed,
+    /// The peer connection (ICE or DTLS) failed or was closed before it connected: webrtc-rs
+    /// gave up, whatever became of the WebSocket.
+    #[error("the peer connection failed")]
+    PeerConnectionFailed,
     /// The server closed the WebSocket with this close frame (code 1005 when it had none).
     #[error("the server closed the connection (code {code}, reason {reason:?})")]
     ClosedWith { code: u16, reason: String },
