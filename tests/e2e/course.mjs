@@ -14,7 +14,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
-import { CHROMIUM, axeCheck, checklist, runCli, startServer, stopServer, waitFor, finish } from './harness.mjs';
+import { CHROMIUM, axeCheck, pageArgs, checklist, runCli, startServer, stopServer, waitFor, finish } from './harness.mjs';
 
 const { results, check } = checklist();
 
@@ -87,7 +87,7 @@ async function main() {
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
+      args: pageArgs(),
     });
     const tokenOf = (who) => new URLSearchParams(new URL(server.links[who]).hash.slice(1)).get('token');
 

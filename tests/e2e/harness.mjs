@@ -192,6 +192,14 @@ export function writeToneWav(path) {
   writeFileSync(path, Buffer.concat([header, data]));
 }
 
+/** Chromium features the tests turn off (see `chromiumArgs`); Playwright passes its own `--disable-features`, so ours go in one switch. */
+const DISABLED_FEATURES = 'WebRtcHideLocalIpsWithMdns,WebUIOmniboxPopup,WebUIOmniboxFullPopup,WebUIOmniboxAimPopup';
+
+/** Flags for pages without media (the course home, the board, quizzes): no camera, no WebRTC. */
+export function pageArgs() {
+  return ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', `--disable-features=${DISABLED_FEATURES}`];
+}
+
 /** Exactly the flags of /work/shared/TESTING.md, plus the fake camera's clip (and microphone's tone). */
 export function chromiumArgs(y4m, wav = null) {
   return [
@@ -204,7 +212,7 @@ export function chromiumArgs(y4m, wav = null) {
     // ~200 ms of that renderer's main thread, ~200 ms of its workers and ~200 ms of the browser's
     // main thread in a trace of a join, on 2 cores shared with the page under test). A real
     // student's browser built it when its window opened, not when the join link is clicked.
-    '--disable-features=WebRtcHideLocalIpsWithMdns,WebUIOmniboxPopup,WebUIOmniboxFullPopup,WebUIOmniboxAimPopup',
+    `--disable-features=${DISABLED_FEATURES}`,
     '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1',
     `--use-file-for-fake-video-capture=${y4m}`,
     ...(wav ? [`--use-file-for-fake-audio-capture=${wav}`] : []),

@@ -27,75 +27,10 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
-import { BIN, CHROMIUM, chromiumArgs, delay, startServer, stopServer, waitFor, writeY4m } from './harness.mjs';
+import { BIN, delay, stopServer, waitFor } from './harness.mjs';
+import { instrument, setUpJoins } from './join-page.mjs';
 
 const JOINS = Number(process.env.JOINS ?? 10);
-
-/**
- * Init script of a student page: timestamps (page clock, ms since navigation start) of the
- * WebSocket opening, the peer connection connecting and the first frame of a remote video on
- * #stage-video (requestVideoFrameCallback).
- */
-function instrument() {
-  const marks = { wsOpen: null, pcConnected: null, firstFrame: null, firstFrameCallback: null, frameWidth: 0, steps: {} };
-  Object.defineProperty(window, '__joinMarks', { value: marks });
-  /** The first time of each step (a message sent or received, a state reached). @param {string} step */
-  const mark = (step) => (marks.steps[step] ??= performance.now());
-  const typeOf = (data) => {
-    try {
-      return JSON.parse(data).type ?? '?';
-    } catch {
-      return '?';
-    }
-  };
-  const OriginalSocket = window.WebSocket;
-  window.WebSocket = class extends OriginalSocket {
-    constructor(...args) {
-      mark('WebSocket created');
-      super(...args);
-      this.addEventListener('open', () => {
-        marks.wsOpen ??= performance.now();
-        mark('WebSocket open');
-      });
-      this.addEventListener('message', (e) => mark(`received ${typeOf(e.data)}`));
-    }
-    send(data) {
-      mark(`sent ${typeOf(data)}`);
-      super.send(data);
-    }
-  };
-  const OriginalPc = window.RTCPeerConnection;
-  window.RTCPeerConnection = class extends OriginalPc {
-    constructor(...args) {
-      mark('RTCPeerConnection created');
-      super(...args);
-      this.addEventListener('iceconnectionstatechange', () => mark(`ICE ${this.iceConnectionState}`));
-      this.addEventListener('connectionstatechange', () => {
-        mark(`peer ${this.connectionState}`);
-        if (this.connectionState === 'connected') marks.pcConnected ??= performance.now();
-      });
-    }
-  };
-  const watch = () => {
-    const video = document.getElementById('stage-video');
-    const onFrame = (now, metadata) => {
-      // Only a remote track counts (a student never publishes here, but be exact).
-      const stream = video.srcObject;
-      const track = stream && stream.getVideoTracks()[0];
-      if (track && track.kind === 'video' && video.dataset.participant && metadata.width > 0) {
-        marks.firstFrame = metadata.presentationTime;
-        marks.firstFrameCallback = now;
-        marks.frameWidth = metadata.width;
-        return;
-      }
-      video.requestVideoFrameCallback(onFrame);
-    };
-    video.requestVideoFrameCallback(onFrame);
-  };
-  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', watch);
-  else watch();
-}
 
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -104,26 +39,10 @@ const median = (xs) => {
 
 async function main() {
   const tmp = mkdtempSync(join(tmpdir(), 'lectern-join-speed-'));
-  const clip = join(tmp, 'red.y4m');
-  writeY4m(clip, [200, 40, 40]);
-  let server = null;
-  const browsers = [];
+  /** @type {{ server: any, browsers: import('playwright-core').Browser[] }} */
+  const env = { server: null, browsers: [] };
   try {
-    server = await startServer(join(tmp, 'data'), { LECTERN_ROOM_AUTO_START: 'true' });
-    for (let i = 0; i < 2; i++) browsers.push(await chromium.launch({ executablePath: CHROMIUM, headless: true, args: chromiumArgs(clip) }));
-    const [teacherBrowser, studentBrowser] = browsers;
-    const teacher = await (await teacherBrowser.newContext({ viewport: { width: 1280, height: 800 } })).newPage();
-    await teacher.goto(server.links.instructor);
-    // Staff first pick their camera and microphone; then they enter the class.
-    await waitFor('#enter-class', () => teacher.locator('#enter-class').isVisible());
-    await teacher.locator('#enter-class').click();
-    await waitFor('#camera-toggle', () => teacher.locator('#camera-toggle').isVisible());
-    await teacher.locator('#camera-toggle').click();
-    await waitFor("the instructor's camera to be sent", () => teacher.evaluate(async () => {
-      const video = /** @type {HTMLVideoElement} */ (document.getElementById('stage-video'));
-      return video.videoWidth > 0 && document.querySelector('#roster .badge-media') !== null;
-    }));
-    await delay(1000); // let the publisher settle before the first join
+    const { server, studentBrowser } = await setUpJoins(tmp, env);
     console.log(`server ${server.url}, Chromium ${studentBrowser.version()}, ${JOINS} joins`);
     const joins = [];
     /** Each join's navigation start, Unix ms. @type {number[]} */
@@ -165,8 +84,8 @@ async function main() {
       writeFileSync(process.env.JOIN_SPEED_SERVER_LOG, `${server.output}\n${starts}\n`);
     }
   } finally {
-    for (const b of browsers) await b.close().catch(() => undefined);
-    await stopServer(server);
+    for (const b of env.browsers) await b.close().catch(() => undefined);
+    await stopServer(env.server);
     rmSync(tmp, { recursive: true, force: true });
   }
 }

@@ -12,63 +12,13 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
-import { CHROMIUM, chromiumArgs, delay, startServer, stopServer, waitFor, writeY4m } from './harness.mjs';
+import { delay, stopServer, waitFor } from './harness.mjs';
+import { instrument, setUpJoins } from './join-page.mjs';
 
 const JOINS = Number(process.env.JOINS ?? 3);
 const OUT = process.env.JOIN_TRACE_OUT ?? '/tmp/join-trace.json';
 const MIN_MS = Number(process.env.JOIN_TRACE_MIN_MS ?? 2);
 const EXTRA_ARGS = (process.env.JOIN_TRACE_ARGS ?? '').split(' ').filter(Boolean);
-
-function instrument() {
-  const marks = { firstFrame: null, steps: {} };
-  Object.defineProperty(window, '__joinMarks', { value: marks });
-  const mark = (step) => {
-    if (marks.steps[step] === undefined) {
-      marks.steps[step] = performance.now();
-      performance.mark(`join:${step}`);
-    }
-  };
-  const typeOf = (data) => { try { return JSON.parse(data).type ?? '?'; } catch { return '?'; } };
-  const OriginalSocket = window.WebSocket;
-  window.WebSocket = class extends OriginalSocket {
-    constructor(...args) {
-      mark('WebSocket created');
-      super(...args);
-      this.addEventListener('open', () => mark('WebSocket open'));
-      this.addEventListener('message', (e) => mark(`received ${typeOf(e.data)}`));
-    }
-    send(data) { mark(`sent ${typeOf(data)}`); super.send(data); }
-  };
-  const OriginalPc = window.RTCPeerConnection;
-  window.RTCPeerConnection = class extends OriginalPc {
-    constructor(...args) {
-      mark('RTCPeerConnection created');
-      super(...args);
-      this.addEventListener('iceconnectionstatechange', () => mark(`ICE ${this.iceConnectionState}`));
-      this.addEventListener('connectionstatechange', () => mark(`peer ${this.connectionState}`));
-    }
-    setRemoteDescription(...a) { mark('setRemoteDescription called'); return super.setRemoteDescription(...a).then((r) => { mark('setRemoteDescription done'); return r; }); }
-    createAnswer(...a) { mark('createAnswer called'); return super.createAnswer(...a).then((r) => { mark('createAnswer done'); return r; }); }
-    setLocalDescription(...a) { mark('setLocalDescription called'); return super.setLocalDescription(...a).then((r) => { mark('setLocalDescription done'); return r; }); }
-  };
-  const watch = () => {
-    const video = document.getElementById('stage-video');
-    const onFrame = (now, metadata) => {
-      const stream = video.srcObject;
-      const track = stream && stream.getVideoTracks()[0];
-      if (track && video.dataset.participant && metadata.width > 0) {
-        marks.firstFrame = metadata.presentationTime;
-        mark('first frame callback');
-        return;
-      }
-      video.requestVideoFrameCallback(onFrame);
-    };
-    video.requestVideoFrameCallback(onFrame);
-  };
-  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', watch);
-  else watch();
-}
 
 const CATEGORIES = [
   'devtools.timeline', 'disabled-by-default-devtools.timeline', 'disabled-by-default-devtools.timeline.frame',
@@ -79,23 +29,10 @@ const CATEGORIES = [
 
 async function main() {
   const tmp = mkdtempSync(join(tmpdir(), 'lectern-join-trace-'));
-  const clip = join(tmp, 'red.y4m');
-  writeY4m(clip, [200, 40, 40]);
-  let server = null;
-  const browsers = [];
+  /** @type {{ server: any, browsers: import('playwright-core').Browser[] }} */
+  const env = { server: null, browsers: [] };
   try {
-    server = await startServer(join(tmp, 'data'), { LECTERN_ROOM_AUTO_START: 'true' });
-    browsers.push(await chromium.launch({ executablePath: CHROMIUM, headless: true, args: chromiumArgs(clip) }));
-    browsers.push(await chromium.launch({ executablePath: CHROMIUM, headless: true, args: [...chromiumArgs(clip), ...EXTRA_ARGS] }));
-    const [teacherBrowser, studentBrowser] = browsers;
-    const teacher = await (await teacherBrowser.newContext({ viewport: { width: 1280, height: 800 } })).newPage();
-    await teacher.goto(server.links.instructor);
-    await waitFor('#enter-class', () => teacher.locator('#enter-class').isVisible());
-    await teacher.locator('#enter-class').click();
-    await waitFor('#camera-toggle', () => teacher.locator('#camera-toggle').isVisible());
-    await teacher.locator('#camera-toggle').click();
-    await waitFor('camera sent', () => teacher.evaluate(() => document.getElementById('stage-video').videoWidth > 0 && document.querySelector('#roster .badge-media') !== null));
-    await delay(1000);
+    const { server, studentBrowser } = await setUpJoins(tmp, env, EXTRA_ARGS);
     const cdp = await studentBrowser.newBrowserCDPSession();
     for (let i = 0; i < JOINS; i++) {
       const link = server.links[i % 2 ? 'student 2' : 'student 1'];
@@ -127,8 +64,8 @@ async function main() {
       await delay(500);
     }
   } finally {
-    for (const b of browsers) await b.close().catch(() => undefined);
-    await stopServer(server);
+    for (const b of env.browsers) await b.close().catch(() => undefined);
+    await stopServer(env.server);
     rmSync(tmp, { recursive: true, force: true });
   }
 }

@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import {
-  BLUE, CHROMIUM, axeCheck, checklist, chromiumArgs, runCli, startServer, stopServer, waitFor, writeY4m, finish,
+  BLUE, CHROMIUM, axeCheck, checklist, chromiumArgs, pageArgs, runCli, startServer, stopServer, waitFor, writeY4m, finish,
 } from './harness.mjs';
 
 const { results, check } = checklist();
@@ -105,7 +105,7 @@ async function main() {
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
+      args: pageArgs(),
     });
     const tokenOf = (who) => new URLSearchParams(new URL(server.links[who]).hash.slice(1)).get('token');
 

@@ -212,6 +212,12 @@ impl MediaPlane {
                 s.udp_recv_calls,
             ),
             (
+                "lectern_media_socket_overflow_total",
+                "UDP datagrams the kernel dropped before a media worker read them (its socket's \
+                 receive buffer full: the worker is short of CPU; joins fail while this grows).",
+                s.udp_recv_overflow,
+            ),
+            (
                 "lectern_media_subscriber_sends_total",
                 "Passes through a subscriber's connection that sent the RTP written to it (once \
                  per subscriber and batch of received packets; RTP forwarded over this is the \

@@ -252,6 +252,10 @@ pub struct SfuStats {
     pub udp_send_calls: u64,
     /// `recvmmsg` calls of the worker.
     pub udp_recv_calls: u64,
+    /// Datagrams the kernel dropped before the worker read them, its socket's receive buffer
+    /// full: the worker fell behind (short of CPU). Connectivity checks of joining peers are
+    /// among them, so joins fail while this grows.
+    pub udp_recv_overflow: u64,
     /// Times a subscriber's `Rtc` was handed a timeout and drained to send the RTP packets
     /// written to it: once per packet, or once per subscriber and batch of received packets
     /// (see [`Sfu::begin_batch`](crate::Sfu::begin_batch)). `rtp_forwarded` over this is the
@@ -284,6 +288,7 @@ impl std::ops::AddAssign for SfuStats {
             udp_send_dropped,
             udp_send_calls,
             udp_recv_calls,
+            udp_recv_overflow,
             subscriber_sends,
         } = other;
         self.peers += peers;
@@ -306,6 +311,7 @@ impl std::ops::AddAssign for SfuStats {
         self.udp_send_dropped += udp_send_dropped;
         self.udp_send_calls += udp_send_calls;
         self.udp_recv_calls += udp_recv_calls;
+        self.udp_recv_overflow += udp_recv_overflow;
         self.subscriber_sends += subscriber_sends;
     }
 }

@@ -13,18 +13,25 @@
 //! hold up the others. quinn-udp's GSO is not used: it batches segments to one destination, and
 //! a forwarded packet goes to as many destinations as there are subscribers.
 //!
-//! Safe code only: `nix`'s `sendmmsg`, `recvmmsg` and `poll` wrap the system calls.
+//! A worker short of CPU falls behind its socket; when the socket's receive buffer is full the
+//! kernel drops what arrives (a joining student's connectivity checks among it). With
+//! [`count_overflow`] the kernel tells how many it dropped ([`RecvBatch::overflowed`]), so the
+//! server can say so (`lectern_media_socket_overflow_total`, a warning) rather than leave a
+//! failed join unexplained.
+//!
+//! Safe code only: `nix`'s `sendmmsg`, `recvmmsg`, `poll` and `setsockopt` wrap the system calls.
 
 use std::collections::VecDeque;
 use std::io::{IoSlice, IoSliceMut};
 use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{
-    ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg,
+    ControlMessage, ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg,
+    sendmmsg, setsockopt, sockopt,
 };
 use tracing::debug;
 
@@ -203,21 +210,30 @@ pub struct RecvBatch {
     pub calls: u64,
     /// Datagrams read.
     pub datagrams: u64,
+    /// Datagrams the kernel dropped on this socket since it was made, because its receive
+    /// buffer was full, as of the last datagram read that said (see [`count_overflow`]).
+    pub overflowed: u32,
 }
 
 impl Default for RecvBatch {
     fn default() -> Self {
         RecvBatch {
             buffers: vec![[0; RECV_BUF]; RECV_BATCH],
-            headers: MultiHeaders::preallocate(RECV_BATCH, None),
+            headers: Self::headers(),
             got: Vec::with_capacity(RECV_BATCH),
             calls: 0,
             datagrams: 0,
+            overflowed: 0,
         }
     }
 }
 
 impl RecvBatch {
+    /// With room for the drop count each datagram carries once the kernel dropped any.
+    fn headers() -> MultiHeaders<SockaddrStorage> {
+        MultiHeaders::preallocate(RECV_BATCH, Some(nix::cmsg_space!(u32)))
+    }
+
     /// Read what is waiting, up to [`RECV_BATCH`] datagrams, without blocking. Returns how
     /// many ([`RecvBatch::datagram`] reads them); 0 when none is waiting. Errors (e.g. an ICMP
     /// error surfacing on the socket) are logged and read as 0: they are not fatal for the
@@ -229,6 +245,7 @@ impl RecvBatch {
         let mut slices: [[IoSliceMut<'_>; 1]; RECV_BATCH] =
             std::array::from_fn(|_| [IoSliceMut::new(buffers.next().expect("RECV_BATCH"))]);
         self.calls += 1;
+        let mut truncated = false;
         match recvmmsg(
             socket.as_raw_fd(),
             &mut self.headers,
@@ -247,10 +264,24 @@ impl RecvBatch {
                     };
                     let from = m.address.as_ref().and_then(to_std);
                     self.got.push((len, from.unwrap_or(UNKNOWN)));
+                    // The count is the socket's total so far: keep the highest seen.
+                    for c in m.cmsgs().into_iter().flatten() {
+                        if let ControlMessageOwned::RxqOvfl(n) = c {
+                            self.overflowed = self.overflowed.max(n);
+                        }
+                    }
+                    // The kernel leaves each header's control length at what it used, and
+                    // `recvmmsg` does not restore it: a slot that read a datagram before the
+                    // first drop has no room for the count that every datagram after it
+                    // carries. Fresh headers then (once: from then on each uses it all).
+                    truncated |= m.flags.contains(MsgFlags::MSG_CTRUNC);
                 }
             }
             Err(Errno::EAGAIN | Errno::EINTR) => {}
             Err(e) => debug!(error = %e, "media socket receive"),
+        }
+        if truncated {
+            self.headers = Self::headers();
         }
         self.datagrams += self.got.len() as u64;
         self.got.len()
@@ -264,6 +295,44 @@ impl RecvBatch {
             return (from, &[]);
         }
         (from, &self.buffers[i][..len])
+    }
+}
+
+/// Asks the kernel to attach to each datagram read how many it dropped on `socket` so far for a
+/// full receive buffer (`SO_RXQ_OVFL`; see [`RecvBatch::overflowed`]).
+pub fn count_overflow(socket: &UdpSocket) -> nix::Result<()> {
+    setsockopt(socket, sockopt::RxqOvfl, &1)
+}
+
+/// The kernel's drops on a socket (see [`count_overflow`]) over time: their total, and what to
+/// warn about, at most once per [`Overflow::WARN_EVERY`] while it grows.
+#[derive(Debug, Default)]
+pub struct Overflow {
+    total: u32,
+    warned: u32,
+    next_warning: Option<Instant>,
+}
+
+impl Overflow {
+    /// The least time between two warnings.
+    pub const WARN_EVERY: Duration = Duration::from_secs(10);
+
+    /// The socket's drop count is `total` at `now`: how many were dropped since the last
+    /// warning, if it is time for another.
+    pub fn note(&mut self, now: Instant, total: u32) -> Option<u32> {
+        self.total = self.total.max(total);
+        if self.total == self.warned || self.next_warning.is_some_and(|t| now < t) {
+            return None;
+        }
+        let dropped = self.total - self.warned;
+        self.warned = self.total;
+        self.next_warning = Some(now + Self::WARN_EVERY);
+        Some(dropped)
+    }
+
+    /// Datagrams dropped so far.
+    pub fn total(&self) -> u64 {
+        u64::from(self.total)
     }
 }
 

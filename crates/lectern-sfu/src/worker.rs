@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use tracing::{debug, info, warn};
 
 use crate::sfu::DEFAULT_KEYFRAME_REQUEST_INTERVAL;
-use crate::udp::{self, RecvBatch, SendQueue};
+use crate::udp::{self, Overflow, RecvBatch, SendQueue};
 use crate::{
     LinkId, MediaEvent, ParticipantId, PeerId, RecordedFrame, RelayMessage, RoomId, Sfu, SfuConfig,
     SfuError, SfuStats,
@@ -218,6 +218,9 @@ impl MediaWorker {
         if let Err(e) = sock.set_send_buffer_size(SOCKET_BUFFER_BYTES) {
             warn!(error = %e, "media socket send buffer");
         }
+        if let Err(e) = udp::count_overflow(&socket) {
+            warn!(error = %e, "media socket drop count");
+        }
         let recv_buffer = sock.recv_buffer_size().unwrap_or(0);
         socket.set_nonblocking(true).map_err(io)?;
         let sfu = Sfu::new(SfuConfig {
@@ -271,6 +274,7 @@ impl MediaWorker {
                     stats_due: Instant::now(),
                     out: SendQueue::default(),
                     recv_calls: 0,
+                    overflow: Overflow::default(),
                 };
                 worker.run();
                 info!(worker = %name, "media worker stopped");
@@ -429,6 +433,8 @@ struct Worker {
     out: SendQueue,
     /// `recvmmsg` calls, for [`SfuStats::udp_recv_calls`].
     recv_calls: u64,
+    /// The kernel's drops on the socket, for [`SfuStats::udp_recv_overflow`] and a warning.
+    overflow: Overflow,
 }
 
 impl Worker {
@@ -498,6 +504,12 @@ impl Worker {
             }
             if now >= self.stats_due {
                 self.stats_due = now + STATS_EVERY;
+                if let Some(dropped) = self.overflow.note(now, batch.overflowed) {
+                    warn!(
+                        dropped,
+                        "media socket full: the worker fell behind (short of CPU) and the kernel dropped datagrams, joins among them"
+                    );
+                }
                 *self.stats.lock().unwrap_or_else(PoisonError::into_inner) = self.io_stats();
             }
         }
@@ -512,6 +524,7 @@ impl Worker {
             udp_send_dropped: out.dropped,
             udp_send_calls: out.calls,
             udp_recv_calls: self.recv_calls,
+            udp_recv_overflow: self.overflow.total(),
             ..self.sfu.stats()
         }
     }

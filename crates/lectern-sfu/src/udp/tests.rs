@@ -136,6 +136,65 @@ fn recv_batch_reads_several_datagrams_at_once() {
 }
 
 #[test]
+fn the_kernels_drops_on_a_full_socket_are_counted() {
+    let a = bind();
+    let b = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    // The smallest receive buffer the kernel allows: a few datagrams fill it.
+    socket2::SockRef::from(&b)
+        .set_recv_buffer_size(1024)
+        .unwrap();
+    count_overflow(&b).unwrap();
+    let to = b.local_addr().unwrap();
+    // Loopback queues or drops each datagram before `send_to` returns.
+    for seq in 0..500u32 {
+        a.send_to(&datagram(0, seq, 1000), to).unwrap();
+    }
+    let mut batch = RecvBatch::default();
+    let mut read = 0;
+    let read_all = |batch: &mut RecvBatch, read: &mut u32| {
+        while batch.recv(&b) > 0 {
+            *read += batch.got.len() as u32;
+        }
+    };
+    read_all(&mut batch, &mut read);
+    assert!(
+        read > 0 && read < 500,
+        "{read} of 500 read: the buffer never filled"
+    );
+    // The count rides on datagrams queued after a drop: more, now that there is room, one at
+    // a time, until one brings it (the first after the drops may land in a header that had
+    // no room left for it).
+    let mut sent = 500;
+    let deadline = Instant::now() + DEADLINE;
+    while batch.overflowed == 0 && Instant::now() < deadline {
+        a.send_to(&datagram(0, sent, 1000), to).unwrap();
+        sent += 1;
+        wait(&b, Duration::from_millis(100), false);
+        read_all(&mut batch, &mut read);
+    }
+    assert_eq!(
+        batch.overflowed + read,
+        sent,
+        "each datagram read or counted as dropped"
+    );
+    assert!(sent <= 502, "the count came only after {sent} datagrams");
+}
+
+#[test]
+fn overflow_warnings_are_spaced() {
+    let t = Instant::now();
+    let mut o = Overflow::default();
+    assert_eq!(o.note(t, 0), None);
+    assert_eq!(o.note(t, 5), Some(5));
+    // More drops within the spacing: counted, warned about later, all at once.
+    assert_eq!(o.note(t + Duration::from_secs(1), 12), None);
+    assert_eq!(o.total(), 12);
+    assert_eq!(o.note(t + Overflow::WARN_EVERY, 12), Some(7));
+    // Nothing new, nothing to say.
+    assert_eq!(o.note(t + Overflow::WARN_EVERY * 3, 12), None);
+}
+
+#[test]
 fn queue_full_drops_and_counts() {
     let mut queue = SendQueue::new(2);
     let to: SocketAddr = (Ipv4Addr::LOCALHOST, 9).into();
