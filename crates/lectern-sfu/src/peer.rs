@@ -333,7 +333,7 @@ pub(crate) struct TrackOut {
     /// At str0m's last statistics of the m-line: the packets it had sent (resends included),
     /// `written`, and how many of those written it had not sent yet (see
     /// `downlink::resends`). What it sent beyond what was written since is resends: the
-    /// subscriber's loss (see `Sfu::note_stats`).
+    /// subscriber's loss (see `Sfu::note_downlink`).
     pub egress_seen: Option<(u64, u64, u64)>,
 }
 
