@@ -103,20 +103,6 @@ export function cameraEncodings(track) {
   ];
 }
 
-/**
- * The peer connection's configuration. `iceCandidatePoolSize: 1`: the browser gathers its ICE
- * candidates as soon as the connection is made (at the welcome), not when it sets its first
- * description: a student's connection is made a few tens of milliseconds before the SFU's
- * offer arrives, and answering it then starts the checks with the candidates already there.
- * Without the pool, Chromium sent its first check 15-150 ms after the answer on a loaded
- * 2-core machine (docs/BENCHMARKS.md, "Join speed").
- * @param {RTCIceServer[]} iceServers
- * @returns {RTCConfiguration}
- */
-export function peerConfig(iceServers) {
-  return { iceServers, bundlePolicy: 'max-bundle', iceCandidatePoolSize: 1 };
-}
-
 /** `media_view` sizes are rounded down to this many device pixels, so jitter sends nothing. */
 const VIEW_STEP = 8;
 /** How long size reports are held back so a resize sends one `media_view` per video. */
@@ -297,7 +283,7 @@ export class MediaSession {
    */
   start(fresh = false, serverStarted = false) {
     if (this.#closed || this.#pc) return;
-    const pc = new RTCPeerConnection(peerConfig(this.options.iceServers ?? []));
+    const pc = new RTCPeerConnection({ iceServers: this.options.iceServers ?? [], bundlePolicy: 'max-bundle' });
     this.#pc = pc;
     pc.onconnectionstatechange = () => this.#changed();
     // A data channel (never used) keeps an m-line in every description. Chrome refuses to make
