@@ -31,7 +31,7 @@ pub(crate) const RTX_PACKETS_VIDEO: usize = 152;
 /// browser's first check creates a (peer-reflexive) pair, str0m checks it back at once (a
 /// triggered check), nominates it when the answer comes, and sends DTLS on it, one round
 /// trip after the browser's first check. The SFU checks only addresses that sent it an
-/// authenticated check, or that the client signalled.
+/// authenticated check: the client's candidates are not used (`crate::sdp::without_candidates`).
 const ICE_LITE: bool = false;
 
 impl Sfu {
