@@ -23,7 +23,9 @@
 // the reaction buttons' emoji, tens of milliseconds that no real desktop spends.
 // Environment: LECTERN_BIN (default ../../target/debug/lectern), CHROMIUM, JOINS (default 10),
 // JOIN_SPEED_SERVER_LOG (a file: the server's log, e.g. with RUST_LOG=info,lectern_server=debug,
-// then each join's navigation start as Unix ms, to place the server's steps on the page's clock).
+// then each join's navigation start as Unix ms, to place the server's steps on the page's clock),
+// JOIN_SPEED_ARGS (more Chromium switches for the student's browser only, space-separated, e.g.
+// `--enable-logging --log-file=/tmp/chromium.log --vmodule=*/p2p/base/*=4` for WebRTC's ICE log).
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,6 +33,7 @@ import { BIN, delay, stopServer, waitFor } from './harness.mjs';
 import { instrument, setUpJoins } from './join-page.mjs';
 
 const JOINS = Number(process.env.JOINS ?? 10);
+const EXTRA_ARGS = (process.env.JOIN_SPEED_ARGS ?? '').split(' ').filter(Boolean);
 
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -42,7 +45,7 @@ async function main() {
   /** @type {{ server: any, browsers: import('playwright-core').Browser[] }} */
   const env = { server: null, browsers: [] };
   try {
-    const { server, studentBrowser } = await setUpJoins(tmp, env);
+    const { server, studentBrowser } = await setUpJoins(tmp, env, EXTRA_ARGS);
     console.log(`server ${server.url}, Chromium ${studentBrowser.version()}, ${JOINS} joins`);
     const joins = [];
     /** Each join's navigation start, Unix ms. @type {number[]} */

@@ -75,9 +75,12 @@
 //!   1:1 NAT, with each of [`SfuConfig::public_ips`] (same port). Every bundled m-line of an
 //!   SDP the SFU sends carries them (str0m writes them into the first only; some clients read
 //!   another).
-//! - The SFU is ICE-lite: browsers run the connectivity checks; a check from any address that
-//!   authenticates (including addresses no SDP or candidate mentioned: peer-reflexive) is
-//!   answered and used. Trickled browser candidates are accepted but not needed.
+//! - The SFU is a full ICE agent (not ICE-lite: with ICE-lite its DTLS waited for the browser
+//!   to nominate on a later check, ~48 ms with Chromium; see `ICE_LITE` in `sfu/peers.rs`). A
+//!   check from any address that authenticates (including addresses no SDP or candidate
+//!   mentioned: peer-reflexive) is answered and checked back at once; controlling when the SFU
+//!   offers (a student joining), it nominates the pair itself. Trickled browser candidates are
+//!   accepted but not needed.
 //! - Demultiplexing on the shared port: STUN binding requests by the ufrag in `USERNAME` (a
 //!   map), everything else by remote address (a map filled by those checks). Only datagrams
 //!   matching neither ask each peer in turn, and a match is remembered

@@ -79,6 +79,20 @@ pub(crate) enum Writer {
 
 /// `sdp` without the transport-cc extension (`a=extmap` of its URI, `a=rtcp-fb:<pt>
 /// transport-cc`) in the m-lines on which the SFU only sends (or nothing flows: `a=inactive`).
+/// `sdp` without the browser's ICE candidates (`a=candidate:` lines). The SFU, a full ICE
+/// agent with a reachable address, checks only addresses whose own checks reached it and
+/// authenticated (peer-reflexive): it sends no STUN to an address a client merely named,
+/// and the answers to its checks come from addresses the demultiplexer already knows (by
+/// the check that preceded them). Browsers put the candidates they have gathered into their
+/// descriptions (all of them with a candidate pool); none is needed.
+pub(crate) fn without_candidates(sdp: &str) -> String {
+    let mut out = String::with_capacity(sdp.len());
+    for line in sdp.lines().filter(|l| !l.starts_with("a=candidate:")) {
+        push_line(&mut out, line);
+    }
+    out
+}
+
 /// Applied to the browser's SDP before str0m reads it and to the SFU's offers before they are
 /// sent, so neither side stamps or expects it there; m-lines the SFU receives on keep it.
 /// Other lines are kept as they are.
@@ -267,6 +281,19 @@ fn numbers_of(entries: &[(u8, Box<str>)], named: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_browsers_candidates_are_left_out_and_nothing_else() {
+        let sdp = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\n\
+            a=candidate:1 1 udp 2122260223 192.0.2.2 41631 typ host generation 0\r\n\
+            a=candidate:2 1 udp 2122194687 127.0.0.1 40001 typ host generation 0\r\n\
+            a=ice-ufrag:abcd\r\na=mid:0\r\n";
+        assert_eq!(
+            without_candidates(sdp),
+            "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\n\
+             a=ice-ufrag:abcd\r\na=mid:0\r\n"
+        );
+    }
 
     const THREE_MLINES: &str = "v=0\r\n\
         o=str0m-0.25.0 1 2 IN IP4 0.0.0.0\r\n\

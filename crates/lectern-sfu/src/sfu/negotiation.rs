@@ -10,7 +10,10 @@ use tracing::debug;
 
 use super::Sfu;
 use crate::peer::{IdleLine, OutState, Peer, PeerKey, TrackOut};
-use crate::sdp::{Numbering, Writer, candidates_in_every_mline, without_transport_cc_on_send_only};
+use crate::sdp::{
+    Numbering, Writer, candidates_in_every_mline, without_candidates,
+    without_transport_cc_on_send_only,
+};
 use crate::{MediaEvent, MediaKind, OfferedTrack, PeerId, SfuError};
 
 impl Sfu {
@@ -29,9 +32,11 @@ impl Sfu {
         sdp: &str,
     ) -> Result<String, SfuError> {
         // The m-lines we only send on get no transport-cc (see `crate::sdp`).
-        let offer =
-            SdpOffer::from_sdp_string(&without_transport_cc_on_send_only(sdp, Writer::Browser))
-                .map_err(|e| SfuError::InvalidSdp(e.to_string()));
+        let offer = SdpOffer::from_sdp_string(&without_transport_cc_on_send_only(
+            &without_candidates(sdp),
+            Writer::Browser,
+        ))
+        .map_err(|e| SfuError::InvalidSdp(e.to_string()));
         if offer.is_err() && !self.has_peer(peer_id) {
             return offer.map(|_| String::new());
         }
@@ -83,9 +88,11 @@ impl Sfu {
         peer_id: &PeerId,
         sdp: &str,
     ) -> Result<(), SfuError> {
-        let answer =
-            SdpAnswer::from_sdp_string(&without_transport_cc_on_send_only(sdp, Writer::Browser))
-                .map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
+        let answer = SdpAnswer::from_sdp_string(&without_transport_cc_on_send_only(
+            &without_candidates(sdp),
+            Writer::Browser,
+        ))
+        .map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
         let key = self.key(peer_id)?;
         let peer = self.peers.get_mut(&key).expect("indexed peer exists");
         let pending = peer.pending_offer.take().ok_or(SfuError::NoPendingOffer)?;
@@ -123,6 +130,10 @@ impl Sfu {
             .retain(|o| !(o.source_gone && o.state == OutState::ToOpen));
         peer.forget_negotiated();
         self.outbox.settle(key, peer, now);
+        if accepted && !peer.ice_up {
+            // Checks the browser sent before its answer arrived: answered and checked back now.
+            self.outbox.ice_now(key, peer, now);
+        }
         if let Err(e) = result {
             // Not re-offered at once (a broken client would loop); the next change or the
             // browser's next offer brings the m-lines back.
@@ -148,26 +159,23 @@ impl Sfu {
         Ok(())
     }
 
-    /// A trickled ICE candidate from the browser (`candidate:...` as in `RTCIceCandidate`).
-    /// An empty string (end of candidates) is accepted and ignored. The SFU is ICE-lite, so
-    /// candidates are optional: checks from any address are answered.
+    /// A trickled ICE candidate from the browser (`candidate:...` as in `RTCIceCandidate`):
+    /// checked and then not used. An empty string (end of candidates) is accepted. The SFU
+    /// needs no candidates: checks from any address are answered and checked back
+    /// (peer-reflexive), and it sends checks to no address that has not checked it first
+    /// (see `crate::sdp::without_candidates`).
     pub fn add_remote_candidate(
         &mut self,
-        now: Instant,
+        _now: Instant,
         peer_id: &PeerId,
         candidate: &str,
     ) -> Result<(), SfuError> {
-        let key = self.key(peer_id)?;
+        self.key(peer_id)?;
         let line = candidate.trim().trim_start_matches("a=");
         if line.is_empty() {
             return Ok(());
         }
-        let candidate = Candidate::from_sdp_string(line)
-            .map_err(|e| SfuError::InvalidCandidate(e.to_string()))?;
-        let peer = self.peers.get_mut(&key).expect("indexed peer exists");
-        peer.rtc.add_remote_candidate(candidate);
-        self.outbox.settle(key, peer, now);
-        self.finish(now);
+        Candidate::from_sdp_string(line).map_err(|e| SfuError::InvalidCandidate(e.to_string()))?;
         Ok(())
     }
 

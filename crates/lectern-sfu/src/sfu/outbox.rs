@@ -16,6 +16,10 @@ use crate::{SfuStats, Transmit};
 /// pass already take 7/8 of the per-pass cost off each packet.
 pub(super) const MAX_PER_PASS: u16 = 8;
 
+/// Rounds of [`Outbox::ice_now`]: a browser's checks from up to two addresses (Chromium checks
+/// from each of its interfaces) answered, and both pairs checked back.
+const ICE_NOW_ROUNDS: usize = 4;
+
 /// A local socket and the address advertised for it in candidates.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct LocalAddr {
@@ -133,6 +137,24 @@ impl Outbox {
     }
 
     /// While `peer`'s timeout is due, hand str0m `now` and drain.
+    /// Hand str0m `now` [`ICE_NOW_ROUNDS`] times, asked for or not, draining after each: for a
+    /// peer not connected yet whose remote ICE credentials just arrived (the browser's answer).
+    /// Connectivity checks that came before them were kept by str0m's ICE agent, which answers
+    /// one of them per timeout and then returns without checking anything itself; its next
+    /// timeout is then paced `Ta` (50 ms) after the last one. So a browser whose first check
+    /// beat its answer to the SFU (the answer goes through the signalling server, the check
+    /// straight to the media worker) was checked back, and its DTLS answered, 50 ms late. Each
+    /// round answers a kept check, or sends a due check of a pair (the pairs those kept
+    /// checks made are due at once).
+    pub(super) fn ice_now(&mut self, key: PeerKey, peer: &mut Peer, now: Instant) {
+        for _ in 0..ICE_NOW_ROUNDS {
+            if !peer.rtc.is_alive() || !timeout_now(peer, now) {
+                return;
+            }
+            self.drain(key, peer);
+        }
+    }
+
     fn timeouts_due(&mut self, key: PeerKey, peer: &mut Peer, now: Instant) {
         // Bounded: str0m asks again at most a couple of times for the same instant.
         for _ in 0..3 {

@@ -21,6 +21,19 @@ use crate::{PeerId, SfuError};
 /// packets back.
 pub(crate) const RTX_PACKETS_VIDEO: usize = 152;
 
+/// The SFU runs a full ICE agent, not ICE-lite, although it has a reachable address and
+/// browsers could do all the checking. With ICE-lite, a browser answering the SFU's offer
+/// is the controlling agent, and Chromium nominates a lite peer's pair (USE-CANDIDATE) only
+/// on a check of a pair that is already selected and writable, i.e. on its second check,
+/// one ping interval (~48 ms) after the first; str0m, lite and controlled, has no path to
+/// send on until that nomination, so its DTLS ServerHello waited for it (docs/BENCHMARKS.md,
+/// "Join speed"). As a full agent that made the offer, the SFU is controlling: the
+/// browser's first check creates a (peer-reflexive) pair, str0m checks it back at once (a
+/// triggered check), nominates it when the answer comes, and sends DTLS on it, one round
+/// trip after the browser's first check. The SFU checks only addresses that sent it an
+/// authenticated check: the client's candidates are not used (`crate::sdp::without_candidates`).
+const ICE_LITE: bool = false;
+
 impl Sfu {
     /// Create the peer connection of a participant joining a room. It may publish nothing until
     /// [`Sfu::set_publish_permission`] says so. If the room already has published tracks, an
@@ -35,9 +48,8 @@ impl Sfu {
             .set_crypto_provider(self.crypto.clone())
             .set_dtls_cert(self.cert.clone())
             .set_local_ice_credentials(creds.clone())
-            // The SFU has a reachable address: browsers run the checks, we answer them, and
-            // any source address that passes a check (peer-reflexive) is accepted.
-            .set_ice_lite(true)
+            // Full ICE, not ICE-lite: see `ICE_LITE`.
+            .set_ice_lite(ICE_LITE)
             // Forward RTP packets as they are: no depacketizing, one payload for everyone.
             .set_rtp_mode(true)
             // Codecs every browser decodes; a publisher's choice must suit all subscribers.

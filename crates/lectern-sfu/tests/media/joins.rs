@@ -95,3 +95,100 @@ fn students_joining_at_once_around_a_wrap_all_get_video() {
             .all(|id| !n.client(id).frames(MediaKind::Video).is_empty())
     });
 }
+
+/// Whether a datagram is a STUN binding request (RFC 5389: type 0x0001).
+fn is_binding_request(datagram: &[u8]) -> bool {
+    datagram.len() >= 20 && datagram[0] == 0x00 && datagram[1] == 0x01
+}
+
+/// The SFU is a full ICE agent (see `ICE_LITE` in `sfu/peers.rs`): its offer does not say
+/// `a=ice-lite`, so the student's browser, answering, is the controlled agent, and the SFU
+/// checks back the address the student's first check came from and nominates that pair
+/// itself. As ICE-lite it sent no check at all, and its DTLS waited until the browser
+/// nominated the pair on a later check of its own (Chromium: its second, ~48 ms after the
+/// first).
+#[test]
+fn the_sfu_checks_a_joining_student_back_and_is_not_ice_lite() {
+    let mut net = lecture_near_a_wrap(10_000);
+    let s1: std::net::SocketAddr = "10.0.1.2:4000".parse().unwrap();
+    net.tap = Some((s1, Vec::new()));
+    net.join("r1", "s1", "10.0.1.2:4000", &[]);
+    net.run_until(SECOND, "s1 connected", |n| n.client("s1").connected);
+    let offer = net.last_offer("s1");
+    assert!(
+        !offer.contains("a=ice-lite"),
+        "the SFU's offer says ICE-lite:\n{offer}"
+    );
+    let (_, sent) = net.tap.take().expect("tapped");
+    assert!(
+        sent.iter().any(|d| is_binding_request(d)),
+        "the SFU sent s1 no connectivity check of its own"
+    );
+    net.run_until(10 * SECOND, "s1 receives video", |n| {
+        !n.client("s1").frames(MediaKind::Video).is_empty()
+    });
+}
+
+/// A student's browser whose first connectivity checks reach the SFU before its answer does
+/// (the answer goes through the signalling server and the room task, the checks straight to
+/// the media worker), from two of its addresses (Chromium checks from each interface): the SFU
+/// answers them and checks the student back the moment the answer is in. str0m keeps checks
+/// that come before the remote credentials and answers one per timeout; without being handed
+/// the time again it checked back only a pacing interval (50 ms) later.
+#[test]
+fn checks_that_beat_the_answer_are_checked_back_when_the_answer_arrives() {
+    let mut net = lecture_near_a_wrap(10_000);
+    net.run_until(SECOND, "the teacher connected", |n| {
+        n.client("teacher").connected
+    });
+    net.run_for(SECOND / 5);
+    net.auto_answer = false;
+    let s1: std::net::SocketAddr = "10.0.1.2:4000".parse().unwrap();
+    let other: std::net::SocketAddr = "10.0.1.3:4000".parse().unwrap();
+    net.join("r1", "s1", "10.0.1.2:4000", &[]);
+    let offer = net.last_offer("s1");
+    let now = net.now;
+    let answer = net.client_mut("s1").accept_offer(now, &offer);
+    // Without candidates, as Chromium's first answer is (it trickles them; the SFU needs none):
+    // the SFU learns the student's addresses from its checks alone.
+    let answer: String = answer
+        .lines()
+        .filter(|l| !l.starts_with("a=candidate") && *l != "a=end-of-candidates")
+        .map(|l| format!("{l}\r\n"))
+        .collect();
+    // The browser checks the SFU's candidate; its answer is still on the way.
+    net.held_uplink = Some((s1, Vec::new()));
+    net.run_for(Duration::from_millis(10));
+    let (_, checks) = net.held_uplink.take().expect("held");
+    assert!(
+        checks.iter().any(|d| is_binding_request(d)),
+        "s1 sent no check"
+    );
+    net.tap = Some((s1, Vec::new()));
+    let now = net.now;
+    let sfu_addr = net.sfu_addr;
+    for from in [s1, other] {
+        for check in &checks {
+            net.sfu.handle_receive(now, from, sfu_addr, check);
+        }
+    }
+    net.pump();
+    let (_, sent) = net.tap.replace((s1, Vec::new())).expect("tapped");
+    assert!(
+        sent.iter().all(|d| !is_binding_request(d)),
+        "the SFU checked s1 before it had its answer"
+    );
+    // The answer arrives: at the same instant, the SFU checks s1 back.
+    let peer = net.peer("s1");
+    net.sfu
+        .accept_answer(now, &peer, &answer)
+        .expect("answer accepted");
+    net.pump();
+    let (_, sent) = net.tap.take().expect("tapped");
+    assert!(
+        sent.iter().any(|d| is_binding_request(d)),
+        "the SFU did not check s1 back when its answer arrived ({} datagrams sent)",
+        sent.len()
+    );
+    net.run_until(SECOND, "s1 connected", |n| n.client("s1").connected);
+}

@@ -697,6 +697,12 @@ impl Net {
         let sfu = self.sfu_at(on);
         in_sfu(|| sfu.add_peer(now, pid.clone())).expect("add peer");
         if !publish.is_empty() {
+            // The browser offers at once. An offer the SFU made at `add_peer` (the room's
+            // tracks) reaches it while its own is pending, and it ignores that one (glare: its
+            // offer wins, and the SFU offers those tracks again after answering it).
+            while let Some(e) = in_sfu(|| self.sfu_at(on).poll_event()) {
+                self.events.push(e);
+            }
             let offer = self.client_mut(id).make_offer(now, publish);
             let sfu = self.sfu_at(on);
             let answer = in_sfu(|| sfu.accept_offer(now, &pid, &offer)).expect("sfu answers");
