@@ -82,6 +82,10 @@ impl Sfu {
         if !self.recordings.is_empty() {
             self.record(now, &packet);
         }
+        // Stale (the worker fell behind): taken in and recorded, but sent no further.
+        if !self.passes_shed(now, &packet, self.shedding) {
+            return;
+        }
         if !self.relay_to.is_empty() {
             self.relay(&packet);
         }
