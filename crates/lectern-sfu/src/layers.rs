@@ -74,8 +74,8 @@ pub(crate) struct Layer {
     pub last_keyframe_request: Option<Instant>,
     /// A coalesced keyframe request waiting for the interval to pass.
     pub keyframe_due: Option<(Instant, KeyframeRequestKind)>,
-    /// Packets of it were shed since its last keyframe (see `shed.rs`): nothing more of it
-    /// goes to subscribers until the next one.
+    /// Packets of it were shed (see `shed.rs`): the next packet sent on re-bases the
+    /// subscribers' numbering, and (video) nothing more of it goes to them until a keyframe.
     pub shed: bool,
 }
 

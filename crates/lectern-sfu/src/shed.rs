@@ -79,6 +79,9 @@ impl Kind {
     }
 }
 
+/// The slot of [`Backlog`] for shed RTP.
+const SHED: usize = Kind::ALL.len();
+
 /// Whether a datagram of `kind` that waited `waited` in the socket is to be shed. Without a
 /// timestamp (the kernel gave none) nothing is.
 pub fn is_stale(kind: Kind, waited: Option<Duration>, stale_after: Duration) -> bool {
@@ -88,25 +91,24 @@ pub fn is_stale(kind: Kind, waited: Option<Duration>, stale_after: Duration) -> 
 /// What a worker read and how long it took, by kind of datagram, since the last report: what a
 /// backlog is made of and what each kind costs. Logged at debug level every
 /// [`Backlog::EVERY`] ([`Backlog::due`]).
+/// Shed RTP is counted apart from the RTP sent on (the last slot).
 #[derive(Debug, Default)]
 pub struct Backlog {
-    count: [u64; 5],
-    busy: [Duration; 5],
-    longest_wait: [Duration; 5],
-    shed: u64,
+    count: [u64; 6],
+    busy: [Duration; 6],
+    longest_wait: [Duration; 6],
     next_report: Option<Instant>,
 }
 
 impl Backlog {
     /// A datagram of `kind` that waited `waited` was handled (or shed) in `took`.
     pub fn note(&mut self, kind: Kind, waited: Option<Duration>, took: Duration, shed: bool) {
-        let i = kind.index();
+        let i = if shed { SHED } else { kind.index() };
         self.count[i] += 1;
         self.busy[i] += took;
         if let Some(w) = waited {
             self.longest_wait[i] = self.longest_wait[i].max(w);
         }
-        self.shed += u64::from(shed);
     }
 
     pub const EVERY: Duration = Duration::from_secs(10);
@@ -125,22 +127,21 @@ impl Backlog {
     /// The figures since the last report, as text for a log line, and start again.
     pub fn report(&mut self) -> String {
         let mut out = String::new();
-        for kind in Kind::ALL {
-            let i = kind.index();
+        let names = Kind::ALL.map(Kind::name);
+        for (i, name) in names.iter().chain(&["rtp shed"]).enumerate() {
             if self.count[i] == 0 {
                 continue;
             }
             let per = self.busy[i].as_nanos() / u128::from(self.count[i]) / 1000;
             out.push_str(&format!(
                 "{}: {} in {} ms, {} us each, waited up to {} ms; ",
-                kind.name(),
+                name,
                 self.count[i],
                 self.busy[i].as_millis(),
                 per,
                 self.longest_wait[i].as_millis()
             ));
         }
-        out.push_str(&format!("shed {}", self.shed));
         *self = Backlog {
             next_report: self.next_report,
             ..Backlog::default()
@@ -208,6 +209,20 @@ mod tests {
         for kind in [Kind::Stun, Kind::Dtls, Kind::Rtcp, Kind::Other] {
             assert!(!is_stale(kind, old, STALE_AFTER), "{kind:?}");
         }
+    }
+
+    #[test]
+    fn the_backlog_report_counts_shed_rtp_apart() {
+        let mut b = Backlog::default();
+        let ms = Duration::from_millis;
+        b.note(Kind::Rtp, Some(ms(300)), ms(2), true);
+        b.note(Kind::Rtp, Some(ms(10)), ms(1), false);
+        b.note(Kind::Stun, Some(ms(20)), ms(0), false);
+        let report = b.report();
+        assert!(report.starts_with("stun: 1 in 0 ms"), "{report}");
+        assert!(report.contains("rtp: 1 in 1 ms, 1000 us each, waited up to 10 ms"));
+        assert!(report.contains("rtp shed: 1 in 2 ms, 2000 us each, waited up to 300 ms"));
+        assert_eq!(b.report(), "", "started again");
     }
 
     #[test]

@@ -435,7 +435,7 @@ impl Sfu {
         packet.track = track;
         // Relayed long after it arrived: this worker is behind on its channel.
         let stale = now.saturating_duration_since(packet.arrived) > crate::shed::STALE_AFTER;
-        if self.passes_shed(now, &packet, stale) {
+        if self.passes_shed(now, &mut packet, stale) {
             self.deliver(now, &packet);
         }
     }

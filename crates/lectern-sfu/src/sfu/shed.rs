@@ -31,11 +31,12 @@ impl Sfu {
         handled
     }
 
-    /// Whether `packet` goes on to subscribers (and linked SFUs). A `stale` one does not. A
-    /// video layer that lost packets so goes on again from a keyframe, asked for at the first
-    /// fresh packet of it (the worker has caught up), as often as the keyframe interval
-    /// allows until one comes.
-    pub(super) fn passes_shed(&mut self, now: Instant, packet: &Ingested, stale: bool) -> bool {
+    /// Whether `packet` goes on to subscribers (and linked SFUs). A `stale` one does not. The
+    /// first one sent on after a layer lost packets so is marked [`Ingested::resumes`] (the
+    /// subscribers' numbering goes on without a gap, so they NACK nothing); for video that is
+    /// its next keyframe, asked for at the first fresh packet of it (the worker has caught up),
+    /// as often as the keyframe interval allows until one comes.
+    pub(super) fn passes_shed(&mut self, now: Instant, packet: &mut Ingested, stale: bool) -> bool {
         let Some(layer) = self.peers.get_mut(&packet.source).and_then(|p| {
             let i = p.track_in_index(packet.track)?;
             p.tracks_in[i].layers.get_mut(packet.layer)
@@ -44,31 +45,23 @@ impl Sfu {
         };
         if stale {
             self.stats.rtp_shed += 1;
-            if packet.kind == MediaKind::Video && !layer.shed {
+            if !layer.shed {
                 layer.shed = true;
-                debug!(
-                    layer = packet.layer,
-                    "video shed: sent on from its next keyframe"
-                );
+                debug!(layer = packet.layer, kind = ?packet.kind, "media shed: sent on again from the next fresh packet (video: keyframe)");
             }
             return false;
         }
         if !layer.shed {
             return true;
         }
-        match packet.keyframe_start {
-            Some(false) => {
+        match (packet.kind, packet.keyframe_start) {
+            (MediaKind::Video, Some(false)) => {
                 self.stats.rtp_awaiting_keyframe += 1;
                 self.keyframe_wanted(now, packet.source, packet.track, packet.layer);
-                false
-            }
-            Some(true) => {
-                layer.shed = false;
-                debug!(layer = packet.layer, "video sent on again from a keyframe");
-                true
+                return false;
             }
             // A codec not inspected for keyframes: send on, and ask for one.
-            None => {
+            (MediaKind::Video, None) => {
                 layer.shed = false;
                 self.request_keyframe(
                     now,
@@ -77,8 +70,11 @@ impl Sfu {
                     Some(packet.layer),
                     KeyframeRequestKind::Pli,
                 );
-                true
             }
+            _ => layer.shed = false,
         }
+        debug!(layer = packet.layer, kind = ?packet.kind, "media sent on again after shedding");
+        packet.resumes = true;
+        true
     }
 }

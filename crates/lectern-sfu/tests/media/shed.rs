@@ -31,9 +31,16 @@ fn video_frames(net: &Net, id: &str) -> Vec<u32> {
         .collect()
 }
 
+/// The last sequence number of what `id` received of `kind`.
+fn last_seq(net: &Net, id: &str, kind: MediaKind) -> u64 {
+    net.client(id).frames(kind).last().map_or(0, |r| r.seq.1)
+}
+
 /// After what `id` received last (and from `since`), it receives video again: the first frame
-/// is a keyframe, the frames held back in between never came, and audio comes too.
+/// is a keyframe, the frames held back in between never came, audio comes too, and both go on
+/// with the next sequence number after the last one received (no gap to NACK).
 fn receives_again_from_a_keyframe(net: &mut Net, id: &str, seen: &[u32], since: Instant) {
+    let seq_before = [MediaKind::Video, MediaKind::Audio].map(|k| last_seq(net, id, k));
     net.run_until(5 * SECOND, "video again", |n| {
         frames_after(n, id, MediaKind::Video, since).len() > 10
     });
@@ -44,7 +51,10 @@ fn receives_again_from_a_keyframe(net: &mut Net, id: &str, seen: &[u32], since: 
         again.iter().all(|r| r.frame > last_seen),
         "{id}: no frame from before"
     );
-    assert!(!frames_after(net, id, MediaKind::Audio, since).is_empty());
+    let audio = frames_after(net, id, MediaKind::Audio, since);
+    assert!(!audio.is_empty());
+    assert_eq!(again[0].seq.0, seq_before[0] + 1, "{id}: video numbered on");
+    assert_eq!(audio[0].seq.0, seq_before[1] + 1, "{id}: audio numbered on");
 }
 
 #[test]
