@@ -330,7 +330,9 @@ impl RecvBatch {
 }
 
 /// Asks the kernel to stamp each datagram with its arrival time (`SO_TIMESTAMPNS`; see
-/// [`RecvBatch::waited`]).
+/// [`RecvBatch::waited`]). The first socket of the system to ask turns stamping on arrival on
+/// a moment later (a deferred work item); a datagram that arrived before is stamped when read
+/// and reads as not having waited (never shed).
 pub fn timestamp_arrivals(socket: &UdpSocket) -> nix::Result<()> {
     setsockopt(socket, sockopt::ReceiveTimestampns, &true)
 }

@@ -4,7 +4,7 @@
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::process::Command;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::*;
 
@@ -265,6 +265,27 @@ fn a_full_send_buffer_loses_and_reorders_nothing() {
     assert_eq!((stats.failed, stats.dropped), (0, 0));
 }
 
+/// Wait until the kernel stamps datagrams to `b` when they arrive. The first socket that asks
+/// for timestamps turns them on for the whole stack a moment later (a deferred work item);
+/// until then a datagram is stamped when it is read, and reads as not having waited.
+fn stamped_on_arrival(a: &UdpSocket, b: &UdpSocket) {
+    let to = b.local_addr().unwrap();
+    let deadline = Instant::now() + DEADLINE;
+    let mut batch = RecvBatch::default();
+    loop {
+        a.send_to(&[0x80, 96, 0, 0], to).unwrap();
+        let sent = SystemTime::now();
+        wait(b, Duration::from_millis(100), false);
+        if batch.recv(b) == 1 && batch.arrived[0].is_some_and(|t| t <= sent) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "datagrams never stamped on arrival"
+        );
+    }
+}
+
 /// A worker behind its socket: RTP-like datagrams wait in it past a threshold, then a STUN
 /// check arrives. Read with their arrival times, the old RTP is stale (shed) and the check is
 /// not (handled), by the kernel's timestamps alone.
@@ -276,6 +297,7 @@ fn media_that_waited_in_the_socket_is_stale_and_a_check_behind_it_is_not() {
     timestamp_arrivals(&b).unwrap();
     count_overflow(&b).unwrap();
     let to = b.local_addr().unwrap();
+    stamped_on_arrival(&a, &b);
     // RTP (VP8, payload type 96), then RTCP (a receiver report) from a subscriber.
     let mut rtp = datagram(0, 0, 300);
     rtp[..2].copy_from_slice(&[0x80, 96]);
