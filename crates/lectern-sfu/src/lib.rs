@@ -208,7 +208,6 @@ mod peer;
 mod quality;
 mod sdp;
 mod sfu;
-pub mod shed;
 mod speaker;
 mod types;
 mod udp;

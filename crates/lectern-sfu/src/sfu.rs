@@ -34,7 +34,6 @@ mod peers;
 mod quality;
 mod record;
 mod relay;
-mod shed;
 mod simulcast;
 mod speakers;
 mod tracks;
@@ -139,8 +138,6 @@ pub struct Sfu {
     /// relayed packet.
     mirror_tracks:
         HashMap<(LinkId, u64), (PeerKey, crate::peer::TrackId), rustc_hash::FxBuildHasher>,
-    /// The datagram being handled is stale media: its RTP is shed (see `shed.rs`).
-    shedding: bool,
 }
 
 impl std::fmt::Debug for Sfu {
@@ -220,7 +217,6 @@ impl Sfu {
             relay_to: HashMap::new(),
             mirrors: HashMap::new(),
             mirror_tracks: HashMap::default(),
-            shedding: false,
         })
     }
 

@@ -11,6 +11,5 @@ mod quality;
 mod recording;
 mod relay;
 mod reuse;
-mod shed;
 mod support;
 mod worker;
