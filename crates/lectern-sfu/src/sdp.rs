@@ -77,8 +77,6 @@ pub(crate) enum Writer {
     Browser,
 }
 
-/// `sdp` without the transport-cc extension (`a=extmap` of its URI, `a=rtcp-fb:<pt>
-/// transport-cc`) in the m-lines on which the SFU only sends (or nothing flows: `a=inactive`).
 /// `sdp` without the browser's ICE candidates (`a=candidate:` lines). The SFU, a full ICE
 /// agent with a reachable address, checks only addresses whose own checks reached it and
 /// authenticated (peer-reflexive): it sends no STUN to an address a client merely named,
@@ -93,6 +91,8 @@ pub(crate) fn without_candidates(sdp: &str) -> String {
     out
 }
 
+/// `sdp` without the transport-cc extension (`a=extmap` of its URI, `a=rtcp-fb:<pt>
+/// transport-cc`) in the m-lines on which the SFU only sends (or nothing flows: `a=inactive`).
 /// Applied to the browser's SDP before str0m reads it and to the SFU's offers before they are
 /// sent, so neither side stamps or expects it there; m-lines the SFU receives on keep it.
 /// Other lines are kept as they are.
