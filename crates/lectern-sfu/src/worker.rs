@@ -26,13 +26,13 @@ use tracing::{debug, info, warn};
 use crate::sfu::DEFAULT_KEYFRAME_REQUEST_INTERVAL;
 use crate::shed::{Backlog, Spaced};
 use crate::udp::{self, RecvBatch, SendQueue};
-
-mod apply;
-mod receive;
 use crate::{
     LinkId, MediaEvent, ParticipantId, PeerId, RecordedFrame, RelayMessage, RoomId, Sfu, SfuConfig,
     SfuError, SfuStats,
 };
+
+mod apply;
+mod receive;
 
 /// Longest wait for a datagram when no timer is due. Bounds how stale `Instant::now()` gets;
 /// commands do not wait for it (they wake the worker).
