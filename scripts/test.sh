@@ -84,7 +84,8 @@ if [ "${LECTERN_SKIP_E2E:-0}" != 1 ]; then
     echo "== browser end-to-end tests (tests/e2e: run.mjs, seminar.mjs, polls.mjs, replay.mjs, course.mjs, quiz.mjs, cluster.mjs, poor-link.mjs)"
     cargo build -p lectern-server
     bin="$(realpath "${CARGO_TARGET_DIR:-target}")/debug/lectern"
-    (cd tests/e2e && LECTERN_BIN="$bin" node run.mjs) 2>&1 | tee -a "$log"
+    # With the SFU's debug lines (no names, addresses or tokens): printed if a check fails.
+    (cd tests/e2e && LECTERN_BIN="$bin" RUST_LOG="${RUST_LOG:-info,lectern_sfu=debug}" node run.mjs) 2>&1 | tee -a "$log"
     (cd tests/e2e && LECTERN_BIN="$bin" node seminar.mjs) 2>&1 | tee -a "$log"
     (cd tests/e2e && LECTERN_BIN="$bin" node polls.mjs) 2>&1 | tee -a "$log"
     (cd tests/e2e && LECTERN_BIN="$bin" node replay.mjs) 2>&1 | tee -a "$log"

@@ -147,11 +147,14 @@ async function handQueue(page) {
 
 /** framesDecoded of the stage track goes up by `frames` (after the current value). */
 async function decodesStage(page, who, frames = 15, timeout = 25_000) {
-  const stage = await waitFor(`${who}: a decoded picture on #stage-video`, async () => {
-    const s = await videoState(page);
-    return s.width > 0 && s.trackId ? s : null;
+  // The stage's track is read again at every poll: after a reconnect the stage may still show
+  // the last frame of the closed peer connection's track (a picture, no stats) for a while.
+  const { stage, first } = await waitFor(`${who}: a decoded picture on #stage-video whose track has inbound-rtp stats`, async () => {
+    const stage = await videoState(page);
+    if (!(stage.width > 0 && stage.trackId)) return { ok: false, stage };
+    const [first] = await inboundVideo(page, stage.trackId);
+    return first ? { stage, first } : { ok: false, stage, inbound: await inboundVideo(page) };
   }, { timeout });
-  const [first] = await waitFor(`${who}: inbound-rtp stats of the stage track`, () => inboundVideo(page, stage.trackId).then((s) => s.length && s), { timeout });
   const later = await waitFor(`${who}: framesDecoded to increase by ${frames} from ${first.framesDecoded}`, async () => {
     const [now] = await inboundVideo(page, stage.trackId);
     return now && now.framesDecoded >= first.framesDecoded + frames ? now : null;
@@ -881,8 +884,11 @@ async function main() {
     await screenshots('final').catch((e) => console.log(`screenshots failed: ${e}`));
     if (results.some((r) => !r.ok)) {
       for (const { name, log } of pages) if (log.length) console.log(`--- ${name} console ---\n${log.slice(-40).join('\n')}`);
-      if (server) console.log(`--- server output (last 4000 chars) ---\n${server.output.slice(-4000)}`);
+      // The whole run's (scripts/test.sh runs the server with the SFU's debug lines): a media
+      // failure is often explained by what happened long before the last lines.
+      if (server) console.log(`--- server output (last 100000 chars) ---\n${server.output.slice(-100_000)}`);
     }
+    if (server && process.env.E2E_SERVER_LOG) writeFileSync(process.env.E2E_SERVER_LOG, server.output);
     for (const browser of browsers) await browser.close().catch(() => undefined);
     s.proxy?.server.closeAllConnections();
     s.proxy?.server.close();

@@ -218,6 +218,13 @@ impl MediaPlane {
                 s.udp_recv_overflow,
             ),
             (
+                "lectern_media_stale_shed_total",
+                "Publishers' RTP packets a media worker did not send on because they waited too \
+                 long (over 250 ms in its socket, or relayed that late by another worker): the \
+                 worker fell behind and caught up by skipping media too old to be of use.",
+                s.rtp_shed,
+            ),
+            (
                 "lectern_media_subscriber_sends_total",
                 "Passes through a subscriber's connection that sent the RTP written to it (once \
                  per subscriber and batch of received packets; RTP forwarded over this is the \

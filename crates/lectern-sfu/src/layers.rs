@@ -74,6 +74,9 @@ pub(crate) struct Layer {
     pub last_keyframe_request: Option<Instant>,
     /// A coalesced keyframe request waiting for the interval to pass.
     pub keyframe_due: Option<(Instant, KeyframeRequestKind)>,
+    /// Packets of it were shed (see `shed.rs`): the next packet sent on re-bases the
+    /// subscribers' numbering, and (video) nothing more of it goes to them until a keyframe.
+    pub shed: bool,
 }
 
 impl Layer {
@@ -89,6 +92,7 @@ impl Layer {
             usual_gap: Duration::ZERO,
             last_keyframe_request: None,
             keyframe_due: None,
+            shed: false,
         }
     }
 

@@ -208,6 +208,7 @@ mod peer;
 mod quality;
 mod sdp;
 mod sfu;
+pub mod shed;
 mod speaker;
 mod types;
 mod udp;

@@ -34,6 +34,7 @@ mod peers;
 mod quality;
 mod record;
 mod relay;
+mod shed;
 mod simulcast;
 mod speakers;
 mod tracks;
@@ -138,6 +139,8 @@ pub struct Sfu {
     /// relayed packet.
     mirror_tracks:
         HashMap<(LinkId, u64), (PeerKey, crate::peer::TrackId), rustc_hash::FxBuildHasher>,
+    /// The datagram being handled is stale media: its RTP is shed (see `shed.rs`).
+    shedding: bool,
 }
 
 impl std::fmt::Debug for Sfu {
@@ -217,6 +220,7 @@ impl Sfu {
             relay_to: HashMap::new(),
             mirrors: HashMap::new(),
             mirror_tracks: HashMap::default(),
+            shedding: false,
         })
     }
 

@@ -256,6 +256,11 @@ pub struct SfuStats {
     /// full: the worker fell behind (short of CPU). Connectivity checks of joining peers are
     /// among them, so joins fail while this grows.
     pub udp_recv_overflow: u64,
+    /// Publishers' RTP packets not sent on because they were stale: read from the socket
+    /// after waiting longer than `shed::STALE_AFTER` (the worker fell behind), or relayed
+    /// from a linked worker that long after it arrived. Taken in (decrypted, recorded), but
+    /// neither delivered nor relayed; see `shed.rs`.
+    pub rtp_shed: u64,
     /// Times a subscriber's `Rtc` was handed a timeout and drained to send the RTP packets
     /// written to it: once per packet, or once per subscriber and batch of received packets
     /// (see [`Sfu::begin_batch`](crate::Sfu::begin_batch)). `rtp_forwarded` over this is the
@@ -289,6 +294,7 @@ impl std::ops::AddAssign for SfuStats {
             udp_send_calls,
             udp_recv_calls,
             udp_recv_overflow,
+            rtp_shed,
             subscriber_sends,
         } = other;
         self.peers += peers;
@@ -312,6 +318,7 @@ impl std::ops::AddAssign for SfuStats {
         self.udp_send_calls += udp_send_calls;
         self.udp_recv_calls += udp_recv_calls;
         self.udp_recv_overflow += udp_recv_overflow;
+        self.rtp_shed += rtp_shed;
         self.subscriber_sends += subscriber_sends;
     }
 }

@@ -17,7 +17,9 @@
 //! kernel drops what arrives (a joining student's connectivity checks among it). With
 //! [`count_overflow`] the kernel tells how many it dropped ([`RecvBatch::overflowed`]), so the
 //! server can say so (`lectern_media_socket_overflow_total`, a warning) rather than leave a
-//! failed join unexplained.
+//! failed join unexplained. With [`timestamp_arrivals`] it also says when each datagram
+//! arrived ([`RecvBatch::waited`]): how far behind the worker is, datagram by datagram, which
+//! is what `shed.rs` sheds stale media by.
 //!
 //! Safe code only: `nix`'s `sendmmsg`, `recvmmsg`, `poll` and `setsockopt` wrap the system calls.
 
@@ -25,7 +27,7 @@ use std::collections::VecDeque;
 use std::io::{IoSlice, IoSliceMut};
 use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd};
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime};
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -33,6 +35,7 @@ use nix::sys::socket::{
     ControlMessage, ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg,
     sendmmsg, setsockopt, sockopt,
 };
+use nix::sys::time::TimeSpec;
 use tracing::debug;
 
 /// Datagrams per `sendmmsg`. One forwarded packet to 200 subscribers is four calls; larger
@@ -206,6 +209,10 @@ pub struct RecvBatch {
     headers: MultiHeaders<SockaddrStorage>,
     /// Length and source of each datagram of the last read.
     got: Vec<(usize, SocketAddr)>,
+    /// When the kernel took each datagram of the last read in (see [`timestamp_arrivals`]),
+    /// and when the read was made.
+    arrived: Vec<Option<SystemTime>>,
+    read_at: SystemTime,
     /// `recvmmsg` calls.
     pub calls: u64,
     /// Datagrams read.
@@ -221,6 +228,8 @@ impl Default for RecvBatch {
             buffers: vec![[0; RECV_BUF]; RECV_BATCH],
             headers: Self::headers(),
             got: Vec::with_capacity(RECV_BATCH),
+            arrived: Vec::with_capacity(RECV_BATCH),
+            read_at: SystemTime::UNIX_EPOCH,
             calls: 0,
             datagrams: 0,
             overflowed: 0,
@@ -229,9 +238,10 @@ impl Default for RecvBatch {
 }
 
 impl RecvBatch {
-    /// With room for the drop count each datagram carries once the kernel dropped any.
+    /// With room for the drop count each datagram carries once the kernel dropped any, and
+    /// for its arrival time.
     fn headers() -> MultiHeaders<SockaddrStorage> {
-        MultiHeaders::preallocate(RECV_BATCH, Some(nix::cmsg_space!(u32)))
+        MultiHeaders::preallocate(RECV_BATCH, Some(nix::cmsg_space!(u32, TimeSpec)))
     }
 
     /// Read what is waiting, up to [`RECV_BATCH`] datagrams, without blocking. Returns how
@@ -240,6 +250,7 @@ impl RecvBatch {
     /// other peers.
     pub fn recv(&mut self, socket: &UdpSocket) -> usize {
         self.got.clear();
+        self.arrived.clear();
         // On the stack: `recvmmsg` borrows them for as long as their buffers.
         let mut buffers = self.buffers.iter_mut();
         let mut slices: [[IoSliceMut<'_>; 1]; RECV_BATCH] =
@@ -254,6 +265,7 @@ impl RecvBatch {
             None,
         ) {
             Ok(results) => {
+                self.read_at = SystemTime::now();
                 for m in results {
                     // Truncated: bigger than any WebRTC datagram, so junk. Keep the slot (the
                     // buffers line up with the results) but mark it empty.
@@ -265,11 +277,19 @@ impl RecvBatch {
                     let from = m.address.as_ref().and_then(to_std);
                     self.got.push((len, from.unwrap_or(UNKNOWN)));
                     // The count is the socket's total so far: keep the highest seen.
+                    let mut arrived = None;
                     for c in m.cmsgs().into_iter().flatten() {
-                        if let ControlMessageOwned::RxqOvfl(n) = c {
-                            self.overflowed = self.overflowed.max(n);
+                        match c {
+                            ControlMessageOwned::RxqOvfl(n) => {
+                                self.overflowed = self.overflowed.max(n);
+                            }
+                            ControlMessageOwned::ScmTimestampns(t) => {
+                                arrived = SystemTime::UNIX_EPOCH.checked_add(Duration::from(t));
+                            }
+                            _ => {}
                         }
                     }
+                    self.arrived.push(arrived);
                     // The kernel leaves each header's control length at what it used, and
                     // `recvmmsg` does not restore it: a slot that read a datagram before the
                     // first drop has no room for the count that every datagram after it
@@ -296,44 +316,31 @@ impl RecvBatch {
         }
         (from, &self.buffers[i][..len])
     }
+
+    /// How long datagram `i` of the last read waited in the socket before the read: `None`
+    /// without [`timestamp_arrivals`]. Zero if the clock went back meanwhile.
+    pub fn waited(&self, i: usize) -> Option<Duration> {
+        let arrived = self.arrived.get(i).copied().flatten()?;
+        Some(
+            self.read_at
+                .duration_since(arrived)
+                .unwrap_or(Duration::ZERO),
+        )
+    }
+}
+
+/// Asks the kernel to stamp each datagram with its arrival time (`SO_TIMESTAMPNS`; see
+/// [`RecvBatch::waited`]). The first socket of the system to ask turns stamping on arrival on
+/// a moment later (a deferred work item); a datagram that arrived before is stamped when read
+/// and reads as not having waited (never shed).
+pub fn timestamp_arrivals(socket: &UdpSocket) -> nix::Result<()> {
+    setsockopt(socket, sockopt::ReceiveTimestampns, &true)
 }
 
 /// Asks the kernel to attach to each datagram read how many it dropped on `socket` so far for a
 /// full receive buffer (`SO_RXQ_OVFL`; see [`RecvBatch::overflowed`]).
 pub fn count_overflow(socket: &UdpSocket) -> nix::Result<()> {
     setsockopt(socket, sockopt::RxqOvfl, &1)
-}
-
-/// The kernel's drops on a socket (see [`count_overflow`]) over time: their total, and what to
-/// warn about, at most once per [`Overflow::WARN_EVERY`] while it grows.
-#[derive(Debug, Default)]
-pub struct Overflow {
-    total: u32,
-    warned: u32,
-    next_warning: Option<Instant>,
-}
-
-impl Overflow {
-    /// The least time between two warnings.
-    pub const WARN_EVERY: Duration = Duration::from_secs(10);
-
-    /// The socket's drop count is `total` at `now`: how many were dropped since the last
-    /// warning, if it is time for another.
-    pub fn note(&mut self, now: Instant, total: u32) -> Option<u32> {
-        self.total = self.total.max(total);
-        if self.total == self.warned || self.next_warning.is_some_and(|t| now < t) {
-            return None;
-        }
-        let dropped = self.total - self.warned;
-        self.warned = self.total;
-        self.next_warning = Some(now + Self::WARN_EVERY);
-        Some(dropped)
-    }
-
-    /// Datagrams dropped so far.
-    pub fn total(&self) -> u64 {
-        u64::from(self.total)
-    }
 }
 
 /// Stands for a source address that could not be read (never a peer's).

@@ -24,11 +24,15 @@ use std::time::{Duration, Instant};
 use tracing::{debug, info, warn};
 
 use crate::sfu::DEFAULT_KEYFRAME_REQUEST_INTERVAL;
-use crate::udp::{self, Overflow, RecvBatch, SendQueue};
+use crate::shed::{Backlog, Spaced};
+use crate::udp::{self, RecvBatch, SendQueue};
 use crate::{
     LinkId, MediaEvent, ParticipantId, PeerId, RecordedFrame, RelayMessage, RoomId, Sfu, SfuConfig,
     SfuError, SfuStats,
 };
+
+mod apply;
+mod receive;
 
 /// Longest wait for a datagram when no timer is due. Bounds how stale `Instant::now()` gets;
 /// commands do not wait for it (they wake the worker).
@@ -221,6 +225,9 @@ impl MediaWorker {
         if let Err(e) = udp::count_overflow(&socket) {
             warn!(error = %e, "media socket drop count");
         }
+        if let Err(e) = udp::timestamp_arrivals(&socket) {
+            warn!(error = %e, "media socket arrival times (stale media cannot be shed)");
+        }
         let recv_buffer = sock.recv_buffer_size().unwrap_or(0);
         socket.set_nonblocking(true).map_err(io)?;
         let sfu = Sfu::new(SfuConfig {
@@ -274,7 +281,9 @@ impl MediaWorker {
                     stats_due: Instant::now(),
                     out: SendQueue::default(),
                     recv_calls: 0,
-                    overflow: Overflow::default(),
+                    overflow: Spaced::default(),
+                    shed: Spaced::default(),
+                    backlog: Backlog::default(),
                 };
                 worker.run();
                 info!(worker = %name, "media worker stopped");
@@ -434,7 +443,11 @@ struct Worker {
     /// `recvmmsg` calls, for [`SfuStats::udp_recv_calls`].
     recv_calls: u64,
     /// The kernel's drops on the socket, for [`SfuStats::udp_recv_overflow`] and a warning.
-    overflow: Overflow,
+    overflow: Spaced,
+    /// Stale media shed ([`SfuStats::rtp_shed`]), for a warning.
+    shed: Spaced,
+    /// What was read, by kind, and what it cost (see `shed.rs`).
+    backlog: Backlog,
 }
 
 impl Worker {
@@ -482,36 +495,7 @@ impl Worker {
             let n = batch.recv(&self.socket);
             self.recv_calls += 1;
             drained = n < udp::RECV_BATCH;
-            // One batch for the `Sfu`: each subscriber is sent what the read brought for it in
-            // one pass through its `Rtc`, at the end (see `Sfu::begin_batch`).
-            self.sfu.begin_batch();
-            for i in 0..n {
-                let (source, data) = batch.datagram(i);
-                if source == self.waker_addr || data.is_empty() {
-                    continue;
-                }
-                self.sfu
-                    .handle_receive(Instant::now(), source, self.local_addr, data);
-                // Send as we go, a batch at a time, rather than hold the whole read's datagrams.
-                self.queue_transmits();
-            }
-            self.sfu.end_batch(Instant::now());
-            self.queue_transmits();
-            // Timers once per read, not per datagram.
-            let now = Instant::now();
-            if self.sfu.poll_timeout().is_some_and(|t| t <= now) {
-                self.sfu.handle_timeout(now);
-            }
-            if now >= self.stats_due {
-                self.stats_due = now + STATS_EVERY;
-                if let Some(dropped) = self.overflow.note(now, batch.overflowed) {
-                    warn!(
-                        dropped,
-                        "media socket full: the worker fell behind (short of CPU) and the kernel dropped datagrams, joins among them"
-                    );
-                }
-                *self.stats.lock().unwrap_or_else(PoisonError::into_inner) = self.io_stats();
-            }
+            self.handle_read(&batch, n);
         }
     }
 
@@ -541,96 +525,6 @@ impl Worker {
             {
                 self.out.send_full_batches(&self.socket);
             }
-        }
-    }
-
-    fn apply(&mut self, command: Command) {
-        let now = Instant::now();
-        let (peer, command, result) = match command {
-            Command::AddPeer { peer } => {
-                let r = self.sfu.add_peer(now, peer.clone());
-                (peer, CommandKind::AddPeer, r)
-            }
-            Command::RemovePeer { peer } => {
-                self.sfu.remove_peer(now, &peer);
-                return;
-            }
-            Command::AcceptOffer { peer, sdp } => match self.sfu.accept_offer(now, &peer, &sdp) {
-                Ok(sdp) => {
-                    (self.sink)(WorkerEvent::Answer { peer, sdp });
-                    return;
-                }
-                Err(e) => (peer, CommandKind::AcceptOffer, Err(e)),
-            },
-            Command::AcceptAnswer { peer, sdp } => {
-                let r = self.sfu.accept_answer(now, &peer, &sdp);
-                (peer, CommandKind::AcceptAnswer, r)
-            }
-            Command::AddRemoteCandidate { peer, candidate } => {
-                let r = self.sfu.add_remote_candidate(now, &peer, &candidate);
-                (peer, CommandKind::AddRemoteCandidate, r)
-            }
-            Command::SetPublishPermission { peer, audio, video } => {
-                let r = self.sfu.set_publish_permission(now, &peer, audio, video);
-                (peer, CommandKind::SetPublishPermission, r)
-            }
-            Command::SetViewSize {
-                peer,
-                mid,
-                width,
-                height,
-                paused,
-            } => {
-                let r = self.sfu.set_view(now, &peer, &mid, width, height, paused);
-                (peer, CommandKind::SetViewSize, r)
-            }
-            Command::StartRecording {
-                room,
-                started,
-                sink,
-            } => {
-                self.sfu.start_recording(room.clone(), started);
-                self.record_sinks.insert(room, sink.0);
-                return;
-            }
-            Command::RecordingKeyframes { room } => {
-                self.sfu.request_recording_keyframes(now, &room);
-                return;
-            }
-            Command::RecordingKeyframe {
-                room,
-                participant,
-                track,
-            } => {
-                self.sfu
-                    .request_recording_keyframe(now, &room, &participant, track);
-                return;
-            }
-            Command::Link { own, other, to } => {
-                self.own = Some(own);
-                self.links.insert(other, to);
-                self.sfu.add_link(other);
-                return;
-            }
-            Command::Relay { from, message } => {
-                self.sfu.handle_relay(now, from, message);
-                return;
-            }
-            Command::StopRecording { room } => {
-                self.sfu.stop_recording(now, &room);
-                self.flush();
-                self.record_sinks.remove(&room);
-                return;
-            }
-            Command::Shutdown => return,
-        };
-        if let Err(error) = result {
-            debug!(room.id = %peer.room, participant.id = %peer.participant, ?command, error = %error, "media command refused");
-            (self.sink)(WorkerEvent::Failed {
-                peer,
-                command,
-                error,
-            });
         }
     }
 

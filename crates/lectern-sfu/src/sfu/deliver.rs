@@ -125,6 +125,10 @@ impl Sfu {
         let Some(pt) = out.map_pt(rtc, packet.pt, packet.params) else {
             return;
         };
+        if packet.resumes {
+            // After shed packets (see `shed.rs`): no gap for the subscriber to NACK.
+            out.seq.rebase();
+        }
         let Some(seq_out) = out.seq.rewrite(packet.seq, run) else {
             return;
         };

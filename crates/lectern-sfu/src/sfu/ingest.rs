@@ -70,17 +70,25 @@ pub(super) struct Ingested {
     pub ext: ExtensionValues,
     /// The decrypted payload, shared by every consumer.
     pub payload: Arc<[u8]>,
+    /// The first packet sent on after packets of its layer were shed (see `shed.rs`): each
+    /// subscriber's numbering continues right after the last packet it was sent, so it sees
+    /// no gap to NACK.
+    pub resumes: bool,
 }
 
 impl Sfu {
     /// Forward one RTP packet from a publisher: take it in once, then deliver it to every
     /// subscriber of its track. See the module docs for the two steps.
     pub(super) fn forward(&mut self, now: Instant, key: PeerKey, packet: RtpPacket) {
-        let Some(packet) = self.ingest(now, key, packet) else {
+        let Some(mut packet) = self.ingest(now, key, packet) else {
             return;
         };
         if !self.recordings.is_empty() {
             self.record(now, &packet);
+        }
+        // Stale (the worker fell behind): taken in and recorded, but sent no further.
+        if !self.passes_shed(now, &mut packet, self.shedding) {
+            return;
         }
         if !self.relay_to.is_empty() {
             self.relay(&packet);
@@ -163,6 +171,7 @@ impl Sfu {
             marker: packet.header.marker,
             ext: forwarded_extensions(&packet.header.ext_vals),
             payload: packet.payload,
+            resumes: false,
         })
     }
 }

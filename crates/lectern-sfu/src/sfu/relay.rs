@@ -433,7 +433,11 @@ impl Sfu {
         }
         packet.source = key;
         packet.track = track;
-        self.deliver(now, &packet);
+        // Relayed long after it arrived: this worker is behind on its channel.
+        let stale = now.saturating_duration_since(packet.arrived) > crate::shed::STALE_AFTER;
+        if self.passes_shed(now, &mut packet, stale) {
+            self.deliver(now, &packet);
+        }
     }
 
     /// A keyframe request for a mirror's track goes to the SFU it is published on.

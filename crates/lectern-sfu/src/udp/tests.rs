@@ -4,7 +4,7 @@
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::process::Command;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::*;
 
@@ -137,6 +137,16 @@ fn recv_batch_reads_several_datagrams_at_once() {
 
 #[test]
 fn the_kernels_drops_on_a_full_socket_are_counted() {
+    drops_are_counted(false);
+}
+
+/// As the worker reads: arrival times in the same control buffer as the drop count.
+#[test]
+fn the_kernels_drops_are_counted_with_arrival_times() {
+    drops_are_counted(true);
+}
+
+fn drops_are_counted(with_arrival_times: bool) {
     let a = bind();
     let b = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
     // The smallest receive buffer the kernel allows: a few datagrams fill it.
@@ -144,6 +154,9 @@ fn the_kernels_drops_on_a_full_socket_are_counted() {
         .set_recv_buffer_size(1024)
         .unwrap();
     count_overflow(&b).unwrap();
+    if with_arrival_times {
+        timestamp_arrivals(&b).unwrap();
+    }
     let to = b.local_addr().unwrap();
     // Loopback queues or drops each datagram before `send_to` returns.
     for seq in 0..500u32 {
@@ -178,20 +191,6 @@ fn the_kernels_drops_on_a_full_socket_are_counted() {
         "each datagram read or counted as dropped"
     );
     assert!(sent <= 502, "the count came only after {sent} datagrams");
-}
-
-#[test]
-fn overflow_warnings_are_spaced() {
-    let t = Instant::now();
-    let mut o = Overflow::default();
-    assert_eq!(o.note(t, 0), None);
-    assert_eq!(o.note(t, 5), Some(5));
-    // More drops within the spacing: counted, warned about later, all at once.
-    assert_eq!(o.note(t + Duration::from_secs(1), 12), None);
-    assert_eq!(o.total(), 12);
-    assert_eq!(o.note(t + Overflow::WARN_EVERY, 12), Some(7));
-    // Nothing new, nothing to say.
-    assert_eq!(o.note(t + Overflow::WARN_EVERY * 3, 12), None);
 }
 
 #[test]
@@ -264,4 +263,80 @@ fn a_full_send_buffer_loses_and_reorders_nothing() {
     }
     assert_eq!(stats.sent, 3000);
     assert_eq!((stats.failed, stats.dropped), (0, 0));
+}
+
+/// Wait until the kernel stamps datagrams to `b` when they arrive. The first socket that asks
+/// for timestamps turns them on for the whole stack a moment later (a deferred work item);
+/// until then a datagram is stamped when it is read, and reads as not having waited.
+fn stamped_on_arrival(a: &UdpSocket, b: &UdpSocket) {
+    let to = b.local_addr().unwrap();
+    let deadline = Instant::now() + DEADLINE;
+    let mut batch = RecvBatch::default();
+    loop {
+        a.send_to(&[0x80, 96, 0, 0], to).unwrap();
+        let sent = SystemTime::now();
+        wait(b, Duration::from_millis(100), false);
+        if batch.recv(b) == 1 && batch.arrived[0].is_some_and(|t| t <= sent) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "datagrams never stamped on arrival"
+        );
+    }
+}
+
+/// A worker behind its socket: RTP-like datagrams wait in it past a threshold, then a STUN
+/// check arrives. Read with their arrival times, the old RTP is stale (shed) and the check is
+/// not (handled), by the kernel's timestamps alone.
+#[test]
+fn media_that_waited_in_the_socket_is_stale_and_a_check_behind_it_is_not() {
+    const THRESHOLD: Duration = Duration::from_millis(50);
+    let a = bind();
+    let b = bind();
+    timestamp_arrivals(&b).unwrap();
+    count_overflow(&b).unwrap();
+    let to = b.local_addr().unwrap();
+    stamped_on_arrival(&a, &b);
+    // RTP (VP8, payload type 96), then RTCP (a receiver report) from a subscriber.
+    let mut rtp = datagram(0, 0, 300);
+    rtp[..2].copy_from_slice(&[0x80, 96]);
+    let mut rtcp = datagram(0, 0, 32);
+    rtcp[..2].copy_from_slice(&[0x81, 201]);
+    for _ in 0..20 {
+        a.send_to(&rtp, to).unwrap();
+    }
+    a.send_to(&rtcp, to).unwrap();
+    // Loopback queues each datagram before `send_to` returns: from here on they age.
+    let queued = Instant::now();
+    // Let them age past the threshold: wait for the condition, with a deadline.
+    let deadline = queued + DEADLINE;
+    while queued.elapsed() <= THRESHOLD {
+        assert!(Instant::now() < deadline);
+        // Nothing else arrives on `a`: a wait that ends by its timeout.
+        wait(&a, THRESHOLD, false);
+    }
+    let stun = [0x00, 0x01, 0x00, 0x00];
+    a.send_to(&stun, to).unwrap();
+
+    let mut batch = RecvBatch::default();
+    let (mut shed, mut handled) = (Vec::new(), Vec::new());
+    while shed.len() + handled.len() < 22 && Instant::now() < deadline {
+        wait(&b, Duration::from_millis(100), false);
+        for i in 0..batch.recv(&b) {
+            let kind = crate::shed::Kind::of(batch.datagram(i).1);
+            if crate::shed::is_stale(kind, batch.waited(i), THRESHOLD) {
+                shed.push(kind);
+            } else {
+                handled.push(kind);
+            }
+        }
+    }
+    use crate::shed::Kind;
+    assert_eq!(shed, vec![Kind::Rtp; 20], "the RTP that waited is shed");
+    assert_eq!(
+        handled,
+        vec![Kind::Rtcp, Kind::Stun],
+        "RTCP and STUN handled"
+    );
 }

@@ -11,5 +11,6 @@ mod quality;
 mod recording;
 mod relay;
 mod reuse;
+mod shed;
 mod support;
 mod worker;

@@ -497,6 +497,9 @@ pub struct Net {
     pub relayed: Vec<(usize, usize)>,
     /// Relaying between SFUs stops (to show what depends on it).
     pub relay_off: bool,
+    /// Relayed media held back instead of handed over: (to, from, message), for the test to
+    /// hand over later (a worker behind on its channel).
+    pub held_relays: Option<Vec<(usize, LinkId, lectern_sfu::RelayMessage)>>,
     pub clients: Vec<Client>,
     pub events: Vec<MediaEvent>,
     /// Answer SFU offers automatically (as the browser client does).
@@ -585,6 +588,7 @@ impl Net {
             linked: Vec::new(),
             relayed: vec![(0, 0)],
             relay_off: false,
+            held_relays: None,
             clients: Vec::new(),
             events: Vec::new(),
             auto_answer: true,
@@ -864,6 +868,10 @@ impl Net {
                 seen.1 += 1;
             }
             if self.relay_off && message.is_media() {
+                continue;
+            }
+            if let Some(held) = self.held_relays.as_mut().filter(|_| message.is_media()) {
+                held.push((to.0 as usize, LinkId(on as u32), message));
                 continue;
             }
             let sfu = self.sfu_at(to.0 as usize);
