@@ -343,6 +343,22 @@ pub fn count_overflow(socket: &UdpSocket) -> nix::Result<()> {
     setsockopt(socket, sockopt::RxqOvfl, &1)
 }
 
+/// Sends `socket`'s IPv4 datagrams with Don't Fragment and never fragments them itself,
+/// whatever path MTU the kernel learned (`IP_PMTUDISC_PROBE`, as QUIC stacks do). WebRTC keeps
+/// its datagrams under its own MTU (str0m's DTLS and SCTP ~1,150 bytes; RTP is forwarded at the
+/// size it arrived in), so nothing needs the kernel to fragment it. What it saves: by default
+/// (`IP_PMTUDISC_WANT`) the kernel may fragment a datagram of an unconnected UDP socket, so it
+/// draws an IP ID for each from its shared hashed generator (`__ip_select_ident`, 3.3% of the
+/// server's CPU when forwarding to 200 students, docs/BENCHMARKS.md); with this it writes 0
+/// (RFC 6864). An IPv6 socket has no IP ID to draw and is left as it is.
+pub fn dont_fragment(socket: &UdpSocket) -> std::io::Result<()> {
+    if socket.local_addr()?.is_ipv4() {
+        use rustix::net::sockopt::{Ipv4PathMtuDiscovery, set_ip_mtu_discover};
+        set_ip_mtu_discover(socket, Ipv4PathMtuDiscovery::PROBE)?;
+    }
+    Ok(())
+}
+
 /// Stands for a source address that could not be read (never a peer's).
 const UNKNOWN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, 0));
 

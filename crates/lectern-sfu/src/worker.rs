@@ -225,6 +225,9 @@ impl MediaWorker {
         if let Err(e) = udp::count_overflow(&socket) {
             warn!(error = %e, "media socket drop count");
         }
+        if let Err(e) = udp::dont_fragment(&socket) {
+            warn!(error = %e, "media socket Don't Fragment");
+        }
         if let Err(e) = udp::timestamp_arrivals(&socket) {
             warn!(error = %e, "media socket arrival times (stale media cannot be shed)");
         }

@@ -340,3 +340,74 @@ fn media_that_waited_in_the_socket_is_stale_and_a_check_behind_it_is_not() {
         "RTCP and STUN handled"
     );
 }
+
+/// A media socket's IPv4 datagrams leave with Don't Fragment set and an IP ID of 0 (the
+/// kernel's cheap path, see [`dont_fragment`]). Read on the wire through a raw socket, which
+/// needs CAP_NET_RAW (root, as CI runs): without it only the option itself is checked.
+#[test]
+fn media_datagrams_are_sent_with_dont_fragment() {
+    use std::io::Read;
+    use std::os::fd::OwnedFd;
+
+    use nix::sys::socket::{AddressFamily, SockFlag, SockProtocol, SockType, socket};
+    use rustix::net::sockopt::{Ipv4PathMtuDiscovery, ip_mtu_discover};
+
+    let a = bind();
+    let b = bind();
+    dont_fragment(&a).unwrap();
+    assert_eq!(ip_mtu_discover(&a).unwrap(), Ipv4PathMtuDiscovery::PROBE);
+    assert_ne!(
+        ip_mtu_discover(&b).unwrap(),
+        Ipv4PathMtuDiscovery::PROBE,
+        "not the default"
+    );
+
+    let raw: OwnedFd = match socket(
+        AddressFamily::Inet,
+        SockType::Raw,
+        SockFlag::empty(),
+        SockProtocol::Udp,
+    ) {
+        Ok(fd) => fd,
+        Err(e) => {
+            eprintln!("skipped the check on the wire: no raw socket ({e}; needs CAP_NET_RAW)");
+            return;
+        }
+    };
+    let mut raw = socket2::Socket::from(raw);
+    raw.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let to = b.local_addr().unwrap();
+    // The IPv4 header's identification and flags of the first datagram from `from` to `b`.
+    let mut on_the_wire = |from: &UdpSocket| -> (u16, bool) {
+        let payload = b"lectern dont-fragment probe";
+        let deadline = Instant::now() + DEADLINE;
+        let mut next_send = Instant::now();
+        loop {
+            assert!(
+                Instant::now() < deadline,
+                "the datagram never showed on the raw socket"
+            );
+            // Again now and then: the raw socket sees every UDP datagram of the machine, and
+            // may have dropped ours behind other tests' traffic.
+            if Instant::now() >= next_send {
+                from.send_to(payload, to).unwrap();
+                next_send = Instant::now() + Duration::from_millis(200);
+            }
+            let mut buf = [0u8; 2048];
+            let Ok(n) = raw.read(&mut buf) else { continue };
+            let ihl = usize::from(buf[0] & 0x0f) * 4;
+            let dst_port = u16::from_be_bytes([buf[ihl + 2], buf[ihl + 3]]);
+            if dst_port == to.port() && buf[ihl + 8..n] == payload[..] {
+                let id = u16::from_be_bytes([buf[4], buf[5]]);
+                let df = u16::from_be_bytes([buf[6], buf[7]]) & 0x4000 != 0;
+                return (id, df);
+            }
+        }
+    };
+    assert_eq!(on_the_wire(&a), (0, true), "IP ID 0 and DF with the option");
+    // What the option changed: a default socket (`IP_PMTUDISC_WANT`) sets DF too, but lets the
+    // kernel fragment, so its IDs come from the shared generator (two of them both 0: 1 in 2^32).
+    let ids = [on_the_wire(&b).0, on_the_wire(&b).0];
+    assert_ne!(ids, [0, 0], "a default socket's IP IDs");
+}
